@@ -1,0 +1,365 @@
+//! What a plugin's store holds and the host imports it may call: `host` (log,
+//! clock), `state`, and empty WASI. Every host call is counted and every byte
+//! copied out of the guest is charged against the call's budget; a plugin that
+//! floods the host is trapped, not served.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Result as WasmResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::api::{host, records, segments, state, strategies, types};
+use crate::call::{LogLevel, LogLine};
+use crate::limits::Limits;
+use crate::state::{StateError, StateScope, StateStore};
+
+/// A limit the host enforces inside a call; raised as a trap and classified
+/// into a [`crate::TrapReason`] afterwards.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum HostLimit {
+    #[error("more than {limit} host calls")]
+    HostCalls { limit: u64 },
+    #[error("more than {limit} bytes passed to host calls")]
+    GuestBytes { limit: u64 },
+    #[error("memory limit of {limit} bytes exceeded (asked for {requested})")]
+    Memory { limit: u64, requested: u64 },
+    #[error("table limit of {limit} elements exceeded (asked for {requested})")]
+    Table { limit: u64, requested: u64 },
+}
+
+/// A failure of the host itself during a call (not the plugin's fault).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct HostFault(pub String);
+
+/// Tracks linear memory and tables against the plugin's limits, and the peak.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    memory_limit: u64,
+    table_limit: u64,
+    instances: usize,
+    memory: u64,
+    tables: u64,
+    pub peak_memory: u64,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Self {
+        Limiter {
+            memory_limit: limits.memory_bytes,
+            table_limit: limits.table_elements,
+            instances: limits.instances,
+            memory: 0,
+            tables: 0,
+            peak_memory: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> WasmResult<bool> {
+        let next = self.memory - current as u64 + desired as u64;
+        if next > self.memory_limit {
+            return Err(wasmtime::Error::new(HostLimit::Memory {
+                limit: self.memory_limit,
+                requested: next,
+            }));
+        }
+        self.memory = next;
+        self.peak_memory = self.peak_memory.max(next);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> WasmResult<bool> {
+        let next = self.tables - current as u64 + desired as u64;
+        if next > self.table_limit {
+            return Err(wasmtime::Error::new(HostLimit::Table {
+                limit: self.table_limit,
+                requested: next,
+            }));
+        }
+        self.tables = next;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+    fn tables(&self) -> usize {
+        self.instances
+    }
+    fn memories(&self) -> usize {
+        self.instances
+    }
+}
+
+/// The plugin's view of its state during one call: reads see the call's own
+/// writes; writes are applied by [`StateTxn::commit`] only if the call succeeds.
+#[derive(Debug)]
+pub(crate) struct StateTxn {
+    store: Arc<dyn StateStore>,
+    scope: StateScope,
+    quota: u64,
+    overlay: BTreeMap<String, Option<Vec<u8>>>,
+    projected: Option<u64>,
+}
+
+impl StateTxn {
+    pub fn new(store: Arc<dyn StateStore>, scope: StateScope, quota: u64) -> Self {
+        StateTxn {
+            store,
+            scope,
+            quota,
+            overlay: BTreeMap::new(),
+            projected: None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        match self.overlay.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(&self.scope, key),
+        }
+    }
+
+    fn size_of(&self, key: &str) -> Result<u64, StateError> {
+        Ok(self
+            .get(key)?
+            .map(|v| (key.len() + v.len()) as u64)
+            .unwrap_or(0))
+    }
+
+    fn put(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), StateError> {
+        let projected = match self.projected {
+            Some(p) => p,
+            None => self.store.usage(&self.scope)?,
+        };
+        let old = self.size_of(&key)?;
+        let new = value
+            .as_ref()
+            .map(|v| (key.len() + v.len()) as u64)
+            .unwrap_or(0);
+        let next = projected - old.min(projected) + new;
+        if next > self.quota {
+            self.projected = Some(projected);
+            return Err(StateError::Quota {
+                quota: self.quota,
+                needed: next,
+            });
+        }
+        self.projected = Some(next);
+        self.overlay.insert(key, value);
+        Ok(())
+    }
+
+    fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        let mut keys: std::collections::BTreeSet<String> = self
+            .store
+            .keys(
+                &self.scope,
+                prefix,
+                limit.saturating_add(self.overlay.len()),
+            )?
+            .into_iter()
+            .collect();
+        for (key, value) in self.overlay.range(prefix.to_string()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if value.is_some() {
+                keys.insert(key.clone());
+            } else {
+                keys.remove(key);
+            }
+        }
+        Ok(keys.into_iter().take(limit).collect())
+    }
+
+    /// Applies the call's writes atomically.
+    pub fn commit(self) -> Result<(), StateError> {
+        if self.overlay.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<_> = self.overlay.into_iter().collect();
+        self.store.apply(&self.scope, &writes, self.quota)
+    }
+}
+
+/// The data of one plugin call's store.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    pub host_calls: u64,
+    pub guest_bytes: u64,
+    max_host_calls: u64,
+    max_guest_bytes: u64,
+    max_log_lines: u32,
+    max_log_line_bytes: usize,
+    pub logs: Vec<LogLine>,
+    pub logs_dropped: u32,
+    /// "Now" for this call, in ms since the epoch.
+    now_ms: i64,
+    pub state: Option<StateTxn>,
+    /// `name@version` for log lines.
+    label: Arc<str>,
+}
+
+impl HostState {
+    pub fn new(limits: &Limits, now_ms: i64, state: Option<StateTxn>, label: Arc<str>) -> Self {
+        // No environment, arguments, preopened directories, sockets or stdio:
+        // WASI is linked only because std guests import it.
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits),
+            host_calls: 0,
+            guest_bytes: 0,
+            max_host_calls: limits.host_calls,
+            max_guest_bytes: limits.guest_bytes,
+            max_log_lines: limits.log_lines,
+            max_log_line_bytes: limits.log_line_bytes,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            now_ms,
+            state,
+            label,
+        }
+    }
+
+    /// Counts one host call that copies `bytes` out of the guest.
+    fn charge(&mut self, bytes: usize) -> WasmResult<()> {
+        self.host_calls += 1;
+        if self.host_calls > self.max_host_calls {
+            return Err(wasmtime::Error::new(HostLimit::HostCalls {
+                limit: self.max_host_calls,
+            }));
+        }
+        self.guest_bytes = self.guest_bytes.saturating_add(bytes as u64);
+        if self.guest_bytes > self.max_guest_bytes {
+            return Err(wasmtime::Error::new(HostLimit::GuestBytes {
+                limit: self.max_guest_bytes,
+            }));
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> WasmResult<&mut StateTxn> {
+        // Unreachable by construction: `state` is linked only with a grant.
+        self.state
+            .as_mut()
+            .ok_or_else(|| wasmtime::Error::new(HostFault("state is not granted".into())))
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+impl records::Host for HostState {}
+impl segments::Host for HostState {}
+impl strategies::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: host::Level, message: String) -> WasmResult<()> {
+        self.charge(message.len())?;
+        if self.logs.len() as u32 >= self.max_log_lines {
+            self.logs_dropped = self.logs_dropped.saturating_add(1);
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > self.max_log_line_bytes {
+            let mut end = self.max_log_line_bytes;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let level = match level {
+            host::Level::Trace => LogLevel::Trace,
+            host::Level::Debug => LogLevel::Debug,
+            host::Level::Info => LogLevel::Info,
+            host::Level::Warn => LogLevel::Warn,
+            host::Level::Error => LogLevel::Error,
+        };
+        let plugin = &*self.label;
+        match level {
+            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+        self.logs.push(LogLine { level, message });
+        Ok(())
+    }
+
+    fn now(&mut self) -> WasmResult<types::Timestamp> {
+        self.charge(0)?;
+        Ok(self.now_ms)
+    }
+}
+
+fn state_error(e: StateError) -> WasmResult<types::Error> {
+    match e {
+        StateError::Quota { .. } => Ok(types::Error::Unavailable(e.to_string())),
+        StateError::Backend(detail) => Err(wasmtime::Error::new(HostFault(detail))),
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> WasmResult<Option<Vec<u8>>> {
+        self.charge(key.len())?;
+        self.state()?
+            .get(&key)
+            .map_err(|e| wasmtime::Error::new(HostFault(e.to_string())))
+    }
+
+    fn put(&mut self, key: String, value: Vec<u8>) -> WasmResult<Result<(), types::Error>> {
+        self.charge(key.len() + value.len())?;
+        match self.state()?.put(key, Some(value)) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => state_error(e).map(Err),
+        }
+    }
+
+    fn delete(&mut self, key: String) -> WasmResult<()> {
+        self.charge(key.len())?;
+        match self.state()?.put(key, None) {
+            Ok(()) => Ok(()),
+            Err(e) => state_error(e).map(|_| ()),
+        }
+    }
+
+    fn keys(&mut self, prefix: String, limit: u32) -> WasmResult<Vec<String>> {
+        self.charge(prefix.len())?;
+        let keys = self
+            .state()?
+            .keys(&prefix, limit.min(10_000) as usize)
+            .map_err(|e| wasmtime::Error::new(HostFault(e.to_string())))?;
+        Ok(keys)
+    }
+}

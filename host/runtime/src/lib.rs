@@ -1,0 +1,34 @@
+//! Tessera's plugin runtime: one wasmtime [`Runtime`] per process, the sandbox
+//! each plugin call runs in, the host-owned compile cache and the bindings of
+//! every contract version the host serves.
+//!
+//! The runtime knows nothing about customer data: callers hand it columnar
+//! views and get results back with their cost. It never loads precompiled code
+//! it did not compile itself.
+
+pub mod bindings;
+mod cache;
+mod call;
+mod error;
+mod host;
+mod limits;
+mod manifest;
+mod output;
+mod plugin;
+mod quarantine;
+mod runtime;
+mod state;
+mod version;
+
+pub use bindings::v0_1 as api;
+pub use cache::ComponentCache;
+pub use call::{Called, Cost, LogLine};
+pub use error::{CallError, InstallError, PluginError, TrapReason};
+pub use limits::{Limits, RuntimeConfig};
+pub use manifest::{ParamError, resolve_params};
+pub use plugin::{Grants, InstallRequest, Plugin, PluginInfo, PluginKind};
+pub use quarantine::QuarantinePolicy;
+pub use runtime::Runtime;
+pub use runtime::StartError;
+pub use state::{MemoryState, StateError, StateScope, StateStore};
+pub use version::{WIT_VERSION_SECTION, WitVersion, detect_version};

@@ -1,0 +1,159 @@
+//! Sandbox limits: per-plugin [`Limits`] (what one call may use) and the
+//! engine-wide [`RuntimeConfig`] (pool sizes and the caps no grant may exceed).
+//! The defaults and why they were chosen are in `docs/architecture.md`.
+
+use std::time::Duration;
+
+/// What one plugin call may use. Fuel and time scale with the call's size
+/// (rows of a batch, bytes of a chunk, actions to deliver), so a batch of
+/// 10,000 gets proportionally more than a batch of one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Fuel for any call, before scaling (one unit ≈ one wasm instruction).
+    pub fuel_base: u64,
+    /// Extra fuel per unit of work (row, 64-byte block, action).
+    pub fuel_per_unit: u64,
+    /// Wall time for any call, before scaling.
+    pub time_base: Duration,
+    /// Extra wall time per unit of work.
+    pub time_per_unit: Duration,
+    /// Linear memory, all memories of the instance together.
+    pub memory_bytes: u64,
+    /// Elements of all tables together.
+    pub table_elements: u64,
+    /// Core instances, tables and memories one component may create.
+    pub instances: usize,
+    /// Host calls (log, clock, state) in one call.
+    pub host_calls: u64,
+    /// Bytes the host copies out of the guest through host calls
+    /// (log lines, state keys and values).
+    pub guest_bytes: u64,
+    /// Size of one call's result, measured after lifting it.
+    pub output_bytes: u64,
+    /// Log lines kept per call; the rest are dropped and counted.
+    pub log_lines: u32,
+    /// Longest log line kept; longer ones are cut.
+    pub log_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel_base: 200_000_000,
+            fuel_per_unit: 50_000,
+            time_base: Duration::from_secs(2),
+            time_per_unit: Duration::from_micros(200),
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            instances: 64,
+            host_calls: 100_000,
+            guest_bytes: 8 << 20,
+            output_bytes: 32 << 20,
+            log_lines: 100,
+            log_line_bytes: 2048,
+        }
+    }
+}
+
+impl Limits {
+    /// Fuel for a call of `units` units of work.
+    pub fn fuel_for(&self, units: u64) -> u64 {
+        self.fuel_base
+            .saturating_add(self.fuel_per_unit.saturating_mul(units))
+    }
+
+    /// Wall time for a call of `units` units of work.
+    pub fn time_for(&self, units: u64) -> Duration {
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        self.time_base
+            .saturating_add(self.time_per_unit.saturating_mul(units))
+    }
+
+    /// Checks these limits against the operator's caps.
+    pub fn check_within(&self, caps: &Limits) -> Result<(), String> {
+        let over = |what: &str, asked: String, cap: String| {
+            Err(format!(
+                "{what} of {asked} is over the operator cap of {cap}"
+            ))
+        };
+        if self.fuel_base > caps.fuel_base || self.fuel_per_unit > caps.fuel_per_unit {
+            return over(
+                "fuel",
+                format!("{} + {}/unit", self.fuel_base, self.fuel_per_unit),
+                format!("{} + {}/unit", caps.fuel_base, caps.fuel_per_unit),
+            );
+        }
+        if self.time_base > caps.time_base || self.time_per_unit > caps.time_per_unit {
+            return over(
+                "time",
+                format!("{:?} + {:?}/unit", self.time_base, self.time_per_unit),
+                format!("{:?} + {:?}/unit", caps.time_base, caps.time_per_unit),
+            );
+        }
+        if self.memory_bytes > caps.memory_bytes {
+            return over(
+                "memory",
+                self.memory_bytes.to_string(),
+                caps.memory_bytes.to_string(),
+            );
+        }
+        if self.table_elements > caps.table_elements {
+            return over(
+                "table size",
+                self.table_elements.to_string(),
+                caps.table_elements.to_string(),
+            );
+        }
+        if self.output_bytes > caps.output_bytes || self.guest_bytes > caps.guest_bytes {
+            return over(
+                "output/copy size",
+                format!("{}/{}", self.output_bytes, self.guest_bytes),
+                format!("{}/{}", caps.output_bytes, caps.guest_bytes),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Engine-wide settings: fixed for the life of a [`crate::Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The caps no plugin's limits may exceed; also the pool's slot sizes.
+    pub caps: Limits,
+    /// Plugin calls that may run at once (the pool's instance slots).
+    pub concurrent_calls: u32,
+    /// How often the epoch ticker advances; the granularity of time limits.
+    pub epoch_tick: Duration,
+    /// Fuel metering. Off only in benchmarks that measure its cost.
+    pub fuel: bool,
+    /// Epoch interruption. Off only in benchmarks that measure its cost.
+    pub epochs: bool,
+    /// Where compiled components are cached; `None` keeps them in memory only.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            caps: Limits {
+                fuel_base: 20_000_000_000,
+                fuel_per_unit: 5_000_000,
+                time_base: Duration::from_secs(60),
+                time_per_unit: Duration::from_millis(10),
+                memory_bytes: 1 << 30,
+                table_elements: 200_000,
+                instances: 128,
+                host_calls: 10_000_000,
+                guest_bytes: 256 << 20,
+                output_bytes: 512 << 20,
+                log_lines: 10_000,
+                log_line_bytes: 16 << 10,
+            },
+            concurrent_calls: 256,
+            epoch_tick: Duration::from_millis(1),
+            fuel: true,
+            epochs: true,
+            cache_dir: None,
+        }
+    }
+}

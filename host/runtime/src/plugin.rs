@@ -1,0 +1,719 @@
+//! An installed [`Plugin`] and the sandboxed call path: every call gets a
+//! fresh `Store` from the plugin's pre-instantiated component, with its
+//! limits, fuel budget and epoch deadline, and returns its result with its cost.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use crate::api::connector::ConnectorPre;
+use crate::api::records::{Action, DeliveryReport, Modes, Page, ParseOutput};
+use crate::api::segment::SegmentPre;
+use crate::api::segments::Memberships;
+use crate::api::strategies::{ActionSpec, Context, Decision, FeedbackBatch, Forecast};
+use crate::api::strategy::StrategyPre;
+use crate::api::types::{self, FieldValue, Manifest, ProfileBatch};
+use crate::api::{host, records, segments, state, strategies};
+use crate::call::{Called, Cost, Failure, classify};
+use crate::host::{HostState, StateTxn};
+use crate::manifest::{check_manifest, resolve_params};
+use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships};
+use crate::quarantine::Health;
+use crate::runtime::RuntimeInner;
+use crate::{
+    CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
+    TrapReason, WitVersion, detect_version,
+};
+
+/// The world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginKind {
+    Connector,
+    Segment,
+    Strategy,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Connector => "connector",
+            PluginKind::Segment => "segment",
+            PluginKind::Strategy => "strategy",
+        }
+    }
+}
+
+impl std::str::FromStr for PluginKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "connector" => Ok(PluginKind::Connector),
+            "segment" => Ok(PluginKind::Segment),
+            "strategy" => Ok(PluginKind::Strategy),
+            other => Err(format!(
+                "unknown plugin kind `{other}`; expected connector, segment or strategy"
+            )),
+        }
+    }
+}
+
+/// What the operator granted a plugin. Capability = linking: an import that
+/// is not granted is not in the plugin's linker, and installing a component
+/// that imports it fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Bytes of plugin state (keys + values); 0 = the `state` import is not linked.
+    pub state_quota: u64,
+}
+
+/// Everything [`crate::Runtime::install`] needs besides the component bytes.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    pub kind: PluginKind,
+    pub grants: Grants,
+    pub limits: Limits,
+    /// The tenant the plugin is installed for; scopes its state.
+    pub tenant: String,
+    /// Where the plugin's state lives.
+    pub state: Arc<dyn StateStore>,
+}
+
+/// What an installed plugin declared about itself.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub kind: PluginKind,
+    pub wit_version: WitVersion,
+    pub manifest: Manifest,
+    /// Strategy plugins: the actions they choose among.
+    pub actions: Vec<ActionSpec>,
+    /// Connector plugins: which of parse / pull / deliver they serve.
+    pub modes: Option<Modes>,
+    /// SHA-256 of the component bytes, hex.
+    pub content_hash: String,
+    /// Whether installing compiled the component (false: loaded from the cache).
+    pub compiled: bool,
+}
+
+impl PluginInfo {
+    /// `name@version`, as plugins are named in errors and logs.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+enum Pre {
+    Connector(ConnectorPre<HostState>),
+    Segment(SegmentPre<HostState>),
+    Strategy(StrategyPre<HostState>),
+}
+
+/// An installed plugin. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Sandbox>,
+    info: Arc<PluginInfo>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("plugin", &self.inner.label)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Sandbox {
+    runtime: Arc<RuntimeInner>,
+    pre: Pre,
+    limits: Limits,
+    grants: Grants,
+    state: Arc<dyn StateStore>,
+    scope: StateScope,
+    health: Health,
+    label: String,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn plugin_error(error: types::Error) -> PluginError {
+    match error {
+        types::Error::InvalidInput(m) => PluginError::InvalidInput(m),
+        types::Error::InvalidConfig(m) => PluginError::InvalidConfig(m),
+        types::Error::Unavailable(m) => PluginError::Unavailable(m),
+        types::Error::Internal(m) => PluginError::Internal(m),
+    }
+}
+
+/// WASI packages whose (empty) implementation is linked for std guests.
+const WASI_PACKAGES: &[&str] = &["io", "cli", "clocks", "random", "filesystem", "sockets"];
+
+fn check_imports(
+    component: &Component,
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+    grants: &Grants,
+) -> Result<(), InstallError> {
+    let refuse = |import: &str, why: &str| InstallError::UngrantedImport {
+        import: import.to_string(),
+        kind: kind.as_str().to_string(),
+        why: why.to_string(),
+    };
+    for (name, _) in component.component_type().imports(engine) {
+        if let Some(rest) = name.strip_prefix("wasi:") {
+            let package = rest.split(['/', '@']).next().unwrap_or("");
+            if WASI_PACKAGES.contains(&package) {
+                continue;
+            }
+            return Err(refuse(
+                name,
+                "plugins get no WASI capability beyond an empty environment",
+            ));
+        }
+        let Some(rest) = name.strip_prefix("tessera:plugin/") else {
+            return Err(refuse(name, "Tessera provides no such import"));
+        };
+        let interface = rest.split('@').next().unwrap_or(rest);
+        match (interface, kind) {
+            // `records`, `segments` and `strategies` define only types, so they
+            // grant nothing; an SDK built for all worlds may import all three.
+            ("types" | "host" | "records" | "segments" | "strategies", _) => {}
+            ("state", _) if grants.state_quota > 0 => {}
+            ("state", _) => return Err(refuse(name, "no state quota was granted")),
+            ("http", PluginKind::Connector) => {
+                return Err(refuse(name, "no outbound hosts were granted"));
+            }
+            ("http", _) => return Err(refuse(name, "outbound HTTP is only for connectors")),
+            (other, _) => {
+                return Err(refuse(
+                    name,
+                    &format!("`{other}` is not part of the {} world", kind.as_str()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn linker_for(engine: &wasmtime::Engine, grants: &Grants) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    records::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    segments::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    strategies::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    if grants.state_quota > 0 {
+        state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    }
+    Ok(linker)
+}
+
+impl Plugin {
+    pub(crate) fn install(
+        runtime: Arc<RuntimeInner>,
+        bytes: &[u8],
+        request: InstallRequest,
+    ) -> Result<Plugin, InstallError> {
+        let InstallRequest {
+            kind,
+            grants,
+            limits,
+            tenant,
+            state,
+        } = request;
+        let wit_version = detect_version(bytes)?;
+        limits
+            .check_within(&runtime.config.caps)
+            .map_err(InstallError::LimitsOverCap)?;
+        let engine = &runtime.engine;
+        let (component, compiled) = runtime.cache.get_or_compile(engine, bytes)?;
+        check_imports(&component, engine, kind, &grants)?;
+
+        let mismatch = |e: wasmtime::Error| InstallError::WorldMismatch {
+            world: kind.as_str().to_string(),
+            version: wit_version.as_str().to_string(),
+            detail: format!("{e:#}"),
+        };
+        let linker =
+            linker_for(engine, &grants).map_err(|e| InstallError::Compile(format!("{e:#}")))?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(mismatch)?;
+        let pre = match kind {
+            PluginKind::Connector => {
+                Pre::Connector(ConnectorPre::new(instance_pre).map_err(mismatch)?)
+            }
+            PluginKind::Segment => Pre::Segment(SegmentPre::new(instance_pre).map_err(mismatch)?),
+            PluginKind::Strategy => {
+                Pre::Strategy(StrategyPre::new(instance_pre).map_err(mismatch)?)
+            }
+        };
+        let content_hash = hex::encode(ComponentCache::content_hash(bytes));
+        let health = Health::new(runtime.quarantine.clone());
+        let mut sandbox = Sandbox {
+            runtime,
+            pre,
+            limits,
+            grants,
+            state,
+            scope: StateScope {
+                tenant,
+                plugin: String::new(),
+            },
+            health,
+            label: format!("component {}", &content_hash[..12]),
+        };
+
+        let describe_failed = |e: CallError| InstallError::Describe(Box::new(e));
+        let manifest = sandbox.describe().map_err(describe_failed)?.value;
+        check_manifest(&manifest).map_err(InstallError::InvalidManifest)?;
+        sandbox.label = format!("{}@{}", manifest.name, manifest.version);
+        sandbox.scope.plugin = manifest.name.clone();
+
+        let (actions, modes) = match &sandbox.pre {
+            Pre::Strategy(pre) => {
+                let actions = sandbox
+                    .run(
+                        0,
+                        now_ms(),
+                        |store| {
+                            Ok(Ok(pre
+                                .instantiate(&mut *store)?
+                                .call_actions(&mut *store)?))
+                        },
+                        |_| Ok(()),
+                    )
+                    .map_err(describe_failed)?
+                    .value;
+                check_actions(&actions).map_err(InstallError::InvalidManifest)?;
+                (actions, None)
+            }
+            Pre::Connector(pre) => {
+                let modes = sandbox
+                    .run(
+                        0,
+                        now_ms(),
+                        |store| {
+                            Ok(Ok(pre
+                                .instantiate(&mut *store)?
+                                .call_supports(&mut *store)?))
+                        },
+                        |_| Ok(()),
+                    )
+                    .map_err(describe_failed)?
+                    .value;
+                if modes == Modes::empty() {
+                    return Err(InstallError::InvalidManifest(
+                        "the connector supports none of parse, pull and deliver".into(),
+                    ));
+                }
+                (Vec::new(), Some(modes))
+            }
+            Pre::Segment(_) => (Vec::new(), None),
+        };
+        let info = PluginInfo {
+            kind,
+            wit_version,
+            manifest,
+            actions,
+            modes,
+            content_hash,
+            compiled,
+        };
+        tracing::info!(plugin = %sandbox.label, kind = kind.as_str(), compiled, "plugin installed");
+        Ok(Plugin {
+            inner: Arc::new(sandbox),
+            info: Arc::new(info),
+        })
+    }
+
+    /// What the plugin declared at install.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The plugin's grants.
+    pub fn grants(&self) -> &Grants {
+        &self.inner.grants
+    }
+
+    /// Whether the plugin is quarantined.
+    pub fn is_quarantined(&self) -> bool {
+        self.inner.health.is_quarantined()
+    }
+
+    /// Traps since install.
+    pub fn total_traps(&self) -> u64 {
+        self.inner.health.total_traps()
+    }
+
+    /// Lifts a quarantine (an operator's decision).
+    pub fn release(&self) {
+        tracing::warn!(plugin = %self.inner.label, "quarantine released");
+        self.inner.health.release();
+    }
+
+    /// Calls `describe` again (the manifest from install is in [`Plugin::info`]).
+    pub fn describe(&self) -> Result<Called<Manifest>, CallError> {
+        self.inner.describe()
+    }
+
+    /// Checks parameters against the manifest's schema (filling defaults),
+    /// then asks the plugin; returns the resolved parameters to save.
+    pub fn validate(&self, params: &[FieldValue]) -> Result<Vec<FieldValue>, CallError> {
+        let resolved = resolve_params(&self.info.manifest.parameters, params).map_err(|e| {
+            CallError::InvalidParams {
+                plugin: self.inner.label.clone(),
+                detail: e.0,
+            }
+        })?;
+        let p = &resolved;
+        let called = match &self.inner.pre {
+            Pre::Connector(pre) => self.inner.run(
+                0,
+                now_ms(),
+                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
+                |_| Ok(()),
+            ),
+            Pre::Segment(pre) => self.inner.run(
+                0,
+                now_ms(),
+                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
+                |_| Ok(()),
+            ),
+            Pre::Strategy(pre) => self.inner.run(
+                0,
+                now_ms(),
+                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
+                |_| Ok(()),
+            ),
+        };
+        called.map(|_| resolved)
+    }
+
+    fn unsupported(&self, operation: &'static str) -> CallError {
+        CallError::Unsupported {
+            plugin: self.inner.label.clone(),
+            operation,
+        }
+    }
+
+    /// Segment: evaluates a batch of profile views.
+    pub fn evaluate(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+    ) -> Result<Called<Memberships>, CallError> {
+        let Pre::Segment(pre) = &self.inner.pre else {
+            return Err(self.unsupported("evaluate"));
+        };
+        self.inner.run(
+            u64::from(batch.rows),
+            batch.now,
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .call_evaluate(&mut *s, params, batch)
+            },
+            |out| check_memberships(out, batch.rows),
+        )
+    }
+
+    /// Strategy: one decision per row.
+    pub fn decide(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+        context: &Context,
+    ) -> Result<Called<Vec<Decision>>, CallError> {
+        let Pre::Strategy(pre) = &self.inner.pre else {
+            return Err(self.unsupported("decide"));
+        };
+        let actions = self.info.actions.len();
+        self.inner.run(
+            u64::from(batch.rows),
+            context.at,
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .call_decide(&mut *s, params, batch, context)
+            },
+            |out| check_decisions(out, batch.rows, actions),
+        )
+    }
+
+    /// Strategy: learns from feedback.
+    pub fn observe(
+        &self,
+        params: &[FieldValue],
+        feedback: &FeedbackBatch,
+    ) -> Result<Called<()>, CallError> {
+        let Pre::Strategy(pre) = &self.inner.pre else {
+            return Err(self.unsupported("observe"));
+        };
+        self.inner.run(
+            feedback.items.len() as u64,
+            feedback.profiles.now,
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .call_observe(&mut *s, params, feedback)
+            },
+            |_| Ok(()),
+        )
+    }
+
+    /// Strategy: forecasts the effect over a batch.
+    pub fn simulate(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+        context: &Context,
+    ) -> Result<Called<Forecast>, CallError> {
+        let Pre::Strategy(pre) = &self.inner.pre else {
+            return Err(self.unsupported("simulate"));
+        };
+        let actions = self.info.actions.len();
+        self.inner.run(
+            u64::from(batch.rows),
+            context.at,
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .call_simulate(&mut *s, params, batch, context)
+            },
+            |out| check_forecast(out, actions),
+        )
+    }
+
+    fn connector(
+        &self,
+        mode: Modes,
+        operation: &'static str,
+    ) -> Result<&ConnectorPre<HostState>, CallError> {
+        match &self.inner.pre {
+            Pre::Connector(pre) if self.info.modes.is_some_and(|m| m.contains(mode)) => Ok(pre),
+            _ => Err(self.unsupported(operation)),
+        }
+    }
+
+    /// Connector: parses pushed bytes.
+    pub fn parse(
+        &self,
+        params: &[FieldValue],
+        data: &[u8],
+    ) -> Result<Called<ParseOutput>, CallError> {
+        let pre = self.connector(Modes::PUSH, "parse")?;
+        self.inner.run(
+            (data.len() / 64) as u64,
+            now_ms(),
+            |s| pre.instantiate(&mut *s)?.call_parse(&mut *s, params, data),
+            |_| Ok(()),
+        )
+    }
+
+    /// Connector: fetches one page from a cursor.
+    pub fn pull(
+        &self,
+        params: &[FieldValue],
+        cursor: Option<&str>,
+    ) -> Result<Called<Page>, CallError> {
+        let pre = self.connector(Modes::PULL, "pull")?;
+        self.inner.run(
+            0,
+            now_ms(),
+            |s| pre.instantiate(&mut *s)?.call_pull(&mut *s, params, cursor),
+            |_| Ok(()),
+        )
+    }
+
+    /// Connector: delivers actions.
+    pub fn deliver(
+        &self,
+        params: &[FieldValue],
+        actions: &[Action],
+    ) -> Result<Called<DeliveryReport>, CallError> {
+        let pre = self.connector(Modes::DELIVER, "deliver")?;
+        self.inner.run(
+            actions.len() as u64,
+            now_ms(),
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .call_deliver(&mut *s, params, actions)
+            },
+            |_| Ok(()),
+        )
+    }
+}
+
+fn check_actions(actions: &[ActionSpec]) -> Result<(), String> {
+    if actions.is_empty() {
+        return Err("the strategy declares no actions".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for action in actions {
+        if action.name.is_empty() || !names.insert(action.name.as_str()) {
+            return Err(format!(
+                "action `{}` is empty or declared twice",
+                action.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Sandbox {
+    fn describe(&self) -> Result<Called<Manifest>, CallError> {
+        let now = now_ms();
+        match &self.pre {
+            Pre::Connector(pre) => self.run(
+                0,
+                now,
+                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
+                |_| Ok(()),
+            ),
+            Pre::Segment(pre) => self.run(
+                0,
+                now,
+                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
+                |_| Ok(()),
+            ),
+            Pre::Strategy(pre) => self.run(
+                0,
+                now,
+                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
+                |_| Ok(()),
+            ),
+        }
+    }
+
+    /// Runs one call in a fresh store: limits, fuel scaled to `units`, an epoch
+    /// deadline, then the output checks. A trap counts towards quarantine;
+    /// state writes are committed only if the call succeeded.
+    fn run<R: OutputSize>(
+        &self,
+        units: u64,
+        now_ms: i64,
+        body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: impl FnOnce(&R) -> Result<(), String>,
+    ) -> Result<Called<R>, CallError> {
+        if let Err(q) = self.health.check() {
+            return Err(CallError::Quarantined {
+                plugin: self.label.clone(),
+                traps: q.traps,
+                last: q.last,
+            });
+        }
+        let config = &self.runtime.config;
+        let txn = (self.grants.state_quota > 0).then(|| {
+            StateTxn::new(
+                self.state.clone(),
+                self.scope.clone(),
+                self.grants.state_quota,
+            )
+        });
+        let state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+
+        let fuel_budget = if config.fuel {
+            self.limits.fuel_for(units)
+        } else {
+            0
+        };
+        if config.fuel {
+            store
+                .set_fuel(fuel_budget)
+                .map_err(|e| self.host_error(format!("{e:#}")))?;
+        }
+        let time_limit = self.limits.time_for(units);
+        if config.epochs {
+            let tick = config.epoch_tick.as_nanos().max(1);
+            let ticks = time_limit.as_nanos().div_ceil(tick).max(1);
+            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+            store.epoch_deadline_trap();
+        }
+
+        let started = Instant::now();
+        let outcome = body(&mut store);
+        let wall = started.elapsed();
+        let fuel = if config.fuel {
+            fuel_budget - store.get_fuel().unwrap_or(0)
+        } else {
+            0
+        };
+        let data = store.into_data();
+        let mut cost = Cost {
+            fuel,
+            fuel_budget,
+            wall,
+            peak_memory: data.limiter.peak_memory,
+            host_calls: data.host_calls,
+            guest_bytes: data.guest_bytes,
+            output_bytes: 0,
+        };
+
+        let value = match outcome {
+            Ok(Ok(value)) => value,
+            Ok(Err(error)) => {
+                return Err(CallError::Plugin {
+                    plugin: self.label.clone(),
+                    error: plugin_error(error),
+                });
+            }
+            Err(error) => {
+                return Err(match classify(&error, fuel_budget, time_limit) {
+                    Failure::Trap(reason) => self.trapped(reason),
+                    Failure::Host(detail) => self.host_error(detail),
+                });
+            }
+        };
+        cost.output_bytes = value.output_size();
+        if cost.output_bytes > self.limits.output_bytes {
+            return Err(self.trapped(TrapReason::OutputTooLarge {
+                limit: self.limits.output_bytes,
+                size: cost.output_bytes,
+            }));
+        }
+        if let Err(detail) = check(&value) {
+            self.health
+                .record_trap(&TrapReason::Other(format!("invalid output: {detail}")));
+            return Err(CallError::InvalidOutput {
+                plugin: self.label.clone(),
+                detail,
+            });
+        }
+        if let Some(txn) = data.state {
+            txn.commit().map_err(|e| self.host_error(e.to_string()))?;
+        }
+        Ok(Called {
+            value,
+            cost,
+            logs: data.logs,
+            logs_dropped: data.logs_dropped,
+        })
+    }
+
+    fn trapped(&self, reason: TrapReason) -> CallError {
+        let quarantined = self.health.record_trap(&reason);
+        tracing::warn!(plugin = %self.label, %reason, quarantined, "plugin trapped");
+        CallError::Trap {
+            plugin: self.label.clone(),
+            reason,
+        }
+    }
+
+    fn host_error(&self, detail: String) -> CallError {
+        tracing::error!(plugin = %self.label, %detail, "host failure during a plugin call");
+        CallError::Host {
+            plugin: self.label.clone(),
+            detail,
+        }
+    }
+}

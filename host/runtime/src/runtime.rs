@@ -1,0 +1,140 @@
+//! The [`Runtime`]: one wasmtime `Engine` per process (component model,
+//! pooling allocator, copy-on-write memory images, fuel, epoch interruption
+//! driven by a ticker thread) and the component cache.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::plugin::{InstallRequest, Plugin};
+use crate::{ComponentCache, InstallError, QuarantinePolicy, RuntimeConfig};
+
+/// The plugin runtime. Cheap to clone; the engine and ticker stop when the
+/// last clone and every plugin installed through it are dropped.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RuntimeInner {
+    pub engine: Engine,
+    pub config: RuntimeConfig,
+    pub cache: ComponentCache,
+    pub quarantine: QuarantinePolicy,
+    ticker: Option<Ticker>,
+}
+
+#[derive(Debug)]
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        if let Some(ticker) = &mut self.ticker {
+            ticker.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = ticker.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin runtime: {0}")]
+pub struct StartError(String);
+
+impl Runtime {
+    /// Starts a runtime with the given engine-wide configuration.
+    pub fn new(config: RuntimeConfig) -> Result<Self, StartError> {
+        Self::with_quarantine(config, QuarantinePolicy::default())
+    }
+
+    /// Starts a runtime with a quarantine policy of its own.
+    pub fn with_quarantine(
+        config: RuntimeConfig,
+        quarantine: QuarantinePolicy,
+    ) -> Result<Self, StartError> {
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| StartError(format!("{e:#}")))?;
+        let cache = ComponentCache::new(&engine, config.cache_dir.clone())
+            .map_err(|e| StartError(e.to_string()))?;
+        let ticker = config.epochs.then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let tick = config.epoch_tick;
+            let (engine, flag) = (engine.clone(), stop.clone());
+            let handle = std::thread::Builder::new()
+                .name("tessera-epoch".into())
+                .spawn(move || {
+                    while !flag.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| StartError(format!("cannot start the epoch ticker: {e}")));
+            handle.map(|handle| Ticker {
+                stop,
+                handle: Some(handle),
+            })
+        });
+        let ticker = ticker.transpose()?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                config,
+                cache,
+                quarantine,
+                ticker,
+            }),
+        })
+    }
+
+    /// The engine-wide configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The wasmtime engine (for benchmarks and tools).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Installs a component: reads its contract version, compiles it (or loads
+    /// it from the host's cache), checks every import against the grants,
+    /// type-checks it against its world, and asks it to describe itself.
+    pub fn install(&self, bytes: &[u8], request: InstallRequest) -> Result<Plugin, InstallError> {
+        Plugin::install(self.inner.clone(), bytes, request)
+    }
+}
+
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let caps = &config.caps;
+    let slots = config.concurrent_calls.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        // Python components hold ~14 core instances, several memories and tables.
+        .total_core_instances(slots.saturating_mul(16))
+        .total_memories(slots.saturating_mul(4))
+        .total_tables(slots.saturating_mul(8))
+        .max_core_instances_per_component(caps.instances as u32)
+        .max_memories_per_component(16)
+        .max_tables_per_component(32)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .max_memory_size(caps.memory_bytes as usize)
+        .table_elements(caps.table_elements as usize);
+
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(config.fuel)
+        .epoch_interruption(config.epochs)
+        .memory_init_cow(true)
+        .parallel_compilation(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}

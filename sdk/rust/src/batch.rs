@@ -1,0 +1,179 @@
+//! Columnar profile batches: the host sends one typed column per declared
+//! field and aggregate; these helpers read them by name and row.
+
+use crate::{Column, ColumnData, Error, Manifest, ProfileBatch, Timestamp};
+
+/// A batch of profile views with its columns addressable by the names the
+/// plugin declared in its manifest.
+#[derive(Debug)]
+pub struct Batch {
+    inner: ProfileBatch,
+    field_names: Vec<String>,
+    aggregate_names: Vec<String>,
+}
+
+impl Batch {
+    /// Wraps a batch; `manifest` gives the names of its columns.
+    pub fn new(inner: ProfileBatch, manifest: &Manifest) -> Self {
+        Batch {
+            inner,
+            field_names: manifest.fields.iter().map(|f| f.name.clone()).collect(),
+            aggregate_names: manifest.aggregates.iter().map(|a| a.name.clone()).collect(),
+        }
+    }
+
+    /// Number of rows (subjects).
+    pub fn rows(&self) -> usize {
+        self.inner.rows as usize
+    }
+
+    /// "Now" for this batch, in milliseconds since the epoch.
+    pub fn now(&self) -> Timestamp {
+        self.inner.now
+    }
+
+    /// The pseudonymous key of each row: stable per subject for this plugin.
+    pub fn keys(&self) -> &[u64] {
+        &self.inner.keys
+    }
+
+    /// The column of a declared field.
+    pub fn field(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
+        let index = self.field_names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::internal(format!("field `{name}` is not declared in the manifest"))
+        })?;
+        self.column(&self.inner.fields, index, name)
+    }
+
+    /// The column of a declared event aggregate.
+    pub fn aggregate(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
+        let index = self.aggregate_names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::internal(format!("aggregate `{name}` is not declared in the manifest"))
+        })?;
+        self.column(&self.inner.aggregates, index, name)
+    }
+
+    fn column<'a>(
+        &'a self,
+        columns: &'a [Column],
+        index: usize,
+        name: &str,
+    ) -> Result<ColumnRef<'a>, Error> {
+        let column = columns.get(index).ok_or_else(|| {
+            Error::input(format!("the host sent no column for `{name}`"))
+        })?;
+        ColumnRef::new(column, self.rows(), name)
+    }
+
+    /// The raw batch, for plugins that read columns by position.
+    pub fn raw(&self) -> &ProfileBatch {
+        &self.inner
+    }
+}
+
+/// One column of a batch, checked to have one entry per row.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnRef<'a> {
+    column: &'a Column,
+}
+
+impl<'a> ColumnRef<'a> {
+    /// Checks the column's shape against the row count.
+    pub fn new(column: &'a Column, rows: usize, name: &str) -> Result<Self, Error> {
+        let len = match &column.data {
+            ColumnData::Boolean(v) => v.len(),
+            ColumnData::Integer(v) => v.len(),
+            ColumnData::Number(v) => v.len(),
+            ColumnData::Timestamp(v) => v.len(),
+            ColumnData::Text(t) => t.codes.len(),
+            ColumnData::TextList(t) => t.offsets.len().saturating_sub(1),
+        };
+        if len != rows || !(column.present.is_empty() || column.present.len() == rows) {
+            return Err(Error::input(format!(
+                "column `{name}` has {len} values for {rows} rows"
+            )));
+        }
+        Ok(ColumnRef { column })
+    }
+
+    /// Whether the row has a value.
+    pub fn is_present(&self, row: usize) -> bool {
+        self.column.present.is_empty() || self.column.present[row]
+    }
+
+    /// The row's value as a number (integers and timestamps are widened).
+    pub fn number(&self, row: usize) -> Option<f64> {
+        if !self.is_present(row) {
+            return None;
+        }
+        match &self.column.data {
+            ColumnData::Number(v) => Some(v[row]),
+            ColumnData::Integer(v) | ColumnData::Timestamp(v) => Some(v[row] as f64),
+            ColumnData::Boolean(v) => Some(if v[row] { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+
+    /// The row's value as an integer or timestamp.
+    pub fn integer(&self, row: usize) -> Option<i64> {
+        if !self.is_present(row) {
+            return None;
+        }
+        match &self.column.data {
+            ColumnData::Integer(v) | ColumnData::Timestamp(v) => Some(v[row]),
+            _ => None,
+        }
+    }
+
+    /// The row's value as a boolean.
+    pub fn boolean(&self, row: usize) -> Option<bool> {
+        if !self.is_present(row) {
+            return None;
+        }
+        match &self.column.data {
+            ColumnData::Boolean(v) => Some(v[row]),
+            _ => None,
+        }
+    }
+
+    /// The row's value as text.
+    pub fn text(&self, row: usize) -> Option<&'a str> {
+        if !self.is_present(row) {
+            return None;
+        }
+        match &self.column.data {
+            ColumnData::Text(t) => t.dictionary.get(t.codes[row] as usize).map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// The row's list of texts.
+    pub fn text_list(&self, row: usize) -> Option<impl Iterator<Item = &'a str> + 'a> {
+        if !self.is_present(row) {
+            return None;
+        }
+        match &self.column.data {
+            ColumnData::TextList(t) => {
+                let start = t.offsets[row] as usize;
+                let end = t.offsets[row + 1] as usize;
+                let codes = t.codes.get(start..end)?;
+                Some(codes.iter().filter_map(move |c| t.dictionary.get(*c as usize).map(String::as_str)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The whole column as numbers, when it is a number column with no gaps:
+    /// the fast path for plugins that scan a column.
+    pub fn numbers(&self) -> Option<&'a [f64]> {
+        match &self.column.data {
+            ColumnData::Number(v) if self.column.present.is_empty() => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The raw column.
+    pub fn raw(&self) -> &'a Column {
+        self.column
+    }
+}

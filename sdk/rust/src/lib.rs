@@ -1,0 +1,125 @@
+//! The Tessera plugin SDK for Rust: implement one trait per world
+//! ([`Connector`], [`Segment`], [`Strategy`]) and export it with one macro.
+//!
+//! The SDK's version is the WIT contract version ([`WIT_VERSION`]); the export
+//! macros embed it in the component so the host picks matching bindings
+//! before it instantiates anything.
+//!
+//! ```ignore
+//! use tessera_sdk::prelude::*;
+//!
+//! struct BigSpenders;
+//!
+//! impl Segment for BigSpenders {
+//!     fn describe() -> Manifest {
+//!         Manifest::new("big-spenders", "1.0.0", "Subjects who spent more than a threshold")
+//!             .field("total_spend", ValueKind::Number, FieldClass::Standard)
+//!             .param(ParamSpec::number("threshold", "Minimum spend").required())
+//!     }
+//!
+//!     fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error> {
+//!         let threshold = params.number("threshold")?;
+//!         let spend = batch.field("total_spend")?;
+//!         Ok(Memberships::from_fn(batch.rows(), |row| {
+//!             spend.number(row).is_some_and(|v| v >= threshold)
+//!         }))
+//!     }
+//! }
+//!
+//! tessera_sdk::export_segment!(BigSpenders);
+//! ```
+
+mod batch;
+mod manifest;
+mod params;
+
+#[doc(hidden)]
+pub mod bindings;
+
+pub mod connector;
+pub mod segment;
+pub mod strategy;
+
+pub use batch::{Batch, ColumnRef};
+pub use params::Params;
+
+pub use bindings::types::{
+    AggregateFn, AggregateSpec, Column, ColumnData, Error, FieldClass, FieldSpec, FieldValue,
+    Manifest, ParamSpec, ProfileBatch, TextColumn, TextListColumn, Timestamp, Value, ValueKind,
+};
+pub use connector::Connector;
+pub use segment::Segment;
+pub use strategy::Strategy;
+
+/// The WIT contract version this SDK implements (`tessera:plugin@0.1.0`).
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// [`WIT_VERSION`] as the bytes of the `tessera:wit-version` custom section.
+#[doc(hidden)]
+pub const WIT_VERSION_BYTES: [u8; 5] = *b"0.1.0";
+
+/// The custom section the host reads the contract version from.
+pub const WIT_VERSION_SECTION: &str = "tessera:wit-version";
+
+/// Logging and the host clock (always available).
+pub mod host {
+    pub use crate::bindings::host::{Level, now};
+
+    /// Writes a line to the host log. The host keeps a per-call budget of lines
+    /// and drops the rest, so log what helps an operator, not every row.
+    pub fn log(level: Level, message: &str) {
+        crate::bindings::host::log(level, message);
+    }
+}
+
+/// Plugin-scoped state (available when the operator granted a state quota).
+pub mod state {
+    pub use crate::bindings::state::{delete, get, keys, put};
+}
+
+/// Everything a plugin usually needs, in one import.
+pub mod prelude {
+    pub use crate::connector::{
+        Action, Connector, DeliveryFailure, DeliveryReport, Event, Identity, IdentityLink, Modes,
+        Page, ParseOutput, Record, Rejection, TraitUpdate,
+    };
+    pub use crate::segment::{Memberships, Segment};
+    pub use crate::strategy::{
+        ActionForecast, ActionSpec, Context, Decision, Feedback, FeedbackBatch, FeedbackKind,
+        Forecast, RankedAction, Strategy,
+    };
+    pub use crate::{
+        AggregateFn, AggregateSpec, Batch, ColumnRef, Error, FieldClass, FieldSpec, FieldValue,
+        Manifest, ParamSpec, Params, Value, ValueKind, host,
+    };
+}
+
+impl Error {
+    /// The input data was wrong.
+    pub fn input(message: impl Into<String>) -> Self {
+        Error::InvalidInput(message.into())
+    }
+    /// The parameters were wrong.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::InvalidConfig(message.into())
+    }
+    /// A dependency is unavailable; the host may retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable(message.into())
+    }
+    /// A bug in the plugin.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+}
+
+/// Embeds the contract version in the component. Used by the export macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __embed_wit_version {
+    () => {
+        #[used]
+        #[unsafe(link_section = "tessera:wit-version")]
+        static __TESSERA_WIT_VERSION: [u8; 5] = $crate::WIT_VERSION_BYTES;
+    };
+}

@@ -1,0 +1,89 @@
+//! The `segment` world: decide which subjects of a batch belong to a segment.
+
+use crate::{Batch, Error, FieldValue, Manifest, Params, ProfileBatch};
+
+pub use crate::bindings::segments::Memberships;
+
+/// A segmentation rule.
+pub trait Segment {
+    /// Name, version, parameters and the fields the rule reads.
+    fn describe() -> Manifest;
+
+    /// Checks parameters once, before the host saves them.
+    fn validate(_params: &Params) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// One membership per row of the batch, in row order.
+    fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error>;
+}
+
+impl Memberships {
+    /// Membership computed row by row, with no scores or tiers.
+    pub fn from_fn(rows: usize, mut member: impl FnMut(usize) -> bool) -> Self {
+        Memberships { member: (0..rows).map(&mut member).collect(), scores: Vec::new(), tiers: None }
+    }
+
+    /// Attaches one score per row.
+    pub fn with_scores(mut self, scores: Vec<f64>) -> Self {
+        self.scores = scores;
+        self
+    }
+}
+
+#[doc(hidden)]
+pub mod __adapter {
+    use super::*;
+
+    pub fn validate<T: Segment>(params: Vec<FieldValue>) -> Result<(), Error> {
+        T::validate(&Params::new(params))
+    }
+
+    pub fn evaluate<T: Segment>(
+        params: Vec<FieldValue>,
+        batch: ProfileBatch,
+    ) -> Result<Memberships, Error> {
+        let batch = Batch::new(batch, &T::describe());
+        let out = T::evaluate(&Params::new(params), &batch)?;
+        if out.member.len() != batch.rows() {
+            return Err(Error::internal(format!(
+                "evaluate returned {} memberships for {} rows",
+                out.member.len(),
+                batch.rows()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Exports a [`Segment`] implementation as the component's `segment` world and
+/// embeds the contract version.
+#[macro_export]
+macro_rules! export_segment {
+    ($ty:ty) => {
+        const _: () = {
+            $crate::__embed_wit_version!();
+
+            struct __TesseraSegment;
+
+            impl $crate::bindings::segment::Guest for __TesseraSegment {
+                fn describe() -> $crate::Manifest {
+                    <$ty as $crate::Segment>::describe()
+                }
+                fn validate(
+                    params: ::std::vec::Vec<$crate::FieldValue>,
+                ) -> ::std::result::Result<(), $crate::Error> {
+                    $crate::segment::__adapter::validate::<$ty>(params)
+                }
+                fn evaluate(
+                    params: ::std::vec::Vec<$crate::FieldValue>,
+                    batch: $crate::ProfileBatch,
+                ) -> ::std::result::Result<$crate::segment::Memberships, $crate::Error> {
+                    $crate::segment::__adapter::evaluate::<$ty>(params, batch)
+                }
+            }
+
+            $crate::bindings::segment::export_segment_world!(__TesseraSegment);
+        };
+    };
+}

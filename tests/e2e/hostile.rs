@@ -1,0 +1,389 @@
+//! The hostile-plugin suite: one guest per attack. Each test proves the attack
+//! is contained with the right typed error *and* that the same host then
+//! serves an honest plugin call correctly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_runtime::api::strategies::Context;
+use tessera_runtime::api::types::Value;
+use tessera_runtime::{
+    CallError, Grants, InstallError, InstallRequest, Limits, MemoryState, PluginKind, StateScope,
+    StateStore, TrapReason,
+};
+use tessera_tests::{
+    assert_honest_call_works, assert_honest_plugin_works, batch, install, install_with, param,
+    plugins, program, request, spend_batch, test_programs as guests, wat_segment_component,
+};
+
+use super::runtime;
+
+/// Runs a segment guest's `evaluate` once and returns the trap reason.
+fn trap_of(result: Result<impl std::fmt::Debug, CallError>) -> TrapReason {
+    match result {
+        Err(CallError::Trap { reason, .. }) => reason,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel_and_the_host_serves_the_next_call() {
+    let runtime = runtime();
+    let honest = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let hostile = install(
+        &runtime,
+        &program(guests::LOOP_FOREVER),
+        PluginKind::Segment,
+    );
+    let budget = hostile.limits().fuel_for(3);
+    let reason = trap_of(hostile.evaluate(&[], &spend_batch(&[1.0, 2.0, 3.0])));
+    assert_eq!(reason, TrapReason::OutOfFuel { budget });
+    assert_honest_plugin_works(&honest);
+}
+
+#[test]
+fn infinite_loop_hits_the_time_limit_when_fuel_is_plentiful() {
+    let runtime = runtime();
+    let limits = Limits {
+        fuel_base: runtime.config().caps.fuel_base,
+        time_base: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let hostile = install_with(
+        &runtime,
+        &program(guests::LOOP_FOREVER),
+        PluginKind::Segment,
+        limits.clone(),
+    );
+    let reason = trap_of(hostile.evaluate(&[], &spend_batch(&[1.0])));
+    assert_eq!(
+        reason,
+        TrapReason::Timeout {
+            limit: limits.time_for(1)
+        }
+    );
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn recursion_with_small_frames_overflows_the_wasm_stack() {
+    let runtime = runtime();
+    let hostile = install(
+        &runtime,
+        &program(guests::STACK_OVERFLOW),
+        PluginKind::Segment,
+    );
+    assert_eq!(
+        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        TrapReason::StackOverflow
+    );
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn recursion_with_large_frames_overflows_the_shadow_stack() {
+    let runtime = runtime();
+    let hostile = install(
+        &runtime,
+        &program(guests::SHADOW_STACK_OVERFLOW),
+        PluginKind::Segment,
+    );
+    assert_eq!(
+        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        TrapReason::MemoryOutOfBounds
+    );
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn memory_bomb_is_stopped_at_the_memory_limit() {
+    let runtime = runtime();
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let hostile = install_with(
+        &runtime,
+        &program(guests::MEMORY_BOMB),
+        PluginKind::Segment,
+        limits,
+    );
+    match trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))) {
+        TrapReason::MemoryLimit { limit, requested } => {
+            assert_eq!(limit, 32 << 20);
+            assert!(requested > limit, "asked for {requested}");
+        }
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    assert_honest_call_works(&runtime);
+}
+
+/// A core module implementing the segment world whose `describe` grows its
+/// function table without end: no language compiler emits this, so it is WAT.
+const TABLE_BOMB: &str = r#"
+(module
+  (table $t 1 funcref)
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+  (func (export "describe") (result i32)
+    (loop $grow
+      (drop (table.grow $t (ref.null func) (i32.const 1000)))
+      (br $grow))
+    unreachable)
+  (func (export "validate") (param i32 i32) (result i32) unreachable)
+  (func (export "evaluate")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32) unreachable)
+)
+"#;
+
+#[test]
+fn table_bomb_is_stopped_at_the_table_limit_during_install() {
+    let runtime = runtime();
+    let component = wat_segment_component(TABLE_BOMB);
+    match runtime.install(&component, request(PluginKind::Segment, Limits::default())) {
+        Err(InstallError::Describe(error)) => match error.trap_reason() {
+            Some(TrapReason::TableLimit { limit, requested }) => {
+                assert_eq!(*limit, Limits::default().table_elements);
+                assert!(requested > limit);
+            }
+            other => panic!("expected the table limit, got {other:?} from {error}"),
+        },
+        other => panic!("expected describe to trap, got {other:?}"),
+    }
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn panic_becomes_a_typed_trap() {
+    let runtime = runtime();
+    let hostile = install(&runtime, &program(guests::PANIC), PluginKind::Segment);
+    let error = hostile.evaluate(&[], &spend_batch(&[1.0])).unwrap_err();
+    assert_eq!(error.trap_reason(), Some(&TrapReason::Panic));
+    assert!(
+        error.to_string().contains("panic@0.1.0"),
+        "names the plugin: {error}"
+    );
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn output_far_over_the_cap_is_refused() {
+    let runtime = runtime();
+    let limits = Limits {
+        output_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let hostile = install_with(
+        &runtime,
+        &program(guests::OUTPUT_BOMB),
+        PluginKind::Segment,
+        limits,
+    );
+    match trap_of(hostile.evaluate(&[], &spend_batch(&[1.0, 2.0]))) {
+        TrapReason::OutputTooLarge { limit, size } => {
+            assert_eq!(limit, 1 << 20);
+            assert!(size > 16 * limit, "size {size}");
+        }
+        other => panic!("expected the output cap, got {other:?}"),
+    }
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn ungranted_http_import_is_refused_at_install() {
+    let runtime = runtime();
+    match runtime.install(
+        &program(guests::HTTP_IMPORT),
+        request(PluginKind::Segment, Limits::default()),
+    ) {
+        Err(error @ InstallError::UngrantedImport { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("tessera:plugin/http@0.1.0"), "{message}");
+            assert!(message.contains("only for connectors"), "{message}");
+        }
+        other => panic!("expected the http import to be refused, got {other:?}"),
+    }
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn state_import_without_a_quota_is_refused_at_install() {
+    let runtime = runtime();
+    let mut req = request(PluginKind::Strategy, Limits::default());
+    req.grants = Grants { state_quota: 0 };
+    match runtime.install(plugins::EPSILON_GREEDY, req) {
+        Err(error @ InstallError::UngrantedImport { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("tessera:plugin/state@0.1.0"), "{message}");
+            assert!(message.contains("no state quota was granted"), "{message}");
+        }
+        other => panic!("expected the state import to be refused, got {other:?}"),
+    }
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn files_environment_sockets_and_stdin_are_out_of_reach() {
+    let runtime = runtime();
+    let hostile = install(&runtime, &program(guests::WASI_PROBE), PluginKind::Segment);
+    let probes = 10;
+    let out = hostile
+        .evaluate(&[], &batch(probes, Vec::new()))
+        .expect("the probe runs");
+    let escaped: Vec<_> = out
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("escaped"))
+        .collect();
+    assert!(escaped.is_empty(), "escaped: {escaped:?}");
+    assert_eq!(out.value.member, vec![false; probes as usize]);
+    assert_eq!(
+        out.logs.len(),
+        probes as usize,
+        "one log line per probe: {:?}",
+        out.logs
+    );
+    assert_honest_call_works(&runtime);
+}
+
+fn flood(attack: &str) -> (TrapReason, Arc<MemoryState>) {
+    let runtime = runtime();
+    let state = Arc::new(MemoryState::new());
+    let plugin = runtime
+        .install(
+            &program(guests::HOST_FLOOD),
+            InstallRequest {
+                state: state.clone(),
+                ..request(PluginKind::Segment, Limits::default())
+            },
+        )
+        .expect("installs");
+    let reason = trap_of(plugin.evaluate(
+        &[param("attack", Value::Text(attack.into()))],
+        &spend_batch(&[1.0]),
+    ));
+    assert_honest_call_works(&runtime);
+    (reason, state)
+}
+
+#[test]
+fn log_flood_hits_the_host_call_limit() {
+    let (reason, _) = flood("log");
+    assert_eq!(
+        reason,
+        TrapReason::HostCallLimit {
+            limit: Limits::default().host_calls
+        }
+    );
+}
+
+#[test]
+fn flood_of_large_log_lines_hits_the_copy_limit() {
+    let (reason, _) = flood("log-bytes");
+    assert_eq!(
+        reason,
+        TrapReason::GuestBytesLimit {
+            limit: Limits::default().guest_bytes
+        }
+    );
+}
+
+#[test]
+fn clock_flood_hits_the_host_call_limit() {
+    let (reason, _) = flood("clock");
+    assert_eq!(
+        reason,
+        TrapReason::HostCallLimit {
+            limit: Limits::default().host_calls
+        }
+    );
+}
+
+#[test]
+fn state_flood_is_trapped_and_leaves_no_partial_state() {
+    let (reason, state) = flood("state");
+    assert_eq!(
+        reason,
+        TrapReason::HostCallLimit {
+            limit: Limits::default().host_calls
+        }
+    );
+    let scope = StateScope {
+        tenant: "acme".into(),
+        plugin: "host-flood".into(),
+    };
+    assert_eq!(
+        state.usage(&scope).unwrap(),
+        0,
+        "a trapped call commits nothing"
+    );
+}
+
+#[test]
+fn repeated_traps_quarantine_the_plugin_until_released() {
+    let runtime = runtime();
+    let honest = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let limits = Limits {
+        fuel_base: 1_000_000,
+        ..Limits::default()
+    };
+    let hostile = install_with(
+        &runtime,
+        &program(guests::LOOP_FOREVER),
+        PluginKind::Segment,
+        limits,
+    );
+    let one = spend_batch(&[1.0]);
+    for _ in 0..3 {
+        assert!(matches!(
+            trap_of(hostile.evaluate(&[], &one)),
+            TrapReason::OutOfFuel { .. }
+        ));
+    }
+    assert!(hostile.is_quarantined());
+    match hostile.evaluate(&[], &one) {
+        Err(CallError::Quarantined { traps, last, .. }) => {
+            assert_eq!(traps, 3);
+            assert!(matches!(last, TrapReason::OutOfFuel { .. }));
+        }
+        other => panic!("expected quarantine, got {other:?}"),
+    }
+    assert!(!honest.is_quarantined(), "quarantine is per plugin");
+    assert_honest_plugin_works(&honest);
+
+    hostile.release();
+    assert!(!hostile.is_quarantined());
+    assert!(matches!(
+        trap_of(hostile.evaluate(&[], &one)),
+        TrapReason::OutOfFuel { .. }
+    ));
+    assert_eq!(hostile.total_traps(), 4);
+}
+
+#[test]
+fn decisions_that_break_the_contract_are_refused() {
+    let runtime = runtime();
+    let hostile = install(
+        &runtime,
+        &program(guests::BAD_DECISIONS),
+        PluginKind::Strategy,
+    );
+    let context = Context {
+        channel: "web".into(),
+        at: 1_780_000_000_000,
+        attributes: Vec::new(),
+    };
+    for (flaw, expected) in [
+        ("propensity", "propensity of 1.5"),
+        ("action", "names action 7"),
+    ] {
+        let params = [param("flaw", Value::Text(flaw.into()))];
+        match hostile.decide(&params, &batch(2, Vec::new()), &context) {
+            Err(CallError::InvalidOutput { detail, .. }) => {
+                assert!(detail.contains(expected), "{detail}")
+            }
+            other => panic!("expected an invalid output, got {other:?}"),
+        }
+    }
+    assert_honest_call_works(&runtime);
+}

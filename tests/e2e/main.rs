@@ -1,0 +1,14 @@
+//! Tessera's end-to-end tests: one binary, one module per concern.
+
+mod contract;
+mod hostile;
+mod install;
+
+use tessera_runtime::Runtime;
+
+/// A runtime whose compiled components are cached across test runs.
+fn runtime() -> Runtime {
+    tessera_tests::runtime_with_cache(Some(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+    ))
+}
