@@ -136,3 +136,15 @@ fn compiled_components_are_cached_by_content_hash() {
     assert!(recompiled.info().compiled);
     assert_honest_plugin_works(&recompiled);
 }
+
+#[test]
+fn the_world_of_a_component_is_read_from_its_exports() {
+    use tessera_runtime::detect_kind;
+    assert_eq!(detect_kind(plugins::THRESHOLD), Some(PluginKind::Segment));
+    assert_eq!(
+        detect_kind(plugins::EPSILON_GREEDY),
+        Some(PluginKind::Strategy)
+    );
+    assert_eq!(detect_kind(plugins::NDJSON), Some(PluginKind::Connector));
+    assert_eq!(detect_kind(&wat::parse_str("(module)").unwrap()), None);
+}

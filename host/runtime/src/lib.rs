@@ -31,4 +31,4 @@ pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;
 pub use state::{MemoryState, StateError, StateScope, StateStore};
-pub use version::{WIT_VERSION_SECTION, WitVersion, detect_version};
+pub use version::{WIT_VERSION_SECTION, WitVersion, detect_kind, detect_version};

@@ -76,13 +76,13 @@ pub(crate) fn check_manifest(m: &Manifest) -> Result<(), String> {
         if let Some(default) = &p.default {
             check_value(p, default).map_err(|e| format!("default of {e}"))?;
         }
-        if let (Some(min), Some(max)) = (p.min, p.max) {
-            if !(min <= max) {
-                return Err(format!(
-                    "parameter `{}` has min {min} above max {max}",
-                    p.name
-                ));
-            }
+        if let (Some(min), Some(max)) = (p.min, p.max)
+            && min.partial_cmp(&max).is_none_or(|o| o.is_gt())
+        {
+            return Err(format!(
+                "parameter `{}` has min {min} above max {max}",
+                p.name
+            ));
         }
     }
     for f in &m.fields {
@@ -143,13 +143,14 @@ fn check_value(spec: &ParamSpec, value: &Value) -> Result<(), String> {
             ));
         }
     }
-    if let Value::Text(s) = value {
-        if !spec.choices.is_empty() && !spec.choices.contains(s) {
-            return Err(format!(
-                "parameter `{name}`: `{s}` is not one of {}",
-                spec.choices.join(", ")
-            ));
-        }
+    if let Value::Text(s) = value
+        && !spec.choices.is_empty()
+        && !spec.choices.contains(s)
+    {
+        return Err(format!(
+            "parameter `{name}`: `{s}` is not one of {}",
+            spec.choices.join(", ")
+        ));
     }
     Ok(())
 }

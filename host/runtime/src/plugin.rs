@@ -428,6 +428,41 @@ impl Plugin {
         )
     }
 
+    /// Segment: evaluates several batches in one instance, one call each: a
+    /// recompute over many batches pays for instantiation once. The budgets
+    /// (fuel, time) cover all rows together.
+    pub fn evaluate_batches(
+        &self,
+        params: &[FieldValue],
+        batches: &[ProfileBatch],
+    ) -> Result<Called<Vec<Memberships>>, CallError> {
+        let Pre::Segment(pre) = &self.inner.pre else {
+            return Err(self.unsupported("evaluate"));
+        };
+        let rows: u64 = batches.iter().map(|b| u64::from(b.rows)).sum();
+        let now = batches.first().map_or_else(now_ms, |b| b.now);
+        self.inner.run(
+            rows,
+            now,
+            |s| {
+                let instance = pre.instantiate(&mut *s)?;
+                let mut out = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    match instance.call_evaluate(&mut *s, params, batch)? {
+                        Ok(memberships) => out.push(memberships),
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                Ok(Ok(out))
+            },
+            |out| {
+                out.iter()
+                    .zip(batches)
+                    .try_for_each(|(m, b)| check_memberships(m, b.rows))
+            },
+        )
+    }
+
     /// Strategy: one decision per row.
     pub fn decide(
         &self,

@@ -4,8 +4,8 @@
 
 use wasmparser::{Parser, Payload};
 
-use crate::InstallError;
 use crate::bindings::SUPPORTED;
+use crate::{InstallError, PluginKind};
 
 /// The custom section holding the contract version (e.g. `0.1.0`).
 pub const WIT_VERSION_SECTION: &str = "tessera:wit-version";
@@ -108,5 +108,35 @@ pub fn detect_version(bytes: &[u8]) -> Result<WitVersion, InstallError> {
         }
         (Some(version), _) | (None, Some(version)) => WitVersion::parse(version),
         (None, None) => Err(InstallError::MissingVersion),
+    }
+}
+
+/// Which world a component implements, from the names it exports at the top
+/// level (`evaluate` → segment, `decide` → strategy, `supports` → connector).
+/// For tools that load a component without being told its kind.
+pub fn detect_kind(bytes: &[u8]) -> Option<PluginKind> {
+    let mut depth = 0usize;
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    exports.push(export.ok()?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let has = |name: &str| exports.iter().any(|e| e == name);
+    if has("evaluate") {
+        Some(PluginKind::Segment)
+    } else if has("decide") {
+        Some(PluginKind::Strategy)
+    } else if has("supports") {
+        Some(PluginKind::Connector)
+    } else {
+        None
     }
 }

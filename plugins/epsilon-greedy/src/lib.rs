@@ -26,7 +26,10 @@ struct Arms {
 
 impl Arms {
     fn load() -> Result<Self, Error> {
-        let mut arms = Arms { pulls: [0.0; ACTIONS.len()], reward: [0.0; ACTIONS.len()] };
+        let mut arms = Arms {
+            pulls: [0.0; ACTIONS.len()],
+            reward: [0.0; ACTIONS.len()],
+        };
         let Some(bytes) = state::get(STATS_KEY) else {
             return Ok(arms);
         };
@@ -55,11 +58,22 @@ impl Arms {
 
     /// Mean reward per action; unexplored actions count as 0.
     fn means(&self) -> [f64; ACTIONS.len()] {
-        std::array::from_fn(|i| if self.pulls[i] > 0.0 { self.reward[i] / self.pulls[i] } else { 0.0 })
+        std::array::from_fn(|i| {
+            if self.pulls[i] > 0.0 {
+                self.reward[i] / self.pulls[i]
+            } else {
+                0.0
+            }
+        })
     }
 
-    /// The best action by mean; ties go to the lowest index so results are stable.
+    /// The action to exploit: an action never shown yet (so every offer gets
+    /// a first chance), else the best mean. Ties go to the lowest index so
+    /// decisions are reproducible.
     fn best(&self) -> usize {
+        if let Some(untried) = self.pulls.iter().position(|p| *p == 0.0) {
+            return untried;
+        }
         let means = self.means();
         (0..ACTIONS.len()).fold(0, |best, i| if means[i] > means[best] { i } else { best })
     }
@@ -95,7 +109,10 @@ impl Strategy for EpsilonGreedy {
     fn actions() -> Vec<ActionSpec> {
         ACTIONS
             .iter()
-            .map(|(name, description)| ActionSpec { name: (*name).into(), description: (*description).into() })
+            .map(|(name, description)| ActionSpec {
+                name: (*name).into(),
+                description: (*description).into(),
+            })
             .collect()
     }
 
@@ -122,10 +139,23 @@ impl Strategy for EpsilonGreedy {
                 } else {
                     best
                 };
-                let propensity = |a: usize| if a == best { 1.0 - epsilon + epsilon / k } else { epsilon / k };
-                let mut ranked = vec![RankedAction::new(chosen as u32, means[chosen], propensity(chosen))];
+                let propensity = |a: usize| {
+                    if a == best {
+                        1.0 - epsilon + epsilon / k
+                    } else {
+                        epsilon / k
+                    }
+                };
+                let mut ranked = vec![RankedAction::new(
+                    chosen as u32,
+                    means[chosen],
+                    propensity(chosen),
+                )];
                 ranked.extend(
-                    order.iter().filter(|a| **a != chosen).map(|a| RankedAction::new(*a as u32, means[*a], propensity(*a))),
+                    order
+                        .iter()
+                        .filter(|a| **a != chosen)
+                        .map(|a| RankedAction::new(*a as u32, means[*a], propensity(*a))),
                 );
                 let explanation = if explore {
                     format!("explored {} (epsilon {epsilon})", ACTIONS[chosen].0)
@@ -135,7 +165,10 @@ impl Strategy for EpsilonGreedy {
                         ACTIONS[chosen].0, means[chosen], arms.pulls[chosen]
                     )
                 };
-                Decision { ranked, explanation }
+                Decision {
+                    ranked,
+                    explanation,
+                }
             })
             .collect())
     }
@@ -145,10 +178,14 @@ impl Strategy for EpsilonGreedy {
         for item in feedback {
             let arm = item.action as usize;
             if arm >= ACTIONS.len() {
-                return Err(Error::input(format!("feedback names action {arm}, which does not exist")));
+                return Err(Error::input(format!(
+                    "feedback names action {arm}, which does not exist"
+                )));
             }
             if !item.reward.is_finite() {
-                return Err(Error::input(format!("feedback for action {arm} has a non-finite reward")));
+                return Err(Error::input(format!(
+                    "feedback for action {arm} has a non-finite reward"
+                )));
             }
             match item.kind {
                 FeedbackKind::Impression => arms.pulls[arm] += 1.0,
@@ -169,7 +206,11 @@ impl Strategy for EpsilonGreedy {
         let actions: Vec<ActionForecast> = (0..ACTIONS.len())
             .map(|a| ActionForecast {
                 action: a as u32,
-                share: if a == best { 1.0 - epsilon + epsilon / k } else { epsilon / k },
+                share: if a == best {
+                    1.0 - epsilon + epsilon / k
+                } else {
+                    epsilon / k
+                },
                 expected_reward: means[a],
             })
             .collect();
@@ -192,7 +233,9 @@ fn epsilon(params: &Params) -> Result<f64, Error> {
         Some(_) => params.number("epsilon")?,
     };
     if !(0.0..=1.0).contains(&epsilon) {
-        return Err(Error::config(format!("parameter `epsilon` must be within 0..=1, got {epsilon}")));
+        return Err(Error::config(format!(
+            "parameter `epsilon` must be within 0..=1, got {epsilon}"
+        )));
     }
     Ok(epsilon)
 }

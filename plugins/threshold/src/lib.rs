@@ -31,7 +31,9 @@ impl Segment for Threshold {
     fn validate(params: &Params) -> Result<(), Error> {
         let threshold = params.number("threshold")?;
         if !threshold.is_finite() {
-            return Err(Error::config("parameter `threshold` must be a finite number"));
+            return Err(Error::config(
+                "parameter `threshold` must be a finite number",
+            ));
         }
         op(params).map(|_| ())
     }

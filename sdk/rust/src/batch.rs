@@ -39,17 +39,27 @@ impl Batch {
 
     /// The column of a declared field.
     pub fn field(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
-        let index = self.field_names.iter().position(|n| n == name).ok_or_else(|| {
-            Error::internal(format!("field `{name}` is not declared in the manifest"))
-        })?;
+        let index = self
+            .field_names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| {
+                Error::internal(format!("field `{name}` is not declared in the manifest"))
+            })?;
         self.column(&self.inner.fields, index, name)
     }
 
     /// The column of a declared event aggregate.
     pub fn aggregate(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
-        let index = self.aggregate_names.iter().position(|n| n == name).ok_or_else(|| {
-            Error::internal(format!("aggregate `{name}` is not declared in the manifest"))
-        })?;
+        let index = self
+            .aggregate_names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "aggregate `{name}` is not declared in the manifest"
+                ))
+            })?;
         self.column(&self.inner.aggregates, index, name)
     }
 
@@ -59,9 +69,9 @@ impl Batch {
         index: usize,
         name: &str,
     ) -> Result<ColumnRef<'a>, Error> {
-        let column = columns.get(index).ok_or_else(|| {
-            Error::input(format!("the host sent no column for `{name}`"))
-        })?;
+        let column = columns
+            .get(index)
+            .ok_or_else(|| Error::input(format!("the host sent no column for `{name}`")))?;
         ColumnRef::new(column, self.rows(), name)
     }
 
@@ -157,7 +167,11 @@ impl<'a> ColumnRef<'a> {
                 let start = t.offsets[row] as usize;
                 let end = t.offsets[row + 1] as usize;
                 let codes = t.codes.get(start..end)?;
-                Some(codes.iter().filter_map(move |c| t.dictionary.get(*c as usize).map(String::as_str)))
+                Some(
+                    codes
+                        .iter()
+                        .filter_map(move |c| t.dictionary.get(*c as usize).map(String::as_str)),
+                )
             }
             _ => None,
         }

@@ -41,14 +41,21 @@ pub trait Connector {
 impl Identity {
     /// An identity of the given kind ("email", "phone", "member_id", …).
     pub fn new(kind: &str, value: &str) -> Self {
-        Identity { kind: kind.into(), value: value.into() }
+        Identity {
+            kind: kind.into(),
+            value: value.into(),
+        }
     }
 }
 
 impl Rejection {
     /// A rejected input row and why.
     pub fn new(row: u32, field: Option<&str>, reason: impl Into<String>) -> Self {
-        Rejection { row, field: field.map(Into::into), reason: reason.into() }
+        Rejection {
+            row,
+            field: field.map(Into::into),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -59,10 +66,16 @@ pub mod __adapter {
     pub fn validate<T: Connector>(params: Vec<FieldValue>) -> Result<(), Error> {
         T::validate(&Params::new(params))
     }
-    pub fn parse<T: Connector>(params: Vec<FieldValue>, data: Vec<u8>) -> Result<ParseOutput, Error> {
+    pub fn parse<T: Connector>(
+        params: Vec<FieldValue>,
+        data: Vec<u8>,
+    ) -> Result<ParseOutput, Error> {
         T::parse(&Params::new(params), &data)
     }
-    pub fn pull<T: Connector>(params: Vec<FieldValue>, cursor: Option<String>) -> Result<Page, Error> {
+    pub fn pull<T: Connector>(
+        params: Vec<FieldValue>,
+        cursor: Option<String>,
+    ) -> Result<Page, Error> {
         T::pull(&Params::new(params), cursor.as_deref())
     }
     pub fn deliver<T: Connector>(
@@ -110,7 +123,8 @@ macro_rules! export_connector {
                 fn deliver(
                     params: ::std::vec::Vec<$crate::FieldValue>,
                     actions: ::std::vec::Vec<$crate::connector::Action>,
-                ) -> ::std::result::Result<$crate::connector::DeliveryReport, $crate::Error> {
+                ) -> ::std::result::Result<$crate::connector::DeliveryReport, $crate::Error>
+                {
                     $crate::connector::__adapter::deliver::<$ty>(params, actions)
                 }
             }

@@ -1,7 +1,9 @@
 //! Builders for manifests and parameter schemas, so a plugin's `describe`
 //! reads like its documentation.
 
-use crate::{AggregateFn, AggregateSpec, FieldClass, FieldSpec, Manifest, ParamSpec, Value, ValueKind};
+use crate::{
+    AggregateFn, AggregateSpec, FieldClass, FieldSpec, Manifest, ParamSpec, Value, ValueKind,
+};
 
 impl Manifest {
     /// A manifest with no parameters, fields, aggregates or purposes yet.
@@ -25,7 +27,11 @@ impl Manifest {
 
     /// Declares a profile field the plugin needs; its column arrives in this order.
     pub fn field(mut self, name: &str, kind: ValueKind, class: FieldClass) -> Self {
-        self.fields.push(FieldSpec { name: name.into(), kind, class });
+        self.fields.push(FieldSpec {
+            name: name.into(),
+            kind,
+            class,
+        });
         self
     }
 

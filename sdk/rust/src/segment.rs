@@ -21,7 +21,11 @@ pub trait Segment {
 impl Memberships {
     /// Membership computed row by row, with no scores or tiers.
     pub fn from_fn(rows: usize, mut member: impl FnMut(usize) -> bool) -> Self {
-        Memberships { member: (0..rows).map(&mut member).collect(), scores: Vec::new(), tiers: None }
+        Memberships {
+            member: (0..rows).map(&mut member).collect(),
+            scores: Vec::new(),
+            tiers: None,
+        }
     }
 
     /// Attaches one score per row.

@@ -4,8 +4,8 @@
 use crate::{Batch, Error, FieldValue, Manifest, Params, ProfileBatch};
 
 pub use crate::bindings::strategies::{
-    ActionForecast, ActionSpec, Context, Decision, Feedback, FeedbackBatch, FeedbackKind,
-    Forecast, RankedAction,
+    ActionForecast, ActionSpec, Context, Decision, Feedback, FeedbackBatch, FeedbackKind, Forecast,
+    RankedAction,
 };
 
 /// A strategy model.
@@ -35,10 +35,10 @@ pub trait Strategy {
         let decisions = Self::decide(params, batch, context)?;
         let mut shares = vec![0.0; Self::actions().len()];
         for decision in &decisions {
-            if let Some(top) = decision.ranked.first() {
-                if let Some(share) = shares.get_mut(top.action as usize) {
-                    *share += 1.0;
-                }
+            if let Some(top) = decision.ranked.first()
+                && let Some(share) = shares.get_mut(top.action as usize)
+            {
+                *share += 1.0;
             }
         }
         let rows = decisions.len().max(1) as f64;
@@ -61,7 +61,11 @@ pub trait Strategy {
 impl RankedAction {
     /// An action with its score and the probability it was chosen with.
     pub fn new(action: u32, score: f64, propensity: f64) -> Self {
-        RankedAction { action, score, propensity }
+        RankedAction {
+            action,
+            score,
+            propensity,
+        }
     }
 }
 
@@ -90,7 +94,10 @@ pub mod __adapter {
         Ok(out)
     }
 
-    pub fn observe<T: Strategy>(params: Vec<FieldValue>, feedback: FeedbackBatch) -> Result<(), Error> {
+    pub fn observe<T: Strategy>(
+        params: Vec<FieldValue>,
+        feedback: FeedbackBatch,
+    ) -> Result<(), Error> {
         let FeedbackBatch { items, profiles } = feedback;
         let profiles = Batch::new(profiles, &T::describe());
         T::observe(&Params::new(params), &items, &profiles)

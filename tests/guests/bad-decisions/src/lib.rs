@@ -6,11 +6,22 @@ struct BadDecisions;
 
 impl Strategy for BadDecisions {
     fn describe() -> Manifest {
-        Manifest::new("bad-decisions", "0.1.0", "hostile: returns invalid decisions")
-            .param(ParamSpec::text("flaw", "which flaw").choices(&["propensity", "action"]).required())
+        Manifest::new(
+            "bad-decisions",
+            "0.1.0",
+            "hostile: returns invalid decisions",
+        )
+        .param(
+            ParamSpec::text("flaw", "which flaw")
+                .choices(&["propensity", "action"])
+                .required(),
+        )
     }
     fn actions() -> Vec<ActionSpec> {
-        vec![ActionSpec { name: "only".into(), description: "the only action".into() }]
+        vec![ActionSpec {
+            name: "only".into(),
+            description: "the only action".into(),
+        }]
     }
     fn decide(params: &Params, batch: &Batch, _: &Context) -> Result<Vec<Decision>, Error> {
         let ranked = match params.text("flaw")? {
@@ -18,7 +29,10 @@ impl Strategy for BadDecisions {
             _ => RankedAction::new(7, 1.0, 0.5),
         };
         Ok((0..batch.rows())
-            .map(|_| Decision { ranked: vec![ranked], explanation: String::new() })
+            .map(|_| Decision {
+                ranked: vec![ranked],
+                explanation: String::new(),
+            })
             .collect())
     }
 }

@@ -9,8 +9,11 @@ struct HostFlood;
 
 impl Segment for HostFlood {
     fn describe() -> Manifest {
-        Manifest::new("host-flood", "0.1.0", "hostile: floods host calls")
-            .param(ParamSpec::text("attack", "which flood").choices(&["log", "log-bytes", "state", "clock"]).required())
+        Manifest::new("host-flood", "0.1.0", "hostile: floods host calls").param(
+            ParamSpec::text("attack", "which flood")
+                .choices(&["log", "log-bytes", "state", "clock"])
+                .required(),
+        )
     }
     fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error> {
         let attack = params.text("attack")?;

@@ -1,5 +1,8 @@
 //! Hostile: a segment plugin that imports outbound HTTP, which segment plugins
 //! are never granted. Installing it must fail.
+
+// Generated ABI glue takes one argument per flattened WIT value.
+#![allow(clippy::too_many_arguments)]
 wit_bindgen::generate!({
     inline: "
         package tessera-test:hostile;
@@ -40,7 +43,11 @@ impl Guest for HttpSegment {
             body: batch.keys.iter().flat_map(|k| k.to_le_bytes()).collect(),
         };
         let sent = send(&request).is_ok();
-        Ok(Memberships { member: vec![sent; batch.rows as usize], scores: Vec::new(), tiers: None })
+        Ok(Memberships {
+            member: vec![sent; batch.rows as usize],
+            scores: Vec::new(),
+            tiers: None,
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Hostile: returns a result far larger than the output cap (16 MiB of scores
 //! and a huge tier dictionary), though within its memory limit.
-use tessera_sdk::prelude::*;
 use tessera_sdk::TextColumn;
+use tessera_sdk::prelude::*;
 
 struct OutputBomb;
 
@@ -15,7 +15,10 @@ impl Segment for OutputBomb {
         Ok(Memberships {
             member: vec![true; rows],
             scores: vec![1.0; 2_000_000],
-            tiers: Some(TextColumn { dictionary: vec![word; 8_192], codes: vec![0; rows] }),
+            tiers: Some(TextColumn {
+                dictionary: vec![word; 8_192],
+                codes: vec![0; rows],
+            }),
         })
     }
 }

@@ -17,7 +17,11 @@ fn down(n: u64) -> u64 {
 
 impl Segment for ShadowStackOverflow {
     fn describe() -> Manifest {
-        Manifest::new("shadow-stack-overflow", "0.1.0", "hostile: recurses with big frames")
+        Manifest::new(
+            "shadow-stack-overflow",
+            "0.1.0",
+            "hostile: recurses with big frames",
+        )
     }
     fn evaluate(_: &Params, batch: &Batch) -> Result<Memberships, Error> {
         let depth = down(0);

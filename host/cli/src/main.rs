@@ -1,0 +1,93 @@
+//! `tessera`: the one binary of the Tessera marketing cloud. This stage has
+//! the partner loop (`plugin test`) and an end-to-end `demo`; the server and
+//! the operator commands arrive with their issues.
+
+mod demo;
+mod plugin_test;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tessera_runtime::{Runtime, RuntimeConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: a marketing cloud whose connectors, segments and strategies are sandboxed WebAssembly plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingest the sample retail data, build a segment and run a strategy, in memory.
+    Demo(demo::DemoArgs),
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a component under the real sandbox limits, type-check it, print its
+    /// manifest, run a sample call and print what it cost.
+    Test(plugin_test::TestArgs),
+}
+
+/// Where compiled components are cached.
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Directory of the compiled-component cache [default: ~/.cache/tessera/components].
+    #[arg(long, global = true, env = "TESSERA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh, keeping nothing on disk.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn runtime(&self) -> anyhow::Result<Runtime> {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .map(|dir| dir.join("tessera/components"))
+            })
+        };
+        Ok(Runtime::new(RuntimeConfig {
+            cache_dir,
+            concurrent_calls: 16,
+            ..RuntimeConfig::default()
+        })?)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Plain-text rendering of manifests, costs and values for the terminal.
+
+use std::fmt::Write as _;
+
+use tessera_runtime::api::types::{FieldClass, Manifest, Value, ValueKind};
+use tessera_runtime::{Cost, LogLine, PluginInfo};
+
+pub fn kind_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Boolean => "boolean",
+        ValueKind::Integer => "integer",
+        ValueKind::Number => "number",
+        ValueKind::Text => "text",
+        ValueKind::Timestamp => "timestamp",
+        ValueKind::TextList => "text-list",
+    }
+}
+
+pub fn value(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Text(s) => format!("{s:?}"),
+        Value::Timestamp(t) => format!("@{t}"),
+        Value::TextList(l) => format!("{l:?}"),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+pub fn cost(cost: &Cost) -> String {
+    format!(
+        "fuel {} of {} · {:.2?} · peak memory {} · {} host calls · result {}",
+        cost.fuel,
+        cost.fuel_budget,
+        cost.wall,
+        bytes(cost.peak_memory),
+        cost.host_calls,
+        bytes(cost.output_bytes)
+    )
+}
+
+pub fn manifest(info: &PluginInfo) -> String {
+    let m: &Manifest = &info.manifest;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plugin      {}@{}  ({} · tessera:plugin@{})",
+        m.name,
+        m.version,
+        info.kind.as_str(),
+        info.wit_version.as_str()
+    );
+    let _ = writeln!(out, "            {}", m.description);
+    let _ = writeln!(out, "component   sha256 {}", info.content_hash);
+    if m.parameters.is_empty() {
+        let _ = writeln!(out, "parameters  none");
+    }
+    for (i, p) in m.parameters.iter().enumerate() {
+        let mut extra = Vec::new();
+        if p.required {
+            extra.push("required".to_string());
+        }
+        if let Some(d) = &p.default {
+            extra.push(format!("default {}", value(d)));
+        }
+        if p.min.is_some() || p.max.is_some() {
+            extra.push(format!(
+                "range {}..={}",
+                p.min.map_or("".into(), |v| v.to_string()),
+                p.max.map_or("".into(), |v| v.to_string())
+            ));
+        }
+        if !p.choices.is_empty() {
+            extra.push(format!("one of {}", p.choices.join(" ")));
+        }
+        let _ = writeln!(
+            out,
+            "{}{} ({}{}) {}",
+            if i == 0 {
+                "parameters  "
+            } else {
+                "            "
+            },
+            p.name,
+            kind_name(p.kind),
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", extra.join("; "))
+            },
+            p.description
+        );
+    }
+    let fields: Vec<String> = m
+        .fields
+        .iter()
+        .map(|f| {
+            let class = match f.class {
+                FieldClass::Standard => "standard",
+                FieldClass::Sensitive => "sensitive",
+                FieldClass::Pii => "PII",
+            };
+            format!("{} ({}, {class})", f.name, kind_name(f.kind))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "reads       {}",
+        if fields.is_empty() {
+            "no profile fields".into()
+        } else {
+            fields.join(", ")
+        }
+    );
+    for a in &m.aggregates {
+        let _ = writeln!(
+            out,
+            "            aggregate {} = {:?}({}{}) over {}",
+            a.name,
+            a.function,
+            a.event_type,
+            a.property
+                .as_ref()
+                .map(|p| format!(".{p}"))
+                .unwrap_or_default(),
+            a.window_days
+                .map_or("all time".into(), |d| format!("the last {d} days"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "purposes    {}",
+        if m.purposes.is_empty() {
+            "none declared".into()
+        } else {
+            m.purposes.join(", ")
+        }
+    );
+    if !info.actions.is_empty() {
+        let actions: Vec<_> = info.actions.iter().map(|a| a.name.as_str()).collect();
+        let _ = writeln!(out, "actions     {}", actions.join(", "));
+    }
+    if let Some(modes) = info.modes {
+        let _ = writeln!(out, "modes       {modes:?}");
+    }
+    out
+}
+
+pub fn logs(logs: &[LogLine], dropped: u32) -> String {
+    let mut out = String::new();
+    for line in logs {
+        let _ = writeln!(out, "  log {:?}: {}", line.level, line.message);
+    }
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  ({dropped} log lines over the per-call budget were dropped)"
+        );
+    }
+    out
+}
