@@ -2,8 +2,8 @@
 //! and its Python twin: same manifest, same answers, same errors.
 
 use tessera_runtime::api::types::{Column, ColumnData, Value};
-use tessera_runtime::{CallError, Plugin, PluginError, PluginKind};
-use tessera_tests::{batch, install, numbers, param, plugins, program, spend_batch, test_programs};
+use tessera_runtime::{CallError, Grants, Limits, Plugin, PluginError, PluginKind, Runtime};
+use tessera_tests::{batch, numbers, param, plugins, program, request, spend_batch, test_programs};
 
 use super::runtime;
 
@@ -127,10 +127,20 @@ fn threshold_contract(plugin: &Plugin) {
     assert!(out.value.member[5_000] && !out.value.member[4_999]);
 }
 
+/// Installs a segment with no grants at all: the threshold rule needs none,
+/// in whichever language it is written.
+fn install_ungranted(runtime: &Runtime, bytes: &[u8]) -> Plugin {
+    let mut request = request(PluginKind::Segment, Limits::default());
+    request.grants = Grants { state_quota: 0 };
+    runtime
+        .install(bytes, request)
+        .unwrap_or_else(|e| panic!("install failed: {e}"))
+}
+
 #[test]
 fn rust_threshold_passes_the_segment_contract() {
     let runtime = runtime();
-    threshold_contract(&install(&runtime, plugins::THRESHOLD, PluginKind::Segment));
+    threshold_contract(&install_ungranted(&runtime, plugins::THRESHOLD));
 }
 
 #[test]
@@ -139,8 +149,8 @@ fn python_threshold_twin_passes_the_same_contract() {
         panic!("the Python twin could not be built with componentize-py: {why}")
     });
     let runtime = runtime();
-    let python = install(&runtime, &program(path), PluginKind::Segment);
-    let rust = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let python = install_ungranted(&runtime, &program(path));
+    let rust = install_ungranted(&runtime, plugins::THRESHOLD);
     assert_eq!(
         python.info().manifest,
         rust.info().manifest,

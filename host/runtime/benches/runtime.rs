@@ -13,7 +13,7 @@
 //!   threshold plugin (fresh and reused instance) vs the no-op plugin (which
 //!   isolates copying the batch in and the memberships out).
 //! - `limits_10k`: the 10,000-row threshold call with fuel and epoch checks
-//!   on and off.
+//!   on and off (fresh instance; both on vs both off also in a reused one).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -217,6 +217,17 @@ fn limits_10k(c: &mut Criterion) {
     for (name, _rt, plugin) in &runtimes {
         group.bench_function(*name, |b| fresh(b, plugin, &params, &batch));
     }
+    // In a reused instance the call is mostly guest code, which is what the
+    // checks instrument: this pair shows their cost on guest code itself.
+    let batches = vec![batch.clone(); LARGE_CALLS_PER_INSTANCE];
+    let extremes = runtimes
+        .iter()
+        .filter(|(name, ..)| matches!(*name, "both_on" | "both_off"));
+    for (name, _rt, plugin) in extremes {
+        group.bench_function(format!("{name}_reused"), |b| {
+            reused(b, plugin, &params, &batches)
+        });
+    }
     group.finish();
 }
 
@@ -287,7 +298,7 @@ fn format_ns(ns: f64) -> String {
 
 /// Prints each benchmark's median and its ratio to its group's baseline.
 fn print_ratios(since: SystemTime) {
-    let groups: [(&str, &str, &[&str]); 3] = [
+    let groups: [(&str, &str, &[&str]); 4] = [
         (
             "call",
             "noop_reused",
@@ -314,6 +325,11 @@ fn print_ratios(since: SystemTime) {
             "limits_10k",
             "both_off",
             &["both_off", "epochs_only", "fuel_only", "both_on"],
+        ),
+        (
+            "limits_10k",
+            "both_off_reused",
+            &["both_off_reused", "both_on_reused"],
         ),
     ];
     println!("\nMedians of this run, and ratios to each group's baseline:");

@@ -207,3 +207,121 @@ pub fn resolve_params(
     }
     Ok(resolved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, kind: ValueKind) -> ParamSpec {
+        ParamSpec {
+            name: name.into(),
+            kind,
+            description: format!("the {name}"),
+            required: false,
+            default: None,
+            min: None,
+            max: None,
+            choices: Vec::new(),
+        }
+    }
+
+    fn given(name: &str, value: Value) -> FieldValue {
+        FieldValue {
+            name: name.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn defaults_are_filled_and_integers_widen_to_numbers() {
+        let specs = [
+            ParamSpec {
+                default: Some(Value::Number(0.1)),
+                ..spec("epsilon", ValueKind::Number)
+            },
+            ParamSpec {
+                required: true,
+                ..spec("threshold", ValueKind::Number)
+            },
+        ];
+        let resolved = resolve_params(&specs, &[given("threshold", Value::Integer(500))]).unwrap();
+        assert_eq!(
+            resolved,
+            vec![
+                given("epsilon", Value::Number(0.1)),
+                given("threshold", Value::Integer(500))
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_the_parameter_named() {
+        let specs = [
+            ParamSpec {
+                required: true,
+                min: Some(0.0),
+                max: Some(1.0),
+                ..spec("epsilon", ValueKind::Number)
+            },
+            ParamSpec {
+                choices: vec!["a".into(), "b".into()],
+                ..spec("mode", ValueKind::Text)
+            },
+        ];
+        let err = |given: &[FieldValue]| resolve_params(&specs, given).unwrap_err().0;
+        assert!(err(&[]).contains("`epsilon` is required: the epsilon"));
+        assert!(err(&[given("epsilon", Value::Number(1.5))]).contains("1.5 is outside 0..=1"));
+        assert!(
+            err(&[given("epsilon", Value::Text("x".into()))]).contains("expected number, got text")
+        );
+        assert!(err(&[given("epsilon", Value::Number(f64::NAN))]).contains("not a finite number"));
+        assert!(
+            err(&[
+                given("epsilon", Value::Number(0.5)),
+                given("mode", Value::Text("c".into()))
+            ])
+            .contains("not one of a, b")
+        );
+        assert!(
+            err(&[
+                given("epsilon", Value::Number(0.5)),
+                given("speed", Value::Integer(1))
+            ])
+            .contains("unknown parameter `speed`; this plugin takes: epsilon, mode")
+        );
+        assert!(
+            err(&[
+                given("epsilon", Value::Number(0.5)),
+                given("epsilon", Value::Number(0.5))
+            ])
+            .contains("given twice")
+        );
+    }
+
+    #[test]
+    fn manifests_with_bad_names_versions_or_duplicates_are_refused() {
+        let ok = Manifest {
+            name: "rfm".into(),
+            version: "1.2.3-beta.1".into(),
+            description: String::new(),
+            parameters: vec![spec("tiers", ValueKind::Integer)],
+            fields: Vec::new(),
+            aggregates: Vec::new(),
+            purposes: vec!["marketing".into()],
+        };
+        assert_eq!(check_manifest(&ok), Ok(()));
+        let bad = |f: fn(&mut Manifest)| {
+            let mut m = ok.clone();
+            f(&mut m);
+            check_manifest(&m).unwrap_err()
+        };
+        assert!(bad(|m| m.name = "My Plugin".into()).contains("name `My Plugin`"));
+        assert!(bad(|m| m.version = "1.2".into()).contains("not a semantic version"));
+        assert!(bad(|m| m.parameters.push(m.parameters[0].clone())).contains("declared twice"));
+        assert!(
+            bad(|m| m.parameters[0].default = Some(Value::Text("x".into())))
+                .contains("default of parameter `tiers`")
+        );
+        assert!(bad(|m| m.purposes.push("Ads!".into())).contains("purpose `Ads!`"));
+    }
+}

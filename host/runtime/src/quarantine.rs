@@ -110,3 +110,28 @@ impl Health {
         state.recent.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traps_outside_the_window_do_not_count() {
+        let health = Health::new(QuarantinePolicy {
+            max_traps: 2,
+            window: Duration::from_millis(50),
+        });
+        assert!(!health.record_trap(&TrapReason::Panic));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(
+            !health.record_trap(&TrapReason::Panic),
+            "the first trap has left the window"
+        );
+        assert!(health.record_trap(&TrapReason::StackOverflow));
+        let q = health.check().unwrap_err();
+        assert_eq!((q.traps, q.last), (2, TrapReason::StackOverflow));
+        health.release();
+        assert!(health.check().is_ok());
+        assert_eq!(health.total_traps(), 3);
+    }
+}

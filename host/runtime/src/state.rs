@@ -126,3 +126,49 @@ impl StateStore for MemoryState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(plugin: &str) -> StateScope {
+        StateScope {
+            tenant: "acme".into(),
+            plugin: plugin.into(),
+        }
+    }
+
+    #[test]
+    fn writes_apply_atomically_within_the_quota_and_scopes_are_separate() {
+        let state = MemoryState::new();
+        let writes = vec![
+            ("a".to_string(), Some(vec![1; 10])),
+            ("b".to_string(), Some(vec![2; 10])),
+        ];
+        state.apply(&scope("one"), &writes, 22).unwrap();
+        assert_eq!(state.usage(&scope("one")).unwrap(), 22);
+        assert_eq!(
+            state.get(&scope("two"), "a").unwrap(),
+            None,
+            "another plugin sees nothing"
+        );
+
+        let over = vec![
+            ("a".to_string(), None),
+            ("c".to_string(), Some(vec![3; 30])),
+        ];
+        assert_eq!(
+            state.apply(&scope("one"), &over, 22),
+            Err(StateError::Quota {
+                quota: 22,
+                needed: 42
+            })
+        );
+        assert_eq!(
+            state.get(&scope("one"), "a").unwrap(),
+            Some(vec![1; 10]),
+            "a refused batch changes nothing"
+        );
+        assert_eq!(state.keys(&scope("one"), "", 10).unwrap(), vec!["a", "b"]);
+    }
+}

@@ -1,14 +1,17 @@
-//! Generated bindings for `tessera:plugin@0.1.0`, one module per world. The
-//! interfaces shared by the worlds (`types`, `host`, `state`) are generated once,
-//! in the connector module, and reused by the others.
+//! Generated bindings for `tessera:plugin@0.1.0`, one module per world. Each
+//! world is extended with the optional capabilities (`state`, and `http` for
+//! connectors) so plugins can call them; a component imports only what its
+//! code uses, so a plugin that never touches state does not ask for it. The
+//! interfaces shared by the worlds are generated once, in the connector module.
 
 // Generated ABI glue takes one argument per flattened WIT value.
 #![allow(clippy::too_many_arguments)]
 
 pub mod connector {
     wit_bindgen::generate!({
-        world: "connector",
+        inline: "package tessera:sdk; world connector { include tessera:plugin/connector@0.1.0; import tessera:plugin/state@0.1.0; import tessera:plugin/http@0.1.0; }",
         path: "wit",
+        world: "tessera:sdk/connector",
         default_bindings_module: "tessera_sdk::bindings::connector",
         pub_export_macro: true,
         export_macro_name: "export_connector_world",
@@ -18,8 +21,9 @@ pub mod connector {
 
 pub mod segment {
     wit_bindgen::generate!({
-        world: "segment",
+        inline: "package tessera:sdk; world segment { include tessera:plugin/segment@0.1.0; import tessera:plugin/state@0.1.0; }",
         path: "wit",
+        world: "tessera:sdk/segment",
         default_bindings_module: "tessera_sdk::bindings::segment",
         pub_export_macro: true,
         export_macro_name: "export_segment_world",
@@ -34,8 +38,9 @@ pub mod segment {
 
 pub mod strategy {
     wit_bindgen::generate!({
-        world: "strategy",
+        inline: "package tessera:sdk; world strategy { include tessera:plugin/strategy@0.1.0; import tessera:plugin/state@0.1.0; }",
         path: "wit",
+        world: "tessera:sdk/strategy",
         default_bindings_module: "tessera_sdk::bindings::strategy",
         pub_export_macro: true,
         export_macro_name: "export_strategy_world",

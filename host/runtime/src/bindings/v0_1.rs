@@ -2,11 +2,22 @@
 //!
 //! The shared interfaces (`types`, `host`, `state`, `http`, `records`) are
 //! generated once, in the connector module, and reused by the other worlds.
+//! `state` and `http` belong to no world (a plugin imports them only if it
+//! needs them), so the connector module is generated for a host-side world
+//! that adds them.
 
 pub mod connector {
     wasmtime::component::bindgen!({
         path: "../../wit/v0.1",
-        world: "connector",
+        inline: "
+            package tessera:host;
+            world connector {
+                include tessera:plugin/connector@0.1.0;
+                import tessera:plugin/state@0.1.0;
+                import tessera:plugin/http@0.1.0;
+            }
+        ",
+        world: "tessera:host/connector",
         imports: { default: trappable },
         additional_derives: [PartialEq],
     });
@@ -21,7 +32,6 @@ pub mod segment {
         with: {
             "tessera:plugin/types": super::connector::tessera::plugin::types,
             "tessera:plugin/host": super::connector::tessera::plugin::host,
-            "tessera:plugin/state": super::connector::tessera::plugin::state,
         },
     });
 }
@@ -35,7 +45,6 @@ pub mod strategy {
         with: {
             "tessera:plugin/types": super::connector::tessera::plugin::types,
             "tessera:plugin/host": super::connector::tessera::plugin::host,
-            "tessera:plugin/state": super::connector::tessera::plugin::state,
         },
     });
 }
