@@ -8,6 +8,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -93,7 +94,11 @@ impl ComponentCache {
         let component =
             Component::new(engine, bytes).map_err(|e| InstallError::Compile(format!("{e:#}")))?;
         if let Some(path) = &path {
-            store(&component, path)?;
+            // A cache that cannot be written costs a recompile next time; it
+            // is no reason to refuse a component that compiled.
+            if let Err(reason) = store(&component, path) {
+                tracing::warn!(path = %path.display(), %reason, "cannot cache a compiled component");
+            }
         }
         self.lock().insert(key, component.clone());
         Ok((component, true))
@@ -132,15 +137,20 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> Result<Component, String> {
     unsafe { Component::deserialize(engine, artifact) }.map_err(|e| format!("{e:#}"))
 }
 
-fn store(component: &Component, path: &Path) -> Result<(), InstallError> {
-    let artifact = component
-        .serialize()
-        .map_err(|e| InstallError::Cache(format!("{e:#}")))?;
+/// Writes the artifact to a temporary file unique to this process and call,
+/// then renames it into place, so concurrent installs of the same component
+/// (threads or processes) never see a partial file.
+fn store(component: &Component, path: &Path) -> Result<(), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let artifact = component.serialize().map_err(|e| format!("{e:#}"))?;
     let mut bytes = Vec::with_capacity(32 + artifact.len());
     bytes.extend_from_slice(&Sha256::digest(&artifact));
     bytes.extend_from_slice(&artifact);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, &bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|e| InstallError::Cache(format!("cannot write {}: {e}", path.display())))
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{unique}", std::process::id()));
+    let written = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(|e| e.to_string())
 }
