@@ -130,6 +130,11 @@ pub struct RuntimeConfig {
     pub epochs: bool,
     /// Where compiled components are cached; `None` keeps them in memory only.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Bytes of each pool slot's linear memory (and of its tables) reset with
+    /// `memset` and kept resident when a call ends, instead of being returned
+    /// to the kernel: the next call on that slot takes no page faults there.
+    /// Costs up to this much resident memory per used slot.
+    pub keep_resident: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -154,6 +159,7 @@ impl Default for RuntimeConfig {
             fuel: true,
             epochs: true,
             cache_dir: None,
+            keep_resident: 2 << 20,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::plugin::{InstallRequest, Plugin};
 use crate::{ComponentCache, InstallError, QuarantinePolicy, RuntimeConfig};
@@ -127,7 +127,13 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .max_component_instance_size(4 << 20)
         .max_core_instance_size(4 << 20)
         .max_memory_size(caps.memory_bytes as usize)
-        .table_elements(caps.table_elements as usize);
+        .table_elements(caps.table_elements as usize)
+        // Resetting a slot by memset and keeping it resident halves a fresh
+        // 10,000-row call (page faults dominated it; docs/BENCHMARKS.md), and
+        // PAGEMAP_SCAN (Linux >= 6.7) resets only the pages a call dirtied.
+        .linear_memory_keep_resident(config.keep_resident)
+        .table_keep_resident(config.keep_resident)
+        .pagemap_scan(Enabled::Auto);
 
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)

@@ -40,33 +40,66 @@ impl Segment for Threshold {
 
     fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error> {
         let threshold = params.number("threshold")?;
-        let cmp = op(params)?;
+        let op = op(params)?;
         let spend = batch.field(FIELD)?;
-        // Fast path: a dense number column is a plain slice scan.
-        if let Some(values) = spend.numbers() {
-            return Ok(Memberships {
-                member: values.iter().map(|v| cmp(*v, threshold)).collect(),
-                scores: Vec::new(),
-                tiers: None,
-            });
-        }
-        Ok(Memberships::from_fn(batch.rows(), |row| {
-            spend.number(row).is_some_and(|v| cmp(v, threshold))
-        }))
+        let member = match spend.numbers() {
+            // Fast path: a dense number column is one tight loop per operator,
+            // with the comparison inlined (and vectorised) rather than called.
+            Some(values) => match op {
+                Op::Ge => scan(values, |v| v >= threshold),
+                Op::Gt => scan(values, |v| v > threshold),
+                Op::Le => scan(values, |v| v <= threshold),
+                Op::Lt => scan(values, |v| v < threshold),
+                Op::Eq => scan(values, |v| v == threshold),
+            },
+            None => (0..batch.rows())
+                .map(|row| spend.number(row).is_some_and(|v| op.holds(v, threshold)))
+                .collect(),
+        };
+        Ok(Memberships {
+            member,
+            scores: Vec::new(),
+            tiers: None,
+        })
     }
 }
 
-fn op(params: &Params) -> Result<fn(f64, f64) -> bool, Error> {
+fn scan(values: &[f64], keep: impl Fn(f64) -> bool) -> Vec<bool> {
+    values.iter().map(|v| keep(*v)).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Ge => a >= b,
+            Op::Gt => a > b,
+            Op::Le => a <= b,
+            Op::Lt => a < b,
+            Op::Eq => a == b,
+        }
+    }
+}
+
+fn op(params: &Params) -> Result<Op, Error> {
     let op = match params.get("op") {
         None => ">=",
         Some(_) => params.text("op")?,
     };
     Ok(match op {
-        ">=" => |a, b| a >= b,
-        ">" => |a, b| a > b,
-        "<=" => |a, b| a <= b,
-        "<" => |a, b| a < b,
-        "==" => |a, b| a == b,
+        ">=" => Op::Ge,
+        ">" => Op::Gt,
+        "<=" => Op::Le,
+        "<" => Op::Lt,
+        "==" => Op::Eq,
         other => {
             return Err(Error::config(format!(
                 "parameter `op` must be one of >=, >, <=, <, ==; got `{other}`"
