@@ -3,7 +3,9 @@
 
 use tessera_runtime::api::types::{Column, ColumnData, Value};
 use tessera_runtime::{CallError, Grants, Limits, Plugin, PluginError, PluginKind, Runtime};
-use tessera_tests::{batch, numbers, param, plugins, program, request, spend_batch, test_programs};
+use tessera_tests::{
+    batch, members, numbers, param, plugins, program, request, spend_batch, test_programs,
+};
 
 use super::runtime;
 
@@ -82,19 +84,19 @@ fn threshold_contract(plugin: &Plugin) {
         let out = plugin
             .evaluate(&params, &spend_batch(&spend))
             .expect("evaluates");
-        assert_eq!(out.value.member, expected, "op {op}");
+        assert_eq!(members(&out.value), expected, "op {op}");
         assert!(out.cost.fuel > 0 && out.cost.fuel <= out.cost.fuel_budget);
         assert!(out.cost.peak_memory > 0);
     }
     let sparse = Column {
         data: ColumnData::Number(vec![900.0, 0.0, 900.0]),
-        present: vec![true, false, true],
+        present: vec![1, 0, 1],
     };
     let out = plugin
         .evaluate(&threshold(500.0), &batch(3, vec![sparse]))
         .unwrap();
     assert_eq!(
-        out.value.member,
+        members(&out.value),
         vec![true, false, true],
         "missing values are never members"
     );
@@ -106,7 +108,7 @@ fn threshold_contract(plugin: &Plugin) {
         .evaluate(&threshold(500.0), &batch(3, vec![integers]))
         .unwrap();
     assert_eq!(
-        out.value.member,
+        members(&out.value),
         vec![false, true, true],
         "integer columns are widened"
     );
@@ -123,8 +125,8 @@ fn threshold_contract(plugin: &Plugin) {
     let out = plugin
         .evaluate(&threshold(5_000.0), &spend_batch(&big))
         .unwrap();
-    assert_eq!(out.value.member.iter().filter(|m| **m).count(), 5_000);
-    assert!(out.value.member[5_000] && !out.value.member[4_999]);
+    assert_eq!(members(&out.value).iter().filter(|m| **m).count(), 5_000);
+    assert!(out.value.member[5_000] == 1 && out.value.member[4_999] == 0);
 }
 
 /// Installs a segment with no grants at all: the threshold rule needs none,

@@ -236,7 +236,7 @@ fn files_environment_sockets_and_stdin_are_out_of_reach() {
         .filter(|l| l.message.contains("escaped"))
         .collect();
     assert!(escaped.is_empty(), "escaped: {escaped:?}");
-    assert_eq!(out.value.member, vec![false; probes as usize]);
+    assert_eq!(out.value.member, vec![0; probes as usize]);
     assert_eq!(
         out.logs.len(),
         probes as usize,

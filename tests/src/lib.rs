@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tessera_runtime::api::segments::Memberships;
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
 use tessera_runtime::{
     Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime, RuntimeConfig,
@@ -95,7 +96,12 @@ pub fn assert_honest_plugin_works(plugin: &Plugin) {
     let out = plugin
         .evaluate(&params, &spend_batch(&[100.0, 500.0, 499.99, 12_000.0]))
         .expect("the honest plugin is served");
-    assert_eq!(out.value.member, vec![false, true, false, true]);
+    assert_eq!(members(&out.value), vec![false, true, false, true]);
+}
+
+/// Memberships as booleans (the contract sends one byte per row).
+pub fn members(out: &Memberships) -> Vec<bool> {
+    out.member.iter().map(|m| *m == 1).collect()
 }
 
 /// Builds a `segment` component from a core module in WAT that implements the

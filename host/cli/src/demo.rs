@@ -143,7 +143,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .member
         .iter()
         .enumerate()
-        .filter(|(_, m)| **m)
+        .filter(|(_, m)| **m == 1)
         .map(|(i, _)| i)
         .collect();
     println!(

@@ -152,7 +152,7 @@ fn failed(error: &CallError) -> ExitCode {
 fn sample_segment(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(), SampleError> {
     let batch = synthetic_batch(&plugin.info().manifest, rows);
     let out = plugin.evaluate(params, &batch)?;
-    let members = out.value.member.iter().filter(|m| **m).count();
+    let members = out.value.member.iter().filter(|m| **m == 1).count();
     println!("evaluate    {rows} synthetic rows → {members} members");
     println!("cost        {}", report::cost(&out.cost));
     print!("{}", report::logs(&out.logs, out.logs_dropped));
@@ -339,9 +339,11 @@ fn mix(seed: u64) -> u64 {
 
 fn column(kind: ValueKind, rows: u32, salt: u64, now: i64) -> Column {
     let draw = |row: u32| mix(salt.wrapping_mul(1_000_003) ^ u64::from(row));
-    let present: Vec<bool> = (0..rows).map(|r| draw(r) % 10 != 0).collect();
+    let present: Vec<u8> = (0..rows).map(|r| u8::from(draw(r) % 10 != 0)).collect();
     let data = match kind {
-        ValueKind::Boolean => ColumnData::Boolean((0..rows).map(|r| draw(r) % 2 == 0).collect()),
+        ValueKind::Boolean => {
+            ColumnData::Boolean((0..rows).map(|r| u8::from(draw(r) % 2 == 0)).collect())
+        }
         ValueKind::Integer => {
             ColumnData::Integer((0..rows).map(|r| (draw(r) % 100) as i64).collect())
         }

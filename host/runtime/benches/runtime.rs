@@ -166,7 +166,7 @@ fn rule_10k(c: &mut Criterion, rt: &Runtime) {
     let bare_batches = vec![bare.clone(); LARGE_CALLS_PER_INSTANCE];
 
     // The plugin must agree with the native rule before it is timed.
-    let native: Vec<bool> = values.iter().map(|v| *v >= THRESHOLD).collect();
+    let native: Vec<u8> = values.iter().map(|v| u8::from(*v >= THRESHOLD)).collect();
     let called = threshold.evaluate(&params, &batch).expect("evaluate");
     assert_eq!(
         called.value.member, native,
@@ -178,7 +178,10 @@ fn rule_10k(c: &mut Criterion, rt: &Runtime) {
     group.bench_function("native", |b| {
         b.iter(|| {
             let threshold = black_box(THRESHOLD);
-            let member: Vec<bool> = black_box(&values).iter().map(|v| *v >= threshold).collect();
+            let member: Vec<u8> = black_box(&values)
+                .iter()
+                .map(|v| u8::from(*v >= threshold))
+                .collect();
             black_box(member)
         })
     });

@@ -179,6 +179,12 @@ pub(crate) fn check_memberships(out: &Memberships, rows: u32) -> Result<(), Stri
     if out.member.len() != rows {
         return Err(format!("{} memberships for {rows} rows", out.member.len()));
     }
+    if let Some(row) = out.member.iter().position(|m| *m > 1) {
+        return Err(format!(
+            "membership of row {row} is {}, not 0 or 1",
+            out.member[row]
+        ));
+    }
     if !out.scores.is_empty() {
         if out.scores.len() != rows {
             return Err(format!("{} scores for {rows} rows", out.scores.len()));
@@ -259,4 +265,50 @@ pub(crate) fn check_forecast(out: &Forecast, actions: usize) -> Result<(), Strin
         return Err("forecast's expected reward is not finite".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memberships(member: Vec<u8>, scores: Vec<f64>) -> Memberships {
+        Memberships {
+            member,
+            scores,
+            tiers: None,
+        }
+    }
+
+    #[test]
+    fn memberships_must_be_one_byte_of_zero_or_one_per_row() {
+        assert_eq!(
+            check_memberships(&memberships(vec![0, 1, 1], Vec::new()), 3),
+            Ok(())
+        );
+        assert_eq!(
+            check_memberships(&memberships(vec![0, 1], Vec::new()), 3).unwrap_err(),
+            "2 memberships for 3 rows"
+        );
+        assert_eq!(
+            check_memberships(&memberships(vec![0, 2, 1], Vec::new()), 3).unwrap_err(),
+            "membership of row 1 is 2, not 0 or 1"
+        );
+        assert_eq!(
+            check_memberships(&memberships(vec![0, 1], vec![1.0, f64::NAN]), 2).unwrap_err(),
+            "score of row 1 is not finite"
+        );
+        let tiers = TextColumn {
+            dictionary: vec!["gold".into()],
+            codes: vec![0, 1],
+        };
+        let out = Memberships {
+            member: vec![1, 1],
+            scores: Vec::new(),
+            tiers: Some(tiers),
+        };
+        assert_eq!(
+            check_memberships(&out, 2).unwrap_err(),
+            "tier of row 1 is outside the tier dictionary"
+        );
+    }
 }

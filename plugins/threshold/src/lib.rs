@@ -53,7 +53,7 @@ impl Segment for Threshold {
                 Op::Eq => scan(values, |v| v == threshold),
             },
             None => (0..batch.rows())
-                .map(|row| spend.number(row).is_some_and(|v| op.holds(v, threshold)))
+                .map(|row| u8::from(spend.number(row).is_some_and(|v| op.holds(v, threshold))))
                 .collect(),
         };
         Ok(Memberships {
@@ -64,8 +64,8 @@ impl Segment for Threshold {
     }
 }
 
-fn scan(values: &[f64], keep: impl Fn(f64) -> bool) -> Vec<bool> {
-    values.iter().map(|v| keep(*v)).collect()
+fn scan(values: &[f64], keep: impl Fn(f64) -> bool) -> Vec<u8> {
+    values.iter().map(|v| u8::from(keep(*v))).collect()
 }
 
 #[derive(Clone, Copy)]

@@ -108,7 +108,7 @@ impl<'a> ColumnRef<'a> {
 
     /// Whether the row has a value.
     pub fn is_present(&self, row: usize) -> bool {
-        self.column.present.is_empty() || self.column.present[row]
+        self.column.present.is_empty() || self.column.present[row] != 0
     }
 
     /// The row's value as a number (integers and timestamps are widened).
@@ -119,7 +119,7 @@ impl<'a> ColumnRef<'a> {
         match &self.column.data {
             ColumnData::Number(v) => Some(v[row]),
             ColumnData::Integer(v) | ColumnData::Timestamp(v) => Some(v[row] as f64),
-            ColumnData::Boolean(v) => Some(if v[row] { 1.0 } else { 0.0 }),
+            ColumnData::Boolean(v) => Some(if v[row] != 0 { 1.0 } else { 0.0 }),
             _ => None,
         }
     }
@@ -141,7 +141,7 @@ impl<'a> ColumnRef<'a> {
             return None;
         }
         match &self.column.data {
-            ColumnData::Boolean(v) => Some(v[row]),
+            ColumnData::Boolean(v) => Some(v[row] != 0),
             _ => None,
         }
     }

@@ -22,7 +22,16 @@ impl Memberships {
     /// Membership computed row by row, with no scores or tiers.
     pub fn from_fn(rows: usize, mut member: impl FnMut(usize) -> bool) -> Self {
         Memberships {
-            member: (0..rows).map(&mut member).collect(),
+            member: (0..rows).map(|row| u8::from(member(row))).collect(),
+            scores: Vec::new(),
+            tiers: None,
+        }
+    }
+
+    /// Membership from one boolean per row.
+    pub fn from_bools(member: impl IntoIterator<Item = bool>) -> Self {
+        Memberships {
+            member: member.into_iter().map(u8::from).collect(),
             scores: Vec::new(),
             tiers: None,
         }
@@ -32,6 +41,11 @@ impl Memberships {
     pub fn with_scores(mut self, scores: Vec<f64>) -> Self {
         self.scores = scores;
         self
+    }
+
+    /// Whether row `row` is a member.
+    pub fn is_member(&self, row: usize) -> bool {
+        self.member.get(row).is_some_and(|m| *m != 0)
     }
 }
 

@@ -44,7 +44,7 @@ impl Guest for HttpSegment {
         };
         let sent = send(&request).is_ok();
         Ok(Memberships {
-            member: vec![sent; batch.rows as usize],
+            member: vec![u8::from(sent); batch.rows as usize],
             scores: Vec::new(),
             tiers: None,
         })

@@ -13,7 +13,7 @@ impl Segment for OutputBomb {
         let rows = batch.rows();
         let word = "x".repeat(1 << 10);
         Ok(Memberships {
-            member: vec![true; rows],
+            member: vec![1; rows],
             scores: vec![1.0; 2_000_000],
             tiers: Some(TextColumn {
                 dictionary: vec![word; 8_192],

@@ -165,11 +165,11 @@ class WitWorld(wit_world.WitWorld):
         elif isinstance(data, (ColumnData_Integer, ColumnData_Timestamp, ColumnData_Boolean)):
             values = map(test, map(float, data.value))
         else:
-            return Memberships(member=[False] * rows, scores=[], tiers=None)
+            return Memberships(member=bytes(rows), scores=[], tiers=None)
 
-        # A missing row (present[row] false) is never a member. One pass over
-        # the lazy maps.
-        member = list(map(and_, present, values)) if present else list(values)
+        # A missing row (present[row] == 0) is never a member. One pass over
+        # the lazy maps; memberships leave as bytes (1 = member).
+        member = bytes(map(and_, present, values)) if present else bytes(values)
         if len(member) != rows:  # the Rust adapter's own check; cannot fail here
             raise Err(Error_Internal(f"evaluate returned {len(member)} memberships for {rows} rows"))
         return Memberships(member=member, scores=[], tiers=None)

@@ -84,7 +84,7 @@ impl Segment for WasiProbe {
                 probes.len()
             )));
         }
-        let member = probes
+        let escaped: Vec<bool> = probes
             .iter()
             .map(|(name, probe)| match probe() {
                 Ok(what) => {
@@ -97,11 +97,7 @@ impl Segment for WasiProbe {
                 }
             })
             .collect();
-        Ok(Memberships {
-            member,
-            scores: Vec::new(),
-            tiers: None,
-        })
+        Ok(Memberships::from_bools(escaped))
     }
 }
 
