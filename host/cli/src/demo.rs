@@ -93,29 +93,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let parsed = ndjson.parse(&params, &data)?;
     show_cost(&parsed);
     let out = &parsed.value;
-    let (mut events, mut traits, mut links) = (0, 0, 0);
-    for record in &out.records {
-        match record {
-            Record::Event(_) => events += 1,
-            Record::TraitUpdate(_) => traits += 1,
-            Record::IdentityLink(_) => links += 1,
-        }
-    }
     println!(
-        "   {events} events, {traits} trait updates, {links} identity links; {} rows rejected:",
+        "   {}; {} rows rejected:",
+        report::records(out),
         out.rejections.len()
     );
-    for r in &out.rejections {
-        println!(
-            "     line {}{}: {}",
-            r.row,
-            r.field
-                .as_ref()
-                .map(|f| format!(" ({f})"))
-                .unwrap_or_default(),
-            r.reason
-        );
-    }
+    print!("{}", report::rejections(out, "     ", usize::MAX));
 
     println!("\n3. Link identities into customer profiles");
     let profiles = Profiles::build(&out.records);

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use tessera_runtime::api::records::{Modes, Record};
+use tessera_runtime::api::records::Modes;
 use tessera_runtime::api::strategies::Context;
 use tessera_runtime::api::types::{
     AggregateFn, Column, ColumnData, FieldValue, Manifest, ParamSpec, ProfileBatch, TextColumn,
@@ -209,30 +209,13 @@ fn sample_connector(
             }
         };
         let out = plugin.parse(params, &data)?;
-        let (mut events, mut traits, mut links) = (0, 0, 0);
-        for record in &out.value.records {
-            match record {
-                Record::Event(_) => events += 1,
-                Record::TraitUpdate(_) => traits += 1,
-                Record::IdentityLink(_) => links += 1,
-            }
-        }
         println!(
-            "parse       {} → {events} events, {traits} trait updates, {links} identity links, {} rejected",
+            "parse       {} → {}, {} rejected",
             report::bytes(data.len() as u64),
+            report::records(&out.value),
             out.value.rejections.len()
         );
-        for r in out.value.rejections.iter().take(5) {
-            println!(
-                "            row {}{}: {}",
-                r.row,
-                r.field
-                    .as_ref()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default(),
-                r.reason
-            );
-        }
+        print!("{}", report::rejections(&out.value, "            ", 5));
         println!("cost        {}", report::cost(&out.cost));
         print!("{}", report::logs(&out.logs, out.logs_dropped));
     }

@@ -2,19 +2,11 @@
 
 use std::fmt::Write as _;
 
-use tessera_runtime::api::types::{FieldClass, Manifest, Value, ValueKind};
+use tessera_runtime::api::records::{ParseOutput, Record};
+use tessera_runtime::api::types::{FieldClass, Manifest, Value};
 use tessera_runtime::{Cost, LogLine, PluginInfo};
 
-pub fn kind_name(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::Boolean => "boolean",
-        ValueKind::Integer => "integer",
-        ValueKind::Number => "number",
-        ValueKind::Text => "text",
-        ValueKind::Timestamp => "timestamp",
-        ValueKind::TextList => "text-list",
-    }
-}
+pub use tessera_runtime::kind_name;
 
 pub fn value(value: &Value) -> String {
     match value {
@@ -167,4 +159,31 @@ pub fn logs(logs: &[LogLine], dropped: u32) -> String {
         );
     }
     out
+}
+
+/// "N events, N trait updates, N identity links" of a parse.
+pub fn records(out: &ParseOutput) -> String {
+    let (mut events, mut traits, mut links) = (0, 0, 0);
+    for record in &out.records {
+        match record {
+            Record::Event(_) => events += 1,
+            Record::TraitUpdate(_) => traits += 1,
+            Record::IdentityLink(_) => links += 1,
+        }
+    }
+    format!("{events} events, {traits} trait updates, {links} identity links")
+}
+
+/// One line per rejected input row: its number, field and reason.
+pub fn rejections(out: &ParseOutput, indent: &str, at_most: usize) -> String {
+    let mut text = String::new();
+    for r in out.rejections.iter().take(at_most) {
+        let field = r
+            .field
+            .as_ref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let _ = writeln!(text, "{indent}line {}{field}: {}", r.row, r.reason);
+    }
+    text
 }

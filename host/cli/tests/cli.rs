@@ -106,7 +106,7 @@ fn plugin_test_runs_a_strategy_and_a_connector() {
         stdout.contains("→ 1 events, 0 trait updates, 0 identity links, 1 rejected"),
         "{stdout}"
     );
-    assert!(stdout.contains("row 2: not valid JSON"), "{stdout}");
+    assert!(stdout.contains("line 2: not valid JSON"), "{stdout}");
 }
 
 #[test]

@@ -39,7 +39,8 @@ fn kind_of(value: &Value) -> Option<ValueKind> {
     })
 }
 
-fn kind_name(kind: ValueKind) -> &'static str {
+/// The WIT name of a value kind (`number`, `text-list`, …).
+pub fn kind_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Boolean => "boolean",
         ValueKind::Integer => "integer",
