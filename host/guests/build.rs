@@ -147,9 +147,6 @@ fn cargo_build(workspace: &Path, target_dir: &Path) -> PathBuf {
     ] {
         command.env_remove(var);
     }
-    if workspace.join("Cargo.lock").exists() {
-        command.arg("--locked");
-    }
     let status = command.status().expect("cargo runs");
     if !status.success() {
         panic!(

@@ -254,6 +254,7 @@ fn flood(attack: &str) -> (TrapReason, Arc<MemoryState>) {
             &program(guests::HOST_FLOOD),
             InstallRequest {
                 state: state.clone(),
+                installation: "flood".into(),
                 ..request(PluginKind::Segment, Limits::default())
             },
         )
@@ -310,7 +311,7 @@ fn state_flood_is_trapped_and_leaves_no_partial_state() {
     );
     let scope = StateScope {
         tenant: "acme".into(),
-        plugin: "host-flood".into(),
+        plugin: "flood".into(),
     };
     assert_eq!(
         state.usage(&scope).unwrap(),
@@ -386,4 +387,55 @@ fn decisions_that_break_the_contract_are_refused() {
         }
     }
     assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn sleeping_is_trapped_instead_of_parking_a_host_thread() {
+    let runtime = runtime();
+    let hostile = install(
+        &runtime,
+        &program(guests::SLEEP_FOREVER),
+        PluginKind::Segment,
+    );
+    assert_eq!(
+        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        TrapReason::Blocked
+    );
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
+fn a_call_that_fails_after_writing_state_leaves_no_state() {
+    let runtime = runtime();
+    let state = Arc::new(MemoryState::new());
+    let plugin = runtime
+        .install(
+            &program(guests::HOST_FLOOD),
+            InstallRequest {
+                state: state.clone(),
+                installation: "fails".into(),
+                ..request(PluginKind::Segment, Limits::default())
+            },
+        )
+        .expect("installs");
+    let params = [param("attack", Value::Text("write-then-fail".into()))];
+    match plugin.evaluate(&params, &spend_batch(&[1.0])) {
+        Err(CallError::Plugin { error, .. }) => {
+            assert_eq!(
+                error.to_string(),
+                "internal error: failing after a state write"
+            )
+        }
+        other => panic!("expected the plugin's error, got {other:?}"),
+    }
+    let scope = StateScope {
+        tenant: "acme".into(),
+        plugin: "fails".into(),
+    };
+    assert_eq!(
+        state.usage(&scope).unwrap(),
+        0,
+        "the failed call's write was not kept"
+    );
+    assert_eq!(state.get(&scope, "written").unwrap(), None);
 }

@@ -22,6 +22,11 @@ fn as_if_built_for(bytes: &[u8], version: &str) -> Vec<u8> {
 #[test]
 fn first_party_plugins_carry_the_contract_version() {
     for bytes in [plugins::NDJSON, plugins::THRESHOLD, plugins::EPSILON_GREEDY] {
+        let marker = tessera_runtime::WIT_VERSION_SECTION.as_bytes();
+        assert!(
+            bytes.windows(marker.len()).any(|w| w == marker),
+            "the SDK embeds the marker section"
+        );
         assert_eq!(detect_version(bytes).unwrap(), WitVersion::V0_1);
     }
 }
@@ -89,6 +94,16 @@ fn limits_over_the_operator_cap_are_refused() {
 fn compiled_components_are_cached_by_content_hash() {
     let dir = tempfile::tempdir().unwrap();
     let first = tessera_tests::runtime_with_cache(Some(dir.path().to_path_buf()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the cache of native code is private to the host"
+        );
+    }
     let plugin = first
         .install(
             plugins::THRESHOLD,

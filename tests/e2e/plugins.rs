@@ -127,6 +127,7 @@ fn epsilon_greedy_learns_from_feedback_kept_in_host_state() {
             plugins::EPSILON_GREEDY,
             InstallRequest {
                 state: state.clone(),
+                installation: "bandit".into(),
                 ..request(PluginKind::Strategy, Limits::default())
             },
         )
@@ -170,7 +171,7 @@ fn epsilon_greedy_learns_from_feedback_kept_in_host_state() {
     assert_eq!(observed.cost.host_calls, 2, "one state read and one write");
     let scope = StateScope {
         tenant: "acme".into(),
-        plugin: "epsilon-greedy".into(),
+        plugin: "bandit".into(),
     };
     assert_eq!(state.usage(&scope).unwrap(), "arms".len() as u64 + 64);
 
@@ -233,4 +234,73 @@ fn concurrent_calls_are_isolated_and_a_trapping_neighbour_does_not_disturb_them(
     });
     assert_eq!(honest.total_traps(), 0);
     assert_eq!(hostile.total_traps(), 2);
+}
+
+fn impressions(action: u32, count: usize) -> FeedbackBatch {
+    FeedbackBatch {
+        items: vec![feedback(action, FeedbackKind::Impression, 0.0); count],
+        profiles: ProfileBatch {
+            rows: count as u32,
+            keys: vec![1; count],
+            fields: Vec::new(),
+            aggregates: Vec::new(),
+            now: 0,
+        },
+    }
+}
+
+fn observed_impressions(bandit: &tessera_runtime::Plugin) -> String {
+    let forecast = bandit
+        .simulate(&[], &batch(1, Vec::new()), &context(1))
+        .unwrap()
+        .value;
+    forecast.notes
+}
+
+#[test]
+fn installations_never_share_state_even_under_the_same_name() {
+    let runtime = runtime();
+    let state = Arc::new(MemoryState::new());
+    let install_as = |installation: &str| {
+        runtime
+            .install(
+                plugins::EPSILON_GREEDY,
+                InstallRequest {
+                    state: state.clone(),
+                    installation: installation.into(),
+                    ..request(PluginKind::Strategy, Limits::default())
+                },
+            )
+            .unwrap()
+    };
+    let ours = install_as("first-party");
+    let impostor = install_as("partner-upload");
+    assert_eq!(ours.info().manifest.name, impostor.info().manifest.name);
+    impostor.observe(&[], &impressions(3, 50)).unwrap();
+    assert!(observed_impressions(&impostor).contains("from 50 observed"));
+    assert!(
+        observed_impressions(&ours).contains("from 0 observed"),
+        "{}",
+        observed_impressions(&ours)
+    );
+}
+
+#[test]
+fn concurrent_feedback_to_one_installation_loses_no_update() {
+    let runtime = runtime();
+    let bandit = install(&runtime, plugins::EPSILON_GREEDY, PluginKind::Strategy);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let bandit = bandit.clone();
+            scope.spawn(move || {
+                for _ in 0..10 {
+                    bandit
+                        .observe(&[], &impressions(1, 1))
+                        .expect("observe succeeds, retried on conflict");
+                }
+            });
+        }
+    });
+    let notes = observed_impressions(&bandit);
+    assert!(notes.contains("from 40 observed"), "{notes}");
 }

@@ -2,6 +2,7 @@
 //! the usual grants, batch builders and components assembled from WAT.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_runtime::api::segments::Memberships;
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
@@ -21,8 +22,10 @@ pub fn runtime_with_cache(cache: Option<std::path::PathBuf>) -> Runtime {
     .expect("runtime starts")
 }
 
-/// An install request with a 1 MiB state quota and the given limits.
+/// An install request with a 1 MiB state quota and the given limits, as a
+/// new installation (its own state) in tenant `acme`.
 pub fn request(kind: PluginKind, limits: Limits) -> InstallRequest {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     InstallRequest {
         kind,
         grants: Grants {
@@ -30,6 +33,7 @@ pub fn request(kind: PluginKind, limits: Limits) -> InstallRequest {
         },
         limits,
         tenant: "acme".into(),
+        installation: format!("installation-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
         state: Arc::new(MemoryState::new()),
     }
 }

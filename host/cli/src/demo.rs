@@ -258,6 +258,7 @@ fn install(
             grants: Grants { state_quota },
             limits: Limits::default(),
             tenant: "demo-retail".into(),
+            installation: format!("demo-{}", kind.as_str()),
             state: state.clone(),
         },
     )?;

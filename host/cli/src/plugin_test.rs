@@ -82,6 +82,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         },
         limits,
         tenant: "plugin-test".into(),
+        installation: "plugin-test".into(),
         state: Arc::new(MemoryState::new()),
     };
     let plugin = match runtime.install(&bytes, request) {

@@ -53,6 +53,7 @@ fn install(runtime: &Runtime, bytes: &[u8]) -> Plugin {
         grants: Grants::default(),
         limits: Limits::default(),
         tenant: "bench".into(),
+        installation: "bench".into(),
         state: Arc::new(MemoryState::new()),
     };
     runtime

@@ -44,6 +44,7 @@ impl ComponentCache {
             fs::create_dir_all(dir).map_err(|e| {
                 InstallError::Cache(format!("cannot create {}: {e}", dir.display()))
             })?;
+            private_dir(dir)?;
         }
         let mut hasher = ShaHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -109,6 +110,33 @@ impl ComponentCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Artifacts in the cache are native code the host will run, so the directory
+/// must be the host's alone: it is made private (0700) and refused if anyone
+/// else can write to it. The digest in each file catches corruption; this
+/// keeps others from planting code in the first place.
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = |why: String| InstallError::Cache(format!("{}: {why}", dir.display()));
+    let mode = fs::metadata(dir)
+        .map_err(|e| refuse(e.to_string()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+            refuse(format!(
+                "others can access the compile cache and it cannot be made private ({e})"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_dir(_dir: &Path) -> Result<(), InstallError> {
+    Ok(())
 }
 
 /// File layout: 32 bytes of SHA-256 over the artifact, then the artifact.

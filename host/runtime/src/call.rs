@@ -77,10 +77,15 @@ pub(crate) fn classify(error: &wasmtime::Error, fuel_budget: u64, time_limit: Du
                     limit: *limit,
                     requested: *requested,
                 },
+                HostLimit::Blocking => TrapReason::Blocked,
             });
         }
         if let Some(fault) = cause.downcast_ref::<HostFault>() {
             return Failure::Host(fault.0.clone());
+        }
+        // Every pool slot busy: the host is overloaded, the plugin did nothing wrong.
+        if let Some(full) = cause.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return Failure::Host(full.to_string());
         }
         if let Some(trap) = cause.downcast_ref::<Trap>() {
             return Failure::Trap(match trap {

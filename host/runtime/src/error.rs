@@ -84,6 +84,8 @@ pub enum TrapReason {
     MemoryOutOfBounds,
     /// The plugin panicked or reached unreachable code.
     Panic,
+    /// The plugin tried to sleep or wait on I/O; plugins may not block.
+    Blocked,
     /// Too many host calls in one call.
     HostCallLimit { limit: u64 },
     /// Too many bytes copied out of the guest through host calls.
@@ -116,6 +118,7 @@ impl fmt::Display for TrapReason {
                 f.write_str("memory access out of bounds (often a stack overflow in the guest)")
             }
             TrapReason::Panic => f.write_str("panicked (reached unreachable code)"),
+            TrapReason::Blocked => f.write_str("tried to block (sleep or wait on I/O)"),
             TrapReason::HostCallLimit { limit } => write!(f, "more than {limit} host calls"),
             TrapReason::GuestBytesLimit { limit } => {
                 write!(f, "more than {limit} bytes passed to host calls")

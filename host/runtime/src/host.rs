@@ -27,6 +27,8 @@ pub(crate) enum HostLimit {
     Memory { limit: u64, requested: u64 },
     #[error("table limit of {limit} elements exceeded (asked for {requested})")]
     Table { limit: u64, requested: u64 },
+    #[error("the plugin tried to block (sleep or wait on I/O), which plugins may not do")]
+    Blocking,
 }
 
 /// A failure of the host itself during a call (not the plugin's fault).
@@ -42,6 +44,10 @@ pub(crate) struct Limiter {
     instances: usize,
     memory: u64,
     tables: u64,
+    /// Growth granted by the last `*_growing` call, taken back if the grow
+    /// then fails (e.g. past the memory's own declared maximum).
+    pending_memory: u64,
+    pending_tables: u64,
     pub peak_memory: u64,
 }
 
@@ -53,6 +59,8 @@ impl Limiter {
             instances: limits.instances,
             memory: 0,
             tables: 0,
+            pending_memory: 0,
+            pending_tables: 0,
             peak_memory: 0,
         }
     }
@@ -65,16 +73,27 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _max: Option<usize>,
     ) -> WasmResult<bool> {
-        let next = self.memory - current as u64 + desired as u64;
+        let next = (self.memory + desired as u64).saturating_sub(current as u64);
         if next > self.memory_limit {
             return Err(wasmtime::Error::new(HostLimit::Memory {
                 limit: self.memory_limit,
                 requested: next,
             }));
         }
+        self.pending_memory = next.saturating_sub(self.memory);
         self.memory = next;
         self.peak_memory = self.peak_memory.max(next);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> WasmResult<()> {
+        self.memory -= std::mem::take(&mut self.pending_memory);
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> WasmResult<()> {
+        self.tables -= std::mem::take(&mut self.pending_tables);
+        Ok(())
     }
 
     fn table_growing(
@@ -83,13 +102,14 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _max: Option<usize>,
     ) -> WasmResult<bool> {
-        let next = self.tables - current as u64 + desired as u64;
+        let next = (self.tables + desired as u64).saturating_sub(current as u64);
         if next > self.table_limit {
             return Err(wasmtime::Error::new(HostLimit::Table {
                 limit: self.table_limit,
                 requested: next,
             }));
         }
+        self.pending_tables = next.saturating_sub(self.tables);
         self.tables = next;
         Ok(true)
     }
@@ -106,13 +126,17 @@ impl ResourceLimiter for Limiter {
 }
 
 /// The plugin's view of its state during one call: reads see the call's own
-/// writes; writes are applied by [`StateTxn::commit`] only if the call succeeds.
+/// writes; writes are applied by [`StateTxn::commit`] only if the call
+/// succeeds, and only if no other call changed the scope since this one first
+/// read it (optimistic concurrency: the caller re-runs a call that conflicts).
 #[derive(Debug)]
 pub(crate) struct StateTxn {
     store: Arc<dyn StateStore>,
     scope: StateScope,
     quota: u64,
     overlay: BTreeMap<String, Option<Vec<u8>>>,
+    /// The scope's version when this call first touched it.
+    base: Option<u64>,
     projected: Option<u64>,
 }
 
@@ -123,36 +147,44 @@ impl StateTxn {
             scope,
             quota,
             overlay: BTreeMap::new(),
+            base: None,
             projected: None,
         }
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+    fn begin(&mut self) -> Result<(), StateError> {
+        if self.base.is_none() {
+            self.base = Some(self.store.version(&self.scope)?);
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.begin()?;
         match self.overlay.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.store.get(&self.scope, key),
         }
     }
 
-    fn size_of(&self, key: &str) -> Result<u64, StateError> {
-        Ok(self
-            .get(key)?
-            .map(|v| (key.len() + v.len()) as u64)
-            .unwrap_or(0))
-    }
-
     fn put(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), StateError> {
+        self.begin()?;
         let projected = match self.projected {
             Some(p) => p,
             None => self.store.usage(&self.scope)?,
         };
-        let old = self.size_of(&key)?;
+        let old = self
+            .get(&key)?
+            .map(|v| (key.len() + v.len()) as u64)
+            .unwrap_or(0);
         let new = value
             .as_ref()
             .map(|v| (key.len() + v.len()) as u64)
             .unwrap_or(0);
-        let next = projected - old.min(projected) + new;
-        if next > self.quota {
+        let next = projected.saturating_sub(old) + new;
+        // Writes that do not grow the state are always allowed, so a scope
+        // over its quota (after the quota was lowered) can still shrink.
+        if new > old && next > self.quota {
             self.projected = Some(projected);
             return Err(StateError::Quota {
                 quota: self.quota,
@@ -164,7 +196,8 @@ impl StateTxn {
         Ok(())
     }
 
-    fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
+    fn keys(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        self.begin()?;
         let mut keys: std::collections::BTreeSet<String> = self
             .store
             .keys(
@@ -187,13 +220,15 @@ impl StateTxn {
         Ok(keys.into_iter().take(limit).collect())
     }
 
-    /// Applies the call's writes atomically.
+    /// Applies the call's writes atomically, if the scope is unchanged since
+    /// the call first read it.
     pub fn commit(self) -> Result<(), StateError> {
+        let Some(base) = self.base else { return Ok(()) };
         if self.overlay.is_empty() {
             return Ok(());
         }
         let writes: Vec<_> = self.overlay.into_iter().collect();
-        self.store.apply(&self.scope, &writes, self.quota)
+        self.store.apply(&self.scope, base, &writes, self.quota)
     }
 }
 
@@ -224,10 +259,15 @@ impl HostState {
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .max_random_size(64 << 10);
+        // WASI resources (streams, pollables) live in host memory the guest's
+        // memory limit does not see; an honest plugin holds a handful.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(1024);
         HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(limits),
             host_calls: 0,
             guest_bytes: 0,
@@ -258,6 +298,11 @@ impl HostState {
             }));
         }
         Ok(())
+    }
+
+    /// Moves this call's clock, for calls that serve several batches.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
     }
 
     fn state(&mut self) -> WasmResult<&mut StateTxn> {
@@ -326,7 +371,9 @@ impl host::Host for HostState {
 fn state_error(e: StateError) -> WasmResult<types::Error> {
     match e {
         StateError::Quota { .. } => Ok(types::Error::Unavailable(e.to_string())),
-        StateError::Backend(detail) => Err(wasmtime::Error::new(HostFault(detail))),
+        StateError::Conflict | StateError::Backend(_) => {
+            Err(wasmtime::Error::new(HostFault(e.to_string())))
+        }
     }
 }
 

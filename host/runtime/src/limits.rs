@@ -69,49 +69,57 @@ impl Limits {
             .saturating_add(self.time_per_unit.saturating_mul(units))
     }
 
-    /// Checks these limits against the operator's caps.
+    /// Checks these limits against the operator's caps: every limit must be
+    /// at or below its cap.
     pub fn check_within(&self, caps: &Limits) -> Result<(), String> {
-        let over = |what: &str, asked: String, cap: String| {
-            Err(format!(
+        let checks: [(&str, u128, u128); 12] = [
+            ("fuel_base", self.fuel_base.into(), caps.fuel_base.into()),
+            (
+                "fuel_per_unit",
+                self.fuel_per_unit.into(),
+                caps.fuel_per_unit.into(),
+            ),
+            (
+                "time_base (ms)",
+                self.time_base.as_millis(),
+                caps.time_base.as_millis(),
+            ),
+            (
+                "time_per_unit (µs)",
+                self.time_per_unit.as_micros(),
+                caps.time_per_unit.as_micros(),
+            ),
+            ("memory", self.memory_bytes.into(), caps.memory_bytes.into()),
+            (
+                "table_elements",
+                self.table_elements.into(),
+                caps.table_elements.into(),
+            ),
+            ("instances", self.instances as u128, caps.instances as u128),
+            ("host_calls", self.host_calls.into(), caps.host_calls.into()),
+            (
+                "guest_bytes",
+                self.guest_bytes.into(),
+                caps.guest_bytes.into(),
+            ),
+            (
+                "output_bytes",
+                self.output_bytes.into(),
+                caps.output_bytes.into(),
+            ),
+            ("log_lines", self.log_lines.into(), caps.log_lines.into()),
+            (
+                "log_line_bytes",
+                self.log_line_bytes as u128,
+                caps.log_line_bytes as u128,
+            ),
+        ];
+        match checks.iter().find(|(_, asked, cap)| asked > cap) {
+            Some((what, asked, cap)) => Err(format!(
                 "{what} of {asked} is over the operator cap of {cap}"
-            ))
-        };
-        if self.fuel_base > caps.fuel_base || self.fuel_per_unit > caps.fuel_per_unit {
-            return over(
-                "fuel",
-                format!("{} + {}/unit", self.fuel_base, self.fuel_per_unit),
-                format!("{} + {}/unit", caps.fuel_base, caps.fuel_per_unit),
-            );
+            )),
+            None => Ok(()),
         }
-        if self.time_base > caps.time_base || self.time_per_unit > caps.time_per_unit {
-            return over(
-                "time",
-                format!("{:?} + {:?}/unit", self.time_base, self.time_per_unit),
-                format!("{:?} + {:?}/unit", caps.time_base, caps.time_per_unit),
-            );
-        }
-        if self.memory_bytes > caps.memory_bytes {
-            return over(
-                "memory",
-                self.memory_bytes.to_string(),
-                caps.memory_bytes.to_string(),
-            );
-        }
-        if self.table_elements > caps.table_elements {
-            return over(
-                "table size",
-                self.table_elements.to_string(),
-                caps.table_elements.to_string(),
-            );
-        }
-        if self.output_bytes > caps.output_bytes || self.guest_bytes > caps.guest_bytes {
-            return over(
-                "output/copy size",
-                format!("{}/{}", self.output_bytes, self.guest_bytes),
-                format!("{}/{}", caps.output_bytes, caps.guest_bytes),
-            );
-        }
-        Ok(())
     }
 }
 

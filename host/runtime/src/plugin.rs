@@ -2,7 +2,7 @@
 //! fresh `Store` from the plugin's pre-instantiated component, with its
 //! limits, fuel budget and epoch deadline, and returns its result with its cost.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Store;
@@ -17,11 +17,12 @@ use crate::api::strategy::StrategyPre;
 use crate::api::types::{self, FieldValue, Manifest, ProfileBatch};
 use crate::api::{host, records, segments, state, strategies};
 use crate::call::{Called, Cost, Failure, classify};
-use crate::host::{HostState, StateTxn};
+use crate::host::{HostLimit, HostState, StateTxn};
 use crate::manifest::{check_manifest, resolve_params};
 use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships};
 use crate::quarantine::Health;
 use crate::runtime::RuntimeInner;
+use crate::state::StateError;
 use crate::{
     CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
     TrapReason, WitVersion, detect_version,
@@ -74,8 +75,11 @@ pub struct InstallRequest {
     pub kind: PluginKind,
     pub grants: Grants,
     pub limits: Limits,
-    /// The tenant the plugin is installed for; scopes its state.
+    /// The tenant the plugin is installed for.
     pub tenant: String,
+    /// The host's id for this installation, unique within the tenant. It,
+    /// never the name a plugin gives itself, scopes the plugin's state.
+    pub installation: String,
     /// Where the plugin's state lives.
     pub state: Arc<dyn StateStore>,
 }
@@ -100,6 +104,19 @@ impl PluginInfo {
     /// `name@version`, as plugins are named in errors and logs.
     pub fn label(&self) -> String {
         format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+/// How one attempt at a call ended, when it did not produce a result.
+enum Outcome {
+    /// The call's state writes conflicted with another call's; run it again.
+    Conflict,
+    Failed(CallError),
+}
+
+impl From<CallError> for Outcome {
+    fn from(error: CallError) -> Self {
+        Outcome::Failed(error)
     }
 }
 
@@ -132,6 +149,8 @@ struct Sandbox {
     state: Arc<dyn StateStore>,
     scope: StateScope,
     health: Health,
+    /// Held by a call re-run after a state conflict, and by every commit.
+    commit_lock: Mutex<()>,
     label: String,
 }
 
@@ -150,6 +169,10 @@ fn plugin_error(error: types::Error) -> PluginError {
         types::Error::Internal(m) => PluginError::Internal(m),
     }
 }
+
+/// The WASI poll interface as `wasmtime-wasi` links it; guests importing any
+/// compatible 0.2 version are served by it.
+const WASI_POLL: &str = "wasi:io/poll@0.2.12";
 
 /// WASI packages whose (empty) implementation is linked for std guests.
 const WASI_PACKAGES: &[&str] = &["io", "cli", "clocks", "random", "filesystem", "sockets"];
@@ -212,6 +235,16 @@ fn linker_for(engine: &wasmtime::Engine, grants: &Grants) -> wasmtime::Result<Li
     if grants.state_quota > 0 {
         state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     }
+    // A synchronous wait would park the host thread where neither fuel nor
+    // the epoch deadline can reach it (`std::thread::sleep` waits on a
+    // pollable). Plugins have nothing to wait for, so waiting traps.
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_POLL)?;
+    for blocking in ["poll", "[method]pollable.block"] {
+        poll.func_new(blocking, |_, _, _, _| {
+            Err(wasmtime::Error::new(HostLimit::Blocking))
+        })?;
+    }
     Ok(linker)
 }
 
@@ -226,6 +259,7 @@ impl Plugin {
             grants,
             limits,
             tenant,
+            installation,
             state,
         } = request;
         let wit_version = detect_version(bytes)?;
@@ -263,9 +297,10 @@ impl Plugin {
             state,
             scope: StateScope {
                 tenant,
-                plugin: String::new(),
+                plugin: installation,
             },
             health,
+            commit_lock: Mutex::new(()),
             label: format!("component {}", &content_hash[..12]),
         };
 
@@ -273,7 +308,6 @@ impl Plugin {
         let manifest = sandbox.describe().map_err(describe_failed)?.value;
         check_manifest(&manifest).map_err(InstallError::InvalidManifest)?;
         sandbox.label = format!("{}@{}", manifest.name, manifest.version);
-        sandbox.scope.plugin = manifest.name.clone();
 
         let (actions, modes) = match &sandbox.pre {
             Pre::Strategy(pre) => {
@@ -448,6 +482,7 @@ impl Plugin {
                 let instance = pre.instantiate(&mut *s)?;
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in batches {
+                    s.data_mut().set_now(batch.now);
                     match instance.call_evaluate(&mut *s, params, batch)? {
                         Ok(memberships) => out.push(memberships),
                         Err(error) => return Ok(Err(error)),
@@ -635,15 +670,46 @@ impl Sandbox {
         &self,
         units: u64,
         now_ms: i64,
-        body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
-        check: impl FnOnce(&R) -> Result<(), String>,
+        mut body: impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
+        // Calls run concurrently and commit state optimistically. A call whose
+        // writes conflict with another's is run again on the new state (calls
+        // are functions of their input and state) while holding the commit
+        // lock, so no other call of this installation in this process can
+        // commit in between: the retry cannot lose to them again.
+        match self.run_once(units, now_ms, &mut body, &check, false) {
+            Err(Outcome::Conflict) => {}
+            Err(Outcome::Failed(error)) => return Err(error),
+            Ok(called) => return Ok(called),
+        }
+        let _exclusive = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self.run_once(units, now_ms, &mut body, &check, true) {
+            Ok(called) => Ok(called),
+            Err(Outcome::Failed(error)) => Err(error),
+            Err(Outcome::Conflict) => Err(self.host_error(
+                "the plugin's state was changed by another process during the call".into(),
+            )),
+        }
+    }
+
+    fn run_once<R: OutputSize>(
+        &self,
+        units: u64,
+        now_ms: i64,
+        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: &impl Fn(&R) -> Result<(), String>,
+        holding_commit_lock: bool,
+    ) -> Result<Called<R>, Outcome> {
         if let Err(q) = self.health.check() {
-            return Err(CallError::Quarantined {
+            return Err(Outcome::Failed(CallError::Quarantined {
                 plugin: self.label.clone(),
                 traps: q.traps,
                 last: q.last,
-            });
+            }));
         }
         let config = &self.runtime.config;
         let txn = (self.grants.state_quota > 0).then(|| {
@@ -697,35 +763,57 @@ impl Sandbox {
         let value = match outcome {
             Ok(Ok(value)) => value,
             Ok(Err(error)) => {
-                return Err(CallError::Plugin {
+                return Err(Outcome::Failed(CallError::Plugin {
                     plugin: self.label.clone(),
                     error: plugin_error(error),
-                });
+                }));
             }
             Err(error) => {
-                return Err(match classify(&error, fuel_budget, time_limit) {
-                    Failure::Trap(reason) => self.trapped(reason),
-                    Failure::Host(detail) => self.host_error(detail),
-                });
+                return Err(Outcome::Failed(
+                    match classify(&error, fuel_budget, time_limit) {
+                        Failure::Trap(reason) => self.trapped(reason),
+                        Failure::Host(detail) => self.host_error(detail),
+                    },
+                ));
             }
         };
         cost.output_bytes = value.output_size();
         if cost.output_bytes > self.limits.output_bytes {
-            return Err(self.trapped(TrapReason::OutputTooLarge {
+            return Err(Outcome::Failed(self.trapped(TrapReason::OutputTooLarge {
                 limit: self.limits.output_bytes,
                 size: cost.output_bytes,
-            }));
+            })));
         }
         if let Err(detail) = check(&value) {
             self.health
                 .record_trap(&TrapReason::Other(format!("invalid output: {detail}")));
-            return Err(CallError::InvalidOutput {
+            return Err(Outcome::Failed(CallError::InvalidOutput {
                 plugin: self.label.clone(),
                 detail,
-            });
+            }));
         }
-        if let Some(txn) = data.state {
-            txn.commit().map_err(|e| self.host_error(e.to_string()))?;
+        let commit = |txn: StateTxn| {
+            if holding_commit_lock {
+                txn.commit()
+            } else {
+                let _lock = self
+                    .commit_lock
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                txn.commit()
+            }
+        };
+        match data.state.map(commit) {
+            None | Some(Ok(())) => {}
+            Some(Err(StateError::Conflict)) => return Err(Outcome::Conflict),
+            // A concurrent call used the quota first: the plugin's to handle.
+            Some(Err(error @ StateError::Quota { .. })) => {
+                return Err(Outcome::Failed(CallError::Plugin {
+                    plugin: self.label.clone(),
+                    error: PluginError::Unavailable(error.to_string()),
+                }));
+            }
+            Some(Err(error)) => return Err(Outcome::Failed(self.host_error(error.to_string()))),
         }
         Ok(Called {
             value,

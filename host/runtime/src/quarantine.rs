@@ -62,7 +62,10 @@ impl Health {
 
     /// Records a trap; returns true if the plugin is now quarantined.
     pub fn record_trap(&self, reason: &TrapReason) -> bool {
-        let now = Instant::now();
+        self.record_trap_at(reason, Instant::now())
+    }
+
+    fn record_trap_at(&self, reason: &TrapReason, now: Instant) -> bool {
         let mut state = self.lock();
         state.total_traps += 1;
         state.last = Some(reason.clone());
@@ -119,15 +122,16 @@ mod tests {
     fn traps_outside_the_window_do_not_count() {
         let health = Health::new(QuarantinePolicy {
             max_traps: 2,
-            window: Duration::from_millis(50),
+            window: Duration::from_secs(60),
         });
-        assert!(!health.record_trap(&TrapReason::Panic));
-        std::thread::sleep(Duration::from_millis(80));
+        let start = Instant::now();
+        assert!(!health.record_trap_at(&TrapReason::Panic, start));
+        let later = start + Duration::from_secs(61);
         assert!(
-            !health.record_trap(&TrapReason::Panic),
+            !health.record_trap_at(&TrapReason::Panic, later),
             "the first trap has left the window"
         );
-        assert!(health.record_trap(&TrapReason::StackOverflow));
+        assert!(health.record_trap_at(&TrapReason::StackOverflow, later + Duration::from_secs(1)));
         let q = health.check().unwrap_err();
         assert_eq!((q.traps, q.last), (2, TrapReason::StackOverflow));
         health.release();

@@ -20,6 +20,8 @@ pub struct StateScope {
 pub enum StateError {
     #[error("state quota of {quota} bytes would be exceeded ({needed} bytes needed)")]
     Quota { quota: u64, needed: u64 },
+    #[error("another call changed this plugin's state first")]
+    Conflict,
     #[error("state store failed: {0}")]
     Backend(String),
 }
@@ -34,6 +36,8 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn get(&self, scope: &StateScope, key: &str) -> Result<Option<Vec<u8>>, StateError>;
     /// Bytes used by the scope (keys + values).
     fn usage(&self, scope: &StateScope) -> Result<u64, StateError>;
+    /// A number that changes whenever the scope's contents change.
+    fn version(&self, scope: &StateScope) -> Result<u64, StateError>;
     /// Keys with a prefix, in order, at most `limit`.
     fn keys(
         &self,
@@ -41,10 +45,14 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, StateError>;
-    /// Applies writes atomically, or none of them if the scope would go over `quota`.
+    /// Applies writes atomically, or none of them: refused with
+    /// [`StateError::Conflict`] if the scope's version is no longer `base`,
+    /// and with [`StateError::Quota`] if the writes would grow the scope past
+    /// `quota` (writes that shrink an over-quota scope are allowed).
     fn apply(
         &self,
         scope: &StateScope,
+        base: u64,
         writes: &[StateWrite],
         quota: u64,
     ) -> Result<(), StateError>;
@@ -53,7 +61,13 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 /// State in process memory.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    scopes: Mutex<BTreeMap<StateScope, BTreeMap<String, Vec<u8>>>>,
+    scopes: Mutex<BTreeMap<StateScope, Scope>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Scope {
+    version: u64,
+    entries: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryState {
@@ -61,7 +75,7 @@ impl MemoryState {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<StateScope, BTreeMap<String, Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<StateScope, Scope>> {
         self.scopes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -78,11 +92,22 @@ fn scope_usage(map: &BTreeMap<String, Vec<u8>>) -> u64 {
 
 impl StateStore for MemoryState {
     fn get(&self, scope: &StateScope, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.lock().get(scope).and_then(|m| m.get(key).cloned()))
+        Ok(self
+            .lock()
+            .get(scope)
+            .and_then(|s| s.entries.get(key).cloned()))
     }
 
     fn usage(&self, scope: &StateScope) -> Result<u64, StateError> {
-        Ok(self.lock().get(scope).map(scope_usage).unwrap_or(0))
+        Ok(self
+            .lock()
+            .get(scope)
+            .map(|s| scope_usage(&s.entries))
+            .unwrap_or(0))
+    }
+
+    fn version(&self, scope: &StateScope) -> Result<u64, StateError> {
+        Ok(self.lock().get(scope).map_or(0, |s| s.version))
     }
 
     fn keys(
@@ -94,8 +119,9 @@ impl StateStore for MemoryState {
         Ok(self
             .lock()
             .get(scope)
-            .map(|m| {
-                m.range(prefix.to_string()..)
+            .map(|s| {
+                s.entries
+                    .range(prefix.to_string()..)
                     .take_while(|(k, _)| k.starts_with(prefix))
                     .take(limit)
                     .map(|(k, _)| k.clone())
@@ -107,11 +133,16 @@ impl StateStore for MemoryState {
     fn apply(
         &self,
         scope: &StateScope,
+        base: u64,
         writes: &[StateWrite],
         quota: u64,
     ) -> Result<(), StateError> {
         let mut scopes = self.lock();
-        let mut next = scopes.get(scope).cloned().unwrap_or_default();
+        let current = scopes.get(scope).cloned().unwrap_or_default();
+        if current.version != base {
+            return Err(StateError::Conflict);
+        }
+        let mut next = current.entries.clone();
         for (key, value) in writes {
             match value {
                 Some(value) => next.insert(key.clone(), value.clone()),
@@ -119,10 +150,16 @@ impl StateStore for MemoryState {
             };
         }
         let needed = scope_usage(&next);
-        if needed > quota {
+        if needed > quota && needed > scope_usage(&current.entries) {
             return Err(StateError::Quota { quota, needed });
         }
-        scopes.insert(scope.clone(), next);
+        scopes.insert(
+            scope.clone(),
+            Scope {
+                version: current.version + 1,
+                entries: next,
+            },
+        );
         Ok(())
     }
 }
@@ -145,8 +182,9 @@ mod tests {
             ("a".to_string(), Some(vec![1; 10])),
             ("b".to_string(), Some(vec![2; 10])),
         ];
-        state.apply(&scope("one"), &writes, 22).unwrap();
+        state.apply(&scope("one"), 0, &writes, 22).unwrap();
         assert_eq!(state.usage(&scope("one")).unwrap(), 22);
+        assert_eq!(state.version(&scope("one")).unwrap(), 1);
         assert_eq!(
             state.get(&scope("two"), "a").unwrap(),
             None,
@@ -158,7 +196,7 @@ mod tests {
             ("c".to_string(), Some(vec![3; 30])),
         ];
         assert_eq!(
-            state.apply(&scope("one"), &over, 22),
+            state.apply(&scope("one"), 1, &over, 22),
             Err(StateError::Quota {
                 quota: 22,
                 needed: 42
@@ -170,5 +208,38 @@ mod tests {
             "a refused batch changes nothing"
         );
         assert_eq!(state.keys(&scope("one"), "", 10).unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_write_based_on_an_old_version_conflicts_and_changes_nothing() {
+        let state = MemoryState::new();
+        state
+            .apply(&scope("one"), 0, &[("a".to_string(), Some(vec![1]))], 100)
+            .unwrap();
+        let late = [("a".to_string(), Some(vec![9]))];
+        assert_eq!(
+            state.apply(&scope("one"), 0, &late, 100),
+            Err(StateError::Conflict)
+        );
+        assert_eq!(state.get(&scope("one"), "a").unwrap(), Some(vec![1]));
+    }
+
+    #[test]
+    fn a_scope_over_a_lowered_quota_can_shrink_but_not_grow() {
+        let state = MemoryState::new();
+        let writes = vec![
+            ("a".to_string(), Some(vec![1; 10])),
+            ("b".to_string(), Some(vec![2; 10])),
+        ];
+        state.apply(&scope("one"), 0, &writes, 100).unwrap();
+        assert_eq!(
+            state.apply(&scope("one"), 1, &[("a".to_string(), None)], 5),
+            Ok(())
+        );
+        let grow = [("b".to_string(), Some(vec![2; 11]))];
+        assert!(matches!(
+            state.apply(&scope("one"), 2, &grow, 5),
+            Err(StateError::Quota { .. })
+        ));
     }
 }

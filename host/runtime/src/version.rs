@@ -37,10 +37,13 @@ impl WitVersion {
     }
 }
 
-/// Reads the contract version of a component from its custom sections (at any
-/// nesting depth) and, failing that, from the `tessera:plugin/*@X` names it
-/// imports. Refuses binaries that are not components, versions the host does
-/// not serve, and components whose markers disagree.
+/// Reads the contract version of a component from its `tessera:wit-version`
+/// section and, failing that, from the `tessera:plugin/*@X` names it imports.
+/// Only the outer component counts: its own sections and imports, and the
+/// sections of the core modules it embeds directly (where a Rust SDK's marker
+/// lands). Nested components are not read, so an adapter for one version
+/// may wrap a plugin built for another. Refuses binaries that are not
+/// components, versions the host does not serve, and markers that disagree.
 pub fn detect_version(bytes: &[u8]) -> Result<WitVersion, InstallError> {
     if !Parser::is_component(bytes) {
         return Err(InstallError::NotAComponent(
@@ -55,10 +58,24 @@ pub fn detect_version(bytes: &[u8]) -> Result<WitVersion, InstallError> {
     }
     let mut markers: Vec<String> = Vec::new();
     let mut imported: Vec<String> = Vec::new();
+    // What the parser is inside: the outer component, then nested items.
+    let mut nesting: Vec<bool> = Vec::new(); // true = a nested component
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| InstallError::NotAComponent(e.to_string()))?;
+        let outer = nesting.len() == 1;
+        let in_nested_component = nesting.iter().skip(1).any(|component| *component);
         match payload {
-            Payload::CustomSection(reader) if reader.name() == WIT_VERSION_SECTION => {
+            Payload::Version { .. } if nesting.is_empty() => nesting.push(true),
+            Payload::ModuleSection { .. } => nesting.push(false),
+            Payload::ComponentSection { .. } => nesting.push(true),
+            Payload::End(_) => {
+                nesting.pop();
+            }
+            Payload::CustomSection(reader)
+                if reader.name() == WIT_VERSION_SECTION
+                    && !in_nested_component
+                    && nesting.len() <= 2 =>
+            {
                 let text = std::str::from_utf8(reader.data()).map_err(|_| {
                     InstallError::ConflictingVersion(format!(
                         "the `{WIT_VERSION_SECTION}` section is not UTF-8"
@@ -66,7 +83,7 @@ pub fn detect_version(bytes: &[u8]) -> Result<WitVersion, InstallError> {
                 })?;
                 markers.push(text.trim().to_string());
             }
-            Payload::ComponentImportSection(reader) => {
+            Payload::ComponentImportSection(reader) if outer => {
                 for import in reader {
                     let import = import.map_err(|e| InstallError::NotAComponent(e.to_string()))?;
                     if let Some(version) = import

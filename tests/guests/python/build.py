@@ -6,8 +6,8 @@
 1. Finds componentize-py at the pinned version (in the tools dir, importable,
    or on PATH); if absent, installs it with pip into <tools>/componentize-py-<ver>.
 2. Builds the component for world `segment` from the app's directory, with
-   WASI imports replaced by trapping stubs (the host links no WASI for plugins:
-   a component may import only tessera:plugin interfaces).
+   WASI imports replaced by trapping stubs (`--stub-wasi`): the plugin needs
+   none, and the component then imports only tessera:plugin interfaces.
 3. Appends the custom section `tessera:wit-version` = "0.1.0", which the host
    reads before it instantiates anything (the Rust SDK embeds the same).
 4. Writes the result atomically (temp file + rename) to --out.
