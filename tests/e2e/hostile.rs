@@ -26,6 +26,17 @@ fn trap_of(result: Result<impl std::fmt::Debug, CallError>) -> TrapReason {
     }
 }
 
+/// Runs one row through a hostile segment guest on a fresh runtime, checks
+/// that the same runtime then serves an honest call correctly, and returns why
+/// the guest was stopped.
+fn attack(guest: &str, limits: Limits) -> TrapReason {
+    let runtime = runtime();
+    let hostile = install_with(&runtime, &program(guest), PluginKind::Segment, limits);
+    let reason = trap_of(hostile.evaluate(&[], &spend_batch(&[1.0])));
+    assert_honest_call_works(&runtime);
+    reason
+}
+
 #[test]
 fn infinite_loop_runs_out_of_fuel_and_the_host_serves_the_next_call() {
     let runtime = runtime();
@@ -67,55 +78,33 @@ fn infinite_loop_hits_the_time_limit_when_fuel_is_plentiful() {
 
 #[test]
 fn recursion_with_small_frames_overflows_the_wasm_stack() {
-    let runtime = runtime();
-    let hostile = install(
-        &runtime,
-        &program(guests::STACK_OVERFLOW),
-        PluginKind::Segment,
-    );
     assert_eq!(
-        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        attack(guests::STACK_OVERFLOW, Limits::default()),
         TrapReason::StackOverflow
     );
-    assert_honest_call_works(&runtime);
 }
 
 #[test]
 fn recursion_with_large_frames_overflows_the_shadow_stack() {
-    let runtime = runtime();
-    let hostile = install(
-        &runtime,
-        &program(guests::SHADOW_STACK_OVERFLOW),
-        PluginKind::Segment,
-    );
     assert_eq!(
-        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        attack(guests::SHADOW_STACK_OVERFLOW, Limits::default()),
         TrapReason::MemoryOutOfBounds
     );
-    assert_honest_call_works(&runtime);
 }
 
 #[test]
 fn memory_bomb_is_stopped_at_the_memory_limit() {
-    let runtime = runtime();
     let limits = Limits {
         memory_bytes: 32 << 20,
         ..Limits::default()
     };
-    let hostile = install_with(
-        &runtime,
-        &program(guests::MEMORY_BOMB),
-        PluginKind::Segment,
-        limits,
-    );
-    match trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))) {
+    match attack(guests::MEMORY_BOMB, limits) {
         TrapReason::MemoryLimit { limit, requested } => {
             assert_eq!(limit, 32 << 20);
             assert!(requested > limit, "asked for {requested}");
         }
         other => panic!("expected the memory limit, got {other:?}"),
     }
-    assert_honest_call_works(&runtime);
 }
 
 /// A core module implementing the segment world whose `describe` grows its
@@ -168,25 +157,17 @@ fn panic_becomes_a_typed_trap() {
 
 #[test]
 fn output_far_over_the_cap_is_refused() {
-    let runtime = runtime();
     let limits = Limits {
         output_bytes: 1 << 20,
         ..Limits::default()
     };
-    let hostile = install_with(
-        &runtime,
-        &program(guests::OUTPUT_BOMB),
-        PluginKind::Segment,
-        limits,
-    );
-    match trap_of(hostile.evaluate(&[], &spend_batch(&[1.0, 2.0]))) {
+    match attack(guests::OUTPUT_BOMB, limits) {
         TrapReason::OutputTooLarge { limit, size } => {
             assert_eq!(limit, 1 << 20);
             assert!(size > 16 * limit, "size {size}");
         }
         other => panic!("expected the output cap, got {other:?}"),
     }
-    assert_honest_call_works(&runtime);
 }
 
 #[test]
@@ -391,17 +372,10 @@ fn decisions_that_break_the_contract_are_refused() {
 
 #[test]
 fn sleeping_is_trapped_instead_of_parking_a_host_thread() {
-    let runtime = runtime();
-    let hostile = install(
-        &runtime,
-        &program(guests::SLEEP_FOREVER),
-        PluginKind::Segment,
-    );
     assert_eq!(
-        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        attack(guests::SLEEP_FOREVER, Limits::default()),
         TrapReason::Blocked
     );
-    assert_honest_call_works(&runtime);
 }
 
 #[test]
