@@ -142,6 +142,66 @@ fn table_bomb_is_stopped_at_the_table_limit_during_install() {
     assert_honest_call_works(&runtime);
 }
 
+/// A core module implementing the segment world whose `evaluate` returns a
+/// tier dictionary of 100,000 strings that all point at the same 1 MiB: 24
+/// MiB of guest memory that would make the host copy ~100 GB.
+const ALIAS_BOMB: &str = r#"
+(module
+  (memory (export "memory") 40)
+  (data (i32.const 0x300) "alias-bomb0.1.0")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
+  (func (export "describe") (result i32)
+    ;; manifest: name, version, description, parameters, fields, aggregates, purposes
+    (i32.store (i32.const 0x200) (i32.const 0x300)) (i32.store (i32.const 0x204) (i32.const 10))
+    (i32.store (i32.const 0x208) (i32.const 0x30a)) (i32.store (i32.const 0x20c) (i32.const 5))
+    (i32.store (i32.const 0x210) (i32.const 0x400)) (i32.store (i32.const 0x214) (i32.const 0))
+    (i32.store (i32.const 0x218) (i32.const 0x400)) (i32.store (i32.const 0x21c) (i32.const 0))
+    (i32.store (i32.const 0x220) (i32.const 0x400)) (i32.store (i32.const 0x224) (i32.const 0))
+    (i32.store (i32.const 0x228) (i32.const 0x400)) (i32.store (i32.const 0x22c) (i32.const 0))
+    (i32.store (i32.const 0x230) (i32.const 0x400)) (i32.store (i32.const 0x234) (i32.const 0))
+    i32.const 0x200)
+  (func (export "validate") (param i32 i32) (result i32) unreachable)
+  (func (export "evaluate")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
+    (local $i i32) (local $p i32)
+    (local.set $p (i32.const 0x10000))
+    (block $done
+      (loop $fill
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 100000)))
+        (i32.store (local.get $p) (i32.const 0x100000))
+        (i32.store offset=4 (local.get $p) (i32.const 0x100000))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $fill)))
+    ;; ok(memberships { member: [], scores: [], tiers: some({ dictionary, codes: [] }) })
+    (i32.store8 (i32.const 0x100) (i32.const 0))
+    (i32.store (i32.const 0x104) (i32.const 0x400)) (i32.store (i32.const 0x108) (i32.const 0))
+    (i32.store (i32.const 0x10c) (i32.const 0x400)) (i32.store (i32.const 0x110) (i32.const 0))
+    (i32.store8 (i32.const 0x114) (i32.const 1))
+    (i32.store (i32.const 0x118) (i32.const 0x10000)) (i32.store (i32.const 0x11c) (i32.const 100000))
+    (i32.store (i32.const 0x120) (i32.const 0x400)) (i32.store (i32.const 0x124) (i32.const 0))
+    i32.const 0x100)
+)
+"#;
+
+#[test]
+fn strings_aliasing_one_buffer_cannot_make_the_host_copy_past_the_cap() {
+    let runtime = runtime();
+    let hostile = runtime
+        .install(
+            &wat_segment_component(ALIAS_BOMB),
+            request(PluginKind::Segment, Limits::default()),
+        )
+        .expect("the alias bomb describes itself honestly");
+    assert_eq!(
+        trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))),
+        TrapReason::TransferTooLarge {
+            limit: Limits::default().output_bytes
+        }
+    );
+    assert_honest_call_works(&runtime);
+}
+
 #[test]
 fn panic_becomes_a_typed_trap() {
     let runtime = runtime();
@@ -161,13 +221,12 @@ fn output_far_over_the_cap_is_refused() {
         output_bytes: 1 << 20,
         ..Limits::default()
     };
-    match attack(guests::OUTPUT_BOMB, limits) {
-        TrapReason::OutputTooLarge { limit, size } => {
-            assert_eq!(limit, 1 << 20);
-            assert!(size > 16 * limit, "size {size}");
-        }
-        other => panic!("expected the output cap, got {other:?}"),
-    }
+    // 16 MiB of scores and 8 MiB of tier names against a 1 MiB cap: stopped
+    // while the host copies the result, before it allocates it.
+    assert_eq!(
+        attack(guests::OUTPUT_BOMB, limits),
+        TrapReason::TransferTooLarge { limit: 1 << 20 }
+    );
 }
 
 #[test]

@@ -63,7 +63,16 @@ pub(crate) enum Failure {
 }
 
 /// Classifies a wasmtime error from instantiating or calling a plugin.
-pub(crate) fn classify(error: &wasmtime::Error, fuel_budget: u64, time_limit: Duration) -> Failure {
+/// wasmtime's message when a transfer out of the guest exceeds the store's
+/// hostcall fuel (its error type is private, so the message is matched).
+const TRANSFER_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
+
+pub(crate) fn classify(
+    error: &wasmtime::Error,
+    fuel_budget: u64,
+    time_limit: Duration,
+    transfer_limit: u64,
+) -> Failure {
     for cause in error.chain() {
         if let Some(limit) = cause.downcast_ref::<HostLimit>() {
             return Failure::Trap(match limit {
@@ -99,6 +108,14 @@ pub(crate) fn classify(error: &wasmtime::Error, fuel_budget: u64, time_limit: Du
                 other => TrapReason::Other(other.to_string()),
             });
         }
+    }
+    if error
+        .chain()
+        .any(|cause| cause.to_string().contains(TRANSFER_EXHAUSTED))
+    {
+        return Failure::Trap(TrapReason::TransferTooLarge {
+            limit: transfer_limit,
+        });
     }
     if let Some(trap) = error.downcast_ref::<Trap>() {
         return Failure::Trap(TrapReason::Other(trap.to_string()));

@@ -90,8 +90,12 @@ pub enum TrapReason {
     HostCallLimit { limit: u64 },
     /// Too many bytes copied out of the guest through host calls.
     GuestBytesLimit { limit: u64 },
-    /// The result was larger than the output cap.
+    /// The result was larger than the output cap (measured after lifting).
     OutputTooLarge { limit: u64, size: u64 },
+    /// One transfer out of the guest (a result, or a host call's arguments)
+    /// would have made the host copy more than the output cap: stopped while
+    /// copying, before the host allocated it.
+    TransferTooLarge { limit: u64 },
     /// Any other wasm trap.
     Other(String),
 }
@@ -125,6 +129,9 @@ impl fmt::Display for TrapReason {
             }
             TrapReason::OutputTooLarge { limit, size } => {
                 write!(f, "result of {size} bytes is over the limit of {limit}")
+            }
+            TrapReason::TransferTooLarge { limit } => {
+                write!(f, "tried to pass the host more than {limit} bytes at once")
             }
             TrapReason::Other(message) => write!(f, "trapped: {message}"),
         }

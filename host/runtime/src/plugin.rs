@@ -733,6 +733,11 @@ impl Sandbox {
                 .set_fuel(fuel_budget)
                 .map_err(|e| self.host_error(format!("{e:#}")))?;
         }
+        // Bounds what the host copies out of the guest in any one transfer
+        // (the result, or one host call's arguments) while copying: strings
+        // that alias one buffer could otherwise make the host allocate far
+        // more than the guest's memory before the result could be measured.
+        store.set_hostcall_fuel(usize::try_from(self.limits.output_bytes).unwrap_or(usize::MAX));
         let time_limit = self.limits.time_for(units);
         if config.epochs {
             let tick = config.epoch_tick.as_nanos().max(1);
@@ -770,7 +775,7 @@ impl Sandbox {
             }
             Err(error) => {
                 return Err(Outcome::Failed(
-                    match classify(&error, fuel_budget, time_limit) {
+                    match classify(&error, fuel_budget, time_limit, self.limits.output_bytes) {
                         Failure::Trap(reason) => self.trapped(reason),
                         Failure::Host(detail) => self.host_error(detail),
                     },
