@@ -22,8 +22,8 @@ use tessera_runtime::{
     Called, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime,
 };
 
-use crate::CacheArgs;
 use crate::report;
+use crate::{CacheArgs, splitmix};
 
 /// The sample dataset (`examples/retail/events.ndjson`), built into the binary.
 const SAMPLE: &[u8] = include_bytes!("../../../examples/retail/events.ndjson");
@@ -235,13 +235,6 @@ fn true_rate(action: &str) -> f64 {
         .iter()
         .find(|(name, _)| *name == action)
         .map_or(0.0, |(_, rate)| *rate)
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn install(

@@ -20,8 +20,8 @@ use tessera_runtime::{
     CallError, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, detect_kind,
 };
 
-use crate::CacheArgs;
 use crate::report;
+use crate::{CacheArgs, splitmix};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -313,16 +313,8 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64) for synthetic data.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn column(kind: ValueKind, rows: u32, salt: u64, now: i64) -> Column {
-    let draw = |row: u32| mix(salt.wrapping_mul(1_000_003) ^ u64::from(row));
+    let draw = |row: u32| splitmix(salt.wrapping_mul(1_000_003) ^ u64::from(row));
     let present: Vec<u8> = (0..rows).map(|r| u8::from(draw(r) % 10 != 0)).collect();
     let data = match kind {
         ValueKind::Boolean => {
@@ -379,7 +371,7 @@ fn synthetic_batch(manifest: &Manifest, rows: u32) -> ProfileBatch {
         .collect();
     ProfileBatch {
         rows,
-        keys: (0..u64::from(rows)).map(mix).collect(),
+        keys: (0..u64::from(rows)).map(splitmix).collect(),
         fields,
         aggregates,
         now,

@@ -120,6 +120,19 @@ impl From<CallError> for Outcome {
     }
 }
 
+/// Runs the same code for whichever world's `*Pre` a plugin has: the
+/// functions every world exports (`describe`, `validate`) have the same shape
+/// but one generated type per world.
+macro_rules! for_each_world {
+    ($pre:expr, $p:ident => $body:expr) => {
+        match $pre {
+            Pre::Connector($p) => $body,
+            Pre::Segment($p) => $body,
+            Pre::Strategy($p) => $body,
+        }
+    };
+}
+
 enum Pre {
     Connector(ConnectorPre<HostState>),
     Segment(SegmentPre<HostState>),
@@ -412,26 +425,12 @@ impl Plugin {
             }
         })?;
         let p = &resolved;
-        let called = match &self.inner.pre {
-            Pre::Connector(pre) => self.inner.run(
-                0,
-                now_ms(),
-                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
-                |_| Ok(()),
-            ),
-            Pre::Segment(pre) => self.inner.run(
-                0,
-                now_ms(),
-                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
-                |_| Ok(()),
-            ),
-            Pre::Strategy(pre) => self.inner.run(
-                0,
-                now_ms(),
-                |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
-                |_| Ok(()),
-            ),
-        };
+        let called = for_each_world!(&self.inner.pre, pre => self.inner.run(
+            0,
+            now_ms(),
+            |s| pre.instantiate(&mut *s)?.call_validate(&mut *s, p),
+            |_| Ok(()),
+        ));
         called.map(|_| resolved)
     }
 
@@ -640,27 +639,12 @@ fn check_actions(actions: &[ActionSpec]) -> Result<(), String> {
 
 impl Sandbox {
     fn describe(&self) -> Result<Called<Manifest>, CallError> {
-        let now = now_ms();
-        match &self.pre {
-            Pre::Connector(pre) => self.run(
-                0,
-                now,
-                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
-                |_| Ok(()),
-            ),
-            Pre::Segment(pre) => self.run(
-                0,
-                now,
-                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
-                |_| Ok(()),
-            ),
-            Pre::Strategy(pre) => self.run(
-                0,
-                now,
-                |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
-                |_| Ok(()),
-            ),
-        }
+        for_each_world!(&self.pre, pre => self.run(
+            0,
+            now_ms(),
+            |s| Ok(Ok(pre.instantiate(&mut *s)?.call_describe(&mut *s)?)),
+            |_| Ok(()),
+        ))
     }
 
     /// Runs one call in a fresh store: limits, fuel scaled to `units`, an epoch
