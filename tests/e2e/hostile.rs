@@ -8,8 +8,8 @@ use std::time::Duration;
 use tessera_runtime::api::strategies::Context;
 use tessera_runtime::api::types::Value;
 use tessera_runtime::{
-    CallError, Grants, InstallError, InstallRequest, Limits, MemoryState, PluginKind, StateScope,
-    StateStore, TrapReason,
+    CallError, Grants, InstallError, InstallRequest, Limits, MemoryState, Plugin, PluginKind,
+    Runtime, StateScope, StateStore, TrapReason,
 };
 use tessera_tests::{
     assert_honest_call_works, assert_honest_plugin_works, batch, install, install_with, param,
@@ -286,19 +286,25 @@ fn files_environment_sockets_and_stdin_are_out_of_reach() {
     assert_honest_call_works(&runtime);
 }
 
-fn flood(attack: &str) -> (TrapReason, Arc<MemoryState>) {
-    let runtime = runtime();
+/// The host-flood guest as its own installation, with the state store it writes to.
+fn install_host_flood(runtime: &Runtime, installation: &str) -> (Plugin, Arc<MemoryState>) {
     let state = Arc::new(MemoryState::new());
     let plugin = runtime
         .install(
             &program(guests::HOST_FLOOD),
             InstallRequest {
                 state: state.clone(),
-                installation: "flood".into(),
+                installation: installation.into(),
                 ..request(PluginKind::Segment, Limits::default())
             },
         )
         .expect("installs");
+    (plugin, state)
+}
+
+fn flood(attack: &str) -> (TrapReason, Arc<MemoryState>) {
+    let runtime = runtime();
+    let (plugin, state) = install_host_flood(&runtime, "flood");
     let reason = trap_of(plugin.evaluate(
         &[param("attack", Value::Text(attack.into()))],
         &spend_batch(&[1.0]),
@@ -440,17 +446,7 @@ fn sleeping_is_trapped_instead_of_parking_a_host_thread() {
 #[test]
 fn a_call_that_fails_after_writing_state_leaves_no_state() {
     let runtime = runtime();
-    let state = Arc::new(MemoryState::new());
-    let plugin = runtime
-        .install(
-            &program(guests::HOST_FLOOD),
-            InstallRequest {
-                state: state.clone(),
-                installation: "fails".into(),
-                ..request(PluginKind::Segment, Limits::default())
-            },
-        )
-        .expect("installs");
+    let (plugin, state) = install_host_flood(&runtime, "fails");
     let params = [param("attack", Value::Text("write-then-fail".into()))];
     match plugin.evaluate(&params, &spend_batch(&[1.0])) {
         Err(CallError::Plugin { error, .. }) => {
