@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::api::{host, records, segments, state, strategies, types};
 use crate::call::{LogLevel, LogLine};
 use crate::limits::Limits;
-use crate::state::{StateError, StateScope, StateStore};
+use tessera_state::{StateError, StateScope, StateStore};
 
 /// A limit the host enforces inside a call; raised as a trap and classified
 /// into a [`crate::TrapReason`] afterwards.
@@ -371,9 +371,8 @@ impl host::Host for HostState {
 fn state_error(e: StateError) -> WasmResult<types::Error> {
     match e {
         StateError::Quota { .. } => Ok(types::Error::Unavailable(e.to_string())),
-        StateError::Conflict | StateError::Backend(_) => {
-            Err(wasmtime::Error::new(HostFault(e.to_string())))
-        }
+        // Conflicts surface at commit, not here; anything else is the store's.
+        _ => Err(wasmtime::Error::new(HostFault(e.to_string()))),
     }
 }
 

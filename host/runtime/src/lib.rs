@@ -17,7 +17,6 @@ mod output;
 mod plugin;
 mod quarantine;
 mod runtime;
-mod state;
 mod version;
 
 pub use bindings::v0_1 as api;
@@ -30,5 +29,5 @@ pub use plugin::{Grants, InstallRequest, Plugin, PluginInfo, PluginKind};
 pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;
-pub use state::{MemoryState, StateError, StateScope, StateStore};
+pub use tessera_state::{MemoryState, StateError, StateScope, StateStore, StateWrite};
 pub use version::{WIT_VERSION_SECTION, WitVersion, detect_kind, detect_version};

@@ -22,11 +22,11 @@ use crate::manifest::{check_manifest, resolve_params};
 use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships};
 use crate::quarantine::Health;
 use crate::runtime::RuntimeInner;
-use crate::state::StateError;
 use crate::{
     CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
     TrapReason, WitVersion, detect_version,
 };
+use tessera_state::StateError;
 
 /// The world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

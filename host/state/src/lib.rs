@@ -1,16 +1,17 @@
-//! Plugin-scoped state behind the `state` import. The host holds it; a plugin
-//! sees only its own scope (tenant + plugin name). Writes of one call are
-//! buffered and applied atomically when the call succeeds, so a call that traps
-//! or fails leaves the state as it was.
+//! Plugin-scoped state behind the `state` import: the contract between the
+//! runtime, which buffers a call's writes, and the stores that keep them.
+//! A plugin sees only its own scope (tenant + installation); the runtime
+//! commits a call's writes atomically, and only if the call succeeded.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Mutex;
 
-/// Whose state: one plugin in one tenant.
+/// Whose state: one plugin installation in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StateScope {
     pub tenant: String,
+    /// The host's installation id (never the plugin's self-declared name).
     pub plugin: String,
 }
 

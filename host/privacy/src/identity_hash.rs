@@ -1,0 +1,55 @@
+//! Keyed per-tenant hashes of normalised identities, for lookup without storing the identity.
+//! It must never hash with a key shared across tenants, nor normalise values itself.
+//!
+//! The hash key is derived from the tenant key with HKDF-SHA256 (info
+//! `tessera:identity-hash:v1`); a hash is HMAC-SHA256 over the length-prefixed
+//! kind and value. Hashes are stable for a tenant across master key rotations
+//! (the tenant key does not change) and unrelated between tenants. Callers pass
+//! values already normalised, always the same way.
+
+use std::fmt;
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::crypto::{self, KeyBytes};
+use crate::keys::TenantKey;
+
+/// HKDF info that derives the identity hash key from a tenant key.
+const INFO: &[u8] = b"tessera:identity-hash:v1";
+
+/// One tenant's identity hash key. Its `Debug` shows nothing of it.
+pub struct IdentityHasher {
+    key: KeyBytes,
+}
+
+impl IdentityHasher {
+    /// Derives the tenant's identity hash key from its tenant key.
+    pub fn new(tenant_key: &TenantKey) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(None, tenant_key.bytes().get());
+        let mut key = KeyBytes::zeroed();
+        // HKDF-SHA256 yields up to 255 × 32 bytes; 32 are always available.
+        hkdf.expand(INFO, key.get_mut())
+            .expect("HKDF-SHA256 can always expand to 32 bytes");
+        Self { key }
+    }
+
+    /// The lookup hash of an identity: HMAC-SHA256 over the length-prefixed
+    /// `kind` (e.g. `email`) and `normalized_value`.
+    pub fn hash(&self, kind: &str, normalized_value: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.get())
+            .expect("HMAC accepts keys of any length");
+        mac.update(&crypto::encode_fields(&[
+            kind.as_bytes(),
+            normalized_value.as_bytes(),
+        ]));
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for IdentityHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityHasher { .. }")
+    }
+}

@@ -1,0 +1,57 @@
+//! The one error type of every storage backend. Each variant is a sentence an
+//! operator or a caller can act on; none carries record contents.
+
+use std::path::PathBuf;
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("invalid {field}: it must be 1 to {max} bytes long", max = crate::MAX_ID_LEN)]
+    InvalidId { field: &'static str },
+    #[error("tenant {tenant:?} does not exist; create it first")]
+    UnknownTenant { tenant: String },
+    #[error("subject {subject:?} does not exist in tenant {tenant:?}; create it first")]
+    UnknownSubject { tenant: String, subject: String },
+    #[error(
+        "cannot open the store at {}: {detail}; check that the directory is writable \
+         and that no other Tessera process has it open",
+        path.display()
+    )]
+    Open { path: PathBuf, detail: String },
+    #[error(
+        "the store at {} has format version {found}, this build reads version {expected}; \
+         use a Tessera build that matches the data directory",
+        path.display()
+    )]
+    Format {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error(
+        "a stored {family} record is corrupt ({detail}); the data directory was damaged \
+         or edited outside Tessera: restore it from a backup"
+    )]
+    Corrupt {
+        family: &'static str,
+        detail: String,
+    },
+    #[error("the storage backend failed: {detail}; check free disk space and the data directory")]
+    Backend { detail: String },
+}
+
+impl StoreError {
+    pub(crate) fn backend(error: impl std::fmt::Display) -> Self {
+        Self::Backend {
+            detail: error.to_string(),
+        }
+    }
+
+    pub(crate) fn corrupt(family: &'static str, detail: impl Into<String>) -> Self {
+        Self::Corrupt {
+            family,
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Where Tessera's data lives: the [`Store`] trait, its embedded sled backend
+//! and the conformance suite; it stores opaque bytes and never sees plaintext or keys.
+//!
+//! Everything the privacy layer hands down is already encrypted (record `data`,
+//! wrapped keys) or a keyed hash (identities), so the store knows nothing of
+//! crypto, plugins or purposes. Every record is scoped by tenant, and every key
+//! is laid out for ordered range scans so that a PostgreSQL backend can follow
+//! with the same trait and pass the same `conformance` suite (feature
+//! `conformance`).
+//!
+//! # Durability
+//!
+//! A write that returned `Ok` is durable once a later [`Store::flush`] has
+//! returned `Ok`; callers that acknowledge writes to someone else (ingestion
+//! batches, deletion receipts) flush first. The sled backend also flushes in
+//! the background every [`sled_store::BACKGROUND_FLUSH_MS`] milliseconds, which
+//! bounds what a crash can lose but is not a promise. A backend that is durable
+//! on commit (PostgreSQL) implements `flush` as a no-op.
+//!
+//! # Atomicity
+//!
+//! Each method is atomic on its own, except [`Store::purge_subject`] and
+//! [`Store::delete_events_before`], which remove records in bounded batches and
+//! can be re-run to finish after a crash. Nothing is atomic across calls.
+
+mod codec;
+mod error;
+mod keys;
+mod record;
+pub mod sled_store;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use error::StoreError;
+pub use record::{
+    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, PurgeReport,
+    SubjectRecord, TenantRecord,
+};
+pub use sled_store::SledStore;
+
+/// The longest tenant, subject, source, job, kind or worker id, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// Tessera's storage: tenants, subjects, identity links, events, consents,
+/// audit entries, jobs and subject erasure. Plugin state is the separate
+/// [`tessera_state::StateStore`] trait, which backends implement as well.
+///
+/// Ids are UTF-8 strings of 1 to [`MAX_ID_LEN`] bytes; a longer or empty id is
+/// refused with [`StoreError::InvalidId`]. Looking up something that does not
+/// exist yields `None` or an empty list, never an error; writing a record that
+/// belongs to a subject that does not exist is refused with
+/// [`StoreError::UnknownSubject`], so nothing can be written for a subject once
+/// [`Store::purge_subject`] has begun.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Creates or replaces a tenant.
+    fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    /// One tenant.
+    fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError>;
+    /// Every tenant, ordered by id.
+    fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+
+    /// Creates or replaces a subject of an existing tenant.
+    fn put_subject(&self, tenant: &str, subject: &SubjectRecord) -> Result<(), StoreError>;
+    /// One subject.
+    fn subject(&self, tenant: &str, id: &str) -> Result<Option<SubjectRecord>, StoreError>;
+    /// At most `limit` subjects ordered by id (byte order), starting after the
+    /// id `after` (which need not exist): pass the last id of a page to get the
+    /// next one.
+    fn subjects(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SubjectRecord>, StoreError>;
+
+    /// Points an identity hash at a subject. If the hash already points at a
+    /// subject (this one or another), nothing changes and that subject is
+    /// returned, so the caller decides about merges.
+    fn link_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// The subject an identity hash points at.
+    fn find_identity(&self, tenant: &str, hash: IdentityHash)
+    -> Result<Option<String>, StoreError>;
+    /// Removes an identity link; returns the subject it pointed at.
+    fn unlink_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+    ) -> Result<Option<String>, StoreError>;
+    /// The identity hashes pointing at a subject, in byte order.
+    fn identities_of(&self, tenant: &str, subject: &str) -> Result<Vec<IdentityHash>, StoreError>;
+
+    /// Appends events to a subject. Idempotent on `source_id` within the
+    /// tenant: an event whose source id is already stored (for any subject of
+    /// the tenant, or earlier in the same batch) is skipped and counted as a
+    /// duplicate. Atomic: all new events are stored, or none.
+    fn append_events(
+        &self,
+        tenant: &str,
+        subject: &str,
+        events: &[EventRecord],
+    ) -> Result<AppendOutcome, StoreError>;
+    /// A subject's events with `from_ms <= at_ms < to_ms`, in time order (equal
+    /// times in the order they were appended).
+    fn events(
+        &self,
+        tenant: &str,
+        subject: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+    /// Removes a subject's events with `at_ms < before_ms`; returns how many.
+    /// Their source ids are forgotten: the same source id may be appended again.
+    fn delete_events_before(
+        &self,
+        tenant: &str,
+        subject: &str,
+        before_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Appends an entry to a subject's consent history.
+    fn append_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        consent: &ConsentRecord,
+    ) -> Result<(), StoreError>;
+    /// A subject's consent history ordered by `at_ms`, equal times in the order
+    /// they were appended.
+    fn consents(&self, tenant: &str, subject: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+
+    /// Appends an audit entry; returns its sequence number. Numbers start at 1
+    /// and grow by exactly 1 per entry of the tenant, even with concurrent
+    /// writers, so a gap means a removed entry.
+    fn append_audit(&self, tenant: &str, entry: &[u8]) -> Result<u64, StoreError>;
+    /// At most `limit` audit entries with `seq >= from_seq`, in order.
+    fn audit(
+        &self,
+        tenant: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Queues a job; returns `false` (and changes nothing) if a job with that
+    /// id is already queued, so enqueueing is idempotent.
+    fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
+    /// Leases the due job of a kind (`not_before_ms <= now_ms`) with the
+    /// earliest `not_before_ms` that no worker holds, for `lease_ms`. A job
+    /// whose lease expired can be claimed again: workers must be idempotent.
+    fn claim_job(
+        &self,
+        kind: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<Option<JobRecord>, StoreError>;
+    /// Removes a finished job; returns `false` if there was none.
+    fn complete_job(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Removes every record keyed to a subject: the subject record first (so
+    /// concurrent writes for it are refused from then on), then its identity
+    /// links, events (and their source ids) and consents. Re-running it after
+    /// a crash finishes the job. Audit entries and plugin state are not keyed
+    /// to subjects here and are left to the caller.
+    fn purge_subject(&self, tenant: &str, subject: &str) -> Result<PurgeReport, StoreError>;
+
+    /// Makes every write that returned before this call durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}

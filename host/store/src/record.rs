@@ -1,0 +1,75 @@
+//! The records a [`Store`](crate::Store) holds, as the privacy layer hands them
+//! down: ids and times in the clear, everything else already encrypted bytes.
+
+/// A keyed hash (HMAC-SHA-256 with a tenant key) of a normalised identity.
+pub type IdentityHash = [u8; 32];
+
+/// A tenant: its key wrapped by the master key, and its encrypted settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: String,
+    pub wrapped_key: Vec<u8>,
+    pub settings: Vec<u8>,
+}
+
+/// A data subject: its data key wrapped by the tenant key, and its encrypted
+/// traits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    pub id: String,
+    pub wrapped_key: Vec<u8>,
+    pub created_at_ms: i64,
+    pub data: Vec<u8>,
+}
+
+/// One event of a subject. `source_id` makes ingestion idempotent within the
+/// tenant; callers pass an opaque id (a keyed hash if the source's own id could
+/// identify someone), because it is stored in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub source_id: String,
+    pub at_ms: i64,
+    pub data: Vec<u8>,
+}
+
+/// One entry of a subject's consent history (purpose, grant and provenance
+/// are inside the encrypted `data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub at_ms: i64,
+    pub data: Vec<u8>,
+}
+
+/// One audit entry and its per-tenant sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub data: Vec<u8>,
+}
+
+/// Work for a background worker (purges, retention sweeps). Claimable once
+/// `now_ms >= not_before_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub not_before_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// What [`Store::append_events`](crate::Store::append_events) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// What [`Store::purge_subject`](crate::Store::purge_subject) removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Whether the subject record existed.
+    pub subject: bool,
+    pub identities: u64,
+    pub events: u64,
+    pub consents: u64,
+}

@@ -1,0 +1,990 @@
+//! The embedded backend: one sled database per data directory, one tree per
+//! record family; it must never decode, log or index the bytes it is given.
+//!
+//! # Key layout
+//!
+//! `part(x)` is a 2-byte big-endian length then the bytes of `x`, so that no
+//! tenant's (or subject's) prefix matches another's keys; `time(t)` is `t` as 8
+//! big-endian bytes with the sign bit flipped, so that keys sort by time,
+//! negative times first; `seq` is 8 big-endian bytes from sled's id generator
+//! (monotonic, unique across restarts) and keeps equal times in append order.
+//! A component that comes last is stored raw, so that it sorts in byte order.
+//!
+//! | tree             | key                                          | value                                |
+//! |------------------|----------------------------------------------|--------------------------------------|
+//! | `tenants`        | `tenant`                                     | wrapped key, settings                |
+//! | `subjects`       | `part(tenant) subject`                       | wrapped key, created at, data        |
+//! | `identities`     | `part(tenant) hash`                          | subject                              |
+//! | `identity_index` | `part(tenant) part(subject) hash`            | (empty)                              |
+//! | `events`         | `part(tenant) part(subject) time(at) seq`    | source id, data                      |
+//! | `event_sources`  | `part(tenant) source_id`                     | the `events` key                     |
+//! | `consents`       | `part(tenant) part(subject) time(at) seq`    | data                                 |
+//! | `audit`          | `part(tenant) seq(u64, from 1)`              | entry                                |
+//! | `counters`       | `"audit" part(tenant)`                       | last audit seq (u64)                 |
+//! | `state`          | `part(tenant) part(plugin) key`              | value (raw)                          |
+//! | `state_meta`     | `part(tenant) part(plugin)`                  | version (u64), usage (u64)           |
+//! | `jobs`           | `part(kind) time(not_before) id`             | payload, attempts, lease             |
+//! | `job_ids`        | `id`                                         | the `jobs` key                       |
+//!
+//! Record values start with a format byte and hold 4-byte-length-prefixed
+//! fields (see `codec`); the default tree holds the store's format version.
+//!
+//! # Concurrency and flush policy
+//!
+//! Writes that touch more than one key run in sled transactions, which sled
+//! 0.34 serialises behind one process-wide lock: correct under concurrent
+//! writers, at the cost of write parallelism. Reads are lock-free. sled writes
+//! go to an in-memory log buffer that a background thread flushes every
+//! [`BACKGROUND_FLUSH_MS`]; [`Store::flush`] forces it, and only a write
+//! followed by a successful `flush` is guaranteed to survive a crash.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+use sled::{IVec, Tree};
+use tessera_state::{StateError, StateScope, StateStore};
+
+use crate::codec::{Reader, Writer, u64_at};
+use crate::keys::{self, check_id};
+use crate::{
+    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
+    PurgeReport, Store, StoreError, SubjectRecord, TenantRecord,
+};
+
+/// How often sled flushes on its own, in milliseconds.
+pub const BACKGROUND_FLUSH_MS: u64 = 500;
+
+/// The on-disk layout version this build reads and writes.
+const FORMAT: u32 = 1;
+const FORMAT_KEY: &[u8] = b"tessera-store-format";
+
+/// How long opening waits for a directory lock this process just released.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How many records one deletion transaction removes.
+const DELETE_BATCH: usize = 512;
+
+/// The sled backend. Cloning is cheap and shares the database.
+#[derive(Clone)]
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Arc<Trees>,
+}
+
+struct Trees {
+    tenants: Tree,
+    subjects: Tree,
+    identities: Tree,
+    identity_index: Tree,
+    events: Tree,
+    event_sources: Tree,
+    consents: Tree,
+    audit: Tree,
+    counters: Tree,
+    state: Tree,
+    state_meta: Tree,
+    jobs: Tree,
+    job_ids: Tree,
+}
+
+// sled's own Debug prints the trees' contents; ours names the directory only.
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in a data directory. Only one
+    /// process may have a directory open at a time.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_error = |error: sled::Error| StoreError::Open {
+            path: path.clone(),
+            detail: error.to_string(),
+        };
+        let config = sled::Config::new()
+            .path(&path)
+            .flush_every_ms(Some(BACKGROUND_FLUSH_MS));
+        // sled's I/O threads let go of the directory lock a moment after the
+        // last handle drops, so reopening in the same process waits briefly;
+        // another process holding the directory is still refused.
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("could not acquire lock")
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => break result.map_err(open_error)?,
+            }
+        };
+        match db.get(FORMAT_KEY).map_err(open_error)? {
+            Some(found) => {
+                let found = <[u8; 4]>::try_from(found.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt("format", "format version is not 4 bytes"))?;
+                if found != FORMAT {
+                    return Err(StoreError::Format {
+                        path,
+                        found,
+                        expected: FORMAT,
+                    });
+                }
+            }
+            None => {
+                db.insert(FORMAT_KEY, &FORMAT.to_be_bytes()[..])
+                    .map_err(open_error)?;
+            }
+        }
+        let tree = |name: &str| db.open_tree(name).map_err(open_error);
+        let trees = Trees {
+            tenants: tree("tenants")?,
+            subjects: tree("subjects")?,
+            identities: tree("identities")?,
+            identity_index: tree("identity_index")?,
+            events: tree("events")?,
+            event_sources: tree("event_sources")?,
+            consents: tree("consents")?,
+            audit: tree("audit")?,
+            counters: tree("counters")?,
+            state: tree("state")?,
+            state_meta: tree("state_meta")?,
+            jobs: tree("jobs")?,
+            job_ids: tree("job_ids")?,
+        };
+        Ok(Self {
+            path,
+            db,
+            trees: Arc::new(trees),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        self.db.generate_id().map_err(StoreError::backend)
+    }
+
+    /// Removes events (and their source ids, if they still point at them) in
+    /// bounded transactions; returns how many were removed.
+    fn remove_events(&self, found: &[(IVec, Vec<u8>)]) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for chunk in found.chunks(DELETE_BATCH) {
+            removed += transact((&self.trees.events, &self.trees.event_sources).transaction(
+                |(events, sources)| {
+                    let mut removed = 0;
+                    for (key, source_key) in chunk {
+                        if events.remove(key)?.is_some() {
+                            removed += 1;
+                        }
+                        if sources.get(source_key.as_slice())?.as_ref() == Some(key) {
+                            sources.remove(source_key.as_slice())?;
+                        }
+                    }
+                    Ok(removed)
+                },
+            ))?;
+        }
+        Ok(removed)
+    }
+
+    /// Event keys (of one subject), with the source key of each.
+    fn event_keys(events: sled::Iter) -> Result<Vec<(IVec, Vec<u8>)>, StoreError> {
+        let mut found = Vec::new();
+        for item in events {
+            let (key, value) = item.map_err(StoreError::backend)?;
+            let tenant_part = tenant_part_len(&key)?;
+            let mut reader = Reader::new(&value, "event")?;
+            let source_id = reader.string()?;
+            let mut source_key = key[..tenant_part].to_vec();
+            source_key.extend_from_slice(source_id.as_bytes());
+            found.push((key, source_key));
+        }
+        Ok(found)
+    }
+}
+
+/// Turns a finished transaction's error into ours.
+fn transact<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::backend(error),
+    })
+}
+
+fn abort<E>(error: E) -> ConflictableTransactionError<E> {
+    ConflictableTransactionError::Abort(error)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn require_subject(subjects: &TransactionalTree, tenant: &str, subject: &str) -> TxResult<()> {
+    if subjects.get(keys::subject(tenant, subject))?.is_none() {
+        return Err(abort(StoreError::UnknownSubject {
+            tenant: tenant.to_owned(),
+            subject: subject.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+/// The length of the `part(tenant)` that starts a key.
+fn tenant_part_len(key: &[u8]) -> Result<usize, StoreError> {
+    let len = key
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])) + 2)
+        .filter(|&len| len <= key.len())
+        .ok_or_else(|| StoreError::corrupt("key", "tenant part is truncated"))?;
+    Ok(len)
+}
+
+/// The 8-byte time and 8-byte seq after a scope prefix.
+fn timed_key_time(key: &[u8], scope_len: usize, family: &'static str) -> Result<i64, StoreError> {
+    if key.len() != scope_len + 16 {
+        return Err(StoreError::corrupt(family, "key has the wrong length"));
+    }
+    let mut time = [0; 8];
+    time.copy_from_slice(&key[scope_len..scope_len + 8]);
+    Ok(keys::time_from(time))
+}
+
+fn utf8(bytes: &[u8], family: &'static str) -> Result<String, StoreError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| StoreError::corrupt(family, "id is not UTF-8"))
+}
+
+/// Iterates the keys of a tree that start with `prefix`, from `start` on.
+fn scan_from<'a>(
+    tree: &Tree,
+    prefix: &'a [u8],
+    start: Bound<Vec<u8>>,
+) -> impl Iterator<Item = Result<(IVec, IVec), StoreError>> + 'a {
+    tree.range((start, Bound::<Vec<u8>>::Unbounded))
+        .map(|item| item.map_err(StoreError::backend))
+        .take_while(move |item| match item {
+            Ok((key, _)) => key.starts_with(prefix),
+            Err(_) => true,
+        })
+}
+
+fn decode_tenant(key: &[u8], value: &[u8]) -> Result<TenantRecord, StoreError> {
+    let mut reader = Reader::new(value, "tenant")?;
+    let record = TenantRecord {
+        id: utf8(key, "tenant")?,
+        wrapped_key: reader.bytes()?,
+        settings: reader.bytes()?,
+    };
+    reader.finish()?;
+    Ok(record)
+}
+
+fn decode_subject(id: &[u8], value: &[u8]) -> Result<SubjectRecord, StoreError> {
+    let mut reader = Reader::new(value, "subject")?;
+    let record = SubjectRecord {
+        id: utf8(id, "subject")?,
+        wrapped_key: reader.bytes()?,
+        created_at_ms: reader.i64()?,
+        data: reader.bytes()?,
+    };
+    reader.finish()?;
+    Ok(record)
+}
+
+fn decode_identity(value: &[u8]) -> Result<String, StoreError> {
+    let mut reader = Reader::new(value, "identity")?;
+    let subject = reader.string()?;
+    reader.finish()?;
+    Ok(subject)
+}
+
+/// A job's value: payload, attempts so far, and the lease if one is held.
+struct JobState {
+    payload: Vec<u8>,
+    attempts: u32,
+    lease: Option<(String, i64)>,
+}
+
+impl JobState {
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let writer = Writer::new().bytes(&self.payload)?.u32(self.attempts);
+        Ok(match &self.lease {
+            None => writer.u8(0).finish(),
+            Some((worker, until_ms)) => writer
+                .u8(1)
+                .bytes(worker.as_bytes())?
+                .i64(*until_ms)
+                .finish(),
+        })
+    }
+
+    fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        let mut reader = Reader::new(value, "job")?;
+        let payload = reader.bytes()?;
+        let attempts = reader.u32()?;
+        let lease = match reader.u8()? {
+            0 => None,
+            1 => Some((reader.string()?, reader.i64()?)),
+            other => {
+                return Err(StoreError::corrupt(
+                    "job",
+                    format!("unknown lease tag {other}"),
+                ));
+            }
+        };
+        reader.finish()?;
+        Ok(Self {
+            payload,
+            attempts,
+            lease,
+        })
+    }
+
+    fn claimable(&self, now_ms: i64) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(|(_, until)| *until <= now_ms)
+    }
+}
+
+impl Store for SledStore {
+    fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        check_id("tenant id", &tenant.id)?;
+        let value = Writer::new()
+            .bytes(&tenant.wrapped_key)?
+            .bytes(&tenant.settings)?
+            .finish();
+        self.trees
+            .tenants
+            .insert(tenant.id.as_bytes(), value)
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        check_id("tenant id", id)?;
+        self.trees
+            .tenants
+            .get(id.as_bytes())
+            .map_err(StoreError::backend)?
+            .map(|value| decode_tenant(id.as_bytes(), &value))
+            .transpose()
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.trees
+            .tenants
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(StoreError::backend)?;
+                decode_tenant(&key, &value)
+            })
+            .collect()
+    }
+
+    fn put_subject(&self, tenant: &str, subject: &SubjectRecord) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", &subject.id)?;
+        let key = keys::subject(tenant, &subject.id);
+        let value = Writer::new()
+            .bytes(&subject.wrapped_key)?
+            .i64(subject.created_at_ms)
+            .bytes(&subject.data)?
+            .finish();
+        transact(
+            (&self.trees.tenants, &self.trees.subjects).transaction(|(tenants, subjects)| {
+                if tenants.get(tenant.as_bytes())?.is_none() {
+                    return Err(abort(StoreError::UnknownTenant {
+                        tenant: tenant.to_owned(),
+                    }));
+                }
+                subjects.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
+            }),
+        )
+    }
+
+    fn subject(&self, tenant: &str, id: &str) -> Result<Option<SubjectRecord>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", id)?;
+        self.trees
+            .subjects
+            .get(keys::subject(tenant, id))
+            .map_err(StoreError::backend)?
+            .map(|value| decode_subject(id.as_bytes(), &value))
+            .transpose()
+    }
+
+    fn subjects(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SubjectRecord>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let prefix = keys::tenant(tenant);
+        let start = match after {
+            Some(after) => Bound::Excluded(keys::subject(tenant, after)),
+            None => Bound::Included(prefix.clone()),
+        };
+        scan_from(&self.trees.subjects, &prefix, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                decode_subject(&key[prefix.len()..], &value)
+            })
+            .collect()
+    }
+
+    fn link_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let key = keys::identity(tenant, &hash);
+        let index_key = keys::identity_of(tenant, subject, &hash);
+        let value = Writer::new().bytes(subject.as_bytes())?.finish();
+        let trees = &self.trees;
+        transact(
+            (&trees.subjects, &trees.identities, &trees.identity_index).transaction(
+                |(subjects, identities, index)| {
+                    require_subject(subjects, tenant, subject)?;
+                    if let Some(existing) = identities.get(key.as_slice())? {
+                        return decode_identity(&existing).map(Some).map_err(abort);
+                    }
+                    identities.insert(key.as_slice(), value.as_slice())?;
+                    index.insert(index_key.as_slice(), &[][..])?;
+                    Ok(None)
+                },
+            ),
+        )
+    }
+
+    fn find_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+    ) -> Result<Option<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        self.trees
+            .identities
+            .get(keys::identity(tenant, &hash))
+            .map_err(StoreError::backend)?
+            .map(|value| decode_identity(&value))
+            .transpose()
+    }
+
+    fn unlink_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+    ) -> Result<Option<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let key = keys::identity(tenant, &hash);
+        transact(
+            (&self.trees.identities, &self.trees.identity_index).transaction(
+                |(identities, index)| {
+                    let Some(value) = identities.remove(key.as_slice())? else {
+                        return Ok(None);
+                    };
+                    let subject = decode_identity(&value).map_err(abort)?;
+                    index.remove(keys::identity_of(tenant, &subject, &hash))?;
+                    Ok(Some(subject))
+                },
+            ),
+        )
+    }
+
+    fn identities_of(&self, tenant: &str, subject: &str) -> Result<Vec<IdentityHash>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let prefix = keys::subject_scope(tenant, subject);
+        scan_from(
+            &self.trees.identity_index,
+            &prefix,
+            Bound::Included(prefix.clone()),
+        )
+        .map(|item| {
+            let (key, _) = item?;
+            IdentityHash::try_from(&key[prefix.len()..])
+                .map_err(|_| StoreError::corrupt("identity index", "hash is not 32 bytes"))
+        })
+        .collect()
+    }
+
+    fn append_events(
+        &self,
+        tenant: &str,
+        subject: &str,
+        events: &[EventRecord],
+    ) -> Result<AppendOutcome, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let mut prepared = Vec::with_capacity(events.len());
+        for event in events {
+            check_id("event source id", &event.source_id)?;
+            let key = keys::timed(tenant, subject, event.at_ms, self.next_seq()?);
+            let source_key = keys::source(tenant, &event.source_id);
+            let value = Writer::new()
+                .bytes(event.source_id.as_bytes())?
+                .bytes(&event.data)?
+                .finish();
+            prepared.push((key, source_key, value));
+        }
+        let trees = &self.trees;
+        transact(
+            (&trees.subjects, &trees.events, &trees.event_sources).transaction(
+                |(subjects, events, sources)| {
+                    require_subject(subjects, tenant, subject)?;
+                    let mut outcome = AppendOutcome::default();
+                    for (key, source_key, value) in &prepared {
+                        if sources.get(source_key.as_slice())?.is_some() {
+                            outcome.duplicates += 1;
+                            continue;
+                        }
+                        events.insert(key.as_slice(), value.as_slice())?;
+                        sources.insert(source_key.as_slice(), key.as_slice())?;
+                        outcome.inserted += 1;
+                    }
+                    Ok(outcome)
+                },
+            ),
+        )
+    }
+
+    fn events(
+        &self,
+        tenant: &str,
+        subject: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let scope = keys::subject_scope(tenant, subject);
+        let low = [scope.as_slice(), &keys::time(from_ms)].concat();
+        let high = [scope.as_slice(), &keys::time(to_ms)].concat();
+        self.trees
+            .events
+            .range(low..high)
+            .map(|item| {
+                let (key, value) = item.map_err(StoreError::backend)?;
+                let at_ms = timed_key_time(&key, scope.len(), "event")?;
+                let mut reader = Reader::new(&value, "event")?;
+                let record = EventRecord {
+                    source_id: reader.string()?,
+                    at_ms,
+                    data: reader.bytes()?,
+                };
+                reader.finish()?;
+                Ok(record)
+            })
+            .collect()
+    }
+
+    fn delete_events_before(
+        &self,
+        tenant: &str,
+        subject: &str,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let scope = keys::subject_scope(tenant, subject);
+        let low = [scope.as_slice(), &keys::time(i64::MIN)].concat();
+        let high = [scope.as_slice(), &keys::time(before_ms)].concat();
+        let found = Self::event_keys(self.trees.events.range(low..high))?;
+        self.remove_events(&found)
+    }
+
+    fn append_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        consent: &ConsentRecord,
+    ) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let key = keys::timed(tenant, subject, consent.at_ms, self.next_seq()?);
+        let value = Writer::new().bytes(&consent.data)?.finish();
+        transact((&self.trees.subjects, &self.trees.consents).transaction(
+            |(subjects, consents)| {
+                require_subject(subjects, tenant, subject)?;
+                consents.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
+            },
+        ))
+    }
+
+    fn consents(&self, tenant: &str, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let scope = keys::subject_scope(tenant, subject);
+        scan_from(&self.trees.consents, &scope, Bound::Included(scope.clone()))
+            .map(|item| {
+                let (key, value) = item?;
+                let at_ms = timed_key_time(&key, scope.len(), "consent")?;
+                let mut reader = Reader::new(&value, "consent")?;
+                let data = reader.bytes()?;
+                reader.finish()?;
+                Ok(ConsentRecord { at_ms, data })
+            })
+            .collect()
+    }
+
+    fn append_audit(&self, tenant: &str, entry: &[u8]) -> Result<u64, StoreError> {
+        check_id("tenant id", tenant)?;
+        let counter_key = keys::audit_counter(tenant);
+        let value = Writer::new().bytes(entry)?.finish();
+        transact(
+            (&self.trees.counters, &self.trees.audit).transaction(|(counters, audit)| {
+                let last = match counters.get(counter_key.as_slice())? {
+                    Some(last) => u64_at(&last, 0, "audit counter").map_err(abort)?,
+                    None => 0,
+                };
+                let seq = last.checked_add(1).ok_or_else(|| {
+                    abort(StoreError::corrupt(
+                        "audit counter",
+                        "sequence is exhausted",
+                    ))
+                })?;
+                counters.insert(counter_key.as_slice(), &seq.to_be_bytes()[..])?;
+                audit.insert(keys::audit(tenant, seq), value.as_slice())?;
+                Ok(seq)
+            }),
+        )
+    }
+
+    fn audit(
+        &self,
+        tenant: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let prefix = keys::tenant(tenant);
+        let start = Bound::Included(keys::audit(tenant, from_seq));
+        scan_from(&self.trees.audit, &prefix, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                if key.len() != prefix.len() + 8 {
+                    return Err(StoreError::corrupt("audit", "key has the wrong length"));
+                }
+                let seq = u64_at(&key, prefix.len(), "audit")?;
+                let mut reader = Reader::new(&value, "audit")?;
+                let data = reader.bytes()?;
+                reader.finish()?;
+                Ok(AuditRecord { seq, data })
+            })
+            .collect()
+    }
+
+    fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+        check_id("job id", &job.id)?;
+        check_id("job kind", &job.kind)?;
+        let key = keys::job(&job.kind, job.not_before_ms, &job.id);
+        let value = JobState {
+            payload: job.payload.clone(),
+            attempts: 0,
+            lease: None,
+        }
+        .encode()?;
+        transact(
+            (&self.trees.jobs, &self.trees.job_ids).transaction(|(jobs, ids)| {
+                if ids.get(job.id.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                jobs.insert(key.as_slice(), value.as_slice())?;
+                ids.insert(job.id.as_bytes(), key.as_slice())?;
+                Ok(true)
+            }),
+        )
+    }
+
+    fn claim_job(
+        &self,
+        kind: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        check_id("job kind", kind)?;
+        check_id("worker id", worker)?;
+        let prefix = keys::job_kind(kind);
+        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        for item in scan_from(&self.trees.jobs, &prefix, Bound::Included(prefix.clone())) {
+            let (key, value) = item?;
+            let rest = &key[prefix.len()..];
+            let (Some(time), Some(id)) = (rest.get(..8), rest.get(8..)) else {
+                return Err(StoreError::corrupt("job", "key is truncated"));
+            };
+            let not_before_ms = keys::time_from(time.try_into().unwrap_or_default());
+            if not_before_ms > now_ms {
+                break;
+            }
+            if !JobState::decode(&value)?.claimable(now_ms) {
+                continue;
+            }
+            let id = utf8(id, "job")?;
+            // Another worker may have claimed it since the scan read it.
+            let claimed = transact(self.trees.jobs.transaction(|jobs| {
+                let Some(value) = jobs.get(&key)? else {
+                    return Ok(None);
+                };
+                let mut state = JobState::decode(&value).map_err(abort)?;
+                if !state.claimable(now_ms) {
+                    return Ok(None);
+                }
+                state.attempts = state.attempts.saturating_add(1);
+                state.lease = Some((worker.to_owned(), until_ms));
+                jobs.insert(&key, state.encode().map_err(abort)?)?;
+                Ok(Some(state.payload))
+            }))?;
+            if let Some(payload) = claimed {
+                return Ok(Some(JobRecord {
+                    id,
+                    kind: kind.to_owned(),
+                    not_before_ms,
+                    payload,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn complete_job(&self, id: &str) -> Result<bool, StoreError> {
+        check_id("job id", id)?;
+        transact(
+            (&self.trees.jobs, &self.trees.job_ids).transaction(|(jobs, ids)| {
+                let Some(key) = ids.remove(id.as_bytes())? else {
+                    return Ok(false);
+                };
+                jobs.remove(key)?;
+                Ok(true)
+            }),
+        )
+    }
+
+    fn purge_subject(&self, tenant: &str, subject: &str) -> Result<PurgeReport, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        let trees = &self.trees;
+        // First, so that every later write for the subject is refused.
+        let mut report = PurgeReport {
+            subject: trees
+                .subjects
+                .remove(keys::subject(tenant, subject))
+                .map_err(StoreError::backend)?
+                .is_some(),
+            ..PurgeReport::default()
+        };
+        let scope = keys::subject_scope(tenant, subject);
+
+        let links: Vec<IVec> = scan_from(
+            &trees.identity_index,
+            &scope,
+            Bound::Included(scope.clone()),
+        )
+        .map(|item| item.map(|(key, _)| key))
+        .collect::<Result<_, _>>()?;
+        for chunk in links.chunks(DELETE_BATCH) {
+            report.identities += transact((&trees.identities, &trees.identity_index).transaction(
+                |(identities, index)| {
+                    let mut removed = 0;
+                    for index_key in chunk {
+                        index.remove(index_key)?;
+                        let hash = &index_key[scope.len()..];
+                        let key = [keys::tenant(tenant).as_slice(), hash].concat();
+                        let points_here = match identities.get(key.as_slice())? {
+                            Some(value) => decode_identity(&value).map_err(abort)? == subject,
+                            None => false,
+                        };
+                        if points_here {
+                            identities.remove(key)?;
+                            removed += 1;
+                        }
+                    }
+                    Ok(removed)
+                },
+            ))?;
+        }
+
+        let found = Self::event_keys(trees.events.scan_prefix(&scope))?;
+        report.events = self.remove_events(&found)?;
+
+        let consents: Vec<IVec> =
+            scan_from(&trees.consents, &scope, Bound::Included(scope.clone()))
+                .map(|item| item.map(|(key, _)| key))
+                .collect::<Result<_, _>>()?;
+        for chunk in consents.chunks(DELETE_BATCH) {
+            let mut batch = sled::Batch::default();
+            for key in chunk {
+                batch.remove(key);
+            }
+            trees
+                .consents
+                .apply_batch(batch)
+                .map_err(StoreError::backend)?;
+        }
+        report.consents = consents.len() as u64;
+        Ok(report)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(StoreError::backend)?;
+        Ok(())
+    }
+}
+
+fn state_error(error: impl fmt::Display) -> StateError {
+    StateError::Backend(error.to_string())
+}
+
+/// The scope's key prefix (and meta key).
+fn state_prefix(scope: &StateScope) -> Result<Vec<u8>, StateError> {
+    if scope.tenant.len() > MAX_ID_LEN || scope.plugin.len() > MAX_ID_LEN {
+        return Err(StateError::Backend(format!(
+            "tenant and plugin names must be at most {MAX_ID_LEN} bytes long"
+        )));
+    }
+    Ok(keys::state_scope(&scope.tenant, &scope.plugin))
+}
+
+/// `(version, usage)` of a scope.
+fn state_meta(value: Option<&IVec>) -> Result<(u64, u64), StoreError> {
+    match value {
+        None => Ok((0, 0)),
+        Some(value) if value.len() == 16 => Ok((
+            u64_at(value, 0, "state meta")?,
+            u64_at(value, 8, "state meta")?,
+        )),
+        Some(_) => Err(StoreError::corrupt("state meta", "value is not 16 bytes")),
+    }
+}
+
+/// A state write: its full sled key, the plugin's key, the new value.
+type PreparedWrite<'a> = (Vec<u8>, &'a str, Option<&'a [u8]>);
+
+fn entry_size(key: &str, value: &[u8]) -> u64 {
+    (key.len() as u64).saturating_add(value.len() as u64)
+}
+
+impl StateStore for SledStore {
+    fn get(&self, scope: &StateScope, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let mut full = state_prefix(scope)?;
+        full.extend_from_slice(key.as_bytes());
+        let value = self.trees.state.get(full).map_err(state_error)?;
+        Ok(value.map(|value| value.to_vec()))
+    }
+
+    fn usage(&self, scope: &StateScope) -> Result<u64, StateError> {
+        let meta = self
+            .trees
+            .state_meta
+            .get(state_prefix(scope)?)
+            .map_err(state_error)?;
+        Ok(state_meta(meta.as_ref()).map_err(state_error)?.1)
+    }
+
+    fn version(&self, scope: &StateScope) -> Result<u64, StateError> {
+        let meta = self
+            .trees
+            .state_meta
+            .get(state_prefix(scope)?)
+            .map_err(state_error)?;
+        Ok(state_meta(meta.as_ref()).map_err(state_error)?.0)
+    }
+
+    fn keys(
+        &self,
+        scope: &StateScope,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        let scope_prefix = state_prefix(scope)?;
+        let mut start = scope_prefix.clone();
+        start.extend_from_slice(prefix.as_bytes());
+        scan_from(&self.trees.state, &start, Bound::Included(start.clone()))
+            .take(limit)
+            .map(|item| {
+                let (key, _) = item.map_err(state_error)?;
+                utf8(&key[scope_prefix.len()..], "state").map_err(state_error)
+            })
+            .collect()
+    }
+
+    fn apply(
+        &self,
+        scope: &StateScope,
+        base: u64,
+        writes: &[(String, Option<Vec<u8>>)],
+        quota: u64,
+    ) -> Result<(), StateError> {
+        let prefix = state_prefix(scope)?;
+        // Applying the writes in order leaves the last write of each key.
+        let last: BTreeMap<&str, Option<&[u8]>> = writes
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_deref()))
+            .collect();
+        let writes: Vec<PreparedWrite<'_>> = last
+            .into_iter()
+            .map(|(key, value)| ([prefix.as_slice(), key.as_bytes()].concat(), key, value))
+            .collect();
+        let result = (&self.trees.state, &self.trees.state_meta).transaction(|(state, meta)| {
+            let (version, usage) = state_meta(meta.get(prefix.as_slice())?.as_ref())
+                .map_err(|error| abort(state_error(error)))?;
+            if version != base {
+                return Err(abort(StateError::Conflict));
+            }
+            let mut needed = usage;
+            for (full, key, value) in &writes {
+                if let Some(old) = state.get(full.as_slice())? {
+                    needed = needed.saturating_sub(entry_size(key, &old));
+                }
+                if let Some(value) = value {
+                    needed = needed.saturating_add(entry_size(key, value));
+                }
+            }
+            if needed > quota && needed > usage {
+                return Err(abort(StateError::Quota { quota, needed }));
+            }
+            for (full, _, value) in &writes {
+                match value {
+                    Some(value) => state.insert(full.as_slice(), *value)?,
+                    None => state.remove(full.as_slice())?,
+                };
+            }
+            let next = version
+                .checked_add(1)
+                .ok_or_else(|| abort(StateError::Backend("state version is exhausted".into())))?;
+            let meta_value = [next.to_be_bytes(), needed.to_be_bytes()].concat();
+            meta.insert(prefix.as_slice(), meta_value)?;
+            Ok(())
+        });
+        result.map_err(|error| match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => state_error(error),
+        })
+    }
+}
