@@ -3,6 +3,7 @@
 //! the operator commands arrive with their issues.
 
 mod demo;
+mod keys;
 mod plugin_test;
 mod report;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manage the master key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
+        Command::Keys(command) => keys::run(command),
     };
     match result {
         Ok(code) => code,

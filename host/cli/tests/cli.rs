@@ -194,3 +194,50 @@ fn demo_ingests_segments_and_runs_a_strategy() {
         "{stdout}"
     );
 }
+
+#[test]
+fn keys_init_creates_a_private_master_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .output()
+            .expect("tessera runs")
+    };
+    let key = key_file.to_str().unwrap();
+    let out = run(&["keys", "init", "--key-file", key]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let id = run(&["keys", "id", "--key-file", key]);
+    let id = text(&id.stdout).trim().to_string();
+    assert_eq!(id.len(), 16, "a 16-hex-digit id: {id}");
+    assert!(
+        stdout.contains(&format!("created master key {id}")),
+        "{stdout}"
+    );
+    let secret = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !stdout.contains(secret.trim()),
+        "the key itself is never printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let again = run(&["keys", "init", "--key-file", key]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("master.key"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        secret,
+        "the existing key is untouched"
+    );
+}
