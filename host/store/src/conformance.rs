@@ -15,7 +15,9 @@
 //!
 //! or all at once with [`run_all`]. [`flushed_writes_survive_reopen`] needs a
 //! way to reopen the same store and is run separately. The plugin-state cases
-//! hold backends to exactly what `tessera_state::MemoryState` does.
+//! hold backends to exactly what `tessera_state::MemoryState` does; the
+//! subject-state cases check the [`Store`] methods that reach into plugin
+//! state against the backend's own [`StateStore`].
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -55,7 +57,14 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         consent_history_is_kept_in_time_then_append_order,
         tenants_are_isolated_even_with_the_same_subject_ids,
         purging_a_subject_removes_exactly_its_records,
+        purging_again_finishes_and_keeps_what_was_relinked_suppressed_or_filed,
+        relinking_moves_an_identity_only_from_the_subject_it_points_at,
+        concurrent_relinks_of_one_identity_let_exactly_one_win,
+        suppressions_are_replaced_counted_and_kept_per_tenant,
+        events_can_replace_their_subject_record_in_the_same_transaction,
+        documents_need_a_tenant_and_page_in_id_order_per_kind,
         audit_sequence_numbers_are_per_tenant_and_pages_respect_bounds,
+        audit_appends_only_onto_the_head_they_were_numbered_for,
         audit_sequence_stays_gapless_under_four_concurrent_writers,
         concurrent_appends_of_the_same_source_ids_insert_each_once,
         jobs_are_claimed_when_due_and_again_after_their_lease_expires,
@@ -73,10 +82,20 @@ pub fn state_cases<S: StateStore>() -> Vec<Case<S>> {
     ]
 }
 
+/// The cases of the [`Store`] methods that reach into plugin state.
+pub fn subject_state_cases<S: Store + StateStore>() -> Vec<Case<S>> {
+    cases![
+        subject_state_is_listed_and_purged_across_scopes_and_nothing_else,
+        purging_subject_state_moves_versions_on_and_keeps_usage_exact,
+        purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
+    ]
+}
+
 /// Every case a backend must pass (all but [`flushed_writes_survive_reopen`]).
 pub fn cases<S: Store + StateStore>() -> Vec<Case<S>> {
     let mut all = store_cases::<S>();
     all.extend(state_cases::<S>());
+    all.extend(subject_state_cases::<S>());
     all
 }
 
@@ -119,7 +138,14 @@ macro_rules! conformance_tests {
             consent_history_is_kept_in_time_then_append_order,
             tenants_are_isolated_even_with_the_same_subject_ids,
             purging_a_subject_removes_exactly_its_records,
+            purging_again_finishes_and_keeps_what_was_relinked_suppressed_or_filed,
+            relinking_moves_an_identity_only_from_the_subject_it_points_at,
+            concurrent_relinks_of_one_identity_let_exactly_one_win,
+            suppressions_are_replaced_counted_and_kept_per_tenant,
+            events_can_replace_their_subject_record_in_the_same_transaction,
+            documents_need_a_tenant_and_page_in_id_order_per_kind,
             audit_sequence_numbers_are_per_tenant_and_pages_respect_bounds,
+            audit_appends_only_onto_the_head_they_were_numbered_for,
             audit_sequence_stays_gapless_under_four_concurrent_writers,
             concurrent_appends_of_the_same_source_ids_insert_each_once,
             jobs_are_claimed_when_due_and_again_after_their_lease_expires,
@@ -128,6 +154,9 @@ macro_rules! conformance_tests {
             state_over_a_lowered_quota_can_shrink_but_not_grow,
             state_version_and_usage_track_every_applied_batch,
             concurrent_state_writers_on_one_version_let_exactly_one_win,
+            subject_state_is_listed_and_purged_across_scopes_and_nothing_else,
+            purging_subject_state_moves_versions_on_and_keeps_usage_exact,
+            purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
         );
     };
     (@each $fixture:path; $($case:ident),+ $(,)?) => {
@@ -270,6 +299,19 @@ pub fn an_empty_store_holds_nothing_and_finds_nothing<S: Store>(store: &S) {
     assert_eq!(store.delete_events_before(T, "s1", i64::MAX).unwrap(), 0);
     assert_eq!(store.consents(T, "s1").unwrap(), vec![]);
     assert_eq!(store.audit(T, 0, 10).unwrap(), vec![]);
+    assert_eq!(store.audit_head(T).unwrap(), 0);
+    assert!(unknown_subject(store.relink_identity(
+        T,
+        hash(1),
+        "s1",
+        "s2"
+    )));
+    assert_eq!(store.suppression(T, hash(1)).unwrap(), None);
+    assert!(!store.unsuppress(T, hash(1)).unwrap());
+    assert_eq!(store.suppressions(T).unwrap(), 0);
+    assert_eq!(store.document(T, "receipt", "d1").unwrap(), None);
+    assert_eq!(store.documents(T, "receipt", None, 10).unwrap(), vec![]);
+    assert!(!store.delete_document(T, "receipt", "d1").unwrap());
     assert_eq!(store.claim_job("purge", "w1", 1_000, 0).unwrap(), None);
     assert!(!store.complete_job("j1").unwrap());
     assert_eq!(
@@ -311,10 +353,30 @@ pub fn invalid_ids_are_refused_without_changing_anything<S: Store>(store: &S) {
     assert!(invalid(store.append_events(
         T,
         "s1",
-        &[event("ok", 1), event("", 2)]
+        &[event("ok", 1), event("", 2)],
+        None
     )));
     assert_eq!(all_events(store, T, "s1"), vec![], "all or nothing");
-    assert!(invalid(store.append_audit("", b"entry")));
+    assert!(invalid(store.append_audit("", 1, b"entry")));
+    assert!(invalid(store.audit_head("")));
+    assert!(invalid(store.relink_identity(T, hash(1), "", "s1")));
+    assert!(invalid(store.relink_identity(T, hash(1), "s1", &long)));
+    assert!(invalid(store.relink_identity("", hash(1), "s1", "s1")));
+    assert!(invalid(store.suppress("", hash(1), b"entry")));
+    assert!(invalid(store.suppress(&long, hash(1), b"entry")));
+    assert!(invalid(store.suppression("", hash(1))));
+    assert!(invalid(store.unsuppress("", hash(1))));
+    assert!(invalid(store.suppressions("")));
+    assert!(invalid(store.put_document(T, "", "d1", b"doc")));
+    assert!(invalid(store.put_document(T, "receipt", "", b"doc")));
+    assert!(invalid(store.put_document(T, "receipt", &long, b"doc")));
+    assert!(invalid(store.put_document("", "receipt", "d1", b"doc")));
+    assert!(invalid(store.document(T, "receipt", "")));
+    assert!(invalid(store.documents(T, "", None, 10)));
+    assert!(invalid(store.delete_document(T, &long, "d1")));
+    assert!(invalid(store.subject_state(T, "")));
+    assert!(invalid(store.purge_subject_state("", "s1")));
+    assert!(invalid(store.purge_subject_state(T, &long)));
     assert!(invalid(store.enqueue_job(&job("j1", "", 0))));
     assert!(invalid(store.enqueue_job(&job("", "purge", 0))));
     assert!(invalid(store.claim_job("purge", "", 1_000, 0)));
@@ -323,7 +385,15 @@ pub fn invalid_ids_are_refused_without_changing_anything<S: Store>(store: &S) {
     let longest = "y".repeat(MAX_ID_LEN);
     store.put_subject(T, &subject(&longest)).unwrap();
     assert_eq!(store.subject(T, &longest).unwrap(), Some(subject(&longest)));
+    store.put_document(T, &longest, &longest, b"doc").unwrap();
+    assert_eq!(
+        store.documents(T, &longest, None, 10).unwrap(),
+        vec![(longest.clone(), b"doc".to_vec())]
+    );
     assert_eq!(store.tenants().unwrap(), vec![tenant(T)]);
+    assert_eq!(store.audit_head(T).unwrap(), 0);
+    assert_eq!(store.suppressions(T).unwrap(), 0);
+    assert_eq!(store.documents(T, "receipt", None, 10).unwrap(), vec![]);
 }
 
 pub fn subjects_need_a_tenant_and_page_in_id_order<S: Store>(store: &S) {
@@ -409,9 +479,14 @@ pub fn events_come_back_in_time_order_within_half_open_ranges<S: Store>(store: &
         event("neg", -50),
         event("min", i64::MIN),
     ];
-    assert_eq!(store.append_events(T, "s1", &first).unwrap(), outcome(6, 0));
     assert_eq!(
-        store.append_events(T, "s1", &[event("e", 200)]).unwrap(),
+        store.append_events(T, "s1", &first, None).unwrap(),
+        outcome(6, 0)
+    );
+    assert_eq!(
+        store
+            .append_events(T, "s1", &[event("e", 200)], None)
+            .unwrap(),
         outcome(1, 0)
     );
     let all = all_events(store, T, "s1");
@@ -423,7 +498,10 @@ pub fn events_come_back_in_time_order_within_half_open_ranges<S: Store>(store: &
     assert_eq!(sources(&range(300, i64::MAX)), ["c"]);
     assert_eq!(range(200, 200), vec![]);
     assert_eq!(range(300, 100), vec![], "a reversed range is empty");
-    assert_eq!(store.append_events(T, "s1", &[]).unwrap(), outcome(0, 0));
+    assert_eq!(
+        store.append_events(T, "s1", &[], None).unwrap(),
+        outcome(0, 0)
+    );
 }
 
 pub fn duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects<S: Store>(
@@ -431,7 +509,10 @@ pub fn duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjec
 ) {
     seed(store, &[(T, "s1"), (T, "s2"), (T2, "s1")]);
     let batch = [event("x1", 1), event("x2", 2), event("x1", 3)];
-    assert_eq!(store.append_events(T, "s1", &batch).unwrap(), outcome(2, 1));
+    assert_eq!(
+        store.append_events(T, "s1", &batch, None).unwrap(),
+        outcome(2, 1)
+    );
     assert_eq!(
         all_events(store, T, "s1"),
         vec![event("x1", 1), event("x2", 2)],
@@ -439,21 +520,30 @@ pub fn duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjec
     );
     assert_eq!(
         store
-            .append_events(T, "s1", &[event("x2", 5), event("x3", 6)])
+            .append_events(T, "s1", &[event("x2", 5), event("x3", 6)], None)
             .unwrap(),
         outcome(1, 1)
     );
     assert_eq!(
         store
-            .append_events(T, "s2", &[event("x3", 7), event("y", 8)])
+            .append_events(T, "s2", &[event("x3", 7), event("y", 8)], None)
             .unwrap(),
         outcome(1, 1),
         "a source id of another subject in the tenant is a duplicate"
     );
     assert_eq!(sources(&all_events(store, T, "s2")), ["y"]);
     assert_eq!(sources(&all_events(store, T, "s1")), ["x1", "x2", "x3"]);
+    assert!(store.has_event_source(T, "x3").unwrap());
+    assert!(store.has_event_source(T, "y").unwrap());
+    assert!(!store.has_event_source(T, "z").unwrap());
+    assert!(
+        !store.has_event_source(T2, "y").unwrap(),
+        "tenants are separate"
+    );
     assert_eq!(
-        store.append_events(T2, "s1", &[event("x1", 1)]).unwrap(),
+        store
+            .append_events(T2, "s1", &[event("x1", 1)], None)
+            .unwrap(),
         outcome(1, 0),
         "another tenant's source ids are its own"
     );
@@ -463,13 +553,15 @@ pub fn writes_for_an_unknown_subject_are_refused_and_change_nothing<S: Store>(st
     assert!(unknown_subject(store.append_events(
         T,
         "ghost",
-        &[event("g1", 1)]
+        &[event("g1", 1)],
+        None
     )));
     seed(store, &[(T, "s1")]);
     assert!(unknown_subject(store.append_events(
         T,
         "ghost",
-        &[event("g1", 1)]
+        &[event("g1", 1)],
+        None
     )));
     assert!(unknown_subject(store.append_consent(
         T,
@@ -481,7 +573,9 @@ pub fn writes_for_an_unknown_subject_are_refused_and_change_nothing<S: Store>(st
     assert_eq!(store.consents(T, "ghost").unwrap(), vec![]);
     assert_eq!(store.find_identity(T, hash(1)).unwrap(), None);
     assert_eq!(
-        store.append_events(T, "s1", &[event("g1", 1)]).unwrap(),
+        store
+            .append_events(T, "s1", &[event("g1", 1)], None)
+            .unwrap(),
         outcome(1, 0),
         "a refused batch leaves its source ids unused"
     );
@@ -497,20 +591,30 @@ pub fn deleting_events_before_a_time_removes_only_older_events_of_that_subject<S
         event("c", 30),
         event("d", 40),
     ];
-    store.append_events(T, "s1", &batch).unwrap();
-    store.append_events(T, "s2", &[event("z", 10)]).unwrap();
+    store.append_events(T, "s1", &batch, None).unwrap();
+    store
+        .append_events(T, "s2", &[event("z", 10)], None)
+        .unwrap();
     assert_eq!(store.delete_events_before(T, "s1", 30).unwrap(), 2);
     assert_eq!(sources(&all_events(store, T, "s1")), ["c", "d"]);
     assert_eq!(sources(&all_events(store, T, "s2")), ["z"]);
+    assert!(
+        !store.has_event_source(T, "a").unwrap(),
+        "deleted source ids are forgotten"
+    );
     assert_eq!(store.delete_events_before(T, "s1", 30).unwrap(), 0);
     assert_eq!(store.delete_events_before(T, "s1", i64::MIN).unwrap(), 0);
     assert_eq!(
-        store.append_events(T, "s1", &[event("a", 10)]).unwrap(),
+        store
+            .append_events(T, "s1", &[event("a", 10)], None)
+            .unwrap(),
         outcome(1, 0),
         "a deleted event's source id is forgotten"
     );
     assert_eq!(
-        store.append_events(T, "s1", &[event("c", 99)]).unwrap(),
+        store
+            .append_events(T, "s1", &[event("c", 99)], None)
+            .unwrap(),
         outcome(0, 1),
         "a kept event's source id is not"
     );
@@ -546,14 +650,20 @@ pub fn tenants_are_isolated_even_with_the_same_subject_ids<S: Store>(store: &S) 
     );
     assert_eq!(store.find_identity(T2, hash(1)).unwrap(), Some("s1".into()));
 
-    store.append_events(T, "s1", &[event("e", 1)]).unwrap();
+    store
+        .append_events(T, "s1", &[event("e", 1)], None)
+        .unwrap();
     store
         .append_consent(T, "s1", &consent(1, "granted"))
         .unwrap();
     assert_eq!(all_events(store, T2, "s1"), vec![]);
     assert_eq!(store.consents(T2, "s1").unwrap(), vec![]);
-    assert_eq!(store.append_audit(T, b"a").unwrap(), 1);
-    assert_eq!(store.append_audit(T2, b"b").unwrap(), 1);
+    store.append_audit(T, 1, b"a").unwrap();
+    store.append_audit(T2, 1, b"b").unwrap();
+    assert_eq!(
+        (store.audit_head(T).unwrap(), store.audit_head(T2).unwrap()),
+        (1, 1)
+    );
     assert_eq!(store.subjects("acme-e", None, 10).unwrap(), vec![]);
     assert_eq!(store.subjects("acm", None, 10).unwrap(), vec![]);
 
@@ -574,7 +684,9 @@ pub fn purging_a_subject_removes_exactly_its_records<S: Store>(store: &S) {
         let events: Vec<_> = (0..3)
             .map(|i| event(&format!("{subject_id}-{i}"), i))
             .collect();
-        store.append_events(tenant_id, subject_id, &events).unwrap();
+        store
+            .append_events(tenant_id, subject_id, &events, None)
+            .unwrap();
         for at in [1, 2] {
             store
                 .append_consent(tenant_id, subject_id, &consent(at, "granted"))
@@ -601,7 +713,7 @@ pub fn purging_a_subject_removes_exactly_its_records<S: Store>(store: &S) {
     assert_eq!(store.find_identity(T, hash(0)).unwrap(), None);
     assert_eq!(store.find_identity(T, hash(1)).unwrap(), None);
     assert!(
-        unknown_subject(store.append_events(T, "s1", &[event("late", 9)])),
+        unknown_subject(store.append_events(T, "s1", &[event("late", 9)], None)),
         "nothing can be written for a purged subject"
     );
 
@@ -625,22 +737,415 @@ pub fn purging_a_subject_removes_exactly_its_records<S: Store>(store: &S) {
     );
     seed(store, &[(T, "s1")]);
     assert_eq!(
-        store.append_events(T, "s1", &[event("s1-0", 0)]).unwrap(),
+        store
+            .append_events(T, "s1", &[event("s1-0", 0)], None)
+            .unwrap(),
         outcome(1, 0),
         "a purged subject's source ids are forgotten"
     );
 }
 
-pub fn audit_sequence_numbers_are_per_tenant_and_pages_respect_bounds<S: Store>(store: &S) {
-    for (expected, entry) in (1..).zip([&b"a"[..], b"b", b"c"]) {
-        assert_eq!(store.append_audit(T, entry).unwrap(), expected);
+pub fn purging_again_finishes_and_keeps_what_was_relinked_suppressed_or_filed<S: Store>(store: &S) {
+    seed(store, &[(T, "s1"), (T, "s2")]);
+    for n in 1..=3 {
+        store.link_identity(T, hash(n), "s1").unwrap();
     }
-    assert_eq!(store.append_audit(T2, b"x").unwrap(), 1);
+    store
+        .append_events(T, "s1", &[event("a", 1), event("b", 2)], None)
+        .unwrap();
+    store
+        .append_consent(T, "s1", &consent(1, "granted"))
+        .unwrap();
+    assert!(store.relink_identity(T, hash(3), "s1", "s2").unwrap());
+    store.suppress(T, hash(1), b"do not contact").unwrap();
+    store.put_document(T, "receipt", "s1", b"erased").unwrap();
+    store.append_audit(T, 1, b"erasure of s1").unwrap();
+
+    let first = store.purge_subject(T, "s1").unwrap();
     assert_eq!(
-        store.append_audit(T, b"").unwrap(),
-        4,
-        "empty entries count"
+        first,
+        PurgeReport {
+            subject: true,
+            identities: 2,
+            events: 2,
+            consents: 1,
+        }
     );
+    assert_eq!(
+        store.purge_subject(T, "s1").unwrap(),
+        PurgeReport::default(),
+        "a re-run finds nothing left"
+    );
+    assert_eq!(
+        store.purge_subject(T, "never-existed").unwrap(),
+        PurgeReport::default()
+    );
+    assert_eq!(store.find_identity(T, hash(1)).unwrap(), None);
+    assert_eq!(
+        store.find_identity(T, hash(3)).unwrap(),
+        Some("s2".into()),
+        "a link repointed before the purge stays"
+    );
+    assert_eq!(store.identities_of(T, "s2").unwrap(), vec![hash(3)]);
+    assert_eq!(
+        store.suppression(T, hash(1)).unwrap(),
+        Some(b"do not contact".to_vec())
+    );
+    assert_eq!(
+        store.document(T, "receipt", "s1").unwrap(),
+        Some(b"erased".to_vec())
+    );
+    assert_eq!(store.audit_head(T).unwrap(), 1);
+    assert_eq!(store.audit(T, 0, 10).unwrap().len(), 1);
+    assert_eq!(store.subject(T, "s2").unwrap(), Some(subject("s2")));
+    assert!(unknown_subject(store.relink_identity(
+        T,
+        hash(3),
+        "s2",
+        "s1"
+    )));
+}
+
+pub fn relinking_moves_an_identity_only_from_the_subject_it_points_at<S: Store>(store: &S) {
+    seed(
+        store,
+        &[(T, "s1"), (T, "s2"), (T, "s3"), (T2, "s1"), (T2, "s2")],
+    );
+    store.link_identity(T, hash(1), "s1").unwrap();
+    store.link_identity(T, hash(2), "s1").unwrap();
+    store.link_identity(T2, hash(1), "s1").unwrap();
+
+    assert!(
+        !store.relink_identity(T, hash(1), "s2", "s3").unwrap(),
+        "the hash does not point at `from`"
+    );
+    assert!(
+        !store.relink_identity(T, hash(9), "s1", "s2").unwrap(),
+        "a hash that points nowhere"
+    );
+    assert_eq!(store.find_identity(T, hash(9)).unwrap(), None);
+    assert!(
+        unknown_subject(store.relink_identity(T, hash(1), "s1", "ghost")),
+        "`to` must exist"
+    );
+    assert!(
+        unknown_subject(store.relink_identity(T, hash(9), "s1", "ghost")),
+        "`to` is checked first"
+    );
+    assert_eq!(store.find_identity(T, hash(1)).unwrap(), Some("s1".into()));
+    assert_eq!(
+        store.identities_of(T, "s1").unwrap(),
+        vec![hash(1), hash(2)]
+    );
+
+    assert!(store.relink_identity(T, hash(1), "s1", "s2").unwrap());
+    assert_eq!(store.find_identity(T, hash(1)).unwrap(), Some("s2".into()));
+    assert_eq!(store.identities_of(T, "s1").unwrap(), vec![hash(2)]);
+    assert_eq!(store.identities_of(T, "s2").unwrap(), vec![hash(1)]);
+    assert!(
+        !store.relink_identity(T, hash(1), "s1", "s3").unwrap(),
+        "a stale `from` loses"
+    );
+    assert!(
+        store.relink_identity(T, hash(1), "s2", "s2").unwrap(),
+        "relinking to where it points reports true"
+    );
+    assert_eq!(store.identities_of(T, "s2").unwrap(), vec![hash(1)]);
+    assert_eq!(
+        store.find_identity(T2, hash(1)).unwrap(),
+        Some("s1".into()),
+        "another tenant's link with the same hash is its own"
+    );
+    assert_eq!(
+        store.identities_of(T2, "s2").unwrap(),
+        Vec::<IdentityHash>::new()
+    );
+
+    assert!(
+        store.relink_identity(T, hash(1), "s2", "s1").unwrap(),
+        "un-merging moves it back"
+    );
+    assert_eq!(
+        store.identities_of(T, "s1").unwrap(),
+        vec![hash(1), hash(2)]
+    );
+    assert_eq!(
+        store.identities_of(T, "s2").unwrap(),
+        Vec::<IdentityHash>::new()
+    );
+    assert_eq!(
+        store.unlink_identity(T, hash(1)).unwrap(),
+        Some("s1".into())
+    );
+    assert_eq!(store.identities_of(T, "s1").unwrap(), vec![hash(2)]);
+
+    store.purge_subject(T, "s1").unwrap();
+    assert!(
+        !store.relink_identity(T, hash(2), "s1", "s2").unwrap(),
+        "a purged subject's links are gone"
+    );
+    assert!(
+        store.relink_identity(T2, hash(1), "s1", "s2").unwrap(),
+        "purging a subject of one tenant leaves another's alone"
+    );
+}
+
+pub fn concurrent_relinks_of_one_identity_let_exactly_one_win<S: Store>(store: &S) {
+    let targets = ["t1", "t2", "t3", "t4"];
+    seed(store, &[(T, "s1")]);
+    seed(store, &targets.map(|t| (T, t)));
+    store.link_identity(T, hash(1), "s1").unwrap();
+    let won: Vec<bool> = std::thread::scope(|threads| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|to| threads.spawn(move || store.relink_identity(T, hash(1), "s1", to).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|won| **won).count(), 1);
+    let winner = targets[won.iter().position(|won| *won).unwrap()];
+    assert_eq!(
+        store.find_identity(T, hash(1)).unwrap(),
+        Some(winner.into())
+    );
+    assert_eq!(
+        store.identities_of(T, "s1").unwrap(),
+        Vec::<IdentityHash>::new()
+    );
+    for target in targets {
+        let expected = if target == winner {
+            vec![hash(1)]
+        } else {
+            vec![]
+        };
+        assert_eq!(store.identities_of(T, target).unwrap(), expected);
+    }
+}
+
+pub fn suppressions_are_replaced_counted_and_kept_per_tenant<S: Store>(store: &S) {
+    assert!(matches!(
+        store.suppress(T, hash(1), b"entry"),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    assert_eq!(store.suppression(T, hash(1)).unwrap(), None);
+    store.put_tenant(&tenant(T)).unwrap();
+    store.put_tenant(&tenant(T2)).unwrap();
+    store.put_tenant(&tenant("acm")).unwrap();
+
+    store.suppress(T, hash(1), b"first").unwrap();
+    store.suppress(T, hash(2), b"").unwrap();
+    store.suppress(T, hash(1), b"replaced").unwrap();
+    assert_eq!(
+        store.suppression(T, hash(1)).unwrap(),
+        Some(b"replaced".to_vec())
+    );
+    assert_eq!(
+        store.suppression(T, hash(2)).unwrap(),
+        Some(vec![]),
+        "an empty entry is still a suppression"
+    );
+    assert_eq!(store.suppressions(T).unwrap(), 2);
+
+    assert_eq!(store.suppression(T2, hash(1)).unwrap(), None);
+    assert_eq!(store.suppressions(T2).unwrap(), 0);
+    assert_eq!(store.suppressions("acm").unwrap(), 0);
+    assert!(!store.unsuppress(T2, hash(1)).unwrap());
+    store.suppress(T2, hash(1), b"eu").unwrap();
+    assert_eq!(store.suppressions(T2).unwrap(), 1);
+
+    assert!(store.unsuppress(T, hash(1)).unwrap());
+    assert!(!store.unsuppress(T, hash(1)).unwrap());
+    assert_eq!(store.suppression(T, hash(1)).unwrap(), None);
+    assert_eq!(store.suppressions(T).unwrap(), 1);
+    assert_eq!(
+        store.suppression(T2, hash(1)).unwrap(),
+        Some(b"eu".to_vec())
+    );
+}
+
+pub fn events_can_replace_their_subject_record_in_the_same_transaction<S: Store>(store: &S) {
+    seed(store, &[(T, "s1"), (T, "s2"), (T2, "s1")]);
+    let updated = |data: &str| SubjectRecord {
+        data: data.as_bytes().to_vec(),
+        ..subject("s1")
+    };
+
+    let first = updated("after a");
+    assert_eq!(
+        store
+            .append_events(T, "s1", &[event("a", 1)], Some(&first))
+            .unwrap(),
+        outcome(1, 0)
+    );
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(first));
+    assert_eq!(store.subject(T2, "s1").unwrap(), Some(subject("s1")));
+
+    let again = updated("after a duplicate");
+    assert_eq!(
+        store
+            .append_events(T, "s1", &[event("a", 1)], Some(&again))
+            .unwrap(),
+        outcome(0, 1)
+    );
+    assert_eq!(
+        store.subject(T, "s1").unwrap(),
+        Some(again.clone()),
+        "replaced even when every event was a duplicate"
+    );
+    let empty = updated("no events");
+    assert_eq!(
+        store.append_events(T, "s1", &[], Some(&empty)).unwrap(),
+        outcome(0, 0)
+    );
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(empty.clone()));
+
+    let mismatched = SubjectRecord {
+        data: b"wrong".to_vec(),
+        ..subject("s2")
+    };
+    assert!(matches!(
+        store.append_events(T, "s1", &[event("b", 2)], Some(&mismatched)),
+        Err(StoreError::SubjectMismatch { .. })
+    ));
+    assert!(
+        invalid(store.append_events(T, "s1", &[event("", 2)], Some(&updated("invalid")))),
+        "an invalid event refuses the update too"
+    );
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(empty.clone()));
+    assert_eq!(store.subject(T, "s2").unwrap(), Some(subject("s2")));
+    assert_eq!(
+        sources(&all_events(store, T, "s1")),
+        ["a"],
+        "a refused update stores no events"
+    );
+
+    let ghost = SubjectRecord {
+        data: b"ghost".to_vec(),
+        ..subject("ghost")
+    };
+    assert!(unknown_subject(store.append_events(
+        T,
+        "ghost",
+        &[event("g", 1)],
+        Some(&ghost)
+    )));
+    assert_eq!(
+        store.subject(T, "ghost").unwrap(),
+        None,
+        "an update creates no subject"
+    );
+    store.purge_subject(T, "s1").unwrap();
+    assert!(unknown_subject(store.append_events(
+        T,
+        "s1",
+        &[],
+        Some(&empty)
+    )));
+    assert_eq!(
+        store.subject(T, "s1").unwrap(),
+        None,
+        "nor recreates a purged one"
+    );
+}
+
+pub fn documents_need_a_tenant_and_page_in_id_order_per_kind<S: Store>(store: &S) {
+    assert!(matches!(
+        store.put_document(T, "receipt", "r1", b"doc"),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    assert_eq!(store.document(T, "receipt", "r1").unwrap(), None);
+    seed(store, &[(T, "r1"), (T2, "r1")]);
+    store.put_tenant(&tenant("acm")).unwrap();
+    let doc = |id: &str, value: &str| (id.to_owned(), value.as_bytes().to_vec());
+
+    for id in ["r2", "r10", "r1", "a"] {
+        store
+            .put_document(T, "receipt", id, format!("receipt {id}").as_bytes())
+            .unwrap();
+    }
+    store.put_document(T, "receipt", "r1", b"replaced").unwrap();
+    store
+        .put_document(T, "receipts", "r1", b"other kind")
+        .unwrap();
+    store.put_document(T, "schema", "r1", b"").unwrap();
+    store.put_document(T2, "receipt", "r1", b"eu").unwrap();
+
+    assert_eq!(
+        store.document(T, "receipt", "r1").unwrap(),
+        Some(b"replaced".to_vec())
+    );
+    assert_eq!(store.document(T, "schema", "r1").unwrap(), Some(vec![]));
+    assert_eq!(
+        store.documents(T, "receipt", None, 10).unwrap(),
+        vec![
+            doc("a", "receipt a"),
+            doc("r1", "replaced"),
+            doc("r10", "receipt r10"),
+            doc("r2", "receipt r2"),
+        ]
+    );
+    assert_eq!(
+        store.documents(T, "receipt", None, 2).unwrap(),
+        vec![doc("a", "receipt a"), doc("r1", "replaced")]
+    );
+    assert_eq!(
+        store.documents(T, "receipt", Some("r1"), 2).unwrap(),
+        vec![doc("r10", "receipt r10"), doc("r2", "receipt r2")]
+    );
+    assert_eq!(
+        store.documents(T, "receipt", Some("b"), 1).unwrap(),
+        vec![doc("r1", "replaced")],
+        "`after` need not exist"
+    );
+    assert_eq!(
+        store.documents(T, "receipt", Some("r2"), 10).unwrap(),
+        vec![]
+    );
+    assert_eq!(store.documents(T, "receipt", None, 0).unwrap(), vec![]);
+    assert_eq!(
+        store.documents(T, "receipts", None, 10).unwrap(),
+        vec![doc("r1", "other kind")],
+        "kinds are separate"
+    );
+    assert_eq!(store.documents(T, "rec", None, 10).unwrap(), vec![]);
+    assert_eq!(
+        store.documents(T2, "receipt", None, 10).unwrap(),
+        vec![doc("r1", "eu")]
+    );
+    assert_eq!(
+        store.documents("acm", "ereceipt", None, 10).unwrap(),
+        vec![]
+    );
+
+    store.purge_subject(T, "r1").unwrap();
+    assert_eq!(
+        store.document(T, "receipt", "r1").unwrap(),
+        Some(b"replaced".to_vec()),
+        "purging a subject leaves documents alone"
+    );
+    assert!(store.delete_document(T, "receipt", "r1").unwrap());
+    assert!(!store.delete_document(T, "receipt", "r1").unwrap());
+    assert_eq!(store.document(T, "receipt", "r1").unwrap(), None);
+    assert_eq!(store.documents(T, "receipt", None, 10).unwrap().len(), 3);
+    assert_eq!(
+        store.document(T, "receipts", "r1").unwrap(),
+        Some(b"other kind".to_vec())
+    );
+    assert_eq!(
+        store.document(T2, "receipt", "r1").unwrap(),
+        Some(b"eu".to_vec())
+    );
+}
+
+pub fn audit_sequence_numbers_are_per_tenant_and_pages_respect_bounds<S: Store>(store: &S) {
+    for (seq, entry) in (1..).zip([&b"a"[..], b"b", b"c"]) {
+        store.append_audit(T, seq, entry).unwrap();
+        assert_eq!(store.audit_head(T).unwrap(), seq);
+    }
+    store.append_audit(T2, 1, b"x").unwrap();
+    store.append_audit(T, 4, b"").unwrap();
+    assert_eq!(store.audit_head(T).unwrap(), 4, "empty entries count");
+    assert_eq!(store.audit_head(T2).unwrap(), 1);
     let record = |seq, data: &[u8]| AuditRecord {
         seq,
         data: data.to_vec(),
@@ -664,6 +1169,66 @@ pub fn audit_sequence_numbers_are_per_tenant_and_pages_respect_bounds<S: Store>(
     assert_eq!(store.audit(T2, 0, 10).unwrap(), vec![record(1, b"x")]);
 }
 
+pub fn audit_appends_only_onto_the_head_they_were_numbered_for<S: Store>(store: &S) {
+    assert_eq!(
+        store.append_audit(T, 0, b"zero"),
+        Err(StoreError::InvalidAuditSeq)
+    );
+    assert_eq!(
+        store.append_audit(T, 2, b"ahead"),
+        Err(StoreError::AuditConflict {
+            tenant: T.into(),
+            expected: 1,
+            last: 0
+        }),
+        "a number past the head is refused"
+    );
+    store.append_audit(T, 1, b"first").unwrap();
+    assert_eq!(
+        store.append_audit(T, 1, b"again"),
+        Err(StoreError::AuditConflict {
+            tenant: T.into(),
+            expected: 0,
+            last: 1
+        }),
+        "a number already taken is refused"
+    );
+    assert_eq!(
+        store.append_audit(T, u64::MAX, b"far"),
+        Err(StoreError::AuditConflict {
+            tenant: T.into(),
+            expected: u64::MAX - 1,
+            last: 1
+        })
+    );
+    assert_eq!(store.audit_head(T).unwrap(), 1, "refusals change nothing");
+    assert_eq!(
+        store.audit(T, 0, 10).unwrap(),
+        vec![AuditRecord {
+            seq: 1,
+            data: b"first".to_vec()
+        }]
+    );
+    assert_eq!(store.audit_head(T2).unwrap(), 0, "heads are per tenant");
+    store.append_audit(T2, 1, b"other").unwrap();
+    store.append_audit(T, 2, b"second").unwrap();
+    assert_eq!(store.audit_head(T).unwrap(), 2);
+    assert_eq!(store.audit(T2, 0, 10).unwrap().len(), 1);
+}
+
+/// Appends an entry with the caller's read-head-then-retry loop; returns the
+/// number it got.
+fn append_audit_retrying<S: Store + ?Sized>(store: &S, tenant: &str, entry: &[u8]) -> u64 {
+    loop {
+        let seq = store.audit_head(tenant).unwrap() + 1;
+        match store.append_audit(tenant, seq, entry) {
+            Ok(()) => return seq,
+            Err(StoreError::AuditConflict { last, .. }) => assert!(last >= seq, "{last} {seq}"),
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
 pub fn audit_sequence_stays_gapless_under_four_concurrent_writers<S: Store>(store: &S) {
     const PER_THREAD: u64 = 50;
     let returned: Vec<Vec<(u64, Vec<u8>)>> = std::thread::scope(|threads| {
@@ -673,7 +1238,7 @@ pub fn audit_sequence_stays_gapless_under_four_concurrent_writers<S: Store>(stor
                     (0..PER_THREAD)
                         .map(|i| {
                             let entry = format!("{thread}-{i}").into_bytes();
-                            (store.append_audit(T, &entry).unwrap(), entry)
+                            (append_audit_retrying(store, T, &entry), entry)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -696,6 +1261,9 @@ pub fn audit_sequence_stays_gapless_under_four_concurrent_writers<S: Store>(stor
     let seqs: Vec<u64> = expected.iter().map(|record| record.seq).collect();
     assert_eq!(seqs, (1..=4 * PER_THREAD).collect::<Vec<_>>());
     assert_eq!(store.audit(T, 0, 1_000).unwrap(), expected);
+    let entries: BTreeSet<Vec<u8>> = expected.into_iter().map(|record| record.data).collect();
+    assert_eq!(entries.len() as u64, 4 * PER_THREAD, "each entry once");
+    assert_eq!(store.audit_head(T).unwrap(), 4 * PER_THREAD);
 }
 
 pub fn concurrent_appends_of_the_same_source_ids_insert_each_once<S: Store>(store: &S) {
@@ -711,7 +1279,7 @@ pub fn concurrent_appends_of_the_same_source_ids_insert_each_once<S: Store>(stor
                         let events: Vec<_> = (0..10)
                             .map(|i| event(&format!("src-{}", batch * 10 + i), i))
                             .collect();
-                        let done = store.append_events(T, subject_id, &events).unwrap();
+                        let done = store.append_events(T, subject_id, &events, None).unwrap();
                         total.inserted += done.inserted;
                         total.duplicates += done.duplicates;
                     }
@@ -927,6 +1495,241 @@ pub fn concurrent_state_writers_on_one_version_let_exactly_one_win<S: StateStore
     assert_eq!(state.usage(&one).unwrap(), 7);
 }
 
+// ---------------------------------------------------- subject plugin state
+
+/// Every `(key, value)` of a scope.
+fn scope_entries<S: StateStore>(state: &S, scope: &StateScope) -> Vec<(String, Vec<u8>)> {
+    state
+        .keys(scope, "", usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|key| {
+            let value = state.get(scope, &key).unwrap().unwrap();
+            (key, value)
+        })
+        .collect()
+}
+
+/// What a scope's usage must be: the bytes of its keys and values.
+fn counted_usage<S: StateStore>(state: &S, scope: &StateScope) -> u64 {
+    scope_entries(state, scope)
+        .iter()
+        .map(|(key, value)| (key.len() + value.len()) as u64)
+        .sum()
+}
+
+pub fn subject_state_is_listed_and_purged_across_scopes_and_nothing_else<S: Store + StateStore>(
+    store: &S,
+) {
+    assert_eq!(store.subject_state(T, "s1").unwrap(), vec![]);
+    assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 0);
+    assert!(matches!(
+        store.subject_state(T, "s1/x"),
+        Err(StoreError::AmbiguousSubject { .. })
+    ));
+    assert!(matches!(
+        store.purge_subject_state(T, "s1/x"),
+        Err(StoreError::AmbiguousSubject { .. })
+    ));
+
+    let mine = [
+        "subject/s1/",
+        "subject/s1/a",
+        "subject/s1/b/c",
+        "subject/s1/x/y",
+    ];
+    let not_mine = [
+        "subject/s10/a",
+        "subject/s1",
+        "subject/s",
+        "other/subject/s1/a",
+        "Subject/s1/a",
+        "subject//s1/a",
+    ];
+    let writes: Vec<_> = mine
+        .iter()
+        .chain(&not_mine)
+        .map(|key| put(key, key.as_bytes().to_vec()))
+        .collect();
+    // Plugin names of different lengths: listing is by name, not by length.
+    for plugin in ["z", "a-long-plugin"] {
+        store.apply(&scope(T, plugin), 0, &writes, 10_000).unwrap();
+        store.apply(&scope(T2, plugin), 0, &writes, 10_000).unwrap();
+    }
+    store
+        .apply(&scope("acm", "eone"), 0, &writes, 10_000)
+        .unwrap();
+
+    let expected: Vec<(String, String, Vec<u8>)> = ["a-long-plugin", "z"]
+        .iter()
+        .flat_map(|plugin| {
+            mine.iter()
+                .map(move |key| (plugin.to_string(), key.to_string(), key.as_bytes().to_vec()))
+        })
+        .collect();
+    assert_eq!(store.subject_state(T, "s1").unwrap(), expected);
+    assert_eq!(
+        store.subject_state(T, "s10").unwrap(),
+        vec![
+            (
+                "a-long-plugin".into(),
+                "subject/s10/a".into(),
+                b"subject/s10/a".to_vec()
+            ),
+            (
+                "z".into(),
+                "subject/s10/a".into(),
+                b"subject/s10/a".to_vec()
+            ),
+        ]
+    );
+    assert_eq!(store.subject_state(T, "s2").unwrap(), vec![]);
+    assert_eq!(
+        store.subject_state(T, "s").unwrap().len(),
+        0,
+        "`subject/s1/…` does not belong to `s`"
+    );
+
+    assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 8);
+    assert_eq!(store.subject_state(T, "s1").unwrap(), vec![]);
+    assert_eq!(
+        store.purge_subject_state(T, "s1").unwrap(),
+        0,
+        "re-runnable"
+    );
+    for plugin in ["z", "a-long-plugin"] {
+        let keys: Vec<String> = scope_entries(store, &scope(T, plugin))
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let mut left: Vec<&str> = not_mine.to_vec();
+        left.sort_unstable();
+        assert_eq!(keys, left, "only the subject's keys go");
+        assert_eq!(
+            store.get(&scope(T2, plugin), "subject/s1/a").unwrap(),
+            Some(b"subject/s1/a".to_vec()),
+            "another tenant's state is its own"
+        );
+        assert_eq!(store.subject_state(T2, "s1").unwrap().len(), 8);
+    }
+    assert_eq!(
+        store.get(&scope("acm", "eone"), "subject/s1/a").unwrap(),
+        Some(b"subject/s1/a".to_vec())
+    );
+}
+
+pub fn purging_subject_state_moves_versions_on_and_keeps_usage_exact<S: Store + StateStore>(
+    store: &S,
+) {
+    let touched = scope(T, "touched");
+    let untouched = scope(T, "untouched");
+    store
+        .apply(
+            &touched,
+            0,
+            &[
+                put("subject/s1/a", vec![1; 10]),
+                put("subject/s1/b", vec![2; 5]),
+                put("subject/s2/a", vec![3; 7]),
+                put("global", vec![4; 3]),
+            ],
+            1_000,
+        )
+        .unwrap();
+    store
+        .apply(&untouched, 0, &[put("subject/s2/a", vec![5; 2])], 1_000)
+        .unwrap();
+    let before = store.version(&touched).unwrap();
+
+    assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 2);
+    assert!(
+        store.version(&touched).unwrap() > before,
+        "a changed scope gets a new version"
+    );
+    assert_eq!(
+        store.version(&untouched).unwrap(),
+        1,
+        "an unchanged scope keeps its version"
+    );
+    assert_eq!(
+        store.usage(&touched).unwrap(),
+        counted_usage(store, &touched)
+    );
+    assert_eq!(store.usage(&touched).unwrap(), 12 + 7 + 6 + 3);
+    assert_eq!(
+        store.apply(&touched, before, &[put("subject/s1/a", vec![9])], 1_000),
+        Err(StateError::Conflict),
+        "a plugin write based on the version before the purge conflicts"
+    );
+    assert_eq!(store.get(&touched, "subject/s1/a").unwrap(), None);
+
+    let version = store.version(&touched).unwrap();
+    assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 0);
+    assert_eq!(
+        store.version(&touched).unwrap(),
+        version,
+        "purging nothing changes nothing"
+    );
+    store
+        .apply(&touched, version, &[put("subject/s1/a", vec![9])], 1_000)
+        .unwrap();
+    assert_eq!(
+        store.usage(&touched).unwrap(),
+        counted_usage(store, &touched)
+    );
+    assert_eq!(store.purge_subject_state(T, "s2").unwrap(), 2);
+    assert_eq!(store.usage(&untouched).unwrap(), 0);
+    assert_eq!(
+        store.usage(&touched).unwrap(),
+        counted_usage(store, &touched)
+    );
+    assert_eq!(
+        store.subject_state(T, "s1").unwrap(),
+        vec![("touched".into(), "subject/s1/a".into(), vec![9])]
+    );
+}
+
+pub fn purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact<
+    S: Store + StateStore,
+>(
+    store: &S,
+) {
+    const PER_THREAD: usize = 25;
+    let one = scope(T, "one");
+    std::thread::scope(|threads| {
+        for thread in 0..3 {
+            let one = one.clone();
+            threads.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let writes = [
+                        put(&format!("subject/s1/{thread}-{i}"), vec![1; 3]),
+                        put(&format!("keep/{thread}-{i}"), vec![2; 2]),
+                    ];
+                    loop {
+                        let base = store.version(&one).unwrap();
+                        match store.apply(&one, base, &writes, u64::MAX) {
+                            Ok(()) => break,
+                            Err(StateError::Conflict) => continue,
+                            Err(error) => panic!("{error}"),
+                        }
+                    }
+                }
+            });
+        }
+        threads.spawn(|| {
+            for _ in 0..20 {
+                store.purge_subject_state(T, "s1").unwrap();
+            }
+        });
+    });
+    store.purge_subject_state(T, "s1").unwrap();
+    assert_eq!(store.subject_state(T, "s1").unwrap(), vec![]);
+    let left = scope_entries(store, &one);
+    assert_eq!(left.len(), 3 * PER_THREAD, "every other key stays");
+    assert!(left.iter().all(|(key, _)| key.starts_with("keep/")));
+    assert_eq!(store.usage(&one).unwrap(), counted_usage(store, &one));
+}
+
 // ------------------------------------------------------------ persistence
 
 /// Writes through one store, flushes, drops it, and reads everything back
@@ -938,13 +1741,15 @@ pub fn flushed_writes_survive_reopen<S: Store + StateStore>(open: impl Fn() -> S
         seed(&store, &[(T, "s1")]);
         store.link_identity(T, hash(1), "s1").unwrap();
         store
-            .append_events(T, "s1", &[event("a", 10), event("b", 10)])
+            .append_events(T, "s1", &[event("a", 10), event("b", 10)], None)
             .unwrap();
         store
             .append_consent(T, "s1", &consent(5, "granted"))
             .unwrap();
-        store.append_audit(T, b"first").unwrap();
-        store.append_audit(T, b"second").unwrap();
+        store.append_audit(T, 1, b"first").unwrap();
+        store.append_audit(T, 2, b"second").unwrap();
+        store.suppress(T, hash(7), b"suppressed").unwrap();
+        store.put_document(T, "receipt", "r1", b"receipt").unwrap();
         store.enqueue_job(&job("j1", "purge", 0)).unwrap();
         store.claim_job("purge", "w1", 1_000, 0).unwrap();
         store
@@ -960,11 +1765,20 @@ pub fn flushed_writes_survive_reopen<S: Store + StateStore>(open: impl Fn() -> S
         store.consents(T, "s1").unwrap(),
         vec![consent(5, "granted")]
     );
-    assert_eq!(store.append_audit(T, b"third").unwrap(), 3);
+    assert_eq!(store.audit_head(T).unwrap(), 2);
+    store.append_audit(T, 3, b"third").unwrap();
     assert_eq!(store.audit(T, 0, 10).unwrap().len(), 3);
     assert_eq!(
+        store.suppression(T, hash(7)).unwrap(),
+        Some(b"suppressed".to_vec())
+    );
+    assert_eq!(
+        store.document(T, "receipt", "r1").unwrap(),
+        Some(b"receipt".to_vec())
+    );
+    assert_eq!(
         store
-            .append_events(T, "s1", &[event("a", 1), event("c", 10)])
+            .append_events(T, "s1", &[event("a", 1), event("c", 10)], None)
             .unwrap(),
         outcome(1, 1),
         "source ids survive"

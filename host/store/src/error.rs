@@ -14,6 +14,29 @@ pub enum StoreError {
     #[error("subject {subject:?} does not exist in tenant {tenant:?}; create it first")]
     UnknownSubject { tenant: String, subject: String },
     #[error(
+        "subject id {subject:?} contains '/', so the plugin state keys `subject/<id>/…` \
+         cannot name it unambiguously; subject ids must not contain '/'"
+    )]
+    AmbiguousSubject { subject: String },
+    #[error(
+        "the subject record passed with events for subject {subject:?} is for subject \
+         {record:?}; pass the record of the subject the events belong to"
+    )]
+    SubjectMismatch { subject: String, record: String },
+    #[error("audit sequence number 0 is invalid: sequence numbers start at 1")]
+    InvalidAuditSeq,
+    /// `expected` is the last sequence number the writer based its entry on
+    /// (its `seq - 1`), `last` the tenant's actual last one.
+    #[error(
+        "the last audit entry of tenant {tenant:?} is {last}, not {expected}: another \
+         writer appended first; read the audit head and retry"
+    )]
+    AuditConflict {
+        tenant: String,
+        expected: u64,
+        last: u64,
+    },
+    #[error(
         "cannot open the store at {}: {detail}; check that the directory is writable \
          and that no other Tessera process has it open",
         path.display()

@@ -100,6 +100,31 @@ pub(crate) fn state_scope(tenant_id: &str, plugin: &str) -> Vec<u8> {
     key
 }
 
+/// `part(tenant) hash` in the suppressions tree.
+pub(crate) fn suppression(tenant_id: &str, hash: &IdentityHash) -> Vec<u8> {
+    identity(tenant_id, hash)
+}
+
+/// `part(tenant) part(kind)`: the prefix of every document of a kind.
+pub(crate) fn document_kind(tenant_id: &str, kind: &str) -> Vec<u8> {
+    let mut key = tenant(tenant_id);
+    push_part(&mut key, kind);
+    key
+}
+
+/// `part(tenant) part(kind) id`: the id comes last and raw, so that a scan of
+/// the kind's prefix lists documents in id order.
+pub(crate) fn document(tenant_id: &str, kind: &str, id: &str) -> Vec<u8> {
+    let mut key = document_kind(tenant_id, kind);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The plugin-state key prefix by which a key belongs to a subject.
+pub(crate) fn subject_state_prefix(subject: &str) -> String {
+    format!("subject/{subject}/")
+}
+
 /// `part(kind) time(not_before_ms) id`.
 pub(crate) fn job(kind: &str, not_before_ms: i64, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + kind.len() + 8 + id.len());
@@ -136,5 +161,7 @@ mod tests {
         assert!(!subject("ab", "c").starts_with(&tenant("a")));
         assert!(!subject_scope("a", "b").starts_with(&subject_scope("a", "bc")));
         assert!(!subject_scope("a", "bc").starts_with(&subject_scope("a", "b")));
+        assert!(!document("a", "bc", "d").starts_with(&document_kind("a", "b")));
+        assert!(!document("ab", "c", "d").starts_with(&tenant("a")));
     }
 }

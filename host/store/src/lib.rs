@@ -19,9 +19,12 @@
 //!
 //! # Atomicity
 //!
-//! Each method is atomic on its own, except [`Store::purge_subject`] and
-//! [`Store::delete_events_before`], which remove records in bounded batches and
-//! can be re-run to finish after a crash. Nothing is atomic across calls.
+//! Each method is atomic on its own, except [`Store::purge_subject`],
+//! [`Store::purge_subject_state`] and [`Store::delete_events_before`], which
+//! remove records in bounded batches and can be re-run to finish after a
+//! crash. Nothing is atomic across calls; callers that read, decide and write
+//! (audit chains, merges) use the compare-and-set methods
+//! ([`Store::append_audit`], [`Store::relink_identity`]) and retry.
 
 mod codec;
 mod error;
@@ -39,12 +42,15 @@ pub use record::{
 };
 pub use sled_store::SledStore;
 
-/// The longest tenant, subject, source, job, kind or worker id, in bytes.
+/// The longest tenant, subject, source, job, job kind, worker, document kind or
+/// document id, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
 /// Tessera's storage: tenants, subjects, identity links, events, consents,
-/// audit entries, jobs and subject erasure. Plugin state is the separate
-/// [`tessera_state::StateStore`] trait, which backends implement as well.
+/// the suppression list, audit entries, named documents, jobs and subject
+/// erasure. Plugin state is the separate [`tessera_state::StateStore`] trait,
+/// which backends implement as well; [`Store::subject_state`] and
+/// [`Store::purge_subject_state`] reach into it for erasure.
 ///
 /// Ids are UTF-8 strings of 1 to [`MAX_ID_LEN`] bytes; a longer or empty id is
 /// refused with [`StoreError::InvalidId`]. Looking up something that does not
@@ -94,17 +100,54 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<String>, StoreError>;
     /// The identity hashes pointing at a subject, in byte order.
     fn identities_of(&self, tenant: &str, subject: &str) -> Result<Vec<IdentityHash>, StoreError>;
+    /// Repoints an identity hash from subject `from` to subject `to`, if and
+    /// only if it points at `from` now (compare-and-set); for merging and
+    /// un-merging subjects. Returns `false` and changes nothing if the hash
+    /// points elsewhere or nowhere. `to` must exist (else
+    /// [`StoreError::UnknownSubject`], checked first, whatever the hash points
+    /// at); `from` need not. With `from == to` it only reports whether the
+    /// hash points there. Afterwards [`Store::identities_of`] lists the hash
+    /// under `to` and no longer under `from`.
+    fn relink_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Adds an identity hash to the tenant's suppression list with an opaque
+    /// (encrypted) entry, or replaces its entry. The tenant must exist (else
+    /// [`StoreError::UnknownTenant`]). Suppressions are keyed by hash, not by
+    /// subject: [`Store::purge_subject`] never touches them.
+    fn suppress(&self, tenant: &str, hash: IdentityHash, entry: &[u8]) -> Result<(), StoreError>;
+    /// The suppression entry of an identity hash.
+    fn suppression(&self, tenant: &str, hash: IdentityHash) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes an identity hash from the suppression list; returns `false` if
+    /// it was not on it.
+    fn unsuppress(&self, tenant: &str, hash: IdentityHash) -> Result<bool, StoreError>;
+    /// How many identity hashes the tenant's suppression list holds. Costs a
+    /// scan of the tenant's list.
+    fn suppressions(&self, tenant: &str) -> Result<usize, StoreError>;
 
     /// Appends events to a subject. Idempotent on `source_id` within the
     /// tenant: an event whose source id is already stored (for any subject of
     /// the tenant, or earlier in the same batch) is skipped and counted as a
-    /// duplicate. Atomic: all new events are stored, or none.
+    /// duplicate. If `update` is given, it replaces the subject record in the
+    /// same transaction, even if every event was a duplicate; its `id` must be
+    /// `subject` (else [`StoreError::SubjectMismatch`]). The subject must
+    /// exist, with or without `update` (a purged subject is not recreated).
+    /// Atomic: all new events and the update are stored, or nothing.
     fn append_events(
         &self,
         tenant: &str,
         subject: &str,
         events: &[EventRecord],
+        update: Option<&SubjectRecord>,
     ) -> Result<AppendOutcome, StoreError>;
+    /// Whether an event with this source id is stored for any subject of the
+    /// tenant (what [`Store::append_events`] would count as a duplicate).
+    fn has_event_source(&self, tenant: &str, source_id: &str) -> Result<bool, StoreError>;
     /// A subject's events with `from_ms <= at_ms < to_ms`, in time order (equal
     /// times in the order they were appended).
     fn events(
@@ -134,10 +177,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// they were appended.
     fn consents(&self, tenant: &str, subject: &str) -> Result<Vec<ConsentRecord>, StoreError>;
 
-    /// Appends an audit entry; returns its sequence number. Numbers start at 1
-    /// and grow by exactly 1 per entry of the tenant, even with concurrent
-    /// writers, so a gap means a removed entry.
-    fn append_audit(&self, tenant: &str, entry: &[u8]) -> Result<u64, StoreError>;
+    /// Stores an audit entry as number `seq` if the tenant's audit head
+    /// ([`Store::audit_head`]) is exactly `seq - 1`, and makes `seq` the head,
+    /// atomically (compare-and-append). Otherwise refuses with
+    /// [`StoreError::AuditConflict`] and changes nothing: the caller reads the
+    /// head again, recomputes its entry (a hash chain links to the previous
+    /// one) and retries. `seq == 0` is refused with
+    /// [`StoreError::InvalidAuditSeq`]. Numbers thus start at 1 and grow by
+    /// exactly 1 per entry of the tenant, so a gap means a removed entry. The
+    /// tenant need not exist.
+    fn append_audit(&self, tenant: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError>;
+    /// The tenant's audit head: the last sequence number ever appended, 0 if
+    /// none. It is kept apart from the entries, so it does not go back when
+    /// the last entry is removed; compare it with [`Store::audit`] to detect
+    /// that.
+    fn audit_head(&self, tenant: &str) -> Result<u64, StoreError>;
     /// At most `limit` audit entries with `seq >= from_seq`, in order.
     fn audit(
         &self,
@@ -145,6 +199,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Creates or replaces a named document (deletion requests, receipts,
+    /// tenant schemas): opaque bytes under a `kind` and an `id` within a
+    /// tenant, which must exist (else [`StoreError::UnknownTenant`]).
+    /// Documents are not keyed to subjects: [`Store::purge_subject`] never
+    /// touches them.
+    fn put_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError>;
+    /// One document.
+    fn document(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// At most `limit` documents of a kind as `(id, value)`, ordered by id
+    /// (byte order), starting after the id `after` (which need not exist):
+    /// pass the last id of a page to get the next one.
+    fn documents(
+        &self,
+        tenant: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Removes a document; returns `false` if there was none.
+    fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Queues a job; returns `false` (and changes nothing) if a job with that
     /// id is already queued, so enqueueing is idempotent.
@@ -165,9 +246,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes every record keyed to a subject: the subject record first (so
     /// concurrent writes for it are refused from then on), then its identity
     /// links, events (and their source ids) and consents. Re-running it after
-    /// a crash finishes the job. Audit entries and plugin state are not keyed
-    /// to subjects here and are left to the caller.
+    /// a crash, or once the subject record is gone, finishes the job (the
+    /// report then counts only what this run removed). Identity links already
+    /// repointed to another subject are kept. Audit entries, suppressions and
+    /// documents are never touched; plugin state is removed by
+    /// [`Store::purge_subject_state`].
     fn purge_subject(&self, tenant: &str, subject: &str) -> Result<PurgeReport, StoreError>;
+
+    /// Every plugin state entry of the tenant that belongs to a subject, as
+    /// `(plugin, key, value)` ordered by plugin then key (byte order). By
+    /// convention a state key belongs to subject `s` if it begins with
+    /// `subject/<s>/`; a subject id containing `/` would make that ambiguous
+    /// and is refused with [`StoreError::AmbiguousSubject`]. Plugin state is
+    /// not checked against subjects: the subject need not exist. Costs a scan
+    /// of all the tenant's plugin state.
+    fn subject_state(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+    /// Removes the entries [`Store::subject_state`] lists; returns how many.
+    /// Each changed plugin scope's usage drops by what was removed and its
+    /// version moves on, so a plugin write based on an earlier version
+    /// conflicts; scopes with nothing removed are left as they are. Removes
+    /// in bounded batches (each atomic) and can be re-run to finish after a
+    /// crash. Costs a scan of all the tenant's plugin state.
+    fn purge_subject_state(&self, tenant: &str, subject: &str) -> Result<u64, StoreError>;
 
     /// Makes every write that returned before this call durable.
     fn flush(&self) -> Result<(), StoreError>;

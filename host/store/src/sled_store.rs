@@ -16,11 +16,13 @@
 //! | `subjects`       | `part(tenant) subject`                       | wrapped key, created at, data        |
 //! | `identities`     | `part(tenant) hash`                          | subject                              |
 //! | `identity_index` | `part(tenant) part(subject) hash`            | (empty)                              |
+//! | `suppressions`   | `part(tenant) hash`                          | entry                                |
 //! | `events`         | `part(tenant) part(subject) time(at) seq`    | source id, data                      |
 //! | `event_sources`  | `part(tenant) source_id`                     | the `events` key                     |
 //! | `consents`       | `part(tenant) part(subject) time(at) seq`    | data                                 |
 //! | `audit`          | `part(tenant) seq(u64, from 1)`              | entry                                |
-//! | `counters`       | `"audit" part(tenant)`                       | last audit seq (u64)                 |
+//! | `counters`       | `"audit" part(tenant)`                       | audit head: last seq appended (u64)  |
+//! | `documents`      | `part(tenant) part(kind) id`                 | value                                |
 //! | `state`          | `part(tenant) part(plugin) key`              | value (raw)                          |
 //! | `state_meta`     | `part(tenant) part(plugin)`                  | version (u64), usage (u64)           |
 //! | `jobs`           | `part(kind) time(not_before) id`             | payload, attempts, lease             |
@@ -28,6 +30,10 @@
 //!
 //! Record values start with a format byte and hold 4-byte-length-prefixed
 //! fields (see `codec`); the default tree holds the store's format version.
+//!
+//! Plugin state keys are not indexed by subject: [`Store::subject_state`] and
+//! [`Store::purge_subject_state`] scan the whole `part(tenant)` range of
+//! `state`, which costs time linear in the tenant's plugin state.
 //!
 //! # Concurrency and flush policy
 //!
@@ -84,11 +90,13 @@ struct Trees {
     subjects: Tree,
     identities: Tree,
     identity_index: Tree,
+    suppressions: Tree,
     events: Tree,
     event_sources: Tree,
     consents: Tree,
     audit: Tree,
     counters: Tree,
+    documents: Tree,
     state: Tree,
     state_meta: Tree,
     jobs: Tree,
@@ -155,11 +163,13 @@ impl SledStore {
             subjects: tree("subjects")?,
             identities: tree("identities")?,
             identity_index: tree("identity_index")?,
+            suppressions: tree("suppressions")?,
             events: tree("events")?,
             event_sources: tree("event_sources")?,
             consents: tree("consents")?,
             audit: tree("audit")?,
             counters: tree("counters")?,
+            documents: tree("documents")?,
             state: tree("state")?,
             state_meta: tree("state_meta")?,
             jobs: tree("jobs")?,
@@ -204,12 +214,48 @@ impl SledStore {
         Ok(removed)
     }
 
+    /// The plugin state entries of a tenant that belong to a subject
+    /// (`subject/<subject>/…` keys, in any plugin scope), in sled's order.
+    /// Scans all the tenant's state: keys are not indexed by subject.
+    fn subject_state_entries(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<SubjectStateEntry>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", subject)?;
+        if subject.contains('/') {
+            return Err(StoreError::AmbiguousSubject {
+                subject: subject.to_owned(),
+            });
+        }
+        let prefix = keys::tenant(tenant);
+        let wanted = keys::subject_state_prefix(subject);
+        let mut found = Vec::new();
+        for item in scan_from(&self.trees.state, &prefix, Bound::Included(prefix.clone())) {
+            let (full, value) = item?;
+            let scope_len = prefix.len() + part_len(&full[prefix.len()..])?;
+            let key = &full[scope_len..];
+            if !key.starts_with(wanted.as_bytes()) {
+                continue;
+            }
+            found.push(SubjectStateEntry {
+                plugin: utf8(&full[prefix.len() + 2..scope_len], "state")?,
+                key: utf8(key, "state")?,
+                scope_len,
+                full,
+                value,
+            });
+        }
+        Ok(found)
+    }
+
     /// Event keys (of one subject), with the source key of each.
     fn event_keys(events: sled::Iter) -> Result<Vec<(IVec, Vec<u8>)>, StoreError> {
         let mut found = Vec::new();
         for item in events {
             let (key, value) = item.map_err(StoreError::backend)?;
-            let tenant_part = tenant_part_len(&key)?;
+            let tenant_part = part_len(&key)?;
             let mut reader = Reader::new(&value, "event")?;
             let source_id = reader.string()?;
             let mut source_key = key[..tenant_part].to_vec();
@@ -244,13 +290,22 @@ fn require_subject(subjects: &TransactionalTree, tenant: &str, subject: &str) ->
     Ok(())
 }
 
-/// The length of the `part(tenant)` that starts a key.
-fn tenant_part_len(key: &[u8]) -> Result<usize, StoreError> {
+fn require_tenant(tenants: &TransactionalTree, tenant: &str) -> TxResult<()> {
+    if tenants.get(tenant.as_bytes())?.is_none() {
+        return Err(abort(StoreError::UnknownTenant {
+            tenant: tenant.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+/// The length of the `part(x)` that starts a key (or the rest of one).
+fn part_len(key: &[u8]) -> Result<usize, StoreError> {
     let len = key
         .get(..2)
         .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])) + 2)
         .filter(|&len| len <= key.len())
-        .ok_or_else(|| StoreError::corrupt("key", "tenant part is truncated"))?;
+        .ok_or_else(|| StoreError::corrupt("key", "a length-prefixed part is truncated"))?;
     Ok(len)
 }
 
@@ -293,6 +348,14 @@ fn decode_tenant(key: &[u8], value: &[u8]) -> Result<TenantRecord, StoreError> {
     Ok(record)
 }
 
+fn encode_subject(subject: &SubjectRecord) -> Result<Vec<u8>, StoreError> {
+    Ok(Writer::new()
+        .bytes(&subject.wrapped_key)?
+        .i64(subject.created_at_ms)
+        .bytes(&subject.data)?
+        .finish())
+}
+
 fn decode_subject(id: &[u8], value: &[u8]) -> Result<SubjectRecord, StoreError> {
     let mut reader = Reader::new(value, "subject")?;
     let record = SubjectRecord {
@@ -310,6 +373,35 @@ fn decode_identity(value: &[u8]) -> Result<String, StoreError> {
     let subject = reader.string()?;
     reader.finish()?;
     Ok(subject)
+}
+
+/// A value of one bytes field (audit entries, consents, suppressions,
+/// documents).
+fn encode_bytes(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    Ok(Writer::new().bytes(bytes)?.finish())
+}
+
+fn decode_bytes(value: &[u8], family: &'static str) -> Result<Vec<u8>, StoreError> {
+    let mut reader = Reader::new(value, family)?;
+    let bytes = reader.bytes()?;
+    reader.finish()?;
+    Ok(bytes)
+}
+
+/// A tenant's audit head, from its counter.
+fn audit_head(value: Option<&IVec>) -> Result<u64, StoreError> {
+    value.map_or(Ok(0), |value| u64_at(value, 0, "audit counter"))
+}
+
+/// A plugin state entry that belongs to a subject.
+struct SubjectStateEntry {
+    /// The full sled key: `part(tenant) part(plugin) key`.
+    full: IVec,
+    /// How much of `full` is the scope (`part(tenant) part(plugin)`).
+    scope_len: usize,
+    plugin: String,
+    key: String,
+    value: IVec,
 }
 
 /// A job's value: payload, attempts so far, and the lease if one is held.
@@ -400,18 +492,10 @@ impl Store for SledStore {
         check_id("tenant id", tenant)?;
         check_id("subject id", &subject.id)?;
         let key = keys::subject(tenant, &subject.id);
-        let value = Writer::new()
-            .bytes(&subject.wrapped_key)?
-            .i64(subject.created_at_ms)
-            .bytes(&subject.data)?
-            .finish();
+        let value = encode_subject(subject)?;
         transact(
             (&self.trees.tenants, &self.trees.subjects).transaction(|(tenants, subjects)| {
-                if tenants.get(tenant.as_bytes())?.is_none() {
-                    return Err(abort(StoreError::UnknownTenant {
-                        tenant: tenant.to_owned(),
-                    }));
-                }
+                require_tenant(tenants, tenant)?;
                 subjects.insert(key.as_slice(), value.as_slice())?;
                 Ok(())
             }),
@@ -529,14 +613,107 @@ impl Store for SledStore {
         .collect()
     }
 
+    fn relink_identity(
+        &self,
+        tenant: &str,
+        hash: IdentityHash,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("subject id", from)?;
+        check_id("subject id", to)?;
+        let key = keys::identity(tenant, &hash);
+        let from_index = keys::identity_of(tenant, from, &hash);
+        let to_index = keys::identity_of(tenant, to, &hash);
+        let value = encode_bytes(to.as_bytes())?;
+        let trees = &self.trees;
+        transact(
+            (&trees.subjects, &trees.identities, &trees.identity_index).transaction(
+                |(subjects, identities, index)| {
+                    require_subject(subjects, tenant, to)?;
+                    let points_at_from = match identities.get(key.as_slice())? {
+                        Some(existing) => decode_identity(&existing).map_err(abort)? == from,
+                        None => false,
+                    };
+                    if !points_at_from {
+                        return Ok(false);
+                    }
+                    if from != to {
+                        identities.insert(key.as_slice(), value.as_slice())?;
+                        index.remove(from_index.as_slice())?;
+                        index.insert(to_index.as_slice(), &[][..])?;
+                    }
+                    Ok(true)
+                },
+            ),
+        )
+    }
+
+    fn suppress(&self, tenant: &str, hash: IdentityHash, entry: &[u8]) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        let key = keys::suppression(tenant, &hash);
+        let value = encode_bytes(entry)?;
+        transact((&self.trees.tenants, &self.trees.suppressions).transaction(
+            |(tenants, suppressions)| {
+                require_tenant(tenants, tenant)?;
+                suppressions.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
+            },
+        ))
+    }
+
+    fn suppression(&self, tenant: &str, hash: IdentityHash) -> Result<Option<Vec<u8>>, StoreError> {
+        check_id("tenant id", tenant)?;
+        self.trees
+            .suppressions
+            .get(keys::suppression(tenant, &hash))
+            .map_err(StoreError::backend)?
+            .map(|value| decode_bytes(&value, "suppression"))
+            .transpose()
+    }
+
+    fn unsuppress(&self, tenant: &str, hash: IdentityHash) -> Result<bool, StoreError> {
+        check_id("tenant id", tenant)?;
+        let removed = self
+            .trees
+            .suppressions
+            .remove(keys::suppression(tenant, &hash))
+            .map_err(StoreError::backend)?;
+        Ok(removed.is_some())
+    }
+
+    fn suppressions(&self, tenant: &str) -> Result<usize, StoreError> {
+        check_id("tenant id", tenant)?;
+        let prefix = keys::tenant(tenant);
+        scan_from(
+            &self.trees.suppressions,
+            &prefix,
+            Bound::Included(prefix.clone()),
+        )
+        .try_fold(0, |count, item| item.map(|_| count + 1))
+    }
+
     fn append_events(
         &self,
         tenant: &str,
         subject: &str,
         events: &[EventRecord],
+        update: Option<&SubjectRecord>,
     ) -> Result<AppendOutcome, StoreError> {
         check_id("tenant id", tenant)?;
         check_id("subject id", subject)?;
+        let subject_key = keys::subject(tenant, subject);
+        let update = match update {
+            Some(record) if record.id != subject => {
+                return Err(StoreError::SubjectMismatch {
+                    subject: subject.to_owned(),
+                    record: record.id.clone(),
+                });
+            }
+            Some(record) => Some(encode_subject(record)?),
+            None => None,
+        };
         let mut prepared = Vec::with_capacity(events.len());
         for event in events {
             check_id("event source id", &event.source_id)?;
@@ -563,10 +740,22 @@ impl Store for SledStore {
                         sources.insert(source_key.as_slice(), key.as_slice())?;
                         outcome.inserted += 1;
                     }
+                    if let Some(value) = &update {
+                        subjects.insert(subject_key.as_slice(), value.as_slice())?;
+                    }
                     Ok(outcome)
                 },
             ),
         )
+    }
+
+    fn has_event_source(&self, tenant: &str, source_id: &str) -> Result<bool, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("source id", source_id)?;
+        self.trees
+            .event_sources
+            .contains_key(keys::source(tenant, source_id))
+            .map_err(StoreError::backend)
     }
 
     fn events(
@@ -626,7 +815,7 @@ impl Store for SledStore {
         check_id("tenant id", tenant)?;
         check_id("subject id", subject)?;
         let key = keys::timed(tenant, subject, consent.at_ms, self.next_seq()?);
-        let value = Writer::new().bytes(&consent.data)?.finish();
+        let value = encode_bytes(&consent.data)?;
         transact((&self.trees.subjects, &self.trees.consents).transaction(
             |(subjects, consents)| {
                 require_subject(subjects, tenant, subject)?;
@@ -644,35 +833,44 @@ impl Store for SledStore {
             .map(|item| {
                 let (key, value) = item?;
                 let at_ms = timed_key_time(&key, scope.len(), "consent")?;
-                let mut reader = Reader::new(&value, "consent")?;
-                let data = reader.bytes()?;
-                reader.finish()?;
+                let data = decode_bytes(&value, "consent")?;
                 Ok(ConsentRecord { at_ms, data })
             })
             .collect()
     }
 
-    fn append_audit(&self, tenant: &str, entry: &[u8]) -> Result<u64, StoreError> {
+    fn append_audit(&self, tenant: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
         check_id("tenant id", tenant)?;
+        let expected = seq.checked_sub(1).ok_or(StoreError::InvalidAuditSeq)?;
         let counter_key = keys::audit_counter(tenant);
-        let value = Writer::new().bytes(entry)?.finish();
+        let key = keys::audit(tenant, seq);
+        let value = encode_bytes(entry)?;
         transact(
             (&self.trees.counters, &self.trees.audit).transaction(|(counters, audit)| {
-                let last = match counters.get(counter_key.as_slice())? {
-                    Some(last) => u64_at(&last, 0, "audit counter").map_err(abort)?,
-                    None => 0,
-                };
-                let seq = last.checked_add(1).ok_or_else(|| {
-                    abort(StoreError::corrupt(
-                        "audit counter",
-                        "sequence is exhausted",
-                    ))
-                })?;
+                let last =
+                    audit_head(counters.get(counter_key.as_slice())?.as_ref()).map_err(abort)?;
+                if last != expected {
+                    return Err(abort(StoreError::AuditConflict {
+                        tenant: tenant.to_owned(),
+                        expected,
+                        last,
+                    }));
+                }
                 counters.insert(counter_key.as_slice(), &seq.to_be_bytes()[..])?;
-                audit.insert(keys::audit(tenant, seq), value.as_slice())?;
-                Ok(seq)
+                audit.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
             }),
         )
+    }
+
+    fn audit_head(&self, tenant: &str) -> Result<u64, StoreError> {
+        check_id("tenant id", tenant)?;
+        let counter = self
+            .trees
+            .counters
+            .get(keys::audit_counter(tenant))
+            .map_err(StoreError::backend)?;
+        audit_head(counter.as_ref())
     }
 
     fn audit(
@@ -692,12 +890,81 @@ impl Store for SledStore {
                     return Err(StoreError::corrupt("audit", "key has the wrong length"));
                 }
                 let seq = u64_at(&key, prefix.len(), "audit")?;
-                let mut reader = Reader::new(&value, "audit")?;
-                let data = reader.bytes()?;
-                reader.finish()?;
+                let data = decode_bytes(&value, "audit")?;
                 Ok(AuditRecord { seq, data })
             })
             .collect()
+    }
+
+    fn put_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("document kind", kind)?;
+        check_id("document id", id)?;
+        let key = keys::document(tenant, kind, id);
+        let value = encode_bytes(value)?;
+        transact((&self.trees.tenants, &self.trees.documents).transaction(
+            |(tenants, documents)| {
+                require_tenant(tenants, tenant)?;
+                documents.insert(key.as_slice(), value.as_slice())?;
+                Ok(())
+            },
+        ))
+    }
+
+    fn document(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("document kind", kind)?;
+        check_id("document id", id)?;
+        self.trees
+            .documents
+            .get(keys::document(tenant, kind, id))
+            .map_err(StoreError::backend)?
+            .map(|value| decode_bytes(&value, "document"))
+            .transpose()
+    }
+
+    fn documents(
+        &self,
+        tenant: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("document kind", kind)?;
+        let prefix = keys::document_kind(tenant, kind);
+        let start = match after {
+            Some(after) => Bound::Excluded(keys::document(tenant, kind, after)),
+            None => Bound::Included(prefix.clone()),
+        };
+        scan_from(&self.trees.documents, &prefix, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    utf8(&key[prefix.len()..], "document")?,
+                    decode_bytes(&value, "document")?,
+                ))
+            })
+            .collect()
+    }
+
+    fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("document kind", kind)?;
+        check_id("document id", id)?;
+        let removed = self
+            .trees
+            .documents
+            .remove(keys::document(tenant, kind, id))
+            .map_err(StoreError::backend)?;
+        Ok(removed.is_some())
     }
 
     fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
@@ -851,6 +1118,64 @@ impl Store for SledStore {
         Ok(report)
     }
 
+    fn subject_state(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let mut found: Vec<_> = self
+            .subject_state_entries(tenant, subject)?
+            .into_iter()
+            .map(|entry| (entry.plugin, entry.key, entry.value.to_vec()))
+            .collect();
+        // sled orders plugins by length first (`part(plugin)`).
+        found.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(found)
+    }
+
+    fn purge_subject_state(&self, tenant: &str, subject: &str) -> Result<u64, StoreError> {
+        let mut by_scope: BTreeMap<Vec<u8>, Vec<(IVec, usize)>> = BTreeMap::new();
+        for entry in self.subject_state_entries(tenant, subject)? {
+            by_scope
+                .entry(entry.full[..entry.scope_len].to_vec())
+                .or_default()
+                .push((entry.full, entry.key.len()));
+        }
+        let mut removed = 0;
+        for (scope, entries) in &by_scope {
+            for chunk in entries.chunks(DELETE_BATCH) {
+                removed += transact((&self.trees.state, &self.trees.state_meta).transaction(
+                    |(state, meta)| {
+                        let mut gone = 0_u64;
+                        let mut freed = 0_u64;
+                        for (full, key_len) in chunk {
+                            // Re-read: a plugin may have changed it since the scan.
+                            if let Some(old) = state.remove(full)? {
+                                gone += 1;
+                                freed = freed.saturating_add(entry_size(*key_len, old.len()));
+                            }
+                        }
+                        if gone == 0 {
+                            return Ok(0);
+                        }
+                        let (version, usage) =
+                            state_meta(meta.get(scope.as_slice())?.as_ref()).map_err(abort)?;
+                        let next = version.checked_add(1).ok_or_else(|| {
+                            abort(StoreError::corrupt("state meta", "version is exhausted"))
+                        })?;
+                        let value = [
+                            next.to_be_bytes(),
+                            usage.saturating_sub(freed).to_be_bytes(),
+                        ];
+                        meta.insert(scope.as_slice(), value.concat())?;
+                        Ok(gone)
+                    },
+                ))?;
+            }
+        }
+        Ok(removed)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(StoreError::backend)?;
         Ok(())
@@ -886,8 +1211,9 @@ fn state_meta(value: Option<&IVec>) -> Result<(u64, u64), StoreError> {
 /// A state write: its full sled key, the plugin's key, the new value.
 type PreparedWrite<'a> = (Vec<u8>, &'a str, Option<&'a [u8]>);
 
-fn entry_size(key: &str, value: &[u8]) -> u64 {
-    (key.len() as u64).saturating_add(value.len() as u64)
+/// What a state entry counts against its scope's quota: key plus value bytes.
+fn entry_size(key_len: usize, value_len: usize) -> u64 {
+    (key_len as u64).saturating_add(value_len as u64)
 }
 
 impl StateStore for SledStore {
@@ -960,10 +1286,10 @@ impl StateStore for SledStore {
             let mut needed = usage;
             for (full, key, value) in &writes {
                 if let Some(old) = state.get(full.as_slice())? {
-                    needed = needed.saturating_sub(entry_size(key, &old));
+                    needed = needed.saturating_sub(entry_size(key.len(), old.len()));
                 }
                 if let Some(value) = value {
-                    needed = needed.saturating_add(entry_size(key, value));
+                    needed = needed.saturating_add(entry_size(key.len(), value.len()));
                 }
             }
             if needed > quota && needed > usage {
@@ -986,5 +1312,129 @@ impl StateStore for SledStore {
             TransactionError::Abort(error) => error,
             TransactionError::Storage(error) => state_error(error),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What only a crash or damage outside Tessera can produce, made by
+    //! writing the trees directly.
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn subject(id: &str) -> SubjectRecord {
+        SubjectRecord {
+            id: id.to_owned(),
+            wrapped_key: vec![1],
+            created_at_ms: 0,
+            data: vec![2],
+        }
+    }
+
+    fn event(source_id: &str) -> EventRecord {
+        EventRecord {
+            source_id: source_id.to_owned(),
+            at_ms: 1,
+            data: vec![3],
+        }
+    }
+
+    #[test]
+    fn a_purge_that_crashed_after_removing_the_subject_record_finishes_on_a_rerun() {
+        let (_dir, store) = store();
+        store
+            .put_tenant(&TenantRecord {
+                id: "t".into(),
+                wrapped_key: vec![],
+                settings: vec![],
+            })
+            .unwrap();
+        for (n, id) in [(1, "s1"), (2, "s2")] {
+            store.put_subject("t", &subject(id)).unwrap();
+            store.link_identity("t", [n; 32], id).unwrap();
+        }
+        store.link_identity("t", [9; 32], "s1").unwrap();
+        store
+            .append_events("t", "s1", &[event("a"), event("b")], None)
+            .unwrap();
+        store
+            .append_consent(
+                "t",
+                "s1",
+                &ConsentRecord {
+                    at_ms: 1,
+                    data: vec![4],
+                },
+            )
+            .unwrap();
+        // The crash: the subject record went, nothing else did.
+        store
+            .trees
+            .subjects
+            .remove(keys::subject("t", "s1"))
+            .unwrap();
+
+        let report = store.purge_subject("t", "s1").unwrap();
+        assert_eq!(
+            report,
+            PurgeReport {
+                subject: false,
+                identities: 2,
+                events: 2,
+                consents: 1,
+            }
+        );
+        assert_eq!(store.find_identity("t", [1; 32]).unwrap(), None);
+        assert_eq!(store.find_identity("t", [9; 32]).unwrap(), None);
+        assert!(store.identities_of("t", "s1").unwrap().is_empty());
+        assert_eq!(store.identities_of("t", "s2").unwrap(), vec![[2; 32]]);
+        assert_eq!(store.events("t", "s1", i64::MIN, i64::MAX).unwrap(), vec![]);
+        assert_eq!(store.consents("t", "s1").unwrap(), vec![]);
+        assert!(store.trees.event_sources.is_empty(), "source ids are gone");
+        assert_eq!(store.subject("t", "s2").unwrap(), Some(subject("s2")));
+        assert_eq!(
+            store.purge_subject("t", "s1").unwrap(),
+            PurgeReport::default()
+        );
+    }
+
+    #[test]
+    fn a_removed_last_audit_entry_shows_as_a_head_past_the_entries() {
+        let (_dir, store) = store();
+        for seq in 1..=3 {
+            store.append_audit("t", seq, b"entry").unwrap();
+        }
+        store.trees.audit.remove(keys::audit("t", 3)).unwrap();
+        assert_eq!(store.audit_head("t").unwrap(), 3);
+        let last = store.audit("t", 0, 10).unwrap().last().map(|r| r.seq);
+        assert_eq!(last, Some(2));
+        assert!(matches!(
+            store.append_audit("t", 3, b"forged"),
+            Err(StoreError::AuditConflict { last: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_damaged_audit_counter_is_reported_as_corrupt() {
+        let (_dir, store) = store();
+        store
+            .trees
+            .counters
+            .insert(keys::audit_counter("t"), &[1, 2, 3][..])
+            .unwrap();
+        assert!(matches!(
+            store.audit_head("t"),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.append_audit("t", 1, b"entry"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

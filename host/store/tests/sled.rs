@@ -41,7 +41,7 @@ fn a_directory_that_is_not_a_store_is_refused_with_its_path() {
 #[test]
 fn a_store_debug_prints_its_path_and_no_contents() {
     let (dir, store) = fixture();
-    store.append_audit("acme", b"secret-entry").unwrap();
+    store.append_audit("acme", 1, b"secret-entry").unwrap();
     let printed = format!("{store:?}");
     assert!(
         printed.contains(&*dir.path().to_string_lossy()),
