@@ -4,6 +4,9 @@
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Tag};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use zeroize::ZeroizeOnDrop;
 
 /// Length of every key in the hierarchy: AES-256.
@@ -60,6 +63,26 @@ pub(crate) fn encode_fields(fields: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(field);
     }
     out
+}
+
+/// Derives a 32-byte key for one use from `ikm` with HKDF-SHA256 (no salt);
+/// `info` names the use, so keys derived for different uses are unrelated.
+pub(crate) fn derive_key(ikm: &KeyBytes, info: &[u8]) -> KeyBytes {
+    let hkdf = Hkdf::<Sha256>::new(None, ikm.get());
+    let mut key = KeyBytes::zeroed();
+    // HKDF-SHA256 yields up to 255 × 32 bytes; 32 are always available.
+    hkdf.expand(info, key.get_mut())
+        .expect("HKDF-SHA256 can always expand to 32 bytes");
+    key
+}
+
+/// HMAC-SHA256 under `key`, fed with the [length-prefixed](encode_fields)
+/// `fields`; the caller finalizes or verifies it.
+pub(crate) fn hmac_fields(key: &KeyBytes, fields: &[&[u8]]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.get()).expect("HMAC accepts keys of any length");
+    mac.update(&encode_fields(fields));
+    mac
 }
 
 /// Encrypts `buf` in place under `key`, authenticating `aad` too; returns the tag.

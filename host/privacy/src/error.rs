@@ -154,3 +154,81 @@ pub enum OpenError {
     )]
     Rejected,
 }
+
+/// Opening and using the [subject key store](crate::keystore::SubjectKeyStore).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    #[error(
+        "cannot create the subject key store {path}: {source}; check that its directory exists \
+         (tessera does not create it), that the tessera user can write to it, and that it is on \
+         a file system that supports hard links"
+    )]
+    Create { path: PathBuf, source: io::Error },
+
+    #[error(
+        "cannot open the subject key store {path}: {source}; check that it is a regular file \
+         the tessera user can read and write"
+    )]
+    Open { path: PathBuf, source: io::Error },
+
+    #[error(
+        "the subject key store {path} is in use by another process (or is already open in \
+         this one), which holds its lock; only one tessera process may use a key store at a \
+         time, so stop the other one first"
+    )]
+    Locked { path: PathBuf },
+
+    #[error(
+        "{path} is not a tessera subject key store (it does not start with the key store's \
+         magic bytes); check the configured path, or restore the key store from its own backup"
+    )]
+    NotAKeyStore { path: PathBuf },
+
+    #[error(
+        "the subject key store {path} has format version {found}, but this build reads only \
+         version 1; upgrade tessera to use it"
+    )]
+    UnsupportedVersion { path: PathBuf, found: u32 },
+
+    #[error(
+        "the subject key store {path} is damaged: {problem}; stop tessera and restore the key \
+         store from its own backup (it is not part of the data directory's backup)"
+    )]
+    Damaged { path: PathBuf, problem: String },
+
+    #[error(
+        "slot {slot} of the subject key store {path} is damaged (its state byte is {state}, \
+         neither free nor used), so the subject key it held cannot be read; restore the key \
+         store from its own backup"
+    )]
+    DamagedSlot { path: PathBuf, slot: u64, state: u8 },
+
+    #[error(
+        "cannot {action} the subject key store {path}: {source}; check the disk and its free \
+         space, then retry"
+    )]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+
+    #[error(
+        "cannot erase slot {slot} of the subject key store {path}: {source}; the subject's key \
+         may still be on disk, so the subject is not erased yet; fix the disk problem and erase \
+         it again"
+    )]
+    Erase {
+        path: PathBuf,
+        slot: u64,
+        source: io::Error,
+    },
+
+    #[error(
+        "a wrapped subject key has a {len}-byte ciphertext where 48 bytes are expected; nothing \
+         was stored; wrap subject keys with SubjectKey::wrap (this is a bug in the caller, \
+         please report it)"
+    )]
+    WrongWrappedKeyLength { len: usize },
+}

@@ -9,9 +9,7 @@
 
 use std::fmt;
 
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use crate::crypto::{self, KeyBytes};
 use crate::keys::TenantKey;
@@ -27,24 +25,18 @@ pub struct IdentityHasher {
 impl IdentityHasher {
     /// Derives the tenant's identity hash key from its tenant key.
     pub fn new(tenant_key: &TenantKey) -> Self {
-        let hkdf = Hkdf::<Sha256>::new(None, tenant_key.bytes().get());
-        let mut key = KeyBytes::zeroed();
-        // HKDF-SHA256 yields up to 255 × 32 bytes; 32 are always available.
-        hkdf.expand(INFO, key.get_mut())
-            .expect("HKDF-SHA256 can always expand to 32 bytes");
-        Self { key }
+        Self {
+            key: crypto::derive_key(tenant_key.bytes(), INFO),
+        }
     }
 
     /// The lookup hash of an identity: HMAC-SHA256 over the length-prefixed
     /// `kind` (e.g. `email`) and `normalized_value`.
     pub fn hash(&self, kind: &str, normalized_value: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.get())
-            .expect("HMAC accepts keys of any length");
-        mac.update(&crypto::encode_fields(&[
-            kind.as_bytes(),
-            normalized_value.as_bytes(),
-        ]));
-        mac.finalize().into_bytes().into()
+        crypto::hmac_fields(&self.key, &[kind.as_bytes(), normalized_value.as_bytes()])
+            .finalize()
+            .into_bytes()
+            .into()
     }
 }
 

@@ -7,11 +7,11 @@
 //! unwrap. Destroying a subject's [`WrappedSubjectKey`] is crypto-shredding:
 //! see the crate documentation.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -134,18 +134,8 @@ impl MasterKey {
                 "the path does not name a file",
             ))
         })?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut temporary = OsString::from(".");
-        temporary.push(file_name);
-        temporary.push(format!(".{}-{nanos}.tmp", std::process::id()));
-        let temporary = dir.join(temporary);
+        let dir = parent_dir(path);
+        let temporary = temporary_path(dir, file_name);
 
         let mut text = Zeroizing::new([0u8; HEX_LEN + 1]);
         hex::encode_to_slice(self.bytes.get(), &mut text[..HEX_LEN])
@@ -217,8 +207,29 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// A hidden name in `dir` for a temporary copy of `file_name`, unique to
+/// this process and moment.
+pub(crate) fn temporary_path(dir: &Path, file_name: &OsStr) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut temporary = OsString::from(".");
+    temporary.push(file_name);
+    temporary.push(format!(".{}-{nanos}.tmp", std::process::id()));
+    dir.join(temporary)
+}
+
 /// Creates `path`, which must not exist, readable and writable by its owner only.
-fn create_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -236,7 +247,14 @@ fn create_private(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-fn write_and_link(mut file: File, text: &[u8], temporary: &Path, path: &Path) -> io::Result<()> {
+/// Writes `text` to `file` (at `temporary`), flushes it to disk, and links
+/// it to `path`; fails with `AlreadyExists` if `path` exists.
+pub(crate) fn write_and_link(
+    mut file: File,
+    text: &[u8],
+    temporary: &Path,
+    path: &Path,
+) -> io::Result<()> {
     file.write_all(text)?;
     file.sync_all()?;
     drop(file);
@@ -244,7 +262,7 @@ fn write_and_link(mut file: File, text: &[u8], temporary: &Path, path: &Path) ->
 }
 
 /// Makes the new directory entry durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

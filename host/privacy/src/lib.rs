@@ -16,24 +16,36 @@
 //!   every record of that subject ([`envelope::seal`]).
 //! - [`IdentityHasher`]: derived from the tenant key; turns normalised
 //!   identities into keyed hashes, so lookups never store the plaintext.
+//! - [`TenantMac`]: derived from the tenant key, one key per [`MacPurpose`];
+//!   authenticates audit chains and receipts.
 //!
 //! # Crypto-shredding
 //!
 //! Deleting a subject's [`WrappedSubjectKey`] from every place it is stored
 //! erases the subject: every record sealed under that key, in the live store,
 //! in a copy, a backup or a log segment, can no longer be opened by anyone,
-//! because the key exists nowhere else. There is nothing to call for it here;
-//! the store deletes the wrapped bytes. Crypto-shredding covers what was sealed:
-//! identity hashes are keyed per tenant, not per subject, so they are removed
-//! (or kept as a suppression entry) by the store, not by shredding.
+//! because the key exists nowhere else. Wrapped subject keys therefore live in
+//! the [`SubjectKeyStore`], outside the data directory, which erases a key by
+//! overwriting it in place ([`SubjectKeyStore::erase`]); its module documents
+//! what that does and does not guarantee, and how to back it up.
+//! Crypto-shredding covers what was sealed: identity hashes are keyed per
+//! tenant, not per subject, so they are removed (or kept as a suppression
+//! entry) by the store, not by shredding.
 
 mod crypto;
 pub mod envelope;
 mod error;
 pub mod identity_hash;
 pub mod keys;
+// Positioned file I/O and flock: unix only.
+#[cfg(unix)]
+pub mod keystore;
+pub mod mac;
 
 pub use envelope::RecordAad;
-pub use error::{KeyGenError, KeyWrapError, MasterKeyError, OpenError, SealError};
+pub use error::{KeyGenError, KeyStoreError, KeyWrapError, MasterKeyError, OpenError, SealError};
 pub use identity_hash::IdentityHasher;
 pub use keys::{MasterKey, SubjectKey, TenantKey, WrappedKey, WrappedSubjectKey};
+#[cfg(unix)]
+pub use keystore::SubjectKeyStore;
+pub use mac::{MacPurpose, TenantMac};
