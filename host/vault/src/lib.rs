@@ -1,0 +1,39 @@
+//! Tessera's data core: every read and write of customer data passes here.
+//! It must never let plaintext personal data reach the store, a log or an
+//! error message, and never lose an acknowledged write.
+//!
+//! The [`Vault`] sits between the store (which holds only sealed bytes and
+//! keyed hashes) and everything that uses customer data: ingestion with
+//! identity resolution ([`Vault::ingest_batch`]), profiles with trait classes
+//! and event aggregates, consents and linked apps, the subject rights
+//! (access, rectification, export, deletion with receipts and suppression),
+//! the retention sweeper, and the hash-chained audit trail.
+//!
+//! Subject keys live in a [`SubjectKeyStore`](tessera_privacy::SubjectKeyStore)
+//! in a key directory outside the data directory: destroying a key there
+//! makes every copy of that person's records unreadable, including copies
+//! and backups of the data directory.
+
+mod audit;
+mod error;
+mod export;
+mod ingest;
+mod model;
+pub mod normalize;
+mod retention;
+mod rights;
+mod settings;
+mod vault;
+
+pub use audit::{AuditEntry, AuditProblem, AuditReport};
+pub use error::VaultError;
+pub use ingest::{MAX_EVENT_BYTES, MAX_IDENTITIES, MAX_TRAIT_BYTES};
+pub use model::{
+    Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState,
+    DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,
+    MergeEntry, NewEvent, Receipt, Refusal, Removed, SubjectView, SweepReport,
+};
+pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
+pub use rights::{JobsReport, PURGE_JOB};
+pub use settings::{RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType};
+pub use vault::{Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};

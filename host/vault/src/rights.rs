@@ -1,0 +1,690 @@
+//! Subject rights: access, rectification, consents and linked apps,
+//! retention choice, export, and deletion (crypto-shredding, purge, receipt,
+//! suppression).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tessera_store::JobRecord;
+
+use crate::audit::{self, AuditEntry};
+use crate::error::VaultError;
+use crate::ingest::{StoredEvent, check_trait, consent_entry};
+use crate::model::{
+    Actor, ConsentChange, ConsentEntry, ConsentState, DeletionRequest, DeletionStatus, Event,
+    LinkedApp, Membership, Receipt, Removed, SubjectView,
+};
+use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, lock, random_id};
+
+/// Store document kind of deletion requests.
+const DELETION_DOC: &str = "deletion";
+/// Job kind of purges.
+pub const PURGE_JOB: &str = "purge";
+/// How long a worker holds a purge job before another may take it over.
+const PURGE_LEASE_MS: u64 = 10 * 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Serialize, Deserialize)]
+struct PurgePayload {
+    tenant: String,
+    request: String,
+}
+
+/// What [`Vault::run_jobs`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsReport {
+    pub purges_completed: Vec<String>,
+}
+
+impl Vault {
+    /// Everything held about the person `subject` belongs to, decrypted, in
+    /// one structure (the access right). The read is audited.
+    pub fn access(
+        &self,
+        tenant: &str,
+        subject: &str,
+        actor: &Actor,
+    ) -> Result<SubjectView, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let view = self.view(&tenant, subject)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.access").subject(&view.subject),
+        )?;
+        Ok(view)
+    }
+
+    fn view(&self, tenant: &Tenant, subject: &str) -> Result<SubjectView, VaultError> {
+        let root = self.load_root(tenant, subject)?;
+        let group = self.load_group(tenant, root)?;
+        let root = &group[0];
+        let settings = &tenant.settings;
+
+        let mut traits = BTreeMap::new();
+        let mut identities = std::collections::BTreeSet::new();
+        let mut aggregates: BTreeMap<String, crate::Aggregate> = BTreeMap::new();
+        let mut events = Vec::new();
+        let mut history = Vec::new();
+        let mut merges = Vec::new();
+        let mut plugin_state = Vec::new();
+        for member in &group {
+            for (name, value) in &member.profile.traits {
+                if let Some(spec) = settings.schema.get(name) {
+                    traits
+                        .entry(name.clone())
+                        .or_insert_with(|| (value.clone(), spec.class));
+                }
+            }
+            identities.extend(member.profile.identities.iter().cloned());
+            for (kind, aggregate) in &member.profile.aggregates {
+                aggregates
+                    .entry(kind.clone())
+                    .or_default()
+                    .combine(aggregate);
+            }
+            events.extend(self.events_of(tenant, member)?);
+            history.extend(self.consent_history(tenant, member)?);
+            merges.extend(member.profile.merges.iter().cloned());
+            for (plugin, key, value) in self.store.subject_state(&tenant.id, &member.id)? {
+                plugin_state.push((plugin, key, String::from_utf8_lossy(&value).into_owned()));
+            }
+        }
+        events.sort_by_key(|e| e.at_ms);
+        history.sort_by_key(ConsentEntry::at_ms);
+        merges.sort_by_key(|m| m.at_ms);
+        merges.dedup();
+        let (consents, linked_apps) = current_consents(&settings.purposes, &history);
+        let ids: Vec<&str> = group.iter().map(|m| m.id.as_str()).collect();
+        let mut access_log = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = audit::read(self.store.as_ref(), &tenant.id, from, 1024)?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            access_log.extend(
+                page.into_iter()
+                    .filter(|e| e.subject.as_deref().is_some_and(|s| ids.contains(&s))),
+            );
+            from = last + 1;
+        }
+        Ok(SubjectView {
+            tenant: tenant.id.clone(),
+            subject: root.id.clone(),
+            created_at_ms: root.created_at_ms,
+            merged_subjects: group[1..].iter().map(|m| m.id.clone()).collect(),
+            identities: identities.into_iter().collect(),
+            traits,
+            events,
+            aggregates,
+            consents,
+            consent_history: history,
+            linked_apps,
+            segments: root.profile.segments.clone(),
+            retention_days: root
+                .profile
+                .retention_days
+                .unwrap_or(settings.retention.default_days),
+            retention_chosen: root.profile.retention_days.is_some(),
+            merge_history: merges,
+            plugin_state,
+            access_log,
+        })
+    }
+
+    pub(crate) fn events_of(
+        &self,
+        tenant: &Tenant,
+        member: &Loaded,
+    ) -> Result<Vec<Event>, VaultError> {
+        self.store
+            .events(&tenant.id, &member.id, i64::MIN, i64::MAX)?
+            .into_iter()
+            .map(|record| {
+                let stored: StoredEvent =
+                    self.open_record(tenant, member, KIND_EVENT, &record.source_id, &record.data)?;
+                Ok(Event {
+                    subject: member.id.clone(),
+                    event_type: stored.event_type,
+                    at_ms: record.at_ms,
+                    channel: stored.channel,
+                    properties: stored.properties,
+                })
+            })
+            .collect()
+    }
+
+    fn consent_history(
+        &self,
+        tenant: &Tenant,
+        member: &Loaded,
+    ) -> Result<Vec<ConsentEntry>, VaultError> {
+        self.store
+            .consents(&tenant.id, &member.id)?
+            .into_iter()
+            .map(|record| {
+                self.open_record(
+                    tenant,
+                    member,
+                    KIND_CONSENT,
+                    &record.at_ms.to_string(),
+                    &record.data,
+                )
+            })
+            .collect()
+    }
+
+    /// Edits traits (`None` removes one), checked against the schema; the
+    /// audit entry names the fields, never the values.
+    pub fn rectify(
+        &self,
+        tenant: &str,
+        subject: &str,
+        changes: &BTreeMap<String, Option<Value>>,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        for (name, value) in changes {
+            check_trait(&tenant, name, value.as_ref())?;
+        }
+        let _guard = lock(&tenant.lock);
+        let root = self.load_root(&tenant, subject)?;
+        let mut group = self.load_group(&tenant, root)?;
+        let now = self.now();
+        for (index, member) in group.iter_mut().enumerate() {
+            let mut changed = false;
+            for (name, value) in changes {
+                match value {
+                    // Set on the root, which wins over merged subjects.
+                    Some(value) if index == 0 => {
+                        member.profile.traits.insert(name.clone(), value.clone());
+                        changed = true;
+                    }
+                    Some(_) => {}
+                    // Removed everywhere, or a merged subject's value shows through.
+                    None => changed |= member.profile.traits.remove(name).is_some(),
+                }
+            }
+            if changed || index == 0 {
+                member.profile.updated_at_ms = now;
+                self.save(&tenant, member)?;
+            }
+        }
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.rectify")
+                .subject(&group[0].id)
+                .fields(changes.keys().cloned()),
+        )?;
+        self.flush()
+    }
+
+    /// Grants or revokes consent to a purpose; takes effect on the next
+    /// plugin call. Kept in the history with who, when and how.
+    pub fn set_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        change: &ConsentChange,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.check_purpose(&tenant, &change.purpose)?;
+        let _guard = lock(&tenant.lock);
+        let root = self.load_root(&tenant, subject)?;
+        let now = self.now();
+        self.append_consent_entry(&tenant, &root, consent_entry(change, actor, now))?;
+        let action = if change.granted {
+            "consent.grant"
+        } else {
+            "consent.revoke"
+        };
+        self.audit(
+            &tenant,
+            AuditEntry {
+                purpose: Some(change.purpose.clone()),
+                ..AuditEntry::new(actor, action).subject(&root.id)
+            },
+        )?;
+        self.flush()
+    }
+
+    /// Whether the person has granted `purpose` (never decided = not granted).
+    pub fn has_consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+    ) -> Result<bool, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let root = self.load_root(&tenant, subject)?;
+        let group = self.load_group(&tenant, root)?;
+        let mut history = Vec::new();
+        for member in &group {
+            history.extend(self.consent_history(&tenant, member)?);
+        }
+        history.sort_by_key(ConsentEntry::at_ms);
+        let (states, _) = current_consents(&[purpose.to_owned()], &history);
+        Ok(states.first().is_some_and(|s| s.granted))
+    }
+
+    /// Records that the person granted an app or third party access.
+    pub fn link_app(
+        &self,
+        tenant: &str,
+        subject: &str,
+        app: &LinkedApp,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        self.app_change(tenant, subject, app, true, actor)
+    }
+
+    /// Revokes a linked app's access.
+    pub fn revoke_app(
+        &self,
+        tenant: &str,
+        subject: &str,
+        app: &str,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let linked = LinkedApp {
+            app: app.to_owned(),
+            name: String::new(),
+            scopes: Vec::new(),
+            granted_at_ms: 0,
+        };
+        self.app_change(tenant, subject, &linked, false, actor)
+    }
+
+    fn app_change(
+        &self,
+        tenant: &str,
+        subject: &str,
+        app: &LinkedApp,
+        granted: bool,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        if app.app.is_empty() || app.app.len() > 128 {
+            return Err(VaultError::InvalidEvent {
+                reason: "an app id must be 1 to 128 bytes".into(),
+            });
+        }
+        let _guard = lock(&tenant.lock);
+        let root = self.load_root(&tenant, subject)?;
+        let now = self.now();
+        let entry = ConsentEntry::App {
+            app: app.app.clone(),
+            name: app.name.clone(),
+            scopes: app.scopes.clone(),
+            granted,
+            actor: actor.clone(),
+            at_ms: now,
+        };
+        self.append_consent_entry(&tenant, &root, entry)?;
+        let action = if granted { "app.link" } else { "app.revoke" };
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, action)
+                .subject(&root.id)
+                .detail(app.app.clone()),
+        )?;
+        self.flush()
+    }
+
+    /// Sets how long the person's data is kept, within the tenant's bounds.
+    pub fn set_retention(
+        &self,
+        tenant: &str,
+        subject: &str,
+        days: u32,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let bounds = tenant.settings.retention;
+        if days < bounds.min_days || days > bounds.max_days {
+            return Err(VaultError::RetentionOutOfBounds {
+                tenant: tenant.id.clone(),
+                days,
+                min: bounds.min_days,
+                max: bounds.max_days,
+            });
+        }
+        let _guard = lock(&tenant.lock);
+        let mut root = self.load_root(&tenant, subject)?;
+        root.profile.retention_days = Some(days);
+        root.profile.updated_at_ms = self.now();
+        self.save(&tenant, &root)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.retention")
+                .subject(&root.id)
+                .detail(format!("{days} days")),
+        )?;
+        self.flush()
+    }
+
+    /// Records the segments the person is in (written by segment jobs).
+    pub fn set_segments(
+        &self,
+        tenant: &str,
+        subject: &str,
+        segments: &[Membership],
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let _guard = lock(&tenant.lock);
+        let mut root = self.load_root(&tenant, subject)?;
+        root.profile.segments = segments.to_vec();
+        self.save(&tenant, &root)?;
+        Ok(())
+    }
+
+    /// The export right, machine-readable: the access view as JSON.
+    pub fn export_json(
+        &self,
+        tenant: &str,
+        subject: &str,
+        actor: &Actor,
+    ) -> Result<String, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let view = self.view(&tenant, subject)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.export")
+                .subject(&view.subject)
+                .detail("json"),
+        )?;
+        serde_json::to_string_pretty(&view)
+            .map_err(|e| VaultError::corrupt(&tenant.id, "export", e))
+    }
+
+    /// The export right as CSV: one table per file name.
+    pub fn export_csv(
+        &self,
+        tenant: &str,
+        subject: &str,
+        actor: &Actor,
+    ) -> Result<BTreeMap<String, String>, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let view = self.view(&tenant, subject)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.export")
+                .subject(&view.subject)
+                .detail("csv"),
+        )?;
+        Ok(crate::export::csv_tables(&view))
+    }
+
+    // ---- deletion ------------------------------------------------------
+
+    /// Erases the person: at once, every subject key of the person is
+    /// destroyed (crypto-shredding: every copy of their records, in this
+    /// store, in copies and in backups of the data directory, becomes
+    /// unreadable) and their identities are suppressed; a purge job then
+    /// removes the records and ends with a receipt. Returns the request,
+    /// whose deadline is the tenant's `deletion_deadline_days` away.
+    pub fn request_deletion(
+        &self,
+        tenant: &str,
+        subject: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<DeletionRequest, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let _guard = lock(&tenant.lock);
+        let root = self.load_root(&tenant, subject)?;
+        let group = self.load_group(&tenant, root)?;
+        self.erase_group(&tenant, &group, reason, actor)
+    }
+
+    pub(crate) fn erase_group(
+        &self,
+        tenant: &Tenant,
+        group: &[Loaded],
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<DeletionRequest, VaultError> {
+        let store = self.store.as_ref();
+        let now = self.now();
+        let id = random_id()?;
+        // Suppress first, so that nothing re-creates the person between the
+        // key destruction and the purge.
+        let mut suppressed = 0;
+        let entry = serde_json::to_vec(&serde_json::json!({ "request": id, "at_ms": now }))
+            .map_err(|e| VaultError::corrupt(&tenant.id, "suppression", e))?;
+        for member in group {
+            for hash in store.identities_of(&tenant.id, &member.id)? {
+                store.suppress(&tenant.id, hash, &entry)?;
+                suppressed += 1;
+            }
+        }
+        store.flush()?;
+        for member in group {
+            self.keys.erase(member.slot)?;
+        }
+        let request = DeletionRequest {
+            id: id.clone(),
+            tenant: tenant.id.clone(),
+            subject: group[0].id.clone(),
+            subjects: group.iter().map(|m| m.id.clone()).collect(),
+            requested_at_ms: now,
+            deadline_ms: now
+                .saturating_add(i64::from(tenant.settings.deletion_deadline_days) * DAY_MS),
+            keys_destroyed_at_ms: self.now(),
+            status: DeletionStatus::KeysDestroyed,
+            reason: reason.to_owned(),
+            actor: actor.clone(),
+            identities_suppressed: suppressed,
+            receipt: None,
+        };
+        self.put_request(tenant, &request)?;
+        let payload = serde_json::to_vec(&PurgePayload {
+            tenant: tenant.id.clone(),
+            request: id.clone(),
+        })
+        .map_err(|e| VaultError::corrupt(&tenant.id, "job", e))?;
+        store.enqueue_job(&JobRecord {
+            id: format!("purge:{}:{id}", tenant.id),
+            kind: PURGE_JOB.into(),
+            not_before_ms: now,
+            payload,
+        })?;
+        self.audit(
+            tenant,
+            AuditEntry::new(actor, "subject.delete")
+                .subject(&request.subject)
+                .detail(format!("request {id}; keys destroyed; {reason}")),
+        )?;
+        store.flush()?;
+        Ok(request)
+    }
+
+    fn put_request(&self, tenant: &Tenant, request: &DeletionRequest) -> Result<(), VaultError> {
+        let bytes = serde_json::to_vec(request)
+            .map_err(|e| VaultError::corrupt(&tenant.id, "deletion request", e))?;
+        self.store
+            .put_document(&tenant.id, DELETION_DOC, &request.id, &bytes)?;
+        Ok(())
+    }
+
+    /// A deletion request, with its receipt once completed.
+    pub fn deletion_request(&self, tenant: &str, id: &str) -> Result<DeletionRequest, VaultError> {
+        let bytes = self
+            .store
+            .document(tenant, DELETION_DOC, id)?
+            .ok_or_else(|| VaultError::UnknownRequest {
+                tenant: tenant.to_owned(),
+                id: id.to_owned(),
+            })?;
+        decode_json(tenant, "deletion request", &bytes)
+    }
+
+    /// Every deletion request of a tenant, in id order.
+    pub fn deletion_requests(&self, tenant: &str) -> Result<Vec<DeletionRequest>, VaultError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .documents(tenant, DELETION_DOC, after.as_deref(), 256)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, bytes) in &page {
+                all.push(decode_json(tenant, "deletion request", bytes)?);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Runs the due background jobs (purges) until none is left.
+    pub fn run_jobs(&self, worker: &str) -> Result<JobsReport, VaultError> {
+        let mut report = JobsReport::default();
+        while let Some(job) = self
+            .store
+            .claim_job(PURGE_JOB, worker, PURGE_LEASE_MS, self.now())?
+        {
+            let payload: PurgePayload = decode_json("-", "job", &job.payload)?;
+            self.purge(&payload.tenant, &payload.request)?;
+            self.store.complete_job(&job.id)?;
+            report.purges_completed.push(payload.request);
+        }
+        self.store.flush()?;
+        Ok(report)
+    }
+
+    /// The purge of a request whose keys are destroyed: removes every record
+    /// and the subject-keyed plugin state, then writes the receipt. Running
+    /// it again after a crash finishes it; a completed request is left alone.
+    fn purge(&self, tenant: &str, id: &str) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let mut request = self.deletion_request(&tenant.id, id)?;
+        if request.status == DeletionStatus::Completed {
+            return Ok(());
+        }
+        let mut removed = Removed::default();
+        for subject in &request.subjects {
+            let report = self.store.purge_subject(&tenant.id, subject)?;
+            removed.subjects += u64::from(report.subject);
+            removed.identities += report.identities;
+            removed.events += report.events;
+            removed.consents += report.consents;
+            removed.plugin_state += self.store.purge_subject_state(&tenant.id, subject)?;
+        }
+        let completed = self.now();
+        request.status = DeletionStatus::Completed;
+        request.receipt = Some(receipt(&tenant, &request, removed, completed));
+        self.put_request(&tenant, &request)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(&Actor::system("purge"), "subject.purge")
+                .subject(&request.subject)
+                .detail(format!("request {id} completed")),
+        )?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Checks a receipt's digest and MAC against the tenant's receipt key.
+    pub fn verify_receipt(&self, receipt: &Receipt) -> Result<bool, VaultError> {
+        let tenant = self.tenant(&receipt.tenant)?;
+        let digest = receipt_digest(receipt);
+        Ok(hex::encode(digest) == receipt.digest
+            && hex::decode(&receipt.mac)
+                .is_ok_and(|mac| tenant.receipt_mac.verify(&[&digest], &mac)))
+    }
+}
+
+fn receipt(
+    tenant: &Tenant,
+    request: &DeletionRequest,
+    removed: Removed,
+    completed_at_ms: i64,
+) -> Receipt {
+    let mut receipt = Receipt {
+        request: request.id.clone(),
+        tenant: tenant.id.clone(),
+        subjects: request.subjects.clone(),
+        requested_at_ms: request.requested_at_ms,
+        keys_destroyed_at_ms: request.keys_destroyed_at_ms,
+        completed_at_ms,
+        deadline_ms: request.deadline_ms,
+        met_deadline: completed_at_ms <= request.deadline_ms,
+        removed,
+        identities_suppressed: request.identities_suppressed,
+        digest: String::new(),
+        mac: String::new(),
+    };
+    let digest = receipt_digest(&receipt);
+    receipt.digest = hex::encode(digest);
+    receipt.mac = hex::encode(tenant.receipt_mac.mac(&[&digest]));
+    receipt
+}
+
+/// SHA-256 over the receipt's canonical JSON without its digest and MAC.
+fn receipt_digest(receipt: &Receipt) -> [u8; 32] {
+    let body = Receipt {
+        digest: String::new(),
+        mac: String::new(),
+        ..receipt.clone()
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    Sha256::digest(&bytes).into()
+}
+
+/// The current state of each purpose and the apps still linked, from a
+/// time-ordered history.
+fn current_consents(
+    purposes: &[String],
+    history: &[ConsentEntry],
+) -> (Vec<ConsentState>, Vec<LinkedApp>) {
+    let mut states: Vec<ConsentState> = purposes
+        .iter()
+        .map(|p| ConsentState {
+            purpose: p.clone(),
+            granted: false,
+            at_ms: None,
+        })
+        .collect();
+    let mut apps: BTreeMap<String, LinkedApp> = BTreeMap::new();
+    for entry in history {
+        match entry {
+            ConsentEntry::Purpose {
+                purpose,
+                granted,
+                at_ms,
+                ..
+            } => {
+                if let Some(state) = states.iter_mut().find(|s| &s.purpose == purpose) {
+                    state.granted = *granted;
+                    state.at_ms = Some(*at_ms);
+                }
+            }
+            ConsentEntry::App {
+                app,
+                name,
+                scopes,
+                granted,
+                at_ms,
+                ..
+            } => {
+                if *granted {
+                    apps.insert(
+                        app.clone(),
+                        LinkedApp {
+                            app: app.clone(),
+                            name: name.clone(),
+                            scopes: scopes.clone(),
+                            granted_at_ms: *at_ms,
+                        },
+                    );
+                } else {
+                    apps.remove(app);
+                }
+            }
+        }
+    }
+    (states, apps.into_values().collect())
+}

@@ -1,0 +1,187 @@
+//! A tenant's settings: its trait schema, purposes, retention bounds, deletion
+//! deadline and identity rules. Stored as JSON in the tenant record; they hold
+//! no personal data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::{IdentityKind, NormalizeRules};
+
+/// How sensitive a trait is. Every trait is encrypted at rest whatever its
+/// class; the class decides who may see it (plugins need an explicit grant
+/// for `pii` and `sensitive` fields, never implied by a field grant) and how
+/// it is shown in logs and exports to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraitClass {
+    /// Identifies a person directly: name, email, phone, address.
+    Pii,
+    /// Special categories and other data whose misuse harms: birthday, health, religion.
+    Sensitive,
+    /// Everything else: city, tier, preferred language.
+    Standard,
+}
+
+/// The type a trait value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraitType {
+    String,
+    Number,
+    Bool,
+    /// An ISO 8601 date or date-time string.
+    Date,
+    /// Any JSON value.
+    Any,
+}
+
+/// One field of the trait schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraitSpec {
+    pub class: TraitClass,
+    #[serde(rename = "type")]
+    pub kind: TraitType,
+}
+
+/// The bounds of a subject's retention choice and the tenant's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionBounds {
+    pub min_days: u32,
+    pub max_days: u32,
+    pub default_days: u32,
+}
+
+/// A tenant's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// Trait name → class and type. A trait not in the schema is refused.
+    pub schema: BTreeMap<String, TraitSpec>,
+    /// The purposes a subject can consent to.
+    pub purposes: Vec<String>,
+    pub retention: RetentionBounds,
+    /// Days between a deletion request and its deadline.
+    pub deletion_deadline_days: u32,
+    /// How identities are normalised before hashing.
+    pub identity_rules: NormalizeRules,
+    /// Identity kinds that, when shared by two subjects, merge them. Kinds not
+    /// listed (by default device ids, which families share) attach records to
+    /// a subject but never merge two.
+    pub merge_on: Vec<String>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        use TraitClass::{Pii, Sensitive, Standard};
+        use TraitType::{Date, Number, String as Text};
+        let schema = [
+            ("email", Pii, Text),
+            ("phone", Pii, Text),
+            ("name", Pii, Text),
+            ("first_name", Pii, Text),
+            ("last_name", Pii, Text),
+            ("address", Pii, Text),
+            ("birthday", Sensitive, Date),
+            ("gender", Sensitive, Text),
+            ("city", Standard, Text),
+            ("country", Standard, Text),
+            ("language", Standard, Text),
+            ("tier", Standard, Text),
+            ("member_since", Standard, Date),
+            ("lifetime_value", Standard, Number),
+        ]
+        .into_iter()
+        .map(|(name, class, kind)| (name.to_owned(), TraitSpec { class, kind }))
+        .collect();
+        Self {
+            schema,
+            purposes: [
+                "analytics",
+                "personalization",
+                "email_marketing",
+                "third_party_sharing",
+            ]
+            .map(String::from)
+            .to_vec(),
+            retention: RetentionBounds {
+                min_days: 30,
+                max_days: 3 * 365,
+                default_days: 2 * 365,
+            },
+            deletion_deadline_days: 30,
+            identity_rules: NormalizeRules::default(),
+            merge_on: [
+                IdentityKind::Email,
+                IdentityKind::Phone,
+                IdentityKind::MemberId,
+            ]
+            .iter()
+            .map(IdentityKind::label)
+            .chain(["external".to_owned()])
+            .collect(),
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Checks the settings for contradictions; the reason names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let r = self.retention;
+        if r.min_days == 0 || r.min_days > r.max_days {
+            return Err(format!(
+                "retention.min_days ({}) must be at least 1 and at most max_days ({})",
+                r.min_days, r.max_days
+            ));
+        }
+        if r.default_days < r.min_days || r.default_days > r.max_days {
+            return Err(format!(
+                "retention.default_days ({}) must lie within {}..={}",
+                r.default_days, r.min_days, r.max_days
+            ));
+        }
+        if r.max_days > 100 * 366 {
+            return Err("retention.max_days must be at most 100 years".into());
+        }
+        if self.deletion_deadline_days == 0 || self.deletion_deadline_days > 90 {
+            return Err(format!(
+                "deletion_deadline_days ({}) must be 1 to 90",
+                self.deletion_deadline_days
+            ));
+        }
+        for purpose in &self.purposes {
+            if !valid_name(purpose) {
+                return Err(format!(
+                    "purpose {purpose:?} must be 1 to 64 characters of a-z, 0-9 and _"
+                ));
+            }
+        }
+        for name in self.schema.keys() {
+            if !valid_name(name) {
+                return Err(format!(
+                    "trait {name:?} must be 1 to 64 characters of a-z, 0-9 and _"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an identity kind merges subjects.
+    pub(crate) fn merges_on(&self, kind: &IdentityKind) -> bool {
+        let label = kind.label();
+        let family = match kind {
+            IdentityKind::External(_) => "external",
+            _ => label.as_str(),
+        };
+        self.merge_on.iter().any(|k| k == &label || k == family)
+    }
+}
+
+/// Names of traits, purposes and event types: lowercase ASCII words.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}

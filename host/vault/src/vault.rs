@@ -1,0 +1,610 @@
+//! The [`Vault`]: tenants and their keys, subject records and the shared
+//! plumbing (sealing, loading, locking, auditing) of every operation.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tessera_privacy::envelope::{self, RecordAad};
+use tessera_privacy::{
+    IdentityHasher, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore, TenantKey, TenantMac,
+    WrappedKey,
+};
+use tessera_store::{SledStore, Store, SubjectRecord, TenantRecord};
+
+use crate::audit::{self, AuditEntry, AuditReport};
+use crate::error::VaultError;
+use crate::model::{Actor, Aggregate, Membership, MergeEntry};
+use crate::settings::TenantSettings;
+
+/// Milliseconds since the Unix epoch; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The file, in the key directory, that holds wrapped subject keys.
+pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
+
+/// How many fresh subject keys are written (and synced) at a time.
+const KEY_POOL: usize = 64;
+
+/// Record kinds in the associated data of sealed records.
+pub(crate) const KIND_PROFILE: &str = "profile";
+pub(crate) const KIND_EVENT: &str = "event";
+pub(crate) const KIND_CONSENT: &str = "consent";
+
+/// Tessera's data core. Every read and write of customer data goes through
+/// it: it seals records under subject keys before the store sees them,
+/// hashes identities, enforces the tenant schema and writes the audit trail.
+///
+/// Writes within one tenant are serialised by a per-tenant lock (the sled
+/// backend serialises its transactions anyway); reads take no lock.
+pub struct Vault {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: SubjectKeyStore,
+    master: MasterKey,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    pub(crate) clock: Clock,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("store", &self.store)
+            .field("master_key", &self.master.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One tenant's unwrapped keys and settings, cached in memory.
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) key: TenantKey,
+    pub(crate) hasher: IdentityHasher,
+    pub(crate) audit_mac: TenantMac,
+    pub(crate) receipt_mac: TenantMac,
+    pub(crate) settings: TenantSettings,
+    /// Serialises this tenant's writes.
+    pub(crate) lock: Arc<Mutex<()>>,
+    /// Subject keys already written and synced to the key store.
+    pool: Arc<Mutex<Vec<Fresh>>>,
+}
+
+/// A subject id with its key, durable in the key store before any record
+/// refers to it.
+struct Fresh {
+    id: String,
+    slot: u64,
+    key: SubjectKey,
+}
+
+/// What the tenant record's settings field holds.
+#[derive(Serialize, Deserialize)]
+struct StoredTenant {
+    key: WrappedKey,
+    settings: TenantSettings,
+}
+
+/// A subject's profile: the one sealed record of the subject itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Profile {
+    pub traits: std::collections::BTreeMap<String, Value>,
+    /// (kind label, normalised value) of the identities first seen on this subject.
+    pub identities: BTreeSet<(String, String)>,
+    pub aggregates: std::collections::BTreeMap<String, Aggregate>,
+    pub retention_days: Option<u32>,
+    pub merged_into: Option<String>,
+    pub absorbed: Vec<String>,
+    /// Subjects an un-merge separated from this one: never merged again automatically.
+    pub separated: Vec<String>,
+    pub merges: Vec<MergeEntry>,
+    pub segments: Vec<Membership>,
+    pub updated_at_ms: i64,
+    pub last_event_ms: Option<i64>,
+}
+
+/// A subject's record, key and profile, opened.
+pub(crate) struct Loaded {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub slot: u64,
+    pub key: SubjectKey,
+    pub profile: Profile,
+}
+
+impl Loaded {
+    /// The last time anything happened to the subject.
+    pub(crate) fn last_activity_ms(&self) -> i64 {
+        self.profile
+            .last_event_ms
+            .unwrap_or(i64::MIN)
+            .max(self.profile.updated_at_ms)
+            .max(self.created_at_ms)
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves nothing half-written in memory
+    // that the store does not also hold; carry on.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn random_id() -> Result<String, VaultError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|error| {
+        VaultError::KeyGen(tessera_privacy::KeyGenError::Randomness {
+            reason: error.to_string(),
+        })
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+impl Vault {
+    /// A vault over `store`, keeping subject keys in `key_dir` (outside the
+    /// data directory: see `docs/privacy.md`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        key_dir: impl AsRef<Path>,
+        master: MasterKey,
+    ) -> Result<Self, VaultError> {
+        let key_dir = key_dir.as_ref();
+        create_key_dir(key_dir).map_err(|error| VaultError::KeyDir {
+            path: key_dir.to_path_buf(),
+            detail: error.to_string(),
+        })?;
+        let keys = SubjectKeyStore::open(key_dir.join(SUBJECT_KEYS_FILE))?;
+        Ok(Self {
+            store,
+            keys,
+            master,
+            tenants: RwLock::default(),
+            clock: system_clock(),
+        })
+    }
+
+    /// Opens the embedded store in `data_dir` and the key store in `key_dir`.
+    pub fn open(
+        data_dir: impl AsRef<Path>,
+        key_dir: impl AsRef<Path>,
+        master: MasterKey,
+    ) -> Result<Self, VaultError> {
+        let store = SledStore::open(data_dir)?;
+        Self::new(Arc::new(store), key_dir, master)
+    }
+
+    /// Replaces the clock (tests, simulations).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The store underneath, for jobs and diagnostics.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Makes every acknowledged write durable: key store, then data store.
+    pub fn flush(&self) -> Result<(), VaultError> {
+        self.keys.sync()?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    // ---- tenants -------------------------------------------------------
+
+    /// Creates a tenant with a fresh tenant key wrapped under the master key.
+    pub fn create_tenant(
+        &self,
+        id: &str,
+        settings: TenantSettings,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        settings
+            .check()
+            .map_err(|reason| VaultError::InvalidSettings { reason })?;
+        if self.store.tenant(id)?.is_some() {
+            return Err(VaultError::TenantExists {
+                tenant: id.to_owned(),
+            });
+        }
+        let key = TenantKey::generate()?;
+        let stored = StoredTenant {
+            key: key.wrap(&self.master, id)?,
+            settings,
+        };
+        self.put_tenant(id, &stored)?;
+        self.store.flush()?;
+        let tenant = self.tenant(id)?;
+        self.audit(&tenant, AuditEntry::new(actor, "tenant.create"))?;
+        Ok(())
+    }
+
+    fn put_tenant(&self, id: &str, stored: &StoredTenant) -> Result<(), VaultError> {
+        let wrapped = serde_json::to_vec(&stored.key)
+            .map_err(|e| VaultError::corrupt(id, "tenant key", e))?;
+        let settings = serde_json::to_vec(&stored.settings)
+            .map_err(|e| VaultError::corrupt(id, "settings", e))?;
+        self.store.put_tenant(&TenantRecord {
+            id: id.to_owned(),
+            wrapped_key: wrapped,
+            settings,
+        })?;
+        Ok(())
+    }
+
+    /// Replaces a tenant's settings.
+    pub fn update_settings(
+        &self,
+        id: &str,
+        settings: TenantSettings,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        settings
+            .check()
+            .map_err(|reason| VaultError::InvalidSettings { reason })?;
+        let tenant = self.tenant(id)?;
+        let _guard = lock(&tenant.lock);
+        let record = self.tenant_record(id)?;
+        let stored = StoredTenant {
+            key: decode_json(id, "tenant key", &record.wrapped_key)?,
+            settings,
+        };
+        self.put_tenant(id, &stored)?;
+        self.store.flush()?;
+        self.tenants
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        self.audit(&tenant, AuditEntry::new(actor, "tenant.settings"))?;
+        Ok(())
+    }
+
+    /// A tenant's settings.
+    pub fn settings(&self, id: &str) -> Result<TenantSettings, VaultError> {
+        Ok(self.tenant(id)?.settings.clone())
+    }
+
+    /// Every tenant id.
+    pub fn tenant_ids(&self) -> Result<Vec<String>, VaultError> {
+        Ok(self.store.tenants()?.into_iter().map(|t| t.id).collect())
+    }
+
+    fn tenant_record(&self, id: &str) -> Result<TenantRecord, VaultError> {
+        self.store
+            .tenant(id)?
+            .ok_or_else(|| VaultError::UnknownTenant {
+                tenant: id.to_owned(),
+            })
+    }
+
+    /// The tenant's keys and settings, unwrapped once and cached.
+    pub(crate) fn tenant(&self, id: &str) -> Result<Arc<Tenant>, VaultError> {
+        if let Some(tenant) = self
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return Ok(tenant.clone());
+        }
+        let record = self.tenant_record(id)?;
+        let wrapped: WrappedKey = decode_json(id, "tenant key", &record.wrapped_key)?;
+        let settings: TenantSettings = decode_json(id, "settings", &record.settings)?;
+        let key = TenantKey::unwrap(&wrapped, &self.master, id)?;
+        let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        // Keep the lock and key pool of an entry that is being replaced.
+        let (lock_, pool) = tenants
+            .get(id)
+            .map(|t| (t.lock.clone(), t.pool.clone()))
+            .unwrap_or_default();
+        let tenant = Arc::new(Tenant {
+            id: id.to_owned(),
+            hasher: IdentityHasher::new(&key),
+            audit_mac: TenantMac::new(&key, MacPurpose::Audit),
+            receipt_mac: TenantMac::new(&key, MacPurpose::Receipt),
+            key,
+            settings,
+            lock: lock_,
+            pool,
+        });
+        tenants.insert(id.to_owned(), tenant.clone());
+        Ok(tenant)
+    }
+
+    // ---- subjects ------------------------------------------------------
+
+    /// A new subject id and key, durable in the key store.
+    pub(crate) fn fresh_subject(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<(String, u64, SubjectKey), VaultError> {
+        let mut pool = lock(&tenant.pool);
+        if pool.is_empty() {
+            for _ in 0..KEY_POOL {
+                let id = random_id()?;
+                let key = SubjectKey::generate()?;
+                let slot = self.keys.insert(&key.wrap(&tenant.key, &tenant.id, &id)?)?;
+                pool.push(Fresh { id, slot, key });
+            }
+            // Synced before any record can name one of these slots, so a
+            // crash never leaves a subject whose key was lost.
+            self.keys.sync()?;
+        }
+        let fresh = pool.pop().expect("the pool was just filled");
+        Ok((fresh.id, fresh.slot, fresh.key))
+    }
+
+    pub(crate) fn load(&self, tenant: &Tenant, subject: &str) -> Result<Loaded, VaultError> {
+        self.try_load(tenant, subject)?
+            .ok_or_else(|| VaultError::UnknownSubject {
+                tenant: tenant.id.clone(),
+                subject: subject.to_owned(),
+            })
+    }
+
+    pub(crate) fn try_load(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+    ) -> Result<Option<Loaded>, VaultError> {
+        let Some(record) = self.store.subject(&tenant.id, subject)? else {
+            return Ok(None);
+        };
+        let slot = slot_of(&tenant.id, &record)?;
+        let Some(wrapped) = self.keys.get(slot)? else {
+            return Err(VaultError::SubjectErased {
+                tenant: tenant.id.clone(),
+                subject: subject.to_owned(),
+            });
+        };
+        let key = SubjectKey::unwrap(&wrapped, &tenant.key, &tenant.id, subject).map_err(|_| {
+            // The slot was erased and reused by another subject.
+            VaultError::SubjectErased {
+                tenant: tenant.id.clone(),
+                subject: subject.to_owned(),
+            }
+        })?;
+        let aad = RecordAad {
+            tenant: &tenant.id,
+            subject,
+            kind: KIND_PROFILE,
+            id: subject,
+        };
+        let plain =
+            envelope::open(&key, &aad, &record.data).map_err(|source| VaultError::Open {
+                subject: subject.to_owned(),
+                source,
+            })?;
+        let profile = decode_json(&tenant.id, "profile", &plain)?;
+        Ok(Some(Loaded {
+            id: subject.to_owned(),
+            created_at_ms: record.created_at_ms,
+            slot,
+            key,
+            profile,
+        }))
+    }
+
+    /// Follows `merged_into` to the subject that stands for the person.
+    pub(crate) fn load_root(&self, tenant: &Tenant, subject: &str) -> Result<Loaded, VaultError> {
+        let mut loaded = self.load(tenant, subject)?;
+        for _ in 0..64 {
+            match loaded.profile.merged_into.clone() {
+                Some(root) => loaded = self.load(tenant, &root)?,
+                None => return Ok(loaded),
+            }
+        }
+        Err(VaultError::corrupt(
+            &tenant.id,
+            "merge chain",
+            "longer than 64 links or cyclic",
+        ))
+    }
+
+    /// The root and, recursively, every subject merged into it.
+    pub(crate) fn load_group(
+        &self,
+        tenant: &Tenant,
+        root: Loaded,
+    ) -> Result<Vec<Loaded>, VaultError> {
+        let mut group = vec![root];
+        let mut next = 0;
+        while next < group.len() {
+            let absorbed = group[next].profile.absorbed.clone();
+            for id in absorbed {
+                if group.iter().any(|l| l.id == id) || group.len() > 4096 {
+                    continue;
+                }
+                match self.try_load(tenant, &id) {
+                    Ok(Some(loaded)) => group.push(loaded),
+                    Ok(None) | Err(VaultError::SubjectErased { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            next += 1;
+        }
+        Ok(group)
+    }
+
+    pub(crate) fn seal_record(
+        &self,
+        tenant: &Tenant,
+        loaded: &Loaded,
+    ) -> Result<SubjectRecord, VaultError> {
+        let plain = serde_json::to_vec(&loaded.profile)
+            .map_err(|e| VaultError::corrupt(&tenant.id, "profile", e))?;
+        let aad = RecordAad {
+            tenant: &tenant.id,
+            subject: &loaded.id,
+            kind: KIND_PROFILE,
+            id: &loaded.id,
+        };
+        Ok(SubjectRecord {
+            id: loaded.id.clone(),
+            wrapped_key: loaded.slot.to_be_bytes().to_vec(),
+            created_at_ms: loaded.created_at_ms,
+            data: envelope::seal(&loaded.key, &aad, &plain)?,
+        })
+    }
+
+    pub(crate) fn save(&self, tenant: &Tenant, loaded: &Loaded) -> Result<(), VaultError> {
+        let record = self.seal_record(tenant, loaded)?;
+        self.store.put_subject(&tenant.id, &record)?;
+        Ok(())
+    }
+
+    pub(crate) fn seal(
+        &self,
+        tenant: &Tenant,
+        subject: &Loaded,
+        kind: &str,
+        id: &str,
+        value: &impl Serialize,
+    ) -> Result<Vec<u8>, VaultError> {
+        let plain =
+            serde_json::to_vec(value).map_err(|e| VaultError::corrupt(&tenant.id, "record", e))?;
+        let aad = RecordAad {
+            tenant: &tenant.id,
+            subject: &subject.id,
+            kind,
+            id,
+        };
+        Ok(envelope::seal(&subject.key, &aad, &plain)?)
+    }
+
+    pub(crate) fn open_record<T: for<'de> Deserialize<'de>>(
+        &self,
+        tenant: &Tenant,
+        subject: &Loaded,
+        kind: &str,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<T, VaultError> {
+        let aad = RecordAad {
+            tenant: &tenant.id,
+            subject: &subject.id,
+            kind,
+            id,
+        };
+        let plain =
+            envelope::open(&subject.key, &aad, sealed).map_err(|source| VaultError::Open {
+                subject: subject.id.clone(),
+                source,
+            })?;
+        decode_json(&tenant.id, "record", &plain)
+    }
+
+    // ---- audit ---------------------------------------------------------
+
+    pub(crate) fn audit(&self, tenant: &Tenant, entry: AuditEntry) -> Result<u64, VaultError> {
+        audit::append(
+            self.store.as_ref(),
+            &tenant.audit_mac,
+            &tenant.id,
+            entry,
+            self.now(),
+        )
+    }
+
+    /// Records a plugin's read of subject data: plugin, version, the subject
+    /// (or how many subjects, for a batch), the fields and the purpose.
+    pub fn record_plugin_access(&self, tenant: &str, entry: AuditEntry) -> Result<u64, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.audit(&tenant, entry)
+    }
+
+    /// Appends an admin action to the trail.
+    pub fn record_admin_action(&self, tenant: &str, entry: AuditEntry) -> Result<u64, VaultError> {
+        self.record_plugin_access(tenant, entry)
+    }
+
+    /// At most `limit` audit entries from `from_seq` on (not verified: use
+    /// [`Vault::verify_audit`] for that).
+    pub fn audit_entries(
+        &self,
+        tenant: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, VaultError> {
+        self.tenant(tenant)?;
+        audit::read(self.store.as_ref(), tenant, from_seq, limit)
+    }
+
+    /// Walks the tenant's audit chain and reports every edited, removed,
+    /// reordered or added entry.
+    pub fn verify_audit(&self, tenant: &str) -> Result<AuditReport, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        audit::verify(self.store.as_ref(), &tenant.audit_mac, &tenant.id)
+    }
+}
+
+/// Master-key rotation: rewraps every tenant key under `new`. Tenants already
+/// wrapped under `new` are skipped, so an interrupted rotation is finished by
+/// running it again. No record is re-encrypted. Returns how many tenants were
+/// rewrapped.
+pub fn rotate_master_key(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<u64, VaultError> {
+    let mut rewrapped = 0;
+    for record in store.tenants()? {
+        let mut stored: StoredTenant = StoredTenant {
+            key: decode_json(&record.id, "tenant key", &record.wrapped_key)?,
+            settings: decode_json(&record.id, "settings", &record.settings)?,
+        };
+        if stored.key.master_key_id == new.id() {
+            continue;
+        }
+        stored.key = stored.key.rewrap(old, new, &record.id)?;
+        store.put_tenant(&TenantRecord {
+            id: record.id.clone(),
+            wrapped_key: serde_json::to_vec(&stored.key)
+                .map_err(|e| VaultError::corrupt(&record.id, "tenant key", e))?,
+            settings: record.settings.clone(),
+        })?;
+        rewrapped += 1;
+    }
+    store.flush()?;
+    Ok(rewrapped)
+}
+
+/// Creates the key directory, readable by its owner only.
+fn create_key_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+pub(crate) fn decode_json<T: for<'de> Deserialize<'de>>(
+    tenant: &str,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, VaultError> {
+    serde_json::from_slice(bytes).map_err(|e| VaultError::corrupt(tenant, what, e))
+}
+
+fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {
+    let bytes: [u8; 8] = record
+        .wrapped_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| VaultError::corrupt(tenant, "subject key reference", "not 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
