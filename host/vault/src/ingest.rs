@@ -327,6 +327,7 @@ impl Vault {
             };
             // The subject exists before anything links to it.
             self.save(tenant, &loaded)?;
+            self.consume_fresh(tenant, &loaded.id)?;
             outcome.created = true;
             loaded
         };

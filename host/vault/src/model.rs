@@ -282,6 +282,9 @@ pub struct SubjectView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeletionStatus {
+    /// Recorded and queued; keys not yet destroyed (only seen if the process
+    /// stopped in between: the purge job destroys them first).
+    Pending,
     /// Keys destroyed; records waiting for the purge job.
     KeysDestroyed,
     /// Every record removed; the receipt is ready.
@@ -298,7 +301,8 @@ pub struct DeletionRequest {
     pub subjects: Vec<String>,
     pub requested_at_ms: i64,
     pub deadline_ms: i64,
-    pub keys_destroyed_at_ms: i64,
+    /// When the keys were destroyed (None while pending).
+    pub keys_destroyed_at_ms: Option<i64>,
     pub status: DeletionStatus,
     pub reason: String,
     pub actor: Actor,

@@ -461,11 +461,9 @@ impl Vault {
                 suppressed += 1;
             }
         }
-        store.flush()?;
-        for member in group {
-            self.keys.erase(member.slot)?;
-        }
-        let request = DeletionRequest {
+        // Then record the request and its purge job, durably: if the process
+        // stops anywhere after this, the job destroys the keys and purges.
+        let mut request = DeletionRequest {
             id: id.clone(),
             tenant: tenant.id.clone(),
             subject: group[0].id.clone(),
@@ -473,8 +471,8 @@ impl Vault {
             requested_at_ms: now,
             deadline_ms: now
                 .saturating_add(i64::from(tenant.settings.deletion_deadline_days) * DAY_MS),
-            keys_destroyed_at_ms: self.now(),
-            status: DeletionStatus::KeysDestroyed,
+            keys_destroyed_at_ms: None,
+            status: DeletionStatus::Pending,
             reason: reason.to_owned(),
             actor: actor.clone(),
             identities_suppressed: suppressed,
@@ -492,6 +490,14 @@ impl Vault {
             not_before_ms: now,
             payload,
         })?;
+        store.flush()?;
+        // Crypto-shredding: from here on no copy of the records opens.
+        for member in group {
+            self.destroy_key(tenant, &member.id)?;
+        }
+        request.keys_destroyed_at_ms = Some(self.now());
+        request.status = DeletionStatus::KeysDestroyed;
+        self.put_request(tenant, &request)?;
         self.audit(
             tenant,
             AuditEntry::new(actor, "subject.delete")
@@ -560,9 +566,16 @@ impl Vault {
     /// it again after a crash finishes it; a completed request is left alone.
     fn purge(&self, tenant: &str, id: &str) -> Result<(), VaultError> {
         let tenant = self.tenant(tenant)?;
+        let _guard = lock(&tenant.lock);
         let mut request = self.deletion_request(&tenant.id, id)?;
         if request.status == DeletionStatus::Completed {
             return Ok(());
+        }
+        if request.keys_destroyed_at_ms.is_none() {
+            for subject in &request.subjects {
+                self.destroy_key(&tenant, subject)?;
+            }
+            request.keys_destroyed_at_ms = Some(self.now());
         }
         let mut removed = Removed::default();
         for subject in &request.subjects {
@@ -608,7 +621,7 @@ fn receipt(
         tenant: tenant.id.clone(),
         subjects: request.subjects.clone(),
         requested_at_ms: request.requested_at_ms,
-        keys_destroyed_at_ms: request.keys_destroyed_at_ms,
+        keys_destroyed_at_ms: request.keys_destroyed_at_ms.unwrap_or(completed_at_ms),
         completed_at_ms,
         deadline_ms: request.deadline_ms,
         met_deadline: completed_at_ms <= request.deadline_ms,

@@ -28,6 +28,8 @@ pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
 
 /// How many fresh subject keys are written (and synced) at a time.
 const KEY_POOL: usize = 64;
+/// Store document kind recording pooled, not yet used subject ids.
+const KEY_POOL_DOC: &str = "key-pool";
 
 /// Record kinds in the associated data of sealed records.
 pub(crate) const KIND_PROFILE: &str = "profile";
@@ -68,7 +70,8 @@ pub(crate) struct Tenant {
     /// Serialises this tenant's writes.
     pub(crate) lock: Arc<Mutex<()>>,
     /// Subject keys already written and synced to the key store.
-    pool: Arc<Mutex<Vec<Fresh>>>,
+    /// `None` until restored from the store's `key-pool` documents.
+    pool: Arc<Mutex<Option<Vec<Fresh>>>>,
 }
 
 /// A subject id with its key, durable in the key store before any record
@@ -327,12 +330,20 @@ impl Vault {
 
     // ---- subjects ------------------------------------------------------
 
-    /// A new subject id and key, durable in the key store.
+    /// A new subject id and key, durable in the key store. Keys are written
+    /// [`KEY_POOL`] at a time with one sync, and each pooled id is recorded
+    /// in a `key-pool` document, so that a restart reuses the pool instead
+    /// of leaking its slots; the caller calls [`Vault::consume_fresh`] once
+    /// the subject record is stored.
     pub(crate) fn fresh_subject(
         &self,
         tenant: &Tenant,
     ) -> Result<(String, u64, SubjectKey), VaultError> {
-        let mut pool = lock(&tenant.pool);
+        let mut guard = lock(&tenant.pool);
+        if guard.is_none() {
+            *guard = Some(self.restore_pool(tenant)?);
+        }
+        let pool = guard.get_or_insert_with(Vec::new);
         if pool.is_empty() {
             for _ in 0..KEY_POOL {
                 let id = random_id()?;
@@ -343,9 +354,67 @@ impl Vault {
             // Synced before any record can name one of these slots, so a
             // crash never leaves a subject whose key was lost.
             self.keys.sync()?;
+            for fresh in pool.iter() {
+                self.store.put_document(
+                    &tenant.id,
+                    KEY_POOL_DOC,
+                    &fresh.id,
+                    &fresh.slot.to_be_bytes(),
+                )?;
+            }
         }
         let fresh = pool.pop().expect("the pool was just filled");
         Ok((fresh.id, fresh.slot, fresh.key))
+    }
+
+    /// Marks a pooled id as used once its subject record is stored.
+    pub(crate) fn consume_fresh(&self, tenant: &Tenant, id: &str) -> Result<(), VaultError> {
+        self.store.delete_document(&tenant.id, KEY_POOL_DOC, id)?;
+        Ok(())
+    }
+
+    /// The pooled keys a previous run wrote but did not use.
+    fn restore_pool(&self, tenant: &Tenant) -> Result<Vec<Fresh>, VaultError> {
+        let mut pool = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .documents(&tenant.id, KEY_POOL_DOC, after.as_deref(), 256)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (id, value) in page {
+                let slot = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
+                let used = self.store.subject(&tenant.id, &id)?.is_some();
+                let key = match (slot, used) {
+                    (Ok(slot), false) => self
+                        .keys
+                        .get(slot)?
+                        .and_then(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, &id).ok())
+                        .map(|key| (slot, key)),
+                    _ => None,
+                };
+                match key {
+                    Some((slot, key)) => pool.push(Fresh { id, slot, key }),
+                    None => self.consume_fresh(tenant, &id)?,
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Destroys a subject's key, but only if the slot still holds *that*
+    /// subject's key: an erased slot may have been reused by someone else.
+    pub(crate) fn destroy_key(&self, tenant: &Tenant, subject: &str) -> Result<bool, VaultError> {
+        let Some(record) = self.store.subject(&tenant.id, subject)? else {
+            return Ok(false);
+        };
+        let slot = slot_of(&tenant.id, &record)?;
+        let ours = self
+            .keys
+            .get(slot)?
+            .is_some_and(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, subject).is_ok());
+        Ok(ours && self.keys.erase(slot)?)
     }
 
     pub(crate) fn load(&self, tenant: &Tenant, subject: &str) -> Result<Loaded, VaultError> {

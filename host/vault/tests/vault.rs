@@ -818,3 +818,39 @@ fn master_key_rotation_rewraps_tenant_keys_and_keeps_every_record_readable() {
         Err(VaultError::KeyWrap(_))
     ));
 }
+
+#[test]
+fn pooled_subject_keys_are_reused_after_a_restart_instead_of_leaking() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let first = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("one@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("first");
+    drop(vault);
+    let key_file = fixture.key_dir().join(tessera_vault::SUBJECT_KEYS_FILE);
+    let size = std::fs::metadata(&key_file).expect("key store").len();
+    let vault = fixture.open();
+    let second = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("two@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("second");
+    assert!(second.created);
+    assert_ne!(first.subject, second.subject);
+    assert_eq!(
+        std::fs::metadata(&key_file).expect("key store").len(),
+        size,
+        "the second subject took a key pooled by the first run"
+    );
+    for subject in [first.subject, second.subject] {
+        vault
+            .access(TENANT, &subject.expect("subject"), &operator())
+            .expect("readable");
+    }
+}
