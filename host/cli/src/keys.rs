@@ -1,11 +1,18 @@
 //! `tessera keys`: the operator's key commands. `init` creates the master key
-//! that wraps every tenant key; it never prints or logs the key itself.
+//! that wraps every tenant key, `rotate` replaces it; they never print or log
+//! a key itself, only its id.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use tessera_privacy::MasterKey;
+use tessera_privacy::{MasterKey, MasterKeyError, WrappedKey};
+use tessera_store::{SledStore, Store};
+
+use crate::data::MASTER_KEY_ENV;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -13,6 +20,29 @@ pub enum KeysCommand {
     Init(InitArgs),
     /// Print the id of the master key in a file (to tell keys apart without revealing them).
     Id(InitArgs),
+    /// Replace the master key: generate a new one, rewrap every tenant key
+    /// under it, and retire the old key file as `<key-file>.retired-<old id>`.
+    ///
+    /// The new key is first written to `<key-file>.new`; running the command
+    /// again after an interruption at any point reuses that key and finishes
+    /// the rotation. No record is re-encrypted. Works on the data directory
+    /// directly, which a running server holds exclusively: stop the server
+    /// first, and start it again with the new key file.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The master key file: read as the old key, replaced by the new one.
+    #[arg(
+        long,
+        env = "TESSERA_MASTER_KEY_FILE",
+        default_value = "tessera-master.key"
+    )]
+    key_file: PathBuf,
+    /// The data directory whose tenant keys are rewrapped.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "tessera-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +72,183 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let key = MasterKey::from_file(&args.key_file)?;
             println!("{}", key.id());
         }
+        KeysCommand::Rotate(args) => rotate(&args)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The directory a path is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes renames and links in `dir` durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the directory {}", dir.display()))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Master-key rotation. Every step can be repeated:
+///
+/// 1. the new key is written to `K.new` (or, if that exists from an
+///    interrupted run, loaded from it);
+/// 2. every tenant key is rewrapped under it (tenants already under it are
+///    skipped) and the store flushed;
+/// 3. `K` is hard-linked to `K.retired-<old id>` (already there after an
+///    interruption: checked to hold the old key);
+/// 4. `K.new` is renamed over `K`, atomically.
+///
+/// Until step 4, `K` holds the old key and the store may hold tenant keys
+/// under either key; a re-run finishes from there. After step 4 the
+/// rotation is done (`K.new` no longer exists).
+fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
+    if std::env::var_os(MASTER_KEY_ENV).is_some() {
+        bail!(
+            "{MASTER_KEY_ENV} is set, but `keys rotate` rotates the key file {}; unset \
+             {MASTER_KEY_ENV} for the rotation, and afterwards give the server the new key \
+             (the file, or its contents in {MASTER_KEY_ENV})",
+            args.key_file.display()
+        );
+    }
+    let key_file = &args.key_file;
+    let new_file = with_suffix(key_file, ".new");
+    let old = MasterKey::from_file(key_file)?;
+    if !args.data_dir.is_dir() {
+        bail!(
+            "the data directory {} does not exist; point --data-dir (or TESSERA_DATA_DIR) at \
+             the deployment's data directory",
+            args.data_dir.display()
+        );
+    }
+    // Opened before the new key is made: a server holding the directory
+    // stops the rotation before anything is written.
+    let store = SledStore::open(&args.data_dir)?;
+
+    let (new, resumed) = match MasterKey::from_file(&new_file) {
+        Ok(new) => (new, true),
+        Err(MasterKeyError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
+            let new = MasterKey::generate()?;
+            new.write_new(&new_file)?;
+            (new, false)
+        }
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "{} is left from an interrupted rotation but cannot be used",
+                    new_file.display()
+                )
+            });
+        }
+    };
+    if new.id() == old.id() {
+        bail!(
+            "{} holds the same key as {} ({}): the rotation already finished; delete {} and \
+             run `tessera keys rotate` again for a new rotation",
+            new_file.display(),
+            key_file.display(),
+            old.id(),
+            new_file.display()
+        );
+    }
+    if resumed {
+        println!(
+            "resuming an interrupted rotation with the new key {} from {}",
+            new.id(),
+            new_file.display()
+        );
+    }
+
+    let rewrapped = tessera_vault::rotate_master_key(&store, &old, &new).with_context(|| {
+        format!(
+            "the rotation stopped; {} still holds the old key {} and {} the new key {}: run \
+             `tessera keys rotate` again to finish",
+            key_file.display(),
+            old.id(),
+            new_file.display(),
+            new.id()
+        )
+    })?;
+    store.flush()?;
+    // Retire the old key only once every tenant key is under the new one.
+    let mut tenants = 0;
+    for record in store.tenants()? {
+        let wrapped: WrappedKey = serde_json::from_slice(&record.wrapped_key)
+            .with_context(|| format!("tenant {}'s key record cannot be decoded", record.id))?;
+        if wrapped.master_key_id != new.id() {
+            bail!(
+                "tenant {} is still wrapped under master key {} after the rotation; {} keeps \
+                 the old key",
+                record.id,
+                wrapped.master_key_id,
+                key_file.display()
+            );
+        }
+        tenants += 1;
+    }
+    drop(store);
+
+    let retired = with_suffix(key_file, &format!(".retired-{}", old.id()));
+    match std::fs::hard_link(key_file, &retired) {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+            let there = MasterKey::from_file(&retired)?;
+            if there.id() != old.id() {
+                bail!(
+                    "{} exists but holds key {}, not the old key {}; move it away and run \
+                     `tessera keys rotate` again",
+                    retired.display(),
+                    there.id(),
+                    old.id()
+                );
+            }
+        }
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "cannot keep the old key as {}; run `tessera keys rotate` again to finish",
+                    retired.display()
+                )
+            });
+        }
+    }
+    let dir = parent_dir(key_file);
+    sync_dir(dir)?;
+    std::fs::rename(&new_file, key_file).with_context(|| {
+        format!(
+            "cannot move {} to {}; run `tessera keys rotate` again to finish",
+            new_file.display(),
+            key_file.display()
+        )
+    })?;
+    sync_dir(dir)?;
+
+    println!("rotated the master key: {} → {}", old.id(), new.id());
+    println!(
+        "rewrapped {rewrapped} tenant key{} ({tenants} tenant{} now under the new key)",
+        if rewrapped == 1 { "" } else { "s" },
+        if tenants == 1 { "" } else { "s" },
+    );
+    println!("{} now holds the new key {}", key_file.display(), new.id());
+    println!(
+        "the old key {} was kept as {}: it is still needed to read backups of the data \
+         directory made before this rotation; destroy it once those backups have expired",
+        old.id(),
+        retired.display()
+    );
+    Ok(())
 }

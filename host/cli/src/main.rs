@@ -2,10 +2,13 @@
 //! the partner loop (`plugin test`) and an end-to-end `demo`; the server and
 //! the operator commands arrive with their issues.
 
+mod audit;
+mod data;
 mod demo;
 mod keys;
 mod plugin_test;
 mod report;
+mod subject;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +29,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Ingest the sample retail data, build a segment and run a strategy, in memory.
+    /// Ingest the sample retail data into the encrypted store, build a segment, run a strategy, exercise the subject rights.
     Demo(demo::DemoArgs),
     /// Work with plugins.
     #[command(subcommand)]
@@ -34,6 +37,22 @@ enum Command {
     /// Manage the master key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Create tenants (works on the data directory directly, which a running
+    /// server holds exclusively).
+    #[command(subcommand)]
+    Tenant(data::TenantCommand),
+    /// Check and read a tenant's audit trail (works on the data directory
+    /// directly, which a running server holds exclusively).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Show, export or erase a person's data (works on the data directory
+    /// directly, which a running server holds exclusively).
+    #[command(subcommand)]
+    Subject(subject::SubjectCommand),
+    /// Run due purges and retention sweeps (works on the data directory
+    /// directly, which a running server holds exclusively).
+    #[command(subcommand)]
+    Jobs(data::JobsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +115,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Tenant(command) => data::tenant(command),
+        Command::Audit(command) => audit::run(command),
+        Command::Subject(command) => subject::run(command),
+        Command::Jobs(command) => data::jobs(command),
     };
     match result {
         Ok(code) => code,

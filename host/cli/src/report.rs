@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use tessera_runtime::api::records::{ParseOutput, Record};
 use tessera_runtime::api::types::{FieldClass, Manifest, Value};
 use tessera_runtime::{Cost, LogLine, PluginInfo};
+use tessera_vault::{AuditReport, BatchOutcome, Removed, SubjectView};
 
 pub use tessera_runtime::kind_name;
 
@@ -186,4 +187,69 @@ pub fn rejections(out: &ParseOutput, indent: &str, at_most: usize) -> String {
         let _ = writeln!(text, "{indent}line {}{field}: {}", r.row, r.reason);
     }
     text
+}
+
+/// What an ingest did: "N records: N people created, N merges, …".
+pub fn ingested(total: &BatchOutcome, records: usize) -> String {
+    format!(
+        "{records} records: {} people created, {} merges, {} events stored, {} duplicates, {} refused (suppressed)",
+        total.subjects_created,
+        total.merges,
+        total.events_inserted,
+        total.duplicates,
+        total.suppressed
+    )
+}
+
+/// How much an export holds, in counts only (never the personal data itself).
+pub fn export_summary(view: &SubjectView, json_bytes: usize) -> String {
+    format!(
+        "{} identities, {} traits, {} events of {} types, {} consent changes, {} merged subjects, {} access-log entries; {} of JSON",
+        view.identities.len(),
+        view.traits.len(),
+        view.events.len(),
+        view.aggregates.len(),
+        view.consent_history.len(),
+        view.merged_subjects.len(),
+        view.access_log.len(),
+        bytes(json_bytes as u64)
+    )
+}
+
+/// The body of a deletion receipt.
+pub fn removed(removed: &Removed) -> String {
+    format!(
+        "{} subject records, {} identities, {} events, {} consents, {} plugin state entries",
+        removed.subjects,
+        removed.identities,
+        removed.events,
+        removed.consents,
+        removed.plugin_state
+    )
+}
+
+/// An audit chain check: its size and whether it is intact.
+pub fn audit(report: &AuditReport) -> String {
+    let tag: String = report.head_tag.chars().take(16).collect();
+    match report.problems.first() {
+        None => format!("{} entries, chain intact (head tag {tag}…)", report.entries),
+        Some(first) => format!(
+            "{} entries, chain BROKEN: {} problems, the first at entry {}: {}",
+            report.entries,
+            report.problems.len(),
+            first.seq,
+            first.reason
+        ),
+    }
+}
+
+/// "N name, N name, …", most frequent first.
+pub fn tally(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let mut sorted: Vec<(&String, &u64)> = counts.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    sorted
+        .iter()
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

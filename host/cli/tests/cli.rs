@@ -177,22 +177,206 @@ fn plugin_test_refuses_bad_parameters_with_the_reason() {
 #[test]
 fn demo_ingests_segments_and_runs_a_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tessera(&["demo"], dir.path());
+    let cache = dir.path().join("cache");
+    // The default store is a temporary directory, removed at exit.
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["demo", "--cache-dir"])
+        .arg(&cache)
+        .env("TMPDIR", &temp)
+        .output()
+        .expect("tessera runs");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("3 rows rejected"), "{stdout}");
-    assert!(stdout.contains("160 customers"), "{stdout}");
     assert!(
-        stdout.contains("in both (merged by alias records)"),
+        stdout.contains("removed at exit; master key in memory only"),
         "{stdout}"
     );
-    assert!(stdout.contains("customers are in the segment"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "the temporary store is removed"
+    );
+    // Identity resolution in the vault: alias records link the web and
+    // store identities of one person as they arrive, so nothing needs merging.
+    assert!(
+        stdout.contains(
+            "3263 records: 160 people created, 0 merges, 3031 events stored, 0 duplicates, 0 refused (suppressed)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("160 customers: 55 seen only online, 33 only in stores, 72 in both"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("72 of 160 customers are in the segment"),
+        "{stdout}"
+    );
     assert!(stdout.contains("round 8:"), "{stdout}");
     // The simulated world rewards double_points most; the strategy must find it.
     assert!(
         stdout.contains("next round forecast: mostly double_points"),
         "{stdout}"
     );
+    // The subject rights: erased, with a receipt, and not re-created.
+    assert!(
+        stdout.contains("erase them: 1 subject key(s) destroyed at once"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("receipt removed 1 subject records, 3 identities, 27 events"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("its MAC verifies"), "{stdout}");
+    let reimport = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("re-importing their "))
+        .unwrap_or_else(|| panic!("no re-import line: {stdout}"));
+    let numbers: Vec<u64> = reimport
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() == 4 && numbers[0] > 0 && numbers[1] == numbers[0],
+        "every re-imported record of the erased person is refused: {reimport}"
+    );
+    assert!(
+        reimport.ends_with("0 events stored, 0 people created"),
+        "{reimport}"
+    );
+    // Every plugin batch read is audited (1 segment + 8 × decide and
+    // observe + 1 forecast), and the chain verifies.
+    assert!(stdout.contains("chain intact"), "{stdout}");
+    assert!(stdout.contains("18 plugin.read"), "{stdout}");
+    assert!(
+        !stdout.contains("subject.access"),
+        "building a plugin view is audited as the plugin's read, not as 160 accesses: {stdout}"
+    );
+    for pii in ["@example.com", "M1000", "dev-0"] {
+        assert!(
+            !stdout.contains(pii),
+            "no personal data in the output: {pii}"
+        );
+    }
+
+    // A data directory of one's own, with a small input: Bob's store
+    // purchase arrives before the alias record that links it to his email
+    // (a merge), and one record has an invalid email.
+    /// The demo's small input: Ann (web and store, linked by an alias record),
+    /// Bob (web, then a store purchase under a member id, then the alias that
+    /// merges the two), a store-only customer with a trait outside the schema,
+    /// and a record with an invalid email.
+    const SMALL: &str = r#"{"id":"a1","type":"alias","at":1777593600000,"identities":{"email":"ann@example.com","member_id":"M1"}}
+{"id":"e1","type":"track","event":"purchase","at":1777600000000,"identities":{"email":"ann@example.com","device_id":"d1"},"properties":{"amount":120.5,"channel":"web"}}
+{"id":"e2","type":"track","event":"store_purchase","at":1777700000000,"identities":{"member_id":"M1"},"properties":{"amount":300}}
+{"id":"e3","type":"track","event":"page_view","at":1777600000000,"identities":{"email":"bob@example.com"},"properties":{"path":"/shoes"}}
+{"id":"t1","type":"identify","at":1777593600000,"identities":{"member_id":"M2"},"traits":{"tier":"gold","favourite_colour":"red"}}
+{"id":"e4","type":"track","event":"store_purchase","at":1777800000000,"identities":{"member_id":"M2"},"properties":{"amount":80}}
+{"id":"e5","type":"track","event":"store_purchase","at":1777800000000,"identities":{"member_id":"M3"},"properties":{"amount":50}}
+{"id":"a2","type":"alias","at":1777900000000,"identities":{"email":"bob@example.com","member_id":"M3"}}
+{"id":"bad","type":"track","event":"page_view","at":1777600000000,"identities":{"email":"not-an-email"}}
+"#;
+    let input = dir.path().join("small.ndjson");
+    std::fs::write(&input, SMALL).unwrap();
+    let data = dir.path().join("store");
+    let run = || {
+        let out = tessera(
+            &[
+                "demo",
+                "--data",
+                input.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--threshold",
+                "100",
+                "--rounds",
+                "2",
+            ],
+            &cache,
+        );
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(!stdout.contains("@example.com"), "{stdout}");
+        assert!(!stdout.contains("not-an-email"), "{stdout}");
+        assert!(stdout.contains("chain intact"), "{stdout}");
+        stdout
+    };
+    let stdout = run();
+    assert!(
+        stdout.contains(
+            "9 records: 4 people created, 1 merges, 5 events stored, 0 duplicates, 0 refused (suppressed)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 traits kept, 1 not in the tenant schema skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("record bad refused: invalid identity: email:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 customers: 0 seen only online, 1 only in stores, 2 in both"),
+        "{stdout}"
+    );
+    // Ann (alias, web purchase 120.50, store purchase 300) is the big spender.
+    assert!(
+        stdout.contains("1 of 3 customers are in the segment"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("receipt removed 1 subject records, 3 identities, 2 events"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("store.keys/master.key").is_file());
+    assert!(dir.path().join("store.keys/subject-keys").is_file());
+
+    let stdout = run();
+    assert!(
+        stdout.contains("tenant \"demo\" exists from an earlier run"),
+        "{stdout}"
+    );
+    // Nothing is stored twice, and Ann, erased by the first run, stays erased.
+    assert!(
+        stdout.contains(
+            "9 records: 0 people created, 0 merges, 0 events stored, 3 duplicates, 3 refused (suppressed)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 customers: 0 seen only online, 1 only in stores, 1 in both"),
+        "{stdout}"
+    );
+    // Bob is two merged subjects: erasing him destroys both keys.
+    assert!(
+        stdout.contains("erase them: 2 subject key(s) destroyed at once"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("receipt removed 2 subject records, 2 identities, 2 events"),
+        "{stdout}"
+    );
+    // The store holds no plaintext identities.
+    let mut stack = vec![data];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(12).any(|w| w == b"@example.com"),
+                    "plaintext email in {}",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 #[test]

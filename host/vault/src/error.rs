@@ -23,7 +23,7 @@ pub enum VaultError {
     SubjectErased { tenant: String, subject: String },
     #[error("invalid tenant settings: {reason}")]
     InvalidSettings { reason: String },
-    #[error("invalid {kind} identity: {source}")]
+    #[error("invalid identity: {source}")]
     InvalidIdentity {
         kind: String,
         #[source]

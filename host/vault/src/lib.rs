@@ -31,7 +31,7 @@ pub use ingest::{MAX_EVENT_BYTES, MAX_IDENTITIES, MAX_TRAIT_BYTES};
 pub use model::{
     Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState,
     DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,
-    MergeEntry, NewEvent, Receipt, Refusal, Removed, SubjectView, SweepReport,
+    MergeEntry, NewEvent, Person, Receipt, Refusal, Removed, SubjectView, SweepReport,
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use rights::{JobsReport, PURGE_JOB};

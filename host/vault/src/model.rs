@@ -278,6 +278,20 @@ pub struct SubjectView {
     pub access_log: Vec<crate::AuditEntry>,
 }
 
+/// One person as the host sees them when it builds a plugin view: traits
+/// and aggregates of the whole merged group, without events or history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub subject: String,
+    pub created_at_ms: i64,
+    pub merged_subjects: Vec<String>,
+    /// The kinds of identity linked to the person (never their values).
+    pub identity_kinds: std::collections::BTreeSet<String>,
+    pub traits: BTreeMap<String, Value>,
+    pub aggregates: BTreeMap<String, Aggregate>,
+    pub retention_days: Option<u32>,
+}
+
 /// Where a deletion request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

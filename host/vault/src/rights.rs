@@ -134,6 +134,68 @@ impl Vault {
         })
     }
 
+    /// At most `limit` people (root subjects, with the subjects merged into
+    /// them folded in) after the subject id `after`, for the host to build
+    /// plugin views from. Not audited by itself: the caller records the
+    /// plugin's read with [`Vault::record_plugin_access`] when it hands the
+    /// view over. Erased subjects are skipped. A page may hold fewer than
+    /// `limit` people (merged subjects are skipped); continue from the
+    /// returned cursor until it is `None`.
+    pub fn people(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<crate::Person>, Option<String>), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let page = self.store.subjects(&tenant.id, after, limit.max(1))?;
+        let cursor = (page.len() >= limit.max(1))
+            .then(|| page.last().map(|r| r.id.clone()))
+            .flatten();
+        let mut people = Vec::new();
+        for record in page {
+            let root = match self.try_load(&tenant, &record.id) {
+                Ok(Some(loaded)) if loaded.profile.merged_into.is_none() => loaded,
+                Ok(_) | Err(VaultError::SubjectErased { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            let group = self.load_group(&tenant, root)?;
+            let mut person = crate::Person {
+                subject: group[0].id.clone(),
+                created_at_ms: group[0].created_at_ms,
+                merged_subjects: group[1..].iter().map(|m| m.id.clone()).collect(),
+                identity_kinds: Default::default(),
+                traits: BTreeMap::new(),
+                aggregates: BTreeMap::new(),
+                retention_days: group[0].profile.retention_days,
+            };
+            for member in &group {
+                for (name, value) in &member.profile.traits {
+                    person
+                        .traits
+                        .entry(name.clone())
+                        .or_insert_with(|| value.clone());
+                }
+                person.identity_kinds.extend(
+                    member
+                        .profile
+                        .identities
+                        .iter()
+                        .map(|(kind, _)| kind.clone()),
+                );
+                for (kind, aggregate) in &member.profile.aggregates {
+                    person
+                        .aggregates
+                        .entry(kind.clone())
+                        .or_default()
+                        .combine(aggregate);
+                }
+            }
+            people.push(person);
+        }
+        Ok((people, cursor))
+    }
+
     pub(crate) fn events_of(
         &self,
         tenant: &Tenant,
