@@ -49,6 +49,7 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         tenants_are_stored_replaced_and_listed_in_id_order,
         invalid_ids_are_refused_without_changing_anything,
         subjects_need_a_tenant_and_page_in_id_order,
+        several_subjects_are_written_together_or_not_at_all,
         identity_links_never_overwrite_an_existing_link,
         events_come_back_in_time_order_within_half_open_ranges,
         duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
@@ -130,6 +131,7 @@ macro_rules! conformance_tests {
             tenants_are_stored_replaced_and_listed_in_id_order,
             invalid_ids_are_refused_without_changing_anything,
             subjects_need_a_tenant_and_page_in_id_order,
+            several_subjects_are_written_together_or_not_at_all,
             identity_links_never_overwrite_an_existing_link,
             events_come_back_in_time_order_within_half_open_ranges,
             duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
@@ -428,6 +430,40 @@ pub fn subjects_need_a_tenant_and_page_in_id_order<S: Store>(store: &S) {
     assert_eq!(store.subject(T, "s1").unwrap(), Some(replaced));
     assert_eq!(store.subject(T, "s2").unwrap(), Some(subject("s2")));
     assert_eq!(store.subjects(T, None, 10).unwrap().len(), 4);
+}
+
+pub fn several_subjects_are_written_together_or_not_at_all<S: Store>(store: &S) {
+    assert!(matches!(
+        store.put_subjects(T, &[subject("s1"), subject("s2")]),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    seed(store, &[(T, "s1")]);
+    let one = SubjectRecord {
+        data: b"merged into s2".to_vec(),
+        ..subject("s1")
+    };
+    let two = SubjectRecord {
+        data: b"absorbed s1".to_vec(),
+        ..subject("s2")
+    };
+    let bad = SubjectRecord {
+        id: String::new(),
+        ..subject("s3")
+    };
+    assert!(invalid(
+        store.put_subjects(T, &[one.clone(), two.clone(), bad])
+    ));
+    assert_eq!(
+        store.subject(T, "s1").unwrap(),
+        Some(subject("s1")),
+        "nothing of a refused batch is written"
+    );
+    assert_eq!(store.subject(T, "s2").unwrap(), None);
+    store.put_subjects(T, &[one.clone(), two.clone()]).unwrap();
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(one));
+    assert_eq!(store.subject(T, "s2").unwrap(), Some(two));
+    store.put_subjects(T, &[]).unwrap();
+    assert_eq!(store.subjects(T, None, 10).unwrap().len(), 2);
 }
 
 pub fn identity_links_never_overwrite_an_existing_link<S: Store>(store: &S) {

@@ -68,6 +68,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Creates or replaces a subject of an existing tenant.
     fn put_subject(&self, tenant: &str, subject: &SubjectRecord) -> Result<(), StoreError>;
+    /// Creates or replaces several subjects of an existing tenant atomically:
+    /// all are written, or none (a merge changes two subjects at once).
+    fn put_subjects(&self, tenant: &str, subjects: &[SubjectRecord]) -> Result<(), StoreError>;
     /// One subject.
     fn subject(&self, tenant: &str, id: &str) -> Result<Option<SubjectRecord>, StoreError>;
     /// At most `limit` subjects ordered by id (byte order), starting after the

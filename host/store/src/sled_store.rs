@@ -502,6 +502,24 @@ impl Store for SledStore {
         )
     }
 
+    fn put_subjects(&self, tenant: &str, subjects: &[SubjectRecord]) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        let mut writes = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            check_id("subject id", &subject.id)?;
+            writes.push((keys::subject(tenant, &subject.id), encode_subject(subject)?));
+        }
+        transact(
+            (&self.trees.tenants, &self.trees.subjects).transaction(|(tenants, subjects)| {
+                require_tenant(tenants, tenant)?;
+                for (key, value) in &writes {
+                    subjects.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok(())
+            }),
+        )
+    }
+
     fn subject(&self, tenant: &str, id: &str) -> Result<Option<SubjectRecord>, StoreError> {
         check_id("tenant id", tenant)?;
         check_id("subject id", id)?;

@@ -427,28 +427,36 @@ impl Vault {
         outcome: &mut IngestOutcome,
     ) -> Result<(), VaultError> {
         let store = self.store.as_ref();
-        let mut moved = 0;
-        for hash in store.identities_of(&tenant.id, &absorbed.id)? {
-            if store.relink_identity(&tenant.id, hash, &absorbed.id, &survivor.id)? {
-                moved += 1;
-            }
-        }
+        let hashes = store.identities_of(&tenant.id, &absorbed.id)?;
         let entry = MergeEntry {
             action: "merge".into(),
             survivor: survivor.id.clone(),
             absorbed: absorbed.id.clone(),
             at_ms: self.now(),
             because: kinds.into_iter().collect(),
-            identities_moved: moved,
+            identities_moved: hashes.len() as u64,
             actor: actor.clone(),
         };
+        // Both sides of the merge in one transaction, before any identity
+        // link moves: if the process stops after this, the absorbed
+        // subject's remaining links still lead to the survivor through
+        // `merged_into`, and the person's group is complete either way.
         absorbed.profile.merged_into = Some(survivor.id.clone());
         absorbed.profile.merges.push(entry.clone());
-        self.save(tenant, &absorbed)?;
-        survivor.profile.absorbed.push(absorbed.id.clone());
+        if !survivor.profile.absorbed.contains(&absorbed.id) {
+            survivor.profile.absorbed.push(absorbed.id.clone());
+        }
         survivor.profile.merges.push(entry);
-        // The survivor is saved by the caller, with the record's events.
-        self.save(tenant, survivor)?;
+        store.put_subjects(
+            &tenant.id,
+            &[
+                self.seal_record(tenant, survivor)?,
+                self.seal_record(tenant, &absorbed)?,
+            ],
+        )?;
+        for hash in hashes {
+            store.relink_identity(&tenant.id, hash, &absorbed.id, &survivor.id)?;
+        }
         self.audit(
             tenant,
             AuditEntry::new(actor, "subject.merge")
@@ -510,8 +518,16 @@ impl Vault {
         survivor.profile.absorbed.retain(|id| id != &absorbed.id);
         survivor.profile.separated.push(absorbed.id.clone());
         survivor.profile.merges.push(entry.clone());
-        self.save(&tenant, &absorbed)?;
-        self.save(&tenant, &survivor)?;
+        // The links moved first: if the process stops before this write,
+        // `merged_into` still makes the pair one person, and unmerging again
+        // finishes the job.
+        store.put_subjects(
+            &tenant.id,
+            &[
+                self.seal_record(&tenant, &survivor)?,
+                self.seal_record(&tenant, &absorbed)?,
+            ],
+        )?;
         self.audit(
             &tenant,
             AuditEntry::new(actor, "subject.unmerge")
