@@ -605,6 +605,7 @@ fn one(outcome: &IngestOutcome) -> BatchOutcome {
         merges: outcome.merged.len() as u64,
         events_inserted: outcome.events_inserted,
         duplicates: outcome.duplicates,
+        expired: outcome.expired,
         suppressed: u64::from(outcome.refused.is_some()),
     }
 }
@@ -615,6 +616,7 @@ fn add(total: &mut BatchOutcome, more: &BatchOutcome) {
     total.merges += more.merges;
     total.events_inserted += more.events_inserted;
     total.duplicates += more.duplicates;
+    total.expired += more.expired;
     total.suppressed += more.suppressed;
 }
 

@@ -158,6 +158,7 @@ impl Deployment {
                             purpose: "email_marketing".into(),
                             granted: true,
                             method: "store_signup".into(),
+                            given_at_ms: None,
                         }],
                     },
                     &Actor::new("ingest", "test"),
@@ -185,6 +186,7 @@ impl Deployment {
                     purpose: "analytics".into(),
                     granted: true,
                     method: "portal".into(),
+                    given_at_ms: None,
                 },
                 &operator,
             )

@@ -191,6 +191,27 @@ pub(crate) fn read(
         .collect())
 }
 
+/// Like [`read`], and the sequence number to continue from (None at the
+/// end): paging follows the store's numbering, never the entries' bodies.
+pub(crate) fn read_page(
+    store: &dyn Store,
+    tenant: &str,
+    from: u64,
+    limit: usize,
+) -> Result<(Vec<AuditEntry>, Option<u64>), VaultError> {
+    let records = store.audit(tenant, from, limit)?;
+    let next = records
+        .last()
+        .filter(|_| records.len() == limit)
+        .map(|r| r.seq + 1);
+    let entries = records
+        .iter()
+        .filter_map(|record| decode(&record.data))
+        .filter_map(|(_, _, body)| serde_json::from_slice(body).ok())
+        .collect();
+    Ok((entries, next))
+}
+
 /// Walks the tenant's whole chain and reports every break.
 pub(crate) fn verify(
     store: &dyn Store,

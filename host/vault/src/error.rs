@@ -56,6 +56,15 @@ pub enum VaultError {
         min: u32,
         max: u32,
     },
+    #[error(
+        "subject {subject:?} of tenant {tenant:?} belongs to a person merged from more than {max} \
+         subjects; un-merge wrongly merged subjects first"
+    )]
+    GroupTooLarge {
+        tenant: String,
+        subject: String,
+        max: usize,
+    },
     #[error("subjects {survivor:?} and {absorbed:?} are not merged (no merge to undo)")]
     NotMerged { survivor: String, absorbed: String },
     #[error("deletion request {id:?} does not exist in tenant {tenant:?}")]
@@ -82,6 +91,16 @@ pub enum VaultError {
     KeyDir {
         path: std::path::PathBuf,
         detail: String,
+    },
+    #[error(
+        "the subject key store {} is empty, but tenant {tenant:?} has subjects: this is not \
+         the key directory of this data directory; point --key-dir at the right one (a new \
+         key store would make every person unreadable)",
+        path.display()
+    )]
+    KeyStoreMismatch {
+        path: std::path::PathBuf,
+        tenant: String,
     },
     #[error(transparent)]
     Store(#[from] StoreError),

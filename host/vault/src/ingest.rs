@@ -50,12 +50,33 @@ use crate::normalize::{IdentityKind, normalize};
 use crate::settings::{TraitType, valid_name};
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Profile, Tenant, Vault, lock};
 
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// At most 64 characters of an untrusted name, for an error message.
+fn short(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// When a suppression entry was made (entries name their request and time).
+fn suppressed_at(entry: &[u8]) -> i64 {
+    serde_json::from_slice::<serde_json::Value>(entry)
+        .ok()
+        .and_then(|v| v.get("at_ms").and_then(serde_json::Value::as_i64))
+        .unwrap_or(i64::MAX)
+}
+
 /// The largest event (its properties as JSON) Tessera stores.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// The largest single trait value (as JSON).
 pub const MAX_TRAIT_BYTES: usize = 4 * 1024;
 /// The most identities one record may carry.
 pub const MAX_IDENTITIES: usize = 32;
+/// The most records one `ingest_batch` call takes.
+pub const MAX_BATCH: usize = 10_000;
+/// The most events one record may carry.
+pub const MAX_EVENTS: usize = 1_000;
+/// How far in the future an event may be dated (clock skew between sources).
+pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// An event as sealed in the store.
 #[derive(Serialize, Deserialize)]
@@ -103,6 +124,14 @@ impl Vault {
         actor: &Actor,
     ) -> Result<(BatchOutcome, Vec<IngestOutcome>), VaultError> {
         let tenant = self.tenant(tenant)?;
+        if items.len() > MAX_BATCH {
+            return Err(VaultError::InvalidEvent {
+                reason: format!(
+                    "a batch of {} records is more than the {MAX_BATCH} one call takes; split it",
+                    items.len()
+                ),
+            });
+        }
         let prepared = items
             .iter()
             .enumerate()
@@ -121,19 +150,32 @@ impl Vault {
             .collect::<Result<Vec<_>, _>>()?;
         let mut total = BatchOutcome::default();
         let mut outcomes = Vec::with_capacity(prepared.len());
-        {
-            let _guard = lock(&tenant.lock);
-            let mut seen_sources = HashSet::new();
-            for item in &prepared {
-                let outcome = self.write_one(&tenant, item, actor, &mut seen_sources)?;
-                total.items += 1;
-                total.subjects_created += u64::from(outcome.created);
-                total.merges += outcome.merged.len() as u64;
-                total.events_inserted += outcome.events_inserted;
-                total.duplicates += outcome.duplicates;
-                total.suppressed += u64::from(outcome.refused.is_some());
-                outcomes.push(outcome);
-            }
+        let mut seen_sources = HashSet::new();
+        for item in &prepared {
+            // Locked per record, so that a consent revocation or a deletion
+            // never waits behind a whole batch.
+            let written = {
+                let _guard = lock(&tenant.lock);
+                self.write_one(&tenant, item, actor, &mut seen_sources)
+            };
+            let outcome = match written {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // What was written before the failure stays written;
+                    // make it durable, so that a retry finds it (events
+                    // with a source id are then skipped as duplicates).
+                    self.flush()?;
+                    return Err(error);
+                }
+            };
+            total.items += 1;
+            total.subjects_created += u64::from(outcome.created);
+            total.merges += outcome.merged.len() as u64;
+            total.events_inserted += outcome.events_inserted;
+            total.duplicates += outcome.duplicates;
+            total.expired += outcome.expired;
+            total.suppressed += u64::from(outcome.refused.is_some());
+            outcomes.push(outcome);
         }
         self.flush()?;
         Ok((total, outcomes))
@@ -174,12 +216,29 @@ impl Vault {
         for (name, value) in &item.traits {
             check_trait(tenant, name, Some(value))?;
         }
+        if item.events.len() > MAX_EVENTS {
+            return Err(VaultError::InvalidEvent {
+                reason: format!(
+                    "{} events, more than the {MAX_EVENTS} a record may carry",
+                    item.events.len()
+                ),
+            });
+        }
+        let latest = self.now().saturating_add(MAX_FUTURE_MS);
         for event in &item.events {
+            if event.at_ms > latest {
+                return Err(VaultError::InvalidEvent {
+                    reason: format!(
+                        "a {} event is dated more than a day in the future; check the source's clock or time zone",
+                        short(&event.event_type)
+                    ),
+                });
+            }
             if !valid_name(&event.event_type) {
                 return Err(VaultError::InvalidEvent {
                     reason: format!(
                         "event type {:?} must be 1 to 64 characters of a-z, 0-9 and _",
-                        event.event_type
+                        short(&event.event_type)
                     ),
                 });
             }
@@ -188,7 +247,7 @@ impl Vault {
                 return Err(VaultError::InvalidEvent {
                     reason: format!(
                         "a {} event's properties are {size} bytes, more than {MAX_EVENT_BYTES}",
-                        event.event_type
+                        short(&event.event_type)
                     ),
                 });
             }
@@ -231,26 +290,37 @@ impl Vault {
         let now = self.now();
         let mut outcome = IngestOutcome::default();
 
-        // Suppression: an erased person's identities are not silently re-created.
+        // Suppression: an erased person's identities are not silently
+        // re-created, unless the record brings a consent given after the
+        // erasure.
         let mut suppressed = Vec::new();
         for identity in &prepared.identities {
-            if store.suppression(&tenant.id, identity.hash)?.is_some() {
-                suppressed.push(identity);
+            if let Some(entry) = store.suppression(&tenant.id, identity.hash)? {
+                suppressed.push((identity, suppressed_at(&entry)));
             }
         }
         if !suppressed.is_empty() {
-            if !item.consents.iter().any(|c| c.granted) {
+            let erased_at = suppressed
+                .iter()
+                .map(|(_, at)| *at)
+                .max()
+                .unwrap_or(i64::MAX);
+            let fresh_consent = item
+                .consents
+                .iter()
+                .any(|c| c.granted && c.given_at_ms.is_none_or(|given| given > erased_at));
+            if !fresh_consent {
                 outcome.refused = Some(Refusal::Suppressed);
                 return Ok(outcome);
             }
-            for identity in &suppressed {
+            for (identity, _) in &suppressed {
                 store.unsuppress(&tenant.id, identity.hash)?;
             }
             outcome.unsuppressed = true;
             self.audit(
                 tenant,
                 AuditEntry::new(actor, "suppression.lift")
-                    .fields(suppressed.iter().map(|i| i.label.clone())),
+                    .fields(suppressed.iter().map(|(i, _)| i.label.clone())),
             )?;
         }
 
@@ -265,8 +335,12 @@ impl Vault {
                 Some(subject) => match self.load_root(tenant, subject) {
                     Ok(root) => Some(root),
                     // Linked to an erased subject whose purge has not run
-                    // yet (the suppression was just lifted): take the link over.
-                    Err(VaultError::SubjectErased { .. }) => {
+                    // yet, and the suppression was just lifted: take the
+                    // link over. Any other missing key is an error (a wrong
+                    // key directory must not split every customer in two).
+                    Err(VaultError::SubjectErased { .. })
+                        if suppressed.iter().any(|(s, _)| s.hash == identity.hash) =>
+                    {
                         store.unlink_identity(&tenant.id, identity.hash)?;
                         links.push(None);
                         continue;
@@ -299,7 +373,7 @@ impl Vault {
             let mut rest = candidates.split_off(1);
             let mut survivor = candidates.pop().expect("one candidate");
             for absorbed in rest.drain(..) {
-                if survivor.profile.separated.contains(&absorbed.id) {
+                if self.separated(tenant, &survivor, &absorbed)? {
                     continue;
                 }
                 let kinds = because.remove(&absorbed.id).unwrap_or_default();
@@ -315,7 +389,8 @@ impl Vault {
             weak.swap_remove(0)
         } else {
             let (id, slot, key) = self.fresh_subject(tenant)?;
-            let loaded = Loaded {
+            outcome.created = true;
+            Loaded {
                 id,
                 created_at_ms: now,
                 slot,
@@ -324,31 +399,41 @@ impl Vault {
                     updated_at_ms: now,
                     ..Profile::default()
                 },
-            };
-            // The subject exists before anything links to it.
-            self.save(tenant, &loaded)?;
-            self.consume_fresh(tenant, &loaded.id)?;
-            outcome.created = true;
-            loaded
+            }
         };
 
-        // Link new identities.
-        for (identity, linked) in prepared.identities.iter().zip(&links) {
-            if linked.is_none() {
-                let existing = store.link_identity(&tenant.id, identity.hash, &target.id)?;
-                if existing.is_some_and(|other| other != target.id) {
-                    // Only this tenant's writer links, under its lock; a
-                    // link appearing meanwhile means another process.
-                    return Err(VaultError::corrupt(
-                        &tenant.id,
-                        "identity link",
-                        "linked concurrently by another writer",
-                    ));
-                }
-                target
-                    .profile
-                    .identities
-                    .insert((identity.label.clone(), identity.normalized.clone()));
+        // Link new identities: the profile names them first (so that a crash
+        // in between never leaves a linked identity missing from the
+        // person's access view), then the links are written.
+        let new: Vec<&Resolved> = prepared
+            .identities
+            .iter()
+            .zip(&links)
+            .filter(|(_, linked)| linked.is_none())
+            .map(|(identity, _)| identity)
+            .collect();
+        for identity in &new {
+            target
+                .profile
+                .identities
+                .insert((identity.label.clone(), identity.normalized.clone()));
+        }
+        if outcome.created || !new.is_empty() {
+            self.save(tenant, &target)?;
+        }
+        if outcome.created {
+            self.consume_fresh(tenant, &target.id)?;
+        }
+        for identity in new {
+            let existing = store.link_identity(&tenant.id, identity.hash, &target.id)?;
+            if existing.is_some_and(|other| other != target.id) {
+                // Only this tenant's writer links, under its lock; a link
+                // appearing meanwhile means another process.
+                return Err(VaultError::corrupt(
+                    &tenant.id,
+                    "identity link",
+                    "linked concurrently by another writer",
+                ));
             }
         }
 
@@ -356,8 +441,18 @@ impl Vault {
         for (name, value) in &item.traits {
             target.profile.traits.insert(name.clone(), value.clone());
         }
+        let retention = tenant
+            .settings
+            .retention_days(target.profile.retention_days);
+        let cutoff = now.saturating_sub(i64::from(retention) * DAY_MS);
         let mut records = Vec::with_capacity(item.events.len());
         for event in &item.events {
+            if event.at_ms < cutoff {
+                // Older than the person keeps data: what the sweeper would
+                // remove is not stored in the first place.
+                outcome.expired += 1;
+                continue;
+            }
             let source = match &event.source_id {
                 Some(raw) => hex::encode(tenant.hasher.hash("event-source", raw)),
                 None => crate::vault::random_id()?,
@@ -393,7 +488,7 @@ impl Vault {
             });
         }
         for consent in &item.consents {
-            self.append_consent_entry(tenant, &target, consent_entry(consent, actor, now))?;
+            self.append_consent_entry(tenant, &mut target, consent_entry(consent, actor, now))?;
         }
         target.profile.updated_at_ms = now;
         let record = self.seal_record(tenant, &target)?;
@@ -404,17 +499,50 @@ impl Vault {
         Ok(outcome)
     }
 
+    /// Appends to the person's consent history. Times are made strictly
+    /// increasing per subject (a clock stepping back must not reorder a
+    /// grant and its revocation), which also makes each entry's time its
+    /// unique id in the associated data. The caller saves `subject`.
     pub(crate) fn append_consent_entry(
         &self,
         tenant: &Tenant,
-        subject: &Loaded,
-        entry: ConsentEntry,
+        subject: &mut Loaded,
+        mut entry: ConsentEntry,
     ) -> Result<(), VaultError> {
-        let at_ms = entry.at_ms();
+        let at_ms = match subject.profile.last_consent_ms {
+            Some(last) => entry.at_ms().max(last.saturating_add(1)),
+            None => entry.at_ms(),
+        };
+        entry.set_at_ms(at_ms);
         let data = self.seal(tenant, subject, KIND_CONSENT, &at_ms.to_string(), &entry)?;
         self.store
             .append_consent(&tenant.id, &subject.id, &ConsentRecord { at_ms, data })?;
+        subject.profile.last_consent_ms = Some(at_ms);
+        subject.profile.updated_at_ms = subject.profile.updated_at_ms.max(at_ms);
         Ok(())
+    }
+
+    /// Whether an un-merge separated anyone of `a`'s person from anyone of
+    /// `b`'s (then the two are not merged automatically, even through a third).
+    fn separated(&self, tenant: &Tenant, a: &Loaded, b: &Loaded) -> Result<bool, VaultError> {
+        if a.profile.separated.contains(&b.id) || b.profile.separated.contains(&a.id) {
+            return Ok(true);
+        }
+        let group_a = self.load_group(tenant, self.load(tenant, &a.id)?)?;
+        let group_b = self.load_group(tenant, self.load(tenant, &b.id)?)?;
+        let ids_b: BTreeSet<&str> = group_b.iter().map(|m| m.id.as_str()).collect();
+        let ids_a: BTreeSet<&str> = group_a.iter().map(|m| m.id.as_str()).collect();
+        Ok(group_a.iter().any(|m| {
+            m.profile
+                .separated
+                .iter()
+                .any(|s| ids_b.contains(s.as_str()))
+        }) || group_b.iter().any(|m| {
+            m.profile
+                .separated
+                .iter()
+                .any(|s| ids_a.contains(s.as_str()))
+        }))
     }
 
     fn merge(
@@ -483,6 +611,9 @@ impl Vault {
         let store = self.store.as_ref();
         let mut survivor = self.load(&tenant, survivor)?;
         let mut absorbed = self.load(&tenant, absorbed)?;
+        // The links sit with the person's current root, which is the
+        // survivor unless the survivor was itself merged since.
+        let root = self.load_root(&tenant, &survivor.id)?.id;
         if absorbed.profile.merged_into.as_deref() != Some(survivor.id.as_str()) {
             return Err(VaultError::NotMerged {
                 survivor: survivor.id,
@@ -499,7 +630,7 @@ impl Vault {
         let mut moved = 0;
         for (label, normalized) in own.difference(&shared) {
             let hash = tenant.hasher.hash(label, normalized);
-            if store.relink_identity(&tenant.id, hash, &survivor.id, &absorbed.id)? {
+            if store.relink_identity(&tenant.id, hash, &root, &absorbed.id)? {
                 moved += 1;
             }
         }

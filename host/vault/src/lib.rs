@@ -27,7 +27,9 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditProblem, AuditReport};
 pub use error::VaultError;
-pub use ingest::{MAX_EVENT_BYTES, MAX_IDENTITIES, MAX_TRAIT_BYTES};
+pub use ingest::{
+    MAX_BATCH, MAX_EVENT_BYTES, MAX_EVENTS, MAX_FUTURE_MS, MAX_IDENTITIES, MAX_TRAIT_BYTES,
+};
 pub use model::{
     Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState,
     DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,

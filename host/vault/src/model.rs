@@ -63,6 +63,10 @@ pub struct ConsentChange {
     pub granted: bool,
     /// How it was given: `portal`, `web_form`, `store_signup`, `import`, …
     pub method: String,
+    /// When the person gave it, if the source knows; a consent given before
+    /// an erasure does not lift that erasure's suppression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_at_ms: Option<i64>,
 }
 
 /// One record from a source: who (identities), what they are (traits), what
@@ -100,6 +104,8 @@ pub struct IngestOutcome {
     pub refused: Option<Refusal>,
     /// Whether an explicit consent lifted a suppression.
     pub unsuppressed: bool,
+    /// Events older than the person's retention period, not stored.
+    pub expired: u64,
 }
 
 /// Totals of a batch.
@@ -110,6 +116,8 @@ pub struct BatchOutcome {
     pub merges: u64,
     pub events_inserted: u64,
     pub duplicates: u64,
+    /// Events older than their person's retention period, not stored.
+    pub expired: u64,
     pub suppressed: u64,
 }
 
@@ -144,7 +152,8 @@ impl Aggregate {
             if self.sums.len() >= MAX_SUMS && !self.sums.contains_key(name) {
                 continue;
             }
-            *self.sums.entry(name.clone()).or_default() += number;
+            let sum = self.sums.entry(name.clone()).or_default();
+            *sum = saturating_add(*sum, number);
         }
     }
 
@@ -163,8 +172,21 @@ impl Aggregate {
             if self.sums.len() >= MAX_SUMS && !self.sums.contains_key(name) {
                 continue;
             }
-            *self.sums.entry(name.clone()).or_default() += sum;
+            let total = self.sums.entry(name.clone()).or_default();
+            *total = saturating_add(*total, *sum);
         }
+    }
+}
+
+/// Sums stay finite (JSON has no infinity): an overflow saturates at ±f64::MAX.
+fn saturating_add(a: f64, b: f64) -> f64 {
+    let sum = a + b;
+    if sum.is_finite() {
+        sum
+    } else if sum.is_nan() {
+        a
+    } else {
+        f64::MAX.copysign(sum)
     }
 }
 
@@ -206,6 +228,12 @@ impl ConsentEntry {
     pub fn at_ms(&self) -> i64 {
         match self {
             Self::Purpose { at_ms, .. } | Self::App { at_ms, .. } => *at_ms,
+        }
+    }
+
+    pub(crate) fn set_at_ms(&mut self, at: i64) {
+        match self {
+            Self::Purpose { at_ms, .. } | Self::App { at_ms, .. } => *at_ms = at,
         }
     }
 }
@@ -321,6 +349,10 @@ pub struct DeletionRequest {
     pub reason: String,
     pub actor: Actor,
     pub identities_suppressed: u64,
+    /// Identity links removed when the keys were destroyed (the rest, if
+    /// any, by the purge).
+    #[serde(default)]
+    pub identities_unlinked: u64,
     pub receipt: Option<Receipt>,
 }
 

@@ -35,10 +35,7 @@ impl Vault {
                     Err(error) => return Err(error),
                 };
                 report.subjects_scanned += 1;
-                let days = root
-                    .profile
-                    .retention_days
-                    .unwrap_or(tenant.settings.retention.default_days);
+                let days = tenant.settings.retention_days(root.profile.retention_days);
                 let cutoff = self.now().saturating_sub(i64::from(days) * DAY_MS);
                 let mut group = self.load_group(&tenant, root)?;
                 if group
@@ -48,7 +45,7 @@ impl Vault {
                     .unwrap_or(i64::MIN)
                     < cutoff
                 {
-                    let request = self.erase_group(&tenant, &group, "retention", &actor)?;
+                    let request = self.erase_group(&tenant, &group, "retention", &actor, false)?;
                     report.subjects_expired.push(request.subject);
                     continue;
                 }
@@ -56,7 +53,15 @@ impl Vault {
                     let removed = self
                         .store
                         .delete_events_before(&tenant.id, &member.id, cutoff)?;
-                    if removed == 0 {
+                    // Recomputed also when nothing was removed now but the
+                    // aggregates still count older events (a sweep stopped
+                    // between the removal and the save).
+                    let stale = member
+                        .profile
+                        .aggregates
+                        .values()
+                        .any(|a| a.first_ms < cutoff);
+                    if removed == 0 && !stale {
                         continue;
                     }
                     report.events_removed += removed;

@@ -16,6 +16,7 @@ use crate::model::{
     Actor, ConsentChange, ConsentEntry, ConsentState, DeletionRequest, DeletionStatus, Event,
     LinkedApp, Membership, Receipt, Removed, SubjectView,
 };
+use crate::normalize::IdentityKind;
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, lock, random_id};
 
 /// Store document kind of deletion requests.
@@ -71,11 +72,15 @@ impl Vault {
         let mut plugin_state = Vec::new();
         for member in &group {
             for (name, value) in &member.profile.traits {
-                if let Some(spec) = settings.schema.get(name) {
-                    traits
-                        .entry(name.clone())
-                        .or_insert_with(|| (value.clone(), spec.class));
-                }
+                // A trait dropped from the schema is still held, so it is
+                // still shown (as pii, the most protected class).
+                let class = settings
+                    .schema
+                    .get(name)
+                    .map_or(crate::TraitClass::Pii, |spec| spec.class);
+                traits
+                    .entry(name.clone())
+                    .or_insert_with(|| (value.clone(), class));
             }
             identities.extend(member.profile.identities.iter().cloned());
             for (kind, aggregate) in &member.profile.aggregates {
@@ -100,15 +105,15 @@ impl Vault {
         let mut access_log = Vec::new();
         let mut from = 1;
         loop {
-            let page = audit::read(self.store.as_ref(), &tenant.id, from, 1024)?;
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
+            let (page, next) = audit::read_page(self.store.as_ref(), &tenant.id, from, 1024)?;
             access_log.extend(
                 page.into_iter()
                     .filter(|e| e.subject.as_deref().is_some_and(|s| ids.contains(&s))),
             );
-            from = last + 1;
+            match next {
+                Some(next) => from = next,
+                None => break,
+            }
         }
         Ok(SubjectView {
             tenant: tenant.id.clone(),
@@ -123,10 +128,7 @@ impl Vault {
             consent_history: history,
             linked_apps,
             segments: root.profile.segments.clone(),
-            retention_days: root
-                .profile
-                .retention_days
-                .unwrap_or(settings.retention.default_days),
+            retention_days: settings.retention_days(root.profile.retention_days),
             retention_chosen: root.profile.retention_days.is_some(),
             merge_history: merges,
             plugin_state,
@@ -249,7 +251,11 @@ impl Vault {
     ) -> Result<(), VaultError> {
         let tenant = self.tenant(tenant)?;
         for (name, value) in changes {
-            check_trait(&tenant, name, value.as_ref())?;
+            // Removing is allowed for any name, so a trait dropped from the
+            // schema can still be erased.
+            if value.is_some() {
+                check_trait(&tenant, name, value.as_ref())?;
+            }
         }
         let _guard = lock(&tenant.lock);
         let root = self.load_root(&tenant, subject)?;
@@ -295,9 +301,10 @@ impl Vault {
         let tenant = self.tenant(tenant)?;
         self.check_purpose(&tenant, &change.purpose)?;
         let _guard = lock(&tenant.lock);
-        let root = self.load_root(&tenant, subject)?;
+        let mut root = self.load_root(&tenant, subject)?;
         let now = self.now();
-        self.append_consent_entry(&tenant, &root, consent_entry(change, actor, now))?;
+        self.append_consent_entry(&tenant, &mut root, consent_entry(change, actor, now))?;
+        self.save(&tenant, &root)?;
         let action = if change.granted {
             "consent.grant"
         } else {
@@ -375,7 +382,7 @@ impl Vault {
             });
         }
         let _guard = lock(&tenant.lock);
-        let root = self.load_root(&tenant, subject)?;
+        let mut root = self.load_root(&tenant, subject)?;
         let now = self.now();
         let entry = ConsentEntry::App {
             app: app.app.clone(),
@@ -385,7 +392,8 @@ impl Vault {
             actor: actor.clone(),
             at_ms: now,
         };
-        self.append_consent_entry(&tenant, &root, entry)?;
+        self.append_consent_entry(&tenant, &mut root, entry)?;
+        self.save(&tenant, &root)?;
         let action = if granted { "app.link" } else { "app.revoke" };
         self.audit(
             &tenant,
@@ -440,7 +448,7 @@ impl Vault {
         let mut root = self.load_root(&tenant, subject)?;
         root.profile.segments = segments.to_vec();
         self.save(&tenant, &root)?;
-        Ok(())
+        self.flush()
     }
 
     /// The export right, machine-readable: the access view as JSON.
@@ -499,7 +507,7 @@ impl Vault {
         let _guard = lock(&tenant.lock);
         let root = self.load_root(&tenant, subject)?;
         let group = self.load_group(&tenant, root)?;
-        self.erase_group(&tenant, &group, reason, actor)
+        self.erase_group(&tenant, &group, reason, actor, true)
     }
 
     pub(crate) fn erase_group(
@@ -508,19 +516,32 @@ impl Vault {
         group: &[Loaded],
         reason: &str,
         actor: &Actor,
+        suppress: bool,
     ) -> Result<DeletionRequest, VaultError> {
         let store = self.store.as_ref();
         let now = self.now();
         let id = random_id()?;
         // Suppress first, so that nothing re-creates the person between the
-        // key destruction and the purge.
+        // key destruction and the purge. Only identities that name one
+        // person (not device ids, which families share), and only when the
+        // person asked: a retention expiry lets a returning customer back.
         let mut suppressed = 0;
-        let entry = serde_json::to_vec(&serde_json::json!({ "request": id, "at_ms": now }))
-            .map_err(|e| VaultError::corrupt(&tenant.id, "suppression", e))?;
-        for member in group {
-            for hash in store.identities_of(&tenant.id, &member.id)? {
-                store.suppress(&tenant.id, hash, &entry)?;
-                suppressed += 1;
+        if suppress {
+            let entry = serde_json::to_vec(&serde_json::json!({ "request": id, "at_ms": now }))
+                .map_err(|e| VaultError::corrupt(&tenant.id, "suppression", e))?;
+            for member in group {
+                for (label, normalized) in &member.profile.identities {
+                    let merging = IdentityKind::parse(label)
+                        .is_ok_and(|kind| tenant.settings.merges_on(&kind));
+                    if merging {
+                        store.suppress(
+                            &tenant.id,
+                            tenant.hasher.hash(label, normalized),
+                            &entry,
+                        )?;
+                        suppressed += 1;
+                    }
+                }
             }
         }
         // Then record the request and its purge job, durably: if the process
@@ -538,6 +559,7 @@ impl Vault {
             reason: reason.to_owned(),
             actor: actor.clone(),
             identities_suppressed: suppressed,
+            identities_unlinked: 0,
             receipt: None,
         };
         self.put_request(tenant, &request)?;
@@ -552,20 +574,29 @@ impl Vault {
             not_before_ms: now,
             payload,
         })?;
+        self.audit_or_log(
+            tenant,
+            AuditEntry::new(actor, "subject.delete")
+                .subject(&request.subject)
+                .detail(format!("request {id}; {reason}")),
+        );
         store.flush()?;
         // Crypto-shredding: from here on no copy of the records opens.
         for member in group {
             self.destroy_key(tenant, &member.id)?;
         }
+        // No lookup finds the person any more: a returning customer (after a
+        // retention expiry) becomes a new subject at once, not at the purge.
+        for member in group {
+            for hash in store.identities_of(&tenant.id, &member.id)? {
+                if store.unlink_identity(&tenant.id, hash)?.is_some() {
+                    request.identities_unlinked += 1;
+                }
+            }
+        }
         request.keys_destroyed_at_ms = Some(self.now());
         request.status = DeletionStatus::KeysDestroyed;
         self.put_request(tenant, &request)?;
-        self.audit(
-            tenant,
-            AuditEntry::new(actor, "subject.delete")
-                .subject(&request.subject)
-                .detail(format!("request {id}; keys destroyed; {reason}")),
-        )?;
         store.flush()?;
         Ok(request)
     }
@@ -639,7 +670,10 @@ impl Vault {
             }
             request.keys_destroyed_at_ms = Some(self.now());
         }
-        let mut removed = Removed::default();
+        let mut removed = Removed {
+            identities: request.identities_unlinked,
+            ..Removed::default()
+        };
         for subject in &request.subjects {
             let report = self.store.purge_subject(&tenant.id, subject)?;
             removed.subjects += u64::from(report.subject);
@@ -652,12 +686,12 @@ impl Vault {
         request.status = DeletionStatus::Completed;
         request.receipt = Some(receipt(&tenant, &request, removed, completed));
         self.put_request(&tenant, &request)?;
-        self.audit(
+        self.audit_or_log(
             &tenant,
             AuditEntry::new(&Actor::system("purge"), "subject.purge")
                 .subject(&request.subject)
                 .detail(format!("request {id} completed")),
-        )?;
+        );
         self.store.flush()?;
         Ok(())
     }

@@ -166,6 +166,15 @@ impl TenantSettings {
         Ok(())
     }
 
+    /// The retention period in days for a person's choice (or none), within
+    /// the current bounds even if the choice was made under wider ones.
+    pub fn retention_days(&self, choice: Option<u32>) -> u32 {
+        let bounds = self.retention;
+        choice
+            .unwrap_or(bounds.default_days)
+            .clamp(bounds.min_days, bounds.max_days.max(bounds.min_days))
+    }
+
     /// Whether an identity kind merges subjects.
     pub(crate) fn merges_on(&self, kind: &IdentityKind) -> bool {
         let label = kind.label();

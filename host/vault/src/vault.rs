@@ -28,6 +28,9 @@ pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
 
 /// How many fresh subject keys are written (and synced) at a time.
 const KEY_POOL: usize = 64;
+/// The most subjects one person may be merged from (and the longest chain
+/// of merges followed from a subject to its person).
+pub const MAX_GROUP: usize = 4096;
 /// Store document kind recording pooled, not yet used subject ids.
 const KEY_POOL_DOC: &str = "key-pool";
 
@@ -69,6 +72,9 @@ pub(crate) struct Tenant {
     pub(crate) settings: TenantSettings,
     /// Serialises this tenant's writes.
     pub(crate) lock: Arc<Mutex<()>>,
+    /// Serialises this process's audit appends (the store's compare-and-set
+    /// handles other processes).
+    pub(crate) audit_lock: Arc<Mutex<()>>,
     /// Subject keys already written and synced to the key store.
     /// `None` until restored from the store's `key-pool` documents.
     pool: Arc<Mutex<Option<Vec<Fresh>>>>,
@@ -106,6 +112,8 @@ pub(crate) struct Profile {
     pub segments: Vec<Membership>,
     pub updated_at_ms: i64,
     pub last_event_ms: Option<i64>,
+    /// The time of the newest consent entry (entries get increasing times).
+    pub last_consent_ms: Option<i64>,
 }
 
 /// A subject's record, key and profile, opened.
@@ -166,6 +174,19 @@ impl Vault {
             detail: error.to_string(),
         })?;
         let keys = SubjectKeyStore::open(key_dir.join(SUBJECT_KEYS_FILE))?;
+        if keys.is_empty() {
+            // An empty key store beside a store that has subjects is a wrong
+            // key directory, not a fresh start: refuse before anything
+            // treats every person as erased.
+            for tenant in store.tenants()? {
+                if !store.subjects(&tenant.id, None, 1)?.is_empty() {
+                    return Err(VaultError::KeyStoreMismatch {
+                        path: key_dir.join(SUBJECT_KEYS_FILE),
+                        tenant: tenant.id,
+                    });
+                }
+            }
+        }
         Ok(Self {
             store,
             keys,
@@ -261,6 +282,15 @@ impl Vault {
             .map_err(|reason| VaultError::InvalidSettings { reason })?;
         let tenant = self.tenant(id)?;
         let _guard = lock(&tenant.lock);
+        if settings.identity_rules != tenant.settings.identity_rules
+            && (!self.store.subjects(id, None, 1)?.is_empty() || self.store.suppressions(id)? > 0)
+        {
+            return Err(VaultError::InvalidSettings {
+                reason: "identity_rules cannot change once the tenant holds subjects or \
+                         suppressed identities: every stored identity hash depends on them"
+                    .into(),
+            });
+        }
         let record = self.tenant_record(id)?;
         let stored = StoredTenant {
             key: decode_json(id, "tenant key", &record.wrapped_key)?,
@@ -268,10 +298,10 @@ impl Vault {
         };
         self.put_tenant(id, &stored)?;
         self.store.flush()?;
-        self.tenants
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        // Replaced in place: the new entry keeps the tenant's write lock and
+        // key pool, so writers holding the old entry stay serialised with
+        // writers of the new one.
+        self.load_tenant(id, true)?;
         self.audit(&tenant, AuditEntry::new(actor, "tenant.settings"))?;
         Ok(())
     }
@@ -296,23 +326,33 @@ impl Vault {
 
     /// The tenant's keys and settings, unwrapped once and cached.
     pub(crate) fn tenant(&self, id: &str) -> Result<Arc<Tenant>, VaultError> {
-        if let Some(tenant) = self
+        self.load_tenant(id, false)
+    }
+
+    /// Reads the tenant from the store into the cache; with `replace`, over
+    /// an existing entry (whose lock and key pool the new entry inherits).
+    fn load_tenant(&self, id: &str, replace: bool) -> Result<Arc<Tenant>, VaultError> {
+        let cached = self
             .tenants
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
-        {
-            return Ok(tenant.clone());
+            .cloned();
+        if let (false, Some(tenant)) = (replace, cached) {
+            return Ok(tenant);
         }
         let record = self.tenant_record(id)?;
         let wrapped: WrappedKey = decode_json(id, "tenant key", &record.wrapped_key)?;
         let settings: TenantSettings = decode_json(id, "settings", &record.settings)?;
         let key = TenantKey::unwrap(&wrapped, &self.master, id)?;
         let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
-        // Keep the lock and key pool of an entry that is being replaced.
-        let (lock_, pool) = tenants
-            .get(id)
-            .map(|t| (t.lock.clone(), t.pool.clone()))
+        let existing = tenants.get(id);
+        if let (false, Some(existing)) = (replace, existing) {
+            // Another thread cached it meanwhile; never overwrite a newer entry.
+            return Ok(existing.clone());
+        }
+        let (lock_, audit_lock, pool) = existing
+            .map(|t| (t.lock.clone(), t.audit_lock.clone(), t.pool.clone()))
             .unwrap_or_default();
         let tenant = Arc::new(Tenant {
             id: id.to_owned(),
@@ -322,6 +362,7 @@ impl Vault {
             key,
             settings,
             lock: lock_,
+            audit_lock,
             pool,
         });
         tenants.insert(id.to_owned(), tenant.clone());
@@ -471,20 +512,22 @@ impl Vault {
     /// Follows `merged_into` to the subject that stands for the person.
     pub(crate) fn load_root(&self, tenant: &Tenant, subject: &str) -> Result<Loaded, VaultError> {
         let mut loaded = self.load(tenant, subject)?;
-        for _ in 0..64 {
+        for _ in 0..MAX_GROUP {
             match loaded.profile.merged_into.clone() {
                 Some(root) => loaded = self.load(tenant, &root)?,
                 None => return Ok(loaded),
             }
         }
-        Err(VaultError::corrupt(
-            &tenant.id,
-            "merge chain",
-            "longer than 64 links or cyclic",
-        ))
+        Err(VaultError::GroupTooLarge {
+            tenant: tenant.id.clone(),
+            subject: subject.to_owned(),
+            max: MAX_GROUP,
+        })
     }
 
-    /// The root and, recursively, every subject merged into it.
+    /// The root and, recursively, every subject merged into it. A member is
+    /// one whose `merged_into` names the subject listing it in `absorbed`
+    /// (both are written together; an un-merge clears both).
     pub(crate) fn load_group(
         &self,
         tenant: &Tenant,
@@ -493,14 +536,24 @@ impl Vault {
         let mut group = vec![root];
         let mut next = 0;
         while next < group.len() {
+            let parent = group[next].id.clone();
             let absorbed = group[next].profile.absorbed.clone();
             for id in absorbed {
-                if group.iter().any(|l| l.id == id) || group.len() > 4096 {
+                if group.iter().any(|l| l.id == id) {
                     continue;
                 }
                 match self.try_load(tenant, &id) {
-                    Ok(Some(loaded)) => group.push(loaded),
-                    Ok(None) | Err(VaultError::SubjectErased { .. }) => {}
+                    Ok(Some(loaded)) if loaded.profile.merged_into.as_deref() == Some(&parent) => {
+                        if group.len() >= MAX_GROUP {
+                            return Err(VaultError::GroupTooLarge {
+                                tenant: tenant.id.clone(),
+                                subject: group[0].id.clone(),
+                                max: MAX_GROUP,
+                            });
+                        }
+                        group.push(loaded);
+                    }
+                    Ok(_) | Err(VaultError::SubjectErased { .. }) => {}
                     Err(error) => return Err(error),
                 }
             }
@@ -580,6 +633,7 @@ impl Vault {
     // ---- audit ---------------------------------------------------------
 
     pub(crate) fn audit(&self, tenant: &Tenant, entry: AuditEntry) -> Result<u64, VaultError> {
+        let _guard = lock(&tenant.audit_lock);
         audit::append(
             self.store.as_ref(),
             &tenant.audit_mac,
@@ -587,6 +641,15 @@ impl Vault {
             entry,
             self.now(),
         )
+    }
+
+    /// Audits an action that must happen even if the audit trail is damaged
+    /// (an erasure must not be blocked by it); a failure is logged loudly.
+    pub(crate) fn audit_or_log(&self, tenant: &Tenant, entry: AuditEntry) {
+        let action = entry.action.clone();
+        if let Err(error) = self.audit(tenant, entry) {
+            tracing::error!(tenant = %tenant.id, %action, %error, "audit entry not written");
+        }
     }
 
     /// Records a plugin's read of subject data: plugin, version, the subject
@@ -666,7 +729,19 @@ pub(crate) fn decode_json<T: for<'de> Deserialize<'de>>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, VaultError> {
-    serde_json::from_slice(bytes).map_err(|e| VaultError::corrupt(tenant, what, e))
+    serde_json::from_slice(bytes).map_err(|e| VaultError::corrupt(tenant, what, json_problem(&e)))
+}
+
+/// A decoding error without serde's excerpt of the input, which may be a
+/// decrypted personal value.
+pub(crate) fn json_problem(error: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
+    .to_lowercase()
 }
 
 fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {

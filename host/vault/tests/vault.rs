@@ -564,6 +564,7 @@ fn bad_records_are_refused_with_the_problem_named_and_nothing_of_the_batch_is_wr
                     purpose: "telepathy".into(),
                     granted: true,
                     method: "form".into(),
+                    given_at_ms: None,
                 }],
                 ..record(vec![email("a@example.com")], vec![])
             },
@@ -612,6 +613,7 @@ fn consents_keep_their_history_and_linked_apps_can_be_revoked() {
         purpose: "email_marketing".into(),
         granted: false,
         method: "portal".into(),
+        given_at_ms: None,
     };
     vault
         .set_consent(TENANT, &ana, &revoke, &me)

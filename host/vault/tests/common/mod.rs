@@ -140,6 +140,7 @@ pub fn consent(purpose: &str) -> ConsentChange {
         purpose: purpose.to_owned(),
         granted: true,
         method: "store_signup".to_owned(),
+        given_at_ms: None,
     }
 }
 
