@@ -26,7 +26,7 @@ use tessera_state::{StateError, StateScope, StateStore};
 
 use crate::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
-    PurgeReport, Store, StoreError, SubjectRecord, TenantRecord,
+    PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
 };
 
 /// One named behaviour.
@@ -53,6 +53,7 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         identity_links_never_overwrite_an_existing_link,
         events_come_back_in_time_order_within_half_open_ranges,
         duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
+        batches_of_several_subjects_are_appended_together_or_not_at_all,
         writes_for_an_unknown_subject_are_refused_and_change_nothing,
         deleting_events_before_a_time_removes_only_older_events_of_that_subject,
         consent_history_is_kept_in_time_then_append_order,
@@ -135,6 +136,7 @@ macro_rules! conformance_tests {
             identity_links_never_overwrite_an_existing_link,
             events_come_back_in_time_order_within_half_open_ranges,
             duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
+            batches_of_several_subjects_are_appended_together_or_not_at_all,
             writes_for_an_unknown_subject_are_refused_and_change_nothing,
             deleting_events_before_a_time_removes_only_older_events_of_that_subject,
             consent_history_is_kept_in_time_then_append_order,
@@ -583,6 +585,62 @@ pub fn duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjec
         outcome(1, 0),
         "another tenant's source ids are its own"
     );
+}
+
+pub fn batches_of_several_subjects_are_appended_together_or_not_at_all<S: Store>(store: &S) {
+    seed(store, &[(T, "s1"), (T, "s2")]);
+    let updated = SubjectRecord {
+        data: b"aggregates after the batch".to_vec(),
+        ..subject("s2")
+    };
+    let first = [event("a", 1), event("b", 2)];
+    let second = [event("b", 3), event("c", 4)];
+    let outcomes = store
+        .append_batch(
+            T,
+            &[
+                SubjectAppend {
+                    subject: "s1",
+                    events: &first,
+                    update: None,
+                },
+                SubjectAppend {
+                    subject: "s2",
+                    events: &second,
+                    update: Some(&updated),
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![outcome(2, 0), outcome(1, 1)],
+        "a source id earlier in the batch, for another subject, is a duplicate"
+    );
+    assert_eq!(sources(&all_events(store, T, "s1")), ["a", "b"]);
+    assert_eq!(sources(&all_events(store, T, "s2")), ["c"]);
+    assert_eq!(store.subject(T, "s2").unwrap(), Some(updated));
+
+    // One unknown subject refuses the whole batch.
+    let third = [event("d", 5)];
+    let result = store.append_batch(
+        T,
+        &[
+            SubjectAppend {
+                subject: "s1",
+                events: &third,
+                update: None,
+            },
+            SubjectAppend {
+                subject: "nobody",
+                events: &third,
+                update: None,
+            },
+        ],
+    );
+    assert!(unknown_subject(result));
+    assert!(!store.has_event_source(T, "d").unwrap());
+    assert_eq!(store.append_batch(T, &[]).unwrap(), vec![]);
 }
 
 pub fn writes_for_an_unknown_subject_are_refused_and_change_nothing<S: Store>(store: &S) {

@@ -38,7 +38,7 @@ pub mod conformance;
 pub use error::StoreError;
 pub use record::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, PurgeReport,
-    SubjectRecord, TenantRecord,
+    SubjectAppend, SubjectRecord, TenantRecord,
 };
 pub use sled_store::SledStore;
 
@@ -148,6 +148,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         events: &[EventRecord],
         update: Option<&SubjectRecord>,
     ) -> Result<AppendOutcome, StoreError>;
+    /// [`Store::append_events`] for several subjects in one transaction: all
+    /// new events and updates of every subject are stored, or nothing. A
+    /// source id earlier in the batch (for any subject) is a duplicate too.
+    /// Returns one outcome per append, in order.
+    fn append_batch(
+        &self,
+        tenant: &str,
+        appends: &[SubjectAppend<'_>],
+    ) -> Result<Vec<AppendOutcome>, StoreError>;
     /// Whether an event with this source id is stored for any subject of the
     /// tenant (what [`Store::append_events`] would count as a duplicate).
     fn has_event_source(&self, tenant: &str, source_id: &str) -> Result<bool, StoreError>;

@@ -57,6 +57,15 @@ pub struct JobRecord {
     pub payload: Vec<u8>,
 }
 
+/// One subject's share of [`Store::append_batch`](crate::Store::append_batch).
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectAppend<'a> {
+    pub subject: &'a str,
+    pub events: &'a [EventRecord],
+    /// Replaces the subject record in the same transaction.
+    pub update: Option<&'a SubjectRecord>,
+}
+
 /// What [`Store::append_events`](crate::Store::append_events) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendOutcome {

@@ -61,7 +61,7 @@ use crate::codec::{Reader, Writer, u64_at};
 use crate::keys::{self, check_id};
 use crate::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
-    PurgeReport, Store, StoreError, SubjectRecord, TenantRecord,
+    PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
 };
 
 /// How often sled flushes on its own, in milliseconds.
@@ -719,49 +719,81 @@ impl Store for SledStore {
         events: &[EventRecord],
         update: Option<&SubjectRecord>,
     ) -> Result<AppendOutcome, StoreError> {
-        check_id("tenant id", tenant)?;
-        check_id("subject id", subject)?;
-        let subject_key = keys::subject(tenant, subject);
-        let update = match update {
-            Some(record) if record.id != subject => {
-                return Err(StoreError::SubjectMismatch {
-                    subject: subject.to_owned(),
-                    record: record.id.clone(),
-                });
-            }
-            Some(record) => Some(encode_subject(record)?),
-            None => None,
+        let append = SubjectAppend {
+            subject,
+            events,
+            update,
         };
-        let mut prepared = Vec::with_capacity(events.len());
-        for event in events {
-            check_id("event source id", &event.source_id)?;
-            let key = keys::timed(tenant, subject, event.at_ms, self.next_seq()?);
-            let source_key = keys::source(tenant, &event.source_id);
-            let value = Writer::new()
-                .bytes(event.source_id.as_bytes())?
-                .bytes(&event.data)?
-                .finish();
-            prepared.push((key, source_key, value));
+        let mut outcomes = self.append_batch(tenant, &[append])?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    fn append_batch(
+        &self,
+        tenant: &str,
+        appends: &[SubjectAppend<'_>],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        check_id("tenant id", tenant)?;
+        struct Prepared {
+            subject_key: Vec<u8>,
+            update: Option<Vec<u8>>,
+            /// (event key, source key, value)
+            events: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+        }
+        let mut prepared = Vec::with_capacity(appends.len());
+        for append in appends {
+            let subject = append.subject;
+            check_id("subject id", subject)?;
+            let update = match append.update {
+                Some(record) if record.id != subject => {
+                    return Err(StoreError::SubjectMismatch {
+                        subject: subject.to_owned(),
+                        record: record.id.clone(),
+                    });
+                }
+                Some(record) => Some(encode_subject(record)?),
+                None => None,
+            };
+            let mut events = Vec::with_capacity(append.events.len());
+            for event in append.events {
+                check_id("event source id", &event.source_id)?;
+                let key = keys::timed(tenant, subject, event.at_ms, self.next_seq()?);
+                let source_key = keys::source(tenant, &event.source_id);
+                let value = Writer::new()
+                    .bytes(event.source_id.as_bytes())?
+                    .bytes(&event.data)?
+                    .finish();
+                events.push((key, source_key, value));
+            }
+            prepared.push(Prepared {
+                subject_key: keys::subject(tenant, subject),
+                update,
+                events,
+            });
         }
         let trees = &self.trees;
         transact(
             (&trees.subjects, &trees.events, &trees.event_sources).transaction(
                 |(subjects, events, sources)| {
-                    require_subject(subjects, tenant, subject)?;
-                    let mut outcome = AppendOutcome::default();
-                    for (key, source_key, value) in &prepared {
-                        if sources.get(source_key.as_slice())?.is_some() {
-                            outcome.duplicates += 1;
-                            continue;
+                    let mut outcomes = Vec::with_capacity(prepared.len());
+                    for (append, prepared) in appends.iter().zip(&prepared) {
+                        require_subject(subjects, tenant, append.subject)?;
+                        let mut outcome = AppendOutcome::default();
+                        for (key, source_key, value) in &prepared.events {
+                            if sources.get(source_key.as_slice())?.is_some() {
+                                outcome.duplicates += 1;
+                                continue;
+                            }
+                            events.insert(key.as_slice(), value.as_slice())?;
+                            sources.insert(source_key.as_slice(), key.as_slice())?;
+                            outcome.inserted += 1;
                         }
-                        events.insert(key.as_slice(), value.as_slice())?;
-                        sources.insert(source_key.as_slice(), key.as_slice())?;
-                        outcome.inserted += 1;
+                        if let Some(value) = &prepared.update {
+                            subjects.insert(prepared.subject_key.as_slice(), value.as_slice())?;
+                        }
+                        outcomes.push(outcome);
                     }
-                    if let Some(value) = &update {
-                        subjects.insert(subject_key.as_slice(), value.as_slice())?;
-                    }
-                    Ok(outcome)
+                    Ok(outcomes)
                 },
             ),
         )

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_store::{ConsentRecord, EventRecord, IdentityHash};
+use tessera_store::{ConsentRecord, EventRecord, IdentityHash, SubjectAppend};
 
 use crate::audit::AuditEntry;
 use crate::error::VaultError;
@@ -77,6 +77,37 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_EVENTS: usize = 1_000;
 /// How far in the future an event may be dated (clock skew between sources).
 pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How many records one store transaction (and one hold of the tenant's
+/// write lock) covers.
+const CHUNK: usize = 256;
+
+/// Subjects changed by the current chunk: their newest profile and the
+/// events queued for them, written together by `write_pending`.
+#[derive(Default)]
+pub(crate) struct Pending {
+    subjects: BTreeMap<String, (Loaded, Vec<EventRecord>)>,
+}
+
+impl Pending {
+    fn contains(&self, id: &str) -> bool {
+        self.subjects.contains_key(id)
+    }
+
+    fn created_at(&self, id: &str) -> i64 {
+        self.subjects
+            .get(id)
+            .map_or(i64::MAX, |(l, _)| l.created_at_ms)
+    }
+
+    fn take(&mut self, id: &str) -> Option<(Loaded, Vec<EventRecord>)> {
+        self.subjects.remove(id)
+    }
+
+    fn put(&mut self, loaded: Loaded, events: Vec<EventRecord>) {
+        self.subjects.insert(loaded.id.clone(), (loaded, events));
+    }
+}
 
 /// An event as sealed in the store.
 #[derive(Serialize, Deserialize)]
@@ -151,23 +182,32 @@ impl Vault {
         let mut total = BatchOutcome::default();
         let mut outcomes = Vec::with_capacity(prepared.len());
         let mut seen_sources = HashSet::new();
-        for item in &prepared {
-            // Locked per record, so that a consent revocation or a deletion
-            // never waits behind a whole batch.
-            let written = {
-                let _guard = lock(&tenant.lock);
-                self.write_one(&tenant, item, actor, &mut seen_sources)
-            };
-            let outcome = match written {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    // What was written before the failure stays written;
-                    // make it durable, so that a retry finds it (events
-                    // with a source id are then skipped as duplicates).
-                    self.flush()?;
-                    return Err(error);
+        for chunk in prepared.chunks(CHUNK) {
+            // Locked per chunk, so that a consent revocation or a deletion
+            // waits for at most one chunk, not a whole batch. A chunk's
+            // events and profile updates go to the store in one transaction.
+            let _guard = lock(&tenant.lock);
+            let mut pending = Pending::default();
+            let mut failed = None;
+            for item in chunk {
+                match self.write_one(&tenant, item, actor, &mut seen_sources, &mut pending) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
                 }
-            };
+            }
+            let written = self.write_pending(&tenant, &mut pending);
+            if let Some(error) = failed.or(written.err()) {
+                // What was written before the failure stays written; make it
+                // durable, so that a retry finds it (events with a source id
+                // are then skipped as duplicates).
+                self.flush()?;
+                return Err(error);
+            }
+        }
+        for outcome in &outcomes {
             total.items += 1;
             total.subjects_created += u64::from(outcome.created);
             total.merges += outcome.merged.len() as u64;
@@ -175,7 +215,6 @@ impl Vault {
             total.duplicates += outcome.duplicates;
             total.expired += outcome.expired;
             total.suppressed += u64::from(outcome.refused.is_some());
-            outcomes.push(outcome);
         }
         self.flush()?;
         Ok((total, outcomes))
@@ -284,6 +323,7 @@ impl Vault {
         prepared: &Prepared<'_>,
         actor: &Actor,
         seen_sources: &mut HashSet<String>,
+        pending: &mut Pending,
     ) -> Result<IngestOutcome, VaultError> {
         let store = self.store.as_ref();
         let item = prepared.item;
@@ -324,16 +364,27 @@ impl Vault {
             )?;
         }
 
-        // Lookup.
+        // Lookup. Subjects written earlier in this chunk are taken from
+        // `pending`, where their newest profile is.
         let mut links: Vec<Option<String>> = Vec::with_capacity(prepared.identities.len());
-        let mut candidates: Vec<Loaded> = Vec::new();
-        let mut weak: Vec<Loaded> = Vec::new();
+        let mut roots: BTreeMap<String, Loaded> = BTreeMap::new();
+        let mut candidates: Vec<(i64, String)> = Vec::new();
+        let mut weak: Vec<(i64, String)> = Vec::new();
         let mut because: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for identity in &prepared.identities {
             let linked = store.find_identity(&tenant.id, identity.hash)?;
             let root = match &linked {
+                Some(subject) if pending.contains(subject) => {
+                    (pending.created_at(subject), subject.clone())
+                }
                 Some(subject) => match self.load_root(tenant, subject) {
-                    Ok(root) => Some(root),
+                    Ok(root) => {
+                        let key = (root.created_at_ms, root.id.clone());
+                        if !pending.contains(&root.id) {
+                            roots.entry(root.id.clone()).or_insert(root);
+                        }
+                        key
+                    }
                     // Linked to an erased subject whose purge has not run
                     // yet, and the suppression was just lifted: take the
                     // link over. Any other missing key is an error (a wrong
@@ -347,32 +398,42 @@ impl Vault {
                     }
                     Err(error) => return Err(error),
                 },
-                None => None,
+                None => {
+                    links.push(None);
+                    continue;
+                }
             };
             links.push(linked);
-            let Some(root) = root else { continue };
             let merging = tenant.settings.merges_on(&identity.kind);
             if merging {
                 because
-                    .entry(root.id.clone())
+                    .entry(root.1.clone())
                     .or_default()
                     .insert(identity.label.clone());
             }
             let list = if merging { &mut candidates } else { &mut weak };
-            if list.iter().all(|l| l.id != root.id) {
+            if !list.contains(&root) {
                 list.push(root);
             }
         }
 
         // Choose the subject.
-        let by_age =
-            |a: &Loaded, b: &Loaded| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id));
-        candidates.sort_by(by_age);
-        weak.sort_by(by_age);
-        let mut target = if !candidates.is_empty() {
-            let mut rest = candidates.split_off(1);
-            let mut survivor = candidates.pop().expect("one candidate");
-            for absorbed in rest.drain(..) {
+        candidates.sort();
+        weak.sort();
+        let mut events = Vec::new();
+        let mut target = if candidates.len() > 1 {
+            // A merge: the chunk so far goes to the store first, so that the
+            // merge starts from stored profiles.
+            self.write_pending(tenant, pending)?;
+            let mut group = Vec::with_capacity(candidates.len());
+            for (_, id) in &candidates {
+                group.push(match roots.remove(id) {
+                    Some(loaded) => loaded,
+                    None => self.load(tenant, id)?,
+                });
+            }
+            let mut survivor = group.remove(0);
+            for absorbed in group {
                 if self.separated(tenant, &survivor, &absorbed)? {
                     continue;
                 }
@@ -380,13 +441,25 @@ impl Vault {
                 self.merge(tenant, &mut survivor, absorbed, kinds, actor, &mut outcome)?;
             }
             survivor
-        } else if !weak.is_empty()
-            && !prepared
-                .identities
-                .iter()
-                .any(|identity| tenant.settings.merges_on(&identity.kind))
-        {
-            weak.swap_remove(0)
+        } else if let Some((_, id)) = candidates.first().or_else(|| {
+            // A device id alone attaches to the subject it knows.
+            weak.first().filter(|_| {
+                !prepared
+                    .identities
+                    .iter()
+                    .any(|identity| tenant.settings.merges_on(&identity.kind))
+            })
+        }) {
+            match pending.take(id) {
+                Some((loaded, queued)) => {
+                    events = queued;
+                    loaded
+                }
+                None => match roots.remove(id) {
+                    Some(loaded) => loaded,
+                    None => self.load(tenant, id)?,
+                },
+            }
         } else {
             let (id, slot, key) = self.fresh_subject(tenant)?;
             outcome.created = true;
@@ -419,6 +492,14 @@ impl Vault {
                 .insert((identity.label.clone(), identity.normalized.clone()));
         }
         if outcome.created || !new.is_empty() {
+            if !events.is_empty() {
+                // The saved profile must not count events not yet stored:
+                // the queued ones go first.
+                let id = target.id.clone();
+                pending.put(target, std::mem::take(&mut events));
+                self.write_pending(tenant, pending)?;
+                target = self.load(tenant, &id)?;
+            }
             self.save(tenant, &target)?;
         }
         if outcome.created {
@@ -491,12 +572,45 @@ impl Vault {
             self.append_consent_entry(tenant, &mut target, consent_entry(consent, actor, now))?;
         }
         target.profile.updated_at_ms = now;
-        let record = self.seal_record(tenant, &target)?;
-        let appended = store.append_events(&tenant.id, &target.id, &records, Some(&record))?;
-        outcome.events_inserted = appended.inserted;
-        outcome.duplicates += appended.duplicates;
-        outcome.subject = Some(target.id);
+        outcome.events_inserted = records.len() as u64;
+        outcome.subject = Some(target.id.clone());
+        events.extend(records);
+        pending.put(target, events);
         Ok(outcome)
+    }
+
+    /// Writes the chunk's queued events and profiles in one transaction.
+    fn write_pending(&self, tenant: &Tenant, pending: &mut Pending) -> Result<(), VaultError> {
+        if pending.subjects.is_empty() {
+            return Ok(());
+        }
+        let sealed = pending
+            .subjects
+            .values()
+            .map(|(loaded, _)| self.seal_record(tenant, loaded))
+            .collect::<Result<Vec<_>, _>>()?;
+        let appends: Vec<SubjectAppend<'_>> = pending
+            .subjects
+            .iter()
+            .zip(&sealed)
+            .map(|((id, (_, events)), record)| SubjectAppend {
+                subject: id,
+                events,
+                update: Some(record),
+            })
+            .collect();
+        let outcomes = self.store.append_batch(&tenant.id, &appends)?;
+        if outcomes.iter().any(|o| o.duplicates > 0) {
+            // Checked under the tenant's lock before queueing: only another
+            // process writing the same store could have stored them.
+            return Err(VaultError::corrupt(
+                &tenant.id,
+                "event source",
+                "stored concurrently by another writer",
+            ));
+        }
+        pending.subjects.clear();
+        Ok(())
     }
 
     /// Appends to the person's consent history. Times are made strictly
