@@ -21,6 +21,25 @@ pub enum AuditCommand {
     /// Works on the data directory directly, which a running server holds
     /// exclusively: stop the server first.
     List(ListArgs),
+    /// After the newest entry of a tenant's trail was destroyed (every
+    /// audited write is refused until then), start a new chain. `verify`
+    /// keeps reporting the damage and the restart.
+    ///
+    /// Works on the data directory directly, which a running server holds
+    /// exclusively: stop the server first.
+    Restart(RestartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The tenant whose trail to restart.
+    #[arg(long)]
+    tenant: String,
+    /// Who is restarting it (recorded in the restart entry).
+    #[arg(long)]
+    operator: String,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +73,17 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify(args) => verify(&args),
         AuditCommand::List(args) => list(&args),
+        AuditCommand::Restart(args) => {
+            let vault = args.data.open()?;
+            let actor = tessera_vault::Actor::new("operator", args.operator.as_str());
+            let seq = vault.restart_audit_chain(&args.tenant, &actor)?;
+            println!(
+                "audit trail of tenant {} restarted at entry {seq}; `tessera audit verify` \
+                 will keep reporting the damage before it",
+                args.tenant
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

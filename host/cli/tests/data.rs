@@ -309,6 +309,47 @@ fn editing_or_removing_one_audit_entry_is_detected_by_tessera_audit_verify() {
         )),
         "{stdout}"
     );
+
+    // With the newest entry gone, audited writes are refused until an
+    // operator restarts the chain; verify keeps reporting both.
+    let refused = deployment.run(&[
+        "audit",
+        "restart",
+        "--tenant",
+        TENANT,
+        "--operator",
+        "ops@acme",
+    ]);
+    let stdout = check(&refused, 0);
+    assert!(
+        stdout.contains(&format!("restarted at entry {}", entries + 1)),
+        "{stdout}"
+    );
+    let again = deployment.run(&[
+        "audit",
+        "restart",
+        "--tenant",
+        TENANT,
+        "--operator",
+        "ops@acme",
+    ]);
+    assert_ne!(
+        again.status.code(),
+        Some(0),
+        "nothing to restart once the chain is whole"
+    );
+    let stdout = check(&deployment.run(&verify), 1);
+    assert!(
+        stdout.contains(&format!("entry {entries}: entry {entries} was removed")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "entry {}: the chain was restarted here",
+            entries + 1
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -20,6 +20,9 @@ use crate::error::VaultError;
 use crate::model::Actor;
 
 const TAG_LEN: usize = 32;
+/// The action of the entry that restarts a chain whose newest entry was
+/// destroyed: it links to nothing, and verify reports it for ever.
+pub(crate) const RESTART: &str = "audit.restart";
 const PAGE: usize = 512;
 /// How often an append retries after losing a race to another writer.
 const APPEND_RETRIES: usize = 64;
@@ -140,6 +143,7 @@ pub(crate) fn append(
     now_ms: i64,
 ) -> Result<u64, VaultError> {
     entry.at_ms = now_ms;
+    let restart = entry.action == RESTART;
     for _ in 0..APPEND_RETRIES {
         let head = store.audit_head(tenant)?;
         let prev = if head == 0 {
@@ -147,14 +151,27 @@ pub(crate) fn append(
         } else {
             let last = store.audit(tenant, head, 1)?;
             let record = last.first().filter(|r| r.seq == head);
-            let Some((_, tag, _)) = record.and_then(|r| decode(&r.data)) else {
-                return Err(VaultError::AuditDamaged {
-                    tenant: tenant.to_owned(),
-                    seq: head,
-                    reason: "the newest entry is missing or truncated".into(),
-                });
-            };
-            tag
+            match (record.and_then(|r| decode(&r.data)), restart) {
+                (Some((_, tag, _)), false) => tag,
+                (None, true) => [0; TAG_LEN],
+                (Some(_), true) => {
+                    return Err(VaultError::AuditDamaged {
+                        tenant: tenant.to_owned(),
+                        seq: head,
+                        reason: "nothing to restart: the newest entry is intact".into(),
+                    });
+                }
+                (None, false) => {
+                    return Err(VaultError::AuditDamaged {
+                        tenant: tenant.to_owned(),
+                        seq: head,
+                        reason: "the newest entry is missing or truncated; after \
+                                 investigating, `tessera audit restart` starts a new chain \
+                                 from here"
+                            .into(),
+                    });
+                }
+            }
         };
         let seq = head + 1;
         entry.seq = seq;
@@ -252,7 +269,17 @@ pub(crate) fn verify(
                 expected = record.seq + 1;
                 continue;
             };
-            if record.seq == expected && stored_prev != prev {
+            let restarted = stored_prev == [0; TAG_LEN]
+                && record.seq > 1
+                && serde_json::from_slice::<AuditEntry>(body).is_ok_and(|e| e.action == RESTART);
+            if restarted {
+                problems.push(problem(
+                    record.seq,
+                    "the chain was restarted here after the entries before it were damaged \
+                     (`tessera audit restart`)"
+                        .into(),
+                ));
+            } else if record.seq == expected && stored_prev != prev {
                 problems.push(problem(
                     record.seq,
                     "the link to the previous entry is broken (an entry was replaced or reordered)"

@@ -676,6 +676,17 @@ impl Vault {
         audit::read(self.store.as_ref(), tenant, from_seq, limit)
     }
 
+    /// Starts a new chain after the newest audit entry was destroyed (which
+    /// otherwise refuses every audited write). The restart entry names who
+    /// did it; `verify` reports the damage and the restart for ever.
+    pub fn restart_audit_chain(&self, tenant: &str, actor: &Actor) -> Result<u64, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, audit::RESTART).detail("chain restarted after damage"),
+        )
+    }
+
     /// Walks the tenant's audit chain and reports every edited, removed,
     /// reordered or added entry.
     pub fn verify_audit(&self, tenant: &str) -> Result<AuditReport, VaultError> {
