@@ -1,0 +1,236 @@
+//! Authentication and authorization: one layer in front of every `/v1`
+//! route. It reads the token (bearer, or HTTP Basic with the token as user
+//! name as Segment clients send their write key), verifies it, looks the
+//! route up in [`ROLE_MATRIX`], applies the tenant's rate limit and hands
+//! the handler a [`Principal`] whose tenant is the token's — never one named
+//! by the URL or the body.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::tokens::{Principal, Rejected};
+
+/// What a token may do. Each token has exactly one role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the tenant: tokens, subjects and their rights, deletions, audit.
+    Operator,
+    /// Ingests data; (next increments) segments, strategies, simulations.
+    Marketer,
+    /// Only sends events: the Segment "write key", which may sit in a web
+    /// page or an app, so it can do nothing else.
+    Ingest,
+    /// Reads aggregate data and the audit trail; changes nothing.
+    Analyst,
+    /// The tenant's subject portal backend: issues subject tokens (`/v1/me`,
+    /// a later increment).
+    Portal,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Operator,
+        Role::Marketer,
+        Role::Ingest,
+        Role::Analyst,
+        Role::Portal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Marketer => "marketer",
+            Role::Ingest => "ingest",
+            Role::Analyst => "analyst",
+            Role::Portal => "portal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of the role matrix: a route and the roles that may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRule {
+    /// `GET`, `POST`, `DELETE`, … (`HEAD` is allowed wherever `GET` is).
+    pub method: &'static str,
+    /// The route as registered, with `{param}` placeholders.
+    pub path: &'static str,
+    pub roles: &'static [Role],
+}
+
+const OPERATOR: &[Role] = &[Role::Operator];
+const AUDIT_READERS: &[Role] = &[Role::Operator, Role::Analyst];
+const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
+
+const fn rule(method: &'static str, path: &'static str, roles: &'static [Role]) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        roles,
+    }
+}
+
+/// Every `/v1` route and who may call it, documented in `docs/api.md`. The
+/// authorization layer fails closed: a route or method missing here
+/// answers 405 to every token, whatever its role. Tests check that every
+/// route listed is registered behind the layer, and every role against
+/// every route.
+pub const ROLE_MATRIX: &[RouteRule] = &[
+    rule("POST", "/v1/tokens", OPERATOR),
+    rule("GET", "/v1/tokens", OPERATOR),
+    rule("DELETE", "/v1/tokens/{id}", OPERATOR),
+    rule("GET", "/v1/subjects/{id}", OPERATOR),
+    rule("DELETE", "/v1/subjects/{id}", OPERATOR),
+    rule("GET", "/v1/deletions/{id}", OPERATOR),
+    rule("GET", "/v1/audit", AUDIT_READERS),
+    rule("POST", "/v1/events", INGESTERS),
+    rule("POST", "/v1/batch", INGESTERS),
+    rule("POST", "/v1/track", INGESTERS),
+    rule("POST", "/v1/identify", INGESTERS),
+    rule("POST", "/v1/page", INGESTERS),
+    rule("POST", "/v1/screen", INGESTERS),
+    rule("POST", "/v1/alias", INGESTERS),
+    rule("POST", "/v1/group", INGESTERS),
+];
+
+/// The rule for a request, if the route has one for its method.
+pub fn rule_for(method: &Method, path: &str) -> Option<&'static RouteRule> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    ROLE_MATRIX
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+}
+
+/// The token a request presents: `Authorization: Bearer <token>`, or
+/// `Authorization: Basic base64(<token>:)` (the password is ignored).
+pub fn presented_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "no credentials: send `Authorization: Bearer <token>`, or HTTP Basic with the \
+             token as user name and an empty password",
+        ));
+    };
+    let malformed = || {
+        ApiError::unauthorized(
+            "the Authorization header is neither `Bearer <token>` nor HTTP Basic",
+        )
+    };
+    let value = value.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(rest.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| malformed())?;
+        let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+        return Ok(user.to_owned());
+    }
+    Err(malformed())
+}
+
+/// The authorization layer (`route_layer` over every `/v1` route).
+pub(crate) async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = presented_token(request.headers());
+    let method = request.method().clone();
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    match admit(&state, token, &method, &path).await {
+        Ok(principal) => {
+            tracing::Span::current().record("tenant", principal.tenant.as_str());
+            tracing::Span::current().record("role", principal.role.as_str());
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn admit(
+    state: &AppState,
+    token: Result<String, ApiError>,
+    method: &Method,
+    path: &str,
+) -> Result<Principal, ApiError> {
+    let principal = verify(state, token?).await?;
+    let Some(rule) = rule_for(method, path) else {
+        // Every registered route is in the matrix (tested), so a route
+        // without a rule for this method is a method the route lacks.
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        ));
+    };
+    if !rule.roles.contains(&principal.role) {
+        let allowed: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "a {} token may not call {} {}",
+                principal.role, rule.method, rule.path
+            ),
+        )
+        .with_details(json!({ "role": principal.role, "allowed": allowed })));
+    }
+    if let Err(wait) = state.limiter.check(&principal.tenant) {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("the tenant's request rate limit is reached; retry in {seconds} s"),
+        );
+        error.retry_after = Some(seconds.max(1));
+        return Err(error);
+    }
+    Ok(principal)
+}
+
+async fn verify(state: &AppState, token: String) -> Result<Principal, ApiError> {
+    let verdict = match state.tokens.verify_cached(&token) {
+        Some(verdict) => verdict,
+        None => {
+            let tokens = state.tokens.clone();
+            crate::blocking(move || tokens.verify(&token).map_err(ApiError::from)).await?
+        }
+    };
+    verdict.map_err(|rejected| {
+        ApiError::unauthorized(match rejected {
+            Rejected::Malformed => "the token is not a Tessera API token",
+            Rejected::Unknown => "the token is not valid",
+            Rejected::Revoked => "the token has been revoked",
+        })
+    })
+}

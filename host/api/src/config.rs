@@ -1,0 +1,98 @@
+//! The service's limits, read by `tessera serve` from its TOML file and
+//! environment; the defaults suit a single node.
+
+use serde::{Deserialize, Serialize};
+
+/// What the HTTP service needs to know besides the vault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub limits: Limits,
+    pub rate_limit: RateLimit,
+}
+
+/// Sizes and times that bound every request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The largest request body in bytes (Segment's own limit is 500 KB a batch).
+    pub max_body_bytes: usize,
+    /// The largest single ingest message (one item of a batch), as JSON
+    /// (Segment's limit: 32 KB).
+    pub max_message_bytes: usize,
+    /// The most messages one `/v1/batch` request may carry.
+    pub max_batch_messages: usize,
+    /// A request still running after this long is answered 503 `timeout`
+    /// (work already handed to the data core still completes).
+    pub request_timeout_ms: u64,
+    /// How long a verified token is trusted from memory before the store is
+    /// read again. Revocations through this server take effect at once.
+    pub token_cache_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 512 * 1024,
+            max_message_bytes: 32 * 1024,
+            max_batch_messages: 2_500,
+            request_timeout_ms: 30_000,
+            token_cache_ms: 30_000,
+        }
+    }
+}
+
+/// A token bucket per tenant over all of its `/v1` requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second per tenant; 0 turns the limit off.
+    pub requests_per_second: u32,
+    /// How many requests a tenant may make at once after being idle.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 200,
+            burst: 400,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the numbers for nonsense; the reason names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.max_body_bytes < 1024 || l.max_body_bytes > 64 * 1024 * 1024 {
+            return Err(format!(
+                "limits.max_body_bytes ({}) must be 1 KiB to 64 MiB",
+                l.max_body_bytes
+            ));
+        }
+        if l.max_message_bytes < 256 || l.max_message_bytes > l.max_body_bytes {
+            return Err(format!(
+                "limits.max_message_bytes ({}) must be at least 256 and at most max_body_bytes ({})",
+                l.max_message_bytes, l.max_body_bytes
+            ));
+        }
+        if l.max_batch_messages == 0 || l.max_batch_messages > tessera_vault::MAX_BATCH {
+            return Err(format!(
+                "limits.max_batch_messages ({}) must be 1 to {}",
+                l.max_batch_messages,
+                tessera_vault::MAX_BATCH
+            ));
+        }
+        if l.request_timeout_ms < 100 {
+            return Err(format!(
+                "limits.request_timeout_ms ({}) must be at least 100",
+                l.request_timeout_ms
+            ));
+        }
+        if self.rate_limit.requests_per_second > 0 && self.rate_limit.burst == 0 {
+            return Err("rate_limit.burst must be at least 1 when the limit is on".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! Segment-compatible ingest: `/v1/track`, `/v1/identify`, `/v1/page`,
+//! `/v1/screen`, `/v1/group`, `/v1/alias` (one message, the call's kind),
+//! `/v1/events` (one message with its `type`) and `/v1/batch` (many).
+//!
+//! A batch is accepted in part: each message is checked and converted
+//! ([`crate::segment`]); the valid ones go to the vault in one
+//! `ingest_batch`, and the answer lists the others with their index, code
+//! and message. The vault refuses a whole batch for one record it finds
+//! invalid (nothing written); then the batch is split in halves until the
+//! offending records are alone, so that k bad records cost about
+//! k·log₂(n) vault calls and the rest is still stored.
+
+use axum::Extension;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tessera_vault::{Actor, Incoming, IngestOutcome, Vault, VaultError};
+
+use crate::error::{ApiError, Json, JsonBytes, body_error, is_item_error};
+use crate::metrics::IngestCounts;
+use crate::segment::{self, Context, Defaults, ItemError, Kind};
+use crate::tokens::{Principal, now_ms};
+use crate::{AppState, blocking};
+
+/// What an ingest request did. `success` is true whenever the request was
+/// taken (Segment clients look at the status and this field); messages that
+/// were not stored are listed in `errors`.
+#[derive(Debug, Default, Serialize)]
+pub struct IngestReport {
+    pub success: bool,
+    /// Messages in the request.
+    pub received: usize,
+    /// Messages stored (their events may be duplicates of stored ones).
+    pub accepted: u64,
+    pub events_inserted: u64,
+    /// Events whose `messageId` was stored before: not stored again.
+    pub duplicates: u64,
+    /// Events older than the person's retention period: not stored.
+    pub expired: u64,
+    /// Messages refused because they name an erased person.
+    pub suppressed: u64,
+    pub errors: Vec<ItemReport>,
+}
+
+/// One message that was not stored.
+#[derive(Debug, Serialize)]
+pub struct ItemReport {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl IngestReport {
+    fn outcome(&mut self, outcome: &IngestOutcome) {
+        if outcome.refused.is_some() {
+            self.suppressed += 1;
+        } else {
+            self.accepted += 1;
+        }
+        self.events_inserted += outcome.events_inserted;
+        self.duplicates += outcome.duplicates;
+        self.expired += outcome.expired;
+    }
+
+    fn error(&mut self, index: usize, error: ItemError) {
+        self.errors.push(ItemReport {
+            index,
+            code: error.code,
+            message: error.message,
+            details: error.field.map(|field| json!({ "field": field })),
+        });
+    }
+
+    fn counts(&self) -> IngestCounts {
+        IngestCounts {
+            accepted: self.accepted,
+            invalid: self.errors.len() as u64,
+            suppressed: self.suppressed,
+            inserted: self.events_inserted,
+            duplicates: self.duplicates,
+        }
+    }
+}
+
+/// A vault refusal of one record as an item error.
+fn vault_item_error(error: VaultError) -> ItemError {
+    let api = ApiError::from(error);
+    // The vault numbers records within the call; the index says which.
+    let message = match api.message.split_once(": record ") {
+        Some((head, rest)) => match rest.split_once(": ") {
+            Some((n, tail)) if n.bytes().all(|b| b.is_ascii_digit()) => format!("{head}: {tail}"),
+            _ => api.message.clone(),
+        },
+        None => api.message.clone(),
+    };
+    ItemError {
+        code: api.code,
+        message,
+        field: api
+            .details
+            .as_ref()
+            .and_then(|d| d.get("field"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+/// Ingests `items` (with their indexes in the request), splitting on
+/// per-record refusals; any other failure is the request's.
+fn ingest_split(
+    vault: &Vault,
+    tenant: &str,
+    indexes: &[usize],
+    items: &[Incoming],
+    actor: &Actor,
+    report: &mut IngestReport,
+) -> Result<(), VaultError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    match vault.ingest_batch(tenant, items, actor) {
+        Ok((_, outcomes)) => {
+            for outcome in &outcomes {
+                report.outcome(outcome);
+            }
+            Ok(())
+        }
+        Err(error) if is_item_error(&error) => {
+            if items.len() == 1 {
+                report.error(indexes[0], vault_item_error(error));
+                return Ok(());
+            }
+            let mid = items.len() / 2;
+            ingest_split(vault, tenant, &indexes[..mid], &items[..mid], actor, report)?;
+            ingest_split(vault, tenant, &indexes[mid..], &items[mid..], actor, report)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn message_too_large(limit: usize) -> ItemError {
+    ItemError {
+        code: "message_too_large",
+        message: format!("the message is larger than {limit} bytes (limits.max_message_bytes)"),
+        field: None,
+    }
+}
+
+/// One message of the endpoint's kind (`None`: the message's `type`).
+async fn single(
+    state: AppState,
+    principal: Principal,
+    body: JsonBytes,
+    kind: Option<Kind>,
+) -> Result<Json<IngestReport>, ApiError> {
+    let limit = state.config.limits.max_message_bytes;
+    let item_error = |error: ItemError, status| {
+        let mut api = ApiError::new(status, error.code, error.message);
+        if let Some(field) = error.field {
+            api = api.with_details(json!({ "field": field }));
+        }
+        api
+    };
+    if body.0.len() > limit {
+        return Err(item_error(
+            message_too_large(limit),
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        ));
+    }
+    let message: segment::Message =
+        serde_json::from_slice(&body.0).map_err(|error| match body_error(&error) {
+            e if e.code == "invalid_json" => e,
+            _ => ApiError::unprocessable(
+                "invalid_message",
+                format!("the message is not a Segment message: {error}"),
+            ),
+        })?;
+    let metrics = state.metrics.clone();
+    let report = blocking(move || {
+        let settings = state.vault.settings(&principal.tenant)?;
+        let incoming =
+            segment::convert(message, kind, &Defaults::default(), &settings, now_ms())
+                .map_err(|error| item_error(error, axum::http::StatusCode::UNPROCESSABLE_ENTITY))?;
+        let mut report = IngestReport {
+            success: true,
+            received: 1,
+            ..IngestReport::default()
+        };
+        let (_, outcomes) = state.vault.ingest_batch(
+            &principal.tenant,
+            std::slice::from_ref(&incoming),
+            &principal.actor(),
+        )?;
+        for outcome in &outcomes {
+            report.outcome(outcome);
+        }
+        Ok(report)
+    })
+    .await;
+    match &report {
+        Ok(report) => metrics.ingest(report.counts()),
+        Err(error) if error.status.is_client_error() => metrics.ingest(IngestCounts {
+            invalid: 1,
+            ..IngestCounts::default()
+        }),
+        Err(_) => {}
+    }
+    Ok(Json(report?))
+}
+
+macro_rules! single_endpoint {
+    ($name:ident, $kind:expr) => {
+        pub(crate) async fn $name(
+            State(state): State<AppState>,
+            Extension(principal): Extension<Principal>,
+            body: JsonBytes,
+        ) -> Result<Json<IngestReport>, ApiError> {
+            single(state, principal, body, $kind).await
+        }
+    };
+}
+
+single_endpoint!(track, Some(Kind::Track));
+single_endpoint!(identify, Some(Kind::Identify));
+single_endpoint!(page, Some(Kind::Page));
+single_endpoint!(screen, Some(Kind::Screen));
+single_endpoint!(group, Some(Kind::Group));
+single_endpoint!(alias, Some(Kind::Alias));
+single_endpoint!(events, None);
+
+/// The body of `/v1/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    batch: Vec<&'a RawValue>,
+    #[serde(default)]
+    context: Option<Context>,
+    #[serde(default)]
+    sent_at: Option<String>,
+}
+
+/// `POST /v1/batch`: many messages, each with its `type`; stored in part.
+pub(crate) async fn batch(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: JsonBytes,
+) -> Result<Json<IngestReport>, ApiError> {
+    let max_messages = state.config.limits.max_batch_messages;
+    // Parsed on the blocking pool too: a 512 KiB body is a few milliseconds.
+    let metrics = state.metrics.clone();
+    let report = blocking(move || {
+        let bytes = body.0;
+        let parsed: BatchBody<'_> = serde_json::from_slice(&bytes).map_err(|e| body_error(&e))?;
+        if parsed.batch.len() > max_messages {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_messages",
+                format!(
+                    "the batch has {} messages, more than the {max_messages} one request may carry (limits.max_batch_messages); split it",
+                    parsed.batch.len()
+                ),
+            ));
+        }
+        let defaults = Defaults {
+            context: parsed.context,
+            sent_at: parsed.sent_at,
+        };
+        let limit = state.config.limits.max_message_bytes;
+        let settings = state.vault.settings(&principal.tenant)?;
+        let now = now_ms();
+        let mut report = IngestReport {
+            success: true,
+            received: parsed.batch.len(),
+            ..IngestReport::default()
+        };
+        let mut indexes = Vec::with_capacity(parsed.batch.len());
+        let mut items = Vec::with_capacity(parsed.batch.len());
+        for (index, raw) in parsed.batch.iter().enumerate() {
+            let converted = if raw.get().len() > limit {
+                Err(message_too_large(limit))
+            } else {
+                segment::parse(raw.get())
+                    .and_then(|m| segment::convert(m, None, &defaults, &settings, now))
+            };
+            match converted {
+                Ok(incoming) => {
+                    indexes.push(index);
+                    items.push(incoming);
+                }
+                Err(error) => report.error(index, error),
+            }
+        }
+        ingest_split(
+            &state.vault,
+            &principal.tenant,
+            &indexes,
+            &items,
+            &principal.actor(),
+            &mut report,
+        )?;
+        report.errors.sort_by_key(|e| e.index);
+        Ok(report)
+    })
+    .await?;
+    metrics.ingest(report.counts());
+    if !report.errors.is_empty() {
+        tracing::info!(
+            received = report.received,
+            refused = report.errors.len(),
+            "batch accepted in part"
+        );
+    }
+    Ok(Json(report))
+}

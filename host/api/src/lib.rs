@@ -1,0 +1,220 @@
+//! Tessera's HTTP service: the axum application that `tessera serve` runs.
+//!
+//! [`app`] builds the router over an [`AppState`] (the vault, the token
+//! store, the metrics and the [`Config`]). Every `/v1` route passes one
+//! authorization layer ([`ROLE_MATRIX`]); every answer that is not a success
+//! has one JSON shape ([`ApiError`]). The vault is blocking (sled, fsync),
+//! so handlers run it on tokio's blocking pool.
+//!
+//! `docs/api.md` describes the API for its users.
+
+mod auth;
+mod config;
+mod error;
+mod handlers;
+mod ingest;
+mod metrics;
+mod ratelimit;
+pub mod segment;
+mod time;
+mod tokens;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tessera_vault::Vault;
+use tracing::Instrument as _;
+
+pub use auth::{ROLE_MATRIX, Role, RouteRule, presented_token, rule_for};
+pub use config::{Config, Limits, RateLimit};
+pub use error::{ApiError, Json, JsonBytes, Path, Query};
+pub use ingest::{IngestReport, ItemReport};
+pub use metrics::{IngestCounts, Metrics};
+pub use ratelimit::RateLimiter;
+pub use tokens::{NewToken, Principal, Rejected, TOKEN_DOC, TokenInfo, TokenStore};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub tokens: TokenStore,
+    pub metrics: Metrics,
+    pub config: Arc<Config>,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// The state over `vault` with `config`'s limits, fresh metrics and a
+    /// token store in the vault's store.
+    pub fn new(vault: Arc<Vault>, config: Config) -> Self {
+        let tokens = TokenStore::new(
+            vault.clone(),
+            Duration::from_millis(config.limits.token_cache_ms),
+        );
+        Self {
+            limiter: Arc::new(RateLimiter::new(&config.rate_limit)),
+            vault,
+            tokens,
+            metrics: Metrics::default(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The application: every route, the authorization layer over `/v1`, body
+/// limits, request ids, logs, metrics and timeouts.
+pub fn app(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/v1/tokens",
+            post(handlers::create_token).get(handlers::list_tokens),
+        )
+        .route(
+            "/v1/tokens/{id}",
+            axum::routing::delete(handlers::revoke_token),
+        )
+        .route(
+            "/v1/subjects/{id}",
+            get(handlers::subject).delete(handlers::delete_subject),
+        )
+        .route("/v1/deletions/{id}", get(handlers::deletion))
+        .route("/v1/audit", get(handlers::audit))
+        .route("/v1/events", post(ingest::events))
+        .route("/v1/batch", post(ingest::batch))
+        .route("/v1/track", post(ingest::track))
+        .route("/v1/identify", post(ingest::identify))
+        .route("/v1/page", post(ingest::page))
+        .route("/v1/screen", post(ingest::screen))
+        .route("/v1/alias", post(ingest::alias))
+        .route("/v1/group", post(ingest::group))
+        .route_layer(from_fn_with_state(state.clone(), auth::authorize));
+    Router::new()
+        .route("/healthz", get(handlers::health))
+        .route("/readyz", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .merge(v1)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The request id: the caller's `x-request-id` if it is a short plain
+/// token, else a fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+        && !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return id.to_owned();
+    }
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes = (Instant::now().elapsed().as_nanos() as u64).to_le_bytes();
+    }
+    hex::encode(bytes)
+}
+
+/// The outermost layer: a span per request (id, method, route; the
+/// authorization layer adds tenant and role), the timeout, one log line and
+/// the metrics of each answer, and the `x-request-id` header.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(request.headers());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %method,
+        route = %route,
+        tenant = tracing::field::Empty,
+        role = tracing::field::Empty,
+    );
+    let timeout = Duration::from_millis(state.config.limits.request_timeout_ms);
+    let answer = tokio::time::timeout(timeout, next.run(request))
+        .instrument(span.clone())
+        .await;
+    let mut response = answer.unwrap_or_else(|_| {
+        let _entered = span.enter();
+        tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took longer than the server allows (limits.request_timeout_ms); work \
+             already started may still complete, so retry idempotently",
+        );
+        error.retry_after = Some(1);
+        error.into_response()
+    });
+    let status = response.status();
+    let elapsed = start.elapsed();
+    state.metrics.observe(
+        method.as_str(),
+        &route,
+        status.as_u16(),
+        elapsed.as_secs_f64(),
+    );
+    span.in_scope(|| {
+        let latency_us = elapsed.as_micros() as u64;
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), latency_us, "answered");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_us, "answered");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Runs blocking vault work on tokio's blocking pool, in the request's span.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
+        Ok(result) => result,
+        Err(error) => Err(ApiError::internal(&error)),
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then
+/// finishes the requests in flight (their vault writes are durable when
+/// they answer) and flushes the vault.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let vault = state.vault.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let flushed = tokio::task::spawn_blocking(move || vault.flush())
+        .await
+        .map_err(std::io::Error::other)?;
+    served?;
+    flushed.map_err(|error| std::io::Error::other(error.to_string()))
+}

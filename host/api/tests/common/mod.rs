@@ -1,0 +1,190 @@
+//! Shared fixtures of the API tests: a vault in a temporary directory with
+//! two tenants and a token of every role in each.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tessera_api::{AppState, Config, Role, app};
+use tessera_privacy::MasterKey;
+use tessera_vault::{Actor, IdentityKind, Incoming, TenantSettings, Vault};
+use tower::ServiceExt as _;
+
+pub const ACME: &str = "acme";
+pub const GLOBEX: &str = "globex";
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub app: Router,
+    /// (tenant, role) → token.
+    pub tokens: BTreeMap<(String, Role), String>,
+}
+
+pub fn operator() -> Actor {
+    Actor::new("operator", "test")
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    pub fn with_config(config: Config) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        MasterKey::generate()
+            .expect("master key")
+            .write_new(dir.path().join("master.key"))
+            .expect("write master key");
+        let vault = open_vault(dir.path());
+        for tenant in [ACME, GLOBEX] {
+            vault
+                .create_tenant(tenant, TenantSettings::default(), &operator())
+                .expect("create tenant");
+        }
+        let state = AppState::new(Arc::new(vault), config);
+        let mut tokens = BTreeMap::new();
+        for tenant in [ACME, GLOBEX] {
+            for role in Role::ALL {
+                let created = state
+                    .tokens
+                    .create(tenant, role, &format!("{role} test"), &operator())
+                    .expect("create token");
+                tokens.insert((tenant.to_owned(), role), created.token);
+            }
+        }
+        let app = app(state.clone());
+        Self {
+            dir,
+            state,
+            app,
+            tokens,
+        }
+    }
+
+    pub fn token(&self, tenant: &str, role: Role) -> &str {
+        &self.tokens[&(tenant.to_owned(), role)]
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.state.vault
+    }
+
+    /// A new subject in `tenant` (by a member id), returning its id.
+    pub fn subject(&self, tenant: &str, member: &str) -> String {
+        let item = Incoming {
+            identities: vec![(IdentityKind::MemberId, member.to_owned())],
+            ..Incoming::default()
+        };
+        self.vault()
+            .ingest(tenant, &item, &operator())
+            .expect("ingest")
+            .subject
+            .expect("a subject")
+    }
+
+    /// What a forbidden call must not change: the audit head, the number of
+    /// subjects, tokens and deletion requests of a tenant.
+    pub fn footprint(&self, tenant: &str) -> (u64, usize, usize, usize) {
+        let store = self.vault().store();
+        (
+            store.audit_head(tenant).expect("audit head"),
+            store
+                .subjects(tenant, None, 100_000)
+                .expect("subjects")
+                .len(),
+            self.state.tokens.list(tenant).expect("tokens").len(),
+            self.vault()
+                .deletion_requests(tenant)
+                .expect("requests")
+                .len(),
+        )
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Opens the vault of a fixture's directory (after the fixture's own
+/// handle is dropped: the store is held exclusively).
+pub fn open_vault(dir: &std::path::Path) -> Vault {
+    Vault::open(
+        dir.join("data"),
+        dir.join("keys"),
+        MasterKey::from_file(dir.join("master.key")).expect("master key"),
+    )
+    .expect("open vault")
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the error shape and returns its code.
+    pub fn code(&self) -> &str {
+        let error = &self.body["error"];
+        assert!(
+            error.is_object(),
+            "not an error answer: {} {}",
+            self.status,
+            self.body
+        );
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        error["code"].as_str().expect("a code")
+    }
+
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.body);
+        self
+    }
+}
