@@ -15,6 +15,14 @@ impl Writer {
         Self(vec![VALUE_FORMAT])
     }
 
+    /// A writer whose buffer holds `capacity` bytes after the format byte
+    /// without growing.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut buffer = Vec::with_capacity(1 + capacity);
+        buffer.push(VALUE_FORMAT);
+        Self(buffer)
+    }
+
     pub(crate) fn bytes(mut self, bytes: &[u8]) -> Result<Self, StoreError> {
         let len = u32::try_from(bytes.len()).map_err(|_| {
             StoreError::backend(format!(

@@ -54,6 +54,7 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         events_come_back_in_time_order_within_half_open_ranges,
         duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
         batches_of_several_subjects_are_appended_together_or_not_at_all,
+        batches_create_subjects_link_identities_and_append_consents_all_or_nothing,
         writes_for_an_unknown_subject_are_refused_and_change_nothing,
         deleting_events_before_a_time_removes_only_older_events_of_that_subject,
         consent_history_is_kept_in_time_then_append_order,
@@ -137,6 +138,7 @@ macro_rules! conformance_tests {
             events_come_back_in_time_order_within_half_open_ranges,
             duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
             batches_of_several_subjects_are_appended_together_or_not_at_all,
+            batches_create_subjects_link_identities_and_append_consents_all_or_nothing,
             writes_for_an_unknown_subject_are_refused_and_change_nothing,
             deleting_events_before_a_time_removes_only_older_events_of_that_subject,
             consent_history_is_kept_in_time_then_append_order,
@@ -602,12 +604,13 @@ pub fn batches_of_several_subjects_are_appended_together_or_not_at_all<S: Store>
                 SubjectAppend {
                     subject: "s1",
                     events: &first,
-                    update: None,
+                    ..SubjectAppend::default()
                 },
                 SubjectAppend {
                     subject: "s2",
                     events: &second,
                     update: Some(&updated),
+                    ..SubjectAppend::default()
                 },
             ],
         )
@@ -629,18 +632,151 @@ pub fn batches_of_several_subjects_are_appended_together_or_not_at_all<S: Store>
             SubjectAppend {
                 subject: "s1",
                 events: &third,
-                update: None,
+                ..SubjectAppend::default()
             },
             SubjectAppend {
                 subject: "nobody",
                 events: &third,
-                update: None,
+                ..SubjectAppend::default()
             },
         ],
     );
     assert!(unknown_subject(result));
     assert!(!store.has_event_source(T, "d").unwrap());
     assert_eq!(store.append_batch(T, &[]).unwrap(), vec![]);
+}
+
+pub fn batches_create_subjects_link_identities_and_append_consents_all_or_nothing<S: Store>(
+    store: &S,
+) {
+    seed(store, &[(T, "s1")]);
+    store.link_identity(T, hash(1), "s1").unwrap();
+    let created = subject("new");
+    let events = [event("n1", 1)];
+    let later = [event("n2", 2)];
+    let consents = [consent(5, "granted"), consent(6, "revoked")];
+    let updated = SubjectRecord {
+        data: b"after the batch".to_vec(),
+        ..subject("new")
+    };
+    let outcomes = store
+        .append_batch(
+            T,
+            &[
+                SubjectAppend {
+                    subject: "new",
+                    events: &events,
+                    update: Some(&created),
+                    create: true,
+                    links: &[hash(2), hash(3)],
+                    consents: &consents,
+                },
+                SubjectAppend {
+                    subject: "new",
+                    events: &later,
+                    update: Some(&updated),
+                    links: &[hash(3)],
+                    ..SubjectAppend::default()
+                },
+                SubjectAppend {
+                    subject: "s1",
+                    links: &[hash(1), hash(4)],
+                    ..SubjectAppend::default()
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![outcome(1, 0), outcome(1, 0), outcome(0, 0)],
+        "a later append sees the subject an earlier one created, and its links"
+    );
+    assert_eq!(store.subject(T, "new").unwrap(), Some(updated.clone()));
+    assert_eq!(sources(&all_events(store, T, "new")), ["n1", "n2"]);
+    assert_eq!(store.consents(T, "new").unwrap(), consents.to_vec());
+    assert_eq!(
+        store.find_identity(T, hash(2)).unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        store.find_identity(T, hash(3)).unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        store.identities_of(T, "new").unwrap(),
+        vec![hash(2), hash(3)]
+    );
+    assert_eq!(
+        store.identities_of(T, "s1").unwrap(),
+        vec![hash(1), hash(4)],
+        "linking a hash already pointing at the subject changes nothing"
+    );
+
+    // Each refusal leaves everything as it was.
+    let fresh = subject("fresh");
+    let refused = |appends: &[SubjectAppend<'_>]| {
+        let result = store.append_batch(T, appends);
+        assert_eq!(store.subject(T, "fresh").unwrap(), None, "{result:?}");
+        assert!(!store.has_event_source(T, "f1").unwrap(), "{result:?}");
+        assert_eq!(store.find_identity(T, hash(9)).unwrap(), None, "{result:?}");
+        assert_eq!(store.consents(T, "fresh").unwrap(), vec![], "{result:?}");
+        assert_eq!(store.subject(T, "new").unwrap(), Some(updated.clone()));
+        result
+    };
+    let fresh_events = [event("f1", 1)];
+    let create_fresh = SubjectAppend {
+        subject: "fresh",
+        events: &fresh_events,
+        update: Some(&fresh),
+        create: true,
+        links: &[hash(9)],
+        consents: &consents,
+    };
+    let again = SubjectRecord {
+        data: b"created twice".to_vec(),
+        ..subject("new")
+    };
+    assert!(matches!(
+        refused(&[
+            create_fresh,
+            SubjectAppend {
+                subject: "new",
+                update: Some(&again),
+                create: true,
+                ..SubjectAppend::default()
+            }
+        ]),
+        Err(StoreError::SubjectExists { .. })
+    ));
+    assert!(
+        unknown_subject(refused(&[SubjectAppend {
+            update: None,
+            ..create_fresh
+        }])),
+        "creating needs the record"
+    );
+    assert!(matches!(
+        refused(&[SubjectAppend {
+            links: &[hash(9), hash(2)],
+            ..create_fresh
+        }]),
+        Err(StoreError::IdentityLinked { linked, .. }) if linked == "new"
+    ));
+    assert!(matches!(
+        store.append_batch(T2, &[create_fresh]),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    assert_eq!(store.subject(T2, "fresh").unwrap(), None);
+
+    store.append_batch(T, &[create_fresh]).unwrap();
+    assert_eq!(store.subject(T, "fresh").unwrap(), Some(fresh));
+    assert_eq!(
+        store.find_identity(T, hash(9)).unwrap().as_deref(),
+        Some("fresh")
+    );
+    store.purge_subject(T, "fresh").unwrap();
+    assert_eq!(store.find_identity(T, hash(9)).unwrap(), None);
+    assert_eq!(store.consents(T, "fresh").unwrap(), vec![]);
 }
 
 pub fn writes_for_an_unknown_subject_are_refused_and_change_nothing<S: Store>(store: &S) {

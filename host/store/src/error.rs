@@ -23,6 +23,21 @@ pub enum StoreError {
          {record:?}; pass the record of the subject the events belong to"
     )]
     SubjectMismatch { subject: String, record: String },
+    #[error(
+        "subject {subject:?} already exists in tenant {tenant:?}; a batch that creates a \
+         subject must use a new id"
+    )]
+    SubjectExists { tenant: String, subject: String },
+    /// An identity hash a batch was to link already points at another subject.
+    #[error(
+        "an identity to be linked to subject {subject:?} of tenant {tenant:?} already \
+         belongs to subject {linked:?}; another writer linked it: look it up again"
+    )]
+    IdentityLinked {
+        tenant: String,
+        subject: String,
+        linked: String,
+    },
     #[error("audit sequence number 0 is invalid: sequence numbers start at 1")]
     InvalidAuditSeq,
     /// `expected` is the last sequence number the writer based its entry on

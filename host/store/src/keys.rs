@@ -72,6 +72,15 @@ pub(crate) fn timed(tenant_id: &str, subject: &str, at_ms: i64, seq: u64) -> Vec
     key
 }
 
+/// `scope time(at_ms) seq`, for a `scope` from [`subject_scope`].
+pub(crate) fn timed_in(scope: &[u8], at_ms: i64, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(scope.len() + 16);
+    key.extend_from_slice(scope);
+    key.extend_from_slice(&time(at_ms));
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// `part(tenant) source_id`.
 pub(crate) fn source(tenant_id: &str, source_id: &str) -> Vec<u8> {
     let mut key = tenant(tenant_id);

@@ -148,9 +148,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         events: &[EventRecord],
         update: Option<&SubjectRecord>,
     ) -> Result<AppendOutcome, StoreError>;
-    /// [`Store::append_events`] for several subjects in one transaction: all
-    /// new events and updates of every subject are stored, or nothing. A
-    /// source id earlier in the batch (for any subject) is a duplicate too.
+    /// [`Store::append_events`] for several subjects in one transaction,
+    /// each [`SubjectAppend`] also able to create its subject, link identity
+    /// hashes to it and append consent entries: all of it is stored, or
+    /// nothing. A source id earlier in the batch (for any subject) is a
+    /// duplicate too. Appends are applied in order, so a later append sees
+    /// what an earlier one wrote (a subject it created, its links).
+    ///
+    /// Per append, in one transaction with all the others:
+    ///
+    /// - With `create`, the subject must not exist yet (else
+    ///   [`StoreError::SubjectExists`]) and `update` must be given (else
+    ///   [`StoreError::UnknownSubject`]); its record is `update`. The tenant
+    ///   must exist (else [`StoreError::UnknownTenant`]). Without `create`,
+    ///   the subject must exist (a purged subject is not recreated).
+    /// - `events` are appended as by [`Store::append_events`], then the
+    ///   record is replaced by `update` if given.
+    /// - Each hash of `links` is pointed at the subject as by
+    ///   [`Store::link_identity`] and listed by [`Store::identities_of`]; a
+    ///   hash that already points at this subject is left as it is, one that
+    ///   points at another subject refuses the whole batch with
+    ///   [`StoreError::IdentityLinked`].
+    /// - `consents` are appended as by [`Store::append_consent`].
+    ///
     /// Returns one outcome per append, in order.
     fn append_batch(
         &self,

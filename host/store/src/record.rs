@@ -57,13 +57,23 @@ pub struct JobRecord {
     pub payload: Vec<u8>,
 }
 
-/// One subject's share of [`Store::append_batch`](crate::Store::append_batch).
-#[derive(Debug, Clone, Copy)]
+/// One subject's share of [`Store::append_batch`](crate::Store::append_batch):
+/// everything one subject gains from a batch, written in the batch's one
+/// transaction. `Default` is an empty append for subject `""`; set at least
+/// `subject`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SubjectAppend<'a> {
     pub subject: &'a str,
     pub events: &'a [EventRecord],
     /// Replaces the subject record in the same transaction.
     pub update: Option<&'a SubjectRecord>,
+    /// The append creates the subject, with `update` as its record: the
+    /// subject must not exist yet, and `update` must be given.
+    pub create: bool,
+    /// Identity hashes to point at the subject, in the same transaction.
+    pub links: &'a [IdentityHash],
+    /// Entries appended to the subject's consent history.
+    pub consents: &'a [ConsentRecord],
 }
 
 /// What [`Store::append_events`](crate::Store::append_events) did.

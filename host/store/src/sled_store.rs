@@ -723,6 +723,7 @@ impl Store for SledStore {
             subject,
             events,
             update,
+            ..SubjectAppend::default()
         };
         let mut outcomes = self.append_batch(tenant, &[append])?;
         Ok(outcomes.pop().unwrap_or_default())
@@ -734,13 +735,22 @@ impl Store for SledStore {
         appends: &[SubjectAppend<'_>],
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         check_id("tenant id", tenant)?;
+        /// One append's keys and values, encoded before the transaction (which
+        /// may run more than once).
         struct Prepared {
             subject_key: Vec<u8>,
             update: Option<Vec<u8>>,
             /// (event key, source key, value)
             events: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+            /// (identity key, index key)
+            links: Vec<(Vec<u8>, Vec<u8>)>,
+            /// (consent key, value)
+            consents: Vec<(Vec<u8>, Vec<u8>)>,
+            /// The identity value: the subject id.
+            linked_value: Vec<u8>,
         }
         let mut prepared = Vec::with_capacity(appends.len());
+        let mut creates = false;
         for append in appends {
             let subject = append.subject;
             check_id("subject id", subject)?;
@@ -752,50 +762,122 @@ impl Store for SledStore {
                     });
                 }
                 Some(record) => Some(encode_subject(record)?),
+                None if append.create => {
+                    return Err(StoreError::UnknownSubject {
+                        tenant: tenant.to_owned(),
+                        subject: subject.to_owned(),
+                    });
+                }
                 None => None,
             };
+            creates |= append.create;
+            let scope = keys::subject_scope(tenant, subject);
             let mut events = Vec::with_capacity(append.events.len());
             for event in append.events {
                 check_id("event source id", &event.source_id)?;
-                let key = keys::timed(tenant, subject, event.at_ms, self.next_seq()?);
+                let key = keys::timed_in(&scope, event.at_ms, self.next_seq()?);
                 let source_key = keys::source(tenant, &event.source_id);
-                let value = Writer::new()
+                let value = Writer::with_capacity(8 + event.source_id.len() + event.data.len())
                     .bytes(event.source_id.as_bytes())?
                     .bytes(&event.data)?
                     .finish();
                 events.push((key, source_key, value));
             }
+            let links = append
+                .links
+                .iter()
+                .map(|hash| {
+                    (
+                        keys::identity(tenant, hash),
+                        [scope.as_slice(), hash].concat(),
+                    )
+                })
+                .collect();
+            let mut consents = Vec::with_capacity(append.consents.len());
+            for consent in append.consents {
+                consents.push((
+                    keys::timed_in(&scope, consent.at_ms, self.next_seq()?),
+                    encode_bytes(&consent.data)?,
+                ));
+            }
             prepared.push(Prepared {
                 subject_key: keys::subject(tenant, subject),
                 update,
                 events,
+                links,
+                consents,
+                linked_value: encode_bytes(subject.as_bytes())?,
             });
         }
         let trees = &self.trees;
         transact(
-            (&trees.subjects, &trees.events, &trees.event_sources).transaction(
-                |(subjects, events, sources)| {
-                    let mut outcomes = Vec::with_capacity(prepared.len());
-                    for (append, prepared) in appends.iter().zip(&prepared) {
-                        require_subject(subjects, tenant, append.subject)?;
-                        let mut outcome = AppendOutcome::default();
-                        for (key, source_key, value) in &prepared.events {
-                            if sources.get(source_key.as_slice())?.is_some() {
-                                outcome.duplicates += 1;
-                                continue;
+            (
+                &trees.tenants,
+                &trees.subjects,
+                &trees.events,
+                &trees.event_sources,
+                &trees.identities,
+                &trees.identity_index,
+                &trees.consents,
+            )
+                .transaction(
+                    |(tenants, subjects, events, sources, identities, index, consents)| {
+                        if creates {
+                            require_tenant(tenants, tenant)?;
+                        }
+                        let mut outcomes = Vec::with_capacity(prepared.len());
+                        for (append, prepared) in appends.iter().zip(&prepared) {
+                            let exists = subjects.get(prepared.subject_key.as_slice())?.is_some();
+                            if append.create && exists {
+                                return Err(abort(StoreError::SubjectExists {
+                                    tenant: tenant.to_owned(),
+                                    subject: append.subject.to_owned(),
+                                }));
                             }
-                            events.insert(key.as_slice(), value.as_slice())?;
-                            sources.insert(source_key.as_slice(), key.as_slice())?;
-                            outcome.inserted += 1;
+                            if !append.create && !exists {
+                                return Err(abort(StoreError::UnknownSubject {
+                                    tenant: tenant.to_owned(),
+                                    subject: append.subject.to_owned(),
+                                }));
+                            }
+                            let mut outcome = AppendOutcome::default();
+                            for (key, source_key, value) in &prepared.events {
+                                if sources.get(source_key.as_slice())?.is_some() {
+                                    outcome.duplicates += 1;
+                                    continue;
+                                }
+                                events.insert(key.as_slice(), value.as_slice())?;
+                                sources.insert(source_key.as_slice(), key.as_slice())?;
+                                outcome.inserted += 1;
+                            }
+                            for (key, index_key) in &prepared.links {
+                                if let Some(existing) = identities.get(key.as_slice())? {
+                                    let linked = decode_identity(&existing).map_err(abort)?;
+                                    if linked == append.subject {
+                                        continue;
+                                    }
+                                    return Err(abort(StoreError::IdentityLinked {
+                                        tenant: tenant.to_owned(),
+                                        subject: append.subject.to_owned(),
+                                        linked,
+                                    }));
+                                }
+                                identities
+                                    .insert(key.as_slice(), prepared.linked_value.as_slice())?;
+                                index.insert(index_key.as_slice(), &[][..])?;
+                            }
+                            for (key, value) in &prepared.consents {
+                                consents.insert(key.as_slice(), value.as_slice())?;
+                            }
+                            if let Some(value) = &prepared.update {
+                                subjects
+                                    .insert(prepared.subject_key.as_slice(), value.as_slice())?;
+                            }
+                            outcomes.push(outcome);
                         }
-                        if let Some(value) = &prepared.update {
-                            subjects.insert(prepared.subject_key.as_slice(), value.as_slice())?;
-                        }
-                        outcomes.push(outcome);
-                    }
-                    Ok(outcomes)
-                },
-            ),
+                        Ok(outcomes)
+                    },
+                ),
         )
     }
 

@@ -34,7 +34,7 @@
 //! (except those the survivor also had) move back, and the pair is recorded
 //! as separated so that automatic resolution does not merge it again.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,11 +82,38 @@ pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
 /// write lock) covers.
 const CHUNK: usize = 256;
 
-/// Subjects changed by the current chunk: their newest profile and the
-/// events queued for them, written together by `write_pending`.
+/// Subjects changed by the current chunk: their newest profile and what the
+/// chunk adds to them (events, identity links, consents; for a new subject,
+/// the subject itself), written together by `write_pending` in one store
+/// transaction.
 #[derive(Default)]
 pub(crate) struct Pending {
-    subjects: BTreeMap<String, (Loaded, Vec<EventRecord>)>,
+    subjects: BTreeMap<String, Queued>,
+    /// The identity hashes queued for linking, and the subject each will
+    /// point at: later records of the chunk resolve through them.
+    linked: HashMap<IdentityHash, String>,
+}
+
+/// One subject's share of the chunk.
+struct Queued {
+    loaded: Loaded,
+    /// The subject is new: the chunk's transaction creates it.
+    create: bool,
+    events: Vec<EventRecord>,
+    links: Vec<IdentityHash>,
+    consents: Vec<ConsentRecord>,
+}
+
+impl Queued {
+    fn new(loaded: Loaded) -> Self {
+        Self {
+            loaded,
+            create: false,
+            events: Vec::new(),
+            links: Vec::new(),
+            consents: Vec::new(),
+        }
+    }
 }
 
 impl Pending {
@@ -97,15 +124,15 @@ impl Pending {
     fn created_at(&self, id: &str) -> i64 {
         self.subjects
             .get(id)
-            .map_or(i64::MAX, |(l, _)| l.created_at_ms)
+            .map_or(i64::MAX, |q| q.loaded.created_at_ms)
     }
 
-    fn take(&mut self, id: &str) -> Option<(Loaded, Vec<EventRecord>)> {
+    fn take(&mut self, id: &str) -> Option<Queued> {
         self.subjects.remove(id)
     }
 
-    fn put(&mut self, loaded: Loaded, events: Vec<EventRecord>) {
-        self.subjects.insert(loaded.id.clone(), (loaded, events));
+    fn put(&mut self, queued: Queued) {
+        self.subjects.insert(queued.loaded.id.clone(), queued);
     }
 }
 
@@ -372,7 +399,10 @@ impl Vault {
         let mut weak: Vec<(i64, String)> = Vec::new();
         let mut because: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for identity in &prepared.identities {
-            let linked = store.find_identity(&tenant.id, identity.hash)?;
+            let linked = match pending.linked.get(&identity.hash) {
+                Some(subject) => Some(subject.clone()),
+                None => store.find_identity(&tenant.id, identity.hash)?,
+            };
             let root = match &linked {
                 Some(subject) if pending.contains(subject) => {
                     (pending.created_at(subject), subject.clone())
@@ -420,7 +450,6 @@ impl Vault {
         // Choose the subject.
         candidates.sort();
         weak.sort();
-        let mut events = Vec::new();
         let mut target = if candidates.len() > 1 {
             // A merge: the chunk so far goes to the store first, so that the
             // merge starts from stored profiles.
@@ -440,7 +469,7 @@ impl Vault {
                 let kinds = because.remove(&absorbed.id).unwrap_or_default();
                 self.merge(tenant, &mut survivor, absorbed, kinds, actor, &mut outcome)?;
             }
-            survivor
+            Queued::new(survivor)
         } else if let Some((_, id)) = candidates.first().or_else(|| {
             // A device id alone attaches to the subject it knows.
             weak.first().filter(|_| {
@@ -451,19 +480,18 @@ impl Vault {
             })
         }) {
             match pending.take(id) {
-                Some((loaded, queued)) => {
-                    events = queued;
-                    loaded
-                }
-                None => match roots.remove(id) {
+                Some(queued) => queued,
+                None => Queued::new(match roots.remove(id) {
                     Some(loaded) => loaded,
                     None => self.load(tenant, id)?,
-                },
+                }),
             }
         } else {
+            // A new subject, created by the chunk's transaction: its key is
+            // already durable in the key store (`fresh_subject`).
             let (id, slot, key) = self.fresh_subject(tenant)?;
             outcome.created = true;
-            Loaded {
+            let mut queued = Queued::new(Loaded {
                 id,
                 created_at_ms: now,
                 slot,
@@ -472,59 +500,40 @@ impl Vault {
                     updated_at_ms: now,
                     ..Profile::default()
                 },
-            }
+            });
+            queued.create = true;
+            queued
         };
 
-        // Link new identities: the profile names them first (so that a crash
-        // in between never leaves a linked identity missing from the
-        // person's access view), then the links are written.
-        let new: Vec<&Resolved> = prepared
-            .identities
-            .iter()
-            .zip(&links)
-            .filter(|(_, linked)| linked.is_none())
-            .map(|(identity, _)| identity)
-            .collect();
-        for identity in &new {
+        // Link new identities: the profile names them and the links are
+        // made in the same transaction, so that no crash leaves a linked
+        // identity missing from the person's access view.
+        for (identity, linked) in prepared.identities.iter().zip(&links) {
+            if linked.is_some() {
+                continue;
+            }
             target
+                .loaded
                 .profile
                 .identities
                 .insert((identity.label.clone(), identity.normalized.clone()));
-        }
-        if outcome.created || !new.is_empty() {
-            if !events.is_empty() {
-                // The saved profile must not count events not yet stored:
-                // the queued ones go first.
-                let id = target.id.clone();
-                pending.put(target, std::mem::take(&mut events));
-                self.write_pending(tenant, pending)?;
-                target = self.load(tenant, &id)?;
-            }
-            self.save(tenant, &target)?;
-        }
-        if outcome.created {
-            self.consume_fresh(tenant, &target.id)?;
-        }
-        for identity in new {
-            let existing = store.link_identity(&tenant.id, identity.hash, &target.id)?;
-            if existing.is_some_and(|other| other != target.id) {
-                // Only this tenant's writer links, under its lock; a link
-                // appearing meanwhile means another process.
-                return Err(VaultError::corrupt(
-                    &tenant.id,
-                    "identity link",
-                    "linked concurrently by another writer",
-                ));
-            }
+            target.links.push(identity.hash);
+            pending
+                .linked
+                .insert(identity.hash, target.loaded.id.clone());
         }
 
         // Traits, events, consents.
         for (name, value) in &item.traits {
-            target.profile.traits.insert(name.clone(), value.clone());
+            target
+                .loaded
+                .profile
+                .traits
+                .insert(name.clone(), value.clone());
         }
         let retention = tenant
             .settings
-            .retention_days(target.profile.retention_days);
+            .retention_days(target.loaded.profile.retention_days);
         let cutoff = now.saturating_sub(i64::from(retention) * DAY_MS);
         let mut records = Vec::with_capacity(item.events.len());
         for event in &item.events {
@@ -549,16 +558,15 @@ impl Vault {
                 channel: event.channel,
                 properties: event.properties.clone(),
             };
-            let data = self.seal(tenant, &target, KIND_EVENT, &source, &stored)?;
-            target
-                .profile
+            let data = self.seal(tenant, &target.loaded, KIND_EVENT, &source, &stored)?;
+            let profile = &mut target.loaded.profile;
+            profile
                 .aggregates
                 .entry(event.event_type.clone())
                 .or_default()
                 .add(event.at_ms, &event.properties);
-            target.profile.last_event_ms = Some(
-                target
-                    .profile
+            profile.last_event_ms = Some(
+                profile
                     .last_event_ms
                     .map_or(event.at_ms, |last| last.max(event.at_ms)),
             );
@@ -569,17 +577,22 @@ impl Vault {
             });
         }
         for consent in &item.consents {
-            self.append_consent_entry(tenant, &mut target, consent_entry(consent, actor, now))?;
+            let record = self.consent_record(
+                tenant,
+                &mut target.loaded,
+                consent_entry(consent, actor, now),
+            )?;
+            target.consents.push(record);
         }
-        target.profile.updated_at_ms = now;
+        target.loaded.profile.updated_at_ms = now;
         outcome.events_inserted = records.len() as u64;
-        outcome.subject = Some(target.id.clone());
-        events.extend(records);
-        pending.put(target, events);
+        outcome.subject = Some(target.loaded.id.clone());
+        target.events.extend(records);
+        pending.put(target);
         Ok(outcome)
     }
 
-    /// Writes the chunk's queued events and profiles in one transaction.
+    /// Writes the chunk's queued subjects in one transaction.
     fn write_pending(&self, tenant: &Tenant, pending: &mut Pending) -> Result<(), VaultError> {
         if pending.subjects.is_empty() {
             return Ok(());
@@ -587,16 +600,19 @@ impl Vault {
         let sealed = pending
             .subjects
             .values()
-            .map(|(loaded, _)| self.seal_record(tenant, loaded))
+            .map(|queued| self.seal_record(tenant, &queued.loaded))
             .collect::<Result<Vec<_>, _>>()?;
         let appends: Vec<SubjectAppend<'_>> = pending
             .subjects
             .iter()
             .zip(&sealed)
-            .map(|((id, (_, events)), record)| SubjectAppend {
+            .map(|((id, queued), record)| SubjectAppend {
                 subject: id,
-                events,
+                events: &queued.events,
                 update: Some(record),
+                create: queued.create,
+                links: &queued.links,
+                consents: &queued.consents,
             })
             .collect();
         let outcomes = self.store.append_batch(&tenant.id, &appends)?;
@@ -609,7 +625,14 @@ impl Vault {
                 "stored concurrently by another writer",
             ));
         }
+        // The new subjects are stored: their pooled keys are used.
+        for (id, queued) in &pending.subjects {
+            if queued.create {
+                self.consume_fresh(tenant, id)?;
+            }
+        }
         pending.subjects.clear();
+        pending.linked.clear();
         Ok(())
     }
 
@@ -621,19 +644,31 @@ impl Vault {
         &self,
         tenant: &Tenant,
         subject: &mut Loaded,
-        mut entry: ConsentEntry,
+        entry: ConsentEntry,
     ) -> Result<(), VaultError> {
+        let record = self.consent_record(tenant, subject, entry)?;
+        self.store
+            .append_consent(&tenant.id, &subject.id, &record)?;
+        Ok(())
+    }
+
+    /// The sealed consent entry that [`Vault::append_consent_entry`] appends,
+    /// with the profile updated for it; the caller stores both.
+    fn consent_record(
+        &self,
+        tenant: &Tenant,
+        subject: &mut Loaded,
+        mut entry: ConsentEntry,
+    ) -> Result<ConsentRecord, VaultError> {
         let at_ms = match subject.profile.last_consent_ms {
             Some(last) => entry.at_ms().max(last.saturating_add(1)),
             None => entry.at_ms(),
         };
         entry.set_at_ms(at_ms);
         let data = self.seal(tenant, subject, KIND_CONSENT, &at_ms.to_string(), &entry)?;
-        self.store
-            .append_consent(&tenant.id, &subject.id, &ConsentRecord { at_ms, data })?;
         subject.profile.last_consent_ms = Some(at_ms);
         subject.profile.updated_at_ms = subject.profile.updated_at_ms.max(at_ms);
-        Ok(())
+        Ok(ConsentRecord { at_ms, data })
     }
 
     /// Whether an un-merge separated anyone of `a`'s person from anyone of
