@@ -97,8 +97,9 @@ pub(crate) struct Pending {
 /// One subject's share of the chunk.
 struct Queued {
     loaded: Loaded,
-    /// The subject is new: the chunk's transaction creates it.
-    create: bool,
+    /// The subject is new: the chunk's transaction creates it. Names the
+    /// key pool's batch its key came from.
+    create: Option<String>,
     events: Vec<EventRecord>,
     links: Vec<IdentityHash>,
     consents: Vec<ConsentRecord>,
@@ -108,7 +109,7 @@ impl Queued {
     fn new(loaded: Loaded) -> Self {
         Self {
             loaded,
-            create: false,
+            create: None,
             events: Vec::new(),
             links: Vec::new(),
             consents: Vec::new(),
@@ -489,19 +490,19 @@ impl Vault {
         } else {
             // A new subject, created by the chunk's transaction: its key is
             // already durable in the key store (`fresh_subject`).
-            let (id, slot, key) = self.fresh_subject(tenant)?;
+            let fresh = self.fresh_subject(tenant)?;
             outcome.created = true;
             let mut queued = Queued::new(Loaded {
-                id,
+                id: fresh.id,
                 created_at_ms: now,
-                slot,
-                key,
+                slot: fresh.slot,
+                key: fresh.key,
                 profile: Profile {
                     updated_at_ms: now,
                     ..Profile::default()
                 },
             });
-            queued.create = true;
+            queued.create = Some(fresh.batch);
             queued
         };
 
@@ -610,7 +611,7 @@ impl Vault {
                 subject: id,
                 events: &queued.events,
                 update: Some(record),
-                create: queued.create,
+                create: queued.create.is_some(),
                 links: &queued.links,
                 consents: &queued.consents,
             })
@@ -626,9 +627,9 @@ impl Vault {
             ));
         }
         // The new subjects are stored: their pooled keys are used.
-        for (id, queued) in &pending.subjects {
-            if queued.create {
-                self.consume_fresh(tenant, id)?;
+        for queued in pending.subjects.values() {
+            if let Some(batch) = &queued.create {
+                self.consume_fresh(tenant, batch)?;
             }
         }
         pending.subjects.clear();

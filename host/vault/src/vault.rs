@@ -27,11 +27,16 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
 
 /// How many fresh subject keys are written (and synced) at a time.
-const KEY_POOL: usize = 64;
+const KEY_POOL: usize = 256;
 /// The most subjects one person may be merged from (and the longest chain
 /// of merges followed from a subject to its person).
 pub const MAX_GROUP: usize = 4096;
-/// Store document kind recording pooled, not yet used subject ids.
+/// Store document kind listing one refill of the key pool: each pooled
+/// subject id with its key-store slot. Removed once every id it lists is a
+/// stored subject.
+const KEY_BATCH_DOC: &str = "key-batch";
+/// Store document kind of earlier versions, one pooled id per document (the
+/// value its slot); read and removed when the pool is restored.
 const KEY_POOL_DOC: &str = "key-pool";
 
 /// Record kinds in the associated data of sealed records.
@@ -76,16 +81,27 @@ pub(crate) struct Tenant {
     /// handles other processes).
     pub(crate) audit_lock: Arc<Mutex<()>>,
     /// Subject keys already written and synced to the key store.
-    /// `None` until restored from the store's `key-pool` documents.
-    pool: Arc<Mutex<Option<Vec<Fresh>>>>,
+    /// `None` until restored from the store's key-pool documents.
+    pool: Arc<Mutex<Option<Pool>>>,
+}
+
+/// Pooled subject keys, and the `key-batch` documents listing them.
+#[derive(Default)]
+struct Pool {
+    fresh: Vec<Fresh>,
+    /// Per `key-batch` document: how many of its ids are not yet used by a
+    /// stored subject (as far as this process knows).
+    outstanding: HashMap<String, usize>,
 }
 
 /// A subject id with its key, durable in the key store before any record
 /// refers to it.
-struct Fresh {
-    id: String,
-    slot: u64,
-    key: SubjectKey,
+pub(crate) struct Fresh {
+    pub id: String,
+    pub slot: u64,
+    pub key: SubjectKey,
+    /// The `key-batch` document that lists it.
+    pub batch: String,
 }
 
 /// What the tenant record's settings field holds.
@@ -372,74 +388,135 @@ impl Vault {
     // ---- subjects ------------------------------------------------------
 
     /// A new subject id and key, durable in the key store. Keys are written
-    /// [`KEY_POOL`] at a time with one sync, and each pooled id is recorded
-    /// in a `key-pool` document, so that a restart reuses the pool instead
-    /// of leaking its slots; the caller calls [`Vault::consume_fresh`] once
-    /// the subject record is stored.
-    pub(crate) fn fresh_subject(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<(String, u64, SubjectKey), VaultError> {
+    /// [`KEY_POOL`] at a time with one sync, and listed with their slots in
+    /// one `key-batch` document, so that a restart reuses the pool instead of
+    /// leaking its slots; the caller calls [`Vault::consume_fresh`] once the
+    /// subject record is stored.
+    pub(crate) fn fresh_subject(&self, tenant: &Tenant) -> Result<Fresh, VaultError> {
         let mut guard = lock(&tenant.pool);
         if guard.is_none() {
             *guard = Some(self.restore_pool(tenant)?);
         }
-        let pool = guard.get_or_insert_with(Vec::new);
-        if pool.is_empty() {
+        let pool = guard.get_or_insert_with(Pool::default);
+        if pool.fresh.is_empty() {
+            let batch = random_id()?;
             for _ in 0..KEY_POOL {
                 let id = random_id()?;
                 let key = SubjectKey::generate()?;
                 let slot = self.keys.insert(&key.wrap(&tenant.key, &tenant.id, &id)?)?;
-                pool.push(Fresh { id, slot, key });
+                pool.fresh.push(Fresh {
+                    id,
+                    slot,
+                    key,
+                    batch: batch.clone(),
+                });
             }
             // Synced before any record can name one of these slots, so a
             // crash never leaves a subject whose key was lost.
             self.keys.sync()?;
-            for fresh in pool.iter() {
-                self.store.put_document(
-                    &tenant.id,
-                    KEY_POOL_DOC,
-                    &fresh.id,
-                    &fresh.slot.to_be_bytes(),
-                )?;
-            }
+            self.put_key_batch(tenant, pool, batch)?;
         }
-        let fresh = pool.pop().expect("the pool was just filled");
-        Ok((fresh.id, fresh.slot, fresh.key))
+        let fresh = pool.fresh.pop().expect("the pool was just filled");
+        Ok(fresh)
     }
 
-    /// Marks a pooled id as used once its subject record is stored.
-    pub(crate) fn consume_fresh(&self, tenant: &Tenant, id: &str) -> Result<(), VaultError> {
-        self.store.delete_document(&tenant.id, KEY_POOL_DOC, id)?;
+    /// Lists the pool's keys of `batch` in a `key-batch` document, durably.
+    fn put_key_batch(
+        &self,
+        tenant: &Tenant,
+        pool: &mut Pool,
+        batch: String,
+    ) -> Result<(), VaultError> {
+        let mut value = Vec::new();
+        let mut count = 0;
+        for fresh in pool.fresh.iter().filter(|f| f.batch == batch) {
+            let len = u8::try_from(fresh.id.len())
+                .map_err(|_| VaultError::corrupt(&tenant.id, "key pool", "subject id too long"))?;
+            value.extend_from_slice(&fresh.slot.to_be_bytes());
+            value.push(len);
+            value.extend_from_slice(fresh.id.as_bytes());
+            count += 1;
+        }
+        self.store
+            .put_document(&tenant.id, KEY_BATCH_DOC, &batch, &value)?;
+        // Flushed, so that a crash does not leave the synced slots unlisted.
+        self.store.flush()?;
+        pool.outstanding.insert(batch, count);
         Ok(())
     }
 
-    /// The pooled keys a previous run wrote but did not use.
-    fn restore_pool(&self, tenant: &Tenant) -> Result<Vec<Fresh>, VaultError> {
-        let mut pool = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .documents(&tenant.id, KEY_POOL_DOC, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (id, value) in page {
-                let slot = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
-                let used = self.store.subject(&tenant.id, &id)?.is_some();
-                let key = match (slot, used) {
-                    (Ok(slot), false) => self
-                        .keys
-                        .get(slot)?
-                        .and_then(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, &id).ok())
-                        .map(|key| (slot, key)),
-                    _ => None,
-                };
-                match key {
-                    Some((slot, key)) => pool.push(Fresh { id, slot, key }),
-                    None => self.consume_fresh(tenant, &id)?,
+    /// Marks a pooled id of `batch` as used once its subject record is
+    /// stored; the batch's document goes once all its ids are used.
+    pub(crate) fn consume_fresh(&self, tenant: &Tenant, batch: &str) -> Result<(), VaultError> {
+        let mut guard = lock(&tenant.pool);
+        let Some(pool) = guard.as_mut() else {
+            return Ok(());
+        };
+        let Some(left) = pool.outstanding.get_mut(batch) else {
+            return Ok(());
+        };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            pool.outstanding.remove(batch);
+            self.store
+                .delete_document(&tenant.id, KEY_BATCH_DOC, batch)?;
+        }
+        Ok(())
+    }
+
+    /// The pooled keys a previous run wrote but did not use, listed again in
+    /// one new `key-batch` document (the old documents are removed after it
+    /// is written; ids listed twice after a crash in between count once).
+    fn restore_pool(&self, tenant: &Tenant) -> Result<Pool, VaultError> {
+        let mut listed: Vec<(String, Option<u64>)> = Vec::new();
+        let mut documents: Vec<(&str, String)> = Vec::new();
+        for kind in [KEY_BATCH_DOC, KEY_POOL_DOC] {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .documents(&tenant.id, kind, after.as_deref(), 256)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                for (doc, value) in page {
+                    if kind == KEY_POOL_DOC {
+                        let slot = <[u8; 8]>::try_from(value.as_slice())
+                            .ok()
+                            .map(u64::from_be_bytes);
+                        listed.push((doc.clone(), slot));
+                    } else {
+                        listed.extend(decode_key_batch(&value));
+                    }
+                    documents.push((kind, doc));
                 }
             }
+        }
+        let mut pool = Pool::default();
+        let mut seen = std::collections::HashSet::new();
+        let batch = random_id()?;
+        for (id, slot) in listed {
+            if !seen.insert(id.clone()) || self.store.subject(&tenant.id, &id)?.is_some() {
+                continue;
+            }
+            let Some(slot) = slot else { continue };
+            let key = self
+                .keys
+                .get(slot)?
+                .and_then(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, &id).ok());
+            if let Some(key) = key {
+                pool.fresh.push(Fresh {
+                    id,
+                    slot,
+                    key,
+                    batch: batch.clone(),
+                });
+            }
+        }
+        if !pool.fresh.is_empty() {
+            self.put_key_batch(tenant, &mut pool, batch)?;
+        }
+        for (kind, doc) in documents {
+            self.store.delete_document(&tenant.id, kind, &doc)?;
         }
         Ok(pool)
     }
@@ -755,6 +832,27 @@ pub(crate) fn json_problem(error: &serde_json::Error) -> String {
     .to_lowercase()
 }
 
+/// The (subject id, slot) entries of a `key-batch` document: each an 8-byte
+/// slot, a 1-byte id length and the id. A damaged tail is ignored (its slots
+/// stay used in the key store, which is safe).
+fn decode_key_batch(mut value: &[u8]) -> Vec<(String, Option<u64>)> {
+    let mut entries = Vec::new();
+    while let Some((slot, rest)) = value.split_first_chunk::<8>() {
+        let Some((&len, rest)) = rest.split_first() else {
+            break;
+        };
+        let Some((id, rest)) = rest.split_at_checked(usize::from(len)) else {
+            break;
+        };
+        let Ok(id) = std::str::from_utf8(id) else {
+            break;
+        };
+        entries.push((id.to_owned(), Some(u64::from_be_bytes(*slot))));
+        value = rest;
+    }
+    entries
+}
+
 fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {
     let bytes: [u8; 8] = record
         .wrapped_key
@@ -762,4 +860,142 @@ fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {
         .try_into()
         .map_err(|_| VaultError::corrupt(tenant, "subject key reference", "not 8 bytes"))?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const TENANT: &str = "acme";
+
+    fn open(dir: &Path) -> Vault {
+        let master = MasterKey::from_file(dir.join("master.key")).expect("master key");
+        Vault::open(dir.join("data"), dir.join("keys"), master).expect("open")
+    }
+
+    fn documents(vault: &Vault, kind: &str) -> Vec<(String, Vec<u8>)> {
+        vault
+            .store
+            .documents(TENANT, kind, None, 10_000)
+            .expect("documents")
+    }
+
+    #[test]
+    fn a_restored_pool_holds_each_unused_pooled_key_once_in_one_document() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        MasterKey::generate()
+            .expect("master key")
+            .write_new(dir.path().join("master.key"))
+            .expect("write master key");
+        let vault = open(dir.path());
+        vault
+            .create_tenant(
+                TENANT,
+                TenantSettings::default(),
+                &Actor::new("operator", "test"),
+            )
+            .expect("tenant");
+        let tenant = vault.tenant(TENANT).expect("tenant");
+        let taken = vault.fresh_subject(&tenant).expect("fresh");
+        let mut pooled: BTreeSet<String> = lock(&tenant.pool)
+            .as_ref()
+            .expect("pool")
+            .fresh
+            .iter()
+            .map(|f| f.id.clone())
+            .collect();
+        assert_eq!(pooled.len(), KEY_POOL - 1);
+        // `taken` was handed out but never stored: it is reused too.
+        pooled.insert(taken.id.clone());
+        // One of the pool became a stored subject: it is not.
+        let used = pooled.pop_first().expect("an id");
+        let record = SubjectRecord {
+            id: used.clone(),
+            wrapped_key: vec![0; 8],
+            created_at_ms: 0,
+            data: vec![1],
+        };
+        vault.store.put_subject(TENANT, &record).expect("subject");
+        // A pooled key recorded the way earlier versions did.
+        let key = SubjectKey::generate().expect("key");
+        let old = "0123456789abcdef0123456789abcdef";
+        let slot = vault
+            .keys
+            .insert(&key.wrap(&tenant.key, TENANT, old).expect("wrap"))
+            .expect("insert");
+        vault.keys.sync().expect("sync");
+        vault
+            .store
+            .put_document(TENANT, KEY_POOL_DOC, old, &slot.to_be_bytes())
+            .expect("old document");
+        pooled.insert(old.to_owned());
+        // A crash between listing a restored pool and removing the
+        // documents it came from lists ids twice.
+        let (_, first) = documents(&vault, KEY_BATCH_DOC).pop().expect("batch");
+        vault
+            .store
+            .put_document(TENANT, KEY_BATCH_DOC, "copy", &first)
+            .expect("copy");
+        vault.flush().expect("flush");
+        drop((tenant, vault));
+
+        let vault = open(dir.path());
+        let tenant = vault.tenant(TENANT).expect("tenant");
+        let pool = vault.restore_pool(&tenant).expect("restore");
+        let restored: Vec<&str> = pool.fresh.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(restored.len(), pooled.len(), "each id once");
+        assert_eq!(
+            restored
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<BTreeSet<_>>(),
+            pooled
+        );
+        assert!(documents(&vault, KEY_POOL_DOC).is_empty());
+        let batches = documents(&vault, KEY_BATCH_DOC);
+        assert_eq!(batches.len(), 1, "one document lists the restored pool");
+        assert_eq!(decode_key_batch(&batches[0].1).len(), pooled.len());
+        assert_eq!(pool.outstanding.get(&batches[0].0), Some(&pooled.len()));
+        for fresh in &pool.fresh {
+            let wrapped = vault.keys.get(fresh.slot).expect("get").expect("a key");
+            SubjectKey::unwrap(&wrapped, &tenant.key, TENANT, &fresh.id).expect("its own key");
+        }
+    }
+
+    #[test]
+    fn a_key_batch_document_goes_once_every_id_it_lists_is_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        MasterKey::generate()
+            .expect("master key")
+            .write_new(dir.path().join("master.key"))
+            .expect("write master key");
+        let vault = open(dir.path());
+        vault
+            .create_tenant(
+                TENANT,
+                TenantSettings::default(),
+                &Actor::new("operator", "test"),
+            )
+            .expect("tenant");
+        let tenant = vault.tenant(TENANT).expect("tenant");
+        let first = vault.fresh_subject(&tenant).expect("fresh");
+        assert_eq!(documents(&vault, KEY_BATCH_DOC).len(), 1);
+        for _ in 1..KEY_POOL {
+            let fresh = vault.fresh_subject(&tenant).expect("fresh");
+            assert_eq!(fresh.batch, first.batch);
+            vault.consume_fresh(&tenant, &fresh.batch).expect("consume");
+        }
+        assert_eq!(
+            documents(&vault, KEY_BATCH_DOC).len(),
+            1,
+            "one id is not used yet"
+        );
+        vault.consume_fresh(&tenant, &first.batch).expect("consume");
+        assert!(documents(&vault, KEY_BATCH_DOC).is_empty());
+        let next = vault.fresh_subject(&tenant).expect("fresh");
+        assert_ne!(next.batch, first.batch, "a new batch");
+        assert_eq!(documents(&vault, KEY_BATCH_DOC).len(), 1);
+    }
 }
