@@ -8,7 +8,9 @@ mod demo;
 mod keys;
 mod plugin_test;
 mod report;
+mod serve;
 mod subject;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,12 @@ enum Command {
     /// directly, which a running server holds exclusively).
     #[command(subcommand)]
     Jobs(data::JobsCommand),
+    /// Run the HTTP service (API tokens and roles, Segment-compatible
+    /// ingest, subjects, deletions, audit, health and metrics).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens on a running server.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit::run(command),
         Command::Subject(command) => subject::run(command),
         Command::Jobs(command) => data::jobs(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Token(command) => token::run(command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,294 @@
+//! `tessera serve`: the HTTP service (crate `tessera-api`) over the
+//! deployment's vault.
+//!
+//! Settings come from, lowest first: defaults, a TOML file (`--config` or
+//! TESSERA_CONFIG), environment variables, then flags. `--init --tenant T`
+//! creates the tenant if it is missing and, if it has no active operator
+//! token, prints a first one once. SIGTERM or SIGINT stops accepting
+//! connections, lets the requests in flight finish, flushes the store and
+//! exits 0.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use tessera_api::{AppState, Config, Limits, RateLimit};
+use tessera_vault::{Actor, TenantSettings};
+
+use crate::data::DataArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML file of settings ([server], [limits], [rate_limit]; see docs/api.md).
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
+    /// Overrides the file and TESSERA_LISTEN.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Create the tenant named by --tenant if it is missing (and the data and
+    /// key directories if needed), and print a first operator token for it
+    /// once, unless it already has an active one.
+    #[arg(long, requires = "tenant")]
+    init: bool,
+    /// The tenant that --init sets up.
+    #[arg(long, requires = "init")]
+    tenant: Option<String>,
+}
+
+/// The settings file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub server: Server,
+    pub limits: Limits,
+    pub rate_limit: RateLimit,
+}
+
+/// Where the server listens and where the deployment's data and keys are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub key_dir: PathBuf,
+    /// Not read when TESSERA_MASTER_KEY holds the key in hex.
+    pub master_key_file: PathBuf,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "tessera-data".into(),
+            key_dir: "tessera-keys".into(),
+            master_key_file: "tessera-master.key".into(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a settings file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("the settings file {} is not valid", path.display()))
+    }
+
+    /// Applies the environment variables that are set (`var` reads one).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn number<T: std::str::FromStr>(name: &str, text: &str) -> anyhow::Result<T> {
+            text.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{name} must be a whole number, not {text:?}"))
+        }
+        if let Some(v) = var("TESSERA_LISTEN") {
+            self.server.listen = v;
+        }
+        if let Some(v) = var("TESSERA_DATA_DIR") {
+            self.server.data_dir = v.into();
+        }
+        if let Some(v) = var("TESSERA_KEY_DIR") {
+            self.server.key_dir = v.into();
+        }
+        if let Some(v) = var("TESSERA_MASTER_KEY_FILE") {
+            self.server.master_key_file = v.into();
+        }
+        let limits = &mut self.limits;
+        for (name, slot) in [
+            ("TESSERA_MAX_BODY_BYTES", &mut limits.max_body_bytes),
+            ("TESSERA_MAX_MESSAGE_BYTES", &mut limits.max_message_bytes),
+            ("TESSERA_MAX_BATCH_MESSAGES", &mut limits.max_batch_messages),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = number(name, &v)?;
+            }
+        }
+        for (name, slot) in [
+            ("TESSERA_REQUEST_TIMEOUT_MS", &mut limits.request_timeout_ms),
+            ("TESSERA_TOKEN_CACHE_MS", &mut limits.token_cache_ms),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = number(name, &v)?;
+            }
+        }
+        for (name, slot) in [
+            (
+                "TESSERA_RATE_LIMIT_RPS",
+                &mut self.rate_limit.requests_per_second,
+            ),
+            ("TESSERA_RATE_LIMIT_BURST", &mut self.rate_limit.burst),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = number(name, &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn api(&self) -> Config {
+        Config {
+            limits: self.limits.clone(),
+            rate_limit: self.rate_limit.clone(),
+        }
+    }
+
+    fn data(&self) -> DataArgs {
+        DataArgs {
+            data_dir: self.server.data_dir.clone(),
+            key_dir: self.server.key_dir.clone(),
+            key_file: self.server.master_key_file.clone(),
+        }
+    }
+}
+
+fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
+    if let Some(listen) = &args.listen {
+        config.server.listen.clone_from(listen);
+    }
+    config
+        .api()
+        .check()
+        .map_err(|reason| anyhow::anyhow!("invalid settings: {reason}"))?;
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args)?;
+    let data = config.data();
+    let vault = if args.init {
+        data.open_or_create(data.master_key()?)?
+    } else {
+        data.open()?
+    };
+    let state = AppState::new(Arc::new(vault), config.api());
+    if let Some(tenant) = &args.tenant {
+        init(&state, tenant)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tessera-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let address = listener.local_addr()?;
+        println!("tessera serve: listening on http://{address}");
+        tracing::info!(%address, data_dir = %config.server.data_dir.display(), "listening");
+        tessera_api::serve(listener, state, shutdown_signal())
+            .await
+            .context("the server failed")
+    })?;
+    println!("tessera serve: stopped; in-flight requests finished and the store flushed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--init`: the tenant, and a first operator token printed once.
+fn init(state: &AppState, tenant: &str) -> anyhow::Result<()> {
+    let actor = Actor::new("operator", "init");
+    if !state.vault.tenant_ids()?.iter().any(|t| t == tenant) {
+        state
+            .vault
+            .create_tenant(tenant, TenantSettings::default(), &actor)
+            .with_context(|| format!("cannot create tenant {tenant}"))?;
+        println!("tessera serve: created tenant {tenant}");
+    }
+    match state.tokens.bootstrap(tenant, &actor)? {
+        Some(new) => println!(
+            "tessera serve: operator token {} for tenant {tenant} (shown once; store it now):\n{}",
+            new.info.id, new.token
+        ),
+        None => println!(
+            "tessera serve: tenant {tenant} already has an active operator token; none created"
+        ),
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    println!("tessera serve: shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_then_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"0.0.0.0:9000\"\ndata_dir = \"/srv/data\"\n\n\
+             [limits]\nmax_batch_messages = 100\n\n[rate_limit]\nrequests_per_second = 5\nburst = 10\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.server.key_dir, PathBuf::from("tessera-keys"));
+        assert_eq!(config.limits.max_batch_messages, 100);
+        assert_eq!(config.limits.max_body_bytes, 512 * 1024);
+        config
+            .apply_env(|name| match name {
+                "TESSERA_LISTEN" => Some("127.0.0.1:1".into()),
+                "TESSERA_RATE_LIMIT_BURST" => Some("20".into()),
+                "TESSERA_MAX_BODY_BYTES" => Some("2048".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:1");
+        assert_eq!(config.server.data_dir, PathBuf::from("/srv/data"));
+        assert_eq!(config.rate_limit.burst, 20);
+        assert_eq!(config.rate_limit.requests_per_second, 5);
+        assert_eq!(config.limits.max_body_bytes, 2048);
+        let error = config
+            .apply_env(|name| (name == "TESSERA_RATE_LIMIT_RPS").then(|| "fast".into()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("TESSERA_RATE_LIMIT_RPS"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "[limits]\nmax_bodybytes = 1\n").unwrap();
+        let error = format!("{:#}", ServeConfig::from_file(&path).unwrap_err());
+        assert!(error.contains("max_bodybytes"), "{error}");
+    }
+}

@@ -1,0 +1,240 @@
+//! `tessera serve` and `tessera token` as an operator runs them: first start
+//! with `--init`, tokens over HTTP, SIGTERM, restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The binary with the deployment in `dir` and nothing from the environment.
+fn tessera(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_CONFIG")
+        .env_remove("TESSERA_LISTEN")
+        .env_remove("TESSERA_SERVER")
+        .env_remove("TESSERA_TOKEN")
+        .env("TESSERA_DATA_DIR", dir.join("data"))
+        .env("TESSERA_KEY_DIR", dir.join("keys"))
+        .env("TESSERA_MASTER_KEY_FILE", dir.join("master.key"));
+    command
+}
+
+/// A running server and the lines it printed.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = tessera(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tessera serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Lines up to and including the first that contains `needle`.
+    fn until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; got {seen:?}"),
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                return (status, rest);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("tessera serve did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    tessera(dir).args(args).output().expect("tessera runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn serve_init_prints_a_token_once_and_token_commands_use_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "keys",
+            "init",
+            "--key-file",
+            dir.path().join("master.key").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let server = Server::start(dir.path(), &["--init", "--tenant", "acme"]);
+    let lines = server.until("listening on ");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("shown once"))
+        .unwrap_or_else(|| panic!("no token printed: {lines:?}"));
+    assert!(
+        lines.iter().any(|l| l.contains("created tenant acme")),
+        "{lines:?}"
+    );
+    let operator = lines[at + 1].trim().to_owned();
+    assert!(operator.starts_with("tsk_"), "{operator}");
+    let url = lines
+        .last()
+        .unwrap()
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let client = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &url, "--token", &operator]);
+        run(dir.path(), &all)
+    };
+
+    let created = client(&["token", "create", "--role", "ingest", "--name", "website"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let ingest = text(&created.stdout).trim().to_owned();
+    assert!(ingest.starts_with("tsk_"), "{ingest}");
+    let id = text(&created.stderr)
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_owned();
+
+    let listed = client(&["token", "list"]);
+    let listing = text(&listed.stdout);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        listing.contains(&id) && listing.contains("website") && listing.contains("bootstrap"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("tsk_"),
+        "no secrets in a listing: {listing}"
+    );
+
+    // An ingest token may not manage tokens: the server's 403 becomes exit 1.
+    let mut all = vec!["token", "list", "--server", &url, "--token", &ingest];
+    let refused = run(dir.path(), &all);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("forbidden"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let revoked = client(&["token", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    all[5] = &operator;
+    let listing = text(&run(dir.path(), &all).stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("revoked")),
+        "{listing}"
+    );
+
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("store flushed")), "{rest:?}");
+
+    // Restarted with --init: the tenant and its operator token exist, so
+    // no token is printed again.
+    let server = Server::start(dir.path(), &["--init", "--tenant", "acme"]);
+    let lines = server.until("listening on ");
+    assert!(lines.iter().all(|l| !l.contains("tsk_")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("already has an active operator token")),
+        "{lines:?}"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn serve_refuses_a_missing_deployment_and_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(&config, "[limits]\nmax_batch_messages = 0\n").unwrap();
+    let out = run(dir.path(), &["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("max_batch_messages"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "token",
+            "list",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot connect"),
+        "{}",
+        text(&out.stderr)
+    );
+}
