@@ -159,3 +159,37 @@ async fn the_portal_and_analyst_roles_change_nothing_anywhere() {
         );
     }
 }
+
+#[test]
+fn the_matrix_in_docs_api_md_is_the_one_enforced() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+        .expect("docs/api.md");
+    let header = "| method | route | operator | marketer | ingest | analyst | portal |";
+    let start = doc.find(header).expect("the matrix table");
+    let mut documented = std::collections::BTreeSet::new();
+    for line in doc[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // ["", method, routes, operator, marketer, ingest, analyst, portal, ""]
+        let roles: Vec<Role> = Role::ALL
+            .into_iter()
+            .zip(&cells[3..8])
+            .filter(|(_, cell)| **cell == "✓")
+            .map(|(role, _)| role)
+            .collect();
+        for route in cells[2].split(", ") {
+            documented.insert((
+                cells[1].to_owned(),
+                route.trim_matches('`').to_owned(),
+                roles.clone(),
+            ));
+        }
+    }
+    let enforced: std::collections::BTreeSet<_> = ROLE_MATRIX
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned(), r.roles.to_vec()))
+        .collect();
+    assert_eq!(documented, enforced);
+}
