@@ -35,6 +35,7 @@
 //! as separated so that automatic resolution does not merge it again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -496,7 +497,7 @@ impl Vault {
                 id: fresh.id,
                 created_at_ms: now,
                 slot: fresh.slot,
-                key: fresh.key,
+                key: Arc::new(fresh.key),
                 profile: Profile {
                     updated_at_ms: now,
                     ..Profile::default()
@@ -630,6 +631,7 @@ impl Vault {
         for queued in pending.subjects.values() {
             if let Some(batch) = &queued.create {
                 self.consume_fresh(tenant, batch)?;
+                self.cache_key(tenant, &queued.loaded);
             }
         }
         pending.subjects.clear();

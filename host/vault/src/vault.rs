@@ -31,6 +31,8 @@ const KEY_POOL: usize = 256;
 /// The most subjects one person may be merged from (and the longest chain
 /// of merges followed from a subject to its person).
 pub const MAX_GROUP: usize = 4096;
+/// How many unwrapped subject keys a tenant keeps in memory (see `KeyCache`).
+const KEY_CACHE: usize = 10_000;
 /// Store document kind listing one refill of the key pool: each pooled
 /// subject id with its key-store slot. Removed once every id it lists is a
 /// stored subject.
@@ -83,6 +85,61 @@ pub(crate) struct Tenant {
     /// Subject keys already written and synced to the key store.
     /// `None` until restored from the store's key-pool documents.
     pool: Arc<Mutex<Option<Pool>>>,
+    /// Recently used subject keys, unwrapped.
+    key_cache: Arc<Mutex<KeyCache>>,
+}
+
+/// Unwrapped keys of recently loaded subjects, so that loading a subject
+/// again skips the key store's read and the unwrap. At most [`KEY_CACHE`]
+/// keys in two generations: a hit moves a key to the current one, and when
+/// the current one is half full the previous one is dropped (keys zeroize
+/// when dropped). Never persisted, and nothing but keys: profiles are read
+/// from the store every time.
+///
+/// [`Vault::destroy_key`] removes the subject's key before and after erasing
+/// its slot, each time moving `epoch` on; a load inserts the key it read
+/// only if `epoch` has not moved since it began, so a load that raced with
+/// an erasure cannot put the destroyed key back.
+#[derive(Default)]
+struct KeyCache {
+    current: HashMap<String, (u64, Arc<SubjectKey>)>,
+    previous: HashMap<String, (u64, Arc<SubjectKey>)>,
+    epoch: u64,
+}
+
+impl KeyCache {
+    /// The key of `subject` if cached for `slot`.
+    fn get(&mut self, subject: &str, slot: u64) -> Option<Arc<SubjectKey>> {
+        if let Some((cached, key)) = self.current.get(subject) {
+            return (*cached == slot).then(|| key.clone());
+        }
+        let (cached, key) = self.previous.remove(subject)?;
+        if cached != slot {
+            return None;
+        }
+        self.insert(subject.to_owned(), slot, key.clone());
+        Some(key)
+    }
+
+    fn insert(&mut self, subject: String, slot: u64, key: Arc<SubjectKey>) {
+        if self.current.len() >= KEY_CACHE / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(subject, (slot, key));
+    }
+
+    /// Inserts a key read by a load that began at `epoch`.
+    fn insert_read(&mut self, subject: &str, slot: u64, key: &Arc<SubjectKey>, epoch: u64) {
+        if self.epoch == epoch {
+            self.insert(subject.to_owned(), slot, key.clone());
+        }
+    }
+
+    fn forget(&mut self, subject: &str) {
+        self.epoch += 1;
+        self.current.remove(subject);
+        self.previous.remove(subject);
+    }
 }
 
 /// Pooled subject keys, and the `key-batch` documents listing them.
@@ -137,7 +194,7 @@ pub(crate) struct Loaded {
     pub id: String,
     pub created_at_ms: i64,
     pub slot: u64,
-    pub key: SubjectKey,
+    pub key: Arc<SubjectKey>,
     pub profile: Profile,
 }
 
@@ -367,8 +424,15 @@ impl Vault {
             // Another thread cached it meanwhile; never overwrite a newer entry.
             return Ok(existing.clone());
         }
-        let (lock_, audit_lock, pool) = existing
-            .map(|t| (t.lock.clone(), t.audit_lock.clone(), t.pool.clone()))
+        let (lock_, audit_lock, pool, key_cache) = existing
+            .map(|t| {
+                (
+                    t.lock.clone(),
+                    t.audit_lock.clone(),
+                    t.pool.clone(),
+                    t.key_cache.clone(),
+                )
+            })
             .unwrap_or_default();
         let tenant = Arc::new(Tenant {
             id: id.to_owned(),
@@ -380,6 +444,7 @@ impl Vault {
             lock: lock_,
             audit_lock,
             pool,
+            key_cache,
         });
         tenants.insert(id.to_owned(), tenant.clone());
         Ok(tenant)
@@ -524,6 +589,7 @@ impl Vault {
     /// Destroys a subject's key, but only if the slot still holds *that*
     /// subject's key: an erased slot may have been reused by someone else.
     pub(crate) fn destroy_key(&self, tenant: &Tenant, subject: &str) -> Result<bool, VaultError> {
+        lock(&tenant.key_cache).forget(subject);
         let Some(record) = self.store.subject(&tenant.id, subject)? else {
             return Ok(false);
         };
@@ -532,7 +598,19 @@ impl Vault {
             .keys
             .get(slot)?
             .is_some_and(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, subject).is_ok());
-        Ok(ours && self.keys.erase(slot)?)
+        let erased = if ours {
+            self.keys.erase(slot)
+        } else {
+            Ok(false)
+        };
+        // Again, whatever happened: a load may have read the slot before.
+        lock(&tenant.key_cache).forget(subject);
+        Ok(erased?)
+    }
+
+    /// Keeps a new subject's key in the cache once its record is stored.
+    pub(crate) fn cache_key(&self, tenant: &Tenant, loaded: &Loaded) {
+        lock(&tenant.key_cache).insert(loaded.id.clone(), loaded.slot, loaded.key.clone());
     }
 
     pub(crate) fn load(&self, tenant: &Tenant, subject: &str) -> Result<Loaded, VaultError> {
@@ -552,19 +630,7 @@ impl Vault {
             return Ok(None);
         };
         let slot = slot_of(&tenant.id, &record)?;
-        let Some(wrapped) = self.keys.get(slot)? else {
-            return Err(VaultError::SubjectErased {
-                tenant: tenant.id.clone(),
-                subject: subject.to_owned(),
-            });
-        };
-        let key = SubjectKey::unwrap(&wrapped, &tenant.key, &tenant.id, subject).map_err(|_| {
-            // The slot was erased and reused by another subject.
-            VaultError::SubjectErased {
-                tenant: tenant.id.clone(),
-                subject: subject.to_owned(),
-            }
-        })?;
+        let key = self.subject_key(tenant, subject, slot)?;
         let aad = RecordAad {
             tenant: &tenant.id,
             subject,
@@ -584,6 +650,33 @@ impl Vault {
             key,
             profile,
         }))
+    }
+
+    /// A subject's unwrapped key, from the cache or the key store.
+    fn subject_key(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+        slot: u64,
+    ) -> Result<Arc<SubjectKey>, VaultError> {
+        let epoch = {
+            let mut cache = lock(&tenant.key_cache);
+            if let Some(key) = cache.get(subject, slot) {
+                return Ok(key);
+            }
+            cache.epoch
+        };
+        let erased = || VaultError::SubjectErased {
+            tenant: tenant.id.clone(),
+            subject: subject.to_owned(),
+        };
+        let wrapped = self.keys.get(slot)?.ok_or_else(erased)?;
+        // An unwrap failure: the slot was erased and reused by another subject.
+        let key =
+            SubjectKey::unwrap(&wrapped, &tenant.key, &tenant.id, subject).map_err(|_| erased())?;
+        let key = Arc::new(key);
+        lock(&tenant.key_cache).insert_read(subject, slot, &key, epoch);
+        Ok(key)
     }
 
     /// Follows `merged_into` to the subject that stands for the person.
@@ -997,5 +1090,28 @@ mod tests {
         let next = vault.fresh_subject(&tenant).expect("fresh");
         assert_ne!(next.batch, first.batch, "a new batch");
         assert_eq!(documents(&vault, KEY_BATCH_DOC).len(), 1);
+    }
+
+    #[test]
+    fn the_key_cache_is_bounded_and_never_takes_back_a_forgotten_key() {
+        let key = || Arc::new(SubjectKey::generate().expect("key"));
+        let mut cache = KeyCache::default();
+        for n in 0..3 * KEY_CACHE {
+            cache.insert(n.to_string(), 1, key());
+            assert!(cache.current.len() + cache.previous.len() <= KEY_CACHE);
+        }
+        let last = (3 * KEY_CACHE - 1).to_string();
+        assert!(cache.get(&last, 1).is_some());
+        assert!(cache.get(&last, 2).is_none(), "another slot is another key");
+        assert!(cache.get("0", 1).is_none(), "the oldest went");
+
+        // A load that began before a forget does not insert what it read.
+        let epoch = cache.epoch;
+        cache.forget(&last);
+        assert!(cache.get(&last, 1).is_none());
+        cache.insert_read(&last, 1, &key(), epoch);
+        assert!(cache.get(&last, 1).is_none());
+        cache.insert_read(&last, 1, &key(), cache.epoch);
+        assert!(cache.get(&last, 1).is_some());
     }
 }
