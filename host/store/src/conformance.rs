@@ -26,7 +26,7 @@ use tessera_state::{StateError, StateScope, StateStore};
 
 use crate::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
-    PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
+    NewEvents, PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
 };
 
 /// One named behaviour.
@@ -55,6 +55,7 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
         batches_of_several_subjects_are_appended_together_or_not_at_all,
         batches_create_subjects_link_identities_and_append_consents_all_or_nothing,
+        batches_of_new_events_store_nothing_if_any_is_a_duplicate_and_name_each,
         writes_for_an_unknown_subject_are_refused_and_change_nothing,
         deleting_events_before_a_time_removes_only_older_events_of_that_subject,
         consent_history_is_kept_in_time_then_append_order,
@@ -139,6 +140,7 @@ macro_rules! conformance_tests {
             duplicate_source_ids_are_skipped_within_a_batch_across_batches_and_subjects,
             batches_of_several_subjects_are_appended_together_or_not_at_all,
             batches_create_subjects_link_identities_and_append_consents_all_or_nothing,
+            batches_of_new_events_store_nothing_if_any_is_a_duplicate_and_name_each,
             writes_for_an_unknown_subject_are_refused_and_change_nothing,
             deleting_events_before_a_time_removes_only_older_events_of_that_subject,
             consent_history_is_kept_in_time_then_append_order,
@@ -777,6 +779,109 @@ pub fn batches_create_subjects_link_identities_and_append_consents_all_or_nothin
     store.purge_subject(T, "fresh").unwrap();
     assert_eq!(store.find_identity(T, hash(9)).unwrap(), None);
     assert_eq!(store.consents(T, "fresh").unwrap(), vec![]);
+}
+
+pub fn batches_of_new_events_store_nothing_if_any_is_a_duplicate_and_name_each<S: Store>(
+    store: &S,
+) {
+    seed(store, &[(T, "s1"), (T, "s2"), (T2, "s1")]);
+    store
+        .append_events(T, "s2", &[event("old", 1)], None)
+        .unwrap();
+    let updated = |data: &str| SubjectRecord {
+        data: data.as_bytes().to_vec(),
+        ..subject("s1")
+    };
+    let created = subject("new");
+    let first = [event("a", 1), event("old", 2), event("b", 3)];
+    let second = [event("c", 4), event("a", 5), event("d", 6)];
+    let counted = updated("counts a, old, b");
+    let batch = [
+        SubjectAppend {
+            subject: "s1",
+            events: &first,
+            update: Some(&counted),
+            ..SubjectAppend::default()
+        },
+        SubjectAppend {
+            subject: "new",
+            events: &second,
+            update: Some(&created),
+            create: true,
+            links: &[hash(1)],
+            consents: &[consent(1, "granted")],
+        },
+    ];
+    assert_eq!(
+        store.append_new(T, &batch).unwrap(),
+        NewEvents::Duplicates(vec![(0, 1), (1, 1)]),
+        "stored elsewhere, and earlier in the batch"
+    );
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(subject("s1")));
+    assert_eq!(store.subject(T, "new").unwrap(), None);
+    assert_eq!(store.find_identity(T, hash(1)).unwrap(), None);
+    for source in ["a", "b", "c", "d"] {
+        assert!(!store.has_event_source(T, source).unwrap(), "{source}");
+    }
+
+    // Without them, everything goes in.
+    let first = [event("a", 1), event("b", 3)];
+    let second = [event("c", 4), event("d", 6)];
+    let counted = updated("counts a, b");
+    let batch = [
+        SubjectAppend {
+            events: &first,
+            update: Some(&counted),
+            ..batch[0]
+        },
+        SubjectAppend {
+            events: &second,
+            ..batch[1]
+        },
+    ];
+    assert_eq!(store.append_new(T, &batch).unwrap(), NewEvents::Stored);
+    assert_eq!(store.subject(T, "s1").unwrap(), Some(counted.clone()));
+    assert_eq!(sources(&all_events(store, T, "s1")), ["a", "b"]);
+    assert_eq!(sources(&all_events(store, T, "new")), ["c", "d"]);
+    assert_eq!(
+        store.find_identity(T, hash(1)).unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        store.consents(T, "new").unwrap(),
+        vec![consent(1, "granted")]
+    );
+    assert_eq!(
+        store
+            .append_new(
+                T2,
+                &[SubjectAppend {
+                    events: &first,
+                    ..batch[0]
+                }]
+            )
+            .unwrap(),
+        NewEvents::Stored,
+        "another tenant's source ids are its own"
+    );
+
+    // Refusals come first.
+    let again = [event("a", 7)];
+    assert!(unknown_subject(store.append_new(
+        T,
+        &[
+            SubjectAppend {
+                subject: "s1",
+                events: &again,
+                ..SubjectAppend::default()
+            },
+            SubjectAppend {
+                subject: "nobody",
+                ..SubjectAppend::default()
+            },
+        ]
+    )));
+    assert_eq!(store.append_new(T, &[]).unwrap(), NewEvents::Stored);
 }
 
 pub fn writes_for_an_unknown_subject_are_refused_and_change_nothing<S: Store>(store: &S) {

@@ -37,8 +37,8 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use record::{
-    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, PurgeReport,
-    SubjectAppend, SubjectRecord, TenantRecord,
+    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
+    PurgeReport, SubjectAppend, SubjectRecord, TenantRecord,
 };
 pub use sled_store::SledStore;
 
@@ -177,6 +177,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant: &str,
         appends: &[SubjectAppend<'_>],
     ) -> Result<Vec<AppendOutcome>, StoreError>;
+    /// [`Store::append_batch`] for a caller that has already counted every
+    /// event as new (in aggregates sealed into `update`): all or nothing on
+    /// duplicates too. If any event's source id is stored already (for any
+    /// subject of the tenant) or earlier in the batch, nothing at all is
+    /// stored and [`NewEvents::Duplicates`] names every such event by its
+    /// (append, event) index, so that the caller can leave them out and try
+    /// again. The errors of `append_batch` come first: a batch that would be
+    /// refused is refused, duplicates or not.
+    fn append_new(
+        &self,
+        tenant: &str,
+        appends: &[SubjectAppend<'_>],
+    ) -> Result<NewEvents, StoreError>;
     /// Whether an event with this source id is stored for any subject of the
     /// tenant (what [`Store::append_events`] would count as a duplicate).
     fn has_event_source(&self, tenant: &str, source_id: &str) -> Result<bool, StoreError>;

@@ -83,6 +83,17 @@ pub struct AppendOutcome {
     pub duplicates: u64,
 }
 
+/// What [`Store::append_new`](crate::Store::append_new) did.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewEvents {
+    /// Every event was new: everything was stored.
+    Stored,
+    /// Nothing was stored: these events' source ids were stored already or
+    /// earlier in the batch, as (append, event) positions in batch order.
+    Duplicates(Vec<(usize, usize)>),
+}
+
 /// What [`Store::purge_subject`](crate::Store::purge_subject) removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {

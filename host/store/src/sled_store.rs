@@ -61,7 +61,7 @@ use crate::codec::{Reader, Writer, u64_at};
 use crate::keys::{self, check_id};
 use crate::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
-    PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
+    NewEvents, PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
 };
 
 /// How often sled flushes on its own, in milliseconds.
@@ -250,6 +250,172 @@ impl SledStore {
         Ok(found)
     }
 
+    /// [`Store::append_batch`], and with `all_new` [`Store::append_new`]:
+    /// `Err` holds the duplicates' positions, and then nothing was stored.
+    fn append_core(
+        &self,
+        tenant: &str,
+        appends: &[SubjectAppend<'_>],
+        all_new: bool,
+    ) -> Result<AppendResult, StoreError> {
+        check_id("tenant id", tenant)?;
+        /// One append's keys and values, encoded before the transaction (which
+        /// may run more than once).
+        struct Prepared {
+            subject_key: Vec<u8>,
+            update: Option<Vec<u8>>,
+            /// (event key, source key, value)
+            events: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+            /// (identity key, index key)
+            links: Vec<(Vec<u8>, Vec<u8>)>,
+            /// (consent key, value)
+            consents: Vec<(Vec<u8>, Vec<u8>)>,
+            /// The identity value: the subject id.
+            linked_value: Vec<u8>,
+        }
+        let mut prepared = Vec::with_capacity(appends.len());
+        let mut creates = false;
+        for append in appends {
+            let subject = append.subject;
+            check_id("subject id", subject)?;
+            let update = match append.update {
+                Some(record) if record.id != subject => {
+                    return Err(StoreError::SubjectMismatch {
+                        subject: subject.to_owned(),
+                        record: record.id.clone(),
+                    });
+                }
+                Some(record) => Some(encode_subject(record)?),
+                None if append.create => {
+                    return Err(StoreError::UnknownSubject {
+                        tenant: tenant.to_owned(),
+                        subject: subject.to_owned(),
+                    });
+                }
+                None => None,
+            };
+            creates |= append.create;
+            let scope = keys::subject_scope(tenant, subject);
+            let mut events = Vec::with_capacity(append.events.len());
+            for event in append.events {
+                check_id("event source id", &event.source_id)?;
+                let key = keys::timed_in(&scope, event.at_ms, self.next_seq()?);
+                let source_key = keys::source(tenant, &event.source_id);
+                let value = Writer::with_capacity(8 + event.source_id.len() + event.data.len())
+                    .bytes(event.source_id.as_bytes())?
+                    .bytes(&event.data)?
+                    .finish();
+                events.push((key, source_key, value));
+            }
+            let links = append
+                .links
+                .iter()
+                .map(|hash| {
+                    (
+                        keys::identity(tenant, hash),
+                        [scope.as_slice(), hash].concat(),
+                    )
+                })
+                .collect();
+            let mut consents = Vec::with_capacity(append.consents.len());
+            for consent in append.consents {
+                consents.push((
+                    keys::timed_in(&scope, consent.at_ms, self.next_seq()?),
+                    encode_bytes(&consent.data)?,
+                ));
+            }
+            prepared.push(Prepared {
+                subject_key: keys::subject(tenant, subject),
+                update,
+                events,
+                links,
+                consents,
+                linked_value: encode_bytes(subject.as_bytes())?,
+            });
+        }
+        let trees = &self.trees;
+        let result = (
+            &trees.tenants,
+            &trees.subjects,
+            &trees.events,
+            &trees.event_sources,
+            &trees.identities,
+            &trees.identity_index,
+            &trees.consents,
+        )
+            .transaction(
+                |(tenants, subjects, events, sources, identities, index, consents)| {
+                    if creates {
+                        require_tenant(tenants, tenant).map_err(lift)?;
+                    }
+                    let mut outcomes = Vec::with_capacity(prepared.len());
+                    let mut duplicates = Vec::new();
+                    for (a, (append, prepared)) in appends.iter().zip(&prepared).enumerate() {
+                        let exists = subjects.get(prepared.subject_key.as_slice())?.is_some();
+                        if append.create && exists {
+                            return Err(abort(AppendAbort::Store(StoreError::SubjectExists {
+                                tenant: tenant.to_owned(),
+                                subject: append.subject.to_owned(),
+                            })));
+                        }
+                        if !append.create && !exists {
+                            return Err(abort(AppendAbort::Store(StoreError::UnknownSubject {
+                                tenant: tenant.to_owned(),
+                                subject: append.subject.to_owned(),
+                            })));
+                        }
+                        let mut outcome = AppendOutcome::default();
+                        for (e, (key, source_key, value)) in prepared.events.iter().enumerate() {
+                            if sources.get(source_key.as_slice())?.is_some() {
+                                outcome.duplicates += 1;
+                                duplicates.push((a, e));
+                                continue;
+                            }
+                            events.insert(key.as_slice(), value.as_slice())?;
+                            sources.insert(source_key.as_slice(), key.as_slice())?;
+                            outcome.inserted += 1;
+                        }
+                        for (key, index_key) in &prepared.links {
+                            if let Some(existing) = identities.get(key.as_slice())? {
+                                let linked = decode_identity(&existing)
+                                    .map_err(|e| abort(AppendAbort::Store(e)))?;
+                                if linked == append.subject {
+                                    continue;
+                                }
+                                return Err(abort(AppendAbort::Store(
+                                    StoreError::IdentityLinked {
+                                        tenant: tenant.to_owned(),
+                                        subject: append.subject.to_owned(),
+                                        linked,
+                                    },
+                                )));
+                            }
+                            identities.insert(key.as_slice(), prepared.linked_value.as_slice())?;
+                            index.insert(index_key.as_slice(), &[][..])?;
+                        }
+                        for (key, value) in &prepared.consents {
+                            consents.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        if let Some(value) = &prepared.update {
+                            subjects.insert(prepared.subject_key.as_slice(), value.as_slice())?;
+                        }
+                        outcomes.push(outcome);
+                    }
+                    if all_new && !duplicates.is_empty() {
+                        // Undoes every write above.
+                        return Err(abort(AppendAbort::Duplicates(duplicates)));
+                    }
+                    Ok(outcomes)
+                },
+            );
+        match result {
+            Ok(outcomes) => Ok(Ok(outcomes)),
+            Err(TransactionError::Abort(AppendAbort::Duplicates(at))) => Ok(Err(at)),
+            Err(TransactionError::Abort(AppendAbort::Store(error))) => Err(error),
+            Err(TransactionError::Storage(error)) => Err(StoreError::backend(error)),
+        }
+    }
+
     /// Event keys (of one subject), with the source key of each.
     fn event_keys(events: sled::Iter) -> Result<Vec<(IVec, Vec<u8>)>, StoreError> {
         let mut found = Vec::new();
@@ -297,6 +463,30 @@ fn require_tenant(tenants: &TransactionalTree, tenant: &str) -> TxResult<()> {
         }));
     }
     Ok(())
+}
+
+/// What `append_core` did: the outcomes, or the positions of the events that
+/// were not new (and then nothing was stored).
+type AppendResult = Result<Vec<AppendOutcome>, Vec<(usize, usize)>>;
+
+/// Why [`SledStore::append_core`] undoes its transaction.
+enum AppendAbort {
+    Store(StoreError),
+    /// (append, event) positions of events whose source id is not new.
+    Duplicates(Vec<(usize, usize)>),
+}
+
+/// A transaction error of ours as one of `append_core`'s.
+fn lift(
+    error: ConflictableTransactionError<StoreError>,
+) -> ConflictableTransactionError<AppendAbort> {
+    match error {
+        ConflictableTransactionError::Abort(error) => abort(AppendAbort::Store(error)),
+        ConflictableTransactionError::Storage(error) => {
+            ConflictableTransactionError::Storage(error)
+        }
+        ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
+    }
 }
 
 /// The length of the `part(x)` that starts a key (or the rest of one).
@@ -734,151 +924,20 @@ impl Store for SledStore {
         tenant: &str,
         appends: &[SubjectAppend<'_>],
     ) -> Result<Vec<AppendOutcome>, StoreError> {
-        check_id("tenant id", tenant)?;
-        /// One append's keys and values, encoded before the transaction (which
-        /// may run more than once).
-        struct Prepared {
-            subject_key: Vec<u8>,
-            update: Option<Vec<u8>>,
-            /// (event key, source key, value)
-            events: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-            /// (identity key, index key)
-            links: Vec<(Vec<u8>, Vec<u8>)>,
-            /// (consent key, value)
-            consents: Vec<(Vec<u8>, Vec<u8>)>,
-            /// The identity value: the subject id.
-            linked_value: Vec<u8>,
-        }
-        let mut prepared = Vec::with_capacity(appends.len());
-        let mut creates = false;
-        for append in appends {
-            let subject = append.subject;
-            check_id("subject id", subject)?;
-            let update = match append.update {
-                Some(record) if record.id != subject => {
-                    return Err(StoreError::SubjectMismatch {
-                        subject: subject.to_owned(),
-                        record: record.id.clone(),
-                    });
-                }
-                Some(record) => Some(encode_subject(record)?),
-                None if append.create => {
-                    return Err(StoreError::UnknownSubject {
-                        tenant: tenant.to_owned(),
-                        subject: subject.to_owned(),
-                    });
-                }
-                None => None,
-            };
-            creates |= append.create;
-            let scope = keys::subject_scope(tenant, subject);
-            let mut events = Vec::with_capacity(append.events.len());
-            for event in append.events {
-                check_id("event source id", &event.source_id)?;
-                let key = keys::timed_in(&scope, event.at_ms, self.next_seq()?);
-                let source_key = keys::source(tenant, &event.source_id);
-                let value = Writer::with_capacity(8 + event.source_id.len() + event.data.len())
-                    .bytes(event.source_id.as_bytes())?
-                    .bytes(&event.data)?
-                    .finish();
-                events.push((key, source_key, value));
-            }
-            let links = append
-                .links
-                .iter()
-                .map(|hash| {
-                    (
-                        keys::identity(tenant, hash),
-                        [scope.as_slice(), hash].concat(),
-                    )
-                })
-                .collect();
-            let mut consents = Vec::with_capacity(append.consents.len());
-            for consent in append.consents {
-                consents.push((
-                    keys::timed_in(&scope, consent.at_ms, self.next_seq()?),
-                    encode_bytes(&consent.data)?,
-                ));
-            }
-            prepared.push(Prepared {
-                subject_key: keys::subject(tenant, subject),
-                update,
-                events,
-                links,
-                consents,
-                linked_value: encode_bytes(subject.as_bytes())?,
-            });
-        }
-        let trees = &self.trees;
-        transact(
-            (
-                &trees.tenants,
-                &trees.subjects,
-                &trees.events,
-                &trees.event_sources,
-                &trees.identities,
-                &trees.identity_index,
-                &trees.consents,
-            )
-                .transaction(
-                    |(tenants, subjects, events, sources, identities, index, consents)| {
-                        if creates {
-                            require_tenant(tenants, tenant)?;
-                        }
-                        let mut outcomes = Vec::with_capacity(prepared.len());
-                        for (append, prepared) in appends.iter().zip(&prepared) {
-                            let exists = subjects.get(prepared.subject_key.as_slice())?.is_some();
-                            if append.create && exists {
-                                return Err(abort(StoreError::SubjectExists {
-                                    tenant: tenant.to_owned(),
-                                    subject: append.subject.to_owned(),
-                                }));
-                            }
-                            if !append.create && !exists {
-                                return Err(abort(StoreError::UnknownSubject {
-                                    tenant: tenant.to_owned(),
-                                    subject: append.subject.to_owned(),
-                                }));
-                            }
-                            let mut outcome = AppendOutcome::default();
-                            for (key, source_key, value) in &prepared.events {
-                                if sources.get(source_key.as_slice())?.is_some() {
-                                    outcome.duplicates += 1;
-                                    continue;
-                                }
-                                events.insert(key.as_slice(), value.as_slice())?;
-                                sources.insert(source_key.as_slice(), key.as_slice())?;
-                                outcome.inserted += 1;
-                            }
-                            for (key, index_key) in &prepared.links {
-                                if let Some(existing) = identities.get(key.as_slice())? {
-                                    let linked = decode_identity(&existing).map_err(abort)?;
-                                    if linked == append.subject {
-                                        continue;
-                                    }
-                                    return Err(abort(StoreError::IdentityLinked {
-                                        tenant: tenant.to_owned(),
-                                        subject: append.subject.to_owned(),
-                                        linked,
-                                    }));
-                                }
-                                identities
-                                    .insert(key.as_slice(), prepared.linked_value.as_slice())?;
-                                index.insert(index_key.as_slice(), &[][..])?;
-                            }
-                            for (key, value) in &prepared.consents {
-                                consents.insert(key.as_slice(), value.as_slice())?;
-                            }
-                            if let Some(value) = &prepared.update {
-                                subjects
-                                    .insert(prepared.subject_key.as_slice(), value.as_slice())?;
-                            }
-                            outcomes.push(outcome);
-                        }
-                        Ok(outcomes)
-                    },
-                ),
-        )
+        Ok(self
+            .append_core(tenant, appends, false)?
+            .unwrap_or_else(|_| unreachable!("only append_new refuses duplicates")))
+    }
+
+    fn append_new(
+        &self,
+        tenant: &str,
+        appends: &[SubjectAppend<'_>],
+    ) -> Result<NewEvents, StoreError> {
+        Ok(match self.append_core(tenant, appends, true)? {
+            Ok(_) => NewEvents::Stored,
+            Err(at) => NewEvents::Duplicates(at),
+        })
     }
 
     fn has_event_source(&self, tenant: &str, source_id: &str) -> Result<bool, StoreError> {

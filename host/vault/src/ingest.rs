@@ -39,13 +39,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_store::{ConsentRecord, EventRecord, IdentityHash, SubjectAppend};
+use tessera_store::{ConsentRecord, EventRecord, IdentityHash, NewEvents, SubjectAppend};
 
 use crate::audit::AuditEntry;
 use crate::error::VaultError;
 use crate::model::{
     Actor, BatchOutcome, Channel, ConsentChange, ConsentEntry, Incoming, IngestOutcome, MergeEntry,
-    Refusal,
+    NewEvent, Refusal,
 };
 use crate::normalize::{IdentityKind, normalize};
 use crate::settings::{TraitType, valid_name};
@@ -88,37 +88,74 @@ const CHUNK: usize = 256;
 /// the subject itself), written together by `write_pending` in one store
 /// transaction.
 #[derive(Default)]
-pub(crate) struct Pending {
-    subjects: BTreeMap<String, Queued>,
+pub(crate) struct Pending<'a> {
+    subjects: BTreeMap<String, Queued<'a>>,
     /// The identity hashes queued for linking, and the subject each will
     /// point at: later records of the chunk resolve through them.
     linked: HashMap<IdentityHash, String>,
+    /// The batch index of the record of each queued event that the store
+    /// found to be a duplicate after all (`write_pending`).
+    late_duplicates: Vec<usize>,
 }
 
 /// One subject's share of the chunk.
-struct Queued {
+struct Queued<'a> {
+    /// The profile as of the chunk's records, except that the queued events
+    /// are not counted in its aggregates yet: `write_pending` counts them
+    /// once the store has confirmed that they are new.
     loaded: Loaded,
     /// The subject is new: the chunk's transaction creates it. Names the
     /// key pool's batch its key came from.
     create: Option<String>,
     events: Vec<EventRecord>,
+    /// For each of `events`: its record's index in the batch, and the event.
+    counted: Vec<(usize, &'a NewEvent)>,
     links: Vec<IdentityHash>,
     consents: Vec<ConsentRecord>,
 }
 
-impl Queued {
+impl<'a> Queued<'a> {
     fn new(loaded: Loaded) -> Self {
         Self {
             loaded,
             create: None,
             events: Vec::new(),
+            counted: Vec::new(),
             links: Vec::new(),
             consents: Vec::new(),
         }
     }
+
+    /// `f` of the subject with the queued events counted in its profile's
+    /// aggregates; the profile is left without them (a retry may count
+    /// fewer).
+    fn with_counted<T>(&mut self, f: impl FnOnce(&Loaded) -> T) -> T {
+        if self.counted.is_empty() {
+            return f(&self.loaded);
+        }
+        let profile = &mut self.loaded.profile;
+        let aggregates = profile.aggregates.clone();
+        let last_event_ms = profile.last_event_ms;
+        for (_, event) in &self.counted {
+            profile
+                .aggregates
+                .entry(event.event_type.clone())
+                .or_default()
+                .add(event.at_ms, &event.properties);
+            profile.last_event_ms = Some(
+                profile
+                    .last_event_ms
+                    .map_or(event.at_ms, |last| last.max(event.at_ms)),
+            );
+        }
+        let result = f(&self.loaded);
+        self.loaded.profile.aggregates = aggregates;
+        self.loaded.profile.last_event_ms = last_event_ms;
+        result
+    }
 }
 
-impl Pending {
+impl<'a> Pending<'a> {
     fn contains(&self, id: &str) -> bool {
         self.subjects.contains_key(id)
     }
@@ -129,11 +166,11 @@ impl Pending {
             .map_or(i64::MAX, |q| q.loaded.created_at_ms)
     }
 
-    fn take(&mut self, id: &str) -> Option<Queued> {
+    fn take(&mut self, id: &str) -> Option<Queued<'a>> {
         self.subjects.remove(id)
     }
 
-    fn put(&mut self, queued: Queued) {
+    fn put(&mut self, queued: Queued<'a>) {
         self.subjects.insert(queued.loaded.id.clone(), queued);
     }
 }
@@ -219,7 +256,8 @@ impl Vault {
             let mut pending = Pending::default();
             let mut failed = None;
             for item in chunk {
-                match self.write_one(&tenant, item, actor, &mut seen_sources, &mut pending) {
+                let index = outcomes.len();
+                match self.write_one(&tenant, item, index, actor, &mut seen_sources, &mut pending) {
                     Ok(outcome) => outcomes.push(outcome),
                     Err(error) => {
                         failed = Some(error);
@@ -228,6 +266,11 @@ impl Vault {
                 }
             }
             let written = self.write_pending(&tenant, &mut pending);
+            for index in pending.late_duplicates.drain(..) {
+                let outcome = &mut outcomes[index];
+                outcome.events_inserted -= 1;
+                outcome.duplicates += 1;
+            }
             if let Some(error) = failed.or(written.err()) {
                 // What was written before the failure stays written; make it
                 // durable, so that a retry finds it (events with a source id
@@ -346,13 +389,14 @@ impl Vault {
         })
     }
 
-    fn write_one(
+    fn write_one<'a>(
         &self,
         tenant: &Tenant,
-        prepared: &Prepared<'_>,
+        prepared: &Prepared<'a>,
+        index: usize,
         actor: &Actor,
         seen_sources: &mut HashSet<String>,
-        pending: &mut Pending,
+        pending: &mut Pending<'a>,
     ) -> Result<IngestOutcome, VaultError> {
         let store = self.store.as_ref();
         let item = prepared.item;
@@ -549,9 +593,9 @@ impl Vault {
                 Some(raw) => hex::encode(tenant.hasher.hash("event-source", raw)),
                 None => crate::vault::random_id()?,
             };
-            if !seen_sources.insert(source.clone())
-                || store.has_event_source(&tenant.id, &source)?
-            {
+            // Repeated in this batch; a source id stored before is found
+            // by the store (`write_pending`).
+            if !seen_sources.insert(source.clone()) {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -561,17 +605,7 @@ impl Vault {
                 properties: event.properties.clone(),
             };
             let data = self.seal(tenant, &target.loaded, KIND_EVENT, &source, &stored)?;
-            let profile = &mut target.loaded.profile;
-            profile
-                .aggregates
-                .entry(event.event_type.clone())
-                .or_default()
-                .add(event.at_ms, &event.properties);
-            profile.last_event_ms = Some(
-                profile
-                    .last_event_ms
-                    .map_or(event.at_ms, |last| last.max(event.at_ms)),
-            );
+            target.counted.push((index, event));
             records.push(EventRecord {
                 source_id: source,
                 at_ms: event.at_ms,
@@ -594,38 +628,44 @@ impl Vault {
         Ok(outcome)
     }
 
-    /// Writes the chunk's queued subjects in one transaction.
-    fn write_pending(&self, tenant: &Tenant, pending: &mut Pending) -> Result<(), VaultError> {
+    /// Writes the chunk's queued subjects in one transaction. The queued
+    /// events are counted in the profiles as new; if the store finds some
+    /// stored already, it stores nothing, and they are left out (counted as
+    /// duplicates) and the rest written again.
+    fn write_pending(&self, tenant: &Tenant, pending: &mut Pending<'_>) -> Result<(), VaultError> {
         if pending.subjects.is_empty() {
             return Ok(());
         }
-        let sealed = pending
-            .subjects
-            .values()
-            .map(|queued| self.seal_record(tenant, &queued.loaded))
-            .collect::<Result<Vec<_>, _>>()?;
-        let appends: Vec<SubjectAppend<'_>> = pending
-            .subjects
-            .iter()
-            .zip(&sealed)
-            .map(|((id, queued), record)| SubjectAppend {
-                subject: id,
-                events: &queued.events,
-                update: Some(record),
-                create: queued.create.is_some(),
-                links: &queued.links,
-                consents: &queued.consents,
-            })
-            .collect();
-        let outcomes = self.store.append_batch(&tenant.id, &appends)?;
-        if outcomes.iter().any(|o| o.duplicates > 0) {
-            // Checked under the tenant's lock before queueing: only another
-            // process writing the same store could have stored them.
-            return Err(VaultError::corrupt(
-                &tenant.id,
-                "event source",
-                "stored concurrently by another writer",
-            ));
+        loop {
+            let sealed = pending
+                .subjects
+                .values_mut()
+                .map(|queued| queued.with_counted(|loaded| self.seal_record(tenant, loaded)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let appends: Vec<SubjectAppend<'_>> = pending
+                .subjects
+                .iter()
+                .zip(&sealed)
+                .map(|((id, queued), record)| SubjectAppend {
+                    subject: id,
+                    events: &queued.events,
+                    update: Some(record),
+                    create: queued.create.is_some(),
+                    links: &queued.links,
+                    consents: &queued.consents,
+                })
+                .collect();
+            let NewEvents::Duplicates(found) = self.store.append_new(&tenant.id, &appends)? else {
+                break;
+            };
+            // Positions are in batch order: remove from the back.
+            let mut queues: Vec<&mut Queued<'_>> = pending.subjects.values_mut().collect();
+            for &(append, event) in found.iter().rev() {
+                let queued = &mut queues[append];
+                queued.events.remove(event);
+                let (index, _) = queued.counted.remove(event);
+                pending.late_duplicates.push(index);
+            }
         }
         // The new subjects are stored: their pooled keys are used.
         for queued in pending.subjects.values() {
@@ -886,4 +926,116 @@ fn looks_like_date(text: &str) -> bool {
         && bytes[7] == b'-'
         && digits(8..10)
         && (bytes.len() == 10 || bytes[10] == b'T')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_privacy::MasterKey;
+
+    use super::*;
+    use crate::settings::TenantSettings;
+
+    const NOW: i64 = 1_780_272_000_000;
+
+    fn purchase(source: &str, at_ms: i64, amount: f64) -> NewEvent {
+        NewEvent {
+            source_id: Some(source.to_owned()),
+            event_type: "purchase".into(),
+            at_ms,
+            channel: Channel::Offline,
+            properties: BTreeMap::from([("amount".to_owned(), json!(amount))]),
+        }
+    }
+
+    fn person(email: &str, events: Vec<NewEvent>) -> Incoming {
+        Incoming {
+            identities: vec![(IdentityKind::Email, email.to_owned())],
+            events,
+            ..Incoming::default()
+        }
+    }
+
+    #[test]
+    fn events_the_store_finds_stored_are_left_out_of_outcomes_and_aggregates() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vault = Vault::open(
+            dir.path().join("data"),
+            dir.path().join("keys"),
+            MasterKey::generate().expect("master key"),
+        )
+        .expect("open")
+        .with_clock(Arc::new(|| NOW));
+        let actor = Actor::new("ingest", "test");
+        vault
+            .create_tenant("acme", TenantSettings::default(), &actor)
+            .expect("tenant");
+        let (_, first) = vault
+            .ingest_batch(
+                "acme",
+                &[
+                    person("a@example.com", vec![purchase("a1", NOW - 50, 1.0)]),
+                    person("b@example.com", vec![purchase("b1", NOW - 40, 2.0)]),
+                ],
+                &actor,
+            )
+            .expect("first batch");
+        let a = first[0].subject.clone().expect("a");
+        let b = first[1].subject.clone().expect("b");
+
+        // Stored before (a1, and b1 of another person), repeated within the
+        // batch (a3), and new, in one chunk with a new person.
+        let (total, outcomes) = vault
+            .ingest_batch(
+                "acme",
+                &[
+                    person(
+                        "a@example.com",
+                        vec![purchase("a1", NOW - 50, 1.0), purchase("a3", NOW - 30, 4.0)],
+                    ),
+                    person(
+                        "c@example.com",
+                        vec![purchase("c1", NOW - 20, 8.0), purchase("b1", NOW - 40, 2.0)],
+                    ),
+                    person("b@example.com", vec![purchase("b2", NOW - 10, 16.0)]),
+                    person(
+                        "a@example.com",
+                        vec![
+                            purchase("a3", NOW - 30, 4.0),
+                            purchase("a4", NOW - 60, 32.0),
+                        ],
+                    ),
+                ],
+                &actor,
+            )
+            .expect("second batch");
+        let counts: Vec<(u64, u64, bool)> = outcomes
+            .iter()
+            .map(|o| (o.events_inserted, o.duplicates, o.created))
+            .collect();
+        assert_eq!(
+            counts,
+            [(1, 1, false), (1, 1, true), (1, 0, false), (1, 1, false)]
+        );
+        assert_eq!((total.events_inserted, total.duplicates), (4, 3));
+        let c = outcomes[1].subject.clone().expect("c");
+
+        let operator = Actor::new("operator", "test");
+        for (subject, count, sum, first_ms, last_ms) in [
+            (&a, 3, 37.0, NOW - 60, NOW - 30),
+            (&b, 2, 18.0, NOW - 40, NOW - 10),
+            (&c, 1, 8.0, NOW - 20, NOW - 20),
+        ] {
+            let view = vault.access("acme", subject, &operator).expect("view");
+            assert_eq!(view.events.len() as u64, count, "{subject}");
+            let aggregate = &view.aggregates["purchase"];
+            assert_eq!(aggregate.count, count, "{subject}");
+            assert_eq!(aggregate.sums["amount"], sum, "{subject}");
+            assert_eq!((aggregate.first_ms, aggregate.last_ms), (first_ms, last_ms));
+            let loaded = vault
+                .load(&vault.tenant("acme").expect("tenant"), subject)
+                .expect("load");
+            assert_eq!(loaded.profile.last_event_ms, Some(last_ms), "{subject}");
+        }
+    }
 }
