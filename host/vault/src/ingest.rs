@@ -184,6 +184,35 @@ pub(crate) struct StoredEvent {
     pub properties: BTreeMap<String, Value>,
 }
 
+/// [`StoredEvent`] borrowed from the incoming event, to seal it without a
+/// copy; it serialises exactly like `StoredEvent`.
+#[derive(Serialize)]
+struct StoredEventRef<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    channel: Channel,
+    properties: &'a BTreeMap<String, Value>,
+}
+
+/// The length of `value` as JSON, without building it.
+fn json_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// A validated identity of a record.
 struct Resolved {
     kind: IdentityKind,
@@ -353,7 +382,7 @@ impl Vault {
                     ),
                 });
             }
-            let size = serde_json::to_vec(&event.properties).map_or(usize::MAX, |v| v.len());
+            let size = json_len(&event.properties);
             if size > MAX_EVENT_BYTES {
                 return Err(VaultError::InvalidEvent {
                     reason: format!(
@@ -395,7 +424,7 @@ impl Vault {
         prepared: &Prepared<'a>,
         index: usize,
         actor: &Actor,
-        seen_sources: &mut HashSet<String>,
+        seen_sources: &mut HashSet<[u8; 32]>,
         pending: &mut Pending<'a>,
     ) -> Result<IngestOutcome, VaultError> {
         let store = self.store.as_ref();
@@ -590,19 +619,22 @@ impl Vault {
                 continue;
             }
             let source = match &event.source_id {
-                Some(raw) => hex::encode(tenant.hasher.hash("event-source", raw)),
+                Some(raw) => {
+                    let hash = tenant.hasher.hash("event-source", raw);
+                    // Repeated in this batch; a source id stored before is
+                    // found by the store (`write_pending`).
+                    if !seen_sources.insert(hash) {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    hex::encode(hash)
+                }
                 None => crate::vault::random_id()?,
             };
-            // Repeated in this batch; a source id stored before is found
-            // by the store (`write_pending`).
-            if !seen_sources.insert(source.clone()) {
-                outcome.duplicates += 1;
-                continue;
-            }
-            let stored = StoredEvent {
-                event_type: event.event_type.clone(),
+            let stored = StoredEventRef {
+                event_type: &event.event_type,
                 channel: event.channel,
-                properties: event.properties.clone(),
+                properties: &event.properties,
             };
             let data = self.seal(tenant, &target.loaded, KIND_EVENT, &source, &stored)?;
             target.counted.push((index, event));
@@ -889,7 +921,7 @@ pub(crate) fn check_trait(
         name: name.to_owned(),
         reason: reason.to_owned(),
     };
-    let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+    let size = json_len(value);
     if size > MAX_TRAIT_BYTES {
         return Err(invalid(&format!(
             "its value is {size} bytes, more than {MAX_TRAIT_BYTES}"
@@ -1037,5 +1069,25 @@ mod tests {
                 .expect("load");
             assert_eq!(loaded.profile.last_event_ms, Some(last_ms), "{subject}");
         }
+    }
+
+    #[test]
+    fn an_event_seals_the_same_bytes_borrowed_or_owned() {
+        let event = purchase("x", NOW, 12.5);
+        let owned = StoredEvent {
+            event_type: event.event_type.clone(),
+            channel: event.channel,
+            properties: event.properties.clone(),
+        };
+        let borrowed = StoredEventRef {
+            event_type: &event.event_type,
+            channel: event.channel,
+            properties: &event.properties,
+        };
+        let bytes = serde_json::to_vec(&owned).expect("json");
+        assert_eq!(serde_json::to_vec(&borrowed).expect("json"), bytes);
+        assert_eq!(json_len(&borrowed), bytes.len());
+        let back: StoredEvent = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(back.properties, event.properties);
     }
 }
