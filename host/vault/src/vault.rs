@@ -465,11 +465,12 @@ impl Vault {
         let pool = guard.get_or_insert_with(Pool::default);
         if pool.fresh.is_empty() {
             let batch = random_id()?;
+            let mut fresh = Vec::with_capacity(KEY_POOL);
             for _ in 0..KEY_POOL {
                 let id = random_id()?;
                 let key = SubjectKey::generate()?;
                 let slot = self.keys.insert(&key.wrap(&tenant.key, &tenant.id, &id)?)?;
-                pool.fresh.push(Fresh {
+                fresh.push(Fresh {
                     id,
                     slot,
                     key,
@@ -477,8 +478,10 @@ impl Vault {
                 });
             }
             // Synced before any record can name one of these slots, so a
-            // crash never leaves a subject whose key was lost.
+            // crash never leaves a subject whose key was lost (and pooled
+            // only once synced: nothing else syncs the key store for ingest).
             self.keys.sync()?;
+            pool.fresh = fresh;
             self.put_key_batch(tenant, pool, batch)?;
         }
         let fresh = pool.fresh.pop().expect("the pool was just filled");
