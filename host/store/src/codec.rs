@@ -15,10 +15,10 @@ impl Writer {
         Self(vec![VALUE_FORMAT])
     }
 
-    /// A writer whose buffer holds `capacity` bytes after the format byte
-    /// without growing.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let mut buffer = Vec::with_capacity(1 + capacity);
+    /// A writer that reuses `buffer` (cleared first), so that a caller
+    /// encoding many values allocates once.
+    pub(crate) fn reusing(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
         buffer.push(VALUE_FORMAT);
         Self(buffer)
     }

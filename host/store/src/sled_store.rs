@@ -264,8 +264,9 @@ impl SledStore {
         struct Prepared {
             subject_key: Vec<u8>,
             update: Option<Vec<u8>>,
-            /// (event key, source key, value)
-            events: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+            /// (event key, source key, value), as sled's shared buffers: the
+            /// transaction writes them without copying.
+            events: Vec<(IVec, IVec, IVec)>,
             /// (identity key, index key)
             links: Vec<(Vec<u8>, Vec<u8>)>,
             /// (consent key, value)
@@ -275,6 +276,8 @@ impl SledStore {
         }
         let mut prepared = Vec::with_capacity(appends.len());
         let mut creates = false;
+        let tenant_part = keys::tenant(tenant);
+        let mut scratch = Vec::new();
         for append in appends {
             let subject = append.subject;
             check_id("subject id", subject)?;
@@ -299,13 +302,20 @@ impl SledStore {
             let mut events = Vec::with_capacity(append.events.len());
             for event in append.events {
                 check_id("event source id", &event.source_id)?;
-                let key = keys::timed_in(&scope, event.at_ms, self.next_seq()?);
-                let source_key = keys::source(tenant, &event.source_id);
-                let value = Writer::with_capacity(8 + event.source_id.len() + event.data.len())
+                scratch.clear();
+                scratch.extend_from_slice(&scope);
+                scratch.extend_from_slice(&keys::time(event.at_ms));
+                scratch.extend_from_slice(&self.next_seq()?.to_be_bytes());
+                let key = IVec::from(scratch.as_slice());
+                scratch.clear();
+                scratch.extend_from_slice(&tenant_part);
+                scratch.extend_from_slice(event.source_id.as_bytes());
+                let source_key = IVec::from(scratch.as_slice());
+                scratch = Writer::reusing(scratch)
                     .bytes(event.source_id.as_bytes())?
                     .bytes(&event.data)?
                     .finish();
-                events.push((key, source_key, value));
+                events.push((key, source_key, IVec::from(scratch.as_slice())));
             }
             let links = append
                 .links
@@ -366,13 +376,13 @@ impl SledStore {
                         }
                         let mut outcome = AppendOutcome::default();
                         for (e, (key, source_key, value)) in prepared.events.iter().enumerate() {
-                            if sources.get(source_key.as_slice())?.is_some() {
+                            if sources.get(source_key)?.is_some() {
                                 outcome.duplicates += 1;
                                 duplicates.push((a, e));
                                 continue;
                             }
-                            events.insert(key.as_slice(), value.as_slice())?;
-                            sources.insert(source_key.as_slice(), key.as_slice())?;
+                            events.insert(key.clone(), value.clone())?;
+                            sources.insert(source_key.clone(), key.clone())?;
                             outcome.inserted += 1;
                         }
                         for (key, index_key) in &prepared.links {
