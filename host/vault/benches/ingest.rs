@@ -16,6 +16,8 @@
 //!   people the vault already knows (`known`: 1,000 subjects, the steady
 //!   state) or for a new person each record (`new`: a subject key and a
 //!   subject record each), without or with 4 traits a record (`_traits`).
+//!   `raw_sled_100` and `vault_known_100` are the same as `raw_sled` and
+//!   `vault_known` with batches of [`SMALL_BATCH_EVENTS`].
 //! - `erase`: a subject with 100 or 1,000 events: `request_*` times
 //!   `request_deletion` (suppression, key destruction, request, purge job,
 //!   audit), `purge_*` the purge job that follows (`run_jobs`).
@@ -36,6 +38,9 @@ use tessera_vault::{
 const TENANT: &str = "acme";
 /// Events in one batch (one `ingest_batch` call, one flush).
 const BATCH_EVENTS: usize = 500;
+/// Events in one batch of the `_100` pair: the size of a typical HTTP
+/// request, where the per-batch flush weighs more.
+const SMALL_BATCH_EVENTS: usize = 100;
 /// People the vault knows before the `known` benchmarks start.
 const SUBJECTS: u64 = 1_000;
 /// Events of the subjects the `erase` group deletes.
@@ -251,38 +256,74 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(5));
 }
 
+/// `raw_sled` with batches of `events`: a bare sled database seeded like the
+/// vaults, each batch inserted and flushed.
+fn raw_sled(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, events: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::Config::new()
+        .path(dir.path().join("raw"))
+        .flush_every_ms(Some(500))
+        .open()
+        .expect("open sled");
+    let mut work = Workload::new(People::Known, false);
+    let mut seq = 0;
+    for (key, value) in raw_entries(&work.seed(), &mut seq) {
+        db.insert(key, value).expect("insert the seed");
+    }
+    db.flush().expect("flush");
+    group.throughput(Throughput::Elements(events as u64));
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || raw_entries(&work.batch(events), &mut seq),
+            |entries| {
+                for (key, value) in entries {
+                    db.insert(key, value).expect("insert");
+                }
+                db.flush().expect("flush")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
+/// A `vault_*` benchmark with batches of `events`.
+fn vault(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    people: People,
+    traits: bool,
+    events: usize,
+) {
+    let (_dir, vault) = open_vault();
+    let mut work = Workload::new(people, traits);
+    // Every variant starts from the same 1,000 people.
+    ingest_all(&vault, &work.seed());
+    group.throughput(Throughput::Elements(events as u64));
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || work.batch(events),
+            |records| {
+                let (outcome, _) = vault
+                    .ingest_batch(TENANT, &records, &actor())
+                    .expect("ingest");
+                assert_eq!(outcome.events_inserted, events as u64);
+                let created = if people == People::New {
+                    records.len() as u64
+                } else {
+                    0
+                };
+                assert_eq!(outcome.subjects_created, created);
+                outcome
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
 fn ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     configure(&mut group);
-    group.throughput(Throughput::Elements(BATCH_EVENTS as u64));
-
-    {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = sled::Config::new()
-            .path(dir.path().join("raw"))
-            .flush_every_ms(Some(500))
-            .open()
-            .expect("open sled");
-        let mut work = Workload::new(People::Known, false);
-        let mut seq = 0;
-        for (key, value) in raw_entries(&work.seed(), &mut seq) {
-            db.insert(key, value).expect("insert the seed");
-        }
-        db.flush().expect("flush");
-        group.bench_function("raw_sled", |b| {
-            b.iter_batched(
-                || raw_entries(&work.batch(BATCH_EVENTS), &mut seq),
-                |entries| {
-                    for (key, value) in entries {
-                        db.insert(key, value).expect("insert");
-                    }
-                    db.flush().expect("flush")
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    }
-
+    raw_sled(&mut group, "raw_sled", BATCH_EVENTS);
     let variants = [
         ("vault_known", People::Known, false),
         ("vault_known_traits", People::Known, true),
@@ -290,30 +331,16 @@ fn ingest(c: &mut Criterion) {
         ("vault_new_traits", People::New, true),
     ];
     for (name, people, traits) in variants {
-        let (_dir, vault) = open_vault();
-        let mut work = Workload::new(people, traits);
-        // Every variant starts from the same 1,000 people.
-        ingest_all(&vault, &work.seed());
-        group.bench_function(name, |b| {
-            b.iter_batched(
-                || work.batch(BATCH_EVENTS),
-                |records| {
-                    let (outcome, _) = vault
-                        .ingest_batch(TENANT, &records, &actor())
-                        .expect("ingest");
-                    assert_eq!(outcome.events_inserted, BATCH_EVENTS as u64);
-                    let created = if people == People::New {
-                        records.len() as u64
-                    } else {
-                        0
-                    };
-                    assert_eq!(outcome.subjects_created, created);
-                    outcome
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        vault(&mut group, name, people, traits, BATCH_EVENTS);
     }
+    raw_sled(&mut group, "raw_sled_100", SMALL_BATCH_EVENTS);
+    vault(
+        &mut group,
+        "vault_known_100",
+        People::Known,
+        false,
+        SMALL_BATCH_EVENTS,
+    );
     group.finish();
 }
 
@@ -438,22 +465,35 @@ fn format_ns(ns: f64) -> String {
 fn print_summary(since: SystemTime) {
     let mut lines = Vec::new();
     let raw = median_ns("ingest", "raw_sled", since);
-    for id in [
-        "raw_sled",
-        "vault_known",
-        "vault_known_traits",
-        "vault_new",
-        "vault_new_traits",
+    let raw_small = median_ns("ingest", "raw_sled_100", since);
+    for (id, events, baseline, baseline_id) in [
+        ("raw_sled", BATCH_EVENTS, raw, "raw_sled"),
+        ("vault_known", BATCH_EVENTS, raw, "raw_sled"),
+        ("vault_known_traits", BATCH_EVENTS, raw, "raw_sled"),
+        ("vault_new", BATCH_EVENTS, raw, "raw_sled"),
+        ("vault_new_traits", BATCH_EVENTS, raw, "raw_sled"),
+        (
+            "raw_sled_100",
+            SMALL_BATCH_EVENTS,
+            raw_small,
+            "raw_sled_100",
+        ),
+        (
+            "vault_known_100",
+            SMALL_BATCH_EVENTS,
+            raw_small,
+            "raw_sled_100",
+        ),
     ] {
         let Some(median) = median_ns("ingest", id, since) else {
             continue;
         };
-        let rate = BATCH_EVENTS as f64 / (median / 1e9);
-        let share = raw.map_or(String::new(), |raw| {
-            format!("  {:>6.1} % of raw_sled", raw / median * 100.0)
+        let rate = events as f64 / (median / 1e9);
+        let share = baseline.map_or(String::new(), |baseline| {
+            format!("  {:>6.1} % of {baseline_id}", baseline / median * 100.0)
         });
         lines.push(format!(
-            "  {:<26} {:>10} / {BATCH_EVENTS} events  {rate:>9.0} events/s{share}",
+            "  {:<26} {:>10} / {events:>3} events  {rate:>9.0} events/s{share}",
             format!("ingest/{id}"),
             format_ns(median),
         ));
