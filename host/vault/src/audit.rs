@@ -200,12 +200,7 @@ pub(crate) fn read(
     from: u64,
     limit: usize,
 ) -> Result<Vec<AuditEntry>, VaultError> {
-    Ok(store
-        .audit(tenant, from, limit)?
-        .iter()
-        .filter_map(|record| decode(&record.data))
-        .filter_map(|(_, _, body)| serde_json::from_slice(body).ok())
-        .collect())
+    read_page(store, tenant, from, limit).map(|(entries, _)| entries)
 }
 
 /// Like [`read`], and the sequence number to continue from (None at the

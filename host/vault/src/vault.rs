@@ -971,15 +971,8 @@ mod tests {
         Vault::open(dir.join("data"), dir.join("keys"), master).expect("open")
     }
 
-    fn documents(vault: &Vault, kind: &str) -> Vec<(String, Vec<u8>)> {
-        vault
-            .store
-            .documents(TENANT, kind, None, 10_000)
-            .expect("documents")
-    }
-
-    #[test]
-    fn a_restored_pool_holds_each_unused_pooled_key_once_in_one_document() {
+    /// A fresh deployment in a temporary directory, with tenant `TENANT`.
+    fn with_tenant() -> (tempfile::TempDir, Vault) {
         let dir = tempfile::tempdir().expect("temp dir");
         MasterKey::generate()
             .expect("master key")
@@ -993,6 +986,19 @@ mod tests {
                 &Actor::new("operator", "test"),
             )
             .expect("tenant");
+        (dir, vault)
+    }
+
+    fn documents(vault: &Vault, kind: &str) -> Vec<(String, Vec<u8>)> {
+        vault
+            .store
+            .documents(TENANT, kind, None, 10_000)
+            .expect("documents")
+    }
+
+    #[test]
+    fn a_restored_pool_holds_each_unused_pooled_key_once_in_one_document() {
+        let (dir, vault) = with_tenant();
         let tenant = vault.tenant(TENANT).expect("tenant");
         let taken = vault.fresh_subject(&tenant).expect("fresh");
         let mut pooled: BTreeSet<String> = lock(&tenant.pool)
@@ -1062,19 +1068,7 @@ mod tests {
 
     #[test]
     fn a_key_batch_document_goes_once_every_id_it_lists_is_used() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        MasterKey::generate()
-            .expect("master key")
-            .write_new(dir.path().join("master.key"))
-            .expect("write master key");
-        let vault = open(dir.path());
-        vault
-            .create_tenant(
-                TENANT,
-                TenantSettings::default(),
-                &Actor::new("operator", "test"),
-            )
-            .expect("tenant");
+        let (_dir, vault) = with_tenant();
         let tenant = vault.tenant(TENANT).expect("tenant");
         let first = vault.fresh_subject(&tenant).expect("fresh");
         assert_eq!(documents(&vault, KEY_BATCH_DOC).len(), 1);
