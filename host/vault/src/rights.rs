@@ -57,6 +57,42 @@ impl Vault {
         Ok(view)
     }
 
+    /// The subject (the person's current root) that the identity `raw` of
+    /// `kind` belongs to, if any: the value is normalised with the tenant's
+    /// rules and looked up by its keyed hash, so it is never stored or
+    /// logged. Every lookup is audited (`subject.lookup`, with the subject
+    /// when one was found, never the value), since learning whether a person
+    /// is known is itself personal data.
+    pub fn find_subject(
+        &self,
+        tenant: &str,
+        kind: &IdentityKind,
+        raw: &str,
+        actor: &Actor,
+    ) -> Result<Option<String>, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
+            .map_err(|source| VaultError::InvalidIdentity {
+                kind: kind.label(),
+                source,
+            })?;
+        let hash = tenant.hasher.hash(&kind.label(), &normalized);
+        let found = match self.store.find_identity(&tenant.id, hash)? {
+            Some(subject) => match self.load_root(&tenant, &subject) {
+                Ok(root) => Some(root.id),
+                Err(VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. }) => None,
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        let mut entry = AuditEntry::new(actor, "subject.lookup").detail(kind.label());
+        if let Some(subject) = &found {
+            entry = entry.subject(subject);
+        }
+        self.audit(&tenant, entry)?;
+        Ok(found)
+    }
+
     fn view(&self, tenant: &Tenant, subject: &str) -> Result<SubjectView, VaultError> {
         let root = self.load_root(tenant, subject)?;
         let group = self.load_group(tenant, root)?;

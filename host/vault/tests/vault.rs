@@ -856,3 +856,99 @@ fn pooled_subject_keys_are_reused_after_a_restart_instead_of_leaking() {
             .expect("readable");
     }
 }
+
+#[test]
+fn find_subject_normalises_resolves_merges_and_forgets_erased_people() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let operator = operator();
+    let web = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("wang.fang@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("web")
+        .subject
+        .expect("web subject");
+    let shop = vault
+        .ingest(
+            TENANT,
+            &record(vec![member("M-77")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("shop")
+        .subject
+        .expect("shop subject");
+    let (email_kind, _) = email("");
+    let (member_kind, _) = member("x");
+    // The value is normalised the way ingest normalises it.
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &email_kind, "  Wang.Fang@EXAMPLE.com ", &operator)
+            .expect("lookup"),
+        Some(web.clone())
+    );
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &email_kind, "nobody@example.com", &operator)
+            .expect("lookup"),
+        None
+    );
+    // A malformed value is an error that names the kind, not the value.
+    let error = vault
+        .find_subject(TENANT, &email_kind, "not an address", &operator)
+        .expect_err("malformed");
+    assert!(
+        matches!(error, VaultError::InvalidIdentity { .. }),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("not an address"), "{error}");
+
+    // After a merge, either identity finds the surviving root.
+    fixture.advance(1);
+    vault
+        .ingest(
+            TENANT,
+            &record(vec![member("M-77"), email("wang.fang@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("join");
+    let root = vault
+        .find_subject(TENANT, &member_kind, "M-77", &operator)
+        .expect("lookup")
+        .expect("found");
+    // The oldest subject survives a merge.
+    assert_eq!(root, web);
+    assert_ne!(root, shop);
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &email_kind, "wang.fang@example.com", &operator)
+            .expect("lookup"),
+        Some(root.clone())
+    );
+
+    // Every lookup is audited, with the subject but never the value.
+    let entries = vault.audit_entries(TENANT, 1, 1_000).expect("audit");
+    let lookups: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "subject.lookup")
+        .collect();
+    // Four lookups: a malformed value is refused before anything is read.
+    assert_eq!(lookups.len(), 4);
+    assert_eq!(lookups[0].subject.as_deref(), Some(web.as_str()));
+    assert_eq!(lookups[1].subject, None);
+    let text = serde_json::to_string(&entries).expect("json");
+    assert!(!text.to_lowercase().contains("wang.fang"), "{text}");
+
+    // An erased person is no longer found.
+    vault
+        .request_deletion(TENANT, &root, "subject_request", &operator)
+        .expect("erase");
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &member_kind, "M-77", &operator)
+            .expect("lookup"),
+        None
+    );
+}
