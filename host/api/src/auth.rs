@@ -18,7 +18,19 @@ use crate::error::ApiError;
 use crate::tokens::{Principal, Rejected};
 
 /// What a token may do. Each token has exactly one role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Runs the tenant: tokens, subjects and their rights, deletions, audit.

@@ -30,16 +30,19 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-/// The body of an error answer, as clients see it.
-#[derive(Debug, Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every answer that is not a success.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Debug, Serialize)]
-struct Inner<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// A stable snake_case word to match on, e.g. `unknown_subject`.
     code: &'a str,
+    /// For people: what was wrong and what to do.
     message: &'a str,
+    /// When the input was wrong: the `field` at fault and the `reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Value>,
 }
@@ -95,8 +98,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 details: self.details.as_ref(),

@@ -4,24 +4,39 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tessera_vault::{AuditEntry, DeletionRequest, SubjectView};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Role;
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::tokens::{NewToken, Principal, TokenInfo, valid_id};
 use crate::{AppState, blocking};
 
-/// `GET /healthz`: the process answers.
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Status {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    status: String,
 }
 
-/// `GET /readyz`: the store answers.
-pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers.", body = Status)))]
+pub(crate) async fn health() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// The store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "The store can be read.", body = Status)))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     blocking(move || match state.vault.store().tenants() {
-        Ok(_) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(_) => Ok(Json(Status {
+            status: "ready".into(),
+        })),
         Err(error) => {
             tracing::warn!(%error, "store not ready");
             let mut e = ApiError::new(
@@ -36,7 +51,10 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, 
     .await
 }
 
-/// `GET /metrics`: Prometheus text.
+/// Prometheus text: requests, latencies and ingest counts.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.",
+        body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -57,14 +75,19 @@ fn plain_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
     role: Role,
+    /// What the token is for: 1 to 64 printable characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
 }
 
-/// `POST /v1/tokens`: a new token of the caller's tenant, shown once.
+/// A new token of the caller's tenant. The token is in the answer, once: it
+/// is stored only as a hash.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, description = "Created; `token` is shown only now.", body = NewToken)))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -89,16 +112,30 @@ pub(crate) async fn create_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// `GET /v1/tokens`: the tenant's tokens, without secrets.
+/// The answer of `GET /v1/tokens`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TokenList {
+    tokens: Vec<TokenInfo>,
+}
+
+/// The tenant's tokens, revoked ones included, without secrets.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, description = "The tenant's tokens.", body = TokenList)))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let tokens = blocking(move || Ok(state.tokens.list(&principal.tenant)?)).await?;
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
-/// `DELETE /v1/tokens/{id}`: revokes a token of the tenant.
+/// Revokes a token of the tenant; it stops working at once.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "The token id (16 hex digits).")),
+    responses(
+        (status = 200, description = "Revoked (or already revoked).", body = TokenInfo),
+        (status = 404, description = "The tenant has no token with that id.", body = ErrorBody),
+    ))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -123,7 +160,15 @@ fn unknown_subject() -> ApiError {
     ApiError::not_found("unknown_subject", "the tenant has no subject with that id")
 }
 
-/// `GET /v1/subjects/{id}`: everything held about the person (audited).
+/// Everything held about the person the subject belongs to, decrypted
+/// (the access right). The read is audited.
+#[utoipa::path(get, path = "/v1/subjects/{id}", tag = "subjects",
+    params(("id" = String, Path, description = "A subject id.")),
+    responses(
+        (status = 200, description = "Everything held about the person.", body = SubjectView),
+        (status = 404, description = "The tenant has no subject with that id.", body = ErrorBody),
+        (status = 410, description = "The subject was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn subject(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -141,14 +186,25 @@ pub(crate) async fn subject(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
+    /// Why: 1 to 64 characters of a-z, 0-9 and _ (default `operator_request`).
+    #[param(pattern = "^[a-z0-9_]{1,64}$")]
     reason: Option<String>,
 }
 
-/// `DELETE /v1/subjects/{id}`: erases the person (keys destroyed now,
-/// records purged by the job) and returns the request to follow.
+/// Erases the person: their keys are destroyed now (every copy of their
+/// records becomes unreadable), their identities suppressed, and a job
+/// purges the records. Answers the request to follow.
+#[utoipa::path(delete, path = "/v1/subjects/{id}", tag = "subjects",
+    params(("id" = String, Path, description = "A subject id."), DeleteQuery),
+    responses(
+        (status = 202, description = "Keys destroyed; the purge follows.", body = DeletionRequest),
+        (status = 404, description = "The tenant has no subject with that id.", body = ErrorBody),
+        (status = 410, description = "The subject was already erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn delete_subject(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -181,8 +237,14 @@ pub(crate) async fn delete_subject(
     Ok((StatusCode::ACCEPTED, Json(request)))
 }
 
-/// `GET /v1/deletions/{id}`: a deletion request's status, and its receipt
-/// once completed.
+/// A deletion request's status, and its receipt once completed.
+#[utoipa::path(get, path = "/v1/deletions/{id}", tag = "subjects",
+    params(("id" = String, Path, description = "A deletion request id.")),
+    responses(
+        (status = 200, description = "The request.", body = DeletionRequest),
+        (status = 404, description = "The tenant has no deletion request with that id.",
+            body = ErrorBody),
+    ))]
 pub(crate) async fn deletion(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -202,20 +264,34 @@ pub(crate) async fn deletion(
 /// The most audit entries one page holds.
 const AUDIT_PAGE_MAX: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
+    /// The first sequence number (default 1).
     from: Option<u64>,
+    /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-/// `GET /v1/audit?from=&limit=`: a page of the tenant's audit trail, from
-/// sequence number `from` (default 1), and where the next page starts.
+/// A page of the audit trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Where the next page starts, if there may be one.
+    next: Option<u64>,
+}
+
+/// A page of the tenant's audit trail, from sequence number `from`, and
+/// where the next page starts.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "A page of entries.", body = AuditPage)))]
 pub(crate) async fn audit(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > AUDIT_PAGE_MAX {
         return Err(ApiError::bad_request(
@@ -230,5 +306,5 @@ pub(crate) async fn audit(
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq + 1))
         .flatten();
-    Ok(Json(json!({ "entries": entries, "next": next })))
+    Ok(Json(AuditPage { entries, next }))
 }

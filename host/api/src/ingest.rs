@@ -19,14 +19,14 @@ use tessera_vault::{Actor, Incoming, IngestOutcome, Vault, VaultError};
 
 use crate::error::{ApiError, Json, JsonBytes, body_error, is_item_error};
 use crate::metrics::IngestCounts;
-use crate::segment::{self, Context, Defaults, ItemError, Kind};
+use crate::segment::{self, Context, Defaults, ItemError, Kind, Message};
 use crate::tokens::{Principal, now_ms};
 use crate::{AppState, blocking};
 
 /// What an ingest request did. `success` is true whenever the request was
 /// taken (Segment clients look at the status and this field); messages that
 /// were not stored are listed in `errors`.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     pub success: bool,
     /// Messages in the request.
@@ -44,7 +44,7 @@ pub struct IngestReport {
 }
 
 /// One message that was not stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemReport {
     pub index: usize,
     pub code: &'static str,
@@ -212,7 +212,14 @@ async fn single(
 }
 
 macro_rules! single_endpoint {
-    ($name:ident, $kind:expr) => {
+    ($name:ident, $kind:expr, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "ingest", description = $doc,
+            request_body(content = Message, content_type = "application/json"),
+            responses(
+                (status = 200, description = "Stored (or a duplicate, expired, or refused for \
+                    an erased person: see the counts).", body = IngestReport),
+            ))]
         pub(crate) async fn $name(
             State(state): State<AppState>,
             Extension(principal): Extension<Principal>,
@@ -223,13 +230,48 @@ macro_rules! single_endpoint {
     };
 }
 
-single_endpoint!(track, Some(Kind::Track));
-single_endpoint!(identify, Some(Kind::Identify));
-single_endpoint!(page, Some(Kind::Page));
-single_endpoint!(screen, Some(Kind::Screen));
-single_endpoint!(group, Some(Kind::Group));
-single_endpoint!(alias, Some(Kind::Alias));
-single_endpoint!(events, None);
+single_endpoint!(
+    track,
+    Some(Kind::Track),
+    "/v1/track",
+    "One `track` message: an event the person did."
+);
+single_endpoint!(
+    identify,
+    Some(Kind::Identify),
+    "/v1/identify",
+    "One `identify` message: who the person is, and their traits."
+);
+single_endpoint!(
+    page,
+    Some(Kind::Page),
+    "/v1/page",
+    "One `page` message: a page view."
+);
+single_endpoint!(
+    screen,
+    Some(Kind::Screen),
+    "/v1/screen",
+    "One `screen` message: an app screen view."
+);
+single_endpoint!(
+    group,
+    Some(Kind::Group),
+    "/v1/group",
+    "One `group` message: the person belongs to a group (company, household)."
+);
+single_endpoint!(
+    alias,
+    Some(Kind::Alias),
+    "/v1/alias",
+    "One `alias` message: two ids of one person."
+);
+single_endpoint!(
+    events,
+    None,
+    "/v1/events",
+    "One message of any kind, named by its `type`."
+);
 
 /// The body of `/v1/batch`.
 #[derive(Debug, Deserialize)]
@@ -243,7 +285,28 @@ struct BatchBody<'a> {
     sent_at: Option<String>,
 }
 
-/// `POST /v1/batch`: many messages, each with its `type`; stored in part.
+/// The body of `/v1/batch`, as the OpenAPI document describes it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Batch)]
+#[allow(dead_code)] // only described, never built: `BatchBody` is parsed
+pub(crate) struct BatchDoc {
+    /// The messages, each with its `type`; at most `limits.max_batch_messages`.
+    batch: Vec<Message>,
+    /// Applies to every message that has none.
+    context: Option<Context>,
+    /// ISO 8601; when the client sent the batch.
+    #[schema(rename = "sentAt")]
+    sent_at: Option<String>,
+}
+
+/// Many messages, each with its `type`, stored in part: the answer lists
+/// those that were not, with their index, code and message.
+#[utoipa::path(post, path = "/v1/batch", tag = "ingest",
+    request_body(content = BatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Taken; messages that were not stored are in `errors`.",
+            body = IngestReport),
+    ))]
 pub(crate) async fn batch(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

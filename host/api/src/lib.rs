@@ -14,6 +14,7 @@ mod error;
 mod handlers;
 mod ingest;
 mod metrics;
+mod openapi;
 mod ratelimit;
 pub mod segment;
 mod time;
@@ -37,6 +38,7 @@ pub use config::{Config, Limits, RateLimit};
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use ingest::{IngestReport, ItemReport};
 pub use metrics::{IngestCounts, Metrics};
+pub use openapi::{ApiDoc, document as openapi_document};
 pub use ratelimit::RateLimiter;
 pub use tokens::{NewToken, Principal, Rejected, TOKEN_DOC, TokenInfo, TokenStore};
 
@@ -95,7 +97,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/alias", post(ingest::alias))
         .route("/v1/group", post(ingest::group))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize));
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
     Router::new()
+        .merge(docs)
         .route("/healthz", get(handlers::health))
         .route("/readyz", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))

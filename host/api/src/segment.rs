@@ -76,6 +76,19 @@ enum Id {
     Number(serde_json::Number),
 }
 
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some("A string, or a number (kept as written)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Id {}
+
 impl Id {
     fn text(&self) -> String {
         match self {
@@ -86,34 +99,42 @@ impl Id {
 }
 
 /// The part of `context` Tessera reads.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct Context {
     #[serde(default)]
     traits: Option<Map<String, Value>>,
 }
 
 /// One Segment message (unknown fields, e.g. `integrations`, are ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
+    /// `identify`, `track`, `page`, `screen`, `group` or `alias`; on the
+    /// single-kind endpoints it may be left out.
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    /// Your id of the person (becomes a member id).
     #[serde(default)]
     user_id: Option<Id>,
+    /// A device or browser id (becomes a device id; never merges people).
     #[serde(default)]
     anonymous_id: Option<Id>,
+    /// `alias`: the id the person had before.
     #[serde(default)]
     previous_id: Option<Id>,
     #[serde(default)]
     group_id: Option<Id>,
+    /// Makes the message idempotent: the same id is stored once.
     #[serde(default)]
     message_id: Option<Id>,
+    /// `track`: the event name.
     #[serde(default)]
     event: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     category: Option<String>,
+    /// ISO 8601; when the event happened.
     #[serde(default)]
     timestamp: Option<String>,
     #[serde(default)]

@@ -25,7 +25,7 @@ const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 
 /// A token as listed: everything but the secret and its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub role: Role,
@@ -48,7 +48,7 @@ struct TokenRecord {
 }
 
 /// A freshly created token: the only time its secret is seen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     #[serde(flatten)]
     pub info: TokenInfo,

@@ -30,6 +30,7 @@ const APPEND_RETRIES: usize = 64;
 /// One audit entry. It names who did what to whose data; it never holds
 /// personal data itself (trait values, identities, event contents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: u64,
     pub at_ms: i64,
@@ -90,6 +91,7 @@ impl AuditEntry {
 
 /// One problem [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditProblem {
     pub seq: u64,
     pub reason: String,
@@ -97,6 +99,7 @@ pub struct AuditProblem {
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditReport {
     pub tenant: String,
     /// Entries read.

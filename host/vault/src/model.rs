@@ -10,6 +10,7 @@ use crate::normalize::IdentityKind;
 
 /// Who did something, for consent provenance and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// `operator`, `marketer`, `ingest`, `subject`, `plugin`, `system`, …
     pub role: String,
@@ -33,6 +34,7 @@ impl Actor {
 
 /// Where an event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Web and app activity.
@@ -58,6 +60,7 @@ pub struct NewEvent {
 
 /// An explicit consent decision carried by an ingest item or made by a subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentChange {
     pub purpose: String,
     pub granted: bool,
@@ -84,6 +87,7 @@ pub struct Incoming {
 
 /// Why an ingest item was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Refusal {
     /// One of its identities belongs to an erased subject and the item
@@ -93,6 +97,7 @@ pub enum Refusal {
 
 /// What ingesting one item did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestOutcome {
     /// The subject the item resolved to (None if refused).
     pub subject: Option<String>,
@@ -124,6 +129,7 @@ pub struct BatchOutcome {
 /// Running totals of one event type for one subject, kept current on ingest
 /// so that segment plugins never rescan history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Aggregate {
     pub count: u64,
     pub first_ms: i64,
@@ -192,6 +198,7 @@ fn saturating_add(a: f64, b: f64) -> f64 {
 
 /// A stored event, opened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// The subject record it is stored under (a merged subject's events keep
     /// the id they arrived under).
@@ -205,6 +212,7 @@ pub struct Event {
 
 /// One entry of a subject's consent and linked-app history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ConsentEntry {
     Purpose {
@@ -240,6 +248,7 @@ impl ConsentEntry {
 
 /// A purpose's current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentState {
     pub purpose: String,
     pub granted: bool,
@@ -249,6 +258,7 @@ pub struct ConsentState {
 
 /// An app or third party the subject granted access to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkedApp {
     pub app: String,
     pub name: String,
@@ -258,6 +268,7 @@ pub struct LinkedApp {
 
 /// One merge (or un-merge) in a subject's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MergeEntry {
     /// `merge` or `unmerge`.
     pub action: String,
@@ -273,6 +284,7 @@ pub struct MergeEntry {
 
 /// A segment the subject is a member of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     pub segment: String,
     pub entered_at_ms: i64,
@@ -280,6 +292,7 @@ pub struct Membership {
 
 /// Everything held about one person, decrypted: the access right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectView {
     pub tenant: String,
     pub subject: String,
@@ -322,6 +335,7 @@ pub struct Person {
 
 /// Where a deletion request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeletionStatus {
     /// Recorded and queued; keys not yet destroyed (only seen if the process
@@ -335,6 +349,7 @@ pub enum DeletionStatus {
 
 /// A deletion request: its id, deadline and progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeletionRequest {
     pub id: String,
     pub tenant: String,
@@ -358,6 +373,7 @@ pub struct DeletionRequest {
 
 /// What a purge removed; the body of a receipt.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Removed {
     pub subjects: u64,
     pub identities: u64,
@@ -370,6 +386,7 @@ pub struct Removed {
 /// its body and a MAC under the tenant's receipt key, so that neither can be
 /// altered without detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     pub request: String,
     pub tenant: String,

@@ -215,6 +215,7 @@ impl IdentityKind {
 ///
 /// Fields missing when deserialising take their [`Default`] values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NormalizeRules {
     /// Country calling code assumed for phone numbers written without one,

@@ -13,6 +13,7 @@ use crate::normalize::{IdentityKind, NormalizeRules};
 /// for `pii` and `sensitive` fields, never implied by a field grant) and how
 /// it is shown in logs and exports to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TraitClass {
     /// Identifies a person directly: name, email, phone, address.
@@ -25,6 +26,7 @@ pub enum TraitClass {
 
 /// The type a trait value must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TraitType {
     String,
@@ -38,6 +40,7 @@ pub enum TraitType {
 
 /// One field of the trait schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TraitSpec {
     pub class: TraitClass,
     #[serde(rename = "type")]
@@ -46,6 +49,7 @@ pub struct TraitSpec {
 
 /// The bounds of a subject's retention choice and the tenant's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionBounds {
     pub min_days: u32,
     pub max_days: u32,
@@ -54,6 +58,7 @@ pub struct RetentionBounds {
 
 /// A tenant's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TenantSettings {
     /// Trait name → class and type. A trait not in the schema is refused.

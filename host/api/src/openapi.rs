@@ -1,0 +1,224 @@
+//! The API's OpenAPI 3.1 document, generated from the handlers'
+//! `#[utoipa::path]` annotations and the types they take and return, served
+//! at `/openapi.json`, with Swagger UI (vendored: no CDN) at `/docs`.
+//!
+//! What every operation shares is added here, once, by [`Common`] rather
+//! than repeated on each handler: the security requirement of `/v1` routes
+//! (derived from [`ROLE_MATRIX`](crate::ROLE_MATRIX), so the document names
+//! the roles each route admits) and the error answers that the layers in
+//! front of every handler can give (401, 403, 429, 500, 503; 400, 413, 415
+//! and 422 where a body or parameters are read). A test checks that the
+//! document and the router list the same routes.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::auth::{ROLE_MATRIX, Role};
+use crate::{error, handlers, ingest, segment, tokens};
+
+/// The document. `ApiDoc::openapi()` builds it.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera API",
+        description = "Tessera's HTTP API: Segment-compatible ingest, subjects and their rights, \
+                       deletion requests, the audit trail, API tokens, health and metrics. Every \
+                       `/v1` call carries a token of one tenant (bearer, or HTTP Basic with the \
+                       token as user name); the token's role decides what it may call. Errors \
+                       have one shape: `{\"error\": {\"code\", \"message\", \"details\"}}`. \
+                       docs/api.md describes the API for its users.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        handlers::health,
+        handlers::ready,
+        handlers::metrics,
+        handlers::create_token,
+        handlers::list_tokens,
+        handlers::revoke_token,
+        handlers::subject,
+        handlers::delete_subject,
+        handlers::deletion,
+        handlers::audit,
+        ingest::events,
+        ingest::batch,
+        ingest::track,
+        ingest::identify,
+        ingest::page,
+        ingest::screen,
+        ingest::alias,
+        ingest::group,
+    ),
+    components(schemas(error::ErrorBody, segment::Message, ingest::BatchDoc, tokens::NewToken)),
+    modifiers(&Common),
+    tags(
+        (name = "health", description = "Liveness, readiness and Prometheus metrics; no token."),
+        (name = "ingest", description = "Segment-compatible tracking API (identify, track, page, \
+                                         screen, group, alias, batch)."),
+        (name = "subjects", description = "The people a tenant holds data about, and their rights."),
+        (name = "audit", description = "The tenant's hash-chained audit trail."),
+        (name = "tokens", description = "The tenant's API tokens."),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Security schemes, per-route roles and the shared error answers.
+struct Common;
+
+/// The name of the bearer scheme (any API token).
+const BEARER: &str = "token";
+/// The name of the HTTP Basic scheme (a token as user name: Segment's write key).
+const BASIC: &str = "writeKey";
+
+impl Modify for Common {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tsk_<tenant hex>_<id>_<secret>")
+                    .description(Some(
+                        "An API token of one tenant; its role decides the routes it may call.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            BASIC,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "An API token as the user name and an empty password, as Segment and \
+                         RudderStack clients send their write key.",
+                    ))
+                    .build(),
+            ),
+        );
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, operation) in operations(item) {
+                let reads_body = operation.request_body.is_some();
+                let reads_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut answers: Vec<(&str, &str)> = vec![
+                    (
+                        "500",
+                        "The server failed; the cause is logged with the request id.",
+                    ),
+                    (
+                        "503",
+                        "Not ready, timed out (`timeout`) or the audit trail is damaged; see \
+                         Retry-After.",
+                    ),
+                ];
+                if reads_body {
+                    answers.extend([
+                        ("400", "The body is not valid JSON (`invalid_json`)."),
+                        ("413", "The body is larger than the server accepts."),
+                        ("415", "The body is not sent as JSON."),
+                        (
+                            "422",
+                            "The body is JSON of the wrong shape; `details` names the field.",
+                        ),
+                    ]);
+                }
+                if reads_params {
+                    answers.push((
+                        "400",
+                        "A path or query parameter is not valid (`invalid_path`, `invalid_query`).",
+                    ));
+                }
+                if path.starts_with("/v1/") {
+                    let roles = ROLE_MATRIX
+                        .iter()
+                        .find(|rule| rule.path == path && rule.method == method)
+                        .map(|rule| rule.roles)
+                        .unwrap_or_default();
+                    describe_roles(operation, roles);
+                    operation.security = Some(security(roles));
+                    answers.extend([
+                        ("401", "No token, or a malformed, unknown or revoked one."),
+                        ("403", "The token's role may not call this route."),
+                        (
+                            "429",
+                            "The tenant's rate limit is reached; see Retry-After.",
+                        ),
+                    ]);
+                }
+                for (status, description) in answers {
+                    if !operation.responses.responses.contains_key(status) {
+                        operation
+                            .responses
+                            .responses
+                            .insert(status.to_owned(), error_response(description).into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each operation of a path item with its method, upper case as in the matrix.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        (HttpMethod::Get, "GET"),
+        (HttpMethod::Post, "POST"),
+        (HttpMethod::Put, "PUT"),
+        (HttpMethod::Patch, "PATCH"),
+        (HttpMethod::Delete, "DELETE"),
+    ]
+    .into_iter()
+    .zip([
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.put.as_mut(),
+        item.patch.as_mut(),
+        item.delete.as_mut(),
+    ])
+    .filter_map(|((_, name), operation)| operation.map(|operation| (name, operation)))
+}
+
+/// Bearer for every role; HTTP Basic too where the ingest role is admitted
+/// (that is how Segment clients send the write key).
+fn security(roles: &[Role]) -> Vec<SecurityRequirement> {
+    let mut schemes = vec![SecurityRequirement::new(BEARER, Vec::<String>::new())];
+    if roles.contains(&Role::Ingest) {
+        schemes.push(SecurityRequirement::new(BASIC, Vec::<String>::new()));
+    }
+    schemes
+}
+
+/// Appends "Roles: …" to the operation's description.
+fn describe_roles(operation: &mut Operation, roles: &[Role]) {
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let line = format!("Roles: {}.", names.join(", "));
+    operation.description = Some(match operation.description.take() {
+        Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+        _ => line,
+    });
+}
+
+/// An answer with the error body.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}

@@ -1,0 +1,195 @@
+//! The OpenAPI document: served at `/openapi.json` (3.1), with Swagger UI
+//! at `/docs`; it lists exactly the routes the server has, and each `/v1`
+//! operation names its roles, its security schemes and the error answers of
+//! the layers in front of it. (Schemathesis, run by `.ci/run`, checks real
+//! answers against it.)
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use common::Fixture;
+use serde_json::Value;
+use tessera_api::{ROLE_MATRIX, Role};
+
+/// The routes outside `/v1`, which need no token.
+const PUBLIC: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
+
+async fn spec(fixture: &Fixture) -> Value {
+    let answer = fixture
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        answer.headers["content-type"], "application/json",
+        "{:?}",
+        answer.headers
+    );
+    answer.body
+}
+
+fn operations(spec: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                found.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_and_lists_exactly_the_routes_of_the_server() {
+    let fixture = Fixture::new();
+    let spec = spec(&fixture).await;
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        spec["openapi"]
+    );
+    assert_eq!(spec["info"]["title"], "Tessera API");
+    assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let documented: BTreeSet<(String, String)> = operations(&spec)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let served: BTreeSet<(String, String)> = ROLE_MATRIX
+        .iter()
+        .map(|rule| (rule.method.to_owned(), rule.path.to_owned()))
+        .chain(
+            PUBLIC
+                .iter()
+                .map(|(m, p)| ((*m).to_owned(), (*p).to_owned())),
+        )
+        .collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from the OpenAPI document (annotate them and list them in openapi.rs): {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "the document describes routes the role matrix does not have: {unserved:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_route_answers_as_documented_without_a_token() {
+    // The document and the router agree: a public route answers 200, a
+    // `/v1` route 401 (it exists, and it is behind the authorization layer).
+    let fixture = Fixture::new();
+    let spec = spec(&fixture).await;
+    for (method, path, _) in operations(&spec) {
+        let uri = path.replace("{id}", "0123456789abcdef");
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let answer = fixture.call(method.clone(), &uri, None, None).await;
+        if path.starts_with("/v1/") {
+            assert_eq!(
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri}: {}",
+                answer.body
+            );
+        } else {
+            assert_eq!(answer.status, StatusCode::OK, "{method} {uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn v1_operations_name_their_roles_security_and_error_answers() {
+    let fixture = Fixture::new();
+    let spec = spec(&fixture).await;
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["token"]["scheme"], "bearer");
+    assert_eq!(schemes["writeKey"]["scheme"], "basic");
+    assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+
+    for (method, path, operation) in operations(&spec) {
+        let responses = operation["responses"].as_object().expect("responses");
+        // Every error answer has the one error shape.
+        for (status, response) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        for status in ["500", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path}: no {status}"
+            );
+        }
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "413", "415", "422"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+        }
+        if !path.starts_with("/v1/") {
+            assert!(operation.get("security").is_none(), "{method} {path}");
+            continue;
+        }
+        let rule = ROLE_MATRIX
+            .iter()
+            .find(|r| r.method == method && r.path == path)
+            .expect("in the matrix");
+        for status in ["401", "403", "429"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path}: no {status}"
+            );
+        }
+        let security: Vec<&str> = operation["security"]
+            .as_array()
+            .expect("security")
+            .iter()
+            .flat_map(|requirement| requirement.as_object().expect("requirement").keys())
+            .map(String::as_str)
+            .collect();
+        let mut expected = vec!["token"];
+        if rule.roles.contains(&Role::Ingest) {
+            expected.push("writeKey");
+        }
+        assert_eq!(security, expected, "{method} {path}");
+        let description = operation["description"].as_str().unwrap_or_default();
+        let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
+        assert!(
+            description.ends_with(&format!("Roles: {}.", roles.join(", "))),
+            "{method} {path}: {description}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_swagger_ui_served_without_a_cdn() {
+    let fixture = Fixture::new();
+    let page = fixture
+        .call(Method::GET, "/docs/", None, None)
+        .await
+        .expect(StatusCode::OK);
+    let html = page.body.as_str().expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("cdn"), "the page must work offline: {html}");
+    let config = fixture
+        .call(Method::GET, "/docs/swagger-initializer.js", None, None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        config.body.as_str().expect("js").contains("/openapi.json"),
+        "{}",
+        config.body
+    );
+}
