@@ -238,3 +238,101 @@ fn serve_refuses_a_missing_deployment_and_a_bad_config() {
         text(&out.stderr)
     );
 }
+
+/// Sends a request's head and the first half of its body on a fresh
+/// connection, and returns the stream and the rest of the body.
+fn half_sent(url: &str, token: &str, body: &str) -> (std::net::TcpStream, String) {
+    use std::io::Write as _;
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    write!(
+        stream,
+        "POST /v1/batch HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    (stream, rest.to_owned())
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_what_they_acknowledged_is_on_disk() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    let out = run(
+        dir.path(),
+        &["keys", "init", "--key-file", key_file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = Server::start(dir.path(), &["--init", "--tenant", "acme"]);
+    let lines = server.until("listening on ");
+    let at = lines.iter().position(|l| l.contains("shown once")).unwrap();
+    let token = lines[at + 1].trim().to_owned();
+    let url = lines
+        .last()
+        .unwrap()
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // Two requests in flight: heads and half their bodies sent.
+    let batch = |who: &str, n: usize| {
+        let messages: Vec<_> = (0..n)
+            .map(|i| {
+                serde_json::json!({"type": "track", "userId": who, "event": "In Flight",
+                                   "messageId": format!("{who}-{i}")})
+            })
+            .collect();
+        serde_json::json!({ "batch": messages }).to_string()
+    };
+    let in_flight: Vec<_> = [("first", 40), ("second", 60)]
+        .into_iter()
+        .map(|(who, n)| half_sent(&url, &token, &batch(who, n)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SIGTERM now; the server must not exit before answering them.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for (mut stream, rest) in in_flight {
+        stream.write_all(rest.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"success\":true"), "{answer}");
+    }
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+    // Nothing new is accepted once it stopped.
+    assert!(std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err());
+
+    // Every acknowledged event is on disk: reopen the data directory.
+    let vault = tessera_vault::Vault::open(
+        dir.path().join("data"),
+        dir.path().join("keys"),
+        tessera_privacy::MasterKey::from_file(&key_file).unwrap(),
+    )
+    .unwrap();
+    let (people, _) = vault.people("acme", None, 10).unwrap();
+    let mut counts: Vec<u64> = people
+        .iter()
+        .map(|p| p.aggregates.values().map(|a| a.count).sum())
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [40, 60]);
+}
