@@ -8,16 +8,19 @@
 //!
 //! `docs/api.md` describes the API for its users.
 
+mod admin;
 mod auth;
 mod config;
 mod error;
 mod handlers;
 mod ingest;
 mod metrics;
+mod plugins;
 mod ratelimit;
 pub mod segment;
 mod time;
 mod tokens;
+mod zip;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +40,7 @@ pub use config::{Config, Limits, RateLimit};
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use ingest::{IngestReport, ItemReport};
 pub use metrics::{IngestCounts, Metrics};
+pub use plugins::{InstallRefused, Installed, PluginHost};
 pub use ratelimit::RateLimiter;
 pub use tokens::{NewToken, Principal, Rejected, TOKEN_DOC, TokenInfo, TokenStore};
 
@@ -48,6 +52,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub config: Arc<Config>,
     pub limiter: Arc<RateLimiter>,
+    /// The plugin runtime and what is installed in it (none: no plugins).
+    pub plugins: Option<PluginHost>,
 }
 
 impl AppState {
@@ -64,7 +70,15 @@ impl AppState {
             tokens,
             metrics: Metrics::default(),
             config: Arc::new(config),
+            plugins: None,
         }
+    }
+
+    /// The state with a plugin runtime, whose installations
+    /// `/v1/plugins` and `/metrics` report.
+    pub fn with_runtime(mut self, runtime: tessera_runtime::Runtime) -> Self {
+        self.plugins = Some(PluginHost::new(runtime));
+        self
     }
 }
 
@@ -94,6 +108,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/screen", post(ingest::screen))
         .route("/v1/alias", post(ingest::alias))
         .route("/v1/group", post(ingest::group))
+        .merge(admin::routes())
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/plugins/{name}", get(plugins::status))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize));
     Router::new()
         .route("/healthz", get(handlers::health))
