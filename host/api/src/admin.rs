@@ -591,7 +591,14 @@ fn in_use(name: &str, held_by: u64, why: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "trait_in_use",
-        format!("{held_by} people hold a value of trait {name:?}: {why}"),
+        format!(
+            "{held_by} {} a value of trait {name:?}: {why}",
+            if held_by == 1 {
+                "person holds"
+            } else {
+                "people hold"
+            }
+        ),
     )
     .with_details(json!({ "field": "name", "reason": why, "held_by": held_by }))
 }
