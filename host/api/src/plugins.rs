@@ -340,8 +340,15 @@ pub(crate) fn render_metrics(host: &PluginHost) -> String {
         t.traps += stats.traps;
         t.quarantined += u64::from(stats.quarantined);
     }
+    /// A series: name, type, help and its value for one plugin.
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Totals) -> String,
+    );
     let mut out = String::new();
-    let series: [(&str, &str, &str, fn(&Totals) -> String); 5] = [
+    let series: [Series; 5] = [
         (
             "tessera_plugin_calls_total",
             "counter",

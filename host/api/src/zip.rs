@@ -103,8 +103,8 @@ fn dos_time(at_ms: i64) -> (u16, u16) {
     if !(1980..=2107).contains(&year) {
         return (0, (1 << 5) | 1);
     }
-    let time = (of_day / 3600) << 11 | (of_day % 3600 / 60) << 5 | (of_day % 60) / 2;
-    let date = (year - 1980) << 9 | month << 5 | day;
+    let time = ((of_day / 3600) << 11) | ((of_day % 3600 / 60) << 5) | ((of_day % 60) / 2);
+    let date = ((year - 1980) << 9) | (month << 5) | day;
     (time as u16, date as u16)
 }
 
