@@ -60,6 +60,11 @@ impl std::error::Error for InstallRefused {
 
 /// The process's plugin runtime and what is installed in it. Cheap to
 /// clone; clones share the installations.
+///
+/// Installing and calling a plugin block the thread (a call may take up to
+/// its time limit, and WASI's synchronous bindings refuse to run on an
+/// async runtime's thread): run them on tokio's blocking pool
+/// (`spawn_blocking`), never on the async threads.
 #[derive(Debug, Clone)]
 pub struct PluginHost {
     runtime: Runtime,
