@@ -884,3 +884,62 @@ async fn without_a_runtime_there_are_no_plugins() {
     let metrics = f.call(Method::GET, "/metrics", None, None).await;
     assert!(!metrics.body.as_str().unwrap().contains("tessera_plugin_"));
 }
+
+#[tokio::test]
+async fn an_erased_person_is_gone_from_lookup_rectification_and_export() {
+    let f = Fixture::new();
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let subject = person(
+        &f,
+        ACME,
+        &[(IdentityKind::Email, "gone@example.com")],
+        json!({"tier": "gold"}),
+    );
+    f.vault()
+        .request_deletion(ACME, &subject, "test", &common::operator())
+        .unwrap();
+    for purged in [false, true] {
+        if purged {
+            f.vault().run_jobs("test").unwrap();
+        }
+        let lookup = f
+            .call(
+                Method::POST,
+                "/v1/subjects/lookup",
+                Some(&operator),
+                Some(json!({"kind": "email", "value": "gone@example.com"})),
+            )
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        assert_eq!(lookup.code(), "unknown_subject");
+        let answers = [
+            f.call(
+                Method::PATCH,
+                &format!("/v1/subjects/{subject}"),
+                Some(&operator),
+                Some(json!({"traits": {"tier": "silver"}})),
+            )
+            .await,
+            f.call(
+                Method::GET,
+                &format!("/v1/subjects/{subject}/export?format=csv"),
+                Some(&operator),
+                None,
+            )
+            .await,
+        ];
+        for answer in answers {
+            // Erased (keys destroyed) or, once purged, unknown: never a 500.
+            assert!(
+                matches!(
+                    (answer.status, answer.code()),
+                    (StatusCode::GONE, "subject_erased")
+                        | (StatusCode::NOT_FOUND, "unknown_subject")
+                ),
+                "purged {purged}: {} {}",
+                answer.status,
+                answer.body
+            );
+        }
+    }
+}
