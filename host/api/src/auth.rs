@@ -90,6 +90,9 @@ pub struct RouteRule {
 const OPERATOR: &[Role] = &[Role::Operator];
 const AUDIT_READERS: &[Role] = &[Role::Operator, Role::Analyst];
 const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
+/// Tenant settings, schema and plugins: what marketers and analysts work
+/// with; nothing personal.
+const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
 
 const fn rule(method: &'static str, path: &'static str, roles: &'static [Role]) -> RouteRule {
     RouteRule {
@@ -112,6 +115,16 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("DELETE", "/v1/subjects/{id}", OPERATOR),
     rule("GET", "/v1/deletions/{id}", OPERATOR),
     rule("GET", "/v1/audit", AUDIT_READERS),
+    rule("POST", "/v1/subjects/lookup", OPERATOR),
+    rule("PATCH", "/v1/subjects/{id}", OPERATOR),
+    rule("GET", "/v1/subjects/{id}/export", OPERATOR),
+    rule("GET", "/v1/deletions", OPERATOR),
+    rule("GET", "/v1/tenant", READERS),
+    rule("GET", "/v1/schema", READERS),
+    rule("PUT", "/v1/schema/traits/{name}", OPERATOR),
+    rule("DELETE", "/v1/schema/traits/{name}", OPERATOR),
+    rule("GET", "/v1/plugins", READERS),
+    rule("GET", "/v1/plugins/{name}", READERS),
     rule("POST", "/v1/events", INGESTERS),
     rule("POST", "/v1/batch", INGESTERS),
     rule("POST", "/v1/track", INGESTERS),

@@ -56,18 +56,22 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Status>,
     responses((status = 200, description = "Prometheus text exposition format 0.0.4.",
         body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    if let Some(plugins) = &state.plugins {
+        text.push_str(&crate::plugins::render_metrics(plugins));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
 }
 
 /// Ids of subjects and deletion requests are random hex; anything else names
 /// nothing (and is not sent to the store, which refuses odd ids loudly).
-fn plain_id(id: &str) -> bool {
+pub(crate) fn plain_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -8,6 +8,7 @@
 //!
 //! `docs/api.md` describes the API for its users.
 
+mod admin;
 mod auth;
 mod config;
 mod error;
@@ -15,10 +16,12 @@ mod handlers;
 mod ingest;
 mod metrics;
 mod openapi;
+mod plugins;
 mod ratelimit;
 pub mod segment;
 mod time;
 mod tokens;
+mod zip;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use ingest::{IngestReport, ItemReport};
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
+pub use plugins::{InstallRefused, Installed, PluginHost};
 pub use ratelimit::RateLimiter;
 pub use tokens::{NewToken, Principal, Rejected, TOKEN_DOC, TokenInfo, TokenStore};
 
@@ -50,6 +54,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub config: Arc<Config>,
     pub limiter: Arc<RateLimiter>,
+    /// The plugin runtime and what is installed in it (none: no plugins).
+    pub plugins: Option<PluginHost>,
 }
 
 impl AppState {
@@ -66,7 +72,15 @@ impl AppState {
             tokens,
             metrics: Metrics::default(),
             config: Arc::new(config),
+            plugins: None,
         }
+    }
+
+    /// The state with a plugin runtime, whose installations
+    /// `/v1/plugins` and `/metrics` report.
+    pub fn with_runtime(mut self, runtime: tessera_runtime::Runtime) -> Self {
+        self.plugins = Some(PluginHost::new(runtime));
+        self
     }
 }
 
@@ -96,6 +110,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/screen", post(ingest::screen))
         .route("/v1/alias", post(ingest::alias))
         .route("/v1/group", post(ingest::group))
+        .merge(admin::routes())
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/plugins/{name}", get(plugins::status))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize));
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
     Router::new()

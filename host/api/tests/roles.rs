@@ -5,10 +5,65 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
-use tessera_api::{ROLE_MATRIX, Role, RouteRule};
+use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
+use tessera_runtime::{
+    Grants, InstallRequest, Limits, MemoryState, PluginKind, Runtime, RuntimeConfig,
+};
+use tessera_vault::{IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
+
+/// The fixture with a plugin runtime and the threshold plugin installed
+/// in ACME only.
+fn fixture() -> Fixture {
+    let mut f = Fixture::new();
+    let runtime = Runtime::new(RuntimeConfig {
+        concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    f.state = f.state.clone().with_runtime(runtime);
+    f.app = app(f.state.clone());
+    let host = f.state.plugins.clone().expect("a runtime");
+    // Plugin calls block: off the async runtime's thread.
+    std::thread::spawn(move || {
+        host.install(
+            tessera_guests::plugins::THRESHOLD,
+            InstallRequest {
+                kind: PluginKind::Segment,
+                grants: Grants::default(),
+                limits: Limits::default(),
+                tenant: ACME.into(),
+                installation: "threshold".into(),
+                state: Arc::new(MemoryState::new()),
+            },
+        )
+        .expect("install");
+    })
+    .join()
+    .expect("installed");
+    f
+}
+
+/// What a refused call must not change in ACME besides the footprint: its
+/// settings (trait schema) and, for rectification, its people's traits.
+fn acme_state(f: &Fixture, rule: &RouteRule) -> (String, Vec<(String, String)>) {
+    let settings = serde_json::to_string(&f.vault().settings(ACME).unwrap()).unwrap();
+    let mut traits = Vec::new();
+    if rule.method == "PATCH" {
+        let (people, _) = f.vault().people(ACME, None, 100_000).unwrap();
+        for person in people {
+            traits.push((
+                person.subject,
+                serde_json::to_string(&person.traits).unwrap(),
+            ));
+        }
+    }
+    (settings, traits)
+}
 
 /// A valid request for `rule` on ACME's resources: the URI and the body.
 fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value>) {
@@ -25,6 +80,58 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value
         m
     };
     match rule.path {
+        "/v1/subjects/lookup" => {
+            f.subject(ACME, &member);
+            (
+                rule.path.into(),
+                Some(json!({"kind": "member_id", "value": member})),
+            )
+        }
+        "/v1/subjects/{id}" if rule.method == "PATCH" => {
+            let item = Incoming {
+                identities: vec![(IdentityKind::MemberId, member.clone())],
+                traits: [("tier".to_owned(), json!("gold"))].into(),
+                ..Incoming::default()
+            };
+            let subject = f
+                .vault()
+                .ingest(ACME, &item, &common::operator())
+                .unwrap()
+                .subject
+                .unwrap();
+            (
+                format!("/v1/subjects/{subject}"),
+                Some(json!({"traits": {"tier": "silver", "city": "Oslo"}})),
+            )
+        }
+        "/v1/subjects/{id}/export" => (
+            format!(
+                "/v1/subjects/{}/export?format=csv",
+                f.subject(ACME, &member)
+            ),
+            None,
+        ),
+        "/v1/deletions" => ("/v1/deletions?limit=5".into(), None),
+        "/v1/tenant" | "/v1/schema" | "/v1/plugins" => (rule.path.into(), None),
+        "/v1/plugins/{name}" => ("/v1/plugins/threshold".into(), None),
+        "/v1/schema/traits/{name}" if rule.method == "PUT" => (
+            format!("/v1/schema/traits/matrix_{n}"),
+            Some(json!({"class": "sensitive", "type": "string"})),
+        ),
+        "/v1/schema/traits/{name}" => {
+            let mut settings = f.vault().settings(ACME).unwrap();
+            settings.schema.insert(
+                format!("matrix_{n}"),
+                TraitSpec {
+                    class: TraitClass::Standard,
+                    kind: TraitType::Number,
+                },
+            );
+            f.vault()
+                .update_settings(ACME, settings, &common::operator())
+                .unwrap();
+            (format!("/v1/schema/traits/matrix_{n}"), None)
+        }
         "/v1/tokens" if rule.method == "POST" => (
             rule.path.into(),
             Some(json!({"role": "analyst", "name": format!("matrix {n}")})),
@@ -59,7 +166,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value
 
 #[tokio::test]
 async fn every_route_every_role_own_and_other_tenant() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut n = 0;
     let mut checked = 0;
     for rule in ROLE_MATRIX {
@@ -69,6 +176,7 @@ async fn every_route_every_role_own_and_other_tenant() {
                 n += 1;
                 let (uri, body) = request_for(&f, rule, n);
                 let before = f.footprint(ACME);
+                let state_before = acme_state(&f, rule);
                 let token = f.token(tenant, role).to_owned();
                 let answer = f.call(method.clone(), &uri, Some(&token), body).await;
                 let what = format!(
@@ -84,6 +192,11 @@ async fn every_route_every_role_own_and_other_tenant() {
                         before,
                         "a forbidden call changed acme: {what}"
                     );
+                    assert_eq!(
+                        acme_state(&f, rule),
+                        state_before,
+                        "a forbidden call changed acme: {what}"
+                    );
                 } else if tenant == ACME {
                     assert!(answer.status.is_success(), "{what}");
                 } else {
@@ -94,13 +207,21 @@ async fn every_route_every_role_own_and_other_tenant() {
                         answer.status.is_success() || answer.status == StatusCode::NOT_FOUND,
                         "{what}"
                     );
-                    let has_id = rule.path.contains('{');
+                    // A path naming one of ACME's resources names nothing
+                    // there (adding a trait to its own schema is fine).
+                    let has_id = rule.path.contains('{')
+                        && !(rule.method == "PUT" && rule.path == "/v1/schema/traits/{name}");
                     if has_id {
                         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{what}");
                     }
                     assert_eq!(
                         f.footprint(ACME),
                         before,
+                        "another tenant changed acme: {what}"
+                    );
+                    assert_eq!(
+                        acme_state(&f, rule),
+                        state_before,
                         "another tenant changed acme: {what}"
                     );
                 }
@@ -116,7 +237,10 @@ async fn every_route_of_the_matrix_is_registered_and_behind_the_layer() {
     let f = Fixture::new();
     for rule in ROLE_MATRIX {
         let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
-        let uri = rule.path.replace("{id}", "0123456789abcdef");
+        let uri = rule
+            .path
+            .replace("{id}", "0123456789abcdef")
+            .replace("{name}", "threshold");
         let answer = f.call(method, &uri, None, None).await;
         assert_eq!(
             (answer.status, answer.code()),

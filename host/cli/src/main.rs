@@ -56,7 +56,8 @@ enum Command {
     #[command(subcommand)]
     Jobs(data::JobsCommand),
     /// Run the HTTP service (API tokens and roles, Segment-compatible
-    /// ingest, subjects, deletions, audit, health and metrics).
+    /// ingest, subjects, deletions, audit, tenant and schema, plugins,
+    /// health and metrics).
     Serve(serve::ServeArgs),
     /// Create, list and revoke API tokens on a running server.
     #[command(subcommand)]

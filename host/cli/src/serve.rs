@@ -1,5 +1,6 @@
 //! `tessera serve`: the HTTP service (crate `tessera-api`) over the
-//! deployment's vault.
+//! deployment's vault, with the plugin runtime and Tessera's first-party
+//! plugins installed for every tenant.
 //!
 //! Settings come from, lowest first: defaults, a TOML file (`--config` or
 //! TESSERA_CONFIG), environment variables, then flags. `--init --tenant T`
@@ -16,8 +17,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use tessera_api::{AppState, Config, Limits, RateLimit};
+use tessera_runtime::{Grants, InstallRequest, MemoryState, PluginKind, StateStore};
 use tessera_vault::{Actor, TenantSettings};
 
+use crate::CacheArgs;
 use crate::data::DataArgs;
 
 #[derive(Debug, Args)]
@@ -37,7 +40,32 @@ pub struct ServeArgs {
     /// The tenant that --init sets up.
     #[arg(long, requires = "init")]
     tenant: Option<String>,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
+
+/// Tessera's first-party plugins, which every tenant gets: (name, component,
+/// world, state quota in bytes).
+const FIRST_PARTY: [(&str, &[u8], PluginKind, u64); 3] = [
+    (
+        "ndjson",
+        tessera_guests::plugins::NDJSON,
+        PluginKind::Connector,
+        0,
+    ),
+    (
+        "threshold",
+        tessera_guests::plugins::THRESHOLD,
+        PluginKind::Segment,
+        0,
+    ),
+    (
+        "epsilon-greedy",
+        tessera_guests::plugins::EPSILON_GREEDY,
+        PluginKind::Strategy,
+        64 << 10,
+    ),
+];
 
 /// The settings file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -170,10 +198,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         data.open()?
     };
-    let state = AppState::new(Arc::new(vault), config.api());
+    let plugins = args.cache.runtime()?;
+    let state = AppState::new(Arc::new(vault), config.api()).with_runtime(plugins);
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
     }
+    // Before the async runtime starts: installing runs plugin calls, which
+    // block.
+    install_first_party(&state)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tessera-serve")
@@ -215,6 +247,42 @@ fn init(state: &AppState, tenant: &str) -> anyhow::Result<()> {
         None => println!(
             "tessera serve: tenant {tenant} already has an active operator token; none created"
         ),
+    }
+    Ok(())
+}
+
+/// Installs the first-party plugins for every tenant. Their state is kept
+/// in memory (scoped by tenant and installation) until plugin bundles bring
+/// installations that outlive the process.
+fn install_first_party(state: &AppState) -> anyhow::Result<()> {
+    let Some(host) = &state.plugins else {
+        return Ok(());
+    };
+    let store: Arc<dyn StateStore> = Arc::new(MemoryState::new());
+    for tenant in state.vault.tenant_ids()? {
+        let mut labels = Vec::new();
+        for (name, bytes, kind, state_quota) in FIRST_PARTY {
+            let plugin = host
+                .install(
+                    bytes,
+                    InstallRequest {
+                        kind,
+                        grants: Grants { state_quota },
+                        limits: tessera_runtime::Limits::default(),
+                        tenant: tenant.clone(),
+                        installation: format!("first-party-{name}"),
+                        state: store.clone(),
+                    },
+                )
+                .with_context(|| {
+                    format!("cannot install the first-party plugin {name} for tenant {tenant}")
+                })?;
+            labels.push(plugin.info().label());
+        }
+        println!(
+            "tessera serve: plugins {} installed for tenant {tenant}",
+            labels.join(", ")
+        );
     }
     Ok(())
 }

@@ -125,6 +125,14 @@ fn serve_init_prints_a_token_once_and_token_commands_use_the_server() {
     );
     let operator = lines[at + 1].trim().to_owned();
     assert!(operator.starts_with("tsk_"), "{operator}");
+    // The plugin runtime runs, with the first-party plugins of the tenant.
+    let plugins = lines
+        .iter()
+        .find(|l| l.contains("installed for tenant acme"))
+        .unwrap_or_else(|| panic!("no plugins installed: {lines:?}"));
+    for name in ["ndjson@", "threshold@", "epsilon-greedy@"] {
+        assert!(plugins.contains(name), "{plugins}");
+    }
     let url = lines
         .last()
         .unwrap()

@@ -25,7 +25,7 @@ pub use call::{Called, Cost, LogLine};
 pub use error::{CallError, InstallError, PluginError, TrapReason};
 pub use limits::{Limits, RuntimeConfig};
 pub use manifest::{ParamError, kind_name, resolve_params};
-pub use plugin::{Grants, InstallRequest, Plugin, PluginInfo, PluginKind};
+pub use plugin::{Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats};
 pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;

@@ -2,8 +2,9 @@
 //! fresh `Store` from the plugin's pre-instantiated component, with its
 //! limits, fuel budget and epoch deadline, and returns its result with its cost.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -107,6 +108,28 @@ impl PluginInfo {
     }
 }
 
+/// What an installed plugin has used since it was installed: its calls
+/// (those that ran, whether they succeeded, returned an error or trapped;
+/// calls refused by a quarantine did not run), the fuel and wall time they
+/// took, its traps and whether it is quarantined now. Counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginStats {
+    pub calls: u64,
+    /// Fuel consumed (0 when the runtime does not meter fuel).
+    pub fuel: u64,
+    pub wall: Duration,
+    pub traps: u64,
+    pub quarantined: bool,
+}
+
+/// The running totals behind [`PluginStats`].
+#[derive(Debug, Default)]
+struct Usage {
+    calls: AtomicU64,
+    fuel: AtomicU64,
+    wall_ns: AtomicU64,
+}
+
 /// How one attempt at a call ended, when it did not produce a result.
 enum Outcome {
     /// The call's state writes conflicted with another call's; run it again.
@@ -162,6 +185,7 @@ struct Sandbox {
     state: Arc<dyn StateStore>,
     scope: StateScope,
     health: Health,
+    usage: Usage,
     /// Held by a call re-run after a state conflict, and by every commit.
     commit_lock: Mutex<()>,
     label: String,
@@ -313,6 +337,7 @@ impl Plugin {
                 plugin: installation,
             },
             health,
+            usage: Usage::default(),
             commit_lock: Mutex::new(()),
             label: format!("component {}", &content_hash[..12]),
         };
@@ -402,6 +427,19 @@ impl Plugin {
     /// Traps since install.
     pub fn total_traps(&self) -> u64 {
         self.inner.health.total_traps()
+    }
+
+    /// What the plugin has used since it was installed (the calls of the
+    /// install itself included).
+    pub fn stats(&self) -> PluginStats {
+        let usage = &self.inner.usage;
+        PluginStats {
+            calls: usage.calls.load(Ordering::Relaxed),
+            fuel: usage.fuel.load(Ordering::Relaxed),
+            wall: Duration::from_nanos(usage.wall_ns.load(Ordering::Relaxed)),
+            traps: self.inner.health.total_traps(),
+            quarantined: self.inner.health.is_quarantined(),
+        }
     }
 
     /// Lifts a quarantine (an operator's decision).
@@ -738,6 +776,13 @@ impl Sandbox {
         } else {
             0
         };
+        let usage = &self.usage;
+        usage.calls.fetch_add(1, Ordering::Relaxed);
+        usage.fuel.fetch_add(fuel, Ordering::Relaxed);
+        usage.wall_ns.fetch_add(
+            u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let data = store.into_data();
         let mut cost = Cost {
             fuel,
@@ -827,5 +872,91 @@ impl Sandbox {
             plugin: self.label.clone(),
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
+    use crate::{
+        Grants, InstallRequest, Limits, MemoryState, PluginKind, QuarantinePolicy, Runtime,
+        RuntimeConfig,
+    };
+
+    fn install(runtime: &Runtime, bytes: &[u8], installation: &str) -> super::Plugin {
+        runtime
+            .install(
+                bytes,
+                InstallRequest {
+                    kind: PluginKind::Segment,
+                    grants: Grants::default(),
+                    limits: Limits::default(),
+                    tenant: "acme".into(),
+                    installation: installation.into(),
+                    state: std::sync::Arc::new(MemoryState::new()),
+                },
+            )
+            .expect("install")
+    }
+
+    fn spend(values: &[f64]) -> ProfileBatch {
+        ProfileBatch {
+            rows: values.len() as u32,
+            keys: (0..values.len() as u64).collect(),
+            fields: vec![Column {
+                data: ColumnData::Number(values.to_vec()),
+                present: Vec::new(),
+            }],
+            aggregates: Vec::new(),
+            now: 1_780_000_000_000,
+        }
+    }
+
+    #[test]
+    fn stats_count_calls_fuel_and_traps_and_show_the_quarantine() {
+        let runtime = Runtime::with_quarantine(
+            RuntimeConfig::default(),
+            QuarantinePolicy {
+                max_traps: 2,
+                window: Duration::from_secs(60),
+            },
+        )
+        .expect("runtime");
+        let honest = install(&runtime, tessera_guests::plugins::THRESHOLD, "honest");
+        let installed = honest.stats();
+        assert!(installed.calls >= 1, "install describes the plugin");
+        assert_eq!((installed.traps, installed.quarantined), (0, false));
+
+        let params = [FieldValue {
+            name: "threshold".into(),
+            value: Value::Number(500.0),
+        }];
+        honest
+            .evaluate(&params, &spend(&[100.0, 900.0]))
+            .expect("call");
+        let after = honest.stats();
+        assert_eq!(after.calls, installed.calls + 1);
+        assert!(after.fuel > installed.fuel, "{after:?}");
+        assert!(after.wall > installed.wall);
+
+        let bytes = std::fs::read(tessera_guests::test_programs::PANIC).expect("panic guest");
+        let hostile = install(&runtime, &bytes, "hostile");
+        let before = hostile.stats();
+        for _ in 0..2 {
+            assert!(hostile.evaluate(&[], &spend(&[1.0])).is_err());
+        }
+        let trapped = hostile.stats();
+        assert_eq!(trapped.calls, before.calls + 2);
+        assert_eq!((trapped.traps, trapped.quarantined), (2, true));
+        // A refused call did not run: it is not counted.
+        assert!(hostile.evaluate(&[], &spend(&[1.0])).is_err());
+        assert_eq!(hostile.stats().calls, trapped.calls);
+        hostile.release();
+        assert!(!hostile.stats().quarantined);
+        assert_eq!(hostile.stats().traps, 2, "released, the history stays");
+        // The honest plugin's counters are its own.
+        assert_eq!(honest.stats(), after);
     }
 }

@@ -1,0 +1,739 @@
+//! Admin and data endpoints: finding a subject by an identity, rectifying
+//! and exporting a subject, the tenant's deletion requests, the tenant
+//! itself and its trait schema.
+//!
+//! Identity values travel in request bodies only, never in URLs (which
+//! reach access logs, proxies and browser histories), and no answer echoes
+//! one back.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use axum::Extension;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tessera_vault::{
+    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, TraitClass, TraitSpec, TraitType,
+    VaultError,
+};
+
+use crate::error::{ApiError, Json, Path, Query};
+use crate::handlers::plain_id;
+use crate::tokens::Principal;
+use crate::{AppState, blocking, zip};
+
+/// The admin and data routes, merged into the `/v1` router (behind the
+/// authorization layer).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/subjects/lookup", post(lookup))
+        .route("/v1/subjects/{id}", patch(rectify))
+        .route("/v1/subjects/{id}/export", get(export))
+        .route("/v1/deletions", get(deletions))
+        .route("/v1/tenant", get(tenant))
+        .route("/v1/schema", get(schema))
+        .route(
+            "/v1/schema/traits/{name}",
+            put(put_trait).delete(delete_trait),
+        )
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn unknown_subject() -> ApiError {
+    ApiError::not_found("unknown_subject", "the tenant has no subject with that id")
+}
+
+/// Reads a JSON body into `T` without ever repeating its content: serde's
+/// messages quote the values they stumble on, and these bodies hold
+/// personal data. `shape` tells the caller what was expected.
+fn from_body<T: DeserializeOwned>(body: Value, shape: &str) -> Result<T, ApiError> {
+    T::deserialize(body).map_err(|_| {
+        ApiError::unprocessable("invalid_body", format!("the request body must be {shape}"))
+            .with_field("body", shape)
+    })
+}
+
+// ---- lookup ----------------------------------------------------------------
+
+/// `POST /v1/subjects/lookup`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// `email`, `phone`, `member_id`, `device_id` or `external:<namespace>`.
+    pub kind: String,
+    /// The identity as any source would send it; normalised as at ingest.
+    pub value: String,
+}
+
+/// The subject an identity belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupAnswer {
+    pub subject: String,
+}
+
+/// `POST /v1/subjects/lookup`: the person an identity belongs to. The
+/// value is normalised with the tenant's rules and looked up by its keyed
+/// hash; the lookup is audited (`subject.lookup`, naming the kind, never
+/// the value).
+async fn lookup(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<Value>,
+) -> Result<Json<LookupAnswer>, ApiError> {
+    let body: LookupRequest = from_body(
+        body,
+        r#"{"kind": "email" | "phone" | "member_id" | "device_id" | "external:<namespace>", "value": "<string>"}"#,
+    )?;
+    let kind = IdentityKind::parse(&body.kind).map_err(|error| {
+        ApiError::unprocessable("invalid_identity", error.to_string())
+            .with_field("kind", error.to_string())
+    })?;
+    let found = blocking(move || {
+        match state
+            .vault
+            .find_subject(&principal.tenant, &kind, &body.value, &principal.actor())
+        {
+            Ok(found) => Ok(found),
+            // The normaliser's reasons name the kind and the rule, never
+            // the value.
+            Err(VaultError::InvalidIdentity { kind, source }) => Err(ApiError::unprocessable(
+                "invalid_identity",
+                format!("the value is not a valid {kind}: {source}"),
+            )
+            .with_details(json!({ "field": "value", "kind": kind, "reason": source.to_string() }))),
+            Err(error) => Err(error.into()),
+        }
+    })
+    .await?;
+    found
+        .map(|subject| Json(LookupAnswer { subject }))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_subject",
+                "no subject of the tenant has that identity",
+            )
+        })
+}
+
+// ---- rectification -----------------------------------------------------------
+
+/// `PATCH /v1/subjects/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RectifyRequest {
+    /// Trait name → new value, or `null` to remove the trait.
+    pub traits: BTreeMap<String, Option<Value>>,
+}
+
+/// What a rectification changed (names only).
+#[derive(Debug, Clone, Serialize)]
+pub struct RectifyAnswer {
+    pub subject: String,
+    /// Traits given a value.
+    pub set: Vec<String>,
+    /// Traits removed.
+    pub removed: Vec<String>,
+}
+
+/// The most traits one rectification may name.
+const MAX_RECTIFY: usize = 256;
+
+/// `PATCH /v1/subjects/{id}`: corrects or removes traits (the right to
+/// rectification). Values are checked against the tenant schema; the audit
+/// entry (`subject.rectify`) names the fields, never the values.
+async fn rectify(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<RectifyAnswer>, ApiError> {
+    if !plain_id(&id) {
+        return Err(unknown_subject());
+    }
+    let body: RectifyRequest = from_body(body, r#"{"traits": {"<name>": <value> | null, …}}"#)?;
+    if body.traits.is_empty() || body.traits.len() > MAX_RECTIFY {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            format!("`traits` must name 1 to {MAX_RECTIFY} traits"),
+        )
+        .with_field("traits", format!("1 to {MAX_RECTIFY} traits")));
+    }
+    if let Some(bad) = body.traits.keys().find(|name| !valid_name(name)) {
+        let field = if bad.len() <= 64 {
+            format!("traits.{bad}")
+        } else {
+            "traits".to_owned()
+        };
+        return Err(ApiError::unprocessable(
+            "unknown_trait",
+            "trait names are 1 to 64 characters of a-z, 0-9 and _",
+        )
+        .with_field(&field, "not a trait name"));
+    }
+    let (set, removed) = body
+        .traits
+        .iter()
+        .partition::<Vec<_>, _>(|(_, value)| value.is_some());
+    let answer = RectifyAnswer {
+        subject: id.clone(),
+        set: set.into_iter().map(|(name, _)| name.clone()).collect(),
+        removed: removed.into_iter().map(|(name, _)| name.clone()).collect(),
+    };
+    blocking(move || {
+        Ok(state
+            .vault
+            .rectify(&principal.tenant, &id, &body.traits, &principal.actor())?)
+    })
+    .await?;
+    tracing::info!(
+        set = answer.set.len(),
+        removed = answer.removed.len(),
+        "subject rectified"
+    );
+    Ok(Json(answer))
+}
+
+// ---- export ----------------------------------------------------------------
+
+/// The form of an export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// The access view as one JSON document.
+    #[default]
+    Json,
+    /// One CSV table per kind of data, in a ZIP archive.
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+/// `GET /v1/subjects/{id}/export?format=json|csv`: everything held about
+/// the person, as a download (the right to data portability). Audited by
+/// the vault (`subject.export`).
+async fn export(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    if !plain_id(&id) {
+        return Err(unknown_subject());
+    }
+    let format = query.format;
+    let filename = format!("subject-{id}");
+    let (content_type, extension, bytes) = blocking(move || {
+        let (tenant, actor) = (&principal.tenant, principal.actor());
+        Ok(match format {
+            ExportFormat::Json => (
+                "application/json",
+                "json",
+                state.vault.export_json(tenant, &id, &actor)?.into_bytes(),
+            ),
+            ExportFormat::Csv => {
+                let tables = state.vault.export_csv(tenant, &id, &actor)?;
+                let archive = zip::stored(
+                    tables
+                        .iter()
+                        .map(|(name, text)| (name.as_str(), text.as_bytes())),
+                    now_ms(),
+                )
+                .map_err(|error| ApiError::internal(&error))?;
+                ("application/zip", "csv.zip", archive)
+            }
+        })
+    })
+    .await?;
+    let disposition = format!("attachment; filename=\"{filename}.{extension}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            // Personal data: no cache on the way may keep a copy.
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+// ---- deletion requests -------------------------------------------------------
+
+/// The most deletion requests one page holds.
+const DELETIONS_PAGE_MAX: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionsQuery {
+    /// Only requests in this state.
+    pub status: Option<DeletionStatus>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// A page of deletion requests, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionList {
+    pub deletions: Vec<DeletionRequest>,
+    /// Where the next page starts (`?after=`), or null at the end.
+    pub next: Option<String>,
+}
+
+/// `GET /v1/deletions?status=&limit=&after=`: the tenant's deletion
+/// requests, newest first.
+async fn deletions(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<DeletionsQuery>,
+) -> Result<Json<DeletionList>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > DELETIONS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` must be 1 to {DELETIONS_PAGE_MAX}"),
+        )
+        .with_field("limit", format!("1 to {DELETIONS_PAGE_MAX}")));
+    }
+    let after = match &query.after {
+        None => None,
+        Some(cursor) => Some(
+            cursor
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", "`after` is not a page cursor")
+                        .with_field("after", "the `next` of a previous page")
+                })?,
+        ),
+    };
+    let mut all = blocking(move || Ok(state.vault.deletion_requests(&principal.tenant)?)).await?;
+    // Newest first; ids break ties so that pages never skip or repeat.
+    all.sort_by(|a, b| (b.requested_at_ms, &b.id).cmp(&(a.requested_at_ms, &a.id)));
+    let mut page: Vec<DeletionRequest> = all
+        .into_iter()
+        .filter(|r| query.status.is_none_or(|s| r.status == s))
+        .filter(|r| {
+            after
+                .as_ref()
+                .is_none_or(|(at, id)| (r.requested_at_ms, &r.id) < (*at, id))
+        })
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = more
+        .then(|| {
+            page.last()
+                .map(|r| format!("{}.{}", r.requested_at_ms, r.id))
+        })
+        .flatten();
+    Ok(Json(DeletionList {
+        deletions: page,
+        next,
+    }))
+}
+
+// ---- tenant ------------------------------------------------------------------
+
+/// The token's tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub settings: TenantSettingsView,
+    pub counts: TenantCounts,
+}
+
+/// A tenant's settings, without its trait schema (`GET /v1/schema`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSettingsView {
+    /// The purposes a person can consent to.
+    pub purposes: Vec<String>,
+    pub retention: RetentionView,
+    /// Days between a deletion request and its deadline.
+    pub deletion_deadline_days: u32,
+    pub identity_rules: IdentityRulesView,
+    /// Identity kinds that, shared by two subjects, merge them.
+    pub merge_on: Vec<String>,
+    /// How many traits the schema has.
+    pub traits: usize,
+}
+
+/// The bounds of a person's retention choice, in days.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionView {
+    pub min_days: u32,
+    pub max_days: u32,
+    pub default_days: u32,
+}
+
+/// How identities are normalised before they are hashed.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityRulesView {
+    /// Country calling code assumed for phone numbers without one.
+    pub default_country_code: Option<u16>,
+    /// Whether Gmail addresses drop dots and `+tags`.
+    pub canonical_gmail: bool,
+    /// Whether the rules can still change: not once the tenant holds
+    /// subjects or suppressed identities, whose hashes depend on them.
+    pub locked: bool,
+}
+
+/// What the tenant holds, where counting is cheap.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantCounts {
+    pub active_tokens: usize,
+    pub deletion_requests: usize,
+    /// Deletion requests not yet completed.
+    pub open_deletion_requests: usize,
+    /// Identities of erased people kept from being ingested again.
+    pub suppressed_identities: usize,
+    pub audit_entries: u64,
+}
+
+/// `GET /v1/tenant`: the token's own tenant. Tenants are created from the
+/// command line (`tessera tenant create`, `tessera serve --init`), never
+/// over the API: a token belongs to exactly one tenant.
+async fn tenant(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<TenantView>, ApiError> {
+    blocking(move || {
+        let id = principal.tenant;
+        let vault = &state.vault;
+        let settings = vault.settings(&id)?;
+        let store = vault.store();
+        let has_subjects = !store
+            .subjects(&id, None, 1)
+            .map_err(VaultError::from)?
+            .is_empty();
+        let suppressed = store.suppressions(&id).map_err(VaultError::from)?;
+        let requests = vault.deletion_requests(&id)?;
+        let tokens = state.tokens.list(&id)?;
+        let r = settings.retention;
+        Ok(Json(TenantView {
+            settings: TenantSettingsView {
+                purposes: settings.purposes.clone(),
+                retention: RetentionView {
+                    min_days: r.min_days,
+                    max_days: r.max_days,
+                    default_days: r.default_days,
+                },
+                deletion_deadline_days: settings.deletion_deadline_days,
+                identity_rules: IdentityRulesView {
+                    default_country_code: settings.identity_rules.default_country_code,
+                    canonical_gmail: settings.identity_rules.canonical_gmail,
+                    locked: has_subjects || suppressed > 0,
+                },
+                merge_on: settings.merge_on.clone(),
+                traits: settings.schema.len(),
+            },
+            counts: TenantCounts {
+                active_tokens: tokens.iter().filter(|t| !t.revoked).count(),
+                deletion_requests: requests.len(),
+                open_deletion_requests: requests
+                    .iter()
+                    .filter(|r| r.status != DeletionStatus::Completed)
+                    .count(),
+                suppressed_identities: suppressed,
+                audit_entries: store.audit_head(&id).map_err(VaultError::from)?,
+            },
+            id,
+        }))
+    })
+    .await
+}
+
+// ---- schema ------------------------------------------------------------------
+
+/// One trait of the schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaTrait {
+    pub name: String,
+    /// `pii`, `sensitive` or `standard`.
+    pub class: TraitClass,
+    /// `string`, `number`, `bool`, `date` or `any`.
+    #[serde(rename = "type")]
+    pub kind: TraitType,
+}
+
+/// The tenant's trait schema, by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaView {
+    pub traits: Vec<SchemaTrait>,
+}
+
+/// `PUT /v1/schema/traits/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraitRequest {
+    pub class: TraitClass,
+    #[serde(rename = "type")]
+    pub kind: TraitType,
+}
+
+/// What a schema change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaChange {
+    Added,
+    Changed,
+    Unchanged,
+    Removed,
+}
+
+/// The answer to a schema change.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraitChange {
+    pub change: SchemaChange,
+    /// The trait now (null once removed).
+    #[serde(rename = "trait")]
+    pub now: Option<SchemaTrait>,
+    /// The trait before (null if it was added).
+    pub previous: Option<SchemaTrait>,
+}
+
+fn schema_trait(name: &str, spec: TraitSpec) -> SchemaTrait {
+    SchemaTrait {
+        name: name.to_owned(),
+        class: spec.class,
+        kind: spec.kind,
+    }
+}
+
+/// `GET /v1/schema`: every trait with its class and type.
+async fn schema(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<SchemaView>, ApiError> {
+    let settings = blocking(move || Ok(state.vault.settings(&principal.tenant)?)).await?;
+    Ok(Json(SchemaView {
+        traits: settings
+            .schema
+            .iter()
+            .map(|(name, spec)| schema_trait(name, *spec))
+            .collect(),
+    }))
+}
+
+/// Serialises schema changes: each reads the settings, checks the held
+/// data and writes the settings back, and two must not interleave. One
+/// server process holds a data directory, so a process lock suffices.
+static SCHEMA_WRITES: Mutex<()> = Mutex::new(());
+
+/// How protected a class is: higher is stricter.
+fn strictness(class: TraitClass) -> u8 {
+    match class {
+        TraitClass::Standard => 0,
+        TraitClass::Sensitive => 1,
+        TraitClass::Pii => 2,
+    }
+}
+
+/// Names of traits: what the vault accepts in a schema.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_trait_name",
+            "a trait name is 1 to 64 characters of a-z, 0-9 and _",
+        )
+        .with_field("name", "1 to 64 characters of a-z, 0-9 and _"))
+    }
+}
+
+/// How many people hold a value of `name`. Reads every person of the
+/// tenant (not audited: it learns one count, no one's data leaves).
+fn holders(state: &AppState, tenant: &str, name: &str) -> Result<u64, ApiError> {
+    let mut count = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let (people, next) = state.vault.people(tenant, after.as_deref(), 512)?;
+        count += people
+            .iter()
+            .filter(|p| p.traits.contains_key(name))
+            .count() as u64;
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(count),
+        }
+    }
+}
+
+fn in_use(name: &str, held_by: u64, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "trait_in_use",
+        format!(
+            "{held_by} {} a value of trait {name:?}: {why}",
+            if held_by == 1 {
+                "person holds"
+            } else {
+                "people hold"
+            }
+        ),
+    )
+    .with_details(json!({ "field": "name", "reason": why, "held_by": held_by }))
+}
+
+/// `PUT /v1/schema/traits/{name}`: adds a trait, or changes its class or
+/// type. While people hold a value of it, its class may only become
+/// stricter (their data was collected under the class it had) and its type
+/// may only become `any` (the values were checked against the type they
+/// had). Audited as `tenant.settings` and `schema.trait`.
+async fn put_trait(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<TraitRequest>,
+) -> Result<(StatusCode, Json<TraitChange>), ApiError> {
+    check_name(&name)?;
+    let spec = TraitSpec {
+        class: body.class,
+        kind: body.kind,
+    };
+    blocking(move || {
+        let _serial = SCHEMA_WRITES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tenant = &principal.tenant;
+        let mut settings = state.vault.settings(tenant)?;
+        let previous = settings.schema.get(&name).copied();
+        let change = match previous {
+            None => SchemaChange::Added,
+            Some(old) if old == spec => SchemaChange::Unchanged,
+            Some(old) => {
+                let looser = strictness(spec.class) < strictness(old.class);
+                let retyped = spec.kind != old.kind && spec.kind != TraitType::Any;
+                if looser || retyped {
+                    let held_by = holders(&state, tenant, &name)?;
+                    if held_by > 0 && looser {
+                        return Err(in_use(
+                            &name,
+                            held_by,
+                            "its class can only become stricter while people hold a value \
+                             (remove the values first to loosen it)",
+                        ));
+                    }
+                    if held_by > 0 {
+                        return Err(in_use(
+                            &name,
+                            held_by,
+                            "its type can only become `any` while people hold a value \
+                             (remove the values first to retype it)",
+                        ));
+                    }
+                }
+                SchemaChange::Changed
+            }
+        };
+        let answer = TraitChange {
+            change,
+            now: Some(schema_trait(&name, spec)),
+            previous: previous.map(|old| schema_trait(&name, old)),
+        };
+        if change == SchemaChange::Unchanged {
+            return Ok((StatusCode::OK, Json(answer)));
+        }
+        settings.schema.insert(name.clone(), spec);
+        let actor = principal.actor();
+        state.vault.update_settings(tenant, settings, &actor)?;
+        let detail = match previous {
+            None => format!("added: {}", describe(spec)),
+            Some(old) => format!("changed: {} -> {}", describe(old), describe(spec)),
+        };
+        state.vault.record_admin_action(
+            tenant,
+            AuditEntry::new(&actor, "schema.trait")
+                .fields([name.clone()])
+                .detail(detail),
+        )?;
+        tracing::info!(trait_name = %name, ?change, "schema changed");
+        let status = if change == SchemaChange::Added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, Json(answer)))
+    })
+    .await
+}
+
+fn describe(spec: TraitSpec) -> String {
+    format!("{:?} {:?}", spec.class, spec.kind).to_lowercase()
+}
+
+/// `DELETE /v1/schema/traits/{name}`: removes a trait no one holds a value
+/// of. Refused (409 `trait_in_use`) while anyone does: the schema must
+/// describe every kind of personal data the tenant keeps.
+async fn delete_trait(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<TraitChange>, ApiError> {
+    let unknown = || ApiError::not_found("unknown_trait", "the tenant's schema has no such trait");
+    if !valid_name(&name) {
+        return Err(unknown());
+    }
+    blocking(move || {
+        let _serial = SCHEMA_WRITES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tenant = &principal.tenant;
+        let mut settings = state.vault.settings(tenant)?;
+        let Some(previous) = settings.schema.remove(&name) else {
+            return Err(unknown());
+        };
+        let held_by = holders(&state, tenant, &name)?;
+        if held_by > 0 {
+            return Err(in_use(
+                &name,
+                held_by,
+                "a trait stays in the schema while people hold a value, so that the schema \
+                 describes all the data kept (remove the values first)",
+            ));
+        }
+        let actor = principal.actor();
+        state.vault.update_settings(tenant, settings, &actor)?;
+        state.vault.record_admin_action(
+            tenant,
+            AuditEntry::new(&actor, "schema.trait")
+                .fields([name.clone()])
+                .detail(format!("removed: {}", describe(previous))),
+        )?;
+        tracing::info!(trait_name = %name, "schema trait removed");
+        Ok(Json(TraitChange {
+            change: SchemaChange::Removed,
+            now: None,
+            previous: Some(schema_trait(&name, previous)),
+        }))
+    })
+    .await
+}
