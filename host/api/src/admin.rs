@@ -19,11 +19,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tessera_vault::{
-    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, TraitClass, TraitSpec, TraitType,
-    VaultError,
+    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, SubjectView, TraitClass, TraitSpec,
+    TraitType, VaultError,
 };
 
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::handlers::plain_id;
 use crate::tokens::Principal;
 use crate::{AppState, blocking, zip};
@@ -68,7 +68,7 @@ fn from_body<T: DeserializeOwned>(body: Value, shape: &str) -> Result<T, ApiErro
 // ---- lookup ----------------------------------------------------------------
 
 /// `POST /v1/subjects/lookup`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
     /// `email`, `phone`, `member_id`, `device_id` or `external:<namespace>`.
@@ -78,7 +78,7 @@ pub struct LookupRequest {
 }
 
 /// The subject an identity belongs to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LookupAnswer {
     pub subject: String,
 }
@@ -87,6 +87,11 @@ pub struct LookupAnswer {
 /// value is normalised with the tenant's rules and looked up by its keyed
 /// hash; the lookup is audited (`subject.lookup`, naming the kind, never
 /// the value).
+#[utoipa::path(post, path = "/v1/subjects/lookup", tag = "subjects", request_body = LookupRequest,
+    responses(
+        (status = 200, description = "The subject the identity belongs to.", body = LookupAnswer),
+        (status = 404, description = "No subject of the tenant has that identity.", body = ErrorBody),
+    ))]
 async fn lookup(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -130,7 +135,7 @@ async fn lookup(
 // ---- rectification -----------------------------------------------------------
 
 /// `PATCH /v1/subjects/{id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RectifyRequest {
     /// Trait name → new value, or `null` to remove the trait.
@@ -138,7 +143,7 @@ pub struct RectifyRequest {
 }
 
 /// What a rectification changed (names only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RectifyAnswer {
     pub subject: String,
     /// Traits given a value.
@@ -153,6 +158,13 @@ const MAX_RECTIFY: usize = 256;
 /// `PATCH /v1/subjects/{id}`: corrects or removes traits (the right to
 /// rectification). Values are checked against the tenant schema; the audit
 /// entry (`subject.rectify`) names the fields, never the values.
+#[utoipa::path(patch, path = "/v1/subjects/{id}", tag = "subjects", request_body = RectifyRequest,
+    params(("id" = String, Path, description = "A subject id.")),
+    responses(
+        (status = 200, description = "The traits changed (names only).", body = RectifyAnswer),
+        (status = 404, description = "The tenant has no subject with that id.", body = ErrorBody),
+        (status = 410, description = "The subject was erased.", body = ErrorBody),
+    ))]
 async fn rectify(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -208,7 +220,7 @@ async fn rectify(
 // ---- export ----------------------------------------------------------------
 
 /// The form of an export.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
     /// The access view as one JSON document.
@@ -218,7 +230,8 @@ pub enum ExportFormat {
     Csv,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     #[serde(default)]
@@ -228,6 +241,18 @@ pub struct ExportQuery {
 /// `GET /v1/subjects/{id}/export?format=json|csv`: everything held about
 /// the person, as a download (the right to data portability). Audited by
 /// the vault (`subject.export`).
+#[utoipa::path(get, path = "/v1/subjects/{id}/export", tag = "subjects",
+    params(("id" = String, Path, description = "A subject id."), ExportQuery),
+    responses(
+        (status = 200, description = "A download: the access view as JSON (`format=json`), or \
+            one CSV file per kind of data in a ZIP archive (`format=csv`).",
+            content(
+                (SubjectView = "application/json"),
+                (Vec<u8> = "application/zip"),
+            )),
+        (status = 404, description = "The tenant has no subject with that id.", body = ErrorBody),
+        (status = 410, description = "The subject was erased.", body = ErrorBody),
+    ))]
 async fn export(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -279,7 +304,8 @@ async fn export(
 /// The most deletion requests one page holds.
 const DELETIONS_PAGE_MAX: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeletionsQuery {
     /// Only requests in this state.
@@ -291,7 +317,7 @@ pub struct DeletionsQuery {
 }
 
 /// A page of deletion requests, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeletionList {
     pub deletions: Vec<DeletionRequest>,
     /// Where the next page starts (`?after=`), or null at the end.
@@ -300,6 +326,8 @@ pub struct DeletionList {
 
 /// `GET /v1/deletions?status=&limit=&after=`: the tenant's deletion
 /// requests, newest first.
+#[utoipa::path(get, path = "/v1/deletions", tag = "subjects", params(DeletionsQuery),
+    responses((status = 200, description = "A page of requests, newest first.", body = DeletionList)))]
 async fn deletions(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -355,7 +383,7 @@ async fn deletions(
 // ---- tenant ------------------------------------------------------------------
 
 /// The token's tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: String,
     pub settings: TenantSettingsView,
@@ -363,7 +391,7 @@ pub struct TenantView {
 }
 
 /// A tenant's settings, without its trait schema (`GET /v1/schema`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantSettingsView {
     /// The purposes a person can consent to.
     pub purposes: Vec<String>,
@@ -378,7 +406,7 @@ pub struct TenantSettingsView {
 }
 
 /// The bounds of a person's retention choice, in days.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetentionView {
     pub min_days: u32,
     pub max_days: u32,
@@ -386,7 +414,7 @@ pub struct RetentionView {
 }
 
 /// How identities are normalised before they are hashed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentityRulesView {
     /// Country calling code assumed for phone numbers without one.
     pub default_country_code: Option<u16>,
@@ -398,7 +426,7 @@ pub struct IdentityRulesView {
 }
 
 /// What the tenant holds, where counting is cheap.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantCounts {
     pub active_tokens: usize,
     pub deletion_requests: usize,
@@ -412,6 +440,8 @@ pub struct TenantCounts {
 /// `GET /v1/tenant`: the token's own tenant. Tenants are created from the
 /// command line (`tessera tenant create`, `tessera serve --init`), never
 /// over the API: a token belongs to exactly one tenant.
+#[utoipa::path(get, path = "/v1/tenant", tag = "tenant",
+    responses((status = 200, description = "The token's tenant.", body = TenantView)))]
 async fn tenant(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -465,7 +495,7 @@ async fn tenant(
 // ---- schema ------------------------------------------------------------------
 
 /// One trait of the schema.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SchemaTrait {
     pub name: String,
     /// `pii`, `sensitive` or `standard`.
@@ -476,13 +506,13 @@ pub struct SchemaTrait {
 }
 
 /// The tenant's trait schema, by name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SchemaView {
     pub traits: Vec<SchemaTrait>,
 }
 
 /// `PUT /v1/schema/traits/{name}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraitRequest {
     pub class: TraitClass,
@@ -491,7 +521,7 @@ pub struct TraitRequest {
 }
 
 /// What a schema change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SchemaChange {
     Added,
@@ -501,7 +531,7 @@ pub enum SchemaChange {
 }
 
 /// The answer to a schema change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TraitChange {
     pub change: SchemaChange,
     /// The trait now (null once removed).
@@ -520,6 +550,8 @@ fn schema_trait(name: &str, spec: TraitSpec) -> SchemaTrait {
 }
 
 /// `GET /v1/schema`: every trait with its class and type.
+#[utoipa::path(get, path = "/v1/schema", tag = "tenant",
+    responses((status = 200, description = "Every trait with its class and type.", body = SchemaView)))]
 async fn schema(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -608,6 +640,14 @@ fn in_use(name: &str, held_by: u64, why: &str) -> ApiError {
 /// stricter (their data was collected under the class it had) and its type
 /// may only become `any` (the values were checked against the type they
 /// had). Audited as `tenant.settings` and `schema.trait`.
+#[utoipa::path(put, path = "/v1/schema/traits/{name}", tag = "tenant", request_body = TraitRequest,
+    params(("name" = String, Path, description = "The trait's name.")),
+    responses(
+        (status = 200, description = "Changed (or already so).", body = TraitChange),
+        (status = 201, description = "Added.", body = TraitChange),
+        (status = 409, description = "People hold values that the change would loosen or \
+            retype (`trait_in_use`, with `held_by`).", body = ErrorBody),
+    ))]
 async fn put_trait(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -693,6 +733,14 @@ fn describe(spec: TraitSpec) -> String {
 /// `DELETE /v1/schema/traits/{name}`: removes a trait no one holds a value
 /// of. Refused (409 `trait_in_use`) while anyone does: the schema must
 /// describe every kind of personal data the tenant keeps.
+#[utoipa::path(delete, path = "/v1/schema/traits/{name}", tag = "tenant",
+    params(("name" = String, Path, description = "The trait's name.")),
+    responses(
+        (status = 200, description = "Removed.", body = TraitChange),
+        (status = 404, description = "The schema has no such trait.", body = ErrorBody),
+        (status = 409, description = "People still hold values of it (`trait_in_use`).",
+            body = ErrorBody),
+    ))]
 async fn delete_trait(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

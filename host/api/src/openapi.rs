@@ -16,7 +16,7 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
-use crate::{error, handlers, ingest, segment, tokens};
+use crate::{admin, error, handlers, ingest, plugins, segment, tokens};
 
 /// The document. `ApiDoc::openapi()` builds it.
 #[derive(OpenApi)]
@@ -50,8 +50,24 @@ use crate::{error, handlers, ingest, segment, tokens};
         ingest::screen,
         ingest::alias,
         ingest::group,
+        admin::lookup,
+        admin::rectify,
+        admin::export,
+        admin::deletions,
+        admin::tenant,
+        admin::schema,
+        admin::put_trait,
+        admin::delete_trait,
+        plugins::list,
+        plugins::status,
     ),
-    components(schemas(error::ErrorBody, segment::Message, ingest::BatchDoc, tokens::NewToken)),
+    components(schemas(
+        error::ErrorBody,
+        segment::Message,
+        ingest::BatchDoc,
+        tokens::NewToken,
+        admin::ExportFormat,
+    )),
     modifiers(&Common),
     tags(
         (name = "health", description = "Liveness, readiness and Prometheus metrics; no token."),
@@ -60,6 +76,8 @@ use crate::{error, handlers, ingest, segment, tokens};
         (name = "subjects", description = "The people a tenant holds data about, and their rights."),
         (name = "audit", description = "The tenant's hash-chained audit trail."),
         (name = "tokens", description = "The tenant's API tokens."),
+        (name = "tenant", description = "The token's tenant and its trait schema."),
+        (name = "plugins", description = "The tenant's plugins, their status and usage."),
     )
 )]
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tessera_runtime::{InstallError, InstallRequest, Plugin, PluginStats, Runtime};
 
 use crate::AppState;
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, ErrorBody, Json, Path};
 use crate::tokens::Principal;
 
 /// One installed plugin of one tenant.
@@ -157,7 +157,7 @@ impl PluginHost {
 }
 
 /// Whether a plugin's calls are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginStatus {
     Active,
@@ -166,7 +166,7 @@ pub enum PluginStatus {
 }
 
 /// A plugin as `GET /v1/plugins` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     pub name: String,
     pub version: String,
@@ -190,7 +190,7 @@ pub struct PluginView {
 }
 
 /// What the plugin was granted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginGrants {
     /// Bytes of plugin state; 0: no state.
     pub state_quota_bytes: u64,
@@ -198,7 +198,7 @@ pub struct PluginGrants {
 
 /// What one call of the plugin may use (fuel and time grow with the size
 /// of the call: rows of a batch, blocks of a chunk, actions).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginLimits {
     pub fuel_base: u64,
     pub fuel_per_unit: u64,
@@ -214,7 +214,7 @@ pub struct PluginLimits {
 }
 
 /// What the plugin has used since this server installed it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginUsage {
     /// Calls that ran (succeeded, failed or trapped), install's own included.
     pub calls: u64,
@@ -226,7 +226,7 @@ pub struct PluginUsage {
 }
 
 /// `GET /v1/plugins`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginList {
     pub plugins: Vec<PluginView>,
 }
@@ -291,6 +291,8 @@ fn millis(duration: std::time::Duration) -> u64 {
 
 /// `GET /v1/plugins`: the tenant's plugins, by name, with their status and
 /// usage. Empty when the server runs without a plugin runtime.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, description = "The tenant's plugins.", body = PluginList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -306,6 +308,12 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/plugins/{name}`: one plugin of the tenant.
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    responses(
+        (status = 200, description = "The plugin.", body = PluginView),
+        (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
+    ))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

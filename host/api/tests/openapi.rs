@@ -80,6 +80,46 @@ async fn the_document_is_openapi_3_1_and_lists_exactly_the_routes_of_the_server(
     );
 }
 
+/// Every `$ref` in `value`.
+fn references<'a>(value: &'a Value, found: &mut BTreeSet<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => {
+                        found.insert(target.as_str());
+                    }
+                    _ => references(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_resolves_to_a_schema_of_the_document() {
+    let fixture = Fixture::new();
+    let spec = spec(&fixture).await;
+    let mut found = BTreeSet::new();
+    references(&spec, &mut found);
+    assert!(found.contains("#/components/schemas/ErrorBody"), "{found:?}");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let dangling: Vec<_> = found
+        .iter()
+        .filter(|target| {
+            target
+                .strip_prefix("#/components/schemas/")
+                .is_none_or(|name| !schemas.contains_key(name))
+        })
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "references to schemas the document lacks (list them in openapi.rs components): {dangling:?}"
+    );
+}
+
 #[tokio::test]
 async fn every_documented_route_answers_as_documented_without_a_token() {
     // The document and the router agree: a public route answers 200, a
