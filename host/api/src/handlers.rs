@@ -49,7 +49,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
 
 /// Ids of subjects and deletion requests are random hex; anything else names
 /// nothing (and is not sent to the store, which refuses odd ids loudly).
-fn plain_id(id: &str) -> bool {
+pub(crate) fn plain_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id
@@ -70,6 +70,13 @@ pub(crate) async fn create_token(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    if body.role == Role::Subject {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "subject tokens are not API tokens: the portal issues them with POST /v1/subject-tokens",
+        )
+        .with_field("role", "one of operator, marketer, ingest, analyst, portal"));
+    }
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
