@@ -156,7 +156,9 @@ impl Config {
         if login.sender == CodeSenderKind::File
             && login.file.as_ref().is_none_or(|f| f.as_os_str().is_empty())
         {
-            return Err("subject_login.file must name a file when subject_login.sender is \"file\"".into());
+            return Err(
+                "subject_login.file must name a file when subject_login.sender is \"file\"".into(),
+            );
         }
         if login.requests_per_second == 0 || login.requests_per_second > 1000 {
             return Err(format!(

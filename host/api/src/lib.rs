@@ -55,9 +55,7 @@ pub use subject_tokens::{
     IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
     SubjectRejected, SubjectTokenIssued, SubjectTokens,
 };
-pub use tokens::{
-    NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore,
-};
+pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]

@@ -289,11 +289,15 @@ struct Address {
 
 impl Address {
     fn code_tag(&self, code: &str) -> [u8; 32] {
-        self.mac.mac(&[b"code", self.id.as_bytes(), code.as_bytes()])
+        self.mac
+            .mac(&[b"code", self.id.as_bytes(), code.as_bytes()])
     }
 }
 
-fn channel_of(email: Option<String>, phone: Option<String>) -> Result<(CodeChannel, String), ApiError> {
+fn channel_of(
+    email: Option<String>,
+    phone: Option<String>,
+) -> Result<(CodeChannel, String), ApiError> {
     match (email, phone) {
         (Some(email), None) => Ok((CodeChannel::Email, email)),
         (None, Some(phone)) => Ok((CodeChannel::Phone, phone)),
@@ -332,7 +336,9 @@ fn address(
             .with_field(field, error.to_string())
     })?;
     let Some(mac) = vault.service_mac(tenant, MacPurpose::LoginCode)? else {
-        return Err(ApiError::internal(&"the login-code MAC key is not available"));
+        return Err(ApiError::internal(
+            &"the login-code MAC key is not available",
+        ));
     };
     let id = hex::encode(mac.mac(&[b"address", kind.label().as_bytes(), normalized.as_bytes()]));
     Ok(Some(Address {
@@ -431,7 +437,9 @@ fn send_code(
     let now = vault.now_ms();
     let code = {
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut record = read(vault, address).map_err(|e| e.to_string())?.unwrap_or_default();
+        let mut record = read(vault, address)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
         if now.saturating_sub(record.window_start_ms) >= WINDOW_MS {
             record.window_start_ms = now;
             record.codes_in_window = 0;
@@ -500,7 +508,11 @@ pub(crate) async fn exchange(
         state.login.check_rate(&address.tenant)?;
         let vault = &state.vault;
         {
-            let _guard = state.login.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let _guard = state
+                .login
+                .lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let Some(mut record) = read(vault, &address)? else {
                 return Err(invalid_code());
             };
@@ -514,10 +526,9 @@ pub(crate) async fn exchange(
             let stored = hex::decode(&record.code_mac).unwrap_or_default();
             let matches = code.len() == 6
                 && code.bytes().all(|b| b.is_ascii_digit())
-                && address.mac.verify(
-                    &[b"code", address.id.as_bytes(), code.as_bytes()],
-                    &stored,
-                );
+                && address
+                    .mac
+                    .verify(&[b"code", address.id.as_bytes(), code.as_bytes()], &stored);
             if matches {
                 // A code works once.
                 record.code_mac.clear();
@@ -532,7 +543,12 @@ pub(crate) async fn exchange(
         // The person may have been erased since the code was sent; nobody
         // else can hold a code for an address the tenant does not know.
         let subject = vault
-            .find_subject(&address.tenant, &channel.kind(), &address.raw, &login_actor())?
+            .find_subject(
+                &address.tenant,
+                &channel.kind(),
+                &address.raw,
+                &login_actor(),
+            )?
             .ok_or_else(invalid_code)?;
         let how = match channel {
             CodeChannel::Email => "one-time code by email",

@@ -246,11 +246,10 @@ pub(crate) async fn export(
             }
         },
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "`format` is json or csv",
-            )
-            .with_field("format", "json or csv"));
+            return Err(
+                ApiError::bad_request("invalid_query", "`format` is json or csv")
+                    .with_field("format", "json or csv"),
+            );
         }
     };
     let subject = me.subject.clone();
@@ -260,7 +259,11 @@ pub(crate) async fn export(
                 .vault
                 .export_json(&me.tenant, &me.subject, &me.actor)
                 .map_err(own)?;
-            Ok((text, "application/json", format!("tessera-export-{subject}.json")))
+            Ok((
+                text,
+                "application/json",
+                format!("tessera-export-{subject}.json"),
+            ))
         }
         Some(table) => {
             let mut files = state
@@ -325,11 +328,13 @@ pub(crate) async fn deletion(
     if !plain_id(&id) {
         return Err(unknown());
     }
-    let request = blocking(move || match state.vault.deletion_request(&me.tenant, &id) {
-        Ok(request) if request.subjects.contains(&me.subject) => Ok(request),
-        Ok(_) | Err(VaultError::UnknownRequest { .. }) => Err(unknown()),
-        Err(error) => Err(error.into()),
-    })
+    let request = blocking(
+        move || match state.vault.deletion_request(&me.tenant, &id) {
+            Ok(request) if request.subjects.contains(&me.subject) => Ok(request),
+            Ok(_) | Err(VaultError::UnknownRequest { .. }) => Err(unknown()),
+            Err(error) => Err(error.into()),
+        },
+    )
     .await?;
     Ok(Json(request))
 }

@@ -156,10 +156,7 @@ impl SubjectTokens {
         );
         let entry = AuditEntry::new(actor, "subject_token.issue")
             .subject(&subject)
-            .detail(format!(
-                "token {} until {} ({how})",
-                claims.jti, claims.exp
-            ));
+            .detail(format!("token {} until {} ({how})", claims.jti, claims.exp));
         self.vault.record_admin_action(tenant, entry)?;
         self.vault.flush()?;
         Ok(SubjectTokenIssued {
@@ -376,8 +373,11 @@ pub(crate) async fn issue(
         }
         (None, Some(identity)) => {
             let kind = IdentityKind::parse(&identity.kind).map_err(|error| {
-                ApiError::unprocessable("invalid_identity", "`identity.kind` is not an identity kind")
-                    .with_field("identity.kind", error.to_string())
+                ApiError::unprocessable(
+                    "invalid_identity",
+                    "`identity.kind` is not an identity kind",
+                )
+                .with_field("identity.kind", error.to_string())
             })?;
             if kind == IdentityKind::DeviceId {
                 return Err(ApiError::unprocessable(
@@ -430,7 +430,10 @@ mod tests {
         let tenant = hex::encode("acme");
         let good = format!("tst_{tenant}_eyJ2Ij_oxfQ_{tag}");
         let (t, payload, mac) = parse(&good).expect("parses");
-        assert_eq!((t.as_str(), payload, mac.len()), ("acme", "eyJ2Ij_oxfQ", 32));
+        assert_eq!(
+            (t.as_str(), payload, mac.len()),
+            ("acme", "eyJ2Ij_oxfQ", 32)
+        );
         for bad in [
             String::new(),
             format!("tsk_{tenant}_eyJ2_{tag}"),

@@ -101,7 +101,10 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     assert_eq!(issued.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(issued.body["subject"], ana.as_str());
     let token = issued.body["token"].as_str().unwrap().to_owned();
-    assert!(token.starts_with(&format!("tst_{}_", hex::encode(ACME))), "{token}");
+    assert!(
+        token.starts_with(&format!("tst_{}_", hex::encode(ACME))),
+        "{token}"
+    );
     let ttl = issued.body["expires_at_ms"].as_i64().unwrap() - f.vault().now_ms();
     assert!((14 * MINUTE_MS..=15 * MINUTE_MS).contains(&ttl), "{ttl}");
     let by_id = f
@@ -148,15 +151,26 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     )
     .await
     .expect(StatusCode::OK);
-    assert_eq!(edited.body, json!({"set": ["city"], "removed": ["first_name"]}));
+    assert_eq!(
+        edited.body,
+        json!({"set": ["city"], "removed": ["first_name"]})
+    );
     let view = me(&f, Method::GET, "/v1/me", &token, None)
         .await
         .expect(StatusCode::OK);
     assert_eq!(view.body["traits"]["city"][0], "Lyon");
     assert!(view.body["traits"].get("first_name").is_none());
     for (traits, code, field) in [
-        (json!({"shoe_size": 42}), "unknown_trait", "traits.shoe_size"),
-        (json!({"tier": "platinum"}), "trait_not_editable", "traits.tier"),
+        (
+            json!({"shoe_size": 42}),
+            "unknown_trait",
+            "traits.shoe_size",
+        ),
+        (
+            json!({"tier": "platinum"}),
+            "trait_not_editable",
+            "traits.tier",
+        ),
         (json!({"city": 5}), "invalid_trait", "traits.city"),
     ] {
         let refused = me(
@@ -278,7 +292,11 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
         assert_eq!(out.code(), "retention_out_of_bounds");
         let details = &out.body["error"]["details"];
         assert_eq!(
-            (&details["field"], &details["min_days"], &details["max_days"]),
+            (
+                &details["field"],
+                &details["min_days"],
+                &details["max_days"]
+            ),
             (&json!("days"), &json!(30), &json!(1095))
         );
     }
@@ -291,7 +309,10 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     let json_export = me(&f, Method::GET, "/v1/me/export?format=json", &token, None)
         .await
         .expect(StatusCode::OK);
-    assert_eq!(json_export.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        json_export.headers[header::CONTENT_TYPE],
+        "application/json"
+    );
     assert_eq!(
         json_export.headers[header::CONTENT_DISPOSITION],
         format!("attachment; filename=\"tessera-export-{ana}.json\"").as_str()
@@ -305,7 +326,10 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
         .into_keys()
         .map(|name| name.trim_end_matches(".csv").to_owned())
         .collect();
-    assert_eq!(tables, EXPORT_TABLES, "the documented tables are the vault's");
+    assert_eq!(
+        tables, EXPORT_TABLES,
+        "the documented tables are the vault's"
+    );
     let csv = me(
         &f,
         Method::GET,
@@ -315,10 +339,7 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     )
     .await
     .expect(StatusCode::OK);
-    assert_eq!(
-        csv.headers[header::CONTENT_TYPE],
-        "text/csv; charset=utf-8"
-    );
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
     assert!(
         csv.headers[header::CONTENT_DISPOSITION]
             .to_str()
@@ -328,10 +349,21 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     let text = csv.body.as_str().unwrap();
     assert!(text.starts_with("name,value,class"), "{text}");
     assert!(text.contains("city,Lyon,standard"), "{text}");
-    for query in ["format=csv", "format=csv&table=secrets", "format=xml", "colour=red"] {
-        let bad = me(&f, Method::GET, &format!("/v1/me/export?{query}"), &token, None)
-            .await
-            .expect(StatusCode::BAD_REQUEST);
+    for query in [
+        "format=csv",
+        "format=csv&table=secrets",
+        "format=xml",
+        "colour=red",
+    ] {
+        let bad = me(
+            &f,
+            Method::GET,
+            &format!("/v1/me/export?{query}"),
+            &token,
+            None,
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
         assert_eq!(bad.code(), "invalid_query", "{query}");
     }
     let exports = audit(&f, ACME)
@@ -348,9 +380,15 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
     assert_eq!(requested.body["reason"], "subject_request");
     assert_eq!(requested.body["actor"]["role"], "subject");
     let id = requested.body["id"].as_str().unwrap().to_owned();
-    let status = me(&f, Method::GET, &format!("/v1/me/deletions/{id}"), &token, None)
-        .await
-        .expect(StatusCode::OK);
+    let status = me(
+        &f,
+        Method::GET,
+        &format!("/v1/me/deletions/{id}"),
+        &token,
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
     assert_eq!(status.body["status"], "keys_destroyed");
     for (method, uri, body) in [
         (Method::GET, "/v1/me", None),
@@ -372,9 +410,15 @@ async fn the_portal_issues_a_token_and_the_subject_sees_edits_exports_and_erases
         );
     }
     f.vault().run_jobs("test").unwrap();
-    let done = me(&f, Method::GET, &format!("/v1/me/deletions/{id}"), &token, None)
-        .await
-        .expect(StatusCode::OK);
+    let done = me(
+        &f,
+        Method::GET,
+        &format!("/v1/me/deletions/{id}"),
+        &token,
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
     assert_eq!(done.body["status"], "completed");
     let receipt: tessera_vault::Receipt =
         serde_json::from_value(done.body["receipt"].clone()).unwrap();
@@ -616,7 +660,11 @@ async fn subject_tokens_expire_resist_tampering_stay_in_their_tenant_and_end_at_
     me(&f, Method::DELETE, "/v1/me/session", &third, None)
         .await
         .expect(StatusCode::NO_CONTENT);
-    assert_eq!(revoked(), 1, "the expired entry is pruned, the new one kept");
+    assert_eq!(
+        revoked(),
+        1,
+        "the expired entry is pruned, the new one kept"
+    );
     let logout = audit(&f, ACME)
         .into_iter()
         .rfind(|e| e.action == "subject_token.revoke")
@@ -643,7 +691,10 @@ async fn subject_tokens_expire_resist_tampering_stay_in_their_tenant_and_end_at_
 /// The `/v1/me` route `rule_path` with `ids` put in for its parameters.
 fn uri_of(rule_path: &str, deletion: &str, app: &str) -> String {
     rule_path
-        .replace("/v1/me/deletions/{id}", &format!("/v1/me/deletions/{deletion}"))
+        .replace(
+            "/v1/me/deletions/{id}",
+            &format!("/v1/me/deletions/{deletion}"),
+        )
         .replace("/v1/me/apps/{id}", &format!("/v1/me/apps/{app}"))
         .replace("{purpose}", "analytics")
         .replace("/v1/deletions/{id}", &format!("/v1/deletions/{deletion}"))
@@ -653,7 +704,10 @@ fn uri_of(rule_path: &str, deletion: &str, app: &str) -> String {
 /// What of a person must not change: everything in the access view but the
 /// log of who read it.
 fn held(f: &Fixture, subject: &str) -> SubjectView {
-    let mut view = f.vault().access(ACME, subject, &operator()).expect("access");
+    let mut view = f
+        .vault()
+        .access(ACME, subject, &operator())
+        .expect("access");
     view.access_log.clear();
     view
 }
@@ -713,9 +767,15 @@ async fn subject_a_cannot_read_export_edit_or_delete_subject_b_by_any_route_or_i
     }
     // Guessed ids, and a subject named in the query or body, reach nothing.
     let token = f.subject_token(ACME, &person(&f, ACME, "c@example.com", "m-c"));
-    let view = me(&f, Method::GET, &format!("/v1/me?subject={b}"), &token, None)
-        .await
-        .expect(StatusCode::OK);
+    let view = me(
+        &f,
+        Method::GET,
+        &format!("/v1/me?subject={b}"),
+        &token,
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
     assert_ne!(view.body["subject"], b.as_str());
     for (method, uri, body) in [
         (
@@ -747,9 +807,15 @@ async fn subject_a_cannot_read_export_edit_or_delete_subject_b_by_any_route_or_i
         format!("{b_deletion}x"),
         "..%2F..".to_owned(),
     ] {
-        me(&f, Method::GET, &format!("/v1/me/deletions/{id}"), &token, None)
-            .await
-            .expect(StatusCode::NOT_FOUND);
+        me(
+            &f,
+            Method::GET,
+            &format!("/v1/me/deletions/{id}"),
+            &token,
+            None,
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
     }
     me(
         &f,
@@ -824,7 +890,8 @@ async fn lookups(f: &Fixture, tenant: &str, n: usize) {
 }
 
 async fn ask(f: &Fixture, body: Value) -> Answer {
-    f.call(Method::POST, "/v1/login/code", None, Some(body)).await
+    f.call(Method::POST, "/v1/login/code", None, Some(body))
+        .await
 }
 
 async fn trade(f: &Fixture, email: &str, code: &str) -> Answer {
@@ -863,7 +930,11 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
     assert_eq!(known.headers[header::CACHE_CONTROL], "no-store");
     let line = nth_code(&file, 1).await;
     lookups(&f, ACME, 2).await;
-    assert_eq!(sent(&file).len(), 1, "nothing is sent to an unknown address");
+    assert_eq!(
+        sent(&file).len(),
+        1,
+        "nothing is sent to an unknown address"
+    );
     assert_eq!(line["tenant"], ACME);
     assert_eq!(line["channel"], "email");
     assert_eq!(line["to"], "ana@example.com");
@@ -906,7 +977,10 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
     ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
         .await
         .expect(StatusCode::ACCEPTED);
-    let code = nth_code(&file, 2).await["code"].as_str().unwrap().to_owned();
+    let code = nth_code(&file, 2).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     f.advance(10 * MINUTE_MS);
     let expired = trade(&f, "ana@example.com", &code)
         .await
@@ -917,7 +991,10 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
     ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
         .await
         .expect(StatusCode::ACCEPTED);
-    let code = nth_code(&file, 3).await["code"].as_str().unwrap().to_owned();
+    let code = nth_code(&file, 3).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..tessera_api::MAX_ATTEMPTS {
         trade(&f, "ana@example.com", &wrong(&code))
             .await
@@ -932,11 +1009,17 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
     ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
         .await
         .expect(StatusCode::ACCEPTED);
-    let old = nth_code(&file, 4).await["code"].as_str().unwrap().to_owned();
+    let old = nth_code(&file, 4).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
         .await
         .expect(StatusCode::ACCEPTED);
-    let new = nth_code(&file, 5).await["code"].as_str().unwrap().to_owned();
+    let new = nth_code(&file, 5).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     if old != new {
         trade(&f, "ana@example.com", &old)
             .await
@@ -998,7 +1081,10 @@ async fn a_code_goes_to_a_phone_too_and_malformed_requests_are_refused_by_field(
         .await
         .expect(StatusCode::ACCEPTED);
     let line = nth_code(&file, 1).await;
-    assert_eq!((&line["channel"], &line["to"]), (&json!("phone"), &json!("+33612345678")));
+    assert_eq!(
+        (&line["channel"], &line["to"]),
+        (&json!("phone"), &json!("+33612345678"))
+    );
     let issued = f
         .call(
             Method::POST,
@@ -1016,7 +1102,11 @@ async fn a_code_goes_to_a_phone_too_and_malformed_requests_are_refused_by_field(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
-        (json!({"tenant": ACME}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            json!({"tenant": ACME}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             json!({"tenant": ACME, "email": "not an address"}),
             StatusCode::UNPROCESSABLE_ENTITY,

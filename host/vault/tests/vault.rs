@@ -1012,12 +1012,20 @@ fn consents_apps_and_retention_read_on_their_own_and_unlink_only_what_is_linked(
 
     // Unlinking an app the person does not have writes nothing.
     let before = vault.audit_entries(TENANT, 1, 1_000).expect("audit").len();
-    assert!(!vault.unlink_app(TENANT, &web, "other-app", &me).expect("unlink"));
+    assert!(
+        !vault
+            .unlink_app(TENANT, &web, "other-app", &me)
+            .expect("unlink")
+    );
     assert_eq!(
         vault.audit_entries(TENANT, 1, 1_000).expect("audit").len(),
         before
     );
-    assert!(vault.unlink_app(TENANT, &web, "fitness-sync", &me).expect("unlink"));
+    assert!(
+        vault
+            .unlink_app(TENANT, &web, "fitness-sync", &me)
+            .expect("unlink")
+    );
     let consents = vault.consents(TENANT, &web, &me).expect("consents");
     assert!(consents.linked_apps.is_empty());
     assert_eq!(consents.history.len(), 3);
