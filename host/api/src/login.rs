@@ -323,7 +323,10 @@ fn address(
     }
     let settings = match vault.settings(tenant) {
         Ok(settings) => settings,
-        Err(VaultError::UnknownTenant { .. } | VaultError::Store(_)) => return Ok(None),
+        Err(
+            VaultError::UnknownTenant { .. }
+            | VaultError::Store(tessera_store::StoreError::InvalidId { .. }),
+        ) => return Ok(None),
         Err(error) => return Err(error.into()),
     };
     let kind = channel.kind();
@@ -454,13 +457,15 @@ fn send_code(
         record.attempts_left = MAX_ATTEMPTS;
         record.codes_in_window += 1;
         write(vault, address, &record).map_err(|e| e.to_string())?;
+        // Under the lock, so that no record refreshed meanwhile is taken
+        // for an obsolete one.
+        prune_expired(vault, &address.tenant, LOGIN_CODE_DOC, |bytes| {
+            serde_json::from_slice::<CodeRecord>(bytes).map_or(true, |r| r.obsolete_at_ms() <= now)
+        })
+        .map_err(|e| e.to_string())?;
         vault.store().flush().map_err(|e| e.to_string())?;
         code
     };
-    prune_expired(vault, &address.tenant, LOGIN_CODE_DOC, |bytes| {
-        serde_json::from_slice::<CodeRecord>(bytes).map_or(true, |r| r.obsolete_at_ms() <= now)
-    })
-    .map_err(|e| e.to_string())?;
     let found = vault
         .find_subject(
             &address.tenant,

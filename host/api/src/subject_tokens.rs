@@ -116,8 +116,10 @@ impl SubjectTokens {
     fn mac(&self, tenant: &str) -> Result<TenantMac, VaultError> {
         self.vault
             .service_mac(tenant, MacPurpose::SubjectToken)?
-            .ok_or_else(|| VaultError::InvalidSettings {
-                reason: "the subject-token MAC key is not available".into(),
+            .ok_or_else(|| VaultError::Corrupt {
+                tenant: tenant.to_owned(),
+                what: "subject-token key",
+                detail: "the vault does not hand out this key".into(),
             })
     }
 

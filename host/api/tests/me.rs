@@ -1170,3 +1170,39 @@ async fn the_login_routes_need_no_token_and_ignore_one() {
         .unwrap();
     f.send(request).await.expect(StatusCode::ACCEPTED);
 }
+
+#[test]
+fn subject_settings_are_checked_and_unknown_keys_refused_by_name() {
+    assert_eq!(Config::default().check(), Ok(()));
+    let refused = |change: &dyn Fn(&mut Config), name: &str| {
+        let mut config = Config::default();
+        change(&mut config);
+        let reason = config.check().expect_err(name);
+        assert!(reason.contains(name), "{reason}");
+    };
+    refused(&|c| c.subject_tokens.ttl_s = 10, "subject_tokens.ttl_s");
+    refused(&|c| c.subject_tokens.ttl_s = 86_400, "subject_tokens.ttl_s");
+    refused(
+        &|c| c.subject_login.sender = CodeSenderKind::File,
+        "subject_login.file",
+    );
+    refused(
+        &|c| c.subject_login.requests_per_second = 0,
+        "subject_login.requests_per_second",
+    );
+    refused(&|c| c.subject_login.burst = 0, "subject_login.burst");
+    for bad in [
+        json!({"subject_login": {"sender": "smtp"}}),
+        json!({"subject_login": {"senders": "file"}}),
+        json!({"subject_tokens": {"ttl": 60}}),
+    ] {
+        assert!(
+            serde_json::from_value::<Config>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+    let file: Config =
+        serde_json::from_value(json!({"subject_login": {"sender": "file", "file": "codes.jsonl"}}))
+            .unwrap();
+    assert_eq!(file.check(), Ok(()));
+}
