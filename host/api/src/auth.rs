@@ -1,10 +1,10 @@
 //! Authentication and authorization: one layer in front of every `/v1`
 //! route. It reads the token (bearer, or HTTP Basic with the token as user
-//! name as Segment clients send their write key; an API token or a subject
-//! token), verifies it, looks the
-//! route up in [`ROLE_MATRIX`], applies the tenant's rate limit and hands
-//! the handler a [`Principal`] whose tenant is the token's — never one named
-//! by the URL or the body.
+//! name as Segment clients send their write key), verifies it as an API
+//! token or, by its prefix, a subject token, looks the route up in
+//! [`ROLE_MATRIX`], applies the tenant's rate limit and hands the handler a
+//! [`Principal`] whose tenant is the token's — never one named by the URL or
+//! the body — and, for a subject token, whose subject is the token's.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};

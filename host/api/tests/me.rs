@@ -935,6 +935,16 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
         1,
         "nothing is sent to an unknown address"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "codes are readable by their owner only"
+        );
+    }
     assert_eq!(line["tenant"], ACME);
     assert_eq!(line["channel"], "email");
     assert_eq!(line["to"], "ana@example.com");
