@@ -732,6 +732,23 @@ async fn subject_a_cannot_read_export_edit_or_delete_subject_b_by_any_route_or_i
     let b_deletion_before = f.vault().deletion_request(ACME, &b_deletion).unwrap();
     let token = f.subject_token(ACME, &a);
 
+    // A's token rewritten to name B keeps A's tag, which no longer verifies.
+    {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = format!("tst_{}_", hex::encode(ACME));
+        let (claims, tag) = token[head.len()..].rsplit_once('_').unwrap();
+        let text = String::from_utf8(engine.decode(claims).unwrap()).unwrap();
+        assert!(text.contains(&a), "{text}");
+        let forged = format!(
+            "{head}{}_{tag}",
+            engine.encode(text.replace(&a, &b).as_bytes())
+        );
+        me(&f, Method::GET, "/v1/me", &forged, None)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+
     let body_for = |path: &str| match path {
         "/v1/me/traits" => Some(json!({"traits": {"city": "Braga"}})),
         "/v1/me/consents/{purpose}" => Some(json!({"granted": true})),
@@ -1215,4 +1232,41 @@ fn subject_settings_are_checked_and_unknown_keys_refused_by_name() {
         serde_json::from_value(json!({"subject_login": {"sender": "file", "file": "codes.jsonl"}}))
             .unwrap();
     assert_eq!(file.check(), Ok(()));
+}
+
+#[tokio::test]
+async fn a_token_follows_its_person_through_a_merge() {
+    let f = Fixture::new();
+    let web = person(&f, ACME, "rui@example.com", "m-rui-web");
+    let shop = f.subject(ACME, "m-rui-shop");
+    let token = f.subject_token(ACME, &shop);
+    // The shop's member id and the web email turn out to be one person;
+    // the older record (web) absorbs the shop's.
+    let join = Incoming {
+        identities: vec![
+            (IdentityKind::MemberId, "m-rui-shop".into()),
+            (IdentityKind::Email, "rui@example.com".into()),
+        ],
+        ..Incoming::default()
+    };
+    f.vault().ingest(ACME, &join, &operator()).unwrap();
+    let view = me(&f, Method::GET, "/v1/me", &token, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view.body["subject"], web.as_str());
+    assert_eq!(view.body["merged_subjects"], json!([shop]));
+    let erased = me(&f, Method::POST, "/v1/me/deletion", &token, None)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let id = erased.body["id"].as_str().unwrap();
+    assert_eq!(erased.body["subjects"], json!([web, shop]));
+    me(
+        &f,
+        Method::GET,
+        &format!("/v1/me/deletions/{id}"),
+        &token,
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
 }
