@@ -1,9 +1,10 @@
 //! Authentication and authorization: one layer in front of every `/v1`
 //! route. It reads the token (bearer, or HTTP Basic with the token as user
-//! name as Segment clients send their write key), verifies it, looks the
-//! route up in [`ROLE_MATRIX`], applies the tenant's rate limit and hands
-//! the handler a [`Principal`] whose tenant is the token's — never one named
-//! by the URL or the body.
+//! name as Segment clients send their write key), verifies it as an API
+//! token or, by its prefix, a subject token, looks the route up in
+//! [`ROLE_MATRIX`], applies the tenant's rate limit and hands the handler a
+//! [`Principal`] whose tenant is the token's — never one named by the URL or
+//! the body — and, for a subject token, whose subject is the token's.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -42,18 +43,32 @@ pub enum Role {
     Ingest,
     /// Reads aggregate data and the audit trail; changes nothing.
     Analyst,
-    /// The tenant's subject portal backend: issues subject tokens (`/v1/me`,
-    /// a later increment).
+    /// The tenant's subject portal backend: issues subject tokens for the
+    /// people its own login signed in.
     Portal,
+    /// A person acting on their own data under `/v1/me`, with a short-lived
+    /// subject token. Never the role of an API token.
+    Subject,
 }
 
 impl Role {
+    /// The roles an API token can have.
     pub const ALL: [Role; 5] = [
         Role::Operator,
         Role::Marketer,
         Role::Ingest,
         Role::Analyst,
         Role::Portal,
+    ];
+
+    /// Every kind of caller: the API token roles and subject tokens.
+    pub const CALLERS: [Role; 6] = [
+        Role::Operator,
+        Role::Marketer,
+        Role::Ingest,
+        Role::Analyst,
+        Role::Portal,
+        Role::Subject,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,9 +78,11 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Analyst => "analyst",
             Role::Portal => "portal",
+            Role::Subject => "subject",
         }
     }
 
+    /// The API token role named `text` (never [`Role::Subject`]).
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
@@ -93,6 +110,8 @@ const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 /// Tenant settings, schema and plugins: what marketers and analysts work
 /// with; nothing personal.
 const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
+const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
+const SUBJECT: &[Role] = &[Role::Subject];
 
 const fn rule(method: &'static str, path: &'static str, roles: &'static [Role]) -> RouteRule {
     RouteRule {
@@ -133,6 +152,19 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/screen", INGESTERS),
     rule("POST", "/v1/alias", INGESTERS),
     rule("POST", "/v1/group", INGESTERS),
+    rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
+    rule("GET", "/v1/me", SUBJECT),
+    rule("PATCH", "/v1/me/traits", SUBJECT),
+    rule("GET", "/v1/me/export", SUBJECT),
+    rule("POST", "/v1/me/deletion", SUBJECT),
+    rule("GET", "/v1/me/deletions/{id}", SUBJECT),
+    rule("GET", "/v1/me/consents", SUBJECT),
+    rule("PUT", "/v1/me/consents/{purpose}", SUBJECT),
+    rule("GET", "/v1/me/apps", SUBJECT),
+    rule("DELETE", "/v1/me/apps/{id}", SUBJECT),
+    rule("GET", "/v1/me/retention", SUBJECT),
+    rule("PUT", "/v1/me/retention", SUBJECT),
+    rule("DELETE", "/v1/me/session", SUBJECT),
 ];
 
 /// The rule for a request, if the route has one for its method.
@@ -244,6 +276,12 @@ async fn admit(
 }
 
 async fn verify(state: &AppState, token: String) -> Result<Principal, ApiError> {
+    if crate::subject_tokens::is_subject_token(&token) {
+        let tokens = state.subject_tokens.clone();
+        let verdict =
+            crate::blocking(move || tokens.verify(&token).map_err(ApiError::from)).await?;
+        return verdict.map_err(|rejected| ApiError::unauthorized(rejected.message()));
+    }
     let verdict = match state.tokens.verify_cached(&token) {
         Some(verdict) => verdict,
         None => {

@@ -9,6 +9,59 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub limits: Limits,
     pub rate_limit: RateLimit,
+    pub subject_tokens: SubjectTokenConfig,
+    pub subject_login: SubjectLoginConfig,
+}
+
+/// Subject tokens, the short-lived credentials of `/v1/me`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubjectTokenConfig {
+    /// How long a subject token is valid, in seconds (60 to 3600).
+    pub ttl_s: u64,
+}
+
+impl Default for SubjectTokenConfig {
+    fn default() -> Self {
+        Self { ttl_s: 15 * 60 }
+    }
+}
+
+/// How one-time login codes reach people.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeSenderKind {
+    /// Code login is off (the default).
+    #[default]
+    None,
+    /// Appends each code as a JSON line to `file`: development and tests.
+    File,
+    /// Writes each code to the log at warn level: development only.
+    Log,
+}
+
+/// Login with a one-time code sent to a person's email or phone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubjectLoginConfig {
+    pub sender: CodeSenderKind,
+    /// The file of the `file` sender.
+    pub file: Option<std::path::PathBuf>,
+    /// Sustained login requests (codes and exchanges) per second per tenant.
+    pub requests_per_second: u32,
+    /// How many login requests a tenant may take at once after being idle.
+    pub burst: u32,
+}
+
+impl Default for SubjectLoginConfig {
+    fn default() -> Self {
+        Self {
+            sender: CodeSenderKind::None,
+            file: None,
+            requests_per_second: 2,
+            burst: 20,
+        }
+    }
 }
 
 /// Sizes and times that bound every request.
@@ -92,6 +145,30 @@ impl Config {
         }
         if self.rate_limit.requests_per_second > 0 && self.rate_limit.burst == 0 {
             return Err("rate_limit.burst must be at least 1 when the limit is on".into());
+        }
+        let ttl = self.subject_tokens.ttl_s;
+        if !(60..=3600).contains(&ttl) {
+            return Err(format!(
+                "subject_tokens.ttl_s ({ttl}) must be 60 to 3600: subject tokens are short-lived"
+            ));
+        }
+        let login = &self.subject_login;
+        if login.sender == CodeSenderKind::File
+            && login.file.as_ref().is_none_or(|f| f.as_os_str().is_empty())
+        {
+            return Err(
+                "subject_login.file must name a file when subject_login.sender is \"file\"".into(),
+            );
+        }
+        if login.requests_per_second == 0 || login.requests_per_second > 1000 {
+            return Err(format!(
+                "subject_login.requests_per_second ({}) must be 1 to 1000: the login routes are \
+                 public, so they are always limited",
+                login.requests_per_second
+            ));
+        }
+        if login.burst == 0 {
+            return Err("subject_login.burst must be at least 1".into());
         }
         Ok(())
     }

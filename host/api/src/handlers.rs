@@ -97,6 +97,13 @@ pub(crate) async fn create_token(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    if body.role == Role::Subject {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "subject tokens are not API tokens: the portal issues them with POST /v1/subject-tokens",
+        )
+        .with_field("role", "one of operator, marketer, ingest, analyst, portal"));
+    }
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(

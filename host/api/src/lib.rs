@@ -14,11 +14,14 @@ mod config;
 mod error;
 mod handlers;
 mod ingest;
+mod login;
+mod me;
 mod metrics;
 mod openapi;
 mod plugins;
 mod ratelimit;
 pub mod segment;
+mod subject_tokens;
 mod time;
 mod tokens;
 mod zip;
@@ -37,14 +40,28 @@ use tessera_vault::Vault;
 use tracing::Instrument as _;
 
 pub use auth::{ROLE_MATRIX, Role, RouteRule, presented_token, rule_for};
-pub use config::{Config, Limits, RateLimit};
+pub use config::{
+    CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
+};
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use ingest::{IngestReport, ItemReport};
+pub use login::{
+    CODE_TTL_MS, CodeChannel, CodeExchange, CodeLogin, CodeMessage, CodeRequest, CodeRequested,
+    CodeSender, FileSender, LOGIN_CODE_DOC, LogSender, MAX_ATTEMPTS, MAX_CODES_PER_WINDOW,
+};
+pub use me::{
+    ConsentSet, EXPORT_TABLES, EditTraits, ExportQuery, MyApps, MyConsents, SetConsent,
+    SetRetention, TraitsEdited,
+};
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
 pub use plugins::{InstallRefused, Installed, PluginHost};
 pub use ratelimit::RateLimiter;
-pub use tokens::{NewToken, Principal, Rejected, TOKEN_DOC, TokenInfo, TokenStore};
+pub use subject_tokens::{
+    IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
+    SubjectRejected, SubjectTokenIssued, SubjectTokens,
+};
+pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -56,6 +73,9 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The plugin runtime and what is installed in it (none: no plugins).
     pub plugins: Option<PluginHost>,
+    /// Subject tokens for `/v1/me`, and login with one-time codes.
+    pub subject_tokens: SubjectTokens,
+    pub login: CodeLogin,
 }
 
 impl AppState {
@@ -67,6 +87,8 @@ impl AppState {
             Duration::from_millis(config.limits.token_cache_ms),
         );
         Self {
+            subject_tokens: SubjectTokens::new(vault.clone(), config.subject_tokens.ttl_s),
+            login: CodeLogin::new(&config.subject_login),
             limiter: Arc::new(RateLimiter::new(&config.rate_limit)),
             vault,
             tokens,
@@ -113,13 +135,24 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/{name}", get(plugins::status))
+        .route(
+            "/v1/subject-tokens",
+            post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),
+        )
+        .merge(me::routes())
         .route_layer(from_fn_with_state(state.clone(), auth::authorize));
+    // Public, limited per tenant and per address: how people sign in.
+    let login = Router::new()
+        .route("/v1/login/code", post(login::request_code))
+        .route("/v1/login/token", post(login::exchange))
+        .layer(axum::middleware::map_response(me::no_store));
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
     Router::new()
         .merge(docs)
         .route("/healthz", get(handlers::health))
         .route("/readyz", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
+        .merge(login)
         .merge(v1)
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)

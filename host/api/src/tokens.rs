@@ -62,11 +62,23 @@ pub struct Principal {
     pub tenant: String,
     pub role: Role,
     pub token_id: String,
+    /// For a subject token: the person it acts for (`/v1/me`), else `None`.
+    pub subject: Option<SubjectSession>,
+}
+
+/// The person a subject token acts for, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectSession {
+    pub id: String,
+    pub expires_at_ms: i64,
 }
 
 impl Principal {
     /// Whom the audit trail names for this request's actions.
     pub fn actor(&self) -> Actor {
+        if self.subject.is_some() {
+            return Actor::new("subject", format!("subject-token:{}", self.token_id));
+        }
         Actor::new(self.role.as_str(), format!("token:{}", self.token_id))
     }
 }
@@ -341,10 +353,15 @@ fn check(tenant: &str, record: &TokenRecord, token: &str) -> Result<Principal, R
     if record.info.revoked {
         return Err(Rejected::Revoked);
     }
+    // Subject tokens are never API tokens, whatever a record says.
+    if record.info.role == Role::Subject {
+        return Err(Rejected::Unknown);
+    }
     Ok(Principal {
         tenant: tenant.to_owned(),
         role: record.info.role,
         token_id: record.info.id.clone(),
+        subject: None,
     })
 }
 

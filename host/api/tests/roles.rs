@@ -65,8 +65,16 @@ fn acme_state(f: &Fixture, rule: &RouteRule) -> (String, Vec<(String, String)>) 
     (settings, traits)
 }
 
-/// A valid request for `rule` on ACME's resources: the URI and the body.
-fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value>) {
+/// A valid request for `rule` on ACME's resources.
+struct Call {
+    uri: String,
+    body: Option<Value>,
+    /// For `/v1/me` routes: a subject token of the ACME person whose
+    /// resources the URI names (issued before any erasure).
+    subject_token: Option<String>,
+}
+
+fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
     let member = format!("matrix-{n}");
     let message = |kind: &str| {
         let mut m = json!({"type": kind, "userId": member, "messageId": format!("mx-{n}")});
@@ -79,10 +87,58 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value
         }
         m
     };
+    let call = |uri: String, body: Option<Value>| Call {
+        uri,
+        body,
+        subject_token: None,
+    };
+    if rule.path.starts_with("/v1/me") {
+        let subject = f.subject(ACME, &member);
+        let subject_token = Some(f.subject_token(ACME, &subject));
+        let (uri, body) = match rule.path {
+            "/v1/me/traits" => (
+                rule.path.into(),
+                Some(json!({"traits": {"city": "Matrix"}})),
+            ),
+            "/v1/me/export" => ("/v1/me/export?format=json".into(), None),
+            "/v1/me/deletions/{id}" => {
+                let request = f
+                    .vault()
+                    .request_deletion(ACME, &subject, "test", &common::operator())
+                    .unwrap();
+                (format!("/v1/me/deletions/{}", request.id), None)
+            }
+            "/v1/me/consents/{purpose}" => (
+                "/v1/me/consents/analytics".into(),
+                Some(json!({"granted": true})),
+            ),
+            "/v1/me/apps/{id}" => {
+                let app = tessera_vault::LinkedApp {
+                    app: format!("matrix-app-{n}"),
+                    name: "Matrix".into(),
+                    scopes: Vec::new(),
+                    granted_at_ms: 0,
+                };
+                f.vault()
+                    .link_app(ACME, &subject, &app, &common::operator())
+                    .unwrap();
+                (format!("/v1/me/apps/{}", app.app), None)
+            }
+            "/v1/me/retention" if rule.method == "PUT" => {
+                (rule.path.into(), Some(json!({"days": 100})))
+            }
+            path => (path.into(), None),
+        };
+        return Call {
+            uri,
+            body,
+            subject_token,
+        };
+    }
     match rule.path {
         "/v1/subjects/lookup" => {
             f.subject(ACME, &member);
-            (
+            call(
                 rule.path.into(),
                 Some(json!({"kind": "member_id", "value": member})),
             )
@@ -99,22 +155,22 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value
                 .unwrap()
                 .subject
                 .unwrap();
-            (
+            call(
                 format!("/v1/subjects/{subject}"),
                 Some(json!({"traits": {"tier": "silver", "city": "Oslo"}})),
             )
         }
-        "/v1/subjects/{id}/export" => (
+        "/v1/subjects/{id}/export" => call(
             format!(
                 "/v1/subjects/{}/export?format=csv",
                 f.subject(ACME, &member)
             ),
             None,
         ),
-        "/v1/deletions" => ("/v1/deletions?limit=5".into(), None),
-        "/v1/tenant" | "/v1/schema" | "/v1/plugins" => (rule.path.into(), None),
-        "/v1/plugins/{name}" => ("/v1/plugins/threshold".into(), None),
-        "/v1/schema/traits/{name}" if rule.method == "PUT" => (
+        "/v1/deletions" => call("/v1/deletions?limit=5".into(), None),
+        "/v1/tenant" | "/v1/schema" | "/v1/plugins" => call(rule.path.into(), None),
+        "/v1/plugins/{name}" => call("/v1/plugins/threshold".into(), None),
+        "/v1/schema/traits/{name}" if rule.method == "PUT" => call(
             format!("/v1/schema/traits/matrix_{n}"),
             Some(json!({"class": "sensitive", "type": "string"})),
         ),
@@ -130,38 +186,58 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> (String, Option<Value
             f.vault()
                 .update_settings(ACME, settings, &common::operator())
                 .unwrap();
-            (format!("/v1/schema/traits/matrix_{n}"), None)
+            call(format!("/v1/schema/traits/matrix_{n}"), None)
         }
-        "/v1/tokens" if rule.method == "POST" => (
+        "/v1/tokens" if rule.method == "POST" => call(
             rule.path.into(),
             Some(json!({"role": "analyst", "name": format!("matrix {n}")})),
         ),
-        "/v1/tokens" => (rule.path.into(), None),
+        "/v1/tokens" => call(rule.path.into(), None),
         "/v1/tokens/{id}" => {
             let created = f
                 .state
                 .tokens
                 .create(ACME, Role::Analyst, "victim", &common::operator())
                 .unwrap();
-            (format!("/v1/tokens/{}", created.info.id), None)
+            call(format!("/v1/tokens/{}", created.info.id), None)
         }
-        "/v1/subjects/{id}" => (format!("/v1/subjects/{}", f.subject(ACME, &member)), None),
+        "/v1/subjects/{id}" => call(format!("/v1/subjects/{}", f.subject(ACME, &member)), None),
         "/v1/deletions/{id}" => {
             let subject = f.subject(ACME, &member);
             let request = f
                 .vault()
                 .request_deletion(ACME, &subject, "test", &common::operator())
                 .unwrap();
-            (format!("/v1/deletions/{}", request.id), None)
+            call(format!("/v1/deletions/{}", request.id), None)
         }
-        "/v1/audit" => ("/v1/audit?from=1&limit=10".into(), None),
-        "/v1/batch" => (rule.path.into(), Some(json!({"batch": [message("track")]}))),
-        "/v1/events" => (rule.path.into(), Some(message("track"))),
+        "/v1/subject-tokens" => call(
+            rule.path.into(),
+            Some(json!({"subject": f.subject(ACME, &member)})),
+        ),
+        "/v1/audit" => call("/v1/audit?from=1&limit=10".into(), None),
+        "/v1/batch" => call(rule.path.into(), Some(json!({"batch": [message("track")]}))),
+        "/v1/events" => call(rule.path.into(), Some(message("track"))),
         path => {
             let kind = path.trim_start_matches("/v1/");
-            (path.into(), Some(message(kind)))
+            call(path.into(), Some(message(kind)))
         }
     }
+}
+
+/// The token a caller of `role` in `tenant` presents: the fixture's API
+/// token, or for a subject a token of the person the call is about (ACME)
+/// or of a person of their own (another tenant).
+fn token_for(f: &Fixture, call: &Call, role: Role, tenant: &str, n: usize) -> String {
+    if role != Role::Subject {
+        return f.token(tenant, role).to_owned();
+    }
+    if tenant == ACME
+        && let Some(token) = &call.subject_token
+    {
+        return token.clone();
+    }
+    let subject = f.subject(tenant, &format!("matrix-caller-{n}"));
+    f.subject_token(tenant, &subject)
 }
 
 #[tokio::test]
@@ -171,14 +247,15 @@ async fn every_route_every_role_own_and_other_tenant() {
     let mut checked = 0;
     for rule in ROLE_MATRIX {
         let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
-        for role in Role::ALL {
+        for role in Role::CALLERS {
             for tenant in [ACME, GLOBEX] {
                 n += 1;
-                let (uri, body) = request_for(&f, rule, n);
+                let call = request_for(&f, rule, n);
+                let token = token_for(&f, &call, role, tenant, n);
                 let before = f.footprint(ACME);
                 let state_before = acme_state(&f, rule);
-                let token = f.token(tenant, role).to_owned();
-                let answer = f.call(method.clone(), &uri, Some(&token), body).await;
+                let uri = call.uri;
+                let answer = f.call(method.clone(), &uri, Some(&token), call.body).await;
                 let what = format!(
                     "{} {uri} as {role} of {tenant}: {} {}",
                     rule.method, answer.status, answer.body
@@ -202,15 +279,18 @@ async fn every_route_every_role_own_and_other_tenant() {
                 } else {
                     // Another tenant's token acts on its own tenant only:
                     // ACME's ids name nothing there, and ACME is unchanged
-                    // (its ingest calls land in GLOBEX).
+                    // (its ingest calls land in GLOBEX, its subject's
+                    // `/v1/me` calls on that subject).
                     assert!(
                         answer.status.is_success() || answer.status == StatusCode::NOT_FOUND,
                         "{what}"
                     );
                     // A path naming one of ACME's resources names nothing
-                    // there (adding a trait to its own schema is fine).
+                    // there (adding a trait to its own schema is fine, and
+                    // a purpose is the same word in every tenant).
                     let has_id = rule.path.contains('{')
-                        && !(rule.method == "PUT" && rule.path == "/v1/schema/traits/{name}");
+                        && !(rule.method == "PUT" && rule.path == "/v1/schema/traits/{name}")
+                        && !rule.path.contains("{purpose}");
                     if has_id {
                         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{what}");
                     }
@@ -229,7 +309,7 @@ async fn every_route_every_role_own_and_other_tenant() {
             }
         }
     }
-    assert_eq!(checked, ROLE_MATRIX.len() * Role::ALL.len() * 2);
+    assert_eq!(checked, ROLE_MATRIX.len() * Role::CALLERS.len() * 2);
 }
 
 #[tokio::test]
@@ -240,7 +320,8 @@ async fn every_route_of_the_matrix_is_registered_and_behind_the_layer() {
         let uri = rule
             .path
             .replace("{id}", "0123456789abcdef")
-            .replace("{name}", "threshold");
+            .replace("{name}", "threshold")
+            .replace("{purpose}", "analytics");
         let answer = f.call(method, &uri, None, None).await;
         assert_eq!(
             (answer.status, answer.code()),
@@ -264,31 +345,36 @@ async fn every_route_of_the_matrix_is_registered_and_behind_the_layer() {
 }
 
 #[tokio::test]
-async fn the_portal_and_analyst_roles_change_nothing_anywhere() {
-    // The two roles with no write access in this increment.
+async fn the_portal_only_issues_subject_tokens_and_subjects_reach_only_v1_me() {
     for rule in ROLE_MATRIX {
+        let what = format!("{} {}", rule.method, rule.path);
         if rule.method != "GET" {
-            assert!(
-                !rule.roles.contains(&Role::Analyst),
-                "{} {}",
-                rule.method,
-                rule.path
-            );
+            assert!(!rule.roles.contains(&Role::Analyst), "{what}");
         }
-        assert!(
-            !rule.roles.contains(&Role::Portal),
-            "{} {}",
-            rule.method,
-            rule.path
+        assert_eq!(
+            rule.roles.contains(&Role::Portal),
+            rule.path == "/v1/subject-tokens",
+            "{what}"
         );
+        // `/v1/me` is the subject's alone, and the subject has nothing else.
+        let me = rule.path == "/v1/me" || rule.path.starts_with("/v1/me/");
+        assert_eq!(rule.roles.contains(&Role::Subject), me, "{what}");
+        if me {
+            assert_eq!(rule.roles, [Role::Subject], "{what}");
+        }
     }
+    assert!(
+        !Role::ALL.contains(&Role::Subject),
+        "no API token is a subject's"
+    );
+    assert_eq!(Role::parse("subject"), None);
 }
 
 #[test]
 fn the_matrix_in_docs_api_md_is_the_one_enforced() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
         .expect("docs/api.md");
-    let header = "| method | route | operator | marketer | ingest | analyst | portal |";
+    let header = "| method | route | operator | marketer | ingest | analyst | portal | subject |";
     let start = doc.find(header).expect("the matrix table");
     let mut documented = std::collections::BTreeSet::new();
     for line in doc[start..].lines().skip(2) {
@@ -296,10 +382,10 @@ fn the_matrix_in_docs_api_md_is_the_one_enforced() {
             break;
         }
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // ["", method, routes, operator, marketer, ingest, analyst, portal, ""]
-        let roles: Vec<Role> = Role::ALL
+        // ["", method, routes, operator, marketer, ingest, analyst, portal, subject, ""]
+        let roles: Vec<Role> = Role::CALLERS
             .into_iter()
-            .zip(&cells[3..8])
+            .zip(&cells[3..cells.len().min(9)])
             .filter(|(_, cell)| **cell == "✓")
             .map(|(role, _)| role)
             .collect();

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
-use tessera_api::{AppState, Config, Limits, RateLimit};
+use tessera_api::{
+    AppState, CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
+};
 use tessera_runtime::{Grants, InstallRequest, MemoryState, PluginKind, StateStore};
 use tessera_vault::{Actor, TenantSettings};
 
@@ -25,7 +27,8 @@ use crate::data::DataArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A TOML file of settings ([server], [limits], [rate_limit]; see docs/api.md).
+    /// A TOML file of settings ([server], [limits], [rate_limit],
+    /// [subject_tokens], [subject_login]; see docs/api.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
@@ -74,6 +77,8 @@ pub struct ServeConfig {
     pub server: Server,
     pub limits: Limits,
     pub rate_limit: RateLimit,
+    pub subject_tokens: SubjectTokenConfig,
+    pub subject_login: SubjectLoginConfig,
 }
 
 /// Where the server listens and where the deployment's data and keys are.
@@ -150,10 +155,31 @@ impl ServeConfig {
                 &mut self.rate_limit.requests_per_second,
             ),
             ("TESSERA_RATE_LIMIT_BURST", &mut self.rate_limit.burst),
+            (
+                "TESSERA_SUBJECT_LOGIN_RPS",
+                &mut self.subject_login.requests_per_second,
+            ),
+            ("TESSERA_SUBJECT_LOGIN_BURST", &mut self.subject_login.burst),
         ] {
             if let Some(v) = var(name) {
                 *slot = number(name, &v)?;
             }
+        }
+        if let Some(v) = var("TESSERA_SUBJECT_TOKEN_TTL_S") {
+            self.subject_tokens.ttl_s = number("TESSERA_SUBJECT_TOKEN_TTL_S", &v)?;
+        }
+        if let Some(v) = var("TESSERA_SUBJECT_LOGIN_SENDER") {
+            self.subject_login.sender = match v.trim() {
+                "none" => CodeSenderKind::None,
+                "file" => CodeSenderKind::File,
+                "log" => CodeSenderKind::Log,
+                other => anyhow::bail!(
+                    "TESSERA_SUBJECT_LOGIN_SENDER must be none, file or log, not {other:?}"
+                ),
+            };
+        }
+        if let Some(v) = var("TESSERA_SUBJECT_LOGIN_FILE") {
+            self.subject_login.file = Some(v.into());
         }
         Ok(())
     }
@@ -162,6 +188,8 @@ impl ServeConfig {
         Config {
             limits: self.limits.clone(),
             rate_limit: self.rate_limit.clone(),
+            subject_tokens: self.subject_tokens.clone(),
+            subject_login: self.subject_login.clone(),
         }
     }
 
@@ -192,6 +220,18 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
+    match config.subject_login.sender {
+        CodeSenderKind::File | CodeSenderKind::Log => eprintln!(
+            "tessera serve: warning: subject_login.sender = \"{}\" writes login codes to a \
+             file or the log; for development only",
+            if config.subject_login.sender == CodeSenderKind::File {
+                "file"
+            } else {
+                "log"
+            }
+        ),
+        CodeSenderKind::None => {}
+    }
     let data = config.data();
     let vault = if args.init {
         data.open_or_create(data.master_key()?)?

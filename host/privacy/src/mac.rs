@@ -1,4 +1,4 @@
-//! Keyed per-tenant MACs for one purpose each (audit chains, receipts), derived from the tenant key.
+//! Keyed per-tenant MACs for one purpose each (audit chains, receipts, subject tokens, login codes), derived from the tenant key.
 //! It must never use one key for two purposes, compare tags in variable time, or reveal its key.
 //!
 //! The MAC key is derived from the tenant key with HKDF-SHA256, with an info
@@ -25,6 +25,11 @@ pub enum MacPurpose {
     Audit,
     /// Receipts handed out to callers (e.g. for a deletion request).
     Receipt,
+    /// Short-lived subject tokens of the HTTP service (`/v1/me`).
+    SubjectToken,
+    /// One-time login codes, stored only as keyed hashes, and the keys of
+    /// the addresses they were sent to.
+    LoginCode,
 }
 
 impl MacPurpose {
@@ -33,6 +38,8 @@ impl MacPurpose {
         match self {
             MacPurpose::Audit => "tessera:audit-chain:v1",
             MacPurpose::Receipt => "tessera:receipt:v1",
+            MacPurpose::SubjectToken => "tessera:subject-token:v1",
+            MacPurpose::LoginCode => "tessera:login-code:v1",
         }
     }
 }
@@ -109,6 +116,19 @@ mod tests {
         let receipt = TenantMac::new(&key, MacPurpose::Receipt);
         let other_tenant = TenantMac::new(&tenant_key(), MacPurpose::Audit);
         let tag = audit.mac(FIELDS);
+        for other in [
+            MacPurpose::Receipt,
+            MacPurpose::SubjectToken,
+            MacPurpose::LoginCode,
+        ] {
+            let mac = TenantMac::new(&key, other);
+            assert_ne!(mac.mac(FIELDS), tag, "{other:?}");
+            assert!(!mac.verify(FIELDS, &tag), "{other:?}");
+        }
+        assert_ne!(
+            TenantMac::new(&key, MacPurpose::SubjectToken).mac(FIELDS),
+            TenantMac::new(&key, MacPurpose::LoginCode).mac(FIELDS)
+        );
         assert_ne!(receipt.mac(FIELDS), tag);
         assert_ne!(other_tenant.mac(FIELDS), tag);
         assert!(!receipt.verify(FIELDS, &tag));

@@ -31,9 +31,9 @@ pub use ingest::{
     MAX_BATCH, MAX_EVENT_BYTES, MAX_EVENTS, MAX_FUTURE_MS, MAX_IDENTITIES, MAX_TRAIT_BYTES,
 };
 pub use model::{
-    Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState,
+    Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState, Consents,
     DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,
-    MergeEntry, NewEvent, Person, Receipt, Refusal, Removed, SubjectView, SweepReport,
+    MergeEntry, NewEvent, Person, Receipt, Refusal, Removed, Retention, SubjectView, SweepReport,
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use rights::{JobsReport, PURGE_JOB};

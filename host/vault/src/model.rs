@@ -266,6 +266,28 @@ pub struct LinkedApp {
     pub granted_at_ms: i64,
 }
 
+/// A person's consents: the current state of each purpose, the apps still
+/// linked, and the whole history of both, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consents {
+    pub consents: Vec<ConsentState>,
+    pub linked_apps: Vec<LinkedApp>,
+    pub history: Vec<ConsentEntry>,
+}
+
+/// A person's retention period and the tenant's bounds for their choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The period that applies, in days (the choice, else the default,
+    /// within the current bounds).
+    pub days: u32,
+    /// What the person chose, if they did.
+    pub chosen: Option<u32>,
+    pub default_days: u32,
+    pub min_days: u32,
+    pub max_days: u32,
+}
+
 /// One merge (or un-merge) in a subject's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

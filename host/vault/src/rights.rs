@@ -13,8 +13,8 @@ use crate::audit::{self, AuditEntry};
 use crate::error::VaultError;
 use crate::ingest::{StoredEvent, check_trait, consent_entry};
 use crate::model::{
-    Actor, ConsentChange, ConsentEntry, ConsentState, DeletionRequest, DeletionStatus, Event,
-    LinkedApp, Membership, Receipt, Removed, SubjectView,
+    Actor, ConsentChange, ConsentEntry, ConsentState, Consents, DeletionRequest, DeletionStatus,
+    Event, LinkedApp, Membership, Receipt, Removed, Retention, SubjectView,
 };
 use crate::normalize::IdentityKind;
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, lock, random_id};
@@ -91,6 +91,102 @@ impl Vault {
         }
         self.audit(&tenant, entry)?;
         Ok(found)
+    }
+
+    /// The subject that stands for the person `subject` belongs to now (the
+    /// root of its merge group). Not audited: it reveals only that the
+    /// subject exists; callers audit what they do with it.
+    pub fn resolve_subject(&self, tenant: &str, subject: &str) -> Result<String, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        Ok(self.load_root(&tenant, subject)?.id)
+    }
+
+    /// The person's consents per purpose, linked apps and their history,
+    /// without the rest of the access view. The read is audited
+    /// (`subject.access`, detail `consents`).
+    pub fn consents(
+        &self,
+        tenant: &str,
+        subject: &str,
+        actor: &Actor,
+    ) -> Result<Consents, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let (root, consents) = self.consent_state(&tenant, subject)?;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.access")
+                .subject(&root)
+                .detail("consents"),
+        )?;
+        Ok(consents)
+    }
+
+    fn consent_state(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+    ) -> Result<(String, Consents), VaultError> {
+        let root = self.load_root(tenant, subject)?;
+        let group = self.load_group(tenant, root)?;
+        let mut history = Vec::new();
+        for member in &group {
+            history.extend(self.consent_history(tenant, member)?);
+        }
+        history.sort_by_key(ConsentEntry::at_ms);
+        let (consents, linked_apps) = current_consents(&tenant.settings.purposes, &history);
+        Ok((
+            group[0].id.clone(),
+            Consents {
+                consents,
+                linked_apps,
+                history,
+            },
+        ))
+    }
+
+    /// Revokes a linked app if the person has it linked now: `false` (and
+    /// nothing written) if not, so an app id of someone else's changes
+    /// nothing here.
+    pub fn unlink_app(
+        &self,
+        tenant: &str,
+        subject: &str,
+        app: &str,
+        actor: &Actor,
+    ) -> Result<bool, VaultError> {
+        let (_, consents) = self.consent_state(&*self.tenant(tenant)?, subject)?;
+        if !consents.linked_apps.iter().any(|linked| linked.app == app) {
+            return Ok(false);
+        }
+        self.revoke_app(tenant, subject, app, actor)?;
+        Ok(true)
+    }
+
+    /// The person's retention period, their choice and the tenant's bounds.
+    /// The read is audited (`subject.access`, detail `retention`).
+    pub fn retention(
+        &self,
+        tenant: &str,
+        subject: &str,
+        actor: &Actor,
+    ) -> Result<Retention, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let root = self.load_root(&tenant, subject)?;
+        let settings = &tenant.settings;
+        let chosen = root.profile.retention_days;
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "subject.access")
+                .subject(&root.id)
+                .detail("retention"),
+        )?;
+        Ok(Retention {
+            days: settings.retention_days(chosen),
+            chosen,
+            default_days: settings.retention.default_days,
+            min_days: settings.retention.min_days,
+            max_days: settings.retention.max_days,
+        })
     }
 
     fn view(&self, tenant: &Tenant, subject: &str) -> Result<SubjectView, VaultError> {

@@ -74,6 +74,10 @@ pub struct TenantSettings {
     /// listed (by default device ids, which families share) attach records to
     /// a subject but never merge two.
     pub merge_on: Vec<String>,
+    /// Traits a subject may set or remove themselves (`/v1/me`): facts about
+    /// the person, not the tenant's own records about them (tier, lifetime
+    /// value), which the tenant rectifies on request.
+    pub subject_editable: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -125,6 +129,21 @@ impl Default for TenantSettings {
             .map(IdentityKind::label)
             .chain(["external".to_owned()])
             .collect(),
+            subject_editable: [
+                "email",
+                "phone",
+                "name",
+                "first_name",
+                "last_name",
+                "address",
+                "birthday",
+                "gender",
+                "city",
+                "country",
+                "language",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -161,6 +180,13 @@ impl TenantSettings {
                 ));
             }
         }
+        for name in &self.subject_editable {
+            if !valid_name(name) {
+                return Err(format!(
+                    "subject_editable trait {name:?} must be 1 to 64 characters of a-z, 0-9 and _"
+                ));
+            }
+        }
         for name in self.schema.keys() {
             if !valid_name(name) {
                 return Err(format!(
@@ -178,6 +204,12 @@ impl TenantSettings {
         choice
             .unwrap_or(bounds.default_days)
             .clamp(bounds.min_days, bounds.max_days.max(bounds.min_days))
+    }
+
+    /// Whether a subject may set or remove the trait `name` themselves: it
+    /// is in the schema and listed in `subject_editable`.
+    pub fn subject_may_edit(&self, name: &str) -> bool {
+        self.schema.contains_key(name) && self.subject_editable.iter().any(|t| t == name)
     }
 
     /// Whether an identity kind merges subjects.

@@ -289,6 +289,30 @@ impl Vault {
         (self.clock)()
     }
 
+    /// The vault's time, milliseconds since the Unix epoch: what services
+    /// over the vault use for expiries, so that they follow its clock.
+    pub fn now_ms(&self) -> i64 {
+        self.now()
+    }
+
+    /// The tenant's MAC key for a purpose served outside the data core
+    /// (subject tokens, login codes), derived from the tenant key, so that
+    /// any node with the master key verifies what another node made. The
+    /// keys of the vault's own purposes, the audit chain and receipts, are
+    /// never handed out (`None`): nothing outside the vault can forge an
+    /// audit entry or a receipt.
+    pub fn service_mac(
+        &self,
+        tenant: &str,
+        purpose: MacPurpose,
+    ) -> Result<Option<TenantMac>, VaultError> {
+        if matches!(purpose, MacPurpose::Audit | MacPurpose::Receipt) {
+            return Ok(None);
+        }
+        let tenant = self.tenant(tenant)?;
+        Ok(Some(TenantMac::new(&tenant.key, purpose)))
+    }
+
     /// The store underneath, for jobs and diagnostics.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -952,3 +952,111 @@ fn find_subject_normalises_resolves_merges_and_forgets_erased_people() {
         None
     );
 }
+
+#[test]
+fn consents_apps_and_retention_read_on_their_own_and_unlink_only_what_is_linked() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let operator = operator();
+    let web = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("li.na@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("web")
+        .subject
+        .expect("web subject");
+    let shop = vault
+        .ingest(
+            TENANT,
+            &record(vec![member("M-88")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("shop")
+        .subject
+        .expect("shop subject");
+    let me = Actor::new("subject", "token-1");
+    let app = LinkedApp {
+        app: "fitness-sync".into(),
+        name: "Fitness Sync".into(),
+        scopes: vec!["purchases:read".into()],
+        granted_at_ms: 0,
+    };
+    vault.link_app(TENANT, &shop, &app, &me).expect("link");
+    fixture.advance(1);
+    vault
+        .set_consent(TENANT, &shop, &consent("analytics"), &me)
+        .expect("grant");
+    // The two records are one person: either id reads the merged group.
+    fixture.advance(1);
+    vault
+        .ingest(
+            TENANT,
+            &record(vec![member("M-88"), email("li.na@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("join");
+    assert_eq!(vault.resolve_subject(TENANT, &shop).expect("root"), web);
+    assert_eq!(vault.resolve_subject(TENANT, &web).expect("root"), web);
+    let consents = vault.consents(TENANT, &shop, &me).expect("consents");
+    assert_eq!(consents.linked_apps.len(), 1);
+    assert_eq!(consents.history.len(), 2);
+    let analytics = consents
+        .consents
+        .iter()
+        .find(|c| c.purpose == "analytics")
+        .expect("analytics");
+    assert!(analytics.granted);
+    assert_eq!(consents.consents.len(), 4, "one state per purpose");
+
+    // Unlinking an app the person does not have writes nothing.
+    let before = vault.audit_entries(TENANT, 1, 1_000).expect("audit").len();
+    assert!(
+        !vault
+            .unlink_app(TENANT, &web, "other-app", &me)
+            .expect("unlink")
+    );
+    assert_eq!(
+        vault.audit_entries(TENANT, 1, 1_000).expect("audit").len(),
+        before
+    );
+    assert!(
+        vault
+            .unlink_app(TENANT, &web, "fitness-sync", &me)
+            .expect("unlink")
+    );
+    let consents = vault.consents(TENANT, &web, &me).expect("consents");
+    assert!(consents.linked_apps.is_empty());
+    assert_eq!(consents.history.len(), 3);
+
+    let retention = vault.retention(TENANT, &web, &me).expect("retention");
+    assert_eq!(retention.chosen, None);
+    assert_eq!(retention.days, retention.default_days);
+    assert_eq!((retention.min_days, retention.max_days), (30, 3 * 365));
+    vault.set_retention(TENANT, &web, 90, &me).expect("set");
+    let retention = vault.retention(TENANT, &web, &me).expect("retention");
+    assert_eq!((retention.days, retention.chosen), (90, Some(90)));
+
+    // The reads are audited as accesses, naming what was read.
+    let entries = vault.audit_entries(TENANT, 1, 1_000).expect("audit");
+    let details: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "subject.access")
+        .filter_map(|e| e.detail.as_deref())
+        .collect();
+    assert_eq!(details, ["consents", "consents", "retention", "retention"]);
+
+    // An erased person resolves to nothing.
+    vault
+        .request_deletion(TENANT, &web, "subject_request", &operator)
+        .expect("erase");
+    assert!(matches!(
+        vault.resolve_subject(TENANT, &web),
+        Err(VaultError::SubjectErased { .. })
+    ));
+    assert!(matches!(
+        vault.consents(TENANT, &shop, &me),
+        Err(VaultError::SubjectErased { .. })
+    ));
+}

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +25,8 @@ pub struct Fixture {
     pub app: Router,
     /// (tenant, role) → token.
     pub tokens: BTreeMap<(String, Role), String>,
+    /// The vault's clock, when the fixture was built with one.
+    pub clock: Option<Arc<AtomicI64>>,
 }
 
 pub fn operator() -> Actor {
@@ -36,12 +39,33 @@ impl Fixture {
     }
 
     pub fn with_config(config: Config) -> Self {
+        Self::build(config, None)
+    }
+
+    /// A fixture whose vault reads the time from a clock the test moves
+    /// ([`Fixture::advance`]), starting at the current time.
+    pub fn with_clock(config: Config) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_millis();
+        Self::build(
+            config,
+            Some(Arc::new(AtomicI64::new(i64::try_from(now).expect("time")))),
+        )
+    }
+
+    fn build(config: Config, clock: Option<Arc<AtomicI64>>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         MasterKey::generate()
             .expect("master key")
             .write_new(dir.path().join("master.key"))
             .expect("write master key");
-        let vault = open_vault(dir.path());
+        let mut vault = open_vault(dir.path());
+        if let Some(clock) = &clock {
+            let clock = clock.clone();
+            vault = vault.with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+        }
         for tenant in [ACME, GLOBEX] {
             vault
                 .create_tenant(tenant, TenantSettings::default(), &operator())
@@ -64,7 +88,25 @@ impl Fixture {
             state,
             app,
             tokens,
+            clock,
         }
+    }
+
+    /// Moves the vault's clock on (a fixture built [`Fixture::with_clock`]).
+    pub fn advance(&self, ms: i64) {
+        self.clock
+            .as_ref()
+            .expect("a fixture with a clock")
+            .fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// A subject token for `subject` of `tenant`, as the portal gets one.
+    pub fn subject_token(&self, tenant: &str, subject: &str) -> String {
+        self.state
+            .subject_tokens
+            .issue(tenant, subject, &Actor::new("portal", "test"), "test")
+            .expect("issue a subject token")
+            .token
     }
 
     pub fn token(&self, tenant: &str, role: Role) -> &str {
