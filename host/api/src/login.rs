@@ -26,7 +26,7 @@ use tessera_vault::normalize::normalize;
 use tessera_vault::{Actor, IdentityKind, Vault, VaultError};
 
 use crate::config::{CodeSenderKind, SubjectLoginConfig};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, ErrorBody, Json};
 use crate::ratelimit::RateLimiter;
 use crate::subject_tokens::{SubjectTokenIssued, prune_expired};
 use crate::{AppState, RateLimit, blocking};
@@ -211,7 +211,7 @@ impl CodeLogin {
 }
 
 /// `POST /v1/login/code`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     /// The tenant whose customer is signing in.
@@ -224,7 +224,7 @@ pub struct CodeRequest {
 }
 
 /// `POST /v1/login/token`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeExchange {
     pub tenant: String,
@@ -237,7 +237,7 @@ pub struct CodeExchange {
 }
 
 /// The answer to every well-formed code request, whoever it names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CodeRequested {
     pub status: String,
     pub message: String,
@@ -403,6 +403,13 @@ fn login_actor() -> Actor {
 
 /// `POST /v1/login/code`: sends a code if the tenant knows the address.
 /// Always 202 with the same body once the input is well formed.
+#[utoipa::path(post, path = "/v1/login/code", tag = "me", request_body = CodeRequest,
+    responses(
+        (status = 202, description = "The same answer whether or not the address is known.",
+            body = CodeRequested),
+        (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
+        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+    ))]
 pub(crate) async fn request_code(
     State(state): State<AppState>,
     Json(body): Json<CodeRequest>,
@@ -499,6 +506,14 @@ fn invalid_code() -> ApiError {
 
 /// `POST /v1/login/token`: a subject token for a valid code, else 401
 /// `invalid_code` whatever the reason.
+#[utoipa::path(post, path = "/v1/login/token", tag = "me", request_body = CodeExchange,
+    responses(
+        (status = 200, description = "A subject token.", body = SubjectTokenIssued),
+        (status = 401, description = "The code is wrong, expired or used up, or the address \
+            unknown (`invalid_code`, one answer for all).", body = ErrorBody),
+        (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
+        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+    ))]
 pub(crate) async fn exchange(
     State(state): State<AppState>,
     Json(body): Json<CodeExchange>,

@@ -23,7 +23,7 @@ use tessera_vault::{
     SubjectView, VaultError,
 };
 
-use crate::error::{ApiError, Json, Path, Query};
+use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::handlers::plain_id;
 use crate::tokens::Principal;
 use crate::{AppState, blocking};
@@ -93,6 +93,11 @@ fn own(error: VaultError) -> ApiError {
 }
 
 /// `GET /v1/me`: everything held about the person (audited).
+#[utoipa::path(get, path = "/v1/me", tag = "me",
+    responses(
+        (status = 200, description = "Everything held about the person.", body = SubjectView),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -112,7 +117,7 @@ pub(crate) async fn view(
 const MAX_TRAIT_CHANGES: usize = 64;
 
 /// `PATCH /v1/me/traits`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditTraits {
     /// Trait name → new value, or `null` to remove it.
@@ -120,7 +125,7 @@ pub struct EditTraits {
 }
 
 /// The answer to `PATCH /v1/me/traits`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraitsEdited {
     /// Traits set to a new value.
     pub set: Vec<String>,
@@ -130,6 +135,11 @@ pub struct TraitsEdited {
 
 /// `PATCH /v1/me/traits`: sets or removes traits the tenant lets subjects
 /// edit (audited, naming the fields, never the values).
+#[utoipa::path(patch, path = "/v1/me/traits", tag = "me", request_body = EditTraits,
+    responses(
+        (status = 200, description = "The traits changed (names only).", body = TraitsEdited),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn edit_traits(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -199,7 +209,8 @@ pub const EXPORT_TABLES: [&str; 8] = [
 ];
 
 /// `GET /v1/me/export` query.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `json` (the default) or `csv`.
@@ -210,6 +221,15 @@ pub struct ExportQuery {
 
 /// `GET /v1/me/export?format=json` or `?format=csv&table=T`: the export
 /// right, as a download (audited).
+#[utoipa::path(get, path = "/v1/me/export", tag = "me", params(ExportQuery),
+    responses(
+        (status = 200, description = "A download: everything held as JSON, or one table as CSV.",
+            content(
+                (SubjectView = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -295,6 +315,11 @@ pub(crate) async fn export(
 
 /// `POST /v1/me/deletion`: erases the person (keys destroyed now, records
 /// purged by the job); 202 with the request to follow.
+#[utoipa::path(post, path = "/v1/me/deletion", tag = "me",
+    responses(
+        (status = 202, description = "Keys destroyed; the purge follows.", body = DeletionRequest),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn request_deletion(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -313,6 +338,14 @@ pub(crate) async fn request_deletion(
 
 /// `GET /v1/me/deletions/{id}`: the status of the person's own deletion
 /// request, with its receipt once completed; 404 for any other id.
+#[utoipa::path(get, path = "/v1/me/deletions/{id}", tag = "me",
+    params(("id" = String, Path, description = "The person's deletion request id.")),
+    responses(
+        (status = 200, description = "The request, and its receipt once completed.",
+            body = DeletionRequest),
+        (status = 404, description = "The person has no deletion request with that id.",
+            body = ErrorBody),
+    ))]
 pub(crate) async fn deletion(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -340,7 +373,7 @@ pub(crate) async fn deletion(
 }
 
 /// The answer to `GET /v1/me/consents`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MyConsents {
     /// Each of the tenant's purposes, granted or not (never decided: not).
     pub consents: Vec<ConsentState>,
@@ -349,6 +382,11 @@ pub struct MyConsents {
 }
 
 /// `GET /v1/me/consents` (audited).
+#[utoipa::path(get, path = "/v1/me/consents", tag = "me",
+    responses(
+        (status = 200, description = "Consent per purpose, and the history.", body = MyConsents),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn consents(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -372,14 +410,14 @@ pub(crate) async fn consents(
 }
 
 /// `PUT /v1/me/consents/{purpose}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetConsent {
     pub granted: bool,
 }
 
 /// What was recorded by `PUT /v1/me/consents/{purpose}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentSet {
     pub purpose: String,
     pub granted: bool,
@@ -389,6 +427,12 @@ pub struct ConsentSet {
 
 /// `PUT /v1/me/consents/{purpose}`: grants or revokes a purpose; kept in
 /// the history (method `portal`, by the subject) and audited.
+#[utoipa::path(put, path = "/v1/me/consents/{purpose}", tag = "me", request_body = SetConsent,
+    params(("purpose" = String, Path, description = "One of the tenant's purposes.")),
+    responses(
+        (status = 200, description = "What was recorded.", body = ConsentSet),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn set_consent(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -418,13 +462,18 @@ pub(crate) async fn set_consent(
 }
 
 /// The answer to `GET /v1/me/apps`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MyApps {
     pub apps: Vec<LinkedApp>,
 }
 
 /// `GET /v1/me/apps`: the apps and third parties the person granted access
 /// (audited).
+#[utoipa::path(get, path = "/v1/me/apps", tag = "me",
+    responses(
+        (status = 200, description = "The apps the person linked.", body = MyApps),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn apps(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -444,6 +493,13 @@ pub(crate) async fn apps(
 
 /// `DELETE /v1/me/apps/{id}`: revokes a linked app's access; 404 if the
 /// person has no such app linked.
+#[utoipa::path(delete, path = "/v1/me/apps/{id}", tag = "me",
+    params(("id" = String, Path, description = "The app's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "The person has no such app linked.", body = ErrorBody),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn revoke_app(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -470,6 +526,12 @@ pub(crate) async fn revoke_app(
 
 /// `GET /v1/me/retention`: the period that applies, the person's choice and
 /// the tenant's bounds (audited).
+#[utoipa::path(get, path = "/v1/me/retention", tag = "me",
+    responses(
+        (status = 200, description = "The period that applies, the choice and the bounds.",
+            body = Retention),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn retention(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -486,7 +548,7 @@ pub(crate) async fn retention(
 }
 
 /// `PUT /v1/me/retention`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRetention {
     /// Days, within the tenant's bounds.
@@ -495,6 +557,11 @@ pub struct SetRetention {
 
 /// `PUT /v1/me/retention`: chooses the retention period; out of bounds is
 /// 422 `retention_out_of_bounds` naming them.
+#[utoipa::path(put, path = "/v1/me/retention", tag = "me", request_body = SetRetention,
+    responses(
+        (status = 200, description = "The new period.", body = Retention),
+        (status = 410, description = "The person was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn set_retention(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -536,6 +603,8 @@ pub(crate) async fn set_retention(
 }
 
 /// `DELETE /v1/me/session`: ends this subject token now (logout).
+#[utoipa::path(delete, path = "/v1/me/session", tag = "me",
+    responses((status = 204, description = "This subject token no longer works.")))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

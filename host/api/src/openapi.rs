@@ -5,7 +5,7 @@
 //! What every operation shares is added here, once, by [`Common`] rather
 //! than repeated on each handler: the security requirement of `/v1` routes
 //! (derived from [`ROLE_MATRIX`](crate::ROLE_MATRIX), so the document names
-//! the roles each route admits) and the error answers that the layers in
+//! the roles each route admits: API tokens, or subject tokens for `/v1/me`) and the error answers that the layers in
 //! front of every handler can give (401, 403, 429, 500, 503; 400, 413, 415
 //! and 422 where a body or parameters are read). A test checks that the
 //! document and the router list the same routes.
@@ -16,7 +16,7 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
-use crate::{admin, error, handlers, ingest, plugins, segment, tokens};
+use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject_tokens, tokens};
 
 /// The document. `ApiDoc::openapi()` builds it.
 #[derive(OpenApi)]
@@ -60,6 +60,21 @@ use crate::{admin, error, handlers, ingest, plugins, segment, tokens};
         admin::delete_trait,
         plugins::list,
         plugins::status,
+        subject_tokens::issue,
+        login::request_code,
+        login::exchange,
+        me::view,
+        me::edit_traits,
+        me::export,
+        me::request_deletion,
+        me::deletion,
+        me::consents,
+        me::set_consent,
+        me::apps,
+        me::revoke_app,
+        me::retention,
+        me::set_retention,
+        me::logout,
     ),
     components(schemas(
         error::ErrorBody,
@@ -78,6 +93,9 @@ use crate::{admin, error, handlers, ingest, plugins, segment, tokens};
         (name = "tokens", description = "The tenant's API tokens."),
         (name = "tenant", description = "The token's tenant and its trait schema."),
         (name = "plugins", description = "The tenant's plugins, their status and usage."),
+        (name = "me", description = "A person's own data, with a subject token: from the \
+                                     tenant's portal (`/v1/subject-tokens`) or a one-time code \
+                                     (`/v1/login/…`)."),
     )
 )]
 #[derive(Debug)]
@@ -95,6 +113,8 @@ struct Common;
 const BEARER: &str = "token";
 /// The name of the HTTP Basic scheme (a token as user name: Segment's write key).
 const BASIC: &str = "writeKey";
+/// The name of the subject-token scheme (bearer, `/v1/me`).
+const SUBJECT: &str = "subjectToken";
 
 impl Modify for Common {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -119,6 +139,20 @@ impl Modify for Common {
                     .description(Some(
                         "An API token as the user name and an empty password, as Segment and \
                          RudderStack clients send their write key.",
+                    ))
+                    .build(),
+            ),
+        );
+
+        components.add_security_scheme(
+            SUBJECT,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tst_<tenant hex>_<claims>_<tag>")
+                    .description(Some(
+                        "A short-lived subject token: from the tenant's portal \
+                         (`POST /v1/subject-tokens`) or a one-time code (`POST /v1/login/token`).",
                     ))
                     .build(),
             ),
@@ -156,12 +190,13 @@ impl Modify for Common {
                         "A path or query parameter is not valid (`invalid_path`, `invalid_query`).",
                     ));
                 }
-                if path.starts_with("/v1/") {
-                    let roles = ROLE_MATRIX
-                        .iter()
-                        .find(|rule| rule.path == path && rule.method == method)
-                        .map(|rule| rule.roles)
-                        .unwrap_or_default();
+                // Routes of the role matrix are behind the authorization
+                // layer; the others (health, metrics, login) take no token.
+                if let Some(rule) = ROLE_MATRIX
+                    .iter()
+                    .find(|rule| rule.path == path && rule.method == method)
+                {
+                    let roles = rule.roles;
                     describe_roles(operation, roles);
                     operation.security = Some(security(roles));
                     answers.extend([
@@ -208,9 +243,13 @@ fn operations(
     .filter_map(|((_, name), operation)| operation.map(|operation| (name, operation)))
 }
 
-/// Bearer for every role; HTTP Basic too where the ingest role is admitted
-/// (that is how Segment clients send the write key).
+/// A subject token for `/v1/me`; else an API token as bearer, and as HTTP
+/// Basic too where the ingest role is admitted (that is how Segment clients
+/// send the write key).
 fn security(roles: &[Role]) -> Vec<SecurityRequirement> {
+    if roles == [Role::Subject] {
+        return vec![SecurityRequirement::new(SUBJECT, Vec::<String>::new())];
+    }
     let mut schemes = vec![SecurityRequirement::new(BEARER, Vec::<String>::new())];
     if roles.contains(&Role::Ingest) {
         schemes.push(SecurityRequirement::new(BASIC, Vec::<String>::new()));

@@ -25,7 +25,7 @@ use tessera_privacy::{MacPurpose, TenantMac};
 use tessera_vault::{Actor, AuditEntry, IdentityKind, Vault, VaultError};
 
 use crate::auth::Role;
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, ErrorBody, Json};
 use crate::handlers::plain_id;
 use crate::tokens::{Principal, SubjectSession};
 use crate::{AppState, blocking};
@@ -58,7 +58,7 @@ struct Claims {
 }
 
 /// A subject token as issued: the only time the token string is seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubjectTokenIssued {
     /// The bearer token for `/v1/me`.
     pub token: String,
@@ -332,7 +332,7 @@ pub(crate) fn prune_expired(
 
 /// `POST /v1/subject-tokens` (portal, operator): who is asking, as the
 /// tenant's own login established.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueSubjectToken {
     /// A subject id, or
@@ -344,7 +344,7 @@ pub struct IssueSubjectToken {
 }
 
 /// An identity by kind and value, as ingest names them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityRef {
     /// `email`, `phone`, `member_id` or `external:<namespace>`.
@@ -359,6 +359,13 @@ enum Lookup {
 
 /// `POST /v1/subject-tokens`: a subject token for a person the tenant's
 /// portal has signed in.
+#[utoipa::path(post, path = "/v1/subject-tokens", tag = "me", request_body = IssueSubjectToken,
+    responses(
+        (status = 201, description = "A subject token for the person.", body = SubjectTokenIssued),
+        (status = 404, description = "The tenant has no such subject or identity.",
+            body = ErrorBody),
+        (status = 410, description = "The subject was erased.", body = ErrorBody),
+    ))]
 pub(crate) async fn issue(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

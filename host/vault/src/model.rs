@@ -269,6 +269,7 @@ pub struct LinkedApp {
 /// A person's consents: the current state of each purpose, the apps still
 /// linked, and the whole history of both, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consents {
     pub consents: Vec<ConsentState>,
     pub linked_apps: Vec<LinkedApp>,
@@ -277,6 +278,7 @@ pub struct Consents {
 
 /// A person's retention period and the tenant's bounds for their choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Retention {
     /// The period that applies, in days (the choice, else the default,
     /// within the current bounds).
