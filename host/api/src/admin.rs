@@ -25,7 +25,7 @@ use tessera_vault::{
 
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::handlers::plain_id;
-use crate::tokens::Principal;
+use crate::tokens::{Principal, now_ms};
 use crate::{AppState, blocking, zip};
 
 /// The admin and data routes, merged into the `/v1` router (behind the
@@ -42,13 +42,6 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/schema/traits/{name}",
             put(put_trait).delete(delete_trait),
         )
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn unknown_subject() -> ApiError {

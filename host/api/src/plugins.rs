@@ -112,7 +112,7 @@ impl PluginHost {
             tenant,
             installation,
             plugin: plugin.clone(),
-            installed_at_ms: crate::admin::now_ms(),
+            installed_at_ms: crate::tokens::now_ms(),
         });
         Ok(plugin)
     }
