@@ -18,6 +18,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tessera_runtime::{Runtime, RuntimeConfig};
 
+/// mimalloc instead of the system allocator: under load the store copies
+/// tree nodes on every write, and glibc's allocator was about a quarter of
+/// the server's CPU (docs/BENCHMARKS.md, section 5).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tessera",
