@@ -14,8 +14,11 @@
 //! - The examples address the server as `$TESSERA_URL` and use these
 //!   variables, which the test sets: `OPERATOR` (and `TOKEN`, the same
 //!   operator token), `WRITE_KEY` (an `ingest` token), `MARKETER`, `ANALYST`,
-//!   `PORTAL` (a token of that role) and `SUBJECT` (the id of a person the
-//!   tenant knows, member id `u-1`). The tenant is `acme`.
+//!   `PORTAL` (a token of that role), `SUBJECT` (the id of a person the
+//!   tenant knows: member id `u-1`, email `ann@example.com`, with the linked
+//!   app `fitness-sync`) and `CODES_FILE` (where the server's development
+//!   code sender writes one-time login codes). The tenant is `acme`; it also
+//!   knows member id `u-2` (email `bo@example.com`).
 //! - A variable a block assigns at the start of a line (`NAME=…`, or
 //!   `export NAME=…`, upper case) is kept for the blocks after it, as in
 //!   one terminal.
@@ -39,7 +42,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, init_keys, open_vault};
-use tessera_vault::{Actor, IdentityKind, Incoming, TenantSettings};
+use tessera_vault::{Actor, IdentityKind, Incoming, LinkedApp, TenantSettings};
 
 const TENANT: &str = "acme";
 /// docs/api.md has at least this many runnable blocks.
@@ -293,38 +296,64 @@ impl Harness {
     }
 }
 
-/// A deployment with tenant `acme`, one person (member id `u-1`) and a
-/// running server; the harness with its variables.
+/// A deployment with tenant `acme`, two people (member ids `u-1` and
+/// `u-2`) and a running server with the development code sender; the
+/// harness with its variables.
 fn deployment(dir: &Path) -> (Server, Harness) {
     init_keys(dir);
-    // The person exists before the server starts: the API has no lookup of
-    // subject ids yet, so the test finds the id in the vault.
+    // The people exist before the server starts, with what the examples
+    // read and revoke (a linked app is granted by the tenant's own systems,
+    // not over the API).
     let subject = {
         let vault = open_vault(dir);
         let actor = Actor::new("operator", "doc-examples");
         vault
             .create_tenant(TENANT, TenantSettings::default(), &actor)
             .expect("create the tenant");
-        let record = Incoming {
-            identities: vec![
-                (IdentityKind::MemberId, "u-1".into()),
-                (IdentityKind::Email, "ann@example.com".into()),
-            ],
-            ..Incoming::default()
+        let mut subjects = Vec::new();
+        for (member, email) in [("u-1", "ann@example.com"), ("u-2", "bo@example.com")] {
+            let record = Incoming {
+                identities: vec![
+                    (IdentityKind::MemberId, member.into()),
+                    (IdentityKind::Email, email.into()),
+                ],
+                ..Incoming::default()
+            };
+            subjects.push(
+                vault
+                    .ingest(TENANT, &record, &actor)
+                    .expect("ingest")
+                    .subject
+                    .expect("a subject"),
+            );
+        }
+        let app = LinkedApp {
+            app: "fitness-sync".into(),
+            name: "Fitness Sync".into(),
+            scopes: vec!["purchases:read".into()],
+            granted_at_ms: 0,
         };
         vault
-            .ingest(TENANT, &record, &actor)
-            .expect("ingest")
-            .subject
-            .expect("a subject")
+            .link_app(TENANT, &subjects[0], &app, &actor)
+            .expect("link an app");
+        subjects.swap_remove(0)
     };
-    let server = Server::start(dir, TENANT);
+    let codes = dir.join("login-codes.jsonl");
+    let server = Server::start_with(
+        dir,
+        TENANT,
+        &[
+            ("TESSERA_SUBJECT_LOGIN_SENDER", "file"),
+            ("TESSERA_SUBJECT_LOGIN_FILE", codes.to_str().expect("utf-8")),
+        ],
+    );
     let operator = server.operator.clone().expect("an operator token");
     let mut env = vec![
         ("TESSERA_URL".to_owned(), server.url.clone()),
         ("OPERATOR".to_owned(), operator.clone()),
         ("TOKEN".to_owned(), operator.clone()),
         ("SUBJECT".to_owned(), subject),
+        ("CODES_FILE".to_owned(), codes.display().to_string()),
     ];
     for (name, role) in [
         ("WRITE_KEY", "ingest"),

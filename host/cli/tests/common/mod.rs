@@ -72,7 +72,13 @@ impl Server {
     /// Starts the server on the deployment in `dir` (keys initialised) and
     /// waits until it listens.
     pub fn start(dir: &Path, tenant: &str) -> Self {
+        Self::start_with(dir, tenant, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (settings).
+    pub fn start_with(dir: &Path, tenant: &str, env: &[(&str, &str)]) -> Self {
         let mut child = tessera(dir)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
