@@ -15,9 +15,10 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tessera_vault::{Actor, Incoming, IngestOutcome, Vault, VaultError};
+use tessera_vault::{Actor, Incoming, IngestOutcome, Refusal, Vault, VaultError};
 
-use crate::error::{ApiError, Json, JsonBytes, body_error, is_item_error};
+use crate::auth::Role;
+use crate::error::{ApiError, ErrorBody, Json, JsonBytes, body_error, is_item_error};
 use crate::metrics::IngestCounts;
 use crate::segment::{self, Context, Defaults, ItemError, Kind, Message};
 use crate::tokens::{Principal, now_ms};
@@ -53,12 +54,25 @@ pub struct ItemReport {
     pub details: Option<Value>,
 }
 
+/// Why an untrusted message that would join two known people is refused.
+fn untrusted_merge() -> ItemError {
+    ItemError {
+        code: "untrusted_merge",
+        message: "the message names identities of two people the tenant knows; a write key may \
+                  not join them (anyone can send any address with it): send it with a server-side \
+                  token (operator or marketer) if they are one person"
+            .into(),
+        field: None,
+    }
+}
+
 impl IngestReport {
-    fn outcome(&mut self, outcome: &IngestOutcome) {
-        if outcome.refused.is_some() {
-            self.suppressed += 1;
-        } else {
-            self.accepted += 1;
+    /// What the vault did with the message at `index`.
+    fn outcome(&mut self, index: usize, outcome: &IngestOutcome) {
+        match outcome.refused {
+            Some(Refusal::UntrustedMerge) => return self.error(index, untrusted_merge()),
+            Some(_) => self.suppressed += 1,
+            None => self.accepted += 1,
         }
         self.events_inserted += outcome.events_inserted;
         self.duplicates += outcome.duplicates;
@@ -108,23 +122,52 @@ fn vault_item_error(error: VaultError) -> ItemError {
     }
 }
 
+/// Who sends a request's messages, and whether the vault may trust the
+/// identities they name: an `ingest` token is a write key, which may sit
+/// in a web page, so anyone can send any address with it.
+struct Sender<'a> {
+    vault: &'a Vault,
+    tenant: &'a str,
+    actor: Actor,
+    trusted: bool,
+}
+
+impl<'a> Sender<'a> {
+    fn new(vault: &'a Vault, principal: &'a Principal) -> Self {
+        Self {
+            vault,
+            tenant: &principal.tenant,
+            actor: principal.actor(),
+            trusted: principal.role != Role::Ingest,
+        }
+    }
+
+    fn ingest(&self, items: &[Incoming]) -> Result<Vec<IngestOutcome>, VaultError> {
+        let (_, outcomes) = if self.trusted {
+            self.vault.ingest_batch(self.tenant, items, &self.actor)?
+        } else {
+            self.vault
+                .ingest_batch_untrusted(self.tenant, items, &self.actor)?
+        };
+        Ok(outcomes)
+    }
+}
+
 /// Ingests `items` (with their indexes in the request), splitting on
 /// per-record refusals; any other failure is the request's.
 fn ingest_split(
-    vault: &Vault,
-    tenant: &str,
+    sender: &Sender<'_>,
     indexes: &[usize],
     items: &[Incoming],
-    actor: &Actor,
     report: &mut IngestReport,
 ) -> Result<(), VaultError> {
     if items.is_empty() {
         return Ok(());
     }
-    match vault.ingest_batch(tenant, items, actor) {
-        Ok((_, outcomes)) => {
-            for outcome in &outcomes {
-                report.outcome(outcome);
+    match sender.ingest(items) {
+        Ok(outcomes) => {
+            for (index, outcome) in indexes.iter().zip(&outcomes) {
+                report.outcome(*index, outcome);
             }
             Ok(())
         }
@@ -134,8 +177,8 @@ fn ingest_split(
                 return Ok(());
             }
             let mid = items.len() / 2;
-            ingest_split(vault, tenant, &indexes[..mid], &items[..mid], actor, report)?;
-            ingest_split(vault, tenant, &indexes[mid..], &items[mid..], actor, report)
+            ingest_split(sender, &indexes[..mid], &items[..mid], report)?;
+            ingest_split(sender, &indexes[mid..], &items[mid..], report)
         }
         Err(error) => Err(error),
     }
@@ -189,13 +232,16 @@ async fn single(
             received: 1,
             ..IngestReport::default()
         };
-        let (_, outcomes) = state.vault.ingest_batch(
-            &principal.tenant,
-            std::slice::from_ref(&incoming),
-            &principal.actor(),
-        )?;
-        for outcome in &outcomes {
-            report.outcome(outcome);
+        let outcomes =
+            Sender::new(&state.vault, &principal).ingest(std::slice::from_ref(&incoming))?;
+        if let Some(outcome) = outcomes.first() {
+            if outcome.refused == Some(Refusal::UntrustedMerge) {
+                return Err(item_error(
+                    untrusted_merge(),
+                    axum::http::StatusCode::CONFLICT,
+                ));
+            }
+            report.outcome(0, outcome);
         }
         Ok(report)
     })
@@ -219,6 +265,8 @@ macro_rules! single_endpoint {
             responses(
                 (status = 200, description = "Stored (or a duplicate, expired, or refused for \
                     an erased person: see the counts).", body = IngestReport),
+                (status = 409, description = "Sent with a write key, the message would join two \
+                    people the tenant knows (`untrusted_merge`).", body = ErrorBody),
             ))]
         pub(crate) async fn $name(
             State(state): State<AppState>,
@@ -358,11 +406,9 @@ pub(crate) async fn batch(
             }
         }
         ingest_split(
-            &state.vault,
-            &principal.tenant,
+            &Sender::new(&state.vault, &principal),
             &indexes,
             &items,
-            &principal.actor(),
             &mut report,
         )?;
         report.errors.sort_by_key(|e| e.index);

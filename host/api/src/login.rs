@@ -473,8 +473,10 @@ fn send_code(
         vault.store().flush().map_err(|e| e.to_string())?;
         code
     };
+    // Only an address a trusted source gave: anyone can attach any address
+    // to anyone through a public write key.
     let found = vault
-        .find_subject(
+        .find_trusted_subject(
             &address.tenant,
             &address.channel.kind(),
             &address.raw,
@@ -563,7 +565,7 @@ pub(crate) async fn exchange(
         // The person may have been erased since the code was sent; nobody
         // else can hold a code for an address the tenant does not know.
         let subject = vault
-            .find_subject(
+            .find_trusted_subject(
                 &address.tenant,
                 &channel.kind(),
                 &address.raw,

@@ -410,9 +410,10 @@ pub(crate) async fn issue(
         let actor = principal.actor();
         let subject = match lookup {
             Lookup::Subject(subject) => subject,
+            // Only an identity a trusted source gave (see `Vault::find_trusted_subject`).
             Lookup::Identity(kind, value) => state
                 .vault
-                .find_subject(&principal.tenant, &kind, &value, &actor)?
+                .find_trusted_subject(&principal.tenant, &kind, &value, &actor)?
                 .ok_or_else(|| {
                     ApiError::not_found(
                         "unknown_subject",

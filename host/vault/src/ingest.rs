@@ -24,6 +24,10 @@
 //!    device id is a new person on a shared device, not the device's owner.
 //! 4. Identities not yet linked are linked to the chosen subject; identities
 //!    linked elsewhere through a non-merging kind stay where they are.
+//!    Records from an untrusted source ([`Vault::ingest_batch_untrusted`])
+//!    mark the identities they link as untrusted (never a way to sign in),
+//!    and are refused rather than merge two people who each hold a trusted
+//!    merging identity.
 //! 5. Traits overwrite the subject's values; events are stored unless their
 //!    source id was stored before (idempotent re-import), and the subject's
 //!    aggregates are updated in the same store transaction as the events.
@@ -222,6 +226,15 @@ struct Resolved {
 }
 
 /// A record that passed validation.
+/// Whether a batch's source vouches for the identities it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// The tenant's own systems.
+    Trusted,
+    /// A source anyone can write to (a public write key).
+    Untrusted,
+}
+
 struct Prepared<'a> {
     item: &'a Incoming,
     identities: Vec<Resolved>,
@@ -243,11 +256,46 @@ impl Vault {
     /// the batch, naming the record and the problem, and nothing is written),
     /// resolves each to a subject and stores it. Returns once everything is
     /// durable, so the caller may acknowledge the batch.
+    ///
+    /// The records come from a trusted source (the tenant's own systems):
+    /// the identities they name are the person's. For records from a source
+    /// anyone can write to, use [`Vault::ingest_batch_untrusted`].
     pub fn ingest_batch(
         &self,
         tenant: &str,
         items: &[Incoming],
         actor: &Actor,
+    ) -> Result<(BatchOutcome, Vec<IngestOutcome>), VaultError> {
+        self.ingest_from(tenant, items, actor, Trust::Trusted)
+    }
+
+    /// [`Vault::ingest_batch`] for records from an untrusted source: one
+    /// whose credentials anyone may hold, such as a Segment write key in a
+    /// web page or an app. Anyone can claim any identity there, so:
+    ///
+    /// - identities such a record links to a person are marked untrusted:
+    ///   they still resolve records, but are never a way to sign in as the
+    ///   person ([`Vault::find_trusted_subject`]) until a trusted source
+    ///   asserts them too;
+    /// - such a record may not merge two people who each hold a trusted
+    ///   merging identity: it is refused ([`Refusal::UntrustedMerge`]) and
+    ///   nothing of it is stored. It may still join subjects known only
+    ///   through untrusted identities (a visitor who signs up) to a person.
+    pub fn ingest_batch_untrusted(
+        &self,
+        tenant: &str,
+        items: &[Incoming],
+        actor: &Actor,
+    ) -> Result<(BatchOutcome, Vec<IngestOutcome>), VaultError> {
+        self.ingest_from(tenant, items, actor, Trust::Untrusted)
+    }
+
+    fn ingest_from(
+        &self,
+        tenant: &str,
+        items: &[Incoming],
+        actor: &Actor,
+        trust: Trust,
     ) -> Result<(BatchOutcome, Vec<IngestOutcome>), VaultError> {
         let tenant = self.tenant(tenant)?;
         if items.len() > MAX_BATCH {
@@ -286,7 +334,16 @@ impl Vault {
             let mut failed = None;
             for item in chunk {
                 let index = outcomes.len();
-                match self.write_one(&tenant, item, index, actor, &mut seen_sources, &mut pending) {
+                let written = self.write_one(
+                    &tenant,
+                    item,
+                    index,
+                    actor,
+                    trust,
+                    &mut seen_sources,
+                    &mut pending,
+                );
+                match written {
                     Ok(outcome) => outcomes.push(outcome),
                     Err(error) => {
                         failed = Some(error);
@@ -409,6 +466,41 @@ impl Vault {
         Ok(Prepared { item, identities })
     }
 
+    /// Whether the person whose root is `root` holds a merging identity
+    /// that a trusted source asserted, on the root or any subject merged
+    /// into it (the chunk's queued profile of the root, if any, is the
+    /// newest).
+    fn holds_trusted_identity(
+        &self,
+        tenant: &Tenant,
+        root: &str,
+        pending: &Pending<'_>,
+    ) -> Result<bool, VaultError> {
+        let trusted = |profile: &Profile| {
+            profile.identities.iter().any(|pair| {
+                !profile.untrusted.contains(pair)
+                    && IdentityKind::parse(&pair.0)
+                        .is_ok_and(|kind| tenant.settings.merges_on(&kind))
+            })
+        };
+        let stored = match pending.subjects.get(root) {
+            Some(queued) => {
+                if trusted(&queued.loaded.profile) {
+                    return Ok(true);
+                }
+                if queued.create.is_some() {
+                    return Ok(false);
+                }
+                self.load(tenant, root)?
+            }
+            None => self.load(tenant, root)?,
+        };
+        Ok(self
+            .load_group(tenant, stored)?
+            .iter()
+            .any(|member| trusted(&member.profile)))
+    }
+
     pub(crate) fn check_purpose(&self, tenant: &Tenant, purpose: &str) -> Result<(), VaultError> {
         if tenant.settings.purposes.iter().any(|p| p == purpose) {
             return Ok(());
@@ -420,12 +512,14 @@ impl Vault {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_one<'a>(
         &self,
         tenant: &Tenant,
         prepared: &Prepared<'a>,
         index: usize,
         actor: &Actor,
+        trust: Trust,
         seen_sources: &mut HashSet<[u8; 32]>,
         pending: &mut Pending<'a>,
     ) -> Result<IngestOutcome, VaultError> {
@@ -527,6 +621,18 @@ impl Vault {
         // Choose the subject.
         candidates.sort();
         weak.sort();
+        if trust == Trust::Untrusted && candidates.len() > 1 {
+            let mut trusted_people = 0;
+            for (_, id) in &candidates {
+                if self.holds_trusted_identity(tenant, id, pending)? {
+                    trusted_people += 1;
+                }
+            }
+            if trusted_people > 1 {
+                outcome.refused = Some(Refusal::UntrustedMerge);
+                return Ok(outcome);
+            }
+        }
         let mut target = if candidates.len() > 1 {
             // A merge: the chunk so far goes to the store first, so that the
             // merge starts from stored profiles.
@@ -586,14 +692,18 @@ impl Vault {
         // made in the same transaction, so that no crash leaves a linked
         // identity missing from the person's access view.
         for (identity, linked) in prepared.identities.iter().zip(&links) {
+            let pair = (identity.label.clone(), identity.normalized.clone());
             if linked.is_some() {
+                // A trusted source confirms an identity it names.
+                if trust == Trust::Trusted {
+                    target.loaded.profile.untrusted.remove(&pair);
+                }
                 continue;
             }
-            target
-                .loaded
-                .profile
-                .identities
-                .insert((identity.label.clone(), identity.normalized.clone()));
+            if trust == Trust::Untrusted {
+                target.loaded.profile.untrusted.insert(pair.clone());
+            }
+            target.loaded.profile.identities.insert(pair);
             target.links.push(identity.hash);
             pending
                 .linked

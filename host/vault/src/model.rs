@@ -93,6 +93,10 @@ pub enum Refusal {
     /// One of its identities belongs to an erased subject and the item
     /// carried no new explicit consent.
     Suppressed,
+    /// An untrusted source (a public write key) named identities of two or
+    /// more people the tenant knows through trusted identities: it may not
+    /// join them ([`Vault::ingest_batch_untrusted`](crate::Vault::ingest_batch_untrusted)).
+    UntrustedMerge,
 }
 
 /// What ingesting one item did.

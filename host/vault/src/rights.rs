@@ -70,16 +70,50 @@ impl Vault {
         raw: &str,
         actor: &Actor,
     ) -> Result<Option<String>, VaultError> {
+        self.lookup(tenant, kind, raw, actor, false)
+    }
+
+    /// [`Vault::find_subject`] for signing a person in: the identity must
+    /// also be trusted — asserted by a trusted source, not only by records
+    /// from an untrusted one ([`Vault::ingest_batch_untrusted`]), where
+    /// anyone can attach any address to anyone. Else `None`, as for an
+    /// unknown identity. Audited the same way.
+    pub fn find_trusted_subject(
+        &self,
+        tenant: &str,
+        kind: &IdentityKind,
+        raw: &str,
+        actor: &Actor,
+    ) -> Result<Option<String>, VaultError> {
+        self.lookup(tenant, kind, raw, actor, true)
+    }
+
+    fn lookup(
+        &self,
+        tenant: &str,
+        kind: &IdentityKind,
+        raw: &str,
+        actor: &Actor,
+        trusted_only: bool,
+    ) -> Result<Option<String>, VaultError> {
         let tenant = self.tenant(tenant)?;
         let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
             .map_err(|source| VaultError::InvalidIdentity {
                 kind: kind.label(),
                 source,
             })?;
-        let hash = tenant.hasher.hash(&kind.label(), &normalized);
+        let pair = (kind.label(), normalized);
+        let hash = tenant.hasher.hash(&pair.0, &pair.1);
         let found = match self.store.find_identity(&tenant.id, hash)? {
             Some(subject) => match self.load_root(&tenant, &subject) {
-                Ok(root) => Some(root.id),
+                Ok(root) if !trusted_only => Some(root.id),
+                Ok(root) => {
+                    let id = root.id.clone();
+                    let group = self.load_group(&tenant, root)?;
+                    let held = group.iter().any(|m| m.profile.identities.contains(&pair));
+                    let untrusted = group.iter().any(|m| m.profile.untrusted.contains(&pair));
+                    (held && !untrusted).then_some(id)
+                }
                 Err(VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. }) => None,
                 Err(error) => return Err(error),
             },

@@ -175,6 +175,12 @@ pub(crate) struct Profile {
     pub traits: std::collections::BTreeMap<String, Value>,
     /// (kind label, normalised value) of the identities first seen on this subject.
     pub identities: BTreeSet<(String, String)>,
+    /// Those of `identities` that only untrusted sources (anyone holding a
+    /// public write key) asserted: kept for resolution, never proof that
+    /// the person controls them, so never a way to sign in as the person.
+    /// A trusted source asserting one again removes it from here.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub untrusted: BTreeSet<(String, String)>,
     pub aggregates: std::collections::BTreeMap<String, Aggregate>,
     pub retention_days: Option<u32>,
     pub merged_into: Option<String>,

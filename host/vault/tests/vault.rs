@@ -1060,3 +1060,173 @@ fn consents_apps_and_retention_read_on_their_own_and_unlink_only_what_is_linked(
         Err(VaultError::SubjectErased { .. })
     ));
 }
+
+#[test]
+fn identities_from_an_untrusted_source_resolve_but_never_sign_anyone_in() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let operator = operator();
+    let (email_kind, _) = email("");
+    let (phone_kind, _) = phone("+86 139 0000 0000");
+    let victim = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("victim@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("trusted")
+        .subject
+        .expect("victim");
+    // Through a public write key, someone claims the victim's address
+    // together with their own phone: the phone is attached (it resolves
+    // later records), but only as an untrusted identity.
+    fixture.advance(1);
+    let outcome = vault
+        .ingest_batch_untrusted(
+            TENANT,
+            &[record(
+                vec![email("victim@example.com"), phone("+86 139 1111 2222")],
+                vec![event("web-9", "page_view", NOW, Channel::Online, 0.0)],
+            )],
+            &ingest_actor(),
+        )
+        .expect("untrusted")
+        .1
+        .remove(0);
+    assert_eq!(outcome.subject.as_deref(), Some(victim.as_str()));
+    assert_eq!(outcome.refused, None);
+    let find = |kind, value: &str, trusted: bool| {
+        if trusted {
+            vault.find_trusted_subject(TENANT, kind, value, &operator)
+        } else {
+            vault.find_subject(TENANT, kind, value, &operator)
+        }
+        .expect("lookup")
+    };
+    assert_eq!(
+        find(&phone_kind, "+86 139 1111 2222", false),
+        Some(victim.clone())
+    );
+    assert_eq!(find(&phone_kind, "+86 139 1111 2222", true), None);
+    assert_eq!(
+        find(&email_kind, "victim@example.com", true),
+        Some(victim.clone())
+    );
+
+    // A trusted source asserting the phone makes it a sign-in identity.
+    fixture.advance(1);
+    vault
+        .ingest(
+            TENANT,
+            &record(
+                vec![email("victim@example.com"), phone("+86 139 1111 2222")],
+                vec![],
+            ),
+            &ingest_actor(),
+        )
+        .expect("trusted again");
+    assert_eq!(find(&phone_kind, "+86 139 1111 2222", true), Some(victim));
+}
+
+#[test]
+fn an_untrusted_source_cannot_join_two_known_people_but_can_join_a_visitor_to_one() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let operator = operator();
+    let (email_kind, _) = email("");
+    let mut people = Vec::new();
+    for address in ["ann@example.com", "bo@example.com"] {
+        fixture.advance(1);
+        people.push(
+            vault
+                .ingest(
+                    TENANT,
+                    &record(vec![email(address)], vec![]),
+                    &ingest_actor(),
+                )
+                .expect("trusted")
+                .subject
+                .expect("subject"),
+        );
+    }
+    let before: Vec<_> = people
+        .iter()
+        .map(|p| {
+            vault
+                .access(TENANT, p, &operator)
+                .expect("view")
+                .events
+                .len()
+        })
+        .collect();
+
+    // One message naming both: refused, and nothing of it is stored.
+    fixture.advance(1);
+    let (total, outcomes) = vault
+        .ingest_batch_untrusted(
+            TENANT,
+            &[record(
+                vec![email("ann@example.com"), email("bo@example.com")],
+                vec![event("join-1", "purchase", NOW, Channel::Online, 9.0)],
+            )],
+            &ingest_actor(),
+        )
+        .expect("untrusted");
+    assert_eq!(outcomes[0].refused, Some(Refusal::UntrustedMerge));
+    assert_eq!((total.merges, total.events_inserted), (0, 0));
+    for (person, events) in people.iter().zip(before) {
+        let view = vault.access(TENANT, person, &operator).expect("view");
+        assert!(view.merged_subjects.is_empty(), "{view:?}");
+        assert_eq!(view.events.len(), events);
+    }
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &email_kind, "bo@example.com", &operator)
+            .expect("lookup"),
+        Some(people[1].clone())
+    );
+
+    // A visitor known only through what the write key said (a newsletter
+    // sign-up) joins a known person when the page later names both.
+    fixture.advance(1);
+    let visitor = vault
+        .ingest_batch_untrusted(
+            TENANT,
+            &[record(vec![email("ann.news@example.com")], vec![])],
+            &ingest_actor(),
+        )
+        .expect("visitor")
+        .1
+        .remove(0)
+        .subject
+        .expect("visitor subject");
+    assert_ne!(visitor, people[0]);
+    fixture.advance(1);
+    let joined = vault
+        .ingest_batch_untrusted(
+            TENANT,
+            &[record(
+                vec![email("ann@example.com"), email("ann.news@example.com")],
+                vec![],
+            )],
+            &ingest_actor(),
+        )
+        .expect("join")
+        .1
+        .remove(0);
+    assert_eq!(joined.refused, None);
+    assert_eq!(joined.merged, vec![visitor.clone()]);
+    // The visitor's address still signs nobody in.
+    assert_eq!(
+        vault
+            .find_trusted_subject(TENANT, &email_kind, "ann.news@example.com", &operator)
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(
+        vault
+            .find_subject(TENANT, &email_kind, "ann.news@example.com", &operator)
+            .expect("lookup"),
+        Some(people[0].clone())
+    );
+}
