@@ -7,7 +7,6 @@
 //! one back.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use axum::Extension;
 use axum::Router;
@@ -559,11 +558,6 @@ async fn schema(
     }))
 }
 
-/// Serialises schema changes: each reads the settings, checks the held
-/// data and writes the settings back, and two must not interleave. One
-/// server process holds a data directory, so a process lock suffices.
-static SCHEMA_WRITES: Mutex<()> = Mutex::new(());
-
 /// How protected a class is: higher is stricter.
 fn strictness(class: TraitClass) -> u8 {
     match class {
@@ -591,24 +585,6 @@ fn check_name(name: &str) -> Result<(), ApiError> {
             "a trait name is 1 to 64 characters of a-z, 0-9 and _",
         )
         .with_field("name", "1 to 64 characters of a-z, 0-9 and _"))
-    }
-}
-
-/// How many people hold a value of `name`. Reads every person of the
-/// tenant (not audited: it learns one count, no one's data leaves).
-fn holders(state: &AppState, tenant: &str, name: &str) -> Result<u64, ApiError> {
-    let mut count = 0;
-    let mut after: Option<String> = None;
-    loop {
-        let (people, next) = state.vault.people(tenant, after.as_deref(), 512)?;
-        count += people
-            .iter()
-            .filter(|p| p.traits.contains_key(name))
-            .count() as u64;
-        match next {
-            Some(next) => after = Some(next),
-            None => return Ok(count),
-        }
     }
 }
 
@@ -653,40 +629,50 @@ async fn put_trait(
         kind: body.kind,
     };
     blocking(move || {
-        let _serial = SCHEMA_WRITES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tenant = &principal.tenant;
-        let mut settings = state.vault.settings(tenant)?;
-        let previous = settings.schema.get(&name).copied();
-        let change = match previous {
-            None => SchemaChange::Added,
-            Some(old) if old == spec => SchemaChange::Unchanged,
-            Some(old) => {
-                let looser = strictness(spec.class) < strictness(old.class);
-                let retyped = spec.kind != old.kind && spec.kind != TraitType::Any;
-                if looser || retyped {
-                    let held_by = holders(&state, tenant, &name)?;
-                    if held_by > 0 && looser {
-                        return Err(in_use(
-                            &name,
-                            held_by,
-                            "its class can only become stricter while people hold a value \
-                             (remove the values first to loosen it)",
-                        ));
+        let actor = principal.actor();
+        // Checked and written under the tenant's write lock: no value of
+        // the trait can be stored between the check and the change.
+        let (change, previous) =
+            state
+                .vault
+                .change_settings(tenant, &actor, |settings, holders| {
+                    let previous = settings.schema.get(&name).copied();
+                    let change = match previous {
+                        None => SchemaChange::Added,
+                        Some(old) if old == spec => SchemaChange::Unchanged,
+                        Some(old) => {
+                            let looser = strictness(spec.class) < strictness(old.class);
+                            let retyped = spec.kind != old.kind && spec.kind != TraitType::Any;
+                            if looser || retyped {
+                                let held_by = holders(&name)?;
+                                if held_by > 0 && looser {
+                                    return Err(in_use(
+                                        &name,
+                                        held_by,
+                                        "its class can only become stricter while people hold a \
+                                     value (remove the values first to loosen it)",
+                                    ));
+                                }
+                                if held_by > 0 {
+                                    return Err(in_use(
+                                        &name,
+                                        held_by,
+                                        "its type can only become `any` while people hold a value \
+                                     (remove the values first to retype it)",
+                                    ));
+                                }
+                            }
+                            SchemaChange::Changed
+                        }
+                    };
+                    if change == SchemaChange::Unchanged {
+                        return Ok::<_, ApiError>((None, (change, previous)));
                     }
-                    if held_by > 0 {
-                        return Err(in_use(
-                            &name,
-                            held_by,
-                            "its type can only become `any` while people hold a value \
-                             (remove the values first to retype it)",
-                        ));
-                    }
-                }
-                SchemaChange::Changed
-            }
-        };
+                    let mut settings = settings.clone();
+                    settings.schema.insert(name.clone(), spec);
+                    Ok((Some(settings), (change, previous)))
+                })?;
         let answer = TraitChange {
             change,
             now: Some(schema_trait(&name, spec)),
@@ -695,9 +681,6 @@ async fn put_trait(
         if change == SchemaChange::Unchanged {
             return Ok((StatusCode::OK, Json(answer)));
         }
-        settings.schema.insert(name.clone(), spec);
-        let actor = principal.actor();
-        state.vault.update_settings(tenant, settings, &actor)?;
         let detail = match previous {
             None => format!("added: {}", describe(spec)),
             Some(old) => format!("changed: {} -> {}", describe(old), describe(spec)),
@@ -744,25 +727,27 @@ async fn delete_trait(
         return Err(unknown());
     }
     blocking(move || {
-        let _serial = SCHEMA_WRITES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tenant = &principal.tenant;
-        let mut settings = state.vault.settings(tenant)?;
-        let Some(previous) = settings.schema.remove(&name) else {
-            return Err(unknown());
-        };
-        let held_by = holders(&state, tenant, &name)?;
-        if held_by > 0 {
-            return Err(in_use(
-                &name,
-                held_by,
-                "a trait stays in the schema while people hold a value, so that the schema \
-                 describes all the data kept (remove the values first)",
-            ));
-        }
         let actor = principal.actor();
-        state.vault.update_settings(tenant, settings, &actor)?;
+        // Checked and written under the tenant's write lock (see put_trait).
+        let previous = state
+            .vault
+            .change_settings(tenant, &actor, |settings, holders| {
+                let mut settings = settings.clone();
+                let Some(previous) = settings.schema.remove(&name) else {
+                    return Err(unknown());
+                };
+                let held_by = holders(&name)?;
+                if held_by > 0 {
+                    return Err(in_use(
+                        &name,
+                        held_by,
+                        "a trait stays in the schema while people hold a value, so that the schema \
+                     describes all the data kept (remove the values first)",
+                    ));
+                }
+                Ok((Some(settings), previous))
+            })?;
         state.vault.record_admin_action(
             tenant,
             AuditEntry::new(&actor, "schema.trait")

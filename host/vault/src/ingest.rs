@@ -330,6 +330,21 @@ impl Vault {
             // waits for at most one chunk, not a whole batch. A chunk's
             // events and profile updates go to the store in one transaction.
             let _guard = lock(&tenant.lock);
+            // The schema may have changed since the records were checked
+            // (`Vault::change_settings` holds this lock while it checks the
+            // data and writes): check the chunk's traits again against the
+            // settings of now, before anything of it is written.
+            let current = self.tenant(&tenant.id)?;
+            if !Arc::ptr_eq(&current, &tenant) {
+                for prepared in chunk {
+                    for (name, value) in &prepared.item.traits {
+                        if let Err(error) = check_trait(&current, name, Some(value)) {
+                            self.flush()?;
+                            return Err(error);
+                        }
+                    }
+                }
+            }
             let mut pending = Pending::default();
             let mut failed = None;
             for item in chunk {

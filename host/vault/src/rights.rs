@@ -415,6 +415,10 @@ impl Vault {
         changes: &BTreeMap<String, Option<Value>>,
         actor: &Actor,
     ) -> Result<(), VaultError> {
+        let lock_of = self.tenant(tenant)?.lock.clone();
+        let _guard = lock(&lock_of);
+        // The settings as of now, under the lock: a schema change cannot
+        // slip between this check and the write.
         let tenant = self.tenant(tenant)?;
         for (name, value) in changes {
             // Removing is allowed for any name, so a trait dropped from the
@@ -423,7 +427,6 @@ impl Vault {
                 check_trait(&tenant, name, value.as_ref())?;
             }
         }
-        let _guard = lock(&tenant.lock);
         let root = self.load_root(&tenant, subject)?;
         let mut group = self.load_group(&tenant, root)?;
         let now = self.now();

@@ -385,6 +385,60 @@ impl Vault {
             .map_err(|reason| VaultError::InvalidSettings { reason })?;
         let tenant = self.tenant(id)?;
         let _guard = lock(&tenant.lock);
+        self.write_settings(&tenant, settings, actor)
+    }
+
+    /// Changes a tenant's settings with `change`, all under the tenant's
+    /// write lock, so that no record is ingested or rectified between what
+    /// `change` checks and what it writes. `change` sees the settings of
+    /// now and a count of the people holding a value of a trait (it reads
+    /// every person of the tenant), and returns the new settings (`None`:
+    /// nothing to write) with its own answer.
+    pub fn change_settings<R, E: From<VaultError>>(
+        &self,
+        id: &str,
+        actor: &Actor,
+        change: impl FnOnce(
+            &TenantSettings,
+            &mut dyn FnMut(&str) -> Result<u64, VaultError>,
+        ) -> Result<(Option<TenantSettings>, R), E>,
+    ) -> Result<R, E> {
+        let lock_of = self.tenant(id)?.lock.clone();
+        let _guard = lock(&lock_of);
+        let tenant = self.tenant(id)?;
+        let mut holders = |name: &str| -> Result<u64, VaultError> {
+            let mut count = 0;
+            let mut after: Option<String> = None;
+            loop {
+                let (people, next) = self.people(id, after.as_deref(), 512)?;
+                count += people
+                    .iter()
+                    .filter(|p| p.traits.contains_key(name))
+                    .count() as u64;
+                match next {
+                    Some(next) => after = Some(next),
+                    None => return Ok(count),
+                }
+            }
+        };
+        let (settings, answer) = change(&tenant.settings, &mut holders)?;
+        if let Some(settings) = settings {
+            settings
+                .check()
+                .map_err(|reason| VaultError::InvalidSettings { reason })?;
+            self.write_settings(&tenant, settings, actor)?;
+        }
+        Ok(answer)
+    }
+
+    /// Writes `settings` (checked) for `tenant`; the caller holds its lock.
+    fn write_settings(
+        &self,
+        tenant: &Tenant,
+        settings: TenantSettings,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let id = tenant.id.as_str();
         if settings.identity_rules != tenant.settings.identity_rules
             && (!self.store.subjects(id, None, 1)?.is_empty() || self.store.suppressions(id)? > 0)
         {
@@ -405,7 +459,7 @@ impl Vault {
         // key pool, so writers holding the old entry stay serialised with
         // writers of the new one.
         self.load_tenant(id, true)?;
-        self.audit(&tenant, AuditEntry::new(actor, "tenant.settings"))?;
+        self.audit(tenant, AuditEntry::new(actor, "tenant.settings"))?;
         Ok(())
     }
 

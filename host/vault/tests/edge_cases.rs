@@ -420,3 +420,65 @@ fn oversized_batches_and_records_are_refused_by_name() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_rechecks() {
+    use std::sync::Arc;
+    use tessera_vault::{TraitSpec, TraitType};
+    let fixture = Fixture::new();
+    let vault = Arc::new(fixture.create());
+    let operator = operator();
+    let mut settings = vault.settings(TENANT).expect("settings");
+    settings.schema.insert(
+        "shoe_size".into(),
+        TraitSpec {
+            class: TraitClass::Pii,
+            kind: TraitType::String,
+        },
+    );
+    vault
+        .update_settings(TENANT, settings, &operator)
+        .expect("add the trait");
+    let item = Incoming {
+        traits: BTreeMap::from([("shoe_size".to_owned(), json!("42 EU"))]),
+        ..record(vec![email("racer@example.com")], vec![])
+    };
+    // The string is valid now, so the record passes the batch's checks.
+    let (sent, started) = std::sync::mpsc::channel();
+    let retyped = vault
+        .change_settings(TENANT, &operator, |current, holders| {
+            // While the change holds the tenant's lock, a writer starts.
+            let writer = {
+                let vault = vault.clone();
+                let item = item.clone();
+                std::thread::spawn(move || {
+                    sent.send(()).unwrap();
+                    vault.ingest(TENANT, &item, &ingest_actor())
+                })
+            };
+            started.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(!writer.is_finished(), "ingestion must wait for the change");
+            assert_eq!(holders("shoe_size")?, 0);
+            let mut next = current.clone();
+            next.schema.insert(
+                "shoe_size".into(),
+                TraitSpec {
+                    class: TraitClass::Standard,
+                    kind: TraitType::Number,
+                },
+            );
+            Ok::<_, VaultError>((Some(next), writer))
+        })
+        .expect("change");
+    // The writer checks again against the schema of now: a string is no
+    // longer a shoe size, and nothing of the record is stored.
+    let error = retyped.join().unwrap().expect_err("refused");
+    assert!(matches!(error, VaultError::InvalidTrait { .. }), "{error}");
+    assert!(
+        vault
+            .find_subject(TENANT, &email("").0, "racer@example.com", &operator)
+            .expect("lookup")
+            .is_none()
+    );
+}
