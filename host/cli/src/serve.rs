@@ -160,6 +160,14 @@ impl ServeConfig {
                 &mut self.subject_login.requests_per_second,
             ),
             ("TESSERA_SUBJECT_LOGIN_BURST", &mut self.subject_login.burst),
+            (
+                "TESSERA_SUBJECT_TOKEN_RPS",
+                &mut self.subject_tokens.requests_per_second,
+            ),
+            (
+                "TESSERA_SUBJECT_TOKEN_BURST",
+                &mut self.subject_tokens.burst,
+            ),
         ] {
             if let Some(v) = var(name) {
                 *slot = number(name, &v)?;

@@ -71,26 +71,49 @@ impl Vault {
         actor: &Actor,
     ) -> Result<Option<String>, VaultError> {
         let tenant = self.tenant(tenant)?;
-        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
-            .map_err(|source| VaultError::InvalidIdentity {
-                kind: kind.label(),
-                source,
-            })?;
-        let hash = tenant.hasher.hash(&kind.label(), &normalized);
-        let found = match self.store.find_identity(&tenant.id, hash)? {
-            Some(subject) => match self.load_root(&tenant, &subject) {
-                Ok(root) => Some(root.id),
-                Err(VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. }) => None,
-                Err(error) => return Err(error),
-            },
-            None => None,
-        };
+        let found = self.identify(&tenant, kind, raw)?;
         let mut entry = AuditEntry::new(actor, "subject.lookup").detail(kind.label());
         if let Some(subject) = &found {
             entry = entry.subject(subject);
         }
         self.audit(&tenant, entry)?;
         Ok(found)
+    }
+
+    /// As [`Vault::find_subject`], but not audited: for a service that
+    /// audits what it does with the answer itself, where anyone may cause
+    /// lookups (login with a one-time code audits the codes it sends, not
+    /// every address asked for).
+    pub fn find_subject_unaudited(
+        &self,
+        tenant: &str,
+        kind: &IdentityKind,
+        raw: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.identify(&tenant, kind, raw)
+    }
+
+    fn identify(
+        &self,
+        tenant: &Tenant,
+        kind: &IdentityKind,
+        raw: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
+            .map_err(|source| VaultError::InvalidIdentity {
+                kind: kind.label(),
+                source,
+            })?;
+        let hash = tenant.hasher.hash(&kind.label(), &normalized);
+        Ok(match self.store.find_identity(&tenant.id, hash)? {
+            Some(subject) => match self.load_root(tenant, &subject) {
+                Ok(root) => Some(root.id),
+                Err(VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. }) => None,
+                Err(error) => return Err(error),
+            },
+            None => None,
+        })
     }
 
     /// The subject that stands for the person `subject` belongs to now (the
