@@ -57,9 +57,11 @@ pub struct SubjectLoginConfig {
     pub sender: CodeSenderKind,
     /// The file of the `file` sender.
     pub file: Option<std::path::PathBuf>,
-    /// Sustained login requests (codes and exchanges) per second per tenant.
+    /// Sustained login requests (codes and exchanges) per second per tenant
+    /// name asked for, whether a tenant has it or not.
     pub requests_per_second: u32,
-    /// How many login requests a tenant may take at once after being idle.
+    /// How many login requests a tenant name may take at once after being
+    /// idle.
     pub burst: u32,
 }
 
@@ -105,7 +107,8 @@ impl Default for Limits {
     }
 }
 
-/// A token bucket per tenant over all of its `/v1` requests.
+/// A token bucket per tenant over its API tokens' `/v1` requests (subject
+/// tokens have a limit per person, [`SubjectTokenConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimit {

@@ -142,7 +142,7 @@ impl CodeSender for LogSender {
 }
 
 /// The code login service: the sender (none: code login is off), the
-/// per-tenant limit of the public routes, and the lock that serialises
+/// limit per tenant name of the public routes, and the lock that serialises
 /// updates of code records in this process.
 #[derive(Clone)]
 pub struct CodeLogin {
@@ -461,7 +461,8 @@ fn login_actor() -> Actor {
         (status = 202, description = "The same answer whether or not the address is known.",
             body = CodeRequested),
         (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
-        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+        (status = 429, description = "The login limit of the tenant name asked for is \
+            reached (known or not).", body = ErrorBody),
     ))]
 pub(crate) async fn request_code(
     State(state): State<AppState>,
@@ -573,7 +574,8 @@ fn invalid_code() -> ApiError {
         (status = 401, description = "The code is wrong, expired or used up, or the address \
             unknown (`invalid_code`, one answer for all).", body = ErrorBody),
         (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
-        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+        (status = 429, description = "The login limit of the tenant name asked for is \
+            reached (known or not).", body = ErrorBody),
     ))]
 pub(crate) async fn exchange(
     State(state): State<AppState>,
