@@ -12,9 +12,9 @@
 //! (the work runs in the background), a record is kept for every address
 //! asked for, and a failed exchange is always 401 `invalid_code`. Only
 //! codes sent and codes used up are audited, so anonymous callers cannot
-//! grow a tenant's audit trail. Codes and addresses are stored only as keyed hashes
-//! ([`MacPurpose::LoginCode`]); codes reach people through a pluggable
-//! [`CodeSender`].
+//! grow a tenant's audit trail. Codes and addresses are stored only as
+//! keyed hashes ([`MacPurpose::LoginCode`]); codes reach people through a
+//! pluggable [`CodeSender`].
 
 use std::fmt;
 use std::io::Write as _;
@@ -356,10 +356,7 @@ fn check_syntax(channel: CodeChannel, raw: &str) -> Result<(), ApiError> {
     {
         return Ok(());
     }
-    let field = match channel {
-        CodeChannel::Email => "email",
-        CodeChannel::Phone => "phone",
-    };
+    let field = channel.label();
     Err(
         ApiError::unprocessable("invalid_identity", format!("invalid {field}: {error}"))
             .with_field(field, error.to_string()),
