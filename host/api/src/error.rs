@@ -409,17 +409,35 @@ where
     }
 }
 
+/// What serde_json found wrong, by kind and position only: its own
+/// messages quote the values they stumble on (`invalid type: string
+/// "ann@example.com"`), and ingest bodies hold personal data.
+pub(crate) fn json_error_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "could not be read",
+        Category::Syntax => "is not valid JSON",
+        Category::Eof => "ends too early",
+        Category::Data => "has a value of the wrong type, or a missing or unknown field,",
+    };
+    format!(
+        "the JSON {what} at line {} column {} (values are not repeated)",
+        error.line(),
+        error.column()
+    )
+}
+
 /// A serde_json error as the answer to a body: 400 for broken JSON, 422 for
-/// JSON of the wrong shape.
+/// JSON of the wrong shape; neither repeats the body's values.
 pub(crate) fn body_error(error: &serde_json::Error) -> ApiError {
     if error.is_syntax() || error.is_eof() {
         ApiError::bad_request("invalid_json", "the request body is not valid JSON")
-            .with_field("body", error.to_string())
+            .with_field("body", json_error_reason(error))
     } else {
         ApiError::unprocessable(
             "invalid_body",
             "the request body does not have the expected shape",
         )
-        .with_field("body", error.to_string())
+        .with_field("body", json_error_reason(error))
     }
 }
