@@ -401,6 +401,40 @@ mod tests {
     }
 
     #[test]
+    fn the_per_person_limit_of_subject_tokens_is_set_by_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[subject_tokens]\nttl_s = 600\nrequests_per_second = 3\nburst = 6\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        assert_eq!(
+            (
+                config.subject_tokens.requests_per_second,
+                config.subject_tokens.burst
+            ),
+            (3, 6)
+        );
+        config
+            .apply_env(|name| match name {
+                "TESSERA_SUBJECT_TOKEN_RPS" => Some("4".into()),
+                "TESSERA_SUBJECT_TOKEN_BURST" => Some("8".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                config.subject_tokens.ttl_s,
+                config.subject_tokens.requests_per_second,
+                config.subject_tokens.burst
+            ),
+            (600, 4, 8)
+        );
+    }
+
+    #[test]
     fn unknown_settings_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
