@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tessera_vault::{
@@ -22,7 +21,7 @@ use tessera_vault::{
     TraitType, VaultError,
 };
 
-use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::error::{ApiError, ErrorBody, Json, Path, Query, from_body};
 use crate::handlers::plain_id;
 use crate::tokens::{Principal, now_ms};
 use crate::{AppState, blocking, zip};
@@ -45,16 +44,6 @@ pub(crate) fn routes() -> Router<AppState> {
 
 fn unknown_subject() -> ApiError {
     ApiError::not_found("unknown_subject", "the tenant has no subject with that id")
-}
-
-/// Reads a JSON body into `T` without ever repeating its content: serde's
-/// messages quote the values they stumble on, and these bodies hold
-/// personal data. `shape` tells the caller what was expected.
-fn from_body<T: DeserializeOwned>(body: Value, shape: &str) -> Result<T, ApiError> {
-    T::deserialize(body).map_err(|_| {
-        ApiError::unprocessable("invalid_body", format!("the request body must be {shape}"))
-            .with_field("body", shape)
-    })
 }
 
 // ---- lookup ----------------------------------------------------------------

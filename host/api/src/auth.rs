@@ -2,7 +2,8 @@
 //! route. It reads the token (bearer, or HTTP Basic with the token as user
 //! name as Segment clients send their write key), verifies it as an API
 //! token or, by its prefix, a subject token, looks the route up in
-//! [`ROLE_MATRIX`], applies the tenant's rate limit and hands the handler a
+//! [`ROLE_MATRIX`], applies the rate limit (the tenant's, or for a subject
+//! token the person's own) and hands the handler a
 //! [`Principal`] whose tenant is the token's — never one named by the URL or
 //! the body — and, for a subject token, whose subject is the token's.
 
@@ -262,12 +263,25 @@ async fn admit(
         )
         .with_details(json!({ "role": principal.role, "allowed": allowed })));
     }
-    if let Err(wait) = state.limiter.check(&principal.tenant) {
+    // A person's requests have a limit of their own, so that nobody with a
+    // subject token can spend the tenant's budget (ingest, operators) or
+    // another person's.
+    let limited = match &principal.subject {
+        Some(session) => state
+            .subject_limiter
+            .check(&format!("{}/{}", principal.tenant, session.id))
+            .map_err(|wait| (wait, "your request rate limit")),
+        None => state
+            .limiter
+            .check(&principal.tenant)
+            .map_err(|wait| (wait, "the tenant's request rate limit")),
+    };
+    if let Err((wait, limit)) = limited {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("the tenant's request rate limit is reached; retry in {seconds} s"),
+            format!("{limit} is reached; retry in {seconds} s"),
         );
         error.retry_after = Some(seconds.max(1));
         return Err(error);

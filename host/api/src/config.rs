@@ -19,11 +19,21 @@ pub struct Config {
 pub struct SubjectTokenConfig {
     /// How long a subject token is valid, in seconds (60 to 3600).
     pub ttl_s: u64,
+    /// Sustained `/v1/me` requests per second per person (1 to 1000).
+    /// Subject tokens have this limit of their own instead of their
+    /// tenant's, so that no person can spend the tenant's API budget.
+    pub requests_per_second: u32,
+    /// How many requests a person may make at once after being idle.
+    pub burst: u32,
 }
 
 impl Default for SubjectTokenConfig {
     fn default() -> Self {
-        Self { ttl_s: 15 * 60 }
+        Self {
+            ttl_s: 15 * 60,
+            requests_per_second: 5,
+            burst: 20,
+        }
     }
 }
 
@@ -47,9 +57,11 @@ pub struct SubjectLoginConfig {
     pub sender: CodeSenderKind,
     /// The file of the `file` sender.
     pub file: Option<std::path::PathBuf>,
-    /// Sustained login requests (codes and exchanges) per second per tenant.
+    /// Sustained login requests (codes and exchanges) per second per tenant
+    /// name asked for, whether a tenant has it or not.
     pub requests_per_second: u32,
-    /// How many login requests a tenant may take at once after being idle.
+    /// How many login requests a tenant name may take at once after being
+    /// idle.
     pub burst: u32,
 }
 
@@ -95,7 +107,8 @@ impl Default for Limits {
     }
 }
 
-/// A token bucket per tenant over all of its `/v1` requests.
+/// A token bucket per tenant over its API tokens' `/v1` requests (subject
+/// tokens have a limit per person, [`SubjectTokenConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimit {
@@ -151,6 +164,17 @@ impl Config {
             return Err(format!(
                 "subject_tokens.ttl_s ({ttl}) must be 60 to 3600: subject tokens are short-lived"
             ));
+        }
+        let subject = &self.subject_tokens;
+        if subject.requests_per_second == 0 || subject.requests_per_second > 1000 {
+            return Err(format!(
+                "subject_tokens.requests_per_second ({}) must be 1 to 1000: anyone with a \
+                 subject token reaches /v1/me, so it is always limited",
+                subject.requests_per_second
+            ));
+        }
+        if subject.burst == 0 {
+            return Err("subject_tokens.burst must be at least 1".into());
         }
         let login = &self.subject_login;
         if login.sender == CodeSenderKind::File

@@ -246,6 +246,45 @@ where
     }
 }
 
+/// A request body that may hold personal data (identities, traits):
+/// like [`Json`], but a body of the wrong shape is refused without
+/// repeating any of it, since serde's messages quote the values they
+/// stumble on (`invalid type: integer \`33612345678\``) and error answers
+/// reach logs and proxies. The answer says what shape was expected
+/// ([`BodyShape::SHAPE`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrivateJson<T>(pub T);
+
+/// The shape of a [`PrivateJson`] body, as its refusal describes it.
+pub trait BodyShape {
+    /// E.g. `{"tenant": "<string>", "email": "<string>"}`.
+    const SHAPE: &'static str;
+}
+
+impl<S, T> FromRequest<S> for PrivateJson<T>
+where
+    T: DeserializeOwned + BodyShape,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Any JSON reads as a `Value`: only syntax, type and size errors
+        // remain here, and their messages give positions, not values.
+        let Json(value) = Json::<Value>::from_request(req, state).await?;
+        from_body(value, T::SHAPE).map(Self)
+    }
+}
+
+/// Reads a JSON body into `T` without ever repeating its content; `shape`
+/// tells the caller what was expected.
+pub(crate) fn from_body<T: DeserializeOwned>(body: Value, shape: &str) -> Result<T, ApiError> {
+    T::deserialize(body).map_err(|_| {
+        ApiError::unprocessable("invalid_body", format!("the request body must be {shape}"))
+            .with_field("body", shape)
+    })
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
@@ -370,17 +409,35 @@ where
     }
 }
 
+/// What serde_json found wrong, by kind and position only: its own
+/// messages quote the values they stumble on (`invalid type: string
+/// "ann@example.com"`), and ingest bodies hold personal data.
+pub(crate) fn json_error_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "could not be read",
+        Category::Syntax => "is not valid JSON",
+        Category::Eof => "ends too early",
+        Category::Data => "has a value of the wrong type, or a missing or unknown field,",
+    };
+    format!(
+        "the JSON {what} at line {} column {} (values are not repeated)",
+        error.line(),
+        error.column()
+    )
+}
+
 /// A serde_json error as the answer to a body: 400 for broken JSON, 422 for
-/// JSON of the wrong shape.
+/// JSON of the wrong shape; neither repeats the body's values.
 pub(crate) fn body_error(error: &serde_json::Error) -> ApiError {
     if error.is_syntax() || error.is_eof() {
         ApiError::bad_request("invalid_json", "the request body is not valid JSON")
-            .with_field("body", error.to_string())
+            .with_field("body", json_error_reason(error))
     } else {
         ApiError::unprocessable(
             "invalid_body",
             "the request body does not have the expected shape",
         )
-        .with_field("body", error.to_string())
+        .with_field("body", json_error_reason(error))
     }
 }

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use tessera_vault::{Actor, Incoming, IngestOutcome, Refusal, Vault, VaultError};
 
 use crate::auth::Role;
-use crate::error::{ApiError, ErrorBody, Json, JsonBytes, body_error, is_item_error};
+use crate::error::{
+    ApiError, ErrorBody, Json, JsonBytes, body_error, is_item_error, json_error_reason,
+};
 use crate::metrics::IngestCounts;
 use crate::segment::{self, Context, Defaults, ItemError, Kind, Message};
 use crate::tokens::{Principal, now_ms};
@@ -218,7 +220,10 @@ async fn single(
             e if e.code == "invalid_json" => e,
             _ => ApiError::unprocessable(
                 "invalid_message",
-                format!("the message is not a Segment message: {error}"),
+                format!(
+                    "the message is not a Segment message: {}",
+                    json_error_reason(&error)
+                ),
             ),
         })?;
     let metrics = state.metrics.clone();

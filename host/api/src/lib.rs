@@ -70,7 +70,11 @@ pub struct AppState {
     pub tokens: TokenStore,
     pub metrics: Metrics,
     pub config: Arc<Config>,
+    /// The tenant's limit over its API tokens' requests.
     pub limiter: Arc<RateLimiter>,
+    /// The limit of each person's subject-token requests (their own, not
+    /// their tenant's).
+    pub subject_limiter: Arc<RateLimiter>,
     /// The plugin runtime and what is installed in it (none: no plugins).
     pub plugins: Option<PluginHost>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
@@ -90,6 +94,10 @@ impl AppState {
             subject_tokens: SubjectTokens::new(vault.clone(), config.subject_tokens.ttl_s),
             login: CodeLogin::new(&config.subject_login),
             limiter: Arc::new(RateLimiter::new(&config.rate_limit)),
+            subject_limiter: Arc::new(RateLimiter::new(&RateLimit {
+                requests_per_second: config.subject_tokens.requests_per_second.max(1),
+                burst: config.subject_tokens.burst.max(1),
+            })),
             vault,
             tokens,
             metrics: Metrics::default(),

@@ -2,16 +2,19 @@
 //! phone, receives it there, and trades it for a subject token. Receiving
 //! the code is what shows that they control the address.
 //!
-//! Both routes are public (no token), so they are limited per tenant, and
-//! per address by what is stored: at most [`MAX_CODES_PER_WINDOW`] codes a
-//! day, each valid [`CODE_TTL_MS`] for [`MAX_ATTEMPTS`] tries, a new code
-//! replacing the old. Nothing tells a caller whether the tenant knows the
-//! address: the code request always answers 202 with the same body before
-//! any lookup (the work runs in the background), a record is kept for
-//! every address asked for, and a failed exchange is always 401
-//! `invalid_code`. Codes and addresses are stored only as keyed hashes
-//! ([`MacPurpose::LoginCode`]); codes reach people through a pluggable
-//! [`CodeSender`].
+//! Both routes are public (no token), so they are limited per tenant name
+//! asked for (known or not), and per address by what is stored: at most
+//! [`MAX_CODES_PER_WINDOW`] codes a day, each valid [`CODE_TTL_MS`] for
+//! [`MAX_ATTEMPTS`] tries, a new code replacing the old. Nothing tells a
+//! caller whether the tenant exists or knows the address: the limit and the
+//! check of the address's syntax come before any lookup and use no
+//! tenant's rules, the code request always answers 202 with the same body
+//! (the work runs in the background), a record is kept for every address
+//! asked for, and a failed exchange is always 401 `invalid_code`. Only
+//! codes sent and codes used up are audited, so anonymous callers cannot
+//! grow a tenant's audit trail. Codes and addresses are stored only as
+//! keyed hashes ([`MacPurpose::LoginCode`]); codes reach people through a
+//! pluggable [`CodeSender`].
 
 use std::fmt;
 use std::io::Write as _;
@@ -21,12 +24,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tessera_privacy::{MacPurpose, TenantMac};
 use tessera_vault::normalize::normalize;
-use tessera_vault::{Actor, IdentityKind, Vault, VaultError};
+use tessera_vault::{Actor, AuditEntry, IdentityKind, NormalizeRules, Vault, VaultError};
 
 use crate::config::{CodeSenderKind, SubjectLoginConfig};
-use crate::error::{ApiError, ErrorBody, Json};
+use crate::error::{ApiError, BodyShape, ErrorBody, Json, PrivateJson};
 use crate::ratelimit::RateLimiter;
 use crate::subject_tokens::{SubjectTokenIssued, prune_expired};
 use crate::{AppState, RateLimit, blocking};
@@ -51,6 +55,13 @@ pub enum CodeChannel {
 }
 
 impl CodeChannel {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+        }
+    }
+
     fn kind(self) -> IdentityKind {
         match self {
             Self::Email => IdentityKind::Email,
@@ -131,7 +142,7 @@ impl CodeSender for LogSender {
 }
 
 /// The code login service: the sender (none: code login is off), the
-/// per-tenant limit of the public routes, and the lock that serialises
+/// limit per tenant name of the public routes, and the lock that serialises
 /// updates of code records in this process.
 #[derive(Clone)]
 pub struct CodeLogin {
@@ -196,8 +207,12 @@ impl CodeLogin {
         })
     }
 
+    /// The limit of the tenant name asked for, whether or not a tenant has
+    /// it (so a 429 says nothing about its existence); the key is a hash of
+    /// the name, so the limiter's memory is bounded however long the names.
     fn check_rate(&self, tenant: &str) -> Result<(), ApiError> {
-        self.limiter.check(tenant).map_err(|wait| {
+        let key = hex::encode(&Sha256::digest(tenant.as_bytes())[..16]);
+        self.limiter.check(&key).map_err(|wait| {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut error = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -234,6 +249,15 @@ pub struct CodeExchange {
     pub phone: Option<String>,
     /// The six digits received.
     pub code: String,
+}
+
+impl BodyShape for CodeRequest {
+    const SHAPE: &'static str = r#"{"tenant": "<string>", "email": "<string>"} or {"tenant": "<string>", "phone": "<string>"}"#;
+}
+
+impl BodyShape for CodeExchange {
+    const SHAPE: &'static str =
+        r#"{"tenant": "<string>", "email" or "phone": "<string>", "code": "<six digits>"}"#;
 }
 
 /// The answer to every well-formed code request, whoever it names.
@@ -309,9 +333,40 @@ fn channel_of(
     }
 }
 
-/// The address in `tenant`, or `None` if there is no such tenant. A value
-/// that is not an email or phone is 422 `invalid_identity` (which says
-/// nothing about any person).
+/// Refuses a value that is no email or phone for any tenant (422
+/// `invalid_identity`, which says nothing about any person or tenant): the
+/// default rules, or for a phone written without a country code, the rules
+/// of a tenant that sets one. Whether it is valid under the requested
+/// tenant's own rules is found out later, like whether it is known.
+fn check_syntax(channel: CodeChannel, raw: &str) -> Result<(), ApiError> {
+    let kind = channel.kind();
+    let Err(error) = normalize(&kind, raw, &NormalizeRules::default()) else {
+        return Ok(());
+    };
+    // Country codes of one, two and three digits: whether the national
+    // number's length and leading digits fit one of them.
+    let with_code = |code: u16| NormalizeRules {
+        default_country_code: Some(code),
+        ..NormalizeRules::default()
+    };
+    if channel == CodeChannel::Phone
+        && [1, 39, 998]
+            .into_iter()
+            .any(|code| normalize(&kind, raw, &with_code(code)).is_ok())
+    {
+        return Ok(());
+    }
+    let field = channel.label();
+    Err(
+        ApiError::unprocessable("invalid_identity", format!("invalid {field}: {error}"))
+            .with_field(field, error.to_string()),
+    )
+}
+
+/// The address in `tenant`, or `None` if there is no such tenant or the
+/// value is not valid under the tenant's rules (e.g. a phone without a
+/// country code where the tenant sets none): both are treated as an
+/// address nobody has, so that the answer does not depend on them.
 fn address(
     vault: &Vault,
     tenant: &str,
@@ -330,14 +385,9 @@ fn address(
         Err(error) => return Err(error.into()),
     };
     let kind = channel.kind();
-    let normalized = normalize(&kind, &raw, &settings.identity_rules).map_err(|error| {
-        let field = match channel {
-            CodeChannel::Email => "email",
-            CodeChannel::Phone => "phone",
-        };
-        ApiError::unprocessable("invalid_identity", format!("invalid {field}: {error}"))
-            .with_field(field, error.to_string())
-    })?;
+    let Ok(normalized) = normalize(&kind, &raw, &settings.identity_rules) else {
+        return Ok(None);
+    };
     let Some(mac) = vault.service_mac(tenant, MacPurpose::LoginCode)? else {
         return Err(ApiError::internal(
             &"the login-code MAC key is not available",
@@ -408,31 +458,36 @@ fn login_actor() -> Actor {
         (status = 202, description = "The same answer whether or not the address is known.",
             body = CodeRequested),
         (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
-        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+        (status = 429, description = "The login limit of the tenant name asked for is \
+            reached (known or not).", body = ErrorBody),
     ))]
 pub(crate) async fn request_code(
     State(state): State<AppState>,
-    Json(body): Json<CodeRequest>,
+    PrivateJson(body): PrivateJson<CodeRequest>,
 ) -> Result<(StatusCode, Json<CodeRequested>), ApiError> {
     let sender = state.login.sender()?;
+    state.login.check_rate(&body.tenant)?;
     let (channel, raw) = channel_of(body.email, body.phone)?;
-    let vault = state.vault.clone();
+    check_syntax(channel, &raw)?;
+    let (vault, lock) = (state.vault.clone(), state.login.lock.clone());
     let tenant = body.tenant;
-    let address = blocking(move || address(&vault, &tenant, channel, raw)).await?;
-    if let Some(address) = address {
-        state.login.check_rate(&address.tenant)?;
-        let (vault, lock) = (state.vault.clone(), state.login.lock.clone());
-        // The lookup and the sending run after the answer, so that its
-        // timing says nothing about whether the person is known.
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                if let Err(error) = send_code(&vault, &lock, sender.as_ref(), &address) {
-                    tracing::warn!(%error, "login code not sent");
-                }
+    // The lookups (the tenant, then the person) and the sending run after
+    // the answer, so that neither it nor its timing says whether either is
+    // known.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let sent = address(&vault, &tenant, channel, raw).and_then(|address| {
+                address.map_or(Ok(()), |address| {
+                    send_code(&vault, &lock, sender.as_ref(), &address)
+                        .map_err(|error| ApiError::internal(&error))
+                })
             });
+            if let Err(error) = sent {
+                tracing::warn!(code = error.code, "login code not sent");
+            }
         });
-    }
+    });
     Ok((StatusCode::ACCEPTED, Json(CodeRequested::new())))
 }
 
@@ -473,19 +528,23 @@ fn send_code(
         vault.store().flush().map_err(|e| e.to_string())?;
         code
     };
-    // Only an address a trusted source gave: anyone can attach any address
-    // to anyone through a public write key.
+    // Only an address a trusted source gave (anyone can attach any address
+    // to anyone through a public write key), and not audited for an
+    // address nobody has: anyone may ask for one, and the audit trail must
+    // not grow at their will.
     let found = vault
-        .find_trusted_subject(
-            &address.tenant,
-            &address.channel.kind(),
-            &address.raw,
-            &login_actor(),
-        )
+        .find_trusted_subject_unaudited(&address.tenant, &address.channel.kind(), &address.raw)
         .map_err(|e| e.to_string())?;
-    if found.is_none() {
+    let Some(subject) = found else {
         return Ok(());
-    }
+    };
+    let entry = AuditEntry::new(&login_actor(), "subject.login_code")
+        .subject(&subject)
+        .detail(format!("a login code sent by {}", address.channel.label()));
+    vault
+        .record_admin_action(&address.tenant, entry)
+        .and_then(|_| vault.flush())
+        .map_err(|e| e.to_string())?;
     sender.send(&CodeMessage {
         tenant: address.tenant.clone(),
         channel: address.channel,
@@ -514,20 +573,23 @@ fn invalid_code() -> ApiError {
         (status = 401, description = "The code is wrong, expired or used up, or the address \
             unknown (`invalid_code`, one answer for all).", body = ErrorBody),
         (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
-        (status = 429, description = "The tenant's login limit is reached.", body = ErrorBody),
+        (status = 429, description = "The login limit of the tenant name asked for is \
+            reached (known or not).", body = ErrorBody),
     ))]
 pub(crate) async fn exchange(
     State(state): State<AppState>,
-    Json(body): Json<CodeExchange>,
+    PrivateJson(body): PrivateJson<CodeExchange>,
 ) -> Result<Json<SubjectTokenIssued>, ApiError> {
     state.login.sender()?;
+    state.login.check_rate(&body.tenant)?;
     let (channel, raw) = channel_of(body.email, body.phone)?;
+    check_syntax(channel, &raw)?;
     let (tenant, code) = (body.tenant, body.code);
+    let vault = state.vault.clone();
     let issued = blocking(move || {
         let Some(address) = address(&state.vault, &tenant, channel, raw)? else {
-            return Err(invalid_code());
+            return Ok(Err(None));
         };
-        state.login.check_rate(&address.tenant)?;
         let vault = &state.vault;
         {
             let _guard = state
@@ -536,13 +598,13 @@ pub(crate) async fn exchange(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let Some(mut record) = read(vault, &address)? else {
-                return Err(invalid_code());
+                return Ok(Err(None));
             };
             if record.code_mac.is_empty()
                 || record.attempts_left == 0
                 || vault.now_ms() >= record.expires_at_ms
             {
-                return Err(invalid_code());
+                return Ok(Err(None));
             }
             record.attempts_left -= 1;
             let stored = hex::decode(&record.code_mac).unwrap_or_default();
@@ -557,10 +619,15 @@ pub(crate) async fn exchange(
                 record.attempts_left = 0;
             }
             write(vault, &address, &record)?;
-            if !matches {
-                return Err(invalid_code());
-            }
+            // Durable before either answer: a crash must not give back
+            // the try a wrong guess used.
             vault.store().flush().map_err(VaultError::from)?;
+            if !matches {
+                // The last try of this code was a wrong guess: worth a
+                // trace (recorded after the answer, see below).
+                let used_up = record.attempts_left == 0;
+                return Ok(Err(used_up.then_some(address)));
+            }
         }
         // The person may have been erased since the code was sent; nobody
         // else can hold a code for an address the tenant does not know.
@@ -579,6 +646,7 @@ pub(crate) async fn exchange(
         state
             .subject_tokens
             .issue(&address.tenant, &subject, &login_actor(), how)
+            .map(Ok)
             .map_err(|error| match error {
                 VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. } => {
                     invalid_code()
@@ -587,8 +655,58 @@ pub(crate) async fn exchange(
             })
     })
     .await?;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(used_up) => {
+            if let Some(address) = used_up {
+                // After the answer, so that its timing does not say whether
+                // the address is known.
+                let span = tracing::Span::current();
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| record_used_up(&vault, &address));
+                });
+            }
+            return Err(invalid_code());
+        }
+    };
     tracing::info!(token = %issued.token_id, "subject token issued for a login code");
     Ok(Json(issued))
+}
+
+/// Leaves a trace of a code whose tries were all wrong guesses: an audit
+/// entry for the person (`subject.login_failed`, naming neither the code
+/// nor the address) when the tenant knows the address, else a warning
+/// naming the address by its keyed hash.
+fn record_used_up(vault: &Vault, address: &Address) {
+    let found = vault.find_trusted_subject_unaudited(
+        &address.tenant,
+        &address.channel.kind(),
+        &address.raw,
+    );
+    let recorded = found.and_then(|found| match found {
+        Some(subject) => {
+            let entry = AuditEntry::new(&login_actor(), "subject.login_failed")
+                .subject(&subject)
+                .detail(format!(
+                    "a login code by {} used up its {MAX_ATTEMPTS} tries with wrong guesses",
+                    address.channel.label()
+                ));
+            vault.record_admin_action(&address.tenant, entry)?;
+            vault.flush()
+        }
+        None => {
+            tracing::warn!(
+                tenant = %address.tenant,
+                address = %address.id,
+                "a login code for an address the tenant does not know used up its tries with \
+                 wrong guesses"
+            );
+            Ok(())
+        }
+    });
+    if let Err(error) = recorded {
+        tracing::error!(%error, address = %address.id, "failed login code guesses not recorded");
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use tessera_vault::{
     SubjectView, VaultError,
 };
 
-use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::error::{ApiError, BodyShape, ErrorBody, Json, Path, PrivateJson, Query};
 use crate::handlers::plain_id;
 use crate::tokens::Principal;
 use crate::{AppState, blocking};
@@ -124,6 +124,10 @@ pub struct EditTraits {
     pub traits: BTreeMap<String, Option<Value>>,
 }
 
+impl BodyShape for EditTraits {
+    const SHAPE: &'static str = r#"{"traits": {"<name>": <value> | null, …}}"#;
+}
+
 /// The answer to `PATCH /v1/me/traits`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraitsEdited {
@@ -143,7 +147,7 @@ pub struct TraitsEdited {
 pub(crate) async fn edit_traits(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<EditTraits>,
+    PrivateJson(body): PrivateJson<EditTraits>,
 ) -> Result<Json<TraitsEdited>, ApiError> {
     let me = me(&principal)?;
     if body.traits.is_empty() || body.traits.len() > MAX_TRAIT_CHANGES {
@@ -416,6 +420,10 @@ pub struct SetConsent {
     pub granted: bool,
 }
 
+impl BodyShape for SetConsent {
+    const SHAPE: &'static str = r#"{"granted": true | false}"#;
+}
+
 /// What was recorded by `PUT /v1/me/consents/{purpose}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentSet {
@@ -437,7 +445,7 @@ pub(crate) async fn set_consent(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(purpose): Path<String>,
-    Json(body): Json<SetConsent>,
+    PrivateJson(body): PrivateJson<SetConsent>,
 ) -> Result<Json<ConsentSet>, ApiError> {
     let me = me(&principal)?;
     let change = ConsentChange {
@@ -555,6 +563,10 @@ pub struct SetRetention {
     pub days: u32,
 }
 
+impl BodyShape for SetRetention {
+    const SHAPE: &'static str = r#"{"days": <whole number>}"#;
+}
+
 /// `PUT /v1/me/retention`: chooses the retention period; out of bounds is
 /// 422 `retention_out_of_bounds` naming them.
 #[utoipa::path(put, path = "/v1/me/retention", tag = "me", request_body = SetRetention,
@@ -565,7 +577,7 @@ pub struct SetRetention {
 pub(crate) async fn set_retention(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<SetRetention>,
+    PrivateJson(body): PrivateJson<SetRetention>,
 ) -> Result<Json<Retention>, ApiError> {
     let me = me(&principal)?;
     let retention = blocking(move || {

@@ -204,7 +204,8 @@ impl Modify for Common {
                         ("403", "The token's role may not call this route."),
                         (
                             "429",
-                            "The tenant's rate limit is reached; see Retry-After.",
+                            "The rate limit is reached (the tenant's; for a subject token, \
+                             the person's own); see Retry-After.",
                         ),
                     ]);
                 }

@@ -161,7 +161,10 @@ pub fn parse(raw: &str) -> Result<Message, ItemError> {
     serde_json::from_str(raw).map_err(|error| {
         ItemError::new(
             "invalid_message",
-            format!("the message is not a Segment message: {error}"),
+            format!(
+                "the message is not a Segment message: {}",
+                crate::error::json_error_reason(&error)
+            ),
             None,
         )
     })

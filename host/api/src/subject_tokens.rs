@@ -25,7 +25,7 @@ use tessera_privacy::{MacPurpose, TenantMac};
 use tessera_vault::{Actor, AuditEntry, IdentityKind, Vault, VaultError};
 
 use crate::auth::Role;
-use crate::error::{ApiError, ErrorBody, Json};
+use crate::error::{ApiError, BodyShape, ErrorBody, Json, PrivateJson};
 use crate::handlers::plain_id;
 use crate::tokens::{Principal, SubjectSession};
 use crate::{AppState, blocking};
@@ -228,7 +228,9 @@ impl SubjectTokens {
 
     /// Ends a token before its expiry (logout): its id is kept on the
     /// tenant's revocation list until then, and expired entries are pruned.
-    /// Audited (`subject_token.revoke`).
+    /// Audited (`subject_token.revoke`) once stored; if the audit trail
+    /// refuses the entry (damaged), the logout still holds and the failure
+    /// is logged.
     pub fn revoke(&self, principal: &Principal) -> Result<(), VaultError> {
         let Some(session) = &principal.subject else {
             return Ok(());
@@ -242,10 +244,9 @@ impl SubjectTokens {
             what: "subject token revocation",
             detail: e.to_string(),
         })?;
-        let entry = AuditEntry::new(&principal.actor(), "subject_token.revoke")
-            .subject(&session.id)
-            .detail(format!("token {}", principal.token_id));
-        self.vault.record_admin_action(tenant, entry)?;
+        // The revocation first: a logout must take effect even if its audit
+        // entry cannot be written (a damaged trail), and the trail must not
+        // record a logout that did not happen.
         self.vault.store().put_document(
             tenant,
             REVOKED_SUBJECT_TOKEN_DOC,
@@ -253,6 +254,16 @@ impl SubjectTokens {
             &bytes,
         )?;
         self.vault.flush()?;
+        let entry = AuditEntry::new(&principal.actor(), "subject_token.revoke")
+            .subject(&session.id)
+            .detail(format!("token {}", principal.token_id));
+        match self.vault.record_admin_action(tenant, entry) {
+            Ok(_) => self.vault.flush()?,
+            Err(error) => {
+                tracing::error!(%tenant, %error, token = %principal.token_id,
+                    "subject token revoked, but its audit entry not written");
+            }
+        }
         let now = self.vault.now_ms();
         prune_expired(&self.vault, tenant, REVOKED_SUBJECT_TOKEN_DOC, |bytes| {
             serde_json::from_slice::<Revoked>(bytes)
@@ -343,6 +354,10 @@ pub struct IssueSubjectToken {
     pub identity: Option<IdentityRef>,
 }
 
+impl BodyShape for IssueSubjectToken {
+    const SHAPE: &'static str = r#"{"subject": "<subject id>"} or {"identity": {"kind": "email" | "phone" | "member_id" | "external:<namespace>", "value": "<string>"}}"#;
+}
+
 /// An identity by kind and value, as ingest names them.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -362,14 +377,15 @@ enum Lookup {
 #[utoipa::path(post, path = "/v1/subject-tokens", tag = "me", request_body = IssueSubjectToken,
     responses(
         (status = 201, description = "A subject token for the person.", body = SubjectTokenIssued),
-        (status = 404, description = "The tenant has no such subject or identity.",
+        (status = 404, description = "The tenant has no such subject or identity (by identity, \
+            an erased person is unknown too).", body = ErrorBody),
+        (status = 410, description = "The subject (asked for by id) was erased.",
             body = ErrorBody),
-        (status = 410, description = "The subject was erased.", body = ErrorBody),
     ))]
 pub(crate) async fn issue(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<IssueSubjectToken>,
+    PrivateJson(body): PrivateJson<IssueSubjectToken>,
 ) -> Result<(StatusCode, Json<SubjectTokenIssued>), ApiError> {
     let unknown =
         || ApiError::not_found("unknown_subject", "the tenant has no subject with that id");

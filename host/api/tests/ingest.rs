@@ -331,3 +331,58 @@ async fn an_erased_persons_events_are_refused_and_counted() {
     assert_eq!(answer.body["suppressed"], 1);
     assert_eq!(answer.body["accepted"], 0);
 }
+
+#[tokio::test]
+async fn a_message_of_the_wrong_shape_is_refused_without_repeating_its_values() {
+    let f = Fixture::new();
+    let key = f.token(ACME, Role::Ingest).to_owned();
+    let single = [
+        (
+            "/v1/identify",
+            json!({"userId": "u", "traits": "ann.secret@example.com"}),
+        ),
+        (
+            "/v1/track",
+            json!({"userId": "u", "event": 33_612_345_678_u64}),
+        ),
+    ];
+    for (path, body) in single {
+        let answer = f
+            .send(segment_request(&key, path, &body))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(answer.code(), "invalid_message");
+        let text = answer.body.to_string();
+        assert!(
+            !text.contains("secret") && !text.contains("33612345678"),
+            "{text}"
+        );
+    }
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "u", "traits": "ann.secret@example.com"},
+        {"type": "track", "userId": "u", "event": 33_612_345_678_u64}
+    ]});
+    let answer = f
+        .send(segment_request(&key, "/v1/batch", &batch))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer.body["errors"].as_array().unwrap().len(), 2);
+    let text = answer.body.to_string();
+    assert!(
+        !text.contains("secret") && !text.contains("33612345678"),
+        "{text}"
+    );
+    let answer = f
+        .send(segment_request(
+            &key,
+            "/v1/batch",
+            &json!({"batch": "ann.secret@example.com"}),
+        ))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        !answer.body.to_string().contains("secret"),
+        "{}",
+        answer.body
+    );
+}

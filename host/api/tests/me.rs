@@ -891,21 +891,6 @@ async fn nth_code(file: &Path, n: usize) -> Value {
     panic!("no code number {n} in {}", file.display());
 }
 
-/// Waits until `n` lookups by the login have been audited in `tenant`.
-async fn lookups(f: &Fixture, tenant: &str, n: usize) {
-    for _ in 0..400 {
-        let done = audit(f, tenant)
-            .iter()
-            .filter(|e| e.action == "subject.lookup" && e.actor.id == "subject-login")
-            .count();
-        if done >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("fewer than {n} login lookups");
-}
-
 async fn ask(f: &Fixture, body: Value) -> Answer {
     f.call(Method::POST, "/v1/login/code", None, Some(body))
         .await
@@ -946,7 +931,7 @@ async fn a_code_sent_to_a_known_address_buys_a_subject_token_and_nothing_else_do
     assert_eq!(known.body, nowhere.body);
     assert_eq!(known.headers[header::CACHE_CONTROL], "no-store");
     let line = nth_code(&file, 1).await;
-    lookups(&f, ACME, 2).await;
+    records(&f, ACME, 2).await;
     assert_eq!(
         sent(&file).len(),
         1,
@@ -1236,8 +1221,10 @@ fn subject_settings_are_checked_and_unknown_keys_refused_by_name() {
 
 #[tokio::test]
 async fn a_token_follows_its_person_through_a_merge() {
-    let f = Fixture::new();
+    let f = Fixture::with_clock(Config::default());
     let web = person(&f, ACME, "rui@example.com", "m-rui-web");
+    // Created later, so the web record is the older one.
+    f.advance(1);
     let shop = f.subject(ACME, "m-rui-shop");
     let token = f.subject_token(ACME, &shop);
     // The shop's member id and the web email turn out to be one person;
@@ -1269,4 +1256,405 @@ async fn a_token_follows_its_person_through_a_merge() {
     )
     .await
     .expect(StatusCode::OK);
+}
+
+// ---- review findings: limits, enumeration, echoes, traces ------------------
+
+#[tokio::test]
+async fn a_person_over_their_own_limit_gets_429_while_the_tenant_and_other_people_go_on() {
+    let mut config = Config::default();
+    config.subject_tokens.requests_per_second = 1;
+    config.subject_tokens.burst = 3;
+    let f = Fixture::with_config(config);
+    let ana = person(&f, ACME, "ana@example.com", "m-ana");
+    let bea = person(&f, ACME, "bea@example.com", "m-bea");
+    let (ana_token, bea_token) = (f.subject_token(ACME, &ana), f.subject_token(ACME, &bea));
+    for _ in 0..3 {
+        me(&f, Method::GET, "/v1/me", &ana_token, None)
+            .await
+            .expect(StatusCode::OK);
+    }
+    let limited = me(&f, Method::GET, "/v1/me", &ana_token, None)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.code(), "rate_limited");
+    let retry: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // The tenant's operators and ingest, and other people, are not starved.
+    f.call(
+        Method::GET,
+        "/v1/tokens",
+        Some(f.token(ACME, Role::Operator)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    f.call(
+        Method::POST,
+        "/v1/track",
+        Some(f.token(ACME, Role::Ingest)),
+        Some(json!({"userId": "u-1", "event": "Signed Up"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    me(&f, Method::GET, "/v1/me", &bea_token, None)
+        .await
+        .expect(StatusCode::OK);
+    // A new token for the same person does not reset their budget.
+    let again = f.subject_token(ACME, &ana);
+    me(&f, Method::GET, "/v1/me", &again, None)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn the_subject_token_limit_is_checked() {
+    let refused = |change: &dyn Fn(&mut Config), name: &str| {
+        let mut config = Config::default();
+        change(&mut config);
+        let reason = config.check().expect_err(name);
+        assert!(reason.contains(name), "{reason}");
+    };
+    refused(
+        &|c| c.subject_tokens.requests_per_second = 0,
+        "subject_tokens.requests_per_second",
+    );
+    refused(&|c| c.subject_tokens.burst = 0, "subject_tokens.burst");
+    let set: Config = serde_json::from_value(
+        json!({"subject_tokens": {"ttl_s": 600, "requests_per_second": 3, "burst": 6}}),
+    )
+    .unwrap();
+    assert_eq!(set.check(), Ok(()));
+    assert_eq!(
+        (
+            set.subject_tokens.requests_per_second,
+            set.subject_tokens.burst
+        ),
+        (3, 6)
+    );
+}
+
+/// Status and body of a login call, without the request id.
+async fn login_answer(
+    f: &Fixture,
+    route: &str,
+    body: Value,
+) -> (StatusCode, Value, Option<String>) {
+    let answer = f.call(Method::POST, route, None, Some(body)).await;
+    let retry = answer
+        .headers
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (answer.status, answer.body, retry)
+}
+
+#[tokio::test]
+async fn the_login_routes_answer_alike_for_a_known_and_an_unknown_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::with_config(code_config(&dir.path().join("codes.jsonl")));
+    person(&f, ACME, "ana@example.com", "m-ana");
+    let inputs = [
+        json!({"email": "not an address"}),
+        json!({"email": "ana@"}),
+        json!({"phone": "12"}),
+        json!({"phone": "+33 6 12 34 56 78 x9"}),
+        json!({"email": "ana@example.com"}),
+        json!({"email": "nobody@example.com"}),
+        json!({"phone": "+33612345678"}),
+        // Valid only where a tenant sets a default country code.
+        json!({"phone": "06 12 34 56 78"}),
+        json!({"email": "a@example.com", "phone": "+33612345678"}),
+    ];
+    for input in inputs {
+        for route in ["/v1/login/code", "/v1/login/token"] {
+            let mut answers = Vec::new();
+            for tenant in [ACME, "nowhere", ""] {
+                let mut body = input.clone();
+                body["tenant"] = json!(tenant);
+                if route == "/v1/login/token" {
+                    body["code"] = json!("123456");
+                }
+                answers.push(login_answer(&f, route, body).await);
+            }
+            assert_eq!(answers[0], answers[1], "{route} {input}");
+            assert_eq!(answers[0], answers[2], "{route} {input}");
+        }
+    }
+
+    // Under the login limit: the same answers too, per name asked for.
+    let mut config = code_config(&dir.path().join("limited.jsonl"));
+    config.subject_login.requests_per_second = 1;
+    config.subject_login.burst = 3;
+    let f = Fixture::with_config(config);
+    person(&f, ACME, "ana@example.com", "m-ana");
+    let mut per_tenant = Vec::new();
+    for tenant in [ACME, "nowhere"] {
+        let mut answers = Vec::new();
+        for body in [
+            json!({"tenant": tenant, "email": "ana@example.com"}),
+            json!({"tenant": tenant, "email": "not an address"}),
+            json!({"tenant": tenant, "email": "nobody@example.com"}),
+            json!({"tenant": tenant, "email": "ana@example.com"}),
+            json!({"tenant": tenant, "email": "not an address"}),
+        ] {
+            answers.push(login_answer(&f, "/v1/login/code", body).await);
+        }
+        let statuses: Vec<StatusCode> = answers.iter().map(|a| a.0).collect();
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::ACCEPTED,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::ACCEPTED,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::TOO_MANY_REQUESTS,
+            ],
+            "{tenant}"
+        );
+        per_tenant.push(answers);
+    }
+    assert_eq!(per_tenant[0], per_tenant[1]);
+}
+
+#[tokio::test]
+async fn bodies_of_the_wrong_shape_are_refused_without_repeating_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::with_config(code_config(&dir.path().join("codes.jsonl")));
+    let ana = person(&f, ACME, "ana@example.com", "m-ana");
+    let token = f.subject_token(ACME, &ana);
+    let portal = f.token(ACME, Role::Portal).to_owned();
+    let cases: [(&str, Method, Option<&str>, Value, &str); 7] = [
+        (
+            "/v1/login/code",
+            Method::POST,
+            None,
+            json!({"tenant": ACME, "phone": 33_612_345_678_u64}),
+            "33612345678",
+        ),
+        (
+            "/v1/login/token",
+            Method::POST,
+            None,
+            json!({"tenant": ACME, "phone": 33_612_345_679_u64, "code": "123456"}),
+            "33612345679",
+        ),
+        (
+            "/v1/login/code",
+            Method::POST,
+            None,
+            json!({"tenant": ACME, "email": "ana@example.com", "ana.secret@example.com": 1}),
+            "secret",
+        ),
+        (
+            "/v1/subject-tokens",
+            Method::POST,
+            Some(&portal),
+            json!({"identity": {"kind": "phone", "value": 33_612_345_677_u64}}),
+            "33612345677",
+        ),
+        (
+            "/v1/subject-tokens",
+            Method::POST,
+            Some(&portal),
+            json!({"identity": {"kind": "member_id", "value": 904_411_337}}),
+            "904411337",
+        ),
+        (
+            "/v1/me/traits",
+            Method::PATCH,
+            Some(&token),
+            json!({"traits": 612_345_670}),
+            "612345670",
+        ),
+        (
+            "/v1/me/retention",
+            Method::PUT,
+            Some(&token),
+            json!({"days": "612345671"}),
+            "612345671",
+        ),
+    ];
+    for (route, method, auth, body, secret) in cases {
+        let answer = f.call(method, route, auth, Some(body.clone())).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            "{route} {body}"
+        );
+        let text = answer.body.to_string();
+        assert!(!text.contains(secret), "{route} echoes {secret}: {text}");
+        assert!(answer.body["error"]["details"]["field"] == "body", "{text}");
+    }
+}
+
+/// Waits until the login has stored records for `n` addresses of `tenant`
+/// (it does so for every address asked for, known or not).
+async fn records(f: &Fixture, tenant: &str, n: usize) {
+    for _ in 0..400 {
+        let stored = f
+            .vault()
+            .store()
+            .documents(tenant, tessera_api::LOGIN_CODE_DOC, None, 1000)
+            .unwrap()
+            .len();
+        if stored >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} login records");
+}
+
+#[tokio::test]
+async fn only_codes_sent_to_known_people_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("codes.jsonl");
+    let f = Fixture::with_config(code_config(&file));
+    let ana = person(&f, ACME, "ana@example.com", "m-ana");
+    let before = audit(&f, ACME).len();
+    for n in 0..20 {
+        ask(
+            &f,
+            json!({"tenant": ACME, "email": format!("nobody-{n}@example.com")}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    }
+    ask(&f, json!({"tenant": ACME, "phone": "+33612345678"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    records(&f, ACME, 21).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        audit(&f, ACME).len(),
+        before,
+        "unknown addresses leave no entry"
+    );
+
+    ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    nth_code(&file, 1).await;
+    let added: Vec<_> = audit(&f, ACME).into_iter().skip(before).collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0].action, "subject.login_code");
+    assert_eq!(added[0].actor.id, "subject-login");
+    assert_eq!(added[0].subject.as_deref(), Some(ana.as_str()));
+    let text = format!("{:?}", added[0]);
+    assert!(!text.contains("ana@"), "{text}");
+}
+
+#[tokio::test]
+async fn a_code_used_up_by_wrong_guesses_is_audited_for_a_known_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("codes.jsonl");
+    let f = Fixture::with_config(code_config(&file));
+    let ana = person(&f, ACME, "ana@example.com", "m-ana");
+    ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let code = nth_code(&file, 1).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ask(&f, json!({"tenant": ACME, "email": "nobody@example.com"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    records(&f, ACME, 2).await;
+    let failed = |f: &Fixture| {
+        audit(f, ACME)
+            .into_iter()
+            .filter(|e| e.action == "subject.login_failed")
+            .collect::<Vec<_>>()
+    };
+
+    // An unknown address's code used up: no entry (a warning in the log).
+    let guess = wrong(&code);
+    for _ in 0..tessera_api::MAX_ATTEMPTS + 1 {
+        trade(&f, "nobody@example.com", &guess)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    // Tries short of the last one: no entry either.
+    for _ in 1..tessera_api::MAX_ATTEMPTS {
+        trade(&f, "ana@example.com", &guess)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(failed(&f).is_empty());
+    let last = trade(&f, "ana@example.com", &guess)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(last.code(), "invalid_code");
+    let mut entries = Vec::new();
+    for _ in 0..400 {
+        entries = failed(&f);
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].subject.as_deref(), Some(ana.as_str()));
+    assert_eq!(entries[0].actor.id, "subject-login");
+    let text = format!("{:?}", entries[0]);
+    assert!(
+        !text.contains(&code) && !text.contains(&guess) && !text.contains("ana@"),
+        "{text}"
+    );
+    // Further tries of the used-up code add nothing.
+    trade(&f, "ana@example.com", &code)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(failed(&f).len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_guess_is_durable_before_its_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("codes.jsonl");
+    let (f, store) = Fixture::watching(code_config(&file), tessera_api::LOGIN_CODE_DOC);
+    person(&f, ACME, "ana@example.com", "m-ana");
+    ask(&f, json!({"tenant": ACME, "email": "ana@example.com"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let code = nth_code(&file, 1).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!store.unflushed());
+    trade(&f, "ana@example.com", &wrong(&code))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(
+        !store.unflushed(),
+        "the try a wrong guess used must survive a crash"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_holds_even_when_the_audit_trail_refuses_its_entry() {
+    let f = Fixture::new();
+    let ana = person(&f, ACME, "ana@example.com", "m-ana");
+    let token = f.subject_token(ACME, &ana);
+    // Damage the newest audit entry: audited changes are refused.
+    let store = f.vault().store();
+    let head = store.audit_head(ACME).unwrap();
+    store.append_audit(ACME, head + 1, b"damaged").unwrap();
+    me(&f, Method::DELETE, "/v1/me/session", &token, None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert!(matches!(
+        f.state.subject_tokens.verify(&token),
+        Ok(Err(tessera_api::SubjectRejected::Revoked))
+    ));
+    me(&f, Method::GET, "/v1/me/apps", &token, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }

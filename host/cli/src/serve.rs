@@ -160,6 +160,14 @@ impl ServeConfig {
                 &mut self.subject_login.requests_per_second,
             ),
             ("TESSERA_SUBJECT_LOGIN_BURST", &mut self.subject_login.burst),
+            (
+                "TESSERA_SUBJECT_TOKEN_RPS",
+                &mut self.subject_tokens.requests_per_second,
+            ),
+            (
+                "TESSERA_SUBJECT_TOKEN_BURST",
+                &mut self.subject_tokens.burst,
+            ),
         ] {
             if let Some(v) = var(name) {
                 *slot = number(name, &v)?;
@@ -389,6 +397,40 @@ mod tests {
         assert!(
             error.to_string().contains("TESSERA_RATE_LIMIT_RPS"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_per_person_limit_of_subject_tokens_is_set_by_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[subject_tokens]\nttl_s = 600\nrequests_per_second = 3\nburst = 6\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        assert_eq!(
+            (
+                config.subject_tokens.requests_per_second,
+                config.subject_tokens.burst
+            ),
+            (3, 6)
+        );
+        config
+            .apply_env(|name| match name {
+                "TESSERA_SUBJECT_TOKEN_RPS" => Some("4".into()),
+                "TESSERA_SUBJECT_TOKEN_BURST" => Some("8".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                config.subject_tokens.ttl_s,
+                config.subject_tokens.requests_per_second,
+                config.subject_tokens.burst
+            ),
+            (600, 4, 8)
         );
     }
 

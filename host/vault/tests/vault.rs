@@ -871,6 +871,7 @@ fn find_subject_normalises_resolves_merges_and_forgets_erased_people() {
         .expect("web")
         .subject
         .expect("web subject");
+    fixture.advance(1);
     let shop = vault
         .ingest(
             TENANT,
@@ -967,6 +968,9 @@ fn consents_apps_and_retention_read_on_their_own_and_unlink_only_what_is_linked(
         .expect("web")
         .subject
         .expect("web subject");
+    // Created later, so the web record is the older and survives the merge
+    // (at the same instant the smaller, random, id would).
+    fixture.advance(1);
     let shop = vault
         .ingest(
             TENANT,

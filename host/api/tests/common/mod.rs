@@ -2,6 +2,8 @@
 //! two tenants and a token of every role in each.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,8 +15,10 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tessera_api::{AppState, Config, Role, app};
 use tessera_privacy::MasterKey;
+use tessera_store::{SledStore, Store};
 use tessera_vault::{Actor, IdentityKind, Incoming, TenantSettings, Vault};
 use tower::ServiceExt as _;
+use watched::WatchedStore;
 
 pub const ACME: &str = "acme";
 pub const GLOBEX: &str = "globex";
@@ -34,8 +38,13 @@ pub fn operator() -> Actor {
 }
 
 impl Fixture {
+    /// Default settings, but for a subject-token rate limit high enough
+    /// that tests calling many routes with one token never meet it.
     pub fn new() -> Self {
-        Self::with_config(Config::default())
+        let mut config = Config::default();
+        config.subject_tokens.requests_per_second = 1000;
+        config.subject_tokens.burst = 1000;
+        Self::with_config(config)
     }
 
     pub fn with_config(config: Config) -> Self {
@@ -55,13 +64,39 @@ impl Fixture {
         )
     }
 
+    /// A fixture whose store tells whether documents of `kind` were written
+    /// and not yet flushed (what a crash would lose).
+    pub fn watching(config: Config, kind: &'static str) -> (Self, Arc<WatchedStore>) {
+        let mut watched = None;
+        let f = Self::build_with(config, None, |store| {
+            let store = Arc::new(WatchedStore::new(store, kind));
+            watched = Some(store.clone());
+            store as Arc<dyn Store>
+        });
+        (f, watched.expect("the store is built"))
+    }
+
     fn build(config: Config, clock: Option<Arc<AtomicI64>>) -> Self {
+        Self::build_with(config, clock, |store| store)
+    }
+
+    fn build_with(
+        config: Config,
+        clock: Option<Arc<AtomicI64>>,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         MasterKey::generate()
             .expect("master key")
             .write_new(dir.path().join("master.key"))
             .expect("write master key");
-        let mut vault = open_vault(dir.path());
+        let store = SledStore::open(dir.path().join("data")).expect("open store");
+        let mut vault = Vault::new(
+            wrap(Arc::new(store)),
+            dir.path().join("keys"),
+            MasterKey::from_file(dir.path().join("master.key")).expect("master key"),
+        )
+        .expect("open vault");
         if let Some(clock) = &clock {
             let clock = clock.clone();
             vault = vault.with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
