@@ -71,8 +71,21 @@ fn untrusted_merge() -> ItemError {
 impl IngestReport {
     /// What the vault did with the message at `index`.
     fn outcome(&mut self, index: usize, outcome: &IngestOutcome) {
-        match outcome.refused {
+        match &outcome.refused {
             Some(Refusal::UntrustedMerge) => return self.error(index, untrusted_merge()),
+            Some(Refusal::SchemaChanged { name }) => {
+                return self.error(
+                    index,
+                    ItemError {
+                        code: "invalid_trait",
+                        message: format!(
+                            "trait {name:?} no longer fits the tenant's schema, which changed \
+                             while the message was being stored; nothing of it was stored"
+                        ),
+                        field: Some(format!("traits.{name}")),
+                    },
+                );
+            }
             Some(_) => self.suppressed += 1,
             None => self.accepted += 1,
         }

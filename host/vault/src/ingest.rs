@@ -226,6 +226,12 @@ struct Resolved {
 }
 
 /// A record that passed validation.
+/// Whether an identity of this kind (by its label) can sign a person in:
+/// every kind but device ids, which households share.
+pub(crate) fn signs_in(label: &str) -> bool {
+    IdentityKind::parse(label).is_ok_and(|kind| kind != IdentityKind::DeviceId)
+}
+
 /// Whether a batch's source vouches for the identities it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trust {
@@ -334,21 +340,28 @@ impl Vault {
             // (`Vault::change_settings` holds this lock while it checks the
             // data and writes): check the chunk's traits again against the
             // settings of now, before anything of it is written.
+            // A record that no longer fits is refused on its own: earlier
+            // chunks are already stored, so the batch cannot be refused.
             let current = self.tenant(&tenant.id)?;
-            if !Arc::ptr_eq(&current, &tenant) {
-                for prepared in chunk {
-                    for (name, value) in &prepared.item.traits {
-                        if let Err(error) = check_trait(&current, name, Some(value)) {
-                            self.flush()?;
-                            return Err(error);
-                        }
-                    }
-                }
-            }
+            let changed = !Arc::ptr_eq(&current, &tenant);
             let mut pending = Pending::default();
             let mut failed = None;
             for item in chunk {
                 let index = outcomes.len();
+                if changed
+                    && let Some(name) = item
+                        .item
+                        .traits
+                        .iter()
+                        .find(|(name, value)| check_trait(&current, name, Some(value)).is_err())
+                        .map(|(name, _)| name.clone())
+                {
+                    outcomes.push(IngestOutcome {
+                        refused: Some(Refusal::SchemaChanged { name }),
+                        ..IngestOutcome::default()
+                    });
+                    continue;
+                }
                 let written = self.write_one(
                     &tenant,
                     item,
@@ -387,7 +400,7 @@ impl Vault {
             total.events_inserted += outcome.events_inserted;
             total.duplicates += outcome.duplicates;
             total.expired += outcome.expired;
-            total.suppressed += u64::from(outcome.refused.is_some());
+            total.suppressed += u64::from(outcome.refused == Some(Refusal::Suppressed));
         }
         // The key store needs no sync here: ingestion only writes keys in
         // `fresh_subject`, which syncs them before handing one out.
@@ -481,7 +494,7 @@ impl Vault {
         Ok(Prepared { item, identities })
     }
 
-    /// Whether the person whose root is `root` holds a merging identity
+    /// Whether the person whose root is `root` holds a sign-in identity
     /// that a trusted source asserted, on the root or any subject merged
     /// into it (the chunk's queued profile of the root, if any, is the
     /// newest).
@@ -492,11 +505,10 @@ impl Vault {
         pending: &Pending<'_>,
     ) -> Result<bool, VaultError> {
         let trusted = |profile: &Profile| {
-            profile.identities.iter().any(|pair| {
-                !profile.untrusted.contains(pair)
-                    && IdentityKind::parse(&pair.0)
-                        .is_ok_and(|kind| tenant.settings.merges_on(&kind))
-            })
+            profile
+                .identities
+                .iter()
+                .any(|pair| !profile.untrusted.contains(pair) && signs_in(&pair.0))
         };
         let stored = match pending.subjects.get(root) {
             Some(queued) => {
@@ -558,10 +570,13 @@ impl Vault {
                 .map(|(_, at)| *at)
                 .max()
                 .unwrap_or(i64::MAX);
-            let fresh_consent = item
-                .consents
-                .iter()
-                .any(|c| c.granted && c.given_at_ms.is_none_or(|given| given > erased_at));
+            // Only a trusted source's consent counts: through a public
+            // write key anyone could claim an erased person's consent.
+            let fresh_consent = trust == Trust::Trusted
+                && item
+                    .consents
+                    .iter()
+                    .any(|c| c.granted && c.given_at_ms.is_none_or(|given| given > erased_at));
             if !fresh_consent {
                 outcome.refused = Some(Refusal::Suppressed);
                 return Ok(outcome);
@@ -709,10 +724,9 @@ impl Vault {
         for (identity, linked) in prepared.identities.iter().zip(&links) {
             let pair = (identity.label.clone(), identity.normalized.clone());
             if linked.is_some() {
-                // A trusted source confirms an identity it names.
-                if trust == Trust::Trusted {
-                    target.loaded.profile.untrusted.remove(&pair);
-                }
+                // An untrusted mark stays even when a trusted source names
+                // the identity again: the trusted record may have reached
+                // the person only through what the untrusted one linked.
                 continue;
             }
             if trust == Trust::Untrusted {

@@ -97,6 +97,9 @@ pub enum Refusal {
     /// more people the tenant knows through trusted identities: it may not
     /// join them ([`Vault::ingest_batch_untrusted`](crate::Vault::ingest_batch_untrusted)).
     UntrustedMerge,
+    /// The tenant's schema changed while the batch was being stored, and
+    /// the trait no longer fits it: nothing of the record is stored.
+    SchemaChanged { name: String },
 }
 
 /// What ingesting one item did.

@@ -140,11 +140,21 @@ impl Vault {
             Some(subject) => match self.load_root(tenant, &subject) {
                 Ok(root) if !trusted_only => Some(root.id),
                 Ok(root) => {
+                    // The identity is the person's, and no untrusted source
+                    // ever linked a sign-in identity to the person: anything
+                    // such a source attached may be someone else's, and a
+                    // trusted record that later reached the person through
+                    // it may have added more (docs/privacy.md).
                     let id = root.id.clone();
                     let group = self.load_group(tenant, root)?;
                     let held = group.iter().any(|m| m.profile.identities.contains(&pair));
-                    let untrusted = group.iter().any(|m| m.profile.untrusted.contains(&pair));
-                    (held && !untrusted).then_some(id)
+                    let touched = group.iter().any(|m| {
+                        m.profile
+                            .untrusted
+                            .iter()
+                            .any(|(label, _)| crate::ingest::signs_in(label))
+                    });
+                    (held && !touched).then_some(id)
                 }
                 Err(VaultError::SubjectErased { .. } | VaultError::UnknownSubject { .. }) => None,
                 Err(error) => return Err(error),

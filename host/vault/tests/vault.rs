@@ -1112,24 +1112,98 @@ fn identities_from_an_untrusted_source_resolve_but_never_sign_anyone_in() {
         Some(victim.clone())
     );
     assert_eq!(find(&phone_kind, "+86 139 1111 2222", true), None);
-    assert_eq!(
-        find(&email_kind, "victim@example.com", true),
-        Some(victim.clone())
-    );
+    // A person an untrusted source linked a sign-in identity to signs in by
+    // none of theirs: what it linked may be someone else's.
+    assert_eq!(find(&email_kind, "victim@example.com", true), None);
 
-    // A trusted source asserting the phone makes it a sign-in identity.
+    // A trusted record that reaches the person through the untrusted link
+    // (the attacker registering with the tenant under their own email and
+    // that phone) signs nobody in as the victim either.
+    fixture.advance(1);
+    let reached = vault
+        .ingest(
+            TENANT,
+            &record(
+                vec![email("attacker@evil.example"), phone("+86 139 1111 2222")],
+                vec![],
+            ),
+            &ingest_actor(),
+        )
+        .expect("trusted")
+        .subject
+        .expect("subject");
+    assert_eq!(reached, victim);
+    assert_eq!(find(&email_kind, "attacker@evil.example", true), None);
+    assert_eq!(find(&phone_kind, "+86 139 1111 2222", true), None);
+
+    // A person no untrusted source touched signs in as before.
+    let other = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("other@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("trusted")
+        .subject;
+    assert_eq!(find(&email_kind, "other@example.com", true), other);
+}
+
+#[test]
+fn a_pre_claimed_id_locks_the_attacker_out_instead_of_exposing_the_victim() {
+    let fixture = Fixture::new();
+    let vault = fixture.create();
+    let operator = operator();
+    let (email_kind, _) = email("");
+    let attacker = vault
+        .ingest(
+            TENANT,
+            &record(vec![email("attacker@example.com")], vec![]),
+            &ingest_actor(),
+        )
+        .expect("trusted")
+        .subject;
+    assert_eq!(
+        vault
+            .find_trusted_subject(TENANT, &email_kind, "attacker@example.com", &operator)
+            .expect("lookup"),
+        attacker
+    );
+    // Through the write key, the attacker attaches a member id the tenant
+    // will give the next customer to their own record.
+    fixture.advance(1);
+    vault
+        .ingest_batch_untrusted(
+            TENANT,
+            &[record(
+                vec![email("attacker@example.com"), member("user-1001")],
+                vec![],
+            )],
+            &ingest_actor(),
+        )
+        .expect("untrusted");
+    // The victim registers; the tenant's server sends their record.
     fixture.advance(1);
     vault
         .ingest(
             TENANT,
             &record(
-                vec![email("victim@example.com"), phone("+86 139 1111 2222")],
+                vec![member("user-1001"), email("victim@example.com")],
                 vec![],
             ),
             &ingest_actor(),
         )
-        .expect("trusted again");
-    assert_eq!(find(&phone_kind, "+86 139 1111 2222", true), Some(victim));
+        .expect("trusted");
+    // The record went where the member id pointed, but nobody can sign in
+    // there any more: not the attacker, not the victim.
+    for address in ["attacker@example.com", "victim@example.com"] {
+        assert_eq!(
+            vault
+                .find_trusted_subject(TENANT, &email_kind, address, &operator)
+                .expect("lookup"),
+            None,
+            "{address}"
+        );
+    }
 }
 
 #[test]
@@ -1220,13 +1294,17 @@ fn an_untrusted_source_cannot_join_two_known_people_but_can_join_a_visitor_to_on
         .remove(0);
     assert_eq!(joined.refused, None);
     assert_eq!(joined.merged, vec![visitor.clone()]);
-    // The visitor's address still signs nobody in.
-    assert_eq!(
-        vault
-            .find_trusted_subject(TENANT, &email_kind, "ann.news@example.com", &operator)
-            .expect("lookup"),
-        None
-    );
+    // Neither the visitor's address nor, now, Ann's own signs anyone in
+    // (what the write key joined may not be Ann's).
+    for address in ["ann.news@example.com", "ann@example.com"] {
+        assert_eq!(
+            vault
+                .find_trusted_subject(TENANT, &email_kind, address, &operator)
+                .expect("lookup"),
+            None,
+            "{address}"
+        );
+    }
     assert_eq!(
         vault
             .find_subject(TENANT, &email_kind, "ann.news@example.com", &operator)
