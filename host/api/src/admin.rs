@@ -33,6 +33,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/subjects/lookup", post(lookup))
         .route("/v1/subjects/{id}", patch(rectify))
         .route("/v1/subjects/{id}/export", get(export))
+        .route(
+            "/v1/subjects/{id}/identities/confirm",
+            post(confirm_identity),
+        )
         .route("/v1/deletions", get(deletions))
         .route("/v1/tenant", get(tenant))
         .route("/v1/schema", get(schema))
@@ -111,6 +115,74 @@ async fn lookup(
                 "no subject of the tenant has that identity",
             )
         })
+}
+
+/// What confirming an identity did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConfirmAnswer {
+    pub subject: String,
+    /// Whether the identity was marked untrusted (it is not any more).
+    pub was_untrusted: bool,
+}
+
+/// `POST /v1/subjects/{id}/identities/confirm`: the operator confirms,
+/// after checking with the person, that an identity a write key linked to
+/// them is theirs, so that it no longer stops them from signing in
+/// (docs/privacy.md, Trusted and untrusted sources). Audited
+/// (`identity.confirm`, the kind, never the value).
+#[utoipa::path(post, path = "/v1/subjects/{id}/identities/confirm", tag = "subjects",
+    request_body = LookupRequest,
+    params(("id" = String, Path, description = "A subject id.")),
+    responses(
+        (status = 200, description = "Confirmed.", body = ConfirmAnswer),
+        (status = 404, description = "No such subject, or the identity is not linked to this \
+            person (`unknown_subject`, `identity_not_linked`).", body = ErrorBody),
+        (status = 410, description = "The subject was erased.", body = ErrorBody),
+    ))]
+async fn confirm_identity(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<ConfirmAnswer>, ApiError> {
+    if !plain_id(&id) {
+        return Err(unknown_subject());
+    }
+    let body: LookupRequest = from_body(
+        body,
+        r#"{"kind": "email" | "phone" | "member_id" | "device_id" | "external:<namespace>", "value": "<string>"}"#,
+    )?;
+    let kind = IdentityKind::parse(&body.kind).map_err(|error| {
+        ApiError::unprocessable("invalid_identity", error.to_string())
+            .with_field("kind", error.to_string())
+    })?;
+    let was_untrusted = blocking(move || {
+        state
+            .vault
+            .confirm_identity(
+                &principal.tenant,
+                &id,
+                &kind,
+                &body.value,
+                &principal.actor(),
+            )
+            .map(|removed| (id, removed))
+            .map_err(|error| match error {
+                VaultError::InvalidIdentity { kind, source } => ApiError::unprocessable(
+                    "invalid_identity",
+                    format!("the value is not a valid {kind}: {source}"),
+                )
+                .with_details(
+                    json!({ "field": "value", "kind": kind, "reason": source.to_string() }),
+                ),
+                error => error.into(),
+            })
+    })
+    .await?;
+    Ok(Json(ConfirmAnswer {
+        subject: was_untrusted.0,
+        was_untrusted: was_untrusted.1,
+    }))
 }
 
 // ---- rectification -----------------------------------------------------------

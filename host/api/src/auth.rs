@@ -136,6 +136,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("GET", "/v1/deletions/{id}", OPERATOR),
     rule("GET", "/v1/audit", AUDIT_READERS),
     rule("POST", "/v1/subjects/lookup", OPERATOR),
+    rule("POST", "/v1/subjects/{id}/identities/confirm", OPERATOR),
     rule("PATCH", "/v1/subjects/{id}", OPERATOR),
     rule("GET", "/v1/subjects/{id}/export", OPERATOR),
     rule("GET", "/v1/deletions", OPERATOR),

@@ -128,6 +128,7 @@ impl From<VaultError> for ApiError {
             E::UnknownTenant { .. } => Self::not_found("unknown_tenant", message),
             E::TenantExists { .. } => Self::new(StatusCode::CONFLICT, "tenant_exists", message),
             E::UnknownSubject { .. } => Self::not_found("unknown_subject", message),
+            E::NotLinked { .. } => Self::not_found("identity_not_linked", message),
             E::SubjectErased { .. } => Self::new(StatusCode::GONE, "subject_erased", message),
             E::UnknownRequest { .. } => Self::not_found("unknown_deletion_request", message),
             E::InvalidSettings { reason } => {

@@ -51,6 +51,7 @@ use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject
         ingest::alias,
         ingest::group,
         admin::lookup,
+        admin::confirm_identity,
         admin::rectify,
         admin::export,
         admin::deletions,

@@ -143,6 +143,13 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
                 Some(json!({"kind": "member_id", "value": member})),
             )
         }
+        "/v1/subjects/{id}/identities/confirm" => call(
+            format!(
+                "/v1/subjects/{}/identities/confirm",
+                f.subject(ACME, &member)
+            ),
+            Some(json!({"kind": "member_id", "value": member})),
+        ),
         "/v1/subjects/{id}" if rule.method == "PATCH" => {
             let item = Incoming {
                 identities: vec![(IdentityKind::MemberId, member.clone())],

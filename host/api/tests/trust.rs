@@ -221,3 +221,85 @@ async fn a_write_key_cannot_join_two_known_people_and_a_server_token_can() {
     let view = f.vault().access(ACME, &ann, &operator()).expect("view");
     assert_eq!(view.merged_subjects, vec![bo.clone()], "{view:?}");
 }
+
+#[tokio::test]
+async fn an_operator_confirms_an_identity_a_write_key_linked_and_the_person_signs_in_again() {
+    let f = Fixture::new();
+    let person = known(&f, "lin@example.com");
+    let portal = |value: &'static str| json!({"identity": {"kind": "email", "value": value}});
+    f.call(
+        Method::POST,
+        "/v1/subject-tokens",
+        Some(f.token(ACME, Role::Portal)),
+        Some(portal("lin@example.com")),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    // On the web site, Lin adds a second address: the page sends it with
+    // the write key, which marks it untrusted and locks Lin's sign-in.
+    let web = json!({"anonymousId": "lin-browser", "messageId": "web-1",
+                     "traits": {"email": "lin@example.com", "phone": "+44 20 7946 0958"}});
+    f.call(
+        Method::POST,
+        "/v1/identify",
+        Some(f.token(ACME, Role::Ingest)),
+        Some(web),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let locked = f
+        .call(
+            Method::POST,
+            "/v1/subject-tokens",
+            Some(f.token(ACME, Role::Portal)),
+            Some(portal("lin@example.com")),
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::NOT_FOUND, "{}", locked.body);
+
+    let operator_token = f.token(ACME, Role::Operator).to_owned();
+    let confirm = |subject: &str, value: &str| {
+        (
+            format!("/v1/subjects/{subject}/identities/confirm"),
+            json!({"kind": "phone", "value": value}),
+        )
+    };
+    // An identity that is not this person's is refused, naming no value.
+    let other = known(&f, "someone@example.com");
+    let (uri, body) = confirm(&other, "+44 20 7946 0958");
+    let refused = f
+        .call(Method::POST, &uri, Some(&operator_token), Some(body))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(refused.code(), "identity_not_linked");
+    assert!(
+        !refused.body.to_string().contains("7946"),
+        "{}",
+        refused.body
+    );
+
+    // The operator, having checked with Lin, confirms the phone.
+    let (uri, body) = confirm(&person, "+44 20 7946 0958");
+    let confirmed = f
+        .call(Method::POST, &uri, Some(&operator_token), Some(body))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(confirmed.body["was_untrusted"], true);
+    let issued = f
+        .call(
+            Method::POST,
+            "/v1/subject-tokens",
+            Some(f.token(ACME, Role::Portal)),
+            Some(portal("lin@example.com")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(issued.body["subject"], person.as_str());
+    let audit = f.vault().audit_entries(ACME, 1, 1_000).expect("audit");
+    let entry = audit
+        .iter()
+        .find(|e| e.action == "identity.confirm")
+        .expect("audited");
+    assert_eq!(entry.subject.as_deref(), Some(person.as_str()));
+    assert_eq!(entry.detail.as_deref(), Some("phone"));
+}

@@ -17,6 +17,15 @@ pub enum VaultError {
     #[error("subject {subject:?} does not exist in tenant {tenant:?}")]
     UnknownSubject { tenant: String, subject: String },
     #[error(
+        "the {kind} identity is not linked to subject {subject:?} of tenant {tenant:?} (nor to \
+         anyone merged with it)"
+    )]
+    NotLinked {
+        tenant: String,
+        subject: String,
+        kind: String,
+    },
+    #[error(
         "subject {subject:?} of tenant {tenant:?} was erased (its key is destroyed); \
          its records can no longer be read or written"
     )]

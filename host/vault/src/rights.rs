@@ -494,6 +494,64 @@ impl Vault {
         self.flush()
     }
 
+    /// Confirms that an identity an untrusted source linked to the person
+    /// `subject` belongs to is theirs (an operator, after checking with
+    /// the person): its untrusted mark is removed from every subject of the
+    /// person. Once no untrusted mark on a sign-in identity is left, the
+    /// person can sign in again ([`Vault::find_trusted_subject`]). Returns
+    /// whether a mark was removed; an identity linked to someone else (or
+    /// to no one) is [`VaultError::NotLinked`]. Audited
+    /// (`identity.confirm`, the kind, never the value).
+    pub fn confirm_identity(
+        &self,
+        tenant: &str,
+        subject: &str,
+        kind: &IdentityKind,
+        raw: &str,
+        actor: &Actor,
+    ) -> Result<bool, VaultError> {
+        let lock_of = self.tenant(tenant)?.lock.clone();
+        let _guard = lock(&lock_of);
+        let tenant = self.tenant(tenant)?;
+        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
+            .map_err(|source| VaultError::InvalidIdentity {
+                kind: kind.label(),
+                source,
+            })?;
+        let pair = (kind.label(), normalized);
+        let hash = tenant.hasher.hash(&pair.0, &pair.1);
+        let root = self.load_root(&tenant, subject)?;
+        let linked_root = match self.store.find_identity(&tenant.id, hash)? {
+            Some(linked) => Some(self.load_root(&tenant, &linked)?.id),
+            None => None,
+        };
+        if linked_root.as_deref() != Some(root.id.as_str()) {
+            return Err(VaultError::NotLinked {
+                tenant: tenant.id.clone(),
+                subject: root.id,
+                kind: kind.label(),
+            });
+        }
+        let mut group = self.load_group(&tenant, root)?;
+        let now = self.now();
+        let mut removed = false;
+        for member in &mut group {
+            if member.profile.untrusted.remove(&pair) {
+                member.profile.updated_at_ms = now;
+                self.save(&tenant, member)?;
+                removed = true;
+            }
+        }
+        self.audit(
+            &tenant,
+            AuditEntry::new(actor, "identity.confirm")
+                .subject(&group[0].id)
+                .detail(pair.0.clone()),
+        )?;
+        self.flush()?;
+        Ok(removed)
+    }
+
     /// Grants or revokes consent to a purpose; takes effect on the next
     /// plugin call. Kept in the history with who, when and how.
     pub fn set_consent(
