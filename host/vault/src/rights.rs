@@ -561,9 +561,11 @@ impl Vault {
         change: &ConsentChange,
         actor: &Actor,
     ) -> Result<(), VaultError> {
+        // Checked under the tenant's lock, against the settings of now.
+        let lock_of = self.tenant(tenant)?.lock.clone();
+        let _guard = lock(&lock_of);
         let tenant = self.tenant(tenant)?;
         self.check_purpose(&tenant, &change.purpose)?;
-        let _guard = lock(&tenant.lock);
         let mut root = self.load_root(&tenant, subject)?;
         let now = self.now();
         self.append_consent_entry(&tenant, &mut root, consent_entry(change, actor, now))?;
@@ -675,6 +677,9 @@ impl Vault {
         days: u32,
         actor: &Actor,
     ) -> Result<(), VaultError> {
+        // Checked under the tenant's lock, against the settings of now.
+        let lock_of = self.tenant(tenant)?.lock.clone();
+        let _guard = lock(&lock_of);
         let tenant = self.tenant(tenant)?;
         let bounds = tenant.settings.retention;
         if days < bounds.min_days || days > bounds.max_days {
@@ -685,7 +690,6 @@ impl Vault {
                 max: bounds.max_days,
             });
         }
-        let _guard = lock(&tenant.lock);
         let mut root = self.load_root(&tenant, subject)?;
         root.profile.retention_days = Some(days);
         root.profile.updated_at_ms = self.now();
