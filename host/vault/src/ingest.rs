@@ -25,9 +25,9 @@
 //! 4. Identities not yet linked are linked to the chosen subject; identities
 //!    linked elsewhere through a non-merging kind stay where they are.
 //!    Records from an untrusted source ([`Vault::ingest_batch_untrusted`])
-//!    mark the identities they link as untrusted (never a way to sign in),
-//!    and are refused rather than merge two people who each hold a trusted
-//!    merging identity.
+//!    mark the identities they link as untrusted (the person can then not
+//!    sign in until an operator confirms them), and are refused rather than
+//!    merge two people who each hold a trusted sign-in identity.
 //! 5. Traits overwrite the subject's values; events are stored unless their
 //!    source id was stored before (idempotent re-import), and the subject's
 //!    aggregates are updated in the same store transaction as the events.
@@ -225,7 +225,6 @@ struct Resolved {
     hash: IdentityHash,
 }
 
-/// A record that passed validation.
 /// Whether an identity of this kind (by its label) can sign a person in:
 /// every kind but device ids, which households share.
 pub(crate) fn signs_in(label: &str) -> bool {
@@ -241,6 +240,7 @@ enum Trust {
     Untrusted,
 }
 
+/// A record that passed validation.
 struct Prepared<'a> {
     item: &'a Incoming,
     identities: Vec<Resolved>,
@@ -280,13 +280,16 @@ impl Vault {
     /// web page or an app. Anyone can claim any identity there, so:
     ///
     /// - identities such a record links to a person are marked untrusted:
-    ///   they still resolve records, but are never a way to sign in as the
-    ///   person ([`Vault::find_trusted_subject`]) until a trusted source
-    ///   asserts them too;
+    ///   they still resolve records, but a person with such a mark on a
+    ///   sign-in identity cannot sign in by any identity
+    ///   ([`Vault::find_trusted_subject`]) until an operator confirms it
+    ///   ([`Vault::confirm_identity`]); a trusted source naming it again does
+    ///   not, since its record may have reached the person through the mark;
     /// - such a record may not merge two people who each hold a trusted
-    ///   merging identity: it is refused ([`Refusal::UntrustedMerge`]) and
+    ///   sign-in identity: it is refused ([`Refusal::UntrustedMerge`]) and
     ///   nothing of it is stored. It may still join subjects known only
-    ///   through untrusted identities (a visitor who signs up) to a person.
+    ///   through untrusted identities (a visitor who signs up) to a person;
+    /// - its consents never lift a suppression.
     pub fn ingest_batch_untrusted(
         &self,
         tenant: &str,
