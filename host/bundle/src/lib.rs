@@ -22,8 +22,8 @@ use tessera_runtime::{detect_kind, detect_version};
 
 pub use keys::{PUBLIC_PREFIX, PublicKey, PublisherKey, SECRET_PREFIX};
 pub use manifest::{
-    ComponentRef, Kind, MAX_LIST, MAX_NAME, MAX_PLUGINS, MAX_TEXT, Manifest, ParamSpec, PiiClass,
-    Permissions, PluginEntry, RequestedLimits, SourceManifest, ValueKind,
+    ComponentRef, Kind, MAX_LIST, MAX_NAME, MAX_PLUGINS, MAX_TEXT, Manifest, ParamSpec,
+    Permissions, PiiClass, PluginEntry, RequestedLimits, SourceManifest, ValueKind,
 };
 
 /// The first bytes of every bundle. The high byte and the CR LF / EOF bytes
@@ -687,7 +687,12 @@ fn parse_component(body: &[u8]) -> Result<Component, BundleError> {
 /// A component is the kind and contract version the manifest says, read
 /// from its exports and its `tessera:wit-version` marker by the runtime's
 /// own readers.
-fn check_component(name: &str, kind: Kind, wit_version: &str, bytes: &[u8]) -> Result<(), BundleError> {
+fn check_component(
+    name: &str,
+    kind: Kind,
+    wit_version: &str,
+    bytes: &[u8],
+) -> Result<(), BundleError> {
     let version = detect_version(bytes)
         .map_err(|e| BundleError::ComponentMismatch(format!("`{name}`: {e}")))?;
     if version.as_str() != wit_version {

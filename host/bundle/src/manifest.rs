@@ -362,7 +362,10 @@ impl<C> PluginEntry<C> {
         }
         for (i, param) in self.parameters.iter().enumerate() {
             check_ident(&format!("{name}: parameter"), &param.name)?;
-            check_text(&format!("{name}: parameter {}", param.name), &param.description)?;
+            check_text(
+                &format!("{name}: parameter {}", param.name),
+                &param.description,
+            )?;
             check_list(&format!("{name}: choices"), &param.choices)?;
             if self.parameters[..i].iter().any(|q| q.name == param.name) {
                 return Err(invalid(format!(

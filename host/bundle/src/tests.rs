@@ -348,23 +348,25 @@ fn build_refuses_invalid_manifests() {
     let err = Bundle::build(twice, vec![THRESHOLD.to_vec(), THRESHOLD.to_vec()]).unwrap_err();
     assert!(matches!(err, BundleError::InvalidManifest(_)), "{err}");
 
-    for (field, value) in [
-        ("version", "1.2"),
-        ("version", "01.2.3"),
-        ("publisher", ""),
-    ] {
+    for (field, value) in [("version", "1.2"), ("version", "01.2.3"), ("publisher", "")] {
         let mut s = source(&[("threshold", Kind::Segment)]);
         match field {
             "version" => s.version = value.into(),
             _ => s.publisher = value.into(),
         }
         let err = Bundle::build(s, vec![THRESHOLD.to_vec()]).unwrap_err();
-        assert!(matches!(err, BundleError::InvalidManifest(_)), "{field}={value}: {err}");
+        assert!(
+            matches!(err, BundleError::InvalidManifest(_)),
+            "{field}={value}: {err}"
+        );
     }
     for name in ["Threshold", "1rule", "a b", "../x", ""] {
         let mut s = source(&[("threshold", Kind::Segment)]);
         s.plugins[0].name = name.into();
-        assert!(Bundle::build(s, vec![THRESHOLD.to_vec()]).is_err(), "{name}");
+        assert!(
+            Bundle::build(s, vec![THRESHOLD.to_vec()]).is_err(),
+            "{name}"
+        );
     }
     let unknown: Result<SourceManifest, _> = serde_json::from_str(
         r#"{"publisher":"p","version":"1.0.0","plugins":[],"signed_by":"me"}"#,
