@@ -378,6 +378,24 @@ fn build_refuses_invalid_manifests() {
     assert!(unknown_kind.is_err());
 }
 
+/// Every byte outside the component bodies (header, manifest, section
+/// headers, stored digests, signature block), flipped one at a time.
+#[test]
+fn no_change_to_any_byte_of_the_framing_manifest_or_signature_verifies() {
+    let key = signing_key();
+    let bytes = signed_bytes();
+    let bodies = [THRESHOLD, EPSILON_GREEDY].map(|c| {
+        let at = offset_of(bytes, c);
+        at..at + c.len()
+    });
+    for i in (0..bytes.len()).filter(|i| !bodies.iter().any(|r| r.contains(i))) {
+        let mut changed = bytes.clone();
+        changed[i] ^= 0x01;
+        let result = Bundle::read(&changed).and_then(|b| b.verify(&[key.public()]));
+        assert!(result.is_err(), "byte {i} changed and verified");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
