@@ -587,7 +587,7 @@ impl Bundle {
         if self.digest() != block.digest {
             // Is the manifest the signed one, with a component that is not
             // the one it lists? Then the digest over the hashes the manifest
-            // lists is the signed digest.
+            // lists is the signed digest, and the signature over it holds.
             if let Ok(manifest) = self.manifest()
                 && manifest.plugins.len() == self.components.len()
             {
@@ -600,7 +600,18 @@ impl Bundle {
                         (p.name.as_str(), digest)
                     })
                     .collect();
-                if canonical_digest(&self.manifest_bytes, listed.iter().copied()) == block.digest {
+                let signature_holds = PublicKey::from_bytes(&block.public_key).is_ok_and(|key| {
+                    key.0
+                        .verify_strict(
+                            &signed_message(&block.digest),
+                            &Signature::from_bytes(&block.signature),
+                        )
+                        .is_ok()
+                });
+                if signature_holds
+                    && canonical_digest(&self.manifest_bytes, listed.iter().copied())
+                        == block.digest
+                {
                     self.check_components(&manifest)?;
                 }
             }
