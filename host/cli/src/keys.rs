@@ -1,6 +1,7 @@
 //! `tessera keys`: the operator's key commands. `init` creates the master key
 //! that wraps every tenant key, `rotate` replaces it; they never print or log
-//! a key itself, only its id.
+//! a key itself, only its id. `publisher new` makes a plugin publisher's
+//! signing key pair (see `bundle.rs`).
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
@@ -29,6 +30,9 @@ pub enum KeysCommand {
     /// directly, which a running server holds exclusively: stop the server
     /// first, and start it again with the new key file.
     Rotate(RotateArgs),
+    /// Plugin publishers' signing keys.
+    #[command(subcommand)]
+    Publisher(crate::bundle::PublisherCommand),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +77,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             println!("{}", key.id());
         }
         KeysCommand::Rotate(args) => rotate(&args)?,
+        KeysCommand::Publisher(command) => return crate::bundle::publisher(command),
     }
     Ok(ExitCode::SUCCESS)
 }

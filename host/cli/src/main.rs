@@ -3,6 +3,7 @@
 //! the operator commands arrive with their issues.
 
 mod audit;
+mod bundle;
 mod data;
 mod demo;
 mod keys;
@@ -42,9 +43,12 @@ enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Manage the master key.
+    /// Manage the master key and publisher keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Build, sign, inspect and verify signed plugin bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Create tenants (works on the data directory directly, which a running
     /// server holds exclusively).
     #[command(subcommand)]
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Bundle(command) => bundle::run(command),
         Command::Tenant(command) => data::tenant(command),
         Command::Audit(command) => audit::run(command),
         Command::Subject(command) => subject::run(command),
