@@ -51,7 +51,7 @@ use crate::model::{
     Actor, BatchOutcome, Channel, ConsentChange, ConsentEntry, Incoming, IngestOutcome, MergeEntry,
     NewEvent, Refusal,
 };
-use crate::normalize::{IdentityKind, normalize};
+use crate::normalize::IdentityKind;
 use crate::settings::{TraitType, valid_name};
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Profile, Tenant, Vault, lock};
 
@@ -412,7 +412,6 @@ impl Vault {
     }
 
     fn prepare<'a>(&self, tenant: &Tenant, item: &'a Incoming) -> Result<Prepared<'a>, VaultError> {
-        let settings = &tenant.settings;
         if item.identities.is_empty() {
             return Err(VaultError::NoIdentity);
         }
@@ -426,14 +425,7 @@ impl Vault {
         }
         let mut identities: Vec<Resolved> = Vec::new();
         for (kind, raw) in &item.identities {
-            let normalized = normalize(kind, raw, &settings.identity_rules).map_err(|source| {
-                VaultError::InvalidIdentity {
-                    kind: kind.label(),
-                    source,
-                }
-            })?;
-            let label = kind.label();
-            let hash = tenant.hasher.hash(&label, &normalized);
+            let ((label, normalized), hash) = tenant.identity(kind, raw)?;
             if identities.iter().all(|r| r.hash != hash) {
                 identities.push(Resolved {
                     kind: kind.clone(),

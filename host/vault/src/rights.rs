@@ -129,13 +129,7 @@ impl Vault {
         raw: &str,
         trusted_only: bool,
     ) -> Result<Option<String>, VaultError> {
-        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
-            .map_err(|source| VaultError::InvalidIdentity {
-                kind: kind.label(),
-                source,
-            })?;
-        let pair = (kind.label(), normalized);
-        let hash = tenant.hasher.hash(&pair.0, &pair.1);
+        let (pair, hash) = tenant.identity(kind, raw)?;
         Ok(match self.store.find_identity(&tenant.id, hash)? {
             Some(subject) => match self.load_root(tenant, &subject) {
                 Ok(root) if !trusted_only => Some(root.id),
@@ -513,13 +507,7 @@ impl Vault {
         let lock_of = self.tenant(tenant)?.lock.clone();
         let _guard = lock(&lock_of);
         let tenant = self.tenant(tenant)?;
-        let normalized = crate::normalize::normalize(kind, raw, &tenant.settings.identity_rules)
-            .map_err(|source| VaultError::InvalidIdentity {
-                kind: kind.label(),
-                source,
-            })?;
-        let pair = (kind.label(), normalized);
-        let hash = tenant.hasher.hash(&pair.0, &pair.1);
+        let (pair, hash) = tenant.identity(kind, raw)?;
         let root = self.load_root(&tenant, subject)?;
         let linked_root = match self.store.find_identity(&tenant.id, hash)? {
             Some(linked) => Some(self.load_root(&tenant, &linked)?.id),

@@ -13,11 +13,12 @@ use tessera_privacy::{
     IdentityHasher, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore, TenantKey, TenantMac,
     WrappedKey,
 };
-use tessera_store::{SledStore, Store, SubjectRecord, TenantRecord};
+use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord};
 
 use crate::audit::{self, AuditEntry, AuditReport};
 use crate::error::VaultError;
 use crate::model::{Actor, Aggregate, Membership, MergeEntry};
+use crate::normalize::IdentityKind;
 use crate::settings::TenantSettings;
 
 /// Milliseconds since the Unix epoch; replaceable in tests.
@@ -87,6 +88,26 @@ pub(crate) struct Tenant {
     pool: Arc<Mutex<Option<Pool>>>,
     /// Recently used subject keys, unwrapped.
     key_cache: Arc<Mutex<KeyCache>>,
+}
+
+impl Tenant {
+    /// An identity as the tenant stores it: normalised with its rules, as
+    /// `(kind label, normalised value)`, and its keyed hash. The error names
+    /// the kind and the rule, never the value.
+    pub(crate) fn identity(
+        &self,
+        kind: &IdentityKind,
+        raw: &str,
+    ) -> Result<((String, String), IdentityHash), VaultError> {
+        let label = kind.label();
+        let normalized = crate::normalize::normalize(kind, raw, &self.settings.identity_rules)
+            .map_err(|source| VaultError::InvalidIdentity {
+                kind: label.clone(),
+                source,
+            })?;
+        let hash = self.hasher.hash(&label, &normalized);
+        Ok(((label, normalized), hash))
+    }
 }
 
 /// Unwrapped keys of recently loaded subjects, so that loading a subject
