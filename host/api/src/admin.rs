@@ -68,6 +68,34 @@ pub struct LookupAnswer {
     pub subject: String,
 }
 
+/// A body naming an identity (`{kind, value}`), read without ever quoting
+/// the value.
+fn identity_body(body: Value) -> Result<(IdentityKind, String), ApiError> {
+    let body: LookupRequest = from_body(
+        body,
+        r#"{"kind": "email" | "phone" | "member_id" | "device_id" | "external:<namespace>", "value": "<string>"}"#,
+    )?;
+    let kind = IdentityKind::parse(&body.kind).map_err(|error| {
+        ApiError::unprocessable("invalid_identity", error.to_string())
+            .with_field("kind", error.to_string())
+    })?;
+    Ok((kind, body.value))
+}
+
+/// A vault error about an identity from a body: an invalid value names the
+/// kind and the normaliser's rule, never the value, with `details.field`
+/// `value`.
+fn identity_error(error: VaultError) -> ApiError {
+    match error {
+        VaultError::InvalidIdentity { kind, source } => ApiError::unprocessable(
+            "invalid_identity",
+            format!("the value is not a valid {kind}: {source}"),
+        )
+        .with_details(json!({ "field": "value", "kind": kind, "reason": source.to_string() })),
+        error => error.into(),
+    }
+}
+
 /// `POST /v1/subjects/lookup`: the person an identity belongs to. The
 /// value is normalised with the tenant's rules and looked up by its keyed
 /// hash; the lookup is audited (`subject.lookup`, naming the kind, never
@@ -82,29 +110,12 @@ async fn lookup(
     Extension(principal): Extension<Principal>,
     Json(body): Json<Value>,
 ) -> Result<Json<LookupAnswer>, ApiError> {
-    let body: LookupRequest = from_body(
-        body,
-        r#"{"kind": "email" | "phone" | "member_id" | "device_id" | "external:<namespace>", "value": "<string>"}"#,
-    )?;
-    let kind = IdentityKind::parse(&body.kind).map_err(|error| {
-        ApiError::unprocessable("invalid_identity", error.to_string())
-            .with_field("kind", error.to_string())
-    })?;
+    let (kind, value) = identity_body(body)?;
     let found = blocking(move || {
-        match state
+        state
             .vault
-            .find_subject(&principal.tenant, &kind, &body.value, &principal.actor())
-        {
-            Ok(found) => Ok(found),
-            // The normaliser's reasons name the kind and the rule, never
-            // the value.
-            Err(VaultError::InvalidIdentity { kind, source }) => Err(ApiError::unprocessable(
-                "invalid_identity",
-                format!("the value is not a valid {kind}: {source}"),
-            )
-            .with_details(json!({ "field": "value", "kind": kind, "reason": source.to_string() }))),
-            Err(error) => Err(error.into()),
-        }
+            .find_subject(&principal.tenant, &kind, &value, &principal.actor())
+            .map_err(identity_error)
     })
     .await?;
     found
@@ -148,35 +159,13 @@ async fn confirm_identity(
     if !plain_id(&id) {
         return Err(unknown_subject());
     }
-    let body: LookupRequest = from_body(
-        body,
-        r#"{"kind": "email" | "phone" | "member_id" | "device_id" | "external:<namespace>", "value": "<string>"}"#,
-    )?;
-    let kind = IdentityKind::parse(&body.kind).map_err(|error| {
-        ApiError::unprocessable("invalid_identity", error.to_string())
-            .with_field("kind", error.to_string())
-    })?;
+    let (kind, value) = identity_body(body)?;
     let was_untrusted = blocking(move || {
         state
             .vault
-            .confirm_identity(
-                &principal.tenant,
-                &id,
-                &kind,
-                &body.value,
-                &principal.actor(),
-            )
+            .confirm_identity(&principal.tenant, &id, &kind, &value, &principal.actor())
             .map(|removed| (id, removed))
-            .map_err(|error| match error {
-                VaultError::InvalidIdentity { kind, source } => ApiError::unprocessable(
-                    "invalid_identity",
-                    format!("the value is not a valid {kind}: {source}"),
-                )
-                .with_details(
-                    json!({ "field": "value", "kind": kind, "reason": source.to_string() }),
-                ),
-                error => error.into(),
-            })
+            .map_err(identity_error)
     })
     .await?;
     Ok(Json(ConfirmAnswer {
