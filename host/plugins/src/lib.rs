@@ -1,0 +1,11 @@
+//! A tenant's plugins, from a signed bundle to a call: which publishers the
+//! tenant trusts, what each plugin asked for and what the operator granted,
+//! the install pipeline (verify → type-check → check the world and imports
+//! against the grants → precompile → store, all or nothing), the lifecycle
+//! (pending upgrades with their permission diff, rollback, removal,
+//! quarantine), and the data view the host builds before every call.
+//!
+//! Grants use the bundle's own [`Permissions`] shape: a grant is a subset of
+//! a request, field by field.
+
+pub use tessera_bundle::{Permissions, PiiClass};
