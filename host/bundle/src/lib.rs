@@ -505,6 +505,21 @@ impl Bundle {
         });
     }
 
+    /// Assembles a bundle from its parts, unchecked: for tools that
+    /// repackage bundles and for tests that forge them. Nothing assembled is
+    /// trusted until [`Bundle::verify`] accepts it.
+    pub fn from_parts(
+        manifest_bytes: Vec<u8>,
+        components: Vec<Component>,
+        signature: Option<SignatureBlock>,
+    ) -> Bundle {
+        Bundle {
+            manifest_bytes,
+            components,
+            signature,
+        }
+    }
+
     pub fn signature(&self) -> Option<&SignatureBlock> {
         self.signature.as_ref()
     }

@@ -9,3 +9,11 @@
 //! a request, field by field.
 
 pub use tessera_bundle::{Permissions, PiiClass};
+
+pub mod permissions;
+mod records;
+mod registry;
+
+pub use permissions::{Change, LimitChange, PermissionDiff};
+pub use records::{PluginRecord, PublisherRecord, QuarantineRecord, VersionRecord};
+pub use registry::{Entry, Live, Registry, RegistryError, Source, runtime_grants};

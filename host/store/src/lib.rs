@@ -48,8 +48,9 @@ pub const MAX_ID_LEN: usize = 1024;
 
 /// Tessera's storage: tenants, subjects, identity links, events, consents,
 /// the suppression list, audit entries, named documents, jobs and subject
-/// erasure. Plugin state is the separate [`tessera_state::StateStore`] trait,
-/// which backends implement as well; [`Store::subject_state`] and
+/// erasure. Plugin state is the [`tessera_state::StateStore`] supertrait, so
+/// that one backend keeps everything and an `Arc<dyn Store>` serves as the
+/// plugins' state store; [`Store::subject_state`] and
 /// [`Store::purge_subject_state`] reach into it for erasure.
 ///
 /// Ids are UTF-8 strings of 1 to [`MAX_ID_LEN`] bytes; a longer or empty id is
@@ -58,7 +59,7 @@ pub const MAX_ID_LEN: usize = 1024;
 /// belongs to a subject that does not exist is refused with
 /// [`StoreError::UnknownSubject`], so nothing can be written for a subject once
 /// [`Store::purge_subject`] has begun.
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     /// Creates or replaces a tenant.
     fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
     /// One tenant.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tessera_runtime::{StateError, StateScope, StateStore, StateWrite};
 use tessera_store::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
     PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
@@ -29,6 +30,35 @@ impl WatchedStore {
     /// since: what a crash now would lose.
     pub fn unflushed(&self) -> bool {
         self.unflushed.load(Ordering::SeqCst)
+    }
+}
+
+impl StateStore for WatchedStore {
+    fn get(&self, scope: &StateScope, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.get(scope, key)
+    }
+    fn usage(&self, scope: &StateScope) -> Result<u64, StateError> {
+        self.inner.usage(scope)
+    }
+    fn version(&self, scope: &StateScope) -> Result<u64, StateError> {
+        self.inner.version(scope)
+    }
+    fn keys(
+        &self,
+        scope: &StateScope,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.inner.keys(scope, prefix, limit)
+    }
+    fn apply(
+        &self,
+        scope: &StateScope,
+        base: u64,
+        writes: &[StateWrite],
+        quota: u64,
+    ) -> Result<(), StateError> {
+        self.inner.apply(scope, base, writes, quota)
     }
 }
 

@@ -1,0 +1,1308 @@
+//! The [`Registry`]: a tenant's trusted publishers and installed plugins,
+//! kept in the store and loaded into the runtime.
+//!
+//! Installing a bundle is verify → type-check → store, and leaves each
+//! plugin *pending*: nothing runs until an operator approves all or part of
+//! what it asked for. Approving checks the component's imports against the
+//! grant (capability = linking) and precompiles it; every step that fails
+//! leaves the plugin as it was. An upgrade that asks for no more than the
+//! running version was granted goes live at once; one that asks for more
+//! waits, with its [`PermissionDiff`], for approval. A rollback returns to
+//! the previously approved version with its grants; a removal deletes the
+//! plugin's state and keeps its audit trail.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
+use tessera_runtime::{
+    Grants, InstallError, InstallRequest, Limits, Plugin, PluginKind, Runtime, StateScope,
+    StateStore,
+};
+use tessera_store::Store;
+use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
+
+use crate::permissions::{
+    PermissionDiff, check_limits_within, check_subset, limits_for, normalized,
+};
+use crate::records::{
+    KIND_COMPONENT, KIND_PLUGIN, KIND_PUBLISHER, PluginRecord, PublisherRecord, QuarantineRecord,
+    VersionRecord,
+};
+
+/// Why the registry refused an operation. Each names what was wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The bundle failed verification; nothing was stored.
+    #[error("the bundle is refused ({reason}): {error}", reason = .0.reason(), error = .0)]
+    Bundle(#[from] BundleError),
+    #[error(
+        "the bundle is unsigned, and this server does not accept unsigned bundles; sign it \
+         (`tessera bundle sign`), or, for development only, start the server with \
+         --allow-unsigned-bundles"
+    )]
+    UnsignedNotAllowed,
+    /// The runtime refused a component (type-check, imports against the
+    /// grants, limits over the caps, describe failed).
+    #[error("plugin `{plugin}` is refused: {error}")]
+    Install { plugin: String, error: InstallError },
+    /// What a component declares does not match what its bundle says.
+    #[error("plugin `{plugin}` is refused: {detail}")]
+    Inconsistent { plugin: String, detail: String },
+    #[error("the tenant already has a plugin named `{name}`; upload a new version with upgrade")]
+    Taken { name: String },
+    #[error("the tenant has no plugin named `{name}`")]
+    UnknownPlugin { name: String },
+    #[error("the bundle holds no plugin named `{name}`")]
+    NotInBundle { name: String },
+    #[error("plugin `{name}` has no version waiting for approval")]
+    NothingPending { name: String },
+    #[error("plugin `{name}` has no earlier approved version to roll back to")]
+    NoEarlierVersion { name: String },
+    #[error("plugin `{name}` is built in; it cannot be {what}")]
+    BuiltIn { name: String, what: &'static str },
+    /// The grant is not part of the request, or limits above those asked for.
+    #[error("the grant is refused: {0}")]
+    Grant(String),
+    #[error("plugin `{name}` is quarantined: {reason}")]
+    Quarantined { name: String, reason: String },
+    #[error("plugin `{name}` is not quarantined")]
+    NotQuarantined { name: String },
+    #[error("no trusted publisher key has the id `{key_id}`")]
+    UnknownKey { key_id: String },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+impl From<tessera_store::StoreError> for RegistryError {
+    fn from(error: tessera_store::StoreError) -> Self {
+        RegistryError::Store(error.to_string())
+    }
+}
+
+/// Where a running plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One of Tessera's own plugins, installed by the server for every tenant.
+    BuiltIn,
+    /// A bundle: who published it and which key signed it (`None`: unsigned,
+    /// accepted under the development flag).
+    Bundle {
+        publisher: String,
+        key_id: Option<String>,
+        bundle_version: String,
+    },
+}
+
+/// A plugin that runs: what the host calls, with what it was granted.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub tenant: String,
+    pub name: String,
+    pub installation: String,
+    pub plugin: Plugin,
+    pub granted: Permissions,
+    pub source: Source,
+    pub installed_at_ms: i64,
+}
+
+impl Live {
+    /// Whether the runtime quarantined it for trapping too often.
+    pub fn auto_quarantined(&self) -> bool {
+        self.plugin.is_quarantined()
+    }
+}
+
+/// One plugin of a tenant as the registry knows it: its stored record (none
+/// for built-in plugins), what runs now, and why it does not run if it
+/// should.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub record: Option<PluginRecord>,
+    pub live: Option<Live>,
+    /// The approved version could not be loaded at start (the error).
+    pub load_error: Option<String>,
+}
+
+impl Entry {
+    /// The pending version and what approving it would change from the
+    /// running version's grant (from nothing for a first install).
+    pub fn pending(&self) -> Option<(&VersionRecord, PermissionDiff)> {
+        let record = self.record.as_ref()?;
+        let pending = &record.versions[record.pending?];
+        let (from, from_limits) = match record.active.map(|i| &record.versions[i]) {
+            Some(active) => (
+                active.granted.clone().unwrap_or_default(),
+                limits_for(
+                    active
+                        .granted_limits
+                        .as_ref()
+                        .unwrap_or(&active.requested_limits),
+                ),
+            ),
+            None => (Permissions::default(), limits_for(&Default::default())),
+        };
+        let diff = PermissionDiff::between(
+            &from,
+            &from_limits,
+            &pending.requested,
+            &limits_for(&pending.requested_limits),
+        );
+        Some((pending, diff))
+    }
+}
+
+/// Tenants' plugins: stored records and the plugins loaded from them. Cheap
+/// to clone; clones share everything.
+///
+/// Operations that install, approve or call plugins block the thread
+/// (compiling, `describe`): run them on a blocking pool, never on an async
+/// runtime's threads.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: Runtime,
+    vault: Arc<Vault>,
+    allow_unsigned: bool,
+    live: RwLock<BTreeMap<(String, String), Live>>,
+    load_errors: RwLock<BTreeMap<(String, String), String>>,
+    /// Serialises lifecycle changes (they read, check and write records).
+    lifecycle: Mutex<()>,
+}
+
+/// Where each plugin's state lives: the vault's own store.
+fn state_store(vault: &Vault) -> Arc<dyn StateStore> {
+    let store: Arc<dyn Store> = vault.store().clone();
+    store
+}
+
+/// The runtime grants (what gets linked) for a permission grant.
+pub fn runtime_grants(granted: &Permissions) -> Grants {
+    Grants {
+        state_quota: granted.state_quota,
+    }
+}
+
+fn runtime_kind(kind: Kind) -> PluginKind {
+    match kind {
+        Kind::Connector => PluginKind::Connector,
+        Kind::Segment => PluginKind::Segment,
+        Kind::Strategy => PluginKind::Strategy,
+    }
+}
+
+fn random_installation() -> Result<String, RegistryError> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| RegistryError::Store(format!("no randomness for an installation id: {e}")))?;
+    Ok(format!("p-{}", hex::encode(bytes)))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, RegistryError> {
+    serde_json::to_vec(value).map_err(|e| RegistryError::Store(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| RegistryError::Store(format!("a stored {what} does not decode: {e}")))
+}
+
+impl Registry {
+    /// A registry over `vault`'s store. `allow_unsigned` is the development
+    /// flag: unsigned bundles are accepted when an install asks for it.
+    pub fn new(runtime: Runtime, vault: Arc<Vault>, allow_unsigned: bool) -> Self {
+        if allow_unsigned {
+            tracing::warn!(
+                "DEVELOPMENT MODE: unsigned plugin bundles are accepted; never run a production \
+                 server with --allow-unsigned-bundles"
+            );
+        }
+        Registry {
+            inner: Arc::new(Inner {
+                runtime,
+                vault,
+                allow_unsigned,
+                live: RwLock::default(),
+                load_errors: RwLock::default(),
+                lifecycle: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Whether unsigned bundles may be installed (the development flag).
+    pub fn allows_unsigned(&self) -> bool {
+        self.inner.allow_unsigned
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        self.inner.vault.store()
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.vault.now_ms()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .lifecycle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn audit(&self, tenant: &str, entry: AuditEntry) -> Result<(), RegistryError> {
+        self.inner.vault.record_admin_action(tenant, entry)?;
+        Ok(())
+    }
+
+    // ---- trusted publishers ---------------------------------------------------
+
+    /// Trusts a publisher key for `tenant` (again: renames it).
+    pub fn trust(
+        &self,
+        tenant: &str,
+        public_key: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<PublisherRecord, RegistryError> {
+        let key = PublicKey::parse(public_key.trim())?;
+        let name = name.trim();
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(RegistryError::Grant(
+                "a publisher's name must be 1-128 printable characters".into(),
+            ));
+        }
+        let record = PublisherRecord {
+            key_id: key.key_id(),
+            public_key: key.to_string(),
+            name: name.to_string(),
+            added_at_ms: self.now(),
+            added_by: actor.id.clone(),
+        };
+        self.store()
+            .put_document(tenant, KIND_PUBLISHER, &record.key_id, &to_json(&record)?)?;
+        self.audit(
+            tenant,
+            AuditEntry {
+                detail: Some(format!("key {} ({})", record.key_id, record.name)),
+                ..AuditEntry::new(actor, "publisher.trust")
+            },
+        )?;
+        self.store().flush()?;
+        Ok(record)
+    }
+
+    /// The tenant's trusted publisher keys, by key id.
+    pub fn publishers(&self, tenant: &str) -> Result<Vec<PublisherRecord>, RegistryError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store()
+                .documents(tenant, KIND_PUBLISHER, after.as_deref(), 256)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, bytes) in &page {
+                out.push(from_json(bytes, "publisher key")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops trusting a key. Plugins installed from bundles it signed keep
+    /// running; new bundles signed by it are refused.
+    pub fn distrust(&self, tenant: &str, key_id: &str, actor: &Actor) -> Result<(), RegistryError> {
+        if !self
+            .store()
+            .delete_document(tenant, KIND_PUBLISHER, key_id)?
+        {
+            return Err(RegistryError::UnknownKey {
+                key_id: key_id.to_string(),
+            });
+        }
+        self.audit(
+            tenant,
+            AuditEntry {
+                detail: Some(format!("key {key_id}")),
+                ..AuditEntry::new(actor, "publisher.distrust")
+            },
+        )?;
+        self.store().flush()?;
+        Ok(())
+    }
+
+    fn trusted_keys(&self, tenant: &str) -> Result<Vec<PublicKey>, RegistryError> {
+        self.publishers(tenant)?
+            .iter()
+            .map(|p| PublicKey::parse(&p.public_key).map_err(RegistryError::from))
+            .collect()
+    }
+
+    // ---- records ---------------------------------------------------------------
+
+    fn record(&self, tenant: &str, name: &str) -> Result<Option<PluginRecord>, RegistryError> {
+        self.store()
+            .document(tenant, KIND_PLUGIN, name)?
+            .map(|bytes| from_json(&bytes, "plugin record"))
+            .transpose()
+    }
+
+    fn put_record(&self, tenant: &str, record: &PluginRecord) -> Result<(), RegistryError> {
+        self.store()
+            .put_document(tenant, KIND_PLUGIN, &record.name, &to_json(record)?)?;
+        Ok(())
+    }
+
+    fn records(&self, tenant: &str) -> Result<Vec<PluginRecord>, RegistryError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store()
+                .documents(tenant, KIND_PLUGIN, after.as_deref(), 64)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, bytes) in &page {
+                out.push(from_json(bytes, "plugin record")?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn component(&self, tenant: &str, sha256: &str) -> Result<Vec<u8>, RegistryError> {
+        self.store()
+            .document(tenant, KIND_COMPONENT, sha256)?
+            .ok_or_else(|| RegistryError::Store(format!("component {sha256} is missing")))
+    }
+
+    // ---- loading and calling ---------------------------------------------------
+
+    /// Compiles and links a component for `tenant` with a grant. Nothing is
+    /// stored or made live.
+    fn link(
+        &self,
+        tenant: &str,
+        installation: &str,
+        name: &str,
+        kind: Kind,
+        bytes: &[u8],
+        granted: &Permissions,
+        limits: Limits,
+    ) -> Result<Plugin, RegistryError> {
+        self.inner
+            .runtime
+            .install(
+                bytes,
+                InstallRequest {
+                    kind: runtime_kind(kind),
+                    grants: runtime_grants(granted),
+                    limits,
+                    tenant: tenant.to_string(),
+                    installation: installation.to_string(),
+                    state: state_store(&self.inner.vault),
+                },
+            )
+            .map_err(|error| RegistryError::Install {
+                plugin: name.to_string(),
+                error,
+            })
+    }
+
+    fn make_live(&self, tenant: &str, record: &PluginRecord, plugin: Plugin) -> Live {
+        let version = &record.versions[record.active.expect("an active version")];
+        Live {
+            tenant: tenant.to_string(),
+            name: record.name.clone(),
+            installation: record.installation.clone(),
+            plugin,
+            granted: version.granted.clone().unwrap_or_default(),
+            source: Source::Bundle {
+                publisher: version.publisher.clone(),
+                key_id: version.key_id.clone(),
+                bundle_version: version.bundle_version.clone(),
+            },
+            installed_at_ms: version.approved_at_ms.unwrap_or(version.uploaded_at_ms),
+        }
+    }
+
+    fn set_live(&self, live: Live) {
+        let key = (live.tenant.clone(), live.name.clone());
+        self.inner
+            .load_errors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+        self.inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, live);
+    }
+
+    fn take_live(&self, tenant: &str, name: &str) -> Option<Live> {
+        self.inner
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant.to_string(), name.to_string()))
+    }
+
+    /// Links the approved version of a record.
+    fn load_record(&self, tenant: &str, record: &PluginRecord) -> Result<Plugin, RegistryError> {
+        let index = record.active.ok_or_else(|| RegistryError::NothingPending {
+            name: record.name.clone(),
+        })?;
+        let version = &record.versions[index];
+        let bytes = self.component(tenant, &version.component)?;
+        let granted = version.granted.clone().unwrap_or_default();
+        let limits = limits_for(
+            version
+                .granted_limits
+                .as_ref()
+                .unwrap_or(&version.requested_limits),
+        );
+        self.link(
+            tenant,
+            &record.installation,
+            &record.name,
+            record.kind,
+            &bytes,
+            &granted,
+            limits,
+        )
+    }
+
+    /// Loads every tenant's approved plugins (at server start). A plugin
+    /// that fails to load is logged and reported in its status; the others
+    /// load. Returns `(loaded, failed)`.
+    pub fn load_all(&self) -> Result<(usize, usize), RegistryError> {
+        let (mut loaded, mut failed) = (0, 0);
+        for tenant in self.inner.vault.tenant_ids()? {
+            for record in self.records(&tenant)? {
+                if record.active.is_none() {
+                    continue;
+                }
+                match self.load_record(&tenant, &record) {
+                    Ok(plugin) => {
+                        let live = self.make_live(&tenant, &record, plugin);
+                        self.set_live(live);
+                        loaded += 1;
+                    }
+                    Err(error) => {
+                        tracing::error!(%tenant, plugin = %record.name, %error, "plugin not loaded");
+                        self.inner
+                            .load_errors
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert((tenant.clone(), record.name.clone()), error.to_string());
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        Ok((loaded, failed))
+    }
+
+    /// Installs one of Tessera's own plugins for `tenant`, granted what it
+    /// declares; kept in memory only (the server installs them at start).
+    pub fn install_builtin(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        kind: Kind,
+        state_quota: u64,
+    ) -> Result<Live, RegistryError> {
+        let probe = self.link(
+            tenant,
+            "builtin-probe",
+            "built-in plugin",
+            kind,
+            bytes,
+            &Permissions {
+                state_quota,
+                ..Permissions::default()
+            },
+            Limits::default(),
+        )?;
+        let manifest = &probe.info().manifest;
+        let name = manifest.name.clone();
+        if self.record(tenant, &name)?.is_some() {
+            return Err(RegistryError::Taken { name });
+        }
+        let granted = Permissions {
+            traits: manifest.fields.iter().map(|f| f.name.clone()).collect(),
+            events: manifest
+                .aggregates
+                .iter()
+                .map(|a| a.event_type.clone())
+                .collect(),
+            pii: Vec::new(),
+            purposes: manifest.purposes.clone(),
+            outbound_hosts: Vec::new(),
+            state_quota,
+        };
+        let installation = format!("builtin-{name}");
+        let plugin = self.link(
+            tenant,
+            &installation,
+            &name,
+            kind,
+            bytes,
+            &granted,
+            Limits::default(),
+        )?;
+        let live = Live {
+            tenant: tenant.to_string(),
+            name,
+            installation,
+            plugin,
+            granted: normalized(&granted),
+            source: Source::BuiltIn,
+            installed_at_ms: self.now(),
+        };
+        self.set_live(live.clone());
+        Ok(live)
+    }
+
+    /// The running plugin `name` of `tenant`, for a call: refused while it
+    /// is quarantined (by an operator or for trapping).
+    pub fn callable(&self, tenant: &str, name: &str) -> Result<Live, RegistryError> {
+        let live = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_string(), name.to_string()))
+            .cloned();
+        let Some(live) = live else {
+            return Err(RegistryError::UnknownPlugin {
+                name: name.to_string(),
+            });
+        };
+        if let Some(q) = self.record(tenant, name)?.and_then(|r| r.quarantine) {
+            return Err(RegistryError::Quarantined {
+                name: name.to_string(),
+                reason: q.reason,
+            });
+        }
+        if live.auto_quarantined() {
+            return Err(RegistryError::Quarantined {
+                name: name.to_string(),
+                reason: "it trapped too often".into(),
+            });
+        }
+        Ok(live)
+    }
+
+    /// Every plugin of `tenant`, by name.
+    pub fn entries(&self, tenant: &str) -> Result<Vec<Entry>, RegistryError> {
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+        for record in self.records(tenant)? {
+            entries.insert(
+                record.name.clone(),
+                Entry {
+                    name: record.name.clone(),
+                    record: Some(record),
+                    live: None,
+                    load_error: None,
+                },
+            );
+        }
+        for ((t, name), live) in self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if t == tenant {
+                entries
+                    .entry(name.clone())
+                    .or_insert_with(|| Entry {
+                        name: name.clone(),
+                        record: None,
+                        live: None,
+                        load_error: None,
+                    })
+                    .live = Some(live.clone());
+            }
+        }
+        for ((t, name), error) in self
+            .inner
+            .load_errors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if let (true, Some(entry)) = (t == tenant, entries.get_mut(name)) {
+                entry.load_error = Some(error.clone());
+            }
+        }
+        Ok(entries.into_values().collect())
+    }
+
+    /// One plugin of `tenant`.
+    pub fn entry(&self, tenant: &str, name: &str) -> Result<Entry, RegistryError> {
+        self.entries(tenant)?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| RegistryError::UnknownPlugin {
+                name: name.to_string(),
+            })
+    }
+
+    /// Every running plugin of every tenant (for metrics).
+    pub fn all_live(&self) -> Vec<Live> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    // ---- install, approve, upgrade ---------------------------------------------
+
+    /// Reads and verifies a bundle for `tenant`.
+    fn verify(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        allow_unsigned: bool,
+    ) -> Result<(Bundle, tessera_bundle::Verified), RegistryError> {
+        let bundle = Bundle::read(bytes)?;
+        let trusted = self.trusted_keys(tenant)?;
+        if bundle.signature().is_none() && allow_unsigned && !self.inner.allow_unsigned {
+            return Err(RegistryError::UnsignedNotAllowed);
+        }
+        let verified = if allow_unsigned && self.inner.allow_unsigned {
+            bundle.verify_allowing_unsigned(&trusted)?
+        } else {
+            bundle.verify(&trusted)?
+        };
+        if verified.is_unsigned() {
+            tracing::warn!(
+                %tenant,
+                publisher = %verified.manifest.publisher,
+                "DEVELOPMENT MODE: accepting an UNSIGNED plugin bundle"
+            );
+        }
+        Ok((bundle, verified))
+    }
+
+    /// Type-checks one plugin of a verified bundle against what it asked
+    /// for, and checks that what it declares matches its bundle entry.
+    fn check_entry(
+        &self,
+        tenant: &str,
+        entry: &PluginEntry,
+        bytes: &[u8],
+    ) -> Result<Plugin, RegistryError> {
+        let plugin = self.link(
+            tenant,
+            "type-check",
+            &entry.name,
+            entry.kind,
+            bytes,
+            &entry.permissions,
+            limits_for(&entry.limits),
+        )?;
+        let manifest = &plugin.info().manifest;
+        let inconsistent = |detail: String| RegistryError::Inconsistent {
+            plugin: entry.name.clone(),
+            detail,
+        };
+        if manifest.name != entry.name {
+            return Err(inconsistent(format!(
+                "the component calls itself `{}`, but the bundle names it `{}`",
+                manifest.name, entry.name
+            )));
+        }
+        let requested = &entry.permissions;
+        if let Some(field) = manifest
+            .fields
+            .iter()
+            .find(|f| !requested.traits.contains(&f.name))
+        {
+            return Err(inconsistent(format!(
+                "it reads trait `{}`, which its bundle does not ask for",
+                field.name
+            )));
+        }
+        if let Some(aggregate) = manifest
+            .aggregates
+            .iter()
+            .find(|a| !requested.events.contains(&a.event_type))
+        {
+            return Err(inconsistent(format!(
+                "it aggregates events `{}`, which its bundle does not ask for",
+                aggregate.event_type
+            )));
+        }
+        if let Some(purpose) = manifest
+            .purposes
+            .iter()
+            .find(|p| !requested.purposes.contains(p))
+        {
+            return Err(inconsistent(format!(
+                "it works for purpose `{purpose}`, which its bundle does not ask for"
+            )));
+        }
+        Ok(plugin)
+    }
+
+    fn version_record(
+        verified: &tessera_bundle::Verified,
+        bundle: &Bundle,
+        entry: &PluginEntry,
+        plugin: &Plugin,
+        now: i64,
+        actor: &Actor,
+    ) -> VersionRecord {
+        VersionRecord {
+            version: plugin.info().manifest.version.clone(),
+            bundle_version: verified.manifest.version.clone(),
+            publisher: verified.manifest.publisher.clone(),
+            key_id: verified.publisher_key.as_ref().map(PublicKey::key_id),
+            bundle_digest: hex::encode(bundle.digest()),
+            component: entry.component.sha256.clone(),
+            wit_version: entry.wit_version.clone(),
+            description: entry.description.clone(),
+            requested: normalized(&entry.permissions),
+            requested_limits: entry.limits.clone(),
+            granted: None,
+            granted_limits: None,
+            uploaded_at_ms: now,
+            uploaded_by: actor.id.clone(),
+            approved_at_ms: None,
+            approved_by: None,
+        }
+    }
+
+    fn component_bytes<'b>(bundle: &'b Bundle, entry: &PluginEntry) -> &'b [u8] {
+        bundle
+            .components()
+            .iter()
+            .find(|c| c.name == entry.name)
+            .map(|c| c.bytes.as_slice())
+            .expect("a verified bundle has a component per plugin")
+    }
+
+    /// Installs a bundle for `tenant`: every plugin in it becomes a pending
+    /// installation (nothing runs until [`Registry::approve`]). All or
+    /// nothing: if any plugin is refused, none is stored.
+    pub fn install(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        allow_unsigned: bool,
+        actor: &Actor,
+    ) -> Result<Vec<Entry>, RegistryError> {
+        let (bundle, verified) = self.verify(tenant, bytes, allow_unsigned)?;
+        let _guard = self.lock();
+        let now = self.now();
+        let mut records = Vec::new();
+        for entry in &verified.manifest.plugins {
+            let taken = self.record(tenant, &entry.name)?.is_some()
+                || self
+                    .inner
+                    .live
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&(tenant.to_string(), entry.name.clone()));
+            if taken {
+                return Err(RegistryError::Taken {
+                    name: entry.name.clone(),
+                });
+            }
+            let component = Self::component_bytes(&bundle, entry);
+            let plugin = self.check_entry(tenant, entry, component)?;
+            let version = Self::version_record(&verified, &bundle, entry, &plugin, now, actor);
+            records.push((
+                PluginRecord {
+                    name: entry.name.clone(),
+                    kind: entry.kind,
+                    installation: random_installation()?,
+                    versions: vec![version],
+                    active: None,
+                    pending: Some(0),
+                    quarantine: None,
+                    created_at_ms: now,
+                },
+                component,
+            ));
+        }
+        let mut written: Vec<String> = Vec::new();
+        let stored = records.iter().try_for_each(|(record, component)| {
+            let sha = &record.versions[0].component;
+            self.store()
+                .put_document(tenant, KIND_COMPONENT, sha, component)?;
+            self.put_record(tenant, record)?;
+            written.push(record.name.clone());
+            Ok::<_, RegistryError>(())
+        });
+        if let Err(error) = stored {
+            for name in &written {
+                let _ = self.store().delete_document(tenant, KIND_PLUGIN, name);
+            }
+            return Err(error);
+        }
+        for (record, _) in &records {
+            let version = &record.versions[0];
+            self.audit(
+                tenant,
+                AuditEntry {
+                    plugin: Some(record.name.clone()),
+                    plugin_version: Some(version.version.clone()),
+                    fields: version.requested.traits.clone(),
+                    detail: Some(upload_detail(version)),
+                    ..AuditEntry::new(actor, "plugin.install")
+                },
+            )?;
+        }
+        self.store().flush()?;
+        records
+            .iter()
+            .map(|(record, _)| self.entry(tenant, &record.name))
+            .collect()
+    }
+
+    /// Uploads a new version of an installed plugin. If it asks for no more
+    /// than the running version was granted, it goes live at once with what
+    /// it asks for; else it waits for approval, replacing any version that
+    /// was waiting.
+    pub fn upgrade(
+        &self,
+        tenant: &str,
+        name: &str,
+        bytes: &[u8],
+        allow_unsigned: bool,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
+        let (bundle, verified) = self.verify(tenant, bytes, allow_unsigned)?;
+        let entry = verified
+            .manifest
+            .plugins
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| RegistryError::NotInBundle {
+                name: name.to_string(),
+            })?;
+        let _guard = self.lock();
+        let mut record = self.stored_record(tenant, name)?;
+        if entry.kind != record.kind {
+            return Err(RegistryError::Inconsistent {
+                plugin: name.to_string(),
+                detail: format!(
+                    "it is a {} plugin; the installed one is a {}",
+                    entry.kind.as_str(),
+                    record.kind.as_str()
+                ),
+            });
+        }
+        let component = Self::component_bytes(&bundle, entry);
+        let plugin = self.check_entry(tenant, entry, component)?;
+        let now = self.now();
+        let mut version = Self::version_record(&verified, &bundle, entry, &plugin, now, actor);
+        let requested_limits = limits_for(&version.requested_limits);
+        let goes_live = record.active.is_some_and(|i| {
+            let active = &record.versions[i];
+            let granted = active.granted.clone().unwrap_or_default();
+            let granted_limits = limits_for(
+                active
+                    .granted_limits
+                    .as_ref()
+                    .unwrap_or(&active.requested_limits),
+            );
+            !PermissionDiff::between(
+                &granted,
+                &granted_limits,
+                &version.requested,
+                &requested_limits,
+            )
+            .asks_for_more()
+        });
+        self.store()
+            .put_document(tenant, KIND_COMPONENT, &version.component, component)?;
+        let live_plugin = if goes_live {
+            let granted = version.requested.clone();
+            let plugin = self.link(
+                tenant,
+                &record.installation,
+                name,
+                record.kind,
+                component,
+                &granted,
+                requested_limits,
+            )?;
+            version.granted = Some(granted);
+            version.granted_limits = Some(version.requested_limits.clone());
+            version.approved_at_ms = Some(now);
+            version.approved_by = Some(format!("{} (asks for no more)", actor.id));
+            Some(plugin)
+        } else {
+            None
+        };
+        let detail = upload_detail(&version);
+        let plugin_version = version.version.clone();
+        record.versions.push(version);
+        let index = record.versions.len() - 1;
+        if goes_live {
+            record.active = Some(index);
+            if record.pending.is_some() {
+                record.pending = None;
+            }
+        } else {
+            record.pending = Some(index);
+        }
+        self.put_record(tenant, &record)?;
+        if let Some(plugin) = live_plugin {
+            let live = self.make_live(tenant, &record, plugin);
+            self.set_live(live);
+        }
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                plugin_version: Some(plugin_version),
+                detail: Some(format!(
+                    "{}; {detail}",
+                    if goes_live {
+                        "live: asks for no more than granted"
+                    } else {
+                        "pending approval"
+                    }
+                )),
+                ..AuditEntry::new(actor, "plugin.upgrade")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+
+    fn stored_record(&self, tenant: &str, name: &str) -> Result<PluginRecord, RegistryError> {
+        match self.record(tenant, name)? {
+            Some(record) => Ok(record),
+            None if self.is_builtin(tenant, name) => Err(RegistryError::BuiltIn {
+                name: name.to_string(),
+                what: "changed",
+            }),
+            None => Err(RegistryError::UnknownPlugin {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    fn is_builtin(&self, tenant: &str, name: &str) -> bool {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_string(), name.to_string()))
+            .is_some_and(|l| l.source == Source::BuiltIn)
+    }
+
+    /// Approves the pending version of a plugin with all it asked for
+    /// (`grant: None`) or a part of it, and optionally lower limits. Links
+    /// the component with exactly the grant (an import it was not granted
+    /// refuses it) and makes it live. On any error the plugin stays as it was.
+    pub fn approve(
+        &self,
+        tenant: &str,
+        name: &str,
+        grant: Option<Permissions>,
+        limits: Option<tessera_bundle::RequestedLimits>,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
+        let _guard = self.lock();
+        let mut record = self.stored_record(tenant, name)?;
+        let index = record
+            .pending
+            .ok_or_else(|| RegistryError::NothingPending {
+                name: name.to_string(),
+            })?;
+        let version = &record.versions[index];
+        let grant = normalized(&grant.unwrap_or_else(|| version.requested.clone()));
+        check_subset(&grant, &version.requested).map_err(RegistryError::Grant)?;
+        let limits_request = limits.unwrap_or_else(|| version.requested_limits.clone());
+        let granted_limits = limits_for(&limits_request);
+        check_limits_within(&granted_limits, &limits_for(&version.requested_limits))
+            .map_err(RegistryError::Grant)?;
+        let bytes = self.component(tenant, &version.component)?;
+        let plugin = self.link(
+            tenant,
+            &record.installation,
+            name,
+            record.kind,
+            &bytes,
+            &grant,
+            granted_limits,
+        )?;
+        let now = self.now();
+        let version = &mut record.versions[index];
+        version.granted = Some(grant.clone());
+        version.granted_limits = Some(limits_request);
+        version.approved_at_ms = Some(now);
+        version.approved_by = Some(actor.id.clone());
+        let plugin_version = version.version.clone();
+        let partial = grant != version.requested;
+        record.active = Some(index);
+        record.pending = None;
+        self.put_record(tenant, &record)?;
+        let live = self.make_live(tenant, &record, plugin);
+        self.set_live(live);
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                plugin_version: Some(plugin_version),
+                fields: grant.traits.clone(),
+                detail: Some(format!(
+                    "{}; {}",
+                    if partial {
+                        "granted part of the request"
+                    } else {
+                        "granted all of the request"
+                    },
+                    grant_detail(&grant)
+                )),
+                ..AuditEntry::new(actor, "plugin.approve")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+
+    /// Returns to the approved version before the running one, with the
+    /// grant and limits it had. A pending version stays pending.
+    pub fn rollback(
+        &self,
+        tenant: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
+        let _guard = self.lock();
+        let mut record = self.stored_record(tenant, name)?;
+        let active = record
+            .active
+            .ok_or_else(|| RegistryError::NoEarlierVersion {
+                name: name.to_string(),
+            })?;
+        let previous = (0..active)
+            .rev()
+            .find(|i| record.versions[*i].granted.is_some())
+            .ok_or_else(|| RegistryError::NoEarlierVersion {
+                name: name.to_string(),
+            })?;
+        let mut target = record.clone();
+        target.active = Some(previous);
+        let plugin = self.load_record(tenant, &target)?;
+        let from = record.versions[active].version.clone();
+        record.active = Some(previous);
+        self.put_record(tenant, &record)?;
+        let live = self.make_live(tenant, &record, plugin);
+        self.set_live(live);
+        let to = &record.versions[previous];
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                plugin_version: Some(to.version.clone()),
+                detail: Some(format!(
+                    "rolled back from {from} (bundle {}) to {} (bundle {})",
+                    record.versions[active].bundle_version, to.version, to.bundle_version
+                )),
+                ..AuditEntry::new(actor, "plugin.rollback")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+
+    /// Removes a plugin: it stops at once, its state is deleted, its
+    /// components are deleted unless another plugin of the tenant uses them;
+    /// the audit trail keeps everything it did. Returns the state entries
+    /// deleted.
+    pub fn remove(&self, tenant: &str, name: &str, actor: &Actor) -> Result<u64, RegistryError> {
+        let _guard = self.lock();
+        let record = self.stored_record(tenant, name)?;
+        self.take_live(tenant, name);
+        self.inner
+            .load_errors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant.to_string(), name.to_string()));
+        let removed = self.clear_state(tenant, &record.installation)?;
+        self.store().delete_document(tenant, KIND_PLUGIN, name)?;
+        let others = self.records(tenant)?;
+        for version in &record.versions {
+            let used = others
+                .iter()
+                .any(|r| r.versions.iter().any(|v| v.component == version.component));
+            if !used {
+                self.store()
+                    .delete_document(tenant, KIND_COMPONENT, &version.component)?;
+            }
+        }
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                detail: Some(format!("{removed} state entries deleted")),
+                ..AuditEntry::new(actor, "plugin.remove")
+            },
+        )?;
+        self.store().flush()?;
+        Ok(removed)
+    }
+
+    /// Deletes every state entry of an installation.
+    fn clear_state(&self, tenant: &str, installation: &str) -> Result<u64, RegistryError> {
+        let state = state_store(&self.inner.vault);
+        let scope = StateScope {
+            tenant: tenant.to_string(),
+            plugin: installation.to_string(),
+        };
+        let mut removed = 0u64;
+        loop {
+            let base = state
+                .version(&scope)
+                .map_err(|e| RegistryError::Store(e.to_string()))?;
+            let keys = state
+                .keys(&scope, "", 512)
+                .map_err(|e| RegistryError::Store(e.to_string()))?;
+            if keys.is_empty() {
+                return Ok(removed);
+            }
+            let writes: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
+            match state.apply(&scope, base, &writes, u64::MAX) {
+                Ok(()) => removed += writes.len() as u64,
+                Err(tessera_runtime::StateError::Conflict) => continue,
+                Err(e) => return Err(RegistryError::Store(e.to_string())),
+            }
+        }
+    }
+
+    /// Quarantines a plugin: its calls are refused until it is released.
+    pub fn quarantine(
+        &self,
+        tenant: &str,
+        name: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
+        let _guard = self.lock();
+        let mut record = self.stored_record(tenant, name)?;
+        let reason = reason.trim();
+        let reason = if reason.is_empty() {
+            "quarantined by an operator"
+        } else {
+            reason
+        };
+        record.quarantine = Some(QuarantineRecord {
+            reason: reason.chars().take(500).collect(),
+            at_ms: self.now(),
+            by: actor.id.clone(),
+        });
+        self.put_record(tenant, &record)?;
+        tracing::warn!(%tenant, plugin = %name, %reason, "plugin quarantined by an operator");
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                detail: Some(reason.to_string()),
+                ..AuditEntry::new(actor, "plugin.quarantine")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+
+    /// Lifts a quarantine, an operator's or the runtime's (trapping).
+    pub fn release(&self, tenant: &str, name: &str, actor: &Actor) -> Result<Entry, RegistryError> {
+        let _guard = self.lock();
+        let mut record = self.record(tenant, name)?;
+        let live = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_string(), name.to_string()))
+            .cloned();
+        let manual = record.as_ref().is_some_and(|r| r.quarantine.is_some());
+        let automatic = live.as_ref().is_some_and(Live::auto_quarantined);
+        if record.is_none() && live.is_none() {
+            return Err(RegistryError::UnknownPlugin {
+                name: name.to_string(),
+            });
+        }
+        if !manual && !automatic {
+            return Err(RegistryError::NotQuarantined {
+                name: name.to_string(),
+            });
+        }
+        if let Some(record) = record.as_mut().filter(|_| manual) {
+            record.quarantine = None;
+            self.put_record(tenant, record)?;
+        }
+        if let Some(live) = live.filter(|_| automatic) {
+            live.plugin.release();
+        }
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                ..AuditEntry::new(actor, "plugin.release")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+}
+
+fn upload_detail(version: &VersionRecord) -> String {
+    format!(
+        "bundle {} {} by {} ({}); asks for {}",
+        version.bundle_version,
+        &version.bundle_digest[..16],
+        version.publisher,
+        match &version.key_id {
+            Some(key) => format!("signed by key {key}"),
+            None => "UNSIGNED, development mode".to_string(),
+        },
+        grant_detail(&version.requested)
+    )
+}
+
+/// A permission set in one line, for audit details.
+fn grant_detail(p: &Permissions) -> String {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(",")
+        }
+    };
+    let pii: Vec<String> = p.pii.iter().map(|c| c.as_str().to_string()).collect();
+    format!(
+        "traits {}; events {}; pii {}; purposes {}; hosts {}; state {} bytes",
+        list(&p.traits),
+        list(&p.events),
+        list(&pii),
+        list(&p.purposes),
+        list(&p.outbound_hosts),
+        p.state_quota
+    )
+}
