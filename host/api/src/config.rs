@@ -82,6 +82,8 @@ impl Default for SubjectLoginConfig {
 pub struct Limits {
     /// The largest request body in bytes (Segment's own limit is 500 KB a batch).
     pub max_body_bytes: usize,
+    /// The largest plugin bundle `POST /v1/plugins` and `…/upgrade` accept.
+    pub max_bundle_bytes: usize,
     /// The largest single ingest message (one item of a batch), as JSON
     /// (Segment's limit: 32 KB).
     pub max_message_bytes: usize,
@@ -99,6 +101,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 512 * 1024,
+            max_bundle_bytes: 64 << 20,
             max_message_bytes: 32 * 1024,
             max_batch_messages: 2_500,
             request_timeout_ms: 30_000,

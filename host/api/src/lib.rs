@@ -55,12 +55,12 @@ pub use me::{
 };
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
-pub use plugins::{InstallRefused, Installed, PluginHost};
 pub use ratelimit::RateLimiter;
 pub use subject_tokens::{
     IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
     SubjectRejected, SubjectTokenIssued, SubjectTokens,
 };
+pub use tessera_plugins::Registry;
 pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
 
 /// Everything a handler needs; cheap to clone.
@@ -75,8 +75,8 @@ pub struct AppState {
     /// The limit of each person's subject-token requests (their own, not
     /// their tenant's).
     pub subject_limiter: Arc<RateLimiter>,
-    /// The plugin runtime and what is installed in it (none: no plugins).
-    pub plugins: Option<PluginHost>,
+    /// The tenants' plugins and the runtime they run in (none: no plugins).
+    pub plugins: Option<Registry>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -106,10 +106,10 @@ impl AppState {
         }
     }
 
-    /// The state with a plugin runtime, whose installations
-    /// `/v1/plugins` and `/metrics` report.
-    pub fn with_runtime(mut self, runtime: tessera_runtime::Runtime) -> Self {
-        self.plugins = Some(PluginHost::new(runtime));
+    /// The state with the tenants' plugins: `/v1/plugins`, `/v1/publishers`
+    /// and the plugin series of `/metrics` serve them.
+    pub fn with_plugins(mut self, registry: Registry) -> Self {
+        self.plugins = Some(registry);
         self
     }
 }
@@ -117,6 +117,8 @@ impl AppState {
 /// The application: every route, the authorization layer over `/v1`, body
 /// limits, request ids, logs, metrics and timeouts.
 pub fn app(state: AppState) -> Router {
+    // Bundles carry compiled components: a body limit of their own.
+    let bundle_limit = DefaultBodyLimit::max(state.config.limits.max_bundle_bytes);
     let v1 = Router::new()
         .route(
             "/v1/tokens",
@@ -141,8 +143,32 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/alias", post(ingest::alias))
         .route("/v1/group", post(ingest::group))
         .merge(admin::routes())
-        .route("/v1/plugins", get(plugins::list))
-        .route("/v1/plugins/{name}", get(plugins::status))
+        .route(
+            "/v1/plugins",
+            get(plugins::list)
+                .post(plugins::install)
+                .layer(bundle_limit.clone()),
+        )
+        .route(
+            "/v1/plugins/{name}",
+            get(plugins::status).delete(plugins::remove),
+        )
+        .route(
+            "/v1/plugins/{name}/upgrade",
+            post(plugins::upgrade).layer(bundle_limit),
+        )
+        .route("/v1/plugins/{name}/approve", post(plugins::approve))
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/v1/plugins/{name}/quarantine", post(plugins::quarantine))
+        .route("/v1/plugins/{name}/release", post(plugins::release))
+        .route(
+            "/v1/publishers",
+            get(plugins::publishers).post(plugins::trust),
+        )
+        .route(
+            "/v1/publishers/{key_id}",
+            axum::routing::delete(plugins::distrust),
+        )
         .route(
             "/v1/subject-tokens",
             post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),

@@ -4,16 +4,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::http::{Method, StatusCode, header};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
-use tessera_api::{InstallRefused, Role, app};
+use tessera_api::{Registry, Role, app};
+use tessera_bundle::Kind;
+use tessera_plugins::RegistryError;
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value as Cell};
-use tessera_runtime::{
-    Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime, RuntimeConfig,
-};
+use tessera_runtime::{Limits, Plugin, Runtime, RuntimeConfig};
 use tessera_vault::{IdentityKind, Incoming, TenantSettings};
 
 /// A subject of `tenant` with these identities and traits.
@@ -686,7 +684,8 @@ fn runtime() -> Runtime {
 /// A fixture whose server has a plugin runtime.
 fn with_runtime() -> Fixture {
     let mut f = Fixture::new();
-    f.state = f.state.clone().with_runtime(runtime());
+    let registry = Registry::new(runtime(), f.state.vault.clone(), false);
+    f.state = f.state.clone().with_plugins(registry);
     f.app = app(f.state.clone());
     f
 }
@@ -698,21 +697,12 @@ fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(work).join().expect("no panic"))
 }
 
-fn install(f: &Fixture, tenant: &str, bytes: &[u8], installation: &str) -> Plugin {
-    let host = f.state.plugins.as_ref().expect("a runtime");
-    blocking(|| host.install(bytes, request(tenant, installation)))
+/// Installs a segment plugin as the server installs its own (built in).
+fn install(f: &Fixture, tenant: &str, bytes: &[u8]) -> Plugin {
+    let registry = f.state.plugins.as_ref().expect("a runtime");
+    blocking(|| registry.install_builtin(tenant, bytes, Kind::Segment, 0))
         .unwrap_or_else(|e| panic!("install: {e}"))
-}
-
-fn request(tenant: &str, installation: &str) -> InstallRequest {
-    InstallRequest {
-        kind: PluginKind::Segment,
-        grants: Grants::default(),
-        limits: Limits::default(),
-        tenant: tenant.into(),
-        installation: installation.into(),
-        state: Arc::new(MemoryState::new()),
-    }
+        .plugin
 }
 
 fn spend(values: &[f64]) -> ProfileBatch {
@@ -731,7 +721,7 @@ fn spend(values: &[f64]) -> ProfileBatch {
 #[tokio::test]
 async fn plugins_show_their_status_and_real_counters() {
     let f = with_runtime();
-    let threshold = install(&f, ACME, tessera_guests::plugins::THRESHOLD, "threshold-1");
+    let threshold = install(&f, ACME, tessera_guests::plugins::THRESHOLD);
     let analyst = f.token(ACME, Role::Analyst).to_owned();
     let list = f
         .call(Method::GET, "/v1/plugins", Some(&analyst), None)
@@ -742,7 +732,8 @@ async fn plugins_show_their_status_and_real_counters() {
     let listed = &plugins[0];
     assert_eq!(listed["name"], "threshold");
     assert_eq!(listed["kind"], "segment");
-    assert_eq!(listed["installation"], "threshold-1");
+    assert_eq!(listed["installation"], "builtin-threshold");
+    assert_eq!(listed["signature"], "built_in");
     assert_eq!(listed["status"], "active");
     assert_eq!(listed["wit_version"], "0.1.0");
     assert_eq!(listed["limits"]["fuel_base"], Limits::default().fuel_base);
@@ -775,7 +766,7 @@ async fn plugins_show_their_status_and_real_counters() {
 
     // A plugin that traps until it is quarantined.
     let panic = std::fs::read(tessera_guests::test_programs::PANIC).unwrap();
-    let hostile = install(&f, ACME, &panic, "panic-1");
+    let hostile = install(&f, ACME, &panic);
     for _ in 0..3 {
         assert!(blocking(|| hostile.evaluate(&[], &spend(&[1.0]))).is_err());
     }
@@ -798,15 +789,12 @@ async fn plugins_show_their_status_and_real_counters() {
     assert_eq!(names, [json!("panic"), json!("threshold")]);
 
     // One name per tenant; tenants are apart.
-    let host = f.state.plugins.as_ref().unwrap();
+    let registry = f.state.plugins.as_ref().unwrap();
     let taken = blocking(|| {
-        host.install(
-            tessera_guests::plugins::THRESHOLD,
-            request(ACME, "threshold-2"),
-        )
+        registry.install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
     })
     .unwrap_err();
-    assert!(matches!(taken, InstallRefused::Taken { .. }), "{taken}");
+    assert!(matches!(taken, RegistryError::Taken { .. }), "{taken}");
     let theirs = f.token(GLOBEX, Role::Operator).to_owned();
     let empty = f
         .call(Method::GET, "/v1/plugins", Some(&theirs), None)
@@ -818,12 +806,7 @@ async fn plugins_show_their_status_and_real_counters() {
         .await
         .expect(StatusCode::NOT_FOUND);
     assert_eq!(unknown.code(), "unknown_plugin");
-    install(
-        &f,
-        GLOBEX,
-        tessera_guests::plugins::THRESHOLD,
-        "threshold-1",
-    );
+    install(&f, GLOBEX, tessera_guests::plugins::THRESHOLD);
 
     // The metrics: every tenant's installations together, no tenant label.
     let metrics = f
@@ -836,7 +819,7 @@ async fn plugins_show_their_status_and_real_counters() {
             .plugins
             .as_ref()
             .unwrap()
-            .plugin(GLOBEX, "threshold")
+            .callable(GLOBEX, "threshold")
             .unwrap()
             .plugin
             .stats()

@@ -5,19 +5,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
+use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
-use tessera_runtime::{
-    Grants, InstallRequest, Limits, MemoryState, PluginKind, Runtime, RuntimeConfig,
-};
+use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
+use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_vault::{IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
-/// The fixture with a plugin runtime and the threshold plugin installed
-/// in ACME only.
+/// The fixture with the plugin registry: the threshold plugin built in for
+/// ACME only, and a publisher key both tenants trust.
 fn fixture() -> Fixture {
     let mut f = Fixture::new();
     let runtime = Runtime::new(RuntimeConfig {
@@ -25,27 +23,111 @@ fn fixture() -> Fixture {
         ..RuntimeConfig::default()
     })
     .expect("runtime");
-    f.state = f.state.clone().with_runtime(runtime);
+    let registry = Registry::new(runtime, f.state.vault.clone(), false);
+    f.state = f.state.clone().with_plugins(registry.clone());
     f.app = app(f.state.clone());
-    let host = f.state.plugins.clone().expect("a runtime");
     // Plugin calls block: off the async runtime's thread.
     std::thread::spawn(move || {
-        host.install(
-            tessera_guests::plugins::THRESHOLD,
-            InstallRequest {
-                kind: PluginKind::Segment,
-                grants: Grants::default(),
-                limits: Limits::default(),
-                tenant: ACME.into(),
-                installation: "threshold".into(),
-                state: Arc::new(MemoryState::new()),
-            },
-        )
-        .expect("install");
+        registry
+            .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
+            .expect("install");
+        for tenant in [ACME, GLOBEX] {
+            registry
+                .trust(
+                    tenant,
+                    &publisher().public().to_string(),
+                    "Matrix",
+                    &common::operator(),
+                )
+                .expect("trust");
+        }
     })
     .join()
     .expect("installed");
     f
+}
+
+fn publisher() -> &'static PublisherKey {
+    static KEY: std::sync::OnceLock<PublisherKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| PublisherKey::generate().expect("key"))
+}
+
+/// A signed bundle of the `versioned` test plugin: version 1 or 2.
+fn versioned_bundle(v2: bool, version: &str) -> Vec<u8> {
+    let (path, traits): (&str, &[&str]) = if v2 {
+        (
+            tessera_guests::test_programs::VERSIONED_V2,
+            &["country", "email"],
+        )
+    } else {
+        (tessera_guests::test_programs::VERSIONED, &["country"])
+    };
+    let source: SourceManifest = serde_json::from_value(json!({
+        "publisher": "Matrix",
+        "version": version,
+        "plugins": [{
+            "name": "versioned",
+            "kind": "segment",
+            "wit_version": "0.1.0",
+            "component": "versioned.wasm",
+            "permissions": { "traits": traits, "pii": ["email"], "purposes": ["analytics"] },
+        }]
+    }))
+    .expect("manifest");
+    let mut bundle =
+        Bundle::build(source, vec![std::fs::read(path).expect("component")]).expect("bundle");
+    bundle.sign(publisher());
+    bundle.to_bytes()
+}
+
+/// Registry work from a test: on a thread of its own (plugin work blocks).
+fn with_registry<T: Send>(f: &Fixture, work: impl FnOnce(&Registry) -> T + Send) -> T {
+    let registry = f.state.plugins.clone().expect("a registry");
+    std::thread::scope(|s| s.spawn(move || work(&registry)).join().expect("no panic"))
+}
+
+/// Puts the `versioned` plugin of ACME in the state a lifecycle route
+/// needs, and makes sure GLOBEX has none (so that ACME's names name nothing
+/// there).
+fn versioned(f: &Fixture, rule: &RouteRule) {
+    let operator = common::operator();
+    with_registry(f, |registry| {
+        for tenant in [ACME, GLOBEX] {
+            if registry.entry(tenant, "versioned").is_ok() {
+                registry
+                    .remove(tenant, "versioned", &operator)
+                    .expect("remove");
+            }
+        }
+        if rule.path == "/v1/plugins" {
+            return;
+        }
+        registry
+            .install(ACME, &versioned_bundle(false, "1.0.0"), false, &operator)
+            .expect("install");
+        if rule.path.ends_with("/approve") {
+            return;
+        }
+        registry
+            .approve(ACME, "versioned", None, None, &operator)
+            .expect("approve");
+        if rule.path.ends_with("/rollback") {
+            registry
+                .upgrade(
+                    ACME,
+                    "versioned",
+                    &versioned_bundle(false, "1.1.0"),
+                    false,
+                    &operator,
+                )
+                .expect("upgrade");
+        }
+        if rule.path.ends_with("/release") {
+            registry
+                .quarantine(ACME, "versioned", "matrix", &operator)
+                .expect("quarantine");
+        }
+    });
 }
 
 /// What a refused call must not change in ACME besides the footprint: its
@@ -69,6 +151,8 @@ fn acme_state(f: &Fixture, rule: &RouteRule) -> (String, Vec<(String, String)>) 
 struct Call {
     uri: String,
     body: Option<Value>,
+    /// A bundle, sent as `application/octet-stream` instead of `body`.
+    bundle: Option<Vec<u8>>,
     /// For `/v1/me` routes: a subject token of the ACME person whose
     /// resources the URI names (issued before any erasure).
     subject_token: Option<String>,
@@ -90,6 +174,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
     let call = |uri: String, body: Option<Value>| Call {
         uri,
         body,
+        bundle: None,
         subject_token: None,
     };
     if rule.path.starts_with("/v1/me") {
@@ -132,6 +217,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
         return Call {
             uri,
             body,
+            bundle: None,
             subject_token,
         };
     }
@@ -175,8 +261,49 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
             None,
         ),
         "/v1/deletions" => call("/v1/deletions?limit=5".into(), None),
-        "/v1/tenant" | "/v1/schema" | "/v1/plugins" => call(rule.path.into(), None),
-        "/v1/plugins/{name}" => call("/v1/plugins/threshold".into(), None),
+        "/v1/tenant" | "/v1/schema" => call(rule.path.into(), None),
+        "/v1/plugins" if rule.method == "GET" => call(rule.path.into(), None),
+        "/v1/plugins/{name}" if rule.method == "GET" => call("/v1/plugins/threshold".into(), None),
+        "/v1/plugins" if rule.method == "POST" => {
+            versioned(f, rule);
+            Call {
+                bundle: Some(versioned_bundle(false, "1.0.0")),
+                ..call(rule.path.into(), None)
+            }
+        }
+        "/v1/plugins/{name}/upgrade" => {
+            versioned(f, rule);
+            Call {
+                bundle: Some(versioned_bundle(true, "2.0.0")),
+                ..call("/v1/plugins/versioned/upgrade".into(), None)
+            }
+        }
+        path if path.starts_with("/v1/plugins/{name}") => {
+            versioned(f, rule);
+            let uri = path.replace("{name}", "versioned");
+            let body = match path {
+                "/v1/plugins/{name}/approve" => Some(json!({})),
+                "/v1/plugins/{name}/quarantine" => Some(json!({"reason": "matrix"})),
+                _ => None,
+            };
+            call(uri, body)
+        }
+        "/v1/publishers" if rule.method == "POST" => call(
+            rule.path.into(),
+            Some(json!({
+                "public_key": PublisherKey::generate().unwrap().public().to_string(),
+                "name": format!("Publisher {n}"),
+            })),
+        ),
+        "/v1/publishers" => call(rule.path.into(), None),
+        "/v1/publishers/{key_id}" => {
+            let key = PublisherKey::generate().unwrap().public().to_string();
+            let record = with_registry(f, |r| {
+                r.trust(ACME, &key, "Doomed", &common::operator())
+                    .expect("trust")
+            });
+            call(format!("/v1/publishers/{}", record.key_id), None)
+        }
         "/v1/schema/traits/{name}" if rule.method == "PUT" => call(
             format!("/v1/schema/traits/matrix_{n}"),
             Some(json!({"class": "sensitive", "type": "string"})),
@@ -262,7 +389,10 @@ async fn every_route_every_role_own_and_other_tenant() {
                 let before = f.footprint(ACME);
                 let state_before = acme_state(&f, rule);
                 let uri = call.uri;
-                let answer = f.call(method.clone(), &uri, Some(&token), call.body).await;
+                let answer = match call.bundle {
+                    Some(bundle) => f.send_bundle(method.clone(), &uri, &token, bundle).await,
+                    None => f.call(method.clone(), &uri, Some(&token), call.body).await,
+                };
                 let what = format!(
                     "{} {uri} as {role} of {tenant}: {} {}",
                     rule.method, answer.status, answer.body

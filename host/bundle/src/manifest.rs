@@ -98,6 +98,7 @@ impl Kind {
 /// asked for: the operator grants all or part of it at installation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Permissions {
     /// Profile trait names the plugin reads.
     #[serde(default)]
@@ -123,6 +124,7 @@ pub struct Permissions {
 /// Classes of personal data a plugin can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PiiClass {
     Email,
     Phone,
@@ -153,6 +155,7 @@ impl PiiClass {
 /// operator may lower them, and the host's caps bound them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestedLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,

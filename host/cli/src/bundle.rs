@@ -73,6 +73,8 @@ pub enum PublisherCommand {
     /// Create a publisher key pair: DIR/publisher.key (secret, mode 0600)
     /// and DIR/publisher.pub (the public key operators trust).
     New(NewKeyArgs),
+    #[command(flatten)]
+    Server(crate::plugin::TrustCommand),
 }
 
 #[derive(Debug, Args)]
@@ -351,7 +353,10 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
-    let PublisherCommand::New(args) = command;
+    let args = match command {
+        PublisherCommand::New(args) => args,
+        PublisherCommand::Server(command) => return crate::plugin::trust(command),
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let secret_path = args.out.join("publisher.key");

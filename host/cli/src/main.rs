@@ -7,6 +7,7 @@ mod bundle;
 mod data;
 mod demo;
 mod keys;
+mod plugin;
 mod plugin_test;
 mod report;
 mod serve;
@@ -79,6 +80,8 @@ enum PluginCommand {
     /// Load a component under the real sandbox limits, type-check it, print its
     /// manifest, run a sample call and print what it cost.
     Test(plugin_test::TestArgs),
+    #[command(flatten)]
+    Lifecycle(plugin::LifecycleCommand),
 }
 
 /// Where compiled components are cached.
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
+        Command::Plugin(PluginCommand::Lifecycle(command)) => plugin::run(command),
         Command::Keys(command) => keys::run(command),
         Command::Bundle(command) => bundle::run(command),
         Command::Tenant(command) => data::tenant(command),

@@ -17,9 +17,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use tessera_api::{
-    AppState, CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
+    AppState, CodeSenderKind, Config, Limits, RateLimit, Registry, SubjectLoginConfig,
+    SubjectTokenConfig,
 };
-use tessera_runtime::{Grants, InstallRequest, MemoryState, PluginKind, StateStore};
+use tessera_bundle::Kind;
 use tessera_vault::{Actor, TenantSettings};
 
 use crate::CacheArgs;
@@ -43,29 +44,34 @@ pub struct ServeArgs {
     /// The tenant that --init sets up.
     #[arg(long, requires = "init")]
     tenant: Option<String>,
+    /// DEVELOPMENT ONLY: accept unsigned plugin bundles when an install
+    /// asks for it (`--allow-unsigned`). Logged loudly, and every plugin
+    /// installed so shows `"development": true` in its status.
+    #[arg(long)]
+    allow_unsigned_bundles: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
 
 /// Tessera's first-party plugins, which every tenant gets: (name, component,
 /// world, state quota in bytes).
-const FIRST_PARTY: [(&str, &[u8], PluginKind, u64); 3] = [
+const FIRST_PARTY: [(&str, &[u8], Kind, u64); 3] = [
     (
         "ndjson",
         tessera_guests::plugins::NDJSON,
-        PluginKind::Connector,
+        Kind::Connector,
         0,
     ),
     (
         "threshold",
         tessera_guests::plugins::THRESHOLD,
-        PluginKind::Segment,
+        Kind::Segment,
         0,
     ),
     (
         "epsilon-greedy",
         tessera_guests::plugins::EPSILON_GREEDY,
-        PluginKind::Strategy,
+        Kind::Strategy,
         64 << 10,
     ),
 ];
@@ -246,14 +252,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         data.open()?
     };
-    let plugins = args.cache.runtime()?;
-    let state = AppState::new(Arc::new(vault), config.api()).with_runtime(plugins);
+    let vault = Arc::new(vault);
+    let registry = Registry::new(
+        args.cache.runtime()?,
+        vault.clone(),
+        args.allow_unsigned_bundles,
+    );
+    if args.allow_unsigned_bundles {
+        eprintln!(
+            "tessera serve: DEVELOPMENT MODE: unsigned plugin bundles are accepted \
+             (--allow-unsigned-bundles); never use this in production"
+        );
+    }
+    let state = AppState::new(vault, config.api()).with_plugins(registry);
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
     }
     // Before the async runtime starts: installing runs plugin calls, which
     // block.
     install_first_party(&state)?;
+    load_installed(&state)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tessera-serve")
@@ -299,37 +317,39 @@ fn init(state: &AppState, tenant: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs the first-party plugins for every tenant. Their state is kept
-/// in memory (scoped by tenant and installation) until plugin bundles bring
-/// installations that outlive the process.
+/// Installs the first-party plugins for every tenant, granted what they
+/// declare. Their state lives in the store, scoped by tenant and plugin.
 fn install_first_party(state: &AppState) -> anyhow::Result<()> {
-    let Some(host) = &state.plugins else {
+    let Some(registry) = &state.plugins else {
         return Ok(());
     };
-    let store: Arc<dyn StateStore> = Arc::new(MemoryState::new());
     for tenant in state.vault.tenant_ids()? {
         let mut labels = Vec::new();
         for (name, bytes, kind, state_quota) in FIRST_PARTY {
-            let plugin = host
-                .install(
-                    bytes,
-                    InstallRequest {
-                        kind,
-                        grants: Grants { state_quota },
-                        limits: tessera_runtime::Limits::default(),
-                        tenant: tenant.clone(),
-                        installation: format!("first-party-{name}"),
-                        state: store.clone(),
-                    },
-                )
+            let live = registry
+                .install_builtin(&tenant, bytes, kind, state_quota)
                 .with_context(|| {
                     format!("cannot install the first-party plugin {name} for tenant {tenant}")
                 })?;
-            labels.push(plugin.info().label());
+            labels.push(live.plugin.info().label());
         }
         println!(
             "tessera serve: plugins {} installed for tenant {tenant}",
             labels.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Loads every tenant's approved plugins from the store.
+fn load_installed(state: &AppState) -> anyhow::Result<()> {
+    let Some(registry) = &state.plugins else {
+        return Ok(());
+    };
+    let (loaded, failed) = registry.load_all()?;
+    if loaded + failed > 0 {
+        println!(
+            "tessera serve: {loaded} installed plugins loaded, {failed} failed (see their status)"
         );
     }
     Ok(())

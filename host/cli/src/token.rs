@@ -29,10 +29,10 @@ pub enum TokenCommand {
 pub struct ClientArgs {
     /// The server's address, e.g. http://127.0.0.1:8080.
     #[arg(long, env = "TESSERA_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    pub server: String,
     /// An operator token of the tenant.
     #[arg(long, env = "TESSERA_TOKEN", hide_env_values = true)]
-    token: String,
+    pub token: String,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +117,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the server's error and exits 1.
-fn failed(status: StatusCode, answer: &Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn failed(status: StatusCode, answer: &Value) -> anyhow::Result<ExitCode> {
     let error = &answer["error"];
     eprintln!(
         "error: the server answered {status}: {} ({})",
@@ -156,12 +156,26 @@ fn split_server(server: &str) -> anyhow::Result<(String, String)> {
     Ok((authority, prefix))
 }
 
-/// One request, on its own connection, within 30 seconds.
-async fn call(
+/// One request with a JSON body (or none), on its own connection, within
+/// 30 seconds.
+pub(crate) async fn call(
     client: &ClientArgs,
     method: Method,
     path: &str,
     body: Option<Value>,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let body = body.map(|b| (Bytes::from(b.to_string()), "application/json"));
+    call_with(client, method, path, body, Duration::from_secs(30)).await
+}
+
+/// One request with a body of the given content type, on its own
+/// connection, within `limit`.
+pub(crate) async fn call_with(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    body: Option<(Bytes, &'static str)>,
+    limit: Duration,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let (authority, prefix) = split_server(&client.server)?;
     let exchange = async {
@@ -182,9 +196,9 @@ async fn call(
                 format!("Bearer {}", client.token.trim()),
             );
         let bytes = match body {
-            Some(body) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(body.to_string())
+            Some((bytes, content_type)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                bytes
             }
             None => Bytes::new(),
         };
@@ -202,9 +216,15 @@ async fn call(
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         anyhow::Ok((status, value))
     };
-    tokio::time::timeout(Duration::from_secs(30), exchange)
+    tokio::time::timeout(limit, exchange)
         .await
-        .with_context(|| format!("{} did not answer within 30 s", client.server))?
+        .with_context(|| {
+            format!(
+                "{} did not answer within {} s",
+                client.server,
+                limit.as_secs()
+            )
+        })?
 }
 
 #[cfg(test)]

@@ -537,7 +537,13 @@ impl Registry {
         )?;
         let manifest = &probe.info().manifest;
         let name = manifest.name.clone();
-        if self.record(tenant, &name)?.is_some() {
+        let live = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(tenant.to_string(), name.clone()));
+        if live || self.record(tenant, &name)?.is_some() {
             return Err(RegistryError::Taken { name });
         }
         let granted = Permissions {

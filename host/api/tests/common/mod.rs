@@ -204,6 +204,25 @@ impl Fixture {
         self.send(request).await
     }
 
+    /// A request whose body is a plugin bundle.
+    #[allow(dead_code)]
+    pub async fn send_bundle(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        bundle: Vec<u8>,
+    ) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(bundle))
+            .expect("request");
+        self.send(request).await
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Answer {
         let response = self.app.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
