@@ -77,6 +77,11 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables (settings).
     pub fn start_with(dir: &Path, tenant: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(dir, tenant, env, &[])
+    }
+
+    /// [`Server::start_with`] with extra flags for `tessera serve`.
+    pub fn start_with_args(dir: &Path, tenant: &str, env: &[(&str, &str)], flags: &[&str]) -> Self {
         let mut child = tessera(dir)
             .envs(env.iter().copied())
             .args([
@@ -87,6 +92,7 @@ impl Server {
                 "--tenant",
                 tenant,
             ])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
