@@ -363,6 +363,7 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "not_quarantined", message)
             }
             E::UnknownKey { .. } => ApiError::not_found("unknown_publisher_key", message),
+            E::BadKey(_) => ApiError::unprocessable("invalid_publisher_key", message),
             E::Vault(_) | E::Store(_) => ApiError::internal(&error),
             _ => ApiError::internal(&error),
         }

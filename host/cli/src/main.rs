@@ -8,6 +8,7 @@ mod data;
 mod demo;
 mod keys;
 mod plugin;
+mod plugin_new;
 mod plugin_test;
 mod report;
 mod serve;
@@ -77,6 +78,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
+    /// Create a working plugin project: source, bundle manifest, build script.
+    New(plugin_new::NewArgs),
     /// Load a component under the real sandbox limits, type-check it, print its
     /// manifest, run a sample call and print what it cost.
     Test(plugin_test::TestArgs),
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
         Command::Plugin(PluginCommand::Lifecycle(command)) => plugin::run(command),
         Command::Keys(command) => keys::run(command),

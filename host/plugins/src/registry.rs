@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
 use tessera_runtime::{
-    Grants, InstallError, InstallRequest, Limits, Plugin, PluginKind, Runtime, StateScope,
-    StateStore,
+    Grants, InstallError, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime,
+    StateScope, StateStore,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -71,6 +71,9 @@ pub enum RegistryError {
     NotQuarantined { name: String },
     #[error("no trusted publisher key has the id `{key_id}`")]
     UnknownKey { key_id: String },
+    /// A publisher key or its name could not be read.
+    #[error("the publisher key is refused: {0}")]
+    BadKey(String),
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error("the store failed: {0}")]
@@ -276,10 +279,11 @@ impl Registry {
         name: &str,
         actor: &Actor,
     ) -> Result<PublisherRecord, RegistryError> {
-        let key = PublicKey::parse(public_key.trim())?;
+        let key = PublicKey::parse(public_key.trim())
+            .map_err(|e| RegistryError::BadKey(e.to_string()))?;
         let name = name.trim();
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-            return Err(RegistryError::Grant(
+            return Err(RegistryError::BadKey(
                 "a publisher's name must be 1-128 printable characters".into(),
             ));
         }
@@ -388,8 +392,9 @@ impl Registry {
 
     // ---- loading and calling ---------------------------------------------------
 
-    /// Compiles and links a component for `tenant` with a grant. Nothing is
-    /// stored or made live.
+    /// Compiles and links a component for `tenant` with a grant, its state
+    /// in the store under `installation`. Nothing is stored or made live.
+    #[allow(clippy::too_many_arguments)]
     fn link(
         &self,
         tenant: &str,
@@ -399,6 +404,50 @@ impl Registry {
         bytes: &[u8],
         granted: &Permissions,
         limits: Limits,
+    ) -> Result<Plugin, RegistryError> {
+        let state = state_store(&self.inner.vault);
+        self.link_with(
+            tenant,
+            installation,
+            name,
+            kind,
+            bytes,
+            granted,
+            limits,
+            state,
+        )
+    }
+
+    /// [`Registry::link`] for a plugin that is only being checked: what
+    /// `describe` might write goes to a throwaway store, so a component
+    /// that is never approved leaves nothing behind.
+    #[allow(clippy::too_many_arguments)]
+    fn link_for_check(
+        &self,
+        tenant: &str,
+        name: &str,
+        kind: Kind,
+        bytes: &[u8],
+        requested: &Permissions,
+        limits: Limits,
+    ) -> Result<Plugin, RegistryError> {
+        let scratch: Arc<dyn StateStore> = Arc::new(MemoryState::new());
+        self.link_with(
+            tenant, "check", name, kind, bytes, requested, limits, scratch,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn link_with(
+        &self,
+        tenant: &str,
+        installation: &str,
+        name: &str,
+        kind: Kind,
+        bytes: &[u8],
+        granted: &Permissions,
+        limits: Limits,
+        state: Arc<dyn StateStore>,
     ) -> Result<Plugin, RegistryError> {
         self.inner
             .runtime
@@ -410,7 +459,7 @@ impl Registry {
                     limits,
                     tenant: tenant.to_string(),
                     installation: installation.to_string(),
-                    state: state_store(&self.inner.vault),
+                    state,
                 },
             )
             .map_err(|error| RegistryError::Install {
@@ -523,9 +572,8 @@ impl Registry {
         kind: Kind,
         state_quota: u64,
     ) -> Result<Live, RegistryError> {
-        let probe = self.link(
+        let probe = self.link_for_check(
             tenant,
-            "builtin-probe",
             "built-in plugin",
             kind,
             bytes,
@@ -716,9 +764,8 @@ impl Registry {
         entry: &PluginEntry,
         bytes: &[u8],
     ) -> Result<Plugin, RegistryError> {
-        let plugin = self.link(
+        let plugin = self.link_for_check(
             tenant,
-            "type-check",
             &entry.name,
             entry.kind,
             bytes,

@@ -1,0 +1,283 @@
+//! `tessera plugin new`: a working plugin project to start from. The
+//! project builds into a component (`./build.sh`), passes `tessera plugin
+//! test` unchanged, and carries a bundle manifest that asks for exactly what
+//! the plugin declares. The Rust SDK is written into the project
+//! (`tessera-sdk/`), so it builds with nothing but the crates registry.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tessera_runtime::PluginKind;
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and `-`, starting with a letter.
+    name: String,
+    /// The world it implements: connector, segment or strategy.
+    #[arg(long)]
+    kind: PluginKind,
+    /// The language. Rust now; Python and JavaScript arrive with their SDKs.
+    #[arg(long, default_value = "rust")]
+    lang: String,
+    /// The directory to create the project in [default: ./NAME].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Use the Rust SDK at this path instead of writing a copy into the project.
+    #[arg(long)]
+    sdk: Option<PathBuf>,
+    /// The publisher named in the bundle manifest.
+    #[arg(long, default_value = "Example Partner")]
+    publisher: String,
+}
+
+/// The Rust SDK, as written into a new project.
+const SDK: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../../../sdk/rust/Cargo.toml")),
+    ("README.md", include_str!("../../../sdk/rust/README.md")),
+    ("src/lib.rs", include_str!("../../../sdk/rust/src/lib.rs")),
+    (
+        "src/bindings.rs",
+        include_str!("../../../sdk/rust/src/bindings.rs"),
+    ),
+    (
+        "src/batch.rs",
+        include_str!("../../../sdk/rust/src/batch.rs"),
+    ),
+    (
+        "src/manifest.rs",
+        include_str!("../../../sdk/rust/src/manifest.rs"),
+    ),
+    (
+        "src/params.rs",
+        include_str!("../../../sdk/rust/src/params.rs"),
+    ),
+    (
+        "src/connector.rs",
+        include_str!("../../../sdk/rust/src/connector.rs"),
+    ),
+    (
+        "src/segment.rs",
+        include_str!("../../../sdk/rust/src/segment.rs"),
+    ),
+    (
+        "src/strategy.rs",
+        include_str!("../../../sdk/rust/src/strategy.rs"),
+    ),
+    (
+        "wit/plugin.wit",
+        include_str!("../../../wit/v0.1/plugin.wit"),
+    ),
+];
+
+fn template(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Connector => include_str!("../templates/rust/connector.rs"),
+        PluginKind::Segment => include_str!("../templates/rust/segment.rs"),
+        PluginKind::Strategy => include_str!("../templates/rust/strategy.rs"),
+    }
+}
+
+/// What the template's plugin declares, and so what its bundle asks for:
+/// (traits, purposes, description).
+fn request(
+    kind: PluginKind,
+) -> (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+) {
+    match kind {
+        PluginKind::Connector => (&[], &[], "Parses email,event_type,amount lines into events"),
+        PluginKind::Segment => (
+            &["lifetime_value"],
+            &["analytics"],
+            "Subjects whose lifetime value is at least a threshold",
+        ),
+        PluginKind::Strategy => (
+            &["lifetime_value"],
+            &["personalization"],
+            "A discount for customers below a lifetime value, nothing for the others",
+        ),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
+    if args.lang != "rust" {
+        bail!(
+            "--lang {}: this version of tessera creates Rust projects; Python and JavaScript \
+             plugins are built with componentize-py and jco against wit/ (see docs/plugins.md)",
+            args.lang
+        );
+    }
+    if !valid_name(&args.name) {
+        bail!(
+            "plugin name `{}` must be 1-64 lowercase letters, digits or `-`, starting with a letter",
+            args.name
+        );
+    }
+    if args.publisher.trim().is_empty() || args.publisher.chars().any(char::is_control) {
+        bail!("--publisher must be printable text");
+    }
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() {
+        bail!(
+            "{} exists; a new project is never written over anything",
+            dir.display()
+        );
+    }
+    let sdk_dep = match &args.sdk {
+        Some(path) => {
+            let path = path
+                .canonicalize()
+                .with_context(|| format!("--sdk {}", path.display()))?;
+            if !path.join("Cargo.toml").is_file() {
+                bail!("--sdk {}: no Cargo.toml there", path.display());
+            }
+            path.display().to_string()
+        }
+        None => "tessera-sdk".to_string(),
+    };
+    let name = &args.name;
+    let lib = name.replace('-', "_");
+    let (traits, purposes, description) = request(args.kind);
+    let files: Vec<(String, String)> = vec![
+        (
+            "Cargo.toml".into(),
+            format!(
+                r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+tessera-sdk = {{ path = {sdk_dep:?} }}
+
+[profile.release]
+opt-level = "s"
+codegen-units = 1
+strip = true
+
+# A project of its own, even when created inside another workspace.
+[workspace]
+"#
+            ),
+        ),
+        (
+            "src/lib.rs".into(),
+            template(args.kind).replace("{{name}}", name),
+        ),
+        (
+            "bundle.toml".into(),
+            format!(
+                r#"# The bundle manifest: what the plugin is and what it asks for. The
+# operator installing it sees this request and grants all or part of it.
+publisher = {publisher:?}
+version = "0.1.0"
+
+[[plugins]]
+name = "{name}"
+kind = "{kind}"
+wit_version = "0.1.0"
+description = {description:?}
+component = "{name}.wasm"
+
+[plugins.permissions]
+# The profile traits and event types the plugin reads: exactly the fields
+# and aggregates `describe` declares (the host checks it at install).
+traits = {traits:?}
+events = []
+# PII classes (email, phone, name, …) are never implied by a trait grant.
+pii = []
+# It only ever sees subjects who consented to one of these.
+purposes = {purposes:?}
+# Connectors only: the hosts it may call.
+outbound_hosts = []
+# Bytes of plugin state; 0 = none.
+state_quota = 0
+
+[plugins.limits]
+memory_bytes = 16777216
+"#,
+                publisher = args.publisher,
+                kind = args.kind.as_str(),
+            ),
+        ),
+        (
+            "build.sh".into(),
+            format!(
+                r#"#!/bin/sh
+# Builds the component into dist/ and the unsigned bundle {name}.tsb.
+# Then: tessera plugin test dist/{name}.wasm
+#       tessera bundle sign {name}.tsb --key publisher.key
+set -eu
+cd "$(dirname "$0")"
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+cargo build --release --target wasm32-wasip2
+target="${{CARGO_TARGET_DIR:-target}}"
+mkdir -p dist
+cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
+"${{TESSERA:-tessera}}" bundle build dist --manifest bundle.toml --out "{name}.tsb"
+"#
+            ),
+        ),
+        (
+            ".gitignore".into(),
+            "/target\n/dist\n*.tsb\npublisher.key\n".into(),
+        ),
+        (
+            "README.md".into(),
+            format!(
+                "# {name}\n\nA Tessera {kind} plugin.\n\n```sh\n./build.sh                          # dist/{name}.wasm and {name}.tsb\ntessera plugin test dist/{name}.wasm\ntessera keys publisher new --out .    # once: publisher.key, publisher.pub\ntessera bundle sign {name}.tsb --key publisher.key\n```\n\nGive `publisher.pub` and `{name}.tsb` to the operator, who trusts the key\n(`tessera keys publisher trust`), installs the bundle (`tessera plugin\ninstall`) and approves what it asks for (`tessera plugin approve`).\n",
+                kind = args.kind.as_str()
+            ),
+        ),
+    ];
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (path, text) in &files {
+        write(&dir, path, text)?;
+    }
+    if args.sdk.is_none() {
+        for (path, text) in SDK {
+            write(&dir.join("tessera-sdk"), path, text)?;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
+    }
+    println!(
+        "created {} ({} plugin `{name}`, Rust)",
+        dir.display(),
+        args.kind.as_str()
+    );
+    println!("next: cd {} && ./build.sh", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(dir: &Path, path: &str, text: &str) -> anyhow::Result<()> {
+    let path = dir.join(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
