@@ -315,7 +315,10 @@ fn install_first_party(state: &AppState) -> anyhow::Result<()> {
                     bytes,
                     InstallRequest {
                         kind,
-                        grants: Grants { state_quota },
+                        grants: Grants {
+                            state_quota,
+                            ..Grants::default()
+                        },
                         limits: tessera_runtime::Limits::default(),
                         tenant: tenant.clone(),
                         installation: format!("first-party-{name}"),
