@@ -264,15 +264,16 @@ impl OutboundCall {
             .max_received_per_call
             .saturating_sub(self.received);
         let cap = self.policy.max_response_bytes.min(left);
-        let too_large = |size: &str| {
+        let too_large = |size: Option<u64>| {
             let why = if cap < self.policy.max_response_bytes {
                 format!(
                     "the call's requests received more than the granted {} bytes",
                     self.policy.max_received_per_call
                 )
             } else {
+                let size = size.map(|n| format!(" of {n} bytes")).unwrap_or_default();
                 format!(
-                    "the response body ({size}) is larger than the granted {} bytes",
+                    "the response body{size} is larger than the granted {} bytes",
                     self.policy.max_response_bytes
                 )
             };
@@ -282,7 +283,7 @@ impl OutboundCall {
         if let Some(length) = response.body().content_length()
             && length > cap
         {
-            return Err(too_large(&format!("{length} bytes")));
+            return Err(too_large(Some(length)));
         }
         let mut body = Vec::new();
         let read = response
@@ -294,7 +295,7 @@ impl OutboundCall {
         self.received = self.received.saturating_add(body.len() as u64);
         read.map_err(|e| failed(&e))?;
         if body.len() as u64 > cap {
-            return Err(too_large("more"));
+            return Err(too_large(None));
         }
         tracing::info!(
             plugin,
