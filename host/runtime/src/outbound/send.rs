@@ -385,3 +385,148 @@ fn same_ip(addr: &SocketAddr, host: &str) -> bool {
         .parse::<IpAddr>()
         .is_ok_and(|ip| ip == addr.ip())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::StaticResolver;
+
+    fn call(hosts: &[&str]) -> OutboundCall {
+        let policy = Outbound {
+            hosts: hosts
+                .iter()
+                .map(|h| h.parse().expect("grantable"))
+                .collect(),
+            ..Outbound::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        OutboundCall::new(policy, Arc::new(StaticResolver::new()), deadline)
+    }
+
+    fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+        Request {
+            method: method.into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: (*name).into(),
+                    value: (*value).into(),
+                })
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    fn header_names(hop: &Hop) -> Vec<&str> {
+        hop.headers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_redirect_from_https_to_plain_http_is_refused_even_to_a_host_granted_http() {
+        let call = call(&["api.partner.example", "http://legacy.partner.example"]);
+        let hop = call
+            .prepare(request("GET", "https://api.partner.example/a", &[], b""))
+            .expect("valid");
+        let refused = call.follow(hop, 302, "http://legacy.partner.example/b");
+        let Err(SendError::Refused(message)) = refused else {
+            panic!("expected a refusal, got {:?}", refused.map(|h| h.target));
+        };
+        assert!(message.contains("plain http"), "{message}");
+    }
+
+    #[test]
+    fn a_redirect_location_is_resolved_against_the_request_and_checked_afresh() {
+        let call = call(&["api.partner.example"]);
+        let hop = call
+            .prepare(request(
+                "GET",
+                "https://api.partner.example/v1/a?x=1",
+                &[],
+                b"",
+            ))
+            .expect("valid");
+        let next = call.follow(hop, 302, "../b?page=2").expect("followed");
+        assert_eq!(
+            next.target.url.as_str(),
+            "https://api.partner.example/b?page=2"
+        );
+
+        let hop = call
+            .prepare(request("GET", "https://api.partner.example/", &[], b""))
+            .expect("valid");
+        let disguised = call.follow(hop, 302, "https://api.partner.example@evil.example/");
+        assert!(matches!(disguised, Err(SendError::Refused(_))));
+    }
+
+    #[test]
+    fn see_other_turns_a_post_into_a_get_and_307_repeats_it() {
+        let call = call(&["api.partner.example"]);
+        let post = || {
+            call.prepare(request(
+                "POST",
+                "https://api.partner.example/submit",
+                &[("content-type", "application/json")],
+                b"{}",
+            ))
+            .expect("valid")
+        };
+        let next = call.follow(post(), 303, "/done").expect("followed");
+        assert_eq!((next.method.as_str(), next.body.len()), ("GET", 0));
+        assert!(header_names(&next).is_empty());
+        let next = call.follow(post(), 307, "/again").expect("followed");
+        assert_eq!(
+            (next.method.as_str(), next.body.as_slice()),
+            ("POST", &b"{}"[..])
+        );
+        assert_eq!(header_names(&next), ["content-type"]);
+    }
+
+    #[test]
+    fn credentials_follow_a_redirect_only_within_the_same_origin() {
+        let call = call(&["api.partner.example", "cdn.partner.example"]);
+        let headers = [
+            ("authorization", "Bearer t"),
+            ("cookie", "s=1"),
+            ("accept", "application/json"),
+        ];
+        let hop = || {
+            call.prepare(request(
+                "GET",
+                "https://api.partner.example/",
+                &headers,
+                b"",
+            ))
+            .expect("valid")
+        };
+        let same = call.follow(hop(), 302, "/elsewhere").expect("followed");
+        assert_eq!(header_names(&same), ["authorization", "cookie", "accept"]);
+        let other = call
+            .follow(hop(), 302, "https://cdn.partner.example/file")
+            .expect("followed");
+        assert_eq!(header_names(&other), ["accept"]);
+    }
+
+    #[test]
+    fn methods_headers_and_bodies_are_checked_before_anything_is_sent() {
+        let call = call(&["api.partner.example"]);
+        let url = "https://api.partner.example/";
+        for bad in [
+            request("CONNECT", url, &[], b""),
+            request("TRACE", url, &[], b""),
+            request("GET", url, &[("bad header", "x")], b""),
+            request("GET", url, &[("x-ok", "line\r\nbreak")], b""),
+            request("GET", url, &[("Content-Length", "0")], b""),
+            request("POST", url, &[], &vec![0; (1 << 20) + 1]),
+            request("GET", "ftp://api.partner.example/", &[], b""),
+        ] {
+            let method = bad.method.clone();
+            assert!(
+                matches!(call.prepare(bad), Err(SendError::Invalid(_))),
+                "{method}"
+            );
+        }
+        let hop = call.prepare(request("get", url, &[], b"")).expect("valid");
+        assert_eq!(hop.method, h::Method::GET);
+    }
+}
