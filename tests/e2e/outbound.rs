@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tessera_runtime::api::records::Record;
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_runtime::{
-    CallError, InstallError, Limits, Outbound, Plugin, PluginError, PluginKind, Runtime,
+    CallError, InstallError, Limits, Outbound, Plugin, PluginError, PluginKind, Resolve, Runtime,
     RuntimeConfig, StaticResolver, TrapReason,
 };
 use tessera_tests::{param, program, request, test_programs as guests};
@@ -447,6 +447,45 @@ fn loopback_is_refused_without_an_allowance_and_served_with_one() {
 
     let allowed = connector(&runtime, grant(&hosts, &[LOOPBACK]));
     served(&allowed, &server);
+    assert_eq!(server.seen().len(), 1);
+}
+
+/// A name whose answer changes after the first lookup, from the allowed
+/// test server to an internal address: DNS rebinding.
+#[derive(Debug, Default)]
+struct Rebinding {
+    lookups: AtomicUsize,
+}
+
+impl Resolve for Rebinding {
+    fn resolve(&self, _host: &str, _timeout: Duration) -> std::io::Result<Vec<IpAddr>> {
+        Ok(match self.lookups.fetch_add(1, Ordering::SeqCst) {
+            0 => vec![ip("127.0.0.1")],
+            _ => vec![ip("10.0.0.7")],
+        })
+    }
+}
+
+#[test]
+fn the_vetted_address_is_the_one_connected_to_without_a_second_lookup() {
+    let server = Server::start(hello);
+    let resolver = Arc::new(Rebinding::default());
+    let runtime = Runtime::new(RuntimeConfig {
+        concurrent_calls: 8,
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        resolver: resolver.clone(),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts");
+    let plugin = connector(
+        &runtime,
+        grant(&[plain("api.partner.test", &server)], &[LOOPBACK]),
+    );
+    served(&plugin, &server);
+    assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+    // The next request looks the name up again, and is refused.
+    let message = unavailable(fetch(&plugin, &url("api.partner.test", &server, "/"), &[]));
+    assert!(message.contains("10.0.0.7"), "{message}");
     assert_eq!(server.seen().len(), 1);
 }
 

@@ -197,7 +197,9 @@ impl Target {
     /// Parses and normalises a request URL. The error says what is wrong
     /// with it, in words for the plugin's author.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let parsed = Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+        // The URL itself is not repeated: its path and query may carry
+        // personal data, and errors are logged.
+        let parsed = Url::parse(url).map_err(|e| format!("the URL is not valid: {e}"))?;
         Target::from_url(parsed)
     }
 
