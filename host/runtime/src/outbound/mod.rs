@@ -36,8 +36,9 @@ pub struct Outbound {
     /// default (loopback, private, link-local, …), e.g. `127.0.0.1/32` for a
     /// partner served on this machine. Empty: only public addresses.
     pub allow: Vec<IpNet>,
-    /// Wall time of one request, from resolving the name to the last byte of
-    /// the body. Also bounded by what is left of the plugin call's own time.
+    /// Wall time of one request (its redirects included), from resolving
+    /// the name to the last byte of the body. Also bounded by what is left
+    /// of the plugin call's own time.
     pub timeout: Duration,
     /// Largest request body a plugin may send.
     pub max_request_bytes: u64,

@@ -80,11 +80,12 @@ impl OutboundCall {
     /// Sends a request and follows its redirects. `plugin` names the plugin
     /// in the host's log.
     pub fn send(&mut self, request: Request, plugin: &str) -> Result<Response, SendError> {
+        let started = Instant::now();
         let mut hop = self.prepare(request)?;
         let mut redirects = 0;
         loop {
             self.policy.check(&hop.target)?;
-            let response = self.exchange(&hop, plugin)?;
+            let response = self.exchange(&hop, started, plugin)?;
             let Some(location) = redirect_location(&response) else {
                 return Ok(response);
             };
@@ -178,8 +179,8 @@ impl OutboundCall {
         })
     }
 
-    /// What is left of this request's time: the grant's per-request timeout,
-    /// cut to what remains of the plugin call.
+    /// What is left of this request's time (redirects included): the
+    /// grant's per-request timeout, cut to what remains of the plugin call.
     fn budget(&self, started: Instant) -> Result<Duration, SendError> {
         let per_request = self.policy.timeout.saturating_sub(started.elapsed());
         let call = self.deadline.saturating_duration_since(Instant::now());
@@ -192,9 +193,15 @@ impl OutboundCall {
         Ok(budget)
     }
 
-    /// Resolves, vets, connects and reads one response.
-    fn exchange(&mut self, hop: &Hop, plugin: &str) -> Result<Response, SendError> {
-        let started = Instant::now();
+    /// Resolves, vets, connects and reads one response, within what is
+    /// left of the time of the request that `started`.
+    fn exchange(
+        &mut self,
+        hop: &Hop,
+        started: Instant,
+        plugin: &str,
+    ) -> Result<Response, SendError> {
+        let hop_started = Instant::now();
         let target = &hop.target;
         let addrs = match target.ip {
             Some(ip) => vec![ip],
@@ -304,7 +311,7 @@ impl OutboundCall {
             status,
             sent = hop.body.len(),
             received = body.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = hop_started.elapsed().as_millis() as u64,
             "outbound request"
         );
         Ok(Response {
