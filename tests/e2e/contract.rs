@@ -133,7 +133,7 @@ fn threshold_contract(plugin: &Plugin) {
 /// in whichever language it is written.
 fn install_ungranted(runtime: &Runtime, bytes: &[u8]) -> Plugin {
     let mut request = request(PluginKind::Segment, Limits::default());
-    request.grants = Grants { state_quota: 0 };
+    request.grants = Grants::default();
     runtime
         .install(bytes, request)
         .unwrap_or_else(|e| panic!("install failed: {e}"))

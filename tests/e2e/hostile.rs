@@ -250,7 +250,7 @@ fn ungranted_http_import_is_refused_at_install() {
 fn state_import_without_a_quota_is_refused_at_install() {
     let runtime = runtime();
     let mut req = request(PluginKind::Strategy, Limits::default());
-    req.grants = Grants { state_quota: 0 };
+    req.grants = Grants::default();
     match runtime.install(plugins::EPSILON_GREEDY, req) {
         Err(error @ InstallError::UngrantedImport { .. }) => {
             let message = error.to_string();

@@ -3,6 +3,7 @@
 mod contract;
 mod hostile;
 mod install;
+mod outbound;
 mod plugins;
 
 use tessera_runtime::Runtime;

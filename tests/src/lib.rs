@@ -30,6 +30,7 @@ pub fn request(kind: PluginKind, limits: Limits) -> InstallRequest {
         kind,
         grants: Grants {
             state_quota: 1 << 20,
+            ..Grants::default()
         },
         limits,
         tenant: "acme".into(),

@@ -969,7 +969,10 @@ fn install(
         bytes,
         InstallRequest {
             kind,
-            grants: Grants { state_quota },
+            grants: Grants {
+                state_quota,
+                ..Grants::default()
+            },
             limits: Limits::default(),
             tenant: TENANT.into(),
             installation: format!("demo-{}", kind.as_str()),

@@ -79,6 +79,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         kind,
         grants: Grants {
             state_quota: args.state_quota,
+            ..Grants::default()
         },
         limits,
         tenant: "plugin-test".into(),

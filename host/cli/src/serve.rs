@@ -21,6 +21,7 @@ use tessera_api::{
     SubjectTokenConfig,
 };
 use tessera_bundle::Kind;
+use tessera_runtime::IpNet;
 use tessera_vault::{Actor, TenantSettings};
 
 use crate::CacheArgs;
@@ -85,6 +86,17 @@ pub struct ServeConfig {
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
     pub subject_login: SubjectLoginConfig,
+    pub plugins: PluginSettings,
+}
+
+/// `[plugins]`: what connectors may reach.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Internal address ranges (CIDR, e.g. "127.0.0.1/32") connectors may
+    /// reach although loopback, private, link-local and metadata addresses
+    /// are refused by default. Also TESSERA_OUTBOUND_ALLOW (comma-separated).
+    pub outbound_allow: Vec<String>,
 }
 
 /// Where the server listens and where the deployment's data and keys are.
@@ -195,6 +207,14 @@ impl ServeConfig {
         if let Some(v) = var("TESSERA_SUBJECT_LOGIN_FILE") {
             self.subject_login.file = Some(v.into());
         }
+        if let Some(v) = var("TESSERA_OUTBOUND_ALLOW") {
+            self.plugins.outbound_allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         Ok(())
     }
 
@@ -253,11 +273,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         data.open()?
     };
     let vault = Arc::new(vault);
+    let allowance = config
+        .plugins
+        .outbound_allow
+        .iter()
+        .map(|range| {
+            range.parse::<IpNet>().with_context(|| {
+                format!("[plugins] outbound_allow: {range:?} is not an address range (CIDR)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let registry = Registry::new(
         args.cache.runtime()?,
         vault.clone(),
         args.allow_unsigned_bundles,
-    );
+    )
+    .with_outbound_allowance(allowance);
     if args.allow_unsigned_bundles {
         eprintln!(
             "tessera serve: DEVELOPMENT MODE: unsigned plugin bundles are accepted \

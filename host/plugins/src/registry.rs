@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
 use tessera_runtime::{
-    Grants, InstallError, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime,
-    StateScope, StateStore,
+    GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits, MemoryState, Outbound,
+    Plugin, PluginKind, Runtime, StateScope, StateStore,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -175,6 +175,9 @@ struct Inner {
     runtime: Runtime,
     vault: Arc<Vault>,
     allow_unsigned: bool,
+    /// Address ranges connectors may reach although they are internal
+    /// (loopback, private, link-local): the operator's explicit allowance.
+    outbound_allow: Vec<IpNet>,
     live: RwLock<BTreeMap<(String, String), Live>>,
     load_errors: RwLock<BTreeMap<(String, String), String>>,
     /// Serialises lifecycle changes (they read, check and write records).
@@ -187,11 +190,28 @@ fn state_store(vault: &Vault) -> Arc<dyn StateStore> {
     store
 }
 
-/// The runtime grants (what gets linked) for a permission grant.
-pub fn runtime_grants(granted: &Permissions) -> Grants {
-    Grants {
+/// The runtime grants (what gets linked) for a permission grant: the state
+/// quota, and for granted outbound hosts the `http` import with the
+/// operator's address allowance. A host the runtime cannot grant (a
+/// wildcard) is refused with the reason.
+pub fn runtime_grants(granted: &Permissions, allow: &[IpNet]) -> Result<Grants, String> {
+    let hosts = granted
+        .outbound_hosts
+        .iter()
+        .map(|host| {
+            host.parse::<GrantedHost>()
+                .map_err(|e| format!("outbound host `{host}` cannot be granted: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outbound = (!hosts.is_empty()).then(|| Outbound {
+        hosts,
+        allow: allow.to_vec(),
+        ..Outbound::default()
+    });
+    Ok(Grants {
         state_quota: granted.state_quota,
-    }
+        outbound,
+    })
 }
 
 fn runtime_kind(kind: Kind) -> PluginKind {
@@ -233,11 +253,28 @@ impl Registry {
                 runtime,
                 vault,
                 allow_unsigned,
+                outbound_allow: Vec::new(),
                 live: RwLock::default(),
                 load_errors: RwLock::default(),
                 lifecycle: Mutex::new(()),
             }),
         }
+    }
+
+    /// Lets connectors reach these internal address ranges (e.g.
+    /// `127.0.0.1/32` for a partner API on the same host). Call before the
+    /// registry is cloned.
+    pub fn with_outbound_allowance(mut self, ranges: Vec<IpNet>) -> Self {
+        if !ranges.is_empty() {
+            tracing::warn!(
+                ranges = ?ranges,
+                "connectors may reach these internal address ranges (operator allowance)"
+            );
+        }
+        Arc::get_mut(&mut self.inner)
+            .expect("with_outbound_allowance is called before the registry is shared")
+            .outbound_allow = ranges;
+        self
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -449,13 +486,19 @@ impl Registry {
         limits: Limits,
         state: Arc<dyn StateStore>,
     ) -> Result<Plugin, RegistryError> {
+        let grants = runtime_grants(granted, &self.inner.outbound_allow).map_err(|detail| {
+            RegistryError::Inconsistent {
+                plugin: name.to_string(),
+                detail,
+            }
+        })?;
         self.inner
             .runtime
             .install(
                 bytes,
                 InstallRequest {
                     kind: runtime_kind(kind),
-                    grants: runtime_grants(granted),
+                    grants,
                     limits,
                     tenant: tenant.to_string(),
                     installation: installation.to_string(),

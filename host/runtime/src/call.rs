@@ -23,6 +23,8 @@ pub struct Cost {
     pub host_calls: u64,
     /// Bytes copied out of the guest by host calls.
     pub guest_bytes: u64,
+    /// Bytes received by outbound HTTP requests (headers and bodies).
+    pub http_bytes: u64,
     /// Approximate size of the result, in bytes.
     pub output_bytes: u64,
 }

@@ -10,9 +10,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WasmResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::api::{host, records, segments, state, strategies, types};
+use crate::api::{host, http, records, segments, state, strategies, types};
 use crate::call::{LogLevel, LogLine};
 use crate::limits::Limits;
+use crate::outbound::{OutboundCall, SendError};
 use tessera_state::{StateError, StateScope, StateStore};
 
 /// A limit the host enforces inside a call; raised as a trap and classified
@@ -248,6 +249,8 @@ pub(crate) struct HostState {
     /// "Now" for this call, in ms since the epoch.
     now_ms: i64,
     pub state: Option<StateTxn>,
+    /// Outbound HTTP, for connectors granted it.
+    pub outbound: Option<OutboundCall>,
     /// `name@version` for log lines.
     label: Arc<str>,
 }
@@ -279,6 +282,7 @@ impl HostState {
             logs_dropped: 0,
             now_ms,
             state,
+            outbound: None,
             label,
         }
     }
@@ -407,5 +411,38 @@ impl state::Host for HostState {
             .keys(&prefix, limit.min(10_000) as usize)
             .map_err(|e| wasmtime::Error::new(HostFault(e.to_string())))?;
         Ok(keys)
+    }
+}
+
+impl http::Host for HostState {
+    fn send(&mut self, request: http::Request) -> WasmResult<Result<http::Response, types::Error>> {
+        let header_bytes: usize = request
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum();
+        self.charge(request.method.len() + request.url.len() + header_bytes + request.body.len())?;
+        let plugin = self.label.clone();
+        // Unreachable by construction: `http` is linked only with a grant.
+        let outbound = self.outbound.as_mut().ok_or_else(|| {
+            wasmtime::Error::new(HostFault("outbound HTTP is not granted".into()))
+        })?;
+        // Refusals and failures are the plugin's to handle, never a trap.
+        Ok(outbound
+            .send(request, &plugin)
+            .map_err(|error| match error {
+                SendError::Invalid(message) => {
+                    tracing::debug!(plugin = &*plugin, %message, "outbound request invalid");
+                    types::Error::InvalidInput(message)
+                }
+                SendError::Refused(message) => {
+                    tracing::warn!(plugin = &*plugin, %message, "outbound request refused");
+                    types::Error::Unavailable(format!("outbound request refused: {message}"))
+                }
+                SendError::Failed(message) => {
+                    tracing::info!(plugin = &*plugin, %message, "outbound request failed");
+                    types::Error::Unavailable(message)
+                }
+            }))
     }
 }

@@ -2,7 +2,10 @@
 //! engine-wide [`RuntimeConfig`] (pool sizes and the caps no grant may exceed).
 //! The defaults and why they were chosen are in `docs/architecture.md`.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::outbound::{Resolve, SystemResolver};
 
 /// What one plugin call may use. Fuel and time scale with the call's size
 /// (rows of a batch, bytes of a chunk, actions to deliver), so a batch of
@@ -143,6 +146,11 @@ pub struct RuntimeConfig {
     /// to the kernel: the next call on that slot takes no page faults there.
     /// Costs up to this much resident memory per used slot.
     pub keep_resident: usize,
+    /// How connectors' outbound requests resolve host names: the system's
+    /// resolver, or a [`crate::StaticResolver`] that pins names to addresses
+    /// (tests, partners reached over a private link). What it returns is
+    /// vetted like any other answer.
+    pub resolver: Arc<dyn Resolve>,
 }
 
 impl Default for RuntimeConfig {
@@ -168,6 +176,7 @@ impl Default for RuntimeConfig {
             epochs: true,
             cache_dir: None,
             keep_resident: 2 << 20,
+            resolver: Arc::new(SystemResolver),
         }
     }
 }

@@ -16,10 +16,11 @@ use crate::api::segments::Memberships;
 use crate::api::strategies::{ActionSpec, Context, Decision, FeedbackBatch, Forecast};
 use crate::api::strategy::StrategyPre;
 use crate::api::types::{self, FieldValue, Manifest, ProfileBatch};
-use crate::api::{host, records, segments, state, strategies};
+use crate::api::{host, http, records, segments, state, strategies};
 use crate::call::{Called, Cost, Failure, classify};
 use crate::host::{HostLimit, HostState, StateTxn};
 use crate::manifest::{check_manifest, resolve_params};
+use crate::outbound::{Outbound, OutboundCall};
 use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships};
 use crate::quarantine::Health;
 use crate::runtime::RuntimeInner;
@@ -68,6 +69,18 @@ impl std::str::FromStr for PluginKind {
 pub struct Grants {
     /// Bytes of plugin state (keys + values); 0 = the `state` import is not linked.
     pub state_quota: u64,
+    /// Outbound HTTP, for connectors only; `None` or no hosts = the `http`
+    /// import is not linked.
+    pub outbound: Option<Outbound>,
+}
+
+impl Grants {
+    /// The outbound HTTP grant, if this kind of plugin may use one.
+    fn outbound_for(&self, kind: PluginKind) -> Option<&Outbound> {
+        self.outbound
+            .as_ref()
+            .filter(|o| kind == PluginKind::Connector && o.is_granted())
+    }
 }
 
 /// Everything [`crate::Runtime::install`] needs besides the component bytes.
@@ -246,6 +259,7 @@ fn check_imports(
             ("types" | "host" | "records" | "segments" | "strategies", _) => {}
             ("state", _) if grants.state_quota > 0 => {}
             ("state", _) => return Err(refuse(name, "no state quota was granted")),
+            ("http", _) if grants.outbound_for(kind).is_some() => {}
             ("http", PluginKind::Connector) => {
                 return Err(refuse(name, "no outbound hosts were granted"));
             }
@@ -261,7 +275,11 @@ fn check_imports(
     Ok(())
 }
 
-fn linker_for(engine: &wasmtime::Engine, grants: &Grants) -> wasmtime::Result<Linker<HostState>> {
+fn linker_for(
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+    grants: &Grants,
+) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -271,6 +289,9 @@ fn linker_for(engine: &wasmtime::Engine, grants: &Grants) -> wasmtime::Result<Li
     strategies::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     if grants.state_quota > 0 {
         state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    }
+    if grants.outbound_for(kind).is_some() {
+        http::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     }
     // A synchronous wait would park the host thread where neither fuel nor
     // the epoch deadline can reach it (`std::thread::sleep` waits on a
@@ -312,8 +333,8 @@ impl Plugin {
             version: wit_version.as_str().to_string(),
             detail: format!("{e:#}"),
         };
-        let linker =
-            linker_for(engine, &grants).map_err(|e| InstallError::Compile(format!("{e:#}")))?;
+        let linker = linker_for(engine, kind, &grants)
+            .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
         let instance_pre = linker.instantiate_pre(&component).map_err(mismatch)?;
         let pre = match kind {
             PluginKind::Connector => {
@@ -761,6 +782,16 @@ impl Sandbox {
         // more than the guest's memory before the result could be measured.
         store.set_hostcall_fuel(usize::try_from(self.limits.output_bytes).unwrap_or(usize::MAX));
         let time_limit = self.limits.time_for(units);
+        if let (Pre::Connector(_), Some(outbound)) =
+            (&self.pre, self.grants.outbound_for(PluginKind::Connector))
+        {
+            // Requests end with the call: none may outlive its time limit.
+            store.data_mut().outbound = Some(OutboundCall::new(
+                outbound.clone(),
+                config.resolver.clone(),
+                Instant::now() + time_limit,
+            ));
+        }
         if config.epochs {
             let tick = config.epoch_tick.as_nanos().max(1);
             let ticks = time_limit.as_nanos().div_ceil(tick).max(1);
@@ -791,6 +822,7 @@ impl Sandbox {
             peak_memory: data.limiter.peak_memory,
             host_calls: data.host_calls,
             guest_bytes: data.guest_bytes,
+            http_bytes: data.outbound.as_ref().map_or(0, OutboundCall::received),
             output_bytes: 0,
         };
 

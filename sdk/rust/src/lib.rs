@@ -77,6 +77,13 @@ pub mod state {
     pub use crate::bindings::state::{delete, get, keys, put};
 }
 
+/// Outbound HTTP, for connectors whose operator granted outbound hosts.
+/// Requests to any other host, to internal addresses, or over plain HTTP to a
+/// host granted over HTTPS fail with an `unavailable` error naming the reason.
+pub mod http {
+    pub use crate::bindings::http::{Header, Request, Response, send};
+}
+
 /// Everything a plugin usually needs, in one import.
 pub mod prelude {
     pub use crate::connector::{
