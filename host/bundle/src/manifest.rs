@@ -132,6 +132,9 @@ pub enum PiiClass {
     Location,
     DeviceId,
     IpAddress,
+    /// Health, religion, ethnicity, sexual orientation, gender and the other
+    /// special categories of personal data.
+    SpecialCategory,
 }
 
 impl PiiClass {
@@ -145,6 +148,7 @@ impl PiiClass {
             PiiClass::Location => "location",
             PiiClass::DeviceId => "device-id",
             PiiClass::IpAddress => "ip-address",
+            PiiClass::SpecialCategory => "special-category",
         }
     }
 }
