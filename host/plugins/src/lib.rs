@@ -9,3 +9,7 @@
 //! a request, field by field.
 
 pub use tessera_bundle::{Permissions, PiiClass};
+
+pub mod views;
+
+pub use views::{Subjects, View, ViewError, ViewRequest, build_view};
