@@ -529,7 +529,7 @@ fn subject_state_lives_under_the_subject_reaches_their_export_and_goes_with_thei
     let after = world
         .view(&plugin, INSTALLATION, &full_grant(), all_people())
         .expect("view");
-    assert_eq!(after.subjects(), [bob.clone()]);
+    assert_eq!(after.subjects(), std::slice::from_ref(&bob));
     assert_eq!(evaluate(&plugin, &after, "recall").unwrap().scores, [1.0]);
 }
 
