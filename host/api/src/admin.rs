@@ -17,8 +17,8 @@ use axum::routing::{get, patch, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tessera_vault::{
-    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, SubjectView, TraitClass, TraitSpec,
-    TraitType, VaultError,
+    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, PiiClass, SubjectView, TraitClass,
+    TraitSpec, TraitType, VaultError,
 };
 
 use crate::error::{ApiError, ErrorBody, Json, Path, Query, from_body};
@@ -545,6 +545,10 @@ pub struct SchemaTrait {
     /// `string`, `number`, `bool`, `date` or `any`.
     #[serde(rename = "type")]
     pub kind: TraitType,
+    /// For pii and sensitive traits: the PII class a plugin must be granted
+    /// besides the trait (e.g. `email`, `special-category`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pii_class: Option<PiiClass>,
 }
 
 /// The tenant's trait schema, by name.
@@ -560,6 +564,11 @@ pub struct TraitRequest {
     pub class: TraitClass,
     #[serde(rename = "type")]
     pub kind: TraitType,
+    /// For pii and sensitive traits: the PII class a plugin must be granted
+    /// besides the trait. A pii or sensitive trait without one is never
+    /// shown to a plugin.
+    #[serde(default)]
+    pub pii_class: Option<PiiClass>,
 }
 
 /// What a schema change did.
@@ -588,6 +597,7 @@ fn schema_trait(name: &str, spec: TraitSpec) -> SchemaTrait {
         name: name.to_owned(),
         class: spec.class,
         kind: spec.kind,
+        pii_class: spec.pii_class,
     }
 }
 
@@ -677,6 +687,7 @@ async fn put_trait(
     let spec = TraitSpec {
         class: body.class,
         kind: body.kind,
+        pii_class: body.pii_class,
     };
     blocking(move || {
         let tenant = &principal.tenant;

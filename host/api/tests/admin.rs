@@ -518,7 +518,9 @@ async fn the_schema_grows_tightens_and_refuses_to_loosen_or_drop_held_traits() {
         .await
         .expect(StatusCode::OK);
     let traits = schema.body["traits"].as_array().unwrap();
-    assert!(traits.contains(&json!({"name": "email", "class": "pii", "type": "string"})));
+    assert!(traits.contains(
+        &json!({"name": "email", "class": "pii", "type": "string", "pii_class": "email"})
+    ));
     assert!(
         traits.contains(&json!({"name": "lifetime_value", "class": "standard", "type": "number"}))
     );

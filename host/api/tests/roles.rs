@@ -315,6 +315,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
                 TraitSpec {
                     class: TraitClass::Standard,
                     kind: TraitType::Number,
+                    pii_class: None,
                 },
             );
             f.vault()

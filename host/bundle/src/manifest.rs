@@ -134,6 +134,9 @@ pub enum PiiClass {
     Location,
     DeviceId,
     IpAddress,
+    /// Health, religion, ethnicity, sexual orientation, gender and the other
+    /// special categories of personal data.
+    SpecialCategory,
 }
 
 impl PiiClass {
@@ -147,6 +150,7 @@ impl PiiClass {
             PiiClass::Location => "location",
             PiiClass::DeviceId => "device-id",
             PiiClass::IpAddress => "ip-address",
+            PiiClass::SpecialCategory => "special-category",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Keyed per-tenant MACs for one purpose each (audit chains, receipts, subject tokens, login codes), derived from the tenant key.
+//! Keyed per-tenant MACs for one purpose each (audit chains, receipts, subject tokens, login codes, plugin pseudonyms), derived from the tenant key.
 //! It must never use one key for two purposes, compare tags in variable time, or reveal its key.
 //!
 //! The MAC key is derived from the tenant key with HKDF-SHA256, with an info
@@ -30,6 +30,9 @@ pub enum MacPurpose {
     /// One-time login codes, stored only as keyed hashes, and the keys of
     /// the addresses they were sent to.
     LoginCode,
+    /// The pseudonymous keys plugins see instead of subject ids, one per
+    /// subject and installation.
+    Pseudonym,
 }
 
 impl MacPurpose {
@@ -40,6 +43,7 @@ impl MacPurpose {
             MacPurpose::Receipt => "tessera:receipt:v1",
             MacPurpose::SubjectToken => "tessera:subject-token:v1",
             MacPurpose::LoginCode => "tessera:login-code:v1",
+            MacPurpose::Pseudonym => "tessera:plugin-pseudonym:v1",
         }
     }
 }
@@ -120,6 +124,7 @@ mod tests {
             MacPurpose::Receipt,
             MacPurpose::SubjectToken,
             MacPurpose::LoginCode,
+            MacPurpose::Pseudonym,
         ] {
             let mac = TenantMac::new(&key, other);
             assert_ne!(mac.mac(FIELDS), tag, "{other:?}");

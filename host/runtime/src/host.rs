@@ -14,7 +14,7 @@ use crate::api::{host, http, records, segments, state, strategies, types};
 use crate::call::{LogLevel, LogLine};
 use crate::limits::Limits;
 use crate::outbound::{OutboundCall, SendError};
-use tessera_state::{StateError, StateScope, StateStore};
+use tessera_state::{KeyRefused, Listing, StateError, StateKeys, StateScope, StateStore};
 
 /// A limit the host enforces inside a call; raised as a trap and classified
 /// into a [`crate::TrapReason`] afterwards.
@@ -130,11 +130,17 @@ impl ResourceLimiter for Limiter {
 /// writes; writes are applied by [`StateTxn::commit`] only if the call
 /// succeeds, and only if no other call changed the scope since this one first
 /// read it (optimistic concurrency: the caller re-runs a call that conflicts).
+///
+/// Keys under `subject/` are translated between the row keys the plugin
+/// knows and the subject ids the store keeps (see [`StateKeys`]); the
+/// overlay holds keys as stored.
 #[derive(Debug)]
 pub(crate) struct StateTxn {
     store: Arc<dyn StateStore>,
     scope: StateScope,
     quota: u64,
+    /// The subjects of the call's batch, if it was given one.
+    subjects: Option<Arc<dyn StateKeys>>,
     overlay: BTreeMap<String, Option<Vec<u8>>>,
     /// The scope's version when this call first touched it.
     base: Option<u64>,
@@ -142,11 +148,17 @@ pub(crate) struct StateTxn {
 }
 
 impl StateTxn {
-    pub fn new(store: Arc<dyn StateStore>, scope: StateScope, quota: u64) -> Self {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        scope: StateScope,
+        quota: u64,
+        subjects: Option<Arc<dyn StateKeys>>,
+    ) -> Self {
         StateTxn {
             store,
             scope,
             quota,
+            subjects,
             overlay: BTreeMap::new(),
             base: None,
             projected: None,
@@ -219,6 +231,41 @@ impl StateTxn {
             }
         }
         Ok(keys.into_iter().take(limit).collect())
+    }
+
+    /// The stored key for a key the plugin used.
+    fn store_key(&self, key: &str) -> Result<String, KeyRefused> {
+        tessera_state::store_key(self.subjects.as_deref(), key)
+    }
+
+    /// Keys the plugin may see with `prefix`, as it names them, in order.
+    fn plugin_keys(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        let subjects = self.subjects.clone();
+        let translate = |stored: Vec<String>| -> Vec<String> {
+            stored
+                .iter()
+                .filter_map(|k| tessera_state::plugin_key(subjects.as_deref(), k))
+                .collect()
+        };
+        let mut keys = match tessera_state::listing(subjects.as_deref(), prefix) {
+            Listing::Nothing => return Ok(Vec::new()),
+            // Within one subject, or outside `subject/`: translation keeps the order.
+            Listing::Prefix(stored) => return Ok(translate(self.keys(&stored, limit)?)),
+            Listing::Subjects(prefixes) => {
+                let mut keys = Vec::new();
+                for stored in prefixes {
+                    keys.extend(translate(self.keys(&stored, limit)?));
+                }
+                keys
+            }
+            // Spans every subject's state, in subject id order: listed whole
+            // (bounded by the quota), so that others' keys neither show nor
+            // crowd out the plugin's.
+            Listing::Whole(stored) => translate(self.keys(&stored, usize::MAX)?),
+        };
+        keys.sort_unstable();
+        keys.truncate(limit);
+        Ok(keys)
     }
 
     /// Applies the call's writes atomically, if the scope is unchanged since
@@ -380,17 +427,27 @@ fn state_error(e: StateError) -> WasmResult<types::Error> {
     }
 }
 
+// A key under `subject/` that names no row of the call reads as missing,
+// deletes nothing and is refused (`invalid-input`) when written.
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> WasmResult<Option<Vec<u8>>> {
         self.charge(key.len())?;
-        self.state()?
-            .get(&key)
+        let txn = self.state()?;
+        let Ok(key) = txn.store_key(&key) else {
+            return Ok(None);
+        };
+        txn.get(&key)
             .map_err(|e| wasmtime::Error::new(HostFault(e.to_string())))
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> WasmResult<Result<(), types::Error>> {
         self.charge(key.len() + value.len())?;
-        match self.state()?.put(key, Some(value)) {
+        let txn = self.state()?;
+        let key = match txn.store_key(&key) {
+            Ok(key) => key,
+            Err(refused) => return Ok(Err(types::Error::InvalidInput(refused.to_string()))),
+        };
+        match txn.put(key, Some(value)) {
             Ok(()) => Ok(Ok(())),
             Err(e) => state_error(e).map(Err),
         }
@@ -398,7 +455,11 @@ impl state::Host for HostState {
 
     fn delete(&mut self, key: String) -> WasmResult<()> {
         self.charge(key.len())?;
-        match self.state()?.put(key, None) {
+        let txn = self.state()?;
+        let Ok(key) = txn.store_key(&key) else {
+            return Ok(());
+        };
+        match txn.put(key, None) {
             Ok(()) => Ok(()),
             Err(e) => state_error(e).map(|_| ()),
         }
@@ -408,7 +469,7 @@ impl state::Host for HostState {
         self.charge(prefix.len())?;
         let keys = self
             .state()?
-            .keys(&prefix, limit.min(10_000) as usize)
+            .plugin_keys(&prefix, limit.min(10_000) as usize)
             .map_err(|e| wasmtime::Error::new(HostFault(e.to_string())))?;
         Ok(keys)
     }

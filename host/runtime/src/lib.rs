@@ -27,9 +27,11 @@ pub use error::{CallError, InstallError, PluginError, TrapReason};
 pub use limits::{Limits, RuntimeConfig};
 pub use manifest::{ParamError, kind_name, resolve_params};
 pub use outbound::{GrantedHost, IpNet, Outbound, Resolve, Scheme, StaticResolver, SystemResolver};
-pub use plugin::{Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats};
+pub use plugin::{CallScope, Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats};
 pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;
-pub use tessera_state::{MemoryState, StateError, StateScope, StateStore, StateWrite};
+pub use tessera_state::{
+    MemoryState, StateError, StateKeys, StateScope, StateStore, StateWrite, key_text,
+};
 pub use version::{WIT_VERSION_SECTION, WitVersion, detect_kind, detect_version};

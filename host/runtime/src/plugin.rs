@@ -28,7 +28,7 @@ use crate::{
     CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
     TrapReason, WitVersion, detect_version,
 };
-use tessera_state::StateError;
+use tessera_state::{StateError, StateKeys};
 
 /// The world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +80,29 @@ impl Grants {
         self.outbound
             .as_ref()
             .filter(|o| kind == PluginKind::Connector && o.is_granted())
+    }
+}
+
+/// What one call may reach beyond its arguments: the subjects of its batch,
+/// for subject-keyed state (`subject/<row key>/…`, see
+/// [`tessera_state::StateKeys`]). A call without subjects may keep no
+/// subject-keyed state. Built by the host's data layer with the batch.
+#[derive(Debug, Clone, Default)]
+pub struct CallScope {
+    subjects: Option<Arc<dyn StateKeys>>,
+}
+
+impl CallScope {
+    /// A call with no subjects.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The call's batch rows, by the keys the plugin sees and the subject
+    /// ids they stand for.
+    pub fn with_subjects(mut self, subjects: Arc<dyn StateKeys>) -> Self {
+        self.subjects = Some(subjects);
+        self
     }
 }
 
@@ -506,10 +529,22 @@ impl Plugin {
         params: &[FieldValue],
         batch: &ProfileBatch,
     ) -> Result<Called<Memberships>, CallError> {
+        self.evaluate_with(params, batch, &CallScope::new())
+    }
+
+    /// Segment: evaluates a batch of profile views whose rows are `scope`'s
+    /// subjects, so the plugin may keep state per row.
+    pub fn evaluate_with(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+        scope: &CallScope,
+    ) -> Result<Called<Memberships>, CallError> {
         let Pre::Segment(pre) = &self.inner.pre else {
             return Err(self.unsupported("evaluate"));
         };
-        self.inner.run(
+        self.inner.run_scoped(
+            scope,
             u64::from(batch.rows),
             batch.now,
             |s| {
@@ -563,11 +598,23 @@ impl Plugin {
         batch: &ProfileBatch,
         context: &Context,
     ) -> Result<Called<Vec<Decision>>, CallError> {
+        self.decide_with(params, batch, context, &CallScope::new())
+    }
+
+    /// Strategy: one decision per row, the rows being `scope`'s subjects.
+    pub fn decide_with(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+        context: &Context,
+        scope: &CallScope,
+    ) -> Result<Called<Vec<Decision>>, CallError> {
         let Pre::Strategy(pre) = &self.inner.pre else {
             return Err(self.unsupported("decide"));
         };
         let actions = self.info.actions.len();
-        self.inner.run(
+        self.inner.run_scoped(
+            scope,
             u64::from(batch.rows),
             context.at,
             |s| {
@@ -584,10 +631,21 @@ impl Plugin {
         params: &[FieldValue],
         feedback: &FeedbackBatch,
     ) -> Result<Called<()>, CallError> {
+        self.observe_with(params, feedback, &CallScope::new())
+    }
+
+    /// Strategy: learns from feedback whose profile rows are `scope`'s subjects.
+    pub fn observe_with(
+        &self,
+        params: &[FieldValue],
+        feedback: &FeedbackBatch,
+        scope: &CallScope,
+    ) -> Result<Called<()>, CallError> {
         let Pre::Strategy(pre) = &self.inner.pre else {
             return Err(self.unsupported("observe"));
         };
-        self.inner.run(
+        self.inner.run_scoped(
+            scope,
             feedback.items.len() as u64,
             feedback.profiles.now,
             |s| {
@@ -605,11 +663,23 @@ impl Plugin {
         batch: &ProfileBatch,
         context: &Context,
     ) -> Result<Called<Forecast>, CallError> {
+        self.simulate_with(params, batch, context, &CallScope::new())
+    }
+
+    /// Strategy: forecasts the effect over a batch of `scope`'s subjects.
+    pub fn simulate_with(
+        &self,
+        params: &[FieldValue],
+        batch: &ProfileBatch,
+        context: &Context,
+        scope: &CallScope,
+    ) -> Result<Called<Forecast>, CallError> {
         let Pre::Strategy(pre) = &self.inner.pre else {
             return Err(self.unsupported("simulate"));
         };
         let actions = self.info.actions.len();
-        self.inner.run(
+        self.inner.run_scoped(
+            scope,
             u64::from(batch.rows),
             context.at,
             |s| {
@@ -713,6 +783,18 @@ impl Sandbox {
         &self,
         units: u64,
         now_ms: i64,
+        body: impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: impl Fn(&R) -> Result<(), String>,
+    ) -> Result<Called<R>, CallError> {
+        self.run_scoped(&CallScope::new(), units, now_ms, body, check)
+    }
+
+    /// [`Sandbox::run`] for a call whose batch rows are `scope`'s subjects.
+    fn run_scoped<R: OutputSize>(
+        &self,
+        scope: &CallScope,
+        units: u64,
+        now_ms: i64,
         mut body: impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
         check: impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
@@ -721,7 +803,7 @@ impl Sandbox {
         // are functions of their input and state) while holding the commit
         // lock, so no other call of this installation in this process can
         // commit in between: the retry cannot lose to them again.
-        match self.run_once(units, now_ms, &mut body, &check, false) {
+        match self.run_once(scope, units, now_ms, &mut body, &check, false) {
             Err(Outcome::Conflict) => {}
             Err(Outcome::Failed(error)) => return Err(error),
             Ok(called) => return Ok(called),
@@ -730,7 +812,7 @@ impl Sandbox {
             .commit_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match self.run_once(units, now_ms, &mut body, &check, true) {
+        match self.run_once(scope, units, now_ms, &mut body, &check, true) {
             Ok(called) => Ok(called),
             Err(Outcome::Failed(error)) => Err(error),
             Err(Outcome::Conflict) => Err(self.host_error(
@@ -741,6 +823,7 @@ impl Sandbox {
 
     fn run_once<R: OutputSize>(
         &self,
+        scope: &CallScope,
         units: u64,
         now_ms: i64,
         body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
@@ -760,6 +843,7 @@ impl Sandbox {
                 self.state.clone(),
                 self.scope.clone(),
                 self.grants.state_quota,
+                scope.subjects.clone(),
             )
         });
         let state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));

@@ -2,6 +2,10 @@
 //! runtime, which buffers a call's writes, and the stores that keep them.
 //! A plugin sees only its own scope (tenant + installation); the runtime
 //! commits a call's writes atomically, and only if the call succeeded.
+//!
+//! State under `subject/<key>/` belongs to a subject (see [`StateKeys`]):
+//! plugins name subjects by the pseudonymous keys of their batch rows, the
+//! store by subject id, so that a subject's export and erasure reach it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -165,6 +169,206 @@ impl StateStore for MemoryState {
     }
 }
 
+/// The prefix of subject-keyed state: a key `subject/<s>/…` belongs to
+/// subject `s` (the store's convention, which export and erasure follow).
+pub const SUBJECT_PREFIX: &str = "subject/";
+
+/// The subjects one call may keep state for: the rows of the batch the call
+/// was given, by the pseudonymous key the plugin sees (`keys` of its
+/// `profile-batch`) and by the subject id the host knows. Plugins write
+/// `subject/<key as 16 lowercase hex digits>/…`; the runtime stores
+/// `subject/<subject id>/…` and translates back when it lists keys, so a
+/// plugin never learns a subject id, and state for a subject that is not
+/// a row of the call is refused.
+pub trait StateKeys: Send + Sync + fmt::Debug {
+    /// The subject id behind a row's key, if `key` is a row of this call.
+    fn subject(&self, key: u64) -> Option<&str>;
+    /// The key of `subject`, if it is a row of this call.
+    fn key(&self, subject: &str) -> Option<u64>;
+    /// Every row of the call, as (key, subject id).
+    fn rows(&self) -> Vec<(u64, &str)>;
+}
+
+/// A row's key as it appears in a state key: 16 lowercase hex digits.
+pub fn key_text(key: u64) -> String {
+    format!("{key:016x}")
+}
+
+/// The row key that `text` spells (exactly 16 lowercase hex digits).
+fn parse_key(text: &str) -> Option<u64> {
+    let canonical = text.len() == 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    canonical
+        .then(|| u64::from_str_radix(text, 16).ok())
+        .flatten()
+}
+
+/// Why a state key a plugin used was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "state key {key:?} is under `subject/` but does not name a row of this call: \
+     subject state is `subject/<key>/<name>`, where <key> is a row's key from the \
+     batch as 16 lowercase hex digits"
+)]
+pub struct KeyRefused {
+    /// The key as the plugin wrote it, cut to 80 bytes.
+    pub key: String,
+}
+
+fn refused(key: &str) -> KeyRefused {
+    let mut end = key.len().min(80);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    KeyRefused {
+        key: key[..end].to_owned(),
+    }
+}
+
+/// The stored key for the key a plugin used: unchanged outside `subject/`,
+/// `subject/<subject id>/…` for `subject/<row key>/…` of a row of the call,
+/// refused for any other key under `subject/` (with no `keys`, all of them).
+pub fn store_key(keys: Option<&dyn StateKeys>, key: &str) -> Result<String, KeyRefused> {
+    let Some(rest) = key.strip_prefix(SUBJECT_PREFIX) else {
+        return Ok(key.to_owned());
+    };
+    let (row, tail) = rest.split_once('/').ok_or_else(|| refused(key))?;
+    let subject = parse_key(row)
+        .and_then(|row| keys.and_then(|k| k.subject(row)))
+        .ok_or_else(|| refused(key))?;
+    Ok(format!("{SUBJECT_PREFIX}{subject}/{tail}"))
+}
+
+/// The key a plugin sees for a stored key: unchanged outside `subject/`,
+/// `subject/<row key>/…` for a subject of the call, `None` (hidden) for any
+/// other subject's state.
+pub fn plugin_key(keys: Option<&dyn StateKeys>, stored: &str) -> Option<String> {
+    let Some(rest) = stored.strip_prefix(SUBJECT_PREFIX) else {
+        return Some(stored.to_owned());
+    };
+    let (subject, tail) = rest.split_once('/')?;
+    let row = keys?.key(subject)?;
+    Some(format!("{SUBJECT_PREFIX}{}/{tail}", key_text(row)))
+}
+
+/// How to list the keys with a prefix a plugin asked for, in store terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// List this stored prefix as asked; every key found is outside
+    /// `subject/` or under one subject of the call.
+    Prefix(String),
+    /// List each of these stored prefixes (one per matching subject).
+    Subjects(Vec<String>),
+    /// The prefix spans `subject/`: list it whole, then translate each key
+    /// with [`plugin_key`] (hiding other subjects'), sort and cut.
+    Whole(String),
+    /// Nothing the plugin may see has this prefix.
+    Nothing,
+}
+
+/// How to serve a plugin's listing of `prefix`.
+pub fn listing(keys: Option<&dyn StateKeys>, prefix: &str) -> Listing {
+    match prefix.strip_prefix(SUBJECT_PREFIX) {
+        None if SUBJECT_PREFIX.starts_with(prefix) => Listing::Whole(prefix.to_owned()),
+        None => Listing::Prefix(prefix.to_owned()),
+        Some(rest) => match rest.split_once('/') {
+            Some(_) => store_key(keys, prefix).map_or(Listing::Nothing, Listing::Prefix),
+            None => Listing::Subjects(
+                keys.map(|k| k.rows())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(row, _)| key_text(*row).starts_with(rest))
+                    .map(|(_, subject)| format!("{SUBJECT_PREFIX}{subject}/"))
+                    .collect(),
+            ),
+        },
+    }
+}
+
 // MemoryState's behaviour is specified by the state cases of the store
 // conformance suite (`tessera_store::conformance::state_cases`), which run
 // against it as well as against every storage backend.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Rows(Vec<(u64, String)>);
+
+    impl StateKeys for Rows {
+        fn subject(&self, key: u64) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, s)| s.as_str())
+        }
+        fn key(&self, subject: &str) -> Option<u64> {
+            self.0.iter().find(|(_, s)| s == subject).map(|(k, _)| *k)
+        }
+        fn rows(&self) -> Vec<(u64, &str)> {
+            self.0.iter().map(|(k, s)| (*k, s.as_str())).collect()
+        }
+    }
+
+    fn rows() -> Rows {
+        Rows(vec![
+            (0xab, "s-one".into()),
+            (0xcd00_0000_0000_0000, "s-two".into()),
+        ])
+    }
+
+    #[test]
+    fn row_keys_translate_to_subject_ids_and_back() {
+        let rows = rows();
+        let keys = Some(&rows as &dyn StateKeys);
+        let stored = store_key(keys, "subject/00000000000000ab/seen").unwrap();
+        assert_eq!(stored, "subject/s-one/seen");
+        assert_eq!(
+            plugin_key(keys, &stored).as_deref(),
+            Some("subject/00000000000000ab/seen")
+        );
+        assert_eq!(store_key(keys, "counter").unwrap(), "counter");
+        assert_eq!(plugin_key(keys, "counter").as_deref(), Some("counter"));
+    }
+
+    #[test]
+    fn subject_keys_outside_the_call_are_refused_and_hidden() {
+        let rows = rows();
+        let keys = Some(&rows as &dyn StateKeys);
+        for key in [
+            "subject/00000000000000ac/seen",
+            "subject/00000000000000AB/seen",
+            "subject/ab/seen",
+            "subject/s-one/seen",
+            "subject/00000000000000ab",
+            "subject/",
+        ] {
+            assert!(store_key(keys, key).is_err(), "{key}");
+        }
+        assert!(store_key(None, "subject/00000000000000ab/seen").is_err());
+        assert_eq!(plugin_key(keys, "subject/s-three/seen"), None);
+        assert_eq!(plugin_key(None, "subject/s-one/seen"), None);
+    }
+
+    #[test]
+    fn listings_stay_within_the_call() {
+        let rows = rows();
+        let keys = Some(&rows as &dyn StateKeys);
+        assert_eq!(listing(keys, "count"), Listing::Prefix("count".into()));
+        assert_eq!(listing(keys, ""), Listing::Whole(String::new()));
+        assert_eq!(listing(keys, "subj"), Listing::Whole("subj".into()));
+        assert_eq!(
+            listing(keys, "subject/00000000000000ab/s"),
+            Listing::Prefix("subject/s-one/s".into())
+        );
+        assert_eq!(listing(keys, "subject/00000000000000ac/"), Listing::Nothing);
+        assert_eq!(
+            listing(keys, "subject/0"),
+            Listing::Subjects(vec!["subject/s-one/".into()])
+        );
+        assert_eq!(listing(None, "subject/"), Listing::Subjects(vec![]));
+    }
+}

@@ -20,6 +20,7 @@ mod export;
 mod ingest;
 mod model;
 pub mod normalize;
+mod plugin_view;
 mod retention;
 mod rights;
 mod settings;
@@ -36,6 +37,7 @@ pub use model::{
     MergeEntry, NewEvent, Person, Receipt, Refusal, Removed, Retention, SubjectView, SweepReport,
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
+pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
 pub use rights::{JobsReport, PURGE_JOB};
-pub use settings::{RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType};
+pub use settings::{PiiClass, RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType};
 pub use vault::{Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};

@@ -149,6 +149,18 @@ pub struct Aggregate {
 pub(crate) const MAX_SUMS: usize = 16;
 
 impl Aggregate {
+    /// The running sum of the numeric property `property`: `Some(0.0)` if no
+    /// event had a number there, `None` if it is not kept (the property came
+    /// after the type already had its 16 sums), in which case only the
+    /// events themselves tell.
+    pub fn sum_of(&self, property: &str) -> Option<f64> {
+        match self.sums.get(property) {
+            Some(sum) => Some(*sum),
+            None if self.sums.len() < MAX_SUMS => Some(0.0),
+            None => None,
+        }
+    }
+
     pub(crate) fn add(&mut self, at_ms: i64, properties: &BTreeMap<String, Value>) {
         if self.count == 0 {
             self.first_ms = at_ms;

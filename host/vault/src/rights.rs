@@ -358,38 +358,7 @@ impl Vault {
                 Err(error) => return Err(error),
             };
             let group = self.load_group(&tenant, root)?;
-            let mut person = crate::Person {
-                subject: group[0].id.clone(),
-                created_at_ms: group[0].created_at_ms,
-                merged_subjects: group[1..].iter().map(|m| m.id.clone()).collect(),
-                identity_kinds: Default::default(),
-                traits: BTreeMap::new(),
-                aggregates: BTreeMap::new(),
-                retention_days: group[0].profile.retention_days,
-            };
-            for member in &group {
-                for (name, value) in &member.profile.traits {
-                    person
-                        .traits
-                        .entry(name.clone())
-                        .or_insert_with(|| value.clone());
-                }
-                person.identity_kinds.extend(
-                    member
-                        .profile
-                        .identities
-                        .iter()
-                        .map(|(kind, _)| kind.clone()),
-                );
-                for (kind, aggregate) in &member.profile.aggregates {
-                    person
-                        .aggregates
-                        .entry(kind.clone())
-                        .or_default()
-                        .combine(aggregate);
-                }
-            }
-            people.push(person);
+            people.push(crate::plugin_view::person_of(&group));
         }
         Ok((people, cursor))
     }
@@ -416,7 +385,7 @@ impl Vault {
             .collect()
     }
 
-    fn consent_history(
+    pub(crate) fn consent_history(
         &self,
         tenant: &Tenant,
         member: &Loaded,
@@ -1000,7 +969,7 @@ fn receipt_digest(receipt: &Receipt) -> [u8; 32] {
 
 /// The current state of each purpose and the apps still linked, from a
 /// time-ordered history.
-fn current_consents(
+pub(crate) fn current_consents(
     purposes: &[String],
     history: &[ConsentEntry],
 ) -> (Vec<ConsentState>, Vec<LinkedApp>) {

@@ -38,6 +38,44 @@ pub enum TraitType {
     Any,
 }
 
+/// Which kind of personal data a `pii` or `sensitive` trait holds. A plugin
+/// sees such a trait only if the operator granted both the trait and its
+/// class: a class is never implied by a field grant. The names are those of
+/// the PII classes a plugin bundle asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum PiiClass {
+    Email,
+    Phone,
+    Name,
+    Address,
+    BirthDate,
+    Location,
+    DeviceId,
+    IpAddress,
+    /// Health, religion, ethnicity, sexual orientation, gender and the other
+    /// special categories of personal data.
+    SpecialCategory,
+}
+
+impl PiiClass {
+    /// The class's name, as schemas and bundles spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiClass::Email => "email",
+            PiiClass::Phone => "phone",
+            PiiClass::Name => "name",
+            PiiClass::Address => "address",
+            PiiClass::BirthDate => "birth-date",
+            PiiClass::Location => "location",
+            PiiClass::DeviceId => "device-id",
+            PiiClass::IpAddress => "ip-address",
+            PiiClass::SpecialCategory => "special-category",
+        }
+    }
+}
+
 /// One field of the trait schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -45,6 +83,11 @@ pub struct TraitSpec {
     pub class: TraitClass,
     #[serde(rename = "type")]
     pub kind: TraitType,
+    /// For `pii` and `sensitive` traits: the kind of personal data, which a
+    /// plugin must be granted besides the trait itself. A `pii` or
+    /// `sensitive` trait without one is never shown to any plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_class: Option<PiiClass>,
 }
 
 /// The bounds of a subject's retention choice and the tenant's default.
@@ -85,23 +128,32 @@ impl Default for TenantSettings {
         use TraitClass::{Pii, Sensitive, Standard};
         use TraitType::{Date, Number, String as Text};
         let schema = [
-            ("email", Pii, Text),
-            ("phone", Pii, Text),
-            ("name", Pii, Text),
-            ("first_name", Pii, Text),
-            ("last_name", Pii, Text),
-            ("address", Pii, Text),
-            ("birthday", Sensitive, Date),
-            ("gender", Sensitive, Text),
-            ("city", Standard, Text),
-            ("country", Standard, Text),
-            ("language", Standard, Text),
-            ("tier", Standard, Text),
-            ("member_since", Standard, Date),
-            ("lifetime_value", Standard, Number),
+            ("email", Pii, Text, Some(PiiClass::Email)),
+            ("phone", Pii, Text, Some(PiiClass::Phone)),
+            ("name", Pii, Text, Some(PiiClass::Name)),
+            ("first_name", Pii, Text, Some(PiiClass::Name)),
+            ("last_name", Pii, Text, Some(PiiClass::Name)),
+            ("address", Pii, Text, Some(PiiClass::Address)),
+            ("birthday", Sensitive, Date, Some(PiiClass::BirthDate)),
+            ("gender", Sensitive, Text, Some(PiiClass::SpecialCategory)),
+            ("city", Standard, Text, None),
+            ("country", Standard, Text, None),
+            ("language", Standard, Text, None),
+            ("tier", Standard, Text, None),
+            ("member_since", Standard, Date, None),
+            ("lifetime_value", Standard, Number, None),
         ]
         .into_iter()
-        .map(|(name, class, kind)| (name.to_owned(), TraitSpec { class, kind }))
+        .map(|(name, class, kind, pii_class)| {
+            (
+                name.to_owned(),
+                TraitSpec {
+                    class,
+                    kind,
+                    pii_class,
+                },
+            )
+        })
         .collect();
         Self {
             schema,
@@ -187,10 +239,18 @@ impl TenantSettings {
                 ));
             }
         }
-        for name in self.schema.keys() {
+        for (name, spec) in &self.schema {
             if !valid_name(name) {
                 return Err(format!(
                     "trait {name:?} must be 1 to 64 characters of a-z, 0-9 and _"
+                ));
+            }
+            if let (TraitClass::Standard, Some(pii_class)) = (spec.class, spec.pii_class) {
+                return Err(format!(
+                    "trait {name:?} is standard but has pii_class {:?}: a PII class \
+                     applies only to pii and sensitive traits (make the trait pii or \
+                     sensitive, or remove its pii_class)",
+                    pii_class.as_str()
                 ));
             }
         }

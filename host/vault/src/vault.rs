@@ -77,6 +77,8 @@ pub(crate) struct Tenant {
     pub(crate) hasher: IdentityHasher,
     pub(crate) audit_mac: TenantMac,
     pub(crate) receipt_mac: TenantMac,
+    /// Derives the pseudonyms plugins know subjects by.
+    pub(crate) pseudonym_mac: TenantMac,
     pub(crate) settings: TenantSettings,
     /// Serialises this tenant's writes.
     pub(crate) lock: Arc<Mutex<()>>,
@@ -325,15 +327,19 @@ impl Vault {
     /// The tenant's MAC key for a purpose served outside the data core
     /// (subject tokens, login codes), derived from the tenant key, so that
     /// any node with the master key verifies what another node made. The
-    /// keys of the vault's own purposes, the audit chain and receipts, are
-    /// never handed out (`None`): nothing outside the vault can forge an
-    /// audit entry or a receipt.
+    /// keys of the vault's own purposes, the audit chain, receipts and
+    /// plugin pseudonyms, are never handed out (`None`): nothing outside the
+    /// vault can forge an audit entry or a receipt, or turn a subject id into
+    /// a plugin's key for it.
     pub fn service_mac(
         &self,
         tenant: &str,
         purpose: MacPurpose,
     ) -> Result<Option<TenantMac>, VaultError> {
-        if matches!(purpose, MacPurpose::Audit | MacPurpose::Receipt) {
+        if matches!(
+            purpose,
+            MacPurpose::Audit | MacPurpose::Receipt | MacPurpose::Pseudonym
+        ) {
             return Ok(None);
         }
         let tenant = self.tenant(tenant)?;
@@ -544,6 +550,7 @@ impl Vault {
             hasher: IdentityHasher::new(&key),
             audit_mac: TenantMac::new(&key, MacPurpose::Audit),
             receipt_mac: TenantMac::new(&key, MacPurpose::Receipt),
+            pseudonym_mac: TenantMac::new(&key, MacPurpose::Pseudonym),
             key,
             settings,
             lock: lock_,

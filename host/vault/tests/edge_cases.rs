@@ -434,6 +434,7 @@ fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_re
         TraitSpec {
             class: TraitClass::Pii,
             kind: TraitType::String,
+            pii_class: None,
         },
     );
     vault
@@ -466,6 +467,7 @@ fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_re
                 TraitSpec {
                     class: TraitClass::Standard,
                     kind: TraitType::Number,
+                    pii_class: None,
                 },
             );
             Ok::<_, VaultError>((Some(next), writer))

@@ -1,0 +1,597 @@
+//! The data view the host builds before every plugin call: a columnar
+//! [`ProfileBatch`] of only the granted fields and aggregates, of only the
+//! people who consent to the call's purpose now, keyed by pseudonyms; and
+//! the row → subject mapping, which stays in the host. It must never put a
+//! value in a column the plugin was not granted, a subject id in the batch,
+//! or hand over a view without writing its `plugin.read` audit entry.
+
+mod aggregates;
+mod convert;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tessera_runtime::api::types::{
+    AggregateSpec, Column, ColumnData, ProfileBatch, TextColumn, TextListColumn, ValueKind,
+};
+use tessera_runtime::{CallScope, PluginInfo, StateKeys};
+use tessera_vault::{
+    Actor, AuditEntry, Selection, TenantSettings, TraitClass, Vault, VaultError, ViewPerson,
+};
+
+use crate::{Permissions, PiiClass};
+use aggregates::Outcome;
+use convert::Cell;
+
+/// Which people a view covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Subjects<'a> {
+    /// These subjects, in this order (a merged subject stands for its
+    /// person; a person named twice is one row). Unknown subjects are an
+    /// error; erased ones and those without consent are left out.
+    Ids(&'a [String]),
+    /// A page of every person of the tenant, after the cursor `after` (from
+    /// [`View::next`]); `limit` bounds the subjects read, so a page may hold
+    /// fewer rows.
+    Page {
+        after: Option<&'a str>,
+        limit: usize,
+    },
+}
+
+/// Everything a view is built for besides its subjects.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewRequest<'a> {
+    pub tenant: &'a str,
+    /// The plugin as installed: its declared fields and aggregates, in order.
+    pub plugin: &'a PluginInfo,
+    /// The host's installation id: it scopes pseudonyms and names the reader
+    /// in the audit trail.
+    pub installation: &'a str,
+    /// What the operator granted this installation.
+    pub granted: &'a Permissions,
+    /// What the call processes data for: one of the granted purposes.
+    pub purpose: &'a str,
+    /// "Now" for the call, in ms since the epoch: aggregate windows end here.
+    pub now_ms: i64,
+}
+
+/// Why a view could not be built. Nothing was handed to the plugin and
+/// nothing was audited.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ViewError {
+    #[error(
+        "plugin {plugin} is not granted purpose {purpose:?} (granted: {granted}); an operator \
+         must grant it before the plugin processes data for it"
+    )]
+    PurposeNotGranted {
+        plugin: String,
+        purpose: String,
+        granted: String,
+    },
+    #[error(
+        "two subjects of one view share the key {key:016x} for installation {installation:?}; \
+         build the view again with fewer subjects"
+    )]
+    KeyCollision { installation: String, key: u64 },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// A built view: the batch for the plugin, and what stays in the host.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// What the plugin receives.
+    pub batch: ProfileBatch,
+    keys: Arc<ViewKeys>,
+    fields: Vec<String>,
+    event_types: Vec<String>,
+    without_consent: usize,
+    next: Option<String>,
+    audit_seq: Option<u64>,
+}
+
+impl View {
+    /// The subject id of a row (never given to the plugin).
+    pub fn subject(&self, row: usize) -> Option<&str> {
+        self.keys.subjects.get(row).map(String::as_str)
+    }
+
+    /// The subject id of every row, in row order.
+    pub fn subjects(&self) -> &[String] {
+        &self.keys.subjects
+    }
+
+    /// The declared fields that carry values: declared and granted.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// The event types whose aggregates were computed.
+    pub fn event_types(&self) -> &[String] {
+        &self.event_types
+    }
+
+    /// People of the selection left out because they do not consent.
+    pub fn without_consent(&self) -> usize {
+        self.without_consent
+    }
+
+    /// For [`Subjects::Page`]: the cursor of the next page (`None`: done).
+    pub fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    /// The sequence number of the view's `plugin.read` audit entry (`None`
+    /// for a view without rows, which reveals nothing and is not audited).
+    pub fn audit_seq(&self) -> Option<u64> {
+        self.audit_seq
+    }
+
+    /// The runtime scope of a call given this view: the plugin may keep
+    /// state under `subject/<row key>/` for these rows, and no others.
+    pub fn scope(&self) -> CallScope {
+        CallScope::new().with_subjects(self.keys.clone())
+    }
+}
+
+/// Rows by pseudonym and subject id, for the runtime's state keys.
+#[derive(Debug, Default)]
+struct ViewKeys {
+    subjects: Vec<String>,
+    keys: Vec<u64>,
+    by_key: HashMap<u64, usize>,
+    by_subject: HashMap<String, usize>,
+}
+
+impl StateKeys for ViewKeys {
+    fn subject(&self, key: u64) -> Option<&str> {
+        self.by_key
+            .get(&key)
+            .map(|row| self.subjects[*row].as_str())
+    }
+
+    fn key(&self, subject: &str) -> Option<u64> {
+        self.by_subject.get(subject).map(|row| self.keys[*row])
+    }
+
+    fn rows(&self) -> Vec<(u64, &str)> {
+        self.keys
+            .iter()
+            .zip(&self.subjects)
+            .map(|(key, subject)| (*key, subject.as_str()))
+            .collect()
+    }
+}
+
+/// The PII class a plugin must be granted for a schema trait's class.
+fn permission_class(class: tessera_vault::PiiClass) -> PiiClass {
+    use tessera_vault::PiiClass as Schema;
+    match class {
+        Schema::Email => PiiClass::Email,
+        Schema::Phone => PiiClass::Phone,
+        Schema::Name => PiiClass::Name,
+        Schema::Address => PiiClass::Address,
+        Schema::BirthDate => PiiClass::BirthDate,
+        Schema::Location => PiiClass::Location,
+        Schema::DeviceId => PiiClass::DeviceId,
+        Schema::IpAddress => PiiClass::IpAddress,
+        Schema::SpecialCategory => PiiClass::SpecialCategory,
+    }
+}
+
+/// Whether the plugin may see trait `name`: the trait is granted and in the
+/// schema and, if the schema classes it `pii` or `sensitive`, its PII class
+/// is granted too (a class is never implied; no class, never shown).
+pub fn field_granted(settings: &TenantSettings, granted: &Permissions, name: &str) -> bool {
+    if !granted.traits.iter().any(|t| t == name) {
+        return false;
+    }
+    let Some(spec) = settings.schema.get(name) else {
+        return false;
+    };
+    match spec.class {
+        TraitClass::Standard => true,
+        TraitClass::Pii | TraitClass::Sensitive => spec
+            .pii_class
+            .is_some_and(|class| granted.pii.contains(&permission_class(class))),
+    }
+}
+
+/// Builds the view of `subjects` for one call, and writes its `plugin.read`
+/// audit entry (plugin, version, fields, purpose, and the subject or a
+/// digest of the batch's subjects; never values). Consent to the purpose is
+/// read now, so a revocation takes effect on the very next view.
+pub fn build_view(
+    vault: &Vault,
+    request: &ViewRequest<'_>,
+    subjects: Subjects<'_>,
+) -> Result<View, ViewError> {
+    let manifest = &request.plugin.manifest;
+    if !request
+        .granted
+        .purposes
+        .iter()
+        .any(|p| p == request.purpose)
+    {
+        return Err(ViewError::PurposeNotGranted {
+            plugin: request.plugin.label(),
+            purpose: request.purpose.to_owned(),
+            granted: if request.granted.purposes.is_empty() {
+                "none".to_owned()
+            } else {
+                request.granted.purposes.join(", ")
+            },
+        });
+    }
+    let settings = vault.settings(request.tenant)?;
+    let fields: Vec<bool> = manifest
+        .fields
+        .iter()
+        .map(|f| field_granted(&settings, request.granted, &f.name))
+        .collect();
+    let computed: Vec<bool> = manifest
+        .aggregates
+        .iter()
+        .map(|a| request.granted.events.iter().any(|e| e == &a.event_type))
+        .collect();
+    let read_for_view: Vec<&AggregateSpec> = manifest
+        .aggregates
+        .iter()
+        .zip(&computed)
+        .filter(|(spec, granted)| **granted && aggregates::needs_events(spec))
+        .map(|(spec, _)| spec)
+        .collect();
+    let reads = aggregates::reads_for(read_for_view, request.now_ms);
+
+    let selection = match subjects {
+        Subjects::Ids(ids) => Selection::Subjects(ids),
+        Subjects::Page { after, limit } => Selection::Page { after, limit },
+    };
+    let found = vault.consenting_people(request.tenant, selection, request.purpose, &reads)?;
+    let people = found.people;
+
+    let mut keys = ViewKeys::default();
+    for (row, person) in people.iter().enumerate() {
+        let subject = &person.person.subject;
+        let key = vault.pseudonym(request.tenant, request.installation, subject)?;
+        if keys.by_key.insert(key, row).is_some() {
+            return Err(ViewError::KeyCollision {
+                installation: request.installation.to_owned(),
+                key,
+            });
+        }
+        keys.by_subject.insert(subject.clone(), row);
+        keys.subjects.push(subject.clone());
+        keys.keys.push(key);
+    }
+
+    let field_columns = manifest
+        .fields
+        .iter()
+        .zip(&fields)
+        .map(|(spec, granted)| {
+            let cells = people.iter().map(|p| {
+                granted
+                    .then(|| p.person.traits.get(&spec.name))
+                    .flatten()
+                    .and_then(|value| convert::convert(value, spec.kind))
+            });
+            column(spec.kind, cells)
+        })
+        .collect();
+    let mut aggregate_columns = Vec::with_capacity(manifest.aggregates.len());
+    for (spec, granted) in manifest.aggregates.iter().zip(&computed) {
+        let mut outcomes = Vec::with_capacity(people.len());
+        for person in &people {
+            outcomes.push(if *granted {
+                aggregate(vault, request, spec, person)?
+            } else {
+                Outcome::Missing
+            });
+        }
+        aggregate_columns.push(aggregate_column(spec, &outcomes));
+    }
+
+    let field_names: Vec<String> = manifest
+        .fields
+        .iter()
+        .zip(&fields)
+        .filter(|(_, granted)| **granted)
+        .map(|(spec, _)| spec.name.clone())
+        .collect();
+    let event_types: Vec<String> = manifest
+        .aggregates
+        .iter()
+        .zip(&computed)
+        .filter(|(_, granted)| **granted)
+        .map(|(spec, _)| spec.event_type.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = u32::try_from(people.len()).unwrap_or(u32::MAX);
+    let audit_seq = (rows > 0)
+        .then(|| audit(vault, request, &keys.subjects, &field_names, &event_types))
+        .transpose()?;
+    Ok(View {
+        batch: ProfileBatch {
+            rows,
+            keys: keys.keys.clone(),
+            fields: field_columns,
+            aggregates: aggregate_columns,
+            now: request.now_ms,
+        },
+        keys: Arc::new(keys),
+        fields: field_names,
+        event_types,
+        without_consent: found.without_consent,
+        next: found.next,
+        audit_seq,
+    })
+}
+
+/// One person's aggregate: from the running totals, else from the events
+/// read for the view, else (a sum the totals do not keep) from the
+/// person's events of that type, read now.
+fn aggregate(
+    vault: &Vault,
+    request: &ViewRequest<'_>,
+    spec: &AggregateSpec,
+    person: &ViewPerson,
+) -> Result<Outcome, VaultError> {
+    let totals = person.person.aggregates.get(&spec.event_type);
+    match aggregates::from_totals(spec, totals) {
+        Outcome::NeedsEvents if aggregates::needs_events(spec) => Ok(aggregates::from_events(
+            spec,
+            &person.events,
+            request.now_ms,
+        )),
+        Outcome::NeedsEvents => {
+            let reads = aggregates::reads_for([spec], request.now_ms);
+            let subject = std::slice::from_ref(&person.person.subject);
+            let again = vault.consenting_people(
+                request.tenant,
+                Selection::Subjects(subject),
+                request.purpose,
+                &reads,
+            )?;
+            let events = again.people.first().map_or(&[][..], |p| &p.events[..]);
+            Ok(aggregates::from_events(spec, events, request.now_ms))
+        }
+        outcome => Ok(outcome),
+    }
+}
+
+fn audit(
+    vault: &Vault,
+    request: &ViewRequest<'_>,
+    subjects: &[String],
+    fields: &[String],
+    event_types: &[String],
+) -> Result<u64, VaultError> {
+    let manifest = &request.plugin.manifest;
+    let mut entry = AuditEntry {
+        plugin: Some(manifest.name.clone()),
+        plugin_version: Some(manifest.version.clone()),
+        purpose: Some(request.purpose.to_owned()),
+        ..AuditEntry::new(&Actor::new("plugin", request.installation), "plugin.read").fields(
+            fields
+                .iter()
+                .cloned()
+                .chain(event_types.iter().map(|t| format!("event:{t}"))),
+        )
+    };
+    match subjects {
+        [one] => entry.subject = Some(one.clone()),
+        many => {
+            entry.batch = Some(many.len() as u64);
+            entry.detail = Some(format!("subjects sha256:{}", batch_digest(many)));
+        }
+    }
+    vault.record_plugin_access(request.tenant, entry)
+}
+
+/// SHA-256 over the sorted subject ids, one per line: names the batch in the
+/// audit trail without listing it, and lets an auditor who holds a list of
+/// subjects check that it is the one.
+pub fn batch_digest(subjects: &[String]) -> String {
+    let mut sorted: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let mut hash = Sha256::new();
+    for subject in sorted {
+        hash.update(subject.as_bytes());
+        hash.update(b"\n");
+    }
+    hex::encode(hash.finalize())
+}
+
+/// Validity bytes: empty when every row has a value.
+fn validity(present: Vec<u8>) -> Vec<u8> {
+    if present.iter().all(|p| *p == 1) {
+        Vec::new()
+    } else {
+        present
+    }
+}
+
+/// Dictionary-encodes strings: each distinct string once.
+#[derive(Default)]
+struct Dictionary {
+    words: Vec<String>,
+    codes: HashMap<String, u32>,
+}
+
+impl Dictionary {
+    fn code(&mut self, word: String) -> u32 {
+        if let Some(code) = self.codes.get(&word) {
+            return *code;
+        }
+        let code = self.words.len() as u32;
+        self.codes.insert(word.clone(), code);
+        self.words.push(word);
+        code
+    }
+}
+
+/// A column of `kind` from one optional cell per row; a cell of another kind
+/// (which conversion never makes) is missing.
+fn column(kind: ValueKind, cells: impl Iterator<Item = Option<Cell>>) -> Column {
+    let mut present = Vec::new();
+    let data = match kind {
+        ValueKind::Boolean => ColumnData::Boolean(collect(cells, &mut present, |c| match c {
+            Cell::Boolean(b) => Some(u8::from(b)),
+            _ => None,
+        })),
+        ValueKind::Integer => ColumnData::Integer(collect(cells, &mut present, |c| match c {
+            Cell::Integer(i) => Some(i),
+            _ => None,
+        })),
+        ValueKind::Number => ColumnData::Number(collect(cells, &mut present, |c| match c {
+            Cell::Number(n) => Some(n),
+            _ => None,
+        })),
+        ValueKind::Timestamp => ColumnData::Timestamp(collect(cells, &mut present, |c| match c {
+            Cell::Timestamp(t) => Some(t),
+            _ => None,
+        })),
+        ValueKind::Text => {
+            let mut dictionary = Dictionary::default();
+            let codes = collect(cells, &mut present, |c| match c {
+                Cell::Text(t) => Some(dictionary.code(t)),
+                _ => None,
+            });
+            ColumnData::Text(TextColumn {
+                dictionary: dictionary.words,
+                codes,
+            })
+        }
+        ValueKind::TextList => {
+            let mut dictionary = Dictionary::default();
+            let mut offsets = vec![0u32];
+            let mut codes = Vec::new();
+            for cell in cells {
+                match cell {
+                    Some(Cell::TextList(words)) => {
+                        codes.extend(words.into_iter().map(|w| dictionary.code(w)));
+                        present.push(1);
+                    }
+                    _ => present.push(0),
+                }
+                offsets.push(codes.len() as u32);
+            }
+            ColumnData::TextList(TextListColumn {
+                dictionary: dictionary.words,
+                offsets,
+                codes,
+            })
+        }
+    };
+    Column {
+        data,
+        present: validity(present),
+    }
+}
+
+/// One value per row (the default as a placeholder where missing), and the
+/// row's validity byte pushed onto `present`.
+fn collect<T: Default>(
+    cells: impl Iterator<Item = Option<Cell>>,
+    present: &mut Vec<u8>,
+    mut value: impl FnMut(Cell) -> Option<T>,
+) -> Vec<T> {
+    cells
+        .map(|cell| match cell.and_then(&mut value) {
+            Some(v) => {
+                present.push(1);
+                v
+            }
+            None => {
+                present.push(0);
+                T::default()
+            }
+        })
+        .collect()
+}
+
+/// An aggregate's column: count is an integer, first-at and last-at are
+/// timestamps, sum, min and max are numbers.
+fn aggregate_column(spec: &AggregateSpec, outcomes: &[Outcome]) -> Column {
+    use tessera_runtime::api::types::AggregateFn;
+    let kind = match spec.function {
+        AggregateFn::Count => ValueKind::Integer,
+        AggregateFn::FirstAt | AggregateFn::LastAt => ValueKind::Timestamp,
+        AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max => ValueKind::Number,
+    };
+    column(
+        kind,
+        outcomes.iter().map(|outcome| match *outcome {
+            Outcome::Integer(i) => Some(Cell::Integer(i)),
+            Outcome::Number(n) => Some(Cell::Number(n)),
+            Outcome::Timestamp(t) => Some(Cell::Timestamp(t)),
+            Outcome::Missing | Outcome::NeedsEvents => None,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_pii_class_is_a_permission_class_of_the_same_name() {
+        use tessera_vault::PiiClass as Schema;
+        for class in [
+            Schema::Email,
+            Schema::Phone,
+            Schema::Name,
+            Schema::Address,
+            Schema::BirthDate,
+            Schema::Location,
+            Schema::DeviceId,
+            Schema::IpAddress,
+            Schema::SpecialCategory,
+        ] {
+            assert_eq!(permission_class(class).as_str(), class.as_str());
+        }
+    }
+
+    #[test]
+    fn the_batch_digest_ignores_order_and_separates_ids() {
+        let ab = batch_digest(&["a".into(), "b".into()]);
+        assert_eq!(ab, batch_digest(&["b".into(), "a".into()]));
+        assert_ne!(ab, batch_digest(&["ab".into()]));
+        assert_eq!(ab.len(), 64);
+    }
+
+    #[test]
+    fn a_column_with_gaps_marks_them_and_one_without_has_no_validity() {
+        let full = column(
+            ValueKind::Text,
+            [Some(Cell::Text("fr".into())), Some(Cell::Text("fr".into()))].into_iter(),
+        );
+        assert!(full.present.is_empty());
+        let ColumnData::Text(text) = &full.data else {
+            panic!("text column")
+        };
+        assert_eq!(
+            (text.dictionary.len(), text.codes.as_slice()),
+            (1, &[0, 0][..])
+        );
+        let gaps = column(
+            ValueKind::Number,
+            [None, Some(Cell::Number(2.0))].into_iter(),
+        );
+        assert_eq!(gaps.present, vec![0, 1]);
+        let list = column(
+            ValueKind::TextList,
+            [Some(Cell::TextList(vec!["a".into(), "b".into()])), None].into_iter(),
+        );
+        let ColumnData::TextList(list_data) = &list.data else {
+            panic!("text-list column")
+        };
+        assert_eq!(list_data.offsets, vec![0, 2, 2]);
+        assert_eq!(list.present, vec![1, 0]);
+    }
+}
