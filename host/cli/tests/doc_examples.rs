@@ -1,4 +1,5 @@
-//! Runs the shell examples of `docs/api.md` against a real `tessera serve`.
+//! Runs the shell examples of `docs/api.md`, and the worked example of
+//! `docs/plugins.md`, against a real `tessera serve`.
 //!
 //! # The convention
 //!
@@ -177,6 +178,10 @@ struct Harness {
     work: PathBuf,
     env: Vec<(String, String)>,
     path: String,
+    /// The page the examples come from, for messages.
+    page: &'static str,
+    /// A block that takes longer is killed and fails.
+    timeout: Duration,
 }
 
 impl Harness {
@@ -195,6 +200,8 @@ impl Harness {
             work: work.to_owned(),
             env,
             path,
+            page: "docs/api.md",
+            timeout: BLOCK_TIMEOUT,
         }
     }
 
@@ -246,7 +253,7 @@ impl Harness {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
-            if started.elapsed() > BLOCK_TIMEOUT {
+            if started.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -267,7 +274,7 @@ impl Harness {
             success: status.is_some_and(|s| s.success()),
             statuses,
             output: if status.is_none() {
-                format!("killed after {BLOCK_TIMEOUT:?}\n{output}")
+                format!("killed after {:?}\n{output}", self.timeout)
             } else {
                 output
             },
@@ -277,7 +284,7 @@ impl Harness {
     /// Runs `example`; the reason it failed, if it did.
     fn check(&self, example: &Example) -> Result<Ran, String> {
         let ran = self.run(example);
-        let at = format!("docs/api.md line {}", example.line);
+        let at = format!("{} line {}", self.page, example.line);
         if !ran.success {
             return Err(format!(
                 "{at}: the example failed\n{}\n{}",
@@ -408,6 +415,57 @@ fn the_curl_examples_of_docs_api_md_run_against_a_real_server() {
     assert!(
         requests >= runnable.len(),
         "the examples made only {requests} requests"
+    );
+}
+
+/// docs/plugins.md has at least this many runnable blocks (its worked example).
+const MIN_PLUGIN_EXAMPLES: usize = 4;
+
+/// The worked example of docs/plugins.md: a partner creates, builds, tests
+/// and signs a plugin; the operator trusts the key, installs the bundle and
+/// approves it, all against a real server. The blocks build a Rust project,
+/// so they get more time, and share one target directory across runs.
+#[test]
+fn the_worked_example_of_docs_plugins_md_runs_against_a_real_server() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/plugins.md");
+    let page = std::fs::read_to_string(path).expect("docs/plugins.md");
+    let all = examples(&page).unwrap_or_else(|error| panic!("docs/plugins.md: {error}"));
+    let runnable: Vec<&Example> = all.iter().filter(|e| e.run).collect();
+    assert!(
+        runnable.len() >= MIN_PLUGIN_EXAMPLES,
+        "docs/plugins.md has {} runnable ```sh blocks; at least {MIN_PLUGIN_EXAMPLES} are expected",
+        runnable.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    init_keys(dir.path());
+    let server = Server::start(dir.path(), TENANT);
+    let operator = server.operator.clone().expect("an operator token");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-projects");
+    let env = vec![
+        ("TESSERA_SERVER".to_owned(), server.url.clone()),
+        ("TESSERA_TOKEN".to_owned(), operator.clone()),
+        ("TESSERA_URL".to_owned(), server.url.clone()),
+        ("OPERATOR".to_owned(), operator),
+        ("CARGO_TARGET_DIR".to_owned(), target.display().to_string()),
+    ];
+    let harness = Harness {
+        page: "docs/plugins.md",
+        timeout: Duration::from_secs(600),
+        ..Harness::new(&work, env)
+    };
+    let failures: Vec<String> = runnable
+        .iter()
+        .filter_map(|example| harness.check(example).err())
+        .collect();
+    assert!(server.stop().success());
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples failed:\n\n{}",
+        failures.len(),
+        runnable.len(),
+        failures.join("\n\n")
     );
 }
 

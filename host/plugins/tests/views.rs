@@ -77,7 +77,10 @@ impl World {
                 probe_bytes(),
                 InstallRequest {
                     kind: PluginKind::Segment,
-                    grants: Grants { state_quota },
+                    grants: Grants {
+                        state_quota,
+                        ..Grants::default()
+                    },
                     limits: Limits::default(),
                     tenant: TENANT.into(),
                     installation: installation.into(),
