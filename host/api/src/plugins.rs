@@ -364,7 +364,11 @@ impl From<RegistryError> for ApiError {
             }
             E::UnknownKey { .. } => ApiError::not_found("unknown_publisher_key", message),
             E::BadKey(_) => ApiError::unprocessable("invalid_publisher_key", message),
-            E::Vault(_) | E::Store(_) => ApiError::internal(&error),
+            E::View(tessera_plugins::ViewError::PurposeNotGranted { .. }) => {
+                ApiError::unprocessable("purpose_not_granted", message)
+            }
+            E::Call(_) => ApiError::unprocessable("plugin_failed", message),
+            E::Vault(_) | E::Store(_) | E::View(_) => ApiError::internal(&error),
             _ => ApiError::internal(&error),
         }
     }

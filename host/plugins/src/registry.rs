@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
+use tessera_runtime::api::types::FieldValue;
 use tessera_runtime::{
-    GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits, MemoryState, Outbound,
-    Plugin, PluginKind, Runtime, StateScope, StateStore,
+    CallError, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits, MemoryState,
+    Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -29,6 +30,7 @@ use crate::records::{
     KIND_COMPONENT, KIND_PLUGIN, KIND_PUBLISHER, PluginRecord, PublisherRecord, QuarantineRecord,
     VersionRecord,
 };
+use crate::views::{Subjects, View, ViewError, ViewRequest, build_view};
 
 /// Why the registry refused an operation. Each names what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,12 @@ pub enum RegistryError {
     /// A publisher key or its name could not be read.
     #[error("the publisher key is refused: {0}")]
     BadKey(String),
+    /// The view for a call could not be built (a purpose not granted, …).
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// The plugin's call failed (its error, a trap, a refusal).
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error("the store failed: {0}")]
@@ -700,6 +708,57 @@ impl Registry {
             });
         }
         Ok(live)
+    }
+
+    /// The view a call of plugin `name` gets for `purpose`: the running
+    /// plugin (refused while quarantined) and its data, built now from its
+    /// grant, so that a consent revoked or a grant changed applies to this
+    /// very call. The view's `plugin.read` audit entry is written.
+    pub fn view(
+        &self,
+        tenant: &str,
+        name: &str,
+        purpose: &str,
+        subjects: Subjects<'_>,
+    ) -> Result<(Live, View), RegistryError> {
+        let live = self.callable(tenant, name)?;
+        let view = build_view(
+            &self.inner.vault,
+            &ViewRequest {
+                tenant,
+                plugin: live.plugin.info(),
+                installation: &live.installation,
+                granted: &live.granted,
+                purpose,
+                now_ms: self.now(),
+            },
+            subjects,
+        )?;
+        Ok((live, view))
+    }
+
+    /// Evaluates segment plugin `name` for `purpose` over `subjects`, through
+    /// its view: the memberships by subject id (the plugin saw pseudonyms).
+    pub fn evaluate(
+        &self,
+        tenant: &str,
+        name: &str,
+        params: &[FieldValue],
+        purpose: &str,
+        subjects: Subjects<'_>,
+    ) -> Result<Vec<(String, bool)>, RegistryError> {
+        let (live, view) = self.view(tenant, name, purpose, subjects)?;
+        let params = live.plugin.validate(params)?;
+        let out = live
+            .plugin
+            .evaluate_with(&params, &view.batch, &view.scope())?
+            .value;
+        Ok(view
+            .subjects()
+            .iter()
+            .zip(&out.member)
+            .map(|(subject, member)| (subject.clone(), *member == 1))
+            .collect())
     }
 
     /// Every plugin of `tenant`, by name.

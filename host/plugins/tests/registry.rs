@@ -573,3 +573,76 @@ fn distrusting_a_key_refuses_its_new_bundles() {
         Err(RegistryError::UnknownKey { .. })
     ));
 }
+
+fn consent(granted: bool) -> tessera_vault::ConsentChange {
+    tessera_vault::ConsentChange {
+        purpose: "analytics".into(),
+        granted,
+        method: "portal".into(),
+        given_at_ms: None,
+    }
+}
+
+#[test]
+fn calls_through_the_registry_see_only_consenting_subjects_and_stop_under_quarantine() {
+    let f = Fixture::new();
+    let registry = f.trusting();
+    registry
+        .install(
+            TENANT,
+            &bundle(&f, false, "1.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    registry
+        .approve(TENANT, "versioned", None, None, &operator())
+        .unwrap();
+    let mut people = Vec::new();
+    for (member, consents) in [("m-1", true), ("m-2", true), ("m-3", false)] {
+        let item = tessera_vault::Incoming {
+            identities: vec![(tessera_vault::IdentityKind::MemberId, member.into())],
+            traits: [("country".to_owned(), serde_json::json!("DE"))].into(),
+            consents: if consents {
+                vec![consent(true)]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        let outcome = f.vault.ingest(TENANT, &item, &operator()).unwrap();
+        people.push(outcome.subject.unwrap());
+    }
+    let all = tessera_plugins::Subjects::Ids(&people);
+    let members = registry
+        .evaluate(TENANT, "versioned", &[], "analytics", all)
+        .unwrap();
+    let seen: Vec<&str> = members.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(seen, [people[0].as_str(), people[1].as_str()]);
+    assert!(members.iter().all(|(_, member)| *member));
+
+    // A revocation applies to the very next call.
+    f.vault
+        .set_consent(TENANT, &people[1], &consent(false), &operator())
+        .unwrap();
+    let members = registry
+        .evaluate(TENANT, "versioned", &[], "analytics", all)
+        .unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].0, people[0]);
+
+    // A purpose the plugin was not granted is refused before anything is read.
+    let refused = registry.evaluate(TENANT, "versioned", &[], "personalization", all);
+    assert!(
+        matches!(refused, Err(RegistryError::View(_))),
+        "{refused:?}"
+    );
+
+    registry
+        .quarantine(TENANT, "versioned", "investigating", &operator())
+        .unwrap();
+    assert!(matches!(
+        registry.evaluate(TENANT, "versioned", &[], "analytics", all),
+        Err(RegistryError::Quarantined { .. })
+    ));
+}
