@@ -147,7 +147,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/plugins",
             get(plugins::list)
                 .post(plugins::install)
-                .layer(bundle_limit.clone()),
+                .layer(bundle_limit),
         )
         .route(
             "/v1/plugins/{name}",

@@ -266,11 +266,23 @@ fn check_version(what: &str, version: &str) -> Result<(), BundleError> {
     }
 }
 
-/// A DNS host name (lowercase), or `*.` and one: no scheme, port or path.
+/// A DNS host name (lowercase) with an optional `:port`: no scheme, path or
+/// wildcard (a connector is granted exact hosts, so that the operator sees
+/// every host it may reach).
 fn check_host(host: &str) -> Result<(), BundleError> {
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let ok = !name.is_empty()
-        && host.len() <= 253
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && !p.starts_with('0')
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -280,11 +292,12 @@ fn check_host(host: &str) -> Result<(), BundleError> {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         });
-    if ok {
+    if name_ok && port_ok {
         Ok(())
     } else {
         Err(invalid(format!(
-            "outbound host `{}` must be a lowercase DNS name (optionally `*.` and one), without scheme, port or path",
+            "outbound host `{}` must be a lowercase DNS name with an optional :port, without \
+             scheme, path or wildcard (list each host the connector calls)",
             host.escape_debug()
         )))
     }

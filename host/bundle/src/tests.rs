@@ -344,6 +344,32 @@ fn build_refuses_invalid_manifests() {
     let err = Bundle::build(hosts, vec![THRESHOLD.to_vec()]).unwrap_err();
     assert!(err.to_string().contains("only connectors"), "{err}");
 
+    // A connector's hosts: exact names with an optional port; never a
+    // wildcard, a scheme, a path or a bad port.
+    for (host, ok) in [
+        ("api.example.com", true),
+        ("api.example.com:8443", true),
+        ("*.example.com", false),
+        ("https://api.example.com", false),
+        ("api.example.com/v1", false),
+        ("API.example.com", false),
+        ("api.example.com:0", false),
+        ("api.example.com:65536", false),
+        ("api.example.com:", false),
+    ] {
+        let mut s = source(&[("ndjson", Kind::Connector)]);
+        s.plugins[0].permissions.outbound_hosts = vec![host.into()];
+        s.plugins[0].permissions.traits.clear();
+        let built = Bundle::build(s, vec![tessera_guests::plugins::NDJSON.to_vec()]);
+        match (ok, built) {
+            (true, Ok(_)) => {}
+            (false, Err(BundleError::InvalidManifest(m))) => {
+                assert!(m.contains("outbound host"), "{host}: {m}")
+            }
+            (_, other) => panic!("{host}: {other:?}"),
+        }
+    }
+
     let twice = source(&[("a", Kind::Segment), ("a", Kind::Segment)]);
     let err = Bundle::build(twice, vec![THRESHOLD.to_vec(), THRESHOLD.to_vec()]).unwrap_err();
     assert!(matches!(err, BundleError::InvalidManifest(_)), "{err}");

@@ -646,3 +646,100 @@ fn calls_through_the_registry_see_only_consenting_subjects_and_stop_under_quaran
         Err(RegistryError::Quarantined { .. })
     ));
 }
+
+/// The `http-fetch` test connector asking to call `api.partner.test`.
+fn connector_bundle(f: &Fixture) -> Vec<u8> {
+    let source: SourceManifest = serde_json::from_value(serde_json::json!({
+        "publisher": "Acme Analytics",
+        "version": "1.0.0",
+        "plugins": [{
+            "name": "http-fetch",
+            "kind": "connector",
+            "wit_version": "0.1.0",
+            "component": "fetch.wasm",
+            "permissions": { "outbound_hosts": ["api.partner.test", "other.partner.test"] },
+        }]
+    }))
+    .unwrap();
+    let component = f.component(tessera_guests::test_programs::HTTP_FETCH);
+    let mut b = Bundle::build(source, vec![component]).unwrap();
+    b.sign(&f.key);
+    b.to_bytes()
+}
+
+/// What the connector's request to `url` came to: the error text.
+fn fetch_error(registry: &Registry, url: &str) -> String {
+    let live = registry.callable(TENANT, "http-fetch").unwrap();
+    let params = live.plugin.validate(&[]).unwrap();
+    match live.plugin.parse(&params, url.as_bytes()) {
+        Err(error) => error.to_string(),
+        Ok(out) => panic!("{url} was served: {:?}", out.value.records),
+    }
+}
+
+#[test]
+fn a_connector_reaches_only_the_hosts_its_approval_granted() {
+    let mut f = Fixture::new();
+    f.runtime = Runtime::new(RuntimeConfig {
+        resolver: Arc::new(
+            tessera_runtime::StaticResolver::new()
+                .with("api.partner.test", ["127.0.0.1".parse().unwrap()])
+                .with("other.partner.test", ["127.0.0.1".parse().unwrap()])
+                .with("meta.partner.test", ["169.254.169.254".parse().unwrap()]),
+        ),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let registry = f
+        .registry(false)
+        .with_outbound_allowance(vec!["127.0.0.1/32".parse().unwrap()]);
+    registry
+        .trust(
+            TENANT,
+            &f.key.public().to_string(),
+            "Acme Analytics",
+            &operator(),
+        )
+        .unwrap();
+    registry
+        .install(TENANT, &connector_bundle(&f), false, &operator())
+        .unwrap();
+
+    // Granted no host: the component imports `http`, so it cannot be linked.
+    match registry.approve(
+        TENANT,
+        "http-fetch",
+        Some(Permissions::default()),
+        None,
+        &operator(),
+    ) {
+        Err(RegistryError::Install {
+            error: InstallError::UngrantedImport { why, .. },
+            ..
+        }) => assert!(why.contains("no outbound hosts"), "{why}"),
+        other => panic!("expected an ungranted import, got {other:?}"),
+    }
+
+    // Granted one of the two hosts it asked for.
+    let one = Permissions {
+        outbound_hosts: vec!["api.partner.test".into()],
+        ..Permissions::default()
+    };
+    registry
+        .approve(TENANT, "http-fetch", Some(one), None, &operator())
+        .unwrap();
+    // The granted host passes the guard (nothing listens on 127.0.0.1:443,
+    // so the connection itself fails); the other is refused before any
+    // connection, as is any host not granted.
+    let granted = fetch_error(&registry, "https://api.partner.test/orders");
+    assert!(!granted.contains("outbound request refused"), "{granted}");
+    assert!(granted.contains("api.partner.test"), "{granted}");
+    for url in [
+        "https://other.partner.test/orders",
+        "https://meta.partner.test/latest/meta-data",
+    ] {
+        let error = fetch_error(&registry, url);
+        assert!(error.contains("outbound request refused"), "{url}: {error}");
+        assert!(error.contains("not granted"), "{url}: {error}");
+    }
+}
