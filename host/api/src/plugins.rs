@@ -492,6 +492,7 @@ pub(crate) async fn install(
     responses(
         (status = 200, description = "Live, or pending approval (see `pending`).", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
+        (status = 409, description = "A built-in plugin: it cannot be upgraded.", body = ErrorBody),
     ))]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -529,7 +530,7 @@ pub(crate) struct Approve {
     responses(
         (status = 200, description = "Approved and live.", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
-        (status = 409, description = "Nothing is pending.", body = ErrorBody),
+        (status = 409, description = "Nothing is pending, or a built-in plugin.", body = ErrorBody),
     ))]
 pub(crate) async fn approve(
     State(state): State<AppState>,
@@ -552,7 +553,7 @@ pub(crate) async fn approve(
     responses(
         (status = 200, description = "Rolled back.", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
-        (status = 409, description = "No earlier approved version.", body = ErrorBody),
+        (status = 409, description = "No earlier approved version, or a built-in plugin.", body = ErrorBody),
     ))]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
@@ -579,6 +580,7 @@ pub struct Removed {
     responses(
         (status = 200, description = "Removed.", body = Removed),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
+        (status = 409, description = "A built-in plugin: it cannot be removed.", body = ErrorBody),
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
@@ -611,6 +613,7 @@ pub(crate) struct QuarantineBody {
     responses(
         (status = 200, description = "Quarantined.", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
+        (status = 409, description = "A built-in plugin: it cannot be quarantined by hand.", body = ErrorBody),
     ))]
 pub(crate) async fn quarantine(
     State(state): State<AppState>,
