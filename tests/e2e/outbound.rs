@@ -450,6 +450,31 @@ fn loopback_is_refused_without_an_allowance_and_served_with_one() {
     assert_eq!(server.seen().len(), 1);
 }
 
+#[test]
+fn a_paused_grant_links_http_but_sends_nothing() {
+    // What the host links for a plugin it is only checking (its `describe`
+    // runs at install, before any approval): the import exists, and every
+    // request is refused before a name is resolved or a byte sent.
+    let server = Server::start(hello);
+    let runtime = runtime();
+    let hosts = [plain("api.partner.test", &server)];
+    let paused = Outbound {
+        paused: true,
+        ..grant(&hosts, &[LOOPBACK])
+    };
+    let checking = connector(&runtime, paused);
+    let message = unavailable(fetch(
+        &checking,
+        &url("api.partner.test", &server, "/"),
+        &[],
+    ));
+    assert!(message.contains("until an operator approves"), "{message}");
+    assert!(server.seen().is_empty());
+    // The same grant, approved, is served.
+    let approved = connector(&runtime, grant(&hosts, &[LOOPBACK]));
+    served(&approved, &server);
+}
+
 /// A name whose answer changes after the first lookup, from the allowed
 /// test server to an internal address: DNS rebinding.
 #[derive(Debug, Default)]

@@ -109,6 +109,8 @@ pub struct PluginView {
 pub struct PendingView {
     pub version: String,
     pub bundle_version: String,
+    /// The bundle's digest, hex: approve with it to approve this version only.
+    pub bundle_digest: String,
     pub publisher: String,
     pub signature: Signature,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,6 +277,7 @@ impl PluginView {
             pending: pending.map(|(v, diff)| PendingView {
                 version: v.version.clone(),
                 bundle_version: v.bundle_version.clone(),
+                bundle_digest: v.bundle_digest.clone(),
                 publisher: v.publisher.clone(),
                 signature: signature_of(v.key_id.as_ref()),
                 key_id: v.key_id.clone(),
@@ -352,10 +355,16 @@ impl From<RegistryError> for ApiError {
             E::NothingPending { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "nothing_pending", message)
             }
+            E::PendingChanged { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "pending_changed", message)
+            }
             E::NoEarlierVersion { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "no_earlier_version", message)
             }
             E::BuiltIn { .. } => ApiError::new(StatusCode::CONFLICT, "built_in_plugin", message),
+            E::PublisherChanged { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "publisher_changed", message)
+            }
             E::Quarantined { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "plugin_quarantined", message)
             }
@@ -492,7 +501,7 @@ pub(crate) async fn install(
     responses(
         (status = 200, description = "Live, or pending approval (see `pending`).", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
-        (status = 409, description = "A built-in plugin: it cannot be upgraded.", body = ErrorBody),
+        (status = 409, description = "A built-in plugin, or a bundle signed by another publisher key.", body = ErrorBody),
     ))]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -513,6 +522,11 @@ pub(crate) async fn upgrade(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Approve {
+    /// The pending version's `bundle_digest` as reviewed: refused (409
+    /// `pending_changed`) if another version was uploaded since. Absent:
+    /// whatever is pending now.
+    #[serde(default)]
+    bundle_digest: Option<String>,
     /// What to grant: a part of what the plugin asked for. Absent: all of it.
     #[serde(default)]
     grant: Option<Permissions>,
@@ -530,7 +544,7 @@ pub(crate) struct Approve {
     responses(
         (status = 200, description = "Approved and live.", body = PluginView),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
-        (status = 409, description = "Nothing is pending, or a built-in plugin.", body = ErrorBody),
+        (status = 409, description = "Nothing is pending, the pending version is not the one reviewed, or a built-in plugin.", body = ErrorBody),
     ))]
 pub(crate) async fn approve(
     State(state): State<AppState>,
@@ -540,7 +554,14 @@ pub(crate) async fn approve(
 ) -> Result<Json<PluginView>, ApiError> {
     let (tenant, actor) = (principal.tenant.clone(), principal.actor());
     let entry = run(&state, move |r| {
-        r.approve(&tenant, &name, body.grant, body.limits, &actor)
+        r.approve_reviewed(
+            &tenant,
+            &name,
+            body.bundle_digest.as_deref(),
+            body.grant,
+            body.limits,
+            &actor,
+        )
     })
     .await?;
     Ok(Json(PluginView::of(&entry)))

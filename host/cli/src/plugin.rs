@@ -76,6 +76,11 @@ pub struct ApproveArgs {
     /// State quota to grant, in bytes.
     #[arg(long)]
     state_quota: Option<u64>,
+    /// Approve only if the pending bundle still has this digest (as
+    /// `install`, `upgrade` and `show` print it): never a version uploaded
+    /// after the one reviewed.
+    #[arg(long, value_name = "HEX")]
+    digest: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -194,8 +199,9 @@ pub fn run(command: LifecycleCommand) -> anyhow::Result<ExitCode> {
                     );
                     print_pending(plugin);
                     println!(
-                        "  approve all of it:  tessera plugin approve {}",
-                        plugin["name"].as_str().unwrap_or("?")
+                        "  approve all of it:  tessera plugin approve {} --digest {}",
+                        plugin["name"].as_str().unwrap_or("?"),
+                        plugin["pending"]["bundle_digest"].as_str().unwrap_or("?")
                     );
                     println!(
                         "  or a part, e.g.:    tessera plugin approve {} --traits country",
@@ -258,11 +264,16 @@ pub fn run(command: LifecycleCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 };
                 let grant = grant_from(requested, &args);
+                // Approve the version reviewed, or at least the one just read.
+                let digest = match &args.digest {
+                    Some(digest) => json!(digest),
+                    None => current["pending"]["bundle_digest"].clone(),
+                };
                 let (status, answer) = call(
                     &args.client,
                     Method::POST,
                     &format!("{path}/approve"),
-                    Some(json!({ "grant": grant })),
+                    Some(json!({ "grant": grant, "bundle_digest": digest })),
                 )
                 .await?;
                 if status != StatusCode::OK {
@@ -488,8 +499,9 @@ fn print_pending(plugin: &Value) {
         return;
     }
     println!(
-        "  bundle {} by {} ({})",
+        "  bundle {} {} by {} ({})",
         pending["bundle_version"].as_str().unwrap_or("?"),
+        pending["bundle_digest"].as_str().unwrap_or("?"),
         pending["publisher"].as_str().unwrap_or("?"),
         match pending["signature"].as_str() {
             Some("verified") => format!(

@@ -56,10 +56,26 @@ pub enum RegistryError {
     Taken { name: String },
     #[error("the tenant has no plugin named `{name}`")]
     UnknownPlugin { name: String },
+    /// An upgrade signed by another key than the installed plugin's.
+    #[error(
+        "plugin `{name}` was installed from bundles signed by {installed}; this one is signed \
+         by {offered}. Another publisher cannot upgrade it (it would inherit its grant and \
+         state): remove it first, or install the bundle under another name"
+    )]
+    PublisherChanged {
+        name: String,
+        installed: String,
+        offered: String,
+    },
     #[error("the bundle holds no plugin named `{name}`")]
     NotInBundle { name: String },
     #[error("plugin `{name}` has no version waiting for approval")]
     NothingPending { name: String },
+    #[error(
+        "the version of plugin `{name}` waiting for approval ({pending}) is not the one that \
+         was reviewed; review it again (`tessera plugin show {name}`)"
+    )]
+    PendingChanged { name: String, pending: String },
     #[error("plugin `{name}` has no earlier approved version to roll back to")]
     NoEarlierVersion { name: String },
     #[error("plugin `{name}` is built in; it cannot be {what}")]
@@ -460,12 +476,14 @@ impl Registry {
             granted,
             limits,
             state,
+            false,
         )
     }
 
     /// [`Registry::link`] for a plugin that is only being checked: what
-    /// `describe` might write goes to a throwaway store, so a component
-    /// that is never approved leaves nothing behind.
+    /// `describe` might write goes to a throwaway store, and its `http`
+    /// import is linked but refuses every request, so a component that is
+    /// not approved leaves nothing behind and reaches no host.
     #[allow(clippy::too_many_arguments)]
     fn link_for_check(
         &self,
@@ -478,7 +496,7 @@ impl Registry {
     ) -> Result<Plugin, RegistryError> {
         let scratch: Arc<dyn StateStore> = Arc::new(MemoryState::new());
         self.link_with(
-            tenant, "check", name, kind, bytes, requested, limits, scratch,
+            tenant, "check", name, kind, bytes, requested, limits, scratch, true,
         )
     }
 
@@ -493,13 +511,17 @@ impl Registry {
         granted: &Permissions,
         limits: Limits,
         state: Arc<dyn StateStore>,
+        checking: bool,
     ) -> Result<Plugin, RegistryError> {
-        let grants = runtime_grants(granted, &self.inner.outbound_allow).map_err(|detail| {
+        let mut grants = runtime_grants(granted, &self.inner.outbound_allow).map_err(|detail| {
             RegistryError::Inconsistent {
                 plugin: name.to_string(),
                 detail,
             }
         })?;
+        if let Some(outbound) = grants.outbound.as_mut() {
+            outbound.paused = checking;
+        }
         self.inner
             .runtime
             .install(
@@ -1012,6 +1034,11 @@ impl Registry {
             for name in &written {
                 let _ = self.store().delete_document(tenant, KIND_PLUGIN, name);
             }
+            let components: Vec<&str> = records
+                .iter()
+                .map(|(r, _)| r.versions[0].component.as_str())
+                .collect();
+            let _ = self.delete_unused_components(tenant, &components);
             return Err(error);
         }
         for (record, _) in &records {
@@ -1067,6 +1094,25 @@ impl Registry {
                 ),
             });
         }
+        // The key of the version that runs (else of the latest upload).
+        let installed_key = record
+            .active
+            .or(record.versions.len().checked_sub(1))
+            .map(|i| record.versions[i].key_id.clone());
+        let offered_key = verified.publisher_key.as_ref().map(PublicKey::key_id);
+        if let Some(installed_key) = installed_key
+            && installed_key != offered_key
+        {
+            let show = |key: Option<String>| match key {
+                Some(key) => format!("key {key}"),
+                None => "no key (unsigned)".to_string(),
+            };
+            return Err(RegistryError::PublisherChanged {
+                name: name.to_string(),
+                installed: show(installed_key),
+                offered: show(offered_key),
+            });
+        }
         let component = Self::component_bytes(&bundle, entry);
         let plugin = self.check_entry(tenant, entry, component)?;
         let now = self.now();
@@ -1089,8 +1135,6 @@ impl Registry {
             )
             .asks_for_more()
         });
-        self.store()
-            .put_document(tenant, KIND_COMPONENT, &version.component, component)?;
         let live_plugin = if goes_live {
             let granted = version.requested.clone();
             let plugin = self.link(
@@ -1112,6 +1156,10 @@ impl Registry {
         };
         let detail = upload_detail(&version);
         let plugin_version = version.version.clone();
+        // Stored only once it is known to link (when it goes live) or to
+        // type-check (pending): a refused upgrade leaves nothing.
+        self.store()
+            .put_document(tenant, KIND_COMPONENT, &version.component, component)?;
         record.versions.push(version);
         let index = record.versions.len() - 1;
         if goes_live {
@@ -1181,6 +1229,22 @@ impl Registry {
         limits: Option<tessera_bundle::RequestedLimits>,
         actor: &Actor,
     ) -> Result<Entry, RegistryError> {
+        self.approve_reviewed(tenant, name, None, grant, limits, actor)
+    }
+
+    /// [`Registry::approve`], only if the pending version is still the one
+    /// the operator reviewed (`bundle_digest`, hex, as its status shows):
+    /// an upgrade uploaded meanwhile replaces the pending version, and must
+    /// not be approved unseen.
+    pub fn approve_reviewed(
+        &self,
+        tenant: &str,
+        name: &str,
+        bundle_digest: Option<&str>,
+        grant: Option<Permissions>,
+        limits: Option<tessera_bundle::RequestedLimits>,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
         let _guard = self.lock();
         let mut record = self.stored_record(tenant, name)?;
         let index = record
@@ -1188,6 +1252,14 @@ impl Registry {
             .ok_or_else(|| RegistryError::NothingPending {
                 name: name.to_string(),
             })?;
+        if let Some(reviewed) = bundle_digest
+            && !reviewed.eq_ignore_ascii_case(&record.versions[index].bundle_digest)
+        {
+            return Err(RegistryError::PendingChanged {
+                name: name.to_string(),
+                pending: record.versions[index].version.clone(),
+            });
+        }
         let version = &record.versions[index];
         let grant = normalized(&grant.unwrap_or_else(|| version.requested.clone()));
         check_subset(&grant, &version.requested).map_err(RegistryError::Grant)?;
@@ -1276,8 +1348,18 @@ impl Registry {
                 plugin: Some(name.to_string()),
                 plugin_version: Some(to.version.clone()),
                 detail: Some(format!(
-                    "rolled back from {from} (bundle {}) to {} (bundle {})",
-                    record.versions[active].bundle_version, to.version, to.bundle_version
+                    "rolled back from {from} (bundle {}) to {} (bundle {}); grant now {} \
+                     (was {})",
+                    record.versions[active].bundle_version,
+                    to.version,
+                    to.bundle_version,
+                    grant_detail(to.granted.as_ref().unwrap_or(&Permissions::default())),
+                    grant_detail(
+                        record.versions[active]
+                            .granted
+                            .as_ref()
+                            .unwrap_or(&Permissions::default())
+                    ),
                 )),
                 ..AuditEntry::new(actor, "plugin.rollback")
             },
@@ -1293,24 +1375,22 @@ impl Registry {
     pub fn remove(&self, tenant: &str, name: &str, actor: &Actor) -> Result<u64, RegistryError> {
         let _guard = self.lock();
         let record = self.stored_record(tenant, name)?;
+        // The state first: if that fails, the plugin is as it was. From
+        // here on a call still running keeps nothing.
+        let removed = self.clear_state(tenant, &record.installation)?;
         self.take_live(tenant, name);
         self.inner
             .load_errors
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&(tenant.to_string(), name.to_string()));
-        let removed = self.clear_state(tenant, &record.installation)?;
         self.store().delete_document(tenant, KIND_PLUGIN, name)?;
-        let others = self.records(tenant)?;
-        for version in &record.versions {
-            let used = others
-                .iter()
-                .any(|r| r.versions.iter().any(|v| v.component == version.component));
-            if !used {
-                self.store()
-                    .delete_document(tenant, KIND_COMPONENT, &version.component)?;
-            }
-        }
+        let components: Vec<&str> = record
+            .versions
+            .iter()
+            .map(|v| v.component.as_str())
+            .collect();
+        self.delete_unused_components(tenant, &components)?;
         self.audit(
             tenant,
             AuditEntry {
@@ -1323,31 +1403,34 @@ impl Registry {
         Ok(removed)
     }
 
-    /// Deletes every state entry of an installation.
-    fn clear_state(&self, tenant: &str, installation: &str) -> Result<u64, RegistryError> {
-        let state = state_store(&self.inner.vault);
-        let scope = StateScope {
-            tenant: tenant.to_string(),
-            plugin: installation.to_string(),
-        };
-        let mut removed = 0u64;
-        loop {
-            let base = state
-                .version(&scope)
-                .map_err(|e| RegistryError::Store(e.to_string()))?;
-            let keys = state
-                .keys(&scope, "", 512)
-                .map_err(|e| RegistryError::Store(e.to_string()))?;
-            if keys.is_empty() {
-                return Ok(removed);
-            }
-            let writes: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
-            match state.apply(&scope, base, &writes, u64::MAX) {
-                Ok(()) => removed += writes.len() as u64,
-                Err(tessera_runtime::StateError::Conflict) => continue,
-                Err(e) => return Err(RegistryError::Store(e.to_string())),
+    /// Deletes the component documents no stored plugin of the tenant uses.
+    fn delete_unused_components(
+        &self,
+        tenant: &str,
+        components: &[&str],
+    ) -> Result<(), RegistryError> {
+        let records = self.records(tenant)?;
+        for component in components {
+            let used = records
+                .iter()
+                .any(|r| r.versions.iter().any(|v| v.component == *component));
+            if !used {
+                self.store()
+                    .delete_document(tenant, KIND_COMPONENT, component)?;
             }
         }
+        Ok(())
+    }
+
+    /// Deletes every state entry of an installation, for good: a call
+    /// still running cannot write any back.
+    fn clear_state(&self, tenant: &str, installation: &str) -> Result<u64, RegistryError> {
+        state_store(&self.inner.vault)
+            .retire(&StateScope {
+                tenant: tenant.to_string(),
+                plugin: installation.to_string(),
+            })
+            .map_err(|e| RegistryError::Store(e.to_string()))
     }
 
     /// Quarantines a plugin: its calls are refused until it is released.
@@ -1460,4 +1543,90 @@ fn grant_detail(p: &Permissions) -> String {
         list(&p.outbound_hosts),
         p.state_quota
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use tessera_runtime::{RuntimeConfig, StaticResolver};
+    use tessera_vault::TenantSettings;
+
+    use super::*;
+
+    /// A connector is checked at install by running its `describe`, before
+    /// anyone approved it: its `http` import must not reach any host then,
+    /// even one it asked for and the operator's allowance covers. The same
+    /// request from the approved link does reach it.
+    #[test]
+    fn a_plugin_being_checked_reaches_no_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            dir.path().join("data"),
+            dir.path().join("keys"),
+            tessera_privacy::MasterKey::generate().unwrap(),
+        )
+        .unwrap();
+        let actor = Actor::new("operator", "test");
+        vault
+            .create_tenant("acme", TenantSettings::default(), &actor)
+            .unwrap();
+        let runtime = Runtime::new(RuntimeConfig {
+            resolver: Arc::new(
+                StaticResolver::new().with("api.partner.test", ["127.0.0.1".parse().unwrap()]),
+            ),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let registry = Registry::new(runtime, Arc::new(vault), false)
+            .with_outbound_allowance(vec!["127.0.0.1/32".parse().unwrap()]);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = Permissions {
+            outbound_hosts: vec![format!("api.partner.test:{port}")],
+            ..Permissions::default()
+        };
+        let bytes = std::fs::read(tessera_guests::test_programs::HTTP_FETCH).unwrap();
+        let url = format!("https://api.partner.test:{port}/");
+        let fetch = |plugin: &Plugin| {
+            let params = plugin.validate(&[]).unwrap();
+            plugin
+                .parse(&params, url.as_bytes())
+                .expect_err("nothing serves TLS there")
+                .to_string()
+        };
+
+        let checked = registry
+            .link_for_check(
+                "acme",
+                "http-fetch",
+                Kind::Connector,
+                &bytes,
+                &asked,
+                Limits::default(),
+            )
+            .unwrap();
+        let refused = fetch(&checked);
+        assert!(refused.contains("until an operator approves"), "{refused}");
+        assert!(listener.accept().is_err(), "a checked plugin connected");
+
+        let approved = registry
+            .link(
+                "acme",
+                "p-test",
+                "http-fetch",
+                Kind::Connector,
+                &bytes,
+                &asked,
+                Limits::default(),
+            )
+            .unwrap();
+        let failed = fetch(&approved);
+        assert!(!failed.contains("refused"), "{failed}");
+        assert!(
+            listener.accept().is_ok(),
+            "the approved plugin did not connect"
+        );
+    }
 }

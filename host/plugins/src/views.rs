@@ -311,9 +311,24 @@ pub fn build_view(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // What the audit names: each event type read, with the property its
+    // sum/min/max read (`purchase.amount`), since a property can carry as
+    // much as a trait.
+    let events_read: Vec<String> = manifest
+        .aggregates
+        .iter()
+        .zip(&computed)
+        .filter(|(_, granted)| **granted)
+        .map(|(spec, _)| match &spec.property {
+            Some(property) => format!("{}.{property}", spec.event_type),
+            None => spec.event_type.clone(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let rows = u32::try_from(people.len()).unwrap_or(u32::MAX);
     let audit_seq = (rows > 0)
-        .then(|| audit(vault, request, &keys.subjects, &field_names, &event_types))
+        .then(|| audit(vault, request, &keys.subjects, &field_names, &events_read))
         .transpose()?;
     Ok(View {
         batch: ProfileBatch {
@@ -369,7 +384,7 @@ fn audit(
     request: &ViewRequest<'_>,
     subjects: &[String],
     fields: &[String],
-    event_types: &[String],
+    events_read: &[String],
 ) -> Result<u64, VaultError> {
     let manifest = &request.plugin.manifest;
     let mut entry = AuditEntry {
@@ -380,7 +395,7 @@ fn audit(
             fields
                 .iter()
                 .cloned()
-                .chain(event_types.iter().map(|t| format!("event:{t}"))),
+                .chain(events_read.iter().map(|t| format!("event:{t}"))),
         )
     };
     match subjects {

@@ -743,3 +743,81 @@ fn a_connector_reaches_only_the_hosts_its_approval_granted() {
         assert!(error.contains("not granted"), "{url}: {error}");
     }
 }
+
+#[test]
+fn upgrades_come_from_the_same_key_and_approval_takes_only_the_version_reviewed() {
+    let f = Fixture::new();
+    let registry = f.trusting();
+    registry
+        .install(
+            TENANT,
+            &bundle(&f, false, "1.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    registry
+        .approve(TENANT, "versioned", None, None, &operator())
+        .unwrap();
+
+    // Another trusted publisher cannot take the plugin over, even asking
+    // for no more: it would inherit its grant and its state.
+    let other = PublisherKey::generate().unwrap();
+    registry
+        .trust(TENANT, &other.public().to_string(), "Other", &operator())
+        .unwrap();
+    let mut theirs = Bundle::read(&bundle(&f, false, "1.1.0", false)).unwrap();
+    theirs.sign(&other);
+    match registry.upgrade(TENANT, "versioned", &theirs.to_bytes(), false, &operator()) {
+        Err(RegistryError::PublisherChanged {
+            installed, offered, ..
+        }) => {
+            assert!(installed.contains(&f.key.public().key_id()), "{installed}");
+            assert!(offered.contains(&other.public().key_id()), "{offered}");
+        }
+        other => panic!("expected a publisher change refusal, got {other:?}"),
+    }
+    match &registry.callable(TENANT, "versioned").unwrap().source {
+        Source::Bundle { bundle_version, .. } => assert_eq!(bundle_version, "1.0.0"),
+        other => panic!("{other:?}"),
+    }
+
+    // v2 waits; the operator reviews it (its digest), then v3 replaces it.
+    let v2 = registry
+        .upgrade(
+            TENANT,
+            "versioned",
+            &bundle(&f, true, "2.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    let reviewed = v2.pending().unwrap().0.bundle_digest.clone();
+    let v3 = registry
+        .upgrade(
+            TENANT,
+            "versioned",
+            &bundle(&f, true, "3.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    assert_ne!(v3.pending().unwrap().0.bundle_digest, reviewed);
+    match registry.approve_reviewed(
+        TENANT,
+        "versioned",
+        Some(&reviewed),
+        None,
+        None,
+        &operator(),
+    ) {
+        Err(RegistryError::PendingChanged { pending, .. }) => assert_eq!(pending, "2.0.0"),
+        other => panic!("expected a pending-changed refusal, got {other:?}"),
+    }
+    assert_eq!(members(&registry), 3, "v1 still runs");
+    let current = v3.pending().unwrap().0.bundle_digest.clone();
+    registry
+        .approve_reviewed(TENANT, "versioned", Some(&current), None, None, &operator())
+        .unwrap();
+    assert_eq!(members(&registry), 0, "the reviewed version runs");
+}

@@ -956,8 +956,14 @@ impl Sandbox {
         match data.state.map(commit) {
             None | Some(Ok(())) => {}
             Some(Err(StateError::Conflict)) => return Err(Outcome::Conflict),
-            // A concurrent call used the quota first: the plugin's to handle.
-            Some(Err(error @ StateError::Quota { .. })) => {
+            // A concurrent call used the quota first, the subject was
+            // erased or the plugin removed during the call: nothing of the
+            // call's state is kept, and it is not the host failing.
+            Some(Err(
+                error @ (StateError::Quota { .. }
+                | StateError::UnknownSubject { .. }
+                | StateError::Retired),
+            )) => {
                 return Err(Outcome::Failed(CallError::Plugin {
                     plugin: self.label.clone(),
                     error: PluginError::Unavailable(error.to_string()),

@@ -29,7 +29,17 @@ pub enum StateError {
     Conflict,
     #[error("state store failed: {0}")]
     Backend(String),
+    /// A write for a subject the store no longer has (erased during the
+    /// call), or never had.
+    #[error("subject {subject} no longer exists; its state is not kept")]
+    UnknownSubject { subject: String },
+    /// The plugin was removed; its state is gone and stays gone.
+    #[error("this plugin was removed; its state is not kept")]
+    Retired,
 }
+
+/// The version of a retired scope: no write is ever applied to it again.
+pub const RETIRED: u64 = u64::MAX;
 
 /// One buffered write: `None` deletes the key.
 pub type StateWrite = (String, Option<Vec<u8>>);
@@ -54,6 +64,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// [`StateError::Conflict`] if the scope's version is no longer `base`,
     /// and with [`StateError::Quota`] if the writes would grow the scope past
     /// `quota` (writes that shrink an over-quota scope are allowed).
+    ///
+    /// Backends that know subjects refuse (with [`StateError::UnknownSubject`])
+    /// a write under `subject/<id>/` for a subject they do not have, so that
+    /// a call still running when its subject is erased cannot bring state
+    /// back after the erasure; deletes are always applied. A retired scope
+    /// refuses every write with [`StateError::Retired`].
     fn apply(
         &self,
         scope: &StateScope,
@@ -61,6 +77,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         writes: &[StateWrite],
         quota: u64,
     ) -> Result<(), StateError>;
+
+    /// Deletes every entry of a scope and refuses any write to it from then
+    /// on (a removed plugin: a call still running cannot bring its state
+    /// back). Returns how many entries were deleted. Re-running it finishes
+    /// an interrupted retirement.
+    fn retire(&self, scope: &StateScope) -> Result<u64, StateError>;
 }
 
 /// State in process memory.
@@ -144,6 +166,9 @@ impl StateStore for MemoryState {
     ) -> Result<(), StateError> {
         let mut scopes = self.lock();
         let current = scopes.get(scope).cloned().unwrap_or_default();
+        if current.version == RETIRED {
+            return Err(StateError::Retired);
+        }
         if current.version != base {
             return Err(StateError::Conflict);
         }
@@ -166,6 +191,15 @@ impl StateStore for MemoryState {
             },
         );
         Ok(())
+    }
+
+    fn retire(&self, scope: &StateScope) -> Result<u64, StateError> {
+        let mut scopes = self.lock();
+        let entry = scopes.entry(scope.clone()).or_default();
+        let removed = entry.entries.len() as u64;
+        entry.entries.clear();
+        entry.version = RETIRED;
+        Ok(removed)
     }
 }
 

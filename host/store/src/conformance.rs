@@ -83,6 +83,7 @@ pub fn state_cases<S: StateStore>() -> Vec<Case<S>> {
         state_over_a_lowered_quota_can_shrink_but_not_grow,
         state_version_and_usage_track_every_applied_batch,
         concurrent_state_writers_on_one_version_let_exactly_one_win,
+        a_retired_scope_is_emptied_and_refuses_every_write,
     ]
 }
 
@@ -92,6 +93,7 @@ pub fn subject_state_cases<S: Store + StateStore>() -> Vec<Case<S>> {
         subject_state_is_listed_and_purged_across_scopes_and_nothing_else,
         purging_subject_state_moves_versions_on_and_keeps_usage_exact,
         purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
+        state_for_a_subject_the_store_does_not_have_is_refused,
     ]
 }
 
@@ -162,9 +164,11 @@ macro_rules! conformance_tests {
             state_over_a_lowered_quota_can_shrink_but_not_grow,
             state_version_and_usage_track_every_applied_batch,
             concurrent_state_writers_on_one_version_let_exactly_one_win,
+            a_retired_scope_is_emptied_and_refuses_every_write,
             subject_state_is_listed_and_purged_across_scopes_and_nothing_else,
             purging_subject_state_moves_versions_on_and_keeps_usage_exact,
             purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
+            state_for_a_subject_the_store_does_not_have_is_refused,
         );
     };
     (@each $fixture:path; $($case:ident),+ $(,)?) => {
@@ -1856,6 +1860,9 @@ fn counted_usage<S: StateStore>(state: &S, scope: &StateScope) -> u64 {
 pub fn subject_state_is_listed_and_purged_across_scopes_and_nothing_else<S: Store + StateStore>(
     store: &S,
 ) {
+    for tenant in [T, T2, "acm"] {
+        seed(store, &[(tenant, "s1"), (tenant, "s10")]);
+    }
     assert_eq!(store.subject_state(T, "s1").unwrap(), vec![]);
     assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 0);
     assert!(matches!(
@@ -1956,6 +1963,7 @@ pub fn subject_state_is_listed_and_purged_across_scopes_and_nothing_else<S: Stor
 pub fn purging_subject_state_moves_versions_on_and_keeps_usage_exact<S: Store + StateStore>(
     store: &S,
 ) {
+    seed(store, &[(T, "s1"), (T, "s2")]);
     let touched = scope(T, "touched");
     let untouched = scope(T, "untouched");
     store
@@ -2030,6 +2038,7 @@ pub fn purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact<
     store: &S,
 ) {
     const PER_THREAD: usize = 25;
+    seed(store, &[(T, "s1")]);
     let one = scope(T, "one");
     std::thread::scope(|threads| {
         for thread in 0..3 {
@@ -2140,6 +2149,84 @@ pub fn flushed_writes_survive_reopen<S: Store + StateStore>(open: impl Fn() -> S
         ),
         (1, 4)
     );
+}
+
+/// A write under `subject/<id>/` needs the subject: one never stored, or
+/// one whose purge has begun, is refused and nothing of the batch applies,
+/// so a plugin call still running when its subject is erased cannot bring
+/// state back. Deletes, and keys outside the convention, need nothing.
+pub fn state_for_a_subject_the_store_does_not_have_is_refused<S: Store + StateStore>(store: &S) {
+    seed(store, &[(T, "s1")]);
+    let plugin = scope(T, "p");
+    let refused = store.apply(
+        &plugin,
+        0,
+        &[put("global", vec![1]), put("subject/nobody/a", vec![1])],
+        1_000,
+    );
+    assert!(
+        matches!(&refused, Err(StateError::UnknownSubject { subject }) if subject == "nobody"),
+        "{refused:?}"
+    );
+    assert_eq!(store.version(&plugin).unwrap(), 0, "nothing applied");
+    assert_eq!(store.get(&plugin, "global").unwrap(), None);
+
+    let writes = [
+        put("subject/s1/a", vec![1]),
+        put("subject//a", vec![1]),
+        put("subject/s1", vec![1]),
+        del("subject/nobody/a"),
+    ];
+    store.apply(&plugin, 0, &writes, 1_000).unwrap();
+    // The subject is purged; a call that read before writes after.
+    store.purge_subject(T, "s1").unwrap();
+    let late = store.apply(&plugin, 1, &[put("subject/s1/b", vec![1])], 1_000);
+    assert!(
+        matches!(late, Err(StateError::UnknownSubject { .. })),
+        "{late:?}"
+    );
+    assert_eq!(store.purge_subject_state(T, "s1").unwrap(), 1);
+    assert_eq!(store.subject_state(T, "s1").unwrap(), vec![]);
+    // Another tenant's subject of the same id does not count.
+    seed(store, &[(T2, "s2")]);
+    assert!(matches!(
+        store.apply(&plugin, 2, &[put("subject/s2/a", vec![1])], 1_000),
+        Err(StateError::UnknownSubject { .. })
+    ));
+}
+
+/// Retiring a scope (a removed plugin) deletes every entry and refuses
+/// every later write, whatever version it is based on; other scopes go on.
+pub fn a_retired_scope_is_emptied_and_refuses_every_write<S: StateStore>(store: &S) {
+    let gone = scope(T, "gone");
+    let kept = scope(T, "kept");
+    let writes: Vec<_> = (0..700)
+        .map(|i| put(&format!("k{i:04}"), vec![1; 4]))
+        .collect();
+    store.apply(&gone, 0, &writes, 1 << 20).unwrap();
+    store.apply(&kept, 0, &writes, 1 << 20).unwrap();
+    assert_eq!(store.retire(&gone).unwrap(), 700);
+    assert!(store.keys(&gone, "", 10).unwrap().is_empty());
+    assert_eq!(store.usage(&gone).unwrap(), 0);
+    for base in [0, 1, store.version(&gone).unwrap()] {
+        assert!(
+            matches!(
+                store.apply(&gone, base, &[put("k", vec![1])], 1 << 20),
+                Err(StateError::Retired)
+            ),
+            "base {base}"
+        );
+    }
+    assert!(store.get(&gone, "k").unwrap().is_none());
+    assert_eq!(
+        store.retire(&gone).unwrap(),
+        0,
+        "retiring again is harmless"
+    );
+    assert_eq!(store.keys(&kept, "", 1_000).unwrap().len(), 700);
+    store
+        .apply(&kept, 1, &[put("k", vec![1])], 1 << 20)
+        .unwrap();
 }
 
 #[cfg(test)]

@@ -1478,11 +1478,41 @@ impl StateStore for SledStore {
             .into_iter()
             .map(|(key, value)| ([prefix.as_slice(), key.as_bytes()].concat(), key, value))
             .collect();
-        let result = (&self.trees.state, &self.trees.state_meta).transaction(|(state, meta)| {
+        // Subjects that writes (not deletes) file state under: each must
+        // still exist when the writes apply, in the same transaction, so
+        // that state never outlives an erasure that began meanwhile.
+        let subjects: Vec<(String, Vec<u8>)> = writes
+            .iter()
+            .filter(|(_, _, value)| value.is_some())
+            .filter_map(|(_, key, _)| {
+                // `subject/<id>/…` with a non-empty id: the convention by
+                // which the export and erasure find a subject's state.
+                let rest = key.strip_prefix(tessera_state::SUBJECT_PREFIX)?;
+                let (subject, _) = rest.split_once('/')?;
+                (!subject.is_empty())
+                    .then(|| (subject.to_owned(), keys::subject(&scope.tenant, subject)))
+            })
+            .collect();
+        let trees = (
+            &self.trees.state,
+            &self.trees.state_meta,
+            &self.trees.subjects,
+        );
+        let result = trees.transaction(|(state, meta, subject_records)| {
             let (version, usage) = state_meta(meta.get(prefix.as_slice())?.as_ref())
                 .map_err(|error| abort(state_error(error)))?;
+            if version == tessera_state::RETIRED {
+                return Err(abort(StateError::Retired));
+            }
             if version != base {
                 return Err(abort(StateError::Conflict));
+            }
+            for (subject, key) in &subjects {
+                if subject_records.get(key.as_slice())?.is_none() {
+                    return Err(abort(StateError::UnknownSubject {
+                        subject: subject.clone(),
+                    }));
+                }
             }
             let mut needed = usage;
             for (full, key, value) in &writes {
@@ -1513,6 +1543,34 @@ impl StateStore for SledStore {
             TransactionError::Abort(error) => error,
             TransactionError::Storage(error) => state_error(error),
         })
+    }
+
+    fn retire(&self, scope: &StateScope) -> Result<u64, StateError> {
+        let prefix = state_prefix(scope)?;
+        // Retired first, so that no write lands while the entries go; then
+        // the entries, in bounded batches (re-running finishes the job).
+        let retired = [tessera_state::RETIRED.to_be_bytes(), 0u64.to_be_bytes()].concat();
+        self.trees
+            .state_meta
+            .insert(prefix.as_slice(), retired)
+            .map_err(state_error)?;
+        let mut removed = 0u64;
+        loop {
+            let batch: Vec<IVec> =
+                scan_from(&self.trees.state, &prefix, Bound::Included(prefix.clone()))
+                    .take(512)
+                    .map(|item| item.map(|(key, _)| key).map_err(state_error))
+                    .collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                return Ok(removed);
+            }
+            let mut remove = sled::Batch::default();
+            for key in &batch {
+                remove.remove(key.clone());
+            }
+            self.trees.state.apply_batch(remove).map_err(state_error)?;
+            removed += batch.len() as u64;
+        }
     }
 }
 

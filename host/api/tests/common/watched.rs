@@ -60,6 +60,9 @@ impl StateStore for WatchedStore {
     ) -> Result<(), StateError> {
         self.inner.apply(scope, base, writes, quota)
     }
+    fn retire(&self, scope: &StateScope) -> Result<u64, StateError> {
+        self.inner.retire(scope)
+    }
 }
 
 impl Store for WatchedStore {

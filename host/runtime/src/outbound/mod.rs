@@ -50,6 +50,11 @@ pub struct Outbound {
     /// Redirects followed for one request; each target is checked as the
     /// first request was. 0: a redirect fails the request.
     pub max_redirects: u32,
+    /// Linked but not usable: every request is refused before anything is
+    /// resolved or sent. For checking a plugin that is not approved yet
+    /// (its `describe` runs at install), so that code nobody approved
+    /// reaches no host.
+    pub paused: bool,
 }
 
 impl Default for Outbound {
@@ -62,6 +67,7 @@ impl Default for Outbound {
             max_response_bytes: 8 << 20,
             max_received_per_call: 64 << 20,
             max_redirects: 5,
+            paused: false,
         }
     }
 }
@@ -281,6 +287,11 @@ pub(crate) enum SendError {
 impl Outbound {
     /// Checks a target against the granted hosts.
     pub(crate) fn check(&self, target: &Target) -> Result<(), SendError> {
+        if self.paused {
+            return Err(SendError::Refused(
+                "outbound HTTP is not available until an operator approves this plugin".into(),
+            ));
+        }
         if self.hosts.iter().any(|granted| granted.admits(target)) {
             return Ok(());
         }

@@ -46,10 +46,14 @@ impl Segment for ViewProbe {
                 }
                 "recall" => {
                     let stored = state::get(&seen_key(*key)).is_some();
-                    let listed = state::keys(&format!("subject/{key:016x}/"), 10)
-                        .contains(&seen_key(*key));
+                    let listed =
+                        state::keys(&format!("subject/{key:016x}/"), 10).contains(&seen_key(*key));
                     let everywhere = state::keys("", 10_000).contains(&seen_key(*key));
-                    if stored && listed && everywhere { 1.0 } else { 0.0 }
+                    if stored && listed && everywhere {
+                        1.0
+                    } else {
+                        0.0
+                    }
                 }
                 "foreign" => {
                     state::put(&seen_key(key.wrapping_add(1)), b"1")?;
