@@ -1,0 +1,107 @@
+//! `tessera plugin new`: each kind of project builds into a component with
+//! its own `build.sh` and passes `tessera plugin test` unchanged; bad input
+//! is refused before anything is written.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tessera(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(dir)
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .expect("tessera runs")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn every_kind_of_new_project_builds_and_passes_plugin_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Shared across runs: the SDK and wit-bindgen compile once.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-projects");
+    std::fs::write(
+        root.join("sample.csv"),
+        "email,event_type,amount\nann@example.com,purchase,12.50\nnot a row\n",
+    )
+    .unwrap();
+    for (kind, check) in [
+        ("segment", "members"),
+        ("strategy", "discount"),
+        ("connector", "1 events"),
+    ] {
+        let name = format!("my-{kind}");
+        let created = ok(&tessera(root, &["plugin", "new", "--kind", kind, &name]));
+        assert!(created.contains(&format!("created {name}")), "{created}");
+        let manifest = std::fs::read_to_string(root.join(&name).join("bundle.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("kind = \"{kind}\"")),
+            "{manifest}"
+        );
+
+        let built = Command::new("sh")
+            .arg(root.join(&name).join("build.sh"))
+            .env("TESSERA", env!("CARGO_BIN_EXE_tessera"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("sh runs");
+        ok(&built);
+        assert!(root.join(&name).join(format!("{name}.tsb")).is_file());
+
+        let component = root.join(&name).join("dist").join(format!("{name}.wasm"));
+        let mut args = vec!["plugin", "test", component.to_str().unwrap()];
+        if kind == "connector" {
+            args.extend(["--input", "sample.csv"]);
+        }
+        let tested = ok(&tessera(root, &args));
+        assert!(tested.contains(check), "{kind}: {tested}");
+        assert!(
+            tested.contains(&format!("type-checked against the {kind} world")),
+            "{tested}"
+        );
+    }
+}
+
+#[test]
+fn bad_names_existing_directories_and_other_languages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (args, says) in [
+        (vec!["--kind", "segment", "My Rule"], "lowercase"),
+        (vec!["--kind", "segment", "1rule"], "lowercase"),
+        (
+            vec!["--kind", "segment", "--lang", "python", "rule"],
+            "Rust",
+        ),
+        (vec!["--kind", "miner", "rule"], "unknown plugin kind"),
+    ] {
+        let out = tessera(root, &[&["plugin", "new"][..], &args].concat());
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_dir(root).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    std::fs::create_dir(root.join("taken")).unwrap();
+    std::fs::write(root.join("taken/keep.txt"), "mine").unwrap();
+    let out = tessera(root, &["plugin", "new", "--kind", "segment", "taken"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("taken/keep.txt")).unwrap(),
+        "mine"
+    );
+}
