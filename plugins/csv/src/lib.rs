@@ -59,8 +59,9 @@
 //!   refused: the plugin carries no time zone database, and the offset of
 //!   the export is what the file means (China has no daylight saving time).
 //! - `source_id`: `{"column": "…"}` (the cell, e.g. a receipt number) or
-//!   `"derived"` (the default): a 128-bit FNV-1a hash of the row's decoded,
-//!   trimmed cells joined by U+001F (trailing empty cells dropped), in hex.
+//!   `"derived"` (the default): MurmurHash3 x64 128 (seed 0) of the row's
+//!   decoded, trimmed cells, each followed by U+001F (trailing empty cells
+//!   dropped), as `h1` then `h2` in 16 hex digits each.
 //!   Re-importing a file, or a duplicate row, yields the same ids, whatever the
 //!   file's encoding. Ids are `<source>:<key>` for events, `<source>:<key>#traits`
 //!   for trait updates and `<source>:<key>#link` for identity links.
@@ -80,8 +81,9 @@
 //! ordinary character. Cells are trimmed (inside quotes too); blank lines and
 //! lines of empty cells are skipped. A UTF-8 byte order mark is dropped (as
 //! is GB18030's); a file whose mark contradicts `encoding` is refused. A row
-//! whose bytes are not valid in the encoding, that has more cells than the
-//! header, or an unclosed quote, is rejected. Rejections carry the row (file
+//! whose bytes are not valid in the encoding, that has cells past the
+//! header's last column (empty trailing cells are ignored), or an unclosed
+//! quote, is rejected. Rejections carry the row (file
 //! line number of the record's first line, the header being line 1), the
 //! column's name as the header spells it, and the rule, e.g.
 //! `column "purchased_at": "31/02/2024" is not a date in format %d/%m/%Y`.
@@ -282,6 +284,7 @@ impl Connector for Csv {
         let converter = Converter {
             options: &options,
             plan: &plan,
+            joined: Default::default(),
         };
 
         while reader.next_row(&mut row) {
@@ -315,17 +318,15 @@ impl Connector for Csv {
                     "text follows the closing quote (quotes inside a quoted cell are doubled: \"\")"
                         .into(),
                 )),
-                None if !plan.names.is_empty() && cells.len() > plan.names.len() => {
-                    Err(Fault {
-                        column: None,
-                        reason: format!(
-                            "the row has {} cells, the header {} (an unquoted delimiter inside \
-                             a value?)",
-                            cells.len(),
-                            plan.names.len()
-                        ),
-                    })
-                }
+                None if !plan.names.is_empty() && cells.used() > plan.names.len() => Err(Fault {
+                    column: None,
+                    reason: format!(
+                        "the row has {} cells, the header {} (an unquoted delimiter inside a \
+                         value?)",
+                        cells.used(),
+                        plan.names.len()
+                    ),
+                }),
                 None => converter.convert(&cells, &mut out.records),
             };
             if let Err(fault) = verdict {
@@ -525,6 +526,8 @@ fn shown(text: &str) -> String {
 struct Converter<'a> {
     options: &'a Options,
     plan: &'a Plan,
+    /// The row's cells joined, for derived ids; reused from row to row.
+    joined: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Converter<'_> {
@@ -570,7 +573,7 @@ impl Converter<'_> {
                 .get(column)
                 .ok_or_else(|| Fault::column(column, "the source id is empty".into()))?
                 .to_owned(),
-            None => derived_key(cells),
+            None => derived_key(cells, &mut self.joined.borrow_mut()),
         };
         let id = |suffix: &str| {
             let mut id = String::with_capacity(mapping.source.len() + 1 + key.len() + suffix.len());
@@ -732,22 +735,84 @@ impl Converter<'_> {
     }
 }
 
-/// The derived source key: FNV-1a (128-bit) of the row's trimmed cells,
-/// each followed by U+001F, trailing empty cells dropped.
-fn derived_key(cells: &Cells<'_>) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let used = (0..cells.len())
-        .rposition(|i| !cells.text(i).is_empty())
-        .map_or(0, |i| i + 1);
-    let mut hash = OFFSET;
-    for i in 0..used {
-        for &b in cells.text(i).as_bytes().iter().chain(&[0x1f]) {
-            hash ^= u128::from(b);
-            hash = hash.wrapping_mul(PRIME);
-        }
+/// The derived source key: MurmurHash3 x64 128 (seed 0) of the row's
+/// trimmed cells, each followed by U+001F, trailing empty cells dropped;
+/// `h1` then `h2` as 16 hex digits each.
+fn derived_key(cells: &Cells<'_>, joined: &mut Vec<u8>) -> String {
+    joined.clear();
+    for i in 0..cells.used() {
+        joined.extend_from_slice(cells.text(i).as_bytes());
+        joined.push(0x1f);
     }
-    format!("{hash:032x}")
+    let (h1, h2) = murmur3_x64_128(joined);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = [0u8; 32];
+    for (i, digit) in key.iter_mut().enumerate() {
+        let word = if i < 16 { h1 } else { h2 };
+        *digit = HEX[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
+    }
+    String::from_utf8_lossy(&key).into_owned()
+}
+
+/// MurmurHash3, x64 128-bit variant, seed 0: fast on 64-bit words, stable
+/// and implemented the same in every language, so any tool can recompute a
+/// row's id.
+fn murmur3_x64_128(data: &[u8]) -> (u64, u64) {
+    const C1: u64 = 0x87c3_7b91_1142_53d5;
+    const C2: u64 = 0x4cf5_ad43_2745_937f;
+    fn fmix(mut k: u64) -> u64 {
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
+    }
+    fn word(bytes: &[u8]) -> u64 {
+        let mut buf = [0u8; 8];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(buf)
+    }
+    let (mut h1, mut h2) = (0u64, 0u64);
+    let mut blocks = data.chunks_exact(16);
+    for block in &mut blocks {
+        let k1 = word(&block[..8])
+            .wrapping_mul(C1)
+            .rotate_left(31)
+            .wrapping_mul(C2);
+        h1 ^= k1;
+        h1 = h1.rotate_left(27).wrapping_add(h2);
+        h1 = h1.wrapping_mul(5).wrapping_add(0x52dc_e729);
+        let k2 = word(&block[8..])
+            .wrapping_mul(C2)
+            .rotate_left(33)
+            .wrapping_mul(C1);
+        h2 ^= k2;
+        h2 = h2.rotate_left(31).wrapping_add(h1);
+        h2 = h2.wrapping_mul(5).wrapping_add(0x3849_5ab5);
+    }
+    let tail = blocks.remainder();
+    if tail.len() > 8 {
+        h2 ^= word(&tail[8..])
+            .wrapping_mul(C2)
+            .rotate_left(33)
+            .wrapping_mul(C1);
+    }
+    if !tail.is_empty() {
+        h1 ^= word(&tail[..tail.len().min(8)])
+            .wrapping_mul(C1)
+            .rotate_left(31)
+            .wrapping_mul(C2);
+    }
+    let len = data.len() as u64;
+    h1 ^= len;
+    h2 ^= len;
+    h1 = h1.wrapping_add(h2);
+    h2 = h2.wrapping_add(h1);
+    h1 = fmix(h1);
+    h2 = fmix(h2);
+    h1 = h1.wrapping_add(h2);
+    h2 = h2.wrapping_add(h1);
+    (h1, h2)
 }
 
 tessera_sdk::export_connector!(Csv);

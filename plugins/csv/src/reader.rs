@@ -84,6 +84,13 @@ impl<'a> Cells<'a> {
         self.texts.len()
     }
 
+    /// Number of cells up to the last one that is not empty.
+    pub fn used(&self) -> usize {
+        (0..self.len())
+            .rposition(|i| !self.text(i).is_empty())
+            .map_or(0, |i| i + 1)
+    }
+
     /// The cell's trimmed text; empty when the cell is empty or missing.
     pub fn text(&self, index: usize) -> &'a str {
         let slice = match self.texts.get(index) {
@@ -101,7 +108,7 @@ impl<'a> Cells<'a> {
 
     /// Whether every cell is empty (a blank line, or a line of delimiters).
     pub fn is_blank(&self) -> bool {
-        (0..self.len()).all(|i| self.text(i).is_empty())
+        self.used() == 0
     }
 }
 
