@@ -706,6 +706,19 @@ fn csv_chunks_with_header_and_first_row_give_the_records_of_one_whole_file_call(
             delimiter as char,
             whole.rejections
         );
+        let mut headless = params.clone();
+        headless.retain(|p| p.name != "first_row");
+        headless.push(param("first_row", Value::Integer(5)));
+        assert!(
+            matches!(
+                plugin.parse(&headless, &file),
+                Err(CallError::Plugin {
+                    error: PluginError::InvalidConfig(_),
+                    ..
+                })
+            ),
+            "a later chunk without `header` is refused"
+        );
         for size in [1, 10, 97, 400] {
             let (chunked, chunks) = parse_in_chunks(
                 &plugin,

@@ -101,14 +101,19 @@
 //!   mark and, if `has_header`, its header record, and `header` empty;
 //! - every later chunk, if `has_header`, gets `header` = the file's header
 //!   record as text (decoded from the file's encoding, without the byte order
-//!   mark; a trailing newline is allowed). Without `has_header`, `header`
-//!   stays empty.
+//!   mark; a trailing newline is allowed), and is refused without it.
+//!   Without `has_header`, `header` stays empty.
 //!
 //! Then the records and rejections of all chunks equal those of one call
 //! with the whole file. A chunk with no safe point within the host's size
 //! limit holds a record that long (an unclosed quote does that to the rest
 //! of a file): the host sends it as one larger chunk or fails the import
 //! there.
+//!
+//! A call's result is capped by the plugin's `output_bytes` limit (32 MiB by
+//! default), counted as the sandbox copies it out: over 300 bytes per
+//! record with a few identities and properties. Chunks of about 2 MiB stay
+//! well inside every default limit; 100,000 rows in one call do not.
 //!
 //! ```
 //! /// Feed a CSV file's bytes in order: `push` is true when a chunk for the
@@ -419,6 +424,12 @@ impl Options {
             .ok()
             .filter(|n| *n >= 1)
             .ok_or_else(|| Error::config("parameter `first_row` must be between 1 and 2^32 - 1"))?;
+        if has_header && header.is_empty() && first_row > 1 {
+            return Err(Error::config(format!(
+                "parameter `first_row` is {first_row}, so this is not the file's first chunk, \
+                 and it needs parameter `header` (the file's header record)"
+            )));
+        }
         let encoding = match text_param(params, "encoding", "utf-8")? {
             "utf-8" => Encoding::Utf8,
             "gb18030" | "gbk" => Encoding::Gb18030,
