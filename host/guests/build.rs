@@ -13,6 +13,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// (constant name, crate name) of the first-party plugins.
 const PLUGINS: &[(&str, &str)] = &[
     ("NDJSON", "tessera_plugin_ndjson"),
+    ("CSV", "tessera_plugin_csv"),
     ("THRESHOLD", "tessera_plugin_threshold"),
     ("EPSILON_GREEDY", "tessera_plugin_epsilon_greedy"),
 ];

@@ -1,6 +1,7 @@
 //! Tessera's end-to-end tests: one binary, one module per concern.
 
 mod contract;
+mod csv;
 mod hostile;
 mod install;
 mod outbound;
