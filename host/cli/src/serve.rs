@@ -56,13 +56,14 @@ pub struct ServeArgs {
 
 /// Tessera's first-party plugins, which every tenant gets: (name, component,
 /// world, state quota in bytes).
-const FIRST_PARTY: [(&str, &[u8], Kind, u64); 3] = [
+const FIRST_PARTY: [(&str, &[u8], Kind, u64); 4] = [
     (
         "ndjson",
         tessera_guests::plugins::NDJSON,
         Kind::Connector,
         0,
     ),
+    ("csv", tessera_guests::plugins::CSV, Kind::Connector, 0),
     (
         "threshold",
         tessera_guests::plugins::THRESHOLD,

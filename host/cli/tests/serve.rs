@@ -130,7 +130,7 @@ fn serve_init_prints_a_token_once_and_token_commands_use_the_server() {
         .iter()
         .find(|l| l.contains("installed for tenant acme"))
         .unwrap_or_else(|| panic!("no plugins installed: {lines:?}"));
-    for name in ["ndjson@", "threshold@", "epsilon-greedy@"] {
+    for name in ["ndjson@", "csv@", "threshold@", "epsilon-greedy@"] {
         assert!(plugins.contains(name), "{plugins}");
     }
     let url = lines
