@@ -143,14 +143,14 @@ def normalise(kind, raw):
 
 class Resolver:
     """Tessera's resolution (ingest.rs), replayed over accepted records in
-    import order: counts subjects created and merged, and which subjects
-    have online and offline records."""
+    import order: counts subjects created and merged, and what each subject
+    ends up holding (tags: online, offline, web_event, store_event,
+    loyalty)."""
 
     def __init__(self):
         self.parent = []  # subject -> the subject it was merged into (itself if live)
         self.linked = {}  # (kind, canonical value) -> subject
-        self.online = []
-        self.offline = []
+        self.tags = []
         self.created = 0
         self.merged = 0
         self.matched = 0  # records that found an existing subject
@@ -165,12 +165,11 @@ class Resolver:
     def new(self):
         s = len(self.parent)
         self.parent.append(s)
-        self.online.append(False)
-        self.offline.append(False)
+        self.tags.append(set())
         self.created += 1
         return s
 
-    def resolve(self, identities, online):
+    def resolve(self, identities, tags):
         """identities: [(kind, canonical value)] of one accepted record."""
         merging = [i for i in identities if i[0] in MERGING]
         found = {self.find(self.linked[i]) for i in merging if i in self.linked}
@@ -179,8 +178,7 @@ class Resolver:
             target = min(found)
             for other in found - {target}:
                 self.parent[other] = target
-                self.online[target] |= self.online[other]
-                self.offline[target] |= self.offline[other]
+                self.tags[target] |= self.tags[other]
                 self.merged += 1
             self.matched += 1
         elif not merging:
@@ -195,22 +193,26 @@ class Resolver:
             target = self.new()
         for i in identities:
             self.linked.setdefault(i, target)
-        if online:
-            self.online[target] = True
-        else:
-            self.offline[target] = True
+        self.tags[target] |= tags
         return target
 
     def people(self):
         live = [s for s in range(len(self.parent)) if self.parent[s] == s]
-        both = sum(1 for s in live if self.online[s] and self.offline[s])
-        online_only = sum(1 for s in live if self.online[s] and not self.offline[s])
-        offline_only = sum(1 for s in live if self.offline[s] and not self.online[s])
+        tags = [self.tags[s] for s in live]
+        count = lambda *need, without=(): sum(
+            1 for t in tags if all(n in t for n in need) and not any(w in t for w in without))
         return {
             "distinct": len(live),
-            "online_only": online_only,
-            "offline_only": offline_only,
-            "both": both,
+            "online_only": count("online", without=("offline",)),
+            "offline_only": count("offline", without=("online",)),
+            "both": count("online", "offline"),
+            "by_stored_events": {
+                "web_only": count("web_event", without=("store_event",)),
+                "store_only": count("store_event", without=("web_event",)),
+                "web_and_store": count("web_event", "store_event"),
+                "none": count(without=("web_event", "store_event")),
+            },
+            "loyalty_members": count("loyalty"),
         }
 
 
@@ -1077,6 +1079,14 @@ def file_truth(name, connector, rows):
     }
 
 
+def tags_of(name, is_event):
+    if name == NDJSON:
+        return {"online", "web_event"} if is_event else {"online"}
+    if name == "loyalty_members.csv":
+        return {"offline", "loyalty"}
+    return {"offline", "store_event"}
+
+
 def resolve(files, order):
     """Replays resolution over the accepted rows of the files in `order`:
     per-file counts and the people at the end."""
@@ -1088,7 +1098,7 @@ def resolve(files, order):
             if reason:
                 continue
             canon = [(k, normalise(k, v)) for k, v in identities if v.strip()]
-            resolver.resolve(canon, online=name == NDJSON)
+            resolver.resolve(canon, tags_of(name, is_event))
         per_file[name] = {
             "new_subjects": resolver.created - before[0],
             "merges": resolver.merged - before[1],
@@ -1164,7 +1174,7 @@ def generate(seed, customers, out_dir):
         for row in all_rows[name]:
             if row.fault is None:
                 canon = [(k, normalise(k, v)) for k, v in row.identities if v.strip()]
-                targets.append((row.hid, resolver.resolve(canon, online=name == NDJSON)))
+                targets.append((row.hid, resolver.resolve(canon, tags_of(name, row.event))))
     subjects_of = collections.defaultdict(set)
     customers_of = collections.defaultdict(set)
     for hid, target in targets:
