@@ -591,8 +591,7 @@ def spell_phone(rng, e164, source):
         a, b, c = e164[2:5], e164[5:8], e164[8:]
         form = rng.choice([f"+1 ({a}) {b}-{c}", f"+1 {a}-{b}-{c}", f"+1{a}{b}{c}", f"001 {a} {b} {c}", f"+1.{a}.{b}.{c}"])
     else:
-        cc_len = 2
-        cc, n = e164[1:1 + cc_len], e164[1 + cc_len:]
+        cc, n = e164[1:3], e164[3:]  # the European codes used here have two digits
         groups = " ".join(n[i:i + 2] for i in range(1, len(n), 2))
         form = rng.choice([f"+{cc} {n[:1]} {groups}" if cc in ("33", "31") else f"+{cc} {n[:3]} {n[3:]}",
                            f"+{cc}{n}", f"00{cc} {n}", f"+{cc}-{n[:3]}-{n[3:]}"])
@@ -683,7 +682,8 @@ def web_events(rng, people):
         offset = 8 if h.region == "cn" else 0
         currency = CURRENCY[h.region]
         lo, hi = PRICE[h.region]
-        shared = {d for d in h.devices if sum(1 for p in ([h] + ([people[h.shared_with - 1]] if h.shared_with else [])) if (d in p.devices)) > 1}
+        partner = people[h.shared_with - 1] if h.shared_with else None
+        shared = {d for d in h.devices if partner and d in partner.devices}
         sessions = geometric(rng, 1.1 + 1.0 * h.spend ** 2, 30)
         starts = sorted(at(rng.randrange(PERIOD_DAYS), rng.randint(7 * 3600, 23 * 3600) - offset * 3600)
                         + dt.timedelta(milliseconds=rng.randint(0, 999)) for _ in range(sessions))
@@ -906,7 +906,7 @@ def plant_csv(rng, file, rows, plan):
                 raise ValueError(reason)
             row.fault, row.column = reason, header[col]
     # Exact duplicates of good rows: an export that overlapped the previous one.
-    for _ in range(plan_duplicates(file)):
+    for _ in range(DUPLICATES[file]):
         original = take()
         copy = Row(list(original.cells), original.key, list(original.identities), original.hid, original.event)
         copy.dup_of = original
@@ -918,8 +918,7 @@ def plant_csv(rng, file, rows, plan):
             row.fault = None
 
 
-def plan_duplicates(file):
-    return {"stores_cn.csv": 14, "stores_eu.csv": 9, "stores_us.csv": 6, "loyalty_members.csv": 5}[file]
+DUPLICATES = {"stores_cn.csv": 14, "stores_eu.csv": 9, "stores_us.csv": 6, "loyalty_members.csv": 5}
 
 
 CSV_DIRT = {
@@ -995,7 +994,7 @@ def plant_ndjson(rng, rows):
 # Writing
 # ---------------------------------------------------------------------------
 
-def write_csv(path, file, rows, rng):
+def write_csv(path, file, rows):
     spec = FILES[file]
     encoding = spec["params"]["encoding"]
     delimiter = spec["params"]["delimiter"]
@@ -1154,7 +1153,7 @@ def generate(seed, customers, out_dir):
     sizes = {}
     all_rows = {}
     for file, rows in list(stores.items()) + [("loyalty_members.csv", loyalty)]:
-        sizes[file] = write_csv(os.path.join(out_dir, file), file, rows, rng)
+        sizes[file] = write_csv(os.path.join(out_dir, file), file, rows)
         all_rows[file] = rows
     sizes[NDJSON] = write_ndjson(os.path.join(out_dir, NDJSON), web)
     all_rows[NDJSON] = web
