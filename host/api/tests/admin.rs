@@ -1098,3 +1098,44 @@ async fn event_types_are_added_changed_and_removed_and_classes_only_tighten_whil
             .contains_key("store_visit")
     );
 }
+
+#[tokio::test]
+async fn a_traits_allowed_values_only_grow_while_people_hold_a_value() {
+    let f = Fixture::new();
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let (fx, token) = (&f, &operator);
+    let put = |allowed: Value| {
+        let body = json!({"class": "standard", "type": "string", "allowed": allowed});
+        async move {
+            fx.call(
+                Method::PUT,
+                "/v1/schema/traits/shoe_width",
+                Some(token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let added = put(json!(["narrow", "regular"]))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(added.body["trait"]["allowed"], json!(["narrow", "regular"]));
+    let bad = put(json!([7]))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.code(), "invalid_settings");
+    person(
+        &f,
+        ACME,
+        &[(IdentityKind::MemberId, "m-1")],
+        json!({"shoe_width": "narrow"}),
+    );
+    let narrowed = put(json!(["regular", "wide"]))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(narrowed.code(), "trait_in_use");
+    put(json!(["narrow", "regular", "wide"]))
+        .await
+        .expect(StatusCode::OK);
+    put(json!([])).await.expect(StatusCode::OK);
+}

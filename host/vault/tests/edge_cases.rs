@@ -883,6 +883,61 @@ mod event_schema {
     }
 
     #[test]
+    fn an_event_schema_change_while_a_record_waits_refuses_the_record_if_it_no_longer_fits() {
+        use std::sync::Arc;
+        let fixture = Fixture::new();
+        let vault = Arc::new(fixture.create());
+        let item = record(
+            vec![email("ann@example.com")],
+            vec![event_of(
+                "purchase",
+                json!({"amount": 5, "currency": "USD"}),
+            )],
+        );
+        let (sent, started) = std::sync::mpsc::channel();
+        let writer = vault
+            .change_settings(TENANT, &operator(), |current, _| {
+                let writer = {
+                    let vault = vault.clone();
+                    let item = item.clone();
+                    std::thread::spawn(move || {
+                        sent.send(()).unwrap();
+                        vault.ingest(TENANT, &item, &ingest_actor())
+                    })
+                };
+                started.recv().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                assert!(!writer.is_finished(), "ingestion must wait for the change");
+                let mut next = current.clone();
+                next.events
+                    .get_mut("purchase")
+                    .expect("purchase")
+                    .properties
+                    .get_mut("currency")
+                    .expect("currency")
+                    .allowed = vec![json!("CNY")];
+                Ok::<_, VaultError>((Some(next), writer))
+            })
+            .expect("change");
+        let outcome = writer.join().unwrap().expect("ingest");
+        assert_eq!(
+            outcome.refused,
+            Some(Refusal::EventSchemaChanged {
+                event: "purchase".into(),
+                property: Some("currency".into()),
+            })
+        );
+        assert_eq!(outcome.subject, None);
+        assert!(
+            vault
+                .store()
+                .subjects(TENANT, None, 10)
+                .expect("subjects")
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn settings_stored_before_event_schemas_take_every_event_as_before() {
         let mut stored = serde_json::to_value(TenantSettings::default()).expect("json");
         let object = stored.as_object_mut().expect("object");
