@@ -1,6 +1,6 @@
 //! Admin and data endpoints: finding a subject by an identity, rectifying
 //! and exporting a subject, the tenant's deletion requests, the tenant
-//! itself and its trait schema.
+//! itself and its trait and event schemas.
 //!
 //! Identity values travel in request bodies only, never in URLs (which
 //! reach access logs, proxies and browser histories), and no answer echoes
@@ -17,8 +17,8 @@ use axum::routing::{get, patch, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tessera_vault::{
-    AuditEntry, DeletionRequest, DeletionStatus, IdentityKind, PiiClass, SubjectView, TraitClass,
-    TraitSpec, TraitType, VaultError,
+    AuditEntry, DeletionRequest, DeletionStatus, EventSpec, IdentityKind, PiiClass, SubjectView,
+    TraitClass, TraitSpec, TraitType, Vault, VaultError,
 };
 
 use crate::error::{ApiError, ErrorBody, Json, Path, Query, from_body};
@@ -43,6 +43,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/schema/traits/{name}",
             put(put_trait).delete(delete_trait),
+        )
+        .route(
+            "/v1/schema/events/{type}",
+            put(put_event).delete(delete_event),
         )
 }
 
@@ -549,12 +553,31 @@ pub struct SchemaTrait {
     /// besides the trait (e.g. `email`, `special-category`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pii_class: Option<PiiClass>,
+    /// The values the trait may take (absent: any value of its type).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Value>,
 }
 
-/// The tenant's trait schema, by name.
+/// One event type of the schema.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SchemaEvent {
+    /// The event type.
+    #[serde(rename = "type")]
+    pub name: String,
+    pub properties: BTreeMap<String, tessera_vault::PropertySpec>,
+    /// Properties not listed are refused.
+    pub strict: bool,
+}
+
+/// The tenant's trait and event schemas, by name.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SchemaView {
     pub traits: Vec<SchemaTrait>,
+    /// Event types whose events are checked at ingest.
+    pub events: Vec<SchemaEvent>,
+    /// Whether events of a type not listed are refused (else they are taken
+    /// as they come).
+    pub events_strict: bool,
 }
 
 /// `PUT /v1/schema/traits/{name}`.
@@ -569,6 +592,9 @@ pub struct TraitRequest {
     /// shown to a plugin.
     #[serde(default)]
     pub pii_class: Option<PiiClass>,
+    /// The values the trait may take, of its type (empty or absent: any).
+    #[serde(default)]
+    pub allowed: Vec<Value>,
 }
 
 /// What a schema change did.
@@ -592,18 +618,29 @@ pub struct TraitChange {
     pub previous: Option<SchemaTrait>,
 }
 
-fn schema_trait(name: &str, spec: TraitSpec) -> SchemaTrait {
+fn schema_trait(name: &str, spec: &TraitSpec) -> SchemaTrait {
     SchemaTrait {
         name: name.to_owned(),
         class: spec.class,
         kind: spec.kind,
         pii_class: spec.pii_class,
+        allowed: spec.allowed.clone(),
     }
 }
 
-/// `GET /v1/schema`: every trait with its class and type.
+fn schema_event(name: &str, spec: &EventSpec) -> SchemaEvent {
+    SchemaEvent {
+        name: name.to_owned(),
+        properties: spec.properties.clone(),
+        strict: spec.strict,
+    }
+}
+
+/// `GET /v1/schema`: every trait with its class and type, and every event
+/// type with its properties.
 #[utoipa::path(get, path = "/v1/schema", tag = "tenant",
-    responses((status = 200, description = "Every trait with its class and type.", body = SchemaView)))]
+    responses((status = 200, description = "Every trait with its class and type, and every \
+        event type with its properties.", body = SchemaView)))]
 async fn schema(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -613,8 +650,14 @@ async fn schema(
         traits: settings
             .schema
             .iter()
-            .map(|(name, spec)| schema_trait(name, *spec))
+            .map(|(name, spec)| schema_trait(name, spec))
             .collect(),
+        events: settings
+            .events
+            .iter()
+            .map(|(name, spec)| schema_event(name, spec))
+            .collect(),
+        events_strict: settings.events_strict,
     }))
 }
 
@@ -688,6 +731,7 @@ async fn put_trait(
         class: body.class,
         kind: body.kind,
         pii_class: body.pii_class,
+        allowed: body.allowed,
     };
     blocking(move || {
         let tenant = &principal.tenant;
@@ -698,14 +742,17 @@ async fn put_trait(
             state
                 .vault
                 .change_settings(tenant, &actor, |settings, holders| {
-                    let previous = settings.schema.get(&name).copied();
-                    let change = match previous {
+                    let previous = settings.schema.get(&name).cloned();
+                    let change = match &previous {
                         None => SchemaChange::Added,
-                        Some(old) if old == spec => SchemaChange::Unchanged,
+                        Some(old) if *old == spec => SchemaChange::Unchanged,
                         Some(old) => {
                             let looser = strictness(spec.class) < strictness(old.class);
                             let retyped = spec.kind != old.kind && spec.kind != TraitType::Any;
-                            if looser || retyped {
+                            let narrowed = !spec.allowed.is_empty()
+                                && (old.allowed.is_empty()
+                                    || old.allowed.iter().any(|v| !spec.allowed.contains(v)));
+                            if looser || retyped || narrowed {
                                 let held_by = holders(&name)?;
                                 if held_by > 0 && looser {
                                     return Err(in_use(
@@ -715,12 +762,20 @@ async fn put_trait(
                                      value (remove the values first to loosen it)",
                                     ));
                                 }
-                                if held_by > 0 {
+                                if held_by > 0 && retyped {
                                     return Err(in_use(
                                         &name,
                                         held_by,
                                         "its type can only become `any` while people hold a value \
                                      (remove the values first to retype it)",
+                                    ));
+                                }
+                                if held_by > 0 {
+                                    return Err(in_use(
+                                        &name,
+                                        held_by,
+                                        "its allowed values can only grow while people hold a \
+                                     value (remove the values first to narrow them)",
                                     ));
                                 }
                             }
@@ -731,20 +786,20 @@ async fn put_trait(
                         return Ok::<_, ApiError>((None, (change, previous)));
                     }
                     let mut settings = settings.clone();
-                    settings.schema.insert(name.clone(), spec);
+                    settings.schema.insert(name.clone(), spec.clone());
                     Ok((Some(settings), (change, previous)))
                 })?;
         let answer = TraitChange {
             change,
-            now: Some(schema_trait(&name, spec)),
-            previous: previous.map(|old| schema_trait(&name, old)),
+            now: Some(schema_trait(&name, &spec)),
+            previous: previous.as_ref().map(|old| schema_trait(&name, old)),
         };
         if change == SchemaChange::Unchanged {
             return Ok((StatusCode::OK, Json(answer)));
         }
-        let detail = match previous {
-            None => format!("added: {}", describe(spec)),
-            Some(old) => format!("changed: {} -> {}", describe(old), describe(spec)),
+        let detail = match &previous {
+            None => format!("added: {}", describe(&spec)),
+            Some(old) => format!("changed: {} -> {}", describe(old), describe(&spec)),
         };
         state.vault.record_admin_action(
             tenant,
@@ -763,8 +818,14 @@ async fn put_trait(
     .await
 }
 
-fn describe(spec: TraitSpec) -> String {
-    format!("{:?} {:?}", spec.class, spec.kind).to_lowercase()
+/// A trait's class and type for the audit trail (never its allowed values,
+/// which the schema shows; only how many there are).
+fn describe(spec: &TraitSpec) -> String {
+    let mut text = format!("{:?} {:?}", spec.class, spec.kind).to_lowercase();
+    if !spec.allowed.is_empty() {
+        text.push_str(&format!(" ({} allowed values)", spec.allowed.len()));
+    }
+    text
 }
 
 /// `DELETE /v1/schema/traits/{name}`: removes a trait no one holds a value
@@ -813,13 +874,254 @@ async fn delete_trait(
             tenant,
             AuditEntry::new(&actor, "schema.trait")
                 .fields([name.clone()])
-                .detail(format!("removed: {}", describe(previous))),
+                .detail(format!("removed: {}", describe(&previous))),
         )?;
         tracing::info!(trait_name = %name, "schema trait removed");
         Ok(Json(TraitChange {
             change: SchemaChange::Removed,
             now: None,
-            previous: Some(schema_trait(&name, previous)),
+            previous: Some(schema_trait(&name, &previous)),
+        }))
+    })
+    .await
+}
+
+// ---- event schema --------------------------------------------------------------
+
+/// The answer to an event schema change.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventChange {
+    pub change: SchemaChange,
+    /// The event type's schema now (null once removed).
+    pub event: Option<SchemaEvent>,
+    /// Its schema before (null if it was added).
+    pub previous: Option<SchemaEvent>,
+}
+
+fn check_event_type(name: &str) -> Result<(), ApiError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_event_type",
+            "an event type is 1 to 64 characters of a-z, 0-9 and _",
+        )
+        .with_field("type", "1 to 64 characters of a-z, 0-9 and _"))
+    }
+}
+
+/// Whether `next` classes any property of `previous` less strictly (a
+/// property left out counts as `standard`).
+fn loosens(previous: &EventSpec, next: Option<&EventSpec>) -> bool {
+    previous.properties.iter().any(|(name, old)| {
+        let class = next
+            .and_then(|spec| spec.properties.get(name))
+            .map_or(TraitClass::Standard, |p| p.class);
+        strictness(class) < strictness(old.class)
+    })
+}
+
+/// How many people hold events of `event_type`. Reads every person; the
+/// caller holds the tenant's write lock (`Vault::change_settings`).
+fn event_holders(vault: &Vault, tenant: &str, event_type: &str) -> Result<u64, VaultError> {
+    let mut count = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let (people, next) = vault.people(tenant, after.as_deref(), 512)?;
+        count += people
+            .iter()
+            .filter(|p| p.aggregates.get(event_type).is_some_and(|a| a.count > 0))
+            .count() as u64;
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(count),
+        }
+    }
+}
+
+fn event_in_use(event_type: &str, held_by: u64, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "event_type_in_use",
+        format!(
+            "{held_by} {} events of type {event_type:?}: {why}",
+            if held_by == 1 {
+                "person holds"
+            } else {
+                "people hold"
+            }
+        ),
+    )
+    .with_details(json!({ "field": "type", "reason": why, "held_by": held_by }))
+}
+
+/// An event schema for the audit trail: its shape, never allowed values.
+fn describe_event(spec: &EventSpec) -> String {
+    let classed = spec
+        .properties
+        .values()
+        .filter(|p| p.class != TraitClass::Standard)
+        .count();
+    format!(
+        "{} properties ({} required, {classed} pii or sensitive){}",
+        spec.properties.len(),
+        spec.properties.values().filter(|p| p.required).count(),
+        if spec.strict { ", strict" } else { "" }
+    )
+}
+
+/// `PUT /v1/schema/events/{type}`: adds or replaces the schema of an event
+/// type. Events of the type are checked against it from the next record on
+/// (events already stored are not). While people hold events of the type, a
+/// property's class may only become stricter, as for traits: their
+/// properties were collected under the class they had. Audited as
+/// `tenant.settings` and `schema.event`.
+#[utoipa::path(put, path = "/v1/schema/events/{type}", tag = "tenant", request_body = EventSpec,
+    params(("type" = String, Path, description = "The event type.")),
+    responses(
+        (status = 200, description = "Changed (or already so).", body = EventChange),
+        (status = 201, description = "Added.", body = EventChange),
+        (status = 409, description = "People hold events of the type and the change would \
+            class a property less strictly (`event_type_in_use`, with `held_by`).",
+            body = ErrorBody),
+        (status = 422, description = "The type's name (`invalid_event_type`) or the schema \
+            (`invalid_settings`: names, allowed values of the wrong type, a PII class on a \
+            standard property) is wrong.", body = ErrorBody),
+    ))]
+async fn put_event(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(event_type): Path<String>,
+    Json(spec): Json<EventSpec>,
+) -> Result<(StatusCode, Json<EventChange>), ApiError> {
+    check_event_type(&event_type)?;
+    tessera_vault::check_event_spec(&event_type, &spec)
+        .map_err(|reason| ApiError::from(VaultError::InvalidSettings { reason }))?;
+    blocking(move || {
+        let tenant = &principal.tenant;
+        let actor = principal.actor();
+        let vault = &state.vault;
+        // Checked and written under the tenant's write lock, as traits are.
+        let (change, previous) = vault.change_settings(tenant, &actor, |settings, _| {
+            let previous = settings.events.get(&event_type).cloned();
+            let change = match &previous {
+                None => SchemaChange::Added,
+                Some(old) if *old == spec => SchemaChange::Unchanged,
+                Some(old) => {
+                    if loosens(old, Some(&spec)) {
+                        let held_by = event_holders(vault, tenant, &event_type)?;
+                        if held_by > 0 {
+                            return Err(event_in_use(
+                                &event_type,
+                                held_by,
+                                "a property's class can only become stricter while people hold \
+                                 events of the type (erase or let them expire first)",
+                            ));
+                        }
+                    }
+                    SchemaChange::Changed
+                }
+            };
+            if change == SchemaChange::Unchanged {
+                return Ok::<_, ApiError>((None, (change, previous)));
+            }
+            let mut settings = settings.clone();
+            settings.events.insert(event_type.clone(), spec.clone());
+            Ok((Some(settings), (change, previous)))
+        })?;
+        let answer = EventChange {
+            change,
+            event: Some(schema_event(&event_type, &spec)),
+            previous: previous.as_ref().map(|old| schema_event(&event_type, old)),
+        };
+        if change == SchemaChange::Unchanged {
+            return Ok((StatusCode::OK, Json(answer)));
+        }
+        let detail = match &previous {
+            None => format!("added: {}", describe_event(&spec)),
+            Some(old) => format!(
+                "changed: {} -> {}",
+                describe_event(old),
+                describe_event(&spec)
+            ),
+        };
+        vault.record_admin_action(
+            tenant,
+            AuditEntry::new(&actor, "schema.event")
+                .fields([event_type.clone()])
+                .detail(detail),
+        )?;
+        tracing::info!(event_type = %event_type, ?change, "event schema changed");
+        let status = if change == SchemaChange::Added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, Json(answer)))
+    })
+    .await
+}
+
+/// `DELETE /v1/schema/events/{type}`: removes an event type's schema; its
+/// events are then taken unchecked (or refused, if the tenant's
+/// `events_strict` is set). Refused (409 `event_type_in_use`) while people
+/// hold events of the type and the schema classes a property `pii` or
+/// `sensitive`: without it the property would count as `standard`.
+#[utoipa::path(delete, path = "/v1/schema/events/{type}", tag = "tenant",
+    params(("type" = String, Path, description = "The event type.")),
+    responses(
+        (status = 200, description = "Removed.", body = EventChange),
+        (status = 404, description = "The schema has no such event type.", body = ErrorBody),
+        (status = 409, description = "People hold events of the type, and the schema classes \
+            one of its properties pii or sensitive (`event_type_in_use`).", body = ErrorBody),
+    ))]
+async fn delete_event(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(event_type): Path<String>,
+) -> Result<Json<EventChange>, ApiError> {
+    let unknown = || {
+        ApiError::not_found(
+            "unknown_event_type",
+            "the tenant's event schema has no such event type",
+        )
+    };
+    if !valid_name(&event_type) {
+        return Err(unknown());
+    }
+    blocking(move || {
+        let tenant = &principal.tenant;
+        let actor = principal.actor();
+        let vault = &state.vault;
+        let previous = vault.change_settings(tenant, &actor, |settings, _| {
+            let mut settings = settings.clone();
+            let Some(previous) = settings.events.remove(&event_type) else {
+                return Err(unknown());
+            };
+            if loosens(&previous, None) {
+                let held_by = event_holders(vault, tenant, &event_type)?;
+                if held_by > 0 {
+                    return Err(event_in_use(
+                        &event_type,
+                        held_by,
+                        "the schema classes a property pii or sensitive, which it would no longer \
+                         be while people hold events of the type (erase or let them expire first)",
+                    ));
+                }
+            }
+            Ok((Some(settings), previous))
+        })?;
+        vault.record_admin_action(
+            tenant,
+            AuditEntry::new(&actor, "schema.event")
+                .fields([event_type.clone()])
+                .detail(format!("removed: {}", describe_event(&previous))),
+        )?;
+        tracing::info!(event_type = %event_type, "event schema removed");
+        Ok(Json(EventChange {
+            change: SchemaChange::Removed,
+            event: None,
+            previous: Some(schema_event(&event_type, &previous)),
         }))
     })
     .await

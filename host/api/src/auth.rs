@@ -144,6 +144,8 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("GET", "/v1/schema", READERS),
     rule("PUT", "/v1/schema/traits/{name}", OPERATOR),
     rule("DELETE", "/v1/schema/traits/{name}", OPERATOR),
+    rule("PUT", "/v1/schema/events/{type}", OPERATOR),
+    rule("DELETE", "/v1/schema/events/{type}", OPERATOR),
     rule("GET", "/v1/plugins", READERS),
     rule("GET", "/v1/plugins/{name}", READERS),
     rule("POST", "/v1/plugins", OPERATOR),

@@ -150,6 +150,10 @@ impl From<VaultError> for ApiError {
                     .with_field(&format!("traits.{name}"), reason.clone())
             }
             E::InvalidEvent { .. } => Self::unprocessable("invalid_event", message),
+            E::InvalidProperty { property, rule, .. } => {
+                Self::unprocessable("invalid_property", message.clone())
+                    .with_field(&format!("properties.{property}"), rule.clone())
+            }
             E::UnknownPurpose { purpose, .. } => {
                 Self::unprocessable("unknown_purpose", message.clone()).with_field(
                     "purpose",
@@ -187,6 +191,7 @@ pub(crate) fn is_item_error(error: &VaultError) -> bool {
             | VaultError::UnknownTrait { .. }
             | VaultError::InvalidTrait { .. }
             | VaultError::InvalidEvent { .. }
+            | VaultError::InvalidProperty { .. }
             | VaultError::UnknownPurpose { .. }
             | VaultError::SubjectErased { .. }
             | VaultError::GroupTooLarge { .. }

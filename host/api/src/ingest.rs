@@ -86,6 +86,31 @@ impl IngestReport {
                     },
                 );
             }
+            Some(Refusal::EventSchemaChanged { event, property }) => {
+                let (code, field, what) = match property {
+                    Some(property) => (
+                        "invalid_property",
+                        format!("properties.{property}"),
+                        format!("property {event}.{property}"),
+                    ),
+                    None => (
+                        "invalid_event",
+                        "event".to_owned(),
+                        format!("event type {event:?}"),
+                    ),
+                };
+                return self.error(
+                    index,
+                    ItemError {
+                        code,
+                        message: format!(
+                            "{what} no longer fits the tenant's event schema, which changed \
+                             while the message was being stored; nothing of it was stored"
+                        ),
+                        field: Some(field),
+                    },
+                );
+            }
             Some(_) => self.suppressed += 1,
             None => self.accepted += 1,
         }
@@ -114,20 +139,26 @@ impl IngestReport {
     }
 }
 
+/// A vault refusal as the API answers it, without the vault's record
+/// number: the vault numbers records within its call, and the request's own
+/// index (of a batch) says which message it was.
+fn vault_error(error: VaultError) -> ApiError {
+    let mut api = ApiError::from(error);
+    if let Some((head, rest)) = api.message.split_once(": record ")
+        && let Some((n, tail)) = rest.split_once(": ")
+        && n.bytes().all(|b| b.is_ascii_digit())
+    {
+        api.message = format!("{head}: {tail}");
+    }
+    api
+}
+
 /// A vault refusal of one record as an item error.
 fn vault_item_error(error: VaultError) -> ItemError {
-    let api = ApiError::from(error);
-    // The vault numbers records within the call; the index says which.
-    let message = match api.message.split_once(": record ") {
-        Some((head, rest)) => match rest.split_once(": ") {
-            Some((n, tail)) if n.bytes().all(|b| b.is_ascii_digit()) => format!("{head}: {tail}"),
-            _ => api.message.clone(),
-        },
-        None => api.message.clone(),
-    };
+    let api = vault_error(error);
     ItemError {
         code: api.code,
-        message,
+        message: api.message,
         field: api
             .details
             .as_ref()
@@ -250,8 +281,9 @@ async fn single(
             received: 1,
             ..IngestReport::default()
         };
-        let outcomes =
-            Sender::new(&state.vault, &principal).ingest(std::slice::from_ref(&incoming))?;
+        let outcomes = Sender::new(&state.vault, &principal)
+            .ingest(std::slice::from_ref(&incoming))
+            .map_err(vault_error)?;
         if let Some(outcome) = outcomes.first() {
             if outcome.refused == Some(Refusal::UntrustedMerge) {
                 return Err(item_error(

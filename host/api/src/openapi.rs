@@ -59,6 +59,8 @@ use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject
         admin::schema,
         admin::put_trait,
         admin::delete_trait,
+        admin::put_event,
+        admin::delete_event,
         plugins::list,
         plugins::status,
         plugins::install,
@@ -102,7 +104,7 @@ use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject
         (name = "subjects", description = "The people a tenant holds data about, and their rights."),
         (name = "audit", description = "The tenant's hash-chained audit trail."),
         (name = "tokens", description = "The tenant's API tokens."),
-        (name = "tenant", description = "The token's tenant and its trait schema."),
+        (name = "tenant", description = "The token's tenant and its trait and event schemas."),
         (name = "plugins", description = "The tenant's plugins, their status and usage."),
         (name = "me", description = "A person's own data, with a subject token: from the \
                                      tenant's portal (`/v1/subject-tokens`) or a one-time code \

@@ -928,3 +928,214 @@ async fn an_erased_person_is_gone_from_lookup_rectification_and_export() {
         }
     }
 }
+
+#[tokio::test]
+async fn event_types_are_added_changed_and_removed_and_classes_only_tighten_while_held() {
+    let f = Fixture::new();
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let schema = f
+        .call(
+            Method::GET,
+            "/v1/schema",
+            Some(f.token(ACME, Role::Analyst)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let purchase = schema.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "purchase")
+        .expect("the default purchase event")
+        .clone();
+    assert_eq!(
+        purchase["properties"]["amount"],
+        json!({"type": "number", "required": true, "class": "standard"})
+    );
+    assert_eq!(schema.body["events_strict"], false);
+
+    let (fx, token) = (&f, &operator);
+    let put = |name: &str, body: Value| {
+        let uri = format!("/v1/schema/events/{name}");
+        async move { fx.call(Method::PUT, &uri, Some(token), Some(body)).await }
+    };
+    let visit = json!({"properties": {
+        "shop": {"type": "string", "allowed": ["north", "south"]},
+        "latitude": {"type": "number", "class": "pii", "pii_class": "location"}
+    }});
+    let added = put("store_visit", visit.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(added.body["change"], "added");
+    assert_eq!(added.body["event"]["type"], "store_visit");
+    assert!(added.body["previous"].is_null());
+    let same = put("store_visit", visit.clone())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(same.body["change"], "unchanged");
+
+    // Refused: a bad name, a bad schema, an unknown field.
+    let bad = put("StoreVisit", visit.clone())
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.code(), "invalid_event_type");
+    let bad = put(
+        "store_visit",
+        json!({"properties": {"shop": {"type": "string", "allowed": [7]}}}),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.code(), "invalid_settings");
+    let bad = put("store_visit", json!({"properties": {}, "stric": true}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.code(), "invalid_body");
+
+    // Someone holds a visit now: the latitude may not become standard, nor
+    // may the schema that classes it be removed.
+    let item = Incoming {
+        identities: vec![(IdentityKind::MemberId, "m-1".to_owned())],
+        events: vec![tessera_vault::NewEvent {
+            source_id: None,
+            event_type: "store_visit".into(),
+            at_ms: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap(),
+            channel: tessera_vault::Channel::Offline,
+            properties: serde_json::from_value(json!({"shop": "north", "latitude": 31.2})).unwrap(),
+        }],
+        ..Incoming::default()
+    };
+    f.vault()
+        .ingest(ACME, &item, &common::operator())
+        .expect("a visit");
+    let before = head(&f, ACME);
+    let looser = put(
+        "store_visit",
+        json!({"properties": {"shop": {"type": "string"}, "latitude": {"type": "number"}}}),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    assert_eq!(looser.code(), "event_type_in_use");
+    assert_eq!(looser.body["error"]["details"]["held_by"], 1);
+    let removal = f
+        .call(
+            Method::DELETE,
+            "/v1/schema/events/store_visit",
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(removal.code(), "event_type_in_use");
+    assert_eq!(head(&f, ACME), before, "refusals change nothing");
+    // Other changes are fine: a strict schema with the latitude kept pii.
+    let stricter = put(
+        "store_visit",
+        json!({"strict": true, "properties": {
+            "shop": {"type": "string"},
+            "latitude": {"type": "number", "class": "pii", "pii_class": "location"}
+        }}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(stricter.body["change"], "changed");
+    assert_eq!(
+        stricter.body["previous"]["properties"]["shop"]["allowed"],
+        json!(["north", "south"])
+    );
+
+    // An event type whose schema classes nothing can be removed while held.
+    f.call(
+        Method::DELETE,
+        "/v1/schema/events/page_view",
+        Some(&operator),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let again = f
+        .call(
+            Method::DELETE,
+            "/v1/schema/events/page_view",
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(again.code(), "unknown_event_type");
+
+    let changes: Vec<String> = audit(&f, ACME)
+        .into_iter()
+        .filter(|e| e["action"] == "schema.event")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["fields"][0].as_str().unwrap(),
+                e["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "store_visit added: 2 properties (0 required, 1 pii or sensitive)",
+            "store_visit changed: 2 properties (0 required, 1 pii or sensitive) -> 2 properties \
+             (0 required, 1 pii or sensitive), strict",
+            "page_view removed: 2 properties (0 required, 0 pii or sensitive)",
+        ]
+    );
+    assert!(
+        !f.vault()
+            .settings(GLOBEX)
+            .unwrap()
+            .events
+            .contains_key("store_visit")
+    );
+}
+
+#[tokio::test]
+async fn a_traits_allowed_values_only_grow_while_people_hold_a_value() {
+    let f = Fixture::new();
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let (fx, token) = (&f, &operator);
+    let put = |allowed: Value| {
+        let body = json!({"class": "standard", "type": "string", "allowed": allowed});
+        async move {
+            fx.call(
+                Method::PUT,
+                "/v1/schema/traits/shoe_width",
+                Some(token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let added = put(json!(["narrow", "regular"]))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(added.body["trait"]["allowed"], json!(["narrow", "regular"]));
+    let bad = put(json!([7]))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.code(), "invalid_settings");
+    person(
+        &f,
+        ACME,
+        &[(IdentityKind::MemberId, "m-1")],
+        json!({"shoe_width": "narrow"}),
+    );
+    let narrowed = put(json!(["regular", "wide"]))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(narrowed.code(), "trait_in_use");
+    put(json!(["narrow", "regular", "wide"]))
+        .await
+        .expect(StatusCode::OK);
+    put(json!([])).await.expect(StatusCode::OK);
+}

@@ -386,3 +386,88 @@ async fn a_message_of_the_wrong_shape_is_refused_without_repeating_its_values() 
         answer.body
     );
 }
+
+#[tokio::test]
+async fn an_event_the_schema_refuses_is_an_item_error_naming_the_property_and_the_rule() {
+    let f = Fixture::new();
+    let mut settings = f.vault().settings(ACME).unwrap();
+    settings
+        .events
+        .get_mut("purchase")
+        .unwrap()
+        .properties
+        .get_mut("currency")
+        .unwrap()
+        .allowed = vec![json!("CNY"), json!("USD")];
+    f.vault()
+        .update_settings(ACME, settings, &operator())
+        .unwrap();
+    let key = f.token(ACME, Role::Ingest).to_owned();
+    let purchase = |i: usize, properties: Value| {
+        json!({"type": "track", "userId": format!("buyer-{i}"), "event": "Purchase",
+               "messageId": format!("buy-{i}"), "properties": properties})
+    };
+    let batch = json!({"batch": [
+        purchase(0, json!({"amount": 10, "currency": "CNY"})),
+        purchase(1, json!({"currency": "CNY"})),
+        purchase(2, json!({"amount": "ten"})),
+        purchase(3, json!({"amount": 5, "currency": "XYZ"})),
+        purchase(4, json!({"amount": 7.5, "channel": "web"})),
+    ]});
+    let answer = f
+        .send(segment_request(&key, "/v1/batch", &batch))
+        .await
+        .expect(StatusCode::OK);
+    let body = &answer.body;
+    assert_eq!(body["accepted"], 2, "{body}");
+    let errors: Vec<(u64, &str, &str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["code"].as_str().unwrap(),
+                e["details"]["field"].as_str().unwrap(),
+                e["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                1,
+                "invalid_property",
+                "properties.amount",
+                "invalid event: purchase.amount: required"
+            ),
+            (
+                2,
+                "invalid_property",
+                "properties.amount",
+                "invalid event: purchase.amount: expected a number value"
+            ),
+            (
+                3,
+                "invalid_property",
+                "properties.currency",
+                r#"invalid event: purchase.currency: "XYZ" is not one of "CNY", "USD""#
+            ),
+        ],
+        "{body}"
+    );
+
+    // One message alone: the same refusal as the request's answer.
+    let single = json!({"userId": "buyer-9", "event": "Purchase", "properties": {}});
+    let refused = f
+        .send(segment_request(&key, "/v1/track", &single))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.code(), "invalid_property");
+    assert_eq!(
+        refused.body["error"]["details"]["field"],
+        "properties.amount"
+    );
+    assert_eq!(refused.body["error"]["details"]["reason"], "required");
+}

@@ -12,7 +12,7 @@ use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_runtime::{Runtime, RuntimeConfig};
-use tessera_vault::{IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
+use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
 /// The fixture with the plugin registry: the threshold plugin built in for
 /// ACME only, and a publisher key both tenants trust.
@@ -316,12 +316,27 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
                     class: TraitClass::Standard,
                     kind: TraitType::Number,
                     pii_class: None,
+                    allowed: Vec::new(),
                 },
             );
             f.vault()
                 .update_settings(ACME, settings, &common::operator())
                 .unwrap();
             call(format!("/v1/schema/traits/matrix_{n}"), None)
+        }
+        "/v1/schema/events/{type}" if rule.method == "PUT" => call(
+            format!("/v1/schema/events/matrix_{n}"),
+            Some(json!({"properties": {"amount": {"type": "number", "required": true}}})),
+        ),
+        "/v1/schema/events/{type}" => {
+            let mut settings = f.vault().settings(ACME).unwrap();
+            settings
+                .events
+                .insert(format!("matrix_{n}"), EventSpec::default());
+            f.vault()
+                .update_settings(ACME, settings, &common::operator())
+                .unwrap();
+            call(format!("/v1/schema/events/matrix_{n}"), None)
         }
         "/v1/tokens" if rule.method == "POST" => call(
             rule.path.into(),
@@ -424,10 +439,11 @@ async fn every_route_every_role_own_and_other_tenant() {
                         "{what}"
                     );
                     // A path naming one of ACME's resources names nothing
-                    // there (adding a trait to its own schema is fine, and
-                    // a purpose is the same word in every tenant).
+                    // there (adding a trait or an event type to its own
+                    // schema is fine, and a purpose is the same word in
+                    // every tenant).
                     let has_id = rule.path.contains('{')
-                        && !(rule.method == "PUT" && rule.path == "/v1/schema/traits/{name}")
+                        && !(rule.method == "PUT" && rule.path.starts_with("/v1/schema/"))
                         && !rule.path.contains("{purpose}");
                     if has_id {
                         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{what}");

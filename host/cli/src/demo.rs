@@ -594,6 +594,7 @@ fn invalid(error: &VaultError) -> bool {
             | VaultError::UnknownTrait { .. }
             | VaultError::InvalidTrait { .. }
             | VaultError::InvalidEvent { .. }
+            | VaultError::InvalidProperty { .. }
             | VaultError::UnknownPurpose { .. }
     )
 }

@@ -192,12 +192,54 @@ pub fn field_granted(settings: &TenantSettings, granted: &Permissions, name: &st
     let Some(spec) = settings.schema.get(name) else {
         return false;
     };
-    match spec.class {
+    class_granted(granted, spec.class, spec.pii_class)
+}
+
+/// Whether a `pii` or `sensitive` field's PII class is granted (a
+/// `standard` field needs none; a classed field without one is never shown).
+fn class_granted(
+    granted: &Permissions,
+    class: TraitClass,
+    pii_class: Option<tessera_vault::PiiClass>,
+) -> bool {
+    match class {
         TraitClass::Standard => true,
-        TraitClass::Pii | TraitClass::Sensitive => spec
-            .pii_class
-            .is_some_and(|class| granted.pii.contains(&permission_class(class))),
+        TraitClass::Pii | TraitClass::Sensitive => {
+            pii_class.is_some_and(|class| granted.pii.contains(&permission_class(class)))
+        }
     }
+}
+
+/// Whether the plugin may have aggregate `spec`: its event type is granted
+/// and, for a `sum`, `min` or `max`, the property it reads passes the rule
+/// of traits: if the tenant's event schema classes it `pii` or `sensitive`,
+/// its PII class is granted too (never implied; no class, never
+/// aggregated). A property the event schema does not list counts as
+/// `standard`, strict event type or not: a strict type refuses unlisted
+/// properties at ingest, so only events stored before it became strict can
+/// hold one, and they were taken as unclassed data.
+pub fn aggregate_granted(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    spec: &AggregateSpec,
+) -> bool {
+    use tessera_runtime::api::types::AggregateFn;
+    if !granted.events.iter().any(|e| e == &spec.event_type) {
+        return false;
+    }
+    if !matches!(
+        spec.function,
+        AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max
+    ) {
+        return true;
+    }
+    let listed = spec.property.as_ref().and_then(|property| {
+        settings
+            .events
+            .get(&spec.event_type)
+            .and_then(|event| event.properties.get(property))
+    });
+    listed.is_none_or(|p| class_granted(granted, p.class, p.pii_class))
 }
 
 /// Builds the view of `subjects` for one call, and writes its `plugin.read`
@@ -235,7 +277,7 @@ pub fn build_view(
     let computed: Vec<bool> = manifest
         .aggregates
         .iter()
-        .map(|a| request.granted.events.iter().any(|e| e == &a.event_type))
+        .map(|a| aggregate_granted(&settings, request.granted, a))
         .collect();
     let read_for_view: Vec<&AggregateSpec> = manifest
         .aggregates

@@ -732,3 +732,97 @@ fn aggregates_count_only_events_within_their_window_and_values_convert_to_the_de
         ["2", "1", "120", "20", "20", "20", "40d", "3d", "missing"]
     );
 }
+
+#[test]
+fn a_sum_min_or_max_of_a_sensitive_event_property_needs_its_pii_class_as_a_trait_would() {
+    use tessera_plugins::views::aggregate_granted;
+    use tessera_vault::{PiiClass as SchemaClass, TraitClass};
+    let world = World::new();
+    let ada = world.person("ada@example.com", "FR", true);
+    // A pharmacy's spend says something about health: the tenant classes
+    // the purchase amount as sensitive.
+    let mut settings = world.vault.settings(TENANT).expect("settings");
+    let amount = settings
+        .events
+        .get_mut("purchase")
+        .expect("purchase")
+        .properties
+        .get_mut("amount")
+        .expect("amount");
+    amount.class = TraitClass::Sensitive;
+    amount.pii_class = Some(SchemaClass::SpecialCategory);
+    world
+        .vault
+        .update_settings(TENANT, settings.clone(), &operator())
+        .expect("settings");
+    let plugin = info(
+        Vec::new(),
+        vec![
+            aggregate("n", AggregateFn::Count, None, None),
+            aggregate("spend", AggregateFn::Sum, Some("amount"), None),
+            aggregate("largest", AggregateFn::Max, Some("amount"), Some(365)),
+            aggregate("coupons", AggregateFn::Sum, Some("coupon"), None),
+        ],
+    );
+    let present = |granted: &Permissions| -> Vec<u8> {
+        let view = build_view(
+            &world.vault,
+            &ViewRequest {
+                tenant: TENANT,
+                plugin: &plugin,
+                installation: INSTALLATION,
+                granted,
+                purpose: "analytics",
+                now_ms: NOW,
+            },
+            Subjects::Ids(std::slice::from_ref(&ada)),
+        )
+        .expect("view");
+        view.batch
+            .aggregates
+            .iter()
+            .map(|column| u8::from(column.present != [0]))
+            .collect()
+    };
+    // The count and a property the schema does not list (standard) are
+    // computed; the sensitive amount is not, without its class.
+    assert_eq!(present(&full_grant()), [1, 0, 0, 1]);
+    let with_class = Permissions {
+        pii: vec![PiiClass::Email, PiiClass::SpecialCategory],
+        ..full_grant()
+    };
+    assert_eq!(present(&with_class), [1, 1, 1, 1]);
+    // The audit names the property only where it was read.
+    let entries = world.vault.audit_entries(TENANT, 1, 10_000).expect("audit");
+    let reads: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "plugin.read")
+        .map(|e| e.fields.contains(&"event:purchase.amount".to_owned()))
+        .collect();
+    assert_eq!(reads, [false, true]);
+
+    // Sensitive with no PII class: never aggregated, whatever is granted.
+    settings
+        .events
+        .get_mut("purchase")
+        .expect("purchase")
+        .properties
+        .get_mut("amount")
+        .expect("amount")
+        .pii_class = None;
+    world
+        .vault
+        .update_settings(TENANT, settings.clone(), &operator())
+        .expect("settings");
+    assert!(!aggregate_granted(
+        &settings,
+        &with_class,
+        &plugin.manifest.aggregates[1]
+    ));
+    assert!(aggregate_granted(
+        &settings,
+        &with_class,
+        &plugin.manifest.aggregates[0]
+    ));
+    assert_eq!(present(&with_class), [1, 0, 0, 1]);
+}

@@ -50,6 +50,17 @@ pub enum VaultError {
     InvalidTrait { name: String, reason: String },
     #[error("invalid event: {reason}")]
     InvalidEvent { reason: String },
+    /// An event property breaks a rule of the tenant's event schema. The
+    /// rule names the value only where the schema classes the property
+    /// `standard` and lists its allowed values.
+    #[error("invalid event: {}{event}.{property}: {rule}", record_prefix(.record))]
+    InvalidProperty {
+        /// The record's index in its batch, when the batch had several.
+        record: Option<usize>,
+        event: String,
+        property: String,
+        rule: String,
+    },
     #[error("purpose {purpose:?} is not one of tenant {tenant:?}'s purposes ({known})")]
     UnknownPurpose {
         tenant: String,
@@ -127,6 +138,10 @@ pub enum VaultError {
         #[source]
         source: OpenError,
     },
+}
+
+fn record_prefix(record: &Option<usize>) -> String {
+    record.map_or_else(String::new, |index| format!("record {index}: "))
 }
 
 impl VaultError {

@@ -6,8 +6,12 @@
 //!
 //! 1. Every identity is normalised ([`crate::normalize`]) and hashed with the
 //!    tenant's identity key; a record with an invalid identity, an unknown
-//!    trait, a badly typed trait, an invalid event or an unknown purpose is
-//!    refused before anything of its batch is written.
+//!    trait, a trait value of the wrong type or not among its allowed
+//!    values, an invalid event (one its type's schema refuses: a required
+//!    property missing, a property of the wrong type or not among its
+//!    allowed values, an unknown property of a strict type, or a type the
+//!    schema does not list when the tenant's `events_strict` is set) or an
+//!    unknown purpose is refused before anything of its batch is written.
 //! 2. If any identity is on the suppression list (it belonged to an erased
 //!    subject), the record is refused and counted, unless it carries an
 //!    explicit granted consent: then the suppression of its identities is
@@ -52,7 +56,7 @@ use crate::model::{
     NewEvent, Refusal,
 };
 use crate::normalize::IdentityKind;
-use crate::settings::{TraitType, valid_name};
+use crate::settings::{TenantSettings, TraitClass, TraitType, is_allowed, valid_name};
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Profile, Tenant, Vault, lock};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -327,6 +331,17 @@ impl Vault {
                         name,
                         reason: format!("record {index}: {reason}"),
                     },
+                    VaultError::InvalidProperty {
+                        event,
+                        property,
+                        rule,
+                        ..
+                    } => VaultError::InvalidProperty {
+                        record: Some(index),
+                        event,
+                        property,
+                        rule,
+                    },
                     other => other,
                 })
             })
@@ -345,6 +360,7 @@ impl Vault {
             // settings of now, before anything of it is written.
             // A record that no longer fits is refused on its own: earlier
             // chunks are already stored, so the batch cannot be refused.
+            // Events are checked again the same way.
             let current = self.tenant(&tenant.id)?;
             let changed = !Arc::ptr_eq(&current, &tenant);
             let mut pending = Pending::default();
@@ -361,6 +377,13 @@ impl Vault {
                 {
                     outcomes.push(IngestOutcome {
                         refused: Some(Refusal::SchemaChanged { name }),
+                        ..IngestOutcome::default()
+                    });
+                    continue;
+                }
+                if changed && let Some(refusal) = event_refusal(&current.settings, item.item) {
+                    outcomes.push(IngestOutcome {
+                        refused: Some(refusal),
                         ..IngestOutcome::default()
                     });
                     continue;
@@ -464,6 +487,7 @@ impl Vault {
                     ),
                 });
             }
+            check_event(&tenant.settings, &event.event_type, &event.properties)?;
             let size = json_len(&event.properties);
             if size > MAX_EVENT_BYTES {
                 return Err(VaultError::InvalidEvent {
@@ -1053,47 +1077,129 @@ pub(crate) fn check_trait(
         });
     };
     let Some(value) = value else { return Ok(()) };
-    let invalid = |reason: &str| VaultError::InvalidTrait {
+    let invalid = |reason: String| VaultError::InvalidTrait {
         name: name.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     let size = json_len(value);
     if size > MAX_TRAIT_BYTES {
-        return Err(invalid(&format!(
+        return Err(invalid(format!(
             "its value is {size} bytes, more than {MAX_TRAIT_BYTES}"
         )));
     }
-    let ok = match spec.kind {
-        TraitType::String => value.is_string(),
-        TraitType::Number => value.is_number(),
-        TraitType::Bool => value.is_boolean(),
-        TraitType::Date => value.as_str().is_some_and(looks_like_date),
-        TraitType::Any => true,
-    };
-    if ok || value.is_null() {
-        Ok(())
-    } else {
-        Err(invalid(
-            &format!("expected a {:?} value", spec.kind).to_lowercase(),
-        ))
+    if value.is_null() {
+        return Ok(());
     }
+    if !spec.kind.admits(value) {
+        return Err(invalid(format!("expected a {} value", spec.kind.as_str())));
+    }
+    if !spec.allowed.is_empty() && !is_allowed(&spec.allowed, value) {
+        return Err(invalid(not_allowed(spec.class, &spec.allowed, value)));
+    }
+    Ok(())
 }
 
-/// `YYYY-MM-DD`, optionally followed by `T` and a time.
-fn looks_like_date(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        bytes
-            .get(range)
-            .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+/// Checks an event against its type's schema, if the tenant has one: its
+/// required properties are there, its properties have their types and
+/// allowed values, and, for a strict type, it has no others. A type not in
+/// the schema passes unless the tenant's `events_strict` is set.
+pub(crate) fn check_event(
+    settings: &TenantSettings,
+    event_type: &str,
+    properties: &BTreeMap<String, Value>,
+) -> Result<(), VaultError> {
+    let Some(spec) = settings.events.get(event_type) else {
+        if settings.events_strict {
+            return Err(VaultError::InvalidEvent {
+                reason: format!(
+                    "event type {:?} is not in the tenant's event schema, and the tenant takes \
+                     only the event types it lists (events_strict); add it to the schema first",
+                    short(event_type)
+                ),
+            });
+        }
+        return Ok(());
     };
-    bytes.len() >= 10
-        && digits(0..4)
-        && bytes[4] == b'-'
-        && digits(5..7)
-        && bytes[7] == b'-'
-        && digits(8..10)
-        && (bytes.len() == 10 || bytes[10] == b'T')
+    let invalid = |property: &str, rule: String| VaultError::InvalidProperty {
+        record: None,
+        event: event_type.to_owned(),
+        property: short(property),
+        rule,
+    };
+    for (name, rule) in &spec.properties {
+        let Some(value) = properties.get(name).filter(|v| !v.is_null()) else {
+            if rule.required {
+                return Err(invalid(name, "required".into()));
+            }
+            continue;
+        };
+        if !rule.kind.admits(value) {
+            return Err(invalid(
+                name,
+                match rule.kind {
+                    TraitType::Date => {
+                        "expected a date (YYYY-MM-DD, or an ISO 8601 date-time)".into()
+                    }
+                    kind => format!("expected a {} value", kind.as_str()),
+                },
+            ));
+        }
+        if !rule.allowed.is_empty() && !is_allowed(&rule.allowed, value) {
+            return Err(invalid(name, not_allowed(rule.class, &rule.allowed, value)));
+        }
+    }
+    if spec.strict
+        && let Some(unknown) = properties
+            .keys()
+            .find(|name| !spec.properties.contains_key(*name))
+    {
+        return Err(invalid(
+            unknown,
+            format!("not in the schema of {event_type}, which takes no other properties (strict)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a record's events no longer fit a changed event schema, if they do not.
+fn event_refusal(settings: &TenantSettings, item: &Incoming) -> Option<Refusal> {
+    item.events.iter().find_map(|event| {
+        match check_event(settings, &event.event_type, &event.properties) {
+            Ok(()) => None,
+            Err(VaultError::InvalidProperty { property, .. }) => {
+                Some(Refusal::EventSchemaChanged {
+                    event: event.event_type.clone(),
+                    property: Some(property),
+                })
+            }
+            Err(_) => Some(Refusal::EventSchemaChanged {
+                event: event.event_type.clone(),
+                property: None,
+            }),
+        }
+    })
+}
+
+/// The rule an allowed-values refusal states. The offending value is named
+/// only for `standard` fields: a `pii` or `sensitive` one may be the very
+/// data the class protects, and error messages reach logs and clients.
+fn not_allowed(class: TraitClass, allowed: &[Value], value: &Value) -> String {
+    const SHOWN: usize = 8;
+    let mut list = allowed
+        .iter()
+        .take(SHOWN)
+        .map(|v| short(&v.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if allowed.len() > SHOWN {
+        list.push_str(&format!(", … ({} in all)", allowed.len()));
+    }
+    match class {
+        TraitClass::Standard => format!("{} is not one of {list}", short(&value.to_string())),
+        TraitClass::Pii | TraitClass::Sensitive => {
+            format!("the value is not one of the allowed values ({list})")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1102,7 +1208,6 @@ mod tests {
     use tessera_privacy::MasterKey;
 
     use super::*;
-    use crate::settings::TenantSettings;
 
     const NOW: i64 = 1_780_272_000_000;
 

@@ -39,5 +39,8 @@ pub use model::{
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
 pub use rights::{JobsReport, PURGE_JOB};
-pub use settings::{PiiClass, RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType};
+pub use settings::{
+    EventSpec, MAX_ALLOWED, MAX_EVENT_TYPES, MAX_PROPERTIES, PiiClass, PropertySpec,
+    RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType, check_event_spec,
+};
 pub use vault::{Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};

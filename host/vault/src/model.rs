@@ -100,6 +100,14 @@ pub enum Refusal {
     /// The tenant's schema changed while the batch was being stored, and
     /// the trait no longer fits it: nothing of the record is stored.
     SchemaChanged { name: String },
+    /// The tenant's event schema changed while the batch was being stored,
+    /// and an event of the record no longer fits it (`property`: the one at
+    /// fault; none: its type is no longer taken): nothing of the record is
+    /// stored.
+    EventSchemaChanged {
+        event: String,
+        property: Option<String>,
+    },
 }
 
 /// What ingesting one item did.

@@ -1,10 +1,11 @@
-//! A tenant's settings: its trait schema, purposes, retention bounds, deletion
-//! deadline and identity rules. Stored as JSON in the tenant record; they hold
-//! no personal data.
+//! A tenant's settings: its trait and event schemas, purposes, retention
+//! bounds, deletion deadline and identity rules. Stored as JSON in the tenant
+//! record; they hold no personal data.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::normalize::{IdentityKind, NormalizeRules};
 
@@ -12,7 +13,9 @@ use crate::normalize::{IdentityKind, NormalizeRules};
 /// class; the class decides who may see it (plugins need an explicit grant
 /// for `pii` and `sensitive` fields, never implied by a field grant) and how
 /// it is shown in logs and exports to operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TraitClass {
@@ -21,6 +24,7 @@ pub enum TraitClass {
     /// Special categories and other data whose misuse harms: birthday, health, religion.
     Sensitive,
     /// Everything else: city, tier, preferred language.
+    #[default]
     Standard,
 }
 
@@ -76,8 +80,60 @@ impl PiiClass {
     }
 }
 
+impl TraitType {
+    /// Whether a (non-null) value has this type.
+    pub fn admits(self, value: &Value) -> bool {
+        match self {
+            TraitType::String => value.is_string(),
+            TraitType::Number => value.is_number(),
+            TraitType::Bool => value.is_boolean(),
+            TraitType::Date => value.as_str().is_some_and(looks_like_date),
+            TraitType::Any => true,
+        }
+    }
+
+    /// The type's name, as schemas spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraitType::String => "string",
+            TraitType::Number => "number",
+            TraitType::Bool => "bool",
+            TraitType::Date => "date",
+            TraitType::Any => "any",
+        }
+    }
+}
+
+/// `YYYY-MM-DD` with a month of 01 to 12 and a day of 01 to 31, optionally
+/// followed by `T` and a time.
+pub(crate) fn looks_like_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .filter(|b| b.iter().all(u8::is_ascii_digit))
+            .map(|b| b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    bytes.len() >= 10
+        && number(0..4).is_some()
+        && bytes[4] == b'-'
+        && number(5..7).is_some_and(|month| (1..=12).contains(&month))
+        && bytes[7] == b'-'
+        && number(8..10).is_some_and(|day| (1..=31).contains(&day))
+        && (bytes.len() == 10 || bytes[10] == b'T')
+}
+
+/// Whether `value` is one of `allowed` (numbers compare by value, so that
+/// `10` and `10.0` are the same amount).
+pub(crate) fn is_allowed(allowed: &[Value], value: &Value) -> bool {
+    allowed.iter().any(|a| match (a.as_f64(), value.as_f64()) {
+        (Some(x), Some(y)) if a.is_number() && value.is_number() => x == y,
+        _ => a == value,
+    })
+}
+
 /// One field of the trait schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TraitSpec {
     pub class: TraitClass,
@@ -88,7 +144,66 @@ pub struct TraitSpec {
     /// `sensitive` trait without one is never shown to any plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_class: Option<PiiClass>,
+    /// The values a trait may take, of its type; empty: any value of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Value>,
 }
+
+/// One property of an event type's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PropertySpec {
+    #[serde(rename = "type")]
+    pub kind: TraitType,
+    /// An event of the type without the property (or with `null`) is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// The values the property may take, of its type; empty: any value of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Value>,
+    /// As for traits; decides whether plugins may aggregate the property.
+    #[serde(default)]
+    pub class: TraitClass,
+    /// For `pii` and `sensitive` properties: the PII class a plugin must be
+    /// granted to aggregate it. Without one, it is never aggregated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_class: Option<PiiClass>,
+}
+
+impl PropertySpec {
+    /// A standard, optional property of type `kind` that takes any value.
+    pub fn new(kind: TraitType) -> Self {
+        Self {
+            kind,
+            required: false,
+            allowed: Vec::new(),
+            class: TraitClass::Standard,
+            pii_class: None,
+        }
+    }
+}
+
+/// The schema of one event type: its known properties, and whether others
+/// are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertySpec>,
+    /// Properties not in `properties` are refused (else they are stored,
+    /// unchecked, and count as `standard`).
+    #[serde(default)]
+    pub strict: bool,
+}
+
+/// The most event types a schema lists, properties an event type lists,
+/// and allowed values a trait or property lists: a schema is read on
+/// every ingested record.
+pub const MAX_EVENT_TYPES: usize = 256;
+pub const MAX_PROPERTIES: usize = 128;
+pub const MAX_ALLOWED: usize = 256;
 
 /// The bounds of a subject's retention choice and the tenant's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +221,16 @@ pub struct RetentionBounds {
 pub struct TenantSettings {
     /// Trait name → class and type. A trait not in the schema is refused.
     pub schema: BTreeMap<String, TraitSpec>,
+    /// Event type → its properties' types, rules and classes. Events of a
+    /// listed type are checked at ingest; other types are accepted as they
+    /// come unless `events_strict`. Left out of stored settings (tenants
+    /// created before event schemas), it is empty, not the default schema:
+    /// their data keeps being accepted as before.
+    #[serde(default)]
+    pub events: BTreeMap<String, EventSpec>,
+    /// Events of a type not in `events` are refused.
+    #[serde(default)]
+    pub events_strict: bool,
     /// The purposes a subject can consent to.
     pub purposes: Vec<String>,
     pub retention: RetentionBounds,
@@ -151,12 +276,52 @@ impl Default for TenantSettings {
                     class,
                     kind,
                     pii_class,
+                    allowed: Vec::new(),
+                },
+            )
+        })
+        .collect();
+        let required = |kind| PropertySpec {
+            required: true,
+            ..PropertySpec::new(kind)
+        };
+        let events = [
+            (
+                "purchase",
+                vec![
+                    ("amount", required(Number)),
+                    ("currency", PropertySpec::new(Text)),
+                    ("store", PropertySpec::new(Text)),
+                    ("order_id", PropertySpec::new(Text)),
+                ],
+            ),
+            (
+                "page_view",
+                vec![
+                    ("path", PropertySpec::new(Text)),
+                    ("category", PropertySpec::new(Text)),
+                ],
+            ),
+        ]
+        .into_iter()
+        .map(|(name, properties)| {
+            let properties = properties
+                .into_iter()
+                .map(|(property, spec)| (property.to_owned(), spec))
+                .collect();
+            (
+                name.to_owned(),
+                EventSpec {
+                    properties,
+                    strict: false,
                 },
             )
         })
         .collect();
         Self {
             schema,
+            events,
+            events_strict: false,
             purposes: [
                 "analytics",
                 "personalization",
@@ -253,6 +418,16 @@ impl TenantSettings {
                     pii_class.as_str()
                 ));
             }
+            check_allowed(&format!("trait {name:?}"), spec.kind, &spec.allowed)?;
+        }
+        if self.events.len() > MAX_EVENT_TYPES {
+            return Err(format!(
+                "events lists {} event types, more than {MAX_EVENT_TYPES}",
+                self.events.len()
+            ));
+        }
+        for (name, spec) in &self.events {
+            check_event_spec(name, spec)?;
         }
         Ok(())
     }
@@ -281,6 +456,68 @@ impl TenantSettings {
         };
         self.merge_on.iter().any(|k| k == &label || k == family)
     }
+}
+
+/// Checks the schema of event type `name`; the reason names the event type
+/// and the property.
+pub fn check_event_spec(name: &str, spec: &EventSpec) -> Result<(), String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "event type {name:?} must be 1 to 64 characters of a-z, 0-9 and _"
+        ));
+    }
+    if spec.properties.len() > MAX_PROPERTIES {
+        return Err(format!(
+            "event type {name:?} lists {} properties, more than {MAX_PROPERTIES}",
+            spec.properties.len()
+        ));
+    }
+    for (property, p) in &spec.properties {
+        if !valid_property_name(property) {
+            return Err(format!(
+                "property {name}.{property:?} must be 1 to 64 characters of a-z, A-Z, 0-9, _ \
+                 and -"
+            ));
+        }
+        if let (TraitClass::Standard, Some(pii_class)) = (p.class, p.pii_class) {
+            return Err(format!(
+                "property {name}.{property} is standard but has pii_class {:?}: a PII class \
+                 applies only to pii and sensitive properties (make the property pii or \
+                 sensitive, or remove its pii_class)",
+                pii_class.as_str()
+            ));
+        }
+        check_allowed(&format!("property {name}.{property}"), p.kind, &p.allowed)?;
+    }
+    Ok(())
+}
+
+/// Allowed values: not too many, none null, each of the field's type.
+fn check_allowed(what: &str, kind: TraitType, allowed: &[Value]) -> Result<(), String> {
+    if allowed.len() > MAX_ALLOWED {
+        return Err(format!(
+            "{what} lists {} allowed values, more than {MAX_ALLOWED}",
+            allowed.len()
+        ));
+    }
+    for (index, value) in allowed.iter().enumerate() {
+        if value.is_null() || !kind.admits(value) {
+            return Err(format!(
+                "{what}: allowed value {index} is not a {} value",
+                kind.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Names of event properties: what sources send, camelCase included.
+pub(crate) fn valid_property_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Names of traits, purposes and event types: lowercase ASCII words.

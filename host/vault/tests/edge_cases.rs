@@ -435,6 +435,7 @@ fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_re
             class: TraitClass::Pii,
             kind: TraitType::String,
             pii_class: None,
+            allowed: Vec::new(),
         },
     );
     vault
@@ -468,6 +469,7 @@ fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_re
                     class: TraitClass::Standard,
                     kind: TraitType::Number,
                     pii_class: None,
+                    allowed: Vec::new(),
                 },
             );
             Ok::<_, VaultError>((Some(next), writer))
@@ -489,4 +491,468 @@ fn a_schema_change_checks_and_writes_while_ingestion_waits_and_ingestion_then_re
             .expect("lookup")
             .is_none()
     );
+}
+
+// ---- event schema --------------------------------------------------------------
+
+mod event_schema {
+    use super::*;
+    use tessera_vault::{EventSpec, NewEvent, PiiClass, PropertySpec, TraitSpec, TraitType};
+
+    fn event_of(kind: &str, properties: serde_json::Value) -> NewEvent {
+        let serde_json::Value::Object(map) = properties else {
+            panic!("properties are an object")
+        };
+        NewEvent {
+            source_id: None,
+            event_type: kind.to_owned(),
+            at_ms: NOW - DAY_MS,
+            channel: Channel::Online,
+            properties: map.into_iter().collect(),
+        }
+    }
+
+    /// The vault with the default schema plus `change` applied to it.
+    fn vault_with(
+        fixture: &Fixture,
+        change: impl FnOnce(&mut TenantSettings),
+    ) -> tessera_vault::Vault {
+        let vault = fixture.create();
+        let mut settings = vault.settings(TENANT).expect("settings");
+        change(&mut settings);
+        vault
+            .update_settings(TENANT, settings, &operator())
+            .expect("settings accepted");
+        vault
+    }
+
+    /// Ingests one record with one event; the refusal's property and rule.
+    fn refusal(
+        vault: &tessera_vault::Vault,
+        kind: &str,
+        properties: serde_json::Value,
+    ) -> Option<(String, String, String)> {
+        let item = record(
+            vec![email("ann@example.com")],
+            vec![event_of(kind, properties)],
+        );
+        match vault.ingest(TENANT, &item, &ingest_actor()) {
+            Ok(_) => None,
+            Err(VaultError::InvalidProperty {
+                event,
+                property,
+                rule,
+                ..
+            }) => Some((event, property, rule)),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    fn rule(event: &str, property: &str, rule: &str) -> Option<(String, String, String)> {
+        Some((event.into(), property.into(), rule.into()))
+    }
+
+    #[test]
+    fn a_purchase_without_its_required_amount_is_refused_and_nothing_of_its_batch_is_stored() {
+        let fixture = Fixture::new();
+        let vault = fixture.create();
+        let good = record(
+            vec![email("bo@example.com")],
+            vec![event_of(
+                "purchase",
+                json!({"amount": 12.5, "currency": "CNY"}),
+            )],
+        );
+        let bad = record(
+            vec![email("ann@example.com")],
+            vec![event_of("purchase", json!({"currency": "CNY"}))],
+        );
+        let error = vault
+            .ingest_batch(TENANT, &[good, bad], &ingest_actor())
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "invalid event: record 1: purchase.amount: required"
+        );
+        assert!(
+            vault
+                .store()
+                .subjects(TENANT, None, 10)
+                .expect("subjects")
+                .is_empty()
+        );
+        // A null is no value either.
+        assert_eq!(
+            refusal(&vault, "purchase", json!({"amount": null})),
+            rule("purchase", "amount", "required")
+        );
+        assert_eq!(refusal(&vault, "purchase", json!({"amount": 1})), None);
+    }
+
+    #[test]
+    fn property_types_are_checked_numbers_bools_and_iso_dates() {
+        let fixture = Fixture::new();
+        let vault = vault_with(&fixture, |settings| {
+            let spec = EventSpec {
+                properties: [
+                    ("amount", TraitType::Number),
+                    ("gift", TraitType::Bool),
+                    ("delivery", TraitType::Date),
+                    ("note", TraitType::String),
+                    ("extra", TraitType::Any),
+                ]
+                .into_iter()
+                .map(|(name, kind)| (name.to_owned(), PropertySpec::new(kind)))
+                .collect(),
+                strict: false,
+            };
+            settings.events.insert("order".into(), spec);
+        });
+        assert_eq!(
+            refusal(&vault, "order", json!({"amount": "12.50"})),
+            rule("order", "amount", "expected a number value")
+        );
+        assert_eq!(
+            refusal(&vault, "order", json!({"gift": "yes"})),
+            rule("order", "gift", "expected a bool value")
+        );
+        assert_eq!(
+            refusal(&vault, "order", json!({"note": 7})),
+            rule("order", "note", "expected a string value")
+        );
+        for bad in [
+            json!("tomorrow"),
+            json!("01/06/2026"),
+            json!("2026-13-01"),
+            json!(20260601),
+        ] {
+            assert_eq!(
+                refusal(&vault, "order", json!({"delivery": bad})),
+                rule(
+                    "order",
+                    "delivery",
+                    "expected a date (YYYY-MM-DD, or an ISO 8601 date-time)"
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            refusal(
+                &vault,
+                "order",
+                json!({"amount": 12.5, "gift": true, "delivery": "2026-06-03",
+                       "note": "ring twice", "extra": {"any": [1, "thing"]}})
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(
+                &vault,
+                "order",
+                json!({"delivery": "2026-06-03T10:00:00+08:00"})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn allowed_values_name_the_value_only_for_standard_properties() {
+        let fixture = Fixture::new();
+        let vault = vault_with(&fixture, |settings| {
+            let purchase = settings.events.get_mut("purchase").expect("purchase");
+            purchase
+                .properties
+                .get_mut("currency")
+                .expect("currency")
+                .allowed = vec![json!("CNY"), json!("USD")];
+            purchase.properties.insert(
+                "quantity".into(),
+                PropertySpec {
+                    allowed: vec![json!(1), json!(2), json!(3)],
+                    ..PropertySpec::new(TraitType::Number)
+                },
+            );
+            purchase.properties.insert(
+                "buyer_region".into(),
+                PropertySpec {
+                    allowed: vec![json!("north"), json!("south")],
+                    class: TraitClass::Sensitive,
+                    pii_class: Some(PiiClass::Location),
+                    ..PropertySpec::new(TraitType::String)
+                },
+            );
+        });
+        assert_eq!(
+            refusal(&vault, "purchase", json!({"amount": 1, "currency": "XYZ"})),
+            rule(
+                "purchase",
+                "currency",
+                r#""XYZ" is not one of "CNY", "USD""#
+            )
+        );
+        // Numbers compare by value.
+        assert_eq!(
+            refusal(&vault, "purchase", json!({"amount": 1, "quantity": 2.0})),
+            None
+        );
+        assert_eq!(
+            refusal(&vault, "purchase", json!({"amount": 1, "quantity": 4})),
+            rule("purchase", "quantity", "4 is not one of 1, 2, 3")
+        );
+        let (_, _, sensitive) = refusal(
+            &vault,
+            "purchase",
+            json!({"amount": 1, "buyer_region": "east-9"}),
+        )
+        .expect("refused");
+        assert!(!sensitive.contains("east-9"), "{sensitive}");
+        assert_eq!(
+            refusal(
+                &vault,
+                "purchase",
+                json!({"amount": 1, "currency": "USD", "buyer_region": "north"})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_strict_event_type_refuses_unknown_properties_and_an_open_one_keeps_them() {
+        let fixture = Fixture::new();
+        let vault = vault_with(&fixture, |settings| {
+            settings
+                .events
+                .get_mut("page_view")
+                .expect("page_view")
+                .strict = true;
+        });
+        assert_eq!(
+            refusal(&vault, "page_view", json!({"path": "/", "referrer": "x"})),
+            rule(
+                "page_view",
+                "referrer",
+                "not in the schema of page_view, which takes no other properties (strict)"
+            )
+        );
+        assert_eq!(refusal(&vault, "page_view", json!({"path": "/"})), None);
+        // purchase is open: properties it does not list are stored unchecked.
+        assert_eq!(
+            refusal(&vault, "purchase", json!({"amount": 3, "channel": "web"})),
+            None
+        );
+    }
+
+    #[test]
+    fn event_types_outside_the_schema_are_taken_unless_the_tenant_is_strict() {
+        let fixture = Fixture::new();
+        let vault = fixture.create();
+        assert_eq!(refusal(&vault, "wishlist_add", json!({"sku": 7})), None);
+        let mut settings = vault.settings(TENANT).expect("settings");
+        settings.events_strict = true;
+        vault
+            .update_settings(TENANT, settings, &operator())
+            .expect("strict");
+        let item = record(
+            vec![email("ann@example.com")],
+            vec![event_of("wishlist_add", json!({"sku": 7}))],
+        );
+        let error = vault
+            .ingest(TENANT, &item, &ingest_actor())
+            .expect_err("refused");
+        assert!(matches!(error, VaultError::InvalidEvent { .. }), "{error}");
+        assert!(error.to_string().contains("\"wishlist_add\""), "{error}");
+        assert!(error.to_string().contains("events_strict"), "{error}");
+        assert_eq!(refusal(&vault, "purchase", json!({"amount": 3})), None);
+    }
+
+    #[test]
+    fn a_trait_with_allowed_values_refuses_others_and_names_the_value_only_if_standard() {
+        let fixture = Fixture::new();
+        let vault = vault_with(&fixture, |settings| {
+            settings.schema.get_mut("tier").expect("tier").allowed =
+                vec![json!("basic"), json!("silver"), json!("gold")];
+            settings.schema.get_mut("gender").expect("gender").allowed =
+                vec![json!("f"), json!("m"), json!("x")];
+        });
+        let with = |name: &str, value: serde_json::Value| Incoming {
+            traits: BTreeMap::from([(name.to_owned(), value)]),
+            ..record(vec![email("ann@example.com")], vec![])
+        };
+        let error = vault
+            .ingest(TENANT, &with("tier", json!("platinum")), &ingest_actor())
+            .expect_err("refused");
+        let VaultError::InvalidTrait { name, reason } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(name, "tier");
+        assert!(
+            reason.ends_with(r#""platinum" is not one of "basic", "silver", "gold""#),
+            "{reason}"
+        );
+        let error = vault
+            .ingest(
+                TENANT,
+                &with("gender", json!("unstated-9")),
+                &ingest_actor(),
+            )
+            .expect_err("refused");
+        assert!(!error.to_string().contains("unstated-9"), "{error}");
+        vault
+            .ingest(TENANT, &with("tier", json!("gold")), &ingest_actor())
+            .expect("an allowed value");
+        // Removing a value (null) is always allowed.
+        vault
+            .ingest(
+                TENANT,
+                &with("tier", serde_json::Value::Null),
+                &ingest_actor(),
+            )
+            .expect("a removal");
+    }
+
+    #[test]
+    fn the_settings_check_refuses_bad_names_classes_and_allowed_values() {
+        let mut bad_allowed = TenantSettings::default();
+        bad_allowed
+            .events
+            .get_mut("purchase")
+            .expect("purchase")
+            .properties
+            .get_mut("amount")
+            .expect("amount")
+            .allowed = vec![json!("ten")];
+        let mut classed_standard = TenantSettings::default();
+        classed_standard.events.insert(
+            "visit".into(),
+            EventSpec {
+                properties: [(
+                    "ip".to_owned(),
+                    PropertySpec {
+                        pii_class: Some(PiiClass::IpAddress),
+                        ..PropertySpec::new(TraitType::String)
+                    },
+                )]
+                .into(),
+                strict: false,
+            },
+        );
+        let mut bad_type = TenantSettings::default();
+        bad_type
+            .events
+            .insert("Page View".into(), EventSpec::default());
+        let mut bad_property = TenantSettings::default();
+        bad_property.events.insert(
+            "visit".into(),
+            EventSpec {
+                properties: [("a.b".to_owned(), PropertySpec::new(TraitType::Any))].into(),
+                strict: false,
+            },
+        );
+        let mut bad_trait = TenantSettings::default();
+        bad_trait.schema.insert(
+            "shoe_size".into(),
+            TraitSpec {
+                class: TraitClass::Standard,
+                kind: TraitType::Number,
+                pii_class: None,
+                allowed: vec![json!(42), json!(null)],
+            },
+        );
+        for (settings, says) in [
+            (
+                bad_allowed,
+                "property purchase.amount: allowed value 0 is not a number value",
+            ),
+            (
+                classed_standard,
+                "property visit.ip is standard but has pii_class \"ip-address\"",
+            ),
+            (bad_type, "event type \"Page View\""),
+            (bad_property, "property visit.\"a.b\""),
+            (
+                bad_trait,
+                "trait \"shoe_size\": allowed value 1 is not a number value",
+            ),
+        ] {
+            let reason = settings.check().expect_err(says);
+            assert!(reason.starts_with(says), "{reason}");
+        }
+        TenantSettings::default()
+            .check()
+            .expect("the defaults are valid");
+    }
+
+    #[test]
+    fn an_event_schema_change_while_a_record_waits_refuses_the_record_if_it_no_longer_fits() {
+        use std::sync::Arc;
+        let fixture = Fixture::new();
+        let vault = Arc::new(fixture.create());
+        let item = record(
+            vec![email("ann@example.com")],
+            vec![event_of(
+                "purchase",
+                json!({"amount": 5, "currency": "USD"}),
+            )],
+        );
+        let (sent, started) = std::sync::mpsc::channel();
+        let writer = vault
+            .change_settings(TENANT, &operator(), |current, _| {
+                let writer = {
+                    let vault = vault.clone();
+                    let item = item.clone();
+                    std::thread::spawn(move || {
+                        sent.send(()).unwrap();
+                        vault.ingest(TENANT, &item, &ingest_actor())
+                    })
+                };
+                started.recv().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                assert!(!writer.is_finished(), "ingestion must wait for the change");
+                let mut next = current.clone();
+                next.events
+                    .get_mut("purchase")
+                    .expect("purchase")
+                    .properties
+                    .get_mut("currency")
+                    .expect("currency")
+                    .allowed = vec![json!("CNY")];
+                Ok::<_, VaultError>((Some(next), writer))
+            })
+            .expect("change");
+        let outcome = writer.join().unwrap().expect("ingest");
+        assert_eq!(
+            outcome.refused,
+            Some(Refusal::EventSchemaChanged {
+                event: "purchase".into(),
+                property: Some("currency".into()),
+            })
+        );
+        assert_eq!(outcome.subject, None);
+        assert!(
+            vault
+                .store()
+                .subjects(TENANT, None, 10)
+                .expect("subjects")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn settings_stored_before_event_schemas_take_every_event_as_before() {
+        let mut stored = serde_json::to_value(TenantSettings::default()).expect("json");
+        let object = stored.as_object_mut().expect("object");
+        object.remove("events");
+        object.remove("events_strict");
+        let settings: TenantSettings = serde_json::from_value(stored).expect("decodes");
+        assert!(settings.events.is_empty());
+        assert!(!settings.events_strict);
+        // And the schema reads back as written.
+        let json = serde_json::to_value(TenantSettings::default()).expect("json");
+        assert_eq!(
+            json["events"]["purchase"]["properties"]["amount"],
+            json!({"type": "number", "required": true, "class": "standard"})
+        );
+        let back: TenantSettings = serde_json::from_value(json).expect("decodes");
+        assert_eq!(back, TenantSettings::default());
+    }
 }
