@@ -127,6 +127,13 @@ pub enum VaultError {
         #[source]
         source: OpenError,
     },
+    #[error("the sealed document {kind}/{id} cannot be opened: {source}")]
+    OpenDocument {
+        kind: String,
+        id: String,
+        #[source]
+        source: OpenError,
+    },
 }
 
 impl VaultError {
