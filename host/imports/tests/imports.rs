@@ -64,9 +64,14 @@ impl Fixture {
             vault
                 .create_tenant(tenant, settings(), &operator())
                 .unwrap();
-            registry
-                .install_builtin(tenant, tessera_guests::plugins::CSV, Kind::Connector, 0)
-                .unwrap();
+            for plugin in [
+                tessera_guests::plugins::CSV,
+                tessera_guests::plugins::NDJSON,
+            ] {
+                registry
+                    .install_builtin(tenant, plugin, Kind::Connector, 0)
+                    .unwrap();
+            }
         }
         let importer = Importer::new(registry, vault.clone()).with_config(config);
         Fixture {
@@ -697,4 +702,89 @@ fn expired_dead_letters_are_purged_and_whole_inputs_over_the_cap_are_refused() {
         matches!(unknown, Err(ImportError::Connector(_))),
         "{unknown:?}"
     );
+}
+
+/// Web events, one per line, with a broken line every 23rd and a blank
+/// line every 40th: (file, the file rows of the broken lines).
+fn web_events() -> (String, Vec<u32>) {
+    let mut file = String::new();
+    let mut broken = Vec::new();
+    for i in 0..300u32 {
+        let line = 1 + i;
+        if i % 40 == 39 {
+            file.push('\n');
+        } else if i % 23 == 5 {
+            broken.push(line);
+            file.push_str(&format!(
+                "{{\"id\":\"e{i}\",\"type\":\"track\",\"event\":\"page_view\"\n"
+            ));
+        } else {
+            file.push_str(&format!(
+                "{{\"id\":\"e{i}\",\"type\":\"track\",\"event\":\"page_view\",\"at\":\"2026-05-{:02}T10:00:00Z\",\
+                 \"identities\":{{\"email\":\"u{}@example.com\"}},\"properties\":{{\"path\":\"/p/{i}\"}}}}\n",
+                1 + i % 28,
+                i % 50
+            ));
+        }
+    }
+    (file, broken)
+}
+
+#[test]
+fn lines_in_small_chunks_give_the_result_of_one_call_with_rows_counted_in_the_file() {
+    let (file, broken) = web_events();
+    let mut results = Vec::new();
+    for (chunking, size) in [
+        (Chunking::Whole, 1 << 20),
+        (Chunking::Lines, 1),
+        (Chunking::Lines, 700),
+    ] {
+        let f = Fixture::new(&[TENANT], small_chunks(size));
+        let record = f
+            .importer
+            .run(
+                TENANT,
+                ImportSpec {
+                    connector: "ndjson".into(),
+                    params: vec![],
+                    chunking,
+                    source: "web.ndjson".into(),
+                    channel: None,
+                },
+                file.as_bytes(),
+                &operator(),
+                |_| {},
+            )
+            .unwrap();
+        let r = &record.report;
+        assert_eq!(r.rows_read, 300 - 300 / 40, "{chunking:?} {size}");
+        assert_eq!(r.rows_rejected, broken.len() as u64);
+        assert_eq!(r.events_inserted, r.rows_read - broken.len() as u64);
+        assert_eq!(r.subjects_new, 50);
+        let mut rows = Vec::new();
+        for summary in f
+            .importer
+            .dead_letters(TENANT, &record.id, None, 1000)
+            .unwrap()
+        {
+            let letter = f
+                .importer
+                .dead_letter(TENANT, &record.id, &summary.id, &operator())
+                .unwrap();
+            if chunking == Chunking::Lines {
+                let LetterContent::Raw { bytes, header } = letter.content else {
+                    panic!("{letter:?}")
+                };
+                assert_eq!(header, None);
+                let line = file
+                    .split_inclusive('\n')
+                    .nth(summary.row.unwrap() as usize - 1);
+                assert_eq!(Some(String::from_utf8(bytes).unwrap().as_str()), line);
+            }
+            rows.push(summary.row.unwrap());
+        }
+        assert_eq!(rows, broken, "{chunking:?} {size}");
+        results.push(comparable(r));
+    }
+    assert!(results.iter().all(|r| r == &results[0]), "{results:#?}");
 }
