@@ -79,6 +79,14 @@ impl ImportItem {
         }
     }
 
+    /// The identities of known kinds, for matching against erasures.
+    pub(crate) fn known_identities(&self) -> Vec<(IdentityKind, String)> {
+        self.identities()
+            .iter()
+            .filter_map(|i| Some((IdentityKind::parse(&i.kind).ok()?, i.value.clone())))
+            .collect()
+    }
+
     fn identities(&self) -> &[ItemIdentity] {
         match self {
             ImportItem::Event { identities, .. }

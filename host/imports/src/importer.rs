@@ -18,7 +18,8 @@ use crate::codes;
 use crate::convert::ImportItem;
 use crate::model::{
     ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,
-    LetterContent, LetterOrigin, LetterState, ParamValue, RejectionExample, ReplayReport,
+    LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
+    ReplayReport,
 };
 
 /// Document kind of an import record (sealed; id: the import id).
@@ -435,13 +436,16 @@ impl Importer {
         Ok(report)
     }
 
-    /// Removes the tenant's dead letters past their expiry; returns how many.
-    /// The server runs it as a periodic job.
-    pub fn purge_expired_dead_letters(&self, tenant: &str) -> Result<u64, ImportError> {
+    /// The purge job: removes the tenant's dead letters past their expiry,
+    /// and the refused records that name an erased person (an identity on
+    /// the suppression list); returns how many. The server runs it
+    /// periodically. A rejected row is kept until it expires even if it
+    /// names an erased person: its identities were never parsed.
+    pub fn purge_dead_letters(&self, tenant: &str) -> Result<PurgeReport, ImportError> {
         let _guard = self.letters.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.vault.now_ms();
         let mut after: Option<String> = None;
-        let mut purged = 0;
+        let mut report = PurgeReport::default();
         loop {
             let page = self
                 .vault
@@ -450,18 +454,31 @@ impl Importer {
             after = Some(last.clone());
             for (id, plain) in &page {
                 let letter: DeadLetter = decode(plain)?;
-                if letter.expires_at_ms <= now
+                let erased = match &letter.content {
+                    LetterContent::Item { item } => self
+                        .vault
+                        .any_suppressed(tenant, &item.known_identities())?,
+                    _ => false,
+                };
+                if (erased || letter.expires_at_ms <= now)
                     && self.vault.delete_sealed_document(tenant, KIND_LETTER, id)?
                 {
-                    purged += 1;
+                    if erased {
+                        report.erased += 1;
+                    } else {
+                        report.expired += 1;
+                    }
                 }
             }
         }
-        if purged > 0 {
+        if report.expired + report.erased > 0 {
             self.vault.record_admin_action(
                 tenant,
                 AuditEntry {
-                    detail: Some(format!("{purged} expired dead letters purged")),
+                    detail: Some(format!(
+                        "{} expired dead letters and {} naming erased people purged",
+                        report.expired, report.erased
+                    )),
                     ..AuditEntry::new(
                         &Actor::system("dead-letter-purge"),
                         "import.dead_letter.purge",
@@ -470,7 +487,7 @@ impl Importer {
             )?;
             self.vault.flush()?;
         }
-        Ok(purged)
+        Ok(report)
     }
 
     fn letter(&self, tenant: &str, import: &str, id: &str) -> Result<DeadLetter, ImportError> {

@@ -7,7 +7,7 @@
 //!
 //! [`Importer::run`] does one import; [`Importer::dead_letters`],
 //! [`Importer::fix_dead_letter`] and [`Importer::replay`] work through what
-//! it set aside; [`Importer::purge_expired_dead_letters`] is the job that
+//! it set aside; [`Importer::purge_dead_letters`] is the job that
 //! expires them.
 
 mod chunk;
@@ -20,7 +20,8 @@ pub use convert::{ImportItem, ItemIdentity};
 pub use importer::{ImportSpec, Importer, ImporterConfig, Progress, Started};
 pub use model::{
     ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,
-    LetterContent, LetterOrigin, LetterState, ParamValue, RejectionExample, ReplayReport,
+    LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
+    ReplayReport,
 };
 
 /// The reason codes of [`ImportReport::rejected`].

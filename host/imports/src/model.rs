@@ -285,3 +285,12 @@ mod base64_bytes {
         STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
 }
+
+/// What the dead-letter purge job removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Letters past their expiry.
+    pub expired: u64,
+    /// Refused records that name an erased person.
+    pub erased: u64,
+}

@@ -15,7 +15,7 @@ use tessera_plugins::Registry;
 use tessera_privacy::MasterKey;
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_runtime::{Runtime, RuntimeConfig};
-use tessera_vault::{Actor, NormalizeRules, TenantSettings, Vault};
+use tessera_vault::{Actor, IdentityKind, NormalizeRules, TenantSettings, Vault};
 
 const TENANT: &str = "acme";
 /// 2026-06-01T00:00:00Z.
@@ -629,8 +629,8 @@ fn expired_dead_letters_are_purged_and_whole_inputs_over_the_cap_are_refused() {
     );
     let record = f.import(TENANT, file.as_bytes(), &[]);
     assert!(record.report.dead_letters > 0);
-    let purged = f.importer.purge_expired_dead_letters(TENANT).unwrap();
-    assert_eq!(purged, record.report.dead_letters);
+    let purged = f.importer.purge_dead_letters(TENANT).unwrap();
+    assert_eq!(purged.expired, record.report.dead_letters);
     assert!(
         f.importer
             .dead_letters(TENANT, &record.id, None, 10)
@@ -787,4 +787,36 @@ fn lines_in_small_chunks_give_the_result_of_one_call_with_rows_counted_in_the_fi
         results.push(comparable(r));
     }
     assert!(results.iter().all(|r| r == &results[0]), "{results:#?}");
+}
+
+#[test]
+fn an_erasure_reaches_the_refused_records_that_name_the_erased_person() {
+    let (file, truth) = purchases();
+    let f = Fixture::new(&[TENANT], small_chunks(4096));
+    let record = f.import(TENANT, file.as_bytes(), &[]);
+    // Receipt R13 of member M13 was refused for its email; M13 has other
+    // receipts, so the person exists, and asks to be erased.
+    let subject = f
+        .vault
+        .find_subject(TENANT, &IdentityKind::MemberId, "M13", &operator())
+        .unwrap()
+        .unwrap();
+    f.vault
+        .request_deletion(TENANT, &subject, "subject request", &operator())
+        .unwrap();
+    let purged = f.importer.purge_dead_letters(TENANT).unwrap();
+    assert_eq!((purged.erased, purged.expired), (1, 0));
+    let left = f
+        .importer
+        .dead_letters(TENANT, &record.id, None, 1000)
+        .unwrap();
+    assert_eq!(left.len() as u64, record.report.dead_letters - 1);
+    assert_eq!(
+        left.iter().filter(|l| l.code == "invalid_identity").count() as u64,
+        truth.bad_emails - 1
+    );
+    assert_eq!(
+        f.importer.purge_dead_letters(TENANT).unwrap(),
+        Default::default()
+    );
 }

@@ -9,6 +9,7 @@
 use tessera_privacy::envelope::{self, DocumentAad};
 
 use crate::error::VaultError;
+use crate::normalize::IdentityKind;
 use crate::vault::Vault;
 
 impl Vault {
@@ -75,6 +76,28 @@ impl Vault {
         id: &str,
     ) -> Result<bool, VaultError> {
         Ok(self.store.delete_document(tenant, kind, id)?)
+    }
+
+    /// Whether any of `identities` belongs to an erased person (its keyed
+    /// hash is on the suppression list). For data kept outside subject
+    /// records, which an erasure does not shred (an import's dead letters):
+    /// their keeper removes what names an erased person. Identities that do
+    /// not normalise name no one and are skipped.
+    pub fn any_suppressed(
+        &self,
+        tenant: &str,
+        identities: &[(IdentityKind, String)],
+    ) -> Result<bool, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        for (kind, raw) in identities {
+            let Ok((_, hash)) = tenant.identity(kind, raw) else {
+                continue;
+            };
+            if self.store.suppression(&tenant.id, hash)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn open_document(
