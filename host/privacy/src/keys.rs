@@ -27,6 +27,8 @@ const KEY_ID_LABEL: &[u8] = b"tessera:master-key-id:v1\0";
 const TENANT_KEY_LABEL: &[u8] = b"tessera:tenant-key:v1";
 /// Associated-data label of a subject key wrapped by a tenant key.
 const SUBJECT_KEY_LABEL: &[u8] = b"tessera:subject-key:v1";
+/// HKDF info deriving a tenant's document key from its tenant key.
+const DOCUMENT_KEY_INFO: &[u8] = b"tessera:tenant-document-key:v1";
 /// Number of hex digits in a master key file or variable.
 const HEX_LEN: usize = KEY_LEN * 2;
 /// Longest key file worth reading: anything longer is rejected unread.
@@ -352,6 +354,35 @@ impl TenantKey {
 impl fmt::Debug for TenantKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TenantKey { .. }")
+    }
+}
+
+/// A tenant's key for sealing tenant-level documents that hold personal data
+/// but belong to no one subject (dead letters of imports, import reports):
+/// derived from the tenant key with HKDF, so it needs no storage of its own
+/// and survives master key rotation. Records sealed with it are not
+/// crypto-shredded by a subject's erasure; whoever keeps them must expire
+/// or purge them.
+pub struct DocumentKey {
+    bytes: KeyBytes,
+}
+
+impl DocumentKey {
+    /// The document key of `tenant_key`.
+    pub fn new(tenant_key: &TenantKey) -> Self {
+        Self {
+            bytes: crypto::derive_key(&tenant_key.bytes, DOCUMENT_KEY_INFO),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &KeyBytes {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for DocumentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DocumentKey { .. }")
     }
 }
 

@@ -42,10 +42,10 @@ pub mod keys;
 pub mod keystore;
 pub mod mac;
 
-pub use envelope::RecordAad;
+pub use envelope::{DocumentAad, RecordAad};
 pub use error::{KeyGenError, KeyStoreError, KeyWrapError, MasterKeyError, OpenError, SealError};
 pub use identity_hash::IdentityHasher;
-pub use keys::{MasterKey, SubjectKey, TenantKey, WrappedKey, WrappedSubjectKey};
+pub use keys::{DocumentKey, MasterKey, SubjectKey, TenantKey, WrappedKey, WrappedSubjectKey};
 #[cfg(unix)]
 pub use keystore::SubjectKeyStore;
 pub use mac::{MacPurpose, TenantMac};

@@ -138,6 +138,13 @@ pub enum VaultError {
         #[source]
         source: OpenError,
     },
+    #[error("the sealed document {kind}/{id} cannot be opened: {source}")]
+    OpenDocument {
+        kind: String,
+        id: String,
+        #[source]
+        source: OpenError,
+    },
 }
 
 fn record_prefix(record: &Option<usize>) -> String {

@@ -547,6 +547,16 @@ impl Vault {
             .any(|member| trusted(&member.profile)))
     }
 
+    /// Checks a record as [`Vault::ingest_batch`] would before writing
+    /// anything (identities, traits against the schema, events, purposes),
+    /// without storing it: the error [`Vault::ingest_batch`] would refuse
+    /// its batch with. Lets a caller set invalid records aside and ingest
+    /// the others in one batch.
+    pub fn check_incoming(&self, tenant: &str, item: &Incoming) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.prepare(&tenant, item).map(|_| ())
+    }
+
     pub(crate) fn check_purpose(&self, tenant: &Tenant, purpose: &str) -> Result<(), VaultError> {
         if tenant.settings.purposes.iter().any(|p| p == purpose) {
             return Ok(());

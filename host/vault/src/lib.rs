@@ -15,6 +15,7 @@
 //! and backups of the data directory.
 
 mod audit;
+mod documents;
 mod error;
 mod export;
 mod ingest;

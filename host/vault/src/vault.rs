@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_privacy::envelope::{self, RecordAad};
 use tessera_privacy::{
-    IdentityHasher, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore, TenantKey, TenantMac,
-    WrappedKey,
+    DocumentKey, IdentityHasher, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore, TenantKey,
+    TenantMac, WrappedKey,
 };
 use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord};
 
@@ -79,6 +79,8 @@ pub(crate) struct Tenant {
     pub(crate) receipt_mac: TenantMac,
     /// Derives the pseudonyms plugins know subjects by.
     pub(crate) pseudonym_mac: TenantMac,
+    /// Seals the tenant's sealed documents ([`Vault::put_sealed_document`]).
+    pub(crate) document_key: DocumentKey,
     pub(crate) settings: TenantSettings,
     /// Serialises this tenant's writes.
     pub(crate) lock: Arc<Mutex<()>>,
@@ -551,6 +553,7 @@ impl Vault {
             audit_mac: TenantMac::new(&key, MacPurpose::Audit),
             receipt_mac: TenantMac::new(&key, MacPurpose::Receipt),
             pseudonym_mac: TenantMac::new(&key, MacPurpose::Pseudonym),
+            document_key: DocumentKey::new(&key),
             key,
             settings,
             lock: lock_,

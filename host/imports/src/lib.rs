@@ -1,0 +1,111 @@
+//! Imports: a tenant's file or upload read in chunks at record boundaries,
+//! parsed by an installed connector plugin, resolved and stored by the
+//! vault, with a quality report per import and dead letters for every row
+//! or record that was not stored. It must never lose a row silently, and
+//! never keep personal data in clear: import records and dead letters are
+//! sealed with the tenant's document key.
+//!
+//! [`Importer::run`] does one import; [`Importer::dead_letters`],
+//! [`Importer::fix_dead_letter`] and [`Importer::replay`] work through what
+//! it set aside; [`Importer::purge_dead_letters`] is the job that
+//! expires them.
+
+mod chunk;
+mod convert;
+mod importer;
+mod model;
+
+pub use chunk::Chunking;
+pub use convert::{ImportItem, ItemIdentity};
+pub use importer::{ImportSpec, Importer, ImporterConfig, Progress, Started};
+pub use model::{
+    ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,
+    LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
+    ReplayReport,
+};
+
+/// The reason codes of [`ImportReport::rejected`].
+pub mod codes {
+    /// The connector rejected the row at a field: `invalid_field:<column>`.
+    pub const INVALID_FIELD: &str = "invalid_field";
+    /// The connector rejected the row, naming no field.
+    pub const INVALID_ROW: &str = "invalid_row";
+    /// The connector failed or trapped on the row's chunk.
+    pub const CONNECTOR_FAILED: &str = "connector_failed";
+    /// A record named an identity kind the vault does not know.
+    pub const UNKNOWN_IDENTITY_KIND: &str = "unknown_identity_kind";
+    /// The vault refused the record: an identity it cannot normalise, no
+    /// identity, a trait not in the tenant schema or of the wrong type, an
+    /// invalid event, an unknown purpose.
+    pub const INVALID_IDENTITY: &str = "invalid_identity";
+    pub const NO_IDENTITY: &str = "no_identity";
+    pub const UNKNOWN_TRAIT: &str = "unknown_trait";
+    pub const INVALID_TRAIT: &str = "invalid_trait";
+    pub const INVALID_EVENT: &str = "invalid_event";
+    pub const UNKNOWN_PURPOSE: &str = "unknown_purpose";
+    /// The record names an erased person (on the suppression list). Counted
+    /// but never kept as a dead letter: an erased person's data is not kept.
+    pub const SUPPRESSED: &str = "suppressed";
+    /// The tenant schema changed while the record was being stored.
+    pub const SCHEMA_CHANGED: &str = "schema_changed";
+    pub const UNTRUSTED_MERGE: &str = "untrusted_merge";
+}
+
+/// Why an import, or an operation on its dead letters, failed. Each variant
+/// says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The connector is not installed, not running, or quarantined.
+    #[error(transparent)]
+    Connector(#[from] tessera_plugins::RegistryError),
+    /// The connector refused the parameters (schema or its `validate`).
+    #[error("the import's parameters are refused: {0}")]
+    Params(String),
+    #[error("plugin `{name}` is a {kind} plugin; imports need a connector that parses pushed data")]
+    NotAConnector { name: String, kind: String },
+    #[error("the input could not be read: {0}")]
+    Input(String),
+    #[error(
+        "the input is larger than {limit} bytes, the most one call takes; use the `csv` or \
+         `lines` chunking, or split the input"
+    )]
+    TooLarge { limit: usize },
+    #[error(
+        "the record starting at row {row} is longer than {limit} bytes{}",
+        quote_hint(.unclosed_quote)
+    )]
+    RecordTooLong {
+        row: u64,
+        limit: usize,
+        unclosed_quote: bool,
+    },
+    #[error("the header record cannot be passed to the connector: {0}")]
+    BadHeader(String),
+    #[error("tenant has no import `{id}`")]
+    UnknownImport { id: String },
+    #[error("import `{import}` has no dead letter `{id}`")]
+    UnknownDeadLetter { import: String, id: String },
+    #[error("dead letter `{id}` cannot take this fix: {reason}")]
+    BadFix { id: String, reason: String },
+    #[error(transparent)]
+    Vault(#[from] tessera_vault::VaultError),
+    #[error("a stored import document does not decode: {0}")]
+    Corrupt(String),
+    /// The import stopped; its record says `failed` with the reason. What
+    /// was stored before stays stored, and importing the input again adds
+    /// only what is missing.
+    #[error("import {import} failed: {error}")]
+    Failed {
+        import: String,
+        error: Box<ImportError>,
+    },
+}
+
+fn quote_hint(unclosed_quote: &bool) -> &'static str {
+    if *unclosed_quote {
+        " (it opens a quote that is never closed)"
+    } else {
+        ""
+    }
+}

@@ -1,0 +1,179 @@
+//! Sealed tenant-level documents: data of a tenant that holds personal data
+//! but belongs to no one subject (an import's dead letters and reports).
+//! They are sealed with the tenant's document key, bound to tenant, kind and
+//! id; the store never sees them in clear.
+//!
+//! A subject's erasure does not reach them (they are not under a subject
+//! key): whoever keeps such documents expires or purges them.
+
+use tessera_privacy::envelope::{self, DocumentAad};
+
+use crate::error::VaultError;
+use crate::normalize::IdentityKind;
+use crate::vault::Vault;
+
+impl Vault {
+    /// Stores `plain` sealed as the document `kind`/`id` of `tenant`
+    /// (replacing one of that name).
+    pub fn put_sealed_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        plain: &[u8],
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let aad = DocumentAad {
+            tenant: &tenant.id,
+            kind,
+            id,
+        };
+        let sealed = envelope::seal_document(&tenant.document_key, &aad, plain)?;
+        self.store.put_document(&tenant.id, kind, id, &sealed)?;
+        Ok(())
+    }
+
+    /// The sealed document `kind`/`id`, opened; `None` if there is none.
+    pub fn sealed_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, VaultError> {
+        let tenant_id = tenant;
+        let Some(sealed) = self.store.document(tenant_id, kind, id)? else {
+            return Ok(None);
+        };
+        self.open_document(tenant_id, kind, id, &sealed).map(Some)
+    }
+
+    /// At most `limit` sealed documents of a kind, opened, as `(id, plain)`,
+    /// ordered by id, after the id `after` (as [`Store::documents`]).
+    ///
+    /// [`Store::documents`]: tessera_store::Store::documents
+    pub fn sealed_documents(
+        &self,
+        tenant: &str,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
+        self.store
+            .documents(tenant, kind, after, limit)?
+            .into_iter()
+            .map(|(id, sealed)| {
+                let plain = self.open_document(tenant, kind, &id, &sealed)?;
+                Ok((id, plain))
+            })
+            .collect()
+    }
+
+    /// Removes a sealed document; `false` if there was none.
+    pub fn delete_sealed_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<bool, VaultError> {
+        Ok(self.store.delete_document(tenant, kind, id)?)
+    }
+
+    /// Whether any of `identities` belongs to an erased person (its keyed
+    /// hash is on the suppression list). For data kept outside subject
+    /// records, which an erasure does not shred (an import's dead letters):
+    /// their keeper removes what names an erased person. Identities that do
+    /// not normalise name no one and are skipped.
+    pub fn any_suppressed(
+        &self,
+        tenant: &str,
+        identities: &[(IdentityKind, String)],
+    ) -> Result<bool, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        for (kind, raw) in identities {
+            let Ok((_, hash)) = tenant.identity(kind, raw) else {
+                continue;
+            };
+            if self.store.suppression(&tenant.id, hash)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn open_document(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let aad = DocumentAad {
+            tenant: &tenant.id,
+            kind,
+            id,
+        };
+        envelope::open_document(&tenant.document_key, &aad, sealed).map_err(|source| {
+            VaultError::OpenDocument {
+                kind: kind.to_owned(),
+                id: id.to_owned(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_privacy::MasterKey;
+
+    use crate::{Actor, TenantSettings, Vault};
+
+    #[test]
+    fn a_sealed_document_opens_only_under_its_own_tenant_kind_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            dir.path().join("data"),
+            dir.path().join("keys"),
+            MasterKey::generate().unwrap(),
+        )
+        .unwrap();
+        let actor = Actor::new("operator", "test");
+        for tenant in ["acme", "globex"] {
+            vault
+                .create_tenant(tenant, TenantSettings::default(), &actor)
+                .unwrap();
+        }
+        let plain = b"ana@example.com,2024-02-30";
+        vault
+            .put_sealed_document("acme", "dead_letter", "i1:1", plain)
+            .unwrap();
+        let stored = vault
+            .store()
+            .document("acme", "dead_letter", "i1:1")
+            .unwrap()
+            .unwrap();
+        assert!(!stored.windows(plain.len()).any(|w| w == plain));
+        assert_eq!(
+            vault
+                .sealed_document("acme", "dead_letter", "i1:1")
+                .unwrap()
+                .unwrap(),
+            plain
+        );
+        for (tenant, kind, id) in [
+            ("acme", "dead_letter", "i1:2"),
+            ("acme", "import", "i1:1"),
+            ("globex", "dead_letter", "i1:1"),
+        ] {
+            vault
+                .store()
+                .put_document(tenant, kind, id, &stored)
+                .unwrap();
+            assert!(
+                vault.sealed_document(tenant, kind, id).is_err(),
+                "opened as {tenant}/{kind}/{id}"
+            );
+        }
+    }
+}
