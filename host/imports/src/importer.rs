@@ -1111,6 +1111,9 @@ fn error_code(error: &VaultError) -> (&'static str, Option<String>) {
         VaultError::UnknownTrait { name, .. } => (codes::UNKNOWN_TRAIT, Some(name.clone())),
         VaultError::InvalidTrait { name, .. } => (codes::INVALID_TRAIT, Some(name.clone())),
         VaultError::UnknownPurpose { .. } => (codes::UNKNOWN_PURPOSE, None),
+        VaultError::InvalidProperty {
+            event, property, ..
+        } => (codes::INVALID_PROPERTY, Some(format!("{event}.{property}"))),
         _ => (codes::INVALID_EVENT, None),
     }
 }
@@ -1130,6 +1133,19 @@ fn refusal(refused: &Refusal) -> (&'static str, String) {
             format!(
                 "the tenant schema changed while the record was stored; trait {name:?} no longer fits"
             ),
+        ),
+        Refusal::EventSchemaChanged { event, property } => (
+            codes::SCHEMA_CHANGED,
+            match property {
+                Some(property) => format!(
+                    "the event schema changed while the record was stored; {event}.{property} no \
+                     longer fits"
+                ),
+                None => format!(
+                    "the event schema changed while the record was stored; events of type \
+                     {event:?} are no longer taken"
+                ),
+            },
         ),
     }
 }

@@ -42,6 +42,9 @@ pub mod codes {
     pub const UNKNOWN_TRAIT: &str = "unknown_trait";
     pub const INVALID_TRAIT: &str = "invalid_trait";
     pub const INVALID_EVENT: &str = "invalid_event";
+    /// An event property the tenant's event schema refuses (required,
+    /// type, allowed values, strict).
+    pub const INVALID_PROPERTY: &str = "invalid_property";
     pub const UNKNOWN_PURPOSE: &str = "unknown_purpose";
     /// The record names an erased person (on the suppression list). Counted
     /// but never kept as a dead letter: an erased person's data is not kept.
