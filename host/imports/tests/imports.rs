@@ -56,7 +56,13 @@ impl Fixture {
             .unwrap()
             // The vault's clock stays in the receipts' season: their events
             // are within the retention period whenever the test runs.
-            .with_clock(Arc::new(|| NOW_MS)),
+            // A clock that starts at NOW_MS and moves 1 ms per reading, so
+            // that imports started one after the other have distinct times
+            // (ids and listings order by time) and the data stays in retention.
+            .with_clock({
+                let ticks = Arc::new(std::sync::atomic::AtomicI64::new(0));
+                Arc::new(move || NOW_MS + ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            }),
         );
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
         let registry = Registry::new(runtime, vault.clone(), false);
