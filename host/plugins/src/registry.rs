@@ -370,16 +370,24 @@ impl Registry {
 
     /// The tenant's trusted publisher keys, by key id.
     pub fn publishers(&self, tenant: &str) -> Result<Vec<PublisherRecord>, RegistryError> {
+        self.all_documents(tenant, KIND_PUBLISHER, "publisher key")
+    }
+
+    /// Every document of a kind of the tenant, decoded, in id order.
+    fn all_documents<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        kind: &str,
+        what: &str,
+    ) -> Result<Vec<T>, RegistryError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store()
-                .documents(tenant, KIND_PUBLISHER, after.as_deref(), 256)?;
+            let page = self.store().documents(tenant, kind, after.as_deref(), 64)?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (_, bytes) in &page {
-                out.push(from_json(bytes, "publisher key")?);
+                out.push(from_json(bytes, what)?);
             }
         }
         Ok(out)
@@ -430,19 +438,7 @@ impl Registry {
     }
 
     fn records(&self, tenant: &str) -> Result<Vec<PluginRecord>, RegistryError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store()
-                .documents(tenant, KIND_PLUGIN, after.as_deref(), 64)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, bytes) in &page {
-                out.push(from_json(bytes, "plugin record")?);
-            }
-        }
-        Ok(out)
+        self.all_documents(tenant, KIND_PLUGIN, "plugin record")
     }
 
     fn component(&self, tenant: &str, sha256: &str) -> Result<Vec<u8>, RegistryError> {
@@ -572,6 +568,22 @@ impl Registry {
             .insert(key, live);
     }
 
+    /// The running plugin `name` of `tenant`, quarantined or not.
+    fn live(&self, tenant: &str, name: &str) -> Option<Live> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Whether `tenant` has a plugin called `name`: running (built in or
+    /// approved) or stored (pending too).
+    fn taken(&self, tenant: &str, name: &str) -> Result<bool, RegistryError> {
+        Ok(self.live(tenant, name).is_some() || self.record(tenant, name)?.is_some())
+    }
+
     fn take_live(&self, tenant: &str, name: &str) -> Option<Live> {
         self.inner
             .live
@@ -658,13 +670,7 @@ impl Registry {
         )?;
         let manifest = &probe.info().manifest;
         let name = manifest.name.clone();
-        let live = self
-            .inner
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&(tenant.to_string(), name.clone()));
-        if live || self.record(tenant, &name)?.is_some() {
+        if self.taken(tenant, &name)? {
             return Err(RegistryError::Taken { name });
         }
         let granted = Permissions {
@@ -705,14 +711,7 @@ impl Registry {
     /// The running plugin `name` of `tenant`, for a call: refused while it
     /// is quarantined (by an operator or for trapping).
     pub fn callable(&self, tenant: &str, name: &str) -> Result<Live, RegistryError> {
-        let live = self
-            .inner
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(tenant.to_string(), name.to_string()))
-            .cloned();
-        let Some(live) = live else {
+        let Some(live) = self.live(tenant, name) else {
             return Err(RegistryError::UnknownPlugin {
                 name: name.to_string(),
             });
@@ -992,14 +991,7 @@ impl Registry {
         let now = self.now();
         let mut records = Vec::new();
         for entry in &verified.manifest.plugins {
-            let taken = self.record(tenant, &entry.name)?.is_some()
-                || self
-                    .inner
-                    .live
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains_key(&(tenant.to_string(), entry.name.clone()));
-            if taken {
+            if self.taken(tenant, &entry.name)? {
                 return Err(RegistryError::Taken {
                     name: entry.name.clone(),
                 });
@@ -1209,11 +1201,7 @@ impl Registry {
     }
 
     fn is_builtin(&self, tenant: &str, name: &str) -> bool {
-        self.inner
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(tenant.to_string(), name.to_string()))
+        self.live(tenant, name)
             .is_some_and(|l| l.source == Source::BuiltIn)
     }
 
@@ -1472,13 +1460,7 @@ impl Registry {
     pub fn release(&self, tenant: &str, name: &str, actor: &Actor) -> Result<Entry, RegistryError> {
         let _guard = self.lock();
         let mut record = self.record(tenant, name)?;
-        let live = self
-            .inner
-            .live
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(tenant.to_string(), name.to_string()))
-            .cloned();
+        let live = self.live(tenant, name);
         let manual = record.as_ref().is_some_and(|r| r.quarantine.is_some());
         let automatic = live.as_ref().is_some_and(Live::auto_quarantined);
         if record.is_none() && live.is_none() {
