@@ -9,6 +9,7 @@ use crate::ImportError;
 /// How an input is cut into the chunks a connector parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Chunking {
     /// Delimited text for the `csv` connector: a chunk ends after a `\n`
     /// outside quotes; later chunks get the `header` and `first_row`
@@ -216,8 +217,9 @@ impl<R: Read> Chunker<R> {
                 if self.eof {
                     break;
                 }
-                let want = (self.buf.len() + (64 << 10)).max(self.target);
-                self.fill(want)?;
+                // One read: what the input has now (a stream is parsed as
+                // it arrives, not after 64 KiB more came).
+                self.fill(self.buf.len() + 1)?;
                 if pos == self.buf.len() {
                     break;
                 }

@@ -23,7 +23,7 @@ use crate::model::{
 };
 
 /// Document kind of an import record (sealed; id: the import id).
-const KIND_IMPORT: &str = "import";
+pub(crate) const KIND_IMPORT: &str = "import";
 /// Document kind of a dead letter (sealed; id: `<import>:<sequence>`).
 const KIND_LETTER: &str = "import_letter";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -46,6 +46,8 @@ pub struct ImporterConfig {
     pub examples: usize,
     /// Days a dead letter is kept before the purge job removes it.
     pub dead_letter_days: u32,
+    /// Days an import record (its quality report) is kept after it ended.
+    pub import_days: u32,
 }
 
 impl Default for ImporterConfig {
@@ -57,6 +59,7 @@ impl Default for ImporterConfig {
             batch: 500,
             examples: 20,
             dead_letter_days: 30,
+            import_days: 90,
         }
     }
 }
@@ -78,7 +81,8 @@ pub struct ImportSpec {
 }
 
 /// How far an import has come; given to the progress callback after each chunk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub bytes_read: u64,
     pub chunks: u64,
@@ -94,7 +98,7 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct Importer {
     registry: Registry,
-    vault: Arc<Vault>,
+    pub(crate) vault: Arc<Vault>,
     config: ImporterConfig,
     /// Serialises changes to dead letters (fix, replay, purge).
     letters: Arc<Mutex<()>>,
@@ -511,7 +515,7 @@ impl Importer {
         Ok(())
     }
 
-    fn put_import(&self, record: &ImportRecord) -> Result<(), ImportError> {
+    pub(crate) fn put_import(&self, record: &ImportRecord) -> Result<(), ImportError> {
         self.vault.put_sealed_document(
             &record.tenant,
             KIND_IMPORT,
@@ -601,6 +605,27 @@ impl Started {
     /// The import as recorded when it started.
     pub fn record(&self) -> &ImportRecord {
         &self.record
+    }
+
+    /// Ends the import without reading anything: recorded as failed with
+    /// `reason` (an upload that never came), and audited.
+    pub fn abandon(mut self, reason: &str) -> Result<ImportRecord, ImportError> {
+        let importer = self.importer.clone();
+        self.record.status = ImportStatus::Failed;
+        self.record.finished_at_ms = Some(importer.vault.now_ms());
+        self.record.error = Some(reason.to_string());
+        importer.put_import(&self.record)?;
+        importer.vault.record_admin_action(
+            &self.record.tenant,
+            AuditEntry {
+                plugin: Some(self.record.connector.clone()),
+                plugin_version: Some(self.record.connector_version.clone()),
+                detail: Some(format!("import {} failed: {reason}", self.record.id)),
+                ..AuditEntry::new(&self.actor, "import.run")
+            },
+        )?;
+        importer.vault.flush()?;
+        Ok(self.record)
     }
 
     /// Reads `input` chunk by chunk: each chunk is parsed by the connector,
@@ -1100,6 +1125,7 @@ fn invalid(error: &VaultError) -> bool {
             | VaultError::UnknownTrait { .. }
             | VaultError::InvalidTrait { .. }
             | VaultError::InvalidEvent { .. }
+            | VaultError::InvalidProperty { .. }
             | VaultError::UnknownPurpose { .. }
     )
 }
@@ -1207,10 +1233,10 @@ fn new_id(now_ms: i64) -> Result<String, ImportError> {
     Ok(format!("imp-{:013}-{}", now_ms.max(0), hex::encode(bytes)))
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ImportError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ImportError> {
     serde_json::to_vec(value).map_err(|e| ImportError::Corrupt(e.to_string()))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(plain: &[u8]) -> Result<T, ImportError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(plain: &[u8]) -> Result<T, ImportError> {
     serde_json::from_slice(plain).map_err(|e| ImportError::Corrupt(e.to_string()))
 }

@@ -14,6 +14,7 @@ mod chunk;
 mod convert;
 mod importer;
 mod model;
+mod upkeep;
 
 pub use chunk::Chunking;
 pub use convert::{ImportItem, ItemIdentity};

@@ -12,6 +12,7 @@ use crate::convert::ImportItem;
 /// Where an import is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ImportStatus {
     Running,
     Completed,
@@ -66,6 +67,7 @@ pub enum ParamValue {
 /// The quality report of an import. Every count is taken from what the
 /// connector returned and what the vault reported; none is estimated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Bytes read from the input.
     pub bytes: u64,
@@ -117,6 +119,7 @@ impl ImportReport {
 
 /// One rejection, as an example in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectionExample {
     /// File line number of the row (none for a refused record, whose row the
     /// connector does not report).
@@ -130,6 +133,7 @@ pub struct RejectionExample {
 
 /// What the connector's calls cost, summed over the calls that returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectorCost {
     pub calls: u64,
     /// Calls that failed or trapped.
@@ -144,6 +148,7 @@ pub struct ConnectorCost {
 /// Where a dead letter came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LetterOrigin {
     /// The connector rejected the row.
     Rejected,
@@ -156,6 +161,7 @@ pub enum LetterOrigin {
 /// Where a dead letter is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LetterState {
     /// Waiting to be fixed or replayed.
     Open,
@@ -205,6 +211,7 @@ pub struct DeadLetter {
 
 /// A dead letter without its content, as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterSummary {
     pub id: String,
     pub import: String,
@@ -253,6 +260,7 @@ pub enum Fix {
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayReport {
     /// Letters replayed and stored now.
     pub replayed: u64,
@@ -288,6 +296,7 @@ mod base64_bytes {
 
 /// What the dead-letter purge job removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgeReport {
     /// Letters past their expiry.
     pub expired: u64,

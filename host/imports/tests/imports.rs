@@ -826,3 +826,38 @@ fn an_erasure_reaches_the_refused_records_that_name_the_erased_person() {
         Default::default()
     );
 }
+
+#[test]
+fn an_event_the_tenant_schema_refuses_is_set_aside_and_the_others_are_stored() {
+    let f = Fixture::new(&[TENANT], small_chunks(4096));
+    let mut settings = f.vault.settings(TENANT).unwrap();
+    settings.events.insert(
+        "purchase".into(),
+        serde_json::from_value(serde_json::json!({
+            "properties": {"store_name": {"type": "string", "allowed": ["West"]}}
+        }))
+        .unwrap(),
+    );
+    f.vault
+        .update_settings(TENANT, settings, &operator())
+        .unwrap();
+    let file = "receipt_no,member_no,mobile,email,purchased_at,amount,store\n\
+                R1,M1,,,2026-03-01 10:00:00,5,West\n\
+                R2,M2,,,2026-03-01 10:05:00,6,East\n\
+                R3,M3,,,2026-03-01 10:10:00,7,West\n";
+    let record = f.import(TENANT, file.as_bytes(), &[]);
+    let r = &record.report;
+    assert_eq!(record.status, ImportStatus::Completed);
+    assert_eq!(r.records, 3);
+    assert_eq!(r.accepted, 2);
+    assert_eq!(r.events_inserted, 2);
+    assert_eq!(counted(r), BTreeMap::from([("invalid_property".into(), 1)]));
+    let letters = f
+        .importer
+        .dead_letters(TENANT, &record.id, None, 10)
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].code, "invalid_property");
+    assert_eq!(letters[0].field.as_deref(), Some("purchase.store_name"));
+    assert_eq!(letters[0].origin, LetterOrigin::Refused);
+}
