@@ -111,6 +111,10 @@ const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 /// Tenant settings, schema and plugins: what marketers and analysts work
 /// with; nothing personal.
 const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
+/// Imports and their quality reports: who imports, and marketers.
+const IMPORTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
+/// Dead letters without their content, and replays.
+const DEAD_LETTER_WORKERS: &[Role] = &[Role::Operator, Role::Marketer];
 const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
 const SUBJECT: &[Role] = &[Role::Subject];
 
@@ -166,6 +170,14 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/screen", INGESTERS),
     rule("POST", "/v1/alias", INGESTERS),
     rule("POST", "/v1/group", INGESTERS),
+    rule("POST", "/v1/imports", IMPORTERS),
+    rule("GET", "/v1/imports", IMPORTERS),
+    rule("GET", "/v1/imports/{id}", IMPORTERS),
+    rule("PUT", "/v1/imports/{id}/data", IMPORTERS),
+    rule("GET", "/v1/imports/{id}/dead-letters", DEAD_LETTER_WORKERS),
+    rule("GET", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
+    rule("PUT", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
+    rule("POST", "/v1/imports/{id}/replay", DEAD_LETTER_WORKERS),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),
     rule("PATCH", "/v1/me/traits", SUBJECT),

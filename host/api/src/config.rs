@@ -95,6 +95,15 @@ pub struct Limits {
     /// How long a verified token is trusted from memory before the store is
     /// read again. Revocations through this server take effect at once.
     pub token_cache_ms: u64,
+    /// The largest upload `PUT /v1/imports/{id}/data` reads (it streams:
+    /// this bounds disk work, not memory).
+    pub max_import_bytes: u64,
+    /// An upload still running after this long is answered 503 `timeout`
+    /// and its import fails (it replaces `request_timeout_ms` there).
+    pub import_timeout_ms: u64,
+    /// An import created with `POST /v1/imports` whose data does not start
+    /// arriving within this long is marked failed.
+    pub import_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -106,6 +115,9 @@ impl Default for Limits {
             max_batch_messages: 2_500,
             request_timeout_ms: 30_000,
             token_cache_ms: 30_000,
+            max_import_bytes: 16 << 30,
+            import_timeout_ms: 4 * 60 * 60 * 1000,
+            import_wait_ms: 15 * 60 * 1000,
         }
     }
 }
@@ -157,6 +169,21 @@ impl Config {
             return Err(format!(
                 "limits.request_timeout_ms ({}) must be at least 100",
                 l.request_timeout_ms
+            ));
+        }
+        if l.max_import_bytes == 0 {
+            return Err("limits.max_import_bytes must be at least 1".into());
+        }
+        if l.import_timeout_ms < l.request_timeout_ms {
+            return Err(format!(
+                "limits.import_timeout_ms ({}) must be at least request_timeout_ms ({})",
+                l.import_timeout_ms, l.request_timeout_ms
+            ));
+        }
+        if l.import_wait_ms < 1000 {
+            return Err(format!(
+                "limits.import_wait_ms ({}) must be at least 1000",
+                l.import_wait_ms
             ));
         }
         if self.rate_limit.requests_per_second > 0 && self.rate_limit.burst == 0 {

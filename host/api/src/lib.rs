@@ -13,6 +13,7 @@ mod auth;
 mod config;
 mod error;
 mod handlers;
+mod imports;
 mod ingest;
 mod login;
 mod me;
@@ -35,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tessera_vault::Vault;
 use tracing::Instrument as _;
 
@@ -44,6 +45,7 @@ pub use config::{
     CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
 };
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
+pub use imports::{DeadLetterList, DeadLetterView, ImportDesk, ImportList, ImportView};
 pub use ingest::{IngestReport, ItemReport};
 pub use login::{
     CODE_TTL_MS, CodeChannel, CodeExchange, CodeLogin, CodeMessage, CodeRequest, CodeRequested,
@@ -77,6 +79,8 @@ pub struct AppState {
     pub subject_limiter: Arc<RateLimiter>,
     /// The tenants' plugins and the runtime they run in (none: no plugins).
     pub plugins: Option<Registry>,
+    /// Imports through the tenants' connectors (with the plugins).
+    pub imports: Option<ImportDesk>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -103,13 +107,24 @@ impl AppState {
             metrics: Metrics::default(),
             config: Arc::new(config),
             plugins: None,
+            imports: None,
         }
     }
 
     /// The state with the tenants' plugins: `/v1/plugins`, `/v1/publishers`
     /// and the plugin series of `/metrics` serve them.
+    /// Imports (`/v1/imports`) run through them with the default
+    /// [`ImporterConfig`](tessera_imports::ImporterConfig).
     pub fn with_plugins(mut self, registry: Registry) -> Self {
+        let importer = tessera_imports::Importer::new(registry.clone(), self.vault.clone());
+        self.imports = Some(ImportDesk::new(importer));
         self.plugins = Some(registry);
+        self
+    }
+
+    /// The state with imports run by `importer` (its configuration).
+    pub fn with_importer(mut self, importer: tessera_imports::Importer) -> Self {
+        self.imports = Some(ImportDesk::new(importer));
         self
     }
 }
@@ -169,6 +184,18 @@ pub fn app(state: AppState) -> Router {
             "/v1/publishers/{key_id}",
             axum::routing::delete(plugins::distrust),
         )
+        .route("/v1/imports", get(imports::list).post(imports::create))
+        .route("/v1/imports/{id}", get(imports::show))
+        .route(
+            imports::DATA_ROUTE,
+            put(imports::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/imports/{id}/dead-letters", get(imports::dead_letters))
+        .route(
+            "/v1/imports/{id}/dead-letters/{letter}",
+            get(imports::dead_letter).put(imports::fix),
+        )
+        .route("/v1/imports/{id}/replay", post(imports::replay))
         .route(
             "/v1/subject-tokens",
             post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),
@@ -234,7 +261,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tenant = tracing::field::Empty,
         role = tracing::field::Empty,
     );
-    let timeout = Duration::from_millis(state.config.limits.request_timeout_ms);
+    // An upload streams for as long as its data takes: a limit of its own.
+    let timeout = Duration::from_millis(if route == imports::DATA_ROUTE {
+        state.config.limits.import_timeout_ms
+    } else {
+        state.config.limits.request_timeout_ms
+    });
     let answer = tokio::time::timeout(timeout, next.run(request))
         .instrument(span.clone())
         .await;

@@ -16,7 +16,9 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
-use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject_tokens, tokens};
+use crate::{
+    admin, error, handlers, imports, ingest, login, me, plugins, segment, subject_tokens, tokens,
+};
 
 /// The document. `ApiDoc::openapi()` builds it.
 #[derive(OpenApi)]
@@ -73,6 +75,14 @@ use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject
         plugins::publishers,
         plugins::trust,
         plugins::distrust,
+        imports::create,
+        imports::list,
+        imports::show,
+        imports::upload,
+        imports::dead_letters,
+        imports::dead_letter,
+        imports::fix,
+        imports::replay,
         subject_tokens::issue,
         login::request_code,
         login::exchange,
@@ -106,6 +116,8 @@ use crate::{admin, error, handlers, ingest, login, me, plugins, segment, subject
         (name = "tokens", description = "The tenant's API tokens."),
         (name = "tenant", description = "The token's tenant and its trait and event schemas."),
         (name = "plugins", description = "The tenant's plugins, their status and usage."),
+        (name = "imports", description = "Files and uploads imported through the tenant's \
+                                          connectors: quality reports and dead letters."),
         (name = "me", description = "A person's own data, with a subject token: from the \
                                      tenant's portal (`/v1/subject-tokens`) or a one-time code \
                                      (`/v1/login/…`)."),

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
+use tessera_imports::{Chunking, ImportSpec};
+use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
@@ -32,6 +34,9 @@ fn fixture() -> Fixture {
             .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
             .expect("install");
         for tenant in [ACME, GLOBEX] {
+            registry
+                .install_builtin(tenant, tessera_guests::plugins::CSV, Kind::Connector, 0)
+                .expect("install");
             registry
                 .trust(
                     tenant,
@@ -128,6 +133,59 @@ fn versioned(f: &Fixture, rule: &RouteRule) {
                 .expect("quarantine");
         }
     });
+}
+
+/// A CSV import spec for the matrix: one good row and one with a bad date.
+fn import_spec() -> ImportSpec {
+    let mapping = r#"{"source": "matrix", "timezone": "+00:00", "identities": {"member": "member_id"},
+        "event": {"type": "purchase", "time": {"column": "at", "format": "%Y-%m-%d"}},
+        "source_id": {"column": "receipt"}}"#;
+    ImportSpec {
+        connector: "csv".into(),
+        params: vec![FieldValue {
+            name: "mapping".into(),
+            value: PluginValue::Text(mapping.into()),
+        }],
+        chunking: Chunking::Csv,
+        source: "matrix.csv".into(),
+        channel: None,
+    }
+}
+
+const IMPORT_FILE: &str =
+    "receipt,member,at\nm1,matrix-import,2026-03-01\nm2,matrix-import,2026-13-01\n";
+
+/// An import of ACME, waiting for its data, or (`completed`) imported with
+/// one dead letter: its id and the letter's.
+fn acme_import(f: &Fixture, completed: bool) -> (String, String) {
+    let desk = f.state.imports.clone().expect("imports");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if !completed {
+                let record = desk
+                    .create(ACME, import_spec(), &common::operator())
+                    .expect("create");
+                return (record.id, String::new());
+            }
+            let record = desk
+                .importer()
+                .run(
+                    ACME,
+                    import_spec(),
+                    IMPORT_FILE.as_bytes(),
+                    &common::operator(),
+                    |_| {},
+                )
+                .expect("import");
+            let letters = desk
+                .importer()
+                .dead_letters(ACME, &record.id, None, 10)
+                .expect("letters");
+            (record.id, letters[0].id.clone())
+        })
+        .join()
+        .expect("no panic")
+    })
 }
 
 /// What a refused call must not change in ACME besides the footprint: its
@@ -365,6 +423,33 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
             Some(json!({"subject": f.subject(ACME, &member)})),
         ),
         "/v1/audit" => call("/v1/audit?from=1&limit=10".into(), None),
+        "/v1/imports" if rule.method == "POST" => call(
+            rule.path.into(),
+            Some(json!({
+                "connector": "csv",
+                "chunking": "csv",
+                "params": {"mapping": {"source": "matrix", "timezone": "+00:00", "identities": {"member": "member_id"},
+                    "event": {"type": "purchase", "time": {"column": "at", "format": "%Y-%m-%d"}}}},
+            })),
+        ),
+        "/v1/imports" => call(rule.path.into(), None),
+        "/v1/imports/{id}/data" => {
+            let (id, _) = acme_import(f, false);
+            Call {
+                bundle: Some(IMPORT_FILE.as_bytes().to_vec()),
+                ..call(format!("/v1/imports/{id}/data"), None)
+            }
+        }
+        path if path.starts_with("/v1/imports/{id}") => {
+            let (id, letter) = acme_import(f, true);
+            let uri = path.replace("{id}", &id).replace("{letter}", &letter);
+            let body = match (rule.method, path) {
+                ("PUT", _) => Some(json!({"raw": "m2,matrix-import,2026-12-01\n"})),
+                ("POST", _) => Some(json!({})),
+                _ => None,
+            };
+            call(uri, body)
+        }
         "/v1/batch" => call(rule.path.into(), Some(json!({"batch": [message("track")]}))),
         "/v1/events" => call(rule.path.into(), Some(message("track"))),
         path => {
@@ -475,7 +560,8 @@ async fn every_route_of_the_matrix_is_registered_and_behind_the_layer() {
             .path
             .replace("{id}", "0123456789abcdef")
             .replace("{name}", "threshold")
-            .replace("{purpose}", "analytics");
+            .replace("{purpose}", "analytics")
+            .replace("{letter}", "0123456789abcdef:1");
         let answer = f.call(method, &uri, None, None).await;
         assert_eq!(
             (answer.status, answer.code()),

@@ -202,9 +202,9 @@ fn read_settings(path: &Path) -> anyhow::Result<TenantSettings> {
 pub enum JobsCommand {
     /// Sweep every tenant's retention (removing expired events and sending
     /// people with no activity within their retention period down the
-    /// deletion path), then run every due purge. Until the server schedules
-    /// them, run this regularly (e.g. daily from cron) while the server is
-    /// stopped.
+    /// deletion path), then run every due purge. `tessera serve` runs
+    /// these itself ([jobs] in its settings); this is for a data directory
+    /// no server runs on.
     Run(JobsArgs),
 }
 

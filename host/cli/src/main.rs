@@ -6,6 +6,7 @@ mod audit;
 mod bundle;
 mod data;
 mod demo;
+mod import;
 mod keys;
 mod plugin;
 mod plugin_new;
@@ -14,6 +15,7 @@ mod report;
 mod serve;
 mod subject;
 mod token;
+mod upkeep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +73,9 @@ enum Command {
     /// ingest, subjects, deletions, audit, tenant and schema, plugins,
     /// health and metrics).
     Serve(serve::ServeArgs),
+    /// Import a file into a running server through one of the tenant's
+    /// connectors, with a progress bar and the quality report.
+    Import(import::ImportArgs),
     /// Create, list and revoke API tokens on a running server.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
         Command::Jobs(command) => data::jobs(command),
         Command::Serve(args) => serve::run(args),
         Command::Token(command) => token::run(command),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(code) => code,

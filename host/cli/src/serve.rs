@@ -30,7 +30,7 @@ use crate::data::DataArgs;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A TOML file of settings ([server], [limits], [rate_limit],
-    /// [subject_tokens], [subject_login]; see docs/api.md).
+    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
@@ -88,6 +88,7 @@ pub struct ServeConfig {
     pub subject_tokens: SubjectTokenConfig,
     pub subject_login: SubjectLoginConfig,
     pub plugins: PluginSettings,
+    pub jobs: crate::upkeep::JobSettings,
 }
 
 /// `[plugins]`: what connectors may reach.
@@ -304,6 +305,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // block.
     install_first_party(&state)?;
     load_installed(&state)?;
+    crate::upkeep::fail_interrupted_imports(&state)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tessera-serve")
@@ -319,9 +321,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal()?;
         println!("tessera serve: listening on http://{address}");
         tracing::info!(%address, data_dir = %config.server.data_dir.display(), "listening");
-        tessera_api::serve(listener, state, shutdown)
+        let jobs = tokio::spawn(crate::upkeep::run(state.clone(), config.jobs.clone()));
+        let served = tessera_api::serve(listener, state, shutdown)
             .await
-            .context("the server failed")
+            .context("the server failed");
+        jobs.abort();
+        served
     })?;
     println!("tessera serve: stopped; in-flight requests finished and the store flushed");
     Ok(ExitCode::SUCCESS)
@@ -414,6 +419,23 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings block of docs/api.md parses, and shows the defaults.
+    #[test]
+    fn the_documented_settings_are_the_defaults() {
+        let page = include_str!("../../../docs/api.md");
+        let section = &page[page.find("### Settings").expect("the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("closed")];
+        let documented: ServeConfig = toml::from_str(block).expect("the block parses");
+        let defaults = ServeConfig::default();
+        assert_eq!(documented.server, defaults.server);
+        assert_eq!(documented.limits, defaults.limits);
+        assert_eq!(documented.rate_limit, defaults.rate_limit);
+        assert_eq!(documented.subject_tokens, defaults.subject_tokens);
+        assert_eq!(documented.jobs, defaults.jobs);
+        assert_eq!(documented.plugins, defaults.plugins);
+    }
 
     #[test]
     fn file_then_environment_then_defaults() {

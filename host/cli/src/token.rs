@@ -128,7 +128,7 @@ pub(crate) fn failed(status: StatusCode, answer: &Value) -> anyhow::Result<ExitC
 }
 
 /// `http://host:port[/prefix]` → (`host:port`, `/prefix`).
-fn split_server(server: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn split_server(server: &str) -> anyhow::Result<(String, String)> {
     let Some(rest) = server.strip_prefix("http://") else {
         if server.starts_with("https://") {
             bail!(

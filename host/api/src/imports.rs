@@ -1,0 +1,840 @@
+//! Imports over HTTP: create an import (connector, parameters, chunking),
+//! stream its data with `PUT /v1/imports/{id}/data`, follow it (status,
+//! live progress, the quality report), and work through its dead letters
+//! (list, read, fix, replay). The [`Importer`] does the work; these
+//! handlers map it onto routes, roles and error codes.
+//!
+//! An upload streams: the body is handed to the importer in pieces through
+//! a bounded channel while the connector parses and the vault stores, so
+//! memory stays bounded by the importer's chunk size whatever the file's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as JsonValue, json};
+use tessera_imports::{
+    Chunking, DeadLetterSummary, Fix, ImportError, ImportItem, ImportRecord, ImportReport,
+    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Started,
+};
+use tessera_runtime::api::types::{FieldValue, Value};
+use tessera_vault::Channel;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::tokens::Principal;
+
+/// The route that streams an import's data: it has a timeout of its own.
+pub(crate) const DATA_ROUTE: &str = "/v1/imports/{id}/data";
+
+/// Imports created and waiting for their data, and the progress of those
+/// running in this server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ImportDesk {
+    importer: Importer,
+    inner: Arc<Mutex<Desk>>,
+}
+
+#[derive(Debug, Default)]
+struct Desk {
+    /// Created, data not yet started; by import id.
+    waiting: HashMap<String, Waiting>,
+    /// Reading their data now; by import id.
+    running: HashMap<String, Progress>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    tenant: String,
+    since: Instant,
+    started: Started,
+}
+
+impl ImportDesk {
+    pub fn new(importer: Importer) -> Self {
+        Self {
+            importer,
+            inner: Arc::default(),
+        }
+    }
+
+    pub fn importer(&self) -> &Importer {
+        &self.importer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Desk> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails the imports whose data did not start arriving within `wait`:
+    /// returns how many. Blocks (it writes their records).
+    pub fn expire_waiting(&self, wait: Duration) -> usize {
+        let expired: Vec<Waiting> = {
+            let mut desk = self.lock();
+            let ids: Vec<String> = desk
+                .waiting
+                .iter()
+                .filter(|(_, w)| w.since.elapsed() >= wait)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| desk.waiting.remove(id))
+                .collect()
+        };
+        let count = expired.len();
+        for waiting in expired {
+            let reason = format!(
+                "no data was uploaded within {} s of the import's creation",
+                wait.as_secs()
+            );
+            if let Err(error) = waiting.started.abandon(&reason) {
+                tracing::warn!(tenant = %waiting.tenant, %error, "an abandoned import could not be recorded");
+            }
+        }
+        count
+    }
+
+    /// Starts an import of `tenant` (the connector is checked and takes
+    /// the parameters) and keeps it waiting for its data. Blocks.
+    pub fn create(
+        &self,
+        tenant: &str,
+        spec: ImportSpec,
+        actor: &tessera_vault::Actor,
+    ) -> Result<ImportRecord, ImportError> {
+        let started = self.importer.start(tenant, spec, actor)?;
+        let record = started.record().clone();
+        self.lock().waiting.insert(
+            record.id.clone(),
+            Waiting {
+                tenant: tenant.to_owned(),
+                since: Instant::now(),
+                started,
+            },
+        );
+        Ok(record)
+    }
+
+    fn take_waiting(&self, tenant: &str, id: &str) -> Option<Started> {
+        let mut desk = self.lock();
+        match desk.waiting.get(id) {
+            Some(w) if w.tenant == tenant => {
+                let waiting = desk.waiting.remove(id).expect("present");
+                desk.running.insert(id.to_owned(), Progress::default());
+                Some(waiting.started)
+            }
+            _ => None,
+        }
+    }
+
+    fn live(&self, id: &str) -> (bool, Option<Progress>) {
+        let desk = self.lock();
+        (desk.waiting.contains_key(id), desk.running.get(id).copied())
+    }
+
+    fn progress(&self, id: &str, progress: Progress) {
+        if let Some(slot) = self.lock().running.get_mut(id) {
+            *slot = progress;
+        }
+    }
+
+    fn finished(&self, id: &str) {
+        self.lock().running.remove(id);
+    }
+}
+
+/// An import as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportView {
+    pub id: String,
+    /// The connector plugin, and the version that ran.
+    pub connector: String,
+    pub connector_version: String,
+    /// What was imported, as the creator named it.
+    pub source: String,
+    pub chunking: Chunking,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// `running` from creation until its data is read, then `completed` or
+    /// `failed` (see `error`).
+    pub status: ImportStatus,
+    /// Created, waiting for `PUT /v1/imports/{id}/data`.
+    pub awaiting_data: bool,
+    pub started_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+    /// The token (or system job) that created it.
+    pub started_by: String,
+    /// The quality report (complete once the import ended).
+    pub report: ImportReport,
+    /// While its data is read: how far it has come.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The connector's parameters as resolved (without `header` and
+    /// `first_row`, which the importer sets per chunk).
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, JsonValue>,
+}
+
+impl ImportView {
+    fn of(record: &ImportRecord, desk: &ImportDesk) -> Self {
+        let (awaiting_data, progress) = if record.status == ImportStatus::Running {
+            desk.live(&record.id)
+        } else {
+            (false, None)
+        };
+        Self {
+            id: record.id.clone(),
+            connector: record.connector.clone(),
+            connector_version: record.connector_version.clone(),
+            source: record.source.clone(),
+            chunking: record.chunking,
+            channel: record.channel,
+            status: record.status,
+            awaiting_data,
+            started_at_ms: record.started_at_ms,
+            finished_at_ms: record.finished_at_ms,
+            started_by: record.started_by.id.clone(),
+            report: record.report.clone(),
+            progress,
+            error: record.error.clone(),
+            params: record
+                .params
+                .iter()
+                .map(|(name, value)| (name.clone(), param_json(value)))
+                .collect(),
+        }
+    }
+}
+
+fn param_json(value: &ParamValue) -> JsonValue {
+    match value {
+        ParamValue::Null => JsonValue::Null,
+        ParamValue::Boolean(b) => json!(b),
+        ParamValue::Integer(i) | ParamValue::Timestamp(i) => json!(i),
+        ParamValue::Number(n) => json!(n),
+        ParamValue::Text(t) => json!(t),
+        ParamValue::TextList(l) => json!(l),
+    }
+}
+
+/// A parameter from JSON: strings, numbers, booleans and lists of strings
+/// as they are; an object or any other list as its JSON text (a connector
+/// takes structured parameters, such as the CSV `mapping`, as JSON text).
+fn param_value(name: &str, value: &JsonValue) -> Value {
+    match value {
+        JsonValue::Null => Value::Null,
+        JsonValue::Bool(b) => Value::Boolean(*b),
+        JsonValue::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        JsonValue::String(s) => Value::Text(s.clone()),
+        JsonValue::Array(items) if items.iter().all(JsonValue::is_string) => Value::TextList(
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        other => {
+            tracing::debug!(param = name, "structured parameter passed as JSON text");
+            Value::Text(other.to_string())
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        use ImportError as E;
+        let message = error.to_string();
+        match error {
+            E::Connector(tessera_plugins::RegistryError::UnknownPlugin { .. }) => {
+                ApiError::unprocessable("unknown_connector", message)
+                    .with_field("connector", "no plugin of the tenant has that name")
+            }
+            E::Connector(inner) => inner.into(),
+            E::Params(_) => ApiError::unprocessable("invalid_params", message),
+            E::NotAConnector { .. } => ApiError::unprocessable("not_a_connector", message),
+            E::Input(_) => ApiError::unprocessable("unreadable_input", message),
+            E::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "import_too_large", message)
+            }
+            E::RecordTooLong { .. } => ApiError::unprocessable("record_too_long", message),
+            E::BadHeader(_) => ApiError::unprocessable("bad_header", message),
+            E::UnknownImport { .. } => ApiError::not_found("unknown_import", message),
+            E::UnknownDeadLetter { .. } => ApiError::not_found("unknown_dead_letter", message),
+            E::BadFix { .. } => ApiError::new(StatusCode::CONFLICT, "bad_fix", message),
+            E::Vault(inner) => inner.into(),
+            E::Failed { import, error } => {
+                let inner = ApiError::from(*error);
+                ApiError::new(inner.status, "import_failed", message).with_details(json!({
+                    "import": import,
+                    "cause": inner.code,
+                }))
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+fn desk(state: &AppState) -> Result<ImportDesk, ApiError> {
+    state.imports.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_plugin_runtime",
+            "this server runs without a plugin runtime, so it has no connectors to import with",
+        )
+    })
+}
+
+/// Runs importer work (it calls plugins and the store, which blocks) on
+/// the blocking pool.
+async fn run<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(ImportDesk) -> Result<T, ImportError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let desk = desk(state)?;
+    crate::blocking(move || work(desk).map_err(ApiError::from)).await
+}
+
+/// `POST /v1/imports`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewImport {
+    /// The installed connector plugin that parses the data (`csv`, `ndjson`, …).
+    connector: String,
+    /// The connector's parameters, by name. An object (such as the CSV
+    /// `mapping`) is passed as its JSON text.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    params: BTreeMap<String, JsonValue>,
+    /// How the data is cut into the chunks the connector parses: `csv`
+    /// (records may hold quoted newlines), `lines` (NDJSON), `whole` (one
+    /// JSON document, up to 16 MiB).
+    chunking: Chunking,
+    /// What is imported, for the record (a file name); default `upload`.
+    #[serde(default)]
+    source: Option<String>,
+    /// The channel of its events; absent: events keyed by a member id and
+    /// no web identity are offline, others online.
+    #[serde(default)]
+    channel: Option<Channel>,
+}
+
+/// `POST /v1/imports`: creates an import. The connector must be running
+/// and take the parameters; then the import waits (`awaiting_data`) for
+/// `PUT /v1/imports/{id}/data`, for at most `limits.import_wait_ms`.
+#[utoipa::path(post, path = "/v1/imports", tag = "imports",
+    request_body = NewImport,
+    responses(
+        (status = 201, description = "Created, waiting for its data.", body = ImportView),
+        (status = 409, description = "The connector is quarantined.", body = ErrorBody),
+    ))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<NewImport>,
+) -> Result<(StatusCode, Json<ImportView>), ApiError> {
+    let source = body.source.unwrap_or_else(|| "upload".into());
+    if source.is_empty() || source.chars().count() > 256 || source.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_source",
+            "`source` must be 1 to 256 characters without control characters",
+        )
+        .with_field("source", "1 to 256 printable characters"));
+    }
+    let spec = ImportSpec {
+        connector: body.connector,
+        params: body
+            .params
+            .iter()
+            .map(|(name, value)| FieldValue {
+                name: name.clone(),
+                value: param_value(name, value),
+            })
+            .collect(),
+        chunking: body.chunking,
+        source,
+        channel: body.channel,
+    };
+    let wait = Duration::from_millis(state.config.limits.import_wait_ms);
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let view = run(&state, move |desk| {
+        desk.expire_waiting(wait);
+        let record = desk.create(&tenant, spec, &actor)?;
+        Ok(ImportView {
+            awaiting_data: true,
+            ..ImportView::of(&record, &desk)
+        })
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// One piece of an upload on its way to the importer.
+enum Piece {
+    Data(Bytes),
+    /// The body ended: the input is complete.
+    End,
+    /// The upload stopped before its end, for this reason.
+    Cut(String),
+}
+
+/// The importer's side of an upload: a blocking reader over the pieces.
+struct Upload {
+    pieces: tokio::sync::mpsc::Receiver<Piece>,
+    current: Bytes,
+    ended: bool,
+}
+
+impl Read for Upload {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.pieces.blocking_recv() {
+                Some(Piece::Data(bytes)) => self.current = bytes,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Cut(reason)) => return Err(std::io::Error::other(reason)),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the upload stopped before its end",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `PUT /v1/imports/{id}/data`: the import's data, streamed as the request
+/// body (any content type). Answers when the import has ended, with its
+/// quality report. An upload cut short, or larger than
+/// `limits.max_import_bytes`, fails the import: what was stored stays
+/// stored, and importing the data again adds only what is missing.
+#[utoipa::path(put, path = "/v1/imports/{id}/data", tag = "imports",
+    params(("id" = String, Path, description = "The import's id.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The data, in the connector's format and the parameters' encoding."),
+    responses(
+        (status = 200, description = "Completed, with its quality report.", body = ImportView),
+        (status = 404, description = "The tenant has no import with that id.", body = ErrorBody),
+        (status = 409, description = "The import is not waiting for data (it ran already, or its data is being uploaded).", body = ErrorBody),
+        (status = 413, description = "Larger than `limits.max_import_bytes`; the import failed.", body = ErrorBody),
+    ))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<ImportView>, ApiError> {
+    let desk = desk(&state)?;
+    let Some(started) = desk.take_waiting(&principal.tenant, &id) else {
+        let tenant = principal.tenant.clone();
+        let lookup = id.clone();
+        let record = run(&state, move |desk| desk.importer.import(&tenant, &lookup)).await?;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "import_not_waiting",
+            format!(
+                "import {id} is not waiting for data: it is {}; create a new import to upload \
+                 again",
+                match (record.status, desk.live(&id).1) {
+                    (ImportStatus::Running, Some(_)) => "reading its data now",
+                    (ImportStatus::Running, None) => "running in another process",
+                    (ImportStatus::Completed, _) => "completed",
+                    (ImportStatus::Failed, _) => "failed",
+                }
+            ),
+        ));
+    };
+    let (sender, pieces) = tokio::sync::mpsc::channel::<Piece>(8);
+    let worker = {
+        let desk = desk.clone();
+        let id = id.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let upload = Upload {
+                pieces,
+                current: Bytes::new(),
+                ended: false,
+            };
+            let result = started.run(upload, |p| desk.progress(&id, *p));
+            desk.finished(&id);
+            result
+        })
+    };
+    let limit = state.config.limits.max_import_bytes;
+    let mut body = body;
+    let mut received: u64 = 0;
+    let mut too_large = false;
+    loop {
+        let piece = match body.frame().await {
+            None => Piece::End,
+            Some(Err(error)) => Piece::Cut(format!("the upload stopped before its end: {error}")),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    received += data.len() as u64;
+                    if received > limit {
+                        too_large = true;
+                        Piece::Cut(format!(
+                            "the upload is larger than {limit} bytes (limits.max_import_bytes); \
+                             split it"
+                        ))
+                    } else {
+                        Piece::Data(data)
+                    }
+                }
+                Err(_) => continue, // trailers
+            },
+        };
+        let last = !matches!(piece, Piece::Data(_));
+        // An error here: the importer stopped reading (the import failed);
+        // its answer says why.
+        if sender.send(piece).await.is_err() || last {
+            break;
+        }
+    }
+    drop(sender);
+    let result = worker.await.map_err(|e| ApiError::internal(&e))?;
+    match result {
+        Ok(record) => Ok(Json(ImportView::of(&record, &desk))),
+        Err(error) if too_large => {
+            let message = error.to_string();
+            Err(
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "import_too_large", message)
+                    .with_details(json!({ "import": id })),
+            )
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Query of `GET /v1/imports`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Only imports in this status.
+    #[serde(default)]
+    status: Option<ImportStatus>,
+    /// The most to return, newest first (1 to 1000, default 100).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/imports`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportList {
+    /// Newest first.
+    pub imports: Vec<ImportView>,
+}
+
+/// `GET /v1/imports`: the tenant's imports, newest first, with their
+/// quality reports. Records are kept for `import_days` after they end.
+#[utoipa::path(get, path = "/v1/imports", tag = "imports",
+    params(ListQuery),
+    responses((status = 200, description = "The tenant's imports.", body = ImportList)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ImportList>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000")
+                .with_field("limit", "1 to 1000"),
+        );
+    }
+    let tenant = principal.tenant.clone();
+    let imports = run(&state, move |desk| {
+        let records = desk.importer.imports(&tenant)?;
+        Ok(records
+            .iter()
+            .rev()
+            .filter(|r| query.status.is_none_or(|s| s == r.status))
+            .take(limit)
+            .map(|r| ImportView::of(r, &desk))
+            .collect())
+    })
+    .await?;
+    Ok(Json(ImportList { imports }))
+}
+
+/// `GET /v1/imports/{id}`: one import: its status, its progress while it
+/// reads, its quality report.
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports",
+    params(("id" = String, Path, description = "The import's id.")),
+    responses(
+        (status = 200, description = "The import.", body = ImportView),
+        (status = 404, description = "The tenant has no import with that id.", body = ErrorBody),
+    ))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<ImportView>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let view = run(&state, move |desk| {
+        let record = desk.importer.import(&tenant, &id)?;
+        Ok(ImportView::of(&record, &desk))
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// Query of `GET /v1/imports/{id}/dead-letters`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LettersQuery {
+    /// The `next` of the previous page.
+    #[serde(default)]
+    after: Option<String>,
+    /// The most to return (1 to 1000, default 100).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/imports/{id}/dead-letters`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetterList {
+    pub letters: Vec<DeadLetterSummary>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /v1/imports/{id}/dead-letters`: what the import set aside, in
+/// input order: row, field, reason and state, never the content.
+#[utoipa::path(get, path = "/v1/imports/{id}/dead-letters", tag = "imports",
+    params(("id" = String, Path, description = "The import's id."), LettersQuery),
+    responses(
+        (status = 200, description = "A page of dead letters.", body = DeadLetterList),
+        (status = 404, description = "The tenant has no import with that id.", body = ErrorBody),
+    ))]
+pub(crate) async fn dead_letters(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(query): Query<LettersQuery>,
+) -> Result<Json<DeadLetterList>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000")
+                .with_field("limit", "1 to 1000"),
+        );
+    }
+    let tenant = principal.tenant.clone();
+    let letters = run(&state, move |desk| {
+        desk.importer
+            .dead_letters(&tenant, &id, query.after.as_deref(), limit)
+    })
+    .await?;
+    let next = (letters.len() == limit)
+        .then(|| letters.last().map(|l| l.id.clone()))
+        .flatten();
+    Ok(Json(DeadLetterList { letters, next }))
+}
+
+/// A dead letter with what it keeps: personal data, for operators.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetterView {
+    #[serde(flatten)]
+    pub letter: DeadLetterSummary,
+    /// The row's bytes, base64 (in the input's encoding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+    /// The row as text, when its bytes are UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The CSV header record the row is read with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The connector's record the vault refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub item: Option<JsonValue>,
+}
+
+/// `GET /v1/imports/{id}/dead-letters/{letter}`: one dead letter with its
+/// content (the row's bytes or the refused record). The read is audited.
+#[utoipa::path(get, path = "/v1/imports/{id}/dead-letters/{letter}", tag = "imports",
+    params(("id" = String, Path, description = "The import's id."),
+        ("letter" = String, Path, description = "The dead letter's id.")),
+    responses(
+        (status = 200, description = "The dead letter.", body = DeadLetterView),
+        (status = 404, description = "No such import or dead letter.", body = ErrorBody),
+    ))]
+pub(crate) async fn dead_letter(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, letter)): Path<(String, String)>,
+) -> Result<Json<DeadLetterView>, ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let letter = run(&state, move |desk| {
+        desk.importer.dead_letter(&tenant, &id, &letter, &actor)
+    })
+    .await?;
+    let mut view = DeadLetterView {
+        letter: DeadLetterSummary::from(&letter),
+        raw_base64: None,
+        raw: None,
+        header: None,
+        item: None,
+    };
+    match letter.content {
+        LetterContent::Raw { bytes, header } => {
+            view.raw_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+            view.raw = String::from_utf8(bytes).ok();
+            view.header = header;
+        }
+        LetterContent::Item { item } => {
+            view.item = Some(serde_json::to_value(&item).map_err(|e| ApiError::internal(&e))?);
+        }
+        LetterContent::None => {}
+    }
+    Ok(Json(view))
+}
+
+/// `PUT /v1/imports/{id}/dead-letters/{letter}`: exactly one of the fields.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FixBody {
+    /// The row's new text (sent in UTF-8; for an input in another encoding
+    /// use `raw_base64`).
+    #[serde(default)]
+    raw: Option<String>,
+    /// The row's new bytes, base64, in the input's encoding.
+    #[serde(default)]
+    raw_base64: Option<String>,
+    /// A new record for a refused one, in the shape the letter shows.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    item: Option<JsonValue>,
+}
+
+/// `PUT /v1/imports/{id}/dead-letters/{letter}`: replaces a dead letter's
+/// content, to be replayed. A replayed letter cannot be changed.
+#[utoipa::path(put, path = "/v1/imports/{id}/dead-letters/{letter}", tag = "imports",
+    params(("id" = String, Path, description = "The import's id."),
+        ("letter" = String, Path, description = "The dead letter's id.")),
+    request_body = FixBody,
+    responses(
+        (status = 200, description = "Fixed; replay it to store it.", body = DeadLetterSummary),
+        (status = 404, description = "No such import or dead letter.", body = ErrorBody),
+        (status = 409, description = "It was replayed already, or the fix is of the wrong kind.", body = ErrorBody),
+    ))]
+pub(crate) async fn fix(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, letter)): Path<(String, String)>,
+    Json(body): Json<FixBody>,
+) -> Result<Json<DeadLetterSummary>, ApiError> {
+    let one_of = || {
+        ApiError::unprocessable(
+            "invalid_fix",
+            "give exactly one of `raw`, `raw_base64` and `item`",
+        )
+    };
+    let fix = match (body.raw, body.raw_base64, body.item) {
+        (Some(text), None, None) => Fix::Raw(text.into_bytes()),
+        (None, Some(b64), None) => Fix::Raw(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    ApiError::unprocessable("invalid_fix", format!("`raw_base64`: {e}"))
+                        .with_field("raw_base64", "standard base64")
+                })?,
+        ),
+        (None, None, Some(item)) => {
+            Fix::Item(serde_json::from_value::<ImportItem>(item).map_err(|e| {
+                ApiError::unprocessable("invalid_fix", format!("`item`: {e}"))
+                    .with_field("item", e.to_string())
+            })?)
+        }
+        _ => return Err(one_of()),
+    };
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let summary = run(&state, move |desk| {
+        desk.importer
+            .fix_dead_letter(&tenant, &id, &letter, fix, &actor)
+    })
+    .await?;
+    Ok(Json(summary))
+}
+
+/// `POST /v1/imports/{id}/replay`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayBody {
+    /// The dead letters to replay; absent: every letter of the import not
+    /// replayed yet.
+    #[serde(default)]
+    letters: Option<Vec<String>>,
+}
+
+/// `POST /v1/imports/{id}/replay`: replays dead letters: a row is parsed
+/// again with the import's connector and parameters, a refused record is
+/// stored again. A letter stored once is never stored twice.
+#[utoipa::path(post, path = "/v1/imports/{id}/replay", tag = "imports",
+    params(("id" = String, Path, description = "The import's id.")),
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "What the replay did.", body = ReplayReport),
+        (status = 404, description = "The tenant has no import with that id.", body = ErrorBody),
+    ))]
+pub(crate) async fn replay(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<ReplayBody>,
+) -> Result<Json<ReplayReport>, ApiError> {
+    if body.letters.as_ref().is_some_and(|l| l.len() > 10_000) {
+        return Err(
+            ApiError::unprocessable("invalid_replay", "at most 10,000 letters per replay")
+                .with_field("letters", "at most 10,000"),
+        );
+    }
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let report = run(&state, move |desk| {
+        let ids = match body.letters {
+            Some(ids) => ids,
+            None => {
+                let mut ids = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = desk
+                        .importer
+                        .dead_letters(&tenant, &id, after.as_deref(), 1000)?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.clone());
+                    ids.extend(
+                        page.iter()
+                            .filter(|l| l.state != tessera_imports::LetterState::Replayed)
+                            .map(|l| l.id.clone()),
+                    );
+                }
+                ids
+            }
+        };
+        desk.importer.replay(&tenant, &id, &ids, &actor)
+    })
+    .await?;
+    Ok(Json(report))
+}

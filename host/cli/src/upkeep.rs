@@ -1,0 +1,137 @@
+//! The server's background work, every `[jobs] interval_s`: due deletion
+//! purges (so that erasure deadlines are met while the server runs),
+//! imports whose data never came, expired dead letters and import records,
+//! and, less often (`[jobs] retention_sweep_s`), the retention sweep. A
+//! round that fails is logged and tried again on the next tick; none of
+//! these jobs loses anything by running late or twice.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tessera_api::AppState;
+
+/// `[jobs]`: how often the background work runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSettings {
+    /// Seconds between rounds of purges and import upkeep; 0 turns the
+    /// background work off (then run `tessera jobs run` with the server
+    /// stopped).
+    pub interval_s: u64,
+    /// Seconds between retention sweeps (they read every person).
+    pub retention_sweep_s: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            interval_s: 60,
+            retention_sweep_s: 6 * 60 * 60,
+        }
+    }
+}
+
+/// Marks the imports a stopped server left running as failed, for every
+/// tenant: run before the server takes requests.
+pub fn fail_interrupted_imports(state: &AppState) -> anyhow::Result<()> {
+    let Some(desk) = &state.imports else {
+        return Ok(());
+    };
+    for tenant in state.vault.tenant_ids()? {
+        let failed = desk.importer().fail_interrupted(&tenant)?;
+        if failed > 0 {
+            println!(
+                "tessera serve: {failed} imports of tenant {tenant} were cut off by the last \
+                 stop; marked failed (import them again: nothing is stored twice)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the background work until the task is dropped with the runtime.
+pub async fn run(state: AppState, settings: JobSettings) {
+    if settings.interval_s == 0 {
+        tracing::warn!("background jobs are off ([jobs] interval_s = 0)");
+        return;
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(settings.interval_s));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: purges that fell due while the server
+    // was stopped run now.
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        ticks.tick().await;
+        let sweep = last_sweep.is_none_or(|at| {
+            at.elapsed() >= Duration::from_secs(settings.retention_sweep_s.max(1))
+        });
+        if sweep {
+            last_sweep = Some(Instant::now());
+        }
+        let state = state.clone();
+        let round = tokio::task::spawn_blocking(move || round(&state, sweep)).await;
+        if let Err(error) = round {
+            tracing::error!(%error, "a background round panicked");
+        }
+    }
+}
+
+/// One round over every tenant; each job's failure is logged, and the
+/// others still run.
+fn round(state: &AppState, sweep: bool) {
+    let vault = &state.vault;
+    match vault.run_jobs("serve") {
+        Ok(jobs) if !jobs.purges_completed.is_empty() => tracing::info!(
+            purges = jobs.purges_completed.len(),
+            "deletion purges completed"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "deletion purges failed"),
+    }
+    let tenants = match vault.tenant_ids() {
+        Ok(tenants) => tenants,
+        Err(error) => {
+            tracing::error!(%error, "cannot list the tenants for background jobs");
+            return;
+        }
+    };
+    if let Some(desk) = &state.imports {
+        let wait = Duration::from_millis(state.config.limits.import_wait_ms);
+        let expired = desk.expire_waiting(wait);
+        if expired > 0 {
+            tracing::info!(expired, "imports whose data never came marked failed");
+        }
+        for tenant in &tenants {
+            match desk.importer().purge_dead_letters(tenant) {
+                Ok(purge) if purge.expired + purge.erased > 0 => tracing::info!(
+                    %tenant, expired = purge.expired, erased = purge.erased,
+                    "dead letters purged"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%tenant, %error, "the dead-letter purge failed"),
+            }
+            match desk.importer().purge_imports(tenant) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(%tenant, removed, "expired import records removed"),
+                Err(error) => tracing::error!(%tenant, %error, "the import-record purge failed"),
+            }
+        }
+    }
+    if sweep {
+        for tenant in &tenants {
+            match vault.sweep_retention(tenant) {
+                Ok(report) => tracing::info!(
+                    %tenant,
+                    scanned = report.subjects_scanned,
+                    events_removed = report.events_removed,
+                    expired_subjects = report.subjects_expired.len(),
+                    "retention sweep"
+                ),
+                Err(error) => tracing::error!(%tenant, %error, "the retention sweep failed"),
+            }
+        }
+    }
+    if let Err(error) = vault.flush() {
+        tracing::error!(%error, "flushing after background jobs failed");
+    }
+}
