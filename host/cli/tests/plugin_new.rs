@@ -69,6 +69,13 @@ fn every_kind_of_new_project_builds_and_passes_plugin_test() {
             tested.contains(&format!("type-checked against the {kind} world")),
             "{tested}"
         );
+        if kind == "connector" {
+            // A later chunk of a file, as the host sends it with `lines`
+            // chunking: rows (and so source ids) are the file's line numbers.
+            args.extend(["--param", "first_row=10"]);
+            let tested = ok(&tessera(root, &args));
+            assert!(tested.contains("line 12: expected 3 fields"), "{tested}");
+        }
     }
 }
 
