@@ -113,7 +113,7 @@ const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
 /// Imports and their quality reports: who imports, and marketers.
 const IMPORTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
-/// Dead letters without their content, and replays.
+/// Dead letters without their content, replays, and the webhook sources.
 const DEAD_LETTER_WORKERS: &[Role] = &[Role::Operator, Role::Marketer];
 const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
 const SUBJECT: &[Role] = &[Role::Subject];
@@ -178,6 +178,10 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("GET", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
     rule("PUT", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
     rule("POST", "/v1/imports/{id}/replay", DEAD_LETTER_WORKERS),
+    rule("GET", "/v1/sources", DEAD_LETTER_WORKERS),
+    rule("PUT", "/v1/sources/{name}", OPERATOR),
+    rule("DELETE", "/v1/sources/{name}", OPERATOR),
+    rule("POST", "/v1/sources/{name}/push", IMPORTERS),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),
     rule("PATCH", "/v1/me/traits", SUBJECT),

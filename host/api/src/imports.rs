@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 use tessera_imports::{
     Chunking, DeadLetterSummary, Fix, ImportError, ImportItem, ImportRecord, ImportReport,
-    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Started,
+    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Source,
+    SourceSpec, Started,
 };
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::Channel;
@@ -228,6 +229,17 @@ fn param_json(value: &ParamValue) -> JsonValue {
     }
 }
 
+/// Parameters from a JSON object (see [`param_value`]).
+fn params_of(params: &BTreeMap<String, JsonValue>) -> Vec<FieldValue> {
+    params
+        .iter()
+        .map(|(name, value)| FieldValue {
+            name: name.clone(),
+            value: param_value(name, value),
+        })
+        .collect()
+}
+
 /// A parameter from JSON: strings, numbers, booleans and lists of strings
 /// as they are; an object or any other list as its JSON text (a connector
 /// takes structured parameters, such as the CSV `mapping`, as JSON text).
@@ -272,6 +284,9 @@ impl From<ImportError> for ApiError {
             E::RecordTooLong { .. } => ApiError::unprocessable("record_too_long", message),
             E::BadHeader(_) => ApiError::unprocessable("bad_header", message),
             E::UnknownImport { .. } => ApiError::not_found("unknown_import", message),
+            E::UnknownSource { .. } => ApiError::not_found("unknown_source", message),
+            E::BadSourceName { .. } => ApiError::unprocessable("invalid_source_name", message)
+                .with_field("name", "1 to 64 of a-z, 0-9, `-` and `_`"),
             E::UnknownDeadLetter { .. } => ApiError::not_found("unknown_dead_letter", message),
             E::BadFix { .. } => ApiError::new(StatusCode::CONFLICT, "bad_fix", message),
             E::Vault(inner) => inner.into(),
@@ -355,14 +370,7 @@ pub(crate) async fn create(
     }
     let spec = ImportSpec {
         connector: body.connector,
-        params: body
-            .params
-            .iter()
-            .map(|(name, value)| FieldValue {
-                name: name.clone(),
-                value: param_value(name, value),
-            })
-            .collect(),
+        params: params_of(&body.params),
         chunking: body.chunking,
         source,
         channel: body.channel,
@@ -837,4 +845,151 @@ pub(crate) async fn replay(
     })
     .await?;
     Ok(Json(report))
+}
+
+/// A webhook source as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SourceView {
+    pub name: String,
+    pub connector: String,
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, JsonValue>,
+    pub chunking: Chunking,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+    /// Where partner systems post: `POST` with an ingest token.
+    pub push_url: String,
+}
+
+impl From<&Source> for SourceView {
+    fn from(source: &Source) -> Self {
+        Self {
+            name: source.name.clone(),
+            connector: source.connector.clone(),
+            params: source
+                .params
+                .iter()
+                .map(|(name, value)| (name.clone(), param_json(value)))
+                .collect(),
+            chunking: source.chunking,
+            channel: source.channel,
+            updated_at_ms: source.updated_at_ms,
+            updated_by: source.updated_by.clone(),
+            push_url: format!("/v1/sources/{}/push", source.name),
+        }
+    }
+}
+
+/// `GET /v1/sources`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SourceList {
+    pub sources: Vec<SourceView>,
+}
+
+/// `GET /v1/sources`: the tenant's webhook sources, by name.
+#[utoipa::path(get, path = "/v1/sources", tag = "imports",
+    responses((status = 200, description = "The tenant's webhook sources.", body = SourceList)))]
+pub(crate) async fn sources(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<SourceList>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let sources = run(&state, move |desk| desk.importer.sources(&tenant)).await?;
+    Ok(Json(SourceList {
+        sources: sources.iter().map(SourceView::from).collect(),
+    }))
+}
+
+/// `PUT /v1/sources/{name}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSource {
+    /// The connector that parses each post.
+    connector: String,
+    /// Its parameters, by name (an object is passed as its JSON text).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    params: BTreeMap<String, JsonValue>,
+    /// How each post is cut: `whole` (the default: one JSON document),
+    /// `lines` (NDJSON) or `csv`.
+    #[serde(default)]
+    chunking: Option<Chunking>,
+    #[serde(default)]
+    channel: Option<Channel>,
+}
+
+/// `PUT /v1/sources/{name}`: saves a webhook source (replacing one of the
+/// same name): the connector must be running and take the parameters.
+#[utoipa::path(put, path = "/v1/sources/{name}", tag = "imports",
+    params(("name" = String, Path, description = "1 to 64 of a-z, 0-9, `-` and `_`.")),
+    request_body = NewSource,
+    responses((status = 200, description = "Saved.", body = SourceView)))]
+pub(crate) async fn put_source(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<NewSource>,
+) -> Result<Json<SourceView>, ApiError> {
+    let spec = SourceSpec {
+        connector: body.connector,
+        params: params_of(&body.params),
+        chunking: body.chunking.unwrap_or(Chunking::Whole),
+        channel: body.channel,
+    };
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let source = run(&state, move |desk| {
+        desk.importer.put_source(&tenant, &name, spec, &actor)
+    })
+    .await?;
+    Ok(Json(SourceView::from(&source)))
+}
+
+/// `DELETE /v1/sources/{name}`: removes a webhook source; posts to it are
+/// refused from then on, and its past imports stay.
+#[utoipa::path(delete, path = "/v1/sources/{name}", tag = "imports",
+    params(("name" = String, Path, description = "The source's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "The tenant has no source of that name.", body = ErrorBody),
+    ))]
+pub(crate) async fn delete_source(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    run(&state, move |desk| {
+        desk.importer.delete_source(&tenant, &name, &actor)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/sources/{name}/push`: one post of a partner system (the
+/// request body, at most `limits.max_body_bytes`), parsed by the source's
+/// connector and stored as an import of source `webhook:<name>`, with its
+/// quality report. Posting the same records again adds nothing.
+#[utoipa::path(post, path = "/v1/sources/{name}/push", tag = "imports",
+    params(("name" = String, Path, description = "The source's name.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The data, in the connector's format."),
+    responses(
+        (status = 200, description = "Stored, with its quality report.", body = ImportView),
+        (status = 404, description = "The tenant has no source of that name.", body = ErrorBody),
+    ))]
+pub(crate) async fn push(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<ImportView>, ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let view = run(&state, move |desk| {
+        let record = desk.importer.push(&tenant, &name, &body, &actor)?;
+        Ok(ImportView::of(&record, &desk))
+    })
+    .await?;
+    Ok(Json(view))
 }

@@ -45,7 +45,9 @@ pub use config::{
     CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
 };
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
-pub use imports::{DeadLetterList, DeadLetterView, ImportDesk, ImportList, ImportView};
+pub use imports::{
+    DeadLetterList, DeadLetterView, ImportDesk, ImportList, ImportView, SourceList, SourceView,
+};
 pub use ingest::{IngestReport, ItemReport};
 pub use login::{
     CODE_TTL_MS, CodeChannel, CodeExchange, CodeLogin, CodeMessage, CodeRequest, CodeRequested,
@@ -196,6 +198,12 @@ pub fn app(state: AppState) -> Router {
             get(imports::dead_letter).put(imports::fix),
         )
         .route("/v1/imports/{id}/replay", post(imports::replay))
+        .route("/v1/sources", get(imports::sources))
+        .route(
+            "/v1/sources/{name}",
+            put(imports::put_source).delete(imports::delete_source),
+        )
+        .route("/v1/sources/{name}/push", post(imports::push))
         .route(
             "/v1/subject-tokens",
             post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),

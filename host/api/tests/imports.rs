@@ -64,6 +64,9 @@ fn fixture(config: Config) -> Fixture {
         registry
             .install_builtin(ACME, tessera_guests::plugins::CSV, Kind::Connector, 0)
             .expect("install");
+        registry
+            .install_builtin(ACME, tessera_guests::plugins::NDJSON, Kind::Connector, 0)
+            .expect("install");
     })
     .join()
     .expect("installed");
@@ -527,4 +530,88 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         "{}",
         view.body
     );
+}
+
+#[tokio::test]
+async fn a_webhook_source_takes_posts_through_its_connector() {
+    let f = fixture(Config::default());
+    let operator = Some(f.token(ACME, Role::Operator));
+    let saved = f
+        .call(
+            Method::PUT,
+            "/v1/sources/shop-events",
+            operator,
+            Some(json!({"connector": "ndjson", "chunking": "lines"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(saved.body["push_url"], "/v1/sources/shop-events/push");
+    assert_eq!(saved.body["chunking"], "lines");
+    let listed = f
+        .call(
+            Method::GET,
+            "/v1/sources",
+            Some(f.token(ACME, Role::Marketer)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed.body["sources"][0]["name"], "shop-events");
+
+    let post = concat!(
+        r#"{"id":"w-1","type":"track","event":"purchase","at":"2026-03-01T10:00:00Z","identities":{"member_id":"M-7"},"properties":{"amount":20}}"#,
+        "\n",
+        r#"{"id":"w-2","type":"track","event":"purchase","at":"not a time","identities":{"member_id":"M-7"}}"#,
+        "\n",
+    );
+    let push = |body: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/sources/shop-events/push")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", f.token(ACME, Role::Ingest)),
+            )
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let first = f.send(push(post)).await.expect(StatusCode::OK);
+    assert_eq!(first.body["status"], "completed");
+    assert_eq!(first.body["source"], "webhook:shop-events");
+    let r = &first.body["report"];
+    assert_eq!(r["rows_read"], 2, "{r}");
+    assert_eq!(r["events_inserted"], 1, "{r}");
+    assert_eq!(r["dead_letters"], 1, "{r}");
+    assert_eq!(events_of(&f, "M-7"), 1);
+    let again = f.send(push(post)).await.expect(StatusCode::OK);
+    assert_eq!(again.body["report"]["events_inserted"], 0);
+    assert_eq!(again.body["report"]["duplicates"], 1);
+    assert_eq!(events_of(&f, "M-7"), 1);
+
+    let bad = f
+        .call(
+            Method::PUT,
+            "/v1/sources/Shop",
+            operator,
+            Some(json!({"connector": "ndjson"})),
+        )
+        .await;
+    assert_eq!(bad.code(), "invalid_source_name");
+    let not_a_connector = f
+        .call(
+            Method::PUT,
+            "/v1/sources/x",
+            operator,
+            Some(json!({"connector": "nope"})),
+        )
+        .await;
+    assert_eq!(not_a_connector.code(), "unknown_connector");
+
+    f.call(Method::DELETE, "/v1/sources/shop-events", operator, None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let gone = f.send(push(post)).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+    assert_eq!(gone.code(), "unknown_source");
 }

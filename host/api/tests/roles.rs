@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
-use tessera_imports::{Chunking, ImportSpec};
+use tessera_imports::{Chunking, ImportSpec, SourceSpec};
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
@@ -440,6 +440,48 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
                 ..call(format!("/v1/imports/{id}/data"), None)
             }
         }
+        "/v1/sources" => call(rule.path.into(), None),
+        "/v1/sources/{name}" if rule.method == "PUT" => call(
+            format!("/v1/sources/matrix-{n}"),
+            Some(
+                json!({"connector": "csv", "chunking": "csv", "params": {"mapping": {
+                "source": "matrix", "timezone": "+00:00", "identities": {"member": "member_id"},
+                "event": {"type": "purchase", "time": {"column": "at", "format": "%Y-%m-%d"}}}}}),
+            ),
+        ),
+        path if path.starts_with("/v1/sources/{name}") => {
+            let name = format!("matrix-{n}");
+            let desk = f.state.imports.clone().expect("imports");
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let spec = import_spec();
+                    desk.importer()
+                        .put_source(
+                            ACME,
+                            &name,
+                            SourceSpec {
+                                connector: spec.connector,
+                                params: spec.params,
+                                chunking: spec.chunking,
+                                channel: None,
+                            },
+                            &common::operator(),
+                        )
+                        .expect("source")
+                })
+                .join()
+                .expect("no panic")
+            });
+            let uri = path.replace("{name}", &name);
+            if path.ends_with("/push") {
+                Call {
+                    bundle: Some(IMPORT_FILE.as_bytes().to_vec()),
+                    ..call(uri, None)
+                }
+            } else {
+                call(uri, None)
+            }
+        }
         path if path.starts_with("/v1/imports/{id}") => {
             let (id, letter) = acme_import(f, true);
             let uri = path.replace("{id}", &id).replace("{letter}", &letter);
@@ -525,10 +567,11 @@ async fn every_route_every_role_own_and_other_tenant() {
                     );
                     // A path naming one of ACME's resources names nothing
                     // there (adding a trait or an event type to its own
-                    // schema is fine, and a purpose is the same word in
-                    // every tenant).
+                    // schema, or a webhook source of its own, is fine, and
+                    // a purpose is the same word in every tenant).
                     let has_id = rule.path.contains('{')
                         && !(rule.method == "PUT" && rule.path.starts_with("/v1/schema/"))
+                        && !(rule.method == "PUT" && rule.path.starts_with("/v1/sources/"))
                         && !rule.path.contains("{purpose}");
                     if has_id {
                         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{what}");

@@ -104,6 +104,14 @@ pub struct Importer {
     letters: Arc<Mutex<()>>,
 }
 
+/// A connector and its parameters, checked.
+pub(crate) struct Checked {
+    live: Live,
+    pub(crate) params: Vec<FieldValue>,
+    declares_first_row: bool,
+    csv: Option<CsvShape>,
+}
+
 /// An import that was checked and recorded as running; [`Started::run`]
 /// reads its input.
 #[derive(Debug)]
@@ -146,34 +154,13 @@ impl Importer {
         spec: ImportSpec,
         actor: &Actor,
     ) -> Result<Started, ImportError> {
-        let live = self.registry.callable(tenant, &spec.connector)?;
+        let Checked {
+            live,
+            params,
+            declares_first_row,
+            csv,
+        } = self.check(tenant, &spec)?;
         let info = live.plugin.info();
-        if info.kind != PluginKind::Connector {
-            return Err(ImportError::NotAConnector {
-                name: spec.connector.clone(),
-                kind: info.kind.as_str().to_string(),
-            });
-        }
-        let given: Vec<FieldValue> = spec
-            .params
-            .iter()
-            .filter(|p| !HOST_PARAMS.contains(&p.name.as_str()))
-            .cloned()
-            .collect();
-        let mut params = live
-            .plugin
-            .validate(&given)
-            .map_err(|e| ImportError::Params(e.to_string()))?;
-        params.retain(|p| !HOST_PARAMS.contains(&p.name.as_str()));
-        let declares_first_row = info
-            .manifest
-            .parameters
-            .iter()
-            .any(|p| p.name == "first_row");
-        let csv = match spec.chunking {
-            Chunking::Csv => Some(csv_shape(&params)?),
-            _ => None,
-        };
         let now = self.vault.now_ms();
         let record = ImportRecord {
             id: new_id(now)?,
@@ -205,6 +192,45 @@ impl Importer {
             declares_first_row,
             channel: spec.channel,
             actor: actor.clone(),
+        })
+    }
+
+    /// Checks that the connector `spec` names is running, is a connector,
+    /// and takes the parameters; returns them resolved.
+    pub(crate) fn check(&self, tenant: &str, spec: &ImportSpec) -> Result<Checked, ImportError> {
+        let live = self.registry.callable(tenant, &spec.connector)?;
+        let info = live.plugin.info();
+        if info.kind != PluginKind::Connector {
+            return Err(ImportError::NotAConnector {
+                name: spec.connector.clone(),
+                kind: info.kind.as_str().to_string(),
+            });
+        }
+        let given: Vec<FieldValue> = spec
+            .params
+            .iter()
+            .filter(|p| !HOST_PARAMS.contains(&p.name.as_str()))
+            .cloned()
+            .collect();
+        let mut params = live
+            .plugin
+            .validate(&given)
+            .map_err(|e| ImportError::Params(e.to_string()))?;
+        params.retain(|p| !HOST_PARAMS.contains(&p.name.as_str()));
+        let declares_first_row = info
+            .manifest
+            .parameters
+            .iter()
+            .any(|p| p.name == "first_row");
+        let csv = match spec.chunking {
+            Chunking::Csv => Some(csv_shape(&params)?),
+            _ => None,
+        };
+        Ok(Checked {
+            live,
+            params,
+            declares_first_row,
+            csv,
         })
     }
 
@@ -1201,7 +1227,7 @@ fn csv_shape(params: &[FieldValue]) -> Result<CsvShape, ImportError> {
     })
 }
 
-fn param_value(value: &Value) -> ParamValue {
+pub(crate) fn param_value(value: &Value) -> ParamValue {
     match value {
         Value::Null => ParamValue::Null,
         Value::Boolean(b) => ParamValue::Boolean(*b),
@@ -1213,7 +1239,7 @@ fn param_value(value: &Value) -> ParamValue {
     }
 }
 
-fn value_of(value: &ParamValue) -> Value {
+pub(crate) fn value_of(value: &ParamValue) -> Value {
     match value {
         ParamValue::Null => Value::Null,
         ParamValue::Boolean(b) => Value::Boolean(*b),

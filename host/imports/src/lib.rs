@@ -14,6 +14,7 @@ mod chunk;
 mod convert;
 mod importer;
 mod model;
+mod sources;
 mod upkeep;
 
 pub use chunk::Chunking;
@@ -24,6 +25,7 @@ pub use model::{
     LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
     ReplayReport,
 };
+pub use sources::{Source, SourceSpec};
 
 /// The reason codes of [`ImportReport::rejected`].
 pub mod codes {
@@ -86,6 +88,10 @@ pub enum ImportError {
     },
     #[error("the header record cannot be passed to the connector: {0}")]
     BadHeader(String),
+    #[error("tenant has no webhook source `{name}`")]
+    UnknownSource { name: String },
+    #[error("`{name}` is not a source name: 1 to 64 of a-z, 0-9, `-` and `_`")]
+    BadSourceName { name: String },
     #[error("tenant has no import `{id}`")]
     UnknownImport { id: String },
     #[error("import `{import}` has no dead letter `{id}`")]
