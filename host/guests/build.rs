@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("CSV", "tessera_plugin_csv"),
     ("THRESHOLD", "tessera_plugin_threshold"),
     ("EPSILON_GREEDY", "tessera_plugin_epsilon_greedy"),
+    ("WEBHOOK_OUT", "tessera_plugin_webhook_out"),
 ];
 
 fn main() {

@@ -266,13 +266,16 @@ fn check_version(what: &str, version: &str) -> Result<(), BundleError> {
     }
 }
 
-/// A DNS host name (lowercase) with an optional `:port`: no scheme, path or
-/// wildcard (a connector is granted exact hosts, so that the operator sees
-/// every host it may reach).
+/// A DNS host name (lowercase) with an optional `:port`: no path or wildcard
+/// (a connector is granted exact hosts, so that the operator sees every host
+/// it may reach). The only scheme is an explicit `http://`, for a host
+/// reached over plain HTTP (a webhook receiver on a private link); without
+/// it a host is reached over HTTPS only.
 fn check_host(host: &str) -> Result<(), BundleError> {
-    let (name, port) = match host.rsplit_once(':') {
+    let bare = host.strip_prefix("http://").unwrap_or(host);
+    let (name, port) = match bare.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
-        None => (host, None),
+        None => (bare, None),
     };
     let port_ok = port.is_none_or(|p| {
         !p.is_empty()
@@ -297,7 +300,8 @@ fn check_host(host: &str) -> Result<(), BundleError> {
     } else {
         Err(invalid(format!(
             "outbound host `{}` must be a lowercase DNS name with an optional :port, without \
-             scheme, path or wildcard (list each host the connector calls)",
+             path or wildcard, and with no scheme but `http://` for plain HTTP (list each host \
+             the connector calls)",
             host.escape_debug()
         )))
     }

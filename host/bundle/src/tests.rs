@@ -344,13 +344,20 @@ fn build_refuses_invalid_manifests() {
     let err = Bundle::build(hosts, vec![THRESHOLD.to_vec()]).unwrap_err();
     assert!(err.to_string().contains("only connectors"), "{err}");
 
-    // A connector's hosts: exact names with an optional port; never a
-    // wildcard, a scheme, a path or a bad port.
+    // A connector's hosts: exact names with an optional port, and plain
+    // HTTP only by an explicit `http://`; never a wildcard, another scheme,
+    // a path or a bad port.
     for (host, ok) in [
         ("api.example.com", true),
         ("api.example.com:8443", true),
+        ("http://hooks.example.com", true),
+        ("http://127.0.0.1:8080", true),
         ("*.example.com", false),
         ("https://api.example.com", false),
+        ("HTTP://hooks.example.com", false),
+        ("http://", false),
+        ("http://hooks.example.com/in", false),
+        ("ftp://api.example.com", false),
         ("api.example.com/v1", false),
         ("API.example.com", false),
         ("api.example.com:0", false),

@@ -178,7 +178,7 @@ impl Importer {
             channel: spec.channel,
             params: params
                 .iter()
-                .map(|p| (p.name.clone(), param_value(&p.value)))
+                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
                 .collect(),
             header: None,
         };
@@ -587,7 +587,7 @@ fn reparse(
         .iter()
         .map(|(name, value)| FieldValue {
             name: name.clone(),
-            value: value_of(value),
+            value: Value::from(value),
         })
         .collect();
     let declares_first_row = live
@@ -1225,30 +1225,6 @@ fn csv_shape(params: &[FieldValue]) -> Result<CsvShape, ImportError> {
         gb18030: matches!(encoding.as_str(), "gb18030" | "gbk"),
         has_header,
     })
-}
-
-pub(crate) fn param_value(value: &Value) -> ParamValue {
-    match value {
-        Value::Null => ParamValue::Null,
-        Value::Boolean(b) => ParamValue::Boolean(*b),
-        Value::Integer(i) => ParamValue::Integer(*i),
-        Value::Number(n) => ParamValue::Number(*n),
-        Value::Text(t) => ParamValue::Text(t.clone()),
-        Value::Timestamp(t) => ParamValue::Timestamp(*t),
-        Value::TextList(l) => ParamValue::TextList(l.clone()),
-    }
-}
-
-pub(crate) fn value_of(value: &ParamValue) -> Value {
-    match value {
-        ParamValue::Null => Value::Null,
-        ParamValue::Boolean(b) => Value::Boolean(*b),
-        ParamValue::Integer(i) => Value::Integer(*i),
-        ParamValue::Number(n) => Value::Number(*n),
-        ParamValue::Text(t) => Value::Text(t.clone()),
-        ParamValue::Timestamp(t) => Value::Timestamp(*t),
-        ParamValue::TextList(l) => Value::TextList(l.clone()),
-    }
 }
 
 /// A new import id: its start time first, so that ids sort by time.

@@ -9,9 +9,15 @@
 //! [`Importer::fix_dead_letter`] and [`Importer::replay`] work through what
 //! it set aside; [`Importer::purge_dead_letters`] is the job that
 //! expires them.
+//!
+//! The way out is the same shape: [`Deliverer::deliver`] sends actions
+//! through a destination connector, retries what may succeed later, and
+//! keeps a sealed dead letter for every action not delivered, which
+//! [`Deliverer::replay`] delivers again, never twice.
 
 mod chunk;
 mod convert;
+mod deliver;
 mod importer;
 mod model;
 mod sources;
@@ -19,6 +25,11 @@ mod upkeep;
 
 pub use chunk::Chunking;
 pub use convert::{ImportItem, ItemIdentity};
+pub use deliver::{
+    Deliverer, DelivererConfig, DeliveryAction, DeliveryError, DeliveryLetter,
+    DeliveryLetterSummary, DeliveryReplayReport, DeliveryRun, DeliveryRunReport, DeliverySpec,
+    DeliveryStatus, RetryPolicy, Sleeper, ThreadSleeper, random_fraction,
+};
 pub use importer::{ImportSpec, Importer, ImporterConfig, Progress, Started};
 pub use model::{
     ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,

@@ -5,10 +5,10 @@
 //! mapping.
 
 use serde::{Deserialize, Serialize};
-use tessera_runtime::api::types::FieldValue;
+use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::{Actor, AuditEntry, Channel};
 
-use crate::importer::{decode, encode, param_value, value_of};
+use crate::importer::{decode, encode};
 use crate::model::{ImportRecord, ParamValue};
 use crate::{Chunking, ImportError, ImportSpec, Importer};
 
@@ -77,7 +77,7 @@ impl Importer {
             params: checked
                 .params
                 .iter()
-                .map(|p| (p.name.clone(), param_value(&p.value)))
+                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
                 .collect(),
             chunking: spec.chunking,
             channel: spec.channel,
@@ -171,7 +171,7 @@ impl Importer {
                 .iter()
                 .map(|(name, value)| FieldValue {
                     name: name.clone(),
-                    value: value_of(value),
+                    value: Value::from(value),
                 })
                 .collect(),
             chunking: source.chunking,
