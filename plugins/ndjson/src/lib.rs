@@ -1,5 +1,6 @@
 //! `ndjson`: a push connector for newline-delimited JSON event exports from
-//! web and app analytics. One object per line:
+//! web and app analytics. One object per line, in the shape of
+//! `tessera-json-records`:
 //!
 //! ```json
 //! {"id":"e-1","type":"track","event":"page_view","at":"2026-11-01T10:00:00Z",
@@ -12,10 +13,9 @@
 //! Bad lines are rejected with the line number, the field and the reason; the
 //! good lines of the same chunk are still returned.
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
+use tessera_json_records::Invalid;
 use tessera_sdk::prelude::*;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 struct Ndjson;
 
@@ -61,7 +61,7 @@ impl Connector for Ndjson {
             }
             match parse_line(&options, line) {
                 Ok(record) => out.records.push(record),
-                Err((field, reason)) => out.rejections.push(Rejection::new(row, field, reason)),
+                Err(invalid) => out.rejections.push(invalid.rejection(row)),
             }
         }
         Ok(out)
@@ -94,189 +94,22 @@ impl Options {
     }
 }
 
-type LineError = (Option<&'static str>, String);
-
-fn parse_line(options: &Options, line: &[u8]) -> Result<Record, LineError> {
+fn parse_line(options: &Options, line: &[u8]) -> Result<Record, Invalid> {
     if line.len() > options.max_line_bytes {
-        return Err((
-            None,
-            format!(
+        return Err(Invalid {
+            field: None,
+            reason: format!(
                 "line is {} bytes, over the limit of {}",
                 line.len(),
                 options.max_line_bytes
             ),
-        ));
+        });
     }
-    let json: Json =
-        serde_json::from_slice(line).map_err(|e| (None, format!("not valid JSON: {e}")))?;
-    let Json::Object(object) = json else {
-        return Err((None, "expected a JSON object".into()));
-    };
-    let id = match object.get("id") {
-        Some(Json::String(s)) if !s.is_empty() => format!("{}{s}", options.id_prefix),
-        Some(Json::Number(n)) => format!("{}{n}", options.id_prefix),
-        _ => {
-            return Err((
-                Some("id"),
-                "missing or empty `id` (a string or number, unique per source)".into(),
-            ));
-        }
-    };
-    let identities = identities(&object)?;
-    let kind = match object.get("type") {
-        None => "track",
-        Some(Json::String(s)) => s.as_str(),
-        Some(_) => return Err((Some("type"), "`type` must be a string".into())),
-    };
-    match kind {
-        "track" => {
-            let event_type = match object.get("event") {
-                Some(Json::String(s)) if !s.is_empty() => s.clone(),
-                _ => {
-                    return Err((
-                        Some("event"),
-                        "a track record needs a non-empty `event` name".into(),
-                    ));
-                }
-            };
-            let at = timestamp(object.get("at"))?;
-            let properties = fields(object.get("properties"), "properties")?;
-            Ok(Record::Event(Event {
-                source_id: id,
-                event_type,
-                at,
-                identities,
-                properties,
-            }))
-        }
-        "identify" => {
-            let traits = fields(object.get("traits"), "traits")?;
-            if traits.is_empty() {
-                return Err((
-                    Some("traits"),
-                    "an identify record needs at least one trait".into(),
-                ));
-            }
-            Ok(Record::TraitUpdate(TraitUpdate {
-                source_id: id,
-                identities,
-                traits,
-            }))
-        }
-        "alias" => {
-            if identities.len() < 2 {
-                return Err((
-                    Some("identities"),
-                    "an alias record links at least two identities".into(),
-                ));
-            }
-            Ok(Record::IdentityLink(IdentityLink {
-                source_id: id,
-                identities,
-            }))
-        }
-        other => Err((
-            Some("type"),
-            format!("unknown type `{other}`; expected track, identify or alias"),
-        )),
-    }
-}
-
-fn identities(object: &Map<String, Json>) -> Result<Vec<Identity>, LineError> {
-    let Some(Json::Object(ids)) = object.get("identities") else {
-        return Err((
-            Some("identities"),
-            "missing `identities` object (e.g. {\"email\": \"…\"})".into(),
-        ));
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for (kind, value) in ids {
-        match value {
-            Json::String(s) if !s.trim().is_empty() => out.push(Identity::new(kind, s)),
-            Json::Number(n) => out.push(Identity::new(kind, &n.to_string())),
-            Json::Null => {}
-            _ => {
-                return Err((
-                    Some("identities"),
-                    format!("identity `{kind}` must be a non-empty string"),
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err((
-            Some("identities"),
-            "no identity given; at least one is needed to find the person".into(),
-        ));
-    }
-    Ok(out)
-}
-
-fn timestamp(value: Option<&Json>) -> Result<i64, LineError> {
-    match value {
-        Some(Json::Number(n)) => n.as_i64().ok_or_else(|| {
-            (
-                Some("at"),
-                "`at` as a number must be whole milliseconds since the epoch".into(),
-            )
-        }),
-        Some(Json::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-            .map_err(|e| {
-                (
-                    Some("at"),
-                    format!("`at` is not an RFC 3339 time ({e}): `{s}`"),
-                )
-            }),
-        _ => Err((
-            Some("at"),
-            "missing `at` (RFC 3339 text or epoch milliseconds)".into(),
-        )),
-    }
-}
-
-fn fields(value: Option<&Json>, name: &'static str) -> Result<Vec<FieldValue>, LineError> {
-    let object = match value {
-        None | Some(Json::Null) => return Ok(Vec::new()),
-        Some(Json::Object(object)) => object,
-        Some(_) => return Err((Some(name), format!("`{name}` must be an object"))),
-    };
-    object
-        .iter()
-        .map(|(key, json)| {
-            let value = match json {
-                Json::Null => Value::Null,
-                Json::Bool(b) => Value::Boolean(*b),
-                Json::Number(n) => match n.as_i64() {
-                    Some(i) => Value::Integer(i),
-                    None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-                },
-                Json::String(s) => Value::Text(s.clone()),
-                Json::Array(items) => Value::TextList(
-                    items
-                        .iter()
-                        .map(|item| match item {
-                            Json::String(s) => Ok(s.clone()),
-                            _ => Err((
-                                Some(name),
-                                format!("`{name}.{key}`: lists may hold only strings"),
-                            )),
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
-                Json::Object(_) => {
-                    return Err((
-                        Some(name),
-                        format!("`{name}.{key}`: nested objects are not supported; flatten them"),
-                    ));
-                }
-            };
-            Ok(FieldValue {
-                name: key.clone(),
-                value,
-            })
-        })
-        .collect()
+    let json: Json = serde_json::from_slice(line).map_err(|e| Invalid {
+        field: None,
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    tessera_json_records::record(&json, &options.id_prefix)
 }
 
 tessera_sdk::export_connector!(Ndjson);
