@@ -17,6 +17,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("THRESHOLD", "tessera_plugin_threshold"),
     ("EPSILON_GREEDY", "tessera_plugin_epsilon_greedy"),
     ("WEBHOOK_OUT", "tessera_plugin_webhook_out"),
+    ("REST_PULL", "tessera_plugin_rest_pull"),
 ];
 
 fn main() {
