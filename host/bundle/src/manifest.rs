@@ -113,7 +113,8 @@ pub struct Permissions {
     /// consented to them.
     #[serde(default)]
     pub purposes: Vec<String>,
-    /// Hosts a connector calls (connectors only).
+    /// Hosts a connector calls (connectors only): `name[:port]` over HTTPS,
+    /// `http://name[:port]` over plain HTTP.
     #[serde(default)]
     pub outbound_hosts: Vec<String>,
     /// Bytes of plugin state (0: none).
