@@ -20,6 +20,9 @@ pub enum Chunking {
     Lines,
     /// The input in one call (a JSON document), up to a cap.
     Whole,
+    /// Not an input: a source pulled page by page by the connector
+    /// ([`Importer::pull`](crate::Importer::pull)); `run` refuses it.
+    Pages,
 }
 
 /// Feed a CSV file's bytes in order: `push` is true when a chunk for the
@@ -159,7 +162,7 @@ impl<R: Read> Chunker<R> {
                 )))
             }
             Chunking::Lines => Some(Boundaries::Lines),
-            Chunking::Whole => None,
+            Chunking::Whole | Chunking::Pages => None,
         };
         Chunker {
             input,
@@ -374,7 +377,7 @@ pub(crate) fn fresh_boundaries(chunking: Chunking, csv: Option<&CsvShape>) -> Op
     match chunking {
         Chunking::Csv => csv.map(|s| Boundaries::Csv(Splitter::new(s.delimiter, s.gb18030))),
         Chunking::Lines => Some(Boundaries::Lines),
-        Chunking::Whole => None,
+        Chunking::Whole | Chunking::Pages => None,
     }
 }
 

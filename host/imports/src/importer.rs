@@ -5,9 +5,9 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tessera_plugins::{Live, Registry};
-use tessera_runtime::api::records::ParseOutput;
+use tessera_runtime::api::records::{ParseOutput, Record};
 use tessera_runtime::api::types::{FieldValue, Value};
-use tessera_runtime::{CallError, Called, PluginKind};
+use tessera_runtime::{CallError, Cost, PluginKind};
 use tessera_vault::{
     Actor, AuditEntry, BatchOutcome, Channel, Incoming, IngestOutcome, Refusal, Vault, VaultError,
 };
@@ -18,9 +18,10 @@ use crate::codes;
 use crate::convert::ImportItem;
 use crate::model::{
     ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,
-    LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
-    ReplayReport,
+    LetterContent, LetterOrigin, LetterState, ParamValue, PulledPage, PurgeReport,
+    RejectionExample, ReplayReport,
 };
+use crate::pull::RunningPulls;
 
 /// Document kind of an import record (sealed; id: the import id).
 pub(crate) const KIND_IMPORT: &str = "import";
@@ -80,7 +81,8 @@ pub struct ImportSpec {
     pub channel: Option<Channel>,
 }
 
-/// How far an import has come; given to the progress callback after each chunk.
+/// How far an import has come; given to the progress callback after each
+/// chunk (a pull: after each page, `chunks` counting pages).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
@@ -97,11 +99,13 @@ pub struct Progress {
 /// blocking pool.
 #[derive(Debug, Clone)]
 pub struct Importer {
-    registry: Registry,
+    pub(crate) registry: Registry,
     pub(crate) vault: Arc<Vault>,
     config: ImporterConfig,
     /// Serialises changes to dead letters (fix, replay, purge).
     letters: Arc<Mutex<()>>,
+    /// The sources being pulled now: one pull of a source at a time.
+    pub(crate) pulls: RunningPulls,
 }
 
 /// A connector and its parameters, checked.
@@ -116,11 +120,11 @@ pub(crate) struct Checked {
 /// reads its input.
 #[derive(Debug)]
 pub struct Started {
-    importer: Importer,
-    record: ImportRecord,
-    live: Live,
+    pub(crate) importer: Importer,
+    pub(crate) record: ImportRecord,
+    pub(crate) live: Live,
     /// The resolved parameters, without the importer's own.
-    params: Vec<FieldValue>,
+    pub(crate) params: Vec<FieldValue>,
     csv: Option<CsvShape>,
     declares_first_row: bool,
     channel: Option<Channel>,
@@ -134,6 +138,7 @@ impl Importer {
             vault,
             config: ImporterConfig::default(),
             letters: Arc::default(),
+            pulls: RunningPulls::default(),
         }
     }
 
@@ -160,28 +165,9 @@ impl Importer {
             declares_first_row,
             csv,
         } = self.check(tenant, &spec)?;
-        let info = live.plugin.info();
-        let now = self.vault.now_ms();
-        let record = ImportRecord {
-            id: new_id(now)?,
-            tenant: tenant.to_string(),
-            connector: spec.connector.clone(),
-            connector_version: info.manifest.version.clone(),
-            source: spec.source.clone(),
-            chunking: spec.chunking,
-            status: ImportStatus::Running,
-            started_at_ms: now,
-            finished_at_ms: None,
-            started_by: actor.clone(),
-            report: ImportReport::default(),
-            error: None,
-            channel: spec.channel,
-            params: params
-                .iter()
-                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
-                .collect(),
-            header: None,
-        };
+        let mut record =
+            self.new_record(tenant, &live, spec.chunking, &spec.source, &params, actor)?;
+        record.channel = spec.channel;
         self.put_import(&record)?;
         Ok(Started {
             importer: self.clone(),
@@ -198,6 +184,11 @@ impl Importer {
     /// Checks that the connector `spec` names is running, is a connector,
     /// and takes the parameters; returns them resolved.
     pub(crate) fn check(&self, tenant: &str, spec: &ImportSpec) -> Result<Checked, ImportError> {
+        if spec.chunking == Chunking::Pages {
+            return Err(ImportError::Params(
+                "chunking `pages` is not an input's: pull the source with `Importer::pull`".into(),
+            ));
+        }
         let live = self.registry.callable(tenant, &spec.connector)?;
         let info = live.plugin.info();
         if info.kind != PluginKind::Connector {
@@ -232,6 +223,60 @@ impl Importer {
             declares_first_row,
             csv,
         })
+    }
+
+    /// An import's record as it starts, with a new id.
+    pub(crate) fn new_record(
+        &self,
+        tenant: &str,
+        live: &Live,
+        chunking: Chunking,
+        source: &str,
+        params: &[FieldValue],
+        actor: &Actor,
+    ) -> Result<ImportRecord, ImportError> {
+        let now = self.vault.now_ms();
+        Ok(ImportRecord {
+            id: new_id(now)?,
+            tenant: tenant.to_string(),
+            connector: live.name.clone(),
+            connector_version: live.plugin.info().manifest.version.clone(),
+            source: source.to_string(),
+            chunking,
+            status: ImportStatus::Running,
+            started_at_ms: now,
+            finished_at_ms: None,
+            started_by: actor.clone(),
+            report: ImportReport::default(),
+            error: None,
+            channel: None,
+            params: params
+                .iter()
+                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
+                .collect(),
+            header: None,
+            pull: None,
+        })
+    }
+
+    /// A started import for a pull: no input, no chunking of its own.
+    pub(crate) fn started(
+        &self,
+        record: ImportRecord,
+        live: Live,
+        params: Vec<FieldValue>,
+        actor: &Actor,
+    ) -> Started {
+        Started {
+            importer: self.clone(),
+            record,
+            live,
+            params,
+            csv: None,
+            declares_first_row: false,
+            channel: None,
+            actor: actor.clone(),
+        }
     }
 
     /// Imports `input` into `tenant` through the connector `spec` names;
@@ -342,7 +387,15 @@ impl Importer {
         if letter.state == LetterState::Replayed {
             return Err(bad("it was replayed already"));
         }
+        let pulled = letter.page.is_some();
         letter.content = match (fix, &letter.content) {
+            // A pulled item has no bytes of its own: it is fixed as a record.
+            (Fix::Item(item), LetterContent::None) if pulled => LetterContent::Item { item },
+            (Fix::Raw(_), _) if pulled => {
+                return Err(bad(
+                    "it is an item of a pulled page, which keeps no bytes; fix it with a record",
+                ));
+            }
             (Fix::Raw(bytes), LetterContent::Raw { header, .. }) => LetterContent::Raw {
                 bytes,
                 header: header.clone(),
@@ -411,6 +464,11 @@ impl Importer {
                     reparse(live, &record, letter.row, header.as_deref(), bytes)
                 }
                 LetterContent::Item { item } => Ok(vec![item.clone()]),
+                LetterContent::None if letter.page.is_some() => Err(
+                    "the letter keeps no input (a pulled item the connector rejected): fix it \
+                     with a record, or reset the pull's cursor and pull the source again"
+                        .to_string(),
+                ),
                 LetterContent::None => Err(
                     "the letter keeps no input (the whole input failed): import it again, or \
                      fix the letter with the row's bytes"
@@ -676,16 +734,21 @@ impl Started {
             _ => (config.chunk_bytes, config.max_chunk_bytes),
         };
         let mut chunker = Chunker::new(input, self.record.chunking, self.csv.as_ref(), target, max);
-        let mut run = Run {
-            started: &mut self,
-            importer: &importer,
-            created: HashSet::new(),
-            matched: HashSet::new(),
-            letters: 0,
-            header: None,
-        };
+        let mut run = Run::new(&mut self, &importer);
         let result = run.all(&mut chunker, &mut progress);
         self.record.report.bytes = chunker.bytes_read;
+        self.finish(result)
+    }
+
+    /// Ends the import: its status from `result`, its record saved, an
+    /// `import.run` (file) or `import.pull` audit entry with its counts, all
+    /// of it flushed. An error in `result` or while saving comes back as
+    /// [`ImportError::Failed`].
+    pub(crate) fn finish(
+        mut self,
+        result: Result<(), ImportError>,
+    ) -> Result<ImportRecord, ImportError> {
+        let importer = self.importer.clone();
         self.record.finished_at_ms = Some(importer.vault.now_ms());
         match &result {
             Ok(()) => self.record.status = ImportStatus::Completed,
@@ -696,24 +759,44 @@ impl Started {
         }
         let saved = importer.put_import(&self.record).and_then(|()| {
             let r = &self.record.report;
+            let status = match self.record.status {
+                ImportStatus::Completed => "completed",
+                ImportStatus::Failed => "failed",
+                ImportStatus::Running => "running",
+            };
+            let (action, read) = match &self.record.pull {
+                Some(pull) => (
+                    "import.pull",
+                    format!(
+                        "{} pages ({} failed, {}), {} items read",
+                        pull.pages,
+                        r.chunks_failed,
+                        if pull.exhausted {
+                            "source exhausted"
+                        } else {
+                            "more to pull"
+                        },
+                        r.rows_read
+                    ),
+                ),
+                None => (
+                    "import.run",
+                    format!(
+                        "{} rows read in {} chunks ({} failed)",
+                        r.rows_read, r.chunks, r.chunks_failed
+                    ),
+                ),
+            };
             importer.vault.record_admin_action(
                 &self.record.tenant,
                 AuditEntry {
                     plugin: Some(self.record.connector.clone()),
                     plugin_version: Some(self.record.connector_version.clone()),
                     detail: Some(format!(
-                        "import {} {}: {} rows read in {} chunks ({} failed), {} records, {} \
-                         stored, {} rejected, {} events stored, {} duplicates, {} new and {} \
-                         matched people, {} merges, {} dead letters",
+                        "import {} {status}: {read}, {} records, {} stored, {} rejected, {} \
+                         events stored, {} duplicates, {} new and {} matched people, {} merges, \
+                         {} dead letters",
                         self.record.id,
-                        match self.record.status {
-                            ImportStatus::Completed => "completed",
-                            ImportStatus::Failed => "failed",
-                            ImportStatus::Running => "running",
-                        },
-                        r.rows_read,
-                        r.chunks,
-                        r.chunks_failed,
                         r.records,
                         r.accepted,
                         r.rejected_total(),
@@ -724,7 +807,7 @@ impl Started {
                         r.identities_merged,
                         r.dead_letters
                     )),
-                    ..AuditEntry::new(&self.actor, "import.run")
+                    ..AuditEntry::new(&self.actor, action)
                 },
             )?;
             importer.vault.flush()?;
@@ -740,16 +823,33 @@ impl Started {
     }
 }
 
-/// One import while it runs.
-struct Run<'s> {
-    started: &'s mut Started,
-    importer: &'s Importer,
+/// One import while it runs: what a file's chunks and a pull's pages share
+/// (converting and storing records, counting, dead letters).
+pub(crate) struct Run<'s> {
+    pub(crate) started: &'s mut Started,
+    pub(crate) importer: &'s Importer,
     /// People this import created, and people it found already stored.
     created: HashSet<String>,
     matched: HashSet<String>,
     letters: u64,
     /// The header record as the connector's `header` parameter.
     header: Option<String>,
+    /// The pulled page being stored: its dead letters name it.
+    pub(crate) page: Option<PulledPage>,
+}
+
+impl<'s> Run<'s> {
+    pub(crate) fn new(started: &'s mut Started, importer: &'s Importer) -> Self {
+        Run {
+            started,
+            importer,
+            created: HashSet::new(),
+            matched: HashSet::new(),
+            letters: 0,
+            header: None,
+            page: None,
+        }
+    }
 }
 
 impl Run<'_> {
@@ -781,7 +881,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn report(&mut self) -> &mut ImportReport {
+    pub(crate) fn report(&mut self) -> &mut ImportReport {
         &mut self.started.record.report
     }
 
@@ -845,9 +945,9 @@ impl Run<'_> {
         let called = self.started.live.plugin.parse(&params, &chunk.bytes);
         match called {
             Ok(called) => {
-                self.cost(&called);
+                self.cost(&called.cost);
                 self.rejections(chunk, &called.value)?;
-                self.records(&called.value)?;
+                self.records(&called.value.records)?;
             }
             Err(error) => self.failed_chunk(chunk, &error)?,
         }
@@ -855,13 +955,14 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn cost(&mut self, called: &Called<ParseOutput>) {
+    /// Counts a connector call that returned.
+    pub(crate) fn cost(&mut self, called: &Cost) {
         let cost: &mut ConnectorCost = &mut self.report().connector;
         cost.calls += 1;
-        cost.fuel += called.cost.fuel;
-        cost.wall_ms += called.cost.wall.as_millis() as u64;
-        cost.peak_memory_bytes = cost.peak_memory_bytes.max(called.cost.peak_memory);
-        cost.output_bytes += called.cost.output_bytes;
+        cost.fuel += called.fuel;
+        cost.wall_ms += called.wall.as_millis() as u64;
+        cost.peak_memory_bytes = cost.peak_memory_bytes.max(called.peak_memory);
+        cost.output_bytes += called.output_bytes;
     }
 
     fn rejections(&mut self, chunk: &Chunk, out: &ParseOutput) -> Result<(), ImportError> {
@@ -943,7 +1044,7 @@ impl Run<'_> {
 
     /// Counts a rejection, keeps it as an example, and writes its dead
     /// letter (`content` None: no letter).
-    fn reject(
+    pub(crate) fn reject(
         &mut self,
         origin: LetterOrigin,
         code: String,
@@ -971,6 +1072,7 @@ impl Run<'_> {
                     updated_at_ms: now,
                     expires_at_ms: now
                         .saturating_add(i64::from(self.importer.config.dead_letter_days) * DAY_MS),
+                    page: self.page.clone(),
                     content,
                 };
                 self.importer
@@ -995,19 +1097,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Converts the chunk's records and stores them in batches.
-    fn records(&mut self, out: &ParseOutput) -> Result<(), ImportError> {
-        let mut items = Vec::with_capacity(out.records.len());
-        let mut incoming = Vec::with_capacity(out.records.len());
-        for record in &out.records {
+    /// Converts a chunk's or a page's records and stores them in batches.
+    pub(crate) fn records(&mut self, records: &[Record]) -> Result<(), ImportError> {
+        let mut items = Vec::with_capacity(records.len());
+        let mut incoming = Vec::with_capacity(records.len());
+        for record in records {
             let report = self.report();
             report.records += 1;
             match record {
-                tessera_runtime::api::records::Record::Event(_) => report.events += 1,
-                tessera_runtime::api::records::Record::TraitUpdate(_) => report.trait_updates += 1,
-                tessera_runtime::api::records::Record::IdentityLink(_) => {
-                    report.identity_links += 1
-                }
+                Record::Event(_) => report.events += 1,
+                Record::TraitUpdate(_) => report.trait_updates += 1,
+                Record::IdentityLink(_) => report.identity_links += 1,
             }
             let item = ImportItem::from_record(record);
             match item.to_incoming(self.started.channel) {

@@ -5,7 +5,8 @@
 //! never keep personal data in clear: import records and dead letters are
 //! sealed with the tenant's document key.
 //!
-//! [`Importer::run`] does one import; [`Importer::dead_letters`],
+//! [`Importer::run`] does one import of a file; [`Importer::pull`] pulls a
+//! source page by page from its stored cursor; [`Importer::dead_letters`],
 //! [`Importer::fix_dead_letter`] and [`Importer::replay`] work through what
 //! it set aside; [`Importer::purge_dead_letters`] is the job that
 //! expires them.
@@ -20,6 +21,7 @@ mod convert;
 mod deliver;
 mod importer;
 mod model;
+mod pull;
 mod sources;
 mod upkeep;
 
@@ -36,6 +38,8 @@ pub use model::{
     LetterContent, LetterOrigin, LetterState, ParamValue, PurgeReport, RejectionExample,
     ReplayReport,
 };
+pub use model::{PullCursor, PullProgress, PulledPage};
+pub use pull::{PullSpec, StartedPull};
 pub use sources::{Source, SourceSpec};
 
 /// The reason codes of [`ImportReport::rejected`].
@@ -81,6 +85,36 @@ pub enum ImportError {
     Params(String),
     #[error("plugin `{name}` is a {kind} plugin; imports need a connector that parses pushed data")]
     NotAConnector { name: String, kind: String },
+    /// The plugin is not a connector, or its connector does not declare `pull`.
+    #[error("plugin `{name}` cannot be pulled: {why}")]
+    NotAPullSource { name: String, why: String },
+    #[error("the pull's source name is refused: {0}")]
+    BadSource(String),
+    #[error(
+        "source `{source_name}` is being pulled through connector `{connector}` already; wait \
+         for that pull to end"
+    )]
+    PullRunning {
+        connector: String,
+        source_name: String,
+    },
+    /// A pull's page failed (the connector's error or a trap): the cursor
+    /// stays at that page, and the next pull fetches it again.
+    #[error("page {page} of the pull ({from}) failed: {error}")]
+    PageFailed {
+        page: u64,
+        /// The page's cursor, as words: `the source's start` or `cursor `…``.
+        from: String,
+        error: Box<tessera_runtime::CallError>,
+    },
+    /// A page's next cursor cannot be followed (it came back again, or it
+    /// is too long); the page's records were not stored.
+    #[error("page {page} of the pull ({from}) gave a next cursor that cannot be followed: {why}")]
+    BadCursor {
+        page: u64,
+        from: String,
+        why: String,
+    },
     #[error("the input could not be read: {0}")]
     Input(String),
     #[error(

@@ -18,8 +18,8 @@ pub enum ImportStatus {
     Running,
     Completed,
     /// Stopped before the end of the input (the input could not be read,
-    /// a record was longer than the limit, the store failed): what was
-    /// stored before stays stored, and `error` says why.
+    /// a record was longer than the limit, a pulled page failed, the store
+    /// failed): what was stored before stays stored, and `error` says why.
     Failed,
 }
 
@@ -50,6 +50,58 @@ pub struct ImportRecord {
     /// parsed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// A pull (chunking `pages`): the cursors it went from and to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullProgress>,
+}
+
+/// How far a pull got: the cursor it started from, the cursor it stored
+/// after its last page, and whether the source said it had no more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullProgress {
+    /// The cursor the pull started from; none: the source's start.
+    pub from: Option<String>,
+    /// Where the next pull of the source continues: the cursor stored after
+    /// the last page that was stored (the last page's own cursor once the
+    /// source is exhausted, so that the next pull fetches that page again
+    /// for anything added since).
+    pub cursor: Option<String>,
+    /// Pages fetched and stored.
+    pub pages: u64,
+    /// The last page had no next cursor.
+    pub exhausted: bool,
+    /// The most pages this pull was allowed to fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u32>,
+}
+
+/// Where pulling a source through a connector continues: one per tenant,
+/// connector installation and source, sealed with the tenant's document key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullCursor {
+    pub connector: String,
+    /// The connector's installation (the same across its upgrades).
+    pub installation: String,
+    pub source: String,
+    /// Where the next pull starts; none: the source's start.
+    pub cursor: Option<String>,
+    /// The page at `cursor` was the source's last when it was stored.
+    pub exhausted: bool,
+    /// The import that stored it, and when.
+    pub import: String,
+    pub updated_at_ms: i64,
+}
+
+/// The page of a pull a dead letter came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PulledPage {
+    /// 1-based, within its import.
+    pub number: u64,
+    /// The cursor the page was fetched with; none: the source's start.
+    pub cursor: Option<String>,
 }
 
 /// A parameter value, as stored with the import.
@@ -98,13 +150,16 @@ impl From<&ParamValue> for Value {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
-    /// Bytes read from the input.
+    /// Bytes read from the input (a pull: bytes the connector received
+    /// over HTTP).
     pub bytes: u64,
     /// Data rows of the input (non-blank records; a CSV header is not a row;
-    /// for `whole`, non-blank lines).
+    /// for `whole`, non-blank lines; a pull: the records and rejected items
+    /// of its pages).
     pub rows_read: u64,
     /// Chunks parsed, and those the connector failed on (their rows are
-    /// dead letters).
+    /// dead letters). A pull: pages stored, and the page that failed (the
+    /// next pull fetches it again) or whose next cursor was refused.
     pub chunks: u64,
     pub chunks_failed: u64,
     /// Records the connector produced, by kind.
@@ -150,8 +205,9 @@ impl ImportReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectionExample {
-    /// File line number of the row (none for a refused record, whose row the
-    /// connector does not report).
+    /// File line number of the row, or a pulled item's 1-based position in
+    /// its page (none for a refused record, whose row the connector does not
+    /// report).
     pub row: Option<u32>,
     pub field: Option<String>,
     pub code: String,
@@ -214,7 +270,8 @@ pub enum LetterContent {
     },
     /// The connector's record, refused by the vault.
     Item { item: ImportItem },
-    /// Nothing (a `whole` input the connector failed on: import it again).
+    /// Nothing: a `whole` input the connector failed on (import it again),
+    /// or a pulled item the connector rejected (fix it with a record).
     None,
 }
 
@@ -235,6 +292,10 @@ pub struct DeadLetter {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub expires_at_ms: i64,
+    /// The page of a pull the rejected item was on (its `row` is the
+    /// item's 1-based position in that page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PulledPage>,
     pub content: LetterContent,
 }
 
@@ -254,6 +315,8 @@ pub struct DeadLetterSummary {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub expires_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PulledPage>,
     /// Whether it keeps input an operator can read, fix and replay.
     pub has_content: bool,
 }
@@ -273,6 +336,7 @@ impl From<&DeadLetter> for DeadLetterSummary {
             created_at_ms: l.created_at_ms,
             updated_at_ms: l.updated_at_ms,
             expires_at_ms: l.expires_at_ms,
+            page: l.page.clone(),
             has_content: !matches!(l.content, LetterContent::None),
         }
     }
@@ -331,4 +395,33 @@ pub struct PurgeReport {
     pub expired: u64,
     /// Refused records that name an erased person.
     pub erased: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records and letters stored before pulls existed decode: a file
+    /// import, no `pull`, letters without a `page`.
+    #[test]
+    fn records_stored_before_pulls_still_decode() {
+        let record: ImportRecord = serde_json::from_value(serde_json::json!({
+            "id": "imp-0000000000001-00000000", "tenant": "acme", "connector": "csv",
+            "connector_version": "0.1.0", "source": "a.csv", "chunking": "csv",
+            "status": "completed", "started_at_ms": 1, "finished_at_ms": 2,
+            "started_by": {"role": "operator", "id": "tok"},
+            "report": ImportReport::default(), "params": [],
+        }))
+        .unwrap();
+        assert_eq!((record.chunking, record.pull), (Chunking::Csv, None));
+        let letter: DeadLetter = serde_json::from_value(serde_json::json!({
+            "id": "imp-1:00000000", "import": "imp-1", "origin": "rejected",
+            "code": "invalid_row", "row": 3, "field": null, "reason": "bad", "state": "open",
+            "attempts": 0, "created_at_ms": 1, "updated_at_ms": 1, "expires_at_ms": 9,
+            "content": {"type": "none"},
+        }))
+        .unwrap();
+        assert_eq!(letter.page, None);
+        assert!(!DeadLetterSummary::from(&letter).has_content);
+    }
 }
