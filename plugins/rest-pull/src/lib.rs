@@ -254,6 +254,9 @@ fn check_url(url: &str) -> Result<(), Error> {
     if authority.is_empty() {
         return bad("has no host");
     }
+    if authority.contains('@') {
+        return bad("must not carry user info (`user@`); send credentials with `auth_header`");
+    }
     if url.contains('#') {
         return bad("must not have a fragment (`#…`)");
     }
@@ -526,6 +529,10 @@ mod tests {
             (
                 vec![("url", text("https://api.shop.test/x#frag"))],
                 "fragment",
+            ),
+            (
+                vec![("url", text("https://me:pw@api.shop.test/x"))],
+                "user info",
             ),
             (vec![("url", text("https://api.shop.test/a b"))], "spaces"),
             (
