@@ -182,6 +182,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("PUT", "/v1/sources/{name}", OPERATOR),
     rule("DELETE", "/v1/sources/{name}", OPERATOR),
     rule("POST", "/v1/sources/{name}/push", IMPORTERS),
+    rule("POST", "/v1/sources/{name}/pull", DEAD_LETTER_WORKERS),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),
     rule("PATCH", "/v1/me/traits", SUBJECT),

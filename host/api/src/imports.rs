@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 use tessera_imports::{
     Chunking, DeadLetterSummary, Fix, ImportError, ImportItem, ImportRecord, ImportReport,
-    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Source,
-    SourceSpec, Started,
+    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, PullSpec,
+    ReplayReport, Source, SourceSpec, Started,
 };
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::Channel;
@@ -285,6 +285,11 @@ impl From<ImportError> for ApiError {
             E::BadHeader(_) => ApiError::unprocessable("bad_header", message),
             E::UnknownImport { .. } => ApiError::not_found("unknown_import", message),
             E::UnknownSource { .. } => ApiError::not_found("unknown_source", message),
+            E::NotAPullSource { .. } => ApiError::unprocessable("not_a_pull_source", message),
+            E::BadSource(_) => ApiError::unprocessable("invalid_source", message),
+            E::PullRunning { .. } => ApiError::new(StatusCode::CONFLICT, "pull_running", message),
+            E::PageFailed { .. } => ApiError::unprocessable("page_failed", message),
+            E::BadCursor { .. } => ApiError::unprocessable("bad_cursor", message),
             E::BadSourceName { .. } => ApiError::unprocessable("invalid_source_name", message)
                 .with_field("name", "1 to 64 of a-z, 0-9, `-` and `_`"),
             E::UnknownDeadLetter { .. } => ApiError::not_found("unknown_dead_letter", message),
@@ -992,4 +997,69 @@ pub(crate) async fn push(
     })
     .await?;
     Ok(Json(view))
+}
+
+/// `POST /v1/sources/{name}/pull`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PullBody {
+    /// The most pages to fetch (absent: until the source is exhausted).
+    #[serde(default)]
+    max_pages: Option<u32>,
+}
+
+/// `POST /v1/sources/{name}/pull`: pulls the source through its connector
+/// (one that declares `pull`, such as `rest-pull`) from its stored cursor,
+/// in the background: answers at once with the import, which
+/// `GET /v1/imports/{id}` follows. A page that fails ends the pull as
+/// `failed` with the cursor left at that page; the next pull fetches it
+/// again, and records already stored are not stored twice.
+#[utoipa::path(post, path = "/v1/sources/{name}/pull", tag = "imports",
+    params(("name" = String, Path, description = "The source's name.")),
+    request_body = PullBody,
+    responses(
+        (status = 202, description = "Started; follow it at /v1/imports/{id}.", body = ImportView),
+        (status = 404, description = "The tenant has no source of that name.", body = ErrorBody),
+        (status = 409, description = "The source is being pulled already.", body = ErrorBody),
+    ))]
+pub(crate) async fn pull(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<PullBody>,
+) -> Result<(StatusCode, Json<ImportView>), ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let view = run(&state, move |desk| {
+        let source = desk.importer.source(&tenant, &name)?;
+        let spec = PullSpec {
+            connector: source.connector,
+            params: source
+                .params
+                .iter()
+                .map(|(name, value)| FieldValue {
+                    name: name.clone(),
+                    value: Value::from(value),
+                })
+                .collect(),
+            source: name,
+            max_pages: body.max_pages,
+        };
+        let started = desk.importer.start_pull(&tenant, spec, &actor)?;
+        let id = started.id().to_owned();
+        desk.lock().running.insert(id.clone(), Progress::default());
+        let view = ImportView::of(started.record(), &desk);
+        let worker = desk.clone();
+        std::thread::Builder::new()
+            .name("tessera-pull".into())
+            .spawn(move || {
+                if let Err(error) = started.run(|p| worker.progress(&id, *p)) {
+                    tracing::warn!(import = %id, %error, "a pull failed");
+                }
+                worker.finished(&id);
+            })
+            .map_err(|e| ImportError::Input(format!("cannot start the pull: {e}")))?;
+        Ok(view)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }

@@ -204,6 +204,7 @@ pub fn app(state: AppState) -> Router {
             put(imports::put_source).delete(imports::delete_source),
         )
         .route("/v1/sources/{name}/push", post(imports::push))
+        .route("/v1/sources/{name}/pull", post(imports::pull))
         .route(
             "/v1/subject-tokens",
             post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),

@@ -87,6 +87,7 @@ use crate::{
         imports::put_source,
         imports::delete_source,
         imports::push,
+        imports::pull,
         subject_tokens::issue,
         login::request_code,
         login::exchange,

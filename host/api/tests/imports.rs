@@ -615,3 +615,134 @@ async fn a_webhook_source_takes_posts_through_its_connector() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     assert_eq!(gone.code(), "unknown_source");
 }
+
+/// The shop's API on 127.0.0.1: two pages of purchases, the second the last.
+fn shop_api() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let items = axum::routing::get(
+                |query: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                    let purchase = |id: &str, day: u32| {
+                        json!({"id": id, "event": "purchase", "at": format!("2026-05-0{day}T10:00:00Z"),
+                               "identities": {"member_id": "M-42"}, "properties": {"amount": 10}})
+                    };
+                    axum::Json(match query.get("cursor").map(String::as_str) {
+                        None => json!({"data": [purchase("p-1", 1), purchase("p-2", 2)], "next_cursor": "page 2"}),
+                        Some("page 2") => json!({"data": [purchase("p-3", 3)], "next_cursor": null}),
+                        Some(_) => json!({"data": []}),
+                    })
+                },
+            );
+            let app = axum::Router::new().route("/items", items);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_source_is_pulled_in_the_background_and_the_next_pull_continues_from_its_cursor() {
+    let port = shop_api();
+    let host = format!("http://127.0.0.1:{port}");
+    let mut f = Fixture::with_config(Config::default());
+    let runtime = Runtime::new(RuntimeConfig {
+        concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let registry = Registry::new(runtime, f.state.vault.clone(), false)
+        .with_outbound_allowance(vec!["127.0.0.1/32".parse().unwrap()]);
+    f.state = f.state.clone().with_plugins(registry.clone());
+    f.app = app(f.state.clone());
+    let granted = host.clone();
+    std::thread::spawn(move || {
+        let key = tessera_bundle::PublisherKey::generate().unwrap();
+        registry
+            .trust(ACME, &key.public().to_string(), "Shop", &common::operator())
+            .unwrap();
+        let manifest: tessera_bundle::SourceManifest = serde_json::from_value(json!({
+            "publisher": "Shop", "version": "0.1.0",
+            "plugins": [{"name": "rest-pull", "kind": "connector", "wit_version": "0.1.0",
+                         "component": "rest-pull.wasm",
+                         "permissions": {"outbound_hosts": [granted]}}]
+        }))
+        .unwrap();
+        let mut bundle = tessera_bundle::Bundle::build(
+            manifest,
+            vec![tessera_guests::plugins::REST_PULL.to_vec()],
+        )
+        .unwrap();
+        bundle.sign(&key);
+        registry
+            .install(ACME, &bundle.to_bytes(), false, &common::operator())
+            .unwrap();
+        registry
+            .approve(ACME, "rest-pull", None, None, &common::operator())
+            .unwrap();
+    })
+    .join()
+    .expect("installed");
+
+    let operator = Some(f.token(ACME, Role::Operator));
+    f.call(
+        Method::PUT,
+        "/v1/sources/shop-api",
+        operator,
+        Some(json!({"connector": "rest-pull", "params": {"url": format!("{host}/items")}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let started = pull(&f).await.expect(StatusCode::ACCEPTED);
+    assert_eq!(started.body["status"], "running");
+    assert_eq!(started.body["chunking"], "pages");
+    let first = finished(&f, started.body["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], "completed", "{first}");
+    assert_eq!(first["report"]["events_inserted"], 3, "{first}");
+    assert_eq!(events_of(&f, "M-42"), 3);
+
+    // The next pull starts at the last page's cursor: nothing new.
+    let again = pull(&f).await.expect(StatusCode::ACCEPTED);
+    let second = finished(&f, again.body["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "completed", "{second}");
+    assert_eq!(second["report"]["events_inserted"], 0, "{second}");
+    assert_eq!(second["report"]["duplicates"], 1, "{second}");
+    assert_eq!(events_of(&f, "M-42"), 3);
+}
+
+async fn pull(f: &Fixture) -> Answer {
+    f.call(
+        Method::POST,
+        "/v1/sources/shop-api/pull",
+        Some(f.token(ACME, Role::Marketer)),
+        Some(json!({})),
+    )
+    .await
+}
+
+/// Follows an import until it ends (at most 20 s).
+async fn finished(f: &Fixture, id: &str) -> Value {
+    for _ in 0..400 {
+        let view = f
+            .call(
+                Method::GET,
+                &format!("/v1/imports/{id}"),
+                Some(f.token(ACME, Role::Marketer)),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        if view.body["status"] != "running" {
+            return view.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("import {id} did not end within 20 s");
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
-use tessera_imports::{Chunking, ImportSpec, SourceSpec};
+use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
@@ -46,10 +46,62 @@ fn fixture() -> Fixture {
                 )
                 .expect("trust");
         }
+        // A pull source's connector, granted a host nothing answers on:
+        // its pulls start and fail.
+        registry
+            .install(ACME, &rest_pull_bundle(), false, &common::operator())
+            .expect("install rest-pull");
+        registry
+            .approve(ACME, "rest-pull", None, None, &common::operator())
+            .expect("approve rest-pull");
     })
     .join()
     .expect("installed");
     f
+}
+
+/// The rest-pull connector, signed, asking for a host nothing answers on.
+fn rest_pull_bundle() -> Vec<u8> {
+    let source: SourceManifest = serde_json::from_value(json!({
+        "publisher": "Matrix",
+        "version": "0.1.0",
+        "plugins": [{
+            "name": "rest-pull",
+            "kind": "connector",
+            "wit_version": "0.1.0",
+            "component": "rest-pull.wasm",
+            "permissions": {"outbound_hosts": ["http://127.0.0.1:9"]},
+        }]
+    }))
+    .expect("manifest");
+    let mut bundle =
+        Bundle::build(source, vec![tessera_guests::plugins::REST_PULL.to_vec()]).expect("bundle");
+    bundle.sign(publisher());
+    bundle.to_bytes()
+}
+
+/// Waits until no pull of ACME runs (a pull runs in the background after
+/// its call answers, and writes to the audit trail when it ends).
+fn settle_pulls(f: &Fixture) {
+    let desk = f.state.imports.clone().expect("imports");
+    for _ in 0..400 {
+        let running = std::thread::scope(|s| {
+            s.spawn(|| {
+                desk.importer()
+                    .imports(ACME)
+                    .expect("imports")
+                    .iter()
+                    .any(|r| r.chunking == Chunking::Pages && r.status == ImportStatus::Running)
+            })
+            .join()
+            .expect("no panic")
+        });
+        if !running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("a pull of the matrix did not end within 10 s");
 }
 
 fn publisher() -> &'static PublisherKey {
@@ -451,22 +503,34 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
         ),
         path if path.starts_with("/v1/sources/{name}") => {
             let name = format!("matrix-{n}");
+            let pull = path.ends_with("/pull");
+            if pull {
+                settle_pulls(f);
+            }
             let desk = f.state.imports.clone().expect("imports");
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    let spec = import_spec();
+                    let spec = if pull {
+                        SourceSpec {
+                            connector: "rest-pull".into(),
+                            params: vec![FieldValue {
+                                name: "url".into(),
+                                value: PluginValue::Text("http://127.0.0.1:9/items".into()),
+                            }],
+                            chunking: Chunking::Whole,
+                            channel: None,
+                        }
+                    } else {
+                        let spec = import_spec();
+                        SourceSpec {
+                            connector: spec.connector,
+                            params: spec.params,
+                            chunking: spec.chunking,
+                            channel: None,
+                        }
+                    };
                     desk.importer()
-                        .put_source(
-                            ACME,
-                            &name,
-                            SourceSpec {
-                                connector: spec.connector,
-                                params: spec.params,
-                                chunking: spec.chunking,
-                                channel: None,
-                            },
-                            &common::operator(),
-                        )
+                        .put_source(ACME, &name, spec, &common::operator())
                         .expect("source")
                 })
                 .join()
@@ -478,6 +542,8 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
                     bundle: Some(IMPORT_FILE.as_bytes().to_vec()),
                     ..call(uri, None)
                 }
+            } else if pull {
+                call(uri, Some(json!({"max_pages": 1})))
             } else {
                 call(uri, None)
             }
