@@ -111,10 +111,11 @@ const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 /// Tenant settings, schema and plugins: what marketers and analysts work
 /// with; nothing personal.
 const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
-/// Imports and their quality reports: who imports, and marketers.
-const IMPORTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
-/// Dead letters without their content, replays, and the webhook sources.
-const DEAD_LETTER_WORKERS: &[Role] = &[Role::Operator, Role::Marketer];
+/// Imports, their quality reports (whose rejection reasons may quote a
+/// value), dead letters without their content, replays, sources and pulls:
+/// trusted staff. An ingest token (which may sit in a web page) only
+/// pushes to a webhook source, as an untrusted source.
+const IMPORTERS: &[Role] = &[Role::Operator, Role::Marketer];
 const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
 const SUBJECT: &[Role] = &[Role::Subject];
 
@@ -174,15 +175,15 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("GET", "/v1/imports", IMPORTERS),
     rule("GET", "/v1/imports/{id}", IMPORTERS),
     rule("PUT", "/v1/imports/{id}/data", IMPORTERS),
-    rule("GET", "/v1/imports/{id}/dead-letters", DEAD_LETTER_WORKERS),
+    rule("GET", "/v1/imports/{id}/dead-letters", IMPORTERS),
     rule("GET", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
     rule("PUT", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
-    rule("POST", "/v1/imports/{id}/replay", DEAD_LETTER_WORKERS),
-    rule("GET", "/v1/sources", DEAD_LETTER_WORKERS),
+    rule("POST", "/v1/imports/{id}/replay", IMPORTERS),
+    rule("GET", "/v1/sources", IMPORTERS),
     rule("PUT", "/v1/sources/{name}", OPERATOR),
     rule("DELETE", "/v1/sources/{name}", OPERATOR),
-    rule("POST", "/v1/sources/{name}/push", IMPORTERS),
-    rule("POST", "/v1/sources/{name}/pull", DEAD_LETTER_WORKERS),
+    rule("POST", "/v1/sources/{name}/push", INGESTERS),
+    rule("POST", "/v1/sources/{name}/pull", IMPORTERS),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),
     rule("PATCH", "/v1/me/traits", SUBJECT),

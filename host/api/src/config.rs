@@ -104,6 +104,12 @@ pub struct Limits {
     /// An import created with `POST /v1/imports` whose data does not start
     /// arriving within this long is marked failed.
     pub import_wait_ms: u64,
+    /// An upload that sends nothing for this long is cut off (its import
+    /// fails).
+    pub import_idle_ms: u64,
+    /// Uploads read at once by this server, all tenants together; more are
+    /// answered 429 `too_many_uploads`.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Limits {
@@ -118,6 +124,8 @@ impl Default for Limits {
             max_import_bytes: 16 << 30,
             import_timeout_ms: 4 * 60 * 60 * 1000,
             import_wait_ms: 15 * 60 * 1000,
+            import_idle_ms: 60_000,
+            max_concurrent_uploads: 8,
         }
     }
 }
@@ -184,6 +192,18 @@ impl Config {
             return Err(format!(
                 "limits.import_wait_ms ({}) must be at least 1000",
                 l.import_wait_ms
+            ));
+        }
+        if l.import_idle_ms < 1000 || l.import_idle_ms > l.import_timeout_ms {
+            return Err(format!(
+                "limits.import_idle_ms ({}) must be 1000 to import_timeout_ms ({})",
+                l.import_idle_ms, l.import_timeout_ms
+            ));
+        }
+        if l.max_concurrent_uploads == 0 || l.max_concurrent_uploads > 256 {
+            return Err(format!(
+                "limits.max_concurrent_uploads ({}) must be 1 to 256",
+                l.max_concurrent_uploads
             ));
         }
         if self.rate_limit.requests_per_second > 0 && self.rate_limit.burst == 0 {

@@ -42,6 +42,8 @@ pub(crate) const DATA_ROUTE: &str = "/v1/imports/{id}/data";
 pub struct ImportDesk {
     importer: Importer,
     inner: Arc<Mutex<Desk>>,
+    /// Uploads being read now.
+    uploads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -55,8 +57,30 @@ struct Desk {
 #[derive(Debug)]
 struct Waiting {
     tenant: String,
+    /// The token (or system) that created it: only it sends the data.
+    creator: String,
     since: Instant,
     started: Started,
+}
+
+/// Why an upload cannot start.
+enum NotWaiting {
+    /// The tenant has no import of that id waiting for data.
+    Missing,
+    /// It waits for data from the caller that created it.
+    OtherCaller,
+}
+
+/// The most imports of one tenant that may wait for their data at once.
+pub const MAX_WAITING_PER_TENANT: usize = 100;
+
+/// One of the server's upload slots, given back when dropped.
+struct UploadSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl ImportDesk {
@@ -64,6 +88,7 @@ impl ImportDesk {
         Self {
             importer,
             inner: Arc::default(),
+            uploads: Arc::default(),
         }
     }
 
@@ -117,6 +142,7 @@ impl ImportDesk {
             record.id.clone(),
             Waiting {
                 tenant: tenant.to_owned(),
+                creator: actor.id.clone(),
                 since: Instant::now(),
                 started,
             },
@@ -124,15 +150,36 @@ impl ImportDesk {
         Ok(record)
     }
 
-    fn take_waiting(&self, tenant: &str, id: &str) -> Option<Started> {
+    /// How many imports of `tenant` wait for their data.
+    fn waiting_of(&self, tenant: &str) -> usize {
+        self.lock()
+            .waiting
+            .values()
+            .filter(|w| w.tenant == tenant)
+            .count()
+    }
+
+    /// An upload slot, if fewer than `max` uploads are read now.
+    fn upload_slot(&self, max: usize) -> Option<UploadSlot> {
+        use std::sync::atomic::Ordering;
+        self.uploads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| UploadSlot(self.uploads.clone()))
+    }
+
+    fn take_waiting(&self, tenant: &str, caller: &str, id: &str) -> Result<Started, NotWaiting> {
         let mut desk = self.lock();
         match desk.waiting.get(id) {
-            Some(w) if w.tenant == tenant => {
+            Some(w) if w.tenant == tenant && w.creator == caller => {
                 let waiting = desk.waiting.remove(id).expect("present");
                 desk.running.insert(id.to_owned(), Progress::default());
-                Some(waiting.started)
+                Ok(waiting.started)
             }
-            _ => None,
+            Some(w) if w.tenant == tenant => Err(NotWaiting::OtherCaller),
+            _ => Err(NotWaiting::Missing),
         }
     }
 
@@ -209,13 +256,47 @@ impl ImportView {
             report: record.report.clone(),
             progress,
             error: record.error.clone(),
-            params: record
-                .params
-                .iter()
-                .map(|(name, value)| (name.clone(), param_json(value)))
-                .collect(),
+            params: shown_params(&record.params),
         }
     }
+}
+
+/// Whether a parameter's name says it holds a credential.
+fn secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "auth",
+        "secret",
+        "token",
+        "password",
+        "api_key",
+        "apikey",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// Parameters as the API shows them: a credential's value hidden, and a
+/// URL without its query string (which may carry a key).
+fn shown_params(params: &[(String, ParamValue)]) -> BTreeMap<String, JsonValue> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            let shown = match value {
+                _ if secret(name) => json!("(hidden)"),
+                ParamValue::Text(text)
+                    if (text.starts_with("http://") || text.starts_with("https://"))
+                        && text.contains('?') =>
+                {
+                    let base = text.split('?').next().unwrap_or_default();
+                    json!(format!("{base}?(query hidden)"))
+                }
+                other => param_json(other),
+            };
+            (name.clone(), shown)
+        })
+        .collect()
 }
 
 fn param_json(value: &ParamValue) -> JsonValue {
@@ -380,6 +461,18 @@ pub(crate) async fn create(
         source,
         channel: body.channel,
     };
+    if desk(&state)?.waiting_of(&principal.tenant) >= MAX_WAITING_PER_TENANT {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_waiting_imports",
+            format!(
+                "the tenant has {MAX_WAITING_PER_TENANT} imports waiting for their data; upload \
+                 to them first, or let them expire (limits.import_wait_ms)"
+            ),
+        );
+        error.retry_after = Some(60);
+        return Err(error);
+    }
     let wait = Duration::from_millis(state.config.limits.import_wait_ms);
     let (tenant, actor) = (principal.tenant.clone(), principal.actor());
     let view = run(&state, move |desk| {
@@ -456,48 +549,88 @@ pub(crate) async fn upload(
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
     let desk = desk(&state)?;
-    let Some(started) = desk.take_waiting(&principal.tenant, &id) else {
-        let tenant = principal.tenant.clone();
-        let lookup = id.clone();
-        let record = run(&state, move |desk| desk.importer.import(&tenant, &lookup)).await?;
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "import_not_waiting",
+    let Some(slot) = desk.upload_slot(state.config.limits.max_concurrent_uploads) else {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
             format!(
-                "import {id} is not waiting for data: it is {}; create a new import to upload \
-                 again",
-                match (record.status, desk.live(&id).1) {
-                    (ImportStatus::Running, Some(_)) => "reading its data now",
-                    (ImportStatus::Running, None) => "running in another process",
-                    (ImportStatus::Completed, _) => "completed",
-                    (ImportStatus::Failed, _) => "failed",
-                }
+                "the server reads {} uploads already (limits.max_concurrent_uploads); the \
+                 import still waits for its data, so retry shortly",
+                state.config.limits.max_concurrent_uploads
             ),
-        ));
+        );
+        error.retry_after = Some(5);
+        return Err(error);
+    };
+    let started = match desk.take_waiting(&principal.tenant, &principal.actor().id, &id) {
+        Ok(started) => started,
+        Err(NotWaiting::OtherCaller) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "import_not_waiting",
+                format!("import {id} waits for its data from the token that created it"),
+            ));
+        }
+        Err(NotWaiting::Missing) => {
+            let tenant = principal.tenant.clone();
+            let lookup = id.clone();
+            let record = run(&state, move |desk| desk.importer.import(&tenant, &lookup)).await?;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "import_not_waiting",
+                format!(
+                    "import {id} is not waiting for data: it is {}; create a new import to upload \
+                     again",
+                    match (record.status, desk.live(&id).1) {
+                        (ImportStatus::Running, Some(_)) => "reading its data now",
+                        (ImportStatus::Running, None) => "running in another process",
+                        (ImportStatus::Completed, _) => "completed",
+                        (ImportStatus::Failed, _) => "failed",
+                    }
+                ),
+            ));
+        }
     };
     let (sender, pieces) = tokio::sync::mpsc::channel::<Piece>(8);
-    let worker = {
+    // A thread of its own, not the blocking pool that every other request
+    // needs: uploads last as long as their data takes (and are capped).
+    let (done, finished) = tokio::sync::oneshot::channel();
+    {
         let desk = desk.clone();
         let id = id.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let upload = Upload {
-                pieces,
-                current: Bytes::new(),
-                ended: false,
-            };
-            let result = started.run(upload, |p| desk.progress(&id, *p));
-            desk.finished(&id);
-            result
-        })
-    };
+        std::thread::Builder::new()
+            .name("tessera-upload".into())
+            .spawn(move || {
+                let _entered = span.enter();
+                let _slot = slot;
+                let upload = Upload {
+                    pieces,
+                    current: Bytes::new(),
+                    ended: false,
+                };
+                let result = started.run(upload, |p| desk.progress(&id, *p));
+                desk.finished(&id);
+                let _ = done.send(result);
+            })
+            .map_err(|e| ApiError::internal(&e))?;
+    }
     let limit = state.config.limits.max_import_bytes;
+    let idle = Duration::from_millis(state.config.limits.import_idle_ms);
     let mut body = body;
     let mut received: u64 = 0;
     let mut too_large = false;
     loop {
-        let piece = match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+            let _ = sender
+                .send(Piece::Cut(format!(
+                    "no data arrived for {} s (limits.import_idle_ms)",
+                    idle.as_secs()
+                )))
+                .await;
+            break;
+        };
+        let piece = match frame {
             None => Piece::End,
             Some(Err(error)) => Piece::Cut(format!("the upload stopped before its end: {error}")),
             Some(Ok(frame)) => match frame.into_data() {
@@ -524,7 +657,7 @@ pub(crate) async fn upload(
         }
     }
     drop(sender);
-    let result = worker.await.map_err(|e| ApiError::internal(&e))?;
+    let result = finished.await.map_err(|e| ApiError::internal(&e))?;
     match result {
         Ok(record) => Ok(Json(ImportView::of(&record, &desk))),
         Err(error) if too_large => {
@@ -792,6 +925,10 @@ pub(crate) async fn fix(
     Ok(Json(summary))
 }
 
+/// The most dead letters one replay takes (a replay of all takes the
+/// first this many not replayed; call it again for the rest).
+const MAX_REPLAY: usize = 10_000;
+
 /// `POST /v1/imports/{id}/replay`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -818,7 +955,7 @@ pub(crate) async fn replay(
     Path(id): Path<String>,
     Json(body): Json<ReplayBody>,
 ) -> Result<Json<ReplayReport>, ApiError> {
-    if body.letters.as_ref().is_some_and(|l| l.len() > 10_000) {
+    if body.letters.as_ref().is_some_and(|l| l.len() > MAX_REPLAY) {
         return Err(
             ApiError::unprocessable("invalid_replay", "at most 10,000 letters per replay")
                 .with_field("letters", "at most 10,000"),
@@ -842,6 +979,10 @@ pub(crate) async fn replay(
                             .filter(|l| l.state != tessera_imports::LetterState::Replayed)
                             .map(|l| l.id.clone()),
                     );
+                    if ids.len() >= MAX_REPLAY {
+                        ids.truncate(MAX_REPLAY);
+                        break;
+                    }
                 }
                 ids
             }
@@ -873,11 +1014,7 @@ impl From<&Source> for SourceView {
         Self {
             name: source.name.clone(),
             connector: source.connector.clone(),
-            params: source
-                .params
-                .iter()
-                .map(|(name, value)| (name.clone(), param_json(value)))
-                .collect(),
+            params: shown_params(&source.params),
             chunking: source.chunking,
             channel: source.channel,
             updated_at_ms: source.updated_at_ms,
@@ -991,8 +1128,10 @@ pub(crate) async fn push(
     body: Bytes,
 ) -> Result<Json<ImportView>, ApiError> {
     let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    // An ingest token may sit in a web page: what it pushes is untrusted.
+    let trusted = principal.role != crate::Role::Ingest;
     let view = run(&state, move |desk| {
-        let record = desk.importer.push(&tenant, &name, &body, &actor)?;
+        let record = desk.importer.push(&tenant, &name, &body, &actor, trusted)?;
         Ok(ImportView::of(&record, &desk))
     })
     .await?;

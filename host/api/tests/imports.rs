@@ -149,8 +149,8 @@ fn events_of(f: &Fixture, member: &str) -> usize {
 #[tokio::test]
 async fn an_upload_streams_through_the_connector_and_a_second_adds_nothing() {
     let f = fixture(Config::default());
-    let id = create(&f, Role::Ingest).await;
-    let answer = upload(&f, &id, Role::Ingest, &pieces(FILE, 7), false)
+    let id = create(&f, Role::Marketer).await;
+    let answer = upload(&f, &id, Role::Marketer, &pieces(FILE, 7), false)
         .await
         .expect(StatusCode::OK);
     let view = &answer.body;
@@ -215,8 +215,17 @@ async fn an_upload_streams_through_the_connector_and_a_second_adds_nothing() {
         .expect(StatusCode::OK);
     assert_eq!(failed.body["imports"], json!([]));
 
+    // Only the token that created an import sends its data.
+    let mine = create(&f, Role::Marketer).await;
+    let hijack = upload(&f, &mine, Role::Operator, &[FILE.as_bytes()], false).await;
+    assert_eq!(hijack.status, StatusCode::CONFLICT, "{}", hijack.body);
+    assert_eq!(hijack.code(), "import_not_waiting");
+    upload(&f, &mine, Role::Marketer, &[FILE.as_bytes()], false)
+        .await
+        .expect(StatusCode::OK);
+
     // Its data cannot be sent twice, and another tenant does not see it.
-    let twice = upload(&f, &id, Role::Ingest, &[FILE.as_bytes()], false).await;
+    let twice = upload(&f, &id, Role::Marketer, &[FILE.as_bytes()], false).await;
     assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.body);
     assert_eq!(twice.code(), "import_not_waiting");
     let other = f
@@ -234,10 +243,10 @@ async fn an_upload_streams_through_the_connector_and_a_second_adds_nothing() {
 #[tokio::test]
 async fn a_cut_off_upload_fails_the_import_and_keeps_what_was_stored() {
     let f = fixture(Config::default());
-    let id = create(&f, Role::Ingest).await;
+    let id = create(&f, Role::Marketer).await;
     // The first three records, then the connection drops.
     let head = FILE.split_inclusive('\n').take(4).collect::<String>();
-    let answer = upload(&f, &id, Role::Ingest, &pieces(&head, 5), true).await;
+    let answer = upload(&f, &id, Role::Marketer, &pieces(&head, 5), true).await;
     assert_eq!(
         answer.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -250,7 +259,7 @@ async fn a_cut_off_upload_fails_the_import_and_keeps_what_was_stored() {
         .call(
             Method::GET,
             &format!("/v1/imports/{id}"),
-            Some(f.token(ACME, Role::Ingest)),
+            Some(f.token(ACME, Role::Marketer)),
             None,
         )
         .await
@@ -262,8 +271,8 @@ async fn a_cut_off_upload_fails_the_import_and_keeps_what_was_stored() {
     assert_eq!(events_of(&f, "M-1"), 1);
 
     // The whole file again: only what is missing is added.
-    let again = create(&f, Role::Ingest).await;
-    let answer = upload(&f, &again, Role::Ingest, &[FILE.as_bytes()], false)
+    let again = create(&f, Role::Marketer).await;
+    let answer = upload(&f, &again, Role::Marketer, &[FILE.as_bytes()], false)
         .await
         .expect(StatusCode::OK);
     let r = &answer.body["report"];
@@ -360,8 +369,8 @@ async fn bad_specs_are_refused_with_the_reason() {
 #[tokio::test]
 async fn dead_letters_are_listed_read_fixed_and_replayed_once() {
     let f = fixture(Config::default());
-    let id = create(&f, Role::Ingest).await;
-    upload(&f, &id, Role::Ingest, &[FILE.as_bytes()], false)
+    let id = create(&f, Role::Marketer).await;
+    upload(&f, &id, Role::Marketer, &[FILE.as_bytes()], false)
         .await
         .expect(StatusCode::OK);
     let operator = Some(f.token(ACME, Role::Operator));
@@ -474,7 +483,7 @@ async fn dead_letters_are_listed_read_fixed_and_replayed_once() {
 #[tokio::test]
 async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
     let f = fixture(Config::default());
-    let waiting = create(&f, Role::Ingest).await;
+    let waiting = create(&f, Role::Marketer).await;
     let desk = f.state.imports.clone().unwrap();
     let expired = tokio::task::spawn_blocking(move || desk.expire_waiting(Duration::ZERO))
         .await
@@ -484,7 +493,7 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         .call(
             Method::GET,
             &format!("/v1/imports/{waiting}"),
-            Some(f.token(ACME, Role::Ingest)),
+            Some(f.token(ACME, Role::Marketer)),
             None,
         )
         .await
@@ -498,12 +507,12 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         "{}",
         view.body
     );
-    let late = upload(&f, &waiting, Role::Ingest, &[FILE.as_bytes()], false).await;
+    let late = upload(&f, &waiting, Role::Marketer, &[FILE.as_bytes()], false).await;
     assert_eq!(late.code(), "import_not_waiting");
 
     // A server that stopped while an import waited: the next start marks
     // it failed.
-    let cut = create(&f, Role::Ingest).await;
+    let cut = create(&f, Role::Marketer).await;
     let restarted = AppState::new(f.state.vault.clone(), Config::default())
         .with_plugins(f.state.plugins.clone().unwrap());
     let importer = restarted.imports.clone().unwrap();
@@ -516,7 +525,7 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         .call(
             Method::GET,
             &format!("/v1/imports/{cut}"),
-            Some(f.token(ACME, Role::Ingest)),
+            Some(f.token(ACME, Role::Marketer)),
             None,
         )
         .await
@@ -696,13 +705,29 @@ async fn a_source_is_pulled_in_the_background_and_the_next_pull_continues_from_i
         Method::PUT,
         "/v1/sources/shop-api",
         operator,
-        Some(json!({"connector": "rest-pull", "params": {"url": format!("{host}/items")}})),
+        Some(json!({"connector": "rest-pull", "params": {
+            "url": format!("{host}/items"), "auth_header": "Bearer shop-secret-1"}})),
     )
     .await
     .expect(StatusCode::OK);
+    let sources = f
+        .call(
+            Method::GET,
+            "/v1/sources",
+            Some(f.token(ACME, Role::Marketer)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        sources.body["sources"][0]["params"]["auth_header"],
+        "(hidden)"
+    );
+    assert!(!sources.body.to_string().contains("shop-secret-1"));
     let started = pull(&f).await.expect(StatusCode::ACCEPTED);
     assert_eq!(started.body["status"], "running");
     assert_eq!(started.body["chunking"], "pages");
+    assert!(!started.body.to_string().contains("shop-secret-1"));
     let first = finished(&f, started.body["id"].as_str().unwrap()).await;
     assert_eq!(first["status"], "completed", "{first}");
     assert_eq!(first["report"]["events_inserted"], 3, "{first}");
@@ -745,4 +770,148 @@ async fn finished(f: &Fixture, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("import {id} did not end within 20 s");
+}
+
+#[tokio::test]
+async fn uploads_are_capped_and_a_silent_upload_is_cut_off() {
+    let mut config = Config::default();
+    config.limits.max_concurrent_uploads = 1;
+    config.limits.import_idle_ms = 1000;
+    let f = fixture(config);
+    let silent = create(&f, Role::Marketer).await;
+    let other = create(&f, Role::Marketer).await;
+    // An upload that sends a header line and then nothing.
+    let (mut sender, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(1);
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/v1/imports/{silent}/data"))
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", f.token(ACME, Role::Marketer)),
+        )
+        .body(Body::new(body))
+        .unwrap();
+    sender
+        .send_data(Bytes::from_static(b"receipt,member_no,email,at,amount\n"))
+        .await
+        .unwrap();
+    let app = f.app.clone();
+    let stalled = tokio::spawn(async move {
+        use tower::ServiceExt as _;
+        app.oneshot(request).await.unwrap().status()
+    });
+    // Wait until the silent upload holds the only slot.
+    for _ in 0..200 {
+        let view = f
+            .call(
+                Method::GET,
+                &format!("/v1/imports/{silent}"),
+                Some(f.token(ACME, Role::Marketer)),
+                None,
+            )
+            .await;
+        if view.body["awaiting_data"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = upload(&f, &other, Role::Marketer, &[FILE.as_bytes()], false).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "too_many_uploads");
+    // The refused import still waits for its data.
+    let waiting = f
+        .call(
+            Method::GET,
+            &format!("/v1/imports/{other}"),
+            Some(f.token(ACME, Role::Marketer)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(waiting.body["awaiting_data"], true);
+
+    // A second without data: the silent upload is cut off, its import
+    // fails, and the slot is free again.
+    assert_eq!(stalled.await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY);
+    drop(sender);
+    let view = finished(&f, &silent).await;
+    assert_eq!(view["status"], "failed");
+    let error = view["error"].as_str().unwrap();
+    assert!(error.contains("no data arrived"), "{error}");
+    upload(&f, &other, Role::Marketer, &[FILE.as_bytes()], false)
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_push_with_an_ingest_token_is_an_untrusted_source() {
+    let f = fixture(Config::default());
+    // Two people: one known by email, one by member id.
+    for (kind, value) in [
+        (IdentityKind::Email, "eve@example.com"),
+        (IdentityKind::MemberId, "M-EVE"),
+    ] {
+        let item = tessera_vault::Incoming {
+            identities: vec![(kind, value.to_owned())],
+            ..tessera_vault::Incoming::default()
+        };
+        f.vault().ingest(ACME, &item, &common::operator()).unwrap();
+    }
+    f.call(
+        Method::PUT,
+        "/v1/sources/links",
+        Some(f.token(ACME, Role::Operator)),
+        Some(json!({"connector": "ndjson", "chunking": "lines"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let link = r#"{"id":"link-1","type":"alias","identities":{"email":"eve@example.com","member_id":"M-EVE"}}"#;
+    let push = |role: Role, body: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/sources/links/push")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", f.token(ACME, role)),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let from_ingest = f
+        .send(push(Role::Ingest, link))
+        .await
+        .expect(StatusCode::OK);
+    let r = &from_ingest.body["report"];
+    assert_eq!(r["identities_merged"], 0, "{r}");
+    assert_eq!(r["rejected"]["untrusted_merge"], 1, "{r}");
+    let subject = |kind: IdentityKind, value: &str| {
+        f.vault()
+            .find_subject(ACME, &kind, value, &common::operator())
+            .unwrap()
+            .unwrap()
+    };
+    assert_ne!(
+        subject(IdentityKind::Email, "eve@example.com"),
+        subject(IdentityKind::MemberId, "M-EVE")
+    );
+    // The same record from an operator is staff work: trusted, merged.
+    let link2 = r#"{"id":"link-2","type":"alias","identities":{"email":"eve@example.com","member_id":"M-EVE"}}"#;
+    let from_operator = f
+        .send(push(Role::Operator, link2))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        from_operator.body["report"]["identities_merged"], 1,
+        "{}",
+        from_operator.body
+    );
+    assert_eq!(
+        subject(IdentityKind::Email, "eve@example.com"),
+        subject(IdentityKind::MemberId, "M-EVE")
+    );
 }

@@ -207,16 +207,28 @@ fn import_spec() -> ImportSpec {
 const IMPORT_FILE: &str =
     "receipt,member,at\nm1,matrix-import,2026-03-01\nm2,matrix-import,2026-13-01\n";
 
-/// An import of ACME, waiting for its data, or (`completed`) imported with
+/// An import of ACME waiting for its data from the ACME token of `waiting`
+/// (a role that has no API token: an operator), or (`None`) imported with
 /// one dead letter: its id and the letter's.
-fn acme_import(f: &Fixture, completed: bool) -> (String, String) {
+fn acme_import(f: &Fixture, waiting: Option<Role>) -> (String, String) {
     let desk = f.state.imports.clone().expect("imports");
+    let creator = waiting.map(|role| {
+        let role = if role == Role::Subject {
+            Role::Operator
+        } else {
+            role
+        };
+        f.state
+            .tokens
+            .verify(f.token(ACME, role))
+            .expect("store")
+            .expect("a valid token")
+            .actor()
+    });
     std::thread::scope(|s| {
         s.spawn(|| {
-            if !completed {
-                let record = desk
-                    .create(ACME, import_spec(), &common::operator())
-                    .expect("create");
+            if let Some(creator) = &creator {
+                let record = desk.create(ACME, import_spec(), creator).expect("create");
                 return (record.id, String::new());
             }
             let record = desk
@@ -268,7 +280,7 @@ struct Call {
     subject_token: Option<String>,
 }
 
-fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
+fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
     let member = format!("matrix-{n}");
     let message = |kind: &str| {
         let mut m = json!({"type": kind, "userId": member, "messageId": format!("mx-{n}")});
@@ -486,7 +498,8 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
         ),
         "/v1/imports" => call(rule.path.into(), None),
         "/v1/imports/{id}/data" => {
-            let (id, _) = acme_import(f, false);
+            // Created by the caller's ACME token: only it sends the data.
+            let (id, _) = acme_import(f, Some(role));
             Call {
                 bundle: Some(IMPORT_FILE.as_bytes().to_vec()),
                 ..call(format!("/v1/imports/{id}/data"), None)
@@ -549,7 +562,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, n: usize) -> Call {
             }
         }
         path if path.starts_with("/v1/imports/{id}") => {
-            let (id, letter) = acme_import(f, true);
+            let (id, letter) = acme_import(f, None);
             let uri = path.replace("{id}", &id).replace("{letter}", &letter);
             let body = match (rule.method, path) {
                 ("PUT", _) => Some(json!({"raw": "m2,matrix-import,2026-12-01\n"})),
@@ -593,7 +606,7 @@ async fn every_route_every_role_own_and_other_tenant() {
         for role in Role::CALLERS {
             for tenant in [ACME, GLOBEX] {
                 n += 1;
-                let call = request_for(&f, rule, n);
+                let call = request_for(&f, rule, role, n);
                 let token = token_for(&f, &call, role, tenant, n);
                 let before = f.footprint(ACME);
                 let state_before = acme_state(&f, rule);

@@ -135,6 +135,8 @@ pub(crate) struct Chunker<R> {
     target: usize,
     max_chunk: usize,
     buf: Vec<u8>,
+    /// What each read goes into before it is appended to `buf`.
+    block: Vec<u8>,
     eof: bool,
     /// `\n` bytes before the start of `buf`.
     newlines: u64,
@@ -172,6 +174,7 @@ impl<R: Read> Chunker<R> {
             target: target.max(1),
             max_chunk: max_chunk.max(target),
             buf: Vec::new(),
+            block: Vec::new(),
             eof: false,
             newlines: 0,
             next_index: 0,
@@ -185,10 +188,15 @@ impl<R: Read> Chunker<R> {
         self.header.as_deref()
     }
 
+    /// Reads into the buffer until it holds `want` bytes or the input
+    /// ends, through a scratch block zeroed once: a stream of tiny pieces
+    /// costs no more than their bytes.
     fn fill(&mut self, want: usize) -> Result<(), ImportError> {
-        let mut block = vec![0u8; 64 << 10];
+        if self.block.is_empty() {
+            self.block = vec![0u8; 64 << 10];
+        }
         while !self.eof && self.buf.len() < want {
-            let n = match self.input.read(&mut block) {
+            let n = match self.input.read(&mut self.block) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(ImportError::Input(e.to_string())),
@@ -196,7 +204,7 @@ impl<R: Read> Chunker<R> {
             if n == 0 {
                 self.eof = true;
             }
-            self.buf.extend_from_slice(&block[..n]);
+            self.buf.extend_from_slice(&self.block[..n]);
             self.bytes_read += n as u64;
         }
         Ok(())

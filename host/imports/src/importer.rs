@@ -5,7 +5,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tessera_plugins::{Live, Registry};
-use tessera_runtime::api::records::{ParseOutput, Record};
+use tessera_runtime::api::records::{Modes, ParseOutput, Record};
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_runtime::{CallError, Cost, PluginKind};
 use tessera_vault::{
@@ -165,6 +165,17 @@ impl Importer {
             declares_first_row,
             csv,
         } = self.check(tenant, &spec)?;
+        if !live
+            .plugin
+            .info()
+            .modes
+            .is_some_and(|m| m.contains(Modes::PUSH))
+        {
+            return Err(ImportError::NotAConnector {
+                name: spec.connector.clone(),
+                kind: "pull-only connector".into(),
+            });
+        }
         let mut record =
             self.new_record(tenant, &live, spec.chunking, &spec.source, &params, actor)?;
         record.channel = spec.channel;
@@ -195,6 +206,15 @@ impl Importer {
             return Err(ImportError::NotAConnector {
                 name: spec.connector.clone(),
                 kind: info.kind.as_str().to_string(),
+            });
+        }
+        if !info
+            .modes
+            .is_some_and(|m| m.intersects(Modes::PUSH | Modes::PULL))
+        {
+            return Err(ImportError::NotAConnector {
+                name: spec.connector.clone(),
+                kind: "delivery-only connector".into(),
             });
         }
         let given: Vec<FieldValue> = spec
@@ -256,6 +276,7 @@ impl Importer {
                 .collect(),
             header: None,
             pull: None,
+            trusted: true,
         })
     }
 
@@ -481,7 +502,7 @@ impl Importer {
                     .iter()
                     .map(|item| item.to_incoming(channel).map_err(|u| u.reason))
                     .collect::<Result<Vec<Incoming>, String>>()?;
-                self.ingest_all(tenant, &incoming, actor)
+                self.ingest_all(tenant, &incoming, actor, record.trusted)
             });
             letter.attempts += 1;
             letter.updated_at_ms = self.vault.now_ms();
@@ -617,8 +638,9 @@ impl Importer {
         tenant: &str,
         items: &[Incoming],
         actor: &Actor,
+        trusted: bool,
     ) -> Result<Result<(BatchOutcome, Vec<IngestOutcome>), VaultError>, String> {
-        match self.vault.ingest_batch(tenant, items, actor) {
+        match ingest(&self.vault, tenant, items, actor, trusted) {
             Ok((total, outcomes)) => {
                 if let Some(refused) = outcomes.iter().find_map(|o| o.refused.as_ref()) {
                     return Err(refusal(refused).1);
@@ -689,6 +711,14 @@ impl Started {
     /// The import as recorded when it started.
     pub fn record(&self) -> &ImportRecord {
         &self.record
+    }
+
+    /// Marks the import's records as coming from an untrusted source (an
+    /// ingest token's push): see [`ImportRecord::trusted`].
+    pub fn untrusted(mut self) -> Result<Self, ImportError> {
+        self.record.trusted = false;
+        self.importer.put_import(&self.record)?;
+        Ok(self)
     }
 
     /// Ends the import without reading anything: recorded as failed with
@@ -1143,7 +1173,8 @@ impl Run<'_> {
         let tenant = self.started.record.tenant.clone();
         let vault = self.importer.vault.clone();
         let actor = self.started.actor.clone();
-        match vault.ingest_batch(&tenant, incoming, &actor) {
+        let trusted = self.started.record.trusted;
+        match ingest(&vault, &tenant, incoming, &actor, trusted) {
             Ok((total, outcomes)) => self.account(&total, &outcomes, items),
             Err(error) if invalid(&error) => {
                 // Set the records the vault refuses aside, and store the others.
@@ -1162,12 +1193,18 @@ impl Run<'_> {
                 if keep.is_empty() {
                     return Ok(());
                 }
-                match vault.ingest_batch(&tenant, &keep, &actor) {
+                match ingest(&vault, &tenant, &keep, &actor, trusted) {
                     Ok((total, outcomes)) => self.account(&total, &outcomes, &keep_items),
                     // The schema changed meanwhile: one by one.
                     Err(error) if invalid(&error) => {
                         for (item, one) in keep_items.iter().zip(&keep) {
-                            match vault.ingest_batch(&tenant, std::slice::from_ref(one), &actor) {
+                            match ingest(
+                                &vault,
+                                &tenant,
+                                std::slice::from_ref(one),
+                                &actor,
+                                trusted,
+                            ) {
                                 Ok((total, outcomes)) => {
                                     self.account(&total, &outcomes, std::slice::from_ref(item))?
                                 }
@@ -1243,6 +1280,21 @@ impl Run<'_> {
 }
 
 /// Whether the vault refused a record for what it holds (nothing was written).
+/// Stores a batch as a trusted source, or not (see [`ImportRecord::trusted`]).
+fn ingest(
+    vault: &Vault,
+    tenant: &str,
+    items: &[Incoming],
+    actor: &Actor,
+    trusted: bool,
+) -> Result<(BatchOutcome, Vec<IngestOutcome>), VaultError> {
+    if trusted {
+        vault.ingest_batch(tenant, items, actor)
+    } else {
+        vault.ingest_batch_untrusted(tenant, items, actor)
+    }
+}
+
 fn invalid(error: &VaultError) -> bool {
     matches!(
         error,

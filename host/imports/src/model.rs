@@ -50,6 +50,12 @@ pub struct ImportRecord {
     /// parsed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// Whether its records come from a trusted source (an operator's or a
+    /// marketer's import): they may mark identities as the person's own
+    /// and merge people who each hold one. An ingest token's push is not
+    /// trusted (`Vault::ingest_batch_untrusted`); nor are its replays.
+    #[serde(default = "trusted")]
+    pub trusted: bool,
     /// A pull (chunking `pages`): the cursors it went from and to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullProgress>,
@@ -102,6 +108,10 @@ pub struct PulledPage {
     pub number: u64,
     /// The cursor the page was fetched with; none: the source's start.
     pub cursor: Option<String>,
+}
+
+fn trusted() -> bool {
+    true
 }
 
 /// A parameter value, as stored with the import.

@@ -155,13 +155,15 @@ impl Importer {
 
     /// Imports one pushed body through the source `name`: parsed by its
     /// connector with its parameters, recorded as an import of source
-    /// `webhook:<name>` with its quality report and dead letters.
+    /// `webhook:<name>` with its quality report and dead letters. A push of
+    /// an ingest token is not `trusted` (see [`ImportRecord::trusted`]).
     pub fn push(
         &self,
         tenant: &str,
         name: &str,
         body: &[u8],
         actor: &Actor,
+        trusted: bool,
     ) -> Result<ImportRecord, ImportError> {
         let source = self.source(tenant, name)?;
         let spec = ImportSpec {
@@ -178,7 +180,13 @@ impl Importer {
             source: format!("webhook:{name}"),
             channel: source.channel,
         };
-        self.run(tenant, spec, body, actor, |_| {})
+        let started = self.start(tenant, spec, actor)?;
+        let started = if trusted {
+            started
+        } else {
+            started.untrusted()?
+        };
+        started.run(body, |_| {})
     }
 }
 
