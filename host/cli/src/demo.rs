@@ -1124,10 +1124,20 @@ fn everyone(vault: &Vault) -> anyhow::Result<Vec<tessera_vault::Person>> {
     }
 }
 
-/// What a person holds, hashed: it changes when a record adds to them.
+/// What a person holds, hashed: it changes when a record adds to them or
+/// merges another subject into them.
 fn fingerprint(person: &tessera_vault::Person) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     person.merged_subjects.hash(&mut hasher);
+    content(person).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a person holds, hashed, leaving out their subject ids (random):
+/// the same data gives the same hash in every run.
+fn content(person: &tessera_vault::Person) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    person.merged_subjects.len().hash(&mut hasher);
     person.identity_kinds.hash(&mut hasher);
     for (name, value) in &person.traits {
         name.hash(&mut hasher);
@@ -1161,8 +1171,8 @@ struct Person {
     /// Sum of `amount` over the purchase aggregates.
     total_spend: f64,
     /// What orders people reproducibly (subject ids are random): their
-    /// first event, then what they hold.
-    order: (i64, u64),
+    /// first event, their last, then what they hold.
+    order: (i64, i64, u64),
 }
 
 /// Everyone in the tenant, in a reproducible order.
@@ -1256,7 +1266,13 @@ impl Person {
             .map(|a| a.first_ms)
             .min()
             .unwrap_or(i64::MAX);
-        let order = (first, fingerprint(&person));
+        let last = person
+            .aggregates
+            .values()
+            .map(|a| a.last_ms)
+            .max()
+            .unwrap_or(i64::MAX);
+        let order = (first, last, content(&person));
         let mut subjects = vec![person.subject.clone()];
         subjects.extend(person.merged_subjects);
         let mask = seen.of(&subjects);

@@ -465,8 +465,9 @@ fn demo_on_a_data_dir_imports_again_and_keeps_erased_people_erased() {
         stdout.contains("1 of 3 customers are in the segment"),
         "{stdout}"
     );
-    // Ann, the first customer, is erased; her three records are refused
-    // when the file is imported again.
+    // Ann is erased (the demo takes the customer whose purchases come
+    // first; nobody here is split by channel); her three records are
+    // refused when the file is imported again.
     assert!(
         stdout.contains("receipt removed 1 subject records, 3 identities, 2 events"),
         "{stdout}"
