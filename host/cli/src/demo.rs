@@ -22,6 +22,11 @@
 //! suppression, shown by importing one of the customer's files again) and a
 //! check of the audit trail, in which every plugin read is recorded.
 //!
+//! The example is found through `--examples DIR` (any directory laid out
+//! the same way, e.g. a smaller one its `generate.py` writes), by default
+//! the repository's own, located when the binary is built; `--data FILE`
+//! imports one NDJSON file through the ndjson connector instead.
+//!
 //! By default everything lives in a fresh temporary directory, with the
 //! master key in memory only, and is removed at exit. `--data-dir` keeps the
 //! store in a directory of one's choosing (running again re-imports into it:
