@@ -1,14 +1,31 @@
 //! `tessera demo`: the main job end to end, on the embedded encrypted store.
-//! Ingests the sample retail data (online events and offline store
-//! purchases) through the NDJSON connector plugin into the vault, which
-//! resolves identities into people (hashed identities, records sealed under
-//! per-person keys); builds the segment plugin's view from each person's
-//! event aggregates and finds the big spenders with the threshold segment
-//! plugin; lets the epsilon-greedy strategy plugin choose offers for them
-//! over a few rounds of simulated feedback, learning which offer converts;
-//! and ends with the subject rights (export, erasure with its receipt and
-//! suppression) and a check of the audit trail, in which every plugin read
-//! is recorded.
+//! Imports the large retail example (`examples/retail/large`: about 10,000
+//! customers of a fashion retailer, as its online shop's NDJSON event stream,
+//! three regions' store exports — one of them GB18030 — and its loyalty
+//! programme's member list, with dirt planted on purpose) through the real
+//! import pipeline: each file in the order its `truth.json` gives, through
+//! the connector plugin, mapping and parameters it names, into a tenant with
+//! the settings it asks for. Each import prints its quality report (rows,
+//! rejections by reason, duplicates, people new, matched and merged, dead
+//! letters, rows/s); the vault resolves identities into people (hashed
+//! identities, records sealed under per-person keys), and the demo counts who
+//! was seen online, offline or both and checks it all against `truth.json`.
+//! It fixes one dead letter whose fix is not a guess (a date written in ISO
+//! notation in a column of another format) and replays it, and imports one
+//! file again to show that nothing is stored twice.
+//!
+//! Then it builds the segment plugin's view from each person's purchase
+//! aggregates and finds the big spenders with the threshold segment plugin;
+//! lets the epsilon-greedy strategy plugin choose offers for them over a few
+//! rounds of simulated feedback, learning which offer converts; and ends
+//! with the subject rights (export, erasure with its receipt and
+//! suppression, shown by importing one of the customer's files again) and a
+//! check of the audit trail, in which every plugin read is recorded.
+//!
+//! The example is found through `--examples DIR` (any directory laid out
+//! the same way, e.g. a smaller one its `generate.py` writes), by default
+//! the repository's own, located when the binary is built; `--data FILE`
+//! imports one NDJSON file through the ndjson connector instead.
 //!
 //! By default everything lives in a fresh temporary directory, with the
 //! master key in memory only, and is removed at exit. `--data-dir` keeps the
@@ -18,45 +35,58 @@
 //! directory as the design requires.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash as _, Hasher as _};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
+use serde_json::Value as Json;
+use tessera_bundle::Kind;
+use tessera_imports::{
+    Chunking, DeadLetter, Fix, ImportRecord, ImportReport, ImportSpec, Importer, LetterContent,
+};
+use tessera_plugins::Registry;
 use tessera_privacy::MasterKey;
-use tessera_runtime::api::records::{Identity, Record};
 use tessera_runtime::api::strategies::{Context, Feedback, FeedbackBatch, FeedbackKind};
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
-use tessera_runtime::{
-    Called, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, Runtime,
-};
+use tessera_runtime::{Called, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind};
 use tessera_vault::{
-    Actor, AuditEntry, BatchOutcome, Channel, IdentityKind, Incoming, IngestOutcome, NewEvent,
-    NormalizeRules, SubjectView, TenantSettings, Vault, VaultError,
+    Actor, AuditEntry, Channel, NormalizeRules, SubjectView, TenantSettings, Vault,
 };
 
 use crate::report;
 use crate::{CacheArgs, splitmix};
 
-/// The sample dataset (`examples/retail/events.ndjson`), built into the binary.
-const SAMPLE: &[u8] = include_bytes!("../../../examples/retail/events.ndjson");
-
 /// The demo's tenant.
 const TENANT: &str = "demo";
-/// Records per `ingest_batch` call.
-const BATCH: usize = 500;
-/// "Now" of the plugins' batches: the day after the sample's last event.
-const NOW_MS: i64 = 1_793_491_200_000;
-/// The event types whose `amount` is spend.
+/// The event types whose `amount` is spend (`store_purchase`: NDJSON files
+/// that keep store purchases apart, as `--data` may give).
 const PURCHASES: [&str; 2] = ["purchase", "store_purchase"];
+/// The example `tessera demo` imports unless told otherwise, in the
+/// repository the binary was built from.
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/retail/large");
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// An NDJSON file to ingest instead of the built-in retail sample.
-    #[arg(long)]
+    /// The dataset to import: a directory laid out like examples/retail/large
+    /// (its truth.json names the files in import order, each file's
+    /// connector and parameters, and the tenant's settings; its generate.py
+    /// writes smaller ones, e.g. `--customers 500`) [default: the
+    /// repository's examples/retail/large].
+    #[arg(long, value_name = "DIR", conflicts_with = "data")]
+    examples: Option<PathBuf>,
+    /// Import one NDJSON file through the ndjson connector instead of the
+    /// example. Its events are offline when keyed by a member id alone and
+    /// online otherwise; its customers are not split by channel.
+    #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
-    /// Minimum total spend (online + offline) of the "big spenders" segment.
+    /// Minimum total spend of the "big spenders" segment: the sum of
+    /// `amount` over a customer's purchases, online and in stores, as
+    /// recorded (in the purchases' own currencies, not converted).
     #[arg(long, default_value_t = 1000.0)]
     threshold: f64,
     /// Rounds of offers and simulated feedback.
@@ -91,95 +121,60 @@ const TRUE_RATES: [(&str, f64); 4] = [
 ];
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let data = match &args.data {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        None => SAMPLE.to_vec(),
-    };
+    let dataset = Dataset::load(&args)?;
     // Declared before the vault, so that the vault is closed before the
     // temporary directory is removed.
     let mut place = Place::new(&args)?;
-    let runtime = args.cache.runtime()?;
-    let state = Arc::new(MemoryState::new());
 
-    println!("1. Install the first-party plugins (sandboxed components)");
-    let ndjson = install(
-        &runtime,
-        &state,
+    println!("1. Open the encrypted store and the tenant");
+    let vault = Arc::new(place.open()?);
+    println!("   {}", place.describe());
+    let fresh = !vault.tenant_ids()?.iter().any(|t| t == TENANT);
+    if fresh {
+        vault.create_tenant(TENANT, dataset.settings.clone(), &operator())?;
+        println!(
+            "   tenant \"{TENANT}\" created: default trait schema, {}",
+            describe_rules(&dataset.settings)
+        );
+    } else {
+        println!("   tenant \"{TENANT}\" exists from an earlier run: importing into it again");
+    }
+
+    println!("\n2. Install the first-party plugins (sandboxed components)");
+    let registry = Registry::new(args.cache.runtime()?, vault.clone(), false);
+    for bytes in [
         tessera_guests::plugins::NDJSON,
-        PluginKind::Connector,
-        0,
-    )?;
+        tessera_guests::plugins::CSV,
+    ] {
+        let live = registry.install_builtin(TENANT, bytes, Kind::Connector, 0)?;
+        show_installed(&live.plugin, 0);
+    }
+    // The segment and the strategy are called by the demo itself, on views
+    // it builds (below); the strategy's state lives in memory, so that every
+    // run learns afresh.
+    let state = Arc::new(MemoryState::new());
     let threshold = install(
-        &runtime,
+        &registry,
         &state,
         tessera_guests::plugins::THRESHOLD,
         PluginKind::Segment,
         0,
     )?;
     let bandit = install(
-        &runtime,
+        &registry,
         &state,
         tessera_guests::plugins::EPSILON_GREEDY,
         PluginKind::Strategy,
         64 << 10,
     )?;
+    let importer = Importer::new(registry, vault.clone());
 
-    println!(
-        "\n2. Ingest {} of online and offline activity through the ndjson connector",
-        report::bytes(data.len() as u64)
-    );
-    let params = ndjson.validate(&[])?;
-    let parsed = ndjson.parse(&params, &data)?;
-    show_cost(&parsed);
-    let out = &parsed.value;
-    println!(
-        "   {}; {} rows rejected{}",
-        report::records(out),
-        out.rejections.len(),
-        if out.rejections.is_empty() { "" } else { ":" }
-    );
-    print!("{}", report::rejections(out, "     ", usize::MAX));
+    println!("\n3. Import {}", dataset.origin);
+    let (seen, again) = import_all(&vault, &importer, &dataset, fresh)?;
 
-    println!("\n3. Link identities into customer profiles in the encrypted store");
-    let vault = place.open()?;
-    println!("   {}", place.describe());
-    if vault.tenant_ids()?.iter().any(|t| t == TENANT) {
-        println!("   tenant \"{TENANT}\" exists from an earlier run: importing into it again");
-    } else {
-        vault.create_tenant(TENANT, tenant_settings(), &operator())?;
-        println!(
-            "   tenant \"{TENANT}\" created: default trait schema, phones without a country code are +86"
-        );
-    }
-    let settings = vault.settings(TENANT)?;
-    let converted = Converted::new(&out.records, &settings);
-    let ingested = ingest(&vault, &converted.items)?;
-    println!(
-        "   {}",
-        report::ingested(&ingested.total, converted.items.len())
-    );
-    println!(
-        "   {} traits kept, {} not in the tenant schema skipped",
-        converted.traits_kept, converted.traits_skipped
-    );
-    for (index, reason) in &ingested.invalid {
-        println!(
-            "     record {} refused: {reason}",
-            converted.sources[*index]
-        );
-    }
-    let people = People::load(&vault, &ingested.subjects)?;
-    println!(
-        "   {} customers: {} seen only online, {} only in stores, {} in both (linked by alias records)",
-        people.len(),
-        people.count(|p| p.online && !p.offline),
-        people.count(|p| p.offline && !p.online),
-        people.count(|p| p.online && p.offline)
-    );
-    let batch = people.batch();
-
+    // The people as the plugins see them, after the replay.
+    let people = People::load(&vault, &seen, &dataset.files)?;
+    let batch = people.batch(vault.now_ms());
     println!(
         "\n4. Segment \"big spenders\": total spend (web + store) >= {}",
         args.threshold
@@ -189,9 +184,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         value: Value::Number(args.threshold),
     }])?;
     println!(
-        "   view: {} profiles × total_spend, summed from the vault's {} aggregates",
+        "   view: {} profiles × total_spend, the sum of `amount` over the vault's {} aggregates",
         batch.rows,
         PURCHASES.join(" and ")
+    );
+    println!(
+        "   (amounts as recorded, in each purchase's own currency: the aggregates do not convert)"
     );
     audit_plugin_read(&vault, &threshold, batch.rows, "analytics")?;
     let members = threshold.evaluate(&params, &batch)?;
@@ -220,30 +218,100 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!("\n6. Privacy: the subject rights and the audit trail");
-    privacy(&vault, &people, &converted, &ingested)?;
+    privacy(&vault, &importer, &people, &dataset.files, again)?;
 
     println!(
         "\nEvery plugin ran in its own sandbox: only the imports it was granted, fuel and time scaled to its batch, memory capped."
     );
+    drop(importer);
     drop(vault);
     place.finish();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Step 3: imports every file, shows each quality report, who was seen
+/// where and how it compares with `truth.json`; fixes and replays one dead
+/// letter; imports one file again. Returns who was seen in which file, and
+/// the file imported again (the smallest with events).
+fn import_all(
+    vault: &Vault,
+    importer: &Importer,
+    dataset: &Dataset,
+    fresh: bool,
+) -> anyhow::Result<(Seen, usize)> {
+    let mut seen = Seen::new(vault)?;
+    let mut imports = Vec::new();
+    let mut everyone_now = Vec::new();
+    for (index, file) in dataset.files.iter().enumerate() {
+        let (record, seconds) = import(importer, file)?;
+        show_import(file, &record, seconds);
+        everyone_now = seen.after_import(vault, index)?;
+        imports.push(record);
+    }
+    let people = if imports.is_empty() {
+        People::load(vault, &seen, &dataset.files)?
+    } else {
+        People::new(everyone_now, &seen, &dataset.files)
+    };
+    let total = |f: fn(&ImportReport) -> u64| imports.iter().map(|r| f(&r.report)).sum::<u64>();
+    println!(
+        "   in all: {} rows read, {} rows rejected, {} records refused, {} events stored, {} dead letters",
+        total(|r| r.rows_read),
+        total(|r| r.rows_rejected),
+        total(|r| r.records_refused),
+        total(|r| r.events_inserted),
+        total(|r| r.dead_letters)
+    );
+    println!("   {}", people.channels(&dataset.files));
+    if let Some(truth) = &dataset.truth {
+        if fresh {
+            let problems = compare_with_truth(truth, &dataset.files, &imports, &people);
+            if problems.is_empty() {
+                println!(
+                    "   as truth.json says: each file's rows read, rejected and events stored; the people and their channels"
+                );
+            } else {
+                println!("   NOT as truth.json says:");
+                for problem in problems {
+                    println!("     {problem}");
+                }
+            }
+        } else {
+            println!("   (truth.json describes an import into an empty tenant; not compared)");
+        }
+    }
+    fix_one_dead_letter(importer, &dataset.files, &imports)?;
+    let again = dataset
+        .files
+        .iter()
+        .zip(&imports)
+        .enumerate()
+        .filter(|(_, (_, r))| r.report.events > 0)
+        .min_by_key(|(_, (f, _))| f.size)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let (record, _) = import(importer, &dataset.files[again])?;
+    let r = &record.report;
+    println!(
+        "   {} imported again: {} rows read, {} events stored, {} already stored (source ids), {} people new",
+        dataset.files[again].name, r.rows_read, r.events_inserted, r.duplicates, r.subjects_new
+    );
+    Ok((seen, again))
 }
 
 fn operator() -> Actor {
     Actor::new("operator", "demo")
 }
 
-/// The demo tenant's settings: the defaults, with phones written without a
-/// country code taken as Chinese (+86).
-fn tenant_settings() -> TenantSettings {
-    TenantSettings {
-        identity_rules: NormalizeRules {
-            default_country_code: Some(86),
-            ..NormalizeRules::default()
-        },
-        ..TenantSettings::default()
-    }
+fn describe_rules(settings: &TenantSettings) -> String {
+    let phones = match settings.identity_rules.default_country_code {
+        Some(code) => format!("phones without a country code are +{code}"),
+        None => "phones without a country code are refused".into(),
+    };
+    format!(
+        "{phones}, people merged on {}",
+        settings.merge_on.join(", ")
+    )
 }
 
 // ---- where the store lives --------------------------------------------------
@@ -431,214 +499,688 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-// ---- connector records to vault records -------------------------------------
+// ---- the dataset ----------------------------------------------------------------
 
-/// The connector's records as vault ingest items.
-struct Converted {
-    items: Vec<Incoming>,
-    /// The source id of each item (for messages; not personal data).
-    sources: Vec<String>,
-    traits_kept: usize,
-    traits_skipped: usize,
+/// What the demo imports: the example's files, or one NDJSON file.
+struct Dataset {
+    /// Where it comes from, for the output.
+    origin: String,
+    files: Vec<SourceFile>,
+    settings: TenantSettings,
+    truth: Option<Json>,
 }
 
-impl Converted {
-    fn new(records: &[Record], settings: &TenantSettings) -> Self {
-        let mut converted = Converted {
-            items: Vec::with_capacity(records.len()),
-            sources: Vec::with_capacity(records.len()),
-            traits_kept: 0,
-            traits_skipped: 0,
-        };
-        for record in records {
-            let (source, identities) = match record {
-                Record::Event(e) => (&e.source_id, &e.identities),
-                Record::TraitUpdate(t) => (&t.source_id, &t.identities),
-                Record::IdentityLink(l) => (&l.source_id, &l.identities),
-            };
-            let mut item = Incoming {
-                identities: identities
-                    .iter()
-                    .map(|i| (identity_kind(&i.kind), i.value.clone()))
-                    .collect(),
-                ..Incoming::default()
-            };
-            match record {
-                Record::Event(event) => item.events.push(NewEvent {
-                    source_id: Some(event.source_id.clone()),
-                    event_type: event.event_type.clone(),
-                    at_ms: event.at,
-                    channel: channel(&event.identities),
-                    properties: event
-                        .properties
-                        .iter()
-                        .filter_map(|p| Some((p.name.clone(), property(&p.value)?)))
-                        .collect(),
-                }),
-                Record::TraitUpdate(update) => {
-                    for field in &update.traits {
-                        if !settings.schema.contains_key(&field.name) {
-                            converted.traits_skipped += 1;
-                            continue;
-                        }
-                        if let Some(value) = trait_value(&field.value) {
-                            converted.traits_kept += 1;
-                            item.traits.insert(field.name.clone(), value);
-                        }
-                    }
-                }
-                Record::IdentityLink(_) => {}
-            }
-            converted.items.push(item);
-            converted.sources.push(source.clone());
+/// One file to import, with its connector and parameters.
+struct SourceFile {
+    /// As `truth.json` names it.
+    name: String,
+    path: PathBuf,
+    size: u64,
+    connector: String,
+    chunking: Chunking,
+    params: Vec<FieldValue>,
+    /// The channel of its records (None: each event's own, from its
+    /// identities; its people are not counted as online or offline).
+    channel: Option<Channel>,
+    /// The mapping's event time column and format (CSV), for fixing dates.
+    time: Option<(String, String)>,
+    delimiter: u8,
+}
+
+impl Dataset {
+    fn load(args: &DemoArgs) -> anyhow::Result<Self> {
+        match &args.data {
+            Some(path) => Self::ndjson(path),
+            None => match &args.examples {
+                Some(dir) => Self::example(dir, "--examples names"),
+                None => Self::example(Path::new(EXAMPLES), "the default example,"),
+            },
         }
-        converted
+    }
+
+    /// One NDJSON file, its channel told by each record's identities.
+    fn ndjson(path: &Path) -> anyhow::Result<Self> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("--data: cannot read {}", path.display()))?
+            .len();
+        let name = path
+            .file_name()
+            .map_or_else(|| "data".into(), |n| n.to_string_lossy().into_owned());
+        Ok(Dataset {
+            origin: format!(
+                "{} ({}) through the ndjson connector plugin",
+                name,
+                report::bytes(size)
+            ),
+            files: vec![SourceFile {
+                name,
+                path: path.to_owned(),
+                size,
+                connector: "ndjson".into(),
+                chunking: Chunking::Lines,
+                params: Vec::new(),
+                channel: None,
+                time: None,
+                delimiter: b',',
+            }],
+            settings: TenantSettings {
+                identity_rules: NormalizeRules {
+                    default_country_code: Some(86),
+                    ..NormalizeRules::default()
+                },
+                ..TenantSettings::default()
+            },
+            truth: None,
+        })
+    }
+
+    /// A directory laid out like `examples/retail/large`: `truth.json`
+    /// gives the tenant's settings, the import order, and each file's
+    /// connector and parameters (a `mapping` by its path in the directory).
+    fn example(dir: &Path, what: &str) -> anyhow::Result<Self> {
+        let truth_file = dir.join("truth.json");
+        if !truth_file.is_file() {
+            anyhow::bail!(
+                "{what} {}, which has no truth.json; pass --examples DIR, a directory laid out \
+                 like the repository's examples/retail/large (or --data FILE.ndjson)",
+                dir.display()
+            );
+        }
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        let truth: Json = serde_json::from_str(
+            &std::fs::read_to_string(&truth_file)
+                .with_context(|| format!("cannot read {}", truth_file.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", truth_file.display()))?;
+        let order = truth["import_order"]
+            .as_array()
+            .filter(|order| !order.is_empty())
+            .with_context(|| format!("{}: no import_order", truth_file.display()))?;
+        let mut files = Vec::new();
+        for name in order {
+            let name = name.as_str().with_context(|| {
+                format!("{}: import_order lists a non-name", truth_file.display())
+            })?;
+            files.push(source_file(&dir, name, &truth)?);
+        }
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        Ok(Dataset {
+            origin: format!(
+                "{} ({} files, {}) through the connector plugins, file by file in truth.json's order",
+                shown_dir(&dir),
+                files.len(),
+                report::bytes(total)
+            ),
+            files,
+            settings: tenant_settings(&truth["tenant"]),
+            truth: Some(truth),
+        })
     }
 }
 
-/// A connector's identity kind as the vault's: the known kinds by name,
-/// `external:<system>` as written, anything else as an external system.
-fn identity_kind(kind: &str) -> IdentityKind {
-    IdentityKind::parse(kind).unwrap_or_else(|_| IdentityKind::External(kind.to_owned()))
+/// The example's directory, relative to the working directory if inside it.
+fn shown_dir(dir: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            dir.strip_prefix(cwd.canonicalize().ok()?)
+                .ok()
+                .map(Path::to_owned)
+        })
+        .filter(|relative| !relative.as_os_str().is_empty())
+        .unwrap_or_else(|| dir.to_owned())
+        .display()
+        .to_string()
 }
 
-/// Store purchases are keyed by the loyalty member id alone; anything that
-/// carries a web identity (email, device id) happened online.
-fn channel(identities: &[Identity]) -> Channel {
-    let member = identities.iter().any(|i| i.kind == "member_id");
-    let web = identities
-        .iter()
-        .any(|i| i.kind == "email" || i.kind == "device_id");
-    if member && !web {
-        Channel::Offline
-    } else {
-        Channel::Online
+/// The tenant settings `truth.json` asks for: the defaults, with its
+/// identity rules and merge kinds.
+fn tenant_settings(tenant: &Json) -> TenantSettings {
+    let mut settings = TenantSettings::default();
+    if let Some(code) = tenant["default_country_code"].as_u64() {
+        settings.identity_rules.default_country_code = u16::try_from(code).ok();
     }
-}
-
-/// Event properties keep numbers (summed into aggregates) and strings.
-fn property(value: &Value) -> Option<serde_json::Value> {
-    match value {
-        Value::Integer(i) => Some((*i).into()),
-        Value::Timestamp(t) => Some((*t).into()),
-        Value::Number(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number),
-        Value::Text(s) => Some(s.clone().into()),
-        Value::Null | Value::Boolean(_) | Value::TextList(_) => None,
+    if let Some(gmail) = tenant["canonical_gmail"].as_bool() {
+        settings.identity_rules.canonical_gmail = gmail;
     }
-}
-
-fn trait_value(value: &Value) -> Option<serde_json::Value> {
-    match value {
-        Value::Boolean(b) => Some((*b).into()),
-        Value::TextList(list) => Some(list.clone().into()),
-        Value::Null => None,
-        other => property(other),
+    if let Some(kinds) = tenant["merge_on"].as_array() {
+        settings.merge_on = kinds
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
     }
+    settings
 }
 
-// ---- ingestion ----------------------------------------------------------------
-
-struct Ingested {
-    total: BatchOutcome,
-    /// The subject each item resolved to (None: refused or invalid).
-    subjects: Vec<Option<String>>,
-    /// Items the vault refused as invalid: (index, reason).
-    invalid: Vec<(usize, String)>,
-}
-
-/// Ingests in batches. A batch with an invalid record is refused whole by the
-/// vault, so such a batch is ingested record by record instead, setting the
-/// invalid ones aside.
-fn ingest(vault: &Vault, items: &[Incoming]) -> anyhow::Result<Ingested> {
-    let actor = Actor::new("ingest", "demo-connector");
-    let mut ingested = Ingested {
-        total: BatchOutcome::default(),
-        subjects: Vec::with_capacity(items.len()),
-        invalid: Vec::new(),
+fn source_file(dir: &Path, name: &str, truth: &Json) -> anyhow::Result<SourceFile> {
+    let path = dir.join(name);
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let connector = truth["files"][name]["connector"]
+        .as_str()
+        .with_context(|| format!("truth.json names no connector for {name}"))?
+        .to_owned();
+    let chunking = match crate::import::chunking_for(&path)? {
+        "csv" => Chunking::Csv,
+        "lines" => Chunking::Lines,
+        _ => Chunking::Whole,
     };
-    for (n, chunk) in items.chunks(BATCH).enumerate() {
-        match vault.ingest_batch(TENANT, chunk, &actor) {
-            Ok((total, outcomes)) => {
-                add(&mut ingested.total, &total);
-                ingested
-                    .subjects
-                    .extend(outcomes.into_iter().map(|o| o.subject));
-            }
-            Err(error) if invalid(&error) => {
-                for (i, item) in chunk.iter().enumerate() {
-                    match vault.ingest(TENANT, item, &actor) {
-                        Ok(outcome) => {
-                            add(&mut ingested.total, &one(&outcome));
-                            ingested.subjects.push(outcome.subject);
-                        }
-                        Err(error) if invalid(&error) => {
-                            ingested.invalid.push((n * BATCH + i, error.to_string()));
-                            ingested.subjects.push(None);
-                        }
-                        Err(error) => return Err(error.into()),
-                    }
+    let mut params = Vec::new();
+    let mut time = None;
+    let mut delimiter = b',';
+    if let Some(given) = truth["parameters"][name].as_object() {
+        for (param, value) in given {
+            let value = match (param.as_str(), value) {
+                ("mapping", Json::String(file)) => {
+                    let text = std::fs::read_to_string(dir.join(file))
+                        .with_context(|| format!("cannot read the mapping {file} of {name}"))?;
+                    time = time_column(&text);
+                    Value::Text(text)
                 }
-            }
-            Err(error) => return Err(error.into()),
+                ("mapping", Json::Object(_)) => {
+                    let text = value.to_string();
+                    time = time_column(&text);
+                    Value::Text(text)
+                }
+                (_, Json::Bool(b)) => Value::Boolean(*b),
+                (_, Json::String(s)) => {
+                    if param == "delimiter" && s.len() == 1 {
+                        delimiter = s.as_bytes()[0];
+                    }
+                    Value::Text(s.clone())
+                }
+                (_, Json::Number(n)) => match n.as_i64() {
+                    Some(i) => Value::Integer(i),
+                    None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                (_, other) => anyhow::bail!("{name}: parameter {param} is {other}"),
+            };
+            params.push(FieldValue {
+                name: param.clone(),
+                value,
+            });
         }
     }
-    Ok(ingested)
+    Ok(SourceFile {
+        name: name.to_owned(),
+        channel: Some(channel_of(&connector)),
+        path,
+        size,
+        connector,
+        chunking,
+        params,
+        time,
+        delimiter,
+    })
 }
 
-/// Whether the vault refused a record for what it holds (nothing was written).
-fn invalid(error: &VaultError) -> bool {
-    matches!(
-        error,
-        VaultError::InvalidIdentity { .. }
-            | VaultError::NoIdentity
-            | VaultError::UnknownTrait { .. }
-            | VaultError::InvalidTrait { .. }
-            | VaultError::InvalidEvent { .. }
-            | VaultError::InvalidProperty { .. }
-            | VaultError::UnknownPurpose { .. }
-    )
-}
-
-fn one(outcome: &IngestOutcome) -> BatchOutcome {
-    BatchOutcome {
-        items: 1,
-        subjects_created: u64::from(outcome.created),
-        merges: outcome.merged.len() as u64,
-        events_inserted: outcome.events_inserted,
-        duplicates: outcome.duplicates,
-        expired: outcome.expired,
-        suppressed: u64::from(outcome.refused.is_some()),
+/// The channel of a file of the retail example: the NDJSON file is the
+/// online shop's event stream (web and app); the CSV files are the stores'
+/// till exports and the loyalty programme's member list. Setting it on the
+/// import keeps a store purchase keyed by a phone alone offline.
+fn channel_of(connector: &str) -> Channel {
+    if connector == "ndjson" {
+        Channel::Online
+    } else {
+        Channel::Offline
     }
 }
 
-fn add(total: &mut BatchOutcome, more: &BatchOutcome) {
-    total.items += more.items;
-    total.subjects_created += more.subjects_created;
-    total.merges += more.merges;
-    total.events_inserted += more.events_inserted;
-    total.duplicates += more.duplicates;
-    total.expired += more.expired;
-    total.suppressed += more.suppressed;
+/// A CSV mapping's event time column and its format, if it has both.
+fn time_column(mapping: &str) -> Option<(String, String)> {
+    let mapping: Json = serde_json::from_str(mapping).ok()?;
+    let time = &mapping["event"]["time"];
+    Some((
+        time["column"].as_str()?.to_owned(),
+        time["format"].as_str()?.to_owned(),
+    ))
 }
 
-// ---- people -------------------------------------------------------------------
+// ---- imports ----------------------------------------------------------------------
+
+/// Imports one file; returns its record and the seconds it took.
+fn import(importer: &Importer, file: &SourceFile) -> anyhow::Result<(ImportRecord, f64)> {
+    let input = std::fs::File::open(&file.path)
+        .with_context(|| format!("cannot read {}", file.path.display()))?;
+    let started = Instant::now();
+    let record = importer
+        .run(
+            TENANT,
+            ImportSpec {
+                connector: file.connector.clone(),
+                params: file.params.clone(),
+                chunking: file.chunking,
+                source: file.name.clone(),
+                channel: file.channel,
+            },
+            std::io::BufReader::new(input),
+            &operator(),
+            |_| {},
+        )
+        .with_context(|| format!("importing {}", file.name))?;
+    Ok((record, started.elapsed().as_secs_f64().max(0.001)))
+}
+
+/// The quality report of one import, in three or four lines.
+fn show_import(file: &SourceFile, record: &ImportRecord, seconds: f64) {
+    let r = &record.report;
+    println!(
+        "   {} · {} · {}: {} rows read in {:.1} s ({:.0} rows/s)",
+        file.name,
+        file.connector,
+        report::bytes(r.bytes),
+        r.rows_read,
+        seconds,
+        r.rows_read as f64 / seconds
+    );
+    let rejected = if r.rejected.is_empty() {
+        "0 rejected".to_string()
+    } else {
+        let reasons: Vec<String> = r
+            .rejected
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        format!("{} rejected ({})", r.rejected_total(), reasons.join(", "))
+    };
+    println!(
+        "     {} records stored, {rejected}; {} dead letters",
+        r.accepted, r.dead_letters
+    );
+    println!(
+        "     {} events stored, {} already stored; people: {} new, {} matched, {} merged",
+        r.events_inserted, r.duplicates, r.subjects_new, r.subjects_matched, r.identities_merged
+    );
+    // One or two examples, of different reasons.
+    let mut shown: Vec<&str> = Vec::new();
+    for example in &r.examples {
+        if shown.len() == 2 || shown.contains(&example.code.as_str()) {
+            continue;
+        }
+        shown.push(&example.code);
+        println!(
+            "     e.g. {}{}: {}",
+            example
+                .row
+                .map_or_else(|| "a record".into(), |row| format!("row {row}")),
+            example
+                .field
+                .as_ref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default(),
+            clip(&example.reason, 100)
+        );
+    }
+}
+
+fn clip(text: &str, at_most: usize) -> String {
+    match text.char_indices().nth(at_most) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The imports against `truth.json` (an import into an empty tenant): what
+/// differs, if anything.
+fn compare_with_truth(
+    truth: &Json,
+    files: &[SourceFile],
+    imports: &[ImportRecord],
+    people: &People,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |what: String, got: u64, want: &Json| match want.as_u64() {
+        Some(want) if want == got => {}
+        Some(want) => problems.push(format!("{what}: {got}, truth.json {want}")),
+        None => problems.push(format!("{what}: {got}, truth.json has no number")),
+    };
+    for (file, record) in files.iter().zip(imports) {
+        let t = &truth["files"][&file.name];
+        let r = &record.report;
+        check(format!("{} rows read", file.name), r.rows_read, &t["rows"]);
+        check(
+            format!("{} rows rejected", file.name),
+            r.rows_rejected,
+            &t["rejected"],
+        );
+        check(
+            format!("{} events stored", file.name),
+            r.events_inserted,
+            &t["events_stored"],
+        );
+    }
+    let p = &truth["people"];
+    check("people".into(), people.len() as u64, &p["distinct"]);
+    check(
+        "people seen only online".into(),
+        people.count(|p| p.online && !p.offline),
+        &p["online_only"],
+    );
+    check(
+        "people seen only offline".into(),
+        people.count(|p| p.offline && !p.online),
+        &p["offline_only"],
+    );
+    check(
+        "people seen in both".into(),
+        people.count(|p| p.online && p.offline),
+        &p["both"],
+    );
+    problems
+}
+
+// ---- a dead letter fixed and replayed ---------------------------------------------
+
+/// Finds a dead letter whose fix is not a guess — a CSV row whose date is
+/// written in ISO notation (`2026-07-28 17:38`) in a column of another
+/// format — rewrites that one cell in the column's format and replays it.
+/// Dates that do not exist (30 February, month 13) and every other
+/// rejection stay open for an operator.
+fn fix_one_dead_letter(
+    importer: &Importer,
+    files: &[SourceFile],
+    imports: &[ImportRecord],
+) -> anyhow::Result<()> {
+    let actor = operator();
+    let mut open_dates = 0;
+    for (file, record) in files.iter().zip(imports) {
+        let Some((column, format)) = &file.time else {
+            continue;
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let page = importer.dead_letters(TENANT, &record.id, after.as_deref(), 256)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for summary in page {
+                if summary.field.as_deref() != Some(column.as_str()) {
+                    continue;
+                }
+                open_dates += 1;
+                // Reading a letter's content is an audited operator read.
+                let letter = importer.dead_letter(TENANT, &record.id, &summary.id, &actor)?;
+                let Some(fix) = iso_date_fix(&letter, column, format, file.delimiter) else {
+                    continue;
+                };
+                importer.fix_dead_letter(
+                    TENANT,
+                    &record.id,
+                    &letter.id,
+                    Fix::Raw(fix.bytes),
+                    &actor,
+                )?;
+                let replay = importer.replay(
+                    TENANT,
+                    &record.id,
+                    std::slice::from_ref(&letter.id),
+                    &actor,
+                )?;
+                println!(
+                    "   dead letter {} ({} row {}, {column}): {:?} is an ISO date, not {format};",
+                    letter.id,
+                    file.name,
+                    letter.row.map_or_else(|| "-".into(), |r| r.to_string()),
+                    fix.was
+                );
+                println!(
+                    "     the cell rewritten as {:?} (the same time, only the notation changed) and replayed: {} stored, {} event stored, {} failed",
+                    fix.now, replay.replayed, replay.events_inserted, replay.failed
+                );
+                println!(
+                    "     the other date rejections stay open for an operator: most are days that do not exist (30 February, month 13), which no rewrite fixes without guessing"
+                );
+                return Ok(());
+            }
+        }
+    }
+    println!(
+        "   no dead letter with a date in ISO notation ({open_dates} date rejections looked at): nothing fixed"
+    );
+    Ok(())
+}
+
+struct DateFix {
+    bytes: Vec<u8>,
+    was: String,
+    now: String,
+}
+
+/// The row with its time cell rewritten, if that cell holds a valid ISO
+/// date and time (`YYYY-MM-DD HH:MM[:SS]`, no offset: the column's time
+/// zone applies as before) and the format has only `%Y %m %d %H %M %S`.
+fn iso_date_fix(letter: &DeadLetter, column: &str, format: &str, delimiter: u8) -> Option<DateFix> {
+    let LetterContent::Raw {
+        bytes,
+        header: Some(header),
+    } = &letter.content
+    else {
+        return None;
+    };
+    let header = header.trim_start_matches('\u{feff}').as_bytes();
+    let index = cells(header, delimiter).iter().position(|span| {
+        let name = String::from_utf8_lossy(&header[span.clone()]);
+        name.trim().trim_matches('"') == column
+    })?;
+    let span = cells(bytes, delimiter).get(index)?.clone();
+    let was = std::str::from_utf8(&bytes[span.clone()]).ok()?;
+    let parts = iso_date(was.trim())?;
+    let now = render(format, &parts)?;
+    let mut fixed = bytes[..span.start].to_vec();
+    fixed.extend_from_slice(now.as_bytes());
+    fixed.extend_from_slice(&bytes[span.end..]);
+    Some(DateFix {
+        bytes: fixed,
+        was: was.to_owned(),
+        now,
+    })
+}
+
+/// The byte ranges of a CSV record's cells (quotes kept; the record ends at
+/// a line end outside quotes).
+fn cells(record: &[u8], delimiter: u8) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, &b) in record.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\r' | b'\n' if !quoted => {
+                spans.push(start..i);
+                return spans;
+            }
+            b if b == delimiter && !quoted => {
+                spans.push(start..i);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    spans.push(start..record.len());
+    spans
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` (or with a `T`), a day that exists.
+fn iso_date(text: &str) -> Option<[u32; 6]> {
+    let b = text.as_bytes();
+    if !(b.len() == 16 || b.len() == 19) || b[4] != b'-' || b[7] != b'-' || b[13] != b':' {
+        return None;
+    }
+    if b[10] != b' ' && b[10] != b'T' || (b.len() == 19 && b[16] != b':') {
+        return None;
+    }
+    let number = |range: Range<usize>| -> Option<u32> {
+        let s = text.get(range)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute) = (number(11..13)?, number(14..16)?);
+    let second = if b.len() == 19 { number(17..19)? } else { 0 };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    (day >= 1 && day <= days && hour < 24 && minute < 60 && second < 60)
+        .then_some([year, month, day, hour, minute, second])
+}
+
+/// The date in a strftime-style format of `%Y %m %d %H %M %S` (anything else
+/// copied as written); None if it has another directive, or drops seconds
+/// that are not zero.
+fn render(format: &str, [year, month, day, hour, minute, second]: &[u32; 6]) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = format.chars();
+    let mut has_seconds = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'Y' => out.push_str(&format!("{year:04}")),
+            'm' => out.push_str(&format!("{month:02}")),
+            'd' => out.push_str(&format!("{day:02}")),
+            'H' => out.push_str(&format!("{hour:02}")),
+            'M' => out.push_str(&format!("{minute:02}")),
+            'S' => {
+                has_seconds = true;
+                out.push_str(&format!("{second:02}"));
+            }
+            '%' => out.push('%'),
+            _ => return None,
+        }
+    }
+    (has_seconds || *second == 0).then_some(out)
+}
+
+// ---- who was seen where -----------------------------------------------------------
+
+/// Which files each person was seen in, read from the vault: after each
+/// import, everyone it created or changed (identities, traits, events,
+/// merges) was seen in that file. A re-import that only finds duplicates
+/// changes nobody.
+struct Seen {
+    /// Each person's fingerprint after the last import, by subject.
+    fingerprints: HashMap<String, u64>,
+    /// The files (bit i: the i-th) each subject was seen in.
+    files: HashMap<String, u64>,
+}
+
+impl Seen {
+    fn new(vault: &Vault) -> anyhow::Result<Self> {
+        let mut fingerprints = HashMap::new();
+        for person in everyone(vault)? {
+            fingerprints.insert(person.subject.clone(), fingerprint(&person));
+        }
+        Ok(Seen {
+            fingerprints,
+            files: HashMap::new(),
+        })
+    }
+
+    /// Marks who the `file`-th import created or changed; returns everyone.
+    fn after_import(
+        &mut self,
+        vault: &Vault,
+        file: usize,
+    ) -> anyhow::Result<Vec<tessera_vault::Person>> {
+        anyhow::ensure!(file < 64, "the demo follows at most 64 files");
+        let people = everyone(vault)?;
+        let mut fingerprints = HashMap::with_capacity(people.len());
+        for person in &people {
+            let print = fingerprint(person);
+            if self.fingerprints.get(&person.subject) != Some(&print) {
+                for subject in std::iter::once(&person.subject).chain(&person.merged_subjects) {
+                    *self.files.entry(subject.clone()).or_default() |= 1 << file;
+                }
+            }
+            fingerprints.insert(person.subject.clone(), print);
+        }
+        self.fingerprints = fingerprints;
+        Ok(people)
+    }
+
+    /// The files any of `subjects` was seen in.
+    fn of(&self, subjects: &[String]) -> u64 {
+        subjects
+            .iter()
+            .filter_map(|s| self.files.get(s))
+            .fold(0, |a, b| a | b)
+    }
+}
+
+/// Everyone in the tenant (merged groups folded in, erased people left out).
+fn everyone(vault: &Vault) -> anyhow::Result<Vec<tessera_vault::Person>> {
+    let mut people = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, cursor) = vault.people(TENANT, after.as_deref(), 512)?;
+        people.extend(page);
+        match cursor {
+            Some(cursor) => after = Some(cursor),
+            None => return Ok(people),
+        }
+    }
+}
+
+/// What a person holds, hashed: it changes when a record adds to them or
+/// merges another subject into them.
+fn fingerprint(person: &tessera_vault::Person) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    person.merged_subjects.hash(&mut hasher);
+    content(person).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a person holds, hashed, leaving out their subject ids (random):
+/// the same data gives the same hash in every run.
+fn content(person: &tessera_vault::Person) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    person.merged_subjects.len().hash(&mut hasher);
+    person.identity_kinds.hash(&mut hasher);
+    for (name, value) in &person.traits {
+        name.hash(&mut hasher);
+        value.to_string().hash(&mut hasher);
+    }
+    for (kind, aggregate) in &person.aggregates {
+        kind.hash(&mut hasher);
+        aggregate.count.hash(&mut hasher);
+        aggregate.first_ms.hash(&mut hasher);
+        aggregate.last_ms.hash(&mut hasher);
+        for (name, sum) in &aggregate.sums {
+            name.hash(&mut hasher);
+            sum.to_bits().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+// ---- people -----------------------------------------------------------------------
 
 /// One person as the plugins' views see them, read from the vault.
 #[derive(Debug)]
 struct Person {
     /// The subject standing for the person (merged subjects point at it).
     subject: String,
-    /// It and every subject merged into it.
-    subjects: Vec<String>,
-    /// Seen with a web identity (email, device id) and/or a loyalty member id.
+    /// The files this run's imports saw them in (bit i: the i-th file).
+    files: u64,
+    /// Seen in a file of online records and/or of offline ones.
     online: bool,
     offline: bool,
     /// Sum of `amount` over the purchase aggregates.
     total_spend: f64,
+    /// What orders people reproducibly (subject ids are random): their
+    /// first event, their last, then what they hold.
+    order: (i64, i64, u64),
 }
 
-/// Everyone in the tenant, in the order the input first mentioned them (so
-/// that runs are reproducible: subject ids are random).
+/// Everyone in the tenant, in a reproducible order.
 struct People {
     people: Vec<Person>,
 }
@@ -647,46 +1189,55 @@ impl People {
     /// Reads every person from the vault (the merged group folded in,
     /// erased subjects skipped). The read that matters is the plugin's, which
     /// is audited when the view is handed over.
-    fn load(vault: &Vault, first_seen: &[Option<String>]) -> anyhow::Result<Self> {
-        let mut order: HashMap<&str, usize> = HashMap::new();
-        for (index, subject) in first_seen.iter().enumerate() {
-            if let Some(subject) = subject {
-                order.entry(subject.as_str()).or_insert(index);
-            }
-        }
-        let mut people = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let (page, cursor) = vault.people(TENANT, after.as_deref(), 256)?;
-            people.extend(page.into_iter().map(Person::from_vault));
-            match cursor {
-                Some(cursor) => after = Some(cursor),
-                None => break,
-            }
-        }
-        let rank = |p: &Person| {
-            p.subjects
-                .iter()
-                .filter_map(|s| order.get(s.as_str()).copied())
-                .min()
-                .unwrap_or(usize::MAX)
-        };
-        people.sort_by_cached_key(|p| (rank(p), p.subject.clone()));
-        Ok(People { people })
+    fn load(vault: &Vault, seen: &Seen, files: &[SourceFile]) -> anyhow::Result<Self> {
+        Ok(Self::new(everyone(vault)?, seen, files))
+    }
+
+    fn new(everyone: Vec<tessera_vault::Person>, seen: &Seen, files: &[SourceFile]) -> Self {
+        let mut people: Vec<Person> = everyone
+            .into_iter()
+            .map(|person| Person::from_vault(person, seen, files))
+            .collect();
+        people.sort_by(|a, b| a.order.cmp(&b.order).then(a.subject.cmp(&b.subject)));
+        People { people }
     }
 
     fn len(&self) -> usize {
         self.people.len()
     }
 
-    fn count(&self, f: impl Fn(&Person) -> bool) -> usize {
-        self.people.iter().filter(|p| f(p)).count()
+    fn count(&self, f: impl Fn(&Person) -> bool) -> u64 {
+        self.people.iter().filter(|p| f(p)).count() as u64
+    }
+
+    /// "N customers: N seen only online, …".
+    fn channels(&self, files: &[SourceFile]) -> String {
+        let split = format!(
+            "{} seen only online, {} only offline (stores, loyalty programme), {} in both",
+            self.count(|p| p.online && !p.offline),
+            self.count(|p| p.offline && !p.online),
+            self.count(|p| p.online && p.offline)
+        );
+        let seen = self.count(|p| p.files != 0);
+        if files.iter().all(|f| f.channel.is_none()) {
+            format!(
+                "{} customers ({seen} created or changed by this run; one file of both channels: not split by channel)",
+                self.len()
+            )
+        } else if seen == self.len() as u64 {
+            format!("{} customers: {split}", self.len())
+        } else {
+            format!(
+                "{} customers; this run's imports created or changed {seen} of them: {split}",
+                self.len()
+            )
+        }
     }
 
     /// Every customer as one columnar batch (the `total_spend` column).
-    fn batch(&self) -> ProfileBatch {
+    fn batch(&self, now: i64) -> ProfileBatch {
         let rows: Vec<usize> = (0..self.people.len()).collect();
-        self.batch_of(&rows, NOW_MS)
+        self.batch_of(&rows, now)
     }
 
     /// The rows' batch: keys are pseudonymous (derived from the row, never
@@ -708,25 +1259,46 @@ impl People {
 }
 
 impl Person {
-    fn from_vault(person: tessera_vault::Person) -> Self {
-        let online = person.identity_kinds.iter().any(|kind| kind != "member_id");
-        let offline = person.identity_kinds.iter().any(|kind| kind == "member_id");
+    fn from_vault(person: tessera_vault::Person, seen: &Seen, files: &[SourceFile]) -> Self {
         let total_spend = PURCHASES
             .iter()
             .filter_map(|t| person.aggregates.get(*t))
             .filter_map(|a| a.sums.get("amount"))
             .sum();
+        let first = person
+            .aggregates
+            .values()
+            .map(|a| a.first_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        let last = person
+            .aggregates
+            .values()
+            .map(|a| a.last_ms)
+            .max()
+            .unwrap_or(i64::MAX);
+        let order = (first, last, content(&person));
         let mut subjects = vec![person.subject.clone()];
         subjects.extend(person.merged_subjects);
+        let mask = seen.of(&subjects);
+        let seen_in = |channel: Channel| {
+            files
+                .iter()
+                .enumerate()
+                .any(|(i, f)| mask & (1 << i) != 0 && f.channel == Some(channel))
+        };
         Person {
             subject: person.subject,
-            subjects,
-            online,
-            offline,
+            files: mask,
+            online: seen_in(Channel::Online),
+            offline: seen_in(Channel::Offline),
             total_spend,
+            order,
         }
     }
 }
+
+// ---- plugin calls ---------------------------------------------------------------
 
 /// Records a plugin's batch read in the audit trail, before the call.
 fn audit_plugin_read(
@@ -859,21 +1431,27 @@ fn true_rate(action: &str) -> f64 {
         .map_or(0.0, |(_, rate)| *rate)
 }
 
-// ---- privacy ------------------------------------------------------------------
+// ---- privacy ------------------------------------------------------------------------
 
-/// Exports one person's data (printing counts only), erases them, shows that
-/// re-importing their records is refused, and verifies the audit trail.
+/// Exports one person's data (printing counts only), erases them, imports
+/// one of their files again to show that their records are refused, and
+/// verifies the audit trail.
 fn privacy(
     vault: &Vault,
+    importer: &Importer,
     people: &People,
-    converted: &Converted,
-    ingested: &Ingested,
+    files: &[SourceFile],
+    again: usize,
 ) -> anyhow::Result<()> {
     let operator = operator();
+    // Someone seen online and offline with rows in the file imported again
+    // below; else anyone with rows in it; else anyone.
+    let bit = 1u64 << again;
     let person = people
         .people
         .iter()
-        .find(|p| p.online && p.offline)
+        .find(|p| p.online && p.offline && p.files & bit != 0)
+        .or_else(|| people.people.iter().find(|p| p.files & bit != 0))
         .or(people.people.first());
     if let Some(person) = person {
         let json = vault.export_json(TENANT, &person.subject, &operator)?;
@@ -882,7 +1460,7 @@ fn privacy(
         println!(
             "   export (the access right) of one customer{}: {}",
             if person.online && person.offline {
-                ", seen online and in stores"
+                ", seen online and offline"
             } else {
                 ""
             },
@@ -916,26 +1494,18 @@ fn privacy(
             }
         );
 
-        // The nightly import runs again with the same file.
-        let theirs: Vec<Incoming> = ingested
-            .subjects
-            .iter()
-            .zip(&converted.items)
-            .filter(|(s, _)| s.as_ref().is_some_and(|s| person.subjects.contains(s)))
-            .map(|(_, item)| item.clone())
-            .collect();
-        let mut again = BatchOutcome::default();
-        for chunk in theirs.chunks(BATCH) {
-            let (total, _) =
-                vault.ingest_batch(TENANT, chunk, &Actor::new("ingest", "demo-connector"))?;
-            add(&mut again, &total);
-        }
+        // The nightly import runs again with one of their files.
+        let (record, _) = import(importer, &files[again])?;
+        let r = &record.report;
         println!(
-            "   re-importing their {} source records: {} refused (suppressed), {} events stored, {} people created",
-            theirs.len(),
-            again.suppressed,
-            again.events_inserted,
-            again.subjects_created
+            "   {} imported again: {} of its records name an erased customer and are refused (suppressed, not kept as dead letters); {} events stored, {} people created",
+            files[again].name,
+            r.rejected
+                .get(tessera_imports::codes::SUPPRESSED)
+                .copied()
+                .unwrap_or(0),
+            r.events_inserted,
+            r.subjects_new
         );
     } else {
         println!("   nobody to export or erase");
@@ -959,14 +1529,16 @@ fn privacy(
     Ok(())
 }
 
+/// Installs a plugin the demo calls itself, with a grant of plugin state in
+/// memory.
 fn install(
-    runtime: &Runtime,
+    registry: &Registry,
     state: &Arc<MemoryState>,
     bytes: &[u8],
     kind: PluginKind,
     state_quota: u64,
 ) -> anyhow::Result<Plugin> {
-    let plugin = runtime.install(
+    let plugin = registry.runtime().install(
         bytes,
         InstallRequest {
             kind,
@@ -980,11 +1552,16 @@ fn install(
             state: state.clone(),
         },
     )?;
+    show_installed(&plugin, state_quota);
+    Ok(plugin)
+}
+
+fn show_installed(plugin: &Plugin, state_quota: u64) {
     let info = plugin.info();
     println!(
         "   {:<22} {:<9} state {}  {}",
         info.label(),
-        kind.as_str(),
+        info.kind.as_str(),
         if state_quota > 0 {
             report::bytes(state_quota)
         } else {
@@ -996,7 +1573,6 @@ fn install(
             "from cache"
         }
     );
-    Ok(plugin)
 }
 
 fn show_cost<T>(called: &Called<T>) {

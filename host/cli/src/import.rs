@@ -117,7 +117,7 @@ fn spec(args: &ImportArgs) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-fn chunking_for(file: &Path) -> anyhow::Result<&'static str> {
+pub(crate) fn chunking_for(file: &Path) -> anyhow::Result<&'static str> {
     let extension = file
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())

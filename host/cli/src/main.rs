@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Ingest the sample retail data into the encrypted store, build a segment, run a strategy, exercise the subject rights.
+    /// Import the large retail example through the connector plugins into the encrypted store, build a segment, run a strategy, exercise the subject rights.
     Demo(demo::DemoArgs),
     /// Work with plugins.
     #[command(subcommand)]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use tessera_runtime::api::records::{ParseOutput, Record};
 use tessera_runtime::api::types::{FieldClass, Manifest, Value};
 use tessera_runtime::{Cost, LogLine, PluginInfo};
-use tessera_vault::{AuditReport, BatchOutcome, Removed, SubjectView};
+use tessera_vault::{AuditReport, Removed, SubjectView};
 
 pub use tessera_runtime::kind_name;
 
@@ -187,18 +187,6 @@ pub fn rejections(out: &ParseOutput, indent: &str, at_most: usize) -> String {
         let _ = writeln!(text, "{indent}line {}{field}: {}", r.row, r.reason);
     }
     text
-}
-
-/// What an ingest did: "N records: N people created, N merges, …".
-pub fn ingested(total: &BatchOutcome, records: usize) -> String {
-    format!(
-        "{records} records: {} people created, {} merges, {} events stored, {} duplicates, {} refused (suppressed)",
-        total.subjects_created,
-        total.merges,
-        total.events_inserted,
-        total.duplicates,
-        total.suppressed
-    )
 }
 
 /// How much an export holds, in counts only (never the personal data itself).
