@@ -184,6 +184,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("DELETE", "/v1/sources/{name}", OPERATOR),
     rule("POST", "/v1/sources/{name}/push", INGESTERS),
     rule("POST", "/v1/sources/{name}/pull", IMPORTERS),
+    rule("DELETE", "/v1/sources/{name}/cursor", OPERATOR),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),
     rule("PATCH", "/v1/me/traits", SUBJECT),

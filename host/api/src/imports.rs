@@ -1202,3 +1202,36 @@ pub(crate) async fn pull(
     .await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
+
+/// `DELETE /v1/sources/{name}/cursor`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CursorReset {
+    /// Whether the source had a stored cursor.
+    pub reset: bool,
+}
+
+/// `DELETE /v1/sources/{name}/cursor`: forgets a pull source's stored
+/// cursor, so that its next pull starts from the source's start (what is
+/// stored stays stored, and counts as duplicates when pulled again).
+/// Refused while the source is being pulled. Audited.
+#[utoipa::path(delete, path = "/v1/sources/{name}/cursor", tag = "imports",
+    params(("name" = String, Path, description = "The source's name.")),
+    responses(
+        (status = 200, description = "Reset.", body = CursorReset),
+        (status = 404, description = "The tenant has no source of that name.", body = ErrorBody),
+        (status = 409, description = "The source is being pulled.", body = ErrorBody),
+    ))]
+pub(crate) async fn reset_cursor(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<CursorReset>, ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let reset = run(&state, move |desk| {
+        let source = desk.importer.source(&tenant, &name)?;
+        desk.importer
+            .reset_pull_cursor(&tenant, &source.connector, &name, &actor)
+    })
+    .await?;
+    Ok(Json(CursorReset { reset }))
+}

@@ -206,6 +206,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sources/{name}/push", post(imports::push))
         .route("/v1/sources/{name}/pull", post(imports::pull))
         .route(
+            "/v1/sources/{name}/cursor",
+            axum::routing::delete(imports::reset_cursor),
+        )
+        .route(
             "/v1/subject-tokens",
             post(subject_tokens::issue).layer(axum::middleware::map_response(me::no_store)),
         )

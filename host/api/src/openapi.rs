@@ -88,6 +88,7 @@ use crate::{
         imports::delete_source,
         imports::push,
         imports::pull,
+        imports::reset_cursor,
         subject_tokens::issue,
         login::request_code,
         login::exchange,

@@ -740,6 +740,22 @@ async fn a_source_is_pulled_in_the_background_and_the_next_pull_continues_from_i
     assert_eq!(second["report"]["events_inserted"], 0, "{second}");
     assert_eq!(second["report"]["duplicates"], 1, "{second}");
     assert_eq!(events_of(&f, "M-42"), 3);
+
+    // Reset: the next pull starts from the source's start again.
+    let reset = f
+        .call(
+            Method::DELETE,
+            "/v1/sources/shop-api/cursor",
+            operator,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reset.body["reset"], true);
+    let third = pull(&f).await.expect(StatusCode::ACCEPTED);
+    let third = finished(&f, third.body["id"].as_str().unwrap()).await;
+    assert_eq!(third["report"]["events_inserted"], 0, "{third}");
+    assert_eq!(third["report"]["duplicates"], 3, "{third}");
 }
 
 async fn pull(f: &Fixture) -> Answer {

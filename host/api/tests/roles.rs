@@ -516,7 +516,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
         ),
         path if path.starts_with("/v1/sources/{name}") => {
             let name = format!("matrix-{n}");
-            let pull = path.ends_with("/pull");
+            let pull = path.ends_with("/pull") || path.ends_with("/cursor");
             if pull {
                 settle_pulls(f);
             }
