@@ -305,7 +305,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // block.
     install_first_party(&state)?;
     load_installed(&state)?;
-    crate::upkeep::fail_interrupted_imports(&state)?;
+    crate::upkeep::fail_interrupted_work(&state)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tessera-serve")

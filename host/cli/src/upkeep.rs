@@ -31,12 +31,18 @@ impl Default for JobSettings {
     }
 }
 
-/// Marks the imports a stopped server left running as failed, for every
-/// tenant: run before the server takes requests.
-pub fn fail_interrupted_imports(state: &AppState) -> anyhow::Result<()> {
+/// Ends what a stopped server left running, for every tenant: its imports
+/// are marked failed (importing again adds only what is missing), and its
+/// delivery runs turn their actions into dead letters to replay. Run before
+/// the server takes requests.
+pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
     let Some(desk) = &state.imports else {
         return Ok(());
     };
+    let deliverer = state
+        .plugins
+        .clone()
+        .map(|registry| tessera_imports::Deliverer::new(registry, state.vault.clone()));
     for tenant in state.vault.tenant_ids()? {
         let failed = desk.importer().fail_interrupted(&tenant)?;
         if failed > 0 {
@@ -44,6 +50,15 @@ pub fn fail_interrupted_imports(state: &AppState) -> anyhow::Result<()> {
                 "tessera serve: {failed} imports of tenant {tenant} were cut off by the last \
                  stop; marked failed (import them again: nothing is stored twice)"
             );
+        }
+        if let Some(deliverer) = &deliverer {
+            let ended = deliverer.fail_interrupted(&tenant)?;
+            if ended > 0 {
+                println!(
+                    "tessera serve: {ended} delivery runs of tenant {tenant} were cut off by \
+                     the last stop; their actions are dead letters to replay"
+                );
+            }
         }
     }
     Ok(())

@@ -196,6 +196,12 @@ pub struct DeliveryRun {
     pub report: DeliveryRunReport,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The actions while the run is `running`: stored (sealed) before the
+    /// first is sent, so that a run a crash cut off turns them into dead
+    /// letters ([`Deliverer::fail_interrupted`]) instead of losing them.
+    /// Empty once the run ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<DeliveryAction>,
 }
 
 /// What a delivery run did, from what its connector reported.
@@ -452,8 +458,13 @@ impl Deliverer {
                 ..DeliveryRunReport::default()
             },
             error: None,
+            pending: actions.iter().map(DeliveryAction::from).collect(),
         };
         self.put_run(&run)?;
+        // Durable before anything is sent: a crash leaves the run with its
+        // actions, for `fail_interrupted`.
+        self.vault.flush()?;
+        run.pending.clear();
 
         let outcome = self.attempt(&live, &params, &actions);
         let report = &mut run.report;
@@ -701,6 +712,67 @@ impl Deliverer {
     }
 
     /// The running connector `name`, checked to deliver.
+    /// Ends the tenant's runs a stopped process left `running`: each of
+    /// their actions becomes an open, retryable dead letter (whether it
+    /// reached the receiver is unknown; a replay sends it again with its
+    /// delivery id, by which receivers drop duplicates), and the run is
+    /// marked failed. Call it when a server starts, before it delivers.
+    /// Returns how many runs it ended.
+    pub fn fail_interrupted(&self, tenant: &str) -> Result<u64, DeliveryError> {
+        let mut ended = 0;
+        for mut run in self.runs(tenant)? {
+            if run.status != DeliveryStatus::Running {
+                continue;
+            }
+            let now = self.vault.now_ms();
+            let reason = "the process stopped before this action's delivery was settled; it may \
+                          or may not have reached the receiver: replay it (the receiver drops \
+                          duplicates by delivery id)";
+            for (i, action) in std::mem::take(&mut run.pending).into_iter().enumerate() {
+                let letter = DeliveryLetter {
+                    id: format!("{}:{i:08}", run.id),
+                    run: run.id.clone(),
+                    connector: run.connector.clone(),
+                    connector_version: run.connector_version.clone(),
+                    params: run.params.clone(),
+                    action,
+                    reason: reason.to_string(),
+                    retryable: true,
+                    state: LetterState::Open,
+                    attempts: 0,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    expires_at_ms: now
+                        .saturating_add(i64::from(self.config.dead_letter_days) * DAY_MS),
+                };
+                self.put_letter(tenant, &letter)?;
+                run.report.dead_letters += 1;
+                run.report.failed_retryable += 1;
+            }
+            run.status = DeliveryStatus::Failed;
+            run.finished_at_ms = Some(now);
+            run.error = Some(
+                "the process stopped during the run: its actions are dead letters to replay".into(),
+            );
+            self.put_run(&run)?;
+            self.vault.record_admin_action(
+                tenant,
+                AuditEntry {
+                    plugin: Some(run.connector.clone()),
+                    plugin_version: Some(run.connector_version.clone()),
+                    batch: Some(run.report.actions),
+                    detail: Some(run_detail(&run)),
+                    ..AuditEntry::new(&Actor::system("delivery-upkeep"), "delivery.run")
+                },
+            )?;
+            ended += 1;
+        }
+        if ended > 0 {
+            self.vault.flush()?;
+        }
+        Ok(ended)
+    }
+
     fn destination(&self, tenant: &str, name: &str) -> Result<Live, DeliveryError> {
         let live = self.registry.callable(tenant, name)?;
         let info = live.plugin.info();

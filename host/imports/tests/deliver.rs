@@ -640,3 +640,49 @@ fn a_delivery_is_refused_before_anything_is_sent_when_its_input_is_wrong() {
     assert_eq!(server.receiver.requests(), 0);
     assert!(f.deliverer.runs(TENANT).unwrap().is_empty());
 }
+
+/// A process that dies in the middle of a run: the first backoff wait
+/// never returns.
+#[derive(Debug)]
+struct Crash;
+
+impl Sleeper for Crash {
+    fn sleep(&self, _: Duration) {
+        panic!("the process stopped");
+    }
+}
+
+#[test]
+fn a_run_a_crash_cut_off_leaves_its_actions_as_dead_letters_to_replay() {
+    let server = serve(Receiver::answering(&[], 503));
+    let f = Fixture::new(server.port, POLICY);
+    let dying = f.deliverer.clone().with_sleeper(Arc::new(Crash));
+    let address = url(GRANTED, server.port);
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dying.deliver(TENANT, spec(&address), actions(3), &operator())
+    }));
+    assert!(crashed.is_err(), "the run stopped in its backoff wait");
+    let runs = f.deliverer.runs(TENANT).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, DeliveryStatus::Running);
+    assert_eq!(runs[0].pending.len(), 3, "the actions were stored first");
+
+    // The next start ends the run; its actions are dead letters.
+    assert_eq!(f.deliverer.fail_interrupted(TENANT).unwrap(), 1);
+    let run = f.deliverer.run(TENANT, &runs[0].id).unwrap();
+    assert_eq!(run.status, DeliveryStatus::Failed);
+    assert!(run.pending.is_empty());
+    assert_eq!(run.report.dead_letters, 3);
+    let letters = f.letter_ids(&run.id);
+    assert_eq!(letters.len(), 3);
+    assert_eq!(f.deliverer.fail_interrupted(TENANT).unwrap(), 0, "once");
+
+    // The receiver recovers: a replay delivers each action once.
+    server.receiver.then.store(200, Ordering::SeqCst);
+    let replay = f
+        .deliverer
+        .replay(TENANT, &run.id, &letters, &operator())
+        .unwrap();
+    assert_eq!(replay.delivered, 3);
+    assert_eq!(server.receiver.accepted(), ids(3));
+}
