@@ -281,6 +281,6 @@ mod tests {
         let eq = &tokens[2];
         assert_eq!(eq.tok, Tok::Eq);
         assert_eq!((eq.span.line, eq.span.column), (2, 5));
-        assert_eq!(eq.span.start, 6);
+        assert_eq!(eq.span.start, 7);
     }
 }

@@ -402,7 +402,11 @@ impl Parser {
             (Some(op), false) => format!("a value, a field or an aggregate after \"{}\"", op.as_str()),
             (Some(op), true) => format!("a value or a property after \"{}\"", op.as_str()),
         };
-        self.nested(|p| p.operand_expecting(&expected))
+        let mut result = self.nested(|p| p.operand_expecting(&expected));
+        if let (Err(error), Some(CmpOp::Eq), Tok::Eq) = (&mut result, after, &self.peek().tok) {
+            error.hint = Some("equality is written with one \"=\"".to_owned());
+        }
+        result
     }
 
     fn operand_expecting(&mut self, expected: &str) -> Result<Operand, ParseError> {
