@@ -13,7 +13,8 @@
 //! [`parse`] turns text into a [`Rule`] (or a [`ParseError`] with a position
 //! and what was expected); [`check`] types it against the tenant's schema and
 //! the plugin's grants (collecting every [`TypeError`]); [`Rule::explain`]
-//! says it in plain English; `Display` prints its canonical text. The
+//! says it in plain English; `Display` prints its canonical text;
+//! [`CheckedRule::evaluate`] tells whether a [`Profile`] meets it. The
 //! language is described in `docs/rules.md`.
 //!
 //! The crate depends on no other Tessera crate and builds for
@@ -22,12 +23,14 @@
 
 mod ast;
 mod check;
+mod eval;
 mod explain;
 mod lexer;
 mod parser;
 
 pub use ast::*;
 pub use check::{CheckedRule, Grants, Schema, Type, TypeError, TypeErrorKind, check};
+pub use eval::{Clock, Event, Facts, Profile, Query, Value, in_window, parse_date};
 pub use parser::{KEYWORDS, MAX_DEPTH, MAX_DURATION, ParseError, parse};
 
 /// Where something is in the rule text: byte offsets (`start..end`) and the
