@@ -25,6 +25,11 @@ use crate::lexer::{Tok, Token, lex};
 /// small (wasm) thread.
 pub const MAX_DEPTH: usize = 64;
 
+/// The most conditions a rule may join with `and` and `or`: chains do not
+/// nest in the parser, but they do in the tree that checking, printing and
+/// evaluating walk.
+pub const MAX_CONDITIONS: usize = 512;
+
 /// The largest amount a duration may have.
 pub const MAX_DURATION: u64 = 1_000_000;
 
@@ -74,6 +79,7 @@ pub fn parse(source: &str) -> Result<Rule, ParseError> {
         prev_end: (0, 1, 1),
         in_filter: false,
         depth: 0,
+        joins: 0,
     };
     let expr = parser.or()?;
     if !matches!(parser.peek().tok, Tok::Eof) {
@@ -91,6 +97,8 @@ struct Parser {
     /// aggregates, `did` and segments are not allowed.
     in_filter: bool,
     depth: usize,
+    /// How many `and`/`or` the rule has so far.
+    joins: usize,
 }
 
 fn join(start: Span, end: Span) -> Span {
@@ -182,9 +190,20 @@ impl Parser {
         result
     }
 
+    /// Consumes an `and`/`or`, counting it against [`MAX_CONDITIONS`].
+    fn join(&mut self) -> Result<(), ParseError> {
+        self.joins += 1;
+        if self.joins >= MAX_CONDITIONS {
+            return Err(self.error(format!("at most {MAX_CONDITIONS} conditions in a rule")));
+        }
+        self.next();
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.and()?;
-        while self.eat_word("or") {
+        while self.is_word("or") {
+            self.join()?;
             let right = self.and()?;
             let span = join(left.span, right.span);
             left = Expr {
@@ -197,7 +216,8 @@ impl Parser {
 
     fn and(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
-        while self.eat_word("and") {
+        while self.is_word("and") {
+            self.join()?;
             let right = self.unary()?;
             let span = join(left.span, right.span);
             left = Expr {

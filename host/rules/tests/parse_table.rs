@@ -427,3 +427,13 @@ fn parentheses_span_the_whole_group() {
     assert_eq!((inner.span.start, inner.span.end), (4, 17));
     assert_eq!((rule.expr.span.start, rule.expr.span.end), (0, 17));
 }
+
+#[test]
+fn the_number_of_conditions_is_bounded() {
+    let long = vec!["trait.a = 1"; 600].join(" and ");
+    let error = parse(&long).unwrap_err();
+    assert_eq!(error.expected, "at most 512 conditions in a rule");
+    assert_eq!(error.found, "\"and\"");
+    let fine = vec!["trait.a = 1"; 500].join(" or ");
+    assert!(parse(&fine).is_ok());
+}

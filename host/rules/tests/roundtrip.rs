@@ -177,3 +177,36 @@ proptest! {
         prop_assert_eq!(parsed.to_string(), text);
     }
 }
+
+proptest! {
+    #[test]
+    fn any_text_parses_or_fails_without_panicking(text in any::<String>()) {
+        if let Ok(rule) = parse(&text) {
+            let _ = rule.explain();
+            prop_assert_eq!(parse(&rule.to_string()).map(|r| r.without_spans()), Ok(rule.without_spans()));
+        }
+    }
+
+    #[test]
+    fn near_misses_fail_without_panicking(
+        words in prop::collection::vec(prop_oneof![
+            Just("trait.a"), Just("="), Just(">="), Just("and"), Just("or"), Just("not"),
+            Just("("), Just(")"), Just("count(purchase"), Just(", last 3 days"), Just("where"),
+            Just("x"), Just("3"), Just("\"s\""), Just("in"), Just("["), Just("]"), Just(","),
+            Just("did(view"), Just("segment"), Just("is"), Just("set"), Just("now"), Just("-"),
+            Just("date"), Just("\"2024-01-01\""), Just("sum(purchase.amount"), Just("contains"),
+        ], 0..24)
+    ) {
+        let text = words.join(" ");
+        match parse(&text) {
+            Ok(rule) => {
+                let reparsed = parse(&rule.to_string()).map(|r| r.without_spans());
+                prop_assert_eq!(reparsed, Ok(rule.without_spans()), "{}", text);
+            }
+            Err(error) => {
+                prop_assert!(error.span.start <= text.len());
+                prop_assert!(text.is_char_boundary(error.span.start));
+            }
+        }
+    }
+}
