@@ -225,6 +225,9 @@ pub enum TypeErrorKind {
         property: String,
         found: Type,
     },
+    /// A date compared with a string constant that looks like a date.
+    #[error("cannot compare a date with a string (write date \"{text}\" for a date)")]
+    DateAsString { text: String },
     #[error("unknown segment \"{0}\"")]
     UnknownSegment(String),
     #[error("cannot compare {left} with {right}")]
@@ -297,7 +300,14 @@ impl Checker<'_> {
                 let r = self.operand(right, event);
                 let (Some(l), Some(r)) = (l, r) else { return };
                 if !l.matches(r) {
-                    self.error(expr.span, TypeErrorKind::Mismatch { left: l, right: r });
+                    let kind = match (l, r, date_text(left), date_text(right)) {
+                        (Type::Date, Type::String, _, Some(text))
+                        | (Type::String, Type::Date, Some(text), _) => {
+                            TypeErrorKind::DateAsString { text }
+                        }
+                        _ => TypeErrorKind::Mismatch { left: l, right: r },
+                    };
+                    self.error(expr.span, kind);
                 } else if op.is_ordering() {
                     for ty in [l, r] {
                         if !matches!(ty, Type::Number | Type::Date | Type::Any) {
@@ -479,6 +489,16 @@ impl Checker<'_> {
             self.expr(filter, usable.then_some(event));
         }
         usable
+    }
+}
+
+/// The text of a string constant that looks like a date.
+fn date_text(operand: &Operand) -> Option<String> {
+    match &operand.kind {
+        OperandKind::Literal(Literal::String(text)) if crate::parser::looks_like_date(text) => {
+            Some(text.clone())
+        }
+        _ => None,
     }
 }
 

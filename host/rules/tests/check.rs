@@ -113,6 +113,10 @@ fn every_kind_of_error() {
         ),
         (
             r#"trait.signup < "2024-01-01""#,
+            &[r#"1:1: cannot compare a date with a string (write date "2024-01-01" for a date)"#],
+        ),
+        (
+            r#"trait.signup < "soon""#,
             &["1:1: cannot compare a date with a string"],
         ),
         (
