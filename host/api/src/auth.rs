@@ -111,11 +111,12 @@ const INGESTERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 /// Tenant settings, schema and plugins: what marketers and analysts work
 /// with; nothing personal.
 const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
-/// Imports, their quality reports (whose rejection reasons may quote a
-/// value), dead letters without their content, replays, sources and pulls:
-/// trusted staff. An ingest token (which may sit in a web page) only
-/// pushes to a webhook source, as an untrusted source.
-const IMPORTERS: &[Role] = &[Role::Operator, Role::Marketer];
+/// The tenant's staff who work with its data: imports, their quality
+/// reports (whose rejection reasons may quote a value), dead letters
+/// without their content, replays, sources and pulls, and checking segment
+/// rules. An ingest token (which may sit in a web page) only pushes to a
+/// webhook source, as an untrusted source.
+const STAFF: &[Role] = &[Role::Operator, Role::Marketer];
 const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
 const SUBJECT: &[Role] = &[Role::Subject];
 
@@ -171,19 +172,20 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/screen", INGESTERS),
     rule("POST", "/v1/alias", INGESTERS),
     rule("POST", "/v1/group", INGESTERS),
-    rule("POST", "/v1/imports", IMPORTERS),
-    rule("GET", "/v1/imports", IMPORTERS),
-    rule("GET", "/v1/imports/{id}", IMPORTERS),
-    rule("PUT", "/v1/imports/{id}/data", IMPORTERS),
-    rule("GET", "/v1/imports/{id}/dead-letters", IMPORTERS),
+    rule("POST", "/v1/rules/check", STAFF),
+    rule("POST", "/v1/imports", STAFF),
+    rule("GET", "/v1/imports", STAFF),
+    rule("GET", "/v1/imports/{id}", STAFF),
+    rule("PUT", "/v1/imports/{id}/data", STAFF),
+    rule("GET", "/v1/imports/{id}/dead-letters", STAFF),
     rule("GET", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
     rule("PUT", "/v1/imports/{id}/dead-letters/{letter}", OPERATOR),
-    rule("POST", "/v1/imports/{id}/replay", IMPORTERS),
-    rule("GET", "/v1/sources", IMPORTERS),
+    rule("POST", "/v1/imports/{id}/replay", STAFF),
+    rule("GET", "/v1/sources", STAFF),
     rule("PUT", "/v1/sources/{name}", OPERATOR),
     rule("DELETE", "/v1/sources/{name}", OPERATOR),
     rule("POST", "/v1/sources/{name}/push", INGESTERS),
-    rule("POST", "/v1/sources/{name}/pull", IMPORTERS),
+    rule("POST", "/v1/sources/{name}/pull", STAFF),
     rule("DELETE", "/v1/sources/{name}/cursor", OPERATOR),
     rule("POST", "/v1/subject-tokens", SUBJECT_TOKEN_ISSUERS),
     rule("GET", "/v1/me", SUBJECT),

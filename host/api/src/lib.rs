@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod plugins;
 mod ratelimit;
+mod rules;
 pub mod segment;
 mod subject_tokens;
 mod time;
@@ -60,6 +61,7 @@ pub use me::{
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
 pub use ratelimit::RateLimiter;
+pub use rules::{RuleCheck, RuleProblem, RuleUses};
 pub use subject_tokens::{
     IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
     SubjectRejected, SubjectTokenIssued, SubjectTokens,
@@ -186,6 +188,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/publishers/{key_id}",
             axum::routing::delete(plugins::distrust),
         )
+        .route("/v1/rules/check", post(rules::check))
         .route("/v1/imports", get(imports::list).post(imports::create))
         .route("/v1/imports/{id}", get(imports::show))
         .route(

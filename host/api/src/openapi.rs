@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
 use crate::{
-    admin, error, handlers, imports, ingest, login, me, plugins, segment, subject_tokens, tokens,
+    admin, error, handlers, imports, ingest, login, me, plugins, rules, segment, subject_tokens,
+    tokens,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -75,6 +76,7 @@ use crate::{
         plugins::publishers,
         plugins::trust,
         plugins::distrust,
+        rules::check,
         imports::create,
         imports::list,
         imports::show,

@@ -487,6 +487,10 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             Some(json!({"subject": f.subject(ACME, &member)})),
         ),
         "/v1/audit" => call("/v1/audit?from=1&limit=10".into(), None),
+        "/v1/rules/check" => call(
+            rule.path.into(),
+            Some(json!({"rule": "trait.city = \"Oslo\" and trait.tier in [\"gold\"]"})),
+        ),
         "/v1/imports" if rule.method == "POST" => call(
             rule.path.into(),
             Some(json!({
