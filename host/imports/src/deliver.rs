@@ -515,17 +515,11 @@ impl Deliverer {
     /// The tenant's delivery runs, oldest first.
     pub fn runs(&self, tenant: &str) -> Result<Vec<DeliveryRun>, DeliveryError> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_RUN, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, plain) in &page {
-                out.push(decode(plain)?);
-            }
-        }
+        self.vault
+            .for_each_sealed_document(tenant, KIND_RUN, |_, plain| {
+                out.push(decode(&plain)?);
+                Ok::<_, DeliveryError>(())
+            })?;
         Ok(out)
     }
 
@@ -540,23 +534,15 @@ impl Deliverer {
         limit: usize,
     ) -> Result<Vec<DeliveryLetterSummary>, DeliveryError> {
         self.run(tenant, run)?;
-        let prefix = format!("{run}:");
-        let start = match after {
-            Some(after) if after.starts_with(&prefix) => after.to_string(),
-            _ => prefix.clone(),
-        };
-        let page = self
-            .vault
-            .sealed_documents(tenant, KIND_LETTER, Some(&start), limit)?;
-        let mut out = Vec::new();
-        for (id, plain) in page {
-            if !id.starts_with(&prefix) {
-                break;
-            }
-            let letter: DeliveryLetter = decode(&plain)?;
-            out.push(DeliveryLetterSummary::from(&letter));
-        }
-        Ok(out)
+        self.vault
+            .sealed_documents_under(tenant, KIND_LETTER, &format!("{run}:"), after, limit)?
+            .into_iter()
+            .map(|(_, plain)| {
+                Ok(DeliveryLetterSummary::from(&decode::<DeliveryLetter>(
+                    &plain,
+                )?))
+            })
+            .collect()
     }
 
     /// One dead letter with its content (the recipient and attributes are
@@ -675,23 +661,17 @@ impl Deliverer {
     pub fn purge_dead_letters(&self, tenant: &str) -> Result<PurgeReport, DeliveryError> {
         let _guard = self.letters.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.vault.now_ms();
-        let mut after: Option<String> = None;
         let mut report = PurgeReport::default();
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_LETTER, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (id, plain) in &page {
-                let letter: DeliveryLetter = decode(plain)?;
+        self.vault
+            .for_each_sealed_document(tenant, KIND_LETTER, |id, plain| {
+                let letter: DeliveryLetter = decode(&plain)?;
                 if letter.expires_at_ms <= now
                     && self.vault.delete_sealed_document(tenant, KIND_LETTER, id)?
                 {
                     report.expired += 1;
                 }
-            }
-        }
+                Ok::<_, DeliveryError>(())
+            })?;
         if report.expired > 0 {
             self.vault.record_admin_action(
                 tenant,
@@ -711,7 +691,6 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// The running connector `name`, checked to deliver.
     /// Ends the tenant's runs a stopped process left `running`: each of
     /// their actions becomes an open, retryable dead letter (whether it
     /// reached the receiver is unknown; a replay sends it again with its
@@ -773,6 +752,7 @@ impl Deliverer {
         Ok(ended)
     }
 
+    /// The running connector `name`, checked to deliver.
     fn destination(&self, tenant: &str, name: &str) -> Result<Live, DeliveryError> {
         let live = self.registry.callable(tenant, name)?;
         let info = live.plugin.info();

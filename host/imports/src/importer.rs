@@ -325,17 +325,11 @@ impl Importer {
     /// The tenant's imports, oldest first.
     pub fn imports(&self, tenant: &str) -> Result<Vec<ImportRecord>, ImportError> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_IMPORT, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, plain) in &page {
-                out.push(decode(plain)?);
-            }
-        }
+        self.vault
+            .for_each_sealed_document(tenant, KIND_IMPORT, |_, plain| {
+                out.push(decode(&plain)?);
+                Ok::<_, ImportError>(())
+            })?;
         Ok(out)
     }
 
@@ -349,23 +343,11 @@ impl Importer {
         limit: usize,
     ) -> Result<Vec<DeadLetterSummary>, ImportError> {
         self.import(tenant, import)?;
-        let prefix = format!("{import}:");
-        let start = match after {
-            Some(after) if after.starts_with(&prefix) => after.to_string(),
-            _ => prefix.clone(),
-        };
-        let page = self
-            .vault
-            .sealed_documents(tenant, KIND_LETTER, Some(&start), limit)?;
-        let mut out = Vec::new();
-        for (id, plain) in page {
-            if !id.starts_with(&prefix) {
-                break;
-            }
-            let letter: DeadLetter = decode(&plain)?;
-            out.push(DeadLetterSummary::from(&letter));
-        }
-        Ok(out)
+        self.vault
+            .sealed_documents_under(tenant, KIND_LETTER, &format!("{import}:"), after, limit)?
+            .into_iter()
+            .map(|(_, plain)| Ok(DeadLetterSummary::from(&decode::<DeadLetter>(&plain)?)))
+            .collect()
     }
 
     /// One dead letter with its content (the row's bytes or the refused
@@ -553,16 +535,10 @@ impl Importer {
     pub fn purge_dead_letters(&self, tenant: &str) -> Result<PurgeReport, ImportError> {
         let _guard = self.letters.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.vault.now_ms();
-        let mut after: Option<String> = None;
         let mut report = PurgeReport::default();
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_LETTER, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (id, plain) in &page {
-                let letter: DeadLetter = decode(plain)?;
+        self.vault
+            .for_each_sealed_document(tenant, KIND_LETTER, |id, plain| {
+                let letter: DeadLetter = decode(&plain)?;
                 let erased = match &letter.content {
                     LetterContent::Item { item } => self
                         .vault
@@ -578,8 +554,8 @@ impl Importer {
                         report.expired += 1;
                     }
                 }
-            }
-        }
+                Ok::<_, ImportError>(())
+            })?;
         if report.expired + report.erased > 0 {
             self.vault.record_admin_action(
                 tenant,

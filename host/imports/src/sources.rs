@@ -116,17 +116,11 @@ impl Importer {
     /// The tenant's sources, by name.
     pub fn sources(&self, tenant: &str) -> Result<Vec<Source>, ImportError> {
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_SOURCE, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, plain) in &page {
-                out.push(decode(plain)?);
-            }
-        }
+        self.vault
+            .for_each_sealed_document(tenant, KIND_SOURCE, |_, plain| {
+                out.push(decode(&plain)?);
+                Ok::<_, ImportError>(())
+            })?;
         Ok(out)
     }
 

@@ -53,21 +53,15 @@ impl Importer {
     pub fn purge_imports(&self, tenant: &str) -> Result<u64, ImportError> {
         let horizon = self.vault.now_ms() - i64::from(self.config().import_days) * DAY_MS;
         let mut removed = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .vault
-                .sealed_documents(tenant, KIND_IMPORT, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (id, plain) in &page {
-                let record: ImportRecord = decode(plain)?;
+        self.vault
+            .for_each_sealed_document(tenant, KIND_IMPORT, |id, plain| {
+                let record: ImportRecord = decode(&plain)?;
                 let ended = record.finished_at_ms.is_some_and(|at| at < horizon);
                 if ended && self.vault.delete_sealed_document(tenant, KIND_IMPORT, id)? {
                     removed += 1;
                 }
-            }
-        }
+                Ok::<_, ImportError>(())
+            })?;
         if removed > 0 {
             self.vault.record_admin_action(
                 tenant,

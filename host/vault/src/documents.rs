@@ -68,6 +68,46 @@ impl Vault {
             .collect()
     }
 
+    /// Calls `each` with every sealed document of a kind, opened, by id, a
+    /// page at a time (so it may delete the document it is given).
+    pub fn for_each_sealed_document<E: From<VaultError>>(
+        &self,
+        tenant: &str,
+        kind: &str,
+        mut each: impl FnMut(&str, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.sealed_documents(tenant, kind, after.as_deref(), 256)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (id, plain) in page {
+                each(&id, plain)?;
+            }
+        }
+    }
+
+    /// At most `limit` sealed documents of a kind whose ids start with
+    /// `prefix`, opened, by id, after the id `after` (from the first when
+    /// `after` is absent or lacks the prefix).
+    pub fn sealed_documents_under(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
+        let start = after.filter(|a| a.starts_with(prefix)).unwrap_or(prefix);
+        let mut page = self.sealed_documents(tenant, kind, Some(start), limit)?;
+        if let Some(outside) = page.iter().position(|(id, _)| !id.starts_with(prefix)) {
+            page.truncate(outside);
+        }
+        Ok(page)
+    }
+
     /// Removes a sealed document; `false` if there was none.
     pub fn delete_sealed_document(
         &self,
@@ -127,7 +167,70 @@ impl Vault {
 mod tests {
     use tessera_privacy::MasterKey;
 
-    use crate::{Actor, TenantSettings, Vault};
+    use crate::{Actor, TenantSettings, Vault, VaultError};
+
+    #[test]
+    fn documents_are_walked_whole_or_by_prefix_and_a_walk_may_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            dir.path().join("data"),
+            dir.path().join("keys"),
+            MasterKey::generate().unwrap(),
+        )
+        .unwrap();
+        let actor = Actor::new("operator", "test");
+        vault
+            .create_tenant("acme", TenantSettings::default(), &actor)
+            .unwrap();
+        let mut ids = Vec::new();
+        for import in ["a", "b", "c"] {
+            for n in 0..300 {
+                let id = format!("{import}:{n:04}");
+                vault
+                    .put_sealed_document("acme", "letter", &id, id.as_bytes())
+                    .unwrap();
+                ids.push(id);
+            }
+        }
+        // More than a page of `b`, from its start and after one of its ids;
+        // an `after` of another prefix starts at the prefix.
+        let under = |after: Option<&str>, limit| -> Vec<String> {
+            vault
+                .sealed_documents_under("acme", "letter", "b:", after, limit)
+                .unwrap()
+                .into_iter()
+                .map(|(id, plain)| {
+                    assert_eq!(plain, id.as_bytes());
+                    id
+                })
+                .collect()
+        };
+        assert_eq!(under(None, 1000), ids[300..600]);
+        assert_eq!(under(Some("b:0297"), 10), ["b:0298", "b:0299"]);
+        assert_eq!(under(Some("a:0005"), 2), ["b:0000", "b:0001"]);
+
+        // Every document, over several pages, deleting every other one.
+        let mut seen = Vec::new();
+        vault
+            .for_each_sealed_document("acme", "letter", |id, plain| {
+                assert_eq!(plain, id.as_bytes());
+                seen.push(id.to_owned());
+                if seen.len() % 2 == 0 {
+                    vault.delete_sealed_document("acme", "letter", id)?;
+                }
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        assert_eq!(seen, ids);
+        let mut left = 0;
+        vault
+            .for_each_sealed_document("acme", "letter", |_, _| {
+                left += 1;
+                Ok::<_, VaultError>(())
+            })
+            .unwrap();
+        assert_eq!(left, ids.len() / 2);
+    }
 
     #[test]
     fn a_sealed_document_opens_only_under_its_own_tenant_kind_and_id() {
