@@ -379,14 +379,7 @@ async fn deletions(
     Extension(principal): Extension<Principal>,
     Query(query): Query<DeletionsQuery>,
 ) -> Result<Json<DeletionList>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > DELETIONS_PAGE_MAX {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("`limit` must be 1 to {DELETIONS_PAGE_MAX}"),
-        )
-        .with_field("limit", format!("1 to {DELETIONS_PAGE_MAX}")));
-    }
+    let limit = crate::error::page_limit(query.limit, 100, DELETIONS_PAGE_MAX)?;
     let after = match &query.after {
         None => None,
         Some(cursor) => Some(

@@ -96,6 +96,23 @@ impl ApiError {
     }
 }
 
+/// A list's `limit` query parameter: `default` when absent, else 1 to
+/// `max`, or 400 `invalid_query` naming the bounds.
+pub(crate) fn page_limit(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(
+            ApiError::bad_request("invalid_query", format!("`limit` must be 1 to {max}"))
+                .with_field("limit", format!("1 to {max}")),
+        );
+    }
+    Ok(limit)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -303,14 +303,7 @@ pub(crate) async fn audit(
     Extension(principal): Extension<Principal>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > AUDIT_PAGE_MAX {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("`limit` must be 1 to {AUDIT_PAGE_MAX}"),
-        )
-        .with_field("limit", format!("1 to {AUDIT_PAGE_MAX}")));
-    }
+    let limit = crate::error::page_limit(query.limit, 100, AUDIT_PAGE_MAX)?;
     let from = query.from.unwrap_or(1);
     let entries: Vec<AuditEntry> =
         blocking(move || Ok(state.vault.audit_entries(&principal.tenant, from, limit)?)).await?;

@@ -30,8 +30,11 @@ use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::Channel;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::error::{ApiError, ErrorBody, Json, Path, Query, page_limit};
 use crate::tokens::Principal;
+
+/// The most imports or dead letters one list answers.
+const PAGE_MAX: usize = 1_000;
 
 /// The route that streams an import's data: it has a timeout of its own.
 pub(crate) const DATA_ROUTE: &str = "/v1/imports/{id}/data";
@@ -700,13 +703,7 @@ pub(crate) async fn list(
     Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ImportList>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000")
-                .with_field("limit", "1 to 1000"),
-        );
-    }
+    let limit = page_limit(query.limit, 100, PAGE_MAX)?;
     let tenant = principal.tenant.clone();
     let imports = run(&state, move |desk| {
         let records = desk.importer.imports(&tenant)?;
@@ -779,13 +776,7 @@ pub(crate) async fn dead_letters(
     Path(id): Path<String>,
     Query(query): Query<LettersQuery>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000")
-                .with_field("limit", "1 to 1000"),
-        );
-    }
+    let limit = page_limit(query.limit, 100, PAGE_MAX)?;
     let tenant = principal.tenant.clone();
     let letters = run(&state, move |desk| {
         desk.importer

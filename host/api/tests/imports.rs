@@ -255,17 +255,9 @@ async fn a_cut_off_upload_fails_the_import_and_keeps_what_was_stored() {
     );
     assert_eq!(answer.code(), "import_failed");
     assert_eq!(answer.body["error"]["details"]["import"], id.as_str());
-    let view = f
-        .call(
-            Method::GET,
-            &format!("/v1/imports/{id}"),
-            Some(f.token(ACME, Role::Marketer)),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(view.body["status"], "failed");
-    let error = view.body["error"].as_str().unwrap();
+    let view = import_view(&f, &id).await;
+    assert_eq!(view["status"], "failed");
+    let error = view["error"].as_str().unwrap();
     assert!(error.contains("connection reset"), "{error}");
     // The chunks read before the cut are stored (chunks of 64 bytes).
     assert_eq!(events_of(&f, "M-1"), 1);
@@ -302,17 +294,9 @@ async fn an_upload_over_the_limit_is_refused_and_fails_the_import() {
     assert_eq!(answer.code(), "import_too_large");
     let message = answer.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("max_import_bytes"), "{message}");
-    let view = f
-        .call(
-            Method::GET,
-            &format!("/v1/imports/{id}"),
-            Some(f.token(ACME, Role::Operator)),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(view.body["status"], "failed");
-    assert!(view.body["report"]["bytes"].as_u64().unwrap() <= 100);
+    let view = import_view(&f, &id).await;
+    assert_eq!(view["status"], "failed");
+    assert!(view["report"]["bytes"].as_u64().unwrap() <= 100);
 }
 
 #[tokio::test]
@@ -489,23 +473,15 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         .await
         .unwrap();
     assert_eq!(expired, 1);
-    let view = f
-        .call(
-            Method::GET,
-            &format!("/v1/imports/{waiting}"),
-            Some(f.token(ACME, Role::Marketer)),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(view.body["status"], "failed");
+    let view = import_view(&f, &waiting).await;
+    assert_eq!(view["status"], "failed");
     assert!(
-        view.body["error"]
+        view["error"]
             .as_str()
             .unwrap()
             .contains("no data was uploaded"),
         "{}",
-        view.body
+        view
     );
     let late = upload(&f, &waiting, Role::Marketer, &[FILE.as_bytes()], false).await;
     assert_eq!(late.code(), "import_not_waiting");
@@ -521,23 +497,12 @@ async fn imports_whose_data_never_comes_and_interrupted_imports_end_failed() {
         .unwrap()
         .unwrap();
     assert_eq!(failed, 1);
-    let view = f
-        .call(
-            Method::GET,
-            &format!("/v1/imports/{cut}"),
-            Some(f.token(ACME, Role::Marketer)),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(view.body["status"], "failed");
+    let view = import_view(&f, &cut).await;
+    assert_eq!(view["status"], "failed");
     assert!(
-        view.body["error"]
-            .as_str()
-            .unwrap()
-            .contains("server stopped"),
+        view["error"].as_str().unwrap().contains("server stopped"),
         "{}",
-        view.body
+        view
     );
 }
 
@@ -768,20 +733,25 @@ async fn pull(f: &Fixture) -> Answer {
     .await
 }
 
+/// An import as a marketer sees it.
+async fn import_view(f: &Fixture, id: &str) -> Value {
+    f.call(
+        Method::GET,
+        &format!("/v1/imports/{id}"),
+        Some(f.token(ACME, Role::Marketer)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK)
+    .body
+}
+
 /// Follows an import until it ends (at most 20 s).
 async fn finished(f: &Fixture, id: &str) -> Value {
     for _ in 0..400 {
-        let view = f
-            .call(
-                Method::GET,
-                &format!("/v1/imports/{id}"),
-                Some(f.token(ACME, Role::Marketer)),
-                None,
-            )
-            .await
-            .expect(StatusCode::OK);
-        if view.body["status"] != "running" {
-            return view.body;
+        let view = import_view(f, id).await;
+        if view["status"] != "running" {
+            return view;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -818,15 +788,7 @@ async fn uploads_are_capped_and_a_silent_upload_is_cut_off() {
     });
     // Wait until the silent upload holds the only slot.
     for _ in 0..200 {
-        let view = f
-            .call(
-                Method::GET,
-                &format!("/v1/imports/{silent}"),
-                Some(f.token(ACME, Role::Marketer)),
-                None,
-            )
-            .await;
-        if view.body["awaiting_data"] == false {
+        if import_view(&f, &silent).await["awaiting_data"] == false {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -840,16 +802,8 @@ async fn uploads_are_capped_and_a_silent_upload_is_cut_off() {
     );
     assert_eq!(refused.code(), "too_many_uploads");
     // The refused import still waits for its data.
-    let waiting = f
-        .call(
-            Method::GET,
-            &format!("/v1/imports/{other}"),
-            Some(f.token(ACME, Role::Marketer)),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(waiting.body["awaiting_data"], true);
+    let waiting = import_view(&f, &other).await;
+    assert_eq!(waiting["awaiting_data"], true);
 
     // A second without data: the silent upload is cut off, its import
     // fails, and the slot is free again.
