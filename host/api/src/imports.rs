@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 use tessera_imports::{
     Chunking, DeadLetterSummary, Fix, ImportError, ImportItem, ImportRecord, ImportReport,
-    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, PullSpec,
-    ReplayReport, Source, SourceSpec, Started,
+    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Source,
+    SourceSpec, Started,
 };
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::Channel;
@@ -1160,21 +1160,9 @@ pub(crate) async fn pull(
 ) -> Result<(StatusCode, Json<ImportView>), ApiError> {
     let (tenant, actor) = (principal.tenant.clone(), principal.actor());
     let view = run(&state, move |desk| {
-        let source = desk.importer.source(&tenant, &name)?;
-        let spec = PullSpec {
-            connector: source.connector,
-            params: source
-                .params
-                .iter()
-                .map(|(name, value)| FieldValue {
-                    name: name.clone(),
-                    value: Value::from(value),
-                })
-                .collect(),
-            source: name,
-            max_pages: body.max_pages,
-        };
-        let started = desk.importer.start_pull(&tenant, spec, &actor)?;
+        let started = desk
+            .importer
+            .start_source_pull(&tenant, &name, body.max_pages, &actor)?;
         let id = started.id().to_owned();
         desk.lock().running.insert(id.clone(), Progress::default());
         let view = ImportView::of(started.record(), &desk);
@@ -1219,9 +1207,7 @@ pub(crate) async fn reset_cursor(
 ) -> Result<Json<CursorReset>, ApiError> {
     let (tenant, actor) = (principal.tenant.clone(), principal.actor());
     let reset = run(&state, move |desk| {
-        let source = desk.importer.source(&tenant, &name)?;
-        desk.importer
-            .reset_pull_cursor(&tenant, &source.connector, &name, &actor)
+        desk.importer.reset_source_cursor(&tenant, &name, &actor)
     })
     .await?;
     Ok(Json(CursorReset { reset }))

@@ -10,7 +10,7 @@ use tessera_vault::{Actor, AuditEntry, Channel};
 
 use crate::importer::{decode, encode};
 use crate::model::{ImportRecord, ParamValue};
-use crate::{Chunking, ImportError, ImportSpec, Importer};
+use crate::{Chunking, ImportError, ImportSpec, Importer, PullSpec, StartedPull};
 
 /// Document kind of a source (sealed; id: its name).
 const KIND_SOURCE: &str = "import_source";
@@ -39,6 +39,19 @@ pub struct SourceSpec {
     pub params: Vec<FieldValue>,
     pub chunking: Chunking,
     pub channel: Option<Channel>,
+}
+
+impl Source {
+    /// Its parameters as a connector takes them.
+    pub fn field_values(&self) -> Vec<FieldValue> {
+        self.params
+            .iter()
+            .map(|(name, value)| FieldValue {
+                name: name.clone(),
+                value: Value::from(value),
+            })
+            .collect()
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -147,6 +160,37 @@ impl Importer {
         Ok(())
     }
 
+    /// Starts a pull of the source `name` through its connector, from its
+    /// stored cursor (see [`Importer::start_pull`]).
+    pub fn start_source_pull(
+        &self,
+        tenant: &str,
+        name: &str,
+        max_pages: Option<u32>,
+        actor: &Actor,
+    ) -> Result<StartedPull, ImportError> {
+        let source = self.source(tenant, name)?;
+        let spec = PullSpec {
+            params: source.field_values(),
+            connector: source.connector,
+            source: name.to_string(),
+            max_pages,
+        };
+        self.start_pull(tenant, spec, actor)
+    }
+
+    /// Forgets the stored cursor of the pull source `name` (see
+    /// [`Importer::reset_pull_cursor`]).
+    pub fn reset_source_cursor(
+        &self,
+        tenant: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<bool, ImportError> {
+        let source = self.source(tenant, name)?;
+        self.reset_pull_cursor(tenant, &source.connector, name, actor)
+    }
+
     /// Imports one pushed body through the source `name`: parsed by its
     /// connector with its parameters, recorded as an import of source
     /// `webhook:<name>` with its quality report and dead letters. A push of
@@ -161,15 +205,8 @@ impl Importer {
     ) -> Result<ImportRecord, ImportError> {
         let source = self.source(tenant, name)?;
         let spec = ImportSpec {
+            params: source.field_values(),
             connector: source.connector,
-            params: source
-                .params
-                .iter()
-                .map(|(name, value)| FieldValue {
-                    name: name.clone(),
-                    value: Value::from(value),
-                })
-                .collect(),
             chunking: source.chunking,
             source: format!("webhook:{name}"),
             channel: source.channel,
