@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tessera_plugins::{Live, Registry, RegistryError};
+use tessera_plugins::{Live, Registry, RegistryError, stored_params};
 use tessera_runtime::api::records::{Action, DeliveryReport, Modes};
-use tessera_runtime::api::types::{FieldValue, Value};
+use tessera_runtime::api::types::FieldValue;
 use tessera_runtime::{CallError, Called, PluginError, PluginKind};
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
 
@@ -241,11 +241,7 @@ impl From<&Action> for DeliveryAction {
             delivery_id: a.delivery_id.clone(),
             recipient: a.recipient.clone(),
             action: a.action.clone(),
-            attributes: a
-                .attributes
-                .iter()
-                .map(|f| (f.name.clone(), ParamValue::from(&f.value)))
-                .collect(),
+            attributes: tessera_plugins::stored_params(&a.attributes),
         }
     }
 }
@@ -256,14 +252,7 @@ impl From<&DeliveryAction> for Action {
             delivery_id: a.delivery_id.clone(),
             recipient: a.recipient.clone(),
             action: a.action.clone(),
-            attributes: a
-                .attributes
-                .iter()
-                .map(|(name, value)| FieldValue {
-                    name: name.clone(),
-                    value: Value::from(value),
-                })
-                .collect(),
+            attributes: tessera_plugins::field_values(&a.attributes),
         }
     }
 }
@@ -601,14 +590,7 @@ impl Deliverer {
         let mut ready = Vec::new();
         for ((connector, _), letters) in groups {
             let live = self.destination(tenant, &connector)?;
-            let given: Vec<FieldValue> = letters[0]
-                .params
-                .iter()
-                .map(|(name, value)| FieldValue {
-                    name: name.clone(),
-                    value: Value::from(value),
-                })
-                .collect();
+            let given = tessera_plugins::field_values(&letters[0].params);
             let params = live
                 .plugin
                 .validate(&given)
@@ -1057,13 +1039,6 @@ fn serves(modes: Modes) -> String {
     }
 }
 
-fn stored_params(params: &[FieldValue]) -> Vec<(String, ParamValue)> {
-    params
-        .iter()
-        .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
-        .collect()
-}
-
 fn run_detail(run: &DeliveryRun) -> String {
     let r = &run.report;
     format!(
@@ -1109,6 +1084,7 @@ fn decode<T: serde::de::DeserializeOwned>(plain: &[u8]) -> Result<T, DeliveryErr
 mod tests {
     use tessera_runtime::TrapReason;
     use tessera_runtime::api::records::DeliveryFailure;
+    use tessera_runtime::api::types::Value;
 
     use super::*;
 

@@ -18,8 +18,8 @@ use crate::codes;
 use crate::convert::ImportItem;
 use crate::model::{
     ConnectorCost, DeadLetter, DeadLetterSummary, Fix, ImportRecord, ImportReport, ImportStatus,
-    LetterContent, LetterOrigin, LetterState, ParamValue, PulledPage, PurgeReport,
-    RejectionExample, ReplayReport,
+    LetterContent, LetterOrigin, LetterState, PulledPage, PurgeReport, RejectionExample,
+    ReplayReport,
 };
 use crate::pull::RunningPulls;
 
@@ -270,10 +270,7 @@ impl Importer {
             report: ImportReport::default(),
             error: None,
             channel: None,
-            params: params
-                .iter()
-                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
-                .collect(),
+            params: tessera_plugins::stored_params(params),
             header: None,
             pull: None,
             trusted: true,
@@ -638,14 +635,7 @@ fn reparse(
     header: Option<&str>,
     bytes: &[u8],
 ) -> Result<Vec<ImportItem>, String> {
-    let mut params: Vec<FieldValue> = record
-        .params
-        .iter()
-        .map(|(name, value)| FieldValue {
-            name: name.clone(),
-            value: Value::from(value),
-        })
-        .collect();
+    let mut params = tessera_plugins::field_values(&record.params);
     let declares_first_row = live
         .plugin
         .info()

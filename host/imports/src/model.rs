@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tessera_runtime::api::types::Value;
+pub use tessera_plugins::ParamValue;
 use tessera_vault::{Actor, Channel};
 
 use crate::chunk::Chunking;
@@ -112,47 +112,6 @@ pub struct PulledPage {
 
 fn trusted() -> bool {
     true
-}
-
-/// A parameter value, as stored with the import.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum ParamValue {
-    Null,
-    Boolean(bool),
-    Integer(i64),
-    Number(f64),
-    Text(String),
-    Timestamp(i64),
-    TextList(Vec<String>),
-}
-
-impl From<&Value> for ParamValue {
-    fn from(value: &Value) -> Self {
-        match value {
-            Value::Null => ParamValue::Null,
-            Value::Boolean(b) => ParamValue::Boolean(*b),
-            Value::Integer(i) => ParamValue::Integer(*i),
-            Value::Number(n) => ParamValue::Number(*n),
-            Value::Text(t) => ParamValue::Text(t.clone()),
-            Value::Timestamp(t) => ParamValue::Timestamp(*t),
-            Value::TextList(l) => ParamValue::TextList(l.clone()),
-        }
-    }
-}
-
-impl From<&ParamValue> for Value {
-    fn from(value: &ParamValue) -> Self {
-        match value {
-            ParamValue::Null => Value::Null,
-            ParamValue::Boolean(b) => Value::Boolean(*b),
-            ParamValue::Integer(i) => Value::Integer(*i),
-            ParamValue::Number(n) => Value::Number(*n),
-            ParamValue::Text(t) => Value::Text(t.clone()),
-            ParamValue::Timestamp(t) => Value::Timestamp(*t),
-            ParamValue::TextList(l) => Value::TextList(l.clone()),
-        }
-    }
 }
 
 /// The quality report of an import. Every count is taken from what the

@@ -5,7 +5,7 @@
 //! mapping.
 
 use serde::{Deserialize, Serialize};
-use tessera_runtime::api::types::{FieldValue, Value};
+use tessera_runtime::api::types::FieldValue;
 use tessera_vault::{Actor, AuditEntry, Channel};
 
 use crate::importer::{decode, encode};
@@ -44,13 +44,7 @@ pub struct SourceSpec {
 impl Source {
     /// Its parameters as a connector takes them.
     pub fn field_values(&self) -> Vec<FieldValue> {
-        self.params
-            .iter()
-            .map(|(name, value)| FieldValue {
-                name: name.clone(),
-                value: Value::from(value),
-            })
-            .collect()
+        tessera_plugins::field_values(&self.params)
     }
 }
 
@@ -87,11 +81,7 @@ impl Importer {
         let source = Source {
             name: name.to_string(),
             connector: spec.connector,
-            params: checked
-                .params
-                .iter()
-                .map(|p| (p.name.clone(), ParamValue::from(&p.value)))
-                .collect(),
+            params: tessera_plugins::stored_params(&checked.params),
             chunking: spec.chunking,
             channel: spec.channel,
             updated_at_ms: self.vault.now_ms(),

@@ -10,13 +10,15 @@
 
 pub use tessera_bundle::{Permissions, PiiClass};
 
+mod params;
 pub mod permissions;
 mod records;
 mod registry;
 
+pub use params::{ParamValue, field_values, stored_params};
 pub use permissions::{Change, LimitChange, PermissionDiff};
 pub use records::{PluginRecord, PublisherRecord, QuarantineRecord, VersionRecord};
-pub use registry::{Entry, Live, Registry, RegistryError, Source, runtime_grants};
+pub use registry::{Entry, EvaluatedPage, Live, Registry, RegistryError, Source, runtime_grants};
 pub mod views;
 
 pub use views::{Subjects, View, ViewError, ViewRequest, build_view};

@@ -143,6 +143,16 @@ impl Live {
     }
 }
 
+/// A segment plugin's verdict on a page of the tenant's people
+/// ([`Registry::evaluate_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvaluatedPage {
+    /// (subject, member) per person of the page.
+    pub memberships: Vec<(String, bool)>,
+    /// Where the next page starts; `None`: this was the last.
+    pub next: Option<String>,
+}
+
 /// One plugin of a tenant as the registry knows it: its stored record (none
 /// for built-in plugins), what runs now, and why it does not run if it
 /// should.
@@ -768,18 +778,55 @@ impl Registry {
         purpose: &str,
         subjects: Subjects<'_>,
     ) -> Result<Vec<(String, bool)>, RegistryError> {
+        self.evaluate_view(tenant, name, params, purpose, subjects)
+            .map(|(memberships, _)| memberships)
+    }
+
+    /// [`Registry::evaluate`] over a page of the tenant's people, after the
+    /// subject `after`.
+    pub fn evaluate_page(
+        &self,
+        tenant: &str,
+        name: &str,
+        params: &[FieldValue],
+        purpose: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<EvaluatedPage, RegistryError> {
+        let (memberships, view) = self.evaluate_view(
+            tenant,
+            name,
+            params,
+            purpose,
+            Subjects::Page { after, limit },
+        )?;
+        Ok(EvaluatedPage {
+            memberships,
+            next: view.next().map(str::to_owned),
+        })
+    }
+
+    fn evaluate_view(
+        &self,
+        tenant: &str,
+        name: &str,
+        params: &[FieldValue],
+        purpose: &str,
+        subjects: Subjects<'_>,
+    ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
         let (live, view) = self.view(tenant, name, purpose, subjects)?;
         let params = live.plugin.validate(params)?;
         let out = live
             .plugin
             .evaluate_with(&params, &view.batch, &view.scope())?
             .value;
-        Ok(view
+        let memberships = view
             .subjects()
             .iter()
             .zip(&out.member)
             .map(|(subject, member)| (subject.clone(), *member == 1))
-            .collect())
+            .collect();
+        Ok((memberships, view))
     }
 
     /// Every plugin of `tenant`, by name.

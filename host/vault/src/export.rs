@@ -69,11 +69,19 @@ pub(crate) fn csv_tables(view: &SubjectView) -> BTreeMap<String, String> {
     files.insert("consents.csv".into(), table.finish());
     files.insert("linked_apps.csv".into(), apps.finish());
 
-    let mut table = Table::new(&["segment", "entered_at_ms"]);
+    let mut table = Table::new(&["segment", "entered_at_ms", "left_at_ms"]);
+    for membership in &view.past_segments {
+        table.row([
+            membership.segment.clone(),
+            membership.entered_at_ms.to_string(),
+            membership.left_at_ms.to_string(),
+        ]);
+    }
     for membership in &view.segments {
         table.row([
             membership.segment.clone(),
             membership.entered_at_ms.to_string(),
+            String::new(),
         ]);
     }
     files.insert("segments.csv".into(), table.finish());

@@ -431,6 +431,14 @@ impl Vault {
         // The key store needs no sync here: ingestion only writes keys in
         // `fresh_subject`, which syncs them before handing one out.
         self.store.flush()?;
+        let mut changed: Vec<String> = outcomes
+            .iter()
+            .flat_map(|o| o.subject.iter().chain(&o.merged))
+            .cloned()
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        self.notify(&tenant.id, &changed);
         Ok((total, outcomes))
     }
 
@@ -1060,6 +1068,7 @@ impl Vault {
                 .detail(format!("separated {}", absorbed.id)),
         )?;
         self.flush()?;
+        self.notify(&tenant.id, &[root, absorbed.id.clone()]);
         Ok(entry)
     }
 }

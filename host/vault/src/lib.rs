@@ -19,6 +19,7 @@ mod documents;
 mod error;
 mod export;
 mod ingest;
+mod memberships;
 mod model;
 pub mod normalize;
 mod plugin_view;
@@ -32,10 +33,12 @@ pub use error::VaultError;
 pub use ingest::{
     MAX_BATCH, MAX_EVENT_BYTES, MAX_EVENTS, MAX_FUTURE_MS, MAX_IDENTITIES, MAX_TRAIT_BYTES,
 };
+pub use memberships::{MAX_PAST_SEGMENTS, MembershipChanges, SegmentMember};
 pub use model::{
     Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState, Consents,
     DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,
-    MergeEntry, NewEvent, Person, Receipt, Refusal, Removed, Retention, SubjectView, SweepReport,
+    MergeEntry, NewEvent, PastMembership, Person, Receipt, Refusal, Removed, Retention,
+    SubjectView, SweepReport,
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
@@ -44,4 +47,4 @@ pub use settings::{
     EventSpec, MAX_ALLOWED, MAX_EVENT_TYPES, MAX_PROPERTIES, PiiClass, PropertySpec,
     RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType, check_event_spec,
 };
-pub use vault::{Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};
+pub use vault::{ChangeListener, Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};

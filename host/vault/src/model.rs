@@ -341,6 +341,15 @@ pub struct Membership {
     pub entered_at_ms: i64,
 }
 
+/// A segment the subject was a member of, and when they left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PastMembership {
+    pub segment: String,
+    pub entered_at_ms: i64,
+    pub left_at_ms: i64,
+}
+
 /// Everything held about one person, decrypted: the access right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -360,6 +369,9 @@ pub struct SubjectView {
     pub consent_history: Vec<ConsentEntry>,
     pub linked_apps: Vec<LinkedApp>,
     pub segments: Vec<Membership>,
+    /// Segments the person has left (the newest
+    /// [`MAX_PAST_SEGMENTS`](crate::MAX_PAST_SEGMENTS)).
+    pub past_segments: Vec<PastMembership>,
     /// The retention period in days, and whether the subject chose it.
     pub retention_days: u32,
     pub retention_chosen: bool,

@@ -14,7 +14,7 @@ use crate::error::VaultError;
 use crate::ingest::{StoredEvent, check_trait, consent_entry};
 use crate::model::{
     Actor, ConsentChange, ConsentEntry, ConsentState, Consents, DeletionRequest, DeletionStatus,
-    Event, LinkedApp, Membership, Receipt, Removed, Retention, SubjectView,
+    Event, LinkedApp, Receipt, Removed, Retention, SubjectView,
 };
 use crate::normalize::IdentityKind;
 use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, lock, random_id};
@@ -324,6 +324,7 @@ impl Vault {
             consent_history: history,
             linked_apps,
             segments: root.profile.segments.clone(),
+            past_segments: root.profile.past_segments.clone(),
             retention_days: settings.retention_days(root.profile.retention_days),
             retention_chosen: root.profile.retention_days.is_some(),
             merge_history: merges,
@@ -454,7 +455,9 @@ impl Vault {
                 .subject(&group[0].id)
                 .fields(changes.keys().cloned()),
         )?;
-        self.flush()
+        self.flush()?;
+        self.notify(&tenant.id, &[group[0].id.clone()]);
+        Ok(())
     }
 
     /// Confirms that an identity an untrusted source linked to the person
@@ -539,7 +542,9 @@ impl Vault {
                 ..AuditEntry::new(actor, action).subject(&root.id)
             },
         )?;
-        self.flush()
+        self.flush()?;
+        self.notify(&tenant.id, &[root.id.clone()]);
+        Ok(())
     }
 
     /// Whether the person has granted `purpose` (never decided = not granted).
@@ -660,21 +665,6 @@ impl Vault {
         self.flush()
     }
 
-    /// Records the segments the person is in (written by segment jobs).
-    pub fn set_segments(
-        &self,
-        tenant: &str,
-        subject: &str,
-        segments: &[Membership],
-    ) -> Result<(), VaultError> {
-        let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
-        let mut root = self.load_root(&tenant, subject)?;
-        root.profile.segments = segments.to_vec();
-        self.save(&tenant, &root)?;
-        self.flush()
-    }
-
     /// The export right, machine-readable: the access view as JSON.
     pub fn export_json(
         &self,
@@ -745,6 +735,12 @@ impl Vault {
         let store = self.store.as_ref();
         let now = self.now();
         let id = random_id()?;
+        // The segment index names the person outside their sealed records:
+        // it goes while their profile still opens. (Should the process stop
+        // before the request is recorded, the next recompute rebuilds it.)
+        for member in group {
+            self.unindex_memberships(tenant, member)?;
+        }
         // Suppress first, so that nothing re-creates the person between the
         // key destruction and the purge. Only identities that name one
         // person (not device ids, which families share), and only when the

@@ -17,7 +17,7 @@ use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord}
 
 use crate::audit::{self, AuditEntry, AuditReport};
 use crate::error::VaultError;
-use crate::model::{Actor, Aggregate, Membership, MergeEntry};
+use crate::model::{Actor, Aggregate, Membership, MergeEntry, PastMembership};
 use crate::normalize::IdentityKind;
 use crate::settings::TenantSettings;
 
@@ -59,6 +59,16 @@ pub struct Vault {
     master: MasterKey,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub(crate) clock: Clock,
+    listeners: RwLock<Vec<Arc<dyn ChangeListener>>>,
+}
+
+/// Told which subjects changed, after every write that can change what a
+/// segment decides about them: ingestion (events, traits, consents, merges),
+/// trait edits, consent changes and un-merges. Called on the writing
+/// thread, after the write is durable and possibly under the tenant's lock:
+/// a listener queues the work and returns; it never calls the vault back.
+pub trait ChangeListener: Send + Sync {
+    fn subjects_changed(&self, tenant: &str, subjects: &[String]);
 }
 
 impl fmt::Debug for Vault {
@@ -214,6 +224,9 @@ pub(crate) struct Profile {
     pub separated: Vec<String>,
     pub merges: Vec<MergeEntry>,
     pub segments: Vec<Membership>,
+    /// Segments left, oldest first (bounded, see `memberships`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub past_segments: Vec<PastMembership>,
     pub updated_at_ms: i64,
     pub last_event_ms: Option<i64>,
     /// The time of the newest consent entry (entries get increasing times).
@@ -297,6 +310,7 @@ impl Vault {
             master,
             tenants: RwLock::default(),
             clock: system_clock(),
+            listeners: RwLock::default(),
         })
     }
 
@@ -308,6 +322,29 @@ impl Vault {
     ) -> Result<Self, VaultError> {
         let store = SledStore::open(data_dir)?;
         Self::new(Arc::new(store), key_dir, master)
+    }
+
+    /// Adds a listener told of every change to subjects ([`ChangeListener`]).
+    pub fn watch(&self, listener: Arc<dyn ChangeListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Tells the listeners that `subjects` of `tenant` changed.
+    pub(crate) fn notify(&self, tenant: &str, subjects: &[String]) {
+        if subjects.is_empty() {
+            return;
+        }
+        for listener in self
+            .listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            listener.subjects_changed(tenant, subjects);
+        }
     }
 
     /// Replaces the clock (tests, simulations).
