@@ -282,7 +282,7 @@ fn secret(name: &str) -> bool {
 
 /// Parameters as the API shows them: a credential's value hidden, and a
 /// URL without its query string (which may carry a key).
-fn shown_params(params: &[(String, ParamValue)]) -> BTreeMap<String, JsonValue> {
+pub(crate) fn shown_params(params: &[(String, ParamValue)]) -> BTreeMap<String, JsonValue> {
     params
         .iter()
         .map(|(name, value)| {
@@ -314,7 +314,7 @@ fn param_json(value: &ParamValue) -> JsonValue {
 }
 
 /// Parameters from a JSON object (see [`param_value`]).
-fn params_of(params: &BTreeMap<String, JsonValue>) -> Vec<FieldValue> {
+pub(crate) fn params_of(params: &BTreeMap<String, JsonValue>) -> Vec<FieldValue> {
     params
         .iter()
         .map(|(name, value)| FieldValue {

@@ -23,6 +23,7 @@ mod plugins;
 mod ratelimit;
 mod rules;
 pub mod segment;
+mod segmentation;
 mod subject_tokens;
 mod time;
 mod tokens;
@@ -62,6 +63,10 @@ pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
 pub use ratelimit::RateLimiter;
 pub use rules::{RuleCheck, RuleProblem, RuleUses};
+pub use segmentation::{
+    MemberList, MemberView, PreviewView, RecomputeView, SegmentList, SegmentView, SizeList,
+    SizeView,
+};
 pub use subject_tokens::{
     IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
     SubjectRejected, SubjectTokenIssued, SubjectTokens,
@@ -85,6 +90,11 @@ pub struct AppState {
     pub plugins: Option<Registry>,
     /// Imports through the tenants' connectors (with the plugins).
     pub imports: Option<ImportDesk>,
+    /// The tenants' segments (with the plugins). The server also runs
+    /// their streaming worker ([`Segments::spawn_stream_worker`]).
+    ///
+    /// [`Segments::spawn_stream_worker`]: tessera_segments::Segments::spawn_stream_worker
+    pub segments: Option<tessera_segments::Segments>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -112,6 +122,7 @@ impl AppState {
             config: Arc::new(config),
             plugins: None,
             imports: None,
+            segments: None,
         }
     }
 
@@ -122,6 +133,10 @@ impl AppState {
     pub fn with_plugins(mut self, registry: Registry) -> Self {
         let importer = tessera_imports::Importer::new(registry.clone(), self.vault.clone());
         self.imports = Some(ImportDesk::new(importer));
+        self.segments = Some(tessera_segments::Segments::new(
+            self.vault.clone(),
+            registry.clone(),
+        ));
         self.plugins = Some(registry);
         self
     }
@@ -189,6 +204,20 @@ pub fn app(state: AppState) -> Router {
             axum::routing::delete(plugins::distrust),
         )
         .route("/v1/rules/check", post(rules::check))
+        .route("/v1/segments", get(segmentation::list))
+        .route("/v1/segments/preview", post(segmentation::preview))
+        .route(
+            "/v1/segments/{name}",
+            get(segmentation::show)
+                .put(segmentation::put)
+                .delete(segmentation::delete),
+        )
+        .route(
+            "/v1/segments/{name}/recompute",
+            post(segmentation::recompute),
+        )
+        .route("/v1/segments/{name}/members", get(segmentation::members))
+        .route("/v1/segments/{name}/sizes", get(segmentation::sizes))
         .route("/v1/imports", get(imports::list).post(imports::create))
         .route("/v1/imports/{id}", get(imports::show))
         .route(

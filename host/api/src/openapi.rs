@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
 use crate::{
-    admin, error, handlers, imports, ingest, login, me, plugins, rules, segment, subject_tokens,
-    tokens,
+    admin, error, handlers, imports, ingest, login, me, plugins, rules, segment, segmentation,
+    subject_tokens, tokens,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -77,6 +77,14 @@ use crate::{
         plugins::trust,
         plugins::distrust,
         rules::check,
+        segmentation::list,
+        segmentation::put,
+        segmentation::show,
+        segmentation::delete,
+        segmentation::preview,
+        segmentation::recompute,
+        segmentation::members,
+        segmentation::sizes,
         imports::create,
         imports::list,
         imports::show,
@@ -124,6 +132,9 @@ use crate::{
         (name = "tokens", description = "The tenant's API tokens."),
         (name = "tenant", description = "The token's tenant and its trait and event schemas."),
         (name = "plugins", description = "The tenant's plugins, their status and usage."),
+        (name = "segments", description = "Segments: a segment plugin and its parameters saved \
+                                           under a name, previewed, recomputed, with members and \
+                                           sizes over time."),
         (name = "imports", description = "Files and uploads imported through the tenant's \
                                           connectors: quality reports and dead letters."),
         (name = "me", description = "A person's own data, with a subject token: from the \

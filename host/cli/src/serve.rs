@@ -306,6 +306,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     install_first_party(&state)?;
     load_installed(&state)?;
     crate::upkeep::fail_interrupted_work(&state)?;
+    // Segment members follow every change to a person as it is written.
+    let _stream = match &state.segments {
+        Some(segments) => {
+            segments.watch();
+            Some(
+                segments
+                    .spawn_stream_worker(std::time::Duration::from_millis(250))
+                    .context("cannot start the segments' streaming worker")?,
+            )
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tessera-serve")

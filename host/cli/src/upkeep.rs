@@ -1,7 +1,9 @@
 //! The server's background work, every `[jobs] interval_s`: due deletion
 //! purges (so that erasure deadlines are met while the server runs),
 //! imports whose data never came, expired dead letters and import records,
-//! and, less often (`[jobs] retention_sweep_s`), the retention sweep. A
+//! and, less often, the retention sweep (`[jobs] retention_sweep_s`) and a
+//! recompute of every segment (`[jobs] segments_recompute_s`: conditions on
+//! time, such as "in the last 30 days", change with the clock alone). A
 //! round that fails is logged and tried again on the next tick; none of
 //! these jobs loses anything by running late or twice.
 
@@ -20,6 +22,10 @@ pub struct JobSettings {
     pub interval_s: u64,
     /// Seconds between retention sweeps (they read every person).
     pub retention_sweep_s: u64,
+    /// Seconds between recomputes of every segment (they evaluate every
+    /// consenting person; streaming updates keep segments current between
+    /// them as people change).
+    pub segments_recompute_s: u64,
 }
 
 impl Default for JobSettings {
@@ -27,6 +33,7 @@ impl Default for JobSettings {
         Self {
             interval_s: 60,
             retention_sweep_s: 6 * 60 * 60,
+            segments_recompute_s: 60 * 60,
         }
     }
 }
@@ -75,25 +82,32 @@ pub async fn run(state: AppState, settings: JobSettings) {
     // The first tick is immediate: purges that fell due while the server
     // was stopped run now.
     let mut last_sweep: Option<Instant> = None;
+    let mut last_recompute: Option<Instant> = None;
     loop {
         ticks.tick().await;
-        let sweep = last_sweep.is_none_or(|at| {
-            at.elapsed() >= Duration::from_secs(settings.retention_sweep_s.max(1))
-        });
-        if sweep {
-            last_sweep = Some(Instant::now());
-        }
+        let sweep = due(&mut last_sweep, settings.retention_sweep_s);
+        let recompute = due(&mut last_recompute, settings.segments_recompute_s);
         let state = state.clone();
-        let round = tokio::task::spawn_blocking(move || round(&state, sweep)).await;
+        let round = tokio::task::spawn_blocking(move || round(&state, sweep, recompute)).await;
         if let Err(error) = round {
             tracing::error!(%error, "a background round panicked");
         }
     }
 }
 
+/// Whether a job run every `every_s` seconds is due (the first time, it
+/// is); if so, its time is now.
+fn due(last: &mut Option<Instant>, every_s: u64) -> bool {
+    let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(every_s.max(1)));
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
+}
+
 /// One round over every tenant; each job's failure is logged, and the
 /// others still run.
-fn round(state: &AppState, sweep: bool) {
+fn round(state: &AppState, sweep: bool, recompute: bool) {
     let vault = &state.vault;
     match vault.run_jobs("serve") {
         Ok(jobs) if !jobs.purges_completed.is_empty() => tracing::info!(
@@ -143,6 +157,21 @@ fn round(state: &AppState, sweep: bool) {
                     "retention sweep"
                 ),
                 Err(error) => tracing::error!(%tenant, %error, "the retention sweep failed"),
+            }
+        }
+    }
+    if let (true, Some(segments)) = (recompute, &state.segments) {
+        for tenant in &tenants {
+            match segments.recompute_all(tenant) {
+                Ok(reports) if !reports.is_empty() => tracing::info!(
+                    %tenant,
+                    segments = reports.len(),
+                    entered = reports.iter().map(|r| r.entered).sum::<u64>(),
+                    left = reports.iter().map(|r| r.left).sum::<u64>(),
+                    "segments recomputed"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%tenant, %error, "the segment recompute failed"),
             }
         }
     }
