@@ -26,7 +26,14 @@ fn threshold_contract(plugin: &Plugin) {
     assert_eq!(manifest.name, "threshold");
     assert_eq!(manifest.fields.len(), 1);
     assert_eq!(manifest.fields[0].name, "total_spend");
-    assert_eq!(manifest.purposes, vec!["marketing".to_string()]);
+    assert_eq!(
+        manifest.purposes,
+        vec![
+            "email_marketing".to_string(),
+            "personalization".to_string(),
+            "analytics".to_string()
+        ]
+    );
 
     // Parameters: the host fills the default `op`; the plugin checks the rest.
     let resolved = plugin

@@ -14,6 +14,7 @@ use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_segments::SegmentSpec;
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
 /// The fixture with the plugin registry: the threshold plugin built in for
@@ -491,6 +492,40 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             rule.path.into(),
             Some(json!({"rule": "trait.city = \"Oslo\" and trait.tier in [\"gold\"]"})),
         ),
+        "/v1/segments" => call(rule.path.into(), None),
+        "/v1/segments/preview" => call(
+            rule.path.into(),
+            Some(json!({"plugin": "threshold", "params": {"threshold": 100}})),
+        ),
+        "/v1/segments/{name}" if rule.method == "PUT" => call(
+            format!("/v1/segments/matrix-{n}"),
+            Some(json!({"plugin": "threshold", "params": {"threshold": 100}})),
+        ),
+        path if path.starts_with("/v1/segments/{name}") => {
+            let name = format!("matrix-{n}");
+            let segments = f.state.segments.clone().expect("segments");
+            let saved = name.clone();
+            std::thread::spawn(move || {
+                segments
+                    .put(
+                        ACME,
+                        &saved,
+                        SegmentSpec {
+                            plugin: "threshold".into(),
+                            params: vec![FieldValue {
+                                name: "threshold".into(),
+                                value: PluginValue::Number(100.0),
+                            }],
+                            ..SegmentSpec::default()
+                        },
+                        &common::operator(),
+                    )
+                    .expect("segment")
+            })
+            .join()
+            .expect("no panic");
+            call(path.replace("{name}", &name), None)
+        }
         "/v1/imports" if rule.method == "POST" => call(
             rule.path.into(),
             Some(json!({

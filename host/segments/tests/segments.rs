@@ -42,7 +42,7 @@ fn ingester() -> Actor {
 
 fn consent(granted: bool) -> ConsentChange {
     ConsentChange {
-        purpose: "marketing".into(),
+        purpose: "email_marketing".into(),
         granted,
         method: "web_form".into(),
         given_at_ms: None,
@@ -76,7 +76,6 @@ impl World {
             .with_clock(Arc::new(move || time.load(Ordering::SeqCst))),
         );
         let mut settings = TenantSettings::default();
-        settings.purposes.push("marketing".into());
         settings.schema.insert(
             "total_spend".into(),
             TraitSpec {
@@ -154,7 +153,7 @@ fn a_saved_segment_is_recomputed_with_history_and_sizes() {
         .segments
         .preview(TENANT, &threshold(500.0))
         .expect("preview");
-    assert_eq!(preview.purpose, "marketing");
+    assert_eq!(preview.purpose, "email_marketing");
     // Cat spends enough but does not consent: not evaluated at all.
     assert_eq!((preview.evaluated, preview.members), (2, 1));
     assert_eq!(preview.sample, vec![ann.clone()]);
@@ -437,7 +436,7 @@ fn bad_segments_are_refused_with_the_reason() {
         "a missing parameter is named"
     );
     let mut spec = threshold(1.0);
-    spec.purpose = Some("analytics".into());
-    assert!(refused("x", spec).contains("works for marketing"));
+    spec.purpose = Some("third_party_sharing".into());
+    assert!(refused("x", spec).contains("works for email_marketing, personalization, analytics"));
     assert!(world.segments.list(TENANT).expect("list").is_empty());
 }

@@ -25,7 +25,10 @@ impl Segment for Threshold {
                 .choices(&[">=", ">", "<=", "<", "=="])
                 .default(Value::Text(">=".into())),
         )
-        .purpose("marketing")
+        // Whom a spend threshold is for: the default purposes of a tenant.
+        .purpose("email_marketing")
+        .purpose("personalization")
+        .purpose("analytics")
     }
 
     fn validate(params: &Params) -> Result<(), Error> {

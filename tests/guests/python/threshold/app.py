@@ -127,7 +127,7 @@ def _manifest():
         ],
         fields=[FieldSpec(name=FIELD, kind=ValueKind.NUMBER, class_=FieldClass.STANDARD)],
         aggregates=[],
-        purposes=["marketing"],
+        purposes=["email_marketing", "personalization", "analytics"],
     )
 
 
