@@ -16,7 +16,7 @@ mod registry;
 
 pub use permissions::{Change, LimitChange, PermissionDiff};
 pub use records::{PluginRecord, PublisherRecord, QuarantineRecord, VersionRecord};
-pub use registry::{Entry, Live, Registry, RegistryError, Source, runtime_grants};
+pub use registry::{Entry, Live, Planned, Registry, RegistryError, Source, runtime_grants};
 pub mod views;
 
-pub use views::{Subjects, View, ViewError, ViewRequest, build_view};
+pub use views::{NeedKind, Subjects, Ungranted, View, ViewError, ViewRequest, build_view};
