@@ -425,16 +425,20 @@ impl Plugin {
         let linker = linker_for(engine, kind, &grants)
             .map_err(|e| InstallError::Compile(format!("{e:#}")))?;
         let instance_pre = linker.instantiate_pre(&component).map_err(mismatch)?;
-        let plan = plan_export(&component, engine, kind, &instance_pre)?;
         let pre = match kind {
             PluginKind::Connector => {
-                Pre::Connector(ConnectorPre::new(instance_pre).map_err(mismatch)?)
+                Pre::Connector(ConnectorPre::new(instance_pre.clone()).map_err(mismatch)?)
             }
-            PluginKind::Segment => Pre::Segment(SegmentPre::new(instance_pre).map_err(mismatch)?),
+            PluginKind::Segment => {
+                Pre::Segment(SegmentPre::new(instance_pre.clone()).map_err(mismatch)?)
+            }
             PluginKind::Strategy => {
-                Pre::Strategy(StrategyPre::new(instance_pre).map_err(mismatch)?)
+                Pre::Strategy(StrategyPre::new(instance_pre.clone()).map_err(mismatch)?)
             }
         };
+        // After the world's own check, so that a component of another world
+        // is refused with what it is missing.
+        let plan = plan_export(&component, engine, kind, &instance_pre)?;
         let content_hash = hex::encode(ComponentCache::content_hash(bytes));
         let health = Health::new(runtime.quarantine.clone());
         let mut sandbox = Sandbox {
