@@ -92,10 +92,11 @@ pub enum RegistryError {
     /// A publisher key or its name could not be read.
     #[error("the publisher key is refused: {0}")]
     BadKey(String),
-    /// Parameters whose plan reads what the plugin was not granted.
+    /// Parameters whose plan reads what the plugin may not read (not
+    /// granted, or not in the tenant's schema): it would get empty columns.
     #[error(
-        "plugin `{plugin}` is not granted what these parameters read: {missing}; an operator \
-         must grant it first"
+        "plugin `{plugin}` may not read what these parameters need: {missing}; those columns \
+         would be empty (an operator grants traits, event types and PII classes)"
     )]
     NotGranted { plugin: String, missing: String },
     /// The view for a call could not be built (a purpose not granted, …).

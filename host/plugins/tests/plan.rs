@@ -419,7 +419,7 @@ fn a_plan_reading_what_is_not_granted_is_reported_and_served_empty() {
     );
     let refused = plan.require_granted().expect_err("not granted").to_string();
     assert!(
-        refused.contains("plugin `plan-probe` is not granted what these parameters read: trait `city` is not granted"),
+        refused.contains("plugin `plan-probe` may not read what these parameters need: trait `city` is not granted"),
         "{refused}"
     );
 
