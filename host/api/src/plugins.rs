@@ -376,6 +376,7 @@ impl From<RegistryError> for ApiError {
             E::View(tessera_plugins::ViewError::PurposeNotGranted { .. }) => {
                 ApiError::unprocessable("purpose_not_granted", message)
             }
+            E::NotGranted { .. } => ApiError::unprocessable("not_granted", message),
             E::Call(_) => ApiError::unprocessable("plugin_failed", message),
             E::Vault(_) | E::Store(_) | E::View(_) => ApiError::internal(&error),
             _ => ApiError::internal(&error),

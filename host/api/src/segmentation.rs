@@ -189,7 +189,10 @@ impl From<SegmentError> for ApiError {
                 .with_field("name", "1 to 64 of a-z, 0-9, `-` and `_`"),
             E::Unknown { .. } => ApiError::not_found("unknown_segment", message),
             E::NotASegmentPlugin { .. } => ApiError::unprocessable("not_a_segment_plugin", message),
-            E::PurposeNotDeclared { .. } | E::NoPurpose { .. } => {
+            E::PurposeNotDeclared { .. }
+            | E::NoPurpose { .. }
+            | E::PurposeNotGranted { .. }
+            | E::UnknownPurpose { .. } => {
                 ApiError::unprocessable("invalid_purpose", message).with_field("purpose", "")
             }
             E::DescriptionTooLong => ApiError::unprocessable("invalid_segment", message)

@@ -69,6 +69,10 @@ const SDK: &[(&str, &str)] = &[
         "wit/plugin.wit",
         include_str!("../../../wit/v0.1/plugin.wit"),
     ),
+    (
+        "wit-plan/plan.wit",
+        include_str!("../../../wit/plan/v0.1/plan.wit"),
+    ),
 ];
 
 fn template(kind: PluginKind) -> &'static str {

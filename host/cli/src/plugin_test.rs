@@ -1,7 +1,8 @@
 //! `tessera plugin test`: the partner's inner loop. Loads a component under the
 //! real sandbox limits, type-checks it against its world, prints its manifest,
-//! runs a sample call on synthetic data shaped by the manifest, and prints the
-//! cost. A plugin that traps or fails exits non-zero with the typed error.
+//! runs a sample call on synthetic data shaped by the manifest (or, for a
+//! segment that plans its columns, by its plan for the parameters), and
+//! prints the cost. A plugin that traps or fails exits non-zero with the typed error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use tessera_runtime::api::types::{
     TextListColumn, Value, ValueKind,
 };
 use tessera_runtime::{
-    CallError, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind, detect_kind,
+    CallError, Grants, InstallRequest, Limits, MemoryState, Needs, Plugin, PluginKind, detect_kind,
 };
 
 use crate::report;
@@ -152,7 +153,29 @@ fn failed(error: &CallError) -> ExitCode {
 }
 
 fn sample_segment(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(), SampleError> {
-    let batch = synthetic_batch(&plugin.info().manifest, rows);
+    let planned = plugin.plan(params)?;
+    // Shown when the plan is not simply the manifest's columns.
+    if plugin.info().plans && planned.value != Needs::declared(&plugin.info().manifest) {
+        let needs = &planned.value;
+        let names: Vec<&str> = needs
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(needs.aggregates.iter().map(|a| a.name.as_str()))
+            .collect();
+        println!(
+            "plan        {} fields, {} aggregates for these parameters: {}",
+            needs.fields.len(),
+            needs.aggregates.len(),
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+        println!("cost        {}", report::cost(&planned.cost));
+    }
+    let batch = synthetic_batch(&planned.value, rows);
     let out = plugin.evaluate(params, &batch)?;
     let members = out.value.member.iter().filter(|m| **m == 1).count();
     println!("evaluate    {rows} synthetic rows → {members} members");
@@ -162,7 +185,7 @@ fn sample_segment(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(
 }
 
 fn sample_strategy(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(), SampleError> {
-    let batch = synthetic_batch(&plugin.info().manifest, rows);
+    let batch = synthetic_batch(&Needs::declared(&plugin.info().manifest), rows);
     let context = Context {
         channel: "web".into(),
         at: batch.now,
@@ -349,15 +372,15 @@ fn column(kind: ValueKind, rows: u32, salt: u64, now: i64) -> Column {
 
 /// A batch shaped by the manifest: one column per field and aggregate, about
 /// one value in ten missing.
-fn synthetic_batch(manifest: &Manifest, rows: u32) -> ProfileBatch {
+fn synthetic_batch(needs: &Needs, rows: u32) -> ProfileBatch {
     let now = now_ms();
-    let fields = manifest
+    let fields = needs
         .fields
         .iter()
         .enumerate()
         .map(|(i, f)| column(f.kind, rows, i as u64, now))
         .collect();
-    let aggregates = manifest
+    let aggregates = needs
         .aggregates
         .iter()
         .enumerate()

@@ -63,6 +63,37 @@ fn plugin_test_prints_the_manifest_and_the_cost_of_a_call() {
 }
 
 #[test]
+fn plugin_test_shapes_the_sample_batch_by_the_plan_of_a_planned_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(
+        &[
+            "plugin",
+            "test",
+            test_programs::PLAN_PROBE,
+            "--param",
+            "event=purchase",
+            "--param",
+            "window=30",
+            "--param",
+            "trait=city",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("plan        1 fields, 2 aggregates for these parameters: city, last, count"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1000 synthetic rows →"), "{stdout}");
+}
+
+#[test]
 fn plugin_test_runs_a_strategy_and_a_connector() {
     let dir = tempfile::tempdir().unwrap();
     let bandit = first_party(

@@ -18,7 +18,9 @@ mod registry;
 pub use params::{ParamValue, field_values, stored_params};
 pub use permissions::{Change, LimitChange, PermissionDiff};
 pub use records::{PluginRecord, PublisherRecord, QuarantineRecord, VersionRecord};
-pub use registry::{Entry, EvaluatedPage, Live, Registry, RegistryError, Source, runtime_grants};
+pub use registry::{
+    Entry, EvaluatedPage, Live, Planned, Registry, RegistryError, Source, runtime_grants,
+};
 pub mod views;
 
-pub use views::{Subjects, View, ViewError, ViewRequest, build_view};
+pub use views::{NeedKind, Subjects, Ungranted, View, ViewError, ViewRequest, build_view};

@@ -18,7 +18,7 @@ use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, Public
 use tessera_runtime::api::types::FieldValue;
 use tessera_runtime::{
     CallError, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits, MemoryState,
-    Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore,
+    Needs, Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -30,7 +30,7 @@ use crate::records::{
     KIND_COMPONENT, KIND_PLUGIN, KIND_PUBLISHER, PluginRecord, PublisherRecord, QuarantineRecord,
     VersionRecord,
 };
-use crate::views::{Subjects, View, ViewError, ViewRequest, build_view};
+use crate::views::{Subjects, Ungranted, View, ViewError, ViewRequest, build_view, ungranted};
 
 /// Why the registry refused an operation. Each names what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,13 @@ pub enum RegistryError {
     /// A publisher key or its name could not be read.
     #[error("the publisher key is refused: {0}")]
     BadKey(String),
+    /// Parameters whose plan reads what the plugin may not read (not
+    /// granted, or not in the tenant's schema): it would get empty columns.
+    #[error(
+        "plugin `{plugin}` may not read what these parameters need: {missing}; those columns \
+         would be empty (an operator grants traits, event types and PII classes)"
+    )]
+    NotGranted { plugin: String, missing: String },
     /// The view for a call could not be built (a purpose not granted, …).
     #[error(transparent)]
     View(#[from] ViewError),
@@ -134,6 +141,46 @@ pub struct Live {
     pub granted: Permissions,
     pub source: Source,
     pub installed_at_ms: i64,
+}
+
+/// What a segment plugin reads for one set of parameters
+/// ([`Registry::plan`]), and what of it the grant does not cover.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The parameters as validated, with defaults filled in: what to save.
+    pub params: Vec<FieldValue>,
+    /// The columns a call with them gets, in order.
+    pub needs: Needs,
+    /// What of `needs` is not granted, fields first: those columns would
+    /// arrive with every row missing.
+    pub ungranted: Vec<Ungranted>,
+}
+
+impl Planned {
+    /// Whether the grant covers everything the parameters read.
+    pub fn is_granted(&self) -> bool {
+        self.ungranted.is_empty()
+    }
+
+    /// The plan, if the grant covers it; else [`RegistryError::NotGranted`]
+    /// naming each field and aggregate that is not covered and why. For
+    /// refusing to save parameters the plugin could only half evaluate.
+    pub fn require_granted(self) -> Result<Planned, RegistryError> {
+        if self.is_granted() {
+            return Ok(self);
+        }
+        Err(RegistryError::NotGranted {
+            missing: self
+                .ungranted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            plugin: self.plugin,
+        })
+    }
 }
 
 impl Live {
@@ -741,35 +788,80 @@ impl Registry {
         Ok(live)
     }
 
-    /// The view a call of plugin `name` gets for `purpose`: the running
-    /// plugin (refused while quarantined) and its data, built now from its
-    /// grant, so that a consent revoked or a grant changed applies to this
-    /// very call. The view's `plugin.read` audit entry is written.
+    /// The view a call of plugin `name` with `params` gets for `purpose`:
+    /// the running plugin (refused while quarantined) and its data, built
+    /// now from its grant, so that a consent revoked or a grant changed
+    /// applies to this very call. `params` are the resolved parameters
+    /// ([`Plugin::validate`], or as saved): the view serves the columns the
+    /// plugin plans for them ([`Plugin::plan`]; its manifest's if it does
+    /// not plan). The view's `plugin.read` audit entry is written.
     pub fn view(
         &self,
         tenant: &str,
         name: &str,
+        params: &[FieldValue],
         purpose: &str,
         subjects: Subjects<'_>,
     ) -> Result<(Live, View), RegistryError> {
         let live = self.callable(tenant, name)?;
-        let view = build_view(
+        let view = self.view_of(tenant, &live, params, purpose, subjects)?;
+        Ok((live, view))
+    }
+
+    /// The view of `subjects` for a call of `live` with resolved `params`.
+    fn view_of(
+        &self,
+        tenant: &str,
+        live: &Live,
+        params: &[FieldValue],
+        purpose: &str,
+        subjects: Subjects<'_>,
+    ) -> Result<View, RegistryError> {
+        let needs = live.plugin.plan(params)?.value;
+        Ok(build_view(
             &self.inner.vault,
             &ViewRequest {
                 tenant,
                 plugin: live.plugin.info(),
+                needs: &needs,
                 installation: &live.installation,
                 granted: &live.granted,
                 purpose,
                 now_ms: self.now(),
             },
             subjects,
-        )?;
-        Ok((live, view))
+        )?)
     }
 
-    /// Evaluates segment plugin `name` for `purpose` over `subjects`, through
-    /// its view: the memberships by subject id (the plugin saw pseudonyms).
+    /// What segment plugin `name` reads for `params`: the parameters
+    /// validated (against the schema, then by the plugin), the columns it
+    /// plans for them (its manifest's if it does not plan), and which of
+    /// those its grant does not cover, each with the reason. Saving a
+    /// segment refuses parameters that read what is not granted
+    /// ([`Planned::require_granted`]); nothing is read from the vault.
+    pub fn plan(
+        &self,
+        tenant: &str,
+        name: &str,
+        params: &[FieldValue],
+    ) -> Result<Planned, RegistryError> {
+        let live = self.callable(tenant, name)?;
+        let params = live.plugin.validate(params)?;
+        let needs = live.plugin.plan(&params)?.value;
+        let settings = self.inner.vault.settings(tenant)?;
+        let ungranted = ungranted(&settings, &live.granted, &needs);
+        Ok(Planned {
+            plugin: live.name,
+            params,
+            needs,
+            ungranted,
+        })
+    }
+
+    /// Evaluates segment plugin `name` for `purpose` over `subjects`: the
+    /// parameters are validated, the plugin plans its columns for them, and
+    /// it evaluates the view built from that plan. The memberships by
+    /// subject id (the plugin saw pseudonyms).
     pub fn evaluate(
         &self,
         tenant: &str,
@@ -814,8 +906,9 @@ impl Registry {
         purpose: &str,
         subjects: Subjects<'_>,
     ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
-        let (live, view) = self.view(tenant, name, purpose, subjects)?;
+        let live = self.callable(tenant, name)?;
         let params = live.plugin.validate(params)?;
+        let view = self.view_of(tenant, &live, &params, purpose, subjects)?;
         let out = live
             .plugin
             .evaluate_with(&params, &view.batch, &view.scope())?

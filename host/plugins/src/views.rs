@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tessera_runtime::api::types::{
     AggregateSpec, Column, ColumnData, ProfileBatch, TextColumn, TextListColumn, ValueKind,
 };
-use tessera_runtime::{CallScope, PluginInfo, StateKeys};
+use tessera_runtime::{CallScope, Needs, PluginInfo, StateKeys};
 use tessera_vault::{
     Actor, AuditEntry, Selection, TenantSettings, TraitClass, Vault, VaultError, ViewPerson,
 };
@@ -44,8 +44,14 @@ pub enum Subjects<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct ViewRequest<'a> {
     pub tenant: &'a str,
-    /// The plugin as installed: its declared fields and aggregates, in order.
+    /// The plugin as installed: its name and version (for errors and the
+    /// audit trail).
     pub plugin: &'a PluginInfo,
+    /// The columns to serve, in order: what [`tessera_runtime::Plugin::plan`]
+    /// answered for the call's parameters (the manifest's fields and
+    /// aggregates for a plugin that does not plan,
+    /// [`Needs::declared`]). Each is served only as far as it is granted.
+    pub needs: &'a Needs,
     /// The host's installation id: it scopes pseudonyms and names the reader
     /// in the audit trail.
     pub installation: &'a str,
@@ -104,7 +110,8 @@ impl View {
         &self.keys.subjects
     }
 
-    /// The declared fields that carry values: declared and granted.
+    /// The fields that carry values: asked for (planned or declared) and
+    /// granted.
     pub fn fields(&self) -> &[String] {
         &self.fields
     }
@@ -186,27 +193,47 @@ fn permission_class(class: tessera_vault::PiiClass) -> PiiClass {
 /// schema and, if the schema classes it `pii` or `sensitive`, its PII class
 /// is granted too (a class is never implied; no class, never shown).
 pub fn field_granted(settings: &TenantSettings, granted: &Permissions, name: &str) -> bool {
-    if !granted.traits.iter().any(|t| t == name) {
-        return false;
-    }
-    let Some(spec) = settings.schema.get(name) else {
-        return false;
-    };
-    class_granted(granted, spec.class, spec.pii_class)
+    field_refusal(settings, granted, name).is_none()
 }
 
-/// Whether a `pii` or `sensitive` field's PII class is granted (a
-/// `standard` field needs none; a classed field without one is never shown).
-fn class_granted(
+/// Why the plugin may not see trait `name` (`None`: it may), in words an
+/// operator or marketer can act on.
+pub fn field_refusal(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    name: &str,
+) -> Option<String> {
+    if !granted.traits.iter().any(|t| t == name) {
+        return Some(format!("trait `{name}` is not granted"));
+    }
+    let Some(spec) = settings.schema.get(name) else {
+        return Some(format!("trait `{name}` is not in the tenant's schema"));
+    };
+    class_refusal(granted, spec.class, spec.pii_class).map(|why| format!("trait `{name}` {why}"))
+}
+
+/// Why a `pii` or `sensitive` value is not shown (`None`: a `standard` one,
+/// or one whose PII class is granted; a classed value without a class is
+/// never shown).
+fn class_refusal(
     granted: &Permissions,
     class: TraitClass,
     pii_class: Option<tessera_vault::PiiClass>,
-) -> bool {
-    match class {
-        TraitClass::Standard => true,
-        TraitClass::Pii | TraitClass::Sensitive => {
-            pii_class.is_some_and(|class| granted.pii.contains(&permission_class(class)))
-        }
+) -> Option<String> {
+    let class_name = match class {
+        TraitClass::Standard => return None,
+        TraitClass::Pii => "pii",
+        TraitClass::Sensitive => "sensitive",
+    };
+    match pii_class {
+        Some(pii) if granted.pii.contains(&permission_class(pii)) => None,
+        Some(pii) => Some(format!(
+            "is {class_name}, and its PII class `{}` is not granted",
+            pii.as_str()
+        )),
+        None => Some(format!(
+            "is {class_name} without a PII class in the schema, so it is never shown"
+        )),
     }
 }
 
@@ -223,23 +250,90 @@ pub fn aggregate_granted(
     granted: &Permissions,
     spec: &AggregateSpec,
 ) -> bool {
+    aggregate_refusal(settings, granted, spec).is_none()
+}
+
+/// Why the plugin may not have aggregate `spec` (`None`: it may), in words
+/// an operator or marketer can act on.
+pub fn aggregate_refusal(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    spec: &AggregateSpec,
+) -> Option<String> {
     use tessera_runtime::api::types::AggregateFn;
     if !granted.events.iter().any(|e| e == &spec.event_type) {
-        return false;
+        return Some(format!("event type `{}` is not granted", spec.event_type));
     }
     if !matches!(
         spec.function,
         AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max
     ) {
-        return true;
+        return None;
     }
-    let listed = spec.property.as_ref().and_then(|property| {
-        settings
-            .events
-            .get(&spec.event_type)
-            .and_then(|event| event.properties.get(property))
+    let property = spec.property.as_ref()?;
+    let listed = settings
+        .events
+        .get(&spec.event_type)
+        .and_then(|event| event.properties.get(property))?;
+    class_refusal(granted, listed.class, listed.pii_class).map(|why| {
+        format!(
+            "property `{property}` of event type `{}` {why}",
+            spec.event_type
+        )
+    })
+}
+
+/// Which kind of column a plugin asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeedKind {
+    /// A profile trait.
+    Field,
+    /// An event aggregate.
+    Aggregate,
+}
+
+/// A field or aggregate a plugin asks for that its grant does not cover:
+/// its column would arrive with every row missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ungranted {
+    pub kind: NeedKind,
+    /// The trait's name, or the aggregate's (the name the plugin gave it).
+    pub name: String,
+    /// Why, e.g. "event type `purchase` is not granted".
+    pub reason: String,
+}
+
+impl std::fmt::Display for Ungranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            NeedKind::Field => f.write_str(&self.reason),
+            NeedKind::Aggregate => write!(f, "aggregate `{}`: {}", self.name, self.reason),
+        }
+    }
+}
+
+/// What of `needs` the grant does not cover, in the order of `needs`
+/// (fields first): by the same rules the view serves columns by.
+pub fn ungranted(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    needs: &Needs,
+) -> Vec<Ungranted> {
+    let fields = needs.fields.iter().filter_map(|f| {
+        field_refusal(settings, granted, &f.name).map(|reason| Ungranted {
+            kind: NeedKind::Field,
+            name: f.name.clone(),
+            reason,
+        })
     });
-    listed.is_none_or(|p| class_granted(granted, p.class, p.pii_class))
+    let aggregates = needs.aggregates.iter().filter_map(|a| {
+        aggregate_refusal(settings, granted, a).map(|reason| Ungranted {
+            kind: NeedKind::Aggregate,
+            name: a.name.clone(),
+            reason,
+        })
+    });
+    fields.chain(aggregates).collect()
 }
 
 /// Builds the view of `subjects` for one call, and writes its `plugin.read`
@@ -251,7 +345,7 @@ pub fn build_view(
     request: &ViewRequest<'_>,
     subjects: Subjects<'_>,
 ) -> Result<View, ViewError> {
-    let manifest = &request.plugin.manifest;
+    let needs = request.needs;
     if !request
         .granted
         .purposes
@@ -269,17 +363,17 @@ pub fn build_view(
         });
     }
     let settings = vault.settings(request.tenant)?;
-    let fields: Vec<bool> = manifest
+    let fields: Vec<bool> = needs
         .fields
         .iter()
         .map(|f| field_granted(&settings, request.granted, &f.name))
         .collect();
-    let computed: Vec<bool> = manifest
+    let computed: Vec<bool> = needs
         .aggregates
         .iter()
         .map(|a| aggregate_granted(&settings, request.granted, a))
         .collect();
-    let read_for_view: Vec<&AggregateSpec> = manifest
+    let read_for_view: Vec<&AggregateSpec> = needs
         .aggregates
         .iter()
         .zip(&computed)
@@ -310,7 +404,7 @@ pub fn build_view(
         keys.keys.push(key);
     }
 
-    let field_columns = manifest
+    let field_columns = needs
         .fields
         .iter()
         .zip(&fields)
@@ -324,8 +418,8 @@ pub fn build_view(
             column(spec.kind, cells)
         })
         .collect();
-    let mut aggregate_columns = Vec::with_capacity(manifest.aggregates.len());
-    for (spec, granted) in manifest.aggregates.iter().zip(&computed) {
+    let mut aggregate_columns = Vec::with_capacity(needs.aggregates.len());
+    for (spec, granted) in needs.aggregates.iter().zip(&computed) {
         let mut outcomes = Vec::with_capacity(people.len());
         for person in &people {
             outcomes.push(if *granted {
@@ -337,14 +431,14 @@ pub fn build_view(
         aggregate_columns.push(aggregate_column(spec, &outcomes));
     }
 
-    let field_names: Vec<String> = manifest
+    let field_names: Vec<String> = needs
         .fields
         .iter()
         .zip(&fields)
         .filter(|(_, granted)| **granted)
         .map(|(spec, _)| spec.name.clone())
         .collect();
-    let event_types: Vec<String> = manifest
+    let event_types: Vec<String> = needs
         .aggregates
         .iter()
         .zip(&computed)
@@ -356,7 +450,7 @@ pub fn build_view(
     // What the audit names: each event type read, with the property its
     // sum/min/max read (`purchase.amount`), since a property can carry as
     // much as a trait.
-    let events_read: Vec<String> = manifest
+    let events_read: Vec<String> = needs
         .aggregates
         .iter()
         .zip(&computed)

@@ -15,7 +15,7 @@ use tessera_runtime::api::types::{
     ProfileBatch, Value, ValueKind,
 };
 use tessera_runtime::{
-    CallError, Grants, InstallRequest, Limits, Plugin, PluginError, PluginInfo, PluginKind,
+    CallError, Grants, InstallRequest, Limits, Needs, Plugin, PluginError, PluginInfo, PluginKind,
     Runtime, RuntimeConfig, StateStore, WitVersion,
 };
 use tessera_store::SledStore;
@@ -143,6 +143,7 @@ impl World {
             &ViewRequest {
                 tenant: TENANT,
                 plugin: plugin.info(),
+                needs: &Needs::declared(&plugin.info().manifest),
                 installation,
                 granted,
                 purpose: "analytics",
@@ -625,6 +626,7 @@ fn info(fields: Vec<FieldSpec>, aggregates: Vec<AggregateSpec>) -> PluginInfo {
         },
         actions: Vec::new(),
         modes: None,
+        plans: false,
         content_hash: String::new(),
         compiled: false,
     }
@@ -699,6 +701,7 @@ fn aggregates_count_only_events_within_their_window_and_values_convert_to_the_de
         &ViewRequest {
             tenant: TENANT,
             plugin: &plugin,
+            needs: &Needs::declared(&plugin.manifest),
             installation: INSTALLATION,
             granted: &granted,
             purpose: "analytics",
@@ -770,6 +773,7 @@ fn a_sum_min_or_max_of_a_sensitive_event_property_needs_its_pii_class_as_a_trait
             &ViewRequest {
                 tenant: TENANT,
                 plugin: &plugin,
+                needs: &Needs::declared(&plugin.manifest),
                 installation: INSTALLATION,
                 granted,
                 purpose: "analytics",

@@ -39,6 +39,11 @@ pub enum InstallError {
         version: String,
         detail: String,
     },
+    /// The component exports a `tessera:plan` interface the host cannot
+    /// serve: from a kind of plugin that does not plan, in a version the
+    /// host does not serve, or with other types than the served version's.
+    #[error("the component's export `{export}` is refused: {detail}")]
+    PlanExport { export: String, detail: String },
     #[error("the plugin's requested limits are refused: {0}")]
     LimitsOverCap(String),
     #[error("describe() failed: {0}")]

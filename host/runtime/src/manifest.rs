@@ -11,7 +11,8 @@ use crate::api::types::{FieldValue, Manifest, ParamSpec, Value, ValueKind};
 #[error("{0}")]
 pub struct ParamError(pub String);
 
-fn is_name(s: &str) -> bool {
+/// A lowercase identifier: 1-64 characters of a-z, 0-9, `_` or `-`.
+pub(crate) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

@@ -6,7 +6,18 @@ use crate::api::records::Modes;
 use crate::api::records::{DeliveryReport, Page, ParseOutput, Record};
 use crate::api::segments::Memberships;
 use crate::api::strategies::{ActionSpec, Decision, Forecast};
-use crate::api::types::{FieldValue, Manifest, TextColumn, Value};
+use crate::api::types::{AggregateFn, AggregateSpec, FieldValue, Manifest, TextColumn, Value};
+use crate::bindings::plan_v0_1::Needs;
+use crate::manifest::is_name;
+
+/// At most this many fields in a plan.
+pub const MAX_PLANNED_FIELDS: usize = 256;
+/// At most this many aggregates in a plan.
+pub const MAX_PLANNED_AGGREGATES: usize = 256;
+/// The longest window a planned aggregate may have, in days (100 years).
+pub const MAX_WINDOW_DAYS: u32 = 36_525;
+/// The longest trait, event type or property name a plan may use, in bytes.
+const MAX_PLANNED_NAME: usize = 256;
 
 /// Approximate bytes a lifted value occupies: what the host had to copy out.
 pub(crate) trait OutputSize {
@@ -149,14 +160,24 @@ impl OutputSize for Manifest {
                 .iter()
                 .map(|f| f.name.output_size() + 2)
                 .sum::<u64>()
-            + self
-                .aggregates
-                .iter()
-                .map(|a| {
-                    a.name.output_size() + a.event_type.output_size() + a.property.output_size() + 8
-                })
-                .sum::<u64>()
+            + self.aggregates.output_size()
             + self.purposes.output_size()
+    }
+}
+
+impl OutputSize for AggregateSpec {
+    fn output_size(&self) -> u64 {
+        self.name.output_size() + self.event_type.output_size() + self.property.output_size() + 8
+    }
+}
+
+impl OutputSize for Needs {
+    fn output_size(&self) -> u64 {
+        self.fields
+            .iter()
+            .map(|f| f.name.output_size() + 2)
+            .sum::<u64>()
+            + self.aggregates.output_size()
     }
 }
 
@@ -203,6 +224,92 @@ pub(crate) fn check_memberships(out: &Memberships, rows: u32) -> Result<(), Stri
             .position(|c| *c as usize >= tiers.dictionary.len())
         {
             return Err(format!("tier of row {row} is outside the tier dictionary"));
+        }
+    }
+    Ok(())
+}
+
+/// A plan: bounded counts; field names non-empty and not repeated;
+/// aggregate names lowercase identifiers, not repeated; every aggregate
+/// names an event type, `sum`/`min`/`max` the property they read and the
+/// other functions none; windows of 1 to [`MAX_WINDOW_DAYS`] days.
+pub(crate) fn check_needs(out: &Needs) -> Result<(), String> {
+    if out.fields.len() > MAX_PLANNED_FIELDS {
+        return Err(format!(
+            "the plan asks for {} fields; at most {MAX_PLANNED_FIELDS} are allowed",
+            out.fields.len()
+        ));
+    }
+    if out.aggregates.len() > MAX_PLANNED_AGGREGATES {
+        return Err(format!(
+            "the plan asks for {} aggregates; at most {MAX_PLANNED_AGGREGATES} are allowed",
+            out.aggregates.len()
+        ));
+    }
+    let long = |s: &str| s.len() > MAX_PLANNED_NAME;
+    let mut seen = std::collections::HashSet::new();
+    for (index, field) in out.fields.iter().enumerate() {
+        if field.name.is_empty() || long(&field.name) {
+            return Err(format!(
+                "planned field {index} has an empty name or one over {MAX_PLANNED_NAME} bytes"
+            ));
+        }
+        if !seen.insert(field.name.as_str()) {
+            return Err(format!("planned field `{}` is named twice", field.name));
+        }
+    }
+    seen.clear();
+    for a in &out.aggregates {
+        let name = &a.name;
+        if !is_name(name) {
+            return Err(format!(
+                "planned aggregate `{name}` must be 1-64 characters of a-z, 0-9, `_` or `-`"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(format!("planned aggregate `{name}` is named twice"));
+        }
+        if a.event_type.is_empty() || long(&a.event_type) {
+            return Err(format!(
+                "planned aggregate `{name}` names no event type, or one over {MAX_PLANNED_NAME} bytes"
+            ));
+        }
+        let function = match a.function {
+            AggregateFn::Count => "count",
+            AggregateFn::Sum => "sum",
+            AggregateFn::Min => "min",
+            AggregateFn::Max => "max",
+            AggregateFn::FirstAt => "first-at",
+            AggregateFn::LastAt => "last-at",
+        };
+        let reads_property = matches!(
+            a.function,
+            AggregateFn::Sum | AggregateFn::Min | AggregateFn::Max
+        );
+        match (&a.property, reads_property) {
+            (None, true) => {
+                return Err(format!(
+                    "planned aggregate `{name}` is a {function} but names no property to read"
+                ));
+            }
+            (Some(property), true) if property.is_empty() || long(property) => {
+                return Err(format!(
+                    "planned aggregate `{name}` names an empty property, or one over {MAX_PLANNED_NAME} bytes"
+                ));
+            }
+            (Some(property), false) => {
+                return Err(format!(
+                    "planned aggregate `{name}` is a {function}, which reads no property, but names `{property}`"
+                ));
+            }
+            _ => {}
+        }
+        if let Some(days) = a.window_days
+            && !(1..=MAX_WINDOW_DAYS).contains(&days)
+        {
+            return Err(format!(
+                "planned aggregate `{name}` has a window of {days} days; windows are 1 to {MAX_WINDOW_DAYS} days (none: all time)"
+            ));
         }
     }
     Ok(())
@@ -309,6 +416,88 @@ mod tests {
         assert_eq!(
             check_memberships(&out, 2).unwrap_err(),
             "tier of row 1 is outside the tier dictionary"
+        );
+    }
+
+    fn count(name: &str, window_days: Option<u32>) -> AggregateSpec {
+        AggregateSpec {
+            name: name.into(),
+            event_type: "purchase".into(),
+            function: AggregateFn::Count,
+            property: None,
+            window_days,
+        }
+    }
+
+    fn field(name: &str) -> crate::api::types::FieldSpec {
+        crate::api::types::FieldSpec {
+            name: name.into(),
+            kind: crate::api::types::ValueKind::Text,
+            class: crate::api::types::FieldClass::Standard,
+        }
+    }
+
+    #[test]
+    fn plans_must_be_bounded_named_once_and_well_formed() {
+        let ok = Needs {
+            fields: vec![field("city"), field("country")],
+            aggregates: vec![
+                count("purchases_90d", Some(90)),
+                AggregateSpec {
+                    function: AggregateFn::Sum,
+                    property: Some("amount".into()),
+                    ..count("spend", None)
+                },
+            ],
+        };
+        assert_eq!(check_needs(&ok), Ok(()));
+        assert_eq!(
+            check_needs(&Needs {
+                fields: Vec::new(),
+                aggregates: Vec::new()
+            }),
+            Ok(())
+        );
+        let bad = |f: fn(&mut Needs)| {
+            let mut needs = ok.clone();
+            f(&mut needs);
+            check_needs(&needs).unwrap_err()
+        };
+        assert_eq!(
+            bad(|n| n.fields.push(field("city"))),
+            "planned field `city` is named twice"
+        );
+        assert!(bad(|n| n.fields[0].name.clear()).contains("planned field 0 has an empty name"));
+        assert_eq!(
+            bad(|n| n.aggregates.push(count("spend", None))),
+            "planned aggregate `spend` is named twice"
+        );
+        assert!(bad(|n| n.aggregates[0].name = "Purchases".into()).contains("`Purchases` must be"));
+        assert!(bad(|n| n.aggregates[0].event_type.clear()).contains("names no event type"));
+        assert_eq!(
+            bad(|n| n.aggregates[1].property = None),
+            "planned aggregate `spend` is a sum but names no property to read"
+        );
+        assert!(
+            bad(|n| n.aggregates[0].property = Some("amount".into()))
+                .contains("is a count, which reads no property, but names `amount`")
+        );
+        assert!(bad(|n| n.aggregates[0].window_days = Some(0)).contains("a window of 0 days"));
+        assert!(
+            bad(|n| n.aggregates[0].window_days = Some(MAX_WINDOW_DAYS + 1))
+                .contains("windows are 1 to 36525 days")
+        );
+        assert!(
+            bad(|n| n.fields = (0..=MAX_PLANNED_FIELDS)
+                .map(|i| field(&format!("f{i}")))
+                .collect())
+            .contains("asks for 257 fields; at most 256")
+        );
+        assert!(
+            bad(|n| n.aggregates = (0..=MAX_PLANNED_AGGREGATES)
+                .map(|i| count(&format!("a{i}"), None))
+                .collect())
+            .contains("asks for 257 aggregates; at most 256")
         );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use crate::api::connector::ConnectorPre;
 use crate::api::records::{Action, DeliveryReport, Modes, Page, ParseOutput};
@@ -17,11 +17,12 @@ use crate::api::strategies::{ActionSpec, Context, Decision, FeedbackBatch, Forec
 use crate::api::strategy::StrategyPre;
 use crate::api::types::{self, FieldValue, Manifest, ProfileBatch};
 use crate::api::{host, http, records, segments, state, strategies};
+use crate::bindings::plan_v0_1::{self as plan_api, Needs, PlannedSegmentPre};
 use crate::call::{Called, Cost, Failure, classify};
 use crate::host::{HostLimit, HostState, StateTxn};
 use crate::manifest::{check_manifest, resolve_params};
 use crate::outbound::{Outbound, OutboundCall};
-use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships};
+use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships, check_needs};
 use crate::quarantine::Health;
 use crate::runtime::RuntimeInner;
 use crate::{
@@ -131,6 +132,10 @@ pub struct PluginInfo {
     pub actions: Vec<ActionSpec>,
     /// Connector plugins: which of parse / pull / deliver they serve.
     pub modes: Option<Modes>,
+    /// Segment plugins: whether the component exports
+    /// `tessera:plan/segment-plan`, so [`Plugin::plan`] asks it for the
+    /// columns of each set of parameters (else the manifest's serve all).
+    pub plans: bool,
     /// SHA-256 of the component bytes, hex.
     pub content_hash: String,
     /// Whether installing compiled the component (false: loaded from the cache).
@@ -141,6 +146,17 @@ impl PluginInfo {
     /// `name@version`, as plugins are named in errors and logs.
     pub fn label(&self) -> String {
         format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+impl Needs {
+    /// The fields and aggregates a manifest declares: the columns of a
+    /// plugin that does not plan them.
+    pub fn declared(manifest: &Manifest) -> Needs {
+        Needs {
+            fields: manifest.fields.clone(),
+            aggregates: manifest.aggregates.clone(),
+        }
     }
 }
 
@@ -216,6 +232,8 @@ impl std::fmt::Debug for Plugin {
 struct Sandbox {
     runtime: Arc<RuntimeInner>,
     pre: Pre,
+    /// The `tessera:plan/segment-plan` export of a segment that has one.
+    plan: Option<PlannedSegmentPre<HostState>>,
     limits: Limits,
     grants: Grants,
     state: Arc<dyn StateStore>,
@@ -298,6 +316,54 @@ fn check_imports(
     Ok(())
 }
 
+/// The plan capability a component exports, if any, type-checked: only a
+/// segment may export it, and only in a version this host serves. A
+/// component that exports none is served from its manifest, as before.
+fn plan_export(
+    component: &Component,
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+    instance_pre: &InstancePre<HostState>,
+) -> Result<Option<PlannedSegmentPre<HostState>>, InstallError> {
+    let exported: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| {
+            name.strip_prefix(plan_api::PACKAGE)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .collect();
+    let refuse = |export: &str, detail: String| InstallError::PlanExport {
+        export: export.to_string(),
+        detail,
+    };
+    let Some(first) = exported.first() else {
+        return Ok(None);
+    };
+    if kind != PluginKind::Segment {
+        return Err(refuse(
+            first,
+            format!(
+                "only segment plugins plan their columns, and this is a {} plugin",
+                kind.as_str()
+            ),
+        ));
+    }
+    if let Some(other) = exported.iter().find(|name| *name != plan_api::SEGMENT_PLAN) {
+        return Err(refuse(
+            other,
+            format!(
+                "this host serves {}; rebuild the plugin with an SDK for a served version",
+                plan_api::SEGMENT_PLAN
+            ),
+        ));
+    }
+    PlannedSegmentPre::new(instance_pre.clone())
+        .map(Some)
+        .map_err(|e| refuse(first, format!("{e:#}")))
+}
+
 fn linker_for(
     engine: &wasmtime::Engine,
     kind: PluginKind,
@@ -361,18 +427,24 @@ impl Plugin {
         let instance_pre = linker.instantiate_pre(&component).map_err(mismatch)?;
         let pre = match kind {
             PluginKind::Connector => {
-                Pre::Connector(ConnectorPre::new(instance_pre).map_err(mismatch)?)
+                Pre::Connector(ConnectorPre::new(instance_pre.clone()).map_err(mismatch)?)
             }
-            PluginKind::Segment => Pre::Segment(SegmentPre::new(instance_pre).map_err(mismatch)?),
+            PluginKind::Segment => {
+                Pre::Segment(SegmentPre::new(instance_pre.clone()).map_err(mismatch)?)
+            }
             PluginKind::Strategy => {
-                Pre::Strategy(StrategyPre::new(instance_pre).map_err(mismatch)?)
+                Pre::Strategy(StrategyPre::new(instance_pre.clone()).map_err(mismatch)?)
             }
         };
+        // After the world's own check, so that a component of another world
+        // is refused with what it is missing.
+        let plan = plan_export(&component, engine, kind, &instance_pre)?;
         let content_hash = hex::encode(ComponentCache::content_hash(bytes));
         let health = Health::new(runtime.quarantine.clone());
         let mut sandbox = Sandbox {
             runtime,
             pre,
+            plan,
             limits,
             grants,
             state,
@@ -438,10 +510,17 @@ impl Plugin {
             manifest,
             actions,
             modes,
+            plans: sandbox.plan.is_some(),
             content_hash,
             compiled,
         };
-        tracing::info!(plugin = %sandbox.label, kind = kind.as_str(), compiled, "plugin installed");
+        tracing::info!(
+            plugin = %sandbox.label,
+            kind = kind.as_str(),
+            compiled,
+            plans = info.plans,
+            "plugin installed"
+        );
         Ok(Plugin {
             inner: Arc::new(sandbox),
             info: Arc::new(info),
@@ -521,6 +600,35 @@ impl Plugin {
             plugin: self.inner.label.clone(),
             operation,
         }
+    }
+
+    /// The columns a call with these parameters gets: the plugin's plan if
+    /// it exports `tessera:plan/segment-plan`, else, without a call, the
+    /// fields and aggregates of its manifest. `params` are the resolved
+    /// parameters [`Plugin::validate`] returns. A plan runs in the sandbox
+    /// like any call (limits, fuel, traps counted towards quarantine), and
+    /// one that breaks the rules (too many columns, names empty or
+    /// repeated, an aggregate without its property, a window out of range)
+    /// is a [`CallError::InvalidOutput`] naming what is wrong.
+    pub fn plan(&self, params: &[FieldValue]) -> Result<Called<Needs>, CallError> {
+        let Some(pre) = &self.inner.plan else {
+            return Ok(Called {
+                value: Needs::declared(&self.info.manifest),
+                cost: Cost::default(),
+                logs: Vec::new(),
+                logs_dropped: 0,
+            });
+        };
+        self.inner.run(
+            0,
+            now_ms(),
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .tessera_plan_segment_plan()
+                    .call_plan(&mut *s, params)
+            },
+            check_needs,
+        )
     }
 
     /// Segment: evaluates a batch of profile views.

@@ -226,22 +226,30 @@ impl Segments {
                     declared: listed(),
                 })?,
         };
+        if !live.granted.purposes.contains(&purpose) {
+            return Err(SegmentError::PurposeNotGranted {
+                plugin: spec.plugin.clone(),
+                purpose,
+            });
+        }
+        let known = self.inner.vault.settings(tenant)?.purposes;
+        if !known.contains(&purpose) {
+            return Err(SegmentError::UnknownPurpose {
+                purpose,
+                known: known.join(", "),
+            });
+        }
         if spec.description.len() > MAX_DESCRIPTION {
             return Err(SegmentError::DescriptionTooLong);
         }
-        let params = live
-            .plugin
-            .validate(&spec.params)
-            .map_err(tessera_plugins::RegistryError::from)?;
-        // Builds an empty view: refuses a purpose the operator did not grant.
-        self.inner.registry.evaluate(
-            tenant,
-            &spec.plugin,
-            &params,
-            &purpose,
-            tessera_plugins::Subjects::Ids(&[]),
-        )?;
-        Ok((params, purpose))
+        // The parameters, validated, and every column they make the plugin
+        // read granted: a segment is not saved to be half evaluated.
+        let planned = self
+            .inner
+            .registry
+            .plan(tenant, &spec.plugin, &spec.params)?
+            .require_granted()?;
+        Ok((planned.params, purpose))
     }
 
     /// Saves (or replaces) the segment `name`. Its members are computed by

@@ -58,6 +58,13 @@ pub enum SegmentError {
          grant one before a segment uses it"
     )]
     NoPurpose { plugin: String, declared: String },
+    #[error(
+        "plugin {plugin:?} is not granted purpose {purpose:?}; an operator must grant it \
+         before a segment uses it for that purpose"
+    )]
+    PurposeNotGranted { plugin: String, purpose: String },
+    #[error("{purpose:?} is not a purpose of the tenant (its purposes: {known})")]
+    UnknownPurpose { purpose: String, known: String },
     #[error("a description is at most {max} bytes", max = engine::MAX_DESCRIPTION)]
     DescriptionTooLong,
     #[error("a tenant has at most {max} segments; remove one first", max = engine::MAX_SEGMENTS)]

@@ -1,10 +1,11 @@
 //! Columnar profile batches: the host sends one typed column per declared
-//! field and aggregate; these helpers read them by name and row.
+//! (or, for a segment, planned) field and aggregate; these helpers read them
+//! by name and row.
 
-use crate::{Column, ColumnData, Error, Manifest, ProfileBatch, Timestamp};
+use crate::{Column, ColumnData, Error, Manifest, Needs, ProfileBatch, Timestamp};
 
 /// A batch of profile views with its columns addressable by the names the
-/// plugin declared in its manifest.
+/// plugin declared in its manifest, or planned for the call's parameters.
 #[derive(Debug)]
 pub struct Batch {
     inner: ProfileBatch,
@@ -19,6 +20,15 @@ impl Batch {
             inner,
             field_names: manifest.fields.iter().map(|f| f.name.clone()).collect(),
             aggregate_names: manifest.aggregates.iter().map(|a| a.name.clone()).collect(),
+        }
+    }
+
+    /// Wraps a batch whose columns were planned: `needs` gives their names.
+    pub fn planned(inner: ProfileBatch, needs: &Needs) -> Self {
+        Batch {
+            inner,
+            field_names: needs.fields.iter().map(|f| f.name.clone()).collect(),
+            aggregate_names: needs.aggregates.iter().map(|a| a.name.clone()).collect(),
         }
     }
 
@@ -37,19 +47,21 @@ impl Batch {
         &self.inner.keys
     }
 
-    /// The column of a declared field.
+    /// The column of a declared (or planned) field.
     pub fn field(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
         let index = self
             .field_names
             .iter()
             .position(|n| n == name)
             .ok_or_else(|| {
-                Error::internal(format!("field `{name}` is not declared in the manifest"))
+                Error::internal(format!(
+                    "field `{name}` is not declared in the manifest or planned for these parameters"
+                ))
             })?;
         self.column(&self.inner.fields, index, name)
     }
 
-    /// The column of a declared event aggregate.
+    /// The column of a declared (or planned) event aggregate.
     pub fn aggregate(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
         let index = self
             .aggregate_names
@@ -57,7 +69,8 @@ impl Batch {
             .position(|n| n == name)
             .ok_or_else(|| {
                 Error::internal(format!(
-                    "aggregate `{name}` is not declared in the manifest"
+                    "aggregate `{name}` is not declared in the manifest or planned for these \
+                     parameters"
                 ))
             })?;
         self.column(&self.inner.aggregates, index, name)

@@ -3,6 +3,11 @@
 //! connectors) so plugins can call them; a component imports only what its
 //! code uses, so a plugin that never touches state does not ask for it. The
 //! interfaces shared by the worlds are generated once, in the connector module.
+//!
+//! Segments are built for `tessera:plan/planned-segment@0.1.0` (`wit-plan`,
+//! loaded after `wit`, on which it depends): the `segment` world plus the
+//! `segment-plan` export, so every Rust segment plugin can plan its columns
+//! from its parameters ([`crate::Segment::plan`]).
 
 // Generated ABI glue takes one argument per flattened WIT value.
 #![allow(clippy::too_many_arguments)]
@@ -21,8 +26,8 @@ pub mod connector {
 
 pub mod segment {
     wit_bindgen::generate!({
-        inline: "package tessera:sdk; world segment { include tessera:plugin/segment@0.1.0; import tessera:plugin/state@0.1.0; }",
-        path: "wit",
+        inline: "package tessera:sdk; world segment { include tessera:plan/planned-segment@0.1.0; import tessera:plugin/state@0.1.0; }",
+        path: ["wit", "wit-plan"],
         world: "tessera:sdk/segment",
         default_bindings_module: "tessera_sdk::bindings::segment",
         pub_export_macro: true,
@@ -54,5 +59,6 @@ pub mod strategy {
 }
 
 pub use connector::tessera::plugin::{host, http, records, state, types};
+pub use segment::exports::tessera::plan::segment_plan as plan;
 pub use segment::tessera::plugin::segments;
 pub use strategy::tessera::plugin::strategies;

@@ -43,6 +43,10 @@ pub mod strategy;
 pub use batch::{Batch, ColumnRef};
 pub use params::Params;
 
+/// The columns a segment reads for one set of parameters
+/// ([`Segment::plan`], `tessera:plan/segment-plan@0.1.0`).
+pub use bindings::plan::Needs;
+
 pub use bindings::types::{
     AggregateFn, AggregateSpec, Column, ColumnData, Error, FieldClass, FieldSpec, FieldValue,
     Manifest, ParamSpec, ProfileBatch, TextColumn, TextListColumn, Timestamp, Value, ValueKind,
@@ -97,7 +101,7 @@ pub mod prelude {
     };
     pub use crate::{
         AggregateFn, AggregateSpec, Batch, ColumnRef, Error, FieldClass, FieldSpec, FieldValue,
-        Manifest, ParamSpec, Params, Value, ValueKind, host,
+        Manifest, Needs, ParamSpec, Params, Value, ValueKind, host,
     };
 }
 

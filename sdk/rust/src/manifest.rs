@@ -2,7 +2,7 @@
 //! reads like its documentation.
 
 use crate::{
-    AggregateFn, AggregateSpec, FieldClass, FieldSpec, Manifest, ParamSpec, Value, ValueKind,
+    AggregateFn, AggregateSpec, FieldClass, FieldSpec, Manifest, Needs, ParamSpec, Value, ValueKind,
 };
 
 impl Manifest {
@@ -58,6 +58,60 @@ impl Manifest {
     pub fn purpose(mut self, purpose: &str) -> Self {
         self.purposes.push(purpose.into());
         self
+    }
+}
+
+impl Needs {
+    /// A plan with no fields or aggregates yet.
+    pub fn new() -> Self {
+        Needs {
+            fields: Vec::new(),
+            aggregates: Vec::new(),
+        }
+    }
+
+    /// The manifest's fields and aggregates: what a segment that does not
+    /// plan is sent.
+    pub fn declared(manifest: &Manifest) -> Self {
+        Needs {
+            fields: manifest.fields.clone(),
+            aggregates: manifest.aggregates.clone(),
+        }
+    }
+
+    /// Plans a profile field; its column arrives in this order.
+    pub fn field(mut self, name: &str, kind: ValueKind, class: FieldClass) -> Self {
+        self.fields.push(FieldSpec {
+            name: name.into(),
+            kind,
+            class,
+        });
+        self
+    }
+
+    /// Plans an event aggregate; its column arrives in this order.
+    pub fn aggregate(
+        mut self,
+        name: &str,
+        event_type: &str,
+        function: AggregateFn,
+        property: Option<&str>,
+        window_days: Option<u32>,
+    ) -> Self {
+        self.aggregates.push(AggregateSpec {
+            name: name.into(),
+            event_type: event_type.into(),
+            function,
+            property: property.map(Into::into),
+            window_days,
+        });
+        self
+    }
+}
+
+impl Default for Needs {
+    fn default() -> Self {
+        Needs::new()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `segment` world: decide which subjects of a batch belong to a segment.
 
-use crate::{Batch, Error, FieldValue, Manifest, Params, ProfileBatch};
+use crate::{Batch, Error, FieldValue, Manifest, Needs, Params, ProfileBatch};
 
 pub use crate::bindings::segments::Memberships;
 
@@ -12,6 +12,21 @@ pub trait Segment {
     /// Checks parameters once, before the host saves them.
     fn validate(_params: &Params) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// The columns the rule reads with these parameters, in the order the
+    /// batch carries them; the host sends these instead of the manifest's
+    /// fields and aggregates (`tessera:plan/segment-plan`). Override it when
+    /// what the rule reads depends on its parameters (a rule given as text,
+    /// a window given as a number); the default is the manifest's fields and
+    /// aggregates.
+    ///
+    /// The host has validated `params` first. The answer must depend on the
+    /// parameters only (no clock, no state). In [`Segment::evaluate`],
+    /// [`Batch::field`] and [`Batch::aggregate`] find columns by the names
+    /// planned here.
+    fn plan(_params: &Params) -> Result<Needs, Error> {
+        Ok(Needs::declared(&Self::describe()))
     }
 
     /// One membership per row of the batch, in row order.
@@ -57,12 +72,20 @@ pub mod __adapter {
         T::validate(&Params::new(params))
     }
 
+    pub fn plan<T: Segment>(params: Vec<FieldValue>) -> Result<Needs, Error> {
+        T::plan(&Params::new(params))
+    }
+
+    /// The batch's columns are the ones planned for these parameters: the
+    /// plan is a function of them, so planning again names the columns the
+    /// host sent.
     pub fn evaluate<T: Segment>(
         params: Vec<FieldValue>,
         batch: ProfileBatch,
     ) -> Result<Memberships, Error> {
-        let batch = Batch::new(batch, &T::describe());
-        let out = T::evaluate(&Params::new(params), &batch)?;
+        let params = Params::new(params);
+        let batch = Batch::planned(batch, &T::plan(&params)?);
+        let out = T::evaluate(&params, &batch)?;
         if out.member.len() != batch.rows() {
             return Err(Error::internal(format!(
                 "evaluate returned {} memberships for {} rows",
@@ -74,7 +97,8 @@ pub mod __adapter {
     }
 }
 
-/// Exports a [`Segment`] implementation as the component's `segment` world and
+/// Exports a [`Segment`] implementation as the component's `segment` world,
+/// with the `tessera:plan/segment-plan` interface ([`Segment::plan`]), and
 /// embeds the contract version.
 #[macro_export]
 macro_rules! export_segment {
@@ -98,6 +122,14 @@ macro_rules! export_segment {
                     batch: $crate::ProfileBatch,
                 ) -> ::std::result::Result<$crate::segment::Memberships, $crate::Error> {
                     $crate::segment::__adapter::evaluate::<$ty>(params, batch)
+                }
+            }
+
+            impl $crate::bindings::plan::Guest for __TesseraSegment {
+                fn plan(
+                    params: ::std::vec::Vec<$crate::FieldValue>,
+                ) -> ::std::result::Result<$crate::Needs, $crate::Error> {
+                    $crate::segment::__adapter::plan::<$ty>(params)
                 }
             }
 
