@@ -29,6 +29,20 @@ fn fixture() -> Fixture {
     let registry = Registry::new(runtime, f.state.vault.clone(), false);
     f.state = f.state.clone().with_plugins(registry.clone());
     f.app = app(f.state.clone());
+    // What the threshold segment plugin reads.
+    let mut settings = f.vault().settings(ACME).unwrap();
+    settings.schema.insert(
+        "total_spend".into(),
+        TraitSpec {
+            class: TraitClass::Standard,
+            kind: TraitType::Number,
+            pii_class: None,
+            allowed: Vec::new(),
+        },
+    );
+    f.vault()
+        .update_settings(ACME, settings, &common::operator())
+        .unwrap();
     // Plugin calls block: off the async runtime's thread.
     std::thread::spawn(move || {
         registry

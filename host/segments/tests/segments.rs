@@ -438,5 +438,18 @@ fn bad_segments_are_refused_with_the_reason() {
     let mut spec = threshold(1.0);
     spec.purpose = Some("third_party_sharing".into());
     assert!(refused("x", spec).contains("works for email_marketing, personalization, analytics"));
+    // A column the parameters make the plugin read must be servable: a
+    // trait missing from the schema would arrive empty.
+    let mut settings = world.vault.settings(TENANT).expect("settings");
+    settings.schema.remove("total_spend");
+    world
+        .vault
+        .update_settings(TENANT, settings, &operator())
+        .expect("settings");
+    let refusal = refused("x", threshold(1.0));
+    assert!(
+        refusal.contains("`total_spend` is not in the tenant's schema"),
+        "{refusal}"
+    );
     assert!(world.segments.list(TENANT).expect("list").is_empty());
 }
