@@ -276,11 +276,14 @@ impl StartedPull {
             mut started,
             cursor_id,
             max_pages,
-            _running,
+            _running: running,
         } = self;
         let importer = started.importer.clone();
         let mut run = Run::new(&mut started, &importer);
         let result = run.pages(&cursor_id, max_pages, &mut progress);
+        // Every page's cursor is stored: the source may be pulled again, or
+        // its cursor reset, as soon as the record says the pull has ended.
+        drop(running);
         started.finish(result)
     }
 }
