@@ -1,5 +1,6 @@
 //! The data view the host builds before every plugin call: a columnar
-//! [`ProfileBatch`] of only the granted fields and aggregates, of only the
+//! [`ProfileBatch`] of only the granted fields, aggregates and event queries
+//! (and the memberships of the segments a plan reads), of only the
 //! people who consent to the call's purpose now, keyed by pseudonyms; and
 //! the row → subject mapping, which stays in the host. It must never put a
 //! value in a column the plugin was not granted, a subject id in the batch,

@@ -101,7 +101,9 @@ impl Batch {
             index += 3 + sums.len();
         }
         let sums = found.ok_or_else(|| {
-            Error::internal(format!("query `{name}` is not planned for these parameters"))
+            Error::internal(format!(
+                "query `{name}` is not planned for these parameters"
+            ))
         })?;
         let columns = &self.inner.aggregates;
         let at = |offset: usize, what: &str| {

@@ -64,8 +64,14 @@ impl Segment for QueryProbe {
             "0.1.0",
             "reports the planned queries, segments and typed fields it was sent",
         )
-        .param(ParamSpec::text_list("queries", "name|event|filter|window ms|sums"))
-        .param(ParamSpec::text_list("segments", "segments whose membership to read"))
+        .param(ParamSpec::text_list(
+            "queries",
+            "name|event|filter|window ms|sums",
+        ))
+        .param(ParamSpec::text_list(
+            "segments",
+            "segments whose membership to read",
+        ))
         .param(ParamSpec::text_list(
             "kinds-of",
             "traits planned with the kind the schema gives them",
