@@ -247,6 +247,27 @@ fn ungranted_http_import_is_refused_at_install() {
 }
 
 #[test]
+fn the_schema_import_is_refused_for_anything_but_a_segment() {
+    let runtime = runtime();
+    for kind in [PluginKind::Strategy, PluginKind::Connector] {
+        match runtime.install(
+            &program(guests::QUERY_PROBE),
+            request(kind, Limits::default()),
+        ) {
+            Err(error @ InstallError::UngrantedImport { .. }) => {
+                let message = error.to_string();
+                assert!(message.contains("tessera:plan/schema@0.1.0"), "{message}");
+                assert!(message.contains("only for segment plugins"), "{message}");
+            }
+            other => panic!("expected the schema import to be refused, got {other:?}"),
+        }
+    }
+    let segment = install(&runtime, &program(guests::QUERY_PROBE), PluginKind::Segment);
+    assert!(segment.info().plans);
+    assert_honest_call_works(&runtime);
+}
+
+#[test]
 fn state_import_without_a_quota_is_refused_at_install() {
     let runtime = runtime();
     let mut req = request(PluginKind::Strategy, Limits::default());

@@ -23,4 +23,7 @@ pub use registry::{
 };
 pub mod views;
 
-pub use views::{NeedKind, Subjects, Ungranted, View, ViewError, ViewRequest, build_view};
+pub use views::{
+    NeedKind, SEGMENT_DOCUMENT_KIND, Subjects, Ungranted, View, ViewError, ViewRequest, build_view,
+    query_granted, query_refusal, trait_kinds, trait_value_kind,
+};

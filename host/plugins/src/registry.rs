@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
 use tessera_runtime::api::types::FieldValue;
 use tessera_runtime::{
-    CallError, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits, MemoryState,
-    Needs, Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore,
+    CallError, CallScope, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits,
+    MemoryState, Needs, Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore, TraitKinds,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -30,7 +30,10 @@ use crate::records::{
     KIND_COMPONENT, KIND_PLUGIN, KIND_PUBLISHER, PluginRecord, PublisherRecord, QuarantineRecord,
     VersionRecord,
 };
-use crate::views::{Subjects, Ungranted, View, ViewError, ViewRequest, build_view, ungranted};
+use crate::views::{
+    Subjects, Ungranted, View, ViewError, ViewRequest, build_view, trait_kinds, ungranted,
+    unknown_segments,
+};
 
 /// Why the registry refused an operation. Each names what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -817,7 +820,10 @@ impl Registry {
         purpose: &str,
         subjects: Subjects<'_>,
     ) -> Result<View, RegistryError> {
-        let needs = live.plugin.plan(params)?.value;
+        let needs = live
+            .plugin
+            .plan_with(params, &self.schema_scope(tenant, live)?)?
+            .value;
         Ok(build_view(
             &self.inner.vault,
             &ViewRequest {
@@ -831,6 +837,18 @@ impl Registry {
             },
             subjects,
         )?)
+    }
+
+    /// What `tessera:plan/schema` answers `live` in `tenant`: the kinds of
+    /// the schema's traits it may read.
+    fn schema_scope_kinds(&self, tenant: &str, live: &Live) -> Result<TraitKinds, RegistryError> {
+        let settings = self.inner.vault.settings(tenant)?;
+        Ok(trait_kinds(&settings, &live.granted))
+    }
+
+    /// A call scope in which `live` learns the trait kinds of `tenant`.
+    fn schema_scope(&self, tenant: &str, live: &Live) -> Result<CallScope, RegistryError> {
+        Ok(CallScope::new().with_trait_kinds(self.schema_scope_kinds(tenant, live)?))
     }
 
     /// What segment plugin `name` reads for `params`: the parameters
@@ -847,9 +865,11 @@ impl Registry {
     ) -> Result<Planned, RegistryError> {
         let live = self.callable(tenant, name)?;
         let params = live.plugin.validate(params)?;
-        let needs = live.plugin.plan(&params)?.value;
         let settings = self.inner.vault.settings(tenant)?;
-        let ungranted = ungranted(&settings, &live.granted, &needs);
+        let scope = CallScope::new().with_trait_kinds(trait_kinds(&settings, &live.granted));
+        let needs = live.plugin.plan_with(&params, &scope)?.value;
+        let mut ungranted = ungranted(&settings, &live.granted, &needs);
+        ungranted.extend(unknown_segments(&self.inner.vault, tenant, &needs)?);
         Ok(Planned {
             plugin: live.name,
             params,
@@ -909,9 +929,14 @@ impl Registry {
         let live = self.callable(tenant, name)?;
         let params = live.plugin.validate(params)?;
         let view = self.view_of(tenant, &live, &params, purpose, subjects)?;
+        // The plugin may plan again while evaluating (the SDK does, to name
+        // the columns): it learns the same trait kinds as when it planned.
+        let scope = view
+            .scope()
+            .with_trait_kinds(self.schema_scope_kinds(tenant, &live)?);
         let out = live
             .plugin
-            .evaluate_with(&params, &view.batch, &view.scope())?
+            .evaluate_with(&params, &view.batch, &scope)?
             .value;
         let memberships = view
             .subjects()

@@ -1,5 +1,6 @@
 //! The data view the host builds before every plugin call: a columnar
-//! [`ProfileBatch`] of only the granted fields and aggregates, of only the
+//! [`ProfileBatch`] of only the granted fields, aggregates and event queries
+//! (and the memberships of the segments a plan reads), of only the
 //! people who consent to the call's purpose now, keyed by pseudonyms; and
 //! the row → subject mapping, which stays in the host. It must never put a
 //! value in a column the plugin was not granted, a subject id in the batch,
@@ -7,17 +8,19 @@
 
 mod aggregates;
 mod convert;
+mod queries;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tessera_runtime::api::types::{
     AggregateSpec, Column, ColumnData, ProfileBatch, TextColumn, TextListColumn, ValueKind,
 };
-use tessera_runtime::{CallScope, Needs, PluginInfo, StateKeys};
+use tessera_runtime::{CallScope, EventQuery, Needs, PluginInfo, StateKeys, TraitKinds};
 use tessera_vault::{
-    Actor, AuditEntry, Selection, TenantSettings, TraitClass, Vault, VaultError, ViewPerson,
+    Actor, AuditEntry, Selection, TenantSettings, TraitClass, TraitType, Vault, VaultError,
+    ViewPerson,
 };
 
 use crate::{Permissions, PiiClass};
@@ -271,16 +274,118 @@ pub fn aggregate_refusal(
         return None;
     }
     let property = spec.property.as_ref()?;
+    property_refusal(settings, granted, &spec.event_type, property)
+}
+
+/// Why the plugin may not read `property` of events of `event_type` (the
+/// event type itself granted), by the rule of traits; `None`: it may.
+fn property_refusal(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    event_type: &str,
+    property: &str,
+) -> Option<String> {
     let listed = settings
         .events
-        .get(&spec.event_type)
+        .get(event_type)
         .and_then(|event| event.properties.get(property))?;
-    class_refusal(granted, listed.class, listed.pii_class).map(|why| {
-        format!(
-            "property `{property}` of event type `{}` {why}",
-            spec.event_type
-        )
-    })
+    class_refusal(granted, listed.class, listed.pii_class)
+        .map(|why| format!("property `{property}` of event type `{event_type}` {why}"))
+}
+
+/// Whether the plugin may have event query `query`: as strict as an
+/// aggregate, its event type is granted and every property its filter reads
+/// or its sums add passes the rule of traits ([`aggregate_granted`]). A
+/// filter that does not parse reads nothing.
+pub fn query_granted(settings: &TenantSettings, granted: &Permissions, query: &EventQuery) -> bool {
+    query_refusal(settings, granted, query).is_none()
+}
+
+/// Why the plugin may not have event query `query` (`None`: it may).
+pub fn query_refusal(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    query: &EventQuery,
+) -> Option<String> {
+    prepare(settings, granted, query).err()
+}
+
+/// A query's filter parsed and its reads checked against the grant.
+fn prepare<'a>(
+    settings: &TenantSettings,
+    granted: &Permissions,
+    query: &'a EventQuery,
+) -> Result<queries::Prepared<'a>, String> {
+    if !granted.events.iter().any(|e| e == &query.event_type) {
+        return Err(format!("event type `{}` is not granted", query.event_type));
+    }
+    let filter = query
+        .filter
+        .as_deref()
+        .map(tessera_rules::parse_filter)
+        .transpose()
+        .map_err(|error| format!("its filter does not parse: {error}"))?;
+    let mut read: BTreeSet<&str> = query.sums.iter().map(String::as_str).collect();
+    let filtered = filter
+        .as_ref()
+        .map(tessera_rules::filter_properties)
+        .unwrap_or_default();
+    read.extend(filtered.iter().map(String::as_str));
+    if let Some(why) = read
+        .into_iter()
+        .find_map(|property| property_refusal(settings, granted, &query.event_type, property))
+    {
+        return Err(why);
+    }
+    Ok(queries::Prepared { query, filter })
+}
+
+/// The properties of its event type a query reads: those its filter names
+/// and those it sums (`purchase.amount`), in name order.
+fn query_reads(prepared: &queries::Prepared<'_>) -> BTreeSet<String> {
+    let query = prepared.query;
+    let mut read: BTreeSet<String> = query.sums.iter().cloned().collect();
+    if let Some(filter) = &prepared.filter {
+        read.extend(tessera_rules::filter_properties(filter));
+    }
+    read.into_iter()
+        .map(|p| format!("{}.{p}", query.event_type))
+        .collect()
+}
+
+/// The segment definitions live in the tenant's sealed documents of this
+/// kind, one per segment, its id the segment's name. The segments crate
+/// owns them; the views only check that a planned segment exists.
+pub const SEGMENT_DOCUMENT_KIND: &str = "segment";
+
+/// Whether the tenant has a segment named `name`.
+pub fn segment_exists(vault: &Vault, tenant: &str, name: &str) -> Result<bool, VaultError> {
+    Ok(vault
+        .sealed_document(tenant, SEGMENT_DOCUMENT_KIND, name)?
+        .is_some())
+}
+
+/// The column kind a trait of the schema's `kind` is planned as
+/// (`tessera:plan/schema`): a date is a timestamp, `any` is text.
+pub fn trait_value_kind(kind: TraitType) -> ValueKind {
+    match kind {
+        TraitType::String | TraitType::Any => ValueKind::Text,
+        TraitType::Number => ValueKind::Number,
+        TraitType::Bool => ValueKind::Boolean,
+        TraitType::Date => ValueKind::Timestamp,
+    }
+}
+
+/// What `tessera:plan/schema`'s `trait-kind` answers a plugin: the kind of
+/// every trait of the schema it may read ([`field_granted`]), by name.
+pub fn trait_kinds(settings: &TenantSettings, granted: &Permissions) -> TraitKinds {
+    let kinds: BTreeMap<String, ValueKind> = settings
+        .schema
+        .iter()
+        .filter(|(name, _)| field_granted(settings, granted, name))
+        .map(|(name, spec)| (name.clone(), trait_value_kind(spec.kind)))
+        .collect();
+    Arc::new(kinds)
 }
 
 /// Which kind of column a plugin asked for.
@@ -290,6 +395,10 @@ pub enum NeedKind {
     Field,
     /// An event aggregate.
     Aggregate,
+    /// An event query (its count, first, last and sums).
+    Query,
+    /// Another segment's membership.
+    Segment,
 }
 
 /// A field or aggregate a plugin asks for that its grant does not cover:
@@ -297,7 +406,8 @@ pub enum NeedKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ungranted {
     pub kind: NeedKind,
-    /// The trait's name, or the aggregate's (the name the plugin gave it).
+    /// The trait's name, the aggregate's or query's (the name the plugin
+    /// gave it), or the segment's.
     pub name: String,
     /// Why, e.g. "event type `purchase` is not granted".
     pub reason: String,
@@ -308,12 +418,35 @@ impl std::fmt::Display for Ungranted {
         match self.kind {
             NeedKind::Field => f.write_str(&self.reason),
             NeedKind::Aggregate => write!(f, "aggregate `{}`: {}", self.name, self.reason),
+            NeedKind::Query => write!(f, "query `{}`: {}", self.name, self.reason),
+            NeedKind::Segment => f.write_str(&self.reason),
         }
     }
 }
 
+/// The planned segments of `needs` that the tenant does not have: their
+/// columns would arrive with every row missing.
+pub fn unknown_segments(
+    vault: &Vault,
+    tenant: &str,
+    needs: &Needs,
+) -> Result<Vec<Ungranted>, VaultError> {
+    let mut unknown = Vec::new();
+    for name in &needs.segments {
+        if !segment_exists(vault, tenant, name)? {
+            unknown.push(Ungranted {
+                kind: NeedKind::Segment,
+                name: name.clone(),
+                reason: format!("segment `{name}` does not exist"),
+            });
+        }
+    }
+    Ok(unknown)
+}
+
 /// What of `needs` the grant does not cover, in the order of `needs`
-/// (fields first): by the same rules the view serves columns by.
+/// (fields, aggregates, then queries): by the same rules the view serves
+/// columns by. Planned segments are checked by [`unknown_segments`].
 pub fn ungranted(
     settings: &TenantSettings,
     granted: &Permissions,
@@ -333,7 +466,14 @@ pub fn ungranted(
             reason,
         })
     });
-    fields.chain(aggregates).collect()
+    let queries = needs.queries.iter().filter_map(|q| {
+        query_refusal(settings, granted, q).map(|reason| Ungranted {
+            kind: NeedKind::Query,
+            name: q.name.clone(),
+            reason,
+        })
+    });
+    fields.chain(aggregates).chain(queries).collect()
 }
 
 /// Builds the view of `subjects` for one call, and writes its `plugin.read`
@@ -380,7 +520,16 @@ pub fn build_view(
         .filter(|(spec, granted)| **granted && aggregates::needs_events(spec))
         .map(|(spec, _)| spec)
         .collect();
-    let reads = aggregates::reads_for(read_for_view, request.now_ms);
+    let prepared: Vec<Option<queries::Prepared<'_>>> = needs
+        .queries
+        .iter()
+        .map(|q| prepare(&settings, request.granted, q).ok())
+        .collect();
+    let reads = aggregates::reads_for(
+        read_for_view,
+        prepared.iter().flatten().map(|p| p.query),
+        request.now_ms,
+    );
 
     let selection = match subjects {
         Subjects::Ids(ids) => Selection::Subjects(ids),
@@ -404,7 +553,7 @@ pub fn build_view(
         keys.keys.push(key);
     }
 
-    let field_columns = needs
+    let mut field_columns: Vec<Column> = needs
         .fields
         .iter()
         .zip(&fields)
@@ -418,6 +567,28 @@ pub fn build_view(
             column(spec.kind, cells)
         })
         .collect();
+    // Other segments' memberships, after the fields; a segment the tenant
+    // does not have is missing for every row.
+    let mut segments_read = Vec::new();
+    for name in &needs.segments {
+        let exists = segment_exists(vault, request.tenant, name)?;
+        let mut cells = Vec::with_capacity(people.len());
+        for person in &people {
+            cells.push(if exists {
+                Some(Cell::Boolean(vault.is_member(
+                    request.tenant,
+                    name,
+                    &person.person.subject,
+                )?))
+            } else {
+                None
+            });
+        }
+        if exists {
+            segments_read.push(format!("segment:{name}"));
+        }
+        field_columns.push(column(ValueKind::Boolean, cells.into_iter()));
+    }
     let mut aggregate_columns = Vec::with_capacity(needs.aggregates.len());
     for (spec, granted) in needs.aggregates.iter().zip(&computed) {
         let mut outcomes = Vec::with_capacity(people.len());
@@ -429,6 +600,18 @@ pub fn build_view(
             });
         }
         aggregate_columns.push(aggregate_column(spec, &outcomes));
+    }
+    // Each query's count, first, last and sums, after the aggregates.
+    for (query, prepared) in needs.queries.iter().zip(&prepared) {
+        let facts: Vec<Option<queries::Facts>> = people
+            .iter()
+            .map(|person| {
+                prepared
+                    .as_ref()
+                    .map(|p| queries::facts(p, &person.events, request.now_ms))
+            })
+            .collect();
+        aggregate_columns.extend(query_columns(query, &facts));
     }
 
     let field_names: Vec<String> = needs
@@ -444,6 +627,12 @@ pub fn build_view(
         .zip(&computed)
         .filter(|(_, granted)| **granted)
         .map(|(spec, _)| spec.event_type.clone())
+        .chain(
+            prepared
+                .iter()
+                .flatten()
+                .map(|p| p.query.event_type.clone()),
+        )
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -459,12 +648,23 @@ pub fn build_view(
             Some(property) => format!("{}.{property}", spec.event_type),
             None => spec.event_type.clone(),
         })
+        // A query names its event type and each property its filter or
+        // sums read (`purchase.category`, `purchase.amount`).
+        .chain(
+            prepared
+                .iter()
+                .flatten()
+                .flat_map(|p| std::iter::once(p.query.event_type.clone()).chain(query_reads(p))),
+        )
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     let rows = u32::try_from(people.len()).unwrap_or(u32::MAX);
     let audit_seq = (rows > 0)
-        .then(|| audit(vault, request, &keys.subjects, &field_names, &events_read))
+        .then(|| {
+            let read: Vec<String> = field_names.iter().cloned().chain(segments_read).collect();
+            audit(vault, request, &keys.subjects, &read, &events_read)
+        })
         .transpose()?;
     Ok(View {
         batch: ProfileBatch {
@@ -500,7 +700,7 @@ fn aggregate(
             request.now_ms,
         )),
         Outcome::NeedsEvents => {
-            let reads = aggregates::reads_for([spec], request.now_ms);
+            let reads = aggregates::reads_for([spec], [], request.now_ms);
             let subject = std::slice::from_ref(&person.person.subject);
             let again = vault.consenting_people(
                 request.tenant,
@@ -684,6 +884,42 @@ fn aggregate_column(spec: &AggregateSpec, outcomes: &[Outcome]) -> Column {
             Outcome::Missing | Outcome::NeedsEvents => None,
         }),
     )
+}
+
+/// A query's columns: `count` (integer), `first` and `last` (timestamps,
+/// missing without events), then one number per sum; every row missing
+/// for a person whose facts were not computed (the query is not granted).
+fn query_columns(query: &EventQuery, facts: &[Option<queries::Facts>]) -> Vec<Column> {
+    let mut columns = vec![
+        column(
+            ValueKind::Integer,
+            facts.iter().map(|f| {
+                f.as_ref()
+                    .map(|f| Cell::Integer(i64::try_from(f.count).unwrap_or(i64::MAX)))
+            }),
+        ),
+        column(
+            ValueKind::Timestamp,
+            facts
+                .iter()
+                .map(|f| f.as_ref().and_then(|f| f.first_ms).map(Cell::Timestamp)),
+        ),
+        column(
+            ValueKind::Timestamp,
+            facts
+                .iter()
+                .map(|f| f.as_ref().and_then(|f| f.last_ms).map(Cell::Timestamp)),
+        ),
+    ];
+    for index in 0..query.sums.len() {
+        columns.push(column(
+            ValueKind::Number,
+            facts
+                .iter()
+                .map(|f| f.as_ref().map(|f| Cell::Number(f.sums[index]))),
+        ));
+    }
+    columns
 }
 
 #[cfg(test)]

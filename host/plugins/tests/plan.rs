@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tessera_bundle::{Bundle, Permissions, PublisherKey, SourceManifest};
-use tessera_guests::test_programs::{PLAIN_SEGMENT, PLAN_PROBE};
+use tessera_guests::test_programs::{PLAIN_SEGMENT, PLAN_PROBE, QUERY_PROBE};
 use tessera_plugins::{NeedKind, Registry, RegistryError, Subjects, Ungranted};
 use tessera_privacy::MasterKey;
 use tessera_runtime::api::types::{AggregateFn, AggregateSpec, ColumnData, FieldValue, Value};
@@ -248,6 +248,8 @@ fn a_planned_segment_gets_exactly_the_columns_it_plans_for_its_parameters() {
         Needs {
             fields: Vec::new(),
             aggregates: vec![last_30d.clone(), count("count", Some(30))],
+            queries: Vec::new(),
+            segments: Vec::new(),
         }
     );
 
@@ -581,4 +583,460 @@ fn malformed_and_trapping_plans_are_refused_by_the_host_and_read_nothing() {
         )
         .expect("an honest plan after the trap");
     assert_eq!(members(&out), [&people[0], &people[2]]);
+}
+
+// ---- event queries, other segments and the schema (query-probe) ----------
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A consenting person `member` with these `(event type, ms before now,
+/// properties)` events.
+fn person_with(f: &Fixture, member: &str, events: &[(&str, i64, serde_json::Value)]) -> String {
+    let events = events
+        .iter()
+        .enumerate()
+        .map(|(i, (event_type, ago, properties))| NewEvent {
+            source_id: Some(format!("{member}-{i}")),
+            event_type: (*event_type).into(),
+            at_ms: NOW - ago,
+            channel: Channel::Online,
+            properties: serde_json::from_value(properties.clone()).expect("properties"),
+        })
+        .collect();
+    let item = Incoming {
+        identities: vec![(IdentityKind::MemberId, member.to_owned())],
+        traits: BTreeMap::from([("city".to_owned(), json!("Oslo"))]),
+        events,
+        consents: vec![ConsentChange {
+            purpose: "analytics".into(),
+            granted: true,
+            method: "portal".into(),
+            given_at_ms: None,
+        }],
+    };
+    f.vault
+        .ingest(TENANT, &item, &Actor::new("ingest", "pipeline"))
+        .expect("ingest")
+        .subject
+        .expect("a subject")
+}
+
+fn texts(name: &str, values: &[&str]) -> FieldValue {
+    param(
+        name,
+        Value::TextList(values.iter().map(|v| (*v).to_owned()).collect()),
+    )
+}
+
+/// What query-probe reported for each row (its tier), by subject.
+fn reported(f: &Fixture, params: &[FieldValue], people: &[String]) -> Vec<String> {
+    let (live, view) = f
+        .registry
+        .view(
+            TENANT,
+            "query-probe",
+            params,
+            "analytics",
+            Subjects::Ids(people),
+        )
+        .expect("view");
+    let out = live
+        .plugin
+        .evaluate_with(params, &view.batch, &view.scope())
+        .expect("evaluate")
+        .value;
+    let tiers = out.tiers.expect("tiers");
+    people
+        .iter()
+        .map(|subject| {
+            let row = view
+                .subjects()
+                .iter()
+                .position(|s| s == subject)
+                .expect("row");
+            tiers.dictionary[tiers.codes[row] as usize].clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_filtered_hour_windowed_query_counts_dates_and_sums_each_persons_events() {
+    let f = Fixture::new();
+    f.install(QUERY_PROBE, "query-probe", &[], &["purchase"], None);
+    let ada = person_with(
+        &f,
+        "ada",
+        &[
+            // A millisecond before the window: left out.
+            (
+                "purchase",
+                HOUR_MS + 1,
+                json!({"category": "shoes", "amount": 100, "items": 9}),
+            ),
+            // Exactly at its start: counted.
+            (
+                "purchase",
+                HOUR_MS,
+                json!({"category": "shoes", "amount": 10, "items": 2}),
+            ),
+            // Not shoes.
+            (
+                "purchase",
+                60_000,
+                json!({"category": "hats", "amount": 5, "items": 1}),
+            ),
+            // Shoes without `items`: counted, adds nothing to its sum.
+            (
+                "purchase",
+                1_000,
+                json!({"category": "shoes", "amount": 7.5}),
+            ),
+        ],
+    );
+    let bob = person_with(
+        &f,
+        "bob",
+        &[(
+            "purchase",
+            2 * HOUR_MS,
+            json!({"category": "shoes", "amount": 3}),
+        )],
+    );
+    let cy = person_with(
+        &f,
+        "cy",
+        &[("purchase", 0, json!({"amount": 1, "items": 4}))],
+    );
+    let params = [texts(
+        "queries",
+        &[
+            r#"shoes 1h|purchase|category = "shoes"|3600000|amount,items"#,
+            "all|purchase|||amount",
+        ],
+    )];
+    let plan = f
+        .registry
+        .plan(TENANT, "query-probe", &params)
+        .expect("plan");
+    assert!(plan.is_granted(), "{:?}", plan.ungranted);
+    assert_eq!(plan.needs.queries.len(), 2);
+    assert_eq!(plan.needs.queries[0].window_ms, Some(HOUR_MS));
+
+    let people = [ada.clone(), bob, cy];
+    let first = NOW - HOUR_MS;
+    assert_eq!(
+        reported(&f, &params, &people),
+        [
+            format!(
+                "shoes 1h:count=2,first={first},last={},amount=17.5,items=2;\
+                 all:count=4,first={},last={},amount=122.5",
+                NOW - 1_000,
+                NOW - HOUR_MS - 1,
+                NOW - 1_000
+            ),
+            format!(
+                "shoes 1h:count=0,first=-,last=-,amount=0,items=0;\
+                 all:count=1,first={0},last={0},amount=3",
+                NOW - 2 * HOUR_MS
+            ),
+            format!(
+                "shoes 1h:count=0,first=-,last=-,amount=0,items=0;\
+                 all:count=1,first={NOW},last={NOW},amount=1"
+            ),
+        ]
+    );
+
+    // The batch layout: the queries' columns after the (no) aggregates,
+    // count, first, last, then the sums; the audit names the event type and
+    // each property the filter or the sums read, never values.
+    let (_, view) = f
+        .registry
+        .view(
+            TENANT,
+            "query-probe",
+            &params,
+            "analytics",
+            Subjects::Ids(&[ada]),
+        )
+        .expect("view");
+    assert_eq!(view.batch.aggregates.len(), 5 + 4);
+    assert_eq!(integers(&view.batch.aggregates[0]), [Some(2)]);
+    assert!(matches!(&view.batch.aggregates[1].data, ColumnData::Timestamp(t) if t == &[first]));
+    assert!(matches!(&view.batch.aggregates[4].data, ColumnData::Number(n) if n == &[2.0]));
+    assert_eq!(view.event_types(), ["purchase"]);
+    assert_eq!(
+        f.audited_fields(view.audit_seq().unwrap()),
+        [
+            "event:purchase",
+            "event:purchase.amount",
+            "event:purchase.category",
+            "event:purchase.items",
+        ]
+    );
+}
+
+#[test]
+fn an_ungranted_query_is_reported_and_arrives_missing() {
+    use tessera_vault::{PiiClass as SchemaClass, TraitClass};
+    let f = Fixture::new();
+    // The store a purchase was made in locates the customer.
+    let mut settings = f.vault.settings(TENANT).expect("settings");
+    let store = settings
+        .events
+        .get_mut("purchase")
+        .expect("purchase")
+        .properties
+        .get_mut("store")
+        .expect("store");
+    store.class = TraitClass::Pii;
+    store.pii_class = Some(SchemaClass::Location);
+    f.vault
+        .update_settings(TENANT, settings, &operator())
+        .expect("settings");
+    f.install(
+        QUERY_PROBE,
+        "query-probe",
+        &[],
+        &["purchase", "page_view"],
+        Some(Permissions {
+            events: vec!["purchase".into()],
+            purposes: vec!["analytics".into()],
+            ..Permissions::default()
+        }),
+    );
+    let ada = person_with(
+        &f,
+        "ada",
+        &[
+            ("purchase", 1_000, json!({"amount": 10, "store": "oslo-1"})),
+            ("page_view", 1_000, json!({"path": "/shoes"})),
+        ],
+    );
+    let params = [texts(
+        "queries",
+        &[
+            "views|page_view|||",
+            r#"oslo|purchase|store = "oslo-1"||"#,
+            "spend|purchase|||amount",
+        ],
+    )];
+    let plan = f
+        .registry
+        .plan(TENANT, "query-probe", &params)
+        .expect("plan");
+    assert_eq!(
+        plan.ungranted,
+        [
+            Ungranted {
+                kind: NeedKind::Query,
+                name: "views".into(),
+                reason: "event type `page_view` is not granted".into(),
+            },
+            Ungranted {
+                kind: NeedKind::Query,
+                name: "oslo".into(),
+                reason: "property `store` of event type `purchase` is pii, and its PII class \
+                         `location` is not granted"
+                    .into(),
+            },
+        ]
+    );
+    let refused = plan.require_granted().expect_err("not granted").to_string();
+    assert!(
+        refused.contains("query `views`: event type `page_view` is not granted"),
+        "{refused}"
+    );
+
+    assert_eq!(
+        reported(&f, &params, std::slice::from_ref(&ada)),
+        [format!(
+            "views:missing;oslo:missing;spend:count=1,first={0},last={0},amount=10",
+            NOW - 1_000
+        )]
+    );
+    let (_, view) = f
+        .registry
+        .view(
+            TENANT,
+            "query-probe",
+            &params,
+            "analytics",
+            Subjects::Ids(&[ada]),
+        )
+        .expect("view");
+    assert_eq!(
+        integers(&view.batch.aggregates[0]),
+        [None],
+        "count missing too"
+    );
+    assert_eq!(
+        f.audited_fields(view.audit_seq().unwrap()),
+        ["event:purchase", "event:purchase.amount"],
+        "nothing of what was not read"
+    );
+}
+
+#[test]
+fn a_planned_segment_is_read_from_the_membership_index_and_an_unknown_one_is_reported() {
+    let f = Fixture::new();
+    f.install(QUERY_PROBE, "query-probe", &[], &["purchase"], None);
+    let ada = person_with(&f, "ada", &[]);
+    let bob = person_with(&f, "bob", &[]);
+    f.vault
+        .put_sealed_document(TENANT, tessera_plugins::SEGMENT_DOCUMENT_KIND, "vip", b"{}")
+        .expect("segment definition");
+    f.vault
+        .apply_memberships(TENANT, "vip", &[(ada.clone(), true), (bob.clone(), false)])
+        .expect("memberships");
+
+    let params = [texts("segments", &["vip", "ghost"])];
+    let plan = f
+        .registry
+        .plan(TENANT, "query-probe", &params)
+        .expect("plan");
+    assert_eq!(plan.needs.segments, ["vip", "ghost"]);
+    assert_eq!(
+        plan.ungranted,
+        [Ungranted {
+            kind: NeedKind::Segment,
+            name: "ghost".into(),
+            reason: "segment `ghost` does not exist".into(),
+        }]
+    );
+    assert_eq!(
+        reported(&f, &params, &[ada.clone(), bob]),
+        ["seg:vip=1;seg:ghost=-", "seg:vip=0;seg:ghost=-"]
+    );
+    let (_, view) = f
+        .registry
+        .view(
+            TENANT,
+            "query-probe",
+            &params,
+            "analytics",
+            Subjects::Ids(&[ada]),
+        )
+        .expect("view");
+    assert_eq!(view.batch.fields.len(), 2, "after the (no) fields");
+    assert!(matches!(&view.batch.fields[0].data, ColumnData::Boolean(b) if b == &[1]));
+    assert_eq!(view.batch.fields[1].present, [0]);
+    assert_eq!(f.audited_fields(view.audit_seq().unwrap()), ["segment:vip"]);
+}
+
+#[test]
+fn trait_kind_answers_the_schema_kind_of_a_granted_trait_and_none_otherwise() {
+    let f = Fixture::new();
+    f.install(
+        QUERY_PROBE,
+        "query-probe",
+        &[
+            "city",
+            "lifetime_value",
+            "member_since",
+            "email",
+            "language",
+        ],
+        &["purchase"],
+        Some(Permissions {
+            // `language` is not granted; `email` is, but not its PII class.
+            traits: vec![
+                "city".into(),
+                "lifetime_value".into(),
+                "member_since".into(),
+                "email".into(),
+            ],
+            events: vec!["purchase".into()],
+            purposes: vec!["analytics".into()],
+            ..Permissions::default()
+        }),
+    );
+    let ada = person_with(&f, "ada", &[]);
+    let params = [texts(
+        "kinds-of",
+        &[
+            "city",
+            "lifetime_value",
+            "member_since",
+            "email",
+            "language",
+            "shoe_size",
+        ],
+    )];
+    let plan = f
+        .registry
+        .plan(TENANT, "query-probe", &params)
+        .expect("plan");
+    use tessera_runtime::api::types::ValueKind;
+    let kinds: Vec<(&str, ValueKind)> = plan
+        .needs
+        .fields
+        .iter()
+        .map(|field| (field.name.as_str(), field.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("city", ValueKind::Text),
+            ("lifetime_value", ValueKind::Number),
+            ("member_since", ValueKind::Timestamp),
+        ]
+    );
+    assert!(plan.is_granted(), "{:?}", plan.ungranted);
+    // Evaluating plans again with the same answers, so the columns line up.
+    let out = f
+        .registry
+        .evaluate(
+            TENANT,
+            "query-probe",
+            &params,
+            "analytics",
+            Subjects::Ids(&[ada]),
+        )
+        .expect("evaluate");
+    assert_eq!(out.len(), 1);
+    // Without the tenant's schema in scope (a bare call), it answers none.
+    let live = f.registry.callable(TENANT, "query-probe").expect("live");
+    assert!(
+        live.plugin
+            .plan(&params)
+            .expect("plan")
+            .value
+            .fields
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_plan_with_an_unparsable_filter_or_a_query_named_twice_is_refused_naming_it() {
+    // Each on a fresh installation: invalid plans count towards quarantine.
+    let refused = |queries: &[&str]| -> String {
+        let f = Fixture::new();
+        f.install(QUERY_PROBE, "query-probe", &[], &["purchase"], None);
+        match f
+            .registry
+            .plan(TENANT, "query-probe", &[texts("queries", queries)])
+            .expect_err("refused")
+        {
+            RegistryError::Call(CallError::InvalidOutput { plugin, detail }) => {
+                assert_eq!(plugin, "query-probe@0.1.0");
+                detail
+            }
+            other => panic!("expected an invalid output, got {other}"),
+        }
+    };
+    let detail = refused(&["big|purchase|amount >||"]);
+    assert!(
+        detail.starts_with("planned query `big` has a filter that does not parse: 1:"),
+        "{detail}"
+    );
+    let detail = refused(&[r#"vip|purchase|trait.tier = "gold"||"#]);
+    assert!(
+        detail.contains("`vip` has a filter that does not parse"),
+        "{detail}"
+    );
+    assert_eq!(
+        refused(&["q|purchase|||", "q|page_view|||"]),
+        "planned query `q` is named twice"
+    );
+    assert!(refused(&["q|purchase||0|"]).contains("a window of 0 ms"));
 }

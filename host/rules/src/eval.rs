@@ -163,7 +163,7 @@ impl Facts {
                 || !query
                     .filter
                     .as_ref()
-                    .is_none_or(|f| eval(f, &Env::Event(event), clock))
+                    .is_none_or(|f| eval(f, &Env::Event(&event.properties), clock))
             {
                 continue;
             }
@@ -215,8 +215,49 @@ impl CheckedRule {
 
 enum Env<'a> {
     Profile(&'a Profile),
-    /// Inside a `where` clause.
-    Event(&'a Event),
+    /// Inside a `where` clause: the event's properties.
+    Event(&'a BTreeMap<String, Value>),
+}
+
+/// Whether an event with these `properties` meets `filter` (a condition
+/// after `where`, as [`crate::parse_filter`] returns it) at `clock`: the
+/// test [`Facts::from_events`] applies to each event, for hosts that read
+/// the events themselves.
+pub fn filter_matches(filter: &Expr, properties: &BTreeMap<String, Value>, clock: &Clock) -> bool {
+    eval(filter, &Env::Event(properties), clock)
+}
+
+/// The event properties `filter` reads, once each, in name order.
+pub fn filter_properties(filter: &Expr) -> BTreeSet<String> {
+    fn operand(o: &Operand, into: &mut BTreeSet<String>) {
+        if let OperandKind::Property(name) = &o.kind {
+            into.insert(name.clone());
+        }
+    }
+    fn walk(expr: &Expr, into: &mut BTreeSet<String>) {
+        match &expr.kind {
+            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                walk(a, into);
+                walk(b, into);
+            }
+            ExprKind::Not(e) => walk(e, into),
+            ExprKind::Compare { left, right, .. }
+            | ExprKind::Contains {
+                operand: left,
+                value: right,
+            } => {
+                operand(left, into);
+                operand(right, into);
+            }
+            ExprKind::In { operand: o, .. } | ExprKind::IsSet { operand: o, .. } => {
+                operand(o, into)
+            }
+            ExprKind::Did(_) | ExprKind::InSegment { .. } => {}
+        }
+    }
+    let mut into = BTreeSet::new();
+    walk(filter, &mut into);
+    into
 }
 
 /// A value while evaluating: borrowed where it can be.
@@ -291,7 +332,7 @@ fn value<'a>(operand: &'a Operand, env: &Env<'a>, clock: &Clock) -> Option<Val<'
             Env::Event(_) => None,
         },
         OperandKind::Property(name) => match env {
-            Env::Event(e) => e.properties.get(name).map(borrow),
+            Env::Event(properties) => properties.get(name).map(borrow),
             Env::Profile(_) => None,
         },
         OperandKind::Literal(l) => Some(literal(l, clock)),

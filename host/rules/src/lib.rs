@@ -30,8 +30,13 @@ mod parser;
 
 pub use ast::*;
 pub use check::{CheckedRule, Grants, Schema, Type, TypeError, TypeErrorKind, check};
-pub use eval::{Clock, Event, Facts, Profile, Query, Value, in_window, parse_date};
-pub use parser::{KEYWORDS, MAX_CONDITIONS, MAX_DEPTH, MAX_DURATION, ParseError, parse};
+pub use eval::{
+    Clock, Event, Facts, Profile, Query, Value, filter_matches, filter_properties, in_window,
+    parse_date,
+};
+pub use parser::{
+    KEYWORDS, MAX_CONDITIONS, MAX_DEPTH, MAX_DURATION, ParseError, parse, parse_filter,
+};
 
 /// Where something is in the rule text: byte offsets (`start..end`) and the
 /// line and column (1-based, in characters) where it starts.

@@ -88,6 +88,27 @@ pub fn parse(source: &str) -> Result<Rule, ParseError> {
     Ok(Rule { expr })
 }
 
+/// Parses the condition of an event query, as it follows `where` inside a
+/// query (`category = "shoes" and amount >= 100`): bare names are the
+/// event's properties; traits, aggregates, `did` and `in segment` are
+/// refused, as inside a query. A host evaluates it on one event with
+/// [`crate::filter_matches`].
+pub fn parse_filter(source: &str) -> Result<Expr, ParseError> {
+    let mut parser = Parser {
+        tokens: lex(source),
+        pos: 0,
+        prev_end: (0, 1, 1),
+        in_filter: true,
+        depth: 0,
+        joins: 0,
+    };
+    let expr = parser.or()?;
+    if !matches!(parser.peek().tok, Tok::Eof) {
+        return Err(parser.error("\"and\", \"or\" or the end of the filter"));
+    }
+    Ok(expr)
+}
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,

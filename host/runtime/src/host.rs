@@ -11,6 +11,7 @@ use wasmtime::{ResourceLimiter, Result as WasmResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::api::{host, http, records, segments, state, strategies, types};
+use crate::bindings::plan_v0_1::schema;
 use crate::call::{LogLevel, LogLine};
 use crate::limits::Limits;
 use crate::outbound::{OutboundCall, SendError};
@@ -300,6 +301,8 @@ pub(crate) struct HostState {
     pub outbound: Option<OutboundCall>,
     /// `name@version` for log lines.
     label: Arc<str>,
+    /// What `tessera:plan/schema` answers (none: nothing).
+    pub trait_kinds: Option<crate::TraitKinds>,
 }
 
 impl HostState {
@@ -331,6 +334,7 @@ impl HostState {
             state,
             outbound: None,
             label,
+            trait_kinds: None,
         }
     }
 
@@ -377,6 +381,16 @@ impl types::Host for HostState {}
 impl records::Host for HostState {}
 impl segments::Host for HostState {}
 impl strategies::Host for HostState {}
+
+impl schema::Host for HostState {
+    fn trait_kind(&mut self, name: String) -> WasmResult<Option<types::ValueKind>> {
+        self.charge(name.len())?;
+        Ok(self
+            .trait_kinds
+            .as_ref()
+            .and_then(|kinds| kinds.get(&name).copied()))
+    }
+}
 
 impl host::Host for HostState {
     fn log(&mut self, level: host::Level, message: String) -> WasmResult<()> {

@@ -20,7 +20,7 @@ mod quarantine;
 mod runtime;
 mod version;
 
-pub use bindings::plan_v0_1::Needs;
+pub use bindings::plan_v0_1::{EventQuery, Needs};
 pub use bindings::v0_1 as api;
 pub use cache::ComponentCache;
 pub use call::{Called, Cost, LogLine};
@@ -28,8 +28,13 @@ pub use error::{CallError, InstallError, PluginError, TrapReason};
 pub use limits::{Limits, RuntimeConfig};
 pub use manifest::{ParamError, kind_name, resolve_params};
 pub use outbound::{GrantedHost, IpNet, Outbound, Resolve, Scheme, StaticResolver, SystemResolver};
-pub use output::{MAX_PLANNED_AGGREGATES, MAX_PLANNED_FIELDS, MAX_WINDOW_DAYS};
-pub use plugin::{CallScope, Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats};
+pub use output::{
+    MAX_PLANNED_AGGREGATES, MAX_PLANNED_FIELDS, MAX_PLANNED_QUERIES, MAX_PLANNED_SEGMENTS,
+    MAX_QUERY_NAME, MAX_QUERY_SUMS, MAX_WINDOW_DAYS, MAX_WINDOW_MS,
+};
+pub use plugin::{
+    CallScope, Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats, TraitKinds,
+};
 pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;

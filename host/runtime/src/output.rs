@@ -7,7 +7,7 @@ use crate::api::records::{DeliveryReport, Page, ParseOutput, Record};
 use crate::api::segments::Memberships;
 use crate::api::strategies::{ActionSpec, Decision, Forecast};
 use crate::api::types::{AggregateFn, AggregateSpec, FieldValue, Manifest, TextColumn, Value};
-use crate::bindings::plan_v0_1::Needs;
+use crate::bindings::plan_v0_1::{EventQuery, Needs};
 use crate::manifest::is_name;
 
 /// At most this many fields in a plan.
@@ -18,6 +18,16 @@ pub const MAX_PLANNED_AGGREGATES: usize = 256;
 pub const MAX_WINDOW_DAYS: u32 = 36_525;
 /// The longest trait, event type or property name a plan may use, in bytes.
 const MAX_PLANNED_NAME: usize = 256;
+/// At most this many event queries in a plan.
+pub const MAX_PLANNED_QUERIES: usize = 256;
+/// At most this many other segments' memberships in a plan.
+pub const MAX_PLANNED_SEGMENTS: usize = 256;
+/// The longest name a planned query may have, in bytes.
+pub const MAX_QUERY_NAME: usize = 512;
+/// At most this many sums per planned query.
+pub const MAX_QUERY_SUMS: usize = 16;
+/// The longest window a planned query may have, in ms (100 years of days).
+pub const MAX_WINDOW_MS: i64 = MAX_WINDOW_DAYS as i64 * 86_400_000;
 
 /// Approximate bytes a lifted value occupies: what the host had to copy out.
 pub(crate) trait OutputSize {
@@ -178,6 +188,18 @@ impl OutputSize for Needs {
             .map(|f| f.name.output_size() + 2)
             .sum::<u64>()
             + self.aggregates.output_size()
+            + self.queries.output_size()
+            + self.segments.output_size()
+    }
+}
+
+impl OutputSize for EventQuery {
+    fn output_size(&self) -> u64 {
+        self.name.output_size()
+            + self.event_type.output_size()
+            + self.filter.output_size()
+            + 9
+            + self.sums.output_size()
     }
 }
 
@@ -312,6 +334,91 @@ pub(crate) fn check_needs(out: &Needs) -> Result<(), String> {
             ));
         }
     }
+    check_queries(&out.queries)?;
+    check_segments(&out.segments)
+}
+
+/// Planned event queries: bounded, named once, each with an event type, a
+/// window in range, few sums of named properties, and a filter in the rules
+/// language's filter grammar.
+fn check_queries(queries: &[EventQuery]) -> Result<(), String> {
+    if queries.len() > MAX_PLANNED_QUERIES {
+        return Err(format!(
+            "the plan asks for {} queries; at most {MAX_PLANNED_QUERIES} are allowed",
+            queries.len()
+        ));
+    }
+    let long = |s: &str| s.len() > MAX_PLANNED_NAME;
+    let mut seen = std::collections::HashSet::new();
+    for (index, q) in queries.iter().enumerate() {
+        let name = &q.name;
+        if name.is_empty() || name.len() > MAX_QUERY_NAME {
+            return Err(format!(
+                "planned query {index} has an empty name or one over {MAX_QUERY_NAME} bytes"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(format!("planned query `{name}` is named twice"));
+        }
+        if q.event_type.is_empty() || long(&q.event_type) {
+            return Err(format!(
+                "planned query `{name}` names no event type, or one over {MAX_PLANNED_NAME} bytes"
+            ));
+        }
+        if let Some(ms) = q.window_ms
+            && !(1..=MAX_WINDOW_MS).contains(&ms)
+        {
+            return Err(format!(
+                "planned query `{name}` has a window of {ms} ms; windows are 1 ms to 100 years ({MAX_WINDOW_MS} ms; none: all time)"
+            ));
+        }
+        if q.sums.len() > MAX_QUERY_SUMS {
+            return Err(format!(
+                "planned query `{name}` has {} sums; at most {MAX_QUERY_SUMS} are allowed",
+                q.sums.len()
+            ));
+        }
+        let mut sums = std::collections::HashSet::new();
+        for sum in &q.sums {
+            if sum.is_empty() || long(sum) {
+                return Err(format!(
+                    "planned query `{name}` sums an empty property, or one over {MAX_PLANNED_NAME} bytes"
+                ));
+            }
+            if !sums.insert(sum.as_str()) {
+                return Err(format!("planned query `{name}` sums `{sum}` twice"));
+            }
+        }
+        if let Some(filter) = &q.filter
+            && let Err(error) = tessera_rules::parse_filter(filter)
+        {
+            return Err(format!(
+                "planned query `{name}` has a filter that does not parse: {error}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Planned segments: bounded, each a segment name, each once.
+fn check_segments(segments: &[String]) -> Result<(), String> {
+    if segments.len() > MAX_PLANNED_SEGMENTS {
+        return Err(format!(
+            "the plan asks for {} segments; at most {MAX_PLANNED_SEGMENTS} are allowed",
+            segments.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in segments {
+        if !is_name(name) {
+            return Err(format!(
+                "planned segment `{name}` must be 1-64 characters of a-z, 0-9, `_` or `-`"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(format!("planned segment `{name}` is named twice"));
+        }
+    }
     Ok(())
 }
 
@@ -429,6 +536,16 @@ mod tests {
         }
     }
 
+    fn query(name: &str) -> EventQuery {
+        EventQuery {
+            name: name.into(),
+            event_type: "purchase".into(),
+            filter: Some("amount > 10".into()),
+            window_ms: Some(3_600_000),
+            sums: vec!["amount".into(), "items".into()],
+        }
+    }
+
     fn field(name: &str) -> crate::api::types::FieldSpec {
         crate::api::types::FieldSpec {
             name: name.into(),
@@ -449,12 +566,16 @@ mod tests {
                     ..count("spend", None)
                 },
             ],
+            queries: vec![query("purchase where amount > 10"), query("product_view")],
+            segments: vec!["vip".into(), "lapsed_90d".into()],
         };
         assert_eq!(check_needs(&ok), Ok(()));
         assert_eq!(
             check_needs(&Needs {
                 fields: Vec::new(),
-                aggregates: Vec::new()
+                aggregates: Vec::new(),
+                queries: Vec::new(),
+                segments: Vec::new(),
             }),
             Ok(())
         );
@@ -498,6 +619,86 @@ mod tests {
                 .map(|i| count(&format!("a{i}"), None))
                 .collect())
             .contains("asks for 257 aggregates; at most 256")
+        );
+    }
+
+    #[test]
+    fn planned_queries_and_segments_must_be_bounded_named_once_and_well_formed() {
+        let ok = Needs {
+            fields: Vec::new(),
+            aggregates: Vec::new(),
+            queries: vec![query("a"), query("b")],
+            segments: vec!["vip".into()],
+        };
+        assert_eq!(check_needs(&ok), Ok(()));
+        let bad = |f: fn(&mut Needs)| {
+            let mut needs = ok.clone();
+            f(&mut needs);
+            check_needs(&needs).unwrap_err()
+        };
+        assert_eq!(
+            bad(|n| n.queries[1].name = "a".into()),
+            "planned query `a` is named twice"
+        );
+        assert!(bad(|n| n.queries[0].name.clear()).contains("planned query 0 has an empty name"));
+        assert!(
+            bad(|n| n.queries[0].name = "x".repeat(MAX_QUERY_NAME + 1)).contains("over 512 bytes")
+        );
+        assert_eq!(
+            check_needs(&Needs {
+                queries: vec![query(&"x".repeat(MAX_QUERY_NAME))],
+                ..ok.clone()
+            }),
+            Ok(())
+        );
+        assert!(bad(|n| n.queries[0].event_type.clear()).contains("`a` names no event type"));
+        assert!(bad(|n| n.queries[0].window_ms = Some(0)).contains("a window of 0 ms"));
+        assert!(
+            bad(|n| n.queries[0].window_ms = Some(MAX_WINDOW_MS + 1))
+                .contains("windows are 1 ms to 100 years")
+        );
+        assert_eq!(
+            check_needs(&Needs {
+                queries: vec![EventQuery {
+                    window_ms: Some(MAX_WINDOW_MS),
+                    ..query("a")
+                }],
+                ..ok.clone()
+            }),
+            Ok(())
+        );
+        assert!(
+            bad(|n| n.queries[0].sums = (0..=MAX_QUERY_SUMS).map(|i| format!("p{i}")).collect())
+                .contains("has 17 sums; at most 16")
+        );
+        assert!(bad(|n| n.queries[0].sums.push("amount".into())).contains("sums `amount` twice"));
+        assert!(bad(|n| n.queries[0].sums.push(String::new())).contains("sums an empty property"));
+        let unparsable = bad(|n| n.queries[1].filter = Some("amount >".into()));
+        assert!(
+            unparsable.starts_with("planned query `b` has a filter that does not parse: 1:"),
+            "{unparsable}"
+        );
+        assert!(
+            bad(|n| n.queries[0].filter = Some("trait.city = \"Oslo\"".into()))
+                .contains("`a` has a filter that does not parse")
+        );
+        assert!(
+            bad(|n| n.queries = (0..=MAX_PLANNED_QUERIES)
+                .map(|i| query(&format!("q{i}")))
+                .collect())
+            .contains("asks for 257 queries; at most 256")
+        );
+        assert_eq!(
+            bad(|n| n.segments.push("vip".into())),
+            "planned segment `vip` is named twice"
+        );
+        assert!(bad(|n| n.segments[0] = "VIP".into()).contains("`VIP` must be 1-64 characters"));
+        assert!(bad(|n| n.segments[0].clear()).contains("planned segment `` must be"));
+        assert!(
+            bad(|n| n.segments = (0..=MAX_PLANNED_SEGMENTS)
+                .map(|i| format!("s{i}"))
+                .collect())
+            .contains("asks for 257 segments; at most 256")
         );
     }
 }

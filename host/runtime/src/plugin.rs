@@ -2,6 +2,7 @@
 //! fresh `Store` from the plugin's pre-instantiated component, with its
 //! limits, fuel budget and epoch deadline, and returns its result with its cost.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,7 @@ use crate::api::segment::SegmentPre;
 use crate::api::segments::Memberships;
 use crate::api::strategies::{ActionSpec, Context, Decision, FeedbackBatch, Forecast};
 use crate::api::strategy::StrategyPre;
-use crate::api::types::{self, FieldValue, Manifest, ProfileBatch};
+use crate::api::types::{self, FieldValue, Manifest, ProfileBatch, ValueKind};
 use crate::api::{host, http, records, segments, state, strategies};
 use crate::bindings::plan_v0_1::{self as plan_api, Needs, PlannedSegmentPre};
 use crate::call::{Called, Cost, Failure, classify};
@@ -91,7 +92,14 @@ impl Grants {
 #[derive(Debug, Clone, Default)]
 pub struct CallScope {
     subjects: Option<Arc<dyn StateKeys>>,
+    trait_kinds: Option<TraitKinds>,
 }
+
+/// What `tessera:plan/schema`'s `trait-kind` answers during a call: the
+/// kind of each trait the plugin may read, by name. Built by the host's
+/// data layer from the tenant's schema and the plugin's grant; a name it
+/// does not hold is answered with none.
+pub type TraitKinds = Arc<BTreeMap<String, ValueKind>>;
 
 impl CallScope {
     /// A call with no subjects.
@@ -103,6 +111,13 @@ impl CallScope {
     /// ids they stand for.
     pub fn with_subjects(mut self, subjects: Arc<dyn StateKeys>) -> Self {
         self.subjects = Some(subjects);
+        self
+    }
+
+    /// The traits the call may learn the kind of (`tessera:plan/schema`);
+    /// without them, `trait-kind` answers none.
+    pub fn with_trait_kinds(mut self, kinds: TraitKinds) -> Self {
+        self.trait_kinds = Some(kinds);
         self
     }
 }
@@ -156,6 +171,8 @@ impl Needs {
         Needs {
             fields: manifest.fields.clone(),
             aggregates: manifest.aggregates.clone(),
+            queries: Vec::new(),
+            segments: Vec::new(),
         }
     }
 }
@@ -290,6 +307,33 @@ fn check_imports(
                 "plugins get no WASI capability beyond an empty environment",
             ));
         }
+        if let Some(rest) = name.strip_prefix("tessera:plan/") {
+            let interface = rest.split('@').next().unwrap_or(rest);
+            match (interface, kind) {
+                ("schema", PluginKind::Segment) if name == plan_api::SCHEMA => continue,
+                ("schema", PluginKind::Segment) => {
+                    return Err(refuse(
+                        name,
+                        &format!(
+                            "this host serves {}; rebuild the plugin with an SDK for a served version",
+                            plan_api::SCHEMA
+                        ),
+                    ));
+                }
+                ("schema", _) => {
+                    return Err(refuse(
+                        name,
+                        "the tenant's schema is only for segment plugins, which plan their columns with it",
+                    ));
+                }
+                (other, _) => {
+                    return Err(refuse(
+                        name,
+                        &format!("`tessera:plan/{other}` is not an import Tessera provides"),
+                    ));
+                }
+            }
+        }
         let Some(rest) = name.strip_prefix("tessera:plugin/") else {
             return Err(refuse(name, "Tessera provides no such import"));
         };
@@ -376,6 +420,9 @@ fn linker_for(
     records::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     segments::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     strategies::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    if kind == PluginKind::Segment {
+        plan_api::schema::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    }
     if grants.state_quota > 0 {
         state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     }
@@ -611,6 +658,16 @@ impl Plugin {
     /// repeated, an aggregate without its property, a window out of range)
     /// is a [`CallError::InvalidOutput`] naming what is wrong.
     pub fn plan(&self, params: &[FieldValue]) -> Result<Called<Needs>, CallError> {
+        self.plan_with(params, &CallScope::new())
+    }
+
+    /// [`Plugin::plan`] in `scope`: the plugin may learn the kinds of the
+    /// traits `scope` holds ([`CallScope::with_trait_kinds`]).
+    pub fn plan_with(
+        &self,
+        params: &[FieldValue],
+        scope: &CallScope,
+    ) -> Result<Called<Needs>, CallError> {
         let Some(pre) = &self.inner.plan else {
             return Ok(Called {
                 value: Needs::declared(&self.info.manifest),
@@ -619,7 +676,8 @@ impl Plugin {
                 logs_dropped: 0,
             });
         };
-        self.inner.run(
+        self.inner.run_scoped(
+            scope,
             0,
             now_ms(),
             |s| {
@@ -954,7 +1012,8 @@ impl Sandbox {
                 scope.subjects.clone(),
             )
         });
-        let state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));
+        let mut state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));
+        state.trait_kinds = scope.trait_kinds.clone();
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
 

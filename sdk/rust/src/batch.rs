@@ -1,6 +1,7 @@
 //! Columnar profile batches: the host sends one typed column per declared
-//! (or, for a segment, planned) field and aggregate; these helpers read them
-//! by name and row.
+//! (or, for a segment, planned) field and aggregate, and for a planned
+//! segment the columns of its event queries and other segments; these
+//! helpers read them by name and row.
 
 use crate::{Column, ColumnData, Error, Manifest, Needs, ProfileBatch, Timestamp};
 
@@ -11,6 +12,9 @@ pub struct Batch {
     inner: ProfileBatch,
     field_names: Vec<String>,
     aggregate_names: Vec<String>,
+    /// Planned queries: name and sums, in order.
+    queries: Vec<(String, Vec<String>)>,
+    segment_names: Vec<String>,
 }
 
 impl Batch {
@@ -20,6 +24,8 @@ impl Batch {
             inner,
             field_names: manifest.fields.iter().map(|f| f.name.clone()).collect(),
             aggregate_names: manifest.aggregates.iter().map(|a| a.name.clone()).collect(),
+            queries: Vec::new(),
+            segment_names: Vec::new(),
         }
     }
 
@@ -29,6 +35,12 @@ impl Batch {
             inner,
             field_names: needs.fields.iter().map(|f| f.name.clone()).collect(),
             aggregate_names: needs.aggregates.iter().map(|a| a.name.clone()).collect(),
+            queries: needs
+                .queries
+                .iter()
+                .map(|q| (q.name.clone(), q.sums.clone()))
+                .collect(),
+            segment_names: needs.segments.clone(),
         }
     }
 
@@ -76,6 +88,58 @@ impl Batch {
         self.column(&self.inner.aggregates, index, name)
     }
 
+    /// The columns of a planned event query, by its name: they follow the
+    /// aggregates, `count`, `first`, `last`, then one per sum.
+    pub fn query(&self, name: &str) -> Result<QueryColumns<'_>, Error> {
+        let mut index = self.aggregate_names.len();
+        let mut found = None;
+        for (query, sums) in &self.queries {
+            if query == name {
+                found = Some(sums);
+                break;
+            }
+            index += 3 + sums.len();
+        }
+        let sums = found.ok_or_else(|| {
+            Error::internal(format!(
+                "query `{name}` is not planned for these parameters"
+            ))
+        })?;
+        let columns = &self.inner.aggregates;
+        let at = |offset: usize, what: &str| {
+            self.column(columns, index + offset, &format!("{name} ({what})"))
+        };
+        Ok(QueryColumns {
+            count: at(0, "count")?,
+            first: at(1, "first")?,
+            last: at(2, "last")?,
+            sums: sums
+                .iter()
+                .enumerate()
+                .map(|(i, property)| Ok((property.as_str(), at(3 + i, property)?)))
+                .collect::<Result<_, Error>>()?,
+        })
+    }
+
+    /// The membership column (boolean, 1: member now) of another segment
+    /// the plan reads, by the segment's name: they follow the fields.
+    pub fn segment(&self, name: &str) -> Result<ColumnRef<'_>, Error> {
+        let index = self
+            .segment_names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "segment `{name}` is not planned for these parameters"
+                ))
+            })?;
+        self.column(
+            &self.inner.fields,
+            self.field_names.len() + index,
+            &format!("segment {name}"),
+        )
+    }
+
     fn column<'a>(
         &'a self,
         columns: &'a [Column],
@@ -91,6 +155,51 @@ impl Batch {
     /// The raw batch, for plugins that read columns by position.
     pub fn raw(&self) -> &ProfileBatch {
         &self.inner
+    }
+}
+
+/// The columns of one planned event query ([`Batch::query`]).
+#[derive(Debug, Clone)]
+pub struct QueryColumns<'a> {
+    count: ColumnRef<'a>,
+    first: ColumnRef<'a>,
+    last: ColumnRef<'a>,
+    sums: Vec<(&'a str, ColumnRef<'a>)>,
+}
+
+impl<'a> QueryColumns<'a> {
+    /// How many matching events the row's person has (0 also when the
+    /// query was not granted, which leaves the column missing).
+    pub fn count(&self, row: usize) -> u64 {
+        self.count
+            .integer(row)
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+    }
+
+    /// When the first matching event happened (`None`: no such event).
+    pub fn first(&self, row: usize) -> Option<i64> {
+        self.first.integer(row)
+    }
+
+    /// When the last matching event happened (`None`: no such event).
+    pub fn last(&self, row: usize) -> Option<i64> {
+        self.last.integer(row)
+    }
+
+    /// The sum of `property` over the matching events (0 without any, and
+    /// for a property the query does not sum).
+    pub fn sum(&self, property: &str, row: usize) -> f64 {
+        self.sums
+            .iter()
+            .find(|(p, _)| *p == property)
+            .and_then(|(_, column)| column.number(row))
+            .unwrap_or(0.0)
+    }
+
+    /// Whether the row has the query's facts at all: `false` when the query
+    /// was not granted (every row missing).
+    pub fn is_present(&self, row: usize) -> bool {
+        self.count.is_present(row)
     }
 }
 

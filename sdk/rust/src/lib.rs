@@ -40,12 +40,16 @@ pub mod connector;
 pub mod segment;
 pub mod strategy;
 
-pub use batch::{Batch, ColumnRef};
+pub use batch::{Batch, ColumnRef, QueryColumns};
 pub use params::Params;
 
 /// The columns a segment reads for one set of parameters
 /// ([`Segment::plan`], `tessera:plan/segment-plan@0.1.0`).
 pub use bindings::plan::Needs;
+
+/// Facts about a person's events of one type that a segment plans
+/// ([`Needs::query`]), read back with [`Batch::query`].
+pub use bindings::plan::EventQuery;
 
 pub use bindings::types::{
     AggregateFn, AggregateSpec, Column, ColumnData, Error, FieldClass, FieldSpec, FieldValue,
@@ -76,6 +80,22 @@ pub mod host {
     }
 }
 
+/// The tenant's schema, as far as the operator granted it: for segments, to
+/// plan columns of the right kind (`tessera:plan/schema@0.1.0`).
+pub mod schema {
+    use crate::ValueKind;
+
+    /// The kind of the tenant's trait `name` as its schema declares it
+    /// (string: `Text`, number: `Number`, bool: `Boolean`, date:
+    /// `Timestamp`, any: `Text`), if this plugin may read it; `None` if the
+    /// trait is unknown or not granted. Answers in [`crate::Segment::plan`]
+    /// and [`crate::Segment::evaluate`]; only segment plugins may call it
+    /// (the host refuses to install another plugin that does).
+    pub fn trait_kind(name: &str) -> Option<ValueKind> {
+        crate::bindings::segment::tessera::plan::schema::trait_kind(name)
+    }
+}
+
 /// Plugin-scoped state (available when the operator granted a state quota).
 pub mod state {
     pub use crate::bindings::state::{delete, get, keys, put};
@@ -100,8 +120,8 @@ pub mod prelude {
         Forecast, RankedAction, Strategy,
     };
     pub use crate::{
-        AggregateFn, AggregateSpec, Batch, ColumnRef, Error, FieldClass, FieldSpec, FieldValue,
-        Manifest, Needs, ParamSpec, Params, Value, ValueKind, host,
+        AggregateFn, AggregateSpec, Batch, ColumnRef, Error, EventQuery, FieldClass, FieldSpec,
+        FieldValue, Manifest, Needs, ParamSpec, Params, QueryColumns, Value, ValueKind, host,
     };
 }
 

@@ -2,7 +2,8 @@
 //! reads like its documentation.
 
 use crate::{
-    AggregateFn, AggregateSpec, FieldClass, FieldSpec, Manifest, Needs, ParamSpec, Value, ValueKind,
+    AggregateFn, AggregateSpec, EventQuery, FieldClass, FieldSpec, Manifest, Needs, ParamSpec,
+    Value, ValueKind,
 };
 
 impl Manifest {
@@ -62,11 +63,13 @@ impl Manifest {
 }
 
 impl Needs {
-    /// A plan with no fields or aggregates yet.
+    /// A plan with no fields, aggregates, queries or segments yet.
     pub fn new() -> Self {
         Needs {
             fields: Vec::new(),
             aggregates: Vec::new(),
+            queries: Vec::new(),
+            segments: Vec::new(),
         }
     }
 
@@ -76,6 +79,8 @@ impl Needs {
         Needs {
             fields: manifest.fields.clone(),
             aggregates: manifest.aggregates.clone(),
+            queries: Vec::new(),
+            segments: Vec::new(),
         }
     }
 
@@ -105,6 +110,24 @@ impl Needs {
             property: property.map(Into::into),
             window_days,
         });
+        self
+    }
+}
+
+impl Needs {
+    /// Plans an event query: its `count`, `first`, `last` and one column
+    /// per sum arrive after the aggregates, in this order; read them with
+    /// [`crate::Batch::query`] by the query's name.
+    pub fn query(mut self, query: EventQuery) -> Self {
+        self.queries.push(query);
+        self
+    }
+
+    /// Plans another segment's membership (by the segment's name): a
+    /// boolean column after the fields; read it with
+    /// [`crate::Batch::segment`].
+    pub fn segment(mut self, name: &str) -> Self {
+        self.segments.push(name.into());
         self
     }
 }

@@ -2,7 +2,10 @@
 //! answer the question (all-time count, sum, first and last), else from the
 //! person's events, read and decrypted for the view.
 
+use tessera_runtime::EventQuery;
 use tessera_runtime::api::types::{AggregateFn, AggregateSpec};
+
+use super::queries;
 use tessera_vault::{Aggregate, Event, EventReads};
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -24,9 +27,11 @@ pub(crate) fn needs_events(spec: &AggregateSpec) -> bool {
     spec.window_days.is_some() || matches!(spec.function, AggregateFn::Min | AggregateFn::Max)
 }
 
-/// The events to read for these (granted) aggregates, or none.
+/// The events to read for these (granted) aggregates and event queries, or
+/// none.
 pub(crate) fn reads_for<'a>(
     specs: impl IntoIterator<Item = &'a AggregateSpec>,
+    queries: impl IntoIterator<Item = &'a EventQuery>,
     now_ms: i64,
 ) -> EventReads {
     let mut reads = EventReads {
@@ -36,6 +41,10 @@ pub(crate) fn reads_for<'a>(
     for spec in specs {
         reads.types.insert(spec.event_type.clone());
         reads.since_ms = reads.since_ms.min(window_start(spec, now_ms));
+    }
+    for query in queries {
+        reads.types.insert(query.event_type.clone());
+        reads.since_ms = reads.since_ms.min(queries::window_start(query, now_ms));
     }
     reads
 }

@@ -21,11 +21,14 @@ pub mod planned_segment {
     });
 }
 
-pub use planned_segment::exports::tessera::plan::segment_plan::{self, Needs};
+pub use planned_segment::exports::tessera::plan::segment_plan::{self, EventQuery, Needs};
+pub use planned_segment::tessera::plan::schema;
 pub use planned_segment::{PlannedSegment, PlannedSegmentPre};
 
 /// The interface's name as a component exports it.
 pub const SEGMENT_PLAN: &str = "tessera:plan/segment-plan@0.1.0";
+/// The schema interface's name as a component imports it.
+pub const SCHEMA: &str = "tessera:plan/schema@0.1.0";
 /// The package prefix of this capability's interfaces in export names.
 pub const PACKAGE: &str = "tessera:plan";
 /// This module's version of the capability.
