@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
-use tessera_runtime::api::types::FieldValue;
+use tessera_runtime::api::types::{FieldValue, Manifest};
 use tessera_runtime::{
     CallError, CallScope, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits,
     MemoryState, Needs, Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore, TraitKinds,
@@ -717,6 +717,44 @@ impl Registry {
         kind: Kind,
         state_quota: u64,
     ) -> Result<Live, RegistryError> {
+        self.install_builtin_as(tenant, bytes, kind, state_quota, |manifest| Permissions {
+            traits: manifest.fields.iter().map(|f| f.name.clone()).collect(),
+            events: manifest
+                .aggregates
+                .iter()
+                .map(|a| a.event_type.clone())
+                .collect(),
+            pii: Vec::new(),
+            purposes: manifest.purposes.clone(),
+            outbound_hosts: Vec::new(),
+            state_quota,
+        })
+    }
+
+    /// Installs one of Tessera's own plugins for `tenant` with the grant
+    /// `granted` instead of what it declares: for a plugin whose columns
+    /// come from its parameters (the rules plugin declares none), which
+    /// the server grants every standard trait and event type (`*`).
+    pub fn install_builtin_granted(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        kind: Kind,
+        granted: Permissions,
+    ) -> Result<Live, RegistryError> {
+        self.install_builtin_as(tenant, bytes, kind, granted.state_quota, |_| {
+            granted.clone()
+        })
+    }
+
+    fn install_builtin_as(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        kind: Kind,
+        state_quota: u64,
+        grant: impl FnOnce(&Manifest) -> Permissions,
+    ) -> Result<Live, RegistryError> {
         let probe = self.link_for_check(
             tenant,
             "built-in plugin",
@@ -733,18 +771,7 @@ impl Registry {
         if self.taken(tenant, &name)? {
             return Err(RegistryError::Taken { name });
         }
-        let granted = Permissions {
-            traits: manifest.fields.iter().map(|f| f.name.clone()).collect(),
-            events: manifest
-                .aggregates
-                .iter()
-                .map(|a| a.event_type.clone())
-                .collect(),
-            pii: Vec::new(),
-            purposes: manifest.purposes.clone(),
-            outbound_hosts: Vec::new(),
-            state_quota,
-        };
+        let granted = grant(manifest);
         let installation = format!("builtin-{name}");
         let plugin = self.link(
             tenant,

@@ -192,6 +192,10 @@ fn permission_class(class: tessera_vault::PiiClass) -> PiiClass {
     }
 }
 
+/// In a grant's `traits` or `events`: every one of the tenant's schema (a
+/// `pii` or `sensitive` field still needs its PII class).
+pub const ANY: &str = "*";
+
 /// Whether the plugin may see trait `name`: the trait is granted and in the
 /// schema and, if the schema classes it `pii` or `sensitive`, its PII class
 /// is granted too (a class is never implied; no class, never shown).
@@ -206,7 +210,7 @@ pub fn field_refusal(
     granted: &Permissions,
     name: &str,
 ) -> Option<String> {
-    if !granted.traits.iter().any(|t| t == name) {
+    if !granted.traits.iter().any(|t| t == name || t == ANY) {
         return Some(format!("trait `{name}` is not granted"));
     }
     let Some(spec) = settings.schema.get(name) else {
@@ -264,7 +268,11 @@ pub fn aggregate_refusal(
     spec: &AggregateSpec,
 ) -> Option<String> {
     use tessera_runtime::api::types::AggregateFn;
-    if !granted.events.iter().any(|e| e == &spec.event_type) {
+    if !granted
+        .events
+        .iter()
+        .any(|e| e == &spec.event_type || e == ANY)
+    {
         return Some(format!("event type `{}` is not granted", spec.event_type));
     }
     if !matches!(
@@ -316,7 +324,11 @@ fn prepare<'a>(
     granted: &Permissions,
     query: &'a EventQuery,
 ) -> Result<queries::Prepared<'a>, String> {
-    if !granted.events.iter().any(|e| e == &query.event_type) {
+    if !granted
+        .events
+        .iter()
+        .any(|e| e == &query.event_type || e == ANY)
+    {
         return Err(format!("event type `{}` is not granted", query.event_type));
     }
     let filter = query

@@ -37,11 +37,12 @@ pub(crate) fn window_start(query: &EventQuery, now_ms: i64) -> i64 {
 
 /// The query's facts over the person's events (of every type the view
 /// read): those of its type, within its window (`now - window` to `now`,
-/// both included; without a window, every event), that meet its filter.
+/// both included; without a window, every event up to now: as the rules
+/// language counts, an event dated after now is never counted), that meet
+/// its filter.
 pub(crate) fn facts(prepared: &Prepared<'_>, events: &[Event], now_ms: i64) -> Facts {
     let query = prepared.query;
     let start = window_start(query, now_ms);
-    let bounded = query.window_ms.is_some();
     let clock = Clock {
         now_ms,
         utc_offset_minutes: 0,
@@ -53,10 +54,7 @@ pub(crate) fn facts(prepared: &Prepared<'_>, events: &[Event], now_ms: i64) -> F
         sums: vec![0.0; query.sums.len()],
     };
     for event in events {
-        if event.event_type != query.event_type
-            || event.at_ms < start
-            || (bounded && event.at_ms > now_ms)
-        {
+        if event.event_type != query.event_type || event.at_ms < start || event.at_ms > now_ms {
             continue;
         }
         if let Some(filter) = &prepared.filter
