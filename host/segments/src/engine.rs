@@ -1,6 +1,7 @@
 //! Segment definitions, preview and batch recompute.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,9 @@ use tessera_runtime::api::types::FieldValue;
 use tessera_vault::{Actor, AuditEntry, ChangeListener, Vault};
 
 use crate::SegmentError;
+use crate::rules::{
+    check_rule, cycle_through, evaluation_order, rule_grants, rule_schema, rule_text,
+};
 
 /// Document kind of a segment definition (sealed; id: its name).
 const KIND_SEGMENT: &str = "segment";
@@ -44,6 +48,16 @@ pub struct Segment {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub updated_by: String,
+    /// The other segments its rule refers to (evaluated before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refers_to: Vec<String>,
+}
+
+/// A spec that passed [`Segments::check`].
+struct Checked {
+    params: Vec<FieldValue>,
+    purpose: String,
+    refers: Vec<String>,
 }
 
 impl Segment {
@@ -116,6 +130,9 @@ pub(crate) struct Inner {
     streamed: Mutex<Streamed>,
     pub(crate) pending: Mutex<crate::stream::Pending>,
     pub(crate) wake: Condvar,
+    /// Whether streaming updates run ([`Segments::watch`]): only then are
+    /// people queued for them, and a recompute leaves queued people to them.
+    pub(crate) watching: AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -169,6 +186,7 @@ impl Segments {
                 streamed: Mutex::default(),
                 pending: Mutex::default(),
                 wake: Condvar::new(),
+                watching: AtomicBool::new(false),
             }),
         }
     }
@@ -181,17 +199,22 @@ impl Segments {
         let listener: Arc<dyn ChangeListener> =
             Arc::new(crate::stream::Listener(Arc::downgrade(&self.inner)));
         self.inner.vault.watch(listener);
+        self.inner.watching.store(true, Ordering::SeqCst);
     }
 
     // ---- definitions ------------------------------------------------------
 
-    /// Checks a spec against the running plugin: its kind, its parameters
-    /// and the purpose. Returns the validated parameters and the purpose.
+    /// Checks a spec against the running plugin: its kind, its parameters,
+    /// its rule if it takes one, and the purpose; and that saving it as
+    /// `name` (none: a preview) closes no cycle of segments referring to
+    /// each other. Returns the validated parameters, the purpose and the
+    /// segments it refers to.
     fn check(
         &self,
         tenant: &str,
+        name: Option<&str>,
         spec: &SegmentSpec,
-    ) -> Result<(Vec<FieldValue>, String), SegmentError> {
+    ) -> Result<Checked, SegmentError> {
         let live = self.inner.registry.callable(tenant, &spec.plugin)?;
         let info = live.plugin.info();
         if info.kind != PluginKind::Segment {
@@ -242,6 +265,21 @@ impl Segments {
         if spec.description.len() > MAX_DESCRIPTION {
             return Err(SegmentError::DescriptionTooLong);
         }
+        let others: Vec<Segment> = self
+            .list(tenant)?
+            .into_iter()
+            .filter(|s| Some(s.name.as_str()) != name)
+            .collect();
+        // A rule first, so that its mistakes come back with positions.
+        let mut refers = BTreeSet::new();
+        if let Some(text) = rule_text(&info.manifest.parameters, &spec.params) {
+            let settings = self.inner.vault.settings(tenant)?;
+            let schema = rule_schema(&settings, others.iter().map(|s| s.name.clone()))
+                .with_grants(rule_grants(&settings, &live.granted));
+            let checked =
+                check_rule(text, &schema).map_err(|problems| SegmentError::Rule { problems })?;
+            refers.extend(checked.segments().iter().cloned());
+        }
         // The parameters, validated, and every column they make the plugin
         // read granted: a segment is not saved to be half evaluated.
         let planned = self
@@ -249,7 +287,19 @@ impl Segments {
             .registry
             .plan(tenant, &spec.plugin, &spec.params)?
             .require_granted()?;
-        Ok((planned.params, purpose))
+        refers.extend(planned.needs.segments.iter().cloned());
+        let refers: Vec<String> = refers.into_iter().collect();
+        if let Some(name) = name {
+            let references = others.into_iter().map(|s| (s.name, s.refers_to)).collect();
+            if let Some(path) = cycle_through(name, &refers, &references) {
+                return Err(SegmentError::Cycle { path });
+            }
+        }
+        Ok(Checked {
+            params: planned.params,
+            purpose,
+            refers,
+        })
     }
 
     /// Saves (or replaces) the segment `name`. Its members are computed by
@@ -267,7 +317,11 @@ impl Segments {
                 name: name.to_owned(),
             });
         }
-        let (params, purpose) = self.check(tenant, &spec)?;
+        let Checked {
+            params,
+            purpose,
+            refers,
+        } = self.check(tenant, Some(name), &spec)?;
         let vault = &self.inner.vault;
         let existing = self.find(tenant, name)?;
         if existing.is_none() && self.list(tenant)?.len() >= MAX_SEGMENTS {
@@ -283,6 +337,7 @@ impl Segments {
             created_at_ms: existing.map_or(now, |s| s.created_at_ms),
             updated_at_ms: now,
             updated_by: actor.id.clone(),
+            refers_to: refers,
         };
         vault.put_sealed_document(tenant, KIND_SEGMENT, name, &encode(&segment)?)?;
         vault.record_admin_action(
@@ -336,6 +391,18 @@ impl Segments {
     /// so), and its sizes and status go. Audited.
     pub fn delete(&self, tenant: &str, name: &str, actor: &Actor) -> Result<u64, SegmentError> {
         let segment = self.get(tenant, name)?;
+        let by: Vec<String> = self
+            .list(tenant)?
+            .into_iter()
+            .filter(|s| s.refers_to.iter().any(|r| r == name))
+            .map(|s| s.name)
+            .collect();
+        if !by.is_empty() {
+            return Err(SegmentError::InUse {
+                name: name.to_owned(),
+                by,
+            });
+        }
         let vault = &self.inner.vault;
         // The definition goes first, so that no streaming update re-adds
         // members while they are being removed.
@@ -372,7 +439,9 @@ impl Segments {
     /// Counts the members a spec would have, over every person, without
     /// saving anything.
     pub fn preview(&self, tenant: &str, spec: &SegmentSpec) -> Result<Preview, SegmentError> {
-        let (params, purpose) = self.check(tenant, spec)?;
+        let Checked {
+            params, purpose, ..
+        } = self.check(tenant, None, spec)?;
         let mut preview = Preview {
             purpose: purpose.clone(),
             evaluated: 0,
@@ -411,6 +480,10 @@ impl Segments {
         let segment = self.get(tenant, name)?;
         let params = segment.field_values();
         let vault = &self.inner.vault;
+        let dependents = self
+            .list(tenant)?
+            .iter()
+            .any(|s| s.refers_to.iter().any(|r| r == name));
         let running = Running::start(&self.inner, tenant);
         let mut report = RecomputeReport {
             segment: name.to_owned(),
@@ -432,7 +505,7 @@ impl Segments {
             let results = page.memberships;
             report.evaluated += results.len() as u64;
             members.extend(results.iter().filter(|(_, m)| *m).map(|(s, _)| s.clone()));
-            self.apply(tenant, name, results, since, &mut report)?;
+            self.apply(tenant, name, results, since, dependents, &mut report)?;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
@@ -450,7 +523,7 @@ impl Segments {
                 .filter(|m| !members.contains(&m.subject))
                 .map(|m| (m.subject, false))
                 .collect();
-            self.apply(tenant, name, stale, 0, &mut report)?;
+            self.apply(tenant, name, stale, 0, dependents, &mut report)?;
         }
         drop(running);
         report.members = vault.segment_size(tenant, name)?;
@@ -463,7 +536,7 @@ impl Segments {
     /// and the others go on. Returns the reports of those that succeeded.
     pub fn recompute_all(&self, tenant: &str) -> Result<Vec<RecomputeReport>, SegmentError> {
         let mut reports = Vec::new();
-        for segment in self.list(tenant)? {
+        for segment in self.in_order(tenant)? {
             match self.recompute(tenant, &segment.name) {
                 Ok(report) => reports.push(report),
                 Err(error) => {
@@ -484,6 +557,7 @@ impl Segments {
         segment: &str,
         mut results: Vec<(String, bool)>,
         since: u64,
+        dependents: bool,
         report: &mut RecomputeReport,
     ) -> Result<(), SegmentError> {
         let _apply = lock(&self.inner.apply);
@@ -508,6 +582,14 @@ impl Segments {
             .apply_memberships(tenant, segment, &results)?;
         report.entered += changes.entered.len() as u64;
         report.left += changes.left.len() as u64;
+        if dependents {
+            // Segments built on this one follow through the stream.
+            crate::stream::queue(
+                &self.inner,
+                tenant,
+                changes.entered.iter().chain(&changes.left).cloned(),
+            );
+        }
         Ok(())
     }
 
@@ -596,6 +678,27 @@ impl Segments {
             .into_iter()
             .map(|(_, plain)| decode(&plain))
             .collect()
+    }
+
+    /// The tenant's segments, each after every segment it refers to.
+    pub fn in_order(&self, tenant: &str) -> Result<Vec<Segment>, SegmentError> {
+        let mut segments: BTreeMap<String, Segment> = self
+            .list(tenant)?
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let references = segments
+            .values()
+            .map(|s| (s.name.clone(), s.refers_to.clone()))
+            .collect();
+        // Saving refuses cycles; should stored segments hold one anyway,
+        // they are evaluated by name.
+        let order =
+            evaluation_order(&references).unwrap_or_else(|| segments.keys().cloned().collect());
+        Ok(order
+            .into_iter()
+            .filter_map(|name| segments.remove(&name))
+            .collect())
     }
 
     /// How many members the segment `name` has now.

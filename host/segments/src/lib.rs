@@ -22,6 +22,7 @@
 //! the page was being evaluated (the streamed result is newer).
 
 mod engine;
+pub mod rules;
 mod stream;
 
 pub use engine::{Preview, RecomputeReport, Segment, SegmentSpec, Segments, SizePoint};
@@ -65,6 +66,12 @@ pub enum SegmentError {
     PurposeNotGranted { plugin: String, purpose: String },
     #[error("{purpose:?} is not a purpose of the tenant (its purposes: {known})")]
     UnknownPurpose { purpose: String, known: String },
+    #[error("the rule has {} problem(s): {}", problems.len(), problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Rule { problems: Vec<rules::RuleProblem> },
+    #[error("segments may not refer to each other in a cycle: {}", path.join(" → "))]
+    Cycle { path: Vec<String> },
+    #[error("segment {name:?} is used by {}; change or remove those first", by.join(", "))]
+    InUse { name: String, by: Vec<String> },
     #[error("a description is at most {max} bytes", max = engine::MAX_DESCRIPTION)]
     DescriptionTooLong,
     #[error("a tenant has at most {max} segments; remove one first", max = engine::MAX_SEGMENTS)]

@@ -34,22 +34,29 @@ pub(crate) struct Listener(pub(crate) Weak<Inner>);
 
 impl ChangeListener for Listener {
     fn subjects_changed(&self, tenant: &str, subjects: &[String]) {
-        let Some(inner) = self.0.upgrade() else {
-            return;
-        };
-        let mut pending = crate::engine::lock_pending(&inner);
-        if pending.overflowed.contains(tenant) {
-            return;
+        if let Some(inner) = self.0.upgrade() {
+            queue(&inner, tenant, subjects.iter().cloned());
         }
-        let queue = pending.by_tenant.entry(tenant.to_owned()).or_default();
-        queue.extend(subjects.iter().cloned());
-        if queue.len() > MAX_QUEUED {
-            pending.by_tenant.remove(tenant);
-            pending.overflowed.insert(tenant.to_owned());
-        }
-        drop(pending);
-        inner.wake.notify_one();
     }
+}
+
+/// Queues `subjects` of `tenant` for a streaming update.
+pub(crate) fn queue(inner: &Inner, tenant: &str, subjects: impl IntoIterator<Item = String>) {
+    if !inner.watching.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let mut pending = crate::engine::lock_pending(inner);
+    if pending.overflowed.contains(tenant) {
+        return;
+    }
+    let queue = pending.by_tenant.entry(tenant.to_owned()).or_default();
+    queue.extend(subjects);
+    if queue.len() > MAX_QUEUED {
+        pending.by_tenant.remove(tenant);
+        pending.overflowed.insert(tenant.to_owned());
+    }
+    drop(pending);
+    inner.wake.notify_one();
 }
 
 /// The people of `tenant` waiting for a streaming update.
@@ -110,7 +117,9 @@ impl Segments {
         subjects: &[String],
         report: &mut StreamReport,
     ) -> Result<(), SegmentError> {
-        for segment in self.list(tenant)? {
+        // Each segment after those it refers to, so that a change flows
+        // through every segment built on another in one round.
+        for segment in self.in_order(tenant)? {
             let evaluated = self.inner.registry.evaluate(
                 tenant,
                 &segment.plugin,

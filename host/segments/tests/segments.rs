@@ -258,11 +258,19 @@ fn streaming_updates_follow_changes_and_consent() {
         .segments
         .put(TENANT, "big", threshold(500.0), &operator())
         .expect("save");
-    world.segments.recompute(TENANT, "big").expect("recompute");
+    world
+        .segments
+        .put(TENANT, "spenders", threshold(100.0), &operator())
+        .expect("save");
+    world.segments.recompute_all(TENANT).expect("recompute");
     // Ingesting the people before the segment existed queued them; that
     // round changes nothing now.
     world.segments.process_pending().expect("stream");
     assert_eq!(world.members("big"), BTreeSet::from([ann.clone()]));
+    assert_eq!(
+        world.members("spenders"),
+        BTreeSet::from([ann.clone(), bob.clone()])
+    );
 
     // Bob's new spend reaches the segment through the stream alone.
     world.set_spend(&bob, 900.0);
@@ -279,8 +287,10 @@ fn streaming_updates_follow_changes_and_consent() {
         .set_consent(TENANT, &ann, &consent(false), &Actor::new("portal", "ann"))
         .expect("revoke");
     let report = world.segments.process_pending().expect("stream");
-    assert_eq!((report.entered, report.left), (0, 1));
+    // She leaves every segment of the purpose at once.
+    assert_eq!((report.entered, report.left), (0, 2));
     assert_eq!(world.members("big"), BTreeSet::from([bob.clone()]));
+    assert_eq!(world.members("spenders"), BTreeSet::from([bob.clone()]));
     // And a recompute agrees (she is no longer evaluated).
     let report = world.segments.recompute(TENANT, "big").expect("recompute");
     assert_eq!((report.evaluated, report.members, report.left), (1, 1, 0));

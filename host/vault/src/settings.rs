@@ -28,6 +28,17 @@ pub enum TraitClass {
     Standard,
 }
 
+impl TraitClass {
+    /// The class's name, as schemas spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraitClass::Pii => "pii",
+            TraitClass::Sensitive => "sensitive",
+            TraitClass::Standard => "standard",
+        }
+    }
+}
+
 /// The type a trait value must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,0 +1,424 @@
+//! Segment recompute with a windowed aggregate rule, in three parts, each
+//! with its baseline in the same run:
+//!
+//! 1. **Plugin vs native** over `PROFILES` generated profiles (default
+//!    1,000,000): the batches the host sends for the rule
+//!    `count(purchase, last 90 days) >= 3 and sum(purchase.amount, last 30
+//!    days) > 500` (its plan: two event queries, count/first/last and one
+//!    sum), evaluated by the `rules` wasm plugin (a fresh instance per
+//!    batch, as a recompute calls it) and by the same `tessera-rules`
+//!    evaluator compiled natively over the same columns.
+//! 2. **End to end**: `Segments::recompute` over `PEOPLE` people (default
+//!    20,000) in a vault on sled, each with purchases: views built from
+//!    sealed records, the plugin, membership writes.
+//! 3. **Streaming latency**: one purchase ingested for one person, then
+//!    the streaming update of every segment for them, `EVENTS` times.
+//!
+//! Peak memory is the process's high-water mark (`VmHWM`). Run with
+//! `cargo bench -p tessera-segments --bench rules`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tessera_bundle::Kind;
+use tessera_plugins::{Permissions, Registry};
+use tessera_privacy::MasterKey;
+use tessera_rules::{Clock, Facts, Profile};
+use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
+use tessera_runtime::{
+    Grants, InstallRequest, Limits, MemoryState, PluginKind, Runtime, RuntimeConfig,
+};
+use tessera_segments::{SegmentSpec, Segments};
+use tessera_vault::{
+    Actor, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NewEvent, PropertySpec,
+    TenantSettings, TraitType, Vault,
+};
+
+const RULE: &str =
+    "count(purchase, last 90 days) >= 3 and sum(purchase.amount, last 30 days) > 500";
+/// 2026-06-01T00:00:00Z.
+const NOW: i64 = 1_780_272_000_000;
+const DAY_MS: i64 = 86_400_000;
+const BATCH: usize = 10_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator (xorshift).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One query's columns, as the host lays them out.
+struct QueryData {
+    count: Vec<i64>,
+    first: Vec<i64>,
+    last: Vec<i64>,
+    present: Vec<u8>,
+    sums: Vec<Vec<f64>>,
+}
+
+fn query_data(rows: usize, sums: usize, g: &mut Gen) -> QueryData {
+    let mut data = QueryData {
+        count: Vec::with_capacity(rows),
+        first: Vec::with_capacity(rows),
+        last: Vec::with_capacity(rows),
+        present: Vec::with_capacity(rows),
+        sums: vec![Vec::with_capacity(rows); sums],
+    };
+    for _ in 0..rows {
+        let count = (g.next() % 7) as i64;
+        data.count.push(count);
+        let last = NOW - (g.next() % (30 * DAY_MS as u64)) as i64;
+        data.first
+            .push(last - (g.next() % (60 * DAY_MS as u64)) as i64);
+        data.last.push(last);
+        data.present.push(u8::from(count > 0));
+        for sum in &mut data.sums {
+            sum.push(if count > 0 {
+                (g.next() % 400) as f64 * count as f64
+            } else {
+                0.0
+            });
+        }
+    }
+    data
+}
+
+fn batch_of(queries: &[QueryData], rows: usize, offset: u64) -> ProfileBatch {
+    let mut aggregates = Vec::new();
+    for q in queries {
+        aggregates.push(Column {
+            data: ColumnData::Integer(q.count.clone()),
+            present: Vec::new(),
+        });
+        aggregates.push(Column {
+            data: ColumnData::Timestamp(q.first.clone()),
+            present: q.present.clone(),
+        });
+        aggregates.push(Column {
+            data: ColumnData::Timestamp(q.last.clone()),
+            present: q.present.clone(),
+        });
+        for sum in &q.sums {
+            aggregates.push(Column {
+                data: ColumnData::Number(sum.clone()),
+                present: Vec::new(),
+            });
+        }
+    }
+    ProfileBatch {
+        rows: rows as u32,
+        keys: (0..rows as u64).map(|k| k + offset).collect(),
+        fields: Vec::new(),
+        aggregates,
+        now: NOW,
+    }
+}
+
+/// The rule over the same columns, natively: the profile the plugin builds
+/// per row, evaluated by the same crate.
+fn native(
+    checked: &tessera_rules::CheckedRule,
+    keys: &[(String, usize)],
+    queries: &[QueryData],
+    rows: usize,
+) -> usize {
+    let clock = Clock {
+        now_ms: NOW,
+        utc_offset_minutes: 0,
+    };
+    let sums: Vec<Vec<String>> = checked
+        .rule()
+        .queries()
+        .into_iter()
+        .map(|q| q.sums.into_iter().collect())
+        .collect();
+    let mut members = 0;
+    for row in 0..rows {
+        let mut facts = BTreeMap::new();
+        for (i, (key, _)) in keys.iter().enumerate() {
+            let q = &queries[i];
+            if q.count[row] == 0 {
+                continue;
+            }
+            facts.insert(
+                key.clone(),
+                Facts {
+                    count: q.count[row] as u64,
+                    sums: sums[i]
+                        .iter()
+                        .zip(&q.sums)
+                        .map(|(p, column)| (p.clone(), column[row]))
+                        .collect(),
+                    first_ms: Some(q.first[row]),
+                    last_ms: Some(q.last[row]),
+                },
+            );
+        }
+        let profile = Profile {
+            traits: BTreeMap::new(),
+            facts,
+            segments: Default::default(),
+        };
+        members += usize::from(checked.evaluate(black_box(&profile), &clock));
+    }
+    members
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn plugin_vs_native() {
+    let profiles = env("PROFILES", 1_000_000);
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let plugin = runtime
+        .install(
+            tessera_guests::plugins::RULES,
+            InstallRequest {
+                kind: PluginKind::Segment,
+                grants: Grants::default(),
+                limits: Limits::default(),
+                tenant: "bench".into(),
+                installation: "bench-rules".into(),
+                state: Arc::new(MemoryState::new()),
+            },
+        )
+        .expect("install");
+    let params = plugin
+        .validate(&[FieldValue {
+            name: "rule".into(),
+            value: Value::Text(RULE.into()),
+        }])
+        .expect("params");
+    let needs = plugin.plan(&params).expect("plan").value;
+    let rule = tessera_rules::parse(RULE).expect("rule");
+    let schema = tessera_rules::Schema::new()
+        .with_event("purchase", [("amount", tessera_rules::Type::Number)]);
+    let checked = tessera_rules::check(&rule, &schema).expect("checked");
+    let queries: Vec<(String, usize)> = needs
+        .queries
+        .iter()
+        .map(|q| (q.name.clone(), q.sums.len()))
+        .collect();
+    assert_eq!(queries.len(), 2, "the plan: {needs:?}");
+
+    let mut g = Gen(0x5eed_1234);
+    let batches = profiles.div_ceil(BATCH);
+    let mut plugin_time = Duration::ZERO;
+    let mut native_time = Duration::ZERO;
+    let (mut plugin_members, mut native_members) = (0usize, 0usize);
+    for b in 0..batches {
+        let rows = BATCH.min(profiles - b * BATCH);
+        let data: Vec<QueryData> = queries
+            .iter()
+            .map(|(_, sums)| query_data(rows, *sums, &mut g))
+            .collect();
+        let batch = batch_of(&data, rows, (b * BATCH) as u64);
+        let started = Instant::now();
+        let out = plugin.evaluate(&params, &batch).expect("evaluate").value;
+        plugin_time += started.elapsed();
+        plugin_members += out.member.iter().filter(|m| **m == 1).count();
+        let started = Instant::now();
+        native_members += native(&checked, &queries, &data, rows);
+        native_time += started.elapsed();
+    }
+    assert_eq!(
+        plugin_members, native_members,
+        "the plugin and native Rust disagree"
+    );
+    let rate = |d: Duration| profiles as f64 / d.as_secs_f64();
+    println!(
+        "1. plugin vs native, {profiles} profiles in batches of {BATCH} ({plugin_members} members)"
+    );
+    println!(
+        "   rules plugin (wasm, fresh instance per batch): {:>10.0} profiles/s  ({:.2} s)",
+        rate(plugin_time),
+        plugin_time.as_secs_f64()
+    );
+    println!(
+        "   native tessera-rules, same columns:           {:>10.0} profiles/s  ({:.2} s)",
+        rate(native_time),
+        native_time.as_secs_f64()
+    );
+    println!(
+        "   plugin / native time: {:.2}x; peak RSS so far {:.0} MiB",
+        plugin_time.as_secs_f64() / native_time.as_secs_f64(),
+        peak_rss_mib()
+    );
+}
+
+fn end_to_end() {
+    let people = env("PEOPLE", 20_000);
+    let events_per_stream = env("EVENTS", 200);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vault = Arc::new(
+        Vault::open(
+            dir.path().join("data"),
+            dir.path().join("keys"),
+            MasterKey::generate().expect("key"),
+        )
+        .expect("vault")
+        .with_clock(Arc::new(|| NOW)),
+    );
+    let mut settings = TenantSettings::default();
+    let mut purchase = EventSpec::default();
+    purchase
+        .properties
+        .insert("amount".into(), PropertySpec::new(TraitType::Number));
+    settings.events.insert("purchase".into(), purchase);
+    let operator = Actor::new("operator", "bench");
+    vault
+        .create_tenant("bench", settings, &operator)
+        .expect("tenant");
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let registry = Registry::new(runtime, vault.clone(), false);
+    registry
+        .install_builtin_granted(
+            "bench",
+            tessera_guests::plugins::RULES,
+            Kind::Segment,
+            Permissions {
+                traits: vec!["*".into()],
+                events: vec!["*".into()],
+                purposes: vec!["email_marketing".into()],
+                ..Permissions::default()
+            },
+        )
+        .expect("rules");
+    let mut g = Gen(42);
+    let started = Instant::now();
+    let mut items = Vec::with_capacity(500);
+    for p in 0..people {
+        let events = (0..(g.next() % 6))
+            .map(|e| NewEvent {
+                source_id: Some(format!("p{p}-e{e}")),
+                event_type: "purchase".into(),
+                at_ms: NOW - (g.next() % (120 * DAY_MS as u64)) as i64,
+                channel: Channel::Offline,
+                properties: serde_json::from_value(json!({"amount": (g.next() % 400) as f64}))
+                    .unwrap(),
+            })
+            .collect();
+        items.push(Incoming {
+            identities: vec![(IdentityKind::MemberId, format!("M{p:07}"))],
+            events,
+            consents: vec![ConsentChange {
+                purpose: "email_marketing".into(),
+                granted: true,
+                method: "bench".into(),
+                given_at_ms: None,
+            }],
+            ..Incoming::default()
+        });
+        if items.len() == 500 {
+            vault
+                .ingest_batch("bench", &items, &operator)
+                .expect("ingest");
+            items.clear();
+        }
+    }
+    if !items.is_empty() {
+        vault
+            .ingest_batch("bench", &items, &operator)
+            .expect("ingest");
+    }
+    println!(
+        "\n2. end to end: {people} people ingested in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let segments = Segments::new(vault.clone(), registry);
+    segments
+        .put(
+            "bench",
+            "regulars",
+            SegmentSpec {
+                plugin: "rules".into(),
+                params: vec![FieldValue {
+                    name: "rule".into(),
+                    value: Value::Text(RULE.into()),
+                }],
+                purpose: None,
+                description: String::new(),
+            },
+            &operator,
+        )
+        .expect("segment");
+    let started = Instant::now();
+    let report = segments.recompute("bench", "regulars").expect("recompute");
+    let first = started.elapsed();
+    let started = Instant::now();
+    let again = segments.recompute("bench", "regulars").expect("recompute");
+    let second = started.elapsed();
+    println!(
+        "   first recompute: {} evaluated, {} members, {:.0} profiles/s ({:.2} s)",
+        report.evaluated,
+        report.members,
+        report.evaluated as f64 / first.as_secs_f64(),
+        first.as_secs_f64()
+    );
+    println!(
+        "   second (nothing changes): {:.0} profiles/s ({:.2} s)",
+        again.evaluated as f64 / second.as_secs_f64(),
+        second.as_secs_f64()
+    );
+
+    segments.watch();
+    let mut ingest = Duration::ZERO;
+    let mut total = Duration::ZERO;
+    for i in 0..events_per_stream {
+        let person = (g.next() % people as u64) as usize;
+        let item = Incoming {
+            identities: vec![(IdentityKind::MemberId, format!("M{person:07}"))],
+            events: vec![NewEvent {
+                source_id: Some(format!("stream-{i}")),
+                event_type: "purchase".into(),
+                at_ms: NOW - 1,
+                channel: Channel::Online,
+                properties: serde_json::from_value(json!({"amount": 250.0})).unwrap(),
+            }],
+            ..Incoming::default()
+        };
+        let started = Instant::now();
+        vault.ingest("bench", &item, &operator).expect("ingest");
+        ingest += started.elapsed();
+        let started = Instant::now();
+        segments.process_pending().expect("stream");
+        total += started.elapsed();
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / events_per_stream as f64;
+    println!(
+        "\n3. streaming, mean of {events_per_stream} events: the update of the person's segments \
+         {:.2} ms per event (baseline, the event's own ingest: {:.2} ms)",
+        per(total),
+        per(ingest)
+    );
+    println!("\npeak RSS {:.0} MiB", peak_rss_mib());
+}
+
+fn main() {
+    plugin_vs_native();
+    end_to_end();
+}
