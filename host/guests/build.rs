@@ -18,6 +18,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("EPSILON_GREEDY", "tessera_plugin_epsilon_greedy"),
     ("WEBHOOK_OUT", "tessera_plugin_webhook_out"),
     ("REST_PULL", "tessera_plugin_rest_pull"),
+    ("RULES", "tessera_plugin_rules"),
+    ("RFM", "tessera_plugin_rfm"),
 ];
 
 fn main() {
@@ -27,7 +29,15 @@ fn main() {
     let guest_target = guest_target_dir(&out_dir);
     let test_programs = env::var_os("CARGO_FEATURE_TEST_PROGRAMS").is_some();
 
-    for path in ["wit", "sdk/rust/src", "sdk/rust/Cargo.toml", "plugins"] {
+    // The rules plugin embeds the host's rules crate.
+    for path in [
+        "wit",
+        "sdk/rust/src",
+        "sdk/rust/Cargo.toml",
+        "plugins",
+        "host/rules/src",
+        "host/rules/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     ensure_target();

@@ -78,6 +78,32 @@ const FIRST_PARTY: [(&str, &[u8], Kind, u64); 4] = [
     ),
 ];
 
+/// Tessera's segment plugins whose columns come from their parameters
+/// (the rules plugin's rule, the RFM window): (name, component, state
+/// quota in bytes). Every tenant gets them, granted [`planned_grant`].
+pub(crate) const PLANNED_SEGMENTS: [(&str, &[u8], u64); 2] = [
+    ("rules", tessera_guests::plugins::RULES, 0),
+    // RFM keeps the quantile cut points of its last full page.
+    ("rfm", tessera_guests::plugins::RFM, 16 << 10),
+];
+
+/// What the first-party plugins of [`PLANNED_SEGMENTS`] are granted: every
+/// standard trait and every event type of the tenant's schemas (`*`; a
+/// `pii` or `sensitive` field needs its PII class, which they are not
+/// granted), for the purposes they work for. What a segment's parameters
+/// make them read is checked against this grant when it is saved.
+pub(crate) fn planned_grant(state_quota: u64) -> tessera_plugins::Permissions {
+    tessera_plugins::Permissions {
+        traits: vec!["*".into()],
+        events: vec!["*".into()],
+        purposes: ["email_marketing", "personalization", "analytics"]
+            .map(String::from)
+            .to_vec(),
+        state_quota,
+        ..tessera_plugins::Permissions::default()
+    }
+}
+
 /// The settings file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -377,6 +403,14 @@ fn install_first_party(state: &AppState) -> anyhow::Result<()> {
         for (name, bytes, kind, state_quota) in FIRST_PARTY {
             let live = registry
                 .install_builtin(&tenant, bytes, kind, state_quota)
+                .with_context(|| {
+                    format!("cannot install the first-party plugin {name} for tenant {tenant}")
+                })?;
+            labels.push(live.plugin.info().label());
+        }
+        for (name, bytes, state_quota) in PLANNED_SEGMENTS {
+            let live = registry
+                .install_builtin_granted(&tenant, bytes, Kind::Segment, planned_grant(state_quota))
                 .with_context(|| {
                     format!("cannot install the first-party plugin {name} for tenant {tenant}")
                 })?;

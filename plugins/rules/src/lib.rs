@@ -1,0 +1,290 @@
+//! `rules`: subjects who meet a rule written in Tessera's rules language
+//! (`docs/rules.md`), e.g. `count(purchase, last 90 days) >= 3 and not in
+//! segment "staff"`.
+//!
+//! The plugin embeds `tessera-rules`, the parser, checker and evaluator the
+//! host itself checks rules with. It plans its columns from the rule
+//! (`tessera:plan`): one column per trait the rule reads, in the kind the
+//! tenant's schema gives it; one event query per distinct
+//! `event where …, last …` of the rule, with the sums it adds up; one
+//! membership column per segment it refers to. It never sees an event, only
+//! the facts the host computed from the events it was granted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tessera_rules::{
+    CheckedRule, Clock, Facts, Profile, Rule, Schema, Type, TypeErrorKind, Value as RuleValue,
+};
+use tessera_sdk::prelude::*;
+use tessera_sdk::{ColumnData, EventQuery, schema};
+
+struct Rules;
+
+/// The longest rule text taken, in bytes.
+const MAX_RULE_BYTES: usize = 10_000;
+/// How many times [`check`] widens its schema before giving up: each round
+/// names what the rule refers to that the previous one lacked.
+const CHECK_ROUNDS: usize = 4;
+
+impl Segment for Rules {
+    fn describe() -> Manifest {
+        Manifest::new(
+            "rules",
+            "0.1.0",
+            "Subjects who meet a rule in Tessera's rules language: traits, event counts, sums, \
+             averages and times over windows, filters on event properties, other segments.",
+        )
+        .param(
+            ParamSpec::text(
+                "rule",
+                "The rule, e.g. count(purchase, last 90 days) >= 3 (docs/rules.md)",
+            )
+            .required(),
+        )
+        .param(
+            ParamSpec::integer(
+                "utc_offset_minutes",
+                "The tenant's offset from UTC in minutes: where a day without a time begins",
+            )
+            .range(-1_080.0, 1_080.0)
+            .default(Value::Integer(0)),
+        )
+        .purpose("email_marketing")
+        .purpose("personalization")
+        .purpose("analytics")
+    }
+
+    fn validate(params: &Params) -> Result<(), Error> {
+        parse(params).map(|_| ())
+    }
+
+    fn plan(params: &Params) -> Result<Needs, Error> {
+        let checked = check(&parse(params)?)?;
+        let mut needs = Needs::new();
+        for name in checked.traits() {
+            // `check` only accepts traits the schema gave a kind.
+            let kind = schema::trait_kind(name).unwrap_or(ValueKind::Text);
+            needs = needs.field(name, kind, FieldClass::Standard);
+        }
+        for query in checked.rule().queries() {
+            needs = needs.query(EventQuery {
+                name: query.key.clone(),
+                event_type: query.event.clone(),
+                filter: query.filter.as_ref().map(ToString::to_string),
+                window_ms: query.window.map(|w| w.millis()),
+                sums: query.sums.iter().cloned().collect(),
+            });
+        }
+        for segment in checked.segments() {
+            needs = needs.segment(segment);
+        }
+        Ok(needs)
+    }
+
+    fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error> {
+        let checked = check(&parse(params)?)?;
+        let clock = Clock {
+            now_ms: batch.now(),
+            utc_offset_minutes: i32::try_from(params.integer("utc_offset_minutes")?)
+                .map_err(|_| Error::config("`utc_offset_minutes` is out of range"))?,
+        };
+        let columns = Columns::of(&checked, batch)?;
+        let mut member = Vec::with_capacity(batch.rows());
+        for row in 0..batch.rows() {
+            let profile = columns.profile(row);
+            member.push(u8::from(checked.evaluate(&profile, &clock)));
+        }
+        Ok(Memberships {
+            member,
+            scores: Vec::new(),
+            tiers: None,
+        })
+    }
+}
+
+/// The rule parameter, parsed; a parse error names its line and column.
+fn parse(params: &Params) -> Result<Rule, Error> {
+    let text = params.text("rule")?;
+    if text.len() > MAX_RULE_BYTES {
+        return Err(Error::config(format!(
+            "the rule is {} bytes; at most {MAX_RULE_BYTES}",
+            text.len()
+        )));
+    }
+    tessera_rules::parse(text).map_err(|e| Error::config(format!("rule: {e}")))
+}
+
+/// Type-checks the rule against what the host says of the tenant's traits
+/// (their kinds, for those granted) and what the rule itself names of
+/// events and segments: the host checks events, properties and segments
+/// against the tenant's schema when the segment is saved, and serves only
+/// what is granted; traits need their kinds here, to read the columns.
+fn check(rule: &Rule) -> Result<CheckedRule, Error> {
+    let mut schema = Schema::new();
+    let mut unknown_traits = BTreeSet::new();
+    for _ in 0..CHECK_ROUNDS {
+        let errors = match tessera_rules::check(rule, &schema) {
+            Ok(checked) => return Ok(checked),
+            Err(errors) => errors,
+        };
+        let mut widened = false;
+        for error in &errors {
+            match &error.kind {
+                TypeErrorKind::UnknownTrait(name) if !unknown_traits.contains(name) => {
+                    match schema::trait_kind(name) {
+                        Some(kind) => {
+                            schema.traits.insert(name.clone(), rule_type(kind));
+                        }
+                        None => {
+                            unknown_traits.insert(name.clone());
+                        }
+                    }
+                    widened = true;
+                }
+                TypeErrorKind::UnknownEvent(event) => {
+                    schema.events.entry(event.clone()).or_default();
+                    widened = true;
+                }
+                TypeErrorKind::UnknownProperty { event, property } => {
+                    schema
+                        .events
+                        .entry(event.clone())
+                        .or_default()
+                        .insert(property.clone(), Type::Any);
+                    widened = true;
+                }
+                // A property the rule sums is a number: the host checked
+                // that against the event schema when the rule was saved.
+                TypeErrorKind::NotNumeric {
+                    event, property, ..
+                } if schema.events.get(event).and_then(|p| p.get(property)) == Some(&Type::Any) => {
+                    schema
+                        .events
+                        .entry(event.clone())
+                        .or_default()
+                        .insert(property.clone(), Type::Number);
+                    widened = true;
+                }
+                TypeErrorKind::UnknownSegment(segment) => {
+                    schema.segments.insert(segment.clone());
+                    widened = true;
+                }
+                _ => {}
+            }
+        }
+        if !widened {
+            return Err(refusal(&errors));
+        }
+    }
+    tessera_rules::check(rule, &schema).map_err(|errors| refusal(&errors))
+}
+
+fn refusal(errors: &[tessera_rules::TypeError]) -> Error {
+    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    Error::config(format!("rule: {}", listed.join("; ")))
+}
+
+fn rule_type(kind: ValueKind) -> Type {
+    match kind {
+        ValueKind::Boolean => Type::Boolean,
+        ValueKind::Integer | ValueKind::Number => Type::Number,
+        ValueKind::Timestamp => Type::Date,
+        ValueKind::TextList => Type::List(&Type::String),
+        // A trait of type `any` arrives as its JSON text.
+        ValueKind::Text => Type::String,
+    }
+}
+
+/// The batch's columns for one rule, by what the rule calls them.
+struct Columns<'a> {
+    traits: Vec<(&'a str, ColumnRef<'a>)>,
+    queries: Vec<(String, tessera_sdk::QueryColumns<'a>, Vec<String>)>,
+    segments: Vec<(&'a str, ColumnRef<'a>)>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(checked: &'a CheckedRule, batch: &'a Batch) -> Result<Self, Error> {
+        let traits = checked
+            .traits()
+            .iter()
+            .map(|name| Ok((name.as_str(), batch.field(name)?)))
+            .collect::<Result<_, Error>>()?;
+        let queries = checked
+            .rule()
+            .queries()
+            .into_iter()
+            .map(|q| {
+                let columns = batch.query(&q.key)?;
+                Ok((q.key, columns, q.sums.into_iter().collect()))
+            })
+            .collect::<Result<_, Error>>()?;
+        let segments = checked
+            .segments()
+            .iter()
+            .map(|name| Ok((name.as_str(), batch.segment(name)?)))
+            .collect::<Result<_, Error>>()?;
+        Ok(Columns {
+            traits,
+            queries,
+            segments,
+        })
+    }
+
+    fn profile(&self, row: usize) -> Profile {
+        let mut traits = BTreeMap::new();
+        for (name, column) in &self.traits {
+            if let Some(value) = cell(column, row) {
+                traits.insert((*name).to_owned(), value);
+            }
+        }
+        let mut facts = BTreeMap::new();
+        for (key, columns, sums) in &self.queries {
+            let count = columns.count(row);
+            if count == 0 {
+                continue;
+            }
+            facts.insert(
+                key.clone(),
+                Facts {
+                    count,
+                    sums: sums
+                        .iter()
+                        .map(|p| (p.clone(), columns.sum(p, row)))
+                        .collect(),
+                    first_ms: columns.first(row),
+                    last_ms: columns.last(row),
+                },
+            );
+        }
+        let segments = self
+            .segments
+            .iter()
+            .filter(|(_, column)| column.boolean(row) == Some(true))
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        Profile {
+            traits,
+            facts,
+            segments,
+        }
+    }
+}
+
+/// One trait value, as the rules evaluator takes it.
+fn cell(column: &ColumnRef<'_>, row: usize) -> Option<RuleValue> {
+    if !column.is_present(row) {
+        return None;
+    }
+    match &column.raw().data {
+        ColumnData::Boolean(_) => column.boolean(row).map(RuleValue::Boolean),
+        ColumnData::Integer(_) => column.integer(row).map(|i| RuleValue::Number(i as f64)),
+        ColumnData::Number(_) => column.number(row).map(RuleValue::Number),
+        ColumnData::Timestamp(values) => values.get(row).copied().map(RuleValue::Date),
+        ColumnData::Text(_) => column.text(row).map(|t| RuleValue::String(t.to_owned())),
+        ColumnData::TextList(_) => column
+            .text_list(row)
+            .map(|items| RuleValue::List(items.map(|s| RuleValue::String(s.to_owned())).collect())),
+    }
+}
+
+tessera_sdk::export_segment!(Rules);
