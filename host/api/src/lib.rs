@@ -20,6 +20,7 @@ mod me;
 mod metrics;
 mod openapi;
 mod plugins;
+mod profiles;
 mod ratelimit;
 mod rules;
 pub mod segment;
@@ -61,6 +62,7 @@ pub use me::{
 };
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
+pub use profiles::{AggregateView, ConsentView, ProfileView, SegmentMembership};
 pub use ratelimit::RateLimiter;
 pub use rules::{RuleCheck, RuleProblem, RuleUses};
 pub use segmentation::{
@@ -204,6 +206,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::delete(plugins::distrust),
         )
         .route("/v1/rules/check", post(rules::check))
+        .route("/v1/profiles/{id}", get(profiles::profile))
         .route("/v1/segments", get(segmentation::list))
         .route("/v1/segments/preview", post(segmentation::preview))
         .route(

@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
 use crate::{
-    admin, error, handlers, imports, ingest, login, me, plugins, rules, segment, segmentation,
-    subject_tokens, tokens,
+    admin, error, handlers, imports, ingest, login, me, plugins, profiles, rules, segment,
+    segmentation, subject_tokens, tokens,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -77,6 +77,7 @@ use crate::{
         plugins::trust,
         plugins::distrust,
         rules::check,
+        profiles::profile,
         segmentation::list,
         segmentation::put,
         segmentation::show,

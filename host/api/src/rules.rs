@@ -6,8 +6,9 @@
 use axum::Extension;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tessera_rules::{Schema, Span, Type};
-use tessera_vault::{TenantSettings, TraitType};
+use tessera_rules::Span;
+use tessera_segments::rules::rule_schema;
+use tessera_vault::TenantSettings;
 
 use crate::error::{ApiError, Json};
 use crate::tokens::Principal;
@@ -75,37 +76,9 @@ fn problem(span: Span, message: String) -> RuleProblem {
     }
 }
 
-fn rule_type(kind: &TraitType) -> Type {
-    match kind {
-        TraitType::String => Type::String,
-        TraitType::Number => Type::Number,
-        TraitType::Bool => Type::Boolean,
-        TraitType::Date => Type::Date,
-        TraitType::Any => Type::Any,
-    }
-}
-
-/// The tenant's schemas as the rules checker sees them: its traits, and
-/// the event types of its event schema with their properties. No segment
-/// exists yet to refer to.
-fn schema_of(settings: &TenantSettings) -> Schema {
-    let mut schema = Schema::new();
-    for (name, spec) in &settings.schema {
-        schema = schema.with_trait(name, rule_type(&spec.kind));
-    }
-    for (name, spec) in &settings.events {
-        schema = schema.with_event(
-            name,
-            spec.properties
-                .iter()
-                .map(|(property, p)| (property.as_str(), rule_type(&p.kind))),
-        );
-    }
-    schema
-}
-
-/// Parses and checks `text` against `settings`.
-pub(crate) fn verdict(text: &str, settings: &TenantSettings) -> RuleCheck {
+/// Parses and checks `text` against `settings` and the tenant's
+/// `segments`.
+pub(crate) fn verdict(text: &str, settings: &TenantSettings, segments: Vec<String>) -> RuleCheck {
     let rule = match tessera_rules::parse(text) {
         Ok(rule) => rule,
         Err(error) => {
@@ -120,7 +93,7 @@ pub(crate) fn verdict(text: &str, settings: &TenantSettings) -> RuleCheck {
     };
     let canonical = Some(rule.to_string());
     let explanation = Some(rule.explain());
-    match tessera_rules::check(&rule, &schema_of(settings)) {
+    match tessera_rules::check(&rule, &rule_schema(settings, segments)) {
         Ok(checked) => RuleCheck {
             valid: true,
             errors: Vec::new(),
@@ -169,8 +142,20 @@ pub(crate) async fn check(
         )
         .with_field("rule", format!("at most {MAX_RULE_CHARS} characters")));
     }
-    let settings = blocking(move || Ok(state.vault.settings(&principal.tenant)?)).await?;
-    Ok(Json(verdict(&body.rule, &settings)))
+    let (settings, segments) = blocking(move || {
+        let settings = state.vault.settings(&principal.tenant)?;
+        let segments = match &state.segments {
+            Some(segments) => segments
+                .list(&principal.tenant)?
+                .into_iter()
+                .map(|s| s.name)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((settings, segments))
+    })
+    .await?;
+    Ok(Json(verdict(&body.rule, &settings, segments)))
 }
 
 #[cfg(test)]
@@ -196,6 +181,7 @@ mod tests {
         let v = verdict(
             "sum(purchase.amount, last 30 days) > 500 and trait.city = \"Oslo\"",
             &settings(),
+            Vec::new(),
         );
         assert!(v.valid, "{v:?}");
         let uses = v.uses.unwrap();
@@ -207,7 +193,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_position_and_every_type_error_is_reported() {
-        let v = verdict("count(purchase) >= and", &settings());
+        let v = verdict("count(purchase) >= and", &settings(), Vec::new());
         assert!(!v.valid);
         assert_eq!(v.errors.len(), 1);
         assert_eq!((v.errors[0].line, v.errors[0].column), (1, 20));
@@ -216,6 +202,7 @@ mod tests {
         let v = verdict(
             "sum(purchase.store) > 1 and trait.nope = 1 and count(refund) > 0",
             &settings(),
+            Vec::new(),
         );
         assert!(!v.valid);
         let messages: Vec<&str> = v.errors.iter().map(|e| e.message.as_str()).collect();
@@ -230,5 +217,19 @@ mod tests {
             "{messages:?}"
         );
         assert!(v.canonical.is_some(), "it parsed");
+    }
+
+    #[test]
+    fn a_rule_may_refer_to_the_tenants_segments_only() {
+        let rule = "in segment \"vip\" and not in segment \"staff\"";
+        let v = verdict(rule, &settings(), vec!["vip".into(), "staff".into()]);
+        assert!(v.valid, "{v:?}");
+        assert_eq!(v.uses.unwrap().segments, ["staff", "vip"]);
+        let v = verdict(rule, &settings(), vec!["vip".into()]);
+        assert!(!v.valid);
+        assert!(
+            v.errors[0].message.contains("unknown segment \"staff\""),
+            "{v:?}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as JsonValue;
+use serde_json::{Value as JsonValue, json};
 use tessera_segments::{
     Preview, RecomputeReport, Segment, SegmentError, SegmentSpec, Segments, SizePoint,
 };
@@ -195,6 +195,19 @@ impl From<SegmentError> for ApiError {
             | E::UnknownPurpose { .. } => {
                 ApiError::unprocessable("invalid_purpose", message).with_field("purpose", "")
             }
+            E::Rule { problems } => {
+                ApiError::unprocessable("invalid_rule", message).with_details(json!({
+                    "field": "params.rule",
+                    "problems": problems
+                        .iter()
+                        .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                        .collect::<Vec<_>>(),
+                }))
+            }
+            E::Cycle { path } => ApiError::unprocessable("segment_cycle", message)
+                .with_details(json!({"cycle": path})),
+            E::InUse { by, .. } => ApiError::new(StatusCode::CONFLICT, "segment_in_use", message)
+                .with_details(json!({"used_by": by})),
             E::DescriptionTooLong => ApiError::unprocessable("invalid_segment", message)
                 .with_field("description", "at most 1000 bytes"),
             E::TooMany => ApiError::new(StatusCode::CONFLICT, "too_many_segments", message),

@@ -506,6 +506,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             rule.path.into(),
             Some(json!({"rule": "trait.city = \"Oslo\" and trait.tier in [\"gold\"]"})),
         ),
+        "/v1/profiles/{id}" => call(format!("/v1/profiles/{}", f.subject(ACME, &member)), None),
         "/v1/segments" => call(rule.path.into(), None),
         "/v1/segments/preview" => call(
             rule.path.into(),

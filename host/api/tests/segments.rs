@@ -287,3 +287,76 @@ async fn bad_segments_are_refused_with_the_reason() {
         .expect(StatusCode::OK);
     assert_eq!(listed.body["segments"], json!([]));
 }
+
+#[tokio::test]
+async fn a_profile_shows_what_the_role_may_read_and_why_the_person_is_in_a_segment() {
+    let f = fixture();
+    let subjects = people(&f, 8);
+    let ann = &subjects[7];
+    f.vault()
+        .rectify(
+            ACME,
+            ann,
+            &BTreeMap::from([
+                ("email".to_owned(), Some(json!("ann@example.com"))),
+                ("city".to_owned(), Some(json!("Lyon"))),
+            ]),
+            &common::operator(),
+        )
+        .unwrap();
+    let marketer = f.token(ACME, Role::Marketer).to_owned();
+    f.call(
+        Method::PUT,
+        "/v1/segments/big-spenders",
+        Some(&marketer),
+        Some(big_spenders(500)),
+    )
+    .await
+    .expect(StatusCode::OK);
+    recomputed(&f, &marketer, "big-spenders").await;
+
+    let profile = f
+        .call(
+            Method::GET,
+            &format!("/v1/profiles/{ann}"),
+            Some(&marketer),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(profile["traits"]["city"], "Lyon");
+    assert_eq!(profile["traits"]["total_spend"], 700);
+    assert!(profile["traits"].get("email").is_none(), "{profile}");
+    assert_eq!(profile["withheld"]["email"], "pii");
+    assert_eq!(profile["segments"][0]["segment"], "big-spenders");
+    assert_eq!(
+        profile["segments"][0]["why"],
+        "threshold: spent at least the threshold"
+    );
+    assert!(
+        profile["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["purpose"] == "email_marketing" && c["granted"] == true),
+        "{profile}"
+    );
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let full = f
+        .call(
+            Method::GET,
+            &format!("/v1/profiles/{ann}"),
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(full["traits"]["email"], "ann@example.com");
+    assert_eq!(full["withheld"], json!({}));
+    let analyst = f.token(ACME, Role::Analyst).to_owned();
+    f.call(Method::GET, "/v1/profiles/nobody", Some(&analyst), None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}

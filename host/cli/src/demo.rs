@@ -54,8 +54,10 @@ use tessera_privacy::MasterKey;
 use tessera_runtime::api::strategies::{Context, Feedback, FeedbackBatch, FeedbackKind};
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
 use tessera_runtime::{Called, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind};
+use tessera_segments::{SegmentSpec, Segments};
 use tessera_vault::{
-    Actor, AuditEntry, Channel, NormalizeRules, SubjectView, TenantSettings, Vault,
+    Actor, AuditEntry, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NormalizeRules,
+    PropertySpec, SubjectView, TenantSettings, TraitType, Vault,
 };
 
 use crate::report;
@@ -167,16 +169,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         PluginKind::Strategy,
         64 << 10,
     )?;
-    let importer = Importer::new(registry, vault.clone());
+    let importer = Importer::new(registry.clone(), vault.clone());
 
     println!("\n3. Import {}", dataset.origin);
     let (seen, again) = import_all(&vault, &importer, &dataset, fresh)?;
+
+    println!("\n4. Segments, decided by the rules segment plugin (docs/rules.md)");
+    build_segments(&vault, &registry, &dataset)?;
 
     // The people as the plugins see them, after the replay.
     let people = People::load(&vault, &seen, &dataset.files)?;
     let batch = people.batch(vault.now_ms());
     println!(
-        "\n4. Segment \"big spenders\": total spend (web + store) >= {}",
+        "\n5. Segment \"big spenders\": total spend (web + store) >= {}",
         args.threshold
     );
     let params = threshold.validate(&[FieldValue {
@@ -212,12 +217,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         let segment = people.batch_of(&member_rows, batch.now);
         println!(
-            "\n5. Strategy \"epsilon-greedy\" chooses an offer per customer and learns from conversions"
+            "\n6. Strategy \"epsilon-greedy\" chooses an offer per customer and learns from conversions"
         );
         run_strategy(&vault, &bandit, &segment, args.rounds)?;
     }
 
-    println!("\n6. Privacy: the subject rights and the audit trail");
+    println!("\n7. Privacy: the subject rights and the audit trail");
     privacy(&vault, &importer, &people, &dataset.files, again)?;
 
     println!(
@@ -301,6 +306,148 @@ fn import_all(
 
 fn operator() -> Actor {
     Actor::new("operator", "demo")
+}
+
+/// The segments the demo keeps: (name, plugin, its one parameter and
+/// value, description). Rules on event counts and on filtered events, an
+/// RFM tier, and rules built on other segments.
+const SEGMENTS: [(&str, &str, &str, &str, &str); 5] = [
+    (
+        "frequent-buyers",
+        "rules",
+        "rule",
+        "count(purchase) >= 3",
+        "bought 3 times or more, online or in a store",
+    ),
+    (
+        "shoe-browsers",
+        "rules",
+        "rule",
+        r#"did(page_view where path contains "shoes") and not did(purchase where category = "shoes")"#,
+        "looked at shoes online and never bought shoes",
+    ),
+    (
+        "champions",
+        "rfm",
+        "tier",
+        "champions",
+        "the RFM tier of recent, frequent buyers (quintiles over the last 365 days)",
+    ),
+    (
+        "loyal-regulars",
+        "rules",
+        "rule",
+        r#"in segment "frequent-buyers" and trait.tier in ["gold", "black"]"#,
+        "frequent buyers of the gold and black loyalty tiers",
+    ),
+    (
+        "champions-on-shoes",
+        "rules",
+        "rule",
+        r#"in segment "champions" and in segment "shoe-browsers""#,
+        "champions who looked at shoes and never bought any",
+    ),
+];
+
+/// Installs the rules plugin, records the loyalty members' marketing
+/// consent, saves [`SEGMENTS`] and recomputes each, printing its size.
+fn build_segments(
+    vault: &Arc<Vault>,
+    registry: &Registry,
+    dataset: &Dataset,
+) -> anyhow::Result<()> {
+    for (_, bytes, state_quota) in crate::serve::PLANNED_SEGMENTS {
+        let live = registry.install_builtin_granted(
+            TENANT,
+            bytes,
+            Kind::Segment,
+            crate::serve::planned_grant(state_quota),
+        )?;
+        show_installed(&live.plugin, state_quota);
+    }
+    println!("   granted: every standard trait and every event type (no PII class)");
+    let consented = record_signup_consents(vault, dataset)?;
+    println!(
+        "   {consented} loyalty members consented to email marketing when they joined (recorded \
+         now, method store_signup): only they are evaluated"
+    );
+    let segments = Segments::new(vault.clone(), registry.clone());
+    for (name, plugin, param, value, description) in SEGMENTS {
+        let spec = SegmentSpec {
+            plugin: plugin.into(),
+            params: vec![FieldValue {
+                name: param.into(),
+                value: Value::Text(value.into()),
+            }],
+            purpose: Some("email_marketing".into()),
+            description: description.into(),
+        };
+        segments
+            .put(TENANT, name, spec, &operator())
+            .with_context(|| format!("cannot save segment {name}"))?;
+    }
+    for segment in segments.in_order(TENANT)? {
+        let started = Instant::now();
+        let report = segments.recompute(TENANT, &segment.name)?;
+        let shown = SEGMENTS
+            .iter()
+            .find(|s| s.0 == segment.name)
+            .map_or(String::new(), |(_, plugin, param, value, _)| {
+                format!("{plugin}: {param} = {value}")
+            });
+        println!(
+            "   {:<18} {:>5} of {} people ({} ms)  {}",
+            segment.name,
+            report.members,
+            report.evaluated,
+            started.elapsed().as_millis(),
+            shown
+        );
+    }
+    Ok(())
+}
+
+/// The loyalty programme's sign-up form asks for email marketing consent:
+/// each member of the dataset's loyalty file gave it. Returns how many.
+fn record_signup_consents(vault: &Vault, dataset: &Dataset) -> anyhow::Result<usize> {
+    let Some(file) = dataset.files.iter().find(|f| f.name.contains("loyalty")) else {
+        return Ok(0);
+    };
+    let text = std::fs::read_to_string(&file.path)
+        .with_context(|| format!("cannot read {}", file.path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let Some(column) = header.iter().position(|h| *h == "member_id") else {
+        return Ok(0);
+    };
+    // Only members the import stored (a row it rejected named no one).
+    let mut known = Vec::new();
+    for id in lines.filter_map(|line| line.split(',').nth(column)) {
+        if !id.is_empty()
+            && vault
+                .find_trusted_subject_unaudited(TENANT, &IdentityKind::MemberId, id)?
+                .is_some()
+        {
+            known.push(id);
+        }
+    }
+    let items: Vec<Incoming> = known
+        .into_iter()
+        .map(|id| Incoming {
+            identities: vec![(IdentityKind::MemberId, id.to_owned())],
+            consents: vec![ConsentChange {
+                purpose: "email_marketing".into(),
+                granted: true,
+                method: "store_signup".into(),
+                given_at_ms: None,
+            }],
+            ..Incoming::default()
+        })
+        .collect();
+    for chunk in items.chunks(500) {
+        vault.ingest_batch(TENANT, chunk, &operator())?;
+    }
+    Ok(items.len())
 }
 
 fn describe_rules(settings: &TenantSettings) -> String {
@@ -634,9 +781,29 @@ fn shown_dir(dir: &Path) -> String {
 }
 
 /// The tenant settings `truth.json` asks for: the defaults, with its
-/// identity rules and merge kinds.
+/// identity rules and merge kinds; and the event schema the segments' rules
+/// refer to (a rule may only name declared event types and properties).
 fn tenant_settings(tenant: &Json) -> TenantSettings {
     let mut settings = TenantSettings::default();
+    for (event, properties) in [
+        (
+            "purchase",
+            &[
+                ("amount", TraitType::Number),
+                ("category", TraitType::String),
+                ("currency", TraitType::String),
+                ("channel", TraitType::String),
+            ][..],
+        ),
+        ("page_view", &[("path", TraitType::String)][..]),
+    ] {
+        let mut spec = EventSpec::default();
+        for (name, kind) in properties {
+            spec.properties
+                .insert((*name).into(), PropertySpec::new(*kind));
+        }
+        settings.events.insert(event.into(), spec);
+    }
     if let Some(code) = tenant["default_country_code"].as_u64() {
         settings.identity_rules.default_country_code = u16::try_from(code).ok();
     }

@@ -71,19 +71,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(import(args, body))
 }
 
-/// The `POST /v1/imports` body.
-fn spec(args: &ImportArgs) -> anyhow::Result<Value> {
-    let mut params = match &args.params {
-        Some(path) => match read_structured(path)? {
-            Value::Object(map) => map,
-            _ => bail!("--params {}: must hold an object", path.display()),
-        },
-        None => Map::new(),
-    };
-    if let Some(path) = &args.mapping {
-        params.insert("mapping".into(), read_structured(path)?);
-    }
-    for pair in &args.param {
+/// Adds `--param NAME=VALUE` pairs to `params`: the value is read as JSON
+/// if it is a JSON scalar (true, 42, "x"), else as text.
+pub(crate) fn add_params(params: &mut Map<String, Value>, pairs: &[String]) -> anyhow::Result<()> {
+    for pair in pairs {
         let Some((name, value)) = pair.split_once('=') else {
             bail!("--param {pair:?}: expected NAME=VALUE");
         };
@@ -96,6 +87,22 @@ fn spec(args: &ImportArgs) -> anyhow::Result<Value> {
             .unwrap_or_else(|| Value::String(value.to_owned()));
         params.insert(name.to_owned(), value);
     }
+    Ok(())
+}
+
+/// The `POST /v1/imports` body.
+fn spec(args: &ImportArgs) -> anyhow::Result<Value> {
+    let mut params = match &args.params {
+        Some(path) => match read_structured(path)? {
+            Value::Object(map) => map,
+            _ => bail!("--params {}: must hold an object", path.display()),
+        },
+        None => Map::new(),
+    };
+    if let Some(path) = &args.mapping {
+        params.insert("mapping".into(), read_structured(path)?);
+    }
+    add_params(&mut params, &args.param)?;
     let chunking = match &args.chunking {
         Some(chunking) => chunking.clone(),
         None => chunking_for(&args.file)?.to_owned(),

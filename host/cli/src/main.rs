@@ -12,6 +12,7 @@ mod plugin;
 mod plugin_new;
 mod plugin_test;
 mod report;
+mod segment;
 mod serve;
 mod subject;
 mod token;
@@ -42,7 +43,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Import the large retail example through the connector plugins into the encrypted store, build a segment, run a strategy, exercise the subject rights.
+    /// Import the large retail example through the connector plugins into the encrypted store, build segments, run a strategy, exercise the subject rights.
     Demo(demo::DemoArgs),
     /// Work with plugins.
     #[command(subcommand)]
@@ -79,6 +80,12 @@ enum Command {
     /// Create, list and revoke API tokens on a running server.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Save, preview, recompute and list segments on a running server.
+    #[command(subcommand)]
+    Segment(segment::SegmentCommand),
+    /// Show a customer profile from a running server: traits by your
+    /// token's role, aggregates, segments with when and why, consents.
+    Profile(segment::ProfileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +167,8 @@ fn main() -> ExitCode {
         Command::Jobs(command) => data::jobs(command),
         Command::Serve(args) => serve::run(args),
         Command::Token(command) => token::run(command),
+        Command::Segment(command) => segment::run(command),
+        Command::Profile(args) => segment::profile(args),
         Command::Import(args) => import::run(args),
     };
     match result {

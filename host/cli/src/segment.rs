@@ -1,0 +1,288 @@
+//! `tessera segment` and `tessera profile`: segments and customer profiles
+//! of a running server, over its HTTP API (`docs/api.md`, Segments).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hyper::http::Method;
+use serde_json::{Map, Value, json};
+
+use crate::import::add_params;
+use crate::token::{ClientArgs, call, failed};
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// List the tenant's segments with their size.
+    List(ListArgs),
+    /// Show one segment: its plugin, parameters, size and last recompute.
+    Show(NameArgs),
+    /// Save a segment (replacing one of that name); its recompute starts
+    /// at once. The rule, parameters and purpose are checked first.
+    Save(SaveArgs),
+    /// Count the members a segment would have now, without saving it.
+    Preview(SpecArgs),
+    /// Recompute a segment over everyone now.
+    Recompute(NameArgs),
+    /// List a segment's members, a page at a time.
+    Members(MembersArgs),
+    /// Remove a segment; its members leave it.
+    Delete(NameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The segment's name.
+    name: String,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// What a segment is made of.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// A rule of Tessera's rules language (docs/rules.md), for the `rules`
+    /// plugin: the same as `--plugin rules --param rule=RULE`.
+    #[arg(long, conflicts_with = "plugin")]
+    rule: Option<String>,
+    /// The segment plugin (e.g. threshold, rfm, rules).
+    #[arg(long)]
+    plugin: Option<String>,
+    /// One parameter, NAME=VALUE; the value is read as JSON if it is JSON
+    /// (true, 42, "x"), else as text. Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    param: Vec<String>,
+    /// The processing purpose (default: the plugin's first granted one).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// 1 to 64 of a-z, 0-9, `-` and `_`.
+    name: String,
+    /// What the segment is for, in words.
+    #[arg(long, default_value = "")]
+    description: String,
+    #[command(flatten)]
+    spec: SpecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    name: String,
+    /// The most to list (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Continue after this subject id (the `next` of the previous page).
+    #[arg(long)]
+    after: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The subject id.
+    subject: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// The body of `PUT /v1/segments/{name}` and `POST /v1/segments/preview`.
+fn body(spec: &SpecArgs, description: &str) -> anyhow::Result<Value> {
+    let mut params = Map::new();
+    add_params(&mut params, &spec.param)?;
+    let plugin = match (&spec.rule, &spec.plugin) {
+        (Some(rule), _) => {
+            params.insert("rule".into(), Value::String(rule.clone()));
+            "rules".to_owned()
+        }
+        (None, Some(plugin)) => plugin.clone(),
+        (None, None) => anyhow::bail!("name the segment's --plugin, or give a --rule"),
+    };
+    let mut body = json!({"plugin": plugin, "params": params, "description": description});
+    if let Some(purpose) = &spec.purpose {
+        body["purpose"] = json!(purpose);
+    }
+    Ok(body)
+}
+
+fn block_on(
+    work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(work)
+}
+
+/// One call; the answer printed as JSON or by `show`, or the error.
+async fn answer(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    json: bool,
+    show: impl FnOnce(&Value),
+) -> anyhow::Result<ExitCode> {
+    let (status, answer) = call(client, method, path, body).await?;
+    if !status.is_success() {
+        if let Some(problems) = answer["error"]["details"]["problems"].as_array() {
+            for problem in problems {
+                eprintln!("{}", problem["message"].as_str().unwrap_or_default());
+            }
+        }
+        return failed(status, &answer);
+    }
+    if json && !answer.is_null() {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        show(&answer);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_segment(segment: &Value) {
+    println!(
+        "{:<24} {:>8} members  {:<10} {}",
+        segment["name"].as_str().unwrap_or("?"),
+        segment["members"].as_u64().unwrap_or(0),
+        segment["plugin"].as_str().unwrap_or("?"),
+        segment["params"]
+            .as_object()
+            .map(|params| params
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join(" "))
+            .unwrap_or_default()
+    );
+}
+
+pub fn run(command: SegmentCommand) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        match command {
+            SegmentCommand::List(args) => {
+                answer(
+                    &args.client,
+                    Method::GET,
+                    "/v1/segments",
+                    None,
+                    args.json,
+                    |a| {
+                        for segment in a["segments"].as_array().into_iter().flatten() {
+                            show_segment(segment);
+                        }
+                    },
+                )
+                .await
+            }
+            SegmentCommand::Show(args) => {
+                let path = format!("/v1/segments/{}", args.name);
+                answer(&args.client, Method::GET, &path, None, true, |_| {}).await
+            }
+            SegmentCommand::Save(args) => {
+                let path = format!("/v1/segments/{}", args.name);
+                let body = body(&args.spec, &args.description)?;
+                answer(
+                    &args.spec.client,
+                    Method::PUT,
+                    &path,
+                    Some(body),
+                    args.spec.json,
+                    |a| {
+                        println!(
+                            "saved segment {} (purpose {}); its recompute has started",
+                            a["name"].as_str().unwrap_or("?"),
+                            a["purpose"].as_str().unwrap_or("?")
+                        );
+                    },
+                )
+                .await
+            }
+            SegmentCommand::Preview(args) => {
+                let body = body(&args, "")?;
+                let path = "/v1/segments/preview";
+                answer(
+                    &args.client,
+                    Method::POST,
+                    path,
+                    Some(body),
+                    args.json,
+                    |a| {
+                        println!(
+                            "{} of {} people who consent to {} would be members",
+                            a["members"].as_u64().unwrap_or(0),
+                            a["evaluated"].as_u64().unwrap_or(0),
+                            a["purpose"].as_str().unwrap_or("?")
+                        );
+                    },
+                )
+                .await
+            }
+            SegmentCommand::Recompute(args) => {
+                let path = format!("/v1/segments/{}/recompute", args.name);
+                answer(&args.client, Method::POST, &path, None, args.json, |_| {
+                    println!("recompute of {} started", args.name);
+                })
+                .await
+            }
+            SegmentCommand::Members(args) => {
+                let mut path = format!("/v1/segments/{}/members?limit={}", args.name, args.limit);
+                if let Some(after) = &args.after {
+                    path.push_str(&format!("&after={after}"));
+                }
+                answer(&args.client, Method::GET, &path, None, args.json, |a| {
+                    for member in a["members"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}  since {}",
+                            member["subject"].as_str().unwrap_or("?"),
+                            crate::data::rfc3339(member["entered_at_ms"].as_i64().unwrap_or(0))
+                        );
+                    }
+                    if let Some(next) = a["next"].as_str() {
+                        eprintln!("more: --after {next}");
+                    }
+                })
+                .await
+            }
+            SegmentCommand::Delete(args) => {
+                let path = format!("/v1/segments/{}", args.name);
+                answer(&args.client, Method::DELETE, &path, None, args.json, |_| {
+                    println!("removed segment {}; its members left it", args.name);
+                })
+                .await
+            }
+        }
+    })
+}
+
+/// `tessera profile SUBJECT`: the profile as the token's role may see it.
+pub fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let path = format!("/v1/profiles/{}", args.subject);
+        answer(&args.client, Method::GET, &path, None, true, |_| {}).await
+    })
+}
