@@ -270,7 +270,7 @@ pub fn tier(r: u32, f: u32, scores: u32) -> usize {
     match (r, f) {
         (4..=5, 4..=5) => 0, // champions
         (3..=5, 3..=5) => 1, // loyal
-        (4..=5, 2) => 2,       // potential loyalists
+        (4..=5, 2) => 2,     // potential loyalists
         (4..=5, 1) => 3,     // new
         (1..=2, 3..=5) => 4, // at risk
         (1..=2, 1..=2) => 5, // hibernating
