@@ -710,13 +710,13 @@ impl Dataset {
                 time: None,
                 delimiter: b',',
             }],
-            settings: TenantSettings {
+            settings: with_event_schema(TenantSettings {
                 identity_rules: NormalizeRules {
                     default_country_code: Some(86),
                     ..NormalizeRules::default()
                 },
                 ..TenantSettings::default()
-            },
+            }),
             truth: None,
         })
     }
@@ -781,10 +781,27 @@ fn shown_dir(dir: &Path) -> String {
 }
 
 /// The tenant settings `truth.json` asks for: the defaults, with its
-/// identity rules and merge kinds; and the event schema the segments' rules
-/// refer to (a rule may only name declared event types and properties).
+/// identity rules and merge kinds, and the demo's event schema.
 fn tenant_settings(tenant: &Json) -> TenantSettings {
-    let mut settings = TenantSettings::default();
+    let mut settings = with_event_schema(TenantSettings::default());
+    if let Some(code) = tenant["default_country_code"].as_u64() {
+        settings.identity_rules.default_country_code = u16::try_from(code).ok();
+    }
+    if let Some(gmail) = tenant["canonical_gmail"].as_bool() {
+        settings.identity_rules.canonical_gmail = gmail;
+    }
+    if let Some(kinds) = tenant["merge_on"].as_array() {
+        settings.merge_on = kinds
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+    }
+    settings
+}
+
+/// `settings` with the event schema the segments' rules refer to (a rule
+/// may only name declared event types and properties).
+fn with_event_schema(mut settings: TenantSettings) -> TenantSettings {
     for (event, properties) in [
         (
             "purchase",
@@ -803,18 +820,6 @@ fn tenant_settings(tenant: &Json) -> TenantSettings {
                 .insert((*name).into(), PropertySpec::new(*kind));
         }
         settings.events.insert(event.into(), spec);
-    }
-    if let Some(code) = tenant["default_country_code"].as_u64() {
-        settings.identity_rules.default_country_code = u16::try_from(code).ok();
-    }
-    if let Some(gmail) = tenant["canonical_gmail"].as_bool() {
-        settings.identity_rules.canonical_gmail = gmail;
-    }
-    if let Some(kinds) = tenant["merge_on"].as_array() {
-        settings.merge_on = kinds
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .collect();
     }
     settings
 }
