@@ -14,7 +14,12 @@
 //! notation in a column of another format) and replays it, and imports one
 //! file again to show that nothing is stored twice.
 //!
-//! Then it builds the segment plugin's view from each person's purchase
+//! Then it records the loyalty members' sign-up consent to email marketing
+//! and keeps five segments of the consenting people with the `rules` and
+//! `rfm` segment plugins (counts, filtered events, an RFM tier, and rules
+//! built on other segments), recomputing each and printing its size.
+//!
+//! It builds the threshold segment plugin's view from each person's purchase
 //! aggregates and finds the big spenders with the threshold segment plugin;
 //! lets the epsilon-greedy strategy plugin choose offers for them over a few
 //! rounds of simulated feedback, learning which offer converts; and ends
