@@ -173,7 +173,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/alias", INGESTERS),
     rule("POST", "/v1/group", INGESTERS),
     rule("POST", "/v1/rules/check", STAFF),
-    rule("GET", "/v1/profiles/{id}", READERS),
+    rule("GET", "/v1/profiles/{id}", STAFF),
     rule("GET", "/v1/segments", READERS),
     rule("POST", "/v1/segments/preview", STAFF),
     rule("GET", "/v1/segments/{name}", READERS),

@@ -1,5 +1,5 @@
-//! `GET /v1/profiles/{id}`: a customer profile as marketers and analysts
-//! work with it — traits by the caller's role and each trait's class,
+//! `GET /v1/profiles/{id}`: a customer profile as marketers work with it —
+//! traits by the caller's role and each trait's class,
 //! event aggregates, the segments the person is in with when and why, and
 //! their consents. The full record of the access right stays the
 //! operator's (`GET /v1/subjects/{id}`).
@@ -22,8 +22,8 @@ use crate::{AppState, blocking};
 pub struct ProfileView {
     pub subject: String,
     pub created_at_ms: i64,
-    /// Traits the caller's role may read: an operator every trait; a
-    /// marketer `standard` ones; an analyst `standard` ones too.
+    /// Traits the caller's role may read: an operator every trait, a
+    /// marketer the `standard` ones.
     #[schema(value_type = Object)]
     pub traits: BTreeMap<String, JsonValue>,
     /// Traits held but withheld from this role, by name, with their class.

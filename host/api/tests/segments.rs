@@ -355,8 +355,17 @@ async fn a_profile_shows_what_the_role_may_read_and_why_the_person_is_in_a_segme
         .body;
     assert_eq!(full["traits"]["email"], "ann@example.com");
     assert_eq!(full["withheld"], json!({}));
-    let analyst = f.token(ACME, Role::Analyst).to_owned();
-    f.call(Method::GET, "/v1/profiles/nobody", Some(&analyst), None)
+    f.call(Method::GET, "/v1/profiles/nobody", Some(&marketer), None)
         .await
         .expect(StatusCode::NOT_FOUND);
+    // An analyst reads aggregates, not people.
+    let analyst = f.token(ACME, Role::Analyst).to_owned();
+    f.call(
+        Method::GET,
+        &format!("/v1/profiles/{ann}"),
+        Some(&analyst),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
 }

@@ -83,8 +83,9 @@ enum Command {
     /// Save, preview, recompute and list segments on a running server.
     #[command(subcommand)]
     Segment(segment::SegmentCommand),
-    /// Show a customer profile from a running server: traits by your
-    /// token's role, aggregates, segments with when and why, consents.
+    /// Show a customer profile from a running server (operator or marketer
+    /// token): traits by the role, aggregates, segments with when and why,
+    /// consents.
     Profile(segment::ProfileArgs),
 }
 
