@@ -300,7 +300,9 @@ pub(crate) async fn list(
     request_body = NewSegment,
     responses(
         (status = 200, description = "Saved; its recompute has started.", body = SegmentView),
-        (status = 422, description = "The plugin, its parameters or the purpose are refused.", body = crate::error::ErrorBody),
+        (status = 404, description = "The tenant has no plugin of that name.", body = crate::error::ErrorBody),
+        (status = 409, description = "The plugin is quarantined, or the tenant has as many segments as it may.", body = crate::error::ErrorBody),
+        (status = 422, description = "The plugin, its parameters, its rule or the purpose are refused.", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn put(
     State(state): State<AppState>,
@@ -347,6 +349,7 @@ pub(crate) async fn show(
     responses(
         (status = 204, description = "Removed."),
         (status = 404, description = "No segment of that name.", body = crate::error::ErrorBody),
+        (status = 409, description = "Another segment's rule names it.", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
@@ -364,7 +367,9 @@ pub(crate) async fn delete(
     request_body = NewSegment,
     responses(
         (status = 200, description = "The count and a sample.", body = PreviewView),
-        (status = 422, description = "The plugin, its parameters or the purpose are refused.", body = crate::error::ErrorBody),
+        (status = 404, description = "The tenant has no plugin of that name.", body = crate::error::ErrorBody),
+        (status = 409, description = "The plugin is quarantined.", body = crate::error::ErrorBody),
+        (status = 422, description = "The plugin, its parameters, its rule or the purpose are refused.", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn preview(
     State(state): State<AppState>,
