@@ -77,8 +77,8 @@ pub struct StreamReport {
     pub left: u64,
     /// Tenants recomputed in full because their queue overflowed.
     pub full_recomputes: u64,
-    /// Segment evaluations that failed (logged; the people stay queued
-    /// for the next recompute, which the schedule runs).
+    /// Segment evaluations that failed (logged; the scheduled recompute of
+    /// every segment catches their people up).
     pub failures: u64,
 }
 
