@@ -1,5 +1,7 @@
 //! ISO 8601 / RFC 3339 timestamps, as Segment messages carry them.
 
+use tessera_rules::calendar::{days_from_civil, days_in_month};
+
 /// Milliseconds since the Unix epoch of `YYYY-MM-DD`, optionally followed by
 /// `T` (or a space) and `hh:mm[:ss[.fraction]]` and an offset (`Z`, `±hh:mm`,
 /// `±hhmm`, `±hh`); no offset means UTC. None if it is not such a time.
@@ -84,31 +86,6 @@ pub fn parse_ms(text: &str) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! host uses to validate rules before saving them.
 
 mod ast;
+pub mod calendar;
 mod check;
 mod eval;
 mod explain;
