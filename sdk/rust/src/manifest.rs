@@ -28,11 +28,7 @@ impl Manifest {
 
     /// Declares a profile field the plugin needs; its column arrives in this order.
     pub fn field(mut self, name: &str, kind: ValueKind, class: FieldClass) -> Self {
-        self.fields.push(FieldSpec {
-            name: name.into(),
-            kind,
-            class,
-        });
+        self.fields.push(field_spec(name, kind, class));
         self
     }
 
@@ -45,13 +41,13 @@ impl Manifest {
         property: Option<&str>,
         window_days: Option<u32>,
     ) -> Self {
-        self.aggregates.push(AggregateSpec {
-            name: name.into(),
-            event_type: event_type.into(),
+        self.aggregates.push(aggregate_spec(
+            name,
+            event_type,
             function,
-            property: property.map(Into::into),
+            property,
             window_days,
-        });
+        ));
         self
     }
 
@@ -86,11 +82,7 @@ impl Needs {
 
     /// Plans a profile field; its column arrives in this order.
     pub fn field(mut self, name: &str, kind: ValueKind, class: FieldClass) -> Self {
-        self.fields.push(FieldSpec {
-            name: name.into(),
-            kind,
-            class,
-        });
+        self.fields.push(field_spec(name, kind, class));
         self
     }
 
@@ -103,13 +95,13 @@ impl Needs {
         property: Option<&str>,
         window_days: Option<u32>,
     ) -> Self {
-        self.aggregates.push(AggregateSpec {
-            name: name.into(),
-            event_type: event_type.into(),
+        self.aggregates.push(aggregate_spec(
+            name,
+            event_type,
             function,
-            property: property.map(Into::into),
+            property,
             window_days,
-        });
+        ));
         self
     }
 }
@@ -193,5 +185,31 @@ impl ParamSpec {
     pub fn choices(mut self, choices: &[&str]) -> Self {
         self.choices = choices.iter().map(|c| (*c).into()).collect();
         self
+    }
+}
+
+/// A field, as a manifest declares it and a plan asks for it.
+fn field_spec(name: &str, kind: ValueKind, class: FieldClass) -> FieldSpec {
+    FieldSpec {
+        name: name.into(),
+        kind,
+        class,
+    }
+}
+
+/// An aggregate, as a manifest declares it and a plan asks for it.
+fn aggregate_spec(
+    name: &str,
+    event_type: &str,
+    function: AggregateFn,
+    property: Option<&str>,
+    window_days: Option<u32>,
+) -> AggregateSpec {
+    AggregateSpec {
+        name: name.into(),
+        event_type: event_type.into(),
+        function,
+        property: property.map(Into::into),
+        window_days,
     }
 }
