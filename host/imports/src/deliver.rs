@@ -338,6 +338,23 @@ pub struct DeliveryReplayReport {
     pub connector: ConnectorCost,
 }
 
+/// A delivery run [`Deliverer::begin`] stored, `running`, whose actions
+/// [`Deliverer::finish`] sends.
+#[derive(Debug)]
+pub struct StartedDelivery {
+    live: Live,
+    params: Vec<FieldValue>,
+    actions: Vec<Action>,
+    run: DeliveryRun,
+}
+
+impl StartedDelivery {
+    /// The run as stored (its actions are in the store, not here).
+    pub fn run(&self) -> &DeliveryRun {
+        &self.run
+    }
+}
+
 /// Delivers tenants' actions through their destination connectors. Cheap
 /// to clone. Its calls block (plugins, backoff waits, the store): run them
 /// on a blocking pool.
@@ -406,17 +423,9 @@ impl Deliverer {
         &self.config
     }
 
-    /// Delivers `actions` for `tenant` through the connector `spec` names.
-    ///
-    /// The connector must be running and not quarantined, serve `deliver`,
-    /// and take the parameters; every action needs a delivery id of its
-    /// own. Each action the connector reports failed with a retryable
-    /// failure, or whose call failed as a whole (the connector's
-    /// `unavailable` or `internal` error, a trap, a timeout), is tried again
-    /// after a backoff wait, up to the policy's attempts. What is still not
-    /// delivered then, and every failure that is not retryable, becomes a
-    /// dead letter. Ends with the run record, completed, and a
-    /// `delivery.run` audit entry.
+    /// Delivers `actions` for `tenant` through the connector `spec` names:
+    /// [`Deliverer::begin`], then [`Deliverer::finish`], on the calling
+    /// thread.
     pub fn deliver(
         &self,
         tenant: &str,
@@ -424,6 +433,23 @@ impl Deliverer {
         actions: Vec<Action>,
         actor: &Actor,
     ) -> Result<DeliveryRun, DeliveryError> {
+        let started = self.begin(tenant, spec, actions, actor)?;
+        self.finish(started)
+    }
+
+    /// Checks a delivery and stores its run, `running`, with its actions,
+    /// before anything is sent; [`Deliverer::finish`] sends them.
+    ///
+    /// The connector must be running and not quarantined, serve `deliver`,
+    /// and take the parameters; every action needs a delivery id of its
+    /// own. An error here leaves nothing stored.
+    pub fn begin(
+        &self,
+        tenant: &str,
+        spec: DeliverySpec,
+        actions: Vec<Action>,
+        actor: &Actor,
+    ) -> Result<StartedDelivery, DeliveryError> {
         let live = self.destination(tenant, &spec.connector)?;
         check_actions(&actions)?;
         let params = live
@@ -454,7 +480,28 @@ impl Deliverer {
         // actions, for `fail_interrupted`.
         self.vault.flush()?;
         run.pending.clear();
+        Ok(StartedDelivery {
+            live,
+            params,
+            actions,
+            run,
+        })
+    }
 
+    /// Sends the actions of a run [`Deliverer::begin`] stored. Each action
+    /// the connector reports failed with a retryable failure, or whose call
+    /// failed as a whole (the connector's `unavailable` or `internal`
+    /// error, a trap, a timeout), is tried again after a backoff wait, up to
+    /// the policy's attempts. What is still not delivered then, and every
+    /// failure that is not retryable, becomes a dead letter. Ends with the
+    /// run record, completed, and a `delivery.run` audit entry.
+    pub fn finish(&self, started: StartedDelivery) -> Result<DeliveryRun, DeliveryError> {
+        let StartedDelivery {
+            live,
+            params,
+            actions,
+            mut run,
+        } = started;
         let outcome = self.attempt(&live, &params, &actions);
         let report = &mut run.report;
         report.attempts = outcome.rounds;
@@ -469,15 +516,16 @@ impl Deliverer {
                 run.error = Some(error.to_string());
             }
         }
+        let tenant = run.tenant.clone();
         let saved = self.put_run(&run).and_then(|()| {
             self.vault.record_admin_action(
-                tenant,
+                &tenant,
                 AuditEntry {
                     plugin: Some(run.connector.clone()),
                     plugin_version: Some(run.connector_version.clone()),
                     batch: Some(run.report.actions),
                     detail: Some(run_detail(&run)),
-                    ..AuditEntry::new(actor, "delivery.run")
+                    ..AuditEntry::new(&run.started_by, "delivery.run")
                 },
             )?;
             self.vault.flush()?;
@@ -735,7 +783,9 @@ impl Deliverer {
     }
 
     /// The running connector `name`, checked to deliver.
-    fn destination(&self, tenant: &str, name: &str) -> Result<Live, DeliveryError> {
+    /// The running destination connector `name` of `tenant`: a connector,
+    /// not quarantined, that serves `deliver`.
+    pub fn destination(&self, tenant: &str, name: &str) -> Result<Live, DeliveryError> {
         let live = self.registry.callable(tenant, name)?;
         let info = live.plugin.info();
         if info.kind != PluginKind::Connector {

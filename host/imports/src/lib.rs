@@ -30,7 +30,7 @@ pub use convert::{ImportItem, ItemIdentity};
 pub use deliver::{
     Deliverer, DelivererConfig, DeliveryAction, DeliveryError, DeliveryLetter,
     DeliveryLetterSummary, DeliveryReplayReport, DeliveryRun, DeliveryRunReport, DeliverySpec,
-    DeliveryStatus, RetryPolicy, Sleeper, ThreadSleeper, random_fraction,
+    DeliveryStatus, RetryPolicy, Sleeper, StartedDelivery, ThreadSleeper, random_fraction,
 };
 pub use importer::{ImportSpec, Importer, ImporterConfig, Progress, Started};
 pub use model::{

@@ -717,7 +717,11 @@ impl Registry {
         kind: Kind,
         state_quota: u64,
     ) -> Result<Live, RegistryError> {
-        self.install_builtin_as(tenant, bytes, kind, state_quota, |manifest| Permissions {
+        let probe_grant = Permissions {
+            state_quota,
+            ..Permissions::default()
+        };
+        self.install_builtin_as(tenant, bytes, kind, probe_grant, |manifest| Permissions {
             traits: manifest.fields.iter().map(|f| f.name.clone()).collect(),
             events: manifest
                 .aggregates
@@ -742,9 +746,7 @@ impl Registry {
         kind: Kind,
         granted: Permissions,
     ) -> Result<Live, RegistryError> {
-        self.install_builtin_as(tenant, bytes, kind, granted.state_quota, |_| {
-            granted.clone()
-        })
+        self.install_builtin_as(tenant, bytes, kind, granted.clone(), |_| granted.clone())
     }
 
     fn install_builtin_as(
@@ -752,18 +754,17 @@ impl Registry {
         tenant: &str,
         bytes: &[u8],
         kind: Kind,
-        state_quota: u64,
+        probe_grant: Permissions,
         grant: impl FnOnce(&Manifest) -> Permissions,
     ) -> Result<Live, RegistryError> {
+        // Linked once to read its manifest, with what it will be granted
+        // as far as that is known before the manifest is.
         let probe = self.link_for_check(
             tenant,
             "built-in plugin",
             kind,
             bytes,
-            &Permissions {
-                state_quota,
-                ..Permissions::default()
-            },
+            &probe_grant,
             Limits::default(),
         )?;
         let manifest = &probe.info().manifest;

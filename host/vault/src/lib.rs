@@ -14,6 +14,7 @@
 //! makes every copy of that person's records unreadable, including copies
 //! and backups of the data directory.
 
+mod audience;
 mod audit;
 mod documents;
 mod error;
@@ -28,6 +29,7 @@ mod rights;
 mod settings;
 mod vault;
 
+pub use audience::{Audience, Recipient};
 pub use audit::{AuditEntry, AuditProblem, AuditReport};
 pub use error::VaultError;
 pub use ingest::{

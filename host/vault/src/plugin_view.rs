@@ -143,7 +143,7 @@ impl Vault {
     }
 
     /// Whether the merge group's consent history ends with `purpose` granted.
-    fn group_consents(
+    pub(crate) fn group_consents(
         &self,
         tenant: &Tenant,
         group: &[Loaded],
