@@ -66,8 +66,8 @@ pub use profiles::{AggregateView, ConsentView, ProfileView, SegmentMembership};
 pub use ratelimit::RateLimiter;
 pub use rules::{RuleCheck, RuleProblem, RuleUses};
 pub use segmentation::{
-    MemberList, MemberView, PreviewView, RecomputeView, SegmentList, SegmentView, SizeList,
-    SizeView,
+    ExportList, ExportView, MemberList, MemberView, PreviewView, RecomputeView, SegmentList,
+    SegmentView, SizeList, SizeView,
 };
 pub use subject_tokens::{
     IdentityRef, IssueSubjectToken, REVOKED_SUBJECT_TOKEN_DOC, SUBJECT_TOKEN_PREFIX,
@@ -97,6 +97,9 @@ pub struct AppState {
     ///
     /// [`Segments::spawn_stream_worker`]: tessera_segments::Segments::spawn_stream_worker
     pub segments: Option<tessera_segments::Segments>,
+    /// Deliveries through the tenants' destination connectors (with the
+    /// plugins): segment exports.
+    pub deliverer: Option<tessera_imports::Deliverer>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -125,6 +128,7 @@ impl AppState {
             plugins: None,
             imports: None,
             segments: None,
+            deliverer: None,
         }
     }
 
@@ -138,6 +142,10 @@ impl AppState {
         self.segments = Some(tessera_segments::Segments::new(
             self.vault.clone(),
             registry.clone(),
+        ));
+        self.deliverer = Some(tessera_imports::Deliverer::new(
+            registry.clone(),
+            self.vault.clone(),
         ));
         self.plugins = Some(registry);
         self
@@ -221,6 +229,14 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/segments/{name}/members", get(segmentation::members))
         .route("/v1/segments/{name}/sizes", get(segmentation::sizes))
+        .route(
+            "/v1/segments/{name}/exports",
+            get(segmentation::exports).post(segmentation::export),
+        )
+        .route(
+            "/v1/segments/{name}/exports/{id}",
+            get(segmentation::export_record),
+        )
         .route("/v1/imports", get(imports::list).post(imports::create))
         .route("/v1/imports/{id}", get(imports::show))
         .route(

@@ -10,10 +10,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
+use tessera_imports::DeliveryError;
 use tessera_segments::{
-    Preview, RecomputeReport, Segment, SegmentError, SegmentSpec, Segments, SizePoint,
+    Export, ExportSpec, ExportStatus, Preview, RecomputeReport, Segment, SegmentError, SegmentSpec,
+    Segments, SizePoint,
 };
-use tessera_vault::SegmentMember;
+use tessera_vault::{IdentityKind, SegmentMember};
 
 use crate::AppState;
 use crate::error::{ApiError, Json, Path, Query, page_limit};
@@ -216,19 +218,31 @@ impl From<SegmentError> for ApiError {
             )) => ApiError::unprocessable("invalid_params", message),
             E::Registry(inner) => inner.into(),
             E::Vault(inner) => inner.into(),
+            E::ExportNotGranted { .. } => ApiError::unprocessable("not_granted", message),
+            E::UnknownExport { .. } => ApiError::not_found("unknown_export", message),
+            E::Delivery(DeliveryError::Connector(inner)) => inner.into(),
+            E::Delivery(
+                DeliveryError::NotAConnector { .. } | DeliveryError::NotADestination { .. },
+            ) => ApiError::unprocessable("not_a_destination", message).with_field("connector", ""),
+            E::Delivery(DeliveryError::Params(_)) => {
+                ApiError::unprocessable("invalid_params", message).with_field("params", "")
+            }
+            E::Delivery(DeliveryError::Vault(inner)) => inner.into(),
             other => ApiError::internal(&other),
         }
     }
 }
 
 fn segments(state: &AppState) -> Result<Segments, ApiError> {
-    state.segments.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_plugin_runtime",
-            "this server runs without a plugin runtime, so it has no segment plugins",
-        )
-    })
+    state.segments.clone().ok_or_else(no_runtime)
+}
+
+fn no_runtime() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_plugin_runtime",
+        "this server runs without a plugin runtime, so it has no segment plugins",
+    )
 }
 
 /// Runs segment work (it calls plugins and the store) on the blocking pool.
@@ -463,4 +477,202 @@ pub(crate) async fn sizes(
     Ok(Json(SizeList {
         sizes: sizes.into_iter().map(SizeView::from).collect(),
     }))
+}
+
+/// `POST /v1/segments/{name}/exports`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewExport {
+    /// An installed destination connector (e.g. `webhook-out`), granted
+    /// the segment's purpose and the PII class of the addresses.
+    connector: String,
+    /// Its parameters, by name (e.g. `{"url": "https://…"}`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    params: BTreeMap<String, JsonValue>,
+    /// The identity each member is addressed by: `email`, `phone`,
+    /// `member_id`, `device_id` or `external:<namespace>`.
+    recipient: String,
+}
+
+/// An export of a segment's members, as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExportView {
+    pub id: String,
+    pub segment: String,
+    pub connector: String,
+    /// The connector's parameters (credentials and URL queries hidden).
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, JsonValue>,
+    pub recipient: String,
+    pub purpose: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub started_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+    /// `<role>:<token id>` of who started it.
+    pub started_by: String,
+    /// Members read from the segment so far.
+    pub members: u64,
+    /// Members given to the connector.
+    pub sent: u64,
+    /// Of those, delivered.
+    pub delivered: u64,
+    /// Of those, not delivered: dead letters of the delivery runs.
+    pub dead_letters: u64,
+    /// Members skipped: no consent to the purpose now, no address of the
+    /// kind, only addresses no trusted source gave, erased.
+    pub without_consent: u64,
+    pub without_address: u64,
+    pub unconfirmed: u64,
+    pub gone: u64,
+    /// The delivery runs, one per page of members.
+    pub runs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<Export> for ExportView {
+    fn from(e: Export) -> Self {
+        ExportView {
+            params: shown_params(&e.params),
+            id: e.id,
+            segment: e.segment,
+            connector: e.connector,
+            recipient: e.recipient,
+            purpose: e.purpose,
+            status: match e.status {
+                ExportStatus::Running => "running",
+                ExportStatus::Completed => "completed",
+                ExportStatus::Failed => "failed",
+            }
+            .to_owned(),
+            started_at_ms: e.started_at_ms,
+            finished_at_ms: e.finished_at_ms,
+            started_by: format!("{}:{}", e.started_by.role, e.started_by.id),
+            members: e.members,
+            sent: e.sent,
+            delivered: e.delivered,
+            dead_letters: e.dead_letters,
+            without_consent: e.without_consent,
+            without_address: e.without_address,
+            unconfirmed: e.unconfirmed,
+            gone: e.gone,
+            runs: e.runs,
+            error: e.error,
+        }
+    }
+}
+
+/// The exports of a segment, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportList {
+    pub exports: Vec<ExportView>,
+}
+
+/// `POST /v1/segments/{name}/exports`: sends the segment's members to a
+/// destination connector, in the background; the answer is the export,
+/// `running`. Only members who consent to the segment's purpose now are
+/// sent, each at a trusted address of the kind asked for. Audited.
+#[utoipa::path(post, path = "/v1/segments/{name}/exports", tag = "segments",
+    params(("name" = String, Path, description = "The segment's name.")),
+    request_body = NewExport,
+    responses(
+        (status = 202, description = "The export, running.", body = ExportView),
+        (status = 404, description = "No segment of that name, or no such connector.", body = crate::error::ErrorBody),
+        (status = 409, description = "The connector is quarantined.", body = crate::error::ErrorBody),
+        (status = 422, description = "Not a destination, not granted the purpose or the address's PII class, bad parameters or recipient kind.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<NewExport>,
+) -> Result<(StatusCode, Json<ExportView>), ApiError> {
+    let recipient = IdentityKind::parse(&body.recipient).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_recipient",
+            "`recipient` is one of email, phone, member_id, device_id, external:<namespace>",
+        )
+        .with_field("recipient", "an identity kind")
+    })?;
+    let deliverer = state.deliverer.clone().ok_or_else(no_runtime)?;
+    let tenant = principal.tenant.clone();
+    let actor = principal.actor();
+    let spec = ExportSpec {
+        connector: body.connector,
+        params: params_of(&body.params),
+        recipient,
+    };
+    let shown = run(&state, move |s| {
+        let (export, params) = s.start_export(&deliverer, &tenant, &name, spec, &actor)?;
+        let shown = ExportView::from(export.clone());
+        let started = std::thread::Builder::new()
+            .name("tessera-export".into())
+            .spawn(move || {
+                if let Err(error) = s.run_export(&deliverer, &tenant, export, params) {
+                    tracing::warn!(%tenant, %error, "segment export failed");
+                }
+            });
+        if let Err(error) = started {
+            return Err(SegmentError::Corrupt(format!(
+                "cannot start the export: {error}"
+            )));
+        }
+        Ok(shown)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(shown)))
+}
+
+/// `GET /v1/segments/{name}/exports`: the segment's exports, oldest first.
+#[utoipa::path(get, path = "/v1/segments/{name}/exports", tag = "segments",
+    params(("name" = String, Path, description = "The segment's name.")),
+    responses(
+        (status = 200, description = "The exports.", body = ExportList),
+        (status = 404, description = "No segment of that name.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn exports(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<ExportList>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let exports = run(&state, move |s| {
+        s.get(&tenant, &name)?;
+        s.exports(&tenant, Some(&name))
+    })
+    .await?;
+    Ok(Json(ExportList {
+        exports: exports.into_iter().map(ExportView::from).collect(),
+    }))
+}
+
+/// `GET /v1/segments/{name}/exports/{id}`: one export and what became of
+/// its members.
+#[utoipa::path(get, path = "/v1/segments/{name}/exports/{id}", tag = "segments",
+    params(
+        ("name" = String, Path, description = "The segment's name."),
+        ("id" = String, Path, description = "The export's id."),
+    ),
+    responses(
+        (status = 200, description = "The export.", body = ExportView),
+        (status = 404, description = "No such segment or export.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn export_record(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<ExportView>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let export = run(&state, move |s| {
+        let export = s.export(&tenant, &id)?;
+        if export.segment != name {
+            return Err(SegmentError::UnknownExport { id });
+        }
+        Ok(export)
+    })
+    .await?;
+    Ok(Json(export.into()))
 }

@@ -14,7 +14,7 @@ use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
-use tessera_segments::SegmentSpec;
+use tessera_segments::{ExportSpec, SegmentSpec};
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
 /// The fixture with the plugin registry: the threshold plugin built in for
@@ -47,6 +47,20 @@ fn fixture() -> Fixture {
     std::thread::spawn(move || {
         registry
             .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
+            .expect("install");
+        // A destination for segment exports, granted the segments' purpose
+        // and no receiver: its deliveries become dead letters.
+        registry
+            .install_builtin_granted(
+                ACME,
+                tessera_guests::plugins::WEBHOOK_OUT,
+                Kind::Connector,
+                tessera_plugins::Permissions {
+                    purposes: vec!["email_marketing".into()],
+                    outbound_hosts: vec!["audiences.partner.test".into()],
+                    ..tessera_plugins::Permissions::default()
+                },
+            )
             .expect("install");
         for tenant in [ACME, GLOBEX] {
             registry
@@ -539,7 +553,32 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             })
             .join()
             .expect("no panic");
-            call(path.replace("{name}", &name), None)
+            let uri = path.replace("{name}", &name);
+            if path.ends_with("/exports") && rule.method == "POST" {
+                return call(uri, Some(export_body()));
+            }
+            if path.ends_with("/exports/{id}") {
+                let segments = f.state.segments.clone().expect("segments");
+                let deliverer = f.state.deliverer.clone().expect("deliverer");
+                let id = std::thread::spawn(move || {
+                    let spec = ExportSpec {
+                        connector: "webhook-out".into(),
+                        params: vec![FieldValue {
+                            name: "url".into(),
+                            value: PluginValue::Text("http://127.0.0.1:9/audience".into()),
+                        }],
+                        recipient: IdentityKind::MemberId,
+                    };
+                    let (export, _) = segments
+                        .start_export(&deliverer, ACME, &name, spec, &common::operator())
+                        .expect("export");
+                    export.id
+                })
+                .join()
+                .expect("no panic");
+                return call(uri.replace("{id}", &id), None);
+            }
+            call(uri, None)
         }
         "/v1/imports" if rule.method == "POST" => call(
             rule.path.into(),
@@ -634,6 +673,31 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
     }
 }
 
+/// Waits until no export of ACME runs.
+fn settle_exports(f: &Fixture) {
+    let segments = f.state.segments.clone().expect("segments");
+    for _ in 0..500 {
+        let running = std::thread::scope(|s| {
+            s.spawn(|| segments.exports(ACME, None).expect("exports"))
+                .join()
+                .expect("no panic")
+        })
+        .iter()
+        .any(|e| e.status == tessera_segments::ExportStatus::Running);
+        if !running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("an export still runs after 5 s");
+}
+
+/// A segment export to the fixture's destination, which reaches no one.
+fn export_body() -> Value {
+    json!({"connector": "webhook-out", "recipient": "member_id",
+           "params": {"url": "http://127.0.0.1:9/audience"}})
+}
+
 /// The token a caller of `role` in `tenant` presents: the fixture's API
 /// token, or for a subject a token of the person the call is about (ACME)
 /// or of a person of their own (another tenant).
@@ -689,6 +753,11 @@ async fn every_route_every_role_own_and_other_tenant() {
                     );
                 } else if tenant == ACME {
                     assert!(answer.status.is_success(), "{what}");
+                    if rule.path.ends_with("/exports") && rule.method == "POST" {
+                        // Its run writes to ACME in the background: done
+                        // before the next call compares ACME's footprint.
+                        settle_exports(&f);
+                    }
                 } else {
                     // Another tenant's token acts on its own tenant only:
                     // ACME's ids name nothing there, and ACME is unchanged

@@ -28,6 +28,48 @@ pub enum SegmentCommand {
     Members(MembersArgs),
     /// Remove a segment; its members leave it.
     Delete(NameArgs),
+    /// Send a segment's members to a destination connector (e.g.
+    /// webhook-out), addressed by one of their identities. Only members who
+    /// consent to the segment's purpose now are sent.
+    Export(ExportArgs),
+    /// List a segment's exports, or show one with --id.
+    Exports(ExportsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The segment's name.
+    name: String,
+    /// The destination connector, granted the segment's purpose and the
+    /// address's PII class.
+    #[arg(long)]
+    connector: String,
+    /// The identity members are addressed by: email, phone, member_id,
+    /// device_id or external:NAMESPACE.
+    #[arg(long)]
+    recipient: String,
+    /// One connector parameter, NAME=VALUE (e.g. url=https://…). Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    param: Vec<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportsArgs {
+    /// The segment's name.
+    name: String,
+    /// Show this export.
+    #[arg(long)]
+    id: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +206,24 @@ async fn answer(
     Ok(ExitCode::SUCCESS)
 }
 
+fn show_export(export: &Value) {
+    let count = |name: &str| export[name].as_u64().unwrap_or(0);
+    println!(
+        "{}  {:<9} to {} by {}: {} sent, {} delivered, {} dead letters; skipped {} without \
+         consent, {} without an address, {} unconfirmed",
+        export["id"].as_str().unwrap_or("?"),
+        export["status"].as_str().unwrap_or("?"),
+        export["connector"].as_str().unwrap_or("?"),
+        export["recipient"].as_str().unwrap_or("?"),
+        count("sent"),
+        count("delivered"),
+        count("dead_letters"),
+        count("without_consent"),
+        count("without_address"),
+        count("unconfirmed"),
+    );
+}
+
 fn show_segment(segment: &Value) {
     println!(
         "{:<24} {:>8} members  {:<10} {}",
@@ -275,6 +335,49 @@ pub fn run(command: SegmentCommand) -> anyhow::Result<ExitCode> {
                 })
                 .await
             }
+            SegmentCommand::Export(args) => {
+                let path = format!("/v1/segments/{}/exports", args.name);
+                let mut params = Map::new();
+                add_params(&mut params, &args.param)?;
+                let body = json!({
+                    "connector": args.connector,
+                    "recipient": args.recipient,
+                    "params": params,
+                });
+                answer(&args.client, Method::POST, &path, Some(body), args.json, |a| {
+                    println!(
+                        "export {} of {} started; see it with: tessera segment exports {} --id {}",
+                        a["id"].as_str().unwrap_or("?"),
+                        args.name,
+                        args.name,
+                        a["id"].as_str().unwrap_or("?"),
+                    );
+                })
+                .await
+            }
+            SegmentCommand::Exports(args) => match &args.id {
+                Some(id) => {
+                    let path = format!("/v1/segments/{}/exports/{id}", args.name);
+                    answer(
+                        &args.client,
+                        Method::GET,
+                        &path,
+                        None,
+                        args.json,
+                        show_export,
+                    )
+                    .await
+                }
+                None => {
+                    let path = format!("/v1/segments/{}/exports", args.name);
+                    answer(&args.client, Method::GET, &path, None, args.json, |a| {
+                        for export in a["exports"].as_array().into_iter().flatten() {
+                            show_export(export);
+                        }
+                    })
+                    .await
+                }
+            },
         }
     })
 }

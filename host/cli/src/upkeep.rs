@@ -58,6 +58,15 @@ pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
                  stop; marked failed (import them again: nothing is stored twice)"
             );
         }
+        if let Some(segments) = &state.segments {
+            let failed = segments.fail_interrupted_exports(&tenant)?;
+            if failed > 0 {
+                println!(
+                    "tessera serve: {failed} segment exports of tenant {tenant} were cut off by \
+                     the last stop; marked failed (export again)"
+                );
+            }
+        }
         if let Some(deliverer) = &deliverer {
             let ended = deliverer.fail_interrupted(&tenant)?;
             if ended > 0 {

@@ -168,11 +168,11 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SegmentError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SegmentError> {
     serde_json::to_vec(value).map_err(|e| SegmentError::Corrupt(e.to_string()))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SegmentError> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SegmentError> {
     serde_json::from_slice(bytes).map_err(|e| SegmentError::Corrupt(e.to_string()))
 }
 
@@ -699,6 +699,11 @@ impl Segments {
             .into_iter()
             .filter_map(|name| segments.remove(&name))
             .collect())
+    }
+
+    /// The vault the segments live in.
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.inner.vault
     }
 
     /// How many members the segment `name` has now.

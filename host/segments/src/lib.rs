@@ -20,12 +20,19 @@
 //! Both paths write through [`Vault::apply_memberships`], one at a time: a
 //! recompute page does not overwrite a streaming update that happened while
 //! the page was being evaluated (the streamed result is newer).
+//!
+//! **Export** ([`Segments::start_export`], [`Segments::run_export`]): the
+//! members who consent to the purpose now, addressed by a trusted identity
+//! of the kind chosen, sent a page at a time through a destination
+//! connector granted the purpose and the address's PII class.
 
 mod engine;
+mod export;
 pub mod rules;
 mod stream;
 
 pub use engine::{Preview, RecomputeReport, Segment, SegmentSpec, Segments, SizePoint};
+pub use export::{EXPORT_ACTION, EXPORT_PAGE, Export, ExportSpec, ExportStatus};
 pub use stream::{StreamReport, StreamWorker};
 
 use tessera_plugins::RegistryError;
@@ -76,6 +83,15 @@ pub enum SegmentError {
     DescriptionTooLong,
     #[error("a tenant has at most {max} segments; remove one first", max = engine::MAX_SEGMENTS)]
     TooMany,
+    #[error(
+        "connector {connector:?} is not granted {what}; an operator must grant it before \
+         segments are exported through it"
+    )]
+    ExportNotGranted { connector: String, what: String },
+    #[error("no export {id:?}")]
+    UnknownExport { id: String },
+    #[error(transparent)]
+    Delivery(#[from] tessera_imports::DeliveryError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
