@@ -11,3 +11,61 @@
 //! `docs/strategies.md` explains them for readers of the reports.
 
 pub mod assign;
+mod moments;
+pub mod ope;
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// Two-sided confidence level of every interval in this crate.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// A point estimate with its standard error and 95% confidence interval.
+///
+/// The interval is not always `value ± 1.96 · std_error`: Newcombe's interval
+/// for a difference of proportions and the log-scale interval of a ratio are
+/// asymmetric. Each field that holds an `Estimate` says how it was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub value: f64,
+    pub std_error: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl Estimate {
+    /// `value ± z · std_error` with the normal quantile of [`CONFIDENCE`].
+    pub(crate) fn normal(value: f64, std_error: f64) -> Self {
+        let half = z_quantile() * std_error;
+        Self {
+            value,
+            std_error,
+            lower: value - half,
+            upper: value + half,
+        }
+    }
+
+    /// Whether `truth` lies in the interval (ends included).
+    pub fn covers(&self, truth: f64) -> bool {
+        self.lower <= truth && truth <= self.upper
+    }
+
+    /// `upper − lower`.
+    pub fn width(&self) -> f64 {
+        self.upper - self.lower
+    }
+}
+
+/// The standard normal quantile at `1 − (1 − CONFIDENCE) / 2` (about 1.96).
+pub(crate) fn z_quantile() -> f64 {
+    Normal::standard().inverse_cdf(1.0 - (1.0 - CONFIDENCE) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_quantile_matches_published_tables() {
+        assert!((z_quantile() - 1.959_963_984_540_054).abs() < 1e-9);
+    }
+}

@@ -2,6 +2,7 @@
 //! interval cover what was planted as often as it claims?) and edge cases.
 
 mod assign;
+mod ope;
 
 /// Share of `hits` in `total`, for coverage figures.
 fn share(hits: usize, total: usize) -> f64 {
