@@ -3,6 +3,7 @@
 
 mod assign;
 mod ope;
+mod uplift;
 
 /// Share of `hits` in `total`, for coverage figures.
 fn share(hits: usize, total: usize) -> f64 {
