@@ -25,7 +25,7 @@ pub const CONFIDENCE: f64 = 0.95;
 /// The interval is not always `value ± 1.96 · std_error`: Newcombe's interval
 /// for a difference of proportions and the log-scale interval of a ratio are
 /// asymmetric. Each field that holds an `Estimate` says how it was made.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
     pub value: f64,
     pub std_error: f64,

@@ -116,7 +116,7 @@ fn check_outcome(revenue: f64, pre: Option<f64>) -> Result<(), UpliftError> {
 }
 
 /// One arm's figures.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArmSummary {
     pub subjects: u64,
     pub conversions: u64,
@@ -125,7 +125,7 @@ pub struct ArmSummary {
 }
 
 /// Chi-squared goodness-of-fit test of the arm sizes against the configured split.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleRatio {
     pub expected_control_share: f64,
     pub observed_control_share: f64,
@@ -139,7 +139,7 @@ pub struct SampleRatio {
 }
 
 /// A CUPED-adjusted uplift of one outcome.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adjusted {
     /// `θ = cov(Y, X) / var(X)` on both arms pooled.
     pub theta: f64,
@@ -153,7 +153,7 @@ pub struct Adjusted {
 }
 
 /// CUPED (controlled experiments using pre-experiment data) adjustments.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cuped {
     /// Of the conversion indicator: compare with [`UpliftReport::absolute_uplift`].
     pub conversion: Adjusted,
@@ -162,7 +162,7 @@ pub struct Cuped {
 }
 
 /// Treatment versus control.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpliftReport {
     pub treatment: ArmSummary,
     pub control: ArmSummary,

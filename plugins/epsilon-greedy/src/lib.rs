@@ -103,7 +103,8 @@ impl Strategy for EpsilonGreedy {
                 .range(0.0, 1.0)
                 .default(Value::Number(0.1)),
         )
-        .purpose("marketing")
+        .purpose("personalization")
+        .purpose("email_marketing")
     }
 
     fn actions() -> Vec<ActionSpec> {

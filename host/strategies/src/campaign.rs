@@ -1,0 +1,570 @@
+//! Campaign definitions and their lifecycle.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tessera_plugins::views::segment_exists;
+use tessera_plugins::{ParamValue, field_values, stored_params};
+use tessera_runtime::PluginKind;
+use tessera_runtime::api::types::FieldValue;
+use tessera_vault::{Actor, AuditEntry};
+
+use crate::store::{KIND_CAMPAIGN, decode, encode, new_salt};
+use crate::{Strategies, StrategyError};
+
+/// The most campaigns a tenant keeps.
+pub(crate) const MAX_CAMPAIGNS: usize = 1_000;
+/// The largest holdout share: at least half the audience gets the campaign.
+pub const MAX_HOLDOUT: f64 = 0.5;
+/// The longest description, in bytes.
+const MAX_DESCRIPTION: usize = 1_000;
+/// The longest goal window and frequency-cap period, in days.
+const MAX_DAYS: u32 = 365;
+
+/// At most `max` decisions served to one person within `days` days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrequencyCap {
+    pub max: u32,
+    pub days: u32,
+}
+
+/// What counts as success: a person converts when they have an event of
+/// type `event` within `window_days` days after their first decision (in
+/// either arm); `value`, a numeric property of it, adds up to their revenue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goal {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub window_days: u32,
+}
+
+/// What a marketer asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignSpec {
+    /// The strategy plugin.
+    pub strategy: String,
+    /// Its parameters.
+    pub params: Vec<FieldValue>,
+    /// The segment whose members the campaign decides for.
+    pub segment: String,
+    /// What decisions process data for; default: the first purpose the
+    /// strategy works for that it was granted.
+    pub purpose: Option<String>,
+    /// The share of the segment held out as the control group (0 to
+    /// [`MAX_HOLDOUT`]).
+    pub holdout: f64,
+    pub frequency_cap: Option<FrequencyCap>,
+    /// The most decisions served in all (control answers do not count).
+    pub budget: Option<u64>,
+    pub starts_at_ms: Option<i64>,
+    pub ends_at_ms: Option<i64>,
+    pub goal: Goal,
+    /// The action a person gets when the strategy does not decide for them
+    /// (control, caps, budget, a failed call); none: no action.
+    pub fallback: Option<String>,
+    pub description: String,
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    /// Saved; parameters can change.
+    Draft,
+    /// Its forecast was computed; parameters can still change (which
+    /// makes it a draft again).
+    Simulated,
+    /// Deciding.
+    Running,
+    /// Answers with the fallback until resumed.
+    Paused,
+    /// Over; kept as the strategy's track record.
+    Completed,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Simulated => "simulated",
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Completed => "completed",
+        }
+    }
+
+    /// Whether a campaign may go from `self` to `to` by a marketer's
+    /// request. `simulated` is reached by simulating, not asked for; a
+    /// campaign runs only once simulated (its forecast seen).
+    pub fn may_become(self, to: CampaignStatus) -> bool {
+        use CampaignStatus::*;
+        matches!(
+            (self, to),
+            (Simulated, Running)
+                | (Running, Paused)
+                | (Paused, Running)
+                | (Running | Paused, Completed)
+        )
+    }
+}
+
+impl fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change of a campaign's status (or of its definition: `from == to`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<CampaignStatus>,
+    pub to: CampaignStatus,
+    pub at_ms: i64,
+    pub by: Actor,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// A saved campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub name: String,
+    pub strategy: String,
+    /// The strategy's version when the campaign was last saved.
+    pub strategy_version: String,
+    /// Its parameters, as the plugin validated them (defaults filled in).
+    pub params: Vec<(String, ParamValue)>,
+    /// The actions the strategy chooses among, by index.
+    pub actions: Vec<String>,
+    pub segment: String,
+    pub purpose: String,
+    pub holdout: f64,
+    /// Hex; with the subject id, decides who is held out.
+    pub salt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap: Option<FrequencyCap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at_ms: Option<i64>,
+    pub goal: Goal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    pub description: String,
+    pub status: CampaignStatus,
+    /// The latest forecast ([`Strategies::simulate`]); a change of the
+    /// definition clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<crate::Simulation>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Every change, oldest first.
+    pub history: Vec<Transition>,
+}
+
+impl Campaign {
+    /// The parameters as the plugin takes them.
+    pub fn field_values(&self) -> Vec<FieldValue> {
+        field_values(&self.params)
+    }
+
+    /// When the campaign first ran, if it has.
+    pub fn started_at_ms(&self) -> Option<i64> {
+        self.history
+            .iter()
+            .find(|t| t.to == CampaignStatus::Running)
+            .map(|t| t.at_ms)
+    }
+}
+
+/// 1 to 64 of a-z, 0-9, `-` and `_`, starting with a letter or a digit.
+pub(crate) fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> StrategyError {
+    StrategyError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Strategies {
+    /// Saves the campaign `name` as a draft (replacing a draft or simulated
+    /// one of that name, which keeps its salt and history). The strategy
+    /// must be a running strategy plugin granted the purpose, take the
+    /// parameters, and offer the fallback action; the segment must exist.
+    /// Audited (`campaign.put`).
+    pub fn put(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: CampaignSpec,
+        actor: &Actor,
+    ) -> Result<Campaign, StrategyError> {
+        if !valid_name(name) {
+            return Err(StrategyError::BadName {
+                name: name.to_owned(),
+            });
+        }
+        let live = self.registry().callable(tenant, &spec.strategy)?;
+        let info = live.plugin.info();
+        if info.kind != PluginKind::Strategy {
+            return Err(StrategyError::NotAStrategy {
+                plugin: spec.strategy.clone(),
+                kind: info.kind.as_str().to_owned(),
+            });
+        }
+        let params = live
+            .plugin
+            .validate(&spec.params)
+            .map_err(|e| invalid("params", e.to_string()))?;
+        let actions: Vec<String> = info.actions.iter().map(|a| a.name.clone()).collect();
+        let purpose = self.purpose(tenant, &spec, &live)?;
+        check_spec(&spec, &actions)?;
+        if !segment_exists(self.vault(), tenant, &spec.segment)? {
+            return Err(StrategyError::UnknownSegment {
+                name: spec.segment.clone(),
+            });
+        }
+        let now = self.vault().now_ms();
+        let previous = self.find(tenant, name)?;
+        if let Some(previous) = &previous
+            && !matches!(
+                previous.status,
+                CampaignStatus::Draft | CampaignStatus::Simulated
+            )
+        {
+            return Err(StrategyError::NotEditable {
+                name: name.to_owned(),
+                status: previous.status,
+            });
+        }
+        if previous.is_none() && self.list(tenant)?.len() >= MAX_CAMPAIGNS {
+            return Err(StrategyError::TooMany);
+        }
+        let (salt, created_at_ms, mut history) = match previous {
+            Some(p) => (p.salt, p.created_at_ms, p.history),
+            None => (new_salt()?, now, Vec::new()),
+        };
+        history.push(Transition {
+            from: history.last().map(|t| t.to),
+            to: CampaignStatus::Draft,
+            at_ms: now,
+            by: actor.clone(),
+            note: "saved".into(),
+        });
+        let campaign = Campaign {
+            name: name.to_owned(),
+            strategy: spec.strategy,
+            strategy_version: info.manifest.version.clone(),
+            params: stored_params(&params),
+            actions,
+            segment: spec.segment,
+            purpose,
+            holdout: spec.holdout,
+            salt,
+            frequency_cap: spec.frequency_cap,
+            budget: spec.budget,
+            starts_at_ms: spec.starts_at_ms,
+            ends_at_ms: spec.ends_at_ms,
+            goal: spec.goal,
+            fallback: spec.fallback,
+            description: spec.description,
+            status: CampaignStatus::Draft,
+            simulation: None,
+            created_at_ms,
+            updated_at_ms: now,
+            history,
+        };
+        self.store_campaign(tenant, &campaign)?;
+        self.vault().record_admin_action(
+            tenant,
+            AuditEntry {
+                plugin: Some(campaign.strategy.clone()),
+                plugin_version: Some(campaign.strategy_version.clone()),
+                ..AuditEntry::new(actor, "campaign.put").detail(format!(
+                    "campaign {name} on segment {} for {}, holdout {}",
+                    campaign.segment, campaign.purpose, campaign.holdout
+                ))
+            },
+        )?;
+        Ok(campaign)
+    }
+
+    /// The purpose decisions process data for: asked for, or the first the
+    /// strategy works for that it was granted; declared by the plugin,
+    /// granted to it and known to the tenant.
+    fn purpose(
+        &self,
+        tenant: &str,
+        spec: &CampaignSpec,
+        live: &tessera_plugins::Live,
+    ) -> Result<String, StrategyError> {
+        let declared = &live.plugin.info().manifest.purposes;
+        let listed = || {
+            if declared.is_empty() {
+                "no purpose".to_owned()
+            } else {
+                declared.join(", ")
+            }
+        };
+        let purpose = match &spec.purpose {
+            Some(p) if !declared.contains(p) => {
+                return Err(invalid(
+                    "purpose",
+                    format!(
+                        "plugin {:?} works for {}, not for {p:?}",
+                        spec.strategy,
+                        listed()
+                    ),
+                ));
+            }
+            Some(p) if !live.granted.purposes.contains(p) => {
+                return Err(invalid(
+                    "purpose",
+                    format!(
+                        "plugin {:?} is not granted purpose {p:?}; an operator must grant it",
+                        spec.strategy
+                    ),
+                ));
+            }
+            Some(p) => p.clone(),
+            None => declared
+                .iter()
+                .find(|p| live.granted.purposes.contains(p))
+                .cloned()
+                .ok_or_else(|| StrategyError::NoPurpose {
+                    plugin: spec.strategy.clone(),
+                    declared: listed(),
+                })?,
+        };
+        let known = self.vault().settings(tenant)?.purposes;
+        if !known.contains(&purpose) {
+            return Err(StrategyError::UnknownPurpose {
+                purpose,
+                known: known.join(", "),
+            });
+        }
+        Ok(purpose)
+    }
+
+    /// The campaign `name`.
+    pub fn get(&self, tenant: &str, name: &str) -> Result<Campaign, StrategyError> {
+        self.find(tenant, name)?
+            .ok_or_else(|| StrategyError::Unknown {
+                name: name.to_owned(),
+            })
+    }
+
+    fn find(&self, tenant: &str, name: &str) -> Result<Option<Campaign>, StrategyError> {
+        self.vault()
+            .sealed_document(tenant, KIND_CAMPAIGN, name)?
+            .map(|plain| decode(&plain))
+            .transpose()
+    }
+
+    /// Every campaign of the tenant, by name.
+    pub fn list(&self, tenant: &str) -> Result<Vec<Campaign>, StrategyError> {
+        let mut out = Vec::new();
+        self.vault()
+            .for_each_sealed_document(tenant, KIND_CAMPAIGN, |_, plain| {
+                out.push(decode(&plain)?);
+                Ok::<_, StrategyError>(())
+            })?;
+        Ok(out)
+    }
+
+    /// Moves the campaign to `to` (see [`CampaignStatus::may_become`]).
+    /// Audited (`campaign.status`).
+    pub fn transition(
+        &self,
+        tenant: &str,
+        name: &str,
+        to: CampaignStatus,
+        actor: &Actor,
+    ) -> Result<Campaign, StrategyError> {
+        let mut campaign = self.get(tenant, name)?;
+        if !campaign.status.may_become(to) {
+            return Err(StrategyError::BadTransition {
+                name: name.to_owned(),
+                from: campaign.status,
+                to,
+            });
+        }
+        self.set_status(tenant, &mut campaign, to, actor, String::new())?;
+        Ok(campaign)
+    }
+
+    pub(crate) fn set_status(
+        &self,
+        tenant: &str,
+        campaign: &mut Campaign,
+        to: CampaignStatus,
+        actor: &Actor,
+        note: String,
+    ) -> Result<(), StrategyError> {
+        let now = self.vault().now_ms();
+        let from = campaign.status;
+        campaign.history.push(Transition {
+            from: Some(from),
+            to,
+            at_ms: now,
+            by: actor.clone(),
+            note,
+        });
+        campaign.status = to;
+        campaign.updated_at_ms = now;
+        self.store_campaign(tenant, campaign)?;
+        self.vault().record_admin_action(
+            tenant,
+            AuditEntry {
+                plugin: Some(campaign.strategy.clone()),
+                plugin_version: Some(campaign.strategy_version.clone()),
+                ..AuditEntry::new(actor, "campaign.status")
+                    .detail(format!("campaign {}: {from} → {to}", campaign.name))
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Removes a campaign that never ran (a draft or simulated one);
+    /// completed campaigns stay as their strategy's track record.
+    /// Audited (`campaign.delete`).
+    pub fn delete(&self, tenant: &str, name: &str, actor: &Actor) -> Result<(), StrategyError> {
+        let campaign = self.get(tenant, name)?;
+        if !matches!(
+            campaign.status,
+            CampaignStatus::Draft | CampaignStatus::Simulated
+        ) {
+            return Err(StrategyError::NotEditable {
+                name: name.to_owned(),
+                status: campaign.status,
+            });
+        }
+        self.vault()
+            .delete_sealed_document(tenant, KIND_CAMPAIGN, name)?;
+        self.vault().record_admin_action(
+            tenant,
+            AuditEntry::new(actor, "campaign.delete").detail(format!("campaign {name}")),
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn store_campaign(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+    ) -> Result<(), StrategyError> {
+        self.vault().put_sealed_document(
+            tenant,
+            KIND_CAMPAIGN,
+            &campaign.name,
+            &encode(campaign)?,
+        )?;
+        Ok(())
+    }
+}
+
+/// Checks what the plugin and the store do not.
+fn check_spec(spec: &CampaignSpec, actions: &[String]) -> Result<(), StrategyError> {
+    if !(0.0..=MAX_HOLDOUT).contains(&spec.holdout) {
+        return Err(invalid(
+            "holdout",
+            format!(
+                "the holdout share is 0 to {MAX_HOLDOUT}, not {}",
+                spec.holdout
+            ),
+        ));
+    }
+    if let Some(cap) = spec.frequency_cap
+        && (cap.max == 0 || !(1..=MAX_DAYS).contains(&cap.days))
+    {
+        return Err(invalid(
+            "frequency_cap",
+            format!("at least 1 decision within 1 to {MAX_DAYS} days"),
+        ));
+    }
+    if spec.budget == Some(0) {
+        return Err(invalid("budget", "a budget is at least 1 decision"));
+    }
+    if let (Some(start), Some(end)) = (spec.starts_at_ms, spec.ends_at_ms)
+        && end <= start
+    {
+        return Err(invalid("ends_at_ms", "the campaign must end after it starts"));
+    }
+    if spec.goal.event.is_empty() || spec.goal.event.len() > 64 {
+        return Err(invalid("goal.event", "an event type of 1 to 64 bytes"));
+    }
+    if !(1..=MAX_DAYS).contains(&spec.goal.window_days) {
+        return Err(invalid(
+            "goal.window_days",
+            format!("1 to {MAX_DAYS} days"),
+        ));
+    }
+    if let Some(fallback) = &spec.fallback
+        && !actions.contains(fallback)
+    {
+        return Err(invalid(
+            "fallback",
+            format!(
+                "{fallback:?} is not one of the strategy's actions ({})",
+                actions.join(", ")
+            ),
+        ));
+    }
+    if spec.description.len() > MAX_DESCRIPTION {
+        return Err(invalid(
+            "description",
+            format!("at most {MAX_DESCRIPTION} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_documented_transitions_are_allowed() {
+        use CampaignStatus::*;
+        let all = [Draft, Simulated, Running, Paused, Completed];
+        let allowed: Vec<(CampaignStatus, CampaignStatus)> = all
+            .iter()
+            .flat_map(|from| all.iter().map(move |to| (*from, *to)))
+            .filter(|(from, to)| from.may_become(*to))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Simulated, Running),
+                (Running, Paused),
+                (Running, Completed),
+                (Paused, Running),
+                (Paused, Completed),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["spring", "a", "win-back_2", "9lives"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "-x", "Spring", "a b", "é", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

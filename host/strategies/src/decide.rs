@@ -1,0 +1,425 @@
+//! Decisions: what a campaign answers for one person, and the log of it.
+
+use serde::{Deserialize, Serialize};
+use tessera_plugins::Subjects;
+use tessera_runtime::api::strategies::Context;
+use tessera_runtime::api::types::FieldValue;
+
+use crate::campaign::{Campaign, CampaignStatus};
+use crate::store::{
+    KIND_COUNTS, KIND_DECISION, KIND_DECISION_INDEX, decode, encode, new_id,
+};
+use crate::{Strategies, StrategyError};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A request for one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideRequest {
+    pub campaign: String,
+    /// The person (any subject id of theirs: a merged one stands for them).
+    pub subject: String,
+    /// Where the decision is shown (`web`, `email`, `app`, `store`, …).
+    pub channel: String,
+    /// What else the strategy may know of the moment (page, device, …).
+    pub attributes: Vec<FieldValue>,
+}
+
+/// Which side of the holdout a person is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    Treatment,
+    Control,
+}
+
+impl From<tessera_stats::assign::Arm> for Arm {
+    fn from(arm: tessera_stats::assign::Arm) -> Self {
+        match arm {
+            tessera_stats::assign::Arm::Treatment => Arm::Treatment,
+            tessera_stats::assign::Arm::Control => Arm::Control,
+        }
+    }
+}
+
+/// Why the strategy did not decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// The campaign is not running (a draft, paused, completed, or outside
+    /// its schedule).
+    NotRunning,
+    /// The person is not in the campaign's segment now.
+    NotInSegment,
+    /// The person does not consent to the campaign's purpose now: nothing
+    /// of them reached the strategy, and nothing was logged.
+    NoConsent,
+    /// The person is in the holdout: the control answer, logged.
+    Control,
+    /// The person got the most decisions the frequency cap allows.
+    Capped,
+    /// The campaign served its budget.
+    BudgetExhausted,
+    /// The strategy's call failed (a trap, a timeout, an error); the host
+    /// logs why.
+    StrategyFailed,
+}
+
+impl FallbackReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::NotRunning => "not_running",
+            FallbackReason::NotInSegment => "not_in_segment",
+            FallbackReason::NoConsent => "no_consent",
+            FallbackReason::Control => "control",
+            FallbackReason::Capped => "capped",
+            FallbackReason::BudgetExhausted => "budget_exhausted",
+            FallbackReason::StrategyFailed => "strategy_failed",
+        }
+    }
+}
+
+/// One ranked action of a decision, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedView {
+    pub action: String,
+    pub score: f64,
+    /// The probability the strategy chose it.
+    pub propensity: f64,
+}
+
+/// A logged decision: every decision that involved a person of the
+/// campaign (served by the strategy, or the control answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `dec-<ms>-<random>`: what feedback names.
+    pub id: String,
+    pub campaign: String,
+    /// The person's root subject.
+    pub subject: String,
+    pub at_ms: i64,
+    pub channel: String,
+    pub arm: Arm,
+    /// The action the person gets (the fallback in control; none: no
+    /// action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The index of `action` among the campaign's actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_index: Option<u32>,
+    /// The probability the served action was chosen with (1 for control).
+    pub propensity: f64,
+    /// Every action the strategy ranked, best first (empty in control).
+    pub ranked: Vec<RankedView>,
+    pub explanation: String,
+    pub strategy_version: String,
+}
+
+/// What [`Strategies::decide`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionOutcome {
+    /// A decision involving the person, logged.
+    Logged(DecisionRecord),
+    /// No decision for the person: the campaign's fallback action (if
+    /// any), not logged.
+    Fallback {
+        reason: FallbackReason,
+        action: Option<String>,
+    },
+}
+
+/// A campaign's running counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Counts {
+    /// Decisions served by the strategy.
+    pub served: u64,
+    /// Control answers logged.
+    pub control: u64,
+}
+
+impl Strategies {
+    /// The campaign's decision for one person now (see the crate
+    /// documentation for the order of the checks).
+    pub fn decide(
+        &self,
+        tenant: &str,
+        request: &DecideRequest,
+    ) -> Result<DecisionOutcome, StrategyError> {
+        let campaign = self.get(tenant, &request.campaign)?;
+        let fallback = |reason| DecisionOutcome::Fallback {
+            reason,
+            action: campaign.fallback.clone(),
+        };
+        let now = self.vault().now_ms();
+        if campaign.status != CampaignStatus::Running
+            || campaign.starts_at_ms.is_some_and(|s| now < s)
+            || campaign.ends_at_ms.is_some_and(|e| now >= e)
+        {
+            return Ok(fallback(FallbackReason::NotRunning));
+        }
+        let subject = self.vault().resolve_subject(tenant, &request.subject)?;
+        if !self
+            .vault()
+            .is_member(tenant, &campaign.segment, &subject)?
+        {
+            return Ok(fallback(FallbackReason::NotInSegment));
+        }
+        if !self
+            .vault()
+            .has_consent(tenant, &subject, &campaign.purpose)?
+        {
+            return Ok(fallback(FallbackReason::NoConsent));
+        }
+        let salt = hex::decode(&campaign.salt)
+            .map_err(|e| StrategyError::Corrupt(format!("campaign salt: {e}")))?;
+        let arm = Arm::from(tessera_stats::assign::arm(
+            &salt,
+            &subject,
+            campaign.holdout,
+        ));
+        if arm == Arm::Control {
+            let record = DecisionRecord {
+                id: new_id("dec", now)?,
+                campaign: campaign.name.clone(),
+                subject,
+                at_ms: now,
+                channel: request.channel.clone(),
+                arm,
+                action_index: campaign
+                    .fallback
+                    .as_ref()
+                    .and_then(|f| campaign.actions.iter().position(|a| a == f))
+                    .map(|i| i as u32),
+                action: campaign.fallback.clone(),
+                propensity: 1.0,
+                ranked: Vec::new(),
+                explanation: format!(
+                    "in the campaign's holdout ({:.0}% of its segment), which gets the \
+                     control answer",
+                    campaign.holdout * 100.0
+                ),
+                strategy_version: campaign.strategy_version.clone(),
+            };
+            self.log(tenant, &record)?;
+            return Ok(DecisionOutcome::Logged(record));
+        }
+        if let Some(cap) = campaign.frequency_cap {
+            let since = now.saturating_sub(i64::from(cap.days) * DAY_MS);
+            let served = self
+                .decisions_of(tenant, &campaign.name, &subject)?
+                .iter()
+                .filter(|d| d.arm == Arm::Treatment && d.at_ms >= since)
+                .count();
+            if served >= cap.max as usize {
+                return Ok(fallback(FallbackReason::Capped));
+            }
+        }
+        if let Some(budget) = campaign.budget
+            && self.counts(tenant, &campaign.name)?.served >= budget
+        {
+            return Ok(fallback(FallbackReason::BudgetExhausted));
+        }
+        match self.ask_strategy(tenant, &campaign, &subject, request, now)? {
+            Some(record) => {
+                self.log(tenant, &record)?;
+                Ok(DecisionOutcome::Logged(record))
+            }
+            None => Ok(fallback(FallbackReason::NoConsent)),
+        }
+    }
+
+    /// The strategy's decision over a one-row view of the person (none: the
+    /// person withdrew consent since it was checked).
+    fn ask_strategy(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+        subject: &str,
+        request: &DecideRequest,
+        now: i64,
+    ) -> Result<Option<DecisionRecord>, StrategyError> {
+        let params = campaign.field_values();
+        let subjects = [subject.to_owned()];
+        let (live, view) = self.registry().view(
+            tenant,
+            &campaign.strategy,
+            &params,
+            &campaign.purpose,
+            Subjects::Ids(&subjects),
+        )?;
+        if view.batch.rows == 0 {
+            return Ok(None);
+        }
+        let context = Context {
+            channel: request.channel.clone(),
+            at: now,
+            attributes: request.attributes.clone(),
+        };
+        let decisions = match live
+            .plugin
+            .decide_with(&params, &view.batch, &context, &view.scope())
+        {
+            Ok(called) => called.value,
+            Err(error) => {
+                tracing::warn!(
+                    %tenant, campaign = %campaign.name, %error,
+                    "the strategy failed to decide; the fallback was served"
+                );
+                return Ok(Some(self.failed(campaign, subject, request, now)?));
+            }
+        };
+        let Some(decision) = decisions.into_iter().next() else {
+            return Ok(Some(self.failed(campaign, subject, request, now)?));
+        };
+        let name = |index: u32| {
+            campaign
+                .actions
+                .get(index as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{index}"))
+        };
+        let ranked: Vec<RankedView> = decision
+            .ranked
+            .iter()
+            .map(|r| RankedView {
+                action: name(r.action),
+                score: r.score,
+                propensity: r.propensity,
+            })
+            .collect();
+        let chosen = decision.ranked.first();
+        Ok(Some(DecisionRecord {
+            id: new_id("dec", now)?,
+            campaign: campaign.name.clone(),
+            subject: subject.to_owned(),
+            at_ms: now,
+            channel: request.channel.clone(),
+            arm: Arm::Treatment,
+            action: chosen.map(|r| name(r.action)),
+            action_index: chosen.map(|r| r.action),
+            propensity: chosen.map_or(1.0, |r| r.propensity),
+            ranked,
+            explanation: decision.explanation,
+            strategy_version: live.plugin.info().manifest.version.clone(),
+        }))
+    }
+
+    /// A treatment decision the strategy could not make: the fallback,
+    /// logged as served with certainty (the person is in the experiment).
+    fn failed(
+        &self,
+        campaign: &Campaign,
+        subject: &str,
+        request: &DecideRequest,
+        now: i64,
+    ) -> Result<DecisionRecord, StrategyError> {
+        Ok(DecisionRecord {
+            id: new_id("dec", now)?,
+            campaign: campaign.name.clone(),
+            subject: subject.to_owned(),
+            at_ms: now,
+            channel: request.channel.clone(),
+            arm: Arm::Treatment,
+            action_index: campaign
+                .fallback
+                .as_ref()
+                .and_then(|f| campaign.actions.iter().position(|a| a == f))
+                .map(|i| i as u32),
+            action: campaign.fallback.clone(),
+            propensity: 1.0,
+            ranked: Vec::new(),
+            explanation: format!("{}: the fallback", FallbackReason::StrategyFailed.as_str()),
+            strategy_version: campaign.strategy_version.clone(),
+        })
+    }
+
+    /// Logs a decision and counts it.
+    fn log(&self, tenant: &str, record: &DecisionRecord) -> Result<(), StrategyError> {
+        let doc = decision_doc(&record.campaign, &record.subject, &record.id);
+        let _counting = self.counters();
+        let mut counts = self.counts(tenant, &record.campaign)?;
+        match record.arm {
+            Arm::Treatment => counts.served += 1,
+            Arm::Control => counts.control += 1,
+        }
+        let vault = self.vault();
+        vault.put_sealed_document(tenant, KIND_DECISION, &doc, &encode(record)?)?;
+        vault.put_sealed_document(tenant, KIND_DECISION_INDEX, &record.id, doc.as_bytes())?;
+        vault.put_sealed_document(tenant, KIND_COUNTS, &record.campaign, &encode(&counts)?)?;
+        Ok(())
+    }
+
+    pub(crate) fn counts(&self, tenant: &str, campaign: &str) -> Result<Counts, StrategyError> {
+        self.vault()
+            .sealed_document(tenant, KIND_COUNTS, campaign)?
+            .map(|plain| decode(&plain))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The logged decision `id`.
+    pub fn decision(&self, tenant: &str, id: &str) -> Result<DecisionRecord, StrategyError> {
+        let unknown = || StrategyError::UnknownDecision { id: id.to_owned() };
+        let doc = self
+            .vault()
+            .sealed_document(tenant, KIND_DECISION_INDEX, id)?
+            .ok_or_else(unknown)?;
+        let doc = String::from_utf8(doc).map_err(|e| StrategyError::Corrupt(e.to_string()))?;
+        let plain = self
+            .vault()
+            .sealed_document(tenant, KIND_DECISION, &doc)?
+            .ok_or_else(unknown)?;
+        decode(&plain)
+    }
+
+    /// The decisions logged for one person in one campaign, oldest first.
+    pub fn decisions_of(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        subject: &str,
+    ) -> Result<Vec<DecisionRecord>, StrategyError> {
+        self.decisions_under(tenant, &format!("{campaign}/{subject}/"))
+    }
+
+    /// Every decision logged for the campaign, by person.
+    pub fn decisions(
+        &self,
+        tenant: &str,
+        campaign: &str,
+    ) -> Result<Vec<DecisionRecord>, StrategyError> {
+        self.decisions_under(tenant, &format!("{campaign}/"))
+    }
+
+    fn decisions_under(
+        &self,
+        tenant: &str,
+        prefix: &str,
+    ) -> Result<Vec<DecisionRecord>, StrategyError> {
+        const PAGE: usize = 1_000;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.vault().sealed_documents_under(
+                tenant,
+                KIND_DECISION,
+                prefix,
+                after.as_deref(),
+                PAGE,
+            )?;
+            let full = page.len() >= PAGE;
+            for (id, plain) in page {
+                out.push(decode(&plain)?);
+                after = Some(id);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// `<campaign>/<subject>/<decision id>`.
+pub(crate) fn decision_doc(campaign: &str, subject: &str, id: &str) -> String {
+    format!("{campaign}/{subject}/{id}")
+}

@@ -1,0 +1,146 @@
+//! Campaigns: a strategy plugin enabled on a segment, and what Tessera does
+//! around every decision it makes.
+//!
+//! - **Campaigns** ([`Strategies::put`], [`Strategies::transition`]): a
+//!   strategy plugin with its parameters, the segment it targets, a
+//!   **holdout** share (assigned by hashing the subject id with the
+//!   campaign's salt, so it is stable across restarts and nodes), a
+//!   frequency cap per person, a budget, a schedule and a goal (the event
+//!   that counts as a conversion, and its value). Lifecycle: draft →
+//!   simulated → running ⇄ paused → completed; every change is audited.
+//! - **Simulate** ([`Strategies::simulate`]): the strategy's own forecast
+//!   over a consenting sample of the segment, with the reach and cost under
+//!   the holdout, caps and budget; a campaign runs only once simulated.
+//! - **Decide** ([`Strategies::decide`]): for one person, in order: the
+//!   campaign must run; the person must be in its segment and consent to
+//!   its purpose **now** (else the documented fallback, and nothing of the
+//!   person reaches the plugin); a person in the holdout gets the control
+//!   answer; the caps apply; then the plugin decides over a one-row view of
+//!   the person. Every decision that involves the person (treatment and
+//!   control) is logged with its propensity.
+//! - **Feedback** ([`Strategies::feedback`]): impressions, clicks,
+//!   conversions and revenue, idempotent, joined to the logged decision and
+//!   queued (durably) for the strategy to learn from in batches
+//!   ([`Strategies::learn`]).
+//! - **Evaluation** ([`Strategies::evaluate`]): treatment against holdout
+//!   on the campaign's goal, read from the people's events, with
+//!   `tessera-stats`.
+
+mod campaign;
+mod decide;
+mod evaluate;
+mod feedback;
+mod simulate;
+mod store;
+
+use std::sync::{Arc, Mutex};
+
+use tessera_plugins::{Registry, RegistryError};
+use tessera_vault::{Vault, VaultError};
+
+pub use campaign::{
+    Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, MAX_HOLDOUT, Transition,
+};
+pub use decide::{
+    Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackReason, RankedView,
+};
+pub use evaluate::{Evaluation, GroupEvaluation};
+pub use feedback::{FeedbackKind, FeedbackOutcome, FeedbackSpec, LearnReport};
+pub use simulate::{ActionForecastView, SIMULATION_SAMPLE, Simulation};
+
+/// Why a campaign operation failed. Nothing was written unless the variant
+/// says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StrategyError {
+    #[error(
+        "a campaign name is 1 to 64 of a-z, 0-9, `-` and `_`, starting with a letter or a \
+         digit; {name:?} is not"
+    )]
+    BadName { name: String },
+    #[error("no campaign named {name:?}")]
+    Unknown { name: String },
+    #[error("plugin {plugin:?} is a {kind} plugin, not a strategy plugin")]
+    NotAStrategy { plugin: String, kind: String },
+    #[error("no segment named {name:?}")]
+    UnknownSegment { name: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(
+        "plugin {plugin:?} was granted no purpose it works for ({declared}); an operator must \
+         grant one before a campaign uses it"
+    )]
+    NoPurpose { plugin: String, declared: String },
+    #[error("{purpose:?} is not a purpose of the tenant (its purposes: {known})")]
+    UnknownPurpose { purpose: String, known: String },
+    #[error("campaign {name:?} is {from}; it cannot become {to}")]
+    BadTransition {
+        name: String,
+        from: CampaignStatus,
+        to: CampaignStatus,
+    },
+    #[error("campaign {name:?} is {status}; only a draft or simulated campaign can be changed")]
+    NotEditable { name: String, status: CampaignStatus },
+    #[error("no decision {id:?}")]
+    UnknownDecision { id: String },
+    #[error("decision {id:?} served no action, so it takes no feedback of kind {kind}")]
+    NoActionServed { id: String, kind: String },
+    #[error("a tenant has at most {max} campaigns; complete and remove one first", max = campaign::MAX_CAMPAIGNS)]
+    TooMany,
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Stats(#[from] tessera_stats::uplift::UpliftError),
+    #[error("a stored campaign record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// The tenants' campaigns. Cheap to clone. Its calls block (plugins, the
+/// store): run them on a blocking pool.
+#[derive(Clone)]
+pub struct Strategies {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    vault: Arc<Vault>,
+    registry: Registry,
+    /// Serialises the writes that count (served decisions against the
+    /// budget, feedback against its idempotency key, the learning queue).
+    counters: Mutex<()>,
+}
+
+impl std::fmt::Debug for Strategies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strategies").finish_non_exhaustive()
+    }
+}
+
+impl Strategies {
+    pub fn new(vault: Arc<Vault>, registry: Registry) -> Self {
+        Strategies {
+            inner: Arc::new(Inner {
+                vault,
+                registry,
+                counters: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn counters(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,162 @@
+//! What a campaign is expected to do, before it runs.
+
+use serde::{Deserialize, Serialize};
+use tessera_plugins::Subjects;
+use tessera_runtime::api::strategies::Context;
+use tessera_vault::Actor;
+
+use crate::campaign::CampaignStatus;
+use crate::{Strategies, StrategyError};
+
+/// The most segment members a forecast looks at.
+pub const SIMULATION_SAMPLE: usize = 1_000;
+
+/// One action's share of the forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionForecastView {
+    pub action: String,
+    /// The share of decisions expected to choose it.
+    pub share: f64,
+    /// The strategy's expected reward per person who gets it.
+    pub expected_reward: f64,
+}
+
+/// A campaign's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Simulation {
+    pub computed_at_ms: i64,
+    /// Members of the segment now.
+    pub segment_size: u64,
+    /// Members looked at (the first [`SIMULATION_SAMPLE`] by subject id).
+    pub sampled: u64,
+    /// Of those, consenting to the campaign's purpose now.
+    pub consenting: u64,
+    /// Expected people the campaign reaches: the segment's consenting
+    /// share, less the holdout, at most the budget.
+    pub expected_treated: u64,
+    /// Expected people held out.
+    pub expected_control: u64,
+    /// The most decisions the campaign would serve: each treated person up
+    /// to the frequency cap (one without a cap), at most the budget.
+    pub max_decisions: u64,
+    /// What the strategy forecasts over the consenting sample.
+    pub actions: Vec<ActionForecastView>,
+    /// Expected reward per person, by the strategy's own model.
+    pub expected_reward: f64,
+    /// The strategy's notes: what drives its forecast.
+    pub notes: String,
+}
+
+impl Strategies {
+    /// Forecasts the campaign over its segment now (the strategy's own
+    /// `simulate`, over a consenting sample, and the reach and cost under
+    /// the holdout, caps and budget), keeps the forecast on the campaign
+    /// and makes it `simulated`, ready to run. Audited like any change of
+    /// status.
+    pub fn simulate(
+        &self,
+        tenant: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Simulation, StrategyError> {
+        let mut campaign = self.get(tenant, name)?;
+        if !matches!(
+            campaign.status,
+            CampaignStatus::Draft | CampaignStatus::Simulated
+        ) {
+            return Err(StrategyError::NotEditable {
+                name: name.to_owned(),
+                status: campaign.status,
+            });
+        }
+        let vault = self.vault();
+        let segment_size = vault.segment_size(tenant, &campaign.segment)?;
+        let members: Vec<String> = vault
+            .segment_members(tenant, &campaign.segment, None, SIMULATION_SAMPLE)?
+            .into_iter()
+            .map(|m| m.subject)
+            .collect();
+        let params = campaign.field_values();
+        let (live, view) = self.registry().view(
+            tenant,
+            &campaign.strategy,
+            &params,
+            &campaign.purpose,
+            Subjects::Ids(&members),
+        )?;
+        let now = vault.now_ms();
+        let forecast = if view.batch.rows > 0 {
+            let context = Context {
+                channel: "simulation".into(),
+                at: now,
+                attributes: Vec::new(),
+            };
+            Some(
+                live.plugin
+                    .simulate_with(&params, &view.batch, &context, &view.scope())
+                    .map_err(tessera_plugins::RegistryError::Call)?
+                    .value,
+            )
+        } else {
+            None
+        };
+        let sampled = members.len() as u64;
+        let consenting = u64::from(view.batch.rows);
+        let reachable = if sampled == 0 {
+            0.0
+        } else {
+            segment_size as f64 * consenting as f64 / sampled as f64
+        };
+        let mut expected_treated = (reachable * (1.0 - campaign.holdout)).round() as u64;
+        let expected_control = (reachable * campaign.holdout).round() as u64;
+        let per_person = campaign.frequency_cap.map_or(1, |c| u64::from(c.max));
+        let mut max_decisions = expected_treated.saturating_mul(per_person);
+        if let Some(budget) = campaign.budget {
+            expected_treated = expected_treated.min(budget);
+            max_decisions = max_decisions.min(budget);
+        }
+        let simulation = Simulation {
+            computed_at_ms: now,
+            segment_size,
+            sampled,
+            consenting,
+            expected_treated,
+            expected_control,
+            max_decisions,
+            actions: forecast
+                .as_ref()
+                .map(|f| {
+                    f.actions
+                        .iter()
+                        .map(|a| ActionForecastView {
+                            action: campaign
+                                .actions
+                                .get(a.action as usize)
+                                .cloned()
+                                .unwrap_or_else(|| format!("#{}", a.action)),
+                            share: a.share,
+                            expected_reward: a.expected_reward,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expected_reward: forecast.as_ref().map_or(0.0, |f| f.expected_reward),
+            notes: forecast.map_or_else(
+                || "no member consents to the campaign's purpose: nothing to forecast".into(),
+                |f| f.notes,
+            ),
+        };
+        campaign.simulation = Some(simulation.clone());
+        self.set_status(
+            tenant,
+            &mut campaign,
+            CampaignStatus::Simulated,
+            actor,
+            format!(
+                "forecast: {} treated, {} held out",
+                simulation.expected_treated, simulation.expected_control
+            ),
+        )?;
+        Ok(simulation)
+    }
+}

@@ -1,0 +1,699 @@
+//! Campaigns end to end over a real vault on sled: the `threshold` segment
+//! plugin builds the segment, the sandboxed `epsilon-greedy` strategy
+//! decides, and the host holds out, caps, logs, joins feedback, feeds the
+//! strategy and evaluates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde_json::json;
+use tessera_bundle::Kind;
+use tessera_plugins::Registry;
+use tessera_privacy::MasterKey;
+use tessera_runtime::api::types::{FieldValue, Value};
+use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_segments::{SegmentSpec, Segments};
+use tessera_strategies::{
+    Arm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, FallbackReason,
+    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, Strategies, StrategyError,
+};
+use tessera_vault::{
+    Actor, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NewEvent, PropertySpec,
+    TenantSettings, TraitClass, TraitSpec, TraitType, Vault,
+};
+
+const TENANT: &str = "acme";
+/// 2026-06-01T00:00:00Z.
+const NOW: i64 = 1_780_272_000_000;
+const DAY_MS: i64 = 86_400_000;
+const PURPOSE: &str = "personalization";
+
+fn operator() -> Actor {
+    Actor::new("operator", "ops@acme")
+}
+
+fn marketer() -> Actor {
+    Actor::new("marketer", "tok-marketer")
+}
+
+struct World {
+    vault: Arc<Vault>,
+    registry: Registry,
+    segments: Segments,
+    strategies: Strategies,
+    clock: Arc<AtomicI64>,
+}
+
+impl World {
+    /// A vault in `dir` (created on first open), the plugins installed, and
+    /// on first open the tenant and its `spenders` segment.
+    fn open(dir: &Path) -> Self {
+        let key_file = dir.join("master.key");
+        if !key_file.exists() {
+            MasterKey::generate().unwrap().write_new(&key_file).unwrap();
+        }
+        let clock = Arc::new(AtomicI64::new(NOW));
+        let time = clock.clone();
+        let vault = Arc::new(
+            Vault::open(
+                dir.join("data"),
+                dir.join("keys"),
+                MasterKey::from_file(&key_file).unwrap(),
+            )
+            .unwrap()
+            .with_clock(Arc::new(move || time.fetch_add(1, Ordering::SeqCst))),
+        );
+        let fresh = vault.tenant_ids().unwrap().is_empty();
+        if fresh {
+            let mut settings = TenantSettings::default();
+            settings.schema.insert(
+                "total_spend".into(),
+                TraitSpec {
+                    class: TraitClass::Standard,
+                    kind: TraitType::Number,
+                    pii_class: None,
+                    allowed: Vec::new(),
+                },
+            );
+            settings.events.insert(
+                "purchase".into(),
+                EventSpec {
+                    properties: BTreeMap::from([(
+                        "amount".into(),
+                        PropertySpec::new(TraitType::Number),
+                    )]),
+                    ..EventSpec::default()
+                },
+            );
+            vault.create_tenant(TENANT, settings, &operator()).unwrap();
+        }
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let registry = Registry::new(runtime, vault.clone(), false);
+        registry
+            .install_builtin(TENANT, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
+            .unwrap();
+        registry
+            .install_builtin(
+                TENANT,
+                tessera_guests::plugins::EPSILON_GREEDY,
+                Kind::Strategy,
+                65_536,
+            )
+            .unwrap();
+        let segments = Segments::new(vault.clone(), registry.clone());
+        if fresh {
+            segments
+                .put(
+                    TENANT,
+                    "spenders",
+                    SegmentSpec {
+                        plugin: "threshold".into(),
+                        params: vec![FieldValue {
+                            name: "threshold".into(),
+                            value: Value::Number(100.0),
+                        }],
+                        purpose: Some(PURPOSE.into()),
+                        description: String::new(),
+                    },
+                    &operator(),
+                )
+                .unwrap();
+        }
+        let strategies = Strategies::new(vault.clone(), registry.clone());
+        World {
+            vault,
+            registry,
+            segments,
+            strategies,
+            clock,
+        }
+    }
+
+    /// People who spent enough to be in `spenders`, consenting; their
+    /// subject ids.
+    fn people(&self, n: usize) -> Vec<String> {
+        let items: Vec<Incoming> = (0..n)
+            .map(|i| Incoming {
+                identities: vec![(IdentityKind::MemberId, format!("M-{i:05}"))],
+                traits: BTreeMap::from([("total_spend".to_owned(), json!(500))]),
+                events: Vec::new(),
+                consents: vec![consent(true)],
+            })
+            .collect();
+        let mut subjects = Vec::new();
+        for chunk in items.chunks(500) {
+            let (_, outcomes) = self
+                .vault
+                .ingest_batch(TENANT, chunk, &Actor::new("ingest", "pipeline"))
+                .unwrap();
+            subjects.extend(outcomes.into_iter().map(|o| o.subject.unwrap()));
+        }
+        self.segments.recompute(TENANT, "spenders").unwrap();
+        subjects
+    }
+
+    fn spec(&self, holdout: f64) -> CampaignSpec {
+        CampaignSpec {
+            strategy: "epsilon-greedy".into(),
+            params: vec![FieldValue {
+                name: "epsilon".into(),
+                value: Value::Number(0.2),
+            }],
+            segment: "spenders".into(),
+            purpose: None,
+            holdout,
+            frequency_cap: None,
+            budget: None,
+            starts_at_ms: None,
+            ends_at_ms: None,
+            goal: Goal {
+                event: "purchase".into(),
+                value: Some("amount".into()),
+                window_days: 7,
+            },
+            fallback: Some("no_offer".into()),
+            description: "spring offers".into(),
+        }
+    }
+
+    /// Saves, simulates and runs a campaign.
+    fn launch(&self, name: &str, spec: CampaignSpec) {
+        self.strategies
+            .put(TENANT, name, spec, &marketer())
+            .unwrap();
+        self.strategies.simulate(TENANT, name, &marketer()).unwrap();
+        self.strategies
+            .transition(TENANT, name, CampaignStatus::Running, &marketer())
+            .unwrap();
+    }
+
+    fn decide(&self, campaign: &str, subject: &str) -> DecisionOutcome {
+        self.strategies
+            .decide(
+                TENANT,
+                &DecideRequest {
+                    campaign: campaign.into(),
+                    subject: subject.into(),
+                    channel: "web".into(),
+                    attributes: Vec::new(),
+                },
+            )
+            .unwrap()
+    }
+
+    fn audited(&self, action: &str) -> usize {
+        self.vault
+            .audit_entries(TENANT, 0, 100_000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == action)
+            .count()
+    }
+
+    /// A purchase now by the person with member id `M-<index>`.
+    fn purchase(&self, index: usize, amount: f64) {
+        let at_ms = self.clock.load(Ordering::SeqCst);
+        let item = Incoming {
+            identities: vec![(IdentityKind::MemberId, format!("M-{index:05}"))],
+            traits: BTreeMap::new(),
+            events: vec![NewEvent {
+                source_id: Some(format!("buy-{index}-{at_ms}")),
+                event_type: "purchase".into(),
+                at_ms,
+                channel: Channel::Offline,
+                properties: BTreeMap::from([("amount".to_owned(), json!(amount))]),
+            }],
+            consents: Vec::new(),
+        };
+        self.vault
+            .ingest(TENANT, &item, &Actor::new("ingest", "pipeline"))
+            .unwrap();
+    }
+}
+
+fn consent(granted: bool) -> ConsentChange {
+    ConsentChange {
+        purpose: PURPOSE.into(),
+        granted,
+        method: "web_form".into(),
+        given_at_ms: None,
+    }
+}
+
+fn arm(outcome: &DecisionOutcome) -> Arm {
+    match outcome {
+        DecisionOutcome::Logged(record) => record.arm,
+        other => panic!("expected a logged decision, got {other:?}"),
+    }
+}
+
+#[test]
+fn holdout_assignment_is_stable_across_restarts_and_near_the_configured_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = 1_500;
+    let holdout = 0.2;
+    let first: Vec<Arm> = {
+        let world = World::open(dir.path());
+        let subjects = world.people(people);
+        world.launch("spring", world.spec(holdout));
+        subjects
+            .iter()
+            .map(|s| arm(&world.decide("spring", s)))
+            .collect()
+    };
+    // A new process over the same data: the same people, the same arms.
+    let world = World::open(dir.path());
+    let subjects: Vec<String> = (0..people)
+        .map(|i| {
+            world
+                .vault
+                .find_subject(
+                    TENANT,
+                    &IdentityKind::MemberId,
+                    &format!("M-{i:05}"),
+                    &operator(),
+                )
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    let again: Vec<Arm> = subjects
+        .iter()
+        .map(|s| arm(&world.decide("spring", s)))
+        .collect();
+    assert_eq!(first, again, "every person keeps their arm");
+    let control = first.iter().filter(|a| **a == Arm::Control).count() as f64;
+    let share = control / people as f64;
+    let se = (holdout * (1.0 - holdout) / people as f64).sqrt();
+    assert!(
+        (share - holdout).abs() < 4.0 * se,
+        "control share {share:.4}, configured {holdout}, 4 standard errors {:.4}",
+        4.0 * se
+    );
+    // Every decision was logged, both arms.
+    assert_eq!(
+        world.strategies.decisions(TENANT, "spring").unwrap().len(),
+        2 * people
+    );
+}
+
+#[test]
+fn a_person_without_the_purposes_consent_gets_the_fallback_and_the_strategy_sees_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(3);
+    world.launch("spring", world.spec(0.0));
+    let reads_before = world.audited("plugin.read");
+    world
+        .vault
+        .set_consent(
+            TENANT,
+            &subjects[0],
+            &consent(false),
+            &Actor::new("subject", &subjects[0]),
+        )
+        .unwrap();
+
+    let outcome = world.decide("spring", &subjects[0]);
+
+    assert_eq!(
+        outcome,
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::NoConsent,
+            action: Some("no_offer".into()),
+        }
+    );
+    assert_eq!(
+        world.audited("plugin.read"),
+        reads_before,
+        "no view of the person was built for the strategy"
+    );
+    assert!(
+        world
+            .strategies
+            .decisions_of(TENANT, "spring", &subjects[0])
+            .unwrap()
+            .is_empty(),
+        "nothing about the person was logged"
+    );
+    // Someone who consents is decided for, through a view of them.
+    let outcome = world.decide("spring", &subjects[1]);
+    let DecisionOutcome::Logged(record) = outcome else {
+        panic!("expected a decision, got {outcome:?}");
+    };
+    assert_eq!(record.arm, Arm::Treatment);
+    assert!(record.action.is_some() && record.propensity > 0.0 && record.propensity <= 1.0);
+    assert_eq!(record.ranked.len(), 4);
+    assert!(!record.explanation.is_empty());
+    assert_eq!(world.audited("plugin.read"), reads_before + 1);
+    // Outside the segment: the fallback, without a view either.
+    let outsider = {
+        let (_, outcomes) = world
+            .vault
+            .ingest_batch(
+                TENANT,
+                &[Incoming {
+                    identities: vec![(IdentityKind::MemberId, "M-poor".into())],
+                    traits: BTreeMap::from([("total_spend".to_owned(), json!(5))]),
+                    events: Vec::new(),
+                    consents: vec![consent(true)],
+                }],
+                &Actor::new("ingest", "pipeline"),
+            )
+            .unwrap();
+        outcomes[0].subject.clone().unwrap()
+    };
+    assert!(matches!(
+        world.decide("spring", &outsider),
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::NotInSegment,
+            ..
+        }
+    ));
+    assert_eq!(world.audited("plugin.read"), reads_before + 1);
+}
+
+#[test]
+fn the_lifecycle_is_enforced_and_every_change_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(4);
+    let strategies = &world.strategies;
+    strategies
+        .put(TENANT, "spring", world.spec(0.5), &marketer())
+        .unwrap();
+    // Not before its forecast was seen.
+    let error = strategies
+        .transition(TENANT, "spring", CampaignStatus::Running, &marketer())
+        .unwrap_err();
+    assert!(
+        matches!(error, StrategyError::BadTransition { .. }),
+        "{error}"
+    );
+    // A draft decides nothing.
+    assert!(matches!(
+        world.decide("spring", &subjects[0]),
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::NotRunning,
+            ..
+        }
+    ));
+    let simulation = strategies.simulate(TENANT, "spring", &marketer()).unwrap();
+    assert_eq!(simulation.segment_size, 4);
+    assert_eq!(simulation.consenting, 4);
+    assert_eq!(simulation.expected_treated + simulation.expected_control, 4);
+    assert_eq!(simulation.actions.len(), 4);
+    strategies
+        .transition(TENANT, "spring", CampaignStatus::Running, &marketer())
+        .unwrap();
+    // A running campaign's definition is frozen.
+    let error = strategies
+        .put(TENANT, "spring", world.spec(0.1), &marketer())
+        .unwrap_err();
+    assert!(matches!(error, StrategyError::NotEditable { .. }), "{error}");
+    strategies
+        .transition(TENANT, "spring", CampaignStatus::Paused, &marketer())
+        .unwrap();
+    assert!(matches!(
+        world.decide("spring", &subjects[0]),
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::NotRunning,
+            ..
+        }
+    ));
+    strategies
+        .transition(TENANT, "spring", CampaignStatus::Running, &marketer())
+        .unwrap();
+    strategies
+        .transition(TENANT, "spring", CampaignStatus::Completed, &marketer())
+        .unwrap();
+    let error = strategies
+        .transition(TENANT, "spring", CampaignStatus::Running, &marketer())
+        .unwrap_err();
+    assert!(matches!(error, StrategyError::BadTransition { .. }));
+    let campaign = strategies.get(TENANT, "spring").unwrap();
+    let path: Vec<CampaignStatus> = campaign.history.iter().map(|t| t.to).collect();
+    use CampaignStatus::*;
+    assert_eq!(
+        path,
+        vec![Draft, Simulated, Running, Paused, Running, Completed]
+    );
+    assert_eq!(world.audited("campaign.put"), 1);
+    assert_eq!(world.audited("campaign.status"), 5);
+    // Bad definitions are refused with the field named.
+    let mut bad = world.spec(0.7);
+    let error = strategies
+        .put(TENANT, "autumn", bad.clone(), &marketer())
+        .unwrap_err();
+    assert!(error.to_string().starts_with("holdout:"), "{error}");
+    bad.holdout = 0.1;
+    bad.fallback = Some("free_car".into());
+    let error = strategies
+        .put(TENANT, "autumn", bad.clone(), &marketer())
+        .unwrap_err();
+    assert!(error.to_string().contains("free_car"), "{error}");
+    bad.fallback = None;
+    bad.segment = "nobody".into();
+    let error = strategies
+        .put(TENANT, "autumn", bad, &marketer())
+        .unwrap_err();
+    assert!(
+        matches!(error, StrategyError::UnknownSegment { .. }),
+        "{error}"
+    );
+    assert!(strategies.get(TENANT, "autumn").is_err());
+}
+
+#[test]
+fn caps_and_budget_bound_what_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(3);
+    let mut spec = world.spec(0.0);
+    spec.frequency_cap = Some(FrequencyCap { max: 1, days: 7 });
+    spec.budget = Some(2);
+    world.launch("spring", spec);
+
+    assert_eq!(arm(&world.decide("spring", &subjects[0])), Arm::Treatment);
+    assert!(matches!(
+        world.decide("spring", &subjects[0]),
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::Capped,
+            ..
+        }
+    ));
+    // A week later the cap allows another.
+    world.clock.fetch_add(8 * DAY_MS, Ordering::SeqCst);
+    assert_eq!(arm(&world.decide("spring", &subjects[0])), Arm::Treatment);
+    // The budget of 2 is spent.
+    assert!(matches!(
+        world.decide("spring", &subjects[1]),
+        DecisionOutcome::Fallback {
+            reason: FallbackReason::BudgetExhausted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn feedback_is_idempotent_joined_to_its_decision_and_the_strategy_learns_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(40);
+    world.launch("spring", world.spec(0.0));
+    let mut served = BTreeMap::new();
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        served.insert(record.id.clone(), record);
+    }
+    // Impressions for all; a conversion for whoever got double points.
+    for (id, record) in &served {
+        let impression = FeedbackSpec {
+            decision: id.clone(),
+            kind: FeedbackKind::Impression,
+            value: None,
+            key: None,
+        };
+        assert!(!world.strategies.feedback(TENANT, &impression).unwrap().duplicate);
+        assert!(world.strategies.feedback(TENANT, &impression).unwrap().duplicate);
+        if record.action.as_deref() == Some("double_points") {
+            world
+                .strategies
+                .feedback(
+                    TENANT,
+                    &FeedbackSpec {
+                        decision: id.clone(),
+                        kind: FeedbackKind::Conversion,
+                        value: None,
+                        key: None,
+                    },
+                )
+                .unwrap();
+        }
+    }
+    let conversions = served
+        .values()
+        .filter(|r| r.action.as_deref() == Some("double_points"))
+        .count() as u64;
+    assert!(conversions > 0, "some decisions chose double points");
+
+    let report = world.strategies.learn(TENANT).unwrap();
+    assert_eq!(report.observed, served.len() as u64 + conversions);
+    assert_eq!(report.failed_calls, 0);
+    // Learned once: the queue is empty.
+    assert_eq!(world.strategies.learn(TENANT).unwrap().observed, 0);
+    // More rounds, until every offer had its first chance (epsilon-greedy
+    // tries an offer never shown before exploiting): then the strategy
+    // exploits the one that converts.
+    let mut shown: std::collections::BTreeSet<String> =
+        served.values().filter_map(|r| r.action.clone()).collect();
+    let mut rounds = 1;
+    while shown.len() < 4 && rounds < 20 {
+        for subject in &subjects {
+            let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+                panic!("no decision");
+            };
+            let action = record.action.clone().unwrap();
+            let mut kinds = vec![FeedbackKind::Impression];
+            if action == "double_points" {
+                kinds.push(FeedbackKind::Conversion);
+            }
+            for kind in kinds {
+                world
+                    .strategies
+                    .feedback(
+                        TENANT,
+                        &FeedbackSpec {
+                            decision: record.id.clone(),
+                            kind,
+                            value: None,
+                            key: None,
+                        },
+                    )
+                    .unwrap();
+            }
+            shown.insert(action);
+        }
+        world.strategies.learn(TENANT).unwrap();
+        rounds += 1;
+    }
+    assert_eq!(shown.len(), 4, "every offer was shown within {rounds} rounds");
+    let exploits = subjects
+        .iter()
+        .filter_map(|s| match world.decide("spring", s) {
+            DecisionOutcome::Logged(r) => r.action,
+            _ => None,
+        })
+        .filter(|a| a == "double_points")
+        .count();
+    assert!(
+        exploits > subjects.len() / 2,
+        "{exploits} of {} decisions chose the converting offer",
+        subjects.len()
+    );
+    assert_eq!(world.audited("campaign.learn"), rounds);
+
+    // Feedback names a decision that exists, with a sane value.
+    let error = world
+        .strategies
+        .feedback(
+            TENANT,
+            &FeedbackSpec {
+                decision: "dec-nope".into(),
+                kind: FeedbackKind::Click,
+                value: None,
+                key: None,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(error, StrategyError::UnknownDecision { .. }));
+    let any = served.keys().next().unwrap().clone();
+    for (kind, value) in [
+        (FeedbackKind::Revenue, None),
+        (FeedbackKind::Revenue, Some(f64::NAN)),
+        (FeedbackKind::Click, Some(-1.0)),
+    ] {
+        let error = world
+            .strategies
+            .feedback(
+                TENANT,
+                &FeedbackSpec {
+                    decision: any.clone(),
+                    kind,
+                    value,
+                    key: None,
+                },
+            )
+            .unwrap_err();
+        assert!(error.to_string().starts_with("value:"), "{error}");
+    }
+}
+
+#[test]
+fn evaluation_compares_the_arms_on_the_goal_after_each_first_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(400);
+    world.launch("spring", world.spec(0.5));
+    // A purchase before the campaign: the pre-period, not an outcome.
+    world.purchase(0, 10.0);
+    world.clock.fetch_add(DAY_MS, Ordering::SeqCst);
+    let mut arms = BTreeMap::new();
+    for subject in &subjects {
+        arms.insert(subject.clone(), arm(&world.decide("spring", subject)));
+    }
+    world.clock.fetch_add(DAY_MS, Ordering::SeqCst);
+    // Every treated person with an even index buys; one in four of control.
+    let mut expected = (0u64, 0u64, 0.0f64, 0u64, 0u64);
+    for (i, subject) in subjects.iter().enumerate() {
+        let buys = match arms[subject] {
+            Arm::Treatment => i % 2 == 0,
+            Arm::Control => i % 4 == 0,
+        };
+        if buys {
+            world.purchase(i, 50.0);
+        }
+        match arms[subject] {
+            Arm::Treatment => {
+                expected.0 += 1;
+                expected.1 += u64::from(buys);
+                expected.2 += if buys { 50.0 } else { 0.0 };
+            }
+            Arm::Control => {
+                expected.3 += 1;
+                expected.4 += u64::from(buys);
+            }
+        }
+    }
+    // After the window: not an outcome.
+    world.clock.fetch_add(10 * DAY_MS, Ordering::SeqCst);
+    world.purchase(1, 999.0);
+
+    let evaluation = world.strategies.evaluate(TENANT, "spring", &[]).unwrap();
+
+    assert_eq!(evaluation.treatment_subjects, expected.0);
+    assert_eq!(evaluation.control_subjects, expected.3);
+    let report = evaluation.report.expect("both arms are large enough");
+    assert_eq!(report.treatment.conversions, expected.1);
+    assert_eq!(report.control.conversions, expected.4);
+    let revenue = expected.2 / expected.0 as f64;
+    assert!((report.treatment.revenue_per_subject - revenue).abs() < 1e-9);
+    assert!(
+        report.absolute_uplift.lower > 0.0,
+        "a planted uplift of about 25 points is found: {:?}",
+        report.absolute_uplift
+    );
+    assert!(!report.sample_ratio.mismatch);
+    let kept = world
+        .strategies
+        .last_evaluation(TENANT, "spring")
+        .unwrap()
+        .expect("kept");
+    assert_eq!(kept.computed_at_ms, evaluation.computed_at_ms);
+    assert_eq!(kept.treatment_subjects, evaluation.treatment_subjects);
+    assert!(world.registry.callable(TENANT, "epsilon-greedy").is_ok());
+}
