@@ -117,6 +117,10 @@ const READERS: &[Role] = &[Role::Operator, Role::Marketer, Role::Analyst];
 /// rules. An ingest token (which may sit in a web page) only pushes to a
 /// webhook source, as an untrusted source.
 const STAFF: &[Role] = &[Role::Operator, Role::Marketer];
+/// Feedback names a decision by its unguessable id, so a page or an app
+/// may send it with the write key; deciding (which tells whether a person
+/// is in a segment) is for the tenant's own servers, with a staff token.
+const FEEDBACK: &[Role] = &[Role::Operator, Role::Marketer, Role::Ingest];
 const SUBJECT_TOKEN_ISSUERS: &[Role] = &[Role::Operator, Role::Portal];
 const SUBJECT: &[Role] = &[Role::Subject];
 
@@ -183,6 +187,16 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("GET", "/v1/segments/{name}/members", STAFF),
     rule("GET", "/v1/segments/{name}/sizes", READERS),
     rule("POST", "/v1/segments/{name}/exports", STAFF),
+    rule("GET", "/v1/catalog", READERS),
+    rule("GET", "/v1/campaigns", READERS),
+    rule("GET", "/v1/campaigns/{name}", READERS),
+    rule("PUT", "/v1/campaigns/{name}", STAFF),
+    rule("DELETE", "/v1/campaigns/{name}", STAFF),
+    rule("POST", "/v1/campaigns/{name}/simulate", STAFF),
+    rule("POST", "/v1/campaigns/{name}/status", STAFF),
+    rule("GET", "/v1/campaigns/{name}/evaluation", READERS),
+    rule("POST", "/v1/decide", STAFF),
+    rule("POST", "/v1/feedback", FEEDBACK),
     rule("GET", "/v1/segments/{name}/exports", STAFF),
     rule("GET", "/v1/segments/{name}/exports/{id}", STAFF),
     rule("POST", "/v1/imports", STAFF),

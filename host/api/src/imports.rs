@@ -302,7 +302,7 @@ pub(crate) fn shown_params(params: &[(String, ParamValue)]) -> BTreeMap<String, 
         .collect()
 }
 
-fn param_json(value: &ParamValue) -> JsonValue {
+pub(crate) fn param_json(value: &ParamValue) -> JsonValue {
     match value {
         ParamValue::Null => JsonValue::Null,
         ParamValue::Boolean(b) => json!(b),

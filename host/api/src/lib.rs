@@ -10,6 +10,7 @@
 
 mod admin;
 mod auth;
+mod campaigns;
 mod config;
 mod error;
 mod handlers;
@@ -44,6 +45,10 @@ use tessera_vault::Vault;
 use tracing::Instrument as _;
 
 pub use auth::{ROLE_MATRIX, Role, RouteRule, presented_token, rule_for};
+pub use campaigns::{
+    CampaignList, CampaignView, CapBody, Catalog, CatalogEntry, DecisionView, FeedbackView,
+    GoalBody,
+};
 pub use config::{
     CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
 };
@@ -100,6 +105,8 @@ pub struct AppState {
     /// Deliveries through the tenants' destination connectors (with the
     /// plugins): segment exports.
     pub deliverer: Option<tessera_imports::Deliverer>,
+    /// The tenants' campaigns (with the plugins).
+    pub strategies: Option<tessera_strategies::Strategies>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -129,6 +136,7 @@ impl AppState {
             imports: None,
             segments: None,
             deliverer: None,
+            strategies: None,
         }
     }
 
@@ -140,6 +148,10 @@ impl AppState {
         let importer = tessera_imports::Importer::new(registry.clone(), self.vault.clone());
         self.imports = Some(ImportDesk::new(importer));
         self.segments = Some(tessera_segments::Segments::new(
+            self.vault.clone(),
+            registry.clone(),
+        ));
+        self.strategies = Some(tessera_strategies::Strategies::new(
             self.vault.clone(),
             registry.clone(),
         ));
@@ -237,6 +249,22 @@ pub fn app(state: AppState) -> Router {
             "/v1/segments/{name}/exports/{id}",
             get(segmentation::export_record),
         )
+        .route("/v1/catalog", get(campaigns::catalog))
+        .route("/v1/campaigns", get(campaigns::list))
+        .route(
+            "/v1/campaigns/{name}",
+            get(campaigns::show)
+                .put(campaigns::put)
+                .delete(campaigns::delete),
+        )
+        .route("/v1/campaigns/{name}/simulate", post(campaigns::simulate))
+        .route("/v1/campaigns/{name}/status", post(campaigns::status))
+        .route(
+            "/v1/campaigns/{name}/evaluation",
+            get(campaigns::evaluation),
+        )
+        .route("/v1/decide", post(campaigns::decide))
+        .route("/v1/feedback", post(campaigns::feedback))
         .route("/v1/imports", get(imports::list).post(imports::create))
         .route("/v1/imports/{id}", get(imports::show))
         .route(

@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
 use crate::{
-    admin, error, handlers, imports, ingest, login, me, plugins, profiles, rules, segment,
-    segmentation, subject_tokens, tokens,
+    admin, campaigns, error, handlers, imports, ingest, login, me, plugins, profiles, rules,
+    segment, segmentation, subject_tokens, tokens,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -89,6 +89,16 @@ use crate::{
         segmentation::export,
         segmentation::exports,
         segmentation::export_record,
+        campaigns::catalog,
+        campaigns::list,
+        campaigns::put,
+        campaigns::show,
+        campaigns::delete,
+        campaigns::simulate,
+        campaigns::status,
+        campaigns::evaluation,
+        campaigns::decide,
+        campaigns::feedback,
         imports::create,
         imports::list,
         imports::show,
@@ -139,6 +149,9 @@ use crate::{
         (name = "segments", description = "Segments: a segment plugin and its parameters saved \
                                            under a name, previewed, recomputed, with members and \
                                            sizes over time."),
+        (name = "strategies", description = "The strategy catalog, campaigns (a strategy on a \
+                                             segment with a holdout), decisions, feedback and \
+                                             evaluation."),
         (name = "imports", description = "Files and uploads imported through the tenant's \
                                           connectors: quality reports and dead letters."),
         (name = "me", description = "A person's own data, with a subject token: from the \

@@ -48,6 +48,14 @@ fn fixture() -> Fixture {
         registry
             .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
             .expect("install");
+        registry
+            .install_builtin(
+                ACME,
+                tessera_guests::plugins::EPSILON_GREEDY,
+                Kind::Strategy,
+                65_536,
+            )
+            .expect("install");
         // A destination for segment exports, granted the segments' purpose
         // and no receiver: its deliveries become dead letters.
         registry
@@ -530,6 +538,61 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             format!("/v1/segments/matrix-{n}"),
             Some(json!({"plugin": "threshold", "params": {"threshold": 100}})),
         ),
+        "/v1/catalog" | "/v1/campaigns" => call(rule.path.into(), None),
+        "/v1/campaigns/{name}" if rule.method == "PUT" => {
+            matrix_segment(f);
+            call(
+                format!("/v1/campaigns/matrix-{n}"),
+                Some(
+                    json!({"strategy": "epsilon-greedy", "segment": MATRIX_SEGMENT,
+                            "goal": {"event": "purchase"}}),
+                ),
+            )
+        }
+        path if path.starts_with("/v1/campaigns/{name}") => {
+            let name = format!("matrix-{n}");
+            let running = path.ends_with("/status");
+            matrix_campaign(f, &name, running, n);
+            // Paused from running: a transition every staff role may ask.
+            let body = running.then(|| json!({"status": "paused"}));
+            call(path.replace("{name}", &name), body)
+        }
+        "/v1/decide" | "/v1/feedback" => {
+            let name = format!("matrix-{n}");
+            let subject = matrix_campaign(f, &name, true, n);
+            let strategies = f.state.strategies.clone().expect("strategies");
+            let (campaign, person) = (name.clone(), subject.clone());
+            let decision = std::thread::spawn(move || {
+                match strategies
+                    .decide(
+                        ACME,
+                        &tessera_strategies::DecideRequest {
+                            campaign,
+                            subject: person,
+                            channel: "web".into(),
+                            attributes: Vec::new(),
+                        },
+                    )
+                    .expect("decide")
+                {
+                    tessera_strategies::DecisionOutcome::Logged(record) => record.id,
+                    other => panic!("no decision: {other:?}"),
+                }
+            })
+            .join()
+            .expect("no panic");
+            if rule.path == "/v1/decide" {
+                call(
+                    rule.path.into(),
+                    Some(json!({"campaign": name, "subject": subject})),
+                )
+            } else {
+                call(
+                    rule.path.into(),
+                    Some(json!({"decision": decision, "kind": "impression"})),
+                )
+            }
+        }
         path if path.starts_with("/v1/segments/{name}") => {
             let name = format!("matrix-{n}");
             let segments = f.state.segments.clone().expect("segments");
@@ -671,6 +734,112 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             call(path.into(), Some(message(kind)))
         }
     }
+}
+
+/// The segment campaigns target: people who spent 100 or more.
+const MATRIX_SEGMENT: &str = "matrix-campaigns";
+
+/// Saves [`MATRIX_SEGMENT`] (once).
+fn matrix_segment(f: &Fixture) {
+    let segments = f.state.segments.clone().expect("segments");
+    std::thread::spawn(move || {
+        if segments.get(ACME, MATRIX_SEGMENT).is_err() {
+            segments
+                .put(
+                    ACME,
+                    MATRIX_SEGMENT,
+                    SegmentSpec {
+                        plugin: "threshold".into(),
+                        params: vec![FieldValue {
+                            name: "threshold".into(),
+                            value: PluginValue::Number(100.0),
+                        }],
+                        purpose: Some("personalization".into()),
+                        ..SegmentSpec::default()
+                    },
+                    &common::operator(),
+                )
+                .expect("segment");
+        }
+    })
+    .join()
+    .expect("no panic");
+}
+
+/// A campaign `name` of epsilon-greedy on [`MATRIX_SEGMENT`], simulated
+/// (and running with `running`), with a person of the segment who
+/// consents; returns the person's subject id.
+fn matrix_campaign(f: &Fixture, name: &str, running: bool, n: usize) -> String {
+    matrix_segment(f);
+    let strategies = f.state.strategies.clone().expect("strategies");
+    let segments = f.state.segments.clone().expect("segments");
+    let vault = f.state.vault.clone();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let (_, outcomes) = vault
+            .ingest_batch(
+                ACME,
+                &[Incoming {
+                    identities: vec![(IdentityKind::MemberId, format!("matrix-buyer-{n}"))],
+                    traits: std::collections::BTreeMap::from([(
+                        "total_spend".to_owned(),
+                        json!(500),
+                    )]),
+                    events: Vec::new(),
+                    consents: vec![tessera_vault::ConsentChange {
+                        purpose: "personalization".into(),
+                        granted: true,
+                        method: "web_form".into(),
+                        given_at_ms: None,
+                    }],
+                }],
+                &common::operator(),
+            )
+            .expect("person");
+        let subject = outcomes[0].subject.clone().expect("subject");
+        segments.recompute(ACME, MATRIX_SEGMENT).expect("recompute");
+        strategies
+            .put(
+                ACME,
+                &name,
+                tessera_strategies::CampaignSpec {
+                    strategy: "epsilon-greedy".into(),
+                    params: Vec::new(),
+                    segment: MATRIX_SEGMENT.into(),
+                    purpose: None,
+                    holdout: 0.0,
+                    frequency_cap: None,
+                    budget: None,
+                    starts_at_ms: None,
+                    ends_at_ms: None,
+                    goal: tessera_strategies::Goal {
+                        event: "purchase".into(),
+                        value: None,
+                        window_days: 7,
+                    },
+                    fallback: None,
+                    description: String::new(),
+                },
+                &common::operator(),
+            )
+            .expect("campaign");
+        if running {
+            strategies
+                .simulate(ACME, &name, &common::operator())
+                .expect("simulate");
+            strategies
+                .transition(
+                    ACME,
+                    &name,
+                    tessera_strategies::CampaignStatus::Running,
+                    &common::operator(),
+                )
+                .expect("running");
+        }
+        subject
+    })
+    .join()
+    .expect("no panic")
 }
 
 /// Waits until no export of ACME runs.

@@ -502,16 +502,16 @@ fn check_spec(spec: &CampaignSpec, actions: &[String]) -> Result<(), StrategyErr
     if let (Some(start), Some(end)) = (spec.starts_at_ms, spec.ends_at_ms)
         && end <= start
     {
-        return Err(invalid("ends_at_ms", "the campaign must end after it starts"));
+        return Err(invalid(
+            "ends_at_ms",
+            "the campaign must end after it starts",
+        ));
     }
     if spec.goal.event.is_empty() || spec.goal.event.len() > 64 {
         return Err(invalid("goal.event", "an event type of 1 to 64 bytes"));
     }
     if !(1..=MAX_DAYS).contains(&spec.goal.window_days) {
-        return Err(invalid(
-            "goal.window_days",
-            format!("1 to {MAX_DAYS} days"),
-        ));
+        return Err(invalid("goal.window_days", format!("1 to {MAX_DAYS} days")));
     }
     if let Some(fallback) = &spec.fallback
         && !actions.contains(fallback)

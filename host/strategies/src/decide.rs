@@ -6,9 +6,7 @@ use tessera_runtime::api::strategies::Context;
 use tessera_runtime::api::types::FieldValue;
 
 use crate::campaign::{Campaign, CampaignStatus};
-use crate::store::{
-    KIND_COUNTS, KIND_DECISION, KIND_DECISION_INDEX, decode, encode, new_id,
-};
+use crate::store::{KIND_COUNTS, KIND_DECISION, KIND_DECISION_INDEX, decode, encode, new_id};
 use crate::{Strategies, StrategyError};
 
 const DAY_MS: i64 = 86_400_000;

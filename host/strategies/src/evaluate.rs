@@ -201,12 +201,8 @@ impl Strategies {
             report,
             by_segment,
         };
-        self.vault().put_sealed_document(
-            tenant,
-            KIND_EVALUATION,
-            name,
-            &encode(&evaluation)?,
-        )?;
+        self.vault()
+            .put_sealed_document(tenant, KIND_EVALUATION, name, &encode(&evaluation)?)?;
         Ok(evaluation)
     }
 

@@ -156,7 +156,10 @@ impl Strategies {
         let learnable = decision.arm == Arm::Treatment && !decision.ranked.is_empty();
         let vault = self.vault();
         let _counting = self.counters();
-        if vault.sealed_document(tenant, KIND_FEEDBACK, &doc)?.is_some() {
+        if vault
+            .sealed_document(tenant, KIND_FEEDBACK, &doc)?
+            .is_some()
+        {
             return Ok(FeedbackOutcome {
                 decision: decision.id,
                 campaign: decision.campaign,
@@ -272,7 +275,8 @@ impl Strategies {
         let mut items = Vec::new();
         let mut dropped = 0;
         for record in &records {
-            let (Some(row), Some(action)) = (row_of.get(record.subject.as_str()), record.action_index)
+            let (Some(row), Some(action)) =
+                (row_of.get(record.subject.as_str()), record.action_index)
             else {
                 dropped += 1;
                 continue;
@@ -302,11 +306,8 @@ impl Strategies {
                         plugin: Some(campaign.strategy.clone()),
                         plugin_version: Some(live.plugin.info().manifest.version.clone()),
                         batch: Some(batch.items.len() as u64),
-                        ..AuditEntry::new(
-                            &tessera_vault::Actor::system("learn"),
-                            "campaign.learn",
-                        )
-                        .detail(format!("campaign {}", campaign.name))
+                        ..AuditEntry::new(&tessera_vault::Actor::system("learn"), "campaign.learn")
+                            .detail(format!("campaign {}", campaign.name))
                     },
                 )?;
                 Ok(Some((batch.items.len() as u64, dropped)))
@@ -334,9 +335,7 @@ pub(crate) fn select_rows(batch: &ProfileBatch, rows: &[usize]) -> ProfileBatch 
             ColumnData::Boolean(v) => ColumnData::Boolean(rows.iter().map(|r| v[*r]).collect()),
             ColumnData::Integer(v) => ColumnData::Integer(rows.iter().map(|r| v[*r]).collect()),
             ColumnData::Number(v) => ColumnData::Number(rows.iter().map(|r| v[*r]).collect()),
-            ColumnData::Timestamp(v) => {
-                ColumnData::Timestamp(rows.iter().map(|r| v[*r]).collect())
-            }
+            ColumnData::Timestamp(v) => ColumnData::Timestamp(rows.iter().map(|r| v[*r]).collect()),
             ColumnData::Text(t) => ColumnData::Text(TextColumn {
                 dictionary: t.dictionary.clone(),
                 codes: rows.iter().map(|r| t.codes[*r]).collect(),

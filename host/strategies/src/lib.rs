@@ -41,9 +41,7 @@ use tessera_vault::{Vault, VaultError};
 pub use campaign::{
     Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, MAX_HOLDOUT, Transition,
 };
-pub use decide::{
-    Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackReason, RankedView,
-};
+pub use decide::{Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackReason, RankedView};
 pub use evaluate::{Evaluation, GroupEvaluation};
 pub use feedback::{FeedbackKind, FeedbackOutcome, FeedbackSpec, LearnReport};
 pub use simulate::{ActionForecastView, SIMULATION_SAMPLE, Simulation};
@@ -80,7 +78,10 @@ pub enum StrategyError {
         to: CampaignStatus,
     },
     #[error("campaign {name:?} is {status}; only a draft or simulated campaign can be changed")]
-    NotEditable { name: String, status: CampaignStatus },
+    NotEditable {
+        name: String,
+        status: CampaignStatus,
+    },
     #[error("no decision {id:?}")]
     UnknownDecision { id: String },
     #[error("decision {id:?} served no action, so it takes no feedback of kind {kind}")]

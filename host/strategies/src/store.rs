@@ -34,7 +34,11 @@ pub(crate) fn new_id(prefix: &str, now_ms: i64) -> Result<String, StrategyError>
     let mut bytes = [0u8; 4];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| StrategyError::Corrupt(format!("no randomness for an id: {e}")))?;
-    Ok(format!("{prefix}-{:013}-{}", now_ms.max(0), hex::encode(bytes)))
+    Ok(format!(
+        "{prefix}-{:013}-{}",
+        now_ms.max(0),
+        hex::encode(bytes)
+    ))
 }
 
 /// 16 random bytes, hex: a campaign's holdout salt.

@@ -412,7 +412,10 @@ fn the_lifecycle_is_enforced_and_every_change_audited() {
     let error = strategies
         .put(TENANT, "spring", world.spec(0.1), &marketer())
         .unwrap_err();
-    assert!(matches!(error, StrategyError::NotEditable { .. }), "{error}");
+    assert!(
+        matches!(error, StrategyError::NotEditable { .. }),
+        "{error}"
+    );
     strategies
         .transition(TENANT, "spring", CampaignStatus::Paused, &marketer())
         .unwrap();
@@ -518,8 +521,20 @@ fn feedback_is_idempotent_joined_to_its_decision_and_the_strategy_learns_from_it
             value: None,
             key: None,
         };
-        assert!(!world.strategies.feedback(TENANT, &impression).unwrap().duplicate);
-        assert!(world.strategies.feedback(TENANT, &impression).unwrap().duplicate);
+        assert!(
+            !world
+                .strategies
+                .feedback(TENANT, &impression)
+                .unwrap()
+                .duplicate
+        );
+        assert!(
+            world
+                .strategies
+                .feedback(TENANT, &impression)
+                .unwrap()
+                .duplicate
+        );
         if record.action.as_deref() == Some("double_points") {
             world
                 .strategies
@@ -581,7 +596,11 @@ fn feedback_is_idempotent_joined_to_its_decision_and_the_strategy_learns_from_it
         world.strategies.learn(TENANT).unwrap();
         rounds += 1;
     }
-    assert_eq!(shown.len(), 4, "every offer was shown within {rounds} rounds");
+    assert_eq!(
+        shown.len(),
+        4,
+        "every offer was shown within {rounds} rounds"
+    );
     let exploits = subjects
         .iter()
         .filter_map(|s| match world.decide("spring", s) {

@@ -102,6 +102,19 @@ impl Vault {
         self.identify(&tenant, kind, raw, true)
     }
 
+    /// As [`Vault::find_subject`], but not audited: for a service that logs
+    /// what it does with the answer itself (a campaign's decision names its
+    /// person in the decision log).
+    pub fn find_subject_unaudited(
+        &self,
+        tenant: &str,
+        kind: &IdentityKind,
+        raw: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let tenant = self.tenant(tenant)?;
+        self.identify(&tenant, kind, raw, false)
+    }
+
     fn audited_lookup(
         &self,
         tenant: &str,
