@@ -1,6 +1,7 @@
 //! The server's background work, every `[jobs] interval_s`: due deletion
 //! purges (so that erasure deadlines are met while the server runs),
 //! imports whose data never came, expired dead letters and import records,
+//! the campaigns' queued feedback given to their strategies to learn from,
 //! and, less often, the retention sweep (`[jobs] retention_sweep_s`) and a
 //! recompute of every segment (`[jobs] segments_recompute_s`: conditions on
 //! time, such as "in the last 30 days", change with the clock alone). A
@@ -181,6 +182,21 @@ fn round(state: &AppState, sweep: bool, recompute: bool) {
                 ),
                 Ok(_) => {}
                 Err(error) => tracing::error!(%tenant, %error, "the segment recompute failed"),
+            }
+        }
+    }
+    if let Some(strategies) = &state.strategies {
+        for tenant in &tenants {
+            match strategies.learn(tenant) {
+                Ok(report) if report.observed + report.without_consent > 0 => tracing::info!(
+                    %tenant,
+                    observed = report.observed,
+                    without_consent = report.without_consent,
+                    failed_calls = report.failed_calls,
+                    "strategies learned from feedback"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%tenant, %error, "learning from feedback failed"),
             }
         }
     }

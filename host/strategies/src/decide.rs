@@ -6,7 +6,9 @@ use tessera_runtime::api::strategies::Context;
 use tessera_runtime::api::types::FieldValue;
 
 use crate::campaign::{Campaign, CampaignStatus};
-use crate::store::{KIND_COUNTS, KIND_DECISION, KIND_DECISION_INDEX, decode, encode, new_id};
+use crate::store::{
+    KIND_COUNTS, KIND_DECISION, KIND_DECISION_INDEX, KIND_FEEDBACK, decode, encode, new_id,
+};
 use crate::{Strategies, StrategyError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -414,6 +416,39 @@ impl Strategies {
                 return Ok(out);
             }
         }
+    }
+}
+
+impl Strategies {
+    /// Removes every decision and feedback that names one of `subjects`, in
+    /// every campaign of the tenant (an erasure does it through the vault;
+    /// the campaigns' counts and evaluations, which name no one, stay).
+    /// Returns how many decisions went.
+    pub fn forget(&self, tenant: &str, subjects: &[String]) -> Result<u64, StrategyError> {
+        let vault = self.vault();
+        let mut forgotten = 0;
+        for campaign in self.list(tenant)? {
+            for subject in subjects {
+                let prefix = format!("{}/{subject}/", campaign.name);
+                for decision in self.decisions_under(tenant, &prefix)? {
+                    vault.delete_sealed_document(tenant, KIND_DECISION_INDEX, &decision.id)?;
+                    forgotten += 1;
+                }
+                for kind in [KIND_DECISION, KIND_FEEDBACK] {
+                    loop {
+                        let page =
+                            vault.sealed_documents_under(tenant, kind, &prefix, None, 1_000)?;
+                        if page.is_empty() {
+                            break;
+                        }
+                        for (id, _) in page {
+                            vault.delete_sealed_document(tenant, kind, &id)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(forgotten)
     }
 }
 

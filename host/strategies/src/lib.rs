@@ -113,6 +113,26 @@ struct Inner {
     counters: Mutex<()>,
 }
 
+/// Erases people's decisions and feedback with them.
+struct ForgetOnErasure(std::sync::Weak<Inner>);
+
+impl tessera_vault::ErasureListener for ForgetOnErasure {
+    fn erasing(&self, tenant: &str, subjects: &[String]) -> Result<(), VaultError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(());
+        };
+        match (Strategies { inner }).forget(tenant, subjects) {
+            Ok(_) => Ok(()),
+            Err(StrategyError::Vault(error)) => Err(error),
+            Err(other) => Err(VaultError::Corrupt {
+                tenant: tenant.to_owned(),
+                what: "decision log",
+                detail: other.to_string(),
+            }),
+        }
+    }
+}
+
 impl std::fmt::Debug for Strategies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Strategies").finish_non_exhaustive()
@@ -120,14 +140,22 @@ impl std::fmt::Debug for Strategies {
 }
 
 impl Strategies {
+    /// The campaigns of `vault`'s tenants. Their decision logs name people,
+    /// so they are erased with them: the new value listens to the vault's
+    /// erasures ([`Strategies::forget`]) for as long as it lives.
     pub fn new(vault: Arc<Vault>, registry: Registry) -> Self {
-        Strategies {
+        let strategies = Strategies {
             inner: Arc::new(Inner {
                 vault,
                 registry,
                 counters: Mutex::new(()),
             }),
-        }
+        };
+        strategies
+            .inner
+            .vault
+            .on_erasure(Arc::new(ForgetOnErasure(Arc::downgrade(&strategies.inner))));
+        strategies
     }
 
     pub(crate) fn vault(&self) -> &Vault {

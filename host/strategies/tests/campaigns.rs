@@ -716,3 +716,59 @@ fn evaluation_compares_the_arms_on_the_goal_after_each_first_decision() {
     assert_eq!(kept.treatment_subjects, evaluation.treatment_subjects);
     assert!(world.registry.callable(TENANT, "epsilon-greedy").is_ok());
 }
+
+#[test]
+fn erasing_a_person_erases_their_decisions_and_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(2);
+    world.launch("spring", world.spec(0.0));
+    let mut decisions = Vec::new();
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        world
+            .strategies
+            .feedback(
+                TENANT,
+                &FeedbackSpec {
+                    decision: record.id.clone(),
+                    kind: FeedbackKind::Impression,
+                    value: None,
+                    key: None,
+                },
+            )
+            .unwrap();
+        decisions.push(record.id);
+    }
+
+    world
+        .vault
+        .request_deletion(TENANT, &subjects[0], "asked to", &operator())
+        .unwrap();
+
+    assert!(
+        world
+            .strategies
+            .decisions_of(TENANT, "spring", &subjects[0])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        world.strategies.decision(TENANT, &decisions[0]),
+        Err(StrategyError::UnknownDecision { .. })
+    ));
+    // Feedback on the erased person's decision is gone with it: learning
+    // gives the strategy only the other person's.
+    assert_eq!(world.strategies.learn(TENANT).unwrap().observed, 1);
+    // The other person is untouched.
+    assert_eq!(
+        world
+            .strategies
+            .decision(TENANT, &decisions[1])
+            .unwrap()
+            .subject,
+        subjects[1]
+    );
+}

@@ -49,4 +49,6 @@ pub use settings::{
     EventSpec, MAX_ALLOWED, MAX_EVENT_TYPES, MAX_PROPERTIES, PiiClass, PropertySpec,
     RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType, check_event_spec,
 };
-pub use vault::{ChangeListener, Clock, SUBJECT_KEYS_FILE, Vault, rotate_master_key};
+pub use vault::{
+    ChangeListener, Clock, ErasureListener, SUBJECT_KEYS_FILE, Vault, rotate_master_key,
+};

@@ -754,6 +754,8 @@ impl Vault {
         for member in group {
             self.unindex_memberships(tenant, member)?;
         }
+        let subjects: Vec<String> = group.iter().map(|m| m.id.clone()).collect();
+        self.notify_erasure(&tenant.id, &subjects)?;
         // Suppress first, so that nothing re-creates the person between the
         // key destruction and the purge. Only identities that name one
         // person (not device ids, which families share), and only when the

@@ -60,6 +60,16 @@ pub struct Vault {
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub(crate) clock: Clock,
     listeners: RwLock<Vec<Arc<dyn ChangeListener>>>,
+    erasure_listeners: RwLock<Vec<Arc<dyn ErasureListener>>>,
+}
+
+/// Told which subjects are being erased, before their keys are destroyed:
+/// for services that keep records naming a person outside the person's
+/// sealed records (a campaign's decision log), which must go with them.
+/// An error stops the erasure before anything of it is recorded; the
+/// request can be made again.
+pub trait ErasureListener: Send + Sync {
+    fn erasing(&self, tenant: &str, subjects: &[String]) -> Result<(), VaultError>;
 }
 
 /// Told which subjects changed, after every write that can change what a
@@ -311,6 +321,7 @@ impl Vault {
             tenants: RwLock::default(),
             clock: system_clock(),
             listeners: RwLock::default(),
+            erasure_listeners: RwLock::default(),
         })
     }
 
@@ -330,6 +341,32 @@ impl Vault {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(listener);
+    }
+
+    /// Adds a listener told of every erasure ([`ErasureListener`]).
+    pub fn on_erasure(&self, listener: Arc<dyn ErasureListener>) {
+        self.erasure_listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Tells the erasure listeners that `subjects` of `tenant` are being
+    /// erased.
+    pub(crate) fn notify_erasure(
+        &self,
+        tenant: &str,
+        subjects: &[String],
+    ) -> Result<(), VaultError> {
+        let listeners = self
+            .erasure_listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for listener in listeners {
+            listener.erasing(tenant, subjects)?;
+        }
+        Ok(())
     }
 
     /// Tells the listeners that `subjects` of `tenant` changed.
