@@ -11,7 +11,8 @@ use serde_json::{Value as JsonValue, json};
 use tessera_runtime::PluginKind;
 use tessera_strategies::{
     Campaign, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, Evaluation,
-    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, Simulation, Strategies, StrategyError,
+    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, OffPolicyView, Simulation, Strategies,
+    StrategyError,
 };
 use tessera_vault::IdentityKind;
 
@@ -53,8 +54,22 @@ pub(crate) struct NewCampaign {
     /// a failure); none: no action.
     #[serde(default)]
     fallback: Option<String>,
+    /// A strategy run beside the live one on every decision, logged but
+    /// never served, to compare before switching.
+    #[serde(default)]
+    shadow: Option<ShadowBody>,
     #[serde(default)]
     description: String,
+}
+
+/// A shadow strategy and its parameters.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShadowBody {
+    strategy: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    params: BTreeMap<String, JsonValue>,
 }
 
 fn default_holdout() -> f64 {
@@ -110,6 +125,10 @@ pub struct CampaignView {
     pub goal: GoalBody,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// The shadow strategy: `{strategy, params}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub shadow: Option<JsonValue>,
     pub description: String,
     /// `draft`, `simulated`, `running`, `paused` or `completed`.
     pub status: String,
@@ -161,6 +180,9 @@ impl From<Campaign> for CampaignView {
                 window_days: c.goal.window_days,
             },
             fallback: c.fallback,
+            shadow: c
+                .shadow
+                .map(|s| json!({"strategy": s.strategy, "params": shown_params(&s.params)})),
             description: c.description,
             status: c.status.as_str().to_owned(),
             simulation: c.simulation,
@@ -503,6 +525,7 @@ pub(crate) async fn put(
             window_days: body.goal.window_days,
         },
         fallback: body.fallback,
+        shadow: body.shadow.map(|s| (s.strategy, params_of(&s.params))),
         description: body.description,
     };
     let campaign = run(&state, move |s| s.put(&tenant, &name, spec, &actor)).await?;
@@ -546,10 +569,22 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /v1/campaigns/{name}/simulate`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SimulateQuery {
+    /// The campaign whose logged decisions the strategy is replayed over
+    /// (default: the one on the same segment that started last).
+    #[serde(default)]
+    logs_from: Option<String>,
+}
+
 /// `POST /v1/campaigns/{name}/simulate`: forecasts the campaign over its
-/// segment now and makes it `simulated`, ready to run.
+/// segment now, replays its strategy over another campaign's logged
+/// decisions (off-policy estimates), and makes it `simulated`, ready to
+/// run.
 #[utoipa::path(post, path = "/v1/campaigns/{name}/simulate", tag = "strategies",
-    params(("name" = String, Path, description = "The campaign's name.")),
+    params(("name" = String, Path, description = "The campaign's name."), SimulateQuery),
     responses(
         (status = 200, description = "The forecast.", body = Object),
         (status = 404, description = "No such campaign.", body = crate::error::ErrorBody),
@@ -560,11 +595,39 @@ pub(crate) async fn simulate(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
+    Query(query): Query<SimulateQuery>,
 ) -> Result<Json<Simulation>, ApiError> {
     let tenant = principal.tenant.clone();
     let actor = principal.actor();
-    let simulation = run(&state, move |s| s.simulate(&tenant, &name, &actor)).await?;
+    let simulation = run(&state, move |s| {
+        s.simulate(&tenant, &name, query.logs_from.as_deref(), &actor)
+    })
+    .await?;
     Ok(Json(simulation))
+}
+
+/// `GET /v1/campaigns/{name}/shadow`: the shadow strategy weighed against
+/// the live one on the live decisions (off-policy estimates of its
+/// conversion rate per decision).
+#[utoipa::path(get, path = "/v1/campaigns/{name}/shadow", tag = "strategies",
+    params(("name" = String, Path, description = "The campaign's name.")),
+    responses(
+        (status = 200, description = "The estimate.", body = Object),
+        (status = 404, description = "No such campaign.", body = crate::error::ErrorBody),
+        (status = 422, description = "No shadow, or too few logged decisions.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn shadow(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<OffPolicyView>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let view = run(&state, move |s| {
+        let campaign = s.get(&tenant, &name)?;
+        s.shadow_estimate(&tenant, &campaign)
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// `POST /v1/campaigns/{name}/status`: runs, pauses or completes a
@@ -690,7 +753,9 @@ pub(crate) async fn decide(
 
 fn decision_view(campaign: &str, outcome: DecisionOutcome) -> DecisionView {
     match outcome {
-        DecisionOutcome::Logged(record) => DecisionView {
+        DecisionOutcome::Logged(record) => {
+            let record = *record;
+            DecisionView {
             campaign: campaign.to_owned(),
             decision: Some(record.id),
             arm: Some(
@@ -715,7 +780,8 @@ fn decision_view(campaign: &str, outcome: DecisionOutcome) -> DecisionView {
             },
             action: record.action,
             explanation: record.explanation,
-        },
+        }
+        }
         DecisionOutcome::Fallback { reason, action } => DecisionView {
             campaign: campaign.to_owned(),
             decision: None,

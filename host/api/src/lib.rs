@@ -259,6 +259,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/campaigns/{name}/simulate", post(campaigns::simulate))
         .route("/v1/campaigns/{name}/status", post(campaigns::status))
+        .route("/v1/campaigns/{name}/shadow", get(campaigns::shadow))
         .route(
             "/v1/campaigns/{name}/evaluation",
             get(campaigns::evaluation),

@@ -97,6 +97,7 @@ use crate::{
         campaigns::simulate,
         campaigns::status,
         campaigns::evaluation,
+        campaigns::shadow,
         campaigns::decide,
         campaigns::feedback,
         imports::create,

@@ -551,8 +551,31 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
         }
         path if path.starts_with("/v1/campaigns/{name}") => {
             let name = format!("matrix-{n}");
-            let running = path.ends_with("/status");
-            matrix_campaign(f, &name, running, n);
+            let shadow = path.ends_with("/shadow");
+            let running = path.ends_with("/status") || shadow;
+            let subject = matrix_campaign(f, &name, running, n);
+            if shadow {
+                // Two decisions to weigh the shadow on.
+                let strategies = f.state.strategies.clone().expect("strategies");
+                let campaign = name.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2 {
+                        strategies
+                            .decide(
+                                ACME,
+                                &tessera_strategies::DecideRequest {
+                                    campaign: campaign.clone(),
+                                    subject: subject.clone(),
+                                    channel: "web".into(),
+                                    attributes: Vec::new(),
+                                },
+                            )
+                            .expect("decide");
+                    }
+                })
+                .join()
+                .expect("no panic");
+            }
             // Paused from running: a transition every staff role may ask.
             let body = running.then(|| json!({"status": "paused"}));
             call(path.replace("{name}", &name), body)
@@ -818,6 +841,7 @@ fn matrix_campaign(f: &Fixture, name: &str, running: bool, n: usize) -> String {
                         window_days: 7,
                     },
                     fallback: None,
+                    shadow: Some(("epsilon-greedy".into(), Vec::new())),
                     description: String::new(),
                 },
                 &common::operator(),
@@ -825,7 +849,7 @@ fn matrix_campaign(f: &Fixture, name: &str, running: bool, n: usize) -> String {
             .expect("campaign");
         if running {
             strategies
-                .simulate(ACME, &name, &common::operator())
+                .simulate(ACME, &name, None, &common::operator())
                 .expect("simulate");
             strategies
                 .transition(

@@ -112,7 +112,7 @@ pub enum OpeError {
 }
 
 /// Off-policy estimates of the target policy's value.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OffPolicyReport {
     /// Logged rows used.
     pub rows: u64,

@@ -63,7 +63,17 @@ pub struct CampaignSpec {
     /// The action a person gets when the strategy does not decide for them
     /// (control, caps, budget, a failed call); none: no action.
     pub fallback: Option<String>,
+    /// A strategy (and its parameters) run beside the live one on every
+    /// decision, logged but never served ([`Strategies::shadow_estimate`]).
+    pub shadow: Option<(String, Vec<FieldValue>)>,
     pub description: String,
+}
+
+/// A shadow strategy of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shadow {
+    pub strategy: String,
+    pub params: Vec<(String, ParamValue)>,
 }
 
 /// Where a campaign is in its life.
@@ -154,6 +164,8 @@ pub struct Campaign {
     pub goal: Goal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Shadow>,
     pub description: String,
     pub status: CampaignStatus,
     /// The latest forecast ([`Strategies::simulate`]); a change of the
@@ -233,6 +245,10 @@ impl Strategies {
         let actions: Vec<String> = info.actions.iter().map(|a| a.name.clone()).collect();
         let purpose = self.purpose(tenant, &spec, &live)?;
         check_spec(&spec, &actions)?;
+        let shadow = match &spec.shadow {
+            Some((strategy, params)) => Some(self.shadow(tenant, strategy, params, &purpose)?),
+            None => None,
+        };
         if !segment_exists(self.vault(), tenant, &spec.segment)? {
             return Err(StrategyError::UnknownSegment {
                 name: spec.segment.clone(),
@@ -281,6 +297,7 @@ impl Strategies {
             ends_at_ms: spec.ends_at_ms,
             goal: spec.goal,
             fallback: spec.fallback,
+            shadow,
             description: spec.description,
             status: CampaignStatus::Draft,
             simulation: None,
@@ -358,6 +375,42 @@ impl Strategies {
             });
         }
         Ok(purpose)
+    }
+
+    /// Checks a shadow strategy: a running strategy plugin granted the
+    /// campaign's purpose, taking the parameters.
+    fn shadow(
+        &self,
+        tenant: &str,
+        strategy: &str,
+        params: &[FieldValue],
+        purpose: &str,
+    ) -> Result<Shadow, StrategyError> {
+        let live = self.registry().callable(tenant, strategy)?;
+        let info = live.plugin.info();
+        if info.kind != PluginKind::Strategy {
+            return Err(StrategyError::NotAStrategy {
+                plugin: strategy.to_owned(),
+                kind: info.kind.as_str().to_owned(),
+            });
+        }
+        if !live.granted.purposes.iter().any(|p| p == purpose) {
+            return Err(invalid(
+                "shadow",
+                format!(
+                    "plugin {strategy:?} is not granted purpose {purpose:?}; an operator must \
+                     grant it before it runs in a campaign's shadow"
+                ),
+            ));
+        }
+        let params = live
+            .plugin
+            .validate(params)
+            .map_err(|e| invalid("shadow.params", e.to_string()))?;
+        Ok(Shadow {
+            strategy: strategy.to_owned(),
+            params: stored_params(&params),
+        })
     }
 
     /// The campaign `name`.

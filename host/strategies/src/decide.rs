@@ -1,7 +1,9 @@
 //! Decisions: what a campaign answers for one person, and the log of it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use tessera_plugins::Subjects;
+use tessera_plugins::{ParamValue, Subjects, field_values, stored_params};
 use tessera_runtime::api::strategies::Context;
 use tessera_runtime::api::types::FieldValue;
 
@@ -113,13 +115,30 @@ pub struct DecisionRecord {
     pub ranked: Vec<RankedView>,
     pub explanation: String,
     pub strategy_version: String,
+    /// The attributes of the moment, as given (for replays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, ParamValue)>,
+    /// What the campaign's shadow strategy would have done (not served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowRecord>,
+}
+
+/// A shadow strategy's answer beside a live decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowRecord {
+    pub strategy: String,
+    /// The action it would have served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Its probability for each action, by name.
+    pub distribution: BTreeMap<String, f64>,
 }
 
 /// What [`Strategies::decide`] answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DecisionOutcome {
     /// A decision involving the person, logged.
-    Logged(DecisionRecord),
+    Logged(Box<DecisionRecord>),
     /// No decision for the person: the campaign's fallback action (if
     /// any), not logged.
     Fallback {
@@ -199,9 +218,11 @@ impl Strategies {
                     campaign.holdout * 100.0
                 ),
                 strategy_version: campaign.strategy_version.clone(),
+                attributes: stored_params(&request.attributes),
+                shadow: None,
             };
             self.log(tenant, &record)?;
-            return Ok(DecisionOutcome::Logged(record));
+            return Ok(DecisionOutcome::Logged(Box::new(record)));
         }
         if let Some(cap) = campaign.frequency_cap {
             let since = now.saturating_sub(i64::from(cap.days) * DAY_MS);
@@ -222,7 +243,7 @@ impl Strategies {
         match self.ask_strategy(tenant, &campaign, &subject, request, now)? {
             Some(record) => {
                 self.log(tenant, &record)?;
-                Ok(DecisionOutcome::Logged(record))
+                Ok(DecisionOutcome::Logged(Box::new(record)))
             }
             None => Ok(fallback(FallbackReason::NoConsent)),
         }
@@ -301,7 +322,73 @@ impl Strategies {
             ranked,
             explanation: decision.explanation,
             strategy_version: live.plugin.info().manifest.version.clone(),
+            attributes: stored_params(&request.attributes),
+            shadow: self.ask_shadow(tenant, campaign, &subjects, &context),
         }))
+    }
+
+    /// The shadow strategy's answer in the same moment, over a view of the
+    /// person built for it (its own grant and plan). A shadow never changes
+    /// what is served: its failures are logged and leave no answer.
+    fn ask_shadow(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+        subjects: &[String],
+        context: &Context,
+    ) -> Option<ShadowRecord> {
+        let shadow = campaign.shadow.as_ref()?;
+        let params = field_values(&shadow.params);
+        let answer = self
+            .registry()
+            .view(
+                tenant,
+                &shadow.strategy,
+                &params,
+                &campaign.purpose,
+                Subjects::Ids(subjects),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|(live, view)| {
+                if view.batch.rows == 0 {
+                    return Err("the person is not in the shadow's view".to_owned());
+                }
+                let actions: Vec<String> = live
+                    .plugin
+                    .info()
+                    .actions
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect();
+                live.plugin
+                    .decide_with(&params, &view.batch, context, &view.scope())
+                    .map(|called| (actions, called.value))
+                    .map_err(|e| e.to_string())
+            });
+        match answer {
+            Ok((actions, decisions)) => {
+                let decision = decisions.into_iter().next()?;
+                let name = |i: u32| actions.get(i as usize).cloned();
+                let mut distribution = BTreeMap::new();
+                for ranked in &decision.ranked {
+                    if let Some(action) = name(ranked.action) {
+                        *distribution.entry(action).or_insert(0.0) += ranked.propensity;
+                    }
+                }
+                Some(ShadowRecord {
+                    strategy: shadow.strategy.clone(),
+                    action: decision.ranked.first().and_then(|r| name(r.action)),
+                    distribution,
+                })
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %tenant, campaign = %campaign.name, shadow = %shadow.strategy, %error,
+                    "the shadow strategy failed; the live decision stands"
+                );
+                None
+            }
+        }
     }
 
     /// A treatment decision the strategy could not make: the fallback,
@@ -330,6 +417,8 @@ impl Strategies {
             ranked: Vec::new(),
             explanation: format!("{}: the fallback", FallbackReason::StrategyFailed.as_str()),
             strategy_version: campaign.strategy_version.clone(),
+            attributes: stored_params(&request.attributes),
+            shadow: None,
         })
     }
 

@@ -30,6 +30,7 @@ mod campaign;
 mod decide;
 mod evaluate;
 mod feedback;
+mod offpolicy;
 mod simulate;
 mod store;
 
@@ -39,11 +40,12 @@ use tessera_plugins::{Registry, RegistryError};
 use tessera_vault::{Vault, VaultError};
 
 pub use campaign::{
-    Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, MAX_HOLDOUT, Transition,
+    Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, MAX_HOLDOUT, Shadow, Transition,
 };
 pub use decide::{Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackReason, RankedView};
 pub use evaluate::{Evaluation, GroupEvaluation};
 pub use feedback::{FeedbackKind, FeedbackOutcome, FeedbackSpec, LearnReport};
+pub use offpolicy::{ActionWeight, MAX_REPLAY, OffPolicyView};
 pub use simulate::{ActionForecastView, SIMULATION_SAMPLE, Simulation};
 
 /// Why a campaign operation failed. Nothing was written unless the variant

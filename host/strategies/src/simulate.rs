@@ -5,7 +5,7 @@ use tessera_plugins::Subjects;
 use tessera_runtime::api::strategies::Context;
 use tessera_vault::Actor;
 
-use crate::campaign::CampaignStatus;
+use crate::campaign::{Campaign, CampaignStatus};
 use crate::{Strategies, StrategyError};
 
 /// The most segment members a forecast looks at.
@@ -45,18 +45,48 @@ pub struct Simulation {
     pub expected_reward: f64,
     /// The strategy's notes: what drives its forecast.
     pub notes: String,
+    /// The strategy replayed over another campaign's logged decisions:
+    /// off-policy estimates of its conversion rate per decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_policy: Option<crate::OffPolicyView>,
+    /// Why there is no off-policy estimate, when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_policy_note: Option<String>,
 }
 
 impl Strategies {
+    /// The campaign on the same segment that started last (other than
+    /// `campaign`) and has a strategy decision logged.
+    fn logs_for(&self, tenant: &str, campaign: &Campaign) -> Result<Option<String>, StrategyError> {
+        let mut candidates: Vec<(i64, String)> = self
+            .list(tenant)?
+            .into_iter()
+            .filter(|c| c.name != campaign.name && c.segment == campaign.segment)
+            .filter_map(|c| c.started_at_ms().map(|at| (at, c.name)))
+            .collect();
+        candidates.sort();
+        for (_, name) in candidates.into_iter().rev() {
+            if self.counts(tenant, &name)?.served > 0 {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
     /// Forecasts the campaign over its segment now (the strategy's own
     /// `simulate`, over a consenting sample, and the reach and cost under
     /// the holdout, caps and budget), keeps the forecast on the campaign
     /// and makes it `simulated`, ready to run. Audited like any change of
     /// status.
+    ///
+    /// With logs (`logs_from`, or by default the campaign on the same
+    /// segment that started last and whose strategy made decisions), the
+    /// strategy is also replayed over them ([`Strategies::replay`]).
     pub fn simulate(
         &self,
         tenant: &str,
         name: &str,
+        logs_from: Option<&str>,
         actor: &Actor,
     ) -> Result<Simulation, StrategyError> {
         let mut campaign = self.get(tenant, name)?;
@@ -115,7 +145,7 @@ impl Strategies {
             expected_treated = expected_treated.min(budget);
             max_decisions = max_decisions.min(budget);
         }
-        let simulation = Simulation {
+        let mut simulation = Simulation {
             computed_at_ms: now,
             segment_size,
             sampled,
@@ -145,7 +175,28 @@ impl Strategies {
                 || "no member consents to the campaign's purpose: nothing to forecast".into(),
                 |f| f.notes,
             ),
+            off_policy: None,
+            off_policy_note: None,
         };
+        let source = match logs_from {
+            Some(source) => Some(source.to_owned()),
+            None => self.logs_for(tenant, &campaign)?,
+        };
+        match source {
+            Some(source) => match self.replay(tenant, &campaign, &source) {
+                Ok(view) => simulation.off_policy = Some(view),
+                Err(StrategyError::Invalid { reason, .. }) => {
+                    simulation.off_policy_note = Some(reason)
+                }
+                Err(error) => return Err(error),
+            },
+            None => {
+                simulation.off_policy_note = Some(format!(
+                    "no other campaign on segment {} has logged decisions to replay",
+                    campaign.segment
+                ))
+            }
+        }
         campaign.simulation = Some(simulation.clone());
         self.set_status(
             tenant,

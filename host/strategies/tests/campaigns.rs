@@ -174,6 +174,7 @@ impl World {
                 window_days: 7,
             },
             fallback: Some("no_offer".into()),
+            shadow: None,
             description: "spring offers".into(),
         }
     }
@@ -183,7 +184,9 @@ impl World {
         self.strategies
             .put(TENANT, name, spec, &marketer())
             .unwrap();
-        self.strategies.simulate(TENANT, name, &marketer()).unwrap();
+        self.strategies
+            .simulate(TENANT, name, None, &marketer())
+            .unwrap();
         self.strategies
             .transition(TENANT, name, CampaignStatus::Running, &marketer())
             .unwrap();
@@ -400,7 +403,9 @@ fn the_lifecycle_is_enforced_and_every_change_audited() {
             ..
         }
     ));
-    let simulation = strategies.simulate(TENANT, "spring", &marketer()).unwrap();
+    let simulation = strategies
+        .simulate(TENANT, "spring", None, &marketer())
+        .unwrap();
     assert_eq!(simulation.segment_size, 4);
     assert_eq!(simulation.consenting, 4);
     assert_eq!(simulation.expected_treated + simulation.expected_control, 4);
@@ -771,4 +776,106 @@ fn erasing_a_person_erases_their_decisions_and_feedback() {
             .subject,
         subjects[1]
     );
+}
+
+/// `epsilon-greedy` with this epsilon.
+fn epsilon(world: &World, value: f64) -> CampaignSpec {
+    let mut spec = world.spec(0.0);
+    spec.params = vec![FieldValue {
+        name: "epsilon".into(),
+        value: Value::Number(value),
+    }];
+    spec
+}
+
+/// Decides for everyone in `campaign`; those served `double_points`
+/// convert. Returns the decisions served.
+fn serve_and_convert(world: &World, campaign: &str, subjects: &[String]) -> usize {
+    let mut served = 0;
+    for subject in subjects {
+        let DecisionOutcome::Logged(record) = world.decide(campaign, subject) else {
+            panic!("no decision");
+        };
+        served += 1;
+        let mut kinds = vec![FeedbackKind::Impression];
+        if record.action.as_deref() == Some("double_points") {
+            kinds.push(FeedbackKind::Conversion);
+        }
+        for kind in kinds {
+            world
+                .strategies
+                .feedback(
+                    TENANT,
+                    &FeedbackSpec {
+                        decision: record.id.clone(),
+                        kind,
+                        value: None,
+                        key: None,
+                    },
+                )
+                .unwrap();
+        }
+    }
+    served
+}
+
+#[test]
+fn a_new_strategy_is_replayed_over_logged_decisions_and_a_shadow_is_weighed_beside_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(300);
+    // Logged by a uniformly random policy: every offer with probability 1/4.
+    world.launch("explore", epsilon(&world, 1.0));
+    serve_and_convert(&world, "explore", &subjects);
+    world.strategies.learn(TENANT).unwrap();
+
+    // A greedy strategy, replayed over those logs: it now always chooses
+    // double points, which converted every time: its true rate is 1.
+    world
+        .strategies
+        .put(TENANT, "greedy", epsilon(&world, 0.0), &marketer())
+        .unwrap();
+    let simulation = world
+        .strategies
+        .simulate(TENANT, "greedy", None, &marketer())
+        .unwrap();
+    let replay = simulation
+        .off_policy
+        .expect("the logs of explore are replayed");
+    assert_eq!(replay.logs_from, "explore");
+    assert_eq!(replay.rows, 300);
+    assert!(
+        (replay.logged_value - 0.25).abs() < 0.1,
+        "the logging policy converts about a quarter: {}",
+        replay.logged_value
+    );
+    let estimate = replay.estimate;
+    assert!((estimate.snips.value - 1.0).abs() < 1e-9, "{estimate:?}");
+    assert!(estimate.ips.covers(1.0), "{estimate:?}");
+    assert!(estimate.dr.expect("with a reward model").covers(1.0));
+    let double = replay
+        .actions
+        .iter()
+        .find(|a| a.action == "double_points")
+        .unwrap();
+    assert!((double.target_share - 1.0).abs() < 1e-9);
+    assert!((double.logged_reward - 1.0).abs() < 1e-9);
+
+    // The same greedy strategy as the shadow of a random live one.
+    let mut live = epsilon(&world, 1.0);
+    live.shadow = Some((
+        "epsilon-greedy".into(),
+        vec![FieldValue {
+            name: "epsilon".into(),
+            value: Value::Number(0.0),
+        }],
+    ));
+    world.launch("with-shadow", live);
+    serve_and_convert(&world, "with-shadow", &subjects);
+    let decisions = world.strategies.decisions(TENANT, "with-shadow").unwrap();
+    assert!(decisions.iter().all(|d| d.shadow.is_some()));
+    let campaign = world.strategies.get(TENANT, "with-shadow").unwrap();
+    let shadow = world.strategies.shadow_estimate(TENANT, &campaign).unwrap();
+    assert!(shadow.estimate.snips.value > shadow.logged_value);
+    assert!(shadow.estimate.snips.covers(1.0), "{shadow:?}");
 }
