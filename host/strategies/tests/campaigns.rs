@@ -559,7 +559,6 @@ fn feedback_is_idempotent_joined_to_its_decision_and_the_strategy_learns_from_it
         .values()
         .filter(|r| r.action.as_deref() == Some("double_points"))
         .count() as u64;
-    assert!(conversions > 0, "some decisions chose double points");
 
     let report = world.strategies.learn(TENANT).unwrap();
     assert_eq!(report.observed, served.len() as u64 + conversions);
