@@ -196,6 +196,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/campaigns/{name}/status", STAFF),
     rule("GET", "/v1/campaigns/{name}/evaluation", READERS),
     rule("GET", "/v1/campaigns/{name}/shadow", READERS),
+    rule("GET", "/v1/segments/{name}/recommendations", READERS),
     rule("POST", "/v1/decide", STAFF),
     rule("POST", "/v1/feedback", FEEDBACK),
     rule("GET", "/v1/segments/{name}/exports", STAFF),

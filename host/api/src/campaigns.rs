@@ -837,3 +837,36 @@ pub(crate) async fn feedback(
         queued: outcome.queued,
     }))
 }
+
+/// Strategies ranked for a segment.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecommendationList {
+    pub segment: String,
+    /// Best first: `{strategy, basis, score, reasons}`.
+    #[schema(value_type = Vec<Object>)]
+    pub recommendations: Vec<tessera_strategies::Recommendation>,
+}
+
+/// `GET /v1/segments/{name}/recommendations`: the catalog ranked for the
+/// segment, by what each strategy would earn on the decisions logged on it
+/// (replayed off-policy), then by its campaigns' uplift on similar
+/// segments, with the reasons.
+#[utoipa::path(get, path = "/v1/segments/{name}/recommendations", tag = "strategies",
+    params(("name" = String, Path, description = "The segment's name.")),
+    responses(
+        (status = 200, description = "The ranking.", body = RecommendationList),
+        (status = 404, description = "No such segment.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn recommendations(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<RecommendationList>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let segment = name.clone();
+    let recommendations = run(&state, move |s| s.recommend(&tenant, &name)).await?;
+    Ok(Json(RecommendationList {
+        segment,
+        recommendations,
+    }))
+}

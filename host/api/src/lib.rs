@@ -242,6 +242,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/segments/{name}/members", get(segmentation::members))
         .route("/v1/segments/{name}/sizes", get(segmentation::sizes))
         .route(
+            "/v1/segments/{name}/recommendations",
+            get(campaigns::recommendations),
+        )
+        .route(
             "/v1/segments/{name}/exports",
             get(segmentation::exports).post(segmentation::export),
         )

@@ -98,6 +98,7 @@ use crate::{
         campaigns::status,
         campaigns::evaluation,
         campaigns::shadow,
+        campaigns::recommendations,
         campaigns::decide,
         campaigns::feedback,
         imports::create,

@@ -25,12 +25,17 @@
 //! - **Evaluation** ([`Strategies::evaluate`]): treatment against holdout
 //!   on the campaign's goal, read from the people's events, with
 //!   `tessera-stats`.
+//! - **Recommendation** ([`Strategies::recommend`]): the catalog ranked
+//!   for a segment by off-policy replays over the segment's logged
+//!   decisions and by the uplift of past campaigns on similar segments,
+//!   with the reasons.
 
 mod campaign;
 mod decide;
 mod evaluate;
 mod feedback;
 mod offpolicy;
+mod recommend;
 mod simulate;
 mod store;
 
@@ -46,6 +51,7 @@ pub use decide::{Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackRe
 pub use evaluate::{Evaluation, GroupEvaluation};
 pub use feedback::{FeedbackKind, FeedbackOutcome, FeedbackSpec, LearnReport};
 pub use offpolicy::{ActionWeight, MAX_REPLAY, OffPolicyView};
+pub use recommend::Recommendation;
 pub use simulate::{ActionForecastView, SIMULATION_SAMPLE, Simulation};
 
 /// Why a campaign operation failed. Nothing was written unless the variant

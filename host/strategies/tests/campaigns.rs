@@ -450,6 +450,14 @@ fn the_lifecycle_is_enforced_and_every_change_audited() {
     );
     assert_eq!(world.audited("campaign.put"), 1);
     assert_eq!(world.audited("campaign.status"), 5);
+    // Without logs or results, a strategy is listed without evidence.
+    let ranked = strategies.recommend(TENANT, "spenders").unwrap();
+    assert_eq!(ranked[0].basis, "none");
+    assert!(ranked[0].reasons[0].starts_with("no evidence yet"));
+    assert!(matches!(
+        strategies.recommend(TENANT, "nobody"),
+        Err(StrategyError::UnknownSegment { .. })
+    ));
     // Bad definitions are refused with the field named.
     let mut bad = world.spec(0.7);
     let error = strategies
@@ -718,6 +726,35 @@ fn evaluation_compares_the_arms_on_the_goal_after_each_first_decision() {
         .expect("kept");
     assert_eq!(kept.computed_at_ms, evaluation.computed_at_ms);
     assert_eq!(kept.treatment_subjects, evaluation.treatment_subjects);
+    // The campaign's result is the strategy's track record: on a segment
+    // with the same members and no logs of its own, it ranks by it.
+    world
+        .segments
+        .put(
+            TENANT,
+            "also-spenders",
+            SegmentSpec {
+                plugin: "threshold".into(),
+                params: vec![FieldValue {
+                    name: "threshold".into(),
+                    value: Value::Number(200.0),
+                }],
+                purpose: Some(PURPOSE.into()),
+                description: String::new(),
+            },
+            &operator(),
+        )
+        .unwrap();
+    world.segments.recompute(TENANT, "also-spenders").unwrap();
+    let ranked = world.strategies.recommend(TENANT, "also-spenders").unwrap();
+    assert_eq!(ranked.len(), 1);
+    assert_eq!(ranked[0].basis, "track_record");
+    assert!((ranked[0].score - report.absolute_uplift.lower).abs() < 1e-9);
+    assert!(
+        ranked[0].reasons[0].contains("campaign spring on spenders (100% similar"),
+        "{:?}",
+        ranked[0].reasons
+    );
     assert!(world.registry.callable(TENANT, "epsilon-greedy").is_ok());
 }
 
@@ -873,6 +910,16 @@ fn a_new_strategy_is_replayed_over_logged_decisions_and_a_shadow_is_weighed_besi
     serve_and_convert(&world, "with-shadow", &subjects);
     let decisions = world.strategies.decisions(TENANT, "with-shadow").unwrap();
     assert!(decisions.iter().all(|d| d.shadow.is_some()));
+    // For the segment, epsilon-greedy is recommended on what it would
+    // earn on the decisions logged there.
+    let ranked = world.strategies.recommend(TENANT, "spenders").unwrap();
+    assert_eq!(ranked[0].strategy, "epsilon-greedy");
+    assert_eq!(ranked[0].basis, "off_policy");
+    assert!(
+        ranked[0].reasons[0].starts_with("replayed over"),
+        "{ranked:?}"
+    );
+    assert!(ranked[0].score > 0.5, "{ranked:?}");
     let campaign = world.strategies.get(TENANT, "with-shadow").unwrap();
     let shadow = world.strategies.shadow_estimate(TENANT, &campaign).unwrap();
     assert!(shadow.estimate.snips.value > shadow.logged_value);
