@@ -93,6 +93,8 @@ impl Grants {
 pub struct CallScope {
     subjects: Option<Arc<dyn StateKeys>>,
     trait_kinds: Option<TraitKinds>,
+    /// A part of the installation's state of its own (a campaign's).
+    state_namespace: Option<String>,
 }
 
 /// What `tessera:plan/schema`'s `trait-kind` answers during a call: the
@@ -119,6 +121,26 @@ impl CallScope {
     pub fn with_trait_kinds(mut self, kinds: TraitKinds) -> Self {
         self.trait_kinds = Some(kinds);
         self
+    }
+
+    /// The call sees, and writes, a state of its own within the
+    /// installation's: `namespace` (e.g. a campaign) names it. Two
+    /// namespaces never see each other's keys; each has the installation's
+    /// quota.
+    pub fn with_state_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.state_namespace = Some(namespace.into());
+        self
+    }
+
+    /// The state scope of a call of the installation `base`.
+    fn state_scope(&self, base: &StateScope) -> StateScope {
+        match &self.state_namespace {
+            Some(namespace) => StateScope {
+                tenant: base.tenant.clone(),
+                plugin: format!("{}#{namespace}", base.plugin),
+            },
+            None => base.clone(),
+        }
     }
 }
 
@@ -1007,7 +1029,7 @@ impl Sandbox {
         let txn = (self.grants.state_quota > 0).then(|| {
             StateTxn::new(
                 self.state.clone(),
-                self.scope.clone(),
+                scope.state_scope(&self.scope),
                 self.grants.state_quota,
                 scope.subjects.clone(),
             )

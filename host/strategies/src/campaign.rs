@@ -184,6 +184,14 @@ impl Campaign {
         field_values(&self.params)
     }
 
+    /// The runtime scope of a call of the campaign's strategy over `view`:
+    /// the campaign's own part of the strategy's state (`campaign/<name>`),
+    /// so that two campaigns of one strategy learn apart.
+    pub fn state_scope(&self, view: &tessera_plugins::View) -> tessera_runtime::CallScope {
+        view.scope()
+            .with_state_namespace(format!("campaign/{}", self.name))
+    }
+
     /// When the campaign first ran, if it has.
     pub fn started_at_ms(&self) -> Option<i64> {
         self.history

@@ -276,10 +276,12 @@ impl Strategies {
             at: now,
             attributes: request.attributes.clone(),
         };
-        let decisions = match live
-            .plugin
-            .decide_with(&params, &view.batch, &context, &view.scope())
-        {
+        let decisions = match live.plugin.decide_with(
+            &params,
+            &view.batch,
+            &context,
+            &campaign.state_scope(&view),
+        ) {
             Ok(called) => called.value,
             Err(error) => {
                 tracing::warn!(
@@ -361,7 +363,14 @@ impl Strategies {
                     .map(|a| a.name.clone())
                     .collect();
                 live.plugin
-                    .decide_with(&params, &view.batch, context, &view.scope())
+                    .decide_with(
+                        &params,
+                        &view.batch,
+                        context,
+                        &view
+                            .scope()
+                            .with_state_namespace(format!("campaign/{}/shadow", campaign.name)),
+                    )
                     .map(|called| (actions, called.value))
                     .map_err(|e| e.to_string())
             });

@@ -298,7 +298,10 @@ impl Strategies {
             profiles: select_rows(&view.batch, &rows),
             items,
         };
-        match live.plugin.observe_with(&params, &batch, &view.scope()) {
+        match live
+            .plugin
+            .observe_with(&params, &batch, &campaign.state_scope(&view))
+        {
             Ok(_) => {
                 self.vault().record_admin_action(
                     tenant,

@@ -107,10 +107,12 @@ impl Strategies {
                         at: decision.at_ms,
                         attributes: field_values(&decision.attributes),
                     };
-                    let Ok(called) =
-                        live.plugin
-                            .decide_with(&params, &one, &context, &view.scope())
-                    else {
+                    let Ok(called) = live.plugin.decide_with(
+                        &params,
+                        &one,
+                        &context,
+                        &target.state_scope(&view),
+                    ) else {
                         continue;
                     };
                     if let Some(decision_out) = called.value.first() {

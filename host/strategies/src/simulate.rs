@@ -123,7 +123,7 @@ impl Strategies {
             };
             Some(
                 live.plugin
-                    .simulate_with(&params, &view.batch, &context, &view.scope())
+                    .simulate_with(&params, &view.batch, &context, &campaign.state_scope(&view))
                     .map_err(tessera_plugins::RegistryError::Call)?
                     .value,
             )
