@@ -11,8 +11,8 @@ use serde_json::{Value as JsonValue, json};
 use tessera_runtime::PluginKind;
 use tessera_strategies::{
     Campaign, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, Evaluation,
-    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, OffPolicyView, Simulation, Strategies,
-    StrategyError,
+    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, GoalSource, OffPolicyView, Simulation,
+    Strategies, StrategyError,
 };
 use tessera_vault::IdentityKind;
 
@@ -84,17 +84,27 @@ pub struct CapBody {
     pub days: u32,
 }
 
-/// What counts as success: an event of type `event` within `window_days`
-/// after a person's first decision; `value` names its numeric property
-/// that adds up to revenue.
+/// What counts as success within `window_days` after a person's first
+/// decision: with `source` `events` (the default), an event of type
+/// `event`, whose numeric property `value` adds up to revenue; with
+/// `feedback`, a `conversion` feedback on the person's decisions, and the
+/// amounts of `revenue` feedback.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoalBody {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     #[serde(default = "default_window")]
     pub window_days: u32,
+    /// `events` or `feedback`.
+    #[serde(default = "default_source")]
+    pub source: String,
+}
+
+fn default_source() -> String {
+    "events".into()
 }
 
 fn default_window() -> u32 {
@@ -178,6 +188,11 @@ impl From<Campaign> for CampaignView {
                 event: c.goal.event,
                 value: c.goal.value,
                 window_days: c.goal.window_days,
+                source: match c.goal.source {
+                    GoalSource::Events => "events",
+                    GoalSource::Feedback => "feedback",
+                }
+                .to_owned(),
             },
             fallback: c.fallback,
             shadow: c
@@ -504,6 +519,17 @@ pub(crate) async fn put(
     Path(name): Path<String>,
     Json(body): Json<NewCampaign>,
 ) -> Result<Json<CampaignView>, ApiError> {
+    let source = match body.goal.source.as_str() {
+        "events" => GoalSource::Events,
+        "feedback" => GoalSource::Feedback,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_campaign",
+                "goal.source: `events` or `feedback`",
+            )
+            .with_field("goal.source", "events or feedback"));
+        }
+    };
     let tenant = principal.tenant.clone();
     let actor = principal.actor();
     let spec = CampaignSpec {
@@ -523,6 +549,7 @@ pub(crate) async fn put(
             event: body.goal.event,
             value: body.goal.value,
             window_days: body.goal.window_days,
+            source,
         },
         fallback: body.fallback,
         shadow: body.shadow.map(|s| (s.strategy, params_of(&s.params))),

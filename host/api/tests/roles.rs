@@ -839,6 +839,7 @@ fn matrix_campaign(f: &Fixture, name: &str, running: bool, n: usize) -> String {
                         event: "purchase".into(),
                         value: None,
                         window_days: 7,
+                        source: tessera_strategies::GoalSource::Events,
                     },
                     fallback: None,
                     shadow: Some(("epsilon-greedy".into(), Vec::new())),

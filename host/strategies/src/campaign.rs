@@ -28,15 +28,34 @@ pub struct FrequencyCap {
     pub days: u32,
 }
 
-/// What counts as success: a person converts when they have an event of
-/// type `event` within `window_days` days after their first decision (in
-/// either arm); `value`, a numeric property of it, adds up to their revenue.
+/// What counts as success, within `window_days` days after a person's
+/// first decision (in either arm).
+///
+/// From `events` (the default): an event of type `event`; `value`, a
+/// numeric property of it, adds up to the person's revenue. From
+/// `feedback`: a `conversion` feedback on any of the person's decisions
+/// (control answers too: their decision ids are logged), and the amounts
+/// of `revenue` feedback; `event` and `value` are unused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Goal {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     pub window_days: u32,
+    #[serde(default)]
+    pub source: GoalSource,
+}
+
+/// Where a campaign's outcomes are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalSource {
+    /// The people's own events, as ingested.
+    #[default]
+    Events,
+    /// Feedback on their decisions.
+    Feedback,
 }
 
 /// What a marketer asks for.
@@ -568,7 +587,9 @@ fn check_spec(spec: &CampaignSpec, actions: &[String]) -> Result<(), StrategyErr
             "the campaign must end after it starts",
         ));
     }
-    if spec.goal.event.is_empty() || spec.goal.event.len() > 64 {
+    if spec.goal.source == GoalSource::Events
+        && (spec.goal.event.is_empty() || spec.goal.event.len() > 64)
+    {
         return Err(invalid("goal.event", "an event type of 1 to 64 bytes"));
     }
     if !(1..=MAX_DAYS).contains(&spec.goal.window_days) {

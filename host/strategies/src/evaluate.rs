@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use tessera_stats::uplift::{Experiment, UpliftReport};
 use tessera_vault::{EventReads, Selection};
 
+use crate::FeedbackKind;
+use crate::campaign::GoalSource;
 use crate::decide::Arm;
 use crate::store::{decode, encode};
 use crate::{Strategies, StrategyError};
@@ -63,6 +65,14 @@ pub struct Evaluation {
     pub by_segment: Vec<GroupEvaluation>,
 }
 
+/// What one person did within the goal's window.
+struct Outcome {
+    converted: bool,
+    revenue: f64,
+    /// The CUPED covariate: the same measure in the window before.
+    pre: Option<f64>,
+}
+
 /// One person of the experiment.
 struct Assigned {
     arm: Arm,
@@ -104,65 +114,32 @@ impl Strategies {
         }
         let window = i64::from(campaign.goal.window_days) * DAY_MS;
         let now = self.vault().now_ms();
-        let since = assigned
-            .values()
-            .map(|a| a.first_ms)
-            .min()
-            .unwrap_or(now)
-            .saturating_sub(window);
-        let reads = EventReads {
-            types: BTreeSet::from([campaign.goal.event.clone()]),
-            since_ms: since,
+        let outcomes = match campaign.goal.source {
+            GoalSource::Events => self.outcomes_from_events(tenant, &campaign, &assigned, now)?,
+            GoalSource::Feedback => self.outcomes_from_feedback(tenant, &campaign, &assigned)?,
         };
         let mut overall = Experiment::new();
         let mut groups: tessera_stats::uplift::Segments<String> =
             tessera_stats::uplift::Segments::new();
-        let mut counted = 0u64;
+        let counted = outcomes.len() as u64;
         let mut window_open = 0u64;
-        let subjects: Vec<String> = assigned.keys().cloned().collect();
-        for page in subjects.chunks(PAGE) {
-            let people = self.vault().consenting_people(
-                tenant,
-                Selection::Subjects(page),
-                &campaign.purpose,
-                &reads,
-            )?;
-            for person in people.people {
-                let Some(a) = assigned.get(&person.person.subject) else {
-                    continue;
-                };
-                counted += 1;
-                if a.first_ms + window > now {
-                    window_open += 1;
-                }
-                let (mut converted, mut revenue, mut pre) = (false, 0.0, 0.0);
-                for event in &person.events {
-                    let value = match &campaign.goal.value {
-                        Some(property) => event
-                            .properties
-                            .get(property)
-                            .and_then(serde_json::Value::as_f64)
-                            .unwrap_or(0.0),
-                        None => 1.0,
-                    };
-                    if event.at_ms >= a.first_ms && event.at_ms < a.first_ms + window {
-                        converted = true;
-                        revenue += value;
-                    } else if event.at_ms < a.first_ms && event.at_ms >= a.first_ms - window {
-                        pre += value;
-                    }
-                }
-                let arm = match a.arm {
-                    Arm::Treatment => tessera_stats::assign::Arm::Treatment,
-                    Arm::Control => tessera_stats::assign::Arm::Control,
-                };
-                overall.push(arm, converted, revenue, Some(pre))?;
-                if !by.is_empty() {
-                    let group = self
-                        .group_of(tenant, by, &person.person.subject)?
-                        .unwrap_or_else(|| OTHERS.to_owned());
-                    groups.push(group, arm, converted, revenue, Some(pre))?;
-                }
+        for (subject, outcome) in outcomes {
+            let Some(a) = assigned.get(&subject) else {
+                continue;
+            };
+            if a.first_ms + window > now {
+                window_open += 1;
+            }
+            let arm = match a.arm {
+                Arm::Treatment => tessera_stats::assign::Arm::Treatment,
+                Arm::Control => tessera_stats::assign::Arm::Control,
+            };
+            overall.push(arm, outcome.converted, outcome.revenue, outcome.pre)?;
+            if !by.is_empty() {
+                let group = self
+                    .group_of(tenant, by, &subject)?
+                    .unwrap_or_else(|| OTHERS.to_owned());
+                groups.push(group, arm, outcome.converted, outcome.revenue, outcome.pre)?;
             }
         }
         let arms = |e: &Experiment| (e.treatment.subjects(), e.control.subjects());
@@ -204,6 +181,107 @@ impl Strategies {
         self.vault()
             .put_sealed_document(tenant, KIND_EVALUATION, name, &encode(&evaluation)?)?;
         Ok(evaluation)
+    }
+
+    /// Each consenting person's outcome from their goal events: within the
+    /// window after their first decision, and (the CUPED covariate) the
+    /// same window before it.
+    fn outcomes_from_events(
+        &self,
+        tenant: &str,
+        campaign: &crate::Campaign,
+        assigned: &BTreeMap<String, Assigned>,
+        now: i64,
+    ) -> Result<Vec<(String, Outcome)>, StrategyError> {
+        let window = i64::from(campaign.goal.window_days) * DAY_MS;
+        let since = assigned
+            .values()
+            .map(|a| a.first_ms)
+            .min()
+            .unwrap_or(now)
+            .saturating_sub(window);
+        let reads = EventReads {
+            types: BTreeSet::from([campaign.goal.event.clone()]),
+            since_ms: since,
+        };
+        let subjects: Vec<String> = assigned.keys().cloned().collect();
+        let mut out = Vec::new();
+        for page in subjects.chunks(PAGE) {
+            let people = self.vault().consenting_people(
+                tenant,
+                Selection::Subjects(page),
+                &campaign.purpose,
+                &reads,
+            )?;
+            for person in people.people {
+                let Some(a) = assigned.get(&person.person.subject) else {
+                    continue;
+                };
+                let mut outcome = Outcome {
+                    converted: false,
+                    revenue: 0.0,
+                    pre: Some(0.0),
+                };
+                for event in &person.events {
+                    let value = match &campaign.goal.value {
+                        Some(property) => event
+                            .properties
+                            .get(property)
+                            .and_then(serde_json::Value::as_f64)
+                            .unwrap_or(0.0),
+                        None => 1.0,
+                    };
+                    if event.at_ms >= a.first_ms && event.at_ms < a.first_ms + window {
+                        outcome.converted = true;
+                        outcome.revenue += value;
+                    } else if event.at_ms < a.first_ms && event.at_ms >= a.first_ms - window {
+                        outcome.pre = outcome.pre.map(|p| p + value);
+                    }
+                }
+                out.push((person.person.subject, outcome));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each consenting person's outcome from the feedback on their
+    /// decisions within the window after their first (no covariate).
+    fn outcomes_from_feedback(
+        &self,
+        tenant: &str,
+        campaign: &crate::Campaign,
+        assigned: &BTreeMap<String, Assigned>,
+    ) -> Result<Vec<(String, Outcome)>, StrategyError> {
+        let window = i64::from(campaign.goal.window_days) * DAY_MS;
+        let mut out = Vec::new();
+        for (subject, a) in assigned {
+            match self.vault().has_consent(tenant, subject, &campaign.purpose) {
+                Ok(true) => {}
+                Ok(false)
+                | Err(
+                    tessera_vault::VaultError::SubjectErased { .. }
+                    | tessera_vault::VaultError::UnknownSubject { .. },
+                ) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            let mut outcome = Outcome {
+                converted: false,
+                revenue: 0.0,
+                pre: None,
+            };
+            for feedback in self.feedback_of(tenant, &campaign.name, subject)? {
+                if feedback.at_ms < a.first_ms || feedback.at_ms >= a.first_ms + window {
+                    continue;
+                }
+                match feedback.kind {
+                    FeedbackKind::Conversion => outcome.converted = true,
+                    FeedbackKind::Revenue => outcome.revenue += feedback.reward,
+                    FeedbackKind::Impression | FeedbackKind::Click => {}
+                }
+            }
+            out.push((subject.clone(), outcome));
+        }
+        Ok(out)
     }
 
     /// The campaign's latest evaluation, if it was evaluated.

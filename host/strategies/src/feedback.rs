@@ -194,6 +194,35 @@ impl Strategies {
         })
     }
 
+    /// The feedback stored on one person's decisions in a campaign.
+    pub(crate) fn feedback_of(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        subject: &str,
+    ) -> Result<Vec<FeedbackRecord>, StrategyError> {
+        let prefix = format!("{campaign}/{subject}/");
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.vault().sealed_documents_under(
+                tenant,
+                KIND_FEEDBACK,
+                &prefix,
+                after.as_deref(),
+                1_000,
+            )?;
+            let full = page.len() >= 1_000;
+            for (id, plain) in page {
+                out.push(decode(&plain)?);
+                after = Some(id);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Gives the queued feedback of every running or paused campaign of the
     /// tenant to its strategy, in batches, each with a view of its people
     /// built now (consent is read again: feedback of someone who withdrew

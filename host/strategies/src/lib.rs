@@ -45,7 +45,8 @@ use tessera_plugins::{Registry, RegistryError};
 use tessera_vault::{Vault, VaultError};
 
 pub use campaign::{
-    Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, MAX_HOLDOUT, Shadow, Transition,
+    Campaign, CampaignSpec, CampaignStatus, FrequencyCap, Goal, GoalSource, MAX_HOLDOUT, Shadow,
+    Transition,
 };
 pub use decide::{Arm, DecideRequest, DecisionOutcome, DecisionRecord, FallbackReason, RankedView};
 pub use evaluate::{Evaluation, GroupEvaluation};

@@ -193,6 +193,7 @@ impl Strategies {
                 event: source.goal.event.clone(),
                 value: source.goal.value.clone(),
                 window_days: source.goal.window_days,
+                source: source.goal.source,
             },
             fallback: None,
             shadow: None,

@@ -17,7 +17,7 @@ use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_segments::{SegmentSpec, Segments};
 use tessera_strategies::{
     Arm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, FallbackReason,
-    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, Strategies, StrategyError,
+    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, GoalSource, Strategies, StrategyError,
 };
 use tessera_vault::{
     Actor, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NewEvent, PropertySpec,
@@ -172,6 +172,7 @@ impl World {
                 event: "purchase".into(),
                 value: Some("amount".into()),
                 window_days: 7,
+                source: GoalSource::Events,
             },
             fallback: Some("no_offer".into()),
             shadow: None,
@@ -949,4 +950,73 @@ fn a_new_strategy_is_replayed_over_logged_decisions_and_a_shadow_is_weighed_besi
     let shadow = world.strategies.shadow_estimate(TENANT, &campaign).unwrap();
     assert!(shadow.logged_value > 0.1);
     assert!(shadow.estimate.snips.value.abs() < 1e-9, "{shadow:?}");
+}
+
+#[test]
+fn evaluation_can_read_conversions_from_feedback_on_both_arms() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(200);
+    let mut spec = world.spec(0.5);
+    spec.goal = Goal {
+        event: String::new(),
+        value: None,
+        window_days: 7,
+        source: GoalSource::Feedback,
+    };
+    world.launch("spring", spec);
+    let (mut treated, mut held, mut expected) = (0u64, 0u64, (0u64, 0u64, 0.0f64));
+    for (i, subject) in subjects.iter().enumerate() {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        let converts = match record.arm {
+            Arm::Treatment => {
+                treated += 1;
+                i % 2 == 0
+            }
+            Arm::Control => {
+                held += 1;
+                i % 5 == 0
+            }
+        };
+        if converts {
+            for (kind, value) in [
+                (FeedbackKind::Conversion, None),
+                (FeedbackKind::Revenue, Some(30.0)),
+            ] {
+                world
+                    .strategies
+                    .feedback(
+                        TENANT,
+                        &FeedbackSpec {
+                            decision: record.id.clone(),
+                            kind,
+                            value,
+                            key: None,
+                        },
+                    )
+                    .unwrap();
+            }
+            match record.arm {
+                Arm::Treatment => {
+                    expected.0 += 1;
+                    expected.2 += 30.0;
+                }
+                Arm::Control => expected.1 += 1,
+            }
+        }
+    }
+
+    let evaluation = world.strategies.evaluate(TENANT, "spring", &[]).unwrap();
+
+    assert_eq!(
+        (evaluation.treatment_subjects, evaluation.control_subjects),
+        (treated, held)
+    );
+    let report = evaluation.report.unwrap();
+    assert_eq!(report.treatment.conversions, expected.0);
+    assert_eq!(report.control.conversions, expected.1);
+    assert!((report.treatment.revenue_per_subject - expected.2 / treated as f64).abs() < 1e-9);
+    assert!(report.cuped.is_none(), "feedback has no pre-period");
 }
