@@ -97,6 +97,12 @@ enum Node {
     Or(usize, usize),
     Not(usize),
     Compare(Src, CmpOp, Src),
+    /// A comparison whose sides are numbers whatever the row (counts, sums,
+    /// averages, number constants): compared without a detour through
+    /// values of any type.
+    Numbers(Num, CmpOp, Num),
+    /// The same for times (first and last times, `now`, date constants).
+    Dates(Time, CmpOp, Time),
     In {
         operand: Src,
         values: Vec<Const>,
@@ -122,6 +128,42 @@ enum Src {
     Avg(usize, Option<usize>),
     First(usize),
     Last(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Const(f64),
+    Count(usize),
+    Sum(usize, Option<usize>),
+    Avg(usize, Option<usize>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Time {
+    Const(i64),
+    First(usize),
+    Last(usize),
+}
+
+impl Src {
+    fn num(&self) -> Option<Num> {
+        Some(match *self {
+            Src::Const(Const::Number(n)) => Num::Const(n),
+            Src::Count(q) => Num::Count(q),
+            Src::Sum(q, s) => Num::Sum(q, s),
+            Src::Avg(q, s) => Num::Avg(q, s),
+            _ => return None,
+        })
+    }
+
+    fn time(&self) -> Option<Time> {
+        Some(match *self {
+            Src::Const(Const::Date(ms)) => Time::Const(ms),
+            Src::First(q) => Time::First(q),
+            Src::Last(q) => Time::Last(q),
+            _ => return None,
+        })
+    }
 }
 
 /// A constant, computed at compile time.
@@ -212,7 +254,14 @@ impl Compiler {
             ExprKind::Or(a, b) => Node::Or(self.expr(a), self.expr(b)),
             ExprKind::Not(e) => Node::Not(self.expr(e)),
             ExprKind::Compare { left, op, right } => {
-                Node::Compare(self.operand(left), *op, self.operand(right))
+                let (left, right) = (self.operand(left), self.operand(right));
+                if let (Some(l), Some(r)) = (left.num(), right.num()) {
+                    Node::Numbers(l, *op, r)
+                } else if let (Some(l), Some(r)) = (left.time(), right.time()) {
+                    Node::Dates(l, *op, r)
+                } else {
+                    Node::Compare(left, *op, right)
+                }
             }
             ExprKind::In {
                 operand,
@@ -366,6 +415,14 @@ impl Program {
                 (Some(l), Some(r)) => self.compare(l, *op, r),
                 _ => false,
             },
+            Node::Numbers(left, op, right) => match (number(*left, row), number(*right, row)) {
+                (Some(l), Some(r)) => holds(l.partial_cmp(&r), *op),
+                _ => false,
+            },
+            Node::Dates(left, op, right) => match (time(*left, row), time(*right, row)) {
+                (Some(l), Some(r)) => holds(Some(l.cmp(&r)), *op),
+                _ => false,
+            },
             Node::In {
                 operand,
                 values,
@@ -397,12 +454,9 @@ impl Program {
             Src::Trait(slot) => row.trait_value(*slot).map(Val::from),
             Src::Missing => None,
             Src::Const(c) => Some(c.val()),
-            Src::Count(q) => Some(Val::Num(row.count(*q) as f64)),
-            Src::Sum(q, sum) => Some(Val::Num(sum.map_or(0.0, |s| row.sum(*q, s)))),
-            Src::Avg(q, sum) => {
-                let count = row.count(*q);
-                (count > 0).then(|| Val::Num(sum.map_or(0.0, |s| row.sum(*q, s)) / count as f64))
-            }
+            Src::Count(q) => number(Num::Count(*q), row).map(Val::Num),
+            Src::Sum(q, sum) => number(Num::Sum(*q, *sum), row).map(Val::Num),
+            Src::Avg(q, sum) => number(Num::Avg(*q, *sum), row).map(Val::Num),
             Src::First(q) => row.first_ms(*q).map(Val::Date),
             Src::Last(q) => row.last_ms(*q).map(Val::Date),
         }
@@ -439,17 +493,45 @@ impl Program {
             }
             _ => None,
         };
-        let Some(ordering) = ordering else {
-            return false;
-        };
-        match op {
-            CmpOp::Eq => ordering == Ordering::Equal,
-            CmpOp::Ne => ordering != Ordering::Equal,
-            CmpOp::Lt => ordering == Ordering::Less,
-            CmpOp::Le => ordering != Ordering::Greater,
-            CmpOp::Gt => ordering == Ordering::Greater,
-            CmpOp::Ge => ordering != Ordering::Less,
+        holds(ordering, op)
+    }
+}
+
+/// Whether two values so ordered meet `op` (unordered: never).
+#[inline]
+fn holds(ordering: Option<Ordering>, op: CmpOp) -> bool {
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        CmpOp::Eq => ordering == Ordering::Equal,
+        CmpOp::Ne => ordering != Ordering::Equal,
+        CmpOp::Lt => ordering == Ordering::Less,
+        CmpOp::Le => ordering != Ordering::Greater,
+        CmpOp::Gt => ordering == Ordering::Greater,
+        CmpOp::Ge => ordering != Ordering::Less,
+    }
+}
+
+#[inline]
+fn number(num: Num, row: &impl Row) -> Option<f64> {
+    match num {
+        Num::Const(n) => Some(n),
+        Num::Count(q) => Some(row.count(q) as f64),
+        Num::Sum(q, sum) => Some(sum.map_or(0.0, |s| row.sum(q, s))),
+        Num::Avg(q, sum) => {
+            let count = row.count(q);
+            (count > 0).then(|| sum.map_or(0.0, |s| row.sum(q, s)) / count as f64)
         }
+    }
+}
+
+#[inline]
+fn time(time: Time, row: &impl Row) -> Option<i64> {
+    match time {
+        Time::Const(ms) => Some(ms),
+        Time::First(q) => row.first_ms(q),
+        Time::Last(q) => row.last_ms(q),
     }
 }
 
