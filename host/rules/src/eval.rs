@@ -131,7 +131,7 @@ fn walk(expr: &Expr, add: &mut impl FnMut(&EventQuery, Option<&str>)) {
     }
 }
 
-fn query_key(query: &EventQuery) -> String {
+pub(crate) fn query_key(query: &EventQuery) -> String {
     let mut key = query.event.clone();
     if let Some(filter) = &query.filter {
         key.push_str(&format!(" where {filter}"));

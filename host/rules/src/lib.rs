@@ -14,7 +14,10 @@
 //! and what was expected); [`check`] types it against the tenant's schema and
 //! the plugin's grants (collecting every [`TypeError`]); [`Rule::explain`]
 //! says it in plain English; `Display` prints its canonical text;
-//! [`CheckedRule::evaluate`] tells whether a [`Profile`] meets it. The
+//! [`CheckedRule::evaluate`] tells whether a [`Profile`] meets it.
+//! [`CheckedRule::compile`] turns it into a [`Program`] for one clock, which
+//! evaluates rows ([`Row`], e.g. a batch's [`Columns`]) by slot, without
+//! allocating or looking names up: the same answers, for large batches. The
 //! language is described in `docs/rules.md`.
 //!
 //! The crate depends on no other Tessera crate and builds for
@@ -24,6 +27,8 @@
 mod ast;
 pub mod calendar;
 mod check;
+mod columns;
+mod compile;
 mod eval;
 mod explain;
 mod lexer;
@@ -31,6 +36,8 @@ mod parser;
 
 pub use ast::*;
 pub use check::{CheckedRule, Grants, Schema, Type, TypeError, TypeErrorKind, check};
+pub use columns::{Column, ColumnData, ColumnRow, Columns, ColumnsError, QueryColumns};
+pub use compile::{ListRef, ProfileRow, Program, Row, ValueRef};
 pub use eval::{
     Clock, Event, Facts, Profile, Query, Value, filter_matches, filter_properties, in_window,
     parse_date,

@@ -7,7 +7,9 @@
 //!    days) > 500` (its plan: two event queries, count/first/last and one
 //!    sum), evaluated by the `rules` wasm plugin (a fresh instance per
 //!    batch, as a recompute calls it) and by the same `tessera-rules`
-//!    evaluator compiled natively over the same columns.
+//!    program compiled natively over the same columns (the rule compiled
+//!    for the batch's clock, the batch's columns mapped to its slots, one
+//!    membership byte per row).
 //! 2. **End to end**: `Segments::recompute` over `PEOPLE` people (default
 //!    20,000) in a vault on sled, each with purchases: views built from
 //!    sealed records, the plugin, membership writes.
@@ -17,7 +19,6 @@
 //! Peak memory is the process's high-water mark (`VmHWM`). Run with
 //! `cargo bench -p tessera-segments --bench rules`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use serde_json::json;
 use tessera_bundle::Kind;
 use tessera_plugins::{Permissions, Registry};
 use tessera_privacy::MasterKey;
-use tessera_rules::{Clock, Facts, Profile};
+use tessera_rules::{CheckedRule, Clock, Columns, Program, QueryColumns};
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
 use tessera_runtime::{
     Grants, InstallRequest, Limits, MemoryState, PluginKind, Runtime, RuntimeConfig,
@@ -130,54 +131,66 @@ fn batch_of(queries: &[QueryData], rows: usize, offset: u64) -> ProfileBatch {
     }
 }
 
-/// The rule over the same columns, natively: the profile the plugin builds
-/// per row, evaluated by the same crate.
-fn native(
-    checked: &tessera_rules::CheckedRule,
-    keys: &[(String, usize)],
-    queries: &[QueryData],
-    rows: usize,
-) -> usize {
-    let clock = Clock {
-        now_ms: NOW,
+/// The rule over the batch the plugin receives, natively: compiled for the
+/// batch's clock, its columns mapped to the program's slots once, one
+/// membership byte per row, as the plugin does.
+fn native(checked: &CheckedRule, batch: &ProfileBatch) -> Vec<u8> {
+    let program = checked.compile(&Clock {
+        now_ms: batch.now,
         utc_offset_minutes: 0,
-    };
-    let sums: Vec<Vec<String>> = checked
-        .rule()
+    });
+    let columns = columns(&program, batch);
+    (0..batch.rows as usize)
+        .map(|row| u8::from(program.evaluate(&columns.row(row))))
+        .collect()
+}
+
+/// The batch's aggregates in the program's slots: each query's count,
+/// first and last, then its sums, in plan order (the plan is the
+/// program's queries).
+fn columns<'a>(program: &Program, batch: &'a ProfileBatch) -> Columns<'a> {
+    let mut at = batch.aggregates.iter().map(view);
+    let mut next = || at.next().expect("a column per planned aggregate");
+    let queries = program
         .queries()
-        .into_iter()
-        .map(|q| q.sums.into_iter().collect())
+        .iter()
+        .map(|q| QueryColumns {
+            count: next(),
+            first: next(),
+            last: next(),
+            sums: q.sums.iter().map(|_| next()).collect(),
+        })
         .collect();
-    let mut members = 0;
-    for row in 0..rows {
-        let mut facts = BTreeMap::new();
-        for (i, (key, _)) in keys.iter().enumerate() {
-            let q = &queries[i];
-            if q.count[row] == 0 {
-                continue;
-            }
-            facts.insert(
-                key.clone(),
-                Facts {
-                    count: q.count[row] as u64,
-                    sums: sums[i]
-                        .iter()
-                        .zip(&q.sums)
-                        .map(|(p, column)| (p.clone(), column[row]))
-                        .collect(),
-                    first_ms: Some(q.first[row]),
-                    last_ms: Some(q.last[row]),
-                },
-            );
-        }
-        let profile = Profile {
-            traits: BTreeMap::new(),
-            facts,
-            segments: Default::default(),
-        };
-        members += usize::from(checked.evaluate(black_box(&profile), &clock));
+    Columns::new(
+        program,
+        batch.rows as usize,
+        Vec::new(),
+        queries,
+        Vec::new(),
+    )
+    .expect("the columns fit the program")
+}
+
+fn view(column: &Column) -> tessera_rules::Column<'_> {
+    use tessera_rules::ColumnData as Data;
+    tessera_rules::Column {
+        data: match &column.data {
+            ColumnData::Boolean(v) => Data::Boolean(v),
+            ColumnData::Integer(v) => Data::Integer(v),
+            ColumnData::Number(v) => Data::Number(v),
+            ColumnData::Timestamp(v) => Data::Timestamp(v),
+            ColumnData::Text(t) => Data::Text {
+                dictionary: &t.dictionary,
+                codes: &t.codes,
+            },
+            ColumnData::TextList(t) => Data::TextList {
+                dictionary: &t.dictionary,
+                offsets: &t.offsets,
+                codes: &t.codes,
+            },
+        },
+        present: &column.present,
     }
-    members
 }
 
 fn peak_rss_mib() -> f64 {
@@ -224,12 +237,23 @@ fn plugin_vs_native() {
         .map(|q| (q.name.clone(), q.sums.len()))
         .collect();
     assert_eq!(queries.len(), 2, "the plan: {needs:?}");
+    // The native program reads the batch in plan order.
+    let program = checked.compile(&Clock::default());
+    assert!(
+        program
+            .queries()
+            .iter()
+            .map(|q| (q.key.clone(), q.sums.len()))
+            .eq(queries.iter().cloned()),
+        "the plan: {needs:?}"
+    );
 
     let mut g = Gen(0x5eed_1234);
     let batches = profiles.div_ceil(BATCH);
     let mut plugin_time = Duration::ZERO;
     let mut native_time = Duration::ZERO;
     let (mut plugin_members, mut native_members) = (0usize, 0usize);
+    let mut plugin_fuel = 0u64;
     for b in 0..batches {
         let rows = BATCH.min(profiles - b * BATCH);
         let data: Vec<QueryData> = queries
@@ -238,12 +262,14 @@ fn plugin_vs_native() {
             .collect();
         let batch = batch_of(&data, rows, (b * BATCH) as u64);
         let started = Instant::now();
-        let out = plugin.evaluate(&params, &batch).expect("evaluate").value;
+        let out = plugin.evaluate(&params, &batch).expect("evaluate");
         plugin_time += started.elapsed();
-        plugin_members += out.member.iter().filter(|m| **m == 1).count();
+        plugin_fuel += out.cost.fuel;
+        plugin_members += out.value.member.iter().filter(|m| **m == 1).count();
         let started = Instant::now();
-        native_members += native(&checked, &queries, &data, rows);
+        let member = native(&checked, black_box(&batch));
         native_time += started.elapsed();
+        native_members += member.iter().filter(|m| **m == 1).count();
     }
     assert_eq!(
         plugin_members, native_members,
@@ -259,7 +285,7 @@ fn plugin_vs_native() {
         plugin_time.as_secs_f64()
     );
     println!(
-        "   native tessera-rules, same columns:           {:>10.0} profiles/s  ({:.2} s)",
+        "   native tessera-rules program, same columns:   {:>10.0} profiles/s  ({:.2} s)",
         rate(native_time),
         native_time.as_secs_f64()
     );
@@ -267,6 +293,28 @@ fn plugin_vs_native() {
         "   plugin / native time: {:.2}x; peak RSS so far {:.0} MiB",
         plugin_time.as_secs_f64() / native_time.as_secs_f64(),
         peak_rss_mib()
+    );
+    // The plugin's fixed cost per call: a one-row batch (a fresh instance,
+    // the parameters, parsing, checking and compiling the rule, the call).
+    let data: Vec<QueryData> = queries
+        .iter()
+        .map(|(_, sums)| query_data(1, *sums, &mut g))
+        .collect();
+    let one = batch_of(&data, 1, 0);
+    let mut walls = Vec::new();
+    let mut one_fuel = 0;
+    for _ in 0..200 {
+        let started = Instant::now();
+        one_fuel = plugin.evaluate(&params, &one).expect("evaluate").cost.fuel;
+        walls.push(started.elapsed());
+    }
+    walls.sort();
+    let rows_fuel = plugin_fuel.saturating_sub(one_fuel * batches as u64);
+    println!(
+        "   per call: {:.1} µs and fuel {one_fuel} for a 1-row batch (median of 200); \
+         fuel per row over the run {:.1}",
+        walls[walls.len() / 2].as_secs_f64() * 1e6,
+        rows_fuel as f64 / profiles as f64
     );
 }
 

@@ -8,13 +8,13 @@
 //! tenant's schema gives it; one event query per distinct
 //! `event where …, last …` of the rule, with the sums it adds up; one
 //! membership column per segment it refers to. It never sees an event, only
-//! the facts the host computed from the events it was granted.
+//! the facts the host computed from the events it was granted. A batch is
+//! evaluated by the rule compiled for the batch's clock, reading the
+//! columns in place: nothing is allocated per row.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use tessera_rules::{
-    CheckedRule, Clock, Facts, Profile, Rule, Schema, Type, TypeErrorKind, Value as RuleValue,
-};
+use tessera_rules::{CheckedRule, Clock, Columns, Program, Rule, Schema, Type, TypeErrorKind};
 use tessera_sdk::prelude::*;
 use tessera_sdk::{ColumnData, EventQuery, schema};
 
@@ -88,12 +88,11 @@ impl Segment for Rules {
             utc_offset_minutes: i32::try_from(params.integer("utc_offset_minutes")?)
                 .map_err(|_| Error::config("`utc_offset_minutes` is out of range"))?,
         };
-        let columns = Columns::of(&checked, batch)?;
-        let mut member = Vec::with_capacity(batch.rows());
-        for row in 0..batch.rows() {
-            let profile = columns.profile(row);
-            member.push(u8::from(checked.evaluate(&profile, &clock)));
-        }
+        let program = checked.compile(&clock);
+        let columns = columns(&program, batch)?;
+        let member = (0..batch.rows())
+            .map(|row| u8::from(program.evaluate(&columns.row(row))))
+            .collect();
         Ok(Memberships {
             member,
             scores: Vec::new(),
@@ -195,95 +194,64 @@ fn rule_type(kind: ValueKind) -> Type {
     }
 }
 
-/// The batch's columns for one rule, by what the rule calls them.
-struct Columns<'a> {
-    traits: Vec<(&'a str, ColumnRef<'a>)>,
-    queries: Vec<(String, tessera_sdk::QueryColumns<'a>, Vec<String>)>,
-    segments: Vec<(&'a str, ColumnRef<'a>)>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(checked: &'a CheckedRule, batch: &'a Batch) -> Result<Self, Error> {
-        let traits = checked
-            .traits()
-            .iter()
-            .map(|name| Ok((name.as_str(), batch.field(name)?)))
-            .collect::<Result<_, Error>>()?;
-        let queries = checked
-            .rule()
-            .queries()
-            .into_iter()
-            .map(|q| {
-                let columns = batch.query(&q.key)?;
-                Ok((q.key, columns, q.sums.into_iter().collect()))
+/// The batch's columns in the slots of `program`, borrowed.
+fn columns<'a>(program: &Program, batch: &'a Batch) -> Result<Columns<'a>, Error> {
+    let traits = program
+        .traits()
+        .iter()
+        .map(|name| Ok(view(batch.field(name)?)))
+        .collect::<Result<_, Error>>()?;
+    let queries = program
+        .queries()
+        .iter()
+        .map(|q| {
+            let columns = batch.query(&q.key)?;
+            Ok(tessera_rules::QueryColumns {
+                count: view(columns.count_column()),
+                first: view(columns.first_column()),
+                last: view(columns.last_column()),
+                sums: q
+                    .sums
+                    .iter()
+                    .map(|p| {
+                        columns.sum_column(p).map(view).ok_or_else(|| {
+                            Error::internal(format!("query `{}` has no sum of `{p}`", q.key))
+                        })
+                    })
+                    .collect::<Result<_, Error>>()?,
             })
-            .collect::<Result<_, Error>>()?;
-        let segments = checked
-            .segments()
-            .iter()
-            .map(|name| Ok((name.as_str(), batch.segment(name)?)))
-            .collect::<Result<_, Error>>()?;
-        Ok(Columns {
-            traits,
-            queries,
-            segments,
         })
-    }
-
-    fn profile(&self, row: usize) -> Profile {
-        let mut traits = BTreeMap::new();
-        for (name, column) in &self.traits {
-            if let Some(value) = cell(column, row) {
-                traits.insert((*name).to_owned(), value);
-            }
-        }
-        let mut facts = BTreeMap::new();
-        for (key, columns, sums) in &self.queries {
-            let count = columns.count(row);
-            if count == 0 {
-                continue;
-            }
-            facts.insert(
-                key.clone(),
-                Facts {
-                    count,
-                    sums: sums
-                        .iter()
-                        .map(|p| (p.clone(), columns.sum(p, row)))
-                        .collect(),
-                    first_ms: columns.first(row),
-                    last_ms: columns.last(row),
-                },
-            );
-        }
-        let segments = self
-            .segments
-            .iter()
-            .filter(|(_, column)| column.boolean(row) == Some(true))
-            .map(|(name, _)| (*name).to_owned())
-            .collect();
-        Profile {
-            traits,
-            facts,
-            segments,
-        }
-    }
+        .collect::<Result<_, Error>>()?;
+    let segments = program
+        .segments()
+        .iter()
+        .map(|name| Ok(view(batch.segment(name)?)))
+        .collect::<Result<_, Error>>()?;
+    Columns::new(program, batch.rows(), traits, queries, segments)
+        .map_err(|e| Error::input(e.to_string()))
 }
 
-/// One trait value, as the rules evaluator takes it.
-fn cell(column: &ColumnRef<'_>, row: usize) -> Option<RuleValue> {
-    if !column.is_present(row) {
-        return None;
-    }
-    match &column.raw().data {
-        ColumnData::Boolean(_) => column.boolean(row).map(RuleValue::Boolean),
-        ColumnData::Integer(_) => column.integer(row).map(|i| RuleValue::Number(i as f64)),
-        ColumnData::Number(_) => column.number(row).map(RuleValue::Number),
-        ColumnData::Timestamp(values) => values.get(row).copied().map(RuleValue::Date),
-        ColumnData::Text(_) => column.text(row).map(|t| RuleValue::String(t.to_owned())),
-        ColumnData::TextList(_) => column
-            .text_list(row)
-            .map(|items| RuleValue::List(items.map(|s| RuleValue::String(s.to_owned())).collect())),
+/// A column as the rules evaluator reads it.
+fn view(column: ColumnRef<'_>) -> tessera_rules::Column<'_> {
+    use tessera_rules::ColumnData as Data;
+    let raw = column.raw();
+    tessera_rules::Column {
+        data: match &raw.data {
+            ColumnData::Boolean(v) => Data::Boolean(v),
+            ColumnData::Integer(v) => Data::Integer(v),
+            ColumnData::Number(v) => Data::Number(v),
+            ColumnData::Timestamp(v) => Data::Timestamp(v),
+            ColumnData::Text(t) => Data::Text {
+                dictionary: &t.dictionary,
+                codes: &t.codes,
+            },
+            ColumnData::TextList(t) => Data::TextList {
+                dictionary: &t.dictionary,
+                offsets: &t.offsets,
+                codes: &t.codes,
+            },
+        },
+        present: &raw.present,
     }
 }
 

@@ -201,6 +201,29 @@ impl<'a> QueryColumns<'a> {
     pub fn is_present(&self, row: usize) -> bool {
         self.count.is_present(row)
     }
+
+    /// The count column, for plugins that read the columns whole.
+    pub fn count_column(&self) -> ColumnRef<'a> {
+        self.count
+    }
+
+    /// The column of first times.
+    pub fn first_column(&self) -> ColumnRef<'a> {
+        self.first
+    }
+
+    /// The column of last times.
+    pub fn last_column(&self) -> ColumnRef<'a> {
+        self.last
+    }
+
+    /// The column of the sums of `property`, if the query sums it.
+    pub fn sum_column(&self, property: &str) -> Option<ColumnRef<'a>> {
+        self.sums
+            .iter()
+            .find(|(p, _)| *p == property)
+            .map(|(_, column)| *column)
+    }
 }
 
 /// One column of a batch, checked to have one entry per row.
