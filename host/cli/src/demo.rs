@@ -21,8 +21,12 @@
 //!
 //! It builds the threshold segment plugin's view from each person's purchase
 //! aggregates and finds the big spenders with the threshold segment plugin;
-//! lets the epsilon-greedy strategy plugin choose offers for them over a few
-//! rounds of simulated feedback, learning which offer converts; and ends
+//! runs a campaign of the epsilon-greedy strategy on the frequent buyers
+//! with a 20% holdout in a simulated world whose uplift per offer is known:
+//! its forecast, a cohort at a time (decisions, feedback, learning, as the
+//! strategy converges on the best offer), its evaluation against the
+//! holdout beside the uplift the world planted, and a recommendation for
+//! the champions; and ends
 //! with the subject rights (export, erasure with its receipt and
 //! suppression, shown by importing one of the customer's files again) and a
 //! check of the audit trail, in which every plugin read is recorded.
@@ -56,10 +60,13 @@ use tessera_imports::{
 };
 use tessera_plugins::Registry;
 use tessera_privacy::MasterKey;
-use tessera_runtime::api::strategies::{Context, Feedback, FeedbackBatch, FeedbackKind};
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
 use tessera_runtime::{Called, Grants, InstallRequest, Limits, MemoryState, Plugin, PluginKind};
 use tessera_segments::{SegmentSpec, Segments};
+use tessera_strategies::{
+    Arm as StrategyArm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, FeedbackKind,
+    FeedbackSpec, FrequencyCap, Goal, GoalSource, Strategies,
+};
 use tessera_vault::{
     Actor, AuditEntry, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NormalizeRules,
     PropertySpec, SubjectView, TenantSettings, TraitType, Vault,
@@ -96,7 +103,9 @@ pub struct DemoArgs {
     /// recorded (in the purchases' own currencies, not converted).
     #[arg(long, default_value_t = 1000.0)]
     threshold: f64,
-    /// Rounds of offers and simulated feedback.
+    /// Cohorts of the campaign: the segment's members are decided for a
+    /// cohort at a time, and the strategy learns from each cohort's
+    /// feedback before the next.
     #[arg(long, default_value_t = 8)]
     rounds: u32,
     /// Keep the encrypted store in DIR (created if missing) instead of a
@@ -118,13 +127,16 @@ pub struct DemoArgs {
     cache: CacheArgs,
 }
 
-/// The conversion rate each offer has in the simulated world; the strategy
-/// does not know these and has to learn them from feedback.
-const TRUE_RATES: [(&str, f64); 4] = [
-    ("discount_10", 0.09),
-    ("free_shipping", 0.05),
-    ("double_points", 0.16),
-    ("no_offer", 0.02),
+/// The simulated world of the demo's campaign: the chance that a member
+/// buys within the week without an offer, and what each offer adds to it
+/// (percentage points). The strategy does not know these and has to learn
+/// them from feedback; the evaluation has to find the uplift they plant.
+const BASE_RATE: f64 = 0.03;
+const LIFTS: [(&str, f64); 4] = [
+    ("discount_10", 0.06),
+    ("free_shipping", 0.02),
+    ("double_points", 0.13),
+    ("no_offer", 0.0),
 ];
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -156,9 +168,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let live = registry.install_builtin(TENANT, bytes, Kind::Connector, 0)?;
         show_installed(&live.plugin, 0);
     }
-    // The segment and the strategy are called by the demo itself, on views
-    // it builds (below); the strategy's state lives in memory, so that every
-    // run learns afresh.
+    // The threshold segment is called by the demo itself, on a view it
+    // builds (below).
     let state = Arc::new(MemoryState::new());
     let threshold = install(
         &registry,
@@ -166,13 +177,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tessera_guests::plugins::THRESHOLD,
         PluginKind::Segment,
         0,
-    )?;
-    let bandit = install(
-        &registry,
-        &state,
-        tessera_guests::plugins::EPSILON_GREEDY,
-        PluginKind::Strategy,
-        64 << 10,
     )?;
     let importer = Importer::new(registry.clone(), vault.clone());
 
@@ -218,14 +222,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         people.len()
     );
     if member_rows.is_empty() {
-        println!("   nobody to target; try a lower --threshold");
-    } else {
-        let segment = people.batch_of(&member_rows, batch.now);
-        println!(
-            "\n6. Strategy \"epsilon-greedy\" chooses an offer per customer and learns from conversions"
-        );
-        run_strategy(&vault, &bandit, &segment, args.rounds)?;
+        println!("   nobody in the segment; try a lower --threshold");
     }
+    println!(
+        "\n6. Campaign: a strategy on a segment with a holdout, learned from feedback, evaluated"
+    );
+    run_campaign(&vault, &registry, args.rounds)?;
 
     println!("\n7. Privacy: the subject rights and the audit trail");
     privacy(&vault, &importer, &people, &dataset.files, again)?;
@@ -1507,105 +1509,258 @@ fn audit_plugin_read(
     Ok(())
 }
 
-// ---- strategy -----------------------------------------------------------------
+// ---- campaign -----------------------------------------------------------------
 
-fn run_strategy(
-    vault: &Vault,
-    bandit: &Plugin,
-    segment: &ProfileBatch,
-    rounds: u32,
-) -> anyhow::Result<()> {
-    let params = bandit.validate(&[FieldValue {
-        name: "epsilon".into(),
-        value: Value::Number(0.2),
-    }])?;
-    let actions = &bandit.info().actions;
+/// The segment the demo's campaign targets.
+const CAMPAIGN_SEGMENT: &str = "frequent-buyers";
+
+/// Step 6: a campaign of epsilon-greedy on [`CAMPAIGN_SEGMENT`] with a
+/// holdout, run on cohorts of the segment in a simulated world
+/// ([`BASE_RATE`], [`LIFTS`]): simulate, run, decide for each cohort,
+/// feedback, learn; then the evaluation against the holdout next to the
+/// uplift the world planted, and a recommendation for another segment.
+fn run_campaign(vault: &Arc<Vault>, registry: &Registry, cohorts: u32) -> anyhow::Result<()> {
+    let members: Vec<String> = {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = vault.segment_members(TENANT, CAMPAIGN_SEGMENT, after.as_deref(), 1_000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.subject.clone());
+            out.extend(page.into_iter().map(|m| m.subject));
+        }
+        out
+    };
+    if members.len() < 100 || cohorts == 0 {
+        println!(
+            "   segment {CAMPAIGN_SEGMENT} has {} consenting members: too few for a campaign with a \
+             holdout; skipped",
+            members.len()
+        );
+        return Ok(());
+    }
+    let live = registry.install_builtin(
+        TENANT,
+        tessera_guests::plugins::EPSILON_GREEDY,
+        Kind::Strategy,
+        64 << 10,
+    )?;
+    show_installed(&live.plugin, 64 << 10);
+    let strategies = Strategies::new(vault.clone(), registry.clone());
+    let name = campaign_name(&strategies)?;
+    let marketer = Actor::new("marketer", "demo");
+    let spec = CampaignSpec {
+        strategy: "epsilon-greedy".into(),
+        params: vec![FieldValue {
+            name: "epsilon".into(),
+            value: Value::Number(0.1),
+        }],
+        segment: CAMPAIGN_SEGMENT.into(),
+        purpose: Some("email_marketing".into()),
+        holdout: 0.2,
+        frequency_cap: Some(FrequencyCap { max: 1, days: 30 }),
+        budget: None,
+        starts_at_ms: None,
+        ends_at_ms: None,
+        goal: Goal {
+            event: String::new(),
+            value: None,
+            window_days: 7,
+            source: GoalSource::Feedback,
+        },
+        fallback: Some("no_offer".into()),
+        shadow: None,
+        description: "one offer per frequent buyer, learned cohort by cohort".into(),
+    };
+    strategies.put(TENANT, &name, spec, &marketer)?;
+    let forecast = strategies.simulate(TENANT, &name, None, &marketer)?;
+    println!(
+        "   campaign {name}: epsilon-greedy (epsilon 0.1) on {CAMPAIGN_SEGMENT}, 20% held out, one \
+         offer per person"
+    );
+    println!(
+        "   forecast: {} of {} members consent; {} to treat, {} held out; {}",
+        forecast.consenting,
+        forecast.segment_size,
+        forecast.expected_treated,
+        forecast.expected_control,
+        forecast.notes
+    );
+    strategies.transition(TENANT, &name, CampaignStatus::Running, &marketer)?;
+    println!(
+        "   simulated customers: {:.0}% buy without an offer; an offer adds {}",
+        BASE_RATE * 100.0,
+        LIFTS
+            .iter()
+            .map(|(offer, lift)| format!("{offer} +{:.0}", lift * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let size = members.len().div_ceil(cohorts as usize);
     let mut rng = 0x5EED_u64;
-    for round in 1..=rounds {
-        let context = Context {
-            channel: "email".into(),
-            at: segment.now + i64::from(round) * 86_400_000,
-            attributes: Vec::new(),
-        };
-        audit_plugin_read(vault, bandit, segment.rows, "personalization")?;
-        let decided = bandit.decide(&params, segment, &context)?;
-        let mut chosen = vec![0u32; actions.len()];
-        let mut feedback = Vec::new();
-        let mut conversions = 0;
-        for (row, decision) in decided.value.iter().enumerate() {
-            let top = decision.ranked[0];
-            chosen[top.action as usize] += 1;
-            let item = |kind, reward| Feedback {
-                key: segment.keys[row],
-                action: top.action,
-                kind,
-                reward,
-                propensity: top.propensity,
-                at: context.at,
+    let mut planted = Vec::new();
+    let mut last_mix = BTreeMap::new();
+    for (round, cohort) in members.chunks(size).enumerate() {
+        let mut mix: BTreeMap<String, u32> = BTreeMap::new();
+        let (mut treated, mut held, mut converted_t, mut converted_c) = (0u32, 0u32, 0u32, 0u32);
+        for subject in cohort {
+            let outcome = strategies.decide(
+                TENANT,
+                &DecideRequest {
+                    campaign: name.clone(),
+                    subject: subject.clone(),
+                    channel: "email".into(),
+                    attributes: Vec::new(),
+                },
+            )?;
+            let DecisionOutcome::Logged(record) = outcome else {
+                continue;
             };
-            feedback.push(item(FeedbackKind::Impression, 0.0));
+            let offer = record.action.clone().unwrap_or_default();
+            let rate = match record.arm {
+                StrategyArm::Control => {
+                    held += 1;
+                    BASE_RATE
+                }
+                StrategyArm::Treatment => {
+                    treated += 1;
+                    *mix.entry(offer.clone()).or_default() += 1;
+                    planted.push(lift(&offer));
+                    feedback(&strategies, &record.id, FeedbackKind::Impression, None)?;
+                    BASE_RATE + lift(&offer)
+                }
+            };
             rng = splitmix(rng);
-            if ((rng >> 11) as f64 / (1u64 << 53) as f64)
-                < true_rate(&actions[top.action as usize].name)
-            {
-                conversions += 1;
-                feedback.push(item(FeedbackKind::Conversion, 1.0));
+            if ((rng >> 11) as f64 / (1u64 << 53) as f64) < rate {
+                match record.arm {
+                    StrategyArm::Control => converted_c += 1,
+                    StrategyArm::Treatment => converted_t += 1,
+                }
+                feedback(&strategies, &record.id, FeedbackKind::Conversion, None)?;
+                feedback(&strategies, &record.id, FeedbackKind::Revenue, Some(60.0))?;
             }
         }
-        let mix: Vec<String> = actions
-            .iter()
-            .zip(&chosen)
-            .map(|(a, n)| format!("{} {n}", a.name))
-            .collect();
+        let learned = strategies.learn(TENANT)?;
+        let shown: Vec<String> = mix.iter().map(|(a, n)| format!("{a} {n}")).collect();
         println!(
-            "   round {round}: {} · {conversions} conversions ({:.1}%)",
-            mix.join(", "),
-            100.0 * conversions as f64 / segment.rows as f64
+            "   cohort {}: {treated} treated ({}), {held} held out · bought: {:.1}% treated, \
+             {:.1}% held out · learned from {} feedback",
+            round + 1,
+            shown.join(", "),
+            percent(converted_t, treated),
+            percent(converted_c, held),
+            learned.observed
         );
-        let profiles = ProfileBatch {
-            rows: feedback.len() as u32,
-            keys: feedback.iter().map(|f| f.key).collect(),
-            fields: Vec::new(),
-            aggregates: Vec::new(),
-            now: context.at,
-        };
-        audit_plugin_read(vault, bandit, profiles.rows, "personalization")?;
-        bandit.observe(
-            &params,
-            &FeedbackBatch {
-                items: feedback,
-                profiles,
-            },
-        )?;
+        last_mix = mix;
     }
-    let context = Context {
-        channel: "email".into(),
-        at: segment.now,
-        attributes: Vec::new(),
-    };
-    audit_plugin_read(vault, bandit, segment.rows, "personalization")?;
-    let forecast = bandit.simulate(&params, segment, &context)?;
-    let best = forecast
-        .value
-        .actions
-        .iter()
-        .max_by(|a, b| a.share.total_cmp(&b.share))
-        .map(|a| actions[a.action as usize].name.as_str())
-        .unwrap_or("none");
-    println!(
-        "   next round forecast: mostly {best}; expected conversion rate {:.1}% ({})",
-        100.0 * forecast.value.expected_reward,
-        forecast.value.notes
-    );
-    show_cost(&forecast);
+    if let Some((best, n)) = last_mix.iter().max_by_key(|(_, n)| **n) {
+        let total: u32 = last_mix.values().sum();
+        println!("   the strategy converged on {best}: {n} of the last cohort's {total} offers");
+    }
+    let evaluation = strategies.evaluate(TENANT, &name, &[])?;
+    strategies.transition(TENANT, &name, CampaignStatus::Completed, &marketer)?;
+    let truth = planted.iter().sum::<f64>() / planted.len().max(1) as f64;
+    match &evaluation.report {
+        Some(report) => {
+            let uplift = report.absolute_uplift;
+            println!(
+                "   evaluation: {} treated bought {:.1}%, {} held out {:.1}%: uplift {:+.1} points \
+                 (95% interval {:+.1} to {:+.1}); planted by the simulation for the offers served: \
+                 {:+.1} points{}",
+                report.treatment.subjects,
+                report.treatment.conversion_rate * 100.0,
+                report.control.subjects,
+                report.control.conversion_rate * 100.0,
+                uplift.value * 100.0,
+                uplift.lower * 100.0,
+                uplift.upper * 100.0,
+                truth * 100.0,
+                if uplift.covers(truth) {
+                    ", inside the interval"
+                } else {
+                    ", outside the interval (it happens 1 time in 20)"
+                }
+            );
+            println!(
+                "   revenue per person {:+.2} (95% interval {:+.2} to {:+.2}); sample ratio {}",
+                report.revenue_per_subject.value,
+                report.revenue_per_subject.lower,
+                report.revenue_per_subject.upper,
+                if report.sample_ratio.mismatch {
+                    format!(
+                        "MISMATCH (p = {:.5}): the holdout is not what was asked",
+                        report.sample_ratio.p_value
+                    )
+                } else {
+                    format!(
+                        "as configured ({:.1}% held out, p = {:.2})",
+                        report.sample_ratio.observed_control_share * 100.0,
+                        report.sample_ratio.p_value
+                    )
+                }
+            );
+        }
+        None => println!("   evaluation: too few people in an arm to compare"),
+    }
+    for recommendation in strategies.recommend(TENANT, "champions")? {
+        println!(
+            "   recommended for champions next: {} ({}): {}",
+            recommendation.strategy,
+            recommendation.basis,
+            recommendation.reasons.join("; ")
+        );
+    }
     Ok(())
 }
 
-fn true_rate(action: &str) -> f64 {
-    TRUE_RATES
+/// `spring-offers`, or with the first free number after it (a demo run
+/// again on the same data directory keeps the earlier campaigns).
+fn campaign_name(strategies: &Strategies) -> anyhow::Result<String> {
+    let taken: Vec<String> = strategies
+        .list(TENANT)?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    let mut name = "spring-offers".to_owned();
+    let mut n = 1;
+    while taken.contains(&name) {
+        n += 1;
+        name = format!("spring-offers-{n}");
+    }
+    Ok(name)
+}
+
+fn feedback(
+    strategies: &Strategies,
+    decision: &str,
+    kind: FeedbackKind,
+    value: Option<f64>,
+) -> anyhow::Result<()> {
+    strategies.feedback(
+        TENANT,
+        &FeedbackSpec {
+            decision: decision.to_owned(),
+            kind,
+            value,
+            key: None,
+        },
+    )?;
+    Ok(())
+}
+
+fn lift(offer: &str) -> f64 {
+    LIFTS
         .iter()
-        .find(|(name, _)| *name == action)
-        .map_or(0.0, |(_, rate)| *rate)
+        .find(|(name, _)| *name == offer)
+        .map_or(0.0, |(_, lift)| *lift)
+}
+
+fn percent(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * f64::from(part) / f64::from(whole)
+    }
 }
 
 // ---- privacy ------------------------------------------------------------------------

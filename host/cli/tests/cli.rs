@@ -378,10 +378,25 @@ fn demo_imports_the_retail_example_as_its_truth_says() {
         "{segment}"
     );
     assert_eq!(counts[1], n(&people["distinct"]), "{segment}");
-    assert!(stdout.contains("round 8:"), "{stdout}");
-    // The simulated world rewards double_points most; the strategy must find it.
+    // The campaign: eight cohorts; the simulated world rewards
+    // double_points most, and the strategy must find it; the evaluation
+    // finds a positive uplift, with the holdout as configured.
+    assert!(stdout.contains("   cohort 8: "), "{stdout}");
     assert!(
-        stdout.contains("next round forecast: mostly double_points"),
+        stdout.contains("the strategy converged on double_points"),
+        "{stdout}"
+    );
+    let evaluation = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("evaluation: "))
+        .unwrap_or_else(|| panic!("no evaluation: {stdout}"));
+    assert!(
+        evaluation.contains("uplift +") && evaluation.contains("(95% interval +"),
+        "{evaluation}"
+    );
+    assert!(stdout.contains("sample ratio as configured"), "{stdout}");
+    assert!(
+        stdout.contains("recommended for champions next: epsilon-greedy"),
         "{stdout}"
     );
 
@@ -413,7 +428,7 @@ fn demo_imports_the_retail_example_as_its_truth_says() {
         "{reimport}"
     );
     // Every plugin batch read is audited (the segments' pages, 1 threshold
-    // segment + 8 × decide and observe + 1 forecast), every import and
+    // segment, the campaign's forecast, decisions and learning), every import and
     // dead-letter operation too, and the chain verifies.
     assert!(stdout.contains("chain intact"), "{stdout}");
     let reads = stdout

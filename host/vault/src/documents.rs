@@ -101,11 +101,17 @@ impl Vault {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
         let start = after.filter(|a| a.starts_with(prefix)).unwrap_or(prefix);
-        let mut page = self.sealed_documents(tenant, kind, Some(start), limit)?;
-        if let Some(outside) = page.iter().position(|(id, _)| !id.starts_with(prefix)) {
-            page.truncate(outside);
-        }
-        Ok(page)
+        // Only the documents under the prefix are opened: a page of a
+        // small prefix ends at the first id outside it.
+        self.store
+            .documents(tenant, kind, Some(start), limit)?
+            .into_iter()
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .map(|(id, sealed)| {
+                let plain = self.open_document(tenant, kind, &id, &sealed)?;
+                Ok((id, plain))
+            })
+            .collect()
     }
 
     /// Removes a sealed document; `false` if there was none.
