@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("REST_PULL", "tessera_plugin_rest_pull"),
     ("RULES", "tessera_plugin_rules"),
     ("RFM", "tessera_plugin_rfm"),
+    ("THOMPSON", "tessera_plugin_thompson"),
 ];
 
 fn main() {

@@ -1,10 +1,17 @@
 //! Strategies through the runtime: the `tessera:strategy` campaign plan
-//! (actions and columns from parameters, checked like segment plans).
+//! (actions and columns from parameters, checked like segment plans), and
+//! the first-party strategy plugins' contract — valid indices, honest
+//! propensities, explanations, state, hostile feedback — and learning.
 
-use tessera_runtime::api::strategies::Context;
-use tessera_runtime::api::types::{Column, ColumnData, ProfileBatch, Value};
-use tessera_runtime::{CallError, PluginKind, TrapReason};
-use tessera_tests::{install, numbers, param, plugins, program, test_programs};
+use std::sync::Arc;
+
+use tessera_runtime::api::strategies::{Context, Decision, Feedback, FeedbackBatch, FeedbackKind};
+use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
+use tessera_runtime::{
+    CallError, InstallRequest, Limits, MemoryState, Plugin, PluginError, PluginKind, Runtime,
+    StateScope, StateStore, TrapReason,
+};
+use tessera_tests::{install, numbers, param, plugins, program, request, test_programs};
 
 use super::runtime;
 
@@ -37,10 +44,44 @@ fn rows(keys: Vec<u64>, fields: Vec<Column>) -> ProfileBatch {
     }
 }
 
+/// Installs a plugin with its own in-memory state, which the test can read.
+fn install_stateful(
+    runtime: &Runtime,
+    bytes: &[u8],
+    installation: &str,
+) -> (Plugin, Arc<MemoryState>, StateScope) {
+    let state = Arc::new(MemoryState::new());
+    let plugin = runtime
+        .install(
+            bytes,
+            InstallRequest {
+                state: state.clone(),
+                installation: installation.into(),
+                ..request(PluginKind::Strategy, Limits::default())
+            },
+        )
+        .unwrap_or_else(|e| panic!("install failed: {e}"));
+    let scope = StateScope {
+        tenant: "acme".into(),
+        plugin: installation.into(),
+    };
+    (plugin, state, scope)
+}
+
 fn invalid_output(error: CallError) -> String {
     match error {
         CallError::InvalidOutput { detail, .. } => detail,
         other => panic!("expected an invalid result, got {other:?}"),
+    }
+}
+
+fn invalid_input(error: CallError) -> String {
+    match error {
+        CallError::Plugin {
+            error: PluginError::InvalidInput(message),
+            ..
+        } => message,
+        other => panic!("expected invalid input, got {other:?}"),
     }
 }
 
@@ -218,4 +259,369 @@ fn only_strategies_have_campaign_actions_and_plans() {
     ] {
         assert!(matches!(error, CallError::Unsupported { .. }), "{error:?}");
     }
+}
+
+// --- The first-party strategies -------------------------------------------
+
+const OFFERS: [&str; 4] = ["coupon", "bundle", "free_gift", "points"];
+
+fn item(key: u64, action: u32, kind: FeedbackKind, reward: f64) -> Feedback {
+    Feedback {
+        key,
+        action,
+        kind,
+        reward,
+        propensity: 0.25,
+        at: 0,
+    }
+}
+
+/// Feedback for `items`, with one profile row per item (`fields` per row).
+fn feedback(items: Vec<Feedback>, fields: Vec<Column>) -> FeedbackBatch {
+    let keys = items.iter().map(|i| i.key).collect();
+    FeedbackBatch {
+        items,
+        profiles: rows(keys, fields),
+    }
+}
+
+/// The contract every strategy keeps: one decision per row, every action
+/// ranked once with a valid index, a finite score and a propensity in
+/// (0, 1] (for a policy that randomises) summing to 1, and an explanation.
+fn assert_contract(decisions: &[Decision], actions: usize, randomised: bool) {
+    for (row, d) in decisions.iter().enumerate() {
+        assert!(!d.explanation.is_empty(), "row {row}");
+        let mut seen = vec![false; actions];
+        for r in &d.ranked {
+            assert!((r.action as usize) < actions, "row {row}: {r:?}");
+            assert!(!std::mem::replace(&mut seen[r.action as usize], true));
+            assert!(r.score.is_finite());
+            assert!(r.propensity > 0.0 || !randomised, "row {row}: {r:?}");
+            assert!(r.propensity <= 1.0, "row {row}: {r:?}");
+        }
+        if randomised {
+            assert!(seen.iter().all(|s| *s), "row {row} ranks every action");
+            let total: f64 = d.ranked.iter().map(|r| r.propensity).sum();
+            assert!((total - 1.0).abs() < 1e-9, "row {row}: {total}");
+        }
+    }
+}
+
+/// How often each action was chosen (ranked first), as shares.
+fn chosen_shares(decisions: &[Decision], actions: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; actions];
+    for d in decisions {
+        counts[d.ranked[0].action as usize] += 1.0;
+    }
+    counts.iter().map(|c| c / decisions.len() as f64).collect()
+}
+
+/// The propensity a decision gives `action`.
+fn propensity_of(decision: &Decision, action: u32) -> f64 {
+    decision
+        .ranked
+        .iter()
+        .find(|r| r.action == action)
+        .map(|r| r.propensity)
+        .unwrap()
+}
+
+#[test]
+fn thompson_keeps_the_contract_and_its_propensities_are_choice_frequencies() {
+    let runtime = runtime();
+    let (thompson, state, scope) = install_stateful(&runtime, plugins::THOMPSON, "thompson");
+    let params = thompson
+        .validate(&[
+            param("actions", texts(&OFFERS)),
+            param("per_segment", texts(&["vip"])),
+        ])
+        .unwrap();
+    assert_eq!(thompson.strategy_actions(&params).unwrap().value.len(), 4);
+    assert_eq!(
+        thompson.strategy_plan(&params).unwrap().value.segments,
+        ["vip"]
+    );
+
+    // Everyone has seen the offers; `bundle` is clicked most. VIPs (the
+    // first half of the rows) prefer `points`.
+    let mut items = Vec::new();
+    let mut vip = Vec::new();
+    for (action, clicks_all, clicks_vip) in [(0, 20, 2), (1, 60, 2), (2, 30, 2), (3, 25, 40)] {
+        for n in 0..400u64 {
+            let member = n < 100;
+            let key = n;
+            items.push(item(key, action, FeedbackKind::Impression, 0.0));
+            vip.push(member);
+            let clicks = if member { clicks_vip } else { clicks_all };
+            if (n % 100) < clicks {
+                items.push(item(key, action, FeedbackKind::Click, 1.0));
+                vip.push(member);
+            }
+        }
+    }
+    thompson
+        .observe(&params, &feedback(items, vec![booleans(&vip)]))
+        .unwrap();
+    let used = state.usage(&scope).unwrap();
+    assert!(used > 0);
+
+    let n = 2_000u64;
+    let member: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+    let batch = rows((0..n).collect(), vec![booleans(&member)]);
+    let out = thompson
+        .decide(&params, &batch, &context(42))
+        .unwrap()
+        .value;
+    assert_contract(&out, 4, true);
+    assert!(out[0].explanation.contains("mean") && out[0].explanation.contains("trials"));
+    assert!(out[0].explanation.contains("vip"), "{}", out[0].explanation);
+    // Replayable: the same rows at the same time decide the same.
+    assert_eq!(
+        out,
+        thompson
+            .decide(&params, &batch, &context(42))
+            .unwrap()
+            .value
+    );
+
+    // Within a group, every row carries the same propensities, and the
+    // actions are chosen about that often.
+    for (group, best) in [(0usize, 3u32), (1, 1)] {
+        let decisions: Vec<Decision> = out.iter().skip(group).step_by(2).cloned().collect();
+        let shares = chosen_shares(&decisions, 4);
+        for a in 0..4u32 {
+            let p = propensity_of(&decisions[0], a);
+            assert!(decisions.iter().all(|d| propensity_of(d, a) == p));
+            assert!(
+                (shares[a as usize] - p).abs() < 0.05,
+                "{a}: {shares:?} vs {p}"
+            );
+        }
+        assert!(shares[best as usize] > 0.6, "group {group}: {shares:?}");
+    }
+
+    // Hostile feedback is refused whole, and nothing of it is stored.
+    let version = state.version(&scope).unwrap();
+    for bad in [
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 9, FeedbackKind::Click, 1.0),
+        ],
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 1, FeedbackKind::Click, f64::NAN),
+        ],
+    ] {
+        let vip = vec![true; bad.len()];
+        let message = invalid_input(
+            thompson
+                .observe(&params, &feedback(bad, vec![booleans(&vip)]))
+                .unwrap_err(),
+        );
+        assert!(message.contains("feedback 1"), "{message}");
+    }
+    assert_eq!(state.version(&scope).unwrap(), version);
+    assert_eq!(state.usage(&scope).unwrap(), used);
+
+    // Simulate forecasts from the posterior: shares sum to 1, `bundle` leads
+    // outside the segment, at its global posterior mean (183 / 402).
+    let forecast = thompson
+        .simulate(
+            &params,
+            &rows(vec![1, 2], vec![booleans(&[false, false])]),
+            &context(5),
+        )
+        .unwrap()
+        .value;
+    let total: f64 = forecast.actions.iter().map(|a| a.share).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{forecast:?}");
+    assert!(forecast.actions[1].share > 0.9, "{forecast:?}");
+    assert!(
+        (forecast.actions[1].expected_reward - 183.0 / 402.0).abs() < 1e-9,
+        "{forecast:?}"
+    );
+}
+
+#[test]
+fn thompson_state_survives_reinstallation_and_is_per_action_list() {
+    let runtime = runtime();
+    let state = Arc::new(MemoryState::new());
+    let install_as = |installation: &str| {
+        runtime
+            .install(
+                plugins::THOMPSON,
+                InstallRequest {
+                    state: state.clone(),
+                    installation: installation.into(),
+                    ..request(PluginKind::Strategy, Limits::default())
+                },
+            )
+            .unwrap()
+    };
+    let first = install_as("campaign");
+    let params = first.validate(&[param("actions", texts(&OFFERS))]).unwrap();
+    let items = (0..50)
+        .map(|k| item(k, 2, FeedbackKind::Impression, 0.0))
+        .chain((0..50).map(|k| item(k, 2, FeedbackKind::Click, 1.0)))
+        .collect();
+    first
+        .observe(&params, &feedback(items, Vec::new()))
+        .unwrap();
+    let forecast = |plugin: &Plugin, params: &[FieldValue]| {
+        plugin
+            .simulate(params, &rows(vec![1], Vec::new()), &context(1))
+            .unwrap()
+            .value
+    };
+    let learnt = forecast(&first, &params);
+    // Another instance of the same installation reads the same state.
+    let again = install_as("campaign");
+    assert_eq!(forecast(&again, &params), learnt);
+    // Beta(51, 1) against three Beta(1, 1): each of those wins 1 in 52.
+    assert!(
+        (learnt.actions[2].share - 49.0 / 52.0).abs() < 0.01,
+        "{learnt:?}"
+    );
+    // Another list of offers starts from the prior.
+    let other = again
+        .validate(&[param("actions", texts(&["x", "y"]))])
+        .unwrap();
+    let fresh = forecast(&again, &other);
+    assert!((fresh.actions[0].share - 0.5).abs() < 0.05, "{fresh:?}");
+}
+
+// --- Regret -----------------------------------------------------------------
+
+/// Click rates of the simulated environment, by action.
+const RATES: [f64; 4] = [0.02, 0.035, 0.05, 0.04];
+const ROUNDS: usize = 20_000;
+const PER_BATCH: usize = 100;
+const SEEDS: u64 = 8;
+
+/// The environment's own generator (SplitMix64), independent of the plugins'.
+struct Env(u64);
+
+impl Env {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Cumulative (pseudo-)regret of a plugin over [`ROUNDS`] decisions: fresh
+/// row keys, [`PER_BATCH`] at a time, then their impressions and clicks.
+fn plugin_regret(plugin: &Plugin, params: &[FieldValue], seed: u64) -> f64 {
+    let best = RATES.iter().copied().fold(0.0, f64::max);
+    let mut env = Env(seed.wrapping_mul(0xA076_1D64_78BD_642F) ^ 0xE703_7ED1_A0B4_28DB);
+    let mut regret = 0.0;
+    for round in 0..ROUNDS / PER_BATCH {
+        let first = (seed << 40) | (round * PER_BATCH) as u64;
+        let keys: Vec<u64> = (first..first + PER_BATCH as u64).collect();
+        let at = 1_780_000_000_000 + seed as i64 * 1_000_000_000 + round as i64 * 1_000;
+        let decisions = plugin
+            .decide(params, &rows(keys.clone(), Vec::new()), &context(at))
+            .unwrap()
+            .value;
+        let mut items = Vec::new();
+        for (key, decision) in keys.iter().zip(&decisions) {
+            let chosen = decision.ranked[0];
+            let rate = RATES[chosen.action as usize];
+            regret += best - rate;
+            let mut shown = item(*key, chosen.action, FeedbackKind::Impression, 0.0);
+            shown.propensity = chosen.propensity;
+            items.push(shown);
+            if env.uniform() < rate {
+                items.push(Feedback {
+                    kind: FeedbackKind::Click,
+                    reward: 1.0,
+                    ..shown
+                });
+            }
+        }
+        plugin
+            .observe(params, &feedback(items, Vec::new()))
+            .unwrap();
+    }
+    regret
+}
+
+/// Uniform random choice, natively: the regret of not learning at all.
+fn uniform_regret(seed: u64) -> f64 {
+    let best = RATES.iter().copied().fold(0.0, f64::max);
+    let mut env = Env(seed ^ 0x5555_5555);
+    (0..ROUNDS)
+        .map(|_| {
+            let a = ((env.uniform() * RATES.len() as f64) as usize).min(RATES.len() - 1);
+            best - RATES[a]
+        })
+        .sum()
+}
+
+/// The acceptance test of the Thompson plugin: over 20,000 rounds of an
+/// environment with known click rates, its cumulative regret is well below
+/// uniform random's on every seed, below epsilon-greedy's (epsilon 0.1) over
+/// the seeds together, and far below epsilon-greedy's worst seed.
+///
+/// Epsilon-greedy is not beaten seed by seed, and the margins are set from
+/// what was measured (the run is deterministic; it prints every figure).
+/// On a seed where its first greedy choices settle on the best offer,
+/// epsilon-greedy only pays for its 10% exploration (0.1 x the mean gap of
+/// 1.4 points x 20,000 = 27.5): about 30-45 here, as low as Thompson's
+/// 25-85, which must still tell 5% from 4% apart (a small divergence, so
+/// thousands of impressions). On a seed where it settles on the 4% offer it
+/// pays a point of click rate per round until exploration corrects it
+/// (217 on seed 1). Measured over 8 seeds: Thompson 0.08-0.31 of uniform;
+/// 0.70 of epsilon-greedy in total; worst seed 86 against 217.
+#[test]
+fn thompson_regret_is_below_uniform_random_and_epsilon_greedy() {
+    let runtime = runtime();
+    let mut thompson_total = 0.0;
+    let mut greedy_total = 0.0;
+    let mut thompson_worst = 0.0f64;
+    let mut greedy_worst = 0.0f64;
+    for seed in 0..SEEDS {
+        let (thompson, _, _) =
+            install_stateful(&runtime, plugins::THOMPSON, &format!("thompson-{seed}"));
+        let ts_params = thompson
+            .validate(&[param("actions", texts(&OFFERS))])
+            .unwrap();
+        let (greedy, _, _) =
+            install_stateful(&runtime, plugins::EPSILON_GREEDY, &format!("greedy-{seed}"));
+        let eg_params = greedy
+            .validate(&[
+                param("actions", texts(&OFFERS)),
+                param("epsilon", Value::Number(0.1)),
+            ])
+            .unwrap();
+        let ts = plugin_regret(&thompson, &ts_params, seed);
+        let eg = plugin_regret(&greedy, &eg_params, seed);
+        let uniform = uniform_regret(seed);
+        println!(
+            "seed {seed}: regret thompson {ts:.1}, epsilon-greedy {eg:.1}, uniform {uniform:.1} \
+             (thompson / uniform {:.2}, thompson / epsilon-greedy {:.2})",
+            ts / uniform,
+            ts / eg
+        );
+        assert!(ts < 0.6 * uniform, "seed {seed}: {ts} vs uniform {uniform}");
+        thompson_total += ts;
+        greedy_total += eg;
+        thompson_worst = thompson_worst.max(ts);
+        greedy_worst = greedy_worst.max(eg);
+    }
+    println!(
+        "all seeds: thompson {thompson_total:.1}, epsilon-greedy {greedy_total:.1} ({:.2}); \
+         worst seed: thompson {thompson_worst:.1}, epsilon-greedy {greedy_worst:.1}",
+        thompson_total / greedy_total
+    );
+    assert!(
+        thompson_total < 0.8 * greedy_total,
+        "thompson {thompson_total} vs epsilon-greedy {greedy_total}"
+    );
+    assert!(
+        thompson_worst < 0.6 * greedy_worst,
+        "worst seed: thompson {thompson_worst} vs epsilon-greedy {greedy_worst}"
+    );
 }
