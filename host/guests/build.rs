@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("RULES", "tessera_plugin_rules"),
     ("RFM", "tessera_plugin_rfm"),
     ("THOMPSON", "tessera_plugin_thompson"),
+    ("RULE_BASED", "tessera_plugin_rule_based"),
 ];
 
 fn main() {

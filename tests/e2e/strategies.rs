@@ -490,6 +490,85 @@ fn thompson_state_survives_reinstallation_and_is_per_action_list() {
     assert!((fresh.actions[0].share - 0.5).abs() < 0.05, "{fresh:?}");
 }
 
+#[test]
+fn rule_based_follows_the_first_matching_rule_with_propensity_one() {
+    let runtime = runtime();
+    let rules = install(&runtime, plugins::RULE_BASED, PluginKind::Strategy);
+    let params = rules
+        .validate(&[
+            param("rules", texts(&["vip=points", "lapsed=coupon"])),
+            param("default", Value::Text("newsletter".into())),
+        ])
+        .unwrap();
+    let names: Vec<String> = rules
+        .strategy_actions(&params)
+        .unwrap()
+        .value
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["points", "coupon", "newsletter"]);
+    assert_eq!(
+        rules.strategy_plan(&params).unwrap().value.segments,
+        ["vip", "lapsed"]
+    );
+
+    let batch = rows(
+        vec![1, 2, 3, 4],
+        vec![
+            booleans(&[true, false, true, false]),
+            booleans(&[true, true, false, false]),
+        ],
+    );
+    let out = rules.decide(&params, &batch, &context(1)).unwrap().value;
+    assert_contract(&out, 3, false);
+    let chosen: Vec<u32> = out.iter().map(|d| d.ranked[0].action).collect();
+    assert_eq!(chosen, [0, 1, 0, 2]);
+    for d in &out {
+        assert_eq!(d.ranked[0].propensity, 1.0);
+        assert!(d.ranked[1..].iter().all(|r| r.propensity == 0.0));
+    }
+    assert!(
+        out[1].explanation.contains("lapsed"),
+        "{}",
+        out[1].explanation
+    );
+    assert!(
+        out[3].explanation.contains("default"),
+        "{}",
+        out[3].explanation
+    );
+
+    let forecast = rules.simulate(&params, &batch, &context(1)).unwrap().value;
+    let shares: Vec<f64> = forecast.actions.iter().map(|a| a.share).collect();
+    assert_eq!(shares, [0.5, 0.25, 0.25]);
+
+    rules
+        .observe(
+            &params,
+            &feedback(vec![item(1, 2, FeedbackKind::Click, 1.0)], Vec::new()),
+        )
+        .unwrap();
+    let message = invalid_input(
+        rules
+            .observe(
+                &params,
+                &feedback(vec![item(1, 3, FeedbackKind::Click, 1.0)], Vec::new()),
+            )
+            .unwrap_err(),
+    );
+    assert!(message.contains("action 3"), "{message}");
+    // A rule naming an unknown offer is refused when the parameters are saved.
+    assert!(
+        rules
+            .validate(&[
+                param("rules", texts(&["vip=points"])),
+                param("actions", texts(&["coupon"])),
+            ])
+            .is_err()
+    );
+}
+
 // --- Regret -----------------------------------------------------------------
 
 /// Click rates of the simulated environment, by action.
