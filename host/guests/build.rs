@@ -22,6 +22,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("RFM", "tessera_plugin_rfm"),
     ("THOMPSON", "tessera_plugin_thompson"),
     ("RULE_BASED", "tessera_plugin_rule_based"),
+    ("LINUCB", "tessera_plugin_linucb"),
 ];
 
 fn main() {

@@ -569,6 +569,144 @@ fn rule_based_follows_the_first_matching_rule_with_propensity_one() {
     );
 }
 
+/// The greedy action of a decision: the one with the largest propensity.
+fn greedy(decision: &Decision) -> u32 {
+    decision
+        .ranked
+        .iter()
+        .max_by(|a, b| a.propensity.total_cmp(&b.propensity))
+        .unwrap()
+        .action
+}
+
+/// Trains a contextual strategy in rounds of 200 people whose feature
+/// `affinity` is 0 or 1: offer 0 is clicked by 70% of those with affinity
+/// 1 and 10% of the others, offer 1 the other way round, offer 2 by 5% of
+/// everyone.
+fn train_planted(plugin: &Plugin, params: &[FieldValue], rounds: u64) {
+    let rate = |action: u32, affinity: f64| match action {
+        0 => 0.1 + 0.6 * affinity,
+        1 => 0.7 - 0.6 * affinity,
+        _ => 0.05,
+    };
+    let mut env = Env(99);
+    for round in 0..rounds {
+        let keys: Vec<u64> = (round * 200..(round + 1) * 200).collect();
+        let affinity: Vec<f64> = keys.iter().map(|k| (k % 2) as f64).collect();
+        let decisions = plugin
+            .decide(
+                params,
+                &rows(keys.clone(), vec![numbers(&affinity)]),
+                &context(round as i64),
+            )
+            .unwrap()
+            .value;
+        let mut items = Vec::new();
+        let mut features = Vec::new();
+        for ((key, f), d) in keys.iter().zip(&affinity).zip(&decisions) {
+            let chosen = d.ranked[0];
+            items.push(item(*key, chosen.action, FeedbackKind::Impression, 0.0));
+            features.push(*f);
+            if env.uniform() < rate(chosen.action, *f) {
+                items.push(item(*key, chosen.action, FeedbackKind::Click, 1.0));
+                features.push(*f);
+            }
+        }
+        plugin
+            .observe(params, &feedback(items, vec![numbers(&features)]))
+            .unwrap();
+    }
+}
+
+#[test]
+fn linucb_learns_a_planted_linear_preference_and_keeps_an_epsilon_floor() {
+    let runtime = runtime();
+    let (linucb, state, scope) = install_stateful(&runtime, plugins::LINUCB, "linucb");
+    let params = linucb
+        .validate(&[
+            param("actions", texts(&["sport", "garden", "books"])),
+            param("features", texts(&["affinity"])),
+        ])
+        .unwrap();
+    let needs = linucb.strategy_plan(&params).unwrap().value;
+    assert_eq!(needs.fields.len(), 1);
+    assert_eq!(needs.fields[0].name, "affinity");
+    train_planted(&linucb, &params, 15);
+    let used = state.usage(&scope).unwrap();
+    // 3 offers x (2 x 2 + 2 + 1) f64, and the key.
+    assert_eq!(used, 3 * 7 * 8 + "linucb/".len() as u64 + 16 + 1 + 16);
+
+    let probe = rows(
+        vec![10_001, 10_002, 10_003],
+        vec![numbers(&[1.0, 0.0, f64::NAN])],
+    );
+    let out = linucb.decide(&params, &probe, &context(7)).unwrap().value;
+    assert_contract(&out, 3, true);
+    assert_eq!(greedy(&out[0]), 0, "affinity 1 prefers sport: {:?}", out[0]);
+    assert_eq!(
+        greedy(&out[1]),
+        1,
+        "affinity 0 prefers garden: {:?}",
+        out[1]
+    );
+    assert_eq!(greedy(&out[2]), 1, "a missing feature counts as 0");
+    for d in &out {
+        assert!(
+            d.explanation.contains("estimated rate"),
+            "{}",
+            d.explanation
+        );
+        for r in &d.ranked {
+            assert!(r.propensity >= 0.05 / 3.0 - 1e-12, "{r:?}");
+        }
+    }
+    // Over many rows, the greedy offer is shown about 1 - epsilon + epsilon / K.
+    let many = rows((0..3_000).collect(), vec![numbers(&vec![1.0; 3_000])]);
+    let decisions = linucb.decide(&params, &many, &context(8)).unwrap().value;
+    let shares = chosen_shares(&decisions, 3);
+    let expected = propensity_of(&decisions[0], 0);
+    assert!(
+        (shares[0] - expected).abs() < 0.02,
+        "{shares:?} vs {expected}"
+    );
+
+    // A new instance reads the same model; hostile feedback changes nothing.
+    let again = runtime
+        .install(
+            plugins::LINUCB,
+            InstallRequest {
+                state: state.clone(),
+                installation: "linucb".into(),
+                ..request(PluginKind::Strategy, Limits::default())
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        again.decide(&params, &probe, &context(7)).unwrap().value,
+        out
+    );
+    let version = state.version(&scope).unwrap();
+    for bad in [
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 3, FeedbackKind::Click, 1.0),
+        ],
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 1, FeedbackKind::Click, f64::NAN),
+        ],
+    ] {
+        let n = bad.len();
+        invalid_input(
+            linucb
+                .observe(&params, &feedback(bad, vec![numbers(&vec![1.0; n])]))
+                .unwrap_err(),
+        );
+    }
+    assert_eq!(state.version(&scope).unwrap(), version);
+    assert_eq!(state.usage(&scope).unwrap(), used);
+}
+
 // --- Regret -----------------------------------------------------------------
 
 /// Click rates of the simulated environment, by action.

@@ -75,15 +75,99 @@ pub fn actions_key(base: &str, actions: &[ActionSpec], defaults: &[(&str, &str)]
     if is_default {
         return base.to_string();
     }
-    // FNV-1a over the names, each ended by a 0 byte: stable across builds.
+    format!(
+        "{base}/{:016x}",
+        names_hash(actions.iter().map(|a| a.name.as_str()))
+    )
+}
+
+/// FNV-1a over names, each ended by a 0 byte: stable across builds and
+/// platforms, so it can name state.
+pub fn names_hash<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for action in actions {
-        for byte in action.name.bytes().chain([0]) {
+    for name in names {
+        for byte in name.bytes().chain([0]) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{base}/{hash:016x}")
+    hash
+}
+
+/// At most this many features a contextual strategy reads (33 dimensions
+/// with the intercept).
+pub const MAX_FEATURES: usize = 32;
+
+/// The text-list parameter `features`: numeric traits, each named once, at
+/// most [`MAX_FEATURES`].
+pub fn features_from(params: &Params) -> Result<Vec<String>, Error> {
+    let features = optional_list(params, "features")?;
+    if features.len() > MAX_FEATURES {
+        return Err(Error::config(format!(
+            "parameter `features` names {} traits; at most {MAX_FEATURES} are allowed",
+            features.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in features {
+        if name.is_empty() || name.len() > 256 || !seen.insert(name.as_str()) {
+            return Err(Error::config(format!(
+                "parameter `features`: `{name}` is empty, too long or named twice"
+            )));
+        }
+    }
+    Ok(features.to_vec())
+}
+
+/// The columns a contextual strategy plans: one `number` field per feature.
+pub fn plan_features(features: &[String]) -> Needs {
+    features.iter().fold(Needs::new(), |needs, name| {
+        needs.field(name, ValueKind::Number, FieldClass::Standard)
+    })
+}
+
+/// Each row's context vector: 1 (the intercept), then each feature's value;
+/// a missing or non-finite value counts as 0.
+pub fn contexts(batch: &Batch, features: &[String]) -> Result<Vec<Vec<f64>>, Error> {
+    let columns = features
+        .iter()
+        .map(|name| batch.field(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..batch.rows())
+        .map(|row| {
+            std::iter::once(1.0)
+                .chain(
+                    columns
+                        .iter()
+                        .map(|c| c.number(row).filter(|v| v.is_finite()).unwrap_or(0.0)),
+                )
+                .collect()
+        })
+        .collect())
+}
+
+/// Epsilon-floor propensities: the greedy action gets 1 - epsilon +
+/// epsilon / K, every other epsilon / K.
+pub fn epsilon_propensity(epsilon: f64, actions: usize, greedy: usize, action: usize) -> f64 {
+    let explore = epsilon / actions as f64;
+    if action == greedy {
+        1.0 - epsilon + explore
+    } else {
+        explore
+    }
+}
+
+/// With probability `epsilon` a uniformly random action, else `greedy`,
+/// drawn from `rng`; returns the action and whether it explored.
+pub fn epsilon_choice(rng: &mut Rng, epsilon: f64, actions: usize, greedy: usize) -> (usize, bool) {
+    if rng.uniform() < epsilon {
+        (
+            ((rng.uniform() * actions as f64) as usize).min(actions - 1),
+            true,
+        )
+    } else {
+        (greedy, false)
+    }
 }
 
 /// The text-list parameter `name`, or an empty list when it is absent.
