@@ -23,6 +23,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("THOMPSON", "tessera_plugin_thompson"),
     ("RULE_BASED", "tessera_plugin_rule_based"),
     ("LINUCB", "tessera_plugin_linucb"),
+    ("PROPENSITY", "tessera_plugin_propensity"),
 ];
 
 fn main() {

@@ -707,6 +707,66 @@ fn linucb_learns_a_planted_linear_preference_and_keeps_an_epsilon_floor() {
     assert_eq!(state.usage(&scope).unwrap(), used);
 }
 
+#[test]
+fn propensity_ranks_by_predicted_success_times_value_with_known_propensities() {
+    let runtime = runtime();
+    let (model, state, scope) = install_stateful(&runtime, plugins::PROPENSITY, "propensity");
+    let offers = [
+        param("actions", texts(&["sport", "garden", "books"])),
+        param("features", texts(&["affinity"])),
+    ];
+    let params = model.validate(&offers).unwrap();
+    assert_eq!(
+        model.strategy_plan(&params).unwrap().value.fields[0].name,
+        "affinity"
+    );
+    train_planted(&model, &params, 30);
+    let used = state.usage(&scope).unwrap();
+
+    let probe = rows(vec![20_001, 20_002], vec![numbers(&[1.0, 0.0])]);
+    let out = model.decide(&params, &probe, &context(9)).unwrap().value;
+    assert_contract(&out, 3, true);
+    assert_eq!(greedy(&out[0]), 0, "affinity 1 prefers sport: {:?}", out[0]);
+    assert_eq!(
+        greedy(&out[1]),
+        1,
+        "affinity 0 prefers garden: {:?}",
+        out[1]
+    );
+    assert!(
+        out[0].explanation.contains("predicted success"),
+        "{}",
+        out[0].explanation
+    );
+
+    // Worth enough, books (5% for everyone) becomes the best offer.
+    let mut valued = offers.to_vec();
+    valued.push(param("values", texts(&["books=30"])));
+    let valued = model.validate(&valued).unwrap();
+    let out = model.decide(&valued, &probe, &context(9)).unwrap().value;
+    assert_eq!((greedy(&out[0]), greedy(&out[1])), (2, 2), "{out:?}");
+
+    // Hostile feedback is refused whole.
+    for bad in [
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 7, FeedbackKind::Click, 1.0),
+        ],
+        vec![
+            item(1, 0, FeedbackKind::Impression, 0.0),
+            item(1, 1, FeedbackKind::Click, f64::NAN),
+        ],
+    ] {
+        let n = bad.len();
+        invalid_input(
+            model
+                .observe(&params, &feedback(bad, vec![numbers(&vec![1.0; n])]))
+                .unwrap_err(),
+        );
+    }
+    assert_eq!(state.usage(&scope).unwrap(), used);
+}
+
 // --- Regret -----------------------------------------------------------------
 
 /// Click rates of the simulated environment, by action.
