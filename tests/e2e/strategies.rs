@@ -153,6 +153,11 @@ fn a_planned_strategy_takes_its_actions_and_columns_from_its_parameters() {
         ["loyalty"]
     );
     assert_eq!(needs.segments, ["vip"]);
+    assert_eq!(
+        probe.plan(&params).unwrap().value,
+        needs,
+        "the generic plan serves a planned strategy's columns"
+    );
 
     // The batch carries the planned columns: the field, then the membership.
     let batch = rows(

@@ -731,8 +731,9 @@ impl Plugin {
     }
 
     /// The columns a call with these parameters gets: the plugin's plan if
-    /// it exports `tessera:plan/segment-plan`, else, without a call, the
-    /// fields and aggregates of its manifest. `params` are the resolved
+    /// it exports `tessera:plan/segment-plan` (or, for a strategy,
+    /// `tessera:strategy/campaign-plan`), else, without a call, the fields
+    /// and aggregates of its manifest. `params` are the resolved
     /// parameters [`Plugin::validate`] returns. A plan runs in the sandbox
     /// like any call (limits, fuel, traps counted towards quarantine), and
     /// one that breaks the rules (too many columns, names empty or
@@ -744,11 +745,18 @@ impl Plugin {
 
     /// [`Plugin::plan`] in `scope`: the plugin may learn the kinds of the
     /// traits `scope` holds ([`CallScope::with_trait_kinds`]).
+    ///
+    /// A strategy that exports `tessera:strategy/campaign-plan` is asked
+    /// through it ([`Plugin::strategy_plan`]), so a caller that builds every
+    /// plugin's batches from this plan serves planned strategies too.
     pub fn plan_with(
         &self,
         params: &[FieldValue],
         scope: &CallScope,
     ) -> Result<Called<Needs>, CallError> {
+        if self.inner.campaign.is_some() {
+            return self.strategy_plan(params);
+        }
         let Some(pre) = &self.inner.plan else {
             return Ok(Called {
                 value: Needs::declared(&self.info.manifest),
