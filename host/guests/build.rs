@@ -20,6 +20,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("REST_PULL", "tessera_plugin_rest_pull"),
     ("RULES", "tessera_plugin_rules"),
     ("RFM", "tessera_plugin_rfm"),
+    ("THOMPSON", "tessera_plugin_thompson"),
+    ("RULE_BASED", "tessera_plugin_rule_based"),
+    ("LINUCB", "tessera_plugin_linucb"),
+    ("PROPENSITY", "tessera_plugin_propensity"),
 ];
 
 fn main() {

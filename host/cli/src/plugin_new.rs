@@ -73,6 +73,10 @@ const SDK: &[(&str, &str)] = &[
         "wit-plan/plan.wit",
         include_str!("../../../wit/plan/v0.1/plan.wit"),
     ),
+    (
+        "wit-strategy/strategy.wit",
+        include_str!("../../../wit/strategy/v0.1/strategy.wit"),
+    ),
 ];
 
 fn template(kind: PluginKind) -> &'static str {

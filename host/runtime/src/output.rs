@@ -28,6 +28,10 @@ pub const MAX_QUERY_NAME: usize = 512;
 pub const MAX_QUERY_SUMS: usize = 16;
 /// The longest window a planned query may have, in ms (100 years of days).
 pub const MAX_WINDOW_MS: i64 = MAX_WINDOW_DAYS as i64 * 86_400_000;
+/// At most this many actions for a strategy to choose among.
+pub const MAX_ACTIONS: usize = 1024;
+/// The longest action name, in bytes.
+pub const MAX_ACTION_NAME: usize = 256;
 
 /// Approximate bytes a lifted value occupies: what the host had to copy out.
 pub(crate) trait OutputSize {
@@ -424,6 +428,38 @@ fn check_segments(segments: &[String]) -> Result<(), String> {
 
 /// Strategy decisions: one per row, each ranking known actions without
 /// repeats, with finite scores and propensities within 0..=1.
+/// The actions a strategy chooses among, declared (`actions`) or planned
+/// for a campaign's parameters (`tessera:strategy/campaign-plan`): at least
+/// one, at most [`MAX_ACTIONS`], names non-empty, at most
+/// [`MAX_ACTION_NAME`] bytes and not repeated.
+pub(crate) fn check_actions(actions: &[ActionSpec]) -> Result<(), String> {
+    if actions.is_empty() {
+        return Err("the strategy declares no actions".into());
+    }
+    if actions.len() > MAX_ACTIONS {
+        return Err(format!(
+            "the strategy declares {} actions; at most {MAX_ACTIONS} are allowed",
+            actions.len()
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for action in actions {
+        if action.name.len() > MAX_ACTION_NAME {
+            return Err(format!(
+                "an action's name is over {MAX_ACTION_NAME} bytes ({} bytes)",
+                action.name.len()
+            ));
+        }
+        if action.name.is_empty() || !names.insert(action.name.as_str()) {
+            return Err(format!(
+                "action `{}` is empty or declared twice",
+                action.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_decisions(out: &[Decision], rows: u32, actions: usize) -> Result<(), String> {
     if out.len() != rows as usize {
         return Err(format!("{} decisions for {rows} rows", out.len()));
@@ -699,6 +735,42 @@ mod tests {
                 .map(|i| format!("s{i}"))
                 .collect())
             .contains("asks for 257 segments; at most 256")
+        );
+    }
+
+    #[test]
+    fn action_lists_must_be_non_empty_bounded_and_named_once() {
+        let actions = |names: Vec<String>| -> Vec<ActionSpec> {
+            names
+                .into_iter()
+                .map(|name| ActionSpec {
+                    name,
+                    description: String::new(),
+                })
+                .collect()
+        };
+        assert!(check_actions(&actions(vec!["a".into(), "b".into()])).is_ok());
+        assert!(check_actions(&[]).unwrap_err().contains("no actions"));
+        assert!(
+            check_actions(&actions(vec!["a".into(), "a".into()]))
+                .unwrap_err()
+                .contains("declared twice")
+        );
+        assert!(
+            check_actions(&actions(vec![String::new()]))
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            check_actions(&actions(vec!["x".repeat(MAX_ACTION_NAME + 1)]))
+                .unwrap_err()
+                .contains("over 256 bytes")
+        );
+        let many = (0..=MAX_ACTIONS).map(|i| format!("a{i}")).collect();
+        assert!(
+            check_actions(&actions(many))
+                .unwrap_err()
+                .contains("1025 actions; at most 1024")
         );
     }
 }

@@ -2,7 +2,7 @@
 //! fresh `Store` from the plugin's pre-instantiated component, with its
 //! limits, fuel budget and epoch deadline, and returns its result with its cost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,11 +19,14 @@ use crate::api::strategy::StrategyPre;
 use crate::api::types::{self, FieldValue, Manifest, ProfileBatch, ValueKind};
 use crate::api::{host, http, records, segments, state, strategies};
 use crate::bindings::plan_v0_1::{self as plan_api, Needs, PlannedSegmentPre};
+use crate::bindings::strategy_v0_1::{self as strategy_api, PlannedStrategyPre};
 use crate::call::{Called, Cost, Failure, classify};
 use crate::host::{HostLimit, HostState, StateTxn};
 use crate::manifest::{check_manifest, resolve_params};
 use crate::outbound::{Outbound, OutboundCall};
-use crate::output::{OutputSize, check_decisions, check_forecast, check_memberships, check_needs};
+use crate::output::{
+    OutputSize, check_actions, check_decisions, check_forecast, check_memberships, check_needs,
+};
 use crate::quarantine::Health;
 use crate::runtime::RuntimeInner;
 use crate::{
@@ -165,13 +168,18 @@ pub struct PluginInfo {
     pub kind: PluginKind,
     pub wit_version: WitVersion,
     pub manifest: Manifest,
-    /// Strategy plugins: the actions they choose among.
+    /// Strategy plugins: the actions they choose among (with default
+    /// parameters, for one that plans them: see [`Plugin::strategy_actions`]).
     pub actions: Vec<ActionSpec>,
     /// Connector plugins: which of parse / pull / deliver they serve.
     pub modes: Option<Modes>,
     /// Segment plugins: whether the component exports
     /// `tessera:plan/segment-plan`, so [`Plugin::plan`] asks it for the
     /// columns of each set of parameters (else the manifest's serve all).
+    /// Strategy plugins: whether it exports `tessera:strategy/campaign-plan`,
+    /// so [`Plugin::strategy_actions`] and [`Plugin::strategy_plan`] ask it
+    /// for the actions and columns of each set of parameters (else its
+    /// `actions()` and its manifest's columns serve all).
     pub plans: bool,
     /// SHA-256 of the component bytes, hex.
     pub content_hash: String,
@@ -273,6 +281,12 @@ struct Sandbox {
     pre: Pre,
     /// The `tessera:plan/segment-plan` export of a segment that has one.
     plan: Option<PlannedSegmentPre<HostState>>,
+    /// The `tessera:strategy/campaign-plan` export of a strategy that has one.
+    campaign: Option<PlannedStrategyPre<HostState>>,
+    /// How many actions a planned strategy chooses among, for the last few
+    /// sets of parameters it was asked about: decisions and forecasts are
+    /// checked against it. The answer is a function of the parameters.
+    action_counts: Mutex<VecDeque<(Vec<FieldValue>, usize)>>,
     limits: Limits,
     grants: Grants,
     state: Arc<dyn StateStore>,
@@ -333,6 +347,14 @@ fn check_imports(
             let interface = rest.split('@').next().unwrap_or(rest);
             match (interface, kind) {
                 ("schema", PluginKind::Segment) if name == plan_api::SCHEMA => continue,
+                // `tessera:strategy/planned-strategy` uses its `needs`; the
+                // instance the host links has no function, so a component
+                // that imports `plan` from it fails to link.
+                ("segment-plan", PluginKind::Strategy)
+                    if name == strategy_api::SEGMENT_PLAN_TYPES =>
+                {
+                    continue;
+                }
                 ("schema", PluginKind::Segment) => {
                     return Err(refuse(
                         name,
@@ -430,6 +452,58 @@ fn plan_export(
         .map_err(|e| refuse(first, format!("{e:#}")))
 }
 
+/// The campaign-plan capability a component exports, if any, type-checked:
+/// only a strategy may export it, and only in a version this host serves.
+/// A strategy that exports none is served from its `actions()` and its
+/// manifest, as before.
+fn campaign_export(
+    component: &Component,
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+    instance_pre: &InstancePre<HostState>,
+) -> Result<Option<PlannedStrategyPre<HostState>>, InstallError> {
+    let exported: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| {
+            name.strip_prefix(strategy_api::PACKAGE)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .collect();
+    let refuse = |export: &str, detail: String| InstallError::PlanExport {
+        export: export.to_string(),
+        detail,
+    };
+    let Some(first) = exported.first() else {
+        return Ok(None);
+    };
+    if kind != PluginKind::Strategy {
+        return Err(refuse(
+            first,
+            format!(
+                "only strategy plugins plan their actions for a campaign, and this is a {} plugin",
+                kind.as_str()
+            ),
+        ));
+    }
+    if let Some(other) = exported
+        .iter()
+        .find(|name| *name != strategy_api::CAMPAIGN_PLAN)
+    {
+        return Err(refuse(
+            other,
+            format!(
+                "this host serves {}; rebuild the plugin with an SDK for a served version",
+                strategy_api::CAMPAIGN_PLAN
+            ),
+        ));
+    }
+    PlannedStrategyPre::new(instance_pre.clone())
+        .map(Some)
+        .map_err(|e| refuse(first, format!("{e:#}")))
+}
+
 fn linker_for(
     engine: &wasmtime::Engine,
     kind: PluginKind,
@@ -444,6 +518,10 @@ fn linker_for(
     strategies::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     if kind == PluginKind::Segment {
         plan_api::schema::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    }
+    if kind == PluginKind::Strategy {
+        // Types only (see `check_imports`): no function is defined in it.
+        linker.instance(strategy_api::SEGMENT_PLAN_TYPES)?;
     }
     if grants.state_quota > 0 {
         state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -508,12 +586,15 @@ impl Plugin {
         // After the world's own check, so that a component of another world
         // is refused with what it is missing.
         let plan = plan_export(&component, engine, kind, &instance_pre)?;
+        let campaign = campaign_export(&component, engine, kind, &instance_pre)?;
         let content_hash = hex::encode(ComponentCache::content_hash(bytes));
         let health = Health::new(runtime.quarantine.clone());
         let mut sandbox = Sandbox {
             runtime,
             pre,
             plan,
+            campaign,
+            action_counts: Mutex::new(VecDeque::new()),
             limits,
             grants,
             state,
@@ -579,7 +660,7 @@ impl Plugin {
             manifest,
             actions,
             modes,
-            plans: sandbox.plan.is_some(),
+            plans: sandbox.plan.is_some() || sandbox.campaign.is_some(),
             content_hash,
             compiled,
         };
@@ -672,8 +753,9 @@ impl Plugin {
     }
 
     /// The columns a call with these parameters gets: the plugin's plan if
-    /// it exports `tessera:plan/segment-plan`, else, without a call, the
-    /// fields and aggregates of its manifest. `params` are the resolved
+    /// it exports `tessera:plan/segment-plan` (or, for a strategy,
+    /// `tessera:strategy/campaign-plan`), else, without a call, the fields
+    /// and aggregates of its manifest. `params` are the resolved
     /// parameters [`Plugin::validate`] returns. A plan runs in the sandbox
     /// like any call (limits, fuel, traps counted towards quarantine), and
     /// one that breaks the rules (too many columns, names empty or
@@ -685,11 +767,18 @@ impl Plugin {
 
     /// [`Plugin::plan`] in `scope`: the plugin may learn the kinds of the
     /// traits `scope` holds ([`CallScope::with_trait_kinds`]).
+    ///
+    /// A strategy that exports `tessera:strategy/campaign-plan` is asked
+    /// through it ([`Plugin::strategy_plan`]), so a caller that builds every
+    /// plugin's batches from this plan serves planned strategies too.
     pub fn plan_with(
         &self,
         params: &[FieldValue],
         scope: &CallScope,
     ) -> Result<Called<Needs>, CallError> {
+        if self.inner.campaign.is_some() {
+            return self.strategy_plan(params);
+        }
         let Some(pre) = &self.inner.plan else {
             return Ok(Called {
                 value: Needs::declared(&self.info.manifest),
@@ -709,6 +798,87 @@ impl Plugin {
             },
             check_needs,
         )
+    }
+
+    /// Strategy: the actions a campaign with these parameters chooses among,
+    /// the ones decisions, feedback and forecasts index. A strategy that
+    /// exports `tessera:strategy/campaign-plan` is asked (in the sandbox,
+    /// like any call); one that does not answers, without a call, the
+    /// actions it declared at install. `params` are the resolved parameters
+    /// [`Plugin::validate`] returns. A list that breaks the rules (empty,
+    /// over 1,024 actions, names empty, too long or repeated) is a
+    /// [`CallError::InvalidOutput`] naming what is wrong.
+    pub fn strategy_actions(
+        &self,
+        params: &[FieldValue],
+    ) -> Result<Called<Vec<ActionSpec>>, CallError> {
+        if !matches!(self.inner.pre, Pre::Strategy(_)) {
+            return Err(self.unsupported("actions"));
+        }
+        let Some(pre) = &self.inner.campaign else {
+            return Ok(Called {
+                value: self.info.actions.clone(),
+                cost: Cost::default(),
+                logs: Vec::new(),
+                logs_dropped: 0,
+            });
+        };
+        let called = self.inner.run(
+            0,
+            now_ms(),
+            |s| {
+                pre.instantiate(&mut *s)?
+                    .tessera_strategy_campaign_plan()
+                    .call_actions(&mut *s, params)
+            },
+            |out| check_actions(out),
+        )?;
+        self.inner.remember_actions(params, called.value.len());
+        Ok(called)
+    }
+
+    /// Strategy: the columns decide, observe and simulate batches carry for
+    /// these parameters. A strategy that exports
+    /// `tessera:strategy/campaign-plan` is asked, and its answer checked
+    /// with the rules of [`Plugin::plan`]; one that does not answers,
+    /// without a call, the fields and aggregates of its manifest.
+    pub fn strategy_plan(&self, params: &[FieldValue]) -> Result<Called<Needs>, CallError> {
+        if !matches!(self.inner.pre, Pre::Strategy(_)) {
+            return Err(self.unsupported("plan"));
+        }
+        let Some(pre) = &self.inner.campaign else {
+            return Ok(Called {
+                value: Needs::declared(&self.info.manifest),
+                cost: Cost::default(),
+                logs: Vec::new(),
+                logs_dropped: 0,
+            });
+        };
+        self.inner.run(
+            0,
+            now_ms(),
+            |s| {
+                Ok(pre
+                    .instantiate(&mut *s)?
+                    .tessera_strategy_campaign_plan()
+                    .call_plan(&mut *s, params)?
+                    .map(Needs::from))
+            },
+            check_needs,
+        )
+    }
+
+    /// How many actions a decision or forecast with these parameters may
+    /// index: asked of a planned strategy (once for the same parameters,
+    /// while they are among the last few asked about), else the declared.
+    fn action_count(&self, params: &[FieldValue]) -> Result<usize, CallError> {
+        if self.inner.campaign.is_none() {
+            return Ok(self.info.actions.len());
+        }
+        if let Some(count) = self.inner.remembered_actions(params) {
+            return Ok(count);
+        }
+        Ok(self.strategy_actions(params)?.value.len())
     }
 
     /// Segment: evaluates a batch of profile views.
@@ -800,7 +970,7 @@ impl Plugin {
         let Pre::Strategy(pre) = &self.inner.pre else {
             return Err(self.unsupported("decide"));
         };
-        let actions = self.info.actions.len();
+        let actions = self.action_count(params)?;
         self.inner.run_scoped(
             scope,
             u64::from(batch.rows),
@@ -865,7 +1035,7 @@ impl Plugin {
         let Pre::Strategy(pre) = &self.inner.pre else {
             return Err(self.unsupported("simulate"));
         };
-        let actions = self.info.actions.len();
+        let actions = self.action_count(params)?;
         self.inner.run_scoped(
             scope,
             u64::from(batch.rows),
@@ -938,23 +1108,33 @@ impl Plugin {
     }
 }
 
-fn check_actions(actions: &[ActionSpec]) -> Result<(), String> {
-    if actions.is_empty() {
-        return Err("the strategy declares no actions".into());
-    }
-    let mut names = std::collections::HashSet::new();
-    for action in actions {
-        if action.name.is_empty() || !names.insert(action.name.as_str()) {
-            return Err(format!(
-                "action `{}` is empty or declared twice",
-                action.name
-            ));
-        }
-    }
-    Ok(())
-}
+/// Sets of parameters whose action count a planned strategy remembers.
+const REMEMBERED_ACTION_LISTS: usize = 32;
 
 impl Sandbox {
+    fn remembered_actions(&self, params: &[FieldValue]) -> Option<usize> {
+        let counts = self
+            .action_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts
+            .iter()
+            .find(|(p, _)| p.as_slice() == params)
+            .map(|(_, count)| *count)
+    }
+
+    fn remember_actions(&self, params: &[FieldValue], count: usize) {
+        let mut counts = self
+            .action_counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts.retain(|(p, _)| p.as_slice() != params);
+        if counts.len() == REMEMBERED_ACTION_LISTS {
+            counts.pop_front();
+        }
+        counts.push_back((params.to_vec(), count));
+    }
+
     fn describe(&self) -> Result<Called<Manifest>, CallError> {
         for_each_world!(&self.pre, pre => self.run(
             0,

@@ -1,70 +1,68 @@
-//! `epsilon-greedy`: a multi-armed bandit over a fixed list of offers. With
-//! probability epsilon it explores (a uniformly random offer), otherwise it
-//! exploits the offer with the best mean reward so far. Rewards live in the
-//! plugin's host-held state, so any instance can serve any call.
+//! `epsilon-greedy`: a multi-armed bandit over the campaign's offers (by
+//! default four). With probability epsilon it explores (a uniformly random
+//! offer), otherwise it exploits the offer with the best mean reward so far.
+//! Rewards live in the plugin's host-held state, so any instance can serve
+//! any call: under `arms` for the default offers, under `arms/<hash of the
+//! names>` for others, one (pulls, summed reward) pair of little-endian f64
+//! per offer, in the order of `actions`.
 
 use tessera_sdk::prelude::*;
 use tessera_sdk::state;
+use tessera_strategy_kit as kit;
 
 struct EpsilonGreedy;
 
-const ACTIONS: [(&str, &str); 4] = [
+const ACTIONS: &[(&str, &str)] = &[
     ("discount_10", "10% off the next purchase"),
     ("free_shipping", "Free shipping on the next order"),
     ("double_points", "Double loyalty points for a week"),
     ("no_offer", "No offer (baseline)"),
 ];
 
-const STATS_KEY: &str = "arms";
-
 /// Pulls and summed reward per action, kept in plugin state as little-endian f64 pairs.
 #[derive(Debug, Clone, PartialEq)]
 struct Arms {
-    pulls: [f64; ACTIONS.len()],
-    reward: [f64; ACTIONS.len()],
+    key: String,
+    pulls: Vec<f64>,
+    reward: Vec<f64>,
 }
 
 impl Arms {
-    fn load() -> Result<Self, Error> {
-        let mut arms = Arms {
-            pulls: [0.0; ACTIONS.len()],
-            reward: [0.0; ACTIONS.len()],
+    fn load(actions: &[ActionSpec]) -> Result<Self, Error> {
+        let key = kit::actions_key("arms", actions, ACTIONS);
+        let k = actions.len();
+        let Some(bytes) = state::get(&key) else {
+            return Ok(Arms {
+                key,
+                pulls: vec![0.0; k],
+                reward: vec![0.0; k],
+            });
         };
-        let Some(bytes) = state::get(STATS_KEY) else {
-            return Ok(arms);
-        };
-        if bytes.len() != ACTIONS.len() * 16 {
-            return Err(Error::internal(format!(
-                "stored arm statistics have {} bytes, expected {}",
-                bytes.len(),
-                ACTIONS.len() * 16
-            )));
-        }
-        for (i, chunk) in bytes.chunks_exact(16).enumerate() {
-            arms.pulls[i] = f64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
-            arms.reward[i] = f64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
-        }
-        Ok(arms)
+        let pairs = kit::decode(&bytes, 2 * k, "arm statistics")?;
+        Ok(Arms {
+            key,
+            pulls: pairs.iter().step_by(2).copied().collect(),
+            reward: pairs.iter().skip(1).step_by(2).copied().collect(),
+        })
     }
 
     fn save(&self) -> Result<(), Error> {
-        let mut bytes = Vec::with_capacity(ACTIONS.len() * 16);
-        for i in 0..ACTIONS.len() {
-            bytes.extend_from_slice(&self.pulls[i].to_le_bytes());
-            bytes.extend_from_slice(&self.reward[i].to_le_bytes());
-        }
-        state::put(STATS_KEY, &bytes)
+        let pairs: Vec<f64> = self
+            .pulls
+            .iter()
+            .zip(&self.reward)
+            .flat_map(|(p, r)| [*p, *r])
+            .collect();
+        state::put(&self.key, &kit::encode(&pairs))
     }
 
     /// Mean reward per action; unexplored actions count as 0.
-    fn means(&self) -> [f64; ACTIONS.len()] {
-        std::array::from_fn(|i| {
-            if self.pulls[i] > 0.0 {
-                self.reward[i] / self.pulls[i]
-            } else {
-                0.0
-            }
-        })
+    fn means(&self) -> Vec<f64> {
+        self.pulls
+            .iter()
+            .zip(&self.reward)
+            .map(|(p, r)| if *p > 0.0 { r / p } else { 0.0 })
+            .collect()
     }
 
     /// The action to exploit: an action never shown yet (so every offer gets
@@ -74,8 +72,7 @@ impl Arms {
         if let Some(untried) = self.pulls.iter().position(|p| *p == 0.0) {
             return untried;
         }
-        let means = self.means();
-        (0..ACTIONS.len()).fold(0, |best, i| if means[i] > means[best] { i } else { best })
+        kit::argmax(&self.means())
     }
 }
 
@@ -95,9 +92,11 @@ impl Strategy for EpsilonGreedy {
         Manifest::new(
             "epsilon-greedy",
             "0.1.0",
-            "Chooses among four offers: explores with probability epsilon, otherwise \
-             exploits the offer with the best mean reward observed so far.",
+            "Chooses among the campaign's offers (by default four): explores with \
+             probability epsilon, otherwise exploits the offer with the best mean reward \
+             observed so far.",
         )
+        .param(kit::actions_param(ACTIONS))
         .param(
             ParamSpec::number("epsilon", "Probability of exploring a random offer")
                 .range(0.0, 1.0)
@@ -108,27 +107,26 @@ impl Strategy for EpsilonGreedy {
     }
 
     fn actions() -> Vec<ActionSpec> {
-        ACTIONS
-            .iter()
-            .map(|(name, description)| ActionSpec {
-                name: (*name).into(),
-                description: (*description).into(),
-            })
-            .collect()
+        kit::actions_from(&Params::default(), ACTIONS).expect("the default actions")
+    }
+
+    fn actions_for(params: &Params) -> Result<Vec<ActionSpec>, Error> {
+        kit::actions_from(params, ACTIONS)
     }
 
     fn validate(params: &Params) -> Result<(), Error> {
+        kit::actions_from(params, ACTIONS)?;
         epsilon(params).map(|_| ())
     }
 
     fn decide(params: &Params, batch: &Batch, context: &Context) -> Result<Vec<Decision>, Error> {
         let epsilon = epsilon(params)?;
-        let arms = Arms::load()?;
+        let actions = kit::actions_from(params, ACTIONS)?;
+        let arms = Arms::load(&actions)?;
         let means = arms.means();
         let best = arms.best();
-        let k = ACTIONS.len() as f64;
-        let mut order: Vec<usize> = (0..ACTIONS.len()).collect();
-        order.sort_by(|a, b| means[*b].total_cmp(&means[*a]).then(a.cmp(b)));
+        let k = actions.len() as f64;
+        let order = kit::order_desc(&means);
 
         Ok(batch
             .keys()
@@ -136,7 +134,7 @@ impl Strategy for EpsilonGreedy {
             .map(|key| {
                 let explore = draw(*key, context.at, 1) < epsilon;
                 let chosen = if explore {
-                    ((draw(*key, context.at, 2) * k) as usize).min(ACTIONS.len() - 1)
+                    ((draw(*key, context.at, 2) * k) as usize).min(actions.len() - 1)
                 } else {
                     best
                 };
@@ -159,11 +157,11 @@ impl Strategy for EpsilonGreedy {
                         .map(|a| RankedAction::new(*a as u32, means[*a], propensity(*a))),
                 );
                 let explanation = if explore {
-                    format!("explored {} (epsilon {epsilon})", ACTIONS[chosen].0)
+                    format!("explored {} (epsilon {epsilon})", actions[chosen].name)
                 } else {
                     format!(
                         "exploited {}: best mean reward {:.4} over {} observations",
-                        ACTIONS[chosen].0, means[chosen], arms.pulls[chosen]
+                        actions[chosen].name, means[chosen], arms.pulls[chosen]
                     )
                 };
                 Decision {
@@ -174,20 +172,12 @@ impl Strategy for EpsilonGreedy {
             .collect())
     }
 
-    fn observe(_params: &Params, feedback: &[Feedback], _profiles: &Batch) -> Result<(), Error> {
-        let mut arms = Arms::load()?;
+    fn observe(params: &Params, feedback: &[Feedback], _profiles: &Batch) -> Result<(), Error> {
+        let actions = kit::actions_from(params, ACTIONS)?;
+        kit::check_feedback(feedback, actions.len())?;
+        let mut arms = Arms::load(&actions)?;
         for item in feedback {
             let arm = item.action as usize;
-            if arm >= ACTIONS.len() {
-                return Err(Error::input(format!(
-                    "feedback names action {arm}, which does not exist"
-                )));
-            }
-            if !item.reward.is_finite() {
-                return Err(Error::input(format!(
-                    "feedback for action {arm} has a non-finite reward"
-                )));
-            }
             match item.kind {
                 FeedbackKind::Impression => arms.pulls[arm] += 1.0,
                 FeedbackKind::Click | FeedbackKind::Conversion | FeedbackKind::Revenue => {
@@ -200,11 +190,11 @@ impl Strategy for EpsilonGreedy {
 
     fn simulate(params: &Params, batch: &Batch, _context: &Context) -> Result<Forecast, Error> {
         let epsilon = epsilon(params)?;
-        let arms = Arms::load()?;
+        let arms = Arms::load(&kit::actions_from(params, ACTIONS)?)?;
         let means = arms.means();
         let best = arms.best();
-        let k = ACTIONS.len() as f64;
-        let actions: Vec<ActionForecast> = (0..ACTIONS.len())
+        let k = means.len() as f64;
+        let actions: Vec<ActionForecast> = (0..means.len())
             .map(|a| ActionForecast {
                 action: a as u32,
                 share: if a == best {

@@ -8,6 +8,13 @@
 //! loaded after `wit`, on which it depends): the `segment` world plus the
 //! `segment-plan` export, so every Rust segment plugin can plan its columns
 //! from its parameters ([`crate::Segment::plan`]).
+//!
+//! Strategies are built for `tessera:strategy/planned-strategy@0.1.0`
+//! (`wit-strategy`, loaded after the two it depends on): the `strategy`
+//! world plus the `campaign-plan` export, so every Rust strategy can take
+//! its actions and columns from its parameters
+//! ([`crate::Strategy::actions_for`], [`crate::Strategy::plan`]). Its
+//! `needs` are the segments' type, generated once in the segment module.
 
 // Generated ABI glue takes one argument per flattened WIT value.
 #![allow(clippy::too_many_arguments)]
@@ -43,8 +50,8 @@ pub mod segment {
 
 pub mod strategy {
     wit_bindgen::generate!({
-        inline: "package tessera:sdk; world strategy { include tessera:plugin/strategy@0.1.0; import tessera:plugin/state@0.1.0; }",
-        path: "wit",
+        inline: "package tessera:sdk; world strategy { include tessera:strategy/planned-strategy@0.1.0; import tessera:plugin/state@0.1.0; }",
+        path: ["wit", "wit-plan", "wit-strategy"],
         world: "tessera:sdk/strategy",
         default_bindings_module: "tessera_sdk::bindings::strategy",
         pub_export_macro: true,
@@ -53,6 +60,7 @@ pub mod strategy {
             "tessera:plugin/types@0.1.0": crate::bindings::types,
             "tessera:plugin/host@0.1.0": crate::bindings::host,
             "tessera:plugin/state@0.1.0": crate::bindings::state,
+            "tessera:plan/segment-plan@0.1.0": crate::bindings::plan,
         },
         generate_all,
     });
@@ -61,4 +69,5 @@ pub mod strategy {
 pub use connector::tessera::plugin::{host, http, records, state, types};
 pub use segment::exports::tessera::plan::segment_plan as plan;
 pub use segment::tessera::plugin::segments;
+pub use strategy::exports::tessera::strategy::campaign_plan as campaign;
 pub use strategy::tessera::plugin::strategies;

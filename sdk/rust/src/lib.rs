@@ -43,8 +43,9 @@ pub mod strategy;
 pub use batch::{Batch, ColumnRef, QueryColumns};
 pub use params::Params;
 
-/// The columns a segment reads for one set of parameters
-/// ([`Segment::plan`], `tessera:plan/segment-plan@0.1.0`).
+/// The columns a segment or a strategy reads for one set of parameters
+/// ([`Segment::plan`], `tessera:plan/segment-plan@0.1.0`;
+/// [`Strategy::plan`], `tessera:strategy/campaign-plan@0.1.0`).
 pub use bindings::plan::Needs;
 
 /// Facts about a person's events of one type that a segment plans

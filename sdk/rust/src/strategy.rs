@@ -1,7 +1,8 @@
 //! The `strategy` world: choose actions for subjects, learn from feedback,
-//! forecast before launch.
+//! forecast before launch; with `tessera:strategy/campaign-plan`, the
+//! actions and columns of each set of parameters.
 
-use crate::{Batch, Error, FieldValue, Manifest, Params, ProfileBatch};
+use crate::{Batch, Error, FieldValue, Manifest, Needs, Params, ProfileBatch};
 
 pub use crate::bindings::strategies::{
     ActionForecast, ActionSpec, Context, Decision, Feedback, FeedbackBatch, FeedbackKind, Forecast,
@@ -13,8 +14,37 @@ pub trait Strategy {
     /// Name, version, parameters and the fields the strategy reads.
     fn describe() -> Manifest;
 
-    /// The actions the strategy chooses among; decisions refer to them by index.
+    /// The actions the strategy chooses among with default parameters (the
+    /// plain world's `actions`, shown at install).
     fn actions() -> Vec<ActionSpec>;
+
+    /// The actions a campaign with these parameters chooses among; decisions,
+    /// feedback and forecasts refer to them by index
+    /// (`tessera:strategy/campaign-plan`). Override it when the actions
+    /// depend on the parameters (a catalog strategy over the campaign's own
+    /// offers); the default is [`Strategy::actions`].
+    ///
+    /// The host has validated `params` first. The answer must depend on the
+    /// parameters only (no clock, no state): the host caches it and checks
+    /// decisions against it.
+    fn actions_for(_params: &Params) -> Result<Vec<ActionSpec>, Error> {
+        Ok(Self::actions())
+    }
+
+    /// The columns the strategy reads with these parameters, in the order
+    /// decide, observe and simulate batches carry them; the host sends these
+    /// instead of the manifest's fields and aggregates. Override it when
+    /// what the strategy reads depends on its parameters (features named by
+    /// a parameter, segments whose members get their own model); the
+    /// default is the manifest's fields and aggregates.
+    ///
+    /// The host has validated `params` first. The answer must depend on the
+    /// parameters only. [`Batch::field`], [`Batch::aggregate`],
+    /// [`Batch::query`] and [`Batch::segment`] find columns by the names
+    /// planned here.
+    fn plan(_params: &Params) -> Result<Needs, Error> {
+        Ok(Needs::declared(&Self::describe()))
+    }
 
     /// Checks parameters once, before the host saves them.
     fn validate(_params: &Params) -> Result<(), Error> {
@@ -33,7 +63,7 @@ pub trait Strategy {
     /// how often each action would be chosen, with no reward model.
     fn simulate(params: &Params, batch: &Batch, context: &Context) -> Result<Forecast, Error> {
         let decisions = Self::decide(params, batch, context)?;
-        let mut shares = vec![0.0; Self::actions().len()];
+        let mut shares = vec![0.0; Self::actions_for(params)?.len()];
         for decision in &decisions {
             if let Some(top) = decision.ranked.first()
                 && let Some(share) = shares.get_mut(top.action as usize)
@@ -77,13 +107,25 @@ pub mod __adapter {
         T::validate(&Params::new(params))
     }
 
+    pub fn actions_for<T: Strategy>(params: Vec<FieldValue>) -> Result<Vec<ActionSpec>, Error> {
+        T::actions_for(&Params::new(params))
+    }
+
+    pub fn plan<T: Strategy>(params: Vec<FieldValue>) -> Result<Needs, Error> {
+        T::plan(&Params::new(params))
+    }
+
+    /// The batch's columns are the ones planned for these parameters: the
+    /// plan is a function of them, so planning again names the columns the
+    /// host sent (for a strategy that does not plan, the manifest's).
     pub fn decide<T: Strategy>(
         params: Vec<FieldValue>,
         batch: ProfileBatch,
         context: Context,
     ) -> Result<Vec<Decision>, Error> {
-        let batch = Batch::new(batch, &T::describe());
-        let out = T::decide(&Params::new(params), &batch, &context)?;
+        let params = Params::new(params);
+        let batch = Batch::planned(batch, &T::plan(&params)?);
+        let out = T::decide(&params, &batch, &context)?;
         if out.len() != batch.rows() {
             return Err(Error::internal(format!(
                 "decide returned {} decisions for {} rows",
@@ -99,8 +141,9 @@ pub mod __adapter {
         feedback: FeedbackBatch,
     ) -> Result<(), Error> {
         let FeedbackBatch { items, profiles } = feedback;
-        let profiles = Batch::new(profiles, &T::describe());
-        T::observe(&Params::new(params), &items, &profiles)
+        let params = Params::new(params);
+        let profiles = Batch::planned(profiles, &T::plan(&params)?);
+        T::observe(&params, &items, &profiles)
     }
 
     pub fn simulate<T: Strategy>(
@@ -108,13 +151,16 @@ pub mod __adapter {
         batch: ProfileBatch,
         context: Context,
     ) -> Result<Forecast, Error> {
-        let batch = Batch::new(batch, &T::describe());
-        T::simulate(&Params::new(params), &batch, &context)
+        let params = Params::new(params);
+        let batch = Batch::planned(batch, &T::plan(&params)?);
+        T::simulate(&params, &batch, &context)
     }
 }
 
-/// Exports a [`Strategy`] implementation as the component's `strategy` world
-/// and embeds the contract version.
+/// Exports a [`Strategy`] implementation as the component's `strategy` world,
+/// with the `tessera:strategy/campaign-plan` interface
+/// ([`Strategy::actions_for`], [`Strategy::plan`]), and embeds the contract
+/// version.
 #[macro_export]
 macro_rules! export_strategy {
     ($ty:ty) => {
@@ -154,6 +200,22 @@ macro_rules! export_strategy {
                     context: $crate::strategy::Context,
                 ) -> ::std::result::Result<$crate::strategy::Forecast, $crate::Error> {
                     $crate::strategy::__adapter::simulate::<$ty>(params, batch, context)
+                }
+            }
+
+            impl $crate::bindings::campaign::Guest for __TesseraStrategy {
+                fn actions(
+                    params: ::std::vec::Vec<$crate::FieldValue>,
+                ) -> ::std::result::Result<
+                    ::std::vec::Vec<$crate::strategy::ActionSpec>,
+                    $crate::Error,
+                > {
+                    $crate::strategy::__adapter::actions_for::<$ty>(params)
+                }
+                fn plan(
+                    params: ::std::vec::Vec<$crate::FieldValue>,
+                ) -> ::std::result::Result<$crate::Needs, $crate::Error> {
+                    $crate::strategy::__adapter::plan::<$ty>(params)
                 }
             }
 
