@@ -87,7 +87,20 @@ pub(crate) const PLANNED_SEGMENTS: [(&str, &[u8], u64); 2] = [
     ("rfm", tessera_guests::plugins::RFM, 16 << 10),
 ];
 
-/// What the first-party plugins of [`PLANNED_SEGMENTS`] are granted: every
+/// Tessera's strategy plugins whose actions and columns come from their
+/// parameters (a campaign's offers, a contextual model's features): (name,
+/// component, state quota in bytes). Every tenant gets them, granted
+/// [`planned_grant`]; each campaign keeps its own part of their state.
+pub(crate) const PLANNED_STRATEGIES: [(&str, &[u8], u64); 4] = [
+    ("thompson", tessera_guests::plugins::THOMPSON, 256 << 10),
+    // 33×33 matrices per action and feature set.
+    ("linucb", tessera_guests::plugins::LINUCB, 1 << 20),
+    ("propensity", tessera_guests::plugins::PROPENSITY, 256 << 10),
+    ("rule-based", tessera_guests::plugins::RULE_BASED, 0),
+];
+
+/// What the first-party plugins of [`PLANNED_SEGMENTS`] and
+/// [`PLANNED_STRATEGIES`] are granted: every
 /// standard trait and every event type of the tenant's schemas (`*`; a
 /// `pii` or `sensitive` field needs its PII class, which they are not
 /// granted), for the purposes they work for. What a segment's parameters
@@ -408,9 +421,17 @@ fn install_first_party(state: &AppState) -> anyhow::Result<()> {
                 })?;
             labels.push(live.plugin.info().label());
         }
-        for (name, bytes, state_quota) in PLANNED_SEGMENTS {
+        let planned = PLANNED_SEGMENTS
+            .iter()
+            .map(|(name, bytes, quota)| (name, bytes, quota, Kind::Segment))
+            .chain(
+                PLANNED_STRATEGIES
+                    .iter()
+                    .map(|(name, bytes, quota)| (name, bytes, quota, Kind::Strategy)),
+            );
+        for (name, bytes, state_quota, kind) in planned {
             let live = registry
-                .install_builtin_granted(&tenant, bytes, Kind::Segment, planned_grant(state_quota))
+                .install_builtin_granted(&tenant, bytes, kind, planned_grant(*state_quota))
                 .with_context(|| {
                     format!("cannot install the first-party plugin {name} for tenant {tenant}")
                 })?;

@@ -340,7 +340,7 @@ fn a_plugin_that_imports_state_is_refused_by_a_grant_without_a_quota() {
             "kind": "strategy",
             "wit_version": "0.1.0",
             "component": "greedy.wasm",
-            "permissions": { "purposes": ["marketing"], "state_quota": 65536 },
+            "permissions": { "purposes": ["personalization", "email_marketing"], "state_quota": 65536 },
         }]
     }))
     .unwrap();
@@ -354,7 +354,7 @@ fn a_plugin_that_imports_state_is_refused_by_a_grant_without_a_quota() {
         .install(TENANT, &b.to_bytes(), false, &operator())
         .unwrap();
     let no_state = Permissions {
-        purposes: vec!["marketing".into()],
+        purposes: vec!["personalization".into(), "email_marketing".into()],
         ..Permissions::default()
     };
     match registry.approve(TENANT, "epsilon-greedy", Some(no_state), None, &operator()) {

@@ -269,7 +269,14 @@ impl Strategies {
             .plugin
             .validate(&spec.params)
             .map_err(|e| invalid("params", e.to_string()))?;
-        let actions: Vec<String> = info.actions.iter().map(|a| a.name.clone()).collect();
+        let actions: Vec<String> = live
+            .plugin
+            .strategy_actions(&params)
+            .map_err(|e| invalid("params", e.to_string()))?
+            .value
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         let purpose = self.purpose(tenant, &spec, &live)?;
         check_spec(&spec, &actions)?;
         let shadow = match &spec.shadow {

@@ -357,10 +357,11 @@ impl Strategies {
                 }
                 let actions: Vec<String> = live
                     .plugin
-                    .info()
-                    .actions
-                    .iter()
-                    .map(|a| a.name.clone())
+                    .strategy_actions(&params)
+                    .map_err(|e| e.to_string())?
+                    .value
+                    .into_iter()
+                    .map(|a| a.name)
                     .collect();
                 live.plugin
                     .decide_with(

@@ -180,7 +180,10 @@ impl Strategies {
             strategy: strategy.to_owned(),
             strategy_version: info.manifest.version.clone(),
             params: stored_params(&params),
-            actions: info.actions.iter().map(|a| a.name.clone()).collect(),
+            actions: match live.plugin.strategy_actions(&params) {
+                Ok(called) => called.value.into_iter().map(|a| a.name).collect(),
+                Err(_) => return Ok(None),
+            },
             segment: source.segment.clone(),
             purpose: source.purpose.clone(),
             holdout: 0.0,

@@ -284,7 +284,8 @@ impl Strategy for LinUcb {
             .choices(&["click", "conversion"])
             .default(Value::Text("click".into())),
         )
-        .purpose("marketing")
+        .purpose("personalization")
+        .purpose("email_marketing")
     }
 
     fn actions() -> Vec<ActionSpec> {

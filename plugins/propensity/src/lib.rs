@@ -286,7 +286,8 @@ impl Strategy for Propensity {
                 .range(0.0, 1.0)
                 .default(Value::Number(1e-4)),
         )
-        .purpose("marketing")
+        .purpose("personalization")
+        .purpose("email_marketing")
     }
 
     fn actions() -> Vec<ActionSpec> {

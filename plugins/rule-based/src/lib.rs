@@ -190,7 +190,8 @@ impl Strategy for RuleBased {
             "actions",
             "The campaign's offers (default: those the rules and the default name, in order)",
         ))
-        .purpose("marketing")
+        .purpose("personalization")
+        .purpose("email_marketing")
     }
 
     fn actions() -> Vec<ActionSpec> {

@@ -251,7 +251,8 @@ impl Strategy for Thompson {
             "Segments with a posterior of their own; a person gets the first they belong to, \
              else the global one",
         ))
-        .purpose("marketing")
+        .purpose("personalization")
+        .purpose("email_marketing")
     }
 
     fn actions() -> Vec<ActionSpec> {
