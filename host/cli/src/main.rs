@@ -4,6 +4,7 @@
 
 mod audit;
 mod bundle;
+mod campaign;
 mod data;
 mod demo;
 mod import;
@@ -43,7 +44,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Import the large retail example through the connector plugins into the encrypted store, build segments, run a strategy, exercise the subject rights.
+    /// Import the large retail example through the connector plugins into the encrypted store, build segments, run a campaign, exercise the subject rights.
     Demo(demo::DemoArgs),
     /// Work with plugins.
     #[command(subcommand)]
@@ -87,6 +88,13 @@ enum Command {
     /// token): traits by the role, aggregates, segments with when and why,
     /// consents.
     Profile(segment::ProfileArgs),
+    /// The strategy catalog of a running server: each strategy's actions,
+    /// parameters, purposes and evaluated campaigns.
+    Catalog(campaign::CatalogArgs),
+    /// Campaigns of a running server: save, simulate, run, pause, complete,
+    /// evaluate, and strategies recommended for a segment.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +178,8 @@ fn main() -> ExitCode {
         Command::Token(command) => token::run(command),
         Command::Segment(command) => segment::run(command),
         Command::Profile(args) => segment::profile(args),
+        Command::Catalog(args) => campaign::catalog(args),
+        Command::Campaign(command) => campaign::run(command),
         Command::Import(args) => import::run(args),
     };
     match result {

@@ -170,7 +170,7 @@ fn body(spec: &SpecArgs, description: &str) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-fn block_on(
+pub(crate) fn block_on(
     work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()
@@ -181,7 +181,7 @@ fn block_on(
 }
 
 /// One call; the answer printed as JSON or by `show`, or the error.
-async fn answer(
+pub(crate) async fn answer(
     client: &ClientArgs,
     method: Method,
     path: &str,

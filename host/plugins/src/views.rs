@@ -372,6 +372,10 @@ pub const SEGMENT_DOCUMENT_KIND: &str = "segment";
 
 /// Whether the tenant has a segment named `name`.
 pub fn segment_exists(vault: &Vault, tenant: &str, name: &str) -> Result<bool, VaultError> {
+    // Segment names are 1 to 64 bytes; anything else names no segment.
+    if name.is_empty() || name.len() > 64 {
+        return Ok(false);
+    }
     Ok(vault
         .sealed_document(tenant, SEGMENT_DOCUMENT_KIND, name)?
         .is_some())

@@ -280,6 +280,12 @@ impl Segments {
 
     /// One export of the tenant.
     pub fn export(&self, tenant: &str, id: &str) -> Result<Export, SegmentError> {
+        // Ids are `exp-<13 digits>-<8 hex digits>`.
+        if !id.starts_with("exp-") || id.len() > 64 {
+            return Err(SegmentError::UnknownExport {
+                id: id.chars().take(64).collect(),
+            });
+        }
         let plain = self
             .vault()
             .sealed_document(tenant, KIND_EXPORT, id)?

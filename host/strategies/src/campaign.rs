@@ -456,6 +456,9 @@ impl Strategies {
     }
 
     fn find(&self, tenant: &str, name: &str) -> Result<Option<Campaign>, StrategyError> {
+        if !valid_name(name) {
+            return Ok(None);
+        }
         self.vault()
             .sealed_document(tenant, KIND_CAMPAIGN, name)?
             .map(|plain| decode(&plain))

@@ -176,6 +176,14 @@ impl Strategies {
         {
             return Ok(fallback(FallbackReason::NotRunning));
         }
+        if request.subject.is_empty() || request.subject.len() > 256 {
+            return Err(StrategyError::Vault(
+                tessera_vault::VaultError::UnknownSubject {
+                    tenant: tenant.to_owned(),
+                    subject: request.subject.chars().take(64).collect(),
+                },
+            ));
+        }
         let subject = self.vault().resolve_subject(tenant, &request.subject)?;
         if !self
             .vault()
@@ -458,7 +466,13 @@ impl Strategies {
 
     /// The logged decision `id`.
     pub fn decision(&self, tenant: &str, id: &str) -> Result<DecisionRecord, StrategyError> {
-        let unknown = || StrategyError::UnknownDecision { id: id.to_owned() };
+        let unknown = || StrategyError::UnknownDecision {
+            id: id.chars().take(64).collect(),
+        };
+        // Ids are `dec-<13 digits>-<8 hex digits>`.
+        if !id.starts_with("dec-") || id.len() > 64 {
+            return Err(unknown());
+        }
         let doc = self
             .vault()
             .sealed_document(tenant, KIND_DECISION_INDEX, id)?

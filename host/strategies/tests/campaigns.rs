@@ -451,6 +451,38 @@ fn the_lifecycle_is_enforced_and_every_change_audited() {
     );
     assert_eq!(world.audited("campaign.put"), 1);
     assert_eq!(world.audited("campaign.status"), 5);
+    // Names and ids that cannot exist are unknown, whatever their shape.
+    for campaign in ["", "Spring!", &"x".repeat(2_000)] {
+        let error = strategies
+            .decide(
+                TENANT,
+                &DecideRequest {
+                    campaign: campaign.into(),
+                    subject: subjects[0].clone(),
+                    channel: String::new(),
+                    attributes: Vec::new(),
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(error, StrategyError::Unknown { .. }), "{error}");
+    }
+    for decision in ["", "dec-", &"d".repeat(2_000)] {
+        let error = strategies
+            .feedback(
+                TENANT,
+                &FeedbackSpec {
+                    decision: decision.into(),
+                    kind: FeedbackKind::Click,
+                    value: None,
+                    key: None,
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(error, StrategyError::UnknownDecision { .. }),
+            "{error}"
+        );
+    }
     // Without logs or results, a strategy is listed without evidence.
     let ranked = strategies.recommend(TENANT, "spenders").unwrap();
     assert_eq!(ranked[0].basis, "none");
