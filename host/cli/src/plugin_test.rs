@@ -185,17 +185,25 @@ fn sample_segment(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(
 }
 
 fn sample_strategy(plugin: &Plugin, params: &[FieldValue], rows: u32) -> Result<(), SampleError> {
-    let batch = synthetic_batch(&Needs::declared(&plugin.info().manifest), rows);
+    // A planned strategy's actions and columns come from its parameters.
+    let needs = plugin.strategy_plan(params)?.value;
+    let actions = plugin.strategy_actions(params)?.value;
+    let batch = synthetic_batch(&needs, rows);
     let context = Context {
         channel: "web".into(),
         at: batch.now,
         attributes: Vec::new(),
     };
     let out = plugin.decide(params, &batch, &context)?;
-    let actions = &plugin.info().actions;
     let mut chosen = vec![0usize; actions.len()];
     for decision in &out.value {
-        chosen[decision.ranked[0].action as usize] += 1;
+        if let Some(n) = decision
+            .ranked
+            .first()
+            .and_then(|r| chosen.get_mut(r.action as usize))
+        {
+            *n += 1;
+        }
     }
     let summary: Vec<String> = actions
         .iter()

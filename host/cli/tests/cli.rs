@@ -94,6 +94,43 @@ fn plugin_test_shapes_the_sample_batch_by_the_plan_of_a_planned_segment() {
 }
 
 #[test]
+fn plugin_test_decides_among_the_actions_a_planned_strategy_takes_from_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let thompson = first_party(
+        dir.path(),
+        "thompson.wasm",
+        tessera_guests::plugins::THOMPSON,
+    );
+    let out = tessera(
+        &[
+            "plugin",
+            "test",
+            thompson.to_str().unwrap(),
+            "--param",
+            "actions=a,b,c,d,e,f",
+            "--rows",
+            "200",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    let decide = stdout
+        .lines()
+        .find(|l| l.starts_with("decide "))
+        .unwrap_or_else(|| panic!("no decide line: {stdout}"));
+    // Six offers from the parameters, not the four defaults.
+    for offer in ["a ", "b ", "c ", "d ", "e ", "f "] {
+        assert!(decide.contains(offer), "{decide}");
+    }
+    assert!(!decide.contains("discount_10"), "{decide}");
+}
+
+#[test]
 fn plugin_test_runs_a_strategy_and_a_connector() {
     let dir = tempfile::tempdir().unwrap();
     let bandit = first_party(
