@@ -21,7 +21,7 @@
 //!
 //! It builds the threshold segment plugin's view from each person's purchase
 //! aggregates and finds the big spenders with the threshold segment plugin;
-//! runs a campaign of the epsilon-greedy strategy on the frequent buyers
+//! runs a campaign of the thompson strategy on the frequent buyers
 //! with a 20% holdout in a simulated world whose uplift per offer is known:
 //! its forecast, a cohort at a time (decisions, feedback, learning, as the
 //! strategy converges on the best offer), its evaluation against the
@@ -1514,7 +1514,7 @@ fn audit_plugin_read(
 /// The segment the demo's campaign targets.
 const CAMPAIGN_SEGMENT: &str = "frequent-buyers";
 
-/// Step 6: a campaign of epsilon-greedy on [`CAMPAIGN_SEGMENT`] with a
+/// Step 6: a campaign of the thompson strategy on [`CAMPAIGN_SEGMENT`] with a
 /// holdout, run on cohorts of the segment in a simulated world
 /// ([`BASE_RATE`], [`LIFTS`]): simulate, run, decide for each cohort,
 /// feedback, learn; then the evaluation against the holdout next to the
@@ -1539,21 +1539,21 @@ fn run_campaign(vault: &Arc<Vault>, registry: &Registry, cohorts: u32) -> anyhow
         );
         return Ok(());
     }
-    let live = registry.install_builtin(
+    let live = registry.install_builtin_granted(
         TENANT,
-        tessera_guests::plugins::EPSILON_GREEDY,
+        tessera_guests::plugins::THOMPSON,
         Kind::Strategy,
-        64 << 10,
+        crate::serve::planned_grant(256 << 10),
     )?;
-    show_installed(&live.plugin, 64 << 10);
+    show_installed(&live.plugin, 256 << 10);
     let strategies = Strategies::new(vault.clone(), registry.clone());
     let name = campaign_name(&strategies)?;
     let marketer = Actor::new("marketer", "demo");
     let spec = CampaignSpec {
-        strategy: "epsilon-greedy".into(),
+        strategy: "thompson".into(),
         params: vec![FieldValue {
-            name: "epsilon".into(),
-            value: Value::Number(0.1),
+            name: "success".into(),
+            value: Value::Text("conversion".into()),
         }],
         segment: CAMPAIGN_SEGMENT.into(),
         purpose: Some("email_marketing".into()),
@@ -1575,8 +1575,8 @@ fn run_campaign(vault: &Arc<Vault>, registry: &Registry, cohorts: u32) -> anyhow
     strategies.put(TENANT, &name, spec, &marketer)?;
     let forecast = strategies.simulate(TENANT, &name, None, &marketer)?;
     println!(
-        "   campaign {name}: epsilon-greedy (epsilon 0.1) on {CAMPAIGN_SEGMENT}, 20% held out, one \
-         offer per person"
+        "   campaign {name}: thompson (Thompson sampling on conversions) on {CAMPAIGN_SEGMENT}, \
+         20% held out, one offer per person"
     );
     println!(
         "   forecast: {} of {} members consent; {} to treat, {} held out; {}",

@@ -433,7 +433,7 @@ fn demo_imports_the_retail_example_as_its_truth_says() {
     );
     assert!(stdout.contains("sample ratio as configured"), "{stdout}");
     assert!(
-        stdout.contains("recommended for champions next: epsilon-greedy"),
+        stdout.contains("recommended for champions next: thompson (track_record)"),
         "{stdout}"
     );
 
