@@ -489,3 +489,84 @@ fn a_call_that_fails_after_writing_state_leaves_no_state() {
     );
     assert_eq!(state.get(&scope, "written").unwrap(), None);
 }
+
+/// A runtime with `slots` instance slots and the given wait for one.
+fn runtime_with_slots(slots: u32, slot_wait: Duration) -> Runtime {
+    Runtime::new(tessera_runtime::RuntimeConfig {
+        concurrent_calls: slots,
+        slot_wait,
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..tessera_runtime::RuntimeConfig::default()
+    })
+    .expect("runtime starts")
+}
+
+#[test]
+fn more_concurrent_calls_than_instance_slots_wait_their_turn() {
+    // Without the gate, the pooling allocator fails every call beyond its
+    // slots ("maximum concurrent limit … reached").
+    let runtime = runtime_with_slots(2, Duration::from_secs(30));
+    let honest = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let honest = honest.clone();
+            scope.spawn(move || {
+                for _ in 0..5 {
+                    assert_honest_plugin_works(&honest);
+                }
+            });
+        }
+    });
+    assert_eq!(honest.total_traps(), 0);
+}
+
+#[test]
+fn a_plugin_holding_every_slot_makes_other_calls_busy_until_it_is_stopped() {
+    let runtime = runtime_with_slots(1, Duration::from_millis(50));
+    let honest = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let limits = Limits {
+        fuel_base: runtime.config().caps.fuel_base,
+        time_base: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let hostile = install_with(
+        &runtime,
+        &program(guests::LOOP_FOREVER),
+        PluginKind::Segment,
+        limits,
+    );
+    let busy = std::thread::scope(|scope| {
+        let looping = scope.spawn(|| trap_of(hostile.evaluate(&[], &spend_batch(&[1.0]))));
+        // Honest calls run until the hostile call holds the only slot; then
+        // they are refused as busy, not failed in the allocator.
+        let mut busy = None;
+        let params = [param("threshold", Value::Number(500.0))];
+        while !looping.is_finished() {
+            match honest.evaluate(&params, &spend_batch(&[1.0])) {
+                Err(error @ CallError::Busy { .. }) => {
+                    busy = Some(error);
+                    break;
+                }
+                Err(other) => panic!("expected success or busy, got {other:?}"),
+                Ok(_) => {}
+            }
+        }
+        let reason = looping.join().expect("the hostile call returns");
+        assert!(
+            matches!(
+                reason,
+                TrapReason::Timeout { .. } | TrapReason::OutOfFuel { .. }
+            ),
+            "{reason:?}"
+        );
+        busy
+    });
+    let busy = busy.expect("an honest call met the busy slot");
+    assert!(
+        busy.to_string()
+            .contains("all 1 plugin instance slots stayed busy for 50 ms"),
+        "{busy}"
+    );
+    // The slot is free again once the hostile call was stopped.
+    assert_honest_plugin_works(&honest);
+}

@@ -377,6 +377,12 @@ impl From<RegistryError> for ApiError {
                 ApiError::unprocessable("purpose_not_granted", message)
             }
             E::NotGranted { .. } => ApiError::unprocessable("not_granted", message),
+            E::Call(tessera_runtime::CallError::Busy { .. }) => {
+                let mut error =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugins_busy", message);
+                error.retry_after = Some(1);
+                error
+            }
             E::Call(_) => ApiError::unprocessable("plugin_failed", message),
             E::Vault(_) | E::Store(_) | E::View(_) => ApiError::internal(&error),
             _ => ApiError::internal(&error),

@@ -1046,7 +1046,7 @@ fn fates(actions: &[Action], report: &DeliveryReport) -> Result<Vec<Fate>, Strin
 /// a quarantine or a refused operation need someone to act first.
 fn call_retryable(error: &CallError) -> bool {
     match error {
-        CallError::Trap { .. } | CallError::Host { .. } => true,
+        CallError::Trap { .. } | CallError::Host { .. } | CallError::Busy { .. } => true,
         CallError::Plugin { error, .. } => matches!(
             error,
             PluginError::Unavailable(_) | PluginError::Internal(_)

@@ -175,9 +175,19 @@ pub enum CallError {
         plugin: String,
         operation: &'static str,
     },
-    /// The host could not set the call up (pool exhausted, state store failed).
+    /// The host could not set the call up (state store failed, …).
     #[error("the host could not run plugin {plugin}: {detail}")]
     Host { plugin: String, detail: String },
+    /// Every instance slot stayed in use for the runtime's `slot_wait`:
+    /// the host is overloaded. Nothing ran; the call may be retried.
+    #[error(
+        "plugin {plugin} could not run: all {slots} plugin instance slots stayed busy for {waited_ms} ms"
+    )]
+    Busy {
+        plugin: String,
+        slots: u32,
+        waited_ms: u64,
+    },
 }
 
 impl CallError {

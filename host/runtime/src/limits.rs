@@ -133,6 +133,10 @@ pub struct RuntimeConfig {
     pub caps: Limits,
     /// Plugin calls that may run at once (the pool's instance slots).
     pub concurrent_calls: u32,
+    /// How long a call waits for a free instance slot when all
+    /// `concurrent_calls` are in use before it fails with
+    /// [`crate::CallError::Busy`].
+    pub slot_wait: Duration,
     /// How often the epoch ticker advances; the granularity of time limits.
     pub epoch_tick: Duration,
     /// Fuel metering. Off only in benchmarks that measure its cost.
@@ -171,6 +175,7 @@ impl Default for RuntimeConfig {
                 log_line_bytes: 16 << 10,
             },
             concurrent_calls: 256,
+            slot_wait: Duration::from_secs(10),
             epoch_tick: Duration::from_millis(1),
             fuel: true,
             epochs: true,

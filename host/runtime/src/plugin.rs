@@ -1214,6 +1214,17 @@ impl Sandbox {
                 scope.subjects.clone(),
             )
         });
+        // An instance slot of the pool, held until the store is gone: when
+        // every slot is in use the call waits its turn (bounded) instead of
+        // failing in the allocator.
+        let slots = &self.runtime.slots;
+        let Some(_slot) = slots.take(config.slot_wait) else {
+            return Err(Outcome::Failed(CallError::Busy {
+                plugin: self.label.clone(),
+                slots: slots.total(),
+                waited_ms: u64::try_from(config.slot_wait.as_millis()).unwrap_or(u64::MAX),
+            }));
+        };
         let mut state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));
         state.trait_kinds = scope.trait_kinds.clone();
         let mut store = Store::new(&self.runtime.engine, state);

@@ -2,9 +2,10 @@
 //! pooling allocator, copy-on-write memory images, fuel, epoch interruption
 //! driven by a ticker thread) and the component cache.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -24,7 +25,63 @@ pub(crate) struct RuntimeInner {
     pub config: RuntimeConfig,
     pub cache: ComponentCache,
     pub quarantine: QuarantinePolicy,
+    /// The pool's instance slots, handed to calls in turn.
+    pub slots: Slots,
     ticker: Option<Ticker>,
+}
+
+/// A counting gate over the pooling allocator's instance slots: a call
+/// takes a slot before it instantiates and gives it back when its store is
+/// gone, so that more concurrent calls than slots wait their turn instead
+/// of failing in the allocator.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    total: u32,
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// A taken slot; given back on drop.
+#[derive(Debug)]
+pub(crate) struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(total: u32) -> Self {
+        Self {
+            total,
+            free: Mutex::new(total),
+            freed: Condvar::new(),
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// Takes a slot, waiting at most `wait` for one (none: still busy).
+    pub fn take(&self, wait: Duration) -> Option<Slot<'_>> {
+        let deadline = Instant::now() + wait;
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        drop(free);
+        self.0.freed.notify_one();
+    }
 }
 
 #[derive(Debug)]
@@ -85,6 +142,7 @@ impl Runtime {
         let ticker = ticker.transpose()?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
+                slots: Slots::new(config.concurrent_calls.max(1)),
                 engine,
                 config,
                 cache,
