@@ -101,11 +101,23 @@ impl Config {
     }
 }
 
-/// Successes and trials per action, for one group.
+/// Successes and trials per action, for one group, and the win
+/// probabilities of its posterior, estimated when it last changed.
 #[derive(Debug, Clone, PartialEq)]
 struct Counts {
     successes: Vec<f64>,
     trials: Vec<f64>,
+    /// The propensities [`Counts::estimate`] gave for these counts under
+    /// the prior `(alpha, beta)`: a decision reads them instead of
+    /// estimating them again (some thousands of Beta draws) on every call.
+    win: Option<Win>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Win {
+    alpha: f64,
+    beta: f64,
+    propensities: Vec<f64>,
 }
 
 impl Counts {
@@ -113,24 +125,42 @@ impl Counts {
         Counts {
             successes: vec![0.0; actions],
             trials: vec![0.0; actions],
+            win: None,
         }
     }
 
+    /// The counts as successes and trials per action, then (when known)
+    /// the prior and the propensities.
     fn encode(&self) -> Vec<u8> {
-        let pairs: Vec<f64> = self
+        let mut values: Vec<f64> = self
             .successes
             .iter()
             .zip(&self.trials)
             .flat_map(|(s, t)| [*s, *t])
             .collect();
-        kit::encode(&pairs)
+        if let Some(win) = &self.win {
+            values.extend([win.alpha, win.beta]);
+            values.extend(&win.propensities);
+        }
+        kit::encode(&values)
     }
 
     fn decode(bytes: &[u8], actions: usize) -> Result<Self, Error> {
-        let pairs = kit::decode(bytes, 2 * actions, "posterior counts")?;
+        let (pairs, win) = if bytes.len() == 2 * actions * 8 {
+            (kit::decode(bytes, 2 * actions, "posterior counts")?, None)
+        } else {
+            let values = kit::decode(bytes, 3 * actions + 2, "posterior counts")?;
+            let win = Win {
+                alpha: values[2 * actions],
+                beta: values[2 * actions + 1],
+                propensities: values[2 * actions + 2..].to_vec(),
+            };
+            (values[..2 * actions].to_vec(), Some(win))
+        };
         Ok(Counts {
             successes: pairs.iter().step_by(2).copied().collect(),
             trials: pairs.iter().skip(1).step_by(2).copied().collect(),
+            win,
         })
     }
 
@@ -139,6 +169,39 @@ impl Counts {
             None => Ok(Counts::new(actions)),
             Some(bytes) => Counts::decode(&bytes, actions),
         }
+    }
+
+    /// The probability that each action wins a posterior draw under the
+    /// prior `(alpha, beta)`: the stored estimate if it was made under that
+    /// prior, exactly uniform when every action has the same posterior,
+    /// else [`Counts::estimate`].
+    fn propensities_now(&self, group: usize, alpha: f64, beta: f64) -> Vec<f64> {
+        if let Some(win) = &self.win
+            && win.alpha == alpha
+            && win.beta == beta
+        {
+            return win.propensities.clone();
+        }
+        let k = self.trials.len();
+        let first = self.posterior(0, alpha, beta);
+        if (1..k).all(|a| self.posterior(a, alpha, beta) == first) {
+            return vec![1.0 / k as f64; k];
+        }
+        self.estimate(group, alpha, beta)
+    }
+
+    /// [`Counts::propensities`] with a generator seeded from the counts
+    /// and the group: the same posterior always gets the same estimate.
+    fn estimate(&self, group: usize, alpha: f64, beta: f64) -> Vec<f64> {
+        let seed = self
+            .successes
+            .iter()
+            .chain(&self.trials)
+            .fold(0u64, |h, v| {
+                (h ^ v.to_bits()).wrapping_mul(0x0100_0000_01b3)
+            });
+        let mut rng = Rng::seeded(0x7468_6f6d_7073_6f6e, seed as i64, u64::MAX - group as u64);
+        self.propensities(&mut rng, alpha, beta)
     }
 
     /// The Beta posterior of action `a`: the prior plus the successes, and
@@ -212,12 +275,6 @@ fn load_groups(config: &Config) -> Result<Vec<Counts>, Error> {
         .collect()
 }
 
-/// A generator for the propensity estimate of one group in one call: seeded
-/// from the decision time and the group, so every row of the group shares it.
-fn group_rng(at: i64, group: usize) -> Rng {
-    Rng::seeded(0x7468_6f6d_7073_6f6e, at, u64::MAX - group as u64)
-}
-
 impl Strategy for Thompson {
     fn describe() -> Manifest {
         Manifest::new(
@@ -284,9 +341,8 @@ impl Strategy for Thompson {
         let mut out = Vec::with_capacity(batch.rows());
         for (row, (key, group)) in batch.keys().iter().zip(&rows).enumerate() {
             let counts = &groups[*group];
-            let p = propensities[*group].get_or_insert_with(|| {
-                counts.propensities(&mut group_rng(context.at, *group), alpha, beta)
-            });
+            let p = propensities[*group]
+                .get_or_insert_with(|| counts.propensities_now(*group, alpha, beta));
             let draws = counts.draw(&mut Rng::seeded(*key, context.at, row as u64), alpha, beta);
             let order = kit::order_desc(&draws);
             let ranked = order
@@ -327,15 +383,22 @@ impl Strategy for Thompson {
                 touched[*group] = true;
             }
         }
-        for (g, counts) in groups.iter().enumerate() {
+        // The posterior changed: estimate its propensities once, here,
+        // rather than in every decision until it changes again.
+        for (g, counts) in groups.iter_mut().enumerate() {
             if touched[g] {
+                counts.win = Some(Win {
+                    alpha: config.alpha,
+                    beta: config.beta,
+                    propensities: counts.estimate(g, config.alpha, config.beta),
+                });
                 state::put(&config.key(g), &counts.encode())?;
             }
         }
         Ok(())
     }
 
-    fn simulate(params: &Params, batch: &Batch, context: &Context) -> Result<Forecast, Error> {
+    fn simulate(params: &Params, batch: &Batch, _context: &Context) -> Result<Forecast, Error> {
         let config = Config::from(params)?;
         let groups = load_groups(&config)?;
         let rows = row_groups(&config, batch)?;
@@ -346,9 +409,8 @@ impl Strategy for Thompson {
         let mut reward = vec![0.0; k];
         for group in &rows {
             let counts = &groups[*group];
-            let p = per_group[*group].get_or_insert_with(|| {
-                counts.propensities(&mut group_rng(context.at, *group), alpha, beta)
-            });
+            let p = per_group[*group]
+                .get_or_insert_with(|| counts.propensities_now(*group, alpha, beta));
             for a in 0..k {
                 share[a] += p[a];
                 reward[a] += p[a] * counts.mean(a, alpha, beta);
@@ -418,13 +480,14 @@ mod tests {
         Counts {
             successes: pairs.iter().map(|p| p.0).collect(),
             trials: pairs.iter().map(|p| p.1).collect(),
+            win: None,
         }
     }
 
     #[test]
     fn propensities_are_win_probabilities_with_a_floor() {
         let c = counts(&[(10.0, 1000.0), (50.0, 1000.0), (48.0, 1000.0), (0.0, 0.0)]);
-        let p = c.propensities(&mut group_rng(5, 0), 1.0, 1.0);
+        let p = c.estimate(0, 1.0, 1.0);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{p:?}");
         assert!(
             p.iter().all(|p| *p >= propensity_floor(4) && *p <= 1.0),
@@ -436,8 +499,33 @@ mod tests {
         assert!(p[3] > 0.9, "{p:?}");
         // The two close arms share the rest, 1 ahead of 2.
         assert!(p[1] > p[2], "{p:?}");
-        // The estimate is deterministic.
-        assert_eq!(p, c.propensities(&mut group_rng(5, 0), 1.0, 1.0));
+        // The estimate is deterministic, and the same when it is read back
+        // from the stored counts.
+        assert_eq!(p, c.estimate(0, 1.0, 1.0));
+        assert_eq!(p, c.propensities_now(0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn stored_propensities_are_read_back_under_their_prior_only() {
+        let mut c = counts(&[(10.0, 1000.0), (50.0, 1000.0), (48.0, 1000.0)]);
+        // Counts stored before propensities were kept still decode.
+        assert_eq!(Counts::decode(&c.encode(), 3).unwrap(), c);
+        let marked = vec![0.25, 0.5, 0.25];
+        c.win = Some(Win {
+            alpha: 1.0,
+            beta: 1.0,
+            propensities: marked.clone(),
+        });
+        let back = Counts::decode(&c.encode(), 3).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.propensities_now(0, 1.0, 1.0), marked);
+        // Another prior: estimated afresh, not the stored ones.
+        let other = back.propensities_now(0, 2.0, 1.0);
+        assert_ne!(other, marked);
+        assert!((other.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        // Every action alike: exactly uniform, no estimate.
+        assert_eq!(Counts::new(4).propensities_now(0, 1.0, 1.0), vec![0.25; 4]);
+        assert!(Counts::decode(&[0; 12], 3).is_err());
     }
 
     #[test]
