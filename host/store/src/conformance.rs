@@ -1447,6 +1447,52 @@ pub fn documents_need_a_tenant_and_page_in_id_order_per_kind<S: Store>(store: &S
         "kinds are separate"
     );
     assert_eq!(store.documents(T, "rec", None, 10).unwrap(), vec![]);
+    // By id prefix: only the ids under it, paged, from `after` when it is
+    // under the prefix, else from the prefix's first id.
+    assert_eq!(
+        store.documents_under(T, "receipt", "r1", None, 10).unwrap(),
+        vec![doc("r1", "replaced"), doc("r10", "receipt r10")]
+    );
+    assert_eq!(
+        store.documents_under(T, "receipt", "r1", None, 1).unwrap(),
+        vec![doc("r1", "replaced")]
+    );
+    assert_eq!(
+        store
+            .documents_under(T, "receipt", "r1", Some("r1"), 10)
+            .unwrap(),
+        vec![doc("r10", "receipt r10")]
+    );
+    assert_eq!(
+        store
+            .documents_under(T, "receipt", "r1", Some("a"), 10)
+            .unwrap(),
+        vec![doc("r1", "replaced"), doc("r10", "receipt r10")],
+        "an `after` outside the prefix starts at the prefix"
+    );
+    assert_eq!(
+        store
+            .documents_under(T, "receipt", "r10", Some("r10"), 10)
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.documents_under(T, "receipt", "", None, 10).unwrap(),
+        store.documents(T, "receipt", None, 10).unwrap()
+    );
+    assert_eq!(
+        store.documents_under(T, "receipt", "s", None, 10).unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.documents_under(T, "receipts", "r", None, 10).unwrap(),
+        vec![doc("r1", "other kind")],
+        "kinds are separate"
+    );
+    assert_eq!(
+        store.documents_under(T2, "receipt", "r", None, 10).unwrap(),
+        vec![doc("r1", "eu")]
+    );
     assert_eq!(
         store.documents(T2, "receipt", None, 10).unwrap(),
         vec![doc("r1", "eu")]

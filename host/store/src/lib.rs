@@ -270,6 +270,19 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// [`Store::documents`] restricted to the ids that start with
+    /// `prefix`: the scan ends at the first id outside it, so a page of a
+    /// small prefix costs what its documents cost, however many other
+    /// documents the kind holds. `after` outside the prefix (or absent)
+    /// starts at the prefix's first id.
+    fn documents_under(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Removes a document; returns `false` if there was none.
     fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError>;
 

@@ -1156,6 +1156,34 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn documents_under(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_id("tenant id", tenant)?;
+        check_id("document kind", kind)?;
+        let kind_prefix = keys::document_kind(tenant, kind);
+        let under = keys::document(tenant, kind, prefix);
+        let start = match after.filter(|a| a.starts_with(prefix)) {
+            Some(after) => Bound::Excluded(keys::document(tenant, kind, after)),
+            None => Bound::Included(under.clone()),
+        };
+        scan_from(&self.trees.documents, &under, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    utf8(&key[kind_prefix.len()..], "document")?,
+                    decode_bytes(&value, "document")?,
+                ))
+            })
+            .collect()
+    }
+
     fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError> {
         check_id("tenant id", tenant)?;
         check_id("document kind", kind)?;

@@ -100,13 +100,11 @@ impl Vault {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
-        let start = after.filter(|a| a.starts_with(prefix)).unwrap_or(prefix);
-        // Only the documents under the prefix are opened: a page of a
-        // small prefix ends at the first id outside it.
+        // Only the documents under the prefix are read: a page of a small
+        // prefix ends at the first id outside it.
         self.store
-            .documents(tenant, kind, Some(start), limit)?
+            .documents_under(tenant, kind, prefix, after, limit)?
             .into_iter()
-            .take_while(|(id, _)| id.starts_with(prefix))
             .map(|(id, sealed)| {
                 let plain = self.open_document(tenant, kind, &id, &sealed)?;
                 Ok((id, plain))

@@ -166,20 +166,17 @@ impl Vault {
     /// How many members `segment` has (read from the index without opening
     /// its documents).
     pub fn segment_size(&self, tenant: &str, segment: &str) -> Result<u64, VaultError> {
+        const PAGE: usize = 1024;
         let prefix = index_id(segment, "");
-        let mut after = prefix.clone();
+        let mut after: Option<String> = None;
         let mut size = 0;
         loop {
-            let page = self
-                .store
-                .documents(tenant, KIND_MEMBER, Some(&after), 1024)?;
-            let inside = page
-                .iter()
-                .take_while(|(id, _)| id.starts_with(&prefix))
-                .count();
-            size += inside as u64;
-            match page.get(inside.wrapping_sub(1)) {
-                Some((last, _)) if inside == page.len() => after = last.clone(),
+            let page =
+                self.store
+                    .documents_under(tenant, KIND_MEMBER, &prefix, after.as_deref(), PAGE)?;
+            size += page.len() as u64;
+            match page.last() {
+                Some((last, _)) if page.len() == PAGE => after = Some(last.clone()),
                 _ => return Ok(size),
             }
         }

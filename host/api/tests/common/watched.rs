@@ -260,6 +260,18 @@ impl Store for WatchedStore {
         self.inner.documents(tenant, kind, after, limit)
     }
 
+    fn documents_under(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner
+            .documents_under(tenant, kind, prefix, after, limit)
+    }
+
     fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError> {
         self.inner.delete_document(tenant, kind, id)
     }
