@@ -56,6 +56,19 @@ pub struct Called<T> {
     pub logs_dropped: u32,
 }
 
+impl<T> Called<T> {
+    /// An answer the host gave without calling the plugin (declared at
+    /// install, or remembered): no cost, no logs.
+    pub fn free(value: T) -> Self {
+        Called {
+            value,
+            cost: Cost::default(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
+}
+
 /// What went wrong inside wasm: the plugin's fault (a trap, counted towards
 /// quarantine) or the host's.
 #[derive(Debug)]

@@ -286,7 +286,12 @@ struct Sandbox {
     /// How many actions a planned strategy chooses among, for the last few
     /// sets of parameters it was asked about: decisions and forecasts are
     /// checked against it. The answer is a function of the parameters.
-    action_counts: Mutex<VecDeque<(Vec<FieldValue>, usize)>>,
+    action_counts: Memo<Vec<FieldValue>, usize>,
+    /// The plans of a planned segment or strategy for the last few sets of
+    /// parameters (and the schema it was told of): a plan is a function of
+    /// those only (the contract says so), and a decision asks for one on
+    /// every call.
+    plans: Memo<(Vec<FieldValue>, Option<TraitKinds>), Needs>,
     limits: Limits,
     grants: Grants,
     state: Arc<dyn StateStore>,
@@ -594,7 +599,8 @@ impl Plugin {
             pre,
             plan,
             campaign,
-            action_counts: Mutex::new(VecDeque::new()),
+            action_counts: Memo::default(),
+            plans: Memo::default(),
             limits,
             grants,
             state,
@@ -780,14 +786,13 @@ impl Plugin {
             return self.strategy_plan(params);
         }
         let Some(pre) = &self.inner.plan else {
-            return Ok(Called {
-                value: Needs::declared(&self.info.manifest),
-                cost: Cost::default(),
-                logs: Vec::new(),
-                logs_dropped: 0,
-            });
+            return Ok(Called::free(Needs::declared(&self.info.manifest)));
         };
-        self.inner.run_scoped(
+        let key = (params.to_vec(), scope.trait_kinds.clone());
+        if let Some(needs) = self.inner.plans.get(&key) {
+            return Ok(Called::free(needs));
+        }
+        let called = self.inner.run_scoped(
             scope,
             0,
             now_ms(),
@@ -797,7 +802,9 @@ impl Plugin {
                     .call_plan(&mut *s, params)
             },
             check_needs,
-        )
+        )?;
+        self.inner.plans.put(key, called.value.clone());
+        Ok(called)
     }
 
     /// Strategy: the actions a campaign with these parameters chooses among,
@@ -816,12 +823,7 @@ impl Plugin {
             return Err(self.unsupported("actions"));
         }
         let Some(pre) = &self.inner.campaign else {
-            return Ok(Called {
-                value: self.info.actions.clone(),
-                cost: Cost::default(),
-                logs: Vec::new(),
-                logs_dropped: 0,
-            });
+            return Ok(Called::free(self.info.actions.clone()));
         };
         let called = self.inner.run(
             0,
@@ -833,7 +835,9 @@ impl Plugin {
             },
             |out| check_actions(out),
         )?;
-        self.inner.remember_actions(params, called.value.len());
+        self.inner
+            .action_counts
+            .put(params.to_vec(), called.value.len());
         Ok(called)
     }
 
@@ -847,14 +851,13 @@ impl Plugin {
             return Err(self.unsupported("plan"));
         }
         let Some(pre) = &self.inner.campaign else {
-            return Ok(Called {
-                value: Needs::declared(&self.info.manifest),
-                cost: Cost::default(),
-                logs: Vec::new(),
-                logs_dropped: 0,
-            });
+            return Ok(Called::free(Needs::declared(&self.info.manifest)));
         };
-        self.inner.run(
+        let key = (params.to_vec(), None);
+        if let Some(needs) = self.inner.plans.get(&key) {
+            return Ok(Called::free(needs));
+        }
+        let called = self.inner.run(
             0,
             now_ms(),
             |s| {
@@ -865,7 +868,9 @@ impl Plugin {
                     .map(Needs::from))
             },
             check_needs,
-        )
+        )?;
+        self.inner.plans.put(key, called.value.clone());
+        Ok(called)
     }
 
     /// How many actions a decision or forecast with these parameters may
@@ -875,7 +880,7 @@ impl Plugin {
         if self.inner.campaign.is_none() {
             return Ok(self.info.actions.len());
         }
-        if let Some(count) = self.inner.remembered_actions(params) {
+        if let Some(count) = self.inner.action_counts.get(&params.to_vec()) {
             return Ok(count);
         }
         Ok(self.strategy_actions(params)?.value.len())
@@ -1108,33 +1113,51 @@ impl Plugin {
     }
 }
 
-/// Sets of parameters whose action count a planned strategy remembers.
-const REMEMBERED_ACTION_LISTS: usize = 32;
+/// The answers a plugin gave to the last few calls that are functions of
+/// their arguments only, by those arguments: asked again, the host answers
+/// without a call.
+#[derive(Debug)]
+struct Memo<K, V> {
+    entries: Mutex<VecDeque<(K, V)>>,
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<K: PartialEq, V: Clone> Memo<K, V> {
+    /// How many answers are kept (the least recently stored go first).
+    const KEPT: usize = 32;
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.retain(|(k, _)| *k != key);
+        if entries.len() == Self::KEPT {
+            entries.pop_front();
+        }
+        entries.push_back((key, value));
+    }
+}
 
 impl Sandbox {
-    fn remembered_actions(&self, params: &[FieldValue]) -> Option<usize> {
-        let counts = self
-            .action_counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        counts
-            .iter()
-            .find(|(p, _)| p.as_slice() == params)
-            .map(|(_, count)| *count)
-    }
-
-    fn remember_actions(&self, params: &[FieldValue], count: usize) {
-        let mut counts = self
-            .action_counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        counts.retain(|(p, _)| p.as_slice() != params);
-        if counts.len() == REMEMBERED_ACTION_LISTS {
-            counts.pop_front();
-        }
-        counts.push_back((params.to_vec(), count));
-    }
-
     fn describe(&self) -> Result<Called<Manifest>, CallError> {
         for_each_world!(&self.pre, pre => self.run(
             0,

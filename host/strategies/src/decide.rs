@@ -234,11 +234,8 @@ impl Strategies {
         }
         if let Some(cap) = campaign.frequency_cap {
             let since = now.saturating_sub(i64::from(cap.days) * DAY_MS);
-            let served = self
-                .decisions_of(tenant, &campaign.name, &subject)?
-                .iter()
-                .filter(|d| d.arm == Arm::Treatment && d.at_ms >= since)
-                .count();
+            let served =
+                self.served_since(tenant, &campaign.name, &subject, since, cap.max as usize)?;
             if served >= cap.max as usize {
                 return Ok(fallback(FallbackReason::Capped));
             }
@@ -502,6 +499,52 @@ impl Strategies {
         campaign: &str,
     ) -> Result<Vec<DecisionRecord>, StrategyError> {
         self.decisions_under(tenant, &format!("{campaign}/"))
+    }
+
+    /// How many decisions the strategy served the person in the campaign
+    /// since `since_ms`, counted up to `max`. Decision ids are ordered by
+    /// time, so only the decisions logged since then are read.
+    fn served_since(
+        &self,
+        tenant: &str,
+        campaign: &str,
+        subject: &str,
+        since_ms: i64,
+        max: usize,
+    ) -> Result<usize, StrategyError> {
+        /// What the count needs of a logged decision.
+        #[derive(Deserialize)]
+        struct Served {
+            arm: Arm,
+            at_ms: i64,
+        }
+        const PAGE: usize = 64;
+        let prefix = format!("{campaign}/{subject}/");
+        // `dec-<ms>` sorts before every id of that millisecond.
+        let mut after = format!("{prefix}dec-{:013}", since_ms.max(0));
+        let mut served = 0;
+        loop {
+            let page = self.vault().sealed_documents_under(
+                tenant,
+                KIND_DECISION,
+                &prefix,
+                Some(&after),
+                PAGE,
+            )?;
+            for (_, plain) in &page {
+                let decision: Served = decode(plain)?;
+                if decision.arm == Arm::Treatment && decision.at_ms >= since_ms {
+                    served += 1;
+                    if served >= max {
+                        return Ok(served);
+                    }
+                }
+            }
+            match page.last() {
+                Some((id, _)) if page.len() == PAGE => after.clone_from(id),
+                _ => return Ok(served),
+            }
+        }
     }
 
     fn decisions_under(
