@@ -191,6 +191,9 @@ pub(crate) struct Asked {
     /// One decision per person still in the view, in the view's order
     /// (someone who withdrew consent since they were checked has none).
     pub records: Vec<DecisionRecord>,
+    /// The call failed: every record is the fallback, logged as
+    /// `strategy_failed`.
+    pub failed: bool,
 }
 
 impl Campaign {
@@ -380,6 +383,7 @@ impl Strategies {
         if subjects.is_empty() {
             return Ok(Asked {
                 records: Vec::new(),
+                failed: false,
             });
         }
         let params = campaign.field_values();
@@ -394,6 +398,7 @@ impl Strategies {
         if rows.is_empty() {
             return Ok(Asked {
                 records: Vec::new(),
+                failed: false,
             });
         }
         let context = moment.context();
@@ -418,6 +423,7 @@ impl Strategies {
                     .collect::<Result<_, StrategyError>>()?;
                 return Ok(Asked {
                     records,
+                    failed: false,
                 });
             }
             Ok(called) => format!(
@@ -436,6 +442,7 @@ impl Strategies {
                 .iter()
                 .map(|subject| campaign.failed_record(subject, moment))
                 .collect::<Result<_, _>>()?,
+            failed: true,
         })
     }
 
