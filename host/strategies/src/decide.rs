@@ -35,6 +35,15 @@ pub enum Arm {
     Control,
 }
 
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Treatment => "treatment",
+            Arm::Control => "control",
+        }
+    }
+}
+
 impl From<tessera_stats::assign::Arm> for Arm {
     fn from(arm: tessera_stats::assign::Arm) -> Self {
         match arm {
@@ -187,6 +196,7 @@ pub(crate) enum Placement {
 }
 
 /// What the strategy answered for people in treatment.
+#[derive(Default)]
 pub(crate) struct Asked {
     /// One decision per person still in the view, in the view's order
     /// (someone who withdrew consent since they were checked has none).
@@ -254,20 +264,6 @@ impl Campaign {
                 "in the campaign's holdout ({:.0}% of its segment), which gets the control answer",
                 self.holdout * 100.0
             ),
-        )
-    }
-
-    /// A treatment decision the strategy could not make: the fallback.
-    fn failed_record(
-        &self,
-        subject: &str,
-        moment: &Moment<'_>,
-    ) -> Result<DecisionRecord, StrategyError> {
-        self.fallback_record(
-            subject,
-            moment,
-            Arm::Treatment,
-            format!("{}: the fallback", FallbackReason::StrategyFailed.as_str()),
         )
     }
 }
@@ -381,10 +377,7 @@ impl Strategies {
         moment: &Moment<'_>,
     ) -> Result<Asked, StrategyError> {
         if subjects.is_empty() {
-            return Ok(Asked {
-                records: Vec::new(),
-                failed: false,
-            });
+            return Ok(Asked::default());
         }
         let params = campaign.field_values();
         let (live, view) = self.registry().view(
@@ -396,10 +389,7 @@ impl Strategies {
         )?;
         let rows = view.subjects();
         if rows.is_empty() {
-            return Ok(Asked {
-                records: Vec::new(),
-                failed: false,
-            });
+            return Ok(Asked::default());
         }
         let context = moment.context();
         let failure = match live.plugin.decide_with(
@@ -440,7 +430,11 @@ impl Strategies {
         Ok(Asked {
             records: rows
                 .iter()
-                .map(|subject| campaign.failed_record(subject, moment))
+                .map(|subject| {
+                    let failed = FallbackReason::StrategyFailed.as_str();
+                    let explanation = format!("{failed}: the fallback");
+                    campaign.fallback_record(subject, moment, Arm::Treatment, explanation)
+                })
                 .collect::<Result<_, _>>()?,
             failed: true,
         })

@@ -290,8 +290,6 @@ impl Strategies {
         send: &mut CampaignSend,
         params: &[FieldValue],
     ) -> Result<(), StrategyError> {
-        let kind = IdentityKind::parse(&send.recipient)
-            .map_err(|e| StrategyError::Corrupt(e.to_string()))?;
         // People already decided for in this send (a person listed twice,
         // merged since the segment was computed, is decided for once).
         let mut seen = HashSet::new();
@@ -315,8 +313,7 @@ impl Strategies {
             };
             after = Some(last.subject.clone());
             send.members += page.len() as u64;
-            let actions =
-                self.decide_page(tenant, &campaign, send, &page, &kind, &mut seen, now)?;
+            let actions = self.decide_page(tenant, &campaign, send, &page, &mut seen, now)?;
             if !actions.is_empty() {
                 send.sent += actions.len() as u64;
                 let spec = DeliverySpec {
@@ -342,18 +339,18 @@ impl Strategies {
     /// Decides for one page of members, logs every decision and counts
     /// it; returns the actions to deliver, one per logged decision with an
     /// action, addressed to its person.
-    #[allow(clippy::too_many_arguments)]
     fn decide_page(
         &self,
         tenant: &str,
         campaign: &Campaign,
         send: &mut CampaignSend,
         page: &[SegmentMember],
-        kind: &IdentityKind,
         seen: &mut HashSet<String>,
         now: i64,
     ) -> Result<Vec<Action>, StrategyError> {
         let vault = self.vault();
+        let kind = IdentityKind::parse(&send.recipient)
+            .map_err(|e| StrategyError::Corrupt(e.to_string()))?;
         // In the segment now, as decide checks it (by the person's root).
         let mut members = Vec::with_capacity(page.len());
         for member in page {
@@ -376,7 +373,7 @@ impl Strategies {
         }
         // Consent now, and a trusted address of the kind: the rule of
         // segment exports. No one else is decided for, in either arm.
-        let audience = vault.audience(tenant, &members, kind, &campaign.purpose)?;
+        let audience = vault.audience(tenant, &members, &kind, &campaign.purpose)?;
         send.fallback.no_consent += audience.without_consent;
         send.without_address += audience.without_address;
         send.unconfirmed += audience.unconfirmed;
@@ -524,13 +521,7 @@ fn action_attributes(
         ("action".to_owned(), ParamValue::Text(action.to_owned())),
         (
             "arm".to_owned(),
-            ParamValue::Text(
-                match record.arm {
-                    Arm::Treatment => "treatment",
-                    Arm::Control => "control",
-                }
-                .to_owned(),
-            ),
+            ParamValue::Text(record.arm.as_str().to_owned()),
         ),
         ("send".to_owned(), ParamValue::Text(send.id.clone())),
     ])

@@ -18,6 +18,14 @@ use tessera_strategies::{
 };
 use tessera_vault::{Actor, IdentityKind, Incoming};
 
+/// A fresh world with `webhook-out` granted `purposes` and no PII class.
+fn world_with_destination(purposes: &[&str]) -> (tempfile::TempDir, World, Destination) {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let destination = Destination::install(&world.registry, &world.vault, TENANT, purposes, &[]);
+    (dir, world, destination)
+}
+
 /// Sends `campaign` to the destination, by member id, on the email channel.
 fn send(
     world: &World,
@@ -110,9 +118,7 @@ fn audit_head(world: &World) -> u64 {
 
 #[test]
 fn every_consenting_member_with_an_address_gets_exactly_the_action_logged_for_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     let subjects = world.people(40);
     // A member known by an email address only: no member id to send to.
     let unreachable = person(&world, &[(IdentityKind::Email, "ann@example.com")]);
@@ -274,9 +280,7 @@ fn every_consenting_member_with_an_address_gets_exactly_the_action_logged_for_th
 
 #[test]
 fn without_a_fallback_the_holdout_is_logged_and_sent_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     world.people(30);
     let mut spec = world.spec(0.5);
     spec.fallback = None;
@@ -300,9 +304,7 @@ fn without_a_fallback_the_holdout_is_logged_and_sent_nothing() {
 
 #[test]
 fn the_cap_and_the_budget_skip_people_and_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     let subjects = world.people(10);
     let mut spec = world.spec(0.0);
     spec.frequency_cap = Some(FrequencyCap { max: 1, days: 7 });
@@ -356,9 +358,7 @@ fn the_cap_and_the_budget_skip_people_and_say_so() {
 
 #[test]
 fn members_are_decided_a_page_at_a_time_one_strategy_call_and_one_run_per_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     let people = SEND_PAGE + 5;
     world.people(people);
     world.launch("spring", world.spec(0.1));
@@ -384,11 +384,8 @@ fn members_are_decided_a_page_at_a_time_one_strategy_call_and_one_run_per_page()
 
 #[test]
 fn a_send_needs_a_running_campaign_and_a_destination_granted_what_it_receives() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
     // Granted another purpose, and no PII class.
-    let destination =
-        Destination::install(&world.registry, &world.vault, TENANT, &["analytics"], &[]);
+    let (_dir, world, destination) = world_with_destination(&["analytics"]);
     world.people(5);
     world.launch("spring", world.spec(0.2));
 
@@ -410,9 +407,7 @@ fn a_send_needs_a_running_campaign_and_a_destination_granted_what_it_receives() 
     assert!(destination.received.actions().is_empty());
 
     // Granted the purpose but not the class of email addresses.
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     world.people(5);
     world.launch("spring", world.spec(0.2));
     let error = send_to(&world, &destination, "spring", IdentityKind::Email).unwrap_err();
@@ -461,9 +456,7 @@ fn a_send_needs_a_running_campaign_and_a_destination_granted_what_it_receives() 
 
 #[test]
 fn a_send_a_stop_cut_off_is_marked_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = World::open(dir.path());
-    let destination = Destination::install(&world.registry, &world.vault, TENANT, &[PURPOSE], &[]);
+    let (_dir, world, destination) = world_with_destination(&[PURPOSE]);
     world.people(3);
     world.launch("spring", world.spec(0.2));
     let (started, _) = world
