@@ -10,15 +10,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 use tessera_runtime::PluginKind;
 use tessera_strategies::{
-    Campaign, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, Evaluation,
-    FeedbackKind, FeedbackSpec, FrequencyCap, Goal, GoalSource, OffPolicyView, Simulation,
-    Strategies, StrategyError,
+    Campaign, CampaignSend, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome,
+    Evaluation, FeedbackKind, FeedbackSpec, FrequencyCap, Goal, GoalSource, OffPolicyView,
+    SendSpec, Simulation, Strategies, StrategyError,
 };
 use tessera_vault::IdentityKind;
 
 use crate::AppState;
 use crate::error::{ApiError, Json, Path, Query};
 use crate::imports::{param_json, params_of, shown_params};
+use crate::segmentation::recipient_kind;
 use crate::tokens::Principal;
 
 /// `PUT /v1/campaigns/{name}`.
@@ -362,6 +363,9 @@ impl From<StrategyError> for ApiError {
             E::UnknownSegment { .. } => ApiError::not_found("unknown_segment", message),
             E::UnknownDecision { .. } => ApiError::not_found("unknown_decision", message),
             E::NotAStrategy { .. } => ApiError::unprocessable("not_a_strategy", message),
+            E::Invalid {
+                field: "channel", ..
+            } => ApiError::unprocessable("invalid_send", message).with_field("channel", ""),
             E::Invalid { field, .. } => {
                 ApiError::unprocessable("invalid_campaign", message).with_field(field, "")
             }
@@ -376,6 +380,12 @@ impl From<StrategyError> for ApiError {
             }
             E::NoActionServed { .. } => ApiError::unprocessable("no_action_served", message),
             E::TooMany => ApiError::new(StatusCode::CONFLICT, "too_many_campaigns", message),
+            E::NotRunning { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "campaign_not_running", message)
+            }
+            E::SendNotGranted { .. } => ApiError::unprocessable("not_granted", message),
+            E::UnknownSend { .. } => ApiError::not_found("unknown_send", message),
+            E::Delivery(inner) => inner.into(),
             E::Registry(tessera_plugins::RegistryError::Call(
                 tessera_runtime::CallError::InvalidParams { .. },
             )) => ApiError::unprocessable("invalid_params", message),
@@ -785,13 +795,7 @@ fn decision_view(campaign: &str, outcome: DecisionOutcome) -> DecisionView {
             DecisionView {
             campaign: campaign.to_owned(),
             decision: Some(record.id),
-            arm: Some(
-                match record.arm {
-                    tessera_strategies::Arm::Treatment => "treatment",
-                    tessera_strategies::Arm::Control => "control",
-                }
-                .to_owned(),
-            ),
+            arm: Some(record.arm.as_str().to_owned()),
             propensity: Some(record.propensity),
             ranked: record
                 .ranked
@@ -896,4 +900,221 @@ pub(crate) async fn recommendations(
         segment,
         recommendations,
     }))
+}
+
+/// `POST /v1/campaigns/{name}/sends`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSend {
+    /// An installed destination connector (e.g. `webhook-out`), granted
+    /// the campaign's purpose and the PII class of the addresses.
+    connector: String,
+    /// Its parameters, by name (e.g. `{"url": "https://…"}`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    params: BTreeMap<String, JsonValue>,
+    /// The identity each person is addressed by: `email`, `phone`,
+    /// `member_id`, `device_id` or `external:<namespace>`.
+    recipient: String,
+    /// Where the decisions are shown, for the strategy and the log
+    /// (default `email`).
+    #[serde(default = "default_send_channel")]
+    channel: String,
+}
+
+fn default_send_channel() -> String {
+    "email".into()
+}
+
+/// Members a send decided nothing for, by reason.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SendFallbackView {
+    /// In the segment's index but no longer in the segment.
+    pub not_in_segment: u64,
+    /// Not consenting to the campaign's purpose now.
+    pub no_consent: u64,
+    /// Served the most decisions the frequency cap allows.
+    pub capped: u64,
+    /// Left out because the budget was spent.
+    pub budget_exhausted: u64,
+}
+
+/// A send of a campaign, as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SendView {
+    pub id: String,
+    pub campaign: String,
+    pub segment: String,
+    pub connector: String,
+    /// The connector's parameters (credentials and URL queries hidden).
+    #[schema(value_type = Object)]
+    pub params: BTreeMap<String, JsonValue>,
+    pub recipient: String,
+    pub channel: String,
+    pub purpose: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub started_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+    /// `<role>:<token id>` of who started it.
+    pub started_by: String,
+    /// Members read from the segment so far.
+    pub members: u64,
+    /// Treatment decisions the strategy made (logged).
+    pub decided: u64,
+    /// Control answers (logged); the fallback, if any, is sent to them.
+    pub control: u64,
+    /// Treatment people the strategy failed to decide for: the fallback,
+    /// logged.
+    pub strategy_failed: u64,
+    /// Logged decisions with no action to send.
+    pub without_action: u64,
+    /// Members decided nothing for, by reason.
+    pub fallback: SendFallbackView,
+    /// Consenting members without an address of the kind, or only with
+    /// addresses no trusted source gave (not decided for); erased members.
+    pub without_address: u64,
+    pub unconfirmed: u64,
+    pub gone: u64,
+    /// Actions given to the connector.
+    pub sent: u64,
+    /// Of those, delivered.
+    pub delivered: u64,
+    /// Of those, not delivered: dead letters of the delivery runs.
+    pub dead_letters: u64,
+    /// The delivery runs, one per page of members.
+    pub runs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<CampaignSend> for SendView {
+    fn from(s: CampaignSend) -> Self {
+        SendView {
+            params: shown_params(&s.params),
+            status: s.status.as_str().to_owned(),
+            started_by: format!("{}:{}", s.started_by.role, s.started_by.id),
+            fallback: SendFallbackView {
+                not_in_segment: s.fallback.not_in_segment,
+                no_consent: s.fallback.no_consent,
+                capped: s.fallback.capped,
+                budget_exhausted: s.fallback.budget_exhausted,
+            },
+            id: s.id,
+            campaign: s.campaign,
+            segment: s.segment,
+            connector: s.connector,
+            recipient: s.recipient,
+            channel: s.channel,
+            purpose: s.purpose,
+            started_at_ms: s.started_at_ms,
+            finished_at_ms: s.finished_at_ms,
+            members: s.members,
+            decided: s.decided,
+            control: s.control,
+            strategy_failed: s.strategy_failed,
+            without_action: s.without_action,
+            without_address: s.without_address,
+            unconfirmed: s.unconfirmed,
+            gone: s.gone,
+            sent: s.sent,
+            delivered: s.delivered,
+            dead_letters: s.dead_letters,
+            runs: s.runs,
+            error: s.error,
+        }
+    }
+}
+
+/// The sends of a campaign, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SendList {
+    pub sends: Vec<SendView>,
+}
+
+/// `POST /v1/campaigns/{name}/sends`: decides for the running campaign's
+/// whole segment and delivers each decision through a destination
+/// connector, in the background; the answer is the send, `running`. The
+/// checks and the log are decide's; only members who consent to the
+/// campaign's purpose now and have a trusted address of the kind asked for
+/// are decided for. Audited.
+#[utoipa::path(post, path = "/v1/campaigns/{name}/sends", tag = "strategies",
+    params(("name" = String, Path, description = "The campaign's name.")),
+    request_body = NewSend,
+    responses(
+        (status = 202, description = "The send, running.", body = SendView),
+        (status = 404, description = "No campaign of that name, or no such connector.", body = crate::error::ErrorBody),
+        (status = 409, description = "The campaign does not run, or the connector is quarantined.", body = crate::error::ErrorBody),
+        (status = 422, description = "Not a destination, not granted the purpose or the address's PII class, bad parameters, recipient kind or channel.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<NewSend>,
+) -> Result<(StatusCode, Json<SendView>), ApiError> {
+    let recipient = recipient_kind(&body.recipient)?;
+    let deliverer = crate::segmentation::deliverer(&state)?;
+    let tenant = principal.tenant.clone();
+    let actor = principal.actor();
+    let spec = SendSpec {
+        connector: body.connector,
+        params: params_of(&body.params),
+        recipient,
+        channel: body.channel,
+    };
+    let shown = run(&state, move |s| {
+        let (send, params) = s.start_send(&deliverer, &tenant, &name, spec, &actor)?;
+        let shown = SendView::from(send.clone());
+        crate::in_background("tessera-send", move || {
+            if let Err(error) = s.run_send(&deliverer, &tenant, send, params) {
+                tracing::warn!(%tenant, %error, "campaign send failed");
+            }
+        })
+        .map_err(|error| StrategyError::Corrupt(format!("cannot start the send: {error}")))?;
+        Ok(shown)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(shown)))
+}
+
+/// `GET /v1/campaigns/{name}/sends`: the campaign's sends, oldest first.
+#[utoipa::path(get, path = "/v1/campaigns/{name}/sends", tag = "strategies",
+    params(("name" = String, Path, description = "The campaign's name.")),
+    responses(
+        (status = 200, description = "The sends.", body = SendList),
+        (status = 404, description = "No campaign of that name.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn sends(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<SendList>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let sends = run(&state, move |s| s.sends(&tenant, &name)).await?;
+    Ok(Json(SendList {
+        sends: sends.into_iter().map(SendView::from).collect(),
+    }))
+}
+
+/// `GET /v1/campaigns/{name}/sends/{id}`: one send and what became of the
+/// segment's members.
+#[utoipa::path(get, path = "/v1/campaigns/{name}/sends/{id}", tag = "strategies",
+    params(
+        ("name" = String, Path, description = "The campaign's name."),
+        ("id" = String, Path, description = "The send's id."),
+    ),
+    responses(
+        (status = 200, description = "The send.", body = SendView),
+        (status = 404, description = "No such campaign or send.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn send_record(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<SendView>, ApiError> {
+    let tenant = principal.tenant.clone();
+    let send = run(&state, move |s| s.send(&tenant, &name, &id)).await?;
+    Ok(Json(send.into()))
 }

@@ -22,9 +22,9 @@ use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 use tessera_imports::{
-    Chunking, DeadLetterSummary, Fix, ImportError, ImportItem, ImportRecord, ImportReport,
-    ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress, ReplayReport, Source,
-    SourceSpec, Started,
+    Chunking, DeadLetterSummary, DeliveryError, Fix, ImportError, ImportItem, ImportRecord,
+    ImportReport, ImportSpec, ImportStatus, Importer, LetterContent, ParamValue, Progress,
+    ReplayReport, Source, SourceSpec, Started,
 };
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_vault::Channel;
@@ -386,6 +386,24 @@ impl From<ImportError> for ApiError {
                     "cause": inner.code,
                 }))
             }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(error: DeliveryError) -> Self {
+        use DeliveryError as E;
+        let message = error.to_string();
+        match error {
+            E::Connector(inner) => inner.into(),
+            E::NotAConnector { .. } | E::NotADestination { .. } => {
+                ApiError::unprocessable("not_a_destination", message).with_field("connector", "")
+            }
+            E::Params(_) => {
+                ApiError::unprocessable("invalid_params", message).with_field("params", "")
+            }
+            E::Vault(inner) => inner.into(),
             other => ApiError::internal(&other),
         }
     }

@@ -47,7 +47,7 @@ use tracing::Instrument as _;
 pub use auth::{ROLE_MATRIX, Role, RouteRule, presented_token, rule_for};
 pub use campaigns::{
     CampaignList, CampaignView, CapBody, Catalog, CatalogEntry, DecisionView, FeedbackView,
-    GoalBody,
+    GoalBody, SendFallbackView, SendList, SendView,
 };
 pub use config::{
     CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
@@ -103,7 +103,7 @@ pub struct AppState {
     /// [`Segments::spawn_stream_worker`]: tessera_segments::Segments::spawn_stream_worker
     pub segments: Option<tessera_segments::Segments>,
     /// Deliveries through the tenants' destination connectors (with the
-    /// plugins): segment exports.
+    /// plugins): segment exports and campaign sends.
     pub deliverer: Option<tessera_imports::Deliverer>,
     /// The tenants' campaigns (with the plugins).
     pub strategies: Option<tessera_strategies::Strategies>,
@@ -268,6 +268,14 @@ pub fn app(state: AppState) -> Router {
             "/v1/campaigns/{name}/evaluation",
             get(campaigns::evaluation),
         )
+        .route(
+            "/v1/campaigns/{name}/sends",
+            get(campaigns::sends).post(campaigns::send),
+        )
+        .route(
+            "/v1/campaigns/{name}/sends/{id}",
+            get(campaigns::send_record),
+        )
         .route("/v1/decide", post(campaigns::decide))
         .route("/v1/feedback", post(campaigns::feedback))
         .route("/v1/imports", get(imports::list).post(imports::create))
@@ -412,6 +420,19 @@ where
         Ok(result) => result,
         Err(error) => Err(ApiError::internal(&error)),
     }
+}
+
+/// Starts `work` on a thread of its own named `name` and returns at once:
+/// long work that blocks and outlives its request (an export, a send),
+/// whose record the caller answers with.
+pub(crate) fn in_background(
+    name: &str,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .map(drop)
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then

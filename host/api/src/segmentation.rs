@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
-use tessera_imports::DeliveryError;
 use tessera_segments::{
     Export, ExportSpec, ExportStatus, Preview, RecomputeReport, Segment, SegmentError, SegmentSpec,
     Segments, SizePoint,
@@ -220,14 +219,7 @@ impl From<SegmentError> for ApiError {
             E::Vault(inner) => inner.into(),
             E::ExportNotGranted { .. } => ApiError::unprocessable("not_granted", message),
             E::UnknownExport { .. } => ApiError::not_found("unknown_export", message),
-            E::Delivery(DeliveryError::Connector(inner)) => inner.into(),
-            E::Delivery(
-                DeliveryError::NotAConnector { .. } | DeliveryError::NotADestination { .. },
-            ) => ApiError::unprocessable("not_a_destination", message).with_field("connector", ""),
-            E::Delivery(DeliveryError::Params(_)) => {
-                ApiError::unprocessable("invalid_params", message).with_field("params", "")
-            }
-            E::Delivery(DeliveryError::Vault(inner)) => inner.into(),
+            E::Delivery(inner) => inner.into(),
             other => ApiError::internal(&other),
         }
     }
@@ -235,6 +227,18 @@ impl From<SegmentError> for ApiError {
 
 fn segments(state: &AppState) -> Result<Segments, ApiError> {
     state.segments.clone().ok_or_else(no_runtime)
+}
+
+/// Deliveries through the tenant's destination connectors (503 without a
+/// plugin runtime).
+pub(crate) fn deliverer(state: &AppState) -> Result<tessera_imports::Deliverer, ApiError> {
+    state.deliverer.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_plugin_runtime",
+            "this server runs without a plugin runtime, so it has no destination connectors",
+        )
+    })
 }
 
 fn no_runtime() -> ApiError {
@@ -495,6 +499,17 @@ pub(crate) struct NewExport {
     recipient: String,
 }
 
+/// The identity kind a `recipient` names, or 422 `invalid_recipient`.
+pub(crate) fn recipient_kind(recipient: &str) -> Result<IdentityKind, ApiError> {
+    IdentityKind::parse(recipient).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_recipient",
+            "`recipient` is one of email, phone, member_id, device_id, external:<namespace>",
+        )
+        .with_field("recipient", "an identity kind")
+    })
+}
+
 /// An export of a segment's members, as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExportView {
@@ -590,14 +605,8 @@ pub(crate) async fn export(
     Path(name): Path<String>,
     Json(body): Json<NewExport>,
 ) -> Result<(StatusCode, Json<ExportView>), ApiError> {
-    let recipient = IdentityKind::parse(&body.recipient).map_err(|_| {
-        ApiError::unprocessable(
-            "invalid_recipient",
-            "`recipient` is one of email, phone, member_id, device_id, external:<namespace>",
-        )
-        .with_field("recipient", "an identity kind")
-    })?;
-    let deliverer = state.deliverer.clone().ok_or_else(no_runtime)?;
+    let recipient = recipient_kind(&body.recipient)?;
+    let deliverer = deliverer(&state)?;
     let tenant = principal.tenant.clone();
     let actor = principal.actor();
     let spec = ExportSpec {
@@ -608,18 +617,12 @@ pub(crate) async fn export(
     let shown = run(&state, move |s| {
         let (export, params) = s.start_export(&deliverer, &tenant, &name, spec, &actor)?;
         let shown = ExportView::from(export.clone());
-        let started = std::thread::Builder::new()
-            .name("tessera-export".into())
-            .spawn(move || {
-                if let Err(error) = s.run_export(&deliverer, &tenant, export, params) {
-                    tracing::warn!(%tenant, %error, "segment export failed");
-                }
-            });
-        if let Err(error) = started {
-            return Err(SegmentError::Corrupt(format!(
-                "cannot start the export: {error}"
-            )));
-        }
+        crate::in_background("tessera-export", move || {
+            if let Err(error) = s.run_export(&deliverer, &tenant, export, params) {
+                tracing::warn!(%tenant, %error, "segment export failed");
+            }
+        })
+        .map_err(|error| SegmentError::Corrupt(format!("cannot start the export: {error}")))?;
         Ok(shown)
     })
     .await?;

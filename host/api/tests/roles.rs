@@ -9,12 +9,13 @@ use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
 use tessera_api::Registry;
-use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
+use tessera_api::{ROLE_MATRIX, Role, RouteRule};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
 use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_segments::{ExportSpec, SegmentSpec};
+use tessera_strategies::SendSpec;
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
 /// The fixture with the plugin registry: the threshold plugin built in for
@@ -27,44 +28,20 @@ fn fixture() -> Fixture {
     })
     .expect("runtime");
     let registry = Registry::new(runtime, f.state.vault.clone(), false);
-    f.state = f.state.clone().with_plugins(registry.clone());
-    f.app = app(f.state.clone());
-    // What the threshold segment plugin reads.
-    let mut settings = f.vault().settings(ACME).unwrap();
-    settings.schema.insert(
-        "total_spend".into(),
-        TraitSpec {
-            class: TraitClass::Standard,
-            kind: TraitType::Number,
-            pii_class: None,
-            allowed: Vec::new(),
-        },
-    );
-    f.vault()
-        .update_settings(ACME, settings, &common::operator())
-        .unwrap();
+    f.with_plugins(registry.clone());
+    f.install_campaign_plugins();
     // Plugin calls block: off the async runtime's thread.
     std::thread::spawn(move || {
-        registry
-            .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
-            .expect("install");
-        registry
-            .install_builtin(
-                ACME,
-                tessera_guests::plugins::EPSILON_GREEDY,
-                Kind::Strategy,
-                65_536,
-            )
-            .expect("install");
-        // A destination for segment exports, granted the segments' purpose
-        // and no receiver: its deliveries become dead letters.
+        // A destination for segment exports and campaign sends, granted
+        // their purposes and no receiver: its deliveries become dead
+        // letters.
         registry
             .install_builtin_granted(
                 ACME,
                 tessera_guests::plugins::WEBHOOK_OUT,
                 Kind::Connector,
                 tessera_plugins::Permissions {
-                    purposes: vec!["email_marketing".into()],
+                    purposes: vec!["email_marketing".into(), "personalization".into()],
                     outbound_hosts: vec!["audiences.partner.test".into()],
                     ..tessera_plugins::Permissions::default()
                 },
@@ -549,6 +526,37 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
                 ),
             )
         }
+        path if path.starts_with("/v1/campaigns/{name}/sends") => {
+            let name = format!("matrix-{n}");
+            matrix_campaign(f, &name, true, n);
+            let uri = path.replace("{name}", &name);
+            if rule.method == "POST" {
+                return call(uri, Some(export_body()));
+            }
+            if path.ends_with("/{id}") {
+                let strategies = f.state.strategies.clone().expect("strategies");
+                let deliverer = f.state.deliverer.clone().expect("deliverer");
+                let id = std::thread::spawn(move || {
+                    let spec = SendSpec {
+                        connector: "webhook-out".into(),
+                        params: vec![FieldValue {
+                            name: "url".into(),
+                            value: PluginValue::Text("http://127.0.0.1:9/audience".into()),
+                        }],
+                        recipient: IdentityKind::MemberId,
+                        channel: "email".into(),
+                    };
+                    let (send, _) = strategies
+                        .start_send(&deliverer, ACME, &name, spec, &common::operator())
+                        .expect("send");
+                    send.id
+                })
+                .join()
+                .expect("no panic");
+                return call(uri.replace("{id}", &id), None);
+            }
+            call(uri, None)
+        }
         path if path.starts_with("/v1/campaigns/{name}") => {
             let name = format!("matrix-{n}");
             let shadow = path.ends_with("/shadow");
@@ -886,7 +894,29 @@ fn settle_exports(f: &Fixture) {
     panic!("an export still runs after 5 s");
 }
 
-/// A segment export to the fixture's destination, which reaches no one.
+/// Waits until the send an answer shows has ended (it runs in the
+/// background and writes to ACME when it ends).
+fn settle_send(f: &Fixture, answer: &Value) {
+    let strategies = f.state.strategies.clone().expect("strategies");
+    let campaign = answer["campaign"].as_str().expect("a send").to_owned();
+    let id = answer["id"].as_str().expect("a send").to_owned();
+    for _ in 0..500 {
+        let status = std::thread::scope(|s| {
+            s.spawn(|| strategies.send(ACME, &campaign, &id).expect("send"))
+                .join()
+                .expect("no panic")
+        })
+        .status;
+        if status != tessera_strategies::SendStatus::Running {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("send {id} still runs after 5 s");
+}
+
+/// A segment export to the fixture's destination, which reaches no one
+/// (also the body of a campaign send).
 fn export_body() -> Value {
     json!({"connector": "webhook-out", "recipient": "member_id",
            "params": {"url": "http://127.0.0.1:9/audience"}})
@@ -951,6 +981,9 @@ async fn every_route_every_role_own_and_other_tenant() {
                         // Its run writes to ACME in the background: done
                         // before the next call compares ACME's footprint.
                         settle_exports(&f);
+                    }
+                    if rule.path.ends_with("/sends") && rule.method == "POST" {
+                        settle_send(&f, &answer.body);
                     }
                 } else {
                     // Another tenant's token acts on its own tenant only:

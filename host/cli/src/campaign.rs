@@ -9,7 +9,7 @@ use hyper::http::Method;
 use serde_json::{Map, Value, json};
 
 use crate::import::add_params;
-use crate::segment::{answer, block_on};
+use crate::segment::{DestinationArgs, answer, block_on, one_or_all, start};
 use crate::token::ClientArgs;
 
 #[derive(Debug, Args)]
@@ -44,6 +44,42 @@ pub enum CampaignCommand {
     Recommend(RecommendArgs),
     /// Remove a campaign that never ran.
     Delete(NameArgs),
+    /// Decide for a running campaign's whole segment and send each
+    /// decision through a destination connector (e.g. webhook-out) to a
+    /// trusted address of the person. Only members who consent to the
+    /// campaign's purpose now are decided for.
+    Send(SendArgs),
+    /// List a campaign's sends, or show one.
+    Sends(SendsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The campaign's name.
+    name: String,
+    #[command(flatten)]
+    destination: DestinationArgs,
+    /// Where the decisions are shown (the strategy's context).
+    #[arg(long, default_value = "email")]
+    channel: String,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SendsArgs {
+    /// The campaign's name.
+    name: String,
+    /// Show this send.
+    id: Option<String>,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +225,33 @@ fn show_campaign(c: &Value) {
         c["holdout"],
         c["purpose"].as_str().unwrap_or("?"),
     );
+}
+
+fn show_send(send: &Value) {
+    let count = |name: &str| send[name].as_u64().unwrap_or(0);
+    let skipped = |name: &str| send["fallback"][name].as_u64().unwrap_or(0);
+    println!(
+        "{}  {:<9} to {} by {}: {} decided, {} held out, {} sent, {} delivered, {} dead letters; \
+         skipped {} without consent, {} capped, {} over budget, {} without an address, {} \
+         unconfirmed",
+        send["id"].as_str().unwrap_or("?"),
+        send["status"].as_str().unwrap_or("?"),
+        send["connector"].as_str().unwrap_or("?"),
+        send["recipient"].as_str().unwrap_or("?"),
+        count("decided"),
+        count("control"),
+        count("sent"),
+        count("delivered"),
+        count("dead_letters"),
+        skipped("no_consent"),
+        skipped("capped"),
+        skipped("budget_exhausted"),
+        count("without_address"),
+        count("unconfirmed"),
+    );
+    if let Some(error) = send["error"].as_str() {
+        println!("  failed: {error}");
+    }
 }
 
 fn status(name: &str, to: &str) -> (String, Value) {
@@ -352,6 +415,25 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<ExitCode> {
                         }
                     }
                 })
+                .await
+            }
+            CampaignCommand::Send(args) => {
+                let path = format!("/v1/campaigns/{}/sends", args.name);
+                let mut body = args.destination.body()?;
+                body["channel"] = json!(args.channel);
+                let follow = format!("tessera campaign sends {}", args.name);
+                start(&args.client, &path, body, args.json, "send", &follow).await
+            }
+            CampaignCommand::Sends(args) => {
+                let path = format!("/v1/campaigns/{}/sends", args.name);
+                one_or_all(
+                    &args.client,
+                    &path,
+                    args.id.as_deref(),
+                    args.json,
+                    "sends",
+                    show_send,
+                )
                 .await
             }
             CampaignCommand::Delete(args) => {

@@ -92,7 +92,8 @@ enum Command {
     /// parameters, purposes and evaluated campaigns.
     Catalog(campaign::CatalogArgs),
     /// Campaigns of a running server: save, simulate, run, pause, complete,
-    /// evaluate, and strategies recommended for a segment.
+    /// evaluate, send to a whole segment through a destination, and
+    /// strategies recommended for a segment.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
 }

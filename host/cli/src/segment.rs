@@ -40,22 +40,43 @@ pub enum SegmentCommand {
 pub struct ExportArgs {
     /// The segment's name.
     name: String,
-    /// The destination connector, granted the segment's purpose and the
-    /// address's PII class.
+    #[command(flatten)]
+    destination: DestinationArgs,
+    /// Print the API's JSON answer.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Where people are sent (a segment exported, a campaign sent), and to
+/// which address of theirs.
+#[derive(Debug, Args)]
+pub struct DestinationArgs {
+    /// The destination connector (e.g. webhook-out), granted the purpose
+    /// and the address's PII class.
     #[arg(long)]
     connector: String,
-    /// The identity members are addressed by: email, phone, member_id,
+    /// The identity people are addressed by: email, phone, member_id,
     /// device_id or external:NAMESPACE.
     #[arg(long)]
     recipient: String,
     /// One connector parameter, NAME=VALUE (e.g. url=https://…). Repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     param: Vec<String>,
-    /// Print the API's JSON answer.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    client: ClientArgs,
+}
+
+impl DestinationArgs {
+    /// The request body: `connector`, `recipient` and `params`.
+    pub fn body(&self) -> anyhow::Result<Value> {
+        let mut params = Map::new();
+        add_params(&mut params, &self.param)?;
+        Ok(json!({
+            "connector": self.connector,
+            "recipient": self.recipient,
+            "params": params,
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -337,49 +358,72 @@ pub fn run(command: SegmentCommand) -> anyhow::Result<ExitCode> {
             }
             SegmentCommand::Export(args) => {
                 let path = format!("/v1/segments/{}/exports", args.name);
-                let mut params = Map::new();
-                add_params(&mut params, &args.param)?;
-                let body = json!({
-                    "connector": args.connector,
-                    "recipient": args.recipient,
-                    "params": params,
-                });
-                answer(&args.client, Method::POST, &path, Some(body), args.json, |a| {
-                    println!(
-                        "export {} of {} started; see it with: tessera segment exports {} --id {}",
-                        a["id"].as_str().unwrap_or("?"),
-                        args.name,
-                        args.name,
-                        a["id"].as_str().unwrap_or("?"),
-                    );
-                })
+                let body = args.destination.body()?;
+                let follow = format!("tessera segment exports {} --id", args.name);
+                start(&args.client, &path, body, args.json, "export", &follow).await
+            }
+            SegmentCommand::Exports(args) => {
+                let path = format!("/v1/segments/{}/exports", args.name);
+                one_or_all(
+                    &args.client,
+                    &path,
+                    args.id.as_deref(),
+                    args.json,
+                    "exports",
+                    show_export,
+                )
                 .await
             }
-            SegmentCommand::Exports(args) => match &args.id {
-                Some(id) => {
-                    let path = format!("/v1/segments/{}/exports/{id}", args.name);
-                    answer(
-                        &args.client,
-                        Method::GET,
-                        &path,
-                        None,
-                        args.json,
-                        show_export,
-                    )
-                    .await
-                }
-                None => {
-                    let path = format!("/v1/segments/{}/exports", args.name);
-                    answer(&args.client, Method::GET, &path, None, args.json, |a| {
-                        for export in a["exports"].as_array().into_iter().flatten() {
-                            show_export(export);
-                        }
-                    })
-                    .await
-                }
-            },
         }
     })
+}
+
+/// Starts work the server does in the background (an export, a send) and
+/// says how to follow it: `follow` and the id of the record it answers.
+pub(crate) async fn start(
+    client: &ClientArgs,
+    path: &str,
+    body: Value,
+    json: bool,
+    what: &str,
+    follow: &str,
+) -> anyhow::Result<ExitCode> {
+    answer(client, Method::POST, path, Some(body), json, |a| {
+        let id = a["id"].as_str().unwrap_or("?");
+        println!("{what} {id} started; see it with: {follow} {id}");
+    })
+    .await
+}
+
+/// Shows the record `id` under `path`, or (`None`) every record the list
+/// at `path` holds under `key`.
+pub(crate) async fn one_or_all(
+    client: &ClientArgs,
+    path: &str,
+    id: Option<&str>,
+    json: bool,
+    key: &str,
+    show: fn(&Value),
+) -> anyhow::Result<ExitCode> {
+    match id {
+        Some(id) => {
+            answer(
+                client,
+                Method::GET,
+                &format!("{path}/{id}"),
+                None,
+                json,
+                show,
+            )
+            .await
+        }
+        None => {
+            answer(client, Method::GET, path, None, json, |a| {
+                a[key].as_array().into_iter().flatten().for_each(show);
+            })
+            .await
+        }
+    }
 }
 
 /// `tessera profile SUBJECT`: the profile as the token's role may see it.

@@ -40,9 +40,10 @@ impl Default for JobSettings {
 }
 
 /// Ends what a stopped server left running, for every tenant: its imports
-/// are marked failed (importing again adds only what is missing), and its
-/// delivery runs turn their actions into dead letters to replay. Run before
-/// the server takes requests.
+/// are marked failed (importing again adds only what is missing), so are
+/// its segment exports and campaign sends, and its delivery runs turn
+/// their actions into dead letters to replay. Run before the server takes
+/// requests.
 pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
     let Some(desk) = &state.imports else {
         return Ok(());
@@ -65,6 +66,16 @@ pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
                 println!(
                     "tessera serve: {failed} segment exports of tenant {tenant} were cut off by \
                      the last stop; marked failed (export again)"
+                );
+            }
+        }
+        if let Some(strategies) = &state.strategies {
+            let failed = strategies.fail_interrupted_sends(&tenant)?;
+            if failed > 0 {
+                println!(
+                    "tessera serve: {failed} campaign sends of tenant {tenant} were cut off by \
+                     the last stop; marked failed (send again: a frequency cap keeps those \
+                     already served from a second action)"
                 );
             }
         }

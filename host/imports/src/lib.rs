@@ -14,8 +14,13 @@
 //! The way out is the same shape: [`Deliverer::deliver`] sends actions
 //! through a destination connector, retries what may succeed later, and
 //! keeps a sealed dead letter for every action not delivered, which
-//! [`Deliverer::replay`] delivers again, never twice.
+//! [`Deliverer::replay`] delivers again, never twice. An audience (people at
+//! their addresses: a segment exported, a campaign sent) goes through a
+//! destination granted its purpose and its addresses' PII class
+//! ([`Deliverer::audience_destination`]), a page per delivery run
+//! ([`Deliverer::deliver_page`]).
 
+mod audience;
 mod chunk;
 mod convert;
 mod deliver;

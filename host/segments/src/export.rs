@@ -12,8 +12,8 @@
 //! of every member.
 
 use serde::{Deserialize, Serialize};
-use tessera_imports::{Deliverer, DeliveryError, DeliverySpec, DeliveryStatus};
-use tessera_plugins::{ParamValue, PiiClass, field_values, stored_params};
+use tessera_imports::{Deliverer, DeliverySpec};
+use tessera_plugins::{ParamValue, field_values, stored_params};
 use tessera_runtime::api::records::Action;
 use tessera_runtime::api::types::FieldValue;
 use tessera_vault::{Actor, AuditEntry, IdentityKind};
@@ -90,16 +90,6 @@ pub struct Export {
     pub error: Option<String>,
 }
 
-/// The PII class an address of `kind` is, if any.
-fn pii_class(kind: &IdentityKind) -> Option<PiiClass> {
-    match kind {
-        IdentityKind::Email => Some(PiiClass::Email),
-        IdentityKind::Phone => Some(PiiClass::Phone),
-        IdentityKind::DeviceId => Some(PiiClass::DeviceId),
-        IdentityKind::MemberId | IdentityKind::External(_) => None,
-    }
-}
-
 impl Segments {
     /// Checks an export of the segment `name` and stores its record,
     /// `running`; [`Segments::run_export`] sends the members. Nothing is
@@ -113,26 +103,17 @@ impl Segments {
         actor: &Actor,
     ) -> Result<(Export, Vec<FieldValue>), SegmentError> {
         let segment = self.get(tenant, name)?;
-        let live = deliverer.destination(tenant, &spec.connector)?;
-        let refuse = |what: String| SegmentError::ExportNotGranted {
-            connector: spec.connector.clone(),
-            what,
-        };
-        if !live.granted.purposes.contains(&segment.purpose) {
-            return Err(refuse(format!("purpose {:?}", segment.purpose)));
-        }
-        if let Some(class) = pii_class(&spec.recipient)
-            && !live.granted.pii.contains(&class)
-        {
-            return Err(refuse(format!(
-                "the PII class of {} addresses",
-                spec.recipient.label()
-            )));
-        }
-        let params = live
-            .plugin
-            .validate(&spec.params)
-            .map_err(|e| DeliveryError::Params(e.to_string()))?;
+        let params = deliverer.audience_destination(
+            tenant,
+            &spec.connector,
+            &spec.params,
+            &segment.purpose,
+            &spec.recipient,
+            |what| SegmentError::ExportNotGranted {
+                connector: spec.connector.clone(),
+                what,
+            },
+        )?;
         let now = self.vault().now_ms();
         let export = Export {
             id: new_id(now)?,
@@ -249,27 +230,18 @@ impl Segments {
                     })
                     .collect();
                 export.sent += actions.len() as u64;
-                let started = deliverer.begin(
-                    tenant,
-                    DeliverySpec {
-                        connector: export.connector.clone(),
-                        params: params.to_vec(),
-                        source: format!("segment {} ({})", export.segment, export.id),
-                    },
-                    actions,
-                    &export.started_by,
-                )?;
-                export.runs.push(started.run().id.clone());
-                self.put_export(tenant, export)?;
-                let run = deliverer.finish(started)?;
+                let spec = DeliverySpec {
+                    connector: export.connector.clone(),
+                    params: params.to_vec(),
+                    source: format!("segment {} ({})", export.segment, export.id),
+                };
+                let actor = export.started_by.clone();
+                let run = deliverer.deliver_page(tenant, spec, actions, &actor, |run| {
+                    export.runs.push(run.to_owned());
+                    self.put_export(tenant, export)
+                })?;
                 export.delivered += run.report.delivered;
                 export.dead_letters += run.report.dead_letters;
-                if run.status != DeliveryStatus::Completed {
-                    return Err(SegmentError::Corrupt(format!(
-                        "delivery run {} did not complete",
-                        run.id
-                    )));
-                }
             }
             self.put_export(tenant, export)?;
             if page.len() < EXPORT_PAGE {

@@ -4,19 +4,18 @@
 //! segment plugin. What reaches the receiver is checked against who is in
 //! the segment, who consents now and whose address a trusted source gave.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpListener};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+#[path = "common/webhook.rs"]
+mod webhook;
 
-use serde_json::{Value as Json, json};
-use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
-use tessera_imports::{Deliverer, DelivererConfig, RetryPolicy};
-use tessera_plugins::Registry;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde_json::json;
+use tessera_bundle::Kind;
+use tessera_imports::Deliverer;
 use tessera_privacy::MasterKey;
 use tessera_runtime::api::types::{FieldValue, Value};
-use tessera_runtime::{Runtime, RuntimeConfig, StaticResolver};
 use tessera_segments::{
     EXPORT_ACTION, EXPORT_PAGE, ExportSpec, ExportStatus, SegmentError, SegmentSpec, Segments,
 };
@@ -24,69 +23,15 @@ use tessera_vault::{
     Actor, ConsentChange, IdentityKind, Incoming, TenantSettings, TraitClass, TraitSpec, TraitType,
     Vault,
 };
+use webhook::{Destination, Received};
 
 const TENANT: &str = "acme";
 /// 2026-06-01T00:00:00Z.
 const NOW: i64 = 1_780_272_000_000;
-const RECEIVER: &str = "audiences.partner.test";
 const PURPOSE: &str = "email_marketing";
 
 fn operator() -> Actor {
     Actor::new("operator", "ops@acme")
-}
-
-/// Bodies of the requests a loopback receiver got; it answers 200 to all.
-#[derive(Default)]
-struct Received(Mutex<Vec<Json>>);
-
-impl Received {
-    /// Every action received, in order.
-    fn actions(&self) -> Vec<Json> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|body| body["actions"].as_array().cloned().unwrap_or_default())
-            .collect()
-    }
-}
-
-/// A plain HTTP/1.1 receiver on 127.0.0.1 that reads each request's body
-/// and answers `200 {}`, on a thread of its own for the test's lifetime.
-fn receive() -> (u16, Arc<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = Arc::new(Received::default());
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                keep.0
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or_default());
-            }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-            );
-        }
-    });
-    (port, received)
 }
 
 struct World {
@@ -124,55 +69,15 @@ impl World {
             },
         );
         vault.create_tenant(TENANT, settings, &operator()).unwrap();
-        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            resolver: Arc::new(StaticResolver::new().with(RECEIVER, [loopback])),
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let registry = Registry::new(runtime, vault.clone(), false)
-            .with_outbound_allowance(vec!["127.0.0.1/32".parse().unwrap()]);
+        let registry = webhook::registry(vault.clone());
         registry
             .install_builtin(TENANT, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
             .unwrap();
-        let (port, received) = receive();
-        let key = PublisherKey::generate().unwrap();
-        registry
-            .trust(TENANT, &key.public().to_string(), "Tessera", &operator())
-            .unwrap();
-        let source: SourceManifest = serde_json::from_value(json!({
-            "publisher": "Tessera",
-            "version": "0.1.0",
-            "plugins": [{
-                "name": "webhook-out",
-                "kind": "connector",
-                "wit_version": "0.1.0",
-                "component": "webhook_out.wasm",
-                "permissions": {
-                    "outbound_hosts": [format!("http://{RECEIVER}:{port}")],
-                    "purposes": purposes,
-                    "pii": pii,
-                },
-            }]
-        }))
-        .unwrap();
-        let mut bundle =
-            Bundle::build(source, vec![tessera_guests::plugins::WEBHOOK_OUT.to_vec()]).unwrap();
-        bundle.sign(&key);
-        registry
-            .install(TENANT, &bundle.to_bytes(), false, &operator())
-            .unwrap();
-        registry
-            .approve(TENANT, "webhook-out", None, None, &operator())
-            .unwrap();
-        let deliverer =
-            Deliverer::new(registry.clone(), vault.clone()).with_config(DelivererConfig {
-                retry: RetryPolicy {
-                    max_attempts: 1,
-                    ..RetryPolicy::default()
-                },
-                ..DelivererConfig::default()
-            });
+        let Destination {
+            deliverer,
+            received,
+            url,
+        } = Destination::install(&registry, &vault, TENANT, purposes, pii);
         let segments = Segments::new(vault.clone(), registry);
         let spec = SegmentSpec {
             plugin: "threshold".into(),
@@ -190,7 +95,7 @@ impl World {
             segments,
             deliverer,
             received,
-            url: format!("http://{RECEIVER}:{port}/audience"),
+            url,
         }
     }
 

@@ -1,10 +1,10 @@
 //! Decisions: what a campaign answers for one person, and the log of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tessera_plugins::{ParamValue, Subjects, field_values, stored_params};
-use tessera_runtime::api::strategies::Context;
+use tessera_runtime::api::strategies::{Context, Decision};
 use tessera_runtime::api::types::FieldValue;
 
 use crate::campaign::{Campaign, CampaignStatus};
@@ -33,6 +33,15 @@ pub struct DecideRequest {
 pub enum Arm {
     Treatment,
     Control,
+}
+
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Treatment => "treatment",
+            Arm::Control => "control",
+        }
+    }
 }
 
 impl From<tessera_stats::assign::Arm> for Arm {
@@ -156,6 +165,109 @@ pub(crate) struct Counts {
     pub control: u64,
 }
 
+/// The moment a decision is made in: where it is shown, what else the
+/// strategy may know of it, and when.
+pub(crate) struct Moment<'a> {
+    pub channel: &'a str,
+    pub attributes: &'a [FieldValue],
+    pub now: i64,
+}
+
+impl Moment<'_> {
+    fn context(&self) -> Context {
+        Context {
+            channel: self.channel.to_owned(),
+            at: self.now,
+            attributes: self.attributes.to_vec(),
+        }
+    }
+}
+
+/// Where the holdout, the cap and the budget put a person who is in the
+/// segment and consents (checks 4 and 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// In the holdout: the control answer, logged.
+    Control,
+    /// The strategy decides.
+    Treatment,
+    /// Capped, or the budget is spent: no decision, nothing logged.
+    Skipped(FallbackReason),
+}
+
+/// What the strategy answered for people in treatment.
+#[derive(Default)]
+pub(crate) struct Asked {
+    /// One decision per person still in the view, in the view's order
+    /// (someone who withdrew consent since they were checked has none).
+    pub records: Vec<DecisionRecord>,
+    /// The call failed: every record is the fallback, logged as
+    /// `strategy_failed`.
+    pub failed: bool,
+}
+
+impl Campaign {
+    /// Whether the campaign decides at `now`: it runs, within its schedule.
+    pub(crate) fn runs_at(&self, now: i64) -> bool {
+        self.status == CampaignStatus::Running
+            && self.starts_at_ms.is_none_or(|s| now >= s)
+            && self.ends_at_ms.is_none_or(|e| now < e)
+    }
+
+    /// The holdout salt as bytes.
+    pub(crate) fn salt_bytes(&self) -> Result<Vec<u8>, StrategyError> {
+        hex::decode(&self.salt).map_err(|e| StrategyError::Corrupt(format!("campaign salt: {e}")))
+    }
+
+    /// A logged answer that is the campaign's fallback, served with
+    /// certainty (the person is in the experiment).
+    fn fallback_record(
+        &self,
+        subject: &str,
+        moment: &Moment<'_>,
+        arm: Arm,
+        explanation: String,
+    ) -> Result<DecisionRecord, StrategyError> {
+        Ok(DecisionRecord {
+            id: new_id("dec", moment.now)?,
+            campaign: self.name.clone(),
+            subject: subject.to_owned(),
+            at_ms: moment.now,
+            channel: moment.channel.to_owned(),
+            arm,
+            action_index: self
+                .fallback
+                .as_ref()
+                .and_then(|f| self.actions.iter().position(|a| a == f))
+                .map(|i| i as u32),
+            action: self.fallback.clone(),
+            propensity: 1.0,
+            ranked: Vec::new(),
+            explanation,
+            strategy_version: self.strategy_version.clone(),
+            attributes: stored_params(moment.attributes),
+            shadow: None,
+        })
+    }
+
+    /// The control answer for a person in the holdout.
+    pub(crate) fn control_record(
+        &self,
+        subject: &str,
+        moment: &Moment<'_>,
+    ) -> Result<DecisionRecord, StrategyError> {
+        self.fallback_record(
+            subject,
+            moment,
+            Arm::Control,
+            format!(
+                "in the campaign's holdout ({:.0}% of its segment), which gets the control answer",
+                self.holdout * 100.0
+            ),
+        )
+    }
+}
+
 impl Strategies {
     /// The campaign's decision for one person now (see the crate
     /// documentation for the order of the checks).
@@ -170,10 +282,7 @@ impl Strategies {
             action: campaign.fallback.clone(),
         };
         let now = self.vault().now_ms();
-        if campaign.status != CampaignStatus::Running
-            || campaign.starts_at_ms.is_some_and(|s| now < s)
-            || campaign.ends_at_ms.is_some_and(|e| now >= e)
-        {
+        if !campaign.runs_at(now) {
             return Ok(fallback(FallbackReason::NotRunning));
         }
         if request.subject.is_empty() || request.subject.len() > 256 {
@@ -197,154 +306,151 @@ impl Strategies {
         {
             return Ok(fallback(FallbackReason::NoConsent));
         }
-        let salt = hex::decode(&campaign.salt)
-            .map_err(|e| StrategyError::Corrupt(format!("campaign salt: {e}")))?;
-        let arm = Arm::from(tessera_stats::assign::arm(
-            &salt,
-            &subject,
-            campaign.holdout,
-        ));
+        let moment = Moment {
+            channel: &request.channel,
+            attributes: &request.attributes,
+            now,
+        };
+        let salt = campaign.salt_bytes()?;
+        let record = match self.placement(tenant, &campaign, &salt, &subject, now, 0)? {
+            Placement::Skipped(reason) => return Ok(fallback(reason)),
+            Placement::Control => campaign.control_record(&subject, &moment)?,
+            Placement::Treatment => {
+                let asked = self.ask_strategy(tenant, &campaign, &[subject], &moment)?;
+                match asked.records.into_iter().next() {
+                    Some(record) => record,
+                    // The person withdrew consent since it was checked.
+                    None => return Ok(fallback(FallbackReason::NoConsent)),
+                }
+            }
+        };
+        self.log(tenant, &record)?;
+        Ok(DecisionOutcome::Logged(Box::new(record)))
+    }
+
+    /// Checks 4 and 5 for a person in the segment who consents: the
+    /// holdout arm by the campaign's salt; in treatment, the frequency cap
+    /// and the budget, which `in_flight` decisions admitted but not logged
+    /// yet count against.
+    pub(crate) fn placement(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+        salt: &[u8],
+        subject: &str,
+        now: i64,
+        in_flight: u64,
+    ) -> Result<Placement, StrategyError> {
+        let arm = Arm::from(tessera_stats::assign::arm(salt, subject, campaign.holdout));
         if arm == Arm::Control {
-            let record = DecisionRecord {
-                id: new_id("dec", now)?,
-                campaign: campaign.name.clone(),
-                subject,
-                at_ms: now,
-                channel: request.channel.clone(),
-                arm,
-                action_index: campaign
-                    .fallback
-                    .as_ref()
-                    .and_then(|f| campaign.actions.iter().position(|a| a == f))
-                    .map(|i| i as u32),
-                action: campaign.fallback.clone(),
-                propensity: 1.0,
-                ranked: Vec::new(),
-                explanation: format!(
-                    "in the campaign's holdout ({:.0}% of its segment), which gets the \
-                     control answer",
-                    campaign.holdout * 100.0
-                ),
-                strategy_version: campaign.strategy_version.clone(),
-                attributes: stored_params(&request.attributes),
-                shadow: None,
-            };
-            self.log(tenant, &record)?;
-            return Ok(DecisionOutcome::Logged(Box::new(record)));
+            return Ok(Placement::Control);
         }
         if let Some(cap) = campaign.frequency_cap {
             let since = now.saturating_sub(i64::from(cap.days) * DAY_MS);
             let served =
-                self.served_since(tenant, &campaign.name, &subject, since, cap.max as usize)?;
+                self.served_since(tenant, &campaign.name, subject, since, cap.max as usize)?;
             if served >= cap.max as usize {
-                return Ok(fallback(FallbackReason::Capped));
+                return Ok(Placement::Skipped(FallbackReason::Capped));
             }
         }
         if let Some(budget) = campaign.budget
-            && self.counts(tenant, &campaign.name)?.served >= budget
+            && self.counts(tenant, &campaign.name)?.served + in_flight >= budget
         {
-            return Ok(fallback(FallbackReason::BudgetExhausted));
+            return Ok(Placement::Skipped(FallbackReason::BudgetExhausted));
         }
-        match self.ask_strategy(tenant, &campaign, &subject, request, now)? {
-            Some(record) => {
-                self.log(tenant, &record)?;
-                Ok(DecisionOutcome::Logged(Box::new(record)))
-            }
-            None => Ok(fallback(FallbackReason::NoConsent)),
-        }
+        Ok(Placement::Treatment)
     }
 
-    /// The strategy's decision over a one-row view of the person (none: the
-    /// person withdrew consent since it was checked).
-    fn ask_strategy(
+    /// The strategy's decisions for people in treatment (root subjects),
+    /// in one call over a view of all of them: one decision per row, in
+    /// row order, each row a person of the view. A call that fails (or
+    /// answers for other than every row) serves every person the
+    /// fallback. Nothing is logged here.
+    pub(crate) fn ask_strategy(
         &self,
         tenant: &str,
         campaign: &Campaign,
-        subject: &str,
-        request: &DecideRequest,
-        now: i64,
-    ) -> Result<Option<DecisionRecord>, StrategyError> {
+        subjects: &[String],
+        moment: &Moment<'_>,
+    ) -> Result<Asked, StrategyError> {
+        if subjects.is_empty() {
+            return Ok(Asked::default());
+        }
         let params = campaign.field_values();
-        let subjects = [subject.to_owned()];
         let (live, view) = self.registry().view(
             tenant,
             &campaign.strategy,
             &params,
             &campaign.purpose,
-            Subjects::Ids(&subjects),
+            Subjects::Ids(subjects),
         )?;
-        if view.batch.rows == 0 {
-            return Ok(None);
+        let rows = view.subjects();
+        if rows.is_empty() {
+            return Ok(Asked::default());
         }
-        let context = Context {
-            channel: request.channel.clone(),
-            at: now,
-            attributes: request.attributes.clone(),
-        };
-        let decisions = match live.plugin.decide_with(
+        let context = moment.context();
+        let failure = match live.plugin.decide_with(
             &params,
             &view.batch,
             &context,
             &campaign.state_scope(&view),
         ) {
-            Ok(called) => called.value,
-            Err(error) => {
-                tracing::warn!(
-                    %tenant, campaign = %campaign.name, %error,
-                    "the strategy failed to decide; the fallback was served"
-                );
-                return Ok(Some(self.failed(campaign, subject, request, now)?));
+            Ok(called) if called.value.len() == rows.len() => {
+                let mut shadows = self.ask_shadow(tenant, campaign, rows, &context);
+                let version = &live.plugin.info().manifest.version;
+                let records = rows
+                    .iter()
+                    .zip(called.value)
+                    .map(|(subject, decision)| {
+                        let mut record =
+                            strategy_record(campaign, subject, moment, decision, version)?;
+                        record.shadow = shadows.remove(subject);
+                        Ok(record)
+                    })
+                    .collect::<Result<_, StrategyError>>()?;
+                return Ok(Asked {
+                    records,
+                    failed: false,
+                });
             }
+            Ok(called) => format!(
+                "it answered {} decisions for {} people",
+                called.value.len(),
+                rows.len()
+            ),
+            Err(error) => error.to_string(),
         };
-        let Some(decision) = decisions.into_iter().next() else {
-            return Ok(Some(self.failed(campaign, subject, request, now)?));
-        };
-        let name = |index: u32| {
-            campaign
-                .actions
-                .get(index as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("#{index}"))
-        };
-        let ranked: Vec<RankedView> = decision
-            .ranked
-            .iter()
-            .map(|r| RankedView {
-                action: name(r.action),
-                score: r.score,
-                propensity: r.propensity,
-            })
-            .collect();
-        let chosen = decision.ranked.first();
-        Ok(Some(DecisionRecord {
-            id: new_id("dec", now)?,
-            campaign: campaign.name.clone(),
-            subject: subject.to_owned(),
-            at_ms: now,
-            channel: request.channel.clone(),
-            arm: Arm::Treatment,
-            action: chosen.map(|r| name(r.action)),
-            action_index: chosen.map(|r| r.action),
-            propensity: chosen.map_or(1.0, |r| r.propensity),
-            ranked,
-            explanation: decision.explanation,
-            strategy_version: live.plugin.info().manifest.version.clone(),
-            attributes: stored_params(&request.attributes),
-            shadow: self.ask_shadow(tenant, campaign, &subjects, &context),
-        }))
+        tracing::warn!(
+            %tenant, campaign = %campaign.name, people = rows.len(), error = %failure,
+            "the strategy failed to decide; the fallback was served"
+        );
+        Ok(Asked {
+            records: rows
+                .iter()
+                .map(|subject| {
+                    let failed = FallbackReason::StrategyFailed.as_str();
+                    let explanation = format!("{failed}: the fallback");
+                    campaign.fallback_record(subject, moment, Arm::Treatment, explanation)
+                })
+                .collect::<Result<_, _>>()?,
+            failed: true,
+        })
     }
 
-    /// The shadow strategy's answer in the same moment, over a view of the
-    /// person built for it (its own grant and plan). A shadow never changes
-    /// what is served: its failures are logged and leave no answer.
+    /// The shadow strategy's answers in the same moment, by subject, over a
+    /// view of the people built for it (its own grant and plan). A shadow
+    /// never changes what is served: its failures are logged and leave no
+    /// answer.
     fn ask_shadow(
         &self,
         tenant: &str,
         campaign: &Campaign,
         subjects: &[String],
         context: &Context,
-    ) -> Option<ShadowRecord> {
-        let shadow = campaign.shadow.as_ref()?;
+    ) -> HashMap<String, ShadowRecord> {
+        let Some(shadow) = campaign.shadow.as_ref() else {
+            return HashMap::new();
+        };
         let params = field_values(&shadow.params);
         let answer = self
             .registry()
@@ -358,7 +464,7 @@ impl Strategies {
             .map_err(|e| e.to_string())
             .and_then(|(live, view)| {
                 if view.batch.rows == 0 {
-                    return Err("the person is not in the shadow's view".to_owned());
+                    return Err("the people are not in the shadow's view".to_owned());
                 }
                 let actions: Vec<String> = live
                     .plugin
@@ -368,7 +474,8 @@ impl Strategies {
                     .into_iter()
                     .map(|a| a.name)
                     .collect();
-                live.plugin
+                let decisions = live
+                    .plugin
                     .decide_with(
                         &params,
                         &view.batch,
@@ -377,68 +484,50 @@ impl Strategies {
                             .scope()
                             .with_state_namespace(format!("campaign/{}/shadow", campaign.name)),
                     )
-                    .map(|called| (actions, called.value))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?
+                    .value;
+                if decisions.len() != view.subjects().len() {
+                    return Err(format!(
+                        "it answered {} decisions for {} people",
+                        decisions.len(),
+                        view.subjects().len()
+                    ));
+                }
+                Ok((actions, view.subjects().to_vec(), decisions))
             });
         match answer {
-            Ok((actions, decisions)) => {
-                let decision = decisions.into_iter().next()?;
+            Ok((actions, rows, decisions)) => {
                 let name = |i: u32| actions.get(i as usize).cloned();
-                let mut distribution = BTreeMap::new();
-                for ranked in &decision.ranked {
-                    if let Some(action) = name(ranked.action) {
-                        *distribution.entry(action).or_insert(0.0) += ranked.propensity;
-                    }
-                }
-                Some(ShadowRecord {
-                    strategy: shadow.strategy.clone(),
-                    action: decision.ranked.first().and_then(|r| name(r.action)),
-                    distribution,
-                })
+                rows.into_iter()
+                    .zip(decisions)
+                    .map(|(subject, decision)| {
+                        let mut distribution = BTreeMap::new();
+                        for ranked in &decision.ranked {
+                            if let Some(action) = name(ranked.action) {
+                                *distribution.entry(action).or_insert(0.0) += ranked.propensity;
+                            }
+                        }
+                        let record = ShadowRecord {
+                            strategy: shadow.strategy.clone(),
+                            action: decision.ranked.first().and_then(|r| name(r.action)),
+                            distribution,
+                        };
+                        (subject, record)
+                    })
+                    .collect()
             }
             Err(error) => {
                 tracing::warn!(
                     %tenant, campaign = %campaign.name, shadow = %shadow.strategy, %error,
-                    "the shadow strategy failed; the live decision stands"
+                    "the shadow strategy failed; the live decisions stand"
                 );
-                None
+                HashMap::new()
             }
         }
     }
 
-    /// A treatment decision the strategy could not make: the fallback,
-    /// logged as served with certainty (the person is in the experiment).
-    fn failed(
-        &self,
-        campaign: &Campaign,
-        subject: &str,
-        request: &DecideRequest,
-        now: i64,
-    ) -> Result<DecisionRecord, StrategyError> {
-        Ok(DecisionRecord {
-            id: new_id("dec", now)?,
-            campaign: campaign.name.clone(),
-            subject: subject.to_owned(),
-            at_ms: now,
-            channel: request.channel.clone(),
-            arm: Arm::Treatment,
-            action_index: campaign
-                .fallback
-                .as_ref()
-                .and_then(|f| campaign.actions.iter().position(|a| a == f))
-                .map(|i| i as u32),
-            action: campaign.fallback.clone(),
-            propensity: 1.0,
-            ranked: Vec::new(),
-            explanation: format!("{}: the fallback", FallbackReason::StrategyFailed.as_str()),
-            strategy_version: campaign.strategy_version.clone(),
-            attributes: stored_params(&request.attributes),
-            shadow: None,
-        })
-    }
-
     /// Logs a decision and counts it.
-    fn log(&self, tenant: &str, record: &DecisionRecord) -> Result<(), StrategyError> {
+    pub(crate) fn log(&self, tenant: &str, record: &DecisionRecord) -> Result<(), StrategyError> {
         let doc = decision_doc(&record.campaign, &record.subject, &record.id);
         let _counting = self.counters();
         let mut counts = self.counts(tenant, &record.campaign)?;
@@ -552,13 +641,24 @@ impl Strategies {
         tenant: &str,
         prefix: &str,
     ) -> Result<Vec<DecisionRecord>, StrategyError> {
+        self.documents_under(tenant, KIND_DECISION, prefix)
+    }
+
+    /// Every sealed document of `kind` whose id starts with `prefix`,
+    /// decoded, by id.
+    pub(crate) fn documents_under<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+    ) -> Result<Vec<T>, StrategyError> {
         const PAGE: usize = 1_000;
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.vault().sealed_documents_under(
                 tenant,
-                KIND_DECISION,
+                kind,
                 prefix,
                 after.as_deref(),
                 PAGE,
@@ -611,4 +711,47 @@ impl Strategies {
 /// `<campaign>/<subject>/<decision id>`.
 pub(crate) fn decision_doc(campaign: &str, subject: &str, id: &str) -> String {
     format!("{campaign}/{subject}/{id}")
+}
+
+/// A logged decision from the strategy's answer for one person.
+fn strategy_record(
+    campaign: &Campaign,
+    subject: &str,
+    moment: &Moment<'_>,
+    decision: Decision,
+    version: &str,
+) -> Result<DecisionRecord, StrategyError> {
+    let name = |index: u32| {
+        campaign
+            .actions
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("#{index}"))
+    };
+    let ranked: Vec<RankedView> = decision
+        .ranked
+        .iter()
+        .map(|r| RankedView {
+            action: name(r.action),
+            score: r.score,
+            propensity: r.propensity,
+        })
+        .collect();
+    let chosen = decision.ranked.first();
+    Ok(DecisionRecord {
+        id: new_id("dec", moment.now)?,
+        campaign: campaign.name.clone(),
+        subject: subject.to_owned(),
+        at_ms: moment.now,
+        channel: moment.channel.to_owned(),
+        arm: Arm::Treatment,
+        action: chosen.map(|r| name(r.action)),
+        action_index: chosen.map(|r| r.action),
+        propensity: chosen.map_or(1.0, |r| r.propensity),
+        ranked,
+        explanation: decision.explanation,
+        strategy_version: version.to_owned(),
+        attributes: stored_params(moment.attributes),
+        shadow: None,
+    })
 }

@@ -18,6 +18,12 @@
 //!   answer; the caps apply; then the plugin decides over a one-row view of
 //!   the person. Every decision that involves the person (treatment and
 //!   control) is logged with its propensity.
+//! - **Send** ([`Strategies::start_send`], [`Strategies::run_send`]): a
+//!   running campaign decided for its whole segment a page at a time, by
+//!   the same checks as decide and one strategy call per page, every
+//!   decision logged as decide logs it, and one action per person
+//!   delivered through a destination connector at a trusted address of
+//!   theirs.
 //! - **Feedback** ([`Strategies::feedback`]): impressions, clicks,
 //!   conversions and revenue, idempotent, joined to the logged decision and
 //!   queued (durably) for the strategy to learn from in batches
@@ -36,6 +42,7 @@ mod evaluate;
 mod feedback;
 mod offpolicy;
 mod recommend;
+mod send;
 mod simulate;
 mod store;
 
@@ -53,6 +60,7 @@ pub use evaluate::{Evaluation, GroupEvaluation};
 pub use feedback::{FeedbackKind, FeedbackOutcome, FeedbackSpec, LearnReport};
 pub use offpolicy::{ActionWeight, MAX_REPLAY, OffPolicyView};
 pub use recommend::Recommendation;
+pub use send::{CampaignSend, SEND_ACTION, SEND_PAGE, SendFallbacks, SendSpec, SendStatus};
 pub use simulate::{ActionForecastView, SIMULATION_SAMPLE, Simulation};
 
 /// Why a campaign operation failed. Nothing was written unless the variant
@@ -97,6 +105,17 @@ pub enum StrategyError {
     NoActionServed { id: String, kind: String },
     #[error("a tenant has at most {max} campaigns; complete and remove one first", max = campaign::MAX_CAMPAIGNS)]
     TooMany,
+    #[error("campaign {name:?} {why}; only a running campaign is sent")]
+    NotRunning { name: String, why: String },
+    #[error(
+        "connector {connector:?} is not granted {what}; an operator must grant it before \
+         campaigns are sent through it"
+    )]
+    SendNotGranted { connector: String, what: String },
+    #[error("no send {id:?}")]
+    UnknownSend { id: String },
+    #[error(transparent)]
+    Delivery(#[from] tessera_imports::DeliveryError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]

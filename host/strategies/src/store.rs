@@ -16,6 +16,8 @@ pub(crate) const KIND_DECISION: &str = "decision";
 pub(crate) const KIND_DECISION_INDEX: &str = "decision_index";
 /// Feedback on a decision (id `<campaign>/<subject>/<decision id>/<kind>/<key>`).
 pub(crate) const KIND_FEEDBACK: &str = "feedback";
+/// A send of a campaign through a destination (id `<campaign>/<send id>`).
+pub(crate) const KIND_SEND: &str = "campaign_send";
 /// Feedback the strategy has not learned from yet (id
 /// `<campaign>/<time, 20 digits>-<random>`; content: the feedback
 /// document's id).

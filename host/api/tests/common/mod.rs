@@ -13,10 +13,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
-use tessera_api::{AppState, Config, Role, app};
+use tessera_api::{AppState, Config, Registry, Role, app};
+use tessera_bundle::Kind;
 use tessera_privacy::MasterKey;
 use tessera_store::{SledStore, Store};
-use tessera_vault::{Actor, IdentityKind, Incoming, TenantSettings, Vault};
+use tessera_vault::{
+    Actor, IdentityKind, Incoming, TenantSettings, TraitClass, TraitSpec, TraitType, Vault,
+};
 use tower::ServiceExt as _;
 use watched::WatchedStore;
 
@@ -125,6 +128,50 @@ impl Fixture {
             tokens,
             clock,
         }
+    }
+
+    /// The fixture with plugins run by `registry` (imports, segments,
+    /// campaigns and deliveries with them), and ACME's schema with the
+    /// `standard` number trait `total_spend` that the threshold segment
+    /// plugin reads.
+    pub fn with_plugins(&mut self, registry: Registry) {
+        self.state = self.state.clone().with_plugins(registry);
+        self.app = app(self.state.clone());
+        let mut settings = self.vault().settings(ACME).unwrap();
+        settings.schema.insert(
+            "total_spend".into(),
+            TraitSpec {
+                class: TraitClass::Standard,
+                kind: TraitType::Number,
+                pii_class: None,
+                allowed: Vec::new(),
+            },
+        );
+        self.vault()
+            .update_settings(ACME, settings, &operator())
+            .unwrap();
+    }
+
+    /// Installs in ACME the built-in plugins a campaign needs: the
+    /// threshold segment plugin and the epsilon-greedy strategy (plugin
+    /// calls block: on a thread of their own).
+    pub fn install_campaign_plugins(&self) {
+        let registry = self.state.plugins.clone().expect("a registry");
+        std::thread::spawn(move || {
+            registry
+                .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
+                .expect("install");
+            registry
+                .install_builtin(
+                    ACME,
+                    tessera_guests::plugins::EPSILON_GREEDY,
+                    Kind::Strategy,
+                    65_536,
+                )
+                .expect("install");
+        })
+        .join()
+        .expect("installed");
     }
 
     /// Moves the vault's clock on (a fixture built [`Fixture::with_clock`]).
