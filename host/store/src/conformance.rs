@@ -1502,6 +1502,35 @@ pub fn documents_need_a_tenant_and_page_in_id_order_per_kind<S: Store>(store: &S
         vec![]
     );
 
+    // Several at once: all of them, or none when one is refused.
+    store
+        .put_documents(
+            T,
+            &[
+                ("ledger", "l1", b"one"),
+                ("ledger", "l2", b"two"),
+                ("ledger_index", "l1", b"ledger/l1"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        store.documents(T, "ledger", None, 10).unwrap(),
+        vec![doc("l1", "one"), doc("l2", "two")]
+    );
+    assert_eq!(
+        store.document(T, "ledger_index", "l1").unwrap(),
+        Some(b"ledger/l1".to_vec())
+    );
+    assert!(invalid(store.put_documents(
+        T,
+        &[("ledger", "l3", b"three"), ("ledger", "", b"no id")]
+    )));
+    assert!(matches!(
+        store.put_documents("nobody", &[("ledger", "l3", b"three")]),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    assert_eq!(store.document(T, "ledger", "l3").unwrap(), None);
+
     store.purge_subject(T, "r1").unwrap();
     assert_eq!(
         store.document(T, "receipt", "r1").unwrap(),

@@ -258,6 +258,14 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         id: &str,
         value: &[u8],
     ) -> Result<(), StoreError>;
+    /// Stores several documents of `tenant` at once, each `(kind, id,
+    /// value)` replacing one of that name: all of them or, on any error,
+    /// none.
+    fn put_documents(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), StoreError>;
     /// One document.
     fn document(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// At most `limit` documents of a kind as `(id, value)`, ordered by id

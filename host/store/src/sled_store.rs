@@ -1118,6 +1118,31 @@ impl Store for SledStore {
         ))
     }
 
+    fn put_documents(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), StoreError> {
+        check_id("tenant id", tenant)?;
+        let entries = documents
+            .iter()
+            .map(|(kind, id, value)| {
+                check_id("document kind", kind)?;
+                check_id("document id", id)?;
+                Ok((keys::document(tenant, kind, id), encode_bytes(value)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        transact((&self.trees.tenants, &self.trees.documents).transaction(
+            |(tenants, documents)| {
+                require_tenant(tenants, tenant)?;
+                for (key, value) in &entries {
+                    documents.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok(())
+            },
+        ))
+    }
+
     fn document(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_id("tenant id", tenant)?;
         check_id("document kind", kind)?;

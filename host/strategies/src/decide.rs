@@ -535,10 +535,15 @@ impl Strategies {
             Arm::Treatment => counts.served += 1,
             Arm::Control => counts.control += 1,
         }
-        let vault = self.vault();
-        vault.put_sealed_document(tenant, KIND_DECISION, &doc, &encode(record)?)?;
-        vault.put_sealed_document(tenant, KIND_DECISION_INDEX, &record.id, doc.as_bytes())?;
-        vault.put_sealed_document(tenant, KIND_COUNTS, &record.campaign, &encode(&counts)?)?;
+        // The decision, where to find it by id, and the count: together.
+        self.vault().put_sealed_documents(
+            tenant,
+            &[
+                (KIND_DECISION, &doc, &encode(record)?),
+                (KIND_DECISION_INDEX, &record.id, doc.as_bytes()),
+                (KIND_COUNTS, &record.campaign, &encode(&counts)?),
+            ],
+        )?;
         Ok(())
     }
 

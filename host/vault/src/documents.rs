@@ -33,6 +33,34 @@ impl Vault {
         Ok(())
     }
 
+    /// Stores several documents sealed, each `(kind, id, plain)`, all at
+    /// once: all of them or none.
+    pub fn put_sealed_documents(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), VaultError> {
+        let tenant = self.tenant(tenant)?;
+        let sealed = documents
+            .iter()
+            .map(|(kind, id, plain)| {
+                let aad = DocumentAad {
+                    tenant: &tenant.id,
+                    kind,
+                    id,
+                };
+                envelope::seal_document(&tenant.document_key, &aad, plain)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let entries: Vec<(&str, &str, &[u8])> = documents
+            .iter()
+            .zip(&sealed)
+            .map(|((kind, id, _), sealed)| (*kind, *id, sealed.as_slice()))
+            .collect();
+        self.store.put_documents(&tenant.id, &entries)?;
+        Ok(())
+    }
+
     /// The sealed document `kind`/`id`, opened; `None` if there is none.
     pub fn sealed_document(
         &self,

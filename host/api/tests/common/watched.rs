@@ -250,6 +250,14 @@ impl Store for WatchedStore {
         self.inner.document(tenant, kind, id)
     }
 
+    fn put_documents(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), StoreError> {
+        self.inner.put_documents(tenant, documents)
+    }
+
     fn documents(
         &self,
         tenant: &str,
