@@ -9,40 +9,21 @@ use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
 use tessera_api::Registry;
-use tessera_api::{ROLE_MATRIX, Role, RouteRule, app};
+use tessera_api::{ROLE_MATRIX, Role, RouteRule};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
+use tessera_runtime::RuntimeConfig;
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
-use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_segments::{ExportSpec, SegmentSpec};
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
 
 /// The fixture with the plugin registry: the threshold plugin built in for
 /// ACME only, and a publisher key both tenants trust.
 fn fixture() -> Fixture {
-    let mut f = Fixture::new();
-    let runtime = Runtime::new(RuntimeConfig {
+    let (f, registry) = Fixture::with_registry(RuntimeConfig {
         concurrent_calls: 4,
         ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let registry = Registry::new(runtime, f.state.vault.clone(), false);
-    f.state = f.state.clone().with_plugins(registry.clone());
-    f.app = app(f.state.clone());
-    // What the threshold segment plugin reads.
-    let mut settings = f.vault().settings(ACME).unwrap();
-    settings.schema.insert(
-        "total_spend".into(),
-        TraitSpec {
-            class: TraitClass::Standard,
-            kind: TraitType::Number,
-            pii_class: None,
-            allowed: Vec::new(),
-        },
-    );
-    f.vault()
-        .update_settings(ACME, settings, &common::operator())
-        .unwrap();
+    });
     // Plugin calls block: off the async runtime's thread.
     std::thread::spawn(move || {
         registry

@@ -11,32 +11,15 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
-use tessera_api::{Registry, Role, app};
+use tessera_api::Role;
 use tessera_bundle::Kind;
-use tessera_runtime::{Runtime, RuntimeConfig};
-use tessera_vault::{ConsentChange, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
+use tessera_runtime::RuntimeConfig;
+use tessera_vault::{ConsentChange, IdentityKind, Incoming};
 
 /// The fixture with the threshold segment plugin for ACME, whose schema
 /// has `total_spend`.
 fn fixture() -> Fixture {
-    let mut f = Fixture::new();
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let registry = Registry::new(runtime, f.state.vault.clone(), false);
-    f.state = f.state.clone().with_plugins(registry.clone());
-    f.app = app(f.state.clone());
-    let mut settings = f.vault().settings(ACME).unwrap();
-    settings.schema.insert(
-        "total_spend".into(),
-        TraitSpec {
-            class: TraitClass::Standard,
-            kind: TraitType::Number,
-            pii_class: None,
-            allowed: Vec::new(),
-        },
-    );
-    f.vault()
-        .update_settings(ACME, settings, &common::operator())
-        .unwrap();
+    let (f, registry) = Fixture::with_registry(RuntimeConfig::default());
     std::thread::spawn(move || {
         registry
             .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)

@@ -207,8 +207,21 @@ impl Campaign {
     /// the campaign's own part of the strategy's state (`campaign/<name>`),
     /// so that two campaigns of one strategy learn apart.
     pub fn state_scope(&self, view: &tessera_plugins::View) -> tessera_runtime::CallScope {
-        view.scope()
-            .with_state_namespace(format!("campaign/{}", self.name))
+        view.scope().with_state_namespace(self.state_namespace())
+    }
+
+    /// The runtime scope of a call of the campaign's shadow strategy over
+    /// `view`: its own part of the shadow's state (`campaign/<name>/shadow`).
+    pub fn shadow_state_scope(&self, view: &tessera_plugins::View) -> tessera_runtime::CallScope {
+        view.scope().with_state_namespace(self.shadow_namespace())
+    }
+
+    fn state_namespace(&self) -> String {
+        format!("campaign/{}", self.name)
+    }
+
+    fn shadow_namespace(&self) -> String {
+        format!("campaign/{}/shadow", self.name)
     }
 
     /// When the campaign first ran, if it has.
@@ -529,7 +542,8 @@ impl Strategies {
         Ok(())
     }
 
-    /// Removes a campaign that never ran (a draft or simulated one);
+    /// Removes a campaign that never ran (a draft or simulated one), and
+    /// what its strategy and shadow keep in its parts of their state;
     /// completed campaigns stay as their strategy's track record.
     /// Audited (`campaign.delete`).
     pub fn delete(&self, tenant: &str, name: &str, actor: &Actor) -> Result<(), StrategyError> {
@@ -543,6 +557,9 @@ impl Strategies {
                 status: campaign.status,
             });
         }
+        // Its state first: if that fails, the campaign is still there to
+        // remove again.
+        self.clear_campaign_state(tenant, &campaign)?;
         self.vault()
             .delete_sealed_document(tenant, KIND_CAMPAIGN, name)?;
         self.vault().record_admin_action(
@@ -550,6 +567,24 @@ impl Strategies {
             AuditEntry::new(actor, "campaign.delete").detail(format!("campaign {name}")),
         )?;
         Ok(())
+    }
+
+    /// Deletes what the campaign's strategy and its shadow keep in the
+    /// campaign's parts of their state. The parts stay usable: a campaign
+    /// of the same name may come later.
+    pub(crate) fn clear_campaign_state(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+    ) -> Result<u64, StrategyError> {
+        let registry = self.registry();
+        let mut removed =
+            registry.clear_namespace(tenant, &campaign.strategy, &campaign.state_namespace())?;
+        if let Some(shadow) = &campaign.shadow {
+            removed +=
+                registry.clear_namespace(tenant, &shadow.strategy, &campaign.shadow_namespace())?;
+        }
+        Ok(removed)
     }
 
     pub(crate) fn store_campaign(

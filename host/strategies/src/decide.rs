@@ -376,9 +376,7 @@ impl Strategies {
                         &params,
                         &view.batch,
                         context,
-                        &view
-                            .scope()
-                            .with_state_namespace(format!("campaign/{}/shadow", campaign.name)),
+                        &campaign.shadow_state_scope(&view),
                     )
                     .map(|called| (actions, called.value))
                     .map_err(|e| e.to_string())

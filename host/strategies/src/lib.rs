@@ -29,6 +29,9 @@
 //!   for a segment by off-policy replays over the segment's logged
 //!   decisions and by the uplift of past campaigns on similar segments,
 //!   with the reasons.
+//! - **State**: a campaign's part of its strategy's state goes with the
+//!   campaign, and a strategy plugin is not removed while a campaign not
+//!   yet completed uses it.
 
 mod campaign;
 mod decide;
@@ -142,6 +145,50 @@ impl tessera_vault::ErasureListener for ForgetOnErasure {
     }
 }
 
+/// Keeps a strategy plugin installed while a campaign that is not
+/// completed runs it, live or as its shadow: a running or paused campaign
+/// would be left deciding with a plugin that is gone, and a draft or a
+/// simulated one would name a strategy it cannot run. Completed campaigns
+/// stay as the track record; their parts of the plugin's state go with it.
+#[derive(Debug)]
+struct KeepWhileUsed(std::sync::Weak<Inner>);
+
+impl tessera_plugins::RemovalListener for KeepWhileUsed {
+    fn removing(&self, tenant: &str, plugin: &str) -> Result<(), RegistryError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let campaigns = (Strategies { inner }).list(tenant).map_err(|e| match e {
+            StrategyError::Vault(error) => RegistryError::Vault(error),
+            other => RegistryError::Store(other.to_string()),
+        })?;
+        let by: Vec<String> = campaigns
+            .iter()
+            .filter(|c| c.status != CampaignStatus::Completed)
+            .filter_map(|c| {
+                let shadow = c.shadow.as_ref().is_some_and(|s| s.strategy == plugin);
+                match (c.strategy == plugin, shadow) {
+                    (true, _) => Some(format!("campaign {} ({})", c.name, c.status)),
+                    (false, true) => {
+                        Some(format!("campaign {} ({}, as its shadow)", c.name, c.status))
+                    }
+                    (false, false) => None,
+                }
+            })
+            .collect();
+        if by.is_empty() {
+            return Ok(());
+        }
+        Err(RegistryError::InUse {
+            name: plugin.to_owned(),
+            by,
+            remedy: "complete the running and paused campaigns, and change or delete the \
+                     others, before removing it"
+                .into(),
+        })
+    }
+}
+
 impl std::fmt::Debug for Strategies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Strategies").finish_non_exhaustive()
@@ -151,7 +198,9 @@ impl std::fmt::Debug for Strategies {
 impl Strategies {
     /// The campaigns of `vault`'s tenants. Their decision logs name people,
     /// so they are erased with them: the new value listens to the vault's
-    /// erasures ([`Strategies::forget`]) for as long as it lives.
+    /// erasures ([`Strategies::forget`]) for as long as it lives. It also
+    /// keeps the registry from removing a strategy plugin that a campaign
+    /// not yet completed uses.
     pub fn new(vault: Arc<Vault>, registry: Registry) -> Self {
         let strategies = Strategies {
             inner: Arc::new(Inner {
@@ -164,6 +213,10 @@ impl Strategies {
             .inner
             .vault
             .on_erasure(Arc::new(ForgetOnErasure(Arc::downgrade(&strategies.inner))));
+        strategies
+            .inner
+            .registry
+            .on_removal(Arc::new(KeepWhileUsed(Arc::downgrade(&strategies.inner))));
         strategies
     }
 

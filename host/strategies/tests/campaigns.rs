@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::json;
-use tessera_bundle::Kind;
-use tessera_plugins::Registry;
+use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
+use tessera_plugins::{Registry, RegistryError};
 use tessera_privacy::MasterKey;
 use tessera_runtime::api::types::{FieldValue, Value};
-use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_runtime::{Runtime, RuntimeConfig, StateScope};
 use tessera_segments::{SegmentSpec, Segments};
 use tessera_strategies::{
     Arm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, FallbackReason,
@@ -205,6 +205,21 @@ impl World {
                 },
             )
             .unwrap()
+    }
+
+    /// Feedback of `kind` on the decision `id`, without a value or key.
+    fn feedback(&self, id: &str, kind: FeedbackKind) {
+        self.strategies
+            .feedback(
+                TENANT,
+                &FeedbackSpec {
+                    decision: id.to_owned(),
+                    kind,
+                    value: None,
+                    key: None,
+                },
+            )
+            .unwrap();
     }
 
     fn audited(&self, action: &str) -> usize {
@@ -1051,4 +1066,208 @@ fn evaluation_can_read_conversions_from_feedback_on_both_arms() {
     assert_eq!(report.control.conversions, expected.1);
     assert!((report.treatment.revenue_per_subject - expected.2 / treated as f64).abs() < 1e-9);
     assert!(report.cuped.is_none(), "feedback has no pre-period");
+}
+
+/// The state scope of the namespace `namespace` of the installation
+/// `installation`.
+fn namespace(installation: &str, namespace: &str) -> StateScope {
+    StateScope {
+        tenant: TENANT.into(),
+        plugin: installation.into(),
+    }
+    .namespace(namespace)
+}
+
+/// Writes `n` entries into a state scope.
+fn seed(world: &World, scope: &StateScope, n: usize) {
+    let store = world.vault.store();
+    let version = store.version(scope).unwrap();
+    let writes: Vec<_> = (0..n)
+        .map(|i| (format!("model/{i:03}"), Some(vec![7u8; 4])))
+        .collect();
+    store.apply(scope, version, &writes, u64::MAX).unwrap();
+}
+
+#[test]
+fn removing_a_campaign_removes_what_its_strategies_kept_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    world.people(3);
+    let mut spec = world.spec(0.1);
+    spec.shadow = Some(("epsilon-greedy".into(), Vec::new()));
+    world
+        .strategies
+        .put(TENANT, "spring", spec.clone(), &marketer())
+        .unwrap();
+    let store = world.vault.store();
+    let own = namespace("builtin-epsilon-greedy", "campaign/spring");
+    let shadow = namespace("builtin-epsilon-greedy", "campaign/spring/shadow");
+    let neighbour = namespace("builtin-epsilon-greedy", "campaign/spring-2");
+    for scope in [&own, &shadow, &neighbour] {
+        seed(&world, scope, 3);
+    }
+
+    world
+        .strategies
+        .delete(TENANT, "spring", &marketer())
+        .unwrap();
+
+    assert!(store.keys(&own, "", 10).unwrap().is_empty());
+    assert!(store.keys(&shadow, "", 10).unwrap().is_empty());
+    assert_eq!(store.usage(&own).unwrap(), 0);
+    assert_eq!(
+        store.keys(&neighbour, "", 10).unwrap().len(),
+        3,
+        "another campaign's state is its own"
+    );
+    // The name can be used again, and its state kept again.
+    world
+        .strategies
+        .put(TENANT, "spring", spec, &marketer())
+        .unwrap();
+    seed(&world, &own, 1);
+    assert_eq!(store.keys(&own, "", 10).unwrap().len(), 1);
+}
+
+/// A signed bundle of the `thompson` strategy.
+fn thompson_bundle(key: &PublisherKey) -> Vec<u8> {
+    let source: SourceManifest = serde_json::from_value(json!({
+        "publisher": "Acme Analytics",
+        "version": "1.0.0",
+        "plugins": [{
+            "name": "thompson",
+            "kind": "strategy",
+            "wit_version": "0.1.0",
+            "component": "thompson.wasm",
+            "permissions": {"purposes": [PURPOSE, "email_marketing"], "state_quota": 65_536},
+        }]
+    }))
+    .unwrap();
+    let mut bundle =
+        Bundle::build(source, vec![tessera_guests::plugins::THOMPSON.to_vec()]).unwrap();
+    bundle.sign(key);
+    bundle.to_bytes()
+}
+
+#[test]
+fn a_strategy_is_not_removed_while_unfinished_campaigns_use_it_and_their_state_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(20);
+    let key = PublisherKey::generate().unwrap();
+    world
+        .registry
+        .trust(
+            TENANT,
+            &key.public().to_string(),
+            "Acme Analytics",
+            &operator(),
+        )
+        .unwrap();
+    world
+        .registry
+        .install(TENANT, &thompson_bundle(&key), false, &operator())
+        .unwrap();
+    world
+        .registry
+        .approve(TENANT, "thompson", None, None, &operator())
+        .unwrap();
+    let installation = world
+        .registry
+        .callable(TENANT, "thompson")
+        .unwrap()
+        .installation;
+    let mut spec = world.spec(0.0);
+    spec.strategy = "thompson".into();
+    spec.params = Vec::new();
+    spec.fallback = None;
+    world.launch("spring", spec);
+    let mut shadowed = world.spec(0.1);
+    shadowed.shadow = Some(("thompson".into(), Vec::new()));
+    world
+        .strategies
+        .put(TENANT, "autumn", shadowed, &marketer())
+        .unwrap();
+    // Spring learns: thompson keeps its model in spring's part of its state.
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        world.feedback(&record.id, FeedbackKind::Impression);
+        world.feedback(&record.id, FeedbackKind::Click);
+    }
+    assert_eq!(world.strategies.learn(TENANT).unwrap().observed, 40);
+    let store = world.vault.store();
+    let spring = namespace(&installation, "campaign/spring");
+    let learned = store.keys(&spring, "", 1_000).unwrap().len();
+    assert!(learned > 0, "thompson learned for spring");
+    let autumn = namespace(&installation, "campaign/autumn/shadow");
+    seed(&world, &autumn, 2);
+
+    let refused = world
+        .registry
+        .remove(TENANT, "thompson", &operator())
+        .unwrap_err();
+    match &refused {
+        RegistryError::InUse { name, by, .. } => {
+            assert_eq!(name, "thompson");
+            assert_eq!(
+                by,
+                &[
+                    "campaign autumn (draft, as its shadow)",
+                    "campaign spring (running)"
+                ]
+            );
+        }
+        other => panic!("expected in use, got {other}"),
+    }
+    assert!(
+        refused.to_string().contains("complete the running"),
+        "{refused}"
+    );
+    // Nothing of it happened.
+    assert!(world.registry.callable(TENANT, "thompson").is_ok());
+    assert_eq!(store.keys(&spring, "", 1_000).unwrap().len(), learned);
+    assert!(arm(&world.decide("spring", &subjects[0])) == Arm::Treatment);
+
+    // Paused is still in use; completed is not, and a draft that no
+    // longer uses it does not hold it either.
+    world
+        .strategies
+        .transition(TENANT, "spring", CampaignStatus::Paused, &marketer())
+        .unwrap();
+    assert!(matches!(
+        world.registry.remove(TENANT, "thompson", &operator()),
+        Err(RegistryError::InUse { .. })
+    ));
+    world
+        .strategies
+        .transition(TENANT, "spring", CampaignStatus::Completed, &marketer())
+        .unwrap();
+    world
+        .strategies
+        .put(TENANT, "autumn", world.spec(0.1), &marketer())
+        .unwrap();
+    let removed = world
+        .registry
+        .remove(TENANT, "thompson", &operator())
+        .unwrap();
+
+    assert!(removed >= (learned + 2) as u64, "{removed}");
+    for scope in [&spring, &autumn] {
+        assert!(store.keys(scope, "", 10).unwrap().is_empty());
+        assert!(
+            matches!(
+                store.apply(scope, 0, &[("k".into(), Some(vec![1]))], u64::MAX),
+                Err(tessera_runtime::StateError::Retired)
+            ),
+            "a call still running cannot write back into {}",
+            scope.plugin
+        );
+    }
+    // The completed campaign stays as the track record.
+    assert_eq!(
+        world.strategies.get(TENANT, "spring").unwrap().status,
+        CampaignStatus::Completed
+    );
 }

@@ -13,10 +13,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
-use tessera_api::{AppState, Config, Role, app};
+use tessera_api::{AppState, Config, Registry, Role, app};
 use tessera_privacy::MasterKey;
+use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_store::{SledStore, Store};
-use tessera_vault::{Actor, IdentityKind, Incoming, TenantSettings, Vault};
+use tessera_vault::{
+    Actor, IdentityKind, Incoming, TenantSettings, TraitClass, TraitSpec, TraitType, Vault,
+};
 use tower::ServiceExt as _;
 use watched::WatchedStore;
 
@@ -163,6 +166,31 @@ impl Fixture {
             .expect("ingest")
             .subject
             .expect("a subject")
+    }
+
+    /// A fixture whose state has a plugin registry on a runtime of
+    /// `config` (segments, strategies, imports), and whose ACME schema has
+    /// the number trait `total_spend` that the threshold plugin reads.
+    pub fn with_registry(config: RuntimeConfig) -> (Self, Registry) {
+        let mut f = Fixture::new();
+        let runtime = Runtime::new(config).expect("runtime");
+        let registry = Registry::new(runtime, f.state.vault.clone(), false);
+        f.state = f.state.clone().with_plugins(registry.clone());
+        f.app = app(f.state.clone());
+        let mut settings = f.vault().settings(ACME).unwrap();
+        settings.schema.insert(
+            "total_spend".into(),
+            TraitSpec {
+                class: TraitClass::Standard,
+                kind: TraitType::Number,
+                pii_class: None,
+                allowed: Vec::new(),
+            },
+        );
+        f.vault()
+            .update_settings(ACME, settings, &operator())
+            .unwrap();
+        (f, registry)
     }
 
     /// What a forbidden call must not change: the audit head, the number of

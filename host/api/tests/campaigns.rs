@@ -1,0 +1,204 @@
+//! Campaigns over HTTP, where they meet the rest of the service: a
+//! strategy that a campaign runs cannot be removed from under it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use common::{ACME, Fixture};
+use serde_json::{Value, json};
+use tessera_api::Role;
+use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
+use tessera_runtime::RuntimeConfig;
+use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
+use tessera_segments::SegmentSpec;
+use tessera_vault::{ConsentChange, IdentityKind, Incoming};
+
+const SEGMENT: &str = "spenders";
+const PURPOSE: &str = "personalization";
+
+/// Registry work from a test: on a thread of its own (plugin work blocks).
+fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(work).join().expect("no panic"))
+}
+
+/// The fixture with the threshold segment plugin and the epsilon-greedy
+/// strategy for ACME, and its segment of people who spent 100 or more.
+fn fixture() -> Fixture {
+    let (f, registry) = Fixture::with_registry(RuntimeConfig::default());
+    let segments = f.state.segments.clone().expect("segments");
+    blocking(move || {
+        registry
+            .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)
+            .expect("install");
+        registry
+            .install_builtin(
+                ACME,
+                tessera_guests::plugins::EPSILON_GREEDY,
+                Kind::Strategy,
+                65_536,
+            )
+            .expect("install");
+        segments
+            .put(
+                ACME,
+                SEGMENT,
+                SegmentSpec {
+                    plugin: "threshold".into(),
+                    params: vec![FieldValue {
+                        name: "threshold".into(),
+                        value: PluginValue::Number(100.0),
+                    }],
+                    purpose: Some(PURPOSE.into()),
+                    ..SegmentSpec::default()
+                },
+                &common::operator(),
+            )
+            .expect("segment");
+    });
+    f
+}
+
+/// People of the segment who consent to its purpose; their subject ids.
+fn people(f: &Fixture, members: &[&str]) -> Vec<String> {
+    let subjects = members
+        .iter()
+        .map(|member| {
+            let item = Incoming {
+                identities: vec![(IdentityKind::MemberId, (*member).to_owned())],
+                traits: BTreeMap::from([("total_spend".to_owned(), json!(500))]),
+                events: Vec::new(),
+                consents: vec![ConsentChange {
+                    purpose: PURPOSE.into(),
+                    granted: true,
+                    method: "web_form".into(),
+                    given_at_ms: None,
+                }],
+            };
+            f.vault()
+                .ingest(ACME, &item, &common::operator())
+                .unwrap()
+                .subject
+                .unwrap()
+        })
+        .collect();
+    let segments = f.state.segments.clone().expect("segments");
+    blocking(move || segments.recompute(ACME, SEGMENT).expect("recompute"));
+    subjects
+}
+
+/// A campaign definition of `strategy` on the segment, as the API takes it.
+fn definition(strategy: &str, holdout: f64) -> Value {
+    json!({"strategy": strategy, "segment": SEGMENT, "purpose": PURPOSE, "holdout": holdout,
+           "goal": {"event": "purchase"}})
+}
+
+/// Saves, simulates and runs a campaign over HTTP.
+async fn launch(f: &Fixture, name: &str, body: Value) {
+    let marketer = f.token(ACME, Role::Marketer).to_owned();
+    let path = format!("/v1/campaigns/{name}");
+    f.call(Method::PUT, &path, Some(&marketer), Some(body))
+        .await
+        .expect(StatusCode::OK);
+    f.call(
+        Method::POST,
+        &format!("{path}/simulate"),
+        Some(&marketer),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    f.call(
+        Method::POST,
+        &format!("{path}/status"),
+        Some(&marketer),
+        Some(json!({"status": "running"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+/// A signed bundle of the `thompson` strategy.
+fn thompson_bundle(key: &PublisherKey) -> Vec<u8> {
+    let source: SourceManifest = serde_json::from_value(json!({
+        "publisher": "Acme Analytics",
+        "version": "1.0.0",
+        "plugins": [{
+            "name": "thompson",
+            "kind": "strategy",
+            "wit_version": "0.1.0",
+            "component": "thompson.wasm",
+            "permissions": {"purposes": [PURPOSE, "email_marketing"], "state_quota": 65_536},
+        }]
+    }))
+    .unwrap();
+    let mut bundle =
+        Bundle::build(source, vec![tessera_guests::plugins::THOMPSON.to_vec()]).unwrap();
+    bundle.sign(key);
+    bundle.to_bytes()
+}
+
+#[tokio::test]
+async fn a_strategy_that_a_campaign_runs_is_not_removed_until_the_campaign_is_completed() {
+    let f = fixture();
+    people(&f, &["M-1"]);
+    let registry = f.state.plugins.clone().expect("registry");
+    blocking(move || {
+        let key = PublisherKey::generate().unwrap();
+        let operator = common::operator();
+        registry
+            .trust(ACME, &key.public().to_string(), "Acme Analytics", &operator)
+            .expect("trust");
+        registry
+            .install(ACME, &thompson_bundle(&key), false, &operator)
+            .expect("install");
+        registry
+            .approve(ACME, "thompson", None, None, &operator)
+            .expect("approve");
+    });
+    launch(&f, "spring", definition("thompson", 0.0)).await;
+    let operator = f.token(ACME, Role::Operator).to_owned();
+
+    let refused = f
+        .call(
+            Method::DELETE,
+            "/v1/plugins/thompson",
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+
+    assert_eq!(refused.code(), "plugin_in_use");
+    assert_eq!(
+        refused.body["error"]["details"]["used_by"],
+        json!(["campaign spring (running)"])
+    );
+    f.call(Method::GET, "/v1/plugins/thompson", Some(&operator), None)
+        .await
+        .expect(StatusCode::OK);
+    f.call(
+        Method::POST,
+        "/v1/campaigns/spring/status",
+        Some(&operator),
+        Some(json!({"status": "completed"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let removed = f
+        .call(
+            Method::DELETE,
+            "/v1/plugins/thompson",
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(removed.body["name"], "thompson");
+    let kept = f
+        .call(Method::GET, "/v1/campaigns/spring", Some(&operator), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(kept.body["status"], "completed");
+}
