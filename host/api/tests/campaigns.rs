@@ -1,5 +1,7 @@
 //! Campaigns over HTTP, where they meet the rest of the service: a
-//! strategy that a campaign runs cannot be removed from under it.
+//! definition tried with `POST /v1/simulate` saves nothing and is refused
+//! as saving refuses it; a strategy that a campaign runs cannot be removed
+//! from under it.
 
 mod common;
 
@@ -117,6 +119,103 @@ async fn launch(f: &Fixture, name: &str, body: Value) {
     )
     .await
     .expect(StatusCode::OK);
+}
+
+/// The tenant's campaigns, as listed.
+async fn campaigns(f: &Fixture) -> Value {
+    f.call(
+        Method::GET,
+        "/v1/campaigns",
+        Some(f.token(ACME, Role::Analyst)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK)
+    .body["campaigns"]
+        .clone()
+}
+
+fn audited(f: &Fixture) -> Vec<String> {
+    f.vault()
+        .audit_entries(ACME, 0, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_definition_is_simulated_without_saving_anything_and_refused_as_saving_refuses_it() {
+    let f = fixture();
+    people(&f, &["M-1", "M-2", "M-3"]);
+    let marketer = f.token(ACME, Role::Marketer).to_owned();
+    let before = audited(&f).len();
+
+    let answer = f
+        .call(
+            Method::POST,
+            "/v1/simulate",
+            Some(&marketer),
+            Some(definition("epsilon-greedy", 0.5)),
+        )
+        .await
+        .expect(StatusCode::OK);
+
+    assert_eq!(answer.body["segment_size"], 3);
+    assert_eq!(answer.body["consenting"], 3);
+    assert_eq!(answer.body["actions"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        &audited(&f)[before..],
+        ["plugin.read"],
+        "nothing but the strategy's read of the segment"
+    );
+    assert_eq!(campaigns(&f).await, json!([]), "nothing saved");
+
+    let mut wrong = Vec::new();
+    for (field, value) in [
+        ("holdout", json!(0.7)),
+        ("fallback", json!("free_car")),
+        ("segment", json!("nobody")),
+        ("strategy", json!("threshold")),
+        ("strategy", json!("nothing-by-that-name")),
+        ("params", json!({"epsilon": 5})),
+        ("purpose", json!("analytics")),
+        ("goal", json!({"event": "purchase", "source": "neither"})),
+        ("nmae", json!("a misspelt field")),
+    ] {
+        let mut body = definition("epsilon-greedy", 0.1);
+        body[field] = value;
+        wrong.push(body);
+    }
+    let mut untyped = definition("epsilon-greedy", 0.1);
+    untyped["holdout"] = json!("a tenth");
+    wrong.push(untyped);
+    for body in wrong {
+        let saving = f
+            .call(
+                Method::PUT,
+                "/v1/campaigns/autumn",
+                Some(&marketer),
+                Some(body.clone()),
+            )
+            .await;
+        let trying = f
+            .call(Method::POST, "/v1/simulate", Some(&marketer), Some(body))
+            .await;
+        assert!(saving.status.is_client_error(), "{}", saving.body);
+        assert_eq!((trying.status, &trying.body), (saving.status, &saving.body));
+    }
+    let refused = f
+        .call(
+            Method::POST,
+            "/v1/simulate?logs_from=nothing",
+            Some(&marketer),
+            Some(definition("epsilon-greedy", 0.1)),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(refused.code(), "unknown_campaign");
+    assert_eq!(campaigns(&f).await, json!([]), "nothing saved");
 }
 
 /// A signed bundle of the `thompson` strategy.

@@ -522,13 +522,11 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
         "/v1/catalog" | "/v1/campaigns" => call(rule.path.into(), None),
         "/v1/campaigns/{name}" if rule.method == "PUT" => {
             matrix_segment(f);
-            call(
-                format!("/v1/campaigns/matrix-{n}"),
-                Some(
-                    json!({"strategy": "epsilon-greedy", "segment": MATRIX_SEGMENT,
-                            "goal": {"event": "purchase"}}),
-                ),
-            )
+            call(format!("/v1/campaigns/matrix-{n}"), Some(matrix_spec()))
+        }
+        "/v1/simulate" => {
+            matrix_segment(f);
+            call(rule.path.into(), Some(matrix_spec()))
         }
         path if path.starts_with("/v1/campaigns/{name}") => {
             let name = format!("matrix-{n}");
@@ -742,6 +740,11 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
 
 /// The segment campaigns target: people who spent 100 or more.
 const MATRIX_SEGMENT: &str = "matrix-campaigns";
+
+/// A campaign of epsilon-greedy on [`MATRIX_SEGMENT`], as the API takes it.
+fn matrix_spec() -> Value {
+    json!({"strategy": "epsilon-greedy", "segment": MATRIX_SEGMENT, "goal": {"event": "purchase"}})
+}
 
 /// Saves [`MATRIX_SEGMENT`] (once).
 fn matrix_segment(f: &Fixture) {

@@ -270,6 +270,62 @@ impl Strategies {
                 name: name.to_owned(),
             });
         }
+        let mut campaign = self.define(tenant, name, spec)?;
+        let now = self.vault().now_ms();
+        let previous = self.find(tenant, name)?;
+        if let Some(previous) = &previous
+            && !matches!(
+                previous.status,
+                CampaignStatus::Draft | CampaignStatus::Simulated
+            )
+        {
+            return Err(StrategyError::NotEditable {
+                name: name.to_owned(),
+                status: previous.status,
+            });
+        }
+        if previous.is_none() && self.list(tenant)?.len() >= MAX_CAMPAIGNS {
+            return Err(StrategyError::TooMany);
+        }
+        let (salt, created_at_ms, mut history) = match previous {
+            Some(p) => (p.salt, p.created_at_ms, p.history),
+            None => (new_salt()?, now, Vec::new()),
+        };
+        history.push(Transition {
+            from: history.last().map(|t| t.to),
+            to: CampaignStatus::Draft,
+            at_ms: now,
+            by: actor.clone(),
+            note: "saved".into(),
+        });
+        campaign.salt = salt;
+        campaign.created_at_ms = created_at_ms;
+        campaign.updated_at_ms = now;
+        campaign.history = history;
+        self.store_campaign(tenant, &campaign)?;
+        self.vault().record_admin_action(
+            tenant,
+            AuditEntry {
+                plugin: Some(campaign.strategy.clone()),
+                plugin_version: Some(campaign.strategy_version.clone()),
+                ..AuditEntry::new(actor, "campaign.put").detail(format!(
+                    "campaign {name} on segment {} for {}, holdout {}",
+                    campaign.segment, campaign.purpose, campaign.holdout
+                ))
+            },
+        )?;
+        Ok(campaign)
+    }
+
+    /// The campaign `spec` defines, checked as [`Strategies::put`] checks
+    /// it, named `name` and saved nowhere: a draft without a salt or a
+    /// history.
+    pub(crate) fn define(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: CampaignSpec,
+    ) -> Result<Campaign, StrategyError> {
         let live = self.registry().callable(tenant, &spec.strategy)?;
         let info = live.plugin.info();
         if info.kind != PluginKind::Strategy {
@@ -301,34 +357,7 @@ impl Strategies {
                 name: spec.segment.clone(),
             });
         }
-        let now = self.vault().now_ms();
-        let previous = self.find(tenant, name)?;
-        if let Some(previous) = &previous
-            && !matches!(
-                previous.status,
-                CampaignStatus::Draft | CampaignStatus::Simulated
-            )
-        {
-            return Err(StrategyError::NotEditable {
-                name: name.to_owned(),
-                status: previous.status,
-            });
-        }
-        if previous.is_none() && self.list(tenant)?.len() >= MAX_CAMPAIGNS {
-            return Err(StrategyError::TooMany);
-        }
-        let (salt, created_at_ms, mut history) = match previous {
-            Some(p) => (p.salt, p.created_at_ms, p.history),
-            None => (new_salt()?, now, Vec::new()),
-        };
-        history.push(Transition {
-            from: history.last().map(|t| t.to),
-            to: CampaignStatus::Draft,
-            at_ms: now,
-            by: actor.clone(),
-            note: "saved".into(),
-        });
-        let campaign = Campaign {
+        Ok(Campaign {
             name: name.to_owned(),
             strategy: spec.strategy,
             strategy_version: info.manifest.version.clone(),
@@ -337,7 +366,7 @@ impl Strategies {
             segment: spec.segment,
             purpose,
             holdout: spec.holdout,
-            salt,
+            salt: String::new(),
             frequency_cap: spec.frequency_cap,
             budget: spec.budget,
             starts_at_ms: spec.starts_at_ms,
@@ -348,23 +377,10 @@ impl Strategies {
             description: spec.description,
             status: CampaignStatus::Draft,
             simulation: None,
-            created_at_ms,
-            updated_at_ms: now,
-            history,
-        };
-        self.store_campaign(tenant, &campaign)?;
-        self.vault().record_admin_action(
-            tenant,
-            AuditEntry {
-                plugin: Some(campaign.strategy.clone()),
-                plugin_version: Some(campaign.strategy_version.clone()),
-                ..AuditEntry::new(actor, "campaign.put").detail(format!(
-                    "campaign {name} on segment {} for {}, holdout {}",
-                    campaign.segment, campaign.purpose, campaign.holdout
-                ))
-            },
-        )?;
-        Ok(campaign)
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            history: Vec::new(),
+        })
     }
 
     /// The purpose decisions process data for: asked for, or the first the

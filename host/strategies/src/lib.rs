@@ -10,7 +10,9 @@
 //!   simulated → running ⇄ paused → completed; every change is audited.
 //! - **Simulate** ([`Strategies::simulate`]): the strategy's own forecast
 //!   over a consenting sample of the segment, with the reach and cost under
-//!   the holdout, caps and budget; a campaign runs only once simulated.
+//!   the holdout, caps and budget; a campaign runs only once simulated. A
+//!   definition can be tried before it is saved
+//!   ([`Strategies::simulate_spec`]).
 //! - **Decide** ([`Strategies::decide`]): for one person, in order: the
 //!   campaign must run; the person must be in its segment and consent to
 //!   its purpose **now** (else the documented fallback, and nothing of the

@@ -1089,6 +1089,119 @@ fn seed(world: &World, scope: &StateScope, n: usize) {
 }
 
 #[test]
+fn a_definition_is_simulated_without_saving_anything_and_checked_as_saving_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    world.people(6);
+    let strategies = &world.strategies;
+    // Whatever the strategy might write to a what-if's state is not kept.
+    let store = world.vault.store();
+    let what_if = namespace("builtin-epsilon-greedy", "campaign/(what-if)");
+    seed(&world, &what_if, 2);
+    let audit_before = world.vault.audit_entries(TENANT, 0, 100_000).unwrap().len();
+
+    let simulation = strategies
+        .simulate_spec(TENANT, world.spec(0.5), None)
+        .unwrap();
+
+    assert_eq!(simulation.segment_size, 6);
+    assert_eq!(simulation.consenting, 6);
+    assert_eq!(simulation.expected_treated + simulation.expected_control, 6);
+    assert_eq!(simulation.actions.len(), 4);
+    assert_eq!(
+        simulation.off_policy_note.as_deref(),
+        Some("no other campaign on segment spenders has logged decisions to replay")
+    );
+    assert!(strategies.list(TENANT).unwrap().is_empty(), "nothing saved");
+    let added: Vec<String> = world.vault.audit_entries(TENANT, 0, 100_000).unwrap()[audit_before..]
+        .iter()
+        .map(|e| e.action.clone())
+        .collect();
+    assert_eq!(
+        added,
+        ["plugin.read"],
+        "only the strategy's read of the segment, as for any forecast"
+    );
+    assert!(store.keys(&what_if, "", 10).unwrap().is_empty());
+
+    // The forecast is the one simulating a saved campaign of the same
+    // definition gives.
+    strategies
+        .put(TENANT, "spring", world.spec(0.5), &marketer())
+        .unwrap();
+    let saved = strategies
+        .simulate(TENANT, "spring", None, &marketer())
+        .unwrap();
+    assert_eq!(
+        (
+            saved.segment_size,
+            saved.consenting,
+            saved.expected_treated,
+            saved.expected_control,
+            saved.max_decisions,
+        ),
+        (
+            simulation.segment_size,
+            simulation.consenting,
+            simulation.expected_treated,
+            simulation.expected_control,
+            simulation.max_decisions,
+        )
+    );
+    assert_eq!(saved.actions, simulation.actions);
+    // A what-if leaves the campaigns as they were.
+    let before = strategies.get(TENANT, "spring").unwrap();
+    strategies
+        .simulate_spec(TENANT, world.spec(0.2), None)
+        .unwrap();
+    assert_eq!(strategies.get(TENANT, "spring").unwrap(), before);
+    assert_eq!(strategies.list(TENANT).unwrap().len(), 1);
+
+    // A definition saving refuses is refused alike, with the same error.
+    let mut bad = Vec::new();
+    let mut spec = world.spec(0.7);
+    bad.push(spec.clone());
+    spec.holdout = 0.1;
+    spec.fallback = Some("free_car".into());
+    bad.push(spec.clone());
+    spec.fallback = None;
+    spec.segment = "nobody".into();
+    bad.push(spec.clone());
+    spec.segment = "spenders".into();
+    spec.params = vec![FieldValue {
+        name: "epsilon".into(),
+        value: Value::Number(5.0),
+    }];
+    bad.push(spec.clone());
+    spec.params = Vec::new();
+    spec.purpose = Some("analytics".into());
+    bad.push(spec.clone());
+    spec.purpose = None;
+    spec.strategy = "threshold".into();
+    bad.push(spec.clone());
+    spec.strategy = "nothing-by-that-name".into();
+    bad.push(spec);
+    for spec in bad {
+        let saving = strategies
+            .put(TENANT, "autumn", spec.clone(), &marketer())
+            .unwrap_err();
+        let trying = strategies.simulate_spec(TENANT, spec, None).unwrap_err();
+        assert_eq!(trying.to_string(), saving.to_string());
+        assert_eq!(
+            std::mem::discriminant(&trying),
+            std::mem::discriminant(&saving),
+            "{trying}"
+        );
+    }
+    assert!(strategies.get(TENANT, "autumn").is_err());
+    // Logs to replay over must exist.
+    assert!(matches!(
+        strategies.simulate_spec(TENANT, world.spec(0.1), Some("nothing")),
+        Err(StrategyError::Unknown { .. })
+    ));
+}
+
+#[test]
 fn removing_a_campaign_removes_what_its_strategies_kept_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let world = World::open(dir.path());
