@@ -1,7 +1,8 @@
 //! Campaigns over HTTP, where they meet the rest of the service: a
 //! definition tried with `POST /v1/simulate` saves nothing and is refused
-//! as saving refuses it; a strategy that a campaign runs cannot be removed
-//! from under it.
+//! as saving refuses it; the decisions made about a person are in their
+//! `/v1/me` and exports, and go with their erasure; a strategy that a
+//! campaign runs cannot be removed from under it.
 
 mod common;
 
@@ -216,6 +217,93 @@ async fn a_definition_is_simulated_without_saving_anything_and_refused_as_saving
         .expect(StatusCode::NOT_FOUND);
     assert_eq!(refused.code(), "unknown_campaign");
     assert_eq!(campaigns(&f).await, json!([]), "nothing saved");
+}
+
+#[tokio::test]
+async fn a_person_sees_the_decisions_made_about_them_in_v1_me_and_its_exports() {
+    let f = fixture();
+    let subjects = people(&f, &["M-ann", "M-bo"]);
+    let (ann, bo) = (&subjects[0], &subjects[1]);
+    launch(&f, "spring", definition("epsilon-greedy", 0.0)).await;
+    let decided = f
+        .call(
+            Method::POST,
+            "/v1/decide",
+            Some(f.token(ACME, Role::Marketer)),
+            Some(json!({"campaign": "spring", "subject": ann, "channel": "email"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let id = decided.body["decision"].as_str().unwrap().to_owned();
+    let ann_token = f.subject_token(ACME, ann);
+
+    let mine = f
+        .call(Method::GET, "/v1/me", Some(&ann_token), None)
+        .await
+        .expect(StatusCode::OK);
+
+    let decisions = mine.body["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1);
+    let seen = &decisions[0];
+    assert_eq!(seen["id"], id.as_str());
+    assert_eq!(seen["campaign"], "spring");
+    assert_eq!(seen["channel"], "email");
+    assert_eq!(seen["control_group"], false);
+    assert_eq!(seen["shown"], decided.body["action"]);
+    assert_eq!(seen["explanation"], decided.body["explanation"]);
+    for internal in ["propensity", "ranked", "shadow", "attributes", "subject"] {
+        assert!(seen.get(internal).is_none(), "{internal}: {seen}");
+    }
+    let exported = f
+        .call(Method::GET, "/v1/me/export", Some(&ann_token), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(exported.body["decisions"], mine.body["decisions"]);
+    let table = f
+        .call(
+            Method::GET,
+            "/v1/me/export?format=csv&table=decisions",
+            Some(&ann_token),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let csv = table.body.as_str().unwrap();
+    assert!(csv.starts_with("at_ms,campaign,channel,control_group,shown,explanation,decision\r\n"));
+    assert!(csv.contains(",spring,email,false,"), "{csv}");
+    assert!(csv.trim_end().ends_with(&id), "{csv}");
+    let operator = f.token(ACME, Role::Operator).to_owned();
+    let by_operator = f
+        .call(
+            Method::GET,
+            &format!("/v1/subjects/{ann}/export?format=json"),
+            Some(&operator),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(by_operator.body["decisions"], mine.body["decisions"]);
+
+    // Another person sees none of them.
+    let theirs = f
+        .call(
+            Method::GET,
+            "/v1/me",
+            Some(&f.subject_token(ACME, bo)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(theirs.body["decisions"], json!([]));
+
+    // Erased, nothing of them remains in the decision log.
+    f.call(Method::POST, "/v1/me/deletion", Some(&ann_token), None)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let strategies = f.state.strategies.clone().expect("strategies");
+    let ann = ann.clone();
+    let left = blocking(move || strategies.decisions_about(ACME, &[ann]).expect("log"));
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A signed bundle of the `thompson` strategy.

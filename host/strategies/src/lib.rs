@@ -31,10 +31,13 @@
 //!   for a segment by off-policy replays over the segment's logged
 //!   decisions and by the uplift of past campaigns on similar segments,
 //!   with the reasons.
-//! - **State**: a campaign's part of its strategy's state goes with the
-//!   campaign, and a strategy plugin is not removed while a campaign not
-//!   yet completed uses it.
+//! - **The people's own data**: the decisions about a person are in their
+//!   access view and exports ([`Strategies::decisions_about`]) and are
+//!   erased with them ([`Strategies::forget`]); a campaign's part of its
+//!   strategy's state goes with the campaign, and a strategy plugin is not
+//!   removed while a campaign not yet completed uses it.
 
+mod access;
 mod campaign;
 mod decide;
 mod evaluate;
@@ -135,15 +138,44 @@ impl tessera_vault::ErasureListener for ForgetOnErasure {
         let Some(inner) = self.0.upgrade() else {
             return Ok(());
         };
-        match (Strategies { inner }).forget(tenant, subjects) {
-            Ok(_) => Ok(()),
-            Err(StrategyError::Vault(error)) => Err(error),
-            Err(other) => Err(VaultError::Corrupt {
-                tenant: tenant.to_owned(),
-                what: "decision log",
-                detail: other.to_string(),
-            }),
-        }
+        (Strategies { inner })
+            .forget(tenant, subjects)
+            .map(|_| ())
+            .map_err(|e| decision_log_error(tenant, e))
+    }
+}
+
+/// Shows people the decisions campaigns made about them, when they (or an
+/// operator for them) read or export their data.
+struct ShowOnAccess(std::sync::Weak<Inner>);
+
+impl tessera_vault::AccessListener for ShowOnAccess {
+    fn gathering(
+        &self,
+        tenant: &str,
+        subjects: &[String],
+        view: &mut tessera_vault::SubjectView,
+    ) -> Result<(), VaultError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let decisions = (Strategies { inner })
+            .decisions_about(tenant, subjects)
+            .map_err(|e| decision_log_error(tenant, e))?;
+        view.decisions = decisions.into_iter().map(access::as_seen).collect();
+        Ok(())
+    }
+}
+
+/// A failure to read or change the decision log, as the vault reports it.
+fn decision_log_error(tenant: &str, error: StrategyError) -> VaultError {
+    match error {
+        StrategyError::Vault(error) => error,
+        other => VaultError::Corrupt {
+            tenant: tenant.to_owned(),
+            what: "decision log",
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -200,9 +232,10 @@ impl std::fmt::Debug for Strategies {
 impl Strategies {
     /// The campaigns of `vault`'s tenants. Their decision logs name people,
     /// so they are erased with them: the new value listens to the vault's
-    /// erasures ([`Strategies::forget`]) for as long as it lives. It also
-    /// keeps the registry from removing a strategy plugin that a campaign
-    /// not yet completed uses.
+    /// erasures ([`Strategies::forget`]) for as long as it lives, and
+    /// shows them in their access view and exports
+    /// ([`Strategies::decisions_about`]). It also keeps the registry from
+    /// removing a strategy plugin that a campaign not yet completed uses.
     pub fn new(vault: Arc<Vault>, registry: Registry) -> Self {
         let strategies = Strategies {
             inner: Arc::new(Inner {
@@ -215,6 +248,10 @@ impl Strategies {
             .inner
             .vault
             .on_erasure(Arc::new(ForgetOnErasure(Arc::downgrade(&strategies.inner))));
+        strategies
+            .inner
+            .vault
+            .on_access(Arc::new(ShowOnAccess(Arc::downgrade(&strategies.inner))));
         strategies
             .inner
             .registry

@@ -1201,6 +1201,210 @@ fn a_definition_is_simulated_without_saving_anything_and_checked_as_saving_check
     ));
 }
 
+/// A person who is not yet known by member id: only by email.
+fn newcomer(world: &World, email: &str) -> String {
+    let (_, outcomes) = world
+        .vault
+        .ingest_batch(
+            TENANT,
+            &[Incoming {
+                identities: vec![(IdentityKind::Email, email.into())],
+                traits: BTreeMap::from([("total_spend".to_owned(), json!(500))]),
+                events: Vec::new(),
+                consents: vec![consent(true)],
+            }],
+            &Actor::new("ingest", "pipeline"),
+        )
+        .unwrap();
+    world.segments.recompute(TENANT, "spenders").unwrap();
+    outcomes[0].subject.clone().unwrap()
+}
+
+#[test]
+fn a_person_sees_the_decisions_made_about_them_and_no_one_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(40);
+    world.launch("spring", world.spec(0.5));
+    let mut logged = BTreeMap::new();
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        logged.insert(subject.clone(), record);
+    }
+    let treated = logged
+        .values()
+        .find(|r| r.arm == Arm::Treatment)
+        .expect("someone treated");
+    let held = logged
+        .values()
+        .find(|r| r.arm == Arm::Control)
+        .expect("someone held out");
+
+    let view = world
+        .vault
+        .access(TENANT, &treated.subject, &operator())
+        .unwrap();
+    assert_eq!(view.decisions.len(), 1);
+    let seen = &view.decisions[0];
+    assert_eq!(seen.id, treated.id);
+    assert_eq!(seen.campaign, "spring");
+    assert_eq!(seen.at_ms, treated.at_ms);
+    assert_eq!(seen.channel, "web");
+    assert!(!seen.control_group);
+    assert_eq!(seen.shown, treated.action);
+    assert!(seen.shown.is_some());
+    assert_eq!(seen.explanation, treated.explanation);
+    // In plain words: not what the strategy weighed.
+    let shown = serde_json::to_value(seen).unwrap();
+    let keys: Vec<&str> = shown
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "at_ms",
+            "campaign",
+            "channel",
+            "control_group",
+            "explanation",
+            "id",
+            "shown"
+        ]
+    );
+
+    let view = world
+        .vault
+        .access(TENANT, &held.subject, &operator())
+        .unwrap();
+    assert_eq!(view.decisions.len(), 1);
+    assert_eq!(view.decisions[0].id, held.id);
+    assert!(view.decisions[0].control_group);
+    assert_eq!(view.decisions[0].shown.as_deref(), Some("no_offer"));
+    assert!(
+        view.decisions[0].explanation.contains("holdout"),
+        "{:?}",
+        view.decisions[0]
+    );
+
+    // The exports hold them too, and someone else's hold none of theirs.
+    let json = world
+        .vault
+        .export_json(TENANT, &treated.subject, &operator())
+        .unwrap();
+    assert!(json.contains(&treated.id));
+    assert!(!json.contains(&held.id));
+    let tables = world
+        .vault
+        .export_csv(TENANT, &treated.subject, &operator())
+        .unwrap();
+    let csv = &tables["decisions.csv"];
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("at_ms,campaign,channel,control_group,shown,explanation,decision")
+    );
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&format!("{},spring,web,false,", treated.at_ms)));
+    assert!(row.ends_with(&treated.id), "{row}");
+    assert_eq!(lines.next(), None);
+
+    // Someone never decided for sees no decision.
+    let stranger = newcomer(&world, "stranger@example.com");
+    assert!(
+        world
+            .vault
+            .access(TENANT, &stranger, &operator())
+            .unwrap()
+            .decisions
+            .is_empty()
+    );
+}
+
+#[test]
+fn decisions_logged_before_a_merge_are_the_merged_persons_and_go_with_their_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(2);
+    world.launch("spring", world.spec(0.0));
+    // Known by email only, then found to be member M-00000.
+    let late = newcomer(&world, "late@example.com");
+    let before = arm(&world.decide("spring", &late));
+    assert_eq!(before, Arm::Treatment);
+    world.decide("spring", &subjects[0]);
+    let (_, outcomes) = world
+        .vault
+        .ingest_batch(
+            TENANT,
+            &[Incoming {
+                identities: vec![
+                    (IdentityKind::MemberId, "M-00000".into()),
+                    (IdentityKind::Email, "late@example.com".into()),
+                ],
+                traits: BTreeMap::new(),
+                events: Vec::new(),
+                consents: Vec::new(),
+            }],
+            &Actor::new("ingest", "pipeline"),
+        )
+        .unwrap();
+    assert_eq!(outcomes[0].merged, std::slice::from_ref(&late));
+    let root = outcomes[0].subject.clone().unwrap();
+    assert_eq!(root, subjects[0]);
+    // A decision after the merge is logged under the root.
+    world.decide("spring", &late);
+
+    let view = world.vault.access(TENANT, &late, &operator()).unwrap();
+    assert_eq!(view.subject, root);
+    assert_eq!(view.decisions.len(), 3, "{:?}", view.decisions);
+    let mut by_subject: Vec<String> = view
+        .decisions
+        .iter()
+        .map(|d| world.strategies.decision(TENANT, &d.id).unwrap().subject)
+        .collect();
+    by_subject.sort();
+    let mut expected = vec![root.clone(), root.clone(), late.clone()];
+    expected.sort();
+    assert_eq!(by_subject, expected);
+    assert!(
+        view.decisions.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "oldest first"
+    );
+    // The other person sees none of them.
+    assert!(
+        world
+            .vault
+            .access(TENANT, &subjects[1], &operator())
+            .unwrap()
+            .decisions
+            .is_empty()
+    );
+
+    world
+        .vault
+        .request_deletion(TENANT, &root, "asked to", &operator())
+        .unwrap();
+    assert!(
+        world
+            .strategies
+            .decisions_about(TENANT, &[root, late])
+            .unwrap()
+            .is_empty(),
+        "nothing of theirs remains in the decision log"
+    );
+    assert!(
+        world
+            .strategies
+            .decisions(TENANT, "spring")
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[test]
 fn removing_a_campaign_removes_what_its_strategies_kept_for_it() {
     let dir = tempfile::tempdir().unwrap();
