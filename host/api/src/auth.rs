@@ -194,6 +194,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("DELETE", "/v1/campaigns/{name}", STAFF),
     rule("POST", "/v1/campaigns/{name}/simulate", STAFF),
     rule("POST", "/v1/campaigns/{name}/status", STAFF),
+    rule("POST", "/v1/simulate", STAFF),
     rule("GET", "/v1/campaigns/{name}/evaluation", READERS),
     rule("GET", "/v1/campaigns/{name}/shadow", READERS),
     rule("GET", "/v1/segments/{name}/recommendations", READERS),

@@ -22,7 +22,7 @@ use crate::imports::{param_json, params_of, shown_params};
 use crate::segmentation::recipient_kind;
 use crate::tokens::Principal;
 
-/// `PUT /v1/campaigns/{name}`.
+/// `PUT /v1/campaigns/{name}`, and `POST /v1/simulate`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCampaign {
@@ -529,44 +529,52 @@ pub(crate) async fn put(
     Path(name): Path<String>,
     Json(body): Json<NewCampaign>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    let source = match body.goal.source.as_str() {
-        "events" => GoalSource::Events,
-        "feedback" => GoalSource::Feedback,
-        _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_campaign",
-                "goal.source: `events` or `feedback`",
-            )
-            .with_field("goal.source", "events or feedback"));
-        }
-    };
+    let spec = body.spec()?;
     let tenant = principal.tenant.clone();
     let actor = principal.actor();
-    let spec = CampaignSpec {
-        strategy: body.strategy,
-        params: params_of(&body.params),
-        segment: body.segment,
-        purpose: body.purpose,
-        holdout: body.holdout,
-        frequency_cap: body.frequency_cap.map(|c| FrequencyCap {
-            max: c.max,
-            days: c.days,
-        }),
-        budget: body.budget,
-        starts_at_ms: body.starts_at_ms,
-        ends_at_ms: body.ends_at_ms,
-        goal: Goal {
-            event: body.goal.event,
-            value: body.goal.value,
-            window_days: body.goal.window_days,
-            source,
-        },
-        fallback: body.fallback,
-        shadow: body.shadow.map(|s| (s.strategy, params_of(&s.params))),
-        description: body.description,
-    };
     let campaign = run(&state, move |s| s.put(&tenant, &name, spec, &actor)).await?;
     Ok(Json(campaign.into()))
+}
+
+impl NewCampaign {
+    /// The spec the body asks for (`goal.source` checked; the rest is
+    /// checked with the strategy and the store).
+    fn spec(self) -> Result<CampaignSpec, ApiError> {
+        let source = match self.goal.source.as_str() {
+            "events" => GoalSource::Events,
+            "feedback" => GoalSource::Feedback,
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_campaign",
+                    "goal.source: `events` or `feedback`",
+                )
+                .with_field("goal.source", "events or feedback"));
+            }
+        };
+        Ok(CampaignSpec {
+            strategy: self.strategy,
+            params: params_of(&self.params),
+            segment: self.segment,
+            purpose: self.purpose,
+            holdout: self.holdout,
+            frequency_cap: self.frequency_cap.map(|c| FrequencyCap {
+                max: c.max,
+                days: c.days,
+            }),
+            budget: self.budget,
+            starts_at_ms: self.starts_at_ms,
+            ends_at_ms: self.ends_at_ms,
+            goal: Goal {
+                event: self.goal.event,
+                value: self.goal.value,
+                window_days: self.goal.window_days,
+                source,
+            },
+            fallback: self.fallback,
+            shadow: self.shadow.map(|s| (s.strategy, params_of(&s.params))),
+            description: self.description,
+        })
+    }
 }
 
 /// `GET /v1/campaigns/{name}`.
@@ -606,7 +614,7 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/campaigns/{name}/simulate`.
+/// `POST /v1/campaigns/{name}/simulate` and `POST /v1/simulate`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SimulateQuery {
@@ -638,6 +646,34 @@ pub(crate) async fn simulate(
     let actor = principal.actor();
     let simulation = run(&state, move |s| {
         s.simulate(&tenant, &name, query.logs_from.as_deref(), &actor)
+    })
+    .await?;
+    Ok(Json(simulation))
+}
+
+/// `POST /v1/simulate`: what-if. The forecast and replay that simulating
+/// would give a campaign of this definition (the body of `PUT
+/// /v1/campaigns/{name}`, checked the same way), before there is one:
+/// nothing is saved and no campaign changes.
+#[utoipa::path(post, path = "/v1/simulate", tag = "strategies",
+    params(SimulateQuery),
+    request_body = NewCampaign,
+    responses(
+        (status = 200, description = "The forecast.", body = Object),
+        (status = 404, description = "No such strategy, segment or campaign to replay.", body = crate::error::ErrorBody),
+        (status = 409, description = "The strategy is quarantined.", body = crate::error::ErrorBody),
+        (status = 422, description = "A field is wrong (the error names it), or the strategy failed.", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn simulate_spec(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<SimulateQuery>,
+    Json(body): Json<NewCampaign>,
+) -> Result<Json<Simulation>, ApiError> {
+    let spec = body.spec()?;
+    let tenant = principal.tenant.clone();
+    let simulation = run(&state, move |s| {
+        s.simulate_spec(&tenant, spec, query.logs_from.as_deref())
     })
     .await?;
     Ok(Json(simulation))

@@ -276,6 +276,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/campaigns/{name}/sends/{id}",
             get(campaigns::send_record),
         )
+        .route("/v1/simulate", post(campaigns::simulate_spec))
         .route("/v1/decide", post(campaigns::decide))
         .route("/v1/feedback", post(campaigns::feedback))
         .route("/v1/imports", get(imports::list).post(imports::create))

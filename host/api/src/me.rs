@@ -201,9 +201,10 @@ pub(crate) async fn edit_traits(
 }
 
 /// The CSV tables of an export, by `table` name.
-pub const EXPORT_TABLES: [&str; 8] = [
+pub const EXPORT_TABLES: [&str; 9] = [
     "access_log",
     "consents",
+    "decisions",
     "events",
     "identities",
     "linked_apps",

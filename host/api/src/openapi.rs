@@ -95,6 +95,7 @@ use crate::{
         campaigns::show,
         campaigns::delete,
         campaigns::simulate,
+        campaigns::simulate_spec,
         campaigns::status,
         campaigns::evaluation,
         campaigns::shadow,

@@ -371,6 +371,8 @@ impl From<RegistryError> for ApiError {
             E::NotQuarantined { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_quarantined", message)
             }
+            E::InUse { by, .. } => ApiError::new(StatusCode::CONFLICT, "plugin_in_use", message)
+                .with_details(serde_json::json!({"used_by": by})),
             E::UnknownKey { .. } => ApiError::not_found("unknown_publisher_key", message),
             E::BadKey(_) => ApiError::unprocessable("invalid_publisher_key", message),
             E::View(tessera_plugins::ViewError::PurposeNotGranted { .. }) => {
@@ -601,14 +603,15 @@ pub struct Removed {
     pub state_entries_deleted: u64,
 }
 
-/// `DELETE /v1/plugins/{name}`: removes a plugin and deletes its state; the
-/// audit trail keeps what it did.
+/// `DELETE /v1/plugins/{name}`: removes a plugin and deletes its state (the
+/// state of the campaigns it served too); the audit trail keeps what it
+/// did. Refused while a campaign that is not completed uses it.
 #[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name.")),
     responses(
         (status = 200, description = "Removed.", body = Removed),
         (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
-        (status = 409, description = "A built-in plugin: it cannot be removed.", body = ErrorBody),
+        (status = 409, description = "A built-in plugin, which cannot be removed; or one that campaigns not yet completed use (`plugin_in_use`, naming them in `used_by`).", body = ErrorBody),
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,

@@ -12,8 +12,8 @@ use tessera_api::Registry;
 use tessera_api::{ROLE_MATRIX, Role, RouteRule};
 use tessera_bundle::{Bundle, Kind, PublisherKey, SourceManifest};
 use tessera_imports::{Chunking, ImportSpec, ImportStatus, SourceSpec};
+use tessera_runtime::RuntimeConfig;
 use tessera_runtime::api::types::{FieldValue, Value as PluginValue};
-use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_segments::{ExportSpec, SegmentSpec};
 use tessera_strategies::SendSpec;
 use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, TraitType};
@@ -21,14 +21,10 @@ use tessera_vault::{EventSpec, IdentityKind, Incoming, TraitClass, TraitSpec, Tr
 /// The fixture with the plugin registry: the threshold plugin built in for
 /// ACME only, and a publisher key both tenants trust.
 fn fixture() -> Fixture {
-    let mut f = Fixture::new();
-    let runtime = Runtime::new(RuntimeConfig {
+    let (f, registry) = Fixture::with_registry(RuntimeConfig {
         concurrent_calls: 4,
         ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let registry = Registry::new(runtime, f.state.vault.clone(), false);
-    f.with_plugins(registry.clone());
+    });
     f.install_campaign_plugins();
     // Plugin calls block: off the async runtime's thread.
     std::thread::spawn(move || {
@@ -518,13 +514,11 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
         "/v1/catalog" | "/v1/campaigns" => call(rule.path.into(), None),
         "/v1/campaigns/{name}" if rule.method == "PUT" => {
             matrix_segment(f);
-            call(
-                format!("/v1/campaigns/matrix-{n}"),
-                Some(
-                    json!({"strategy": "epsilon-greedy", "segment": MATRIX_SEGMENT,
-                            "goal": {"event": "purchase"}}),
-                ),
-            )
+            call(format!("/v1/campaigns/matrix-{n}"), Some(matrix_spec()))
+        }
+        "/v1/simulate" => {
+            matrix_segment(f);
+            call(rule.path.into(), Some(matrix_spec()))
         }
         path if path.starts_with("/v1/campaigns/{name}/sends") => {
             let name = format!("matrix-{n}");
@@ -769,6 +763,11 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
 
 /// The segment campaigns target: people who spent 100 or more.
 const MATRIX_SEGMENT: &str = "matrix-campaigns";
+
+/// A campaign of epsilon-greedy on [`MATRIX_SEGMENT`], as the API takes it.
+fn matrix_spec() -> Value {
+    json!({"strategy": "epsilon-greedy", "segment": MATRIX_SEGMENT, "goal": {"event": "purchase"}})
+}
 
 /// Saves [`MATRIX_SEGMENT`] (once).
 fn matrix_segment(f: &Fixture) {

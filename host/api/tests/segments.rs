@@ -11,18 +11,15 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use common::{ACME, Fixture, GLOBEX};
 use serde_json::{Value, json};
-use tessera_api::{Registry, Role};
+use tessera_api::Role;
 use tessera_bundle::Kind;
-use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_runtime::RuntimeConfig;
 use tessera_vault::{ConsentChange, IdentityKind, Incoming};
 
 /// The fixture with the threshold segment plugin for ACME, whose schema
 /// has `total_spend`.
 fn fixture() -> Fixture {
-    let mut f = Fixture::new();
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let registry = Registry::new(runtime, f.state.vault.clone(), false);
-    f.with_plugins(registry.clone());
+    let (f, registry) = Fixture::with_registry(RuntimeConfig::default());
     std::thread::spawn(move || {
         registry
             .install_builtin(ACME, tessera_guests::plugins::THRESHOLD, Kind::Segment, 0)

@@ -30,8 +30,9 @@ pub enum CampaignCommand {
     /// Save a campaign as a draft (replacing a draft of that name).
     Save(Box<SaveArgs>),
     /// Forecast a campaign and replay its strategy over logged decisions;
-    /// it becomes `simulated`, ready to run.
-    Simulate(SimulateArgs),
+    /// it becomes `simulated`, ready to run. Without a name: what-if, for a
+    /// definition given as `save` takes it, saving nothing.
+    Simulate(Box<SimulateArgs>),
     /// Run a simulated or paused campaign.
     Run(NameArgs),
     /// Pause a running campaign (it answers with its fallback).
@@ -104,6 +105,18 @@ pub struct NameArgs {
 pub struct SaveArgs {
     /// 1 to 64 of a-z, 0-9, `-` and `_`.
     name: String,
+    #[command(flatten)]
+    spec: SpecArgs,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// A campaign's definition, as `save` takes it and `simulate` without a
+/// name tries it.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
     /// The strategy plugin (see `tessera catalog`).
     #[arg(long)]
     strategy: String,
@@ -142,15 +155,51 @@ pub struct SaveArgs {
     purpose: Option<String>,
     #[arg(long, default_value = "")]
     description: String,
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    client: ClientArgs,
+}
+
+impl SpecArgs {
+    /// The body of `PUT /v1/campaigns/{name}` (and `POST /v1/simulate`).
+    fn body(&self) -> anyhow::Result<Value> {
+        let mut params = Map::new();
+        add_params(&mut params, &self.param)?;
+        let goal = if self.goal == "feedback" {
+            json!({"source": "feedback", "window_days": self.window_days})
+        } else {
+            json!({"event": self.goal, "value": self.value,
+                   "window_days": self.window_days})
+        };
+        let mut body = json!({
+            "strategy": self.strategy,
+            "segment": self.segment,
+            "params": params,
+            "holdout": self.holdout,
+            "goal": goal,
+            "description": self.description,
+        });
+        if let (Some(max), Some(days)) = (self.cap, self.cap_days) {
+            body["frequency_cap"] = json!({"max": max, "days": days});
+        }
+        for (key, value) in [
+            ("budget", self.budget.map(Value::from)),
+            ("fallback", self.fallback.clone().map(Value::from)),
+            ("purpose", self.purpose.clone().map(Value::from)),
+        ] {
+            if let Some(value) = value {
+                body[key] = value;
+            }
+        }
+        Ok(body)
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    name: String,
+    /// The campaign to simulate; without it, the definition the options
+    /// give (as `save` takes them) is tried without saving anything.
+    #[arg(conflicts_with = "SpecArgs", required_unless_present = "strategy")]
+    name: Option<String>,
+    #[command(flatten)]
+    spec: Option<SpecArgs>,
     /// Replay over this campaign's logged decisions (default: the one on
     /// the same segment that started last).
     #[arg(long)]
@@ -285,34 +334,7 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<ExitCode> {
                 answer(&args.client, Method::GET, &path, None, true, |_| {}).await
             }
             CampaignCommand::Save(args) => {
-                let mut params = Map::new();
-                add_params(&mut params, &args.param)?;
-                let goal = if args.goal == "feedback" {
-                    json!({"source": "feedback", "window_days": args.window_days})
-                } else {
-                    json!({"event": args.goal, "value": args.value,
-                           "window_days": args.window_days})
-                };
-                let mut body = json!({
-                    "strategy": args.strategy,
-                    "segment": args.segment,
-                    "params": params,
-                    "holdout": args.holdout,
-                    "goal": goal,
-                    "description": args.description,
-                });
-                if let (Some(max), Some(days)) = (args.cap, args.cap_days) {
-                    body["frequency_cap"] = json!({"max": max, "days": days});
-                }
-                for (key, value) in [
-                    ("budget", args.budget.map(Value::from)),
-                    ("fallback", args.fallback.map(Value::from)),
-                    ("purpose", args.purpose.map(Value::from)),
-                ] {
-                    if let Some(value) = value {
-                        body[key] = value;
-                    }
-                }
+                let body = args.spec.body()?;
                 let path = format!("/v1/campaigns/{}", args.name);
                 answer(
                     &args.client,
@@ -330,14 +352,22 @@ pub fn run(command: CampaignCommand) -> anyhow::Result<ExitCode> {
                 .await
             }
             CampaignCommand::Simulate(args) => {
-                let mut path = format!("/v1/campaigns/{}/simulate", args.name);
+                let (mut path, body, what_if) = match (&args.name, &args.spec) {
+                    (Some(name), _) => (format!("/v1/campaigns/{name}/simulate"), None, false),
+                    (None, Some(spec)) => ("/v1/simulate".to_owned(), Some(spec.body()?), true),
+                    (None, None) => anyhow::bail!(
+                        "name the campaign to simulate, or give --strategy and --segment to try a \
+                         definition"
+                    ),
+                };
                 if let Some(source) = &args.logs_from {
                     path.push_str(&format!("?logs_from={source}"));
                 }
-                answer(&args.client, Method::POST, &path, None, args.json, |a| {
+                answer(&args.client, Method::POST, &path, body, args.json, |a| {
                     println!(
-                        "forecast: {} of {} members consent; {} to treat, {} held out; at most {} \
+                        "{}forecast: {} of {} members consent; {} to treat, {} held out; at most {} \
                          decisions",
+                        if what_if { "what-if, nothing saved: " } else { "" },
                         a["consenting"],
                         a["segment_size"],
                         a["expected_treated"],
@@ -464,4 +494,64 @@ async fn transition(args: NameArgs, to: &str) -> anyhow::Result<ExitCode> {
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    }
+
+    fn simulate(args: &[&str]) -> Result<SimulateArgs, clap::Error> {
+        let mut all = vec!["tessera", "simulate", "--token", "t"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all)?.command {
+            CampaignCommand::Simulate(args) => Ok(*args),
+            other => panic!("not simulate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simulate_takes_a_campaign_or_a_definition_but_not_both() {
+        let named = simulate(&["spring", "--logs-from", "winter"]).unwrap();
+        assert_eq!(named.name.as_deref(), Some("spring"));
+        assert!(named.spec.is_none(), "{named:?}");
+        assert_eq!(named.logs_from.as_deref(), Some("winter"));
+
+        let tried = simulate(&[
+            "--strategy",
+            "thompson",
+            "--segment",
+            "big-spenders",
+            "--holdout",
+            "0.2",
+            "--param",
+            "success=conversion",
+        ])
+        .unwrap();
+        assert!(tried.name.is_none());
+        let body = tried.spec.expect("a definition").body().unwrap();
+        assert_eq!(
+            body,
+            json!({"strategy": "thompson", "segment": "big-spenders",
+                   "params": {"success": "conversion"}, "holdout": 0.2,
+                   "goal": {"event": "purchase", "value": null, "window_days": 7},
+                   "description": ""})
+        );
+
+        for wrong in [
+            &["spring", "--strategy", "thompson", "--segment", "s"][..],
+            &["spring", "--holdout", "0.2"][..],
+            &["--strategy", "thompson"][..],
+            &[][..],
+        ] {
+            assert!(simulate(wrong).is_err(), "{wrong:?}");
+        }
+    }
 }

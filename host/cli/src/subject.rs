@@ -7,8 +7,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use tessera_plugins::Registry;
+use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_strategies::Strategies;
 use tessera_vault::{DeletionStatus, Vault, VaultError};
 
 use crate::data::{DataArgs, operator, rfc3339};
@@ -97,8 +102,21 @@ pub fn run(command: SubjectCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The deployment's vault with the campaigns' decision log attached, as
+/// the server has it: a person's decisions are part of what they see and
+/// export, and go with their erasure. No plugin is loaded or called.
+fn open(data: &DataArgs) -> anyhow::Result<(Arc<Vault>, Strategies)> {
+    let vault = Arc::new(data.open()?);
+    let runtime = Runtime::new(RuntimeConfig {
+        epochs: false,
+        ..RuntimeConfig::default()
+    })?;
+    let strategies = Strategies::new(vault.clone(), Registry::new(runtime, vault.clone(), false));
+    Ok((vault, strategies))
+}
+
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let vault = args.data.open()?;
+    let (vault, _campaigns) = open(&args.data)?;
     let view = vault
         .access(&args.tenant, &args.subject, &operator())
         .map_err(|error| explain(&vault, &args.tenant, &args.subject, error))?;
@@ -110,7 +128,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     // Checked before the export is made (and audited).
     check_out(&args.out, args.format)?;
-    let vault = args.data.open()?;
+    let (vault, _campaigns) = open(&args.data)?;
     let why = |error| explain(&vault, &args.tenant, &args.subject, error);
     match args.format {
         Format::Json => {
@@ -150,7 +168,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn delete(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
-    let vault = args.data.open()?;
+    let (vault, _campaigns) = open(&args.data)?;
     let request = vault
         .request_deletion(&args.tenant, &args.subject, &args.reason, &operator())
         .map_err(|error| explain(&vault, &args.tenant, &args.subject, error))?;

@@ -686,7 +686,7 @@ fn subject_export_writes_csv_tables_and_json() {
         ]),
         0,
     );
-    assert!(stdout.contains("as 8 CSV files"), "{stdout}");
+    assert!(stdout.contains("as 9 CSV files"), "{stdout}");
     let mut names: Vec<String> = std::fs::read_dir(&csv_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -697,6 +697,7 @@ fn subject_export_writes_csv_tables_and_json() {
         [
             "access_log.csv",
             "consents.csv",
+            "decisions.csv",
             "events.csv",
             "identities.csv",
             "linked_apps.csv",

@@ -18,7 +18,8 @@ use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, Public
 use tessera_runtime::api::types::{FieldValue, Manifest};
 use tessera_runtime::{
     CallError, CallScope, GrantedHost, Grants, InstallError, InstallRequest, IpNet, Limits,
-    MemoryState, Needs, Outbound, Plugin, PluginKind, Runtime, StateScope, StateStore, TraitKinds,
+    MemoryState, Needs, Outbound, Plugin, PluginKind, RETIRED, Runtime, StateError, StateScope,
+    StateStore, StateWrite, TraitKinds,
 };
 use tessera_store::Store;
 use tessera_vault::{Actor, AuditEntry, Vault, VaultError};
@@ -112,6 +113,24 @@ pub enum RegistryError {
     Vault(#[from] VaultError),
     #[error("the store failed: {0}")]
     Store(String),
+    /// Something the tenant keeps uses the plugin ([`RemovalListener`]).
+    #[error("plugin `{name}` is used by {}; {remedy}", by.join(", "))]
+    InUse {
+        name: String,
+        /// What uses it, each in a few words (`campaign spring (running)`).
+        by: Vec<String>,
+        /// What to do first.
+        remedy: String,
+    },
+}
+
+/// Asked before a plugin is removed, by a service that keeps things which
+/// call it (a campaign runs a strategy plugin): an error refuses the
+/// removal, and nothing of it happens. Called under the registry's
+/// lifecycle lock: a listener reads its own records and answers; it never
+/// calls the registry back.
+pub trait RemovalListener: Send + Sync + std::fmt::Debug {
+    fn removing(&self, tenant: &str, plugin: &str) -> Result<(), RegistryError>;
 }
 
 impl From<tessera_store::StoreError> for RegistryError {
@@ -266,6 +285,7 @@ struct Inner {
     load_errors: RwLock<BTreeMap<(String, String), String>>,
     /// Serialises lifecycle changes (they read, check and write records).
     lifecycle: Mutex<()>,
+    removal_listeners: RwLock<Vec<Arc<dyn RemovalListener>>>,
 }
 
 /// Where each plugin's state lives: the vault's own store.
@@ -341,8 +361,18 @@ impl Registry {
                 live: RwLock::default(),
                 load_errors: RwLock::default(),
                 lifecycle: Mutex::new(()),
+                removal_listeners: RwLock::default(),
             }),
         }
+    }
+
+    /// Adds a listener asked before every removal ([`RemovalListener`]).
+    pub fn on_removal(&self, listener: Arc<dyn RemovalListener>) {
+        self.inner
+            .removal_listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
     }
 
     /// Lets connectors reach these internal address ranges (e.g.
@@ -1556,6 +1586,15 @@ impl Registry {
     pub fn remove(&self, tenant: &str, name: &str, actor: &Actor) -> Result<u64, RegistryError> {
         let _guard = self.lock();
         let record = self.stored_record(tenant, name)?;
+        let listeners = self
+            .inner
+            .removal_listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for listener in listeners {
+            listener.removing(tenant, name)?;
+        }
         // The state first: if that fails, the plugin is as it was. From
         // here on a call still running keeps nothing.
         let removed = self.clear_state(tenant, &record.installation)?;
@@ -1603,15 +1642,72 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes every state entry of an installation, for good: a call
-    /// still running cannot write any back.
+    /// Deletes every state entry of an installation, and of each of its
+    /// namespaces (a campaign's part of its strategy's state), for good: a
+    /// call still running cannot write any back. The installation's own
+    /// scope goes last, so that a removal stopped half way is finished by
+    /// running it again.
     fn clear_state(&self, tenant: &str, installation: &str) -> Result<u64, RegistryError> {
-        state_store(&self.inner.vault)
-            .retire(&StateScope {
-                tenant: tenant.to_string(),
-                plugin: installation.to_string(),
-            })
-            .map_err(|e| RegistryError::Store(e.to_string()))
+        let store = state_store(&self.inner.vault);
+        let scope = StateScope {
+            tenant: tenant.to_string(),
+            plugin: installation.to_string(),
+        };
+        let failed = |e: StateError| RegistryError::Store(e.to_string());
+        let mut removed = 0;
+        for namespace in store
+            .scopes(tenant, &scope.namespace_prefix())
+            .map_err(failed)?
+        {
+            removed += store.retire(&namespace).map_err(failed)?;
+        }
+        Ok(removed + store.retire(&scope).map_err(failed)?)
+    }
+
+    /// Deletes every entry of the namespace `namespace` of plugin `name`'s
+    /// state (see `CallScope::with_state_namespace`), which stays usable:
+    /// for what a campaign learned, when the campaign is removed and its
+    /// name may be used again. A plugin the tenant does not have has no
+    /// state to delete. Returns how many entries went.
+    pub fn clear_namespace(
+        &self,
+        tenant: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Result<u64, RegistryError> {
+        let installation = match self.record(tenant, name)? {
+            Some(record) => record.installation,
+            None => match self.live(tenant, name) {
+                Some(live) => live.installation,
+                None => return Ok(0),
+            },
+        };
+        let scope = StateScope {
+            tenant: tenant.to_string(),
+            plugin: installation,
+        }
+        .namespace(namespace);
+        let store = state_store(&self.inner.vault);
+        let failed = |e: StateError| RegistryError::Store(e.to_string());
+        let mut removed = 0;
+        loop {
+            let version = store.version(&scope).map_err(failed)?;
+            if version == RETIRED {
+                return Ok(removed);
+            }
+            let keys = store.keys(&scope, "", 512).map_err(failed)?;
+            if keys.is_empty() {
+                return Ok(removed);
+            }
+            let deletes: Vec<StateWrite> = keys.into_iter().map(|key| (key, None)).collect();
+            // Deletes only shrink the scope: no quota applies. A call that
+            // wrote in between moved the version on; read again.
+            match store.apply(&scope, version, &deletes, u64::MAX) {
+                Ok(()) => removed += deletes.len() as u64,
+                Err(StateError::Conflict) => {}
+                Err(error) => return Err(failed(error)),
+            }
+        }
     }
 
     /// Quarantines a plugin: its calls are refused until it is released.

@@ -529,12 +529,30 @@ fn quarantine_refuses_calls_until_released_and_removal_deletes_state() {
         .map(|i| (format!("model/{i:04}"), Some(vec![1u8; 8])))
         .collect();
     state.apply(&scope, 0, &writes, u64::MAX).unwrap();
+    // And the parts of it kept for others (a campaign's, within its
+    // strategy's state); another installation's parts are not its.
+    let campaign = scope.namespace("campaign/spring");
+    let other = StateScope {
+        tenant: TENANT.into(),
+        plugin: format!("{}0", scope.plugin),
+    }
+    .namespace("campaign/spring");
+    for part in [&campaign, &other] {
+        state.apply(part, 0, &writes[..5], u64::MAX).unwrap();
+    }
     assert_eq!(
         registry.remove(TENANT, "versioned", &operator()).unwrap(),
-        700
+        705
     );
-    assert!(state.keys(&scope, "", 10).unwrap().is_empty());
-    assert_eq!(state.usage(&scope).unwrap(), 0);
+    for gone in [&scope, &campaign] {
+        assert!(state.keys(gone, "", 10).unwrap().is_empty());
+        assert_eq!(state.usage(gone).unwrap(), 0);
+        assert!(matches!(
+            state.apply(gone, 0, &writes[..1], u64::MAX),
+            Err(tessera_runtime::StateError::Retired)
+        ));
+    }
+    assert_eq!(state.keys(&other, "", 10).unwrap().len(), 5);
     assert_nothing_installed(&f, &registry);
     assert!(registry.callable(TENANT, "versioned").is_err());
     // Its audit trail is kept, and says it was removed.

@@ -39,6 +39,6 @@ pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;
 pub use runtime::StartError;
 pub use tessera_state::{
-    MemoryState, StateError, StateKeys, StateScope, StateStore, StateWrite, key_text,
+    MemoryState, RETIRED, StateError, StateKeys, StateScope, StateStore, StateWrite, key_text,
 };
 pub use version::{WIT_VERSION_SECTION, WitVersion, detect_kind, detect_version};

@@ -138,10 +138,7 @@ impl CallScope {
     /// The state scope of a call of the installation `base`.
     fn state_scope(&self, base: &StateScope) -> StateScope {
         match &self.state_namespace {
-            Some(namespace) => StateScope {
-                tenant: base.tenant.clone(),
-                plugin: format!("{}#{namespace}", base.plugin),
-            },
+            Some(namespace) => base.namespace(namespace),
             None => base.clone(),
         }
     }

@@ -19,6 +19,25 @@ pub struct StateScope {
     pub plugin: String,
 }
 
+impl StateScope {
+    /// A part of this scope's state of its own, named `namespace` (e.g. a
+    /// campaign's within its strategy's): the scope of plugin id
+    /// `<plugin>#<namespace>`. It goes with the scope
+    /// ([`StateStore::scopes`] lists it under the prefix
+    /// [`StateScope::namespace_prefix`]).
+    pub fn namespace(&self, namespace: &str) -> StateScope {
+        StateScope {
+            tenant: self.tenant.clone(),
+            plugin: format!("{}{namespace}", self.namespace_prefix()),
+        }
+    }
+
+    /// What the plugin id of each of this scope's namespaces begins with.
+    pub fn namespace_prefix(&self) -> String {
+        format!("{}#", self.plugin)
+    }
+}
+
 /// Why a state operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +102,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// back). Returns how many entries were deleted. Re-running it finishes
     /// an interrupted retirement.
     fn retire(&self, scope: &StateScope) -> Result<u64, StateError>;
+
+    /// The scopes of `tenant` whose plugin id begins with `prefix`, in
+    /// order: each scope that holds state or once did (a retired one too).
+    /// For the parts of an installation's state of their own
+    /// (`<installation>#<namespace>`), which go with it.
+    fn scopes(&self, tenant: &str, prefix: &str) -> Result<Vec<StateScope>, StateError>;
 }
 
 /// State in process memory.
@@ -200,6 +225,15 @@ impl StateStore for MemoryState {
         entry.entries.clear();
         entry.version = RETIRED;
         Ok(removed)
+    }
+
+    fn scopes(&self, tenant: &str, prefix: &str) -> Result<Vec<StateScope>, StateError> {
+        Ok(self
+            .lock()
+            .keys()
+            .filter(|s| s.tenant == tenant && s.plugin.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 

@@ -84,6 +84,7 @@ pub fn state_cases<S: StateStore>() -> Vec<Case<S>> {
         state_version_and_usage_track_every_applied_batch,
         concurrent_state_writers_on_one_version_let_exactly_one_win,
         a_retired_scope_is_emptied_and_refuses_every_write,
+        scopes_are_listed_by_plugin_prefix_within_their_tenant,
     ]
 }
 
@@ -165,6 +166,7 @@ macro_rules! conformance_tests {
             state_version_and_usage_track_every_applied_batch,
             concurrent_state_writers_on_one_version_let_exactly_one_win,
             a_retired_scope_is_emptied_and_refuses_every_write,
+            scopes_are_listed_by_plugin_prefix_within_their_tenant,
             subject_state_is_listed_and_purged_across_scopes_and_nothing_else,
             purging_subject_state_moves_versions_on_and_keeps_usage_exact,
             purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
@@ -2302,6 +2304,52 @@ pub fn a_retired_scope_is_emptied_and_refuses_every_write<S: StateStore>(store: 
     store
         .apply(&kept, 1, &[put("k", vec![1])], 1 << 20)
         .unwrap();
+}
+
+/// The scopes of a tenant are listed by the prefix of their plugin id, in
+/// order, including those emptied and those retired; another tenant's and
+/// other plugins' (even one whose id extends the prefix's) are not.
+pub fn scopes_are_listed_by_plugin_prefix_within_their_tenant<S: StateStore>(store: &S) {
+    for (tenant, plugin) in [
+        (T, "p-1"),
+        (T, "p-1#campaign/b"),
+        (T, "p-1#campaign/a"),
+        (T, "p-1#campaign/a/shadow"),
+        (T, "p-10#campaign/a"),
+        (T, "p-2#campaign/a"),
+        (T2, "p-1#campaign/a"),
+    ] {
+        store
+            .apply(&scope(tenant, plugin), 0, &[put("k", vec![1])], 1 << 20)
+            .unwrap();
+    }
+    // Emptied, and retired without ever holding state: listed all the same.
+    store
+        .apply(&scope(T, "p-1#campaign/b"), 1, &[del("k")], 1 << 20)
+        .unwrap();
+    store.retire(&scope(T, "p-1#gone")).unwrap();
+    let plugins = |tenant: &str, prefix: &str| -> Vec<String> {
+        store
+            .scopes(tenant, prefix)
+            .unwrap()
+            .into_iter()
+            .inspect(|s| assert_eq!(s.tenant, tenant))
+            .map(|s| s.plugin)
+            .collect()
+    };
+    assert_eq!(
+        plugins(T, "p-1#"),
+        [
+            "p-1#campaign/a",
+            "p-1#campaign/a/shadow",
+            "p-1#campaign/b",
+            "p-1#gone"
+        ]
+    );
+    assert_eq!(plugins(T, "").len(), 7);
+    assert_eq!(plugins(T2, ""), ["p-1#campaign/a"]);
+    assert!(plugins(T, "p-3").is_empty());
+    assert!(plugins("nobody", "").is_empty());
 }
 
 #[cfg(test)]

@@ -1625,6 +1625,34 @@ impl StateStore for SledStore {
             removed += batch.len() as u64;
         }
     }
+
+    fn scopes(&self, tenant: &str, prefix: &str) -> Result<Vec<StateScope>, StateError> {
+        if tenant.len() > MAX_ID_LEN {
+            return Ok(Vec::new());
+        }
+        let tenant_prefix = keys::tenant(tenant);
+        let mut found = Vec::new();
+        // Every scope that was ever written or retired has its meta entry
+        // (`part(tenant) part(plugin)`).
+        for item in scan_from(
+            &self.trees.state_meta,
+            &tenant_prefix,
+            Bound::Included(tenant_prefix.clone()),
+        ) {
+            let (key, _) = item.map_err(state_error)?;
+            let rest = &key[tenant_prefix.len()..];
+            let len = part_len(rest).map_err(state_error)?;
+            let plugin = utf8(&rest[2..len], "state meta").map_err(state_error)?;
+            if plugin.starts_with(prefix) {
+                found.push(StateScope {
+                    tenant: tenant.to_owned(),
+                    plugin,
+                });
+            }
+        }
+        found.sort_unstable_by(|a, b| a.plugin.cmp(&b.plugin));
+        Ok(found)
+    }
 }
 
 #[cfg(test)]

@@ -207,8 +207,21 @@ impl Campaign {
     /// the campaign's own part of the strategy's state (`campaign/<name>`),
     /// so that two campaigns of one strategy learn apart.
     pub fn state_scope(&self, view: &tessera_plugins::View) -> tessera_runtime::CallScope {
-        view.scope()
-            .with_state_namespace(format!("campaign/{}", self.name))
+        view.scope().with_state_namespace(self.state_namespace())
+    }
+
+    /// The runtime scope of a call of the campaign's shadow strategy over
+    /// `view`: its own part of the shadow's state (`campaign/<name>/shadow`).
+    pub fn shadow_state_scope(&self, view: &tessera_plugins::View) -> tessera_runtime::CallScope {
+        view.scope().with_state_namespace(self.shadow_namespace())
+    }
+
+    fn state_namespace(&self) -> String {
+        format!("campaign/{}", self.name)
+    }
+
+    fn shadow_namespace(&self) -> String {
+        format!("campaign/{}/shadow", self.name)
     }
 
     /// When the campaign first ran, if it has.
@@ -257,6 +270,62 @@ impl Strategies {
                 name: name.to_owned(),
             });
         }
+        let mut campaign = self.define(tenant, name, spec)?;
+        let now = self.vault().now_ms();
+        let previous = self.find(tenant, name)?;
+        if let Some(previous) = &previous
+            && !matches!(
+                previous.status,
+                CampaignStatus::Draft | CampaignStatus::Simulated
+            )
+        {
+            return Err(StrategyError::NotEditable {
+                name: name.to_owned(),
+                status: previous.status,
+            });
+        }
+        if previous.is_none() && self.list(tenant)?.len() >= MAX_CAMPAIGNS {
+            return Err(StrategyError::TooMany);
+        }
+        let (salt, created_at_ms, mut history) = match previous {
+            Some(p) => (p.salt, p.created_at_ms, p.history),
+            None => (new_salt()?, now, Vec::new()),
+        };
+        history.push(Transition {
+            from: history.last().map(|t| t.to),
+            to: CampaignStatus::Draft,
+            at_ms: now,
+            by: actor.clone(),
+            note: "saved".into(),
+        });
+        campaign.salt = salt;
+        campaign.created_at_ms = created_at_ms;
+        campaign.updated_at_ms = now;
+        campaign.history = history;
+        self.store_campaign(tenant, &campaign)?;
+        self.vault().record_admin_action(
+            tenant,
+            AuditEntry {
+                plugin: Some(campaign.strategy.clone()),
+                plugin_version: Some(campaign.strategy_version.clone()),
+                ..AuditEntry::new(actor, "campaign.put").detail(format!(
+                    "campaign {name} on segment {} for {}, holdout {}",
+                    campaign.segment, campaign.purpose, campaign.holdout
+                ))
+            },
+        )?;
+        Ok(campaign)
+    }
+
+    /// The campaign `spec` defines, checked as [`Strategies::put`] checks
+    /// it, named `name` and saved nowhere: a draft without a salt or a
+    /// history.
+    pub(crate) fn define(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: CampaignSpec,
+    ) -> Result<Campaign, StrategyError> {
         let live = self.registry().callable(tenant, &spec.strategy)?;
         let info = live.plugin.info();
         if info.kind != PluginKind::Strategy {
@@ -288,34 +357,7 @@ impl Strategies {
                 name: spec.segment.clone(),
             });
         }
-        let now = self.vault().now_ms();
-        let previous = self.find(tenant, name)?;
-        if let Some(previous) = &previous
-            && !matches!(
-                previous.status,
-                CampaignStatus::Draft | CampaignStatus::Simulated
-            )
-        {
-            return Err(StrategyError::NotEditable {
-                name: name.to_owned(),
-                status: previous.status,
-            });
-        }
-        if previous.is_none() && self.list(tenant)?.len() >= MAX_CAMPAIGNS {
-            return Err(StrategyError::TooMany);
-        }
-        let (salt, created_at_ms, mut history) = match previous {
-            Some(p) => (p.salt, p.created_at_ms, p.history),
-            None => (new_salt()?, now, Vec::new()),
-        };
-        history.push(Transition {
-            from: history.last().map(|t| t.to),
-            to: CampaignStatus::Draft,
-            at_ms: now,
-            by: actor.clone(),
-            note: "saved".into(),
-        });
-        let campaign = Campaign {
+        Ok(Campaign {
             name: name.to_owned(),
             strategy: spec.strategy,
             strategy_version: info.manifest.version.clone(),
@@ -324,7 +366,7 @@ impl Strategies {
             segment: spec.segment,
             purpose,
             holdout: spec.holdout,
-            salt,
+            salt: String::new(),
             frequency_cap: spec.frequency_cap,
             budget: spec.budget,
             starts_at_ms: spec.starts_at_ms,
@@ -335,23 +377,10 @@ impl Strategies {
             description: spec.description,
             status: CampaignStatus::Draft,
             simulation: None,
-            created_at_ms,
-            updated_at_ms: now,
-            history,
-        };
-        self.store_campaign(tenant, &campaign)?;
-        self.vault().record_admin_action(
-            tenant,
-            AuditEntry {
-                plugin: Some(campaign.strategy.clone()),
-                plugin_version: Some(campaign.strategy_version.clone()),
-                ..AuditEntry::new(actor, "campaign.put").detail(format!(
-                    "campaign {name} on segment {} for {}, holdout {}",
-                    campaign.segment, campaign.purpose, campaign.holdout
-                ))
-            },
-        )?;
-        Ok(campaign)
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            history: Vec::new(),
+        })
     }
 
     /// The purpose decisions process data for: asked for, or the first the
@@ -529,7 +558,8 @@ impl Strategies {
         Ok(())
     }
 
-    /// Removes a campaign that never ran (a draft or simulated one);
+    /// Removes a campaign that never ran (a draft or simulated one), and
+    /// what its strategy and shadow keep in its parts of their state;
     /// completed campaigns stay as their strategy's track record.
     /// Audited (`campaign.delete`).
     pub fn delete(&self, tenant: &str, name: &str, actor: &Actor) -> Result<(), StrategyError> {
@@ -543,6 +573,9 @@ impl Strategies {
                 status: campaign.status,
             });
         }
+        // Its state first: if that fails, the campaign is still there to
+        // remove again.
+        self.clear_campaign_state(tenant, &campaign)?;
         self.vault()
             .delete_sealed_document(tenant, KIND_CAMPAIGN, name)?;
         self.vault().record_admin_action(
@@ -550,6 +583,24 @@ impl Strategies {
             AuditEntry::new(actor, "campaign.delete").detail(format!("campaign {name}")),
         )?;
         Ok(())
+    }
+
+    /// Deletes what the campaign's strategy and its shadow keep in the
+    /// campaign's parts of their state. The parts stay usable: a campaign
+    /// of the same name may come later.
+    pub(crate) fn clear_campaign_state(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+    ) -> Result<u64, StrategyError> {
+        let registry = self.registry();
+        let mut removed =
+            registry.clear_namespace(tenant, &campaign.strategy, &campaign.state_namespace())?;
+        if let Some(shadow) = &campaign.shadow {
+            removed +=
+                registry.clear_namespace(tenant, &shadow.strategy, &campaign.shadow_namespace())?;
+        }
+        Ok(removed)
     }
 
     pub(crate) fn store_campaign(

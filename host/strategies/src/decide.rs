@@ -480,9 +480,7 @@ impl Strategies {
                         &params,
                         &view.batch,
                         context,
-                        &view
-                            .scope()
-                            .with_state_namespace(format!("campaign/{}/shadow", campaign.name)),
+                        &campaign.shadow_state_scope(&view),
                     )
                     .map_err(|e| e.to_string())?
                     .value;

@@ -10,7 +10,9 @@
 //!   simulated → running ⇄ paused → completed; every change is audited.
 //! - **Simulate** ([`Strategies::simulate`]): the strategy's own forecast
 //!   over a consenting sample of the segment, with the reach and cost under
-//!   the holdout, caps and budget; a campaign runs only once simulated.
+//!   the holdout, caps and budget; a campaign runs only once simulated. A
+//!   definition can be tried before it is saved
+//!   ([`Strategies::simulate_spec`]).
 //! - **Decide** ([`Strategies::decide`]): for one person, in order: the
 //!   campaign must run; the person must be in its segment and consent to
 //!   its purpose **now** (else the documented fallback, and nothing of the
@@ -35,7 +37,13 @@
 //!   for a segment by off-policy replays over the segment's logged
 //!   decisions and by the uplift of past campaigns on similar segments,
 //!   with the reasons.
+//! - **The people's own data**: the decisions about a person are in their
+//!   access view and exports ([`Strategies::decisions_about`]) and are
+//!   erased with them ([`Strategies::forget`]); a campaign's part of its
+//!   strategy's state goes with the campaign, and a strategy plugin is not
+//!   removed while a campaign not yet completed uses it.
 
+mod access;
 mod campaign;
 mod decide;
 mod evaluate;
@@ -149,15 +157,88 @@ impl tessera_vault::ErasureListener for ForgetOnErasure {
         let Some(inner) = self.0.upgrade() else {
             return Ok(());
         };
-        match (Strategies { inner }).forget(tenant, subjects) {
-            Ok(_) => Ok(()),
-            Err(StrategyError::Vault(error)) => Err(error),
-            Err(other) => Err(VaultError::Corrupt {
-                tenant: tenant.to_owned(),
-                what: "decision log",
-                detail: other.to_string(),
-            }),
+        (Strategies { inner })
+            .forget(tenant, subjects)
+            .map(|_| ())
+            .map_err(|e| decision_log_error(tenant, e))
+    }
+}
+
+/// Shows people the decisions campaigns made about them, when they (or an
+/// operator for them) read or export their data.
+struct ShowOnAccess(std::sync::Weak<Inner>);
+
+impl tessera_vault::AccessListener for ShowOnAccess {
+    fn gathering(
+        &self,
+        tenant: &str,
+        subjects: &[String],
+        view: &mut tessera_vault::SubjectView,
+    ) -> Result<(), VaultError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let decisions = (Strategies { inner })
+            .decisions_about(tenant, subjects)
+            .map_err(|e| decision_log_error(tenant, e))?;
+        view.decisions = decisions.into_iter().map(access::as_seen).collect();
+        Ok(())
+    }
+}
+
+/// A failure to read or change the decision log, as the vault reports it.
+fn decision_log_error(tenant: &str, error: StrategyError) -> VaultError {
+    match error {
+        StrategyError::Vault(error) => error,
+        other => VaultError::Corrupt {
+            tenant: tenant.to_owned(),
+            what: "decision log",
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Keeps a strategy plugin installed while a campaign that is not
+/// completed runs it, live or as its shadow: a running or paused campaign
+/// would be left deciding with a plugin that is gone, and a draft or a
+/// simulated one would name a strategy it cannot run. Completed campaigns
+/// stay as the track record; their parts of the plugin's state go with it.
+#[derive(Debug)]
+struct KeepWhileUsed(std::sync::Weak<Inner>);
+
+impl tessera_plugins::RemovalListener for KeepWhileUsed {
+    fn removing(&self, tenant: &str, plugin: &str) -> Result<(), RegistryError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let campaigns = (Strategies { inner }).list(tenant).map_err(|e| match e {
+            StrategyError::Vault(error) => RegistryError::Vault(error),
+            other => RegistryError::Store(other.to_string()),
+        })?;
+        let by: Vec<String> = campaigns
+            .iter()
+            .filter(|c| c.status != CampaignStatus::Completed)
+            .filter_map(|c| {
+                let shadow = c.shadow.as_ref().is_some_and(|s| s.strategy == plugin);
+                match (c.strategy == plugin, shadow) {
+                    (true, _) => Some(format!("campaign {} ({})", c.name, c.status)),
+                    (false, true) => {
+                        Some(format!("campaign {} ({}, as its shadow)", c.name, c.status))
+                    }
+                    (false, false) => None,
+                }
+            })
+            .collect();
+        if by.is_empty() {
+            return Ok(());
         }
+        Err(RegistryError::InUse {
+            name: plugin.to_owned(),
+            by,
+            remedy: "complete the running and paused campaigns, and change or delete the \
+                     others, before removing it"
+                .into(),
+        })
     }
 }
 
@@ -170,7 +251,10 @@ impl std::fmt::Debug for Strategies {
 impl Strategies {
     /// The campaigns of `vault`'s tenants. Their decision logs name people,
     /// so they are erased with them: the new value listens to the vault's
-    /// erasures ([`Strategies::forget`]) for as long as it lives.
+    /// erasures ([`Strategies::forget`]) for as long as it lives, and
+    /// shows them in their access view and exports
+    /// ([`Strategies::decisions_about`]). It also keeps the registry from
+    /// removing a strategy plugin that a campaign not yet completed uses.
     pub fn new(vault: Arc<Vault>, registry: Registry) -> Self {
         let strategies = Strategies {
             inner: Arc::new(Inner {
@@ -183,6 +267,14 @@ impl Strategies {
             .inner
             .vault
             .on_erasure(Arc::new(ForgetOnErasure(Arc::downgrade(&strategies.inner))));
+        strategies
+            .inner
+            .vault
+            .on_access(Arc::new(ShowOnAccess(Arc::downgrade(&strategies.inner))));
+        strategies
+            .inner
+            .registry
+            .on_removal(Arc::new(KeepWhileUsed(Arc::downgrade(&strategies.inner))));
         strategies
     }
 

@@ -5,11 +5,15 @@ use tessera_plugins::Subjects;
 use tessera_runtime::api::strategies::Context;
 use tessera_vault::Actor;
 
-use crate::campaign::{Campaign, CampaignStatus};
+use crate::campaign::{Campaign, CampaignSpec, CampaignStatus};
 use crate::{Strategies, StrategyError};
 
 /// The most segment members a forecast looks at.
 pub const SIMULATION_SAMPLE: usize = 1_000;
+
+/// The name a what-if simulation's campaign goes by: not a campaign name
+/// (those have no parentheses), so it never reads a campaign's state.
+const WHAT_IF: &str = "(what-if)";
 
 /// One action's share of the forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,48 @@ impl Strategies {
                 status: campaign.status,
             });
         }
+        let simulation = self.forecast(tenant, &campaign, logs_from)?;
+        campaign.simulation = Some(simulation.clone());
+        self.set_status(
+            tenant,
+            &mut campaign,
+            CampaignStatus::Simulated,
+            actor,
+            format!(
+                "forecast: {} treated, {} held out",
+                simulation.expected_treated, simulation.expected_control
+            ),
+        )?;
+        Ok(simulation)
+    }
+
+    /// What-if: the forecast (and replay) [`Strategies::simulate`] would
+    /// give a campaign of `spec`, before there is one. The spec is checked
+    /// as [`Strategies::put`] checks it, with the same errors; nothing is
+    /// saved, no campaign changes, and what the strategy may have written
+    /// to its state during the calls is removed. The only trace is the
+    /// audit trail's record of the view the strategy read, as for any
+    /// read.
+    pub fn simulate_spec(
+        &self,
+        tenant: &str,
+        spec: CampaignSpec,
+        logs_from: Option<&str>,
+    ) -> Result<Simulation, StrategyError> {
+        let campaign = self.define(tenant, WHAT_IF, spec)?;
+        let simulation = self.forecast(tenant, &campaign, logs_from);
+        self.clear_campaign_state(tenant, &campaign)?;
+        simulation
+    }
+
+    /// The campaign's forecast over its segment now, with the replay of its
+    /// strategy over logs when there are any.
+    fn forecast(
+        &self,
+        tenant: &str,
+        campaign: &Campaign,
+        logs_from: Option<&str>,
+    ) -> Result<Simulation, StrategyError> {
         let vault = self.vault();
         let segment_size = vault.segment_size(tenant, &campaign.segment)?;
         let members: Vec<String> = vault
@@ -180,10 +226,10 @@ impl Strategies {
         };
         let source = match logs_from {
             Some(source) => Some(source.to_owned()),
-            None => self.logs_for(tenant, &campaign)?,
+            None => self.logs_for(tenant, campaign)?,
         };
         match source {
-            Some(source) => match self.replay(tenant, &campaign, &source) {
+            Some(source) => match self.replay(tenant, campaign, &source) {
                 Ok(view) => simulation.off_policy = Some(view),
                 Err(StrategyError::Invalid { reason, .. }) => {
                     simulation.off_policy_note = Some(reason)
@@ -197,17 +243,6 @@ impl Strategies {
                 ))
             }
         }
-        campaign.simulation = Some(simulation.clone());
-        self.set_status(
-            tenant,
-            &mut campaign,
-            CampaignStatus::Simulated,
-            actor,
-            format!(
-                "forecast: {} treated, {} held out",
-                simulation.expected_treated, simulation.expected_control
-            ),
-        )?;
         Ok(simulation)
     }
 }

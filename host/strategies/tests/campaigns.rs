@@ -10,6 +10,9 @@ use std::sync::atomic::Ordering;
 
 use common::{DAY_MS, PURPOSE, TENANT, World, arm, consent, marketer, operator};
 use serde_json::json;
+use tessera_bundle::{Bundle, PublisherKey, SourceManifest};
+use tessera_plugins::RegistryError;
+use tessera_runtime::StateScope;
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_segments::SegmentSpec;
 use tessera_strategies::{
@@ -816,4 +819,525 @@ fn evaluation_can_read_conversions_from_feedback_on_both_arms() {
     assert_eq!(report.control.conversions, expected.1);
     assert!((report.treatment.revenue_per_subject - expected.2 / treated as f64).abs() < 1e-9);
     assert!(report.cuped.is_none(), "feedback has no pre-period");
+}
+
+/// The state scope of the namespace `namespace` of the installation
+/// `installation`.
+fn namespace(installation: &str, namespace: &str) -> StateScope {
+    StateScope {
+        tenant: TENANT.into(),
+        plugin: installation.into(),
+    }
+    .namespace(namespace)
+}
+
+/// Writes `n` entries into a state scope.
+fn seed(world: &World, scope: &StateScope, n: usize) {
+    let store = world.vault.store();
+    let version = store.version(scope).unwrap();
+    let writes: Vec<_> = (0..n)
+        .map(|i| (format!("model/{i:03}"), Some(vec![7u8; 4])))
+        .collect();
+    store.apply(scope, version, &writes, u64::MAX).unwrap();
+}
+
+#[test]
+fn a_definition_is_simulated_without_saving_anything_and_checked_as_saving_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    world.people(6);
+    let strategies = &world.strategies;
+    // Whatever the strategy might write to a what-if's state is not kept.
+    let store = world.vault.store();
+    let what_if = namespace("builtin-epsilon-greedy", "campaign/(what-if)");
+    seed(&world, &what_if, 2);
+    let audit_before = world.vault.audit_entries(TENANT, 0, 100_000).unwrap().len();
+
+    let simulation = strategies
+        .simulate_spec(TENANT, world.spec(0.5), None)
+        .unwrap();
+
+    assert_eq!(simulation.segment_size, 6);
+    assert_eq!(simulation.consenting, 6);
+    assert_eq!(simulation.expected_treated + simulation.expected_control, 6);
+    assert_eq!(simulation.actions.len(), 4);
+    assert_eq!(
+        simulation.off_policy_note.as_deref(),
+        Some("no other campaign on segment spenders has logged decisions to replay")
+    );
+    assert!(strategies.list(TENANT).unwrap().is_empty(), "nothing saved");
+    let added: Vec<String> = world.vault.audit_entries(TENANT, 0, 100_000).unwrap()[audit_before..]
+        .iter()
+        .map(|e| e.action.clone())
+        .collect();
+    assert_eq!(
+        added,
+        ["plugin.read"],
+        "only the strategy's read of the segment, as for any forecast"
+    );
+    assert!(store.keys(&what_if, "", 10).unwrap().is_empty());
+
+    // The forecast is the one simulating a saved campaign of the same
+    // definition gives.
+    strategies
+        .put(TENANT, "spring", world.spec(0.5), &marketer())
+        .unwrap();
+    let saved = strategies
+        .simulate(TENANT, "spring", None, &marketer())
+        .unwrap();
+    assert_eq!(
+        (
+            saved.segment_size,
+            saved.consenting,
+            saved.expected_treated,
+            saved.expected_control,
+            saved.max_decisions,
+        ),
+        (
+            simulation.segment_size,
+            simulation.consenting,
+            simulation.expected_treated,
+            simulation.expected_control,
+            simulation.max_decisions,
+        )
+    );
+    assert_eq!(saved.actions, simulation.actions);
+    // A what-if leaves the campaigns as they were.
+    let before = strategies.get(TENANT, "spring").unwrap();
+    strategies
+        .simulate_spec(TENANT, world.spec(0.2), None)
+        .unwrap();
+    assert_eq!(strategies.get(TENANT, "spring").unwrap(), before);
+    assert_eq!(strategies.list(TENANT).unwrap().len(), 1);
+
+    // A definition saving refuses is refused alike, with the same error.
+    let mut bad = Vec::new();
+    let mut spec = world.spec(0.7);
+    bad.push(spec.clone());
+    spec.holdout = 0.1;
+    spec.fallback = Some("free_car".into());
+    bad.push(spec.clone());
+    spec.fallback = None;
+    spec.segment = "nobody".into();
+    bad.push(spec.clone());
+    spec.segment = "spenders".into();
+    spec.params = vec![FieldValue {
+        name: "epsilon".into(),
+        value: Value::Number(5.0),
+    }];
+    bad.push(spec.clone());
+    spec.params = Vec::new();
+    spec.purpose = Some("analytics".into());
+    bad.push(spec.clone());
+    spec.purpose = None;
+    spec.strategy = "threshold".into();
+    bad.push(spec.clone());
+    spec.strategy = "nothing-by-that-name".into();
+    bad.push(spec);
+    for spec in bad {
+        let saving = strategies
+            .put(TENANT, "autumn", spec.clone(), &marketer())
+            .unwrap_err();
+        let trying = strategies.simulate_spec(TENANT, spec, None).unwrap_err();
+        assert_eq!(trying.to_string(), saving.to_string());
+        assert_eq!(
+            std::mem::discriminant(&trying),
+            std::mem::discriminant(&saving),
+            "{trying}"
+        );
+    }
+    assert!(strategies.get(TENANT, "autumn").is_err());
+    // Logs to replay over must exist.
+    assert!(matches!(
+        strategies.simulate_spec(TENANT, world.spec(0.1), Some("nothing")),
+        Err(StrategyError::Unknown { .. })
+    ));
+}
+
+/// A person who is not yet known by member id: only by email.
+fn newcomer(world: &World, email: &str) -> String {
+    let (_, outcomes) = world
+        .vault
+        .ingest_batch(
+            TENANT,
+            &[Incoming {
+                identities: vec![(IdentityKind::Email, email.into())],
+                traits: BTreeMap::from([("total_spend".to_owned(), json!(500))]),
+                events: Vec::new(),
+                consents: vec![consent(true)],
+            }],
+            &Actor::new("ingest", "pipeline"),
+        )
+        .unwrap();
+    world.segments.recompute(TENANT, "spenders").unwrap();
+    outcomes[0].subject.clone().unwrap()
+}
+
+#[test]
+fn a_person_sees_the_decisions_made_about_them_and_no_one_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(40);
+    world.launch("spring", world.spec(0.5));
+    let mut logged = BTreeMap::new();
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        logged.insert(subject.clone(), record);
+    }
+    let treated = logged
+        .values()
+        .find(|r| r.arm == Arm::Treatment)
+        .expect("someone treated");
+    let held = logged
+        .values()
+        .find(|r| r.arm == Arm::Control)
+        .expect("someone held out");
+
+    let view = world
+        .vault
+        .access(TENANT, &treated.subject, &operator())
+        .unwrap();
+    assert_eq!(view.decisions.len(), 1);
+    let seen = &view.decisions[0];
+    assert_eq!(seen.id, treated.id);
+    assert_eq!(seen.campaign, "spring");
+    assert_eq!(seen.at_ms, treated.at_ms);
+    assert_eq!(seen.channel, "web");
+    assert!(!seen.control_group);
+    assert_eq!(seen.shown, treated.action);
+    assert!(seen.shown.is_some());
+    assert_eq!(seen.explanation, treated.explanation);
+    // In plain words: not what the strategy weighed.
+    let shown = serde_json::to_value(seen).unwrap();
+    let keys: Vec<&str> = shown
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "at_ms",
+            "campaign",
+            "channel",
+            "control_group",
+            "explanation",
+            "id",
+            "shown"
+        ]
+    );
+
+    let view = world
+        .vault
+        .access(TENANT, &held.subject, &operator())
+        .unwrap();
+    assert_eq!(view.decisions.len(), 1);
+    assert_eq!(view.decisions[0].id, held.id);
+    assert!(view.decisions[0].control_group);
+    assert_eq!(view.decisions[0].shown.as_deref(), Some("no_offer"));
+    assert!(
+        view.decisions[0].explanation.contains("holdout"),
+        "{:?}",
+        view.decisions[0]
+    );
+
+    // The exports hold them too, and someone else's hold none of theirs.
+    let json = world
+        .vault
+        .export_json(TENANT, &treated.subject, &operator())
+        .unwrap();
+    assert!(json.contains(&treated.id));
+    assert!(!json.contains(&held.id));
+    let tables = world
+        .vault
+        .export_csv(TENANT, &treated.subject, &operator())
+        .unwrap();
+    let csv = &tables["decisions.csv"];
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("at_ms,campaign,channel,control_group,shown,explanation,decision")
+    );
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&format!("{},spring,web,false,", treated.at_ms)));
+    assert!(row.ends_with(&treated.id), "{row}");
+    assert_eq!(lines.next(), None);
+
+    // Someone never decided for sees no decision.
+    let stranger = newcomer(&world, "stranger@example.com");
+    assert!(
+        world
+            .vault
+            .access(TENANT, &stranger, &operator())
+            .unwrap()
+            .decisions
+            .is_empty()
+    );
+}
+
+#[test]
+fn decisions_logged_before_a_merge_are_the_merged_persons_and_go_with_their_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(2);
+    world.launch("spring", world.spec(0.0));
+    // Known by email only, then found to be member M-00000.
+    let late = newcomer(&world, "late@example.com");
+    let before = arm(&world.decide("spring", &late));
+    assert_eq!(before, Arm::Treatment);
+    world.decide("spring", &subjects[0]);
+    let (_, outcomes) = world
+        .vault
+        .ingest_batch(
+            TENANT,
+            &[Incoming {
+                identities: vec![
+                    (IdentityKind::MemberId, "M-00000".into()),
+                    (IdentityKind::Email, "late@example.com".into()),
+                ],
+                traits: BTreeMap::new(),
+                events: Vec::new(),
+                consents: Vec::new(),
+            }],
+            &Actor::new("ingest", "pipeline"),
+        )
+        .unwrap();
+    assert_eq!(outcomes[0].merged, std::slice::from_ref(&late));
+    let root = outcomes[0].subject.clone().unwrap();
+    assert_eq!(root, subjects[0]);
+    // A decision after the merge is logged under the root.
+    world.decide("spring", &late);
+
+    let view = world.vault.access(TENANT, &late, &operator()).unwrap();
+    assert_eq!(view.subject, root);
+    assert_eq!(view.decisions.len(), 3, "{:?}", view.decisions);
+    let mut by_subject: Vec<String> = view
+        .decisions
+        .iter()
+        .map(|d| world.strategies.decision(TENANT, &d.id).unwrap().subject)
+        .collect();
+    by_subject.sort();
+    let mut expected = vec![root.clone(), root.clone(), late.clone()];
+    expected.sort();
+    assert_eq!(by_subject, expected);
+    assert!(
+        view.decisions.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "oldest first"
+    );
+    // The other person sees none of them.
+    assert!(
+        world
+            .vault
+            .access(TENANT, &subjects[1], &operator())
+            .unwrap()
+            .decisions
+            .is_empty()
+    );
+
+    world
+        .vault
+        .request_deletion(TENANT, &root, "asked to", &operator())
+        .unwrap();
+    assert!(
+        world
+            .strategies
+            .decisions_about(TENANT, &[root, late])
+            .unwrap()
+            .is_empty(),
+        "nothing of theirs remains in the decision log"
+    );
+    assert!(
+        world
+            .strategies
+            .decisions(TENANT, "spring")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn removing_a_campaign_removes_what_its_strategies_kept_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    world.people(3);
+    let mut spec = world.spec(0.1);
+    spec.shadow = Some(("epsilon-greedy".into(), Vec::new()));
+    world
+        .strategies
+        .put(TENANT, "spring", spec.clone(), &marketer())
+        .unwrap();
+    let store = world.vault.store();
+    let own = namespace("builtin-epsilon-greedy", "campaign/spring");
+    let shadow = namespace("builtin-epsilon-greedy", "campaign/spring/shadow");
+    let neighbour = namespace("builtin-epsilon-greedy", "campaign/spring-2");
+    for scope in [&own, &shadow, &neighbour] {
+        seed(&world, scope, 3);
+    }
+
+    world
+        .strategies
+        .delete(TENANT, "spring", &marketer())
+        .unwrap();
+
+    assert!(store.keys(&own, "", 10).unwrap().is_empty());
+    assert!(store.keys(&shadow, "", 10).unwrap().is_empty());
+    assert_eq!(store.usage(&own).unwrap(), 0);
+    assert_eq!(
+        store.keys(&neighbour, "", 10).unwrap().len(),
+        3,
+        "another campaign's state is its own"
+    );
+    // The name can be used again, and its state kept again.
+    world
+        .strategies
+        .put(TENANT, "spring", spec, &marketer())
+        .unwrap();
+    seed(&world, &own, 1);
+    assert_eq!(store.keys(&own, "", 10).unwrap().len(), 1);
+}
+
+/// A signed bundle of the `thompson` strategy.
+fn thompson_bundle(key: &PublisherKey) -> Vec<u8> {
+    let source: SourceManifest = serde_json::from_value(json!({
+        "publisher": "Acme Analytics",
+        "version": "1.0.0",
+        "plugins": [{
+            "name": "thompson",
+            "kind": "strategy",
+            "wit_version": "0.1.0",
+            "component": "thompson.wasm",
+            "permissions": {"purposes": [PURPOSE, "email_marketing"], "state_quota": 65_536},
+        }]
+    }))
+    .unwrap();
+    let mut bundle =
+        Bundle::build(source, vec![tessera_guests::plugins::THOMPSON.to_vec()]).unwrap();
+    bundle.sign(key);
+    bundle.to_bytes()
+}
+
+#[test]
+fn a_strategy_is_not_removed_while_unfinished_campaigns_use_it_and_their_state_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::open(dir.path());
+    let subjects = world.people(20);
+    let key = PublisherKey::generate().unwrap();
+    world
+        .registry
+        .trust(
+            TENANT,
+            &key.public().to_string(),
+            "Acme Analytics",
+            &operator(),
+        )
+        .unwrap();
+    world
+        .registry
+        .install(TENANT, &thompson_bundle(&key), false, &operator())
+        .unwrap();
+    world
+        .registry
+        .approve(TENANT, "thompson", None, None, &operator())
+        .unwrap();
+    let installation = world
+        .registry
+        .callable(TENANT, "thompson")
+        .unwrap()
+        .installation;
+    let mut spec = world.spec(0.0);
+    spec.strategy = "thompson".into();
+    spec.params = Vec::new();
+    spec.fallback = None;
+    world.launch("spring", spec);
+    let mut shadowed = world.spec(0.1);
+    shadowed.shadow = Some(("thompson".into(), Vec::new()));
+    world
+        .strategies
+        .put(TENANT, "autumn", shadowed, &marketer())
+        .unwrap();
+    // Spring learns: thompson keeps its model in spring's part of its state.
+    for subject in &subjects {
+        let DecisionOutcome::Logged(record) = world.decide("spring", subject) else {
+            panic!("no decision");
+        };
+        world.feedback(&record.id, FeedbackKind::Impression);
+        world.feedback(&record.id, FeedbackKind::Click);
+    }
+    assert_eq!(world.strategies.learn(TENANT).unwrap().observed, 40);
+    let store = world.vault.store();
+    let spring = namespace(&installation, "campaign/spring");
+    let learned = store.keys(&spring, "", 1_000).unwrap().len();
+    assert!(learned > 0, "thompson learned for spring");
+    let autumn = namespace(&installation, "campaign/autumn/shadow");
+    seed(&world, &autumn, 2);
+
+    let refused = world
+        .registry
+        .remove(TENANT, "thompson", &operator())
+        .unwrap_err();
+    match &refused {
+        RegistryError::InUse { name, by, .. } => {
+            assert_eq!(name, "thompson");
+            assert_eq!(
+                by,
+                &[
+                    "campaign autumn (draft, as its shadow)",
+                    "campaign spring (running)"
+                ]
+            );
+        }
+        other => panic!("expected in use, got {other}"),
+    }
+    assert!(
+        refused.to_string().contains("complete the running"),
+        "{refused}"
+    );
+    // Nothing of it happened.
+    assert!(world.registry.callable(TENANT, "thompson").is_ok());
+    assert_eq!(store.keys(&spring, "", 1_000).unwrap().len(), learned);
+    assert!(arm(&world.decide("spring", &subjects[0])) == Arm::Treatment);
+
+    // Paused is still in use; completed is not, and a draft that no
+    // longer uses it does not hold it either.
+    world
+        .strategies
+        .transition(TENANT, "spring", CampaignStatus::Paused, &marketer())
+        .unwrap();
+    assert!(matches!(
+        world.registry.remove(TENANT, "thompson", &operator()),
+        Err(RegistryError::InUse { .. })
+    ));
+    world
+        .strategies
+        .transition(TENANT, "spring", CampaignStatus::Completed, &marketer())
+        .unwrap();
+    world
+        .strategies
+        .put(TENANT, "autumn", world.spec(0.1), &marketer())
+        .unwrap();
+    let removed = world
+        .registry
+        .remove(TENANT, "thompson", &operator())
+        .unwrap();
+
+    assert!(removed >= (learned + 2) as u64, "{removed}");
+    for scope in [&spring, &autumn] {
+        assert!(store.keys(scope, "", 10).unwrap().is_empty());
+        assert!(
+            matches!(
+                store.apply(scope, 0, &[("k".into(), Some(vec![1]))], u64::MAX),
+                Err(tessera_runtime::StateError::Retired)
+            ),
+            "a call still running cannot write back into {}",
+            scope.plugin
+        );
+    }
+    // The completed campaign stays as the track record.
+    assert_eq!(
+        world.strategies.get(TENANT, "spring").unwrap().status,
+        CampaignStatus::Completed
+    );
 }

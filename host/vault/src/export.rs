@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use crate::model::{ConsentEntry, SubjectView};
 
 /// `traits.csv`, `events.csv`, `consents.csv`, `linked_apps.csv`,
-/// `segments.csv`, `identities.csv`, `plugin_state.csv`, `access_log.csv`.
+/// `segments.csv`, `identities.csv`, `plugin_state.csv`, `decisions.csv`,
+/// `access_log.csv`.
 pub(crate) fn csv_tables(view: &SubjectView) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut table = Table::new(&["name", "value", "class"]);
@@ -97,6 +98,28 @@ pub(crate) fn csv_tables(view: &SubjectView) -> BTreeMap<String, String> {
         table.row([plugin.clone(), key.clone(), value.clone()]);
     }
     files.insert("plugin_state.csv".into(), table.finish());
+
+    let mut table = Table::new(&[
+        "at_ms",
+        "campaign",
+        "channel",
+        "control_group",
+        "shown",
+        "explanation",
+        "decision",
+    ]);
+    for decision in &view.decisions {
+        table.row([
+            decision.at_ms.to_string(),
+            decision.campaign.clone(),
+            decision.channel.clone(),
+            decision.control_group.to_string(),
+            decision.shown.clone().unwrap_or_default(),
+            decision.explanation.clone(),
+            decision.id.clone(),
+        ]);
+    }
+    files.insert("decisions.csv".into(), table.finish());
 
     let mut table = Table::new(&[
         "seq", "at_ms", "action", "by_role", "by", "plugin", "fields", "purpose",

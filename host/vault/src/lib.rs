@@ -37,10 +37,10 @@ pub use ingest::{
 };
 pub use memberships::{MAX_PAST_SEGMENTS, MembershipChanges, SegmentMember};
 pub use model::{
-    Actor, Aggregate, BatchOutcome, Channel, ConsentChange, ConsentEntry, ConsentState, Consents,
-    DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome, LinkedApp, Membership,
-    MergeEntry, NewEvent, PastMembership, Person, Receipt, Refusal, Removed, Retention,
-    SubjectView, SweepReport,
+    Actor, Aggregate, BatchOutcome, CampaignDecision, Channel, ConsentChange, ConsentEntry,
+    ConsentState, Consents, DeletionRequest, DeletionStatus, Event, Incoming, IngestOutcome,
+    LinkedApp, Membership, MergeEntry, NewEvent, PastMembership, Person, Receipt, Refusal, Removed,
+    Retention, SubjectView, SweepReport,
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
@@ -50,5 +50,6 @@ pub use settings::{
     RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType, check_event_spec,
 };
 pub use vault::{
-    ChangeListener, Clock, ErasureListener, SUBJECT_KEYS_FILE, Vault, rotate_master_key,
+    AccessListener, ChangeListener, Clock, ErasureListener, SUBJECT_KEYS_FILE, Vault,
+    rotate_master_key,
 };

@@ -350,6 +350,28 @@ pub struct PastMembership {
     pub left_at_ms: i64,
 }
 
+/// A decision a campaign made about the person, as the person reads it:
+/// where and when, what they were shown, and why. Kept by the campaigns'
+/// service, outside the person's own records ([`crate::AccessListener`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignDecision {
+    /// The decision's id.
+    pub id: String,
+    pub campaign: String,
+    pub at_ms: i64,
+    /// Where it was made for: `web`, `email`, `app`, `store`, …
+    pub channel: String,
+    /// Whether the person was in the campaign's control group: held out,
+    /// they got what everyone gets without the campaign.
+    pub control_group: bool,
+    /// What the person was shown; none: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<String>,
+    /// Why, in words.
+    pub explanation: String,
+}
+
 /// Everything held about one person, decrypted: the access right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -378,6 +400,9 @@ pub struct SubjectView {
     pub merge_history: Vec<MergeEntry>,
     /// Plugin state keyed to this subject: (installation, key, value as lossy UTF-8).
     pub plugin_state: Vec<(String, String, String)>,
+    /// The decisions campaigns made about the person, oldest first.
+    #[serde(default)]
+    pub decisions: Vec<CampaignDecision>,
     /// Audit entries about this subject: who read or changed their data.
     pub access_log: Vec<crate::AuditEntry>,
 }

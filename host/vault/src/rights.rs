@@ -324,7 +324,7 @@ impl Vault {
                 None => break,
             }
         }
-        Ok(SubjectView {
+        let mut view = SubjectView {
             tenant: tenant.id.clone(),
             subject: root.id.clone(),
             created_at_ms: root.created_at_ms,
@@ -342,8 +342,12 @@ impl Vault {
             retention_chosen: root.profile.retention_days.is_some(),
             merge_history: merges,
             plugin_state,
+            decisions: Vec::new(),
             access_log,
-        })
+        };
+        let subjects: Vec<String> = group.iter().map(|m| m.id.clone()).collect();
+        self.gather_elsewhere(&tenant.id, &subjects, &mut view)?;
+        Ok(view)
     }
 
     /// At most `limit` people (root subjects, with the subjects merged into

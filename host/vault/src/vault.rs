@@ -17,7 +17,7 @@ use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord}
 
 use crate::audit::{self, AuditEntry, AuditReport};
 use crate::error::VaultError;
-use crate::model::{Actor, Aggregate, Membership, MergeEntry, PastMembership};
+use crate::model::{Actor, Aggregate, Membership, MergeEntry, PastMembership, SubjectView};
 use crate::normalize::IdentityKind;
 use crate::settings::TenantSettings;
 
@@ -61,6 +61,7 @@ pub struct Vault {
     pub(crate) clock: Clock,
     listeners: RwLock<Vec<Arc<dyn ChangeListener>>>,
     erasure_listeners: RwLock<Vec<Arc<dyn ErasureListener>>>,
+    access_listeners: RwLock<Vec<Arc<dyn AccessListener>>>,
 }
 
 /// Told which subjects are being erased, before their keys are destroyed:
@@ -70,6 +71,22 @@ pub struct Vault {
 /// request can be made again.
 pub trait ErasureListener: Send + Sync {
     fn erasing(&self, tenant: &str, subjects: &[String]) -> Result<(), VaultError>;
+}
+
+/// Asked, whenever the vault gathers everything held about a person (the
+/// access and export rights), for what a service keeps about them outside
+/// the person's own records (a campaign's decisions about them): it fills
+/// its part of the view ([`SubjectView::decisions`]). `subjects` are the
+/// person's root subject and every subject merged into it, since records
+/// name the root of their time. Called without the tenant's lock; an error
+/// fails the request.
+pub trait AccessListener: Send + Sync {
+    fn gathering(
+        &self,
+        tenant: &str,
+        subjects: &[String],
+        view: &mut SubjectView,
+    ) -> Result<(), VaultError>;
 }
 
 /// Told which subjects changed, after every write that can change what a
@@ -322,6 +339,7 @@ impl Vault {
             clock: system_clock(),
             listeners: RwLock::default(),
             erasure_listeners: RwLock::default(),
+            access_listeners: RwLock::default(),
         })
     }
 
@@ -349,6 +367,34 @@ impl Vault {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(listener);
+    }
+
+    /// Adds a listener asked for its part of every access view
+    /// ([`AccessListener`]).
+    pub fn on_access(&self, listener: Arc<dyn AccessListener>) {
+        self.access_listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// Lets the access listeners add what they keep about `subjects` of
+    /// `tenant` to `view`.
+    pub(crate) fn gather_elsewhere(
+        &self,
+        tenant: &str,
+        subjects: &[String],
+        view: &mut SubjectView,
+    ) -> Result<(), VaultError> {
+        let listeners = self
+            .access_listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for listener in listeners {
+            listener.gathering(tenant, subjects, view)?;
+        }
+        Ok(())
     }
 
     /// Tells the erasure listeners that `subjects` of `tenant` are being

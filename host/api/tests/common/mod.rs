@@ -16,6 +16,7 @@ use serde_json::Value;
 use tessera_api::{AppState, Config, Registry, Role, app};
 use tessera_bundle::Kind;
 use tessera_privacy::MasterKey;
+use tessera_runtime::{Runtime, RuntimeConfig};
 use tessera_store::{SledStore, Store};
 use tessera_vault::{
     Actor, IdentityKind, Incoming, TenantSettings, TraitClass, TraitSpec, TraitType, Vault,
@@ -210,6 +211,17 @@ impl Fixture {
             .expect("ingest")
             .subject
             .expect("a subject")
+    }
+
+    /// A fixture whose state has a plugin registry on a runtime of
+    /// `config` (segments, strategies, imports), and whose ACME schema has
+    /// the number trait `total_spend` that the threshold plugin reads.
+    pub fn with_registry(config: RuntimeConfig) -> (Self, Registry) {
+        let mut f = Fixture::new();
+        let runtime = Runtime::new(config).expect("runtime");
+        let registry = Registry::new(runtime, f.state.vault.clone(), false);
+        f.with_plugins(registry.clone());
+        (f, registry)
     }
 
     /// What a forbidden call must not change: the audit head, the number of

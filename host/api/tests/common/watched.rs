@@ -63,6 +63,9 @@ impl StateStore for WatchedStore {
     fn retire(&self, scope: &StateScope) -> Result<u64, StateError> {
         self.inner.retire(scope)
     }
+    fn scopes(&self, tenant: &str, prefix: &str) -> Result<Vec<StateScope>, StateError> {
+        self.inner.scopes(tenant, prefix)
+    }
 }
 
 impl Store for WatchedStore {

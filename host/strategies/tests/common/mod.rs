@@ -19,7 +19,8 @@ use tessera_privacy::MasterKey;
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_segments::{SegmentSpec, Segments};
 use tessera_strategies::{
-    Arm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, Goal, GoalSource, Strategies,
+    Arm, CampaignSpec, CampaignStatus, DecideRequest, DecisionOutcome, FeedbackKind, FeedbackSpec,
+    Goal, GoalSource, Strategies,
 };
 use tessera_vault::{
     Actor, Channel, ConsentChange, EventSpec, IdentityKind, Incoming, NewEvent, PropertySpec,
@@ -206,6 +207,21 @@ impl World {
                 },
             )
             .unwrap()
+    }
+
+    /// Feedback of `kind` on the decision `id`, without a value or key.
+    pub fn feedback(&self, id: &str, kind: FeedbackKind) {
+        self.strategies
+            .feedback(
+                TENANT,
+                &FeedbackSpec {
+                    decision: id.to_owned(),
+                    kind,
+                    value: None,
+                    key: None,
+                },
+            )
+            .unwrap();
     }
 
     pub fn audited(&self, action: &str) -> usize {
