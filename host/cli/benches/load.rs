@@ -37,17 +37,17 @@
 //! Every answer must be 200 with no refused message; any other answer is
 //! counted as an error and the run fails (exit 1) if there is one.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Bytes;
-use hyper::http::{Method, Request, StatusCode, header};
+use common::{Connection, Server, max_ms, micros, percentile_ms};
+use hyper::http::{Method, StatusCode};
 use serde_json::Value;
 use tessera_api::segment::{self, Defaults};
 use tessera_privacy::MasterKey;
@@ -267,176 +267,6 @@ fn now_iso() -> String {
     )
 }
 
-/// The server as a child process.
-#[derive(Debug)]
-struct Server {
-    child: Child,
-    address: String,
-    operator: String,
-}
-
-impl Server {
-    fn start(dir: &Path, tessera: &str) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let key_file = dir.join("master.key");
-        let keys = Command::new(tessera)
-            .args(["keys", "init", "--key-file"])
-            .arg(&key_file)
-            .output()
-            .map_err(|e| format!("cannot run {tessera}: {e}"))?;
-        if !keys.status.success() {
-            return Err(format!(
-                "tessera keys init failed: {}",
-                String::from_utf8_lossy(&keys.stderr)
-            ));
-        }
-        let mut child = Command::new(tessera)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--init",
-                "--tenant",
-                TENANT,
-            ])
-            .env_remove("TESSERA_CONFIG")
-            .env_remove("TESSERA_MASTER_KEY")
-            .env_remove("TESSERA_LOG")
-            .env("TESSERA_DATA_DIR", dir.join("data"))
-            .env("TESSERA_KEY_DIR", dir.join("keys"))
-            .env("TESSERA_MASTER_KEY_FILE", &key_file)
-            .env("TESSERA_RATE_LIMIT_RPS", "0")
-            .stdout(Stdio::piped())
-            // Its log (one line per request at the default level), as a
-            // deployment would keep it.
-            .stderr(
-                std::fs::File::create(dir.join("server.log"))
-                    .map_err(|e| format!("cannot create the server log: {e}"))?,
-            )
-            .spawn()
-            .map_err(|e| format!("cannot start tessera serve: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut operator = None;
-        let mut address = None;
-        while let Some(Ok(line)) = lines.next() {
-            if line.trim().starts_with("tsk_") {
-                operator = Some(line.trim().to_owned());
-            }
-            if let Some(url) = line.split("listening on http://").nth(1) {
-                address = Some(url.trim().to_owned());
-                break;
-            }
-        }
-        // The rest of its output is not needed; keep the pipe drained.
-        std::thread::spawn(move || for _ in lines {});
-        let mut server = Self {
-            child,
-            address: String::new(),
-            operator: String::new(),
-        };
-        match (address, operator) {
-            (Some(address), Some(operator)) => {
-                server.address = address;
-                server.operator = operator;
-                Ok(server)
-            }
-            _ => Err("tessera serve did not print its token and address".into()),
-        }
-    }
-
-    /// SIGTERM, then waits up to 60 s for a clean exit.
-    fn stop(mut self) -> Result<(), String> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..600 {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return if status.success() {
-                    Ok(())
-                } else {
-                    Err(format!("tessera serve exited with {status}"))
-                };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err("tessera serve did not stop within 60 s of SIGTERM".into())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection.
-struct Connection {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl Connection {
-    async fn open(address: &str) -> Result<Self, String> {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
-        Ok(Self {
-            sender,
-            host: address.to_owned(),
-        })
-    }
-
-    async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        authorization: Option<&str>,
-        body: Option<String>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, &self.host);
-        if let Some(authorization) = authorization {
-            request = request.header(header::AUTHORIZATION, authorization);
-        }
-        let bytes = match body {
-            Some(body) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(body)
-            }
-            None => Bytes::new(),
-        };
-        let request = request.body(Full::new(bytes)).map_err(|e| e.to_string())?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("answer: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    }
-}
-
 /// What one phase measured.
 #[derive(Debug, Default)]
 struct Phase {
@@ -462,11 +292,7 @@ impl Phase {
     }
 
     fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * self.latencies_us.len() as f64).ceil() as usize;
-        f64::from(self.latencies_us[rank.clamp(1, self.latencies_us.len()) - 1]) / 1_000.0
+        percentile_ms(&self.latencies_us, p)
     }
 
     fn per_second(&self, n: u64) -> f64 {
@@ -516,9 +342,7 @@ async fn run_phase(
                 let answer = connection.send(method, path, auth, body).await;
                 let latency = began.elapsed();
                 phase.requests += 1;
-                phase
-                    .latencies_us
-                    .push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+                phase.latencies_us.push(micros(latency));
                 let failure = match answer {
                     Err(error) => Some(error),
                     Ok((status, body)) if status != StatusCode::OK => Some(format!(
@@ -643,10 +467,7 @@ fn row(name: &str, phase: &Phase, per_request: u64) -> String {
         rps * per_request as f64,
         phase.percentile_ms(50.0),
         phase.percentile_ms(99.0),
-        phase
-            .latencies_us
-            .last()
-            .map_or(f64::NAN, |&us| f64::from(us) / 1_000.0),
+        max_ms(&phase.latencies_us),
         phase.requests,
         phase.errors,
     )
@@ -771,7 +592,7 @@ fn run() -> Result<bool, String> {
         .server
         .as_deref()
         .unwrap_or(env!("CARGO_BIN_EXE_tessera"));
-    let server = Server::start(&dir.path().join("server"), tessera)?;
+    let server = Server::start(&dir.path().join("server"), tessera, TENANT)?;
     println!("server: tessera serve on http://{}", server.address);
     // The client: one thread, so that the server keeps most of the machine.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -779,6 +600,7 @@ fn run() -> Result<bool, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let measured = runtime.block_on(measure(&options, &server));
+    let rss = server.rss_kib();
     server.stop()?;
     let Measured { known, mixed, noop } = measured?;
 
@@ -816,6 +638,9 @@ fn run() -> Result<bool, String> {
     }
     let log = std::fs::metadata(dir.path().join("server/server.log")).map_or(0, |m| m.len());
     println!("\nserver log: {} KiB", log / 1024);
+    if let Some(rss) = rss {
+        println!("server resident set after the phases: {} MiB", rss / 1024);
+    }
     let mut ok = true;
     for (name, phase) in [
         ("ingest, known", &known),

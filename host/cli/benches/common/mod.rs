@@ -1,0 +1,227 @@
+//! What the loopback benchmarks share: the real server as a child process,
+//! a keep-alive HTTP/1.1 connection, and latency percentiles.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::http::{Method, Request, StatusCode, header};
+
+/// The master key file of the deployment in `dir`, created with
+/// `tessera keys init` if it does not exist yet.
+pub fn master_key_file(dir: &Path, tessera: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let key_file = dir.join("master.key");
+    if key_file.exists() {
+        return Ok(key_file);
+    }
+    let keys = Command::new(tessera)
+        .args(["keys", "init", "--key-file"])
+        .arg(&key_file)
+        .output()
+        .map_err(|e| format!("cannot run {tessera}: {e}"))?;
+    if !keys.status.success() {
+        return Err(format!(
+            "tessera keys init failed: {}",
+            String::from_utf8_lossy(&keys.stderr)
+        ));
+    }
+    Ok(key_file)
+}
+
+/// The server as a child process: `tessera serve --init --tenant TENANT`
+/// on the deployment in `dir` (data in `dir/data`, subject keys in
+/// `dir/keys`, the master key in `dir/master.key`), on a free loopback
+/// port, with the rate limit off.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub address: String,
+    /// The operator token `--init` printed.
+    pub operator: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path, tessera: &str, tenant: &str) -> Result<Self, String> {
+        let key_file = master_key_file(dir, tessera)?;
+        let mut child = Command::new(tessera)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--init",
+                "--tenant",
+                tenant,
+            ])
+            .env_remove("TESSERA_CONFIG")
+            .env_remove("TESSERA_MASTER_KEY")
+            .env_remove("TESSERA_LOG")
+            .env("TESSERA_DATA_DIR", dir.join("data"))
+            .env("TESSERA_KEY_DIR", dir.join("keys"))
+            .env("TESSERA_MASTER_KEY_FILE", &key_file)
+            // The default of 200 requests a second per tenant would be
+            // the bottleneck.
+            .env("TESSERA_RATE_LIMIT_RPS", "0")
+            .stdout(Stdio::piped())
+            // Its log (one line per request at the default level), as a
+            // deployment would keep it.
+            .stderr(
+                std::fs::File::create(dir.join("server.log"))
+                    .map_err(|e| format!("cannot create the server log: {e}"))?,
+            )
+            .spawn()
+            .map_err(|e| format!("cannot start tessera serve: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut operator = None;
+        let mut address = None;
+        while let Some(Ok(line)) = lines.next() {
+            if line.trim().starts_with("tsk_") {
+                operator = Some(line.trim().to_owned());
+            }
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                address = Some(url.trim().to_owned());
+                break;
+            }
+        }
+        // The rest of its output is not needed; keep the pipe drained.
+        std::thread::spawn(move || for _ in lines {});
+        let mut server = Self {
+            child,
+            address: String::new(),
+            operator: String::new(),
+        };
+        match (address, operator) {
+            (Some(address), Some(operator)) => {
+                server.address = address;
+                server.operator = operator;
+                Ok(server)
+            }
+            _ => Err("tessera serve did not print its token and address".into()),
+        }
+    }
+
+    /// The server's resident set size now, in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    }
+
+    /// SIGTERM, then waits up to 60 s for a clean exit.
+    pub fn stop(mut self) -> Result<(), String> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("tessera serve exited with {status}"))
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err("tessera serve did not stop within 60 s of SIGTERM".into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct Connection {
+    pub sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    pub host: String,
+}
+
+impl Connection {
+    pub async fn open(address: &str) -> Result<Self, String> {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(connection);
+        Ok(Self {
+            sender,
+            host: address.to_owned(),
+        })
+    }
+
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.host);
+        if let Some(authorization) = authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let bytes = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(body)
+            }
+            None => Bytes::new(),
+        };
+        let request = request.body(Full::new(bytes)).map_err(|e| e.to_string())?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("answer: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// The `p`th percentile (nearest rank) of sorted latencies in µs, in ms.
+pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    f64::from(sorted_us[rank.clamp(1, sorted_us.len()) - 1]) / 1_000.0
+}
+
+/// The largest of sorted latencies in µs, in ms.
+pub fn max_ms(sorted_us: &[u32]) -> f64 {
+    sorted_us
+        .last()
+        .map_or(f64::NAN, |&us| f64::from(us) / 1_000.0)
+}
+
+/// A latency as µs, saturated to fit a `u32`.
+pub fn micros(latency: Duration) -> u32 {
+    latency.as_micros().min(u128::from(u32::MAX)) as u32
+}
