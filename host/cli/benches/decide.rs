@@ -56,7 +56,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Connection, Server, max_ms, micros, percentile_ms};
+use common::{Connection, Flags, Server, max_ms, micros, percentile_ms};
 use hyper::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_privacy::MasterKey;
@@ -87,65 +87,26 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let mut options = Self {
-            rate: 2_000.0,
-            seconds: 15.0,
-            warmup: 3.0,
-            people: 10_000,
-            max_connections: 256,
-            capacity_seconds: 5.0,
-            capacity_connections: 4,
-            server: None,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .ok_or_else(|| format!("{name} needs a value"))
-                    .and_then(|v| {
-                        v.parse::<f64>()
-                            .map_err(|_| format!("{name} {v}: not a number"))
-                    })
-            };
-            match arg.as_str() {
-                "--rate" => options.rate = value("--rate")?,
-                "--seconds" => options.seconds = value("--seconds")?,
-                "--warmup" => options.warmup = value("--warmup")?,
-                "--people" => options.people = value("--people")? as u64,
-                "--max-connections" => {
-                    options.max_connections = value("--max-connections")? as usize;
-                }
-                "--capacity-seconds" => options.capacity_seconds = value("--capacity-seconds")?,
-                "--capacity-connections" => {
-                    options.capacity_connections = value("--capacity-connections")? as usize;
-                }
-                "--server" => options.server = Some(args.next().ok_or("--server needs a path")?),
-                // cargo bench passes --bench; a name filter means nothing here.
-                _ => {}
-            }
-        }
-        if !(1.0..=50_000.0).contains(&options.rate) {
-            return Err("--rate must be 1 to 50,000 requests a second".into());
-        }
-        if !(options.seconds > 0.0 && options.seconds <= 600.0) {
-            return Err("--seconds must be more than 0 and at most 600".into());
-        }
-        if !(0.0..=60.0).contains(&options.warmup) {
-            return Err("--warmup must be 0 to 60".into());
-        }
-        if !(0.0..=120.0).contains(&options.capacity_seconds) {
-            return Err("--capacity-seconds must be 0 to 120".into());
-        }
-        if !(100..=1_000_000).contains(&options.people) {
-            return Err("--people must be 100 to 1,000,000".into());
-        }
-        if !(1..=1_024).contains(&options.max_connections) {
-            return Err("--max-connections must be 1 to 1,024".into());
-        }
-        if !(1..=256).contains(&options.capacity_connections) {
-            return Err("--capacity-connections must be 1 to 256".into());
-        }
-        Ok(options)
+        let flags = Flags::parse(&[
+            "--rate",
+            "--seconds",
+            "--warmup",
+            "--people",
+            "--max-connections",
+            "--capacity-seconds",
+            "--capacity-connections",
+        ])?;
+        Ok(Self {
+            rate: flags.number("--rate", 2_000.0, 1.0..=50_000.0)?,
+            seconds: flags.number("--seconds", 15.0, 0.1..=600.0)?,
+            warmup: flags.number("--warmup", 3.0, 0.0..=60.0)?,
+            people: flags.number("--people", 10_000.0, 100.0..=1e6)? as u64,
+            max_connections: flags.number("--max-connections", 256.0, 1.0..=1_024.0)? as usize,
+            capacity_seconds: flags.number("--capacity-seconds", 5.0, 0.0..=120.0)?,
+            capacity_connections: flags.number("--capacity-connections", 4.0, 1.0..=256.0)?
+                as usize,
+            server: flags.server,
+        })
     }
 }
 

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Connection, Server, max_ms, micros, percentile_ms};
+use common::{Connection, Flags, Server, max_ms, micros, percentile_ms};
 use hyper::http::{Method, StatusCode};
 use serde_json::Value;
 use tessera_api::segment::{self, Defaults};
@@ -84,43 +84,14 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let mut options = Self {
-            seconds: 15.0,
-            warmup: 3.0,
-            connections: 4,
-            max_requests: 100_000,
-            server: None,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .ok_or_else(|| format!("{name} needs a value"))
-                    .and_then(|v| {
-                        v.parse::<f64>()
-                            .map_err(|_| format!("{name} {v}: not a number"))
-                    })
-            };
-            match arg.as_str() {
-                "--seconds" => options.seconds = value("--seconds")?,
-                "--warmup" => options.warmup = value("--warmup")?,
-                "--connections" => options.connections = value("--connections")? as usize,
-                "--max-requests" => options.max_requests = value("--max-requests")? as u64,
-                "--server" => options.server = Some(args.next().ok_or("--server needs a path")?),
-                // cargo bench passes --bench; a name filter means nothing here.
-                _ => {}
-            }
-        }
-        if !(options.seconds > 0.0 && options.seconds <= 600.0) {
-            return Err("--seconds must be more than 0 and at most 600".into());
-        }
-        if !(0.0..=60.0).contains(&options.warmup) {
-            return Err("--warmup must be 0 to 60".into());
-        }
-        if !(1..=256).contains(&options.connections) {
-            return Err("--connections must be 1 to 256".into());
-        }
-        Ok(options)
+        let flags = Flags::parse(&["--seconds", "--warmup", "--connections", "--max-requests"])?;
+        Ok(Self {
+            seconds: flags.number("--seconds", 15.0, 0.1..=600.0)?,
+            warmup: flags.number("--warmup", 3.0, 0.0..=60.0)?,
+            connections: flags.number("--connections", 4.0, 1.0..=256.0)? as usize,
+            max_requests: flags.number("--max-requests", 100_000.0, 1.0..=1e9)? as u64,
+            server: flags.server,
+        })
     }
 }
 

@@ -1,7 +1,9 @@
 //! What the loopback benchmarks share: the real server as a child process,
 //! a keep-alive HTTP/1.1 connection, and latency percentiles.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,6 +11,56 @@ use std::time::Duration;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::http::{Method, Request, StatusCode, header};
+
+/// A bench's command line: options that take a number, and `--server PATH`
+/// (another `tessera` build to serve, to compare two).
+#[derive(Debug, Default)]
+pub struct Flags {
+    numbers: BTreeMap<String, f64>,
+    pub server: Option<String>,
+}
+
+impl Flags {
+    /// Reads the command line; `numeric` names the options that take a
+    /// number. Anything else is passed over: `cargo bench` adds `--bench`,
+    /// and a name filter means nothing to these benches.
+    pub fn parse(numeric: &[&str]) -> Result<Self, String> {
+        let mut flags = Flags::default();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--server" {
+                flags.server = Some(args.next().ok_or("--server needs a path")?);
+            } else if numeric.contains(&arg.as_str()) {
+                let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                let number = value
+                    .parse::<f64>()
+                    .map_err(|_| format!("{arg} {value}: not a number"))?;
+                flags.numbers.insert(arg, number);
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The value given for `name` (else `default`), which must lie in
+    /// `range`.
+    pub fn number(
+        &self,
+        name: &str,
+        default: f64,
+        range: RangeInclusive<f64>,
+    ) -> Result<f64, String> {
+        let value = self.numbers.get(name).copied().unwrap_or(default);
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{name} must be {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+}
 
 /// The master key file of the deployment in `dir`, created with
 /// `tessera keys init` if it does not exist yet.
