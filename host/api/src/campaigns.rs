@@ -800,6 +800,12 @@ pub(crate) async fn decide(
     };
     let tenant = principal.tenant.clone();
     let vault = state.vault.clone();
+    let _turn = state
+        .decide_gate
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let view = run(&state, move |s| {
         let subject = match (body.subject, identity) {
             (Some(subject), _) => subject,

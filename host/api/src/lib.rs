@@ -107,6 +107,10 @@ pub struct AppState {
     pub deliverer: Option<tessera_imports::Deliverer>,
     /// The tenants' campaigns (with the plugins).
     pub strategies: Option<tessera_strategies::Strategies>,
+    /// Decisions being made at once ([`decide_concurrency`]): more wait
+    /// their turn here, on the async runtime, rather than as blocking
+    /// threads contending for the store and the plugin instance slots.
+    pub decide_gate: Arc<tokio::sync::Semaphore>,
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
@@ -137,6 +141,7 @@ impl AppState {
             segments: None,
             deliverer: None,
             strategies: None,
+            decide_gate: Arc::new(tokio::sync::Semaphore::new(decide_concurrency())),
         }
     }
 
@@ -408,6 +413,13 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// How many decisions run at once: two per core (a decision is mostly CPU
+/// and short store reads and writes), at least two. Under a burst the rest
+/// queue in arrival order instead of slowing every decision down.
+pub fn decide_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| 2 * n.get())
 }
 
 /// Runs blocking vault work on tokio's blocking pool, in the request's span.

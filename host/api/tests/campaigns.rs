@@ -389,3 +389,51 @@ async fn a_strategy_that_a_campaign_runs_is_not_removed_until_the_campaign_is_co
         .expect(StatusCode::OK);
     assert_eq!(kept.body["status"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_decisions_takes_turns_and_every_one_is_answered_and_logged() {
+    let f = fixture();
+    let subjects = people(&f, &["M-ann", "M-bo"]);
+    launch(&f, "spring", definition("epsilon-greedy", 0.0)).await;
+    let burst = 4 * tessera_api::decide_concurrency() + 3;
+    let f = std::sync::Arc::new(f);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..burst {
+        let (f, ann) = (f.clone(), subjects[0].clone());
+        calls.spawn(async move {
+            f.call(
+                Method::POST,
+                "/v1/decide",
+                Some(f.token(ACME, Role::Marketer)),
+                Some(json!({"campaign": "spring", "subject": ann})),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["decision"]
+                .as_str()
+                .expect("a logged decision")
+                .to_owned()
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(id) = calls.join_next().await {
+        ids.insert(id.expect("the call returns"));
+    }
+    assert_eq!(ids.len(), burst, "one distinct decision per request");
+    let mine = f
+        .call(
+            Method::GET,
+            "/v1/me",
+            Some(&f.subject_token(ACME, &subjects[0])),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let logged: std::collections::BTreeSet<String> = mine.body["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logged, ids, "every answered decision is logged");
+}
