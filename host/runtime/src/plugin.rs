@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 
 use crate::api::connector::ConnectorPre;
 use crate::api::records::{Action, DeliveryReport, Modes, Page, ParseOutput};
@@ -406,70 +406,53 @@ fn check_imports(
     Ok(())
 }
 
-/// The plan capability a component exports, if any, type-checked: only a
-/// segment may export it, and only in a version this host serves. A
-/// component that exports none is served from its manifest, as before.
-fn plan_export(
-    component: &Component,
-    engine: &wasmtime::Engine,
+/// An optional capability a plugin of one kind may export: the interfaces
+/// of a WIT package, of which this host serves one.
+struct Capability {
+    /// The WIT package (`tessera:plan`, …).
+    package: &'static str,
+    /// The one interface of it this host serves.
+    served: &'static str,
+    /// The only kind that may export it.
     kind: PluginKind,
-    instance_pre: &InstancePre<HostState>,
-) -> Result<Option<PlannedSegmentPre<HostState>>, InstallError> {
-    let exported: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .filter(|name| {
-            name.strip_prefix(plan_api::PACKAGE)
-                .is_some_and(|rest| rest.starts_with('/'))
-        })
-        .collect();
-    let refuse = |export: &str, detail: String| InstallError::PlanExport {
-        export: export.to_string(),
-        detail,
-    };
-    let Some(first) = exported.first() else {
-        return Ok(None);
-    };
-    if kind != PluginKind::Segment {
-        return Err(refuse(
-            first,
-            format!(
-                "only segment plugins plan their columns, and this is a {} plugin",
-                kind.as_str()
-            ),
-        ));
-    }
-    if let Some(other) = exported.iter().find(|name| *name != plan_api::SEGMENT_PLAN) {
-        return Err(refuse(
-            other,
-            format!(
-                "this host serves {}; rebuild the plugin with an SDK for a served version",
-                plan_api::SEGMENT_PLAN
-            ),
-        ));
-    }
-    PlannedSegmentPre::new(instance_pre.clone())
-        .map(Some)
-        .map_err(|e| refuse(first, format!("{e:#}")))
+    /// What exporting it means, for the refusal: "<kind> plugins <does>".
+    does: &'static str,
 }
 
-/// The campaign-plan capability a component exports, if any, type-checked:
-/// only a strategy may export it, and only in a version this host serves.
-/// A strategy that exports none is served from its `actions()` and its
-/// manifest, as before.
-fn campaign_export(
+/// The plan capability a segment may export.
+const SEGMENT_PLAN: Capability = Capability {
+    package: plan_api::PACKAGE,
+    served: plan_api::SEGMENT_PLAN,
+    kind: PluginKind::Segment,
+    does: "segment plugins plan their columns",
+};
+
+/// The campaign-plan capability a strategy may export.
+const CAMPAIGN_PLAN: Capability = Capability {
+    package: strategy_api::PACKAGE,
+    served: strategy_api::CAMPAIGN_PLAN,
+    kind: PluginKind::Strategy,
+    does: "strategy plugins plan their actions for a campaign",
+};
+
+/// `capability` as the component exports it, if it does, type-checked by
+/// `typed`: only a plugin of the capability's kind may export it, and only
+/// in the version this host serves. A component that exports none is
+/// served from its manifest (and a strategy from its `actions()`), as
+/// before.
+fn optional_export<P>(
     component: &Component,
     engine: &wasmtime::Engine,
     kind: PluginKind,
-    instance_pre: &InstancePre<HostState>,
-) -> Result<Option<PlannedStrategyPre<HostState>>, InstallError> {
+    capability: &Capability,
+    typed: impl FnOnce() -> wasmtime::Result<P>,
+) -> Result<Option<P>, InstallError> {
     let exported: Vec<String> = component
         .component_type()
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .filter(|name| {
-            name.strip_prefix(strategy_api::PACKAGE)
+            name.strip_prefix(capability.package)
                 .is_some_and(|rest| rest.starts_with('/'))
         })
         .collect();
@@ -480,28 +463,26 @@ fn campaign_export(
     let Some(first) = exported.first() else {
         return Ok(None);
     };
-    if kind != PluginKind::Strategy {
+    if kind != capability.kind {
         return Err(refuse(
             first,
             format!(
-                "only strategy plugins plan their actions for a campaign, and this is a {} plugin",
+                "only {}, and this is a {} plugin",
+                capability.does,
                 kind.as_str()
             ),
         ));
     }
-    if let Some(other) = exported
-        .iter()
-        .find(|name| *name != strategy_api::CAMPAIGN_PLAN)
-    {
+    if let Some(other) = exported.iter().find(|name| *name != capability.served) {
         return Err(refuse(
             other,
             format!(
                 "this host serves {}; rebuild the plugin with an SDK for a served version",
-                strategy_api::CAMPAIGN_PLAN
+                capability.served
             ),
         ));
     }
-    PlannedStrategyPre::new(instance_pre.clone())
+    typed()
         .map(Some)
         .map_err(|e| refuse(first, format!("{e:#}")))
 }
@@ -587,8 +568,12 @@ impl Plugin {
         };
         // After the world's own check, so that a component of another world
         // is refused with what it is missing.
-        let plan = plan_export(&component, engine, kind, &instance_pre)?;
-        let campaign = campaign_export(&component, engine, kind, &instance_pre)?;
+        let plan = optional_export(&component, engine, kind, &SEGMENT_PLAN, || {
+            PlannedSegmentPre::new(instance_pre.clone())
+        })?;
+        let campaign = optional_export(&component, engine, kind, &CAMPAIGN_PLAN, || {
+            PlannedStrategyPre::new(instance_pre.clone())
+        })?;
         let content_hash = hex::encode(ComponentCache::content_hash(bytes));
         let health = Health::new(runtime.quarantine.clone());
         let mut sandbox = Sandbox {
