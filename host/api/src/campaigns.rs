@@ -802,8 +802,7 @@ pub(crate) async fn decide(
     let vault = state.vault.clone();
     let _turn = state
         .decide_gate
-        .clone()
-        .acquire_owned()
+        .acquire()
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let view = run(&state, move |s| {

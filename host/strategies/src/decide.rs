@@ -1,6 +1,7 @@
 //! Decisions: what a campaign answers for one person, and the log of it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 use tessera_plugins::{ParamValue, Subjects, field_values, stored_params};
@@ -610,33 +611,22 @@ impl Strategies {
             arm: Arm,
             at_ms: i64,
         }
-        const PAGE: usize = 64;
         let prefix = format!("{campaign}/{subject}/");
         // `dec-<ms>` sorts before every id of that millisecond.
-        let mut after = format!("{prefix}dec-{:013}", since_ms.max(0));
+        let start = format!("{prefix}dec-{:013}", since_ms.max(0));
         let mut served = 0;
-        loop {
-            let page = self.vault().sealed_documents_under(
-                tenant,
-                KIND_DECISION,
-                &prefix,
-                Some(&after),
-                PAGE,
-            )?;
-            for (_, plain) in &page {
-                let decision: Served = decode(plain)?;
-                if decision.arm == Arm::Treatment && decision.at_ms >= since_ms {
-                    served += 1;
-                    if served >= max {
-                        return Ok(served);
-                    }
-                }
+        self.visit_documents_under(tenant, KIND_DECISION, &prefix, Some(start), 64, |plain| {
+            let decision: Served = decode(plain)?;
+            if decision.arm == Arm::Treatment && decision.at_ms >= since_ms {
+                served += 1;
             }
-            match page.last() {
-                Some((id, _)) if page.len() == PAGE => after.clone_from(id),
-                _ => return Ok(served),
-            }
-        }
+            Ok(if served >= max {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        Ok(served)
     }
 
     fn decisions_under(
@@ -655,24 +645,43 @@ impl Strategies {
         kind: &str,
         prefix: &str,
     ) -> Result<Vec<T>, StrategyError> {
-        const PAGE: usize = 1_000;
         let mut out = Vec::new();
-        let mut after: Option<String> = None;
+        self.visit_documents_under(tenant, kind, prefix, None, 1_000, |plain| {
+            out.push(decode(plain)?);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Opens the sealed documents of `kind` whose ids start with `prefix`,
+    /// by id, after the id `after` (from the first when absent), `page` at
+    /// a time, and hands each to `visit` until it breaks.
+    fn visit_documents_under(
+        &self,
+        tenant: &str,
+        kind: &str,
+        prefix: &str,
+        mut after: Option<String>,
+        page: usize,
+        mut visit: impl FnMut(&[u8]) -> Result<ControlFlow<()>, StrategyError>,
+    ) -> Result<(), StrategyError> {
         loop {
-            let page = self.vault().sealed_documents_under(
+            let documents = self.vault().sealed_documents_under(
                 tenant,
                 kind,
                 prefix,
                 after.as_deref(),
-                PAGE,
+                page,
             )?;
-            let full = page.len() >= PAGE;
-            for (id, plain) in page {
-                out.push(decode(&plain)?);
-                after = Some(id);
+            let full = documents.len() == page;
+            for (_, plain) in &documents {
+                if visit(plain)?.is_break() {
+                    return Ok(());
+                }
             }
-            if !full {
-                return Ok(out);
+            match documents.into_iter().last() {
+                Some((id, _)) if full => after = Some(id),
+                _ => return Ok(()),
             }
         }
     }
