@@ -571,7 +571,7 @@ fn run() -> Result<bool, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let measured = runtime.block_on(measure(&options, &server));
-    let rss = server.rss_kib();
+    let (rss, fds) = (server.rss_kib(), server.open_fds());
     server.stop()?;
     let Measured { known, mixed, noop } = measured?;
 
@@ -611,6 +611,9 @@ fn run() -> Result<bool, String> {
     println!("\nserver log: {} KiB", log / 1024);
     if let Some(rss) = rss {
         println!("server resident set after the phases: {} MiB", rss / 1024);
+    }
+    if let Some(fds) = fds {
+        println!("server open file descriptors after the phases: {fds}");
     }
     let mut ok = true;
     for (name, phase) in [

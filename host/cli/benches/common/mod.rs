@@ -165,6 +165,13 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
     }
 
+    /// The server's open file descriptors now (Linux).
+    pub fn open_fds(&self) -> Option<usize> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .ok()
+            .map(|entries| entries.count())
+    }
+
     /// SIGTERM, then waits up to 60 s for a clean exit.
     pub fn stop(mut self) -> Result<(), String> {
         let pid = self.child.id().to_string();

@@ -5,7 +5,9 @@ struct LoopForever;
 
 impl Segment for LoopForever {
     fn describe() -> Manifest {
-        Manifest::new("loop-forever", "0.1.0", "hostile: spins forever")
+        // Works for a purpose people consent to, so that a server calls it
+        // on their data (the soak benchmark installs it as a segment plugin).
+        Manifest::new("loop-forever", "0.1.0", "hostile: spins forever").purpose("personalization")
     }
     fn evaluate(_: &Params, batch: &Batch) -> Result<Memberships, Error> {
         let mut x = batch.rows() as u64;
