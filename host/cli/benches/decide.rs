@@ -444,7 +444,7 @@ fn run() -> Result<bool, String> {
         options.people,
         seeding.elapsed().as_secs_f64()
     );
-    let server = Server::start(&deployment, tessera, TENANT)?;
+    let server = Server::start(&deployment, tessera, TENANT, &[])?;
     println!("server: tessera serve on http://{}", server.address);
     // The client: one thread, so that the server keeps most of the machine.
     let runtime = tokio::runtime::Builder::new_current_thread()

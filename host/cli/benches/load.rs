@@ -563,7 +563,7 @@ fn run() -> Result<bool, String> {
         .server
         .as_deref()
         .unwrap_or(env!("CARGO_BIN_EXE_tessera"));
-    let server = Server::start(&dir.path().join("server"), tessera, TENANT)?;
+    let server = Server::start(&dir.path().join("server"), tessera, TENANT, &[])?;
     println!("server: tessera serve on http://{}", server.address);
     // The client: one thread, so that the server keeps most of the machine.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -69,16 +69,18 @@ struct Options {
     seconds: f64,
     interval: f64,
     people: u64,
+    store_cache_mib: u64,
     server: Option<String>,
 }
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let flags = Flags::parse(&["--seconds", "--interval", "--people"])?;
+        let flags = Flags::parse(&["--seconds", "--interval", "--people", "--store-cache-mib"])?;
         Ok(Self {
             seconds: flags.number("--seconds", 300.0, 10.0..=600.0)?,
             interval: flags.number("--interval", 10.0, 1.0..=120.0)?,
             people: flags.number("--people", 5_000.0, 100.0..=1e6)? as u64,
+            store_cache_mib: flags.number("--store-cache-mib", 64.0, 8.0..=65_536.0)? as u64,
             server: flags.server,
         })
     }
@@ -820,10 +822,11 @@ fn run() -> Result<bool, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let deployment = dir.path().join("server");
     println!(
-        "tessera soak run: {} s, a sample every {} s, {} people, {} cores",
+        "tessera soak run: {} s, a sample every {} s, {} people, a store cache of {} MiB, {} cores",
         options.seconds,
         options.interval,
         options.people,
+        options.store_cache_mib,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     let tessera = options
@@ -832,7 +835,15 @@ fn run() -> Result<bool, String> {
         .unwrap_or(env!("CARGO_BIN_EXE_tessera"));
     let key_file = common::master_key_file(&deployment, tessera)?;
     seed(&deployment, &key_file, options.people)?;
-    let server = Server::start(&deployment, tessera, TENANT)?;
+    let server = Server::start(
+        &deployment,
+        tessera,
+        TENANT,
+        &[(
+            "TESSERA_STORE_CACHE_MIB",
+            options.store_cache_mib.to_string(),
+        )],
+    )?;
     println!("server: tessera serve on http://{}", server.address);
     install_hostile(tessera, dir.path(), &server)?;
     println!("installed the hostile plugin `{HOSTILE}`");

@@ -8,10 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tessera_privacy::MasterKey;
+use tessera_store::SledStore;
 use tessera_vault::{Actor, TenantSettings, Vault};
 
 /// The environment variable that may hold the master key in hex; when set it
@@ -38,7 +40,24 @@ pub struct DataArgs {
         default_value = "tessera-master.key"
     )]
     pub key_file: PathBuf,
+    /// The most memory the store's page cache may take, in MiB: the larger
+    /// part of a busy server's resident set once the store has grown past
+    /// it.
+    #[arg(
+        long,
+        env = "TESSERA_STORE_CACHE_MIB",
+        default_value_t = DEFAULT_STORE_CACHE_MIB,
+        value_parser = clap::value_parser!(u64).range(MIN_STORE_CACHE_MIB..)
+    )]
+    pub store_cache_mib: u64,
 }
+
+/// The store's page cache unless set otherwise, in MiB.
+pub const DEFAULT_STORE_CACHE_MIB: u64 = tessera_store::DEFAULT_CACHE_BYTES >> 20;
+
+/// The smallest page cache the store is run with, in MiB: below it every
+/// read goes to the disk.
+pub const MIN_STORE_CACHE_MIB: u64 = 8;
 
 impl DataArgs {
     /// The master key: from TESSERA_MASTER_KEY if it is set, else the key file.
@@ -80,7 +99,9 @@ impl DataArgs {
     }
 
     fn open_with(&self, master: MasterKey) -> anyhow::Result<Vault> {
-        Ok(Vault::open(&self.data_dir, &self.key_dir, master)?)
+        let cache_bytes = self.store_cache_mib.saturating_mul(1 << 20);
+        let store = SledStore::open_with_cache(&self.data_dir, cache_bytes)?;
+        Ok(Vault::new(Arc::new(store), &self.key_dir, master)?)
     }
 
     /// Refuses a key directory inside the data directory: a copy or backup of

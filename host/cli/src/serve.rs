@@ -149,6 +149,8 @@ pub struct Server {
     pub key_dir: PathBuf,
     /// Not read when TESSERA_MASTER_KEY holds the key in hex.
     pub master_key_file: PathBuf,
+    /// The most memory the store's page cache may take, in MiB.
+    pub store_cache_mib: u64,
 }
 
 impl Default for Server {
@@ -158,6 +160,7 @@ impl Default for Server {
             data_dir: "tessera-data".into(),
             key_dir: "tessera-keys".into(),
             master_key_file: "tessera-master.key".into(),
+            store_cache_mib: crate::data::DEFAULT_STORE_CACHE_MIB,
         }
     }
 }
@@ -189,6 +192,9 @@ impl ServeConfig {
         }
         if let Some(v) = var("TESSERA_MASTER_KEY_FILE") {
             self.server.master_key_file = v.into();
+        }
+        if let Some(v) = var("TESSERA_STORE_CACHE_MIB") {
+            self.server.store_cache_mib = number("TESSERA_STORE_CACHE_MIB", &v)?;
         }
         let limits = &mut self.limits;
         for (name, slot) in [
@@ -268,11 +274,27 @@ impl ServeConfig {
         }
     }
 
+    /// Refuses settings out of their range, naming the setting.
+    fn check(&self) -> anyhow::Result<()> {
+        self.api()
+            .check()
+            .map_err(|reason| anyhow::anyhow!("invalid settings: {reason}"))?;
+        if self.server.store_cache_mib < crate::data::MIN_STORE_CACHE_MIB {
+            anyhow::bail!(
+                "invalid settings: server.store_cache_mib must be at least {} (MiB), not {}",
+                crate::data::MIN_STORE_CACHE_MIB,
+                self.server.store_cache_mib
+            );
+        }
+        Ok(())
+    }
+
     fn data(&self) -> DataArgs {
         DataArgs {
             data_dir: self.server.data_dir.clone(),
             key_dir: self.server.key_dir.clone(),
             key_file: self.server.master_key_file.clone(),
+            store_cache_mib: self.server.store_cache_mib,
         }
     }
 }
@@ -286,10 +308,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(listen) = &args.listen {
         config.server.listen.clone_from(listen);
     }
-    config
-        .api()
-        .check()
-        .map_err(|reason| anyhow::anyhow!("invalid settings: {reason}"))?;
+    config.check()?;
     Ok(config)
 }
 
@@ -524,9 +543,11 @@ mod tests {
                 "TESSERA_LISTEN" => Some("127.0.0.1:1".into()),
                 "TESSERA_RATE_LIMIT_BURST" => Some("20".into()),
                 "TESSERA_MAX_BODY_BYTES" => Some("2048".into()),
+                "TESSERA_STORE_CACHE_MIB" => Some("64".into()),
                 _ => None,
             })
             .unwrap();
+        assert_eq!(config.server.store_cache_mib, 64);
         assert_eq!(config.server.listen, "127.0.0.1:1");
         assert_eq!(config.server.data_dir, PathBuf::from("/srv/data"));
         assert_eq!(config.rate_limit.burst, 20);
@@ -582,5 +603,17 @@ mod tests {
         std::fs::write(&path, "[limits]\nmax_bodybytes = 1\n").unwrap();
         let error = format!("{:#}", ServeConfig::from_file(&path).unwrap_err());
         assert!(error.contains("max_bodybytes"), "{error}");
+    }
+
+    #[test]
+    fn a_store_cache_below_the_floor_is_refused_by_name() {
+        let mut config = ServeConfig::default();
+        config.check().unwrap();
+        config.server.store_cache_mib = 4;
+        let error = config.check().unwrap_err().to_string();
+        assert!(
+            error.contains("server.store_cache_mib must be at least 8 (MiB), not 4"),
+            "{error}"
+        );
     }
 }

@@ -40,7 +40,7 @@ pub use record::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
     PurgeReport, SubjectAppend, SubjectRecord, TenantRecord,
 };
-pub use sled_store::SledStore;
+pub use sled_store::{DEFAULT_CACHE_BYTES, SledStore};
 
 /// The longest tenant, subject, source, job, job kind, worker, document kind or
 /// document id, in bytes.

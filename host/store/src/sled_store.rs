@@ -67,6 +67,12 @@ use crate::{
 /// How often sled flushes on its own, in milliseconds.
 pub const BACKGROUND_FLUSH_MS: u64 = 500;
 
+/// The default size of sled's page cache, in bytes (sled's own default):
+/// the larger part of a busy server's resident memory, reached once that
+/// much of the store has been read or written; never exceeded by more than
+/// sled's bookkeeping. Set per deployment with [`SledStore::open_with_cache`].
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// The on-disk layout version this build reads and writes.
 const FORMAT: u32 = 1;
 const FORMAT_KEY: &[u8] = b"tessera-store-format";
@@ -116,6 +122,11 @@ impl SledStore {
     /// Opens (creating if needed) the store in a data directory. Only one
     /// process may have a directory open at a time.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledStore::open`] with a page cache of at most `cache_bytes`.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: u64) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let open_error = |error: sled::Error| StoreError::Open {
             path: path.clone(),
@@ -123,6 +134,7 @@ impl SledStore {
         };
         let config = sled::Config::new()
             .path(&path)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(BACKGROUND_FLUSH_MS));
         // sled's I/O threads let go of the directory lock a moment after the
         // last handle drops, so reopening in the same process waits briefly;

@@ -97,7 +97,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(dir: &Path, tessera: &str, tenant: &str) -> Result<Self, String> {
+    /// `settings`: more settings for its environment.
+    pub fn start(
+        dir: &Path,
+        tessera: &str,
+        tenant: &str,
+        settings: &[(&str, String)],
+    ) -> Result<Self, String> {
         let key_file = master_key_file(dir, tessera)?;
         let mut child = Command::new(tessera)
             .args([
@@ -117,6 +123,7 @@ impl Server {
             // The default of 200 requests a second per tenant would be
             // the bottleneck.
             .env("TESSERA_RATE_LIMIT_RPS", "0")
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
             // Its log (one line per request at the default level), as a
             // deployment would keep it.
