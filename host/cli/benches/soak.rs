@@ -560,6 +560,27 @@ struct Sample {
     streams: BTreeMap<Stream, (f64, f64)>,
     rss_kib: Option<u64>,
     fds: Option<usize>,
+    /// The bytes of the data directory's files.
+    store_bytes: u64,
+}
+
+/// What the server holds now: resident set (KiB), open descriptors and the
+/// size of its data directory.
+type Reading = (Option<u64>, Option<usize>, u64);
+
+/// The bytes of the files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Runs `tessera ARGS` against the server as its operator.
@@ -656,7 +677,7 @@ purposes = ["{PURPOSE}"]
 async fn soak(
     options: &Options,
     server: &Server,
-    pid_rss: impl Fn() -> (Option<u64>, Option<usize>),
+    read: impl Fn() -> Reading,
 ) -> Result<(Vec<Sample>, Tally), String> {
     let address = server.address.clone();
     let operator = format!("Bearer {}", server.operator);
@@ -721,12 +742,13 @@ async fn soak(
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(options.seconds);
     let interval = Duration::from_secs_f64(options.interval);
-    let (rss, fds) = pid_rss();
+    let (rss, fds, store_bytes) = read();
     let mut samples = vec![Sample {
         at: Duration::ZERO,
         streams: BTreeMap::new(),
         rss_kib: rss,
         fds,
+        store_bytes,
     }];
     let mut last = start;
     while Instant::now() < until {
@@ -743,12 +765,13 @@ async fn soak(
                 (stream, (rate, percentile_ms(&latencies, 99.0)))
             })
             .collect();
-        let (rss_kib, fds) = pid_rss();
+        let (rss_kib, fds, store_bytes) = read();
         samples.push(Sample {
             at: now.duration_since(start),
             streams,
             rss_kib,
             fds,
+            store_bytes,
         });
         let sample = samples.last().expect("just pushed");
         println!("{}", sample_row(sample));
@@ -786,11 +809,12 @@ fn sample_row(sample: &Sample) -> String {
     }
     let _ = write!(
         row,
-        " {} | {} |",
+        " {} | {} | {:.0} |",
         sample
             .rss_kib
             .map_or("?".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
         sample.fds.map_or("?".to_owned(), |n| n.to_string()),
+        sample.store_bytes as f64 / f64::from(1 << 20),
     );
     row
 }
@@ -848,16 +872,20 @@ fn run() -> Result<bool, String> {
     install_hostile(tessera, dir.path(), &server)?;
     println!("installed the hostile plugin `{HOSTILE}`");
     println!(
-        "\nper stream: requests/s / p99 ms over the window\n\n| s | {} | RSS MiB | fds |",
+        "\nper stream: requests/s / p99 ms over the window\n\n| s | {} | RSS MiB | fds | store MiB |",
         Stream::ALL.map(Stream::name).join(" | ")
     );
-    println!("|---:|{}---:|---:|", "---:|".repeat(Stream::ALL.len()));
+    println!("|---:|{}---:|---:|---:|", "---:|".repeat(Stream::ALL.len()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let soaked = runtime.block_on(soak(&options, &server, || {
-        (server.rss_kib(), server.open_fds())
+        (
+            server.rss_kib(),
+            server.open_fds(),
+            bytes_under(&deployment.join("data")),
+        )
     }));
     server.stop()?;
     let (samples, tally) = soaked?;
@@ -907,6 +935,13 @@ fn run() -> Result<bool, String> {
     }
     if let (Some(first), Some(last)) = (fds_first, fds_last) {
         println!("  open descriptors: {first} at the start, {last} at the end");
+    }
+    if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+        println!(
+            "  data directory: {:.0} MiB at the start, {:.0} MiB at the end",
+            first.store_bytes as f64 / f64::from(1 << 20),
+            last.store_bytes as f64 / f64::from(1 << 20)
+        );
     }
 
     let mut ok = true;
