@@ -18,10 +18,10 @@ use clap::Args;
 use serde::Deserialize;
 use tessera_api::{
     AppState, CodeSenderKind, Config, Limits, RateLimit, Registry, SubjectLoginConfig,
-    SubjectTokenConfig,
+    SubjectTokenConfig, TlsConfig,
 };
 use tessera_bundle::Kind;
-use tessera_runtime::IpNet;
+use tessera_runtime::{IpNet, TrustedRoots};
 use tessera_vault::{Actor, TenantSettings};
 
 use crate::CacheArgs;
@@ -29,8 +29,9 @@ use crate::data::DataArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A TOML file of settings ([server], [limits], [rate_limit],
-    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md).
+    /// A TOML file of settings ([server], [tls], [limits], [rate_limit],
+    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md
+    /// and docs/tls.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
@@ -122,6 +123,7 @@ pub(crate) fn planned_grant(state_quota: u64) -> tessera_plugins::Permissions {
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     pub server: Server,
+    pub tls: TlsConfig,
     pub limits: Limits,
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
@@ -138,6 +140,10 @@ pub struct PluginSettings {
     /// reach although loopback, private, link-local and metadata addresses
     /// are refused by default. Also TESSERA_OUTBOUND_ALLOW (comma-separated).
     pub outbound_allow: Vec<String>,
+    /// A PEM bundle of the certificate authorities connectors' HTTPS
+    /// requests trust, in place of Mozilla's roots (docs/tls.md). Also
+    /// TESSERA_OUTBOUND_CA_FILE.
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 /// Where the server listens and where the deployment's data and keys are.
@@ -189,6 +195,25 @@ impl ServeConfig {
         }
         if let Some(v) = var("TESSERA_MASTER_KEY_FILE") {
             self.server.master_key_file = v.into();
+        }
+        if let Some(v) = var("TESSERA_TLS_CERT_FILE") {
+            self.tls.cert_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_KEY_FILE") {
+            self.tls.key_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_CLIENT_CA_FILE") {
+            self.tls.client_ca_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_REQUIRED") {
+            self.tls.required = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => anyhow::bail!("TESSERA_TLS_REQUIRED must be true or false, not {other:?}"),
+            };
+        }
+        if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
+            self.plugins.outbound_ca_file = Some(v.into());
         }
         let limits = &mut self.limits;
         for (name, slot) in [
@@ -265,6 +290,7 @@ impl ServeConfig {
             rate_limit: self.rate_limit.clone(),
             subject_tokens: self.subject_tokens.clone(),
             subject_login: self.subject_login.clone(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -295,6 +321,36 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
+    let outbound_roots = match &config.plugins.outbound_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| {
+                format!(
+                    "[plugins] outbound_ca_file: cannot read {}",
+                    path.display()
+                )
+            })?;
+            let roots = TrustedRoots::from_pem(&pem, &path.display().to_string())
+                .map_err(|reason| anyhow::anyhow!("[plugins] outbound_ca_file: {reason}"))?;
+            println!(
+                "tessera serve: connectors trust the {} certificate authorities of {} \
+                 (instead of Mozilla's roots)",
+                roots.len(),
+                path.display()
+            );
+            roots
+        }
+        None => TrustedRoots::default(),
+    };
+    // Read before anything else starts, so that a bad file stops the
+    // server with the file's name and the problem.
+    let tls = if config.tls.is_on() {
+        Some(
+            tessera_api::server_config(&config.tls)
+                .map_err(|reason| anyhow::anyhow!("[tls]: {reason}"))?,
+        )
+    } else {
+        None
+    };
     match config.subject_login.sender {
         CodeSenderKind::File | CodeSenderKind::Log => eprintln!(
             "tessera serve: warning: subject_login.sender = \"{}\" writes login codes to a \
@@ -325,7 +381,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let registry = Registry::new(
-        args.cache.runtime()?,
+        args.cache.runtime_trusting(outbound_roots)?,
         vault.clone(),
         args.allow_unsigned_bundles,
     )
@@ -370,12 +426,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // The handlers are installed before "listening" is announced: a
         // SIGTERM sent right after it must shut down gracefully, not kill.
         let shutdown = shutdown_signal()?;
-        println!("tessera serve: listening on http://{address}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("tessera serve: listening on {scheme}://{address}");
         tracing::info!(%address, data_dir = %config.server.data_dir.display(), "listening");
         let jobs = tokio::spawn(crate::upkeep::run(state.clone(), config.jobs.clone()));
-        let served = tessera_api::serve(listener, state, shutdown)
-            .await
-            .context("the server failed");
+        let served = match tls {
+            Some(tls) => tessera_api::serve_tls(listener, state, tls, shutdown).await,
+            None => tessera_api::serve(listener, state, shutdown).await,
+        }
+        .context("the server failed");
         jobs.abort();
         served
     })?;
@@ -502,6 +561,7 @@ mod tests {
         assert_eq!(documented.subject_tokens, defaults.subject_tokens);
         assert_eq!(documented.jobs, defaults.jobs);
         assert_eq!(documented.plugins, defaults.plugins);
+        assert_eq!(documented.tls, defaults.tls);
     }
 
     #[test]
