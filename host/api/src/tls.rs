@@ -92,18 +92,22 @@ impl TlsConfig {
 
     /// Checks that the settings go together; the reason names them.
     pub fn check(&self) -> Result<(), String> {
-        let named = |path: &Option<PathBuf>| path.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        let named =
+            |path: &Option<PathBuf>| path.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
         match (named(&self.cert_file), named(&self.key_file)) {
             (true, false) => return Err("tls.cert_file is set but tls.key_file is not".into()),
             (false, true) => return Err("tls.key_file is set but tls.cert_file is not".into()),
             (false, false) if self.required => {
-                return Err("tls.required is set but no certificate is: set tls.cert_file and \
+                return Err(
+                    "tls.required is set but no certificate is: set tls.cert_file and \
                             tls.key_file (TESSERA_TLS_CERT_FILE, TESSERA_TLS_KEY_FILE)"
-                    .into());
+                        .into(),
+                );
             }
             (false, false) if named(&self.client_ca_file) => {
-                return Err("tls.client_ca_file needs TLS: set tls.cert_file and tls.key_file"
-                    .into());
+                return Err(
+                    "tls.client_ca_file needs TLS: set tls.cert_file and tls.key_file".into(),
+                );
             }
             _ => {}
         }
@@ -532,11 +536,8 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let vault = state.vault.clone();
-    let hsts = HeaderValue::from_str(&format!(
-        "max-age={}",
-        state.config.tls.hsts_max_age_s
-    ))
-    .map_err(std::io::Error::other)?;
+    let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_s))
+        .map_err(std::io::Error::other)?;
     let app = crate::app(state).layer(axum::middleware::map_response(
         move |mut response: axum::response::Response| {
             let hsts = hsts.clone();

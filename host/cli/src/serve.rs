@@ -324,10 +324,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let outbound_roots = match &config.plugins.outbound_ca_file {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| {
-                format!(
-                    "[plugins] outbound_ca_file: cannot read {}",
-                    path.display()
-                )
+                format!("[plugins] outbound_ca_file: cannot read {}", path.display())
             })?;
             let roots = TrustedRoots::from_pem(&pem, &path.display().to_string())
                 .map_err(|reason| anyhow::anyhow!("[plugins] outbound_ca_file: {reason}"))?;
@@ -633,6 +630,59 @@ mod tests {
             ),
             (600, 4, 8)
         );
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_and_the_environment_and_must_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert_file = \"/etc/t/cert.pem\"\nkey_file = \"/etc/t/key.pem\"\n\
+             hsts_max_age_s = 600\n\n[plugins]\noutbound_ca_file = \"/etc/t/ca.pem\"\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        assert!(config.tls.is_on() && !config.tls.required);
+        assert_eq!(config.tls.hsts_max_age_s, 600);
+        assert_eq!(
+            config.plugins.outbound_ca_file,
+            Some(PathBuf::from("/etc/t/ca.pem"))
+        );
+        config
+            .apply_env(|name| match name {
+                "TESSERA_TLS_CERT_FILE" => Some("/run/cert.pem".into()),
+                "TESSERA_TLS_REQUIRED" => Some("true".into()),
+                "TESSERA_TLS_CLIENT_CA_FILE" => Some("/run/partners.pem".into()),
+                "TESSERA_OUTBOUND_CA_FILE" => Some("/run/ca.pem".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("/run/cert.pem")));
+        assert_eq!(config.tls.key_file, Some(PathBuf::from("/etc/t/key.pem")));
+        assert!(config.tls.required);
+        assert!(config.tls.ingest_needs_client_certificate());
+        assert_eq!(
+            config.plugins.outbound_ca_file,
+            Some(PathBuf::from("/run/ca.pem"))
+        );
+        assert_eq!(config.api().check(), Ok(()));
+        let error = config
+            .apply_env(|name| (name == "TESSERA_TLS_REQUIRED").then(|| "yes".into()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("TESSERA_TLS_REQUIRED"),
+            "{error}"
+        );
+
+        let mut required = ServeConfig::default();
+        required.tls.required = true;
+        let error = required.api().check().unwrap_err();
+        assert!(error.contains("tls.required"), "{error}");
+        let mut lone_ca = ServeConfig::default();
+        lone_ca.tls.client_ca_file = Some("ca.pem".into());
+        let error = lone_ca.api().check().unwrap_err();
+        assert!(error.contains("tls.client_ca_file"), "{error}");
     }
 
     #[test]

@@ -58,11 +58,20 @@ impl Server {
     /// `--init --tenant acme` and the environment `env`.
     fn start(dir: &Path, env: &[(&str, &Path)]) -> Self {
         let key_file = dir.join("master.key");
-        let out = run(tessera(dir).args(["keys", "init", "--key-file"]).arg(&key_file));
+        let out = run(tessera(dir)
+            .args(["keys", "init", "--key-file"])
+            .arg(&key_file));
         assert!(out.status.success(), "{}", text(&out.stderr));
         let mut command = tessera(dir);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--init", "--tenant", "acme"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--init",
+                "--tenant",
+                "acme",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (name, value) in env {
@@ -158,7 +167,9 @@ fn client(ca: &str, identity: Option<(&str, &str)>) -> ureq::Agent {
 /// `tessera keys tls-dev --dir D`: the certificate and key it wrote.
 fn tls_dev(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let out_dir = dir.join(name);
-    let out = run(tessera(dir).args(["keys", "tls-dev", "--dir"]).arg(&out_dir));
+    let out = run(tessera(dir)
+        .args(["keys", "tls-dev", "--dir"])
+        .arg(&out_dir));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(
@@ -172,7 +183,11 @@ fn tls_dev(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key is the owner's only");
     }
-    assert!(std::fs::read_to_string(&cert).unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(
+        std::fs::read_to_string(&cert)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
     (cert, key)
 }
 
@@ -197,7 +212,11 @@ fn https_with_the_dev_certificate_refuses_plain_http_and_serves_a_renewed_certif
         .args(["keys", "tls-dev", "--dir"])
         .arg(dir.path().join("first")));
     assert!(!again.status.success());
-    assert!(text(&again.stderr).contains("never overwritten"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("never overwritten"),
+        "{}",
+        text(&again.stderr)
+    );
 
     let live = dir.path().join("live");
     std::fs::create_dir(&live).unwrap();
@@ -206,15 +225,24 @@ fn https_with_the_dev_certificate_refuses_plain_http_and_serves_a_renewed_certif
     swap_in(&first_key, &key);
     let server = Server::start(
         dir.path(),
-        &[("TESSERA_TLS_CERT_FILE", &cert), ("TESSERA_TLS_KEY_FILE", &key)],
+        &[
+            ("TESSERA_TLS_CERT_FILE", &cert),
+            ("TESSERA_TLS_KEY_FILE", &key),
+        ],
     );
 
     let first = client(&read(&first_cert), None);
     let second = client(&read(&second_cert), None);
-    let answer = first.get(server.url("/healthz")).call().expect("HTTPS works");
+    let answer = first
+        .get(server.url("/healthz"))
+        .call()
+        .expect("HTTPS works");
     assert_eq!(answer.status(), 200);
     assert_eq!(
-        answer.headers().get("strict-transport-security").map(|v| v.to_str().unwrap()),
+        answer
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap()),
         Some("max-age=31536000")
     );
 
@@ -230,9 +258,15 @@ fn https_with_the_dev_certificate_refuses_plain_http_and_serves_a_renewed_certif
         .call()
         .expect("an answer in plain HTTP");
     assert_eq!(plain.status(), 400);
-    assert!(plain.headers().get("x-request-id").is_none(), "no handler ran");
+    assert!(
+        plain.headers().get("x-request-id").is_none(),
+        "no handler ran"
+    );
     let body = plain.body_mut().read_to_string().unwrap();
-    assert!(body.contains("https_required") && body.contains("https://"), "{body}");
+    assert!(
+        body.contains("https_required") && body.contains("https://"),
+        "{body}"
+    );
 
     // A client that trusts only the next certificate is refused until the
     // files are swapped, then served without a restart; the old one is
@@ -296,13 +330,13 @@ fn tls_settings_that_do_not_go_together_stop_the_server_with_their_names() {
 /// certificate, client certificate, client key), PEM.
 fn partner_ca(name: &str) -> (String, String, String) {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let client_key = KeyPair::generate().unwrap();
@@ -350,7 +384,9 @@ fn an_ingest_token_needs_a_client_certificate_from_the_client_ca_and_staff_do_no
             .post(server.url("/v1/track"))
             .header("authorization", format!("Bearer {ingest}"))
             .header("content-type", "application/json")
-            .send(format!(r#"{{"userId": "{user}", "event": "Order Completed"}}"#))
+            .send(format!(
+                r#"{{"userId": "{user}", "event": "Order Completed"}}"#
+            ))
     };
     let mut refused = track(&anonymous, "u1").expect("an answer");
     assert_eq!(refused.status(), 403);

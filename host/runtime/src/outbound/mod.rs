@@ -135,7 +135,9 @@ impl TrustedRoots {
     fn ureq(&self) -> ureq::tls::RootCerts {
         match self {
             TrustedRoots::Mozilla => ureq::tls::RootCerts::WebPki,
-            TrustedRoots::Only(certificates) => ureq::tls::RootCerts::Specific(certificates.clone()),
+            TrustedRoots::Only(certificates) => {
+                ureq::tls::RootCerts::Specific(certificates.clone())
+            }
         }
     }
 }

@@ -249,10 +249,15 @@ impl OutboundCall {
         let refused_certificate = |e: &ureq::Error| {
             let reason = e.to_string();
             if target.scheme == Scheme::Https && reason.contains("certificate") {
+                let hint = if reason.contains("UnknownIssuer") {
+                    ". If a private CA issued it, an operator names that CA in [plugins] \
+                     outbound_ca_file"
+                } else {
+                    ""
+                };
                 SendError::Failed(format!(
-                    "request to {} failed: its TLS certificate is not trusted ({reason}); \
-                     nothing was sent. If it is issued by a private CA, an operator names that \
-                     CA in [plugins] outbound_ca_file",
+                    "request to {} failed: its TLS certificate was rejected ({reason}); nothing \
+                     was sent{hint}",
                     target.host
                 ))
             } else {
