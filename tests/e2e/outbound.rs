@@ -865,7 +865,7 @@ fn https_to_a_certificate_of_an_untrusted_ca_fails_by_name_and_never_falls_back_
 
     // Trusting the CA does not trust the certificate for another name.
     let other = format!("other.partner.test:{}", server.port);
-    let plugin = connector(&runtime, grant(&[other.clone()], &[LOOPBACK]));
+    let plugin = connector(&runtime, grant(std::slice::from_ref(&other), &[LOOPBACK]));
     let message = unavailable(fetch(&plugin, &format!("https://{other}/"), &[]));
     assert!(
         message.contains("certificate was rejected") && message.contains("not valid for name"),
