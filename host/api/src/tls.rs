@@ -92,8 +92,16 @@ impl TlsConfig {
 
     /// Checks that the settings go together; the reason names them.
     pub fn check(&self) -> Result<(), String> {
-        let named =
-            |path: &Option<PathBuf>| path.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        for (name, path) in [
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+            ("client_ca_file", &self.client_ca_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(format!("tls.{name} is empty: name a file or leave it out"));
+            }
+        }
+        let named = |path: &Option<PathBuf>| path.is_some();
         match (named(&self.cert_file), named(&self.key_file)) {
             (true, false) => return Err("tls.cert_file is set but tls.key_file is not".into()),
             (false, true) => return Err("tls.key_file is set but tls.cert_file is not".into()),
@@ -458,6 +466,8 @@ async fn accept_loop(
                 continue;
             }
         };
+        // TLS records of an answer go out as they are written.
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {

@@ -683,6 +683,11 @@ mod tests {
         lone_ca.tls.client_ca_file = Some("ca.pem".into());
         let error = lone_ca.api().check().unwrap_err();
         assert!(error.contains("tls.client_ca_file"), "{error}");
+        let mut empty = ServeConfig::default();
+        empty.tls.cert_file = Some(PathBuf::new());
+        empty.tls.key_file = Some("key.pem".into());
+        let error = empty.api().check().unwrap_err();
+        assert!(error.contains("tls.cert_file is empty"), "{error}");
     }
 
     #[test]
