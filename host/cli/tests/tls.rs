@@ -268,6 +268,47 @@ fn https_with_the_dev_certificate_refuses_plain_http_and_serves_a_renewed_certif
         "{body}"
     );
 
+    // The command line's client speaks HTTPS, trusting what --ca-file
+    // names; without it (Mozilla's roots) the handshake fails, and over
+    // plain HTTP it relays the server's refusal.
+    let token_list = |server_url: &str, ca: Option<&Path>| {
+        let mut command = tessera(dir.path());
+        command.args([
+            "token",
+            "list",
+            "--server",
+            server_url,
+            "--token",
+            &server.operator,
+        ]);
+        if let Some(ca) = ca {
+            command.arg("--ca-file").arg(ca);
+        }
+        run(&mut command)
+    };
+    let https_url = server.url("");
+    let listed = token_list(&https_url, Some(&first_cert));
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains("bootstrap"),
+        "{}",
+        text(&listed.stdout)
+    );
+    let untrusted = token_list(&https_url, None);
+    assert!(!untrusted.status.success());
+    assert!(
+        text(&untrusted.stderr).contains("TLS handshake"),
+        "{}",
+        text(&untrusted.stderr)
+    );
+    let plain = token_list(&format!("http://127.0.0.1:{}", server.port), None);
+    assert!(!plain.status.success());
+    assert!(
+        text(&plain.stderr).contains("https_required"),
+        "{}",
+        text(&plain.stderr)
+    );
+
     // A client that trusts only the next certificate is refused until the
     // files are swapped, then served without a restart; the old one is
     // no longer served.
