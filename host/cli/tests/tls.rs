@@ -268,6 +268,34 @@ fn https_with_the_dev_certificate_refuses_plain_http_and_serves_a_renewed_certif
         "{body}"
     );
 
+    // Hostile openings: a handshake record of garbage, bytes that are
+    // neither TLS nor HTTP, and a connection that says nothing. None of
+    // them stops the next honest client.
+    {
+        use std::io::{Read as _, Write as _};
+        let address = format!("127.0.0.1:{}", server.port);
+        let silent = std::net::TcpStream::connect(&address).unwrap();
+        for opening in [&b"\x16\x03\x01\xff\xffgarbage"[..], b"\x00\x01\x02\x03"] {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            stream.write_all(opening).unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            assert!(
+                !String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"),
+                "{answer:?}"
+            );
+        }
+        let answer = first
+            .get(server.url("/healthz"))
+            .call()
+            .expect("still served");
+        assert_eq!(answer.status(), 200);
+        drop(silent);
+    }
+
     // The command line's client speaks HTTPS, trusting what --ca-file
     // names; without it (Mozilla's roots) the handshake fails, and over
     // plain HTTP it relays the server's refusal.
