@@ -3,7 +3,8 @@
 //! plugins installed for every tenant.
 //!
 //! Settings come from, lowest first: defaults, a TOML file (`--config` or
-//! TESSERA_CONFIG), environment variables, then flags. `--init --tenant T`
+//! TESSERA_CONFIG), environment variables, then flags. With a certificate
+//! (`[tls]`) the port speaks HTTPS only (docs/tls.md). `--init --tenant T`
 //! creates the tenant if it is missing and, if it has no active operator
 //! token, prints a first one once. SIGTERM or SIGINT stops accepting
 //! connections, lets the requests in flight finish, flushes the store and
