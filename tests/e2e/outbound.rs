@@ -14,7 +14,7 @@ use tessera_runtime::api::records::Record;
 use tessera_runtime::api::types::{FieldValue, Value};
 use tessera_runtime::{
     CallError, InstallError, Limits, Outbound, Plugin, PluginError, PluginKind, Resolve, Runtime,
-    RuntimeConfig, StaticResolver, TrapReason,
+    RuntimeConfig, StaticResolver, TrapReason, TrustedRoots,
 };
 use tessera_tests::{param, program, request, test_programs as guests};
 
@@ -35,10 +35,16 @@ fn partner_names() -> StaticResolver {
 }
 
 fn runtime() -> Runtime {
+    runtime_trusting(TrustedRoots::default())
+}
+
+/// The runtime whose connectors' HTTPS trusts `roots`.
+fn runtime_trusting(outbound_roots: TrustedRoots) -> Runtime {
     Runtime::new(RuntimeConfig {
         concurrent_calls: 8,
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
         resolver: Arc::new(partner_names()),
+        outbound_roots,
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
@@ -155,6 +161,23 @@ struct Server {
 
 impl Server {
     fn start(route: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Server {
+        Server::start_with(None, route)
+    }
+
+    /// The server speaking TLS with `tls`. A connection that does not open
+    /// with a TLS handshake is recorded as a request whose method is
+    /// `PLAIN`, and not answered.
+    fn start_tls(
+        tls: Arc<rustls::ServerConfig>,
+        route: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        Server::start_with(Some(tls), route)
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        route: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("address").port();
@@ -169,7 +192,11 @@ impl Server {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let (seen, stop, route) = (seen.clone(), stop.clone(), route.clone());
-                            std::thread::spawn(move || serve(stream, &seen, &stop, &*route));
+                            let tls = tls.clone();
+                            std::thread::spawn(move || match tls {
+                                Some(tls) => serve_tls(stream, tls, &seen, &stop, &*route),
+                                None => serve(stream, &seen, &stop, &*route),
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
@@ -199,13 +226,58 @@ impl Drop for Server {
 }
 
 fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     seen: &Mutex<Vec<Seen>>,
     stop: &AtomicBool,
     route: &(dyn Fn(&Seen) -> Reply + Send + Sync),
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    answer(stream, seen, stop, route);
+}
+
+fn serve_tls(
+    stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+    route: &(dyn Fn(&Seen) -> Reply + Send + Sync),
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first) {
+        // A TLS connection opens with a handshake record (type 22).
+        Ok(1) if first[0] == 0x16 => {}
+        Ok(1) => {
+            seen.lock().expect("lock").push(Seen {
+                method: "PLAIN".into(),
+                path: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            });
+            return;
+        }
+        _ => return,
+    }
+    let Ok(connection) = rustls::ServerConnection::new(tls) else {
+        return;
+    };
+    // A failed handshake fails the first read: nothing is recorded.
+    answer(
+        rustls::StreamOwned::new(connection, stream),
+        seen,
+        stop,
+        route,
+    );
+}
+
+fn answer(
+    mut stream: impl Read + Write,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+    route: &(dyn Fn(&Seen) -> Reply + Send + Sync),
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -272,6 +344,7 @@ fn serve(
             Ok(())
         }
     };
+    let _ = stream.flush();
 }
 
 fn hello(_: &Seen) -> Reply {
@@ -716,6 +789,128 @@ fn https_requires_a_verified_tls_server() {
         server.seen().is_empty(),
         "no HTTP request was sent in clear"
     );
+}
+
+/// A partner's private CA and a TLS server configuration whose certificate
+/// it issued for `api.partner.test`: (CA certificate PEM, configuration).
+fn partner_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Partner private CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("a CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().expect("a key");
+    let leaf = CertificateParams::new(vec!["api.partner.test".to_string()])
+        .expect("params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("a certificate");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("a key");
+    #[allow(deprecated)] // ring, as the host uses; see host/api/src/tls.rs
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .expect("a server configuration");
+    (ca_cert.pem(), Arc::new(config))
+}
+
+fn secure_hello(seen: &Seen) -> Reply {
+    match seen.path.as_str() {
+        "/downgrade" => Reply::Redirect(seen.header("x-to").unwrap_or("").to_string()),
+        _ => Reply::Body("hello over TLS"),
+    }
+}
+
+#[test]
+fn https_to_a_certificate_of_an_untrusted_ca_fails_by_name_and_never_falls_back_to_plain_http() {
+    let (ca, tls) = partner_tls();
+    let server = Server::start_tls(tls, secure_hello);
+    let target = format!("https://api.partner.test:{}/", server.port);
+    let granted = || grant(&[format!("api.partner.test:{}", server.port)], &[LOOPBACK]);
+
+    // Mozilla's roots: the partner's private CA is unknown.
+    let runtime = runtime();
+    let plugin = connector(&runtime, granted());
+    let message = unavailable(fetch(&plugin, &target, &[]));
+    assert!(
+        message.contains("api.partner.test")
+            && message.contains("certificate was rejected")
+            && message.contains("UnknownIssuer")
+            && message.contains("outbound_ca_file"),
+        "{message}"
+    );
+    assert!(
+        server.seen().is_empty(),
+        "nothing was sent, in TLS or in clear: {:?}",
+        server.seen()
+    );
+
+    // The operator's bundle names the CA: the same request is served.
+    let roots = TrustedRoots::from_pem(ca.as_bytes(), "the test CA").expect("a bundle");
+    let runtime = runtime_trusting(roots);
+    let plugin = connector(&runtime, granted());
+    assert_eq!(
+        fetch(&plugin, &target, &[]).expect("served"),
+        Fetched {
+            status: 200,
+            body: "hello over TLS".into()
+        }
+    );
+    assert_eq!(server.seen().len(), 1);
+
+    // Trusting the CA does not trust the certificate for another name.
+    let other = format!("other.partner.test:{}", server.port);
+    let plugin = connector(&runtime, grant(std::slice::from_ref(&other), &[LOOPBACK]));
+    let message = unavailable(fetch(&plugin, &format!("https://{other}/"), &[]));
+    assert!(
+        message.contains("certificate was rejected") && message.contains("not valid for name"),
+        "{message}"
+    );
+
+    // A granted https host that redirects to plain http is not followed,
+    // even to a host that speaks it: the plain server gets nothing.
+    let plain_server = Server::start(hello);
+    let plugin = connector(&runtime, granted());
+    let downgrade = format!("http://api.partner.test:{}/", plain_server.port);
+    let params = [param(
+        "headers",
+        Value::TextList(vec![format!("x-to: {downgrade}")]),
+    )];
+    let message = unavailable(fetch(
+        &plugin,
+        &format!("https://api.partner.test:{}/downgrade", server.port),
+        &params,
+    ));
+    assert!(message.contains("plain http"), "{message}");
+    assert!(plain_server.seen().is_empty(), "{:?}", plain_server.seen());
+    assert!(
+        server.seen().iter().all(|s| s.method != "PLAIN"),
+        "no plain HTTP reached the TLS port: {:?}",
+        server.seen()
+    );
+}
+
+#[test]
+fn an_outbound_ca_bundle_without_certificates_is_refused_by_name() {
+    for (bundle, expected) in [
+        ("", "holds no PEM certificate"),
+        ("just text", "holds no PEM certificate"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBGHFTUuZL3Y2W0n2M6yqK5FmYwNv7q0bFDOOq4QKj2A\n-----END PRIVATE KEY-----\n",
+            "private key",
+        ),
+    ] {
+        let error = TrustedRoots::from_pem(bundle.as_bytes(), "ca.pem").unwrap_err();
+        assert!(
+            error.contains("ca.pem") && error.contains(expected),
+            "{error}"
+        );
+    }
 }
 
 #[test]

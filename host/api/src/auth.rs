@@ -290,7 +290,11 @@ pub(crate) async fn authorize(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    match admit(&state, token, &method, &path).await {
+    let client_certificate = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>()
+        .is_some_and(|peer| peer.client_certificate);
+    match admit(&state, token, &method, &path, client_certificate).await {
         Ok(principal) => {
             tracing::Span::current().record("tenant", principal.tenant.as_str());
             tracing::Span::current().record("role", principal.role.as_str());
@@ -306,8 +310,23 @@ async fn admit(
     token: Result<String, ApiError>,
     method: &Method,
     path: &str,
+    client_certificate: bool,
 ) -> Result<Principal, ApiError> {
     let principal = verify(state, token?).await?;
+    // Partner systems push data with ingest tokens: with a client CA, such
+    // a token alone is not enough, the connection must also have presented
+    // a certificate that CA issued (checked in the handshake).
+    if principal.role == Role::Ingest
+        && state.config.tls.ingest_needs_client_certificate()
+        && !client_certificate
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "client_certificate_required",
+            "an ingest token is only accepted over a connection that presents a client \
+             certificate issued by the server's client CA (tls.client_ca_file)",
+        ));
+    }
     let Some(rule) = rule_for(method, path) else {
         // Every registered route is in the matrix (tested), so a route
         // without a rule for this method is a method the route lacks.

@@ -11,6 +11,7 @@ pub struct Config {
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
     pub subject_login: SubjectLoginConfig,
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Subject tokens, the short-lived credentials of `/v1/me`.
@@ -244,6 +245,6 @@ impl Config {
         if login.burst == 0 {
             return Err("subject_login.burst must be at least 1".into());
         }
-        Ok(())
+        self.tls.check()
     }
 }

@@ -28,6 +28,7 @@ pub mod segment;
 mod segmentation;
 mod subject_tokens;
 mod time;
+mod tls;
 mod tokens;
 mod zip;
 
@@ -79,6 +80,9 @@ pub use subject_tokens::{
     SubjectRejected, SubjectTokenIssued, SubjectTokens,
 };
 pub use tessera_plugins::Registry;
+pub use tls::{
+    ReloadingCertificate, TlsConfig, TlsError, TlsListener, TlsPeer, serve_tls, server_config,
+};
 pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
 
 /// Everything a handler needs; cheap to clone.

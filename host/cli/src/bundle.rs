@@ -382,7 +382,7 @@ pub fn publisher(command: PublisherCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Creates the secret key file, readable by its owner only; never overwrites.
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

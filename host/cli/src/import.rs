@@ -19,7 +19,7 @@ use hyper::http::{Method, Request, StatusCode, header};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use crate::token::{ClientArgs, call, failed, split_server};
+use crate::token::{ClientArgs, call, connect, failed, split_server};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -252,7 +252,8 @@ async fn upload(
     size: u64,
     bar: ProgressBar,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    let (authority, prefix) = split_server(&args.client.server)?;
+    let endpoint = split_server(&args.client.server)?;
+    let (authority, prefix) = (&endpoint.authority, &endpoint.prefix);
     let (sender, pieces) = tokio::sync::mpsc::channel(4);
     let path = args.file.clone();
     let reader = tokio::task::spawn_blocking(move || {
@@ -289,9 +290,7 @@ async fn upload(
             }
         }
     });
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .with_context(|| format!("cannot connect to {}", args.client.server))?;
+    let stream = connect(&args.client, &endpoint).await?;
     let (mut request_sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -300,7 +299,7 @@ async fn upload(
     let request = Request::builder()
         .method(Method::PUT)
         .uri(format!("{prefix}/v1/imports/{id}/data"))
-        .header(header::HOST, &authority)
+        .header(header::HOST, authority)
         .header(
             header::AUTHORIZATION,
             format!("Bearer {}", args.client.token.trim()),

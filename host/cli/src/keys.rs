@@ -1,7 +1,8 @@
 //! `tessera keys`: the operator's key commands. `init` creates the master key
 //! that wraps every tenant key, `rotate` replaces it; they never print or log
 //! a key itself, only its id. `publisher new` makes a plugin publisher's
-//! signing key pair (see `bundle.rs`).
+//! signing key pair (see `bundle.rs`); `tls-dev` a self-signed TLS
+//! certificate for trying HTTPS locally.
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
@@ -33,6 +34,22 @@ pub enum KeysCommand {
     /// Plugin publishers' signing keys.
     #[command(subcommand)]
     Publisher(crate::bundle::PublisherCommand),
+    /// Create a self-signed TLS certificate and key for local use (HTTPS on
+    /// localhost, 127.0.0.1 and ::1): `tls-cert.pem` and `tls-key.pem`
+    /// (mode 0600). Never for production: no client trusts it unless told to.
+    TlsDev(TlsDevArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TlsDevArgs {
+    /// Where to write the files (created if missing; existing files are
+    /// never overwritten).
+    #[arg(long, default_value = "tessera-tls")]
+    dir: PathBuf,
+    /// Names and addresses the certificate is valid for, besides
+    /// localhost, 127.0.0.1 and ::1 (repeat for several).
+    #[arg(long = "host", value_name = "NAME|IP")]
+    hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -78,8 +95,73 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Rotate(args) => rotate(&args)?,
         KeysCommand::Publisher(command) => return crate::bundle::publisher(command),
+        KeysCommand::TlsDev(args) => tls_dev(&args)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keys tls-dev`: a self-signed certificate for the local names and
+/// `--host`s, its key readable by the owner only.
+fn tls_dev(args: &TlsDevArgs) -> anyhow::Result<()> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    for host in &args.hosts {
+        let host = host.trim().trim_matches(['[', ']']).to_owned();
+        if host.is_empty() {
+            bail!("--host needs a name or an address");
+        }
+        if !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    let key = rcgen::KeyPair::generate().context("cannot make a key pair")?;
+    // rcgen makes an address of every name that parses as one.
+    let mut params = rcgen::CertificateParams::new(names.clone())
+        .with_context(|| format!("cannot make a certificate for {}", names.join(", ")))?;
+    // A name of its own: a client that trusts one development certificate
+    // must not mistake another for its issuer.
+    let id: String = key.public_key_raw()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("Tessera development certificate {id}"),
+    );
+    let cert = params
+        .self_signed(&key)
+        .context("cannot sign the certificate")?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let cert_path = args.dir.join("tls-cert.pem");
+    let key_path = args.dir.join("tls-key.pem");
+    if cert_path.exists() {
+        bail!(
+            "{} exists; a certificate is never overwritten (choose another --dir)",
+            cert_path.display()
+        );
+    }
+    crate::bundle::write_secret(&key_path, key.serialize_pem().trim_end())?;
+    std::fs::write(&cert_path, cert.pem())
+        .with_context(|| format!("cannot write {}", cert_path.display()))?;
+    println!(
+        "wrote {} and {} (the key, mode 0600): a self-signed certificate for {}, for local \
+         use only",
+        cert_path.display(),
+        key_path.display(),
+        names.join(", ")
+    );
+    println!("serve HTTPS with it:");
+    println!(
+        "  TESSERA_TLS_CERT_FILE={} TESSERA_TLS_KEY_FILE={} tessera serve",
+        cert_path.display(),
+        key_path.display()
+    );
+    println!("and trust it in a client, e.g.:");
+    println!(
+        "  curl --cacert {} https://localhost:8080/healthz",
+        cert_path.display()
+    );
+    Ok(())
 }
 
 /// `path` with `suffix` appended to its file name.

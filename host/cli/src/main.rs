@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tessera_runtime::{Runtime, RuntimeConfig};
+use tessera_runtime::{Runtime, RuntimeConfig, TrustedRoots};
 
 /// mimalloc instead of the system allocator: under load the store copies
 /// tree nodes on every write, and glibc's allocator was about a quarter of
@@ -122,6 +122,11 @@ struct CacheArgs {
 
 impl CacheArgs {
     fn runtime(&self) -> anyhow::Result<Runtime> {
+        self.runtime_trusting(TrustedRoots::default())
+    }
+
+    /// The runtime, whose connectors' HTTPS requests trust `roots`.
+    fn runtime_trusting(&self, outbound_roots: TrustedRoots) -> anyhow::Result<Runtime> {
         let cache_dir = if self.no_cache {
             None
         } else {
@@ -135,6 +140,7 @@ impl CacheArgs {
         Ok(Runtime::new(RuntimeConfig {
             cache_dir,
             concurrent_calls: 16,
+            outbound_roots,
             ..RuntimeConfig::default()
         })?)
     }

@@ -3,7 +3,8 @@
 //! plugins installed for every tenant.
 //!
 //! Settings come from, lowest first: defaults, a TOML file (`--config` or
-//! TESSERA_CONFIG), environment variables, then flags. `--init --tenant T`
+//! TESSERA_CONFIG), environment variables, then flags. With a certificate
+//! (`[tls]`) the port speaks HTTPS only (docs/tls.md). `--init --tenant T`
 //! creates the tenant if it is missing and, if it has no active operator
 //! token, prints a first one once. SIGTERM or SIGINT stops accepting
 //! connections, lets the requests in flight finish, flushes the store and
@@ -18,10 +19,10 @@ use clap::Args;
 use serde::Deserialize;
 use tessera_api::{
     AppState, CodeSenderKind, Config, Limits, RateLimit, Registry, SubjectLoginConfig,
-    SubjectTokenConfig,
+    SubjectTokenConfig, TlsConfig,
 };
 use tessera_bundle::Kind;
-use tessera_runtime::IpNet;
+use tessera_runtime::{IpNet, TrustedRoots};
 use tessera_vault::{Actor, TenantSettings};
 
 use crate::CacheArgs;
@@ -29,8 +30,9 @@ use crate::data::DataArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A TOML file of settings ([server], [limits], [rate_limit],
-    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md).
+    /// A TOML file of settings ([server], [tls], [limits], [rate_limit],
+    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md
+    /// and docs/tls.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
@@ -122,6 +124,7 @@ pub(crate) fn planned_grant(state_quota: u64) -> tessera_plugins::Permissions {
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     pub server: Server,
+    pub tls: TlsConfig,
     pub limits: Limits,
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
@@ -138,6 +141,10 @@ pub struct PluginSettings {
     /// reach although loopback, private, link-local and metadata addresses
     /// are refused by default. Also TESSERA_OUTBOUND_ALLOW (comma-separated).
     pub outbound_allow: Vec<String>,
+    /// A PEM bundle of the certificate authorities connectors' HTTPS
+    /// requests trust, in place of Mozilla's roots (docs/tls.md). Also
+    /// TESSERA_OUTBOUND_CA_FILE.
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 /// Where the server listens and where the deployment's data and keys are.
@@ -195,6 +202,25 @@ impl ServeConfig {
         }
         if let Some(v) = var("TESSERA_STORE_CACHE_MIB") {
             self.server.store_cache_mib = number("TESSERA_STORE_CACHE_MIB", &v)?;
+        }
+        if let Some(v) = var("TESSERA_TLS_CERT_FILE") {
+            self.tls.cert_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_KEY_FILE") {
+            self.tls.key_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_CLIENT_CA_FILE") {
+            self.tls.client_ca_file = Some(v.into());
+        }
+        if let Some(v) = var("TESSERA_TLS_REQUIRED") {
+            self.tls.required = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => anyhow::bail!("TESSERA_TLS_REQUIRED must be true or false, not {other:?}"),
+            };
+        }
+        if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
+            self.plugins.outbound_ca_file = Some(v.into());
         }
         let limits = &mut self.limits;
         for (name, slot) in [
@@ -271,6 +297,7 @@ impl ServeConfig {
             rate_limit: self.rate_limit.clone(),
             subject_tokens: self.subject_tokens.clone(),
             subject_login: self.subject_login.clone(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -314,6 +341,33 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
+    let outbound_roots = match &config.plugins.outbound_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("[plugins] outbound_ca_file: cannot read {}", path.display())
+            })?;
+            let roots = TrustedRoots::from_pem(&pem, &path.display().to_string())
+                .map_err(|reason| anyhow::anyhow!("[plugins] outbound_ca_file: {reason}"))?;
+            println!(
+                "tessera serve: connectors trust the {} certificate authorities of {} \
+                 (instead of Mozilla's roots)",
+                roots.len(),
+                path.display()
+            );
+            roots
+        }
+        None => TrustedRoots::default(),
+    };
+    // Read before anything else starts, so that a bad file stops the
+    // server with the file's name and the problem.
+    let tls = if config.tls.is_on() {
+        Some(
+            tessera_api::server_config(&config.tls)
+                .map_err(|reason| anyhow::anyhow!("[tls]: {reason}"))?,
+        )
+    } else {
+        None
+    };
     match config.subject_login.sender {
         CodeSenderKind::File | CodeSenderKind::Log => eprintln!(
             "tessera serve: warning: subject_login.sender = \"{}\" writes login codes to a \
@@ -344,7 +398,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let registry = Registry::new(
-        args.cache.runtime()?,
+        args.cache.runtime_trusting(outbound_roots)?,
         vault.clone(),
         args.allow_unsigned_bundles,
     )
@@ -389,12 +443,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // The handlers are installed before "listening" is announced: a
         // SIGTERM sent right after it must shut down gracefully, not kill.
         let shutdown = shutdown_signal()?;
-        println!("tessera serve: listening on http://{address}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("tessera serve: listening on {scheme}://{address}");
         tracing::info!(%address, data_dir = %config.server.data_dir.display(), "listening");
         let jobs = tokio::spawn(crate::upkeep::run(state.clone(), config.jobs.clone()));
-        let served = tessera_api::serve(listener, state, shutdown)
-            .await
-            .context("the server failed");
+        let served = match tls {
+            Some(tls) => tessera_api::serve_tls(listener, state, tls, shutdown).await,
+            None => tessera_api::serve(listener, state, shutdown).await,
+        }
+        .context("the server failed");
         jobs.abort();
         served
     })?;
@@ -521,6 +578,7 @@ mod tests {
         assert_eq!(documented.subject_tokens, defaults.subject_tokens);
         assert_eq!(documented.jobs, defaults.jobs);
         assert_eq!(documented.plugins, defaults.plugins);
+        assert_eq!(documented.tls, defaults.tls);
     }
 
     #[test]
@@ -594,6 +652,64 @@ mod tests {
             ),
             (600, 4, 8)
         );
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_and_the_environment_and_must_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert_file = \"/etc/t/cert.pem\"\nkey_file = \"/etc/t/key.pem\"\n\
+             hsts_max_age_s = 600\n\n[plugins]\noutbound_ca_file = \"/etc/t/ca.pem\"\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        assert!(config.tls.is_on() && !config.tls.required);
+        assert_eq!(config.tls.hsts_max_age_s, 600);
+        assert_eq!(
+            config.plugins.outbound_ca_file,
+            Some(PathBuf::from("/etc/t/ca.pem"))
+        );
+        config
+            .apply_env(|name| match name {
+                "TESSERA_TLS_CERT_FILE" => Some("/run/cert.pem".into()),
+                "TESSERA_TLS_REQUIRED" => Some("true".into()),
+                "TESSERA_TLS_CLIENT_CA_FILE" => Some("/run/partners.pem".into()),
+                "TESSERA_OUTBOUND_CA_FILE" => Some("/run/ca.pem".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("/run/cert.pem")));
+        assert_eq!(config.tls.key_file, Some(PathBuf::from("/etc/t/key.pem")));
+        assert!(config.tls.required);
+        assert!(config.tls.ingest_needs_client_certificate());
+        assert_eq!(
+            config.plugins.outbound_ca_file,
+            Some(PathBuf::from("/run/ca.pem"))
+        );
+        assert_eq!(config.api().check(), Ok(()));
+        let error = config
+            .apply_env(|name| (name == "TESSERA_TLS_REQUIRED").then(|| "yes".into()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("TESSERA_TLS_REQUIRED"),
+            "{error}"
+        );
+
+        let mut required = ServeConfig::default();
+        required.tls.required = true;
+        let error = required.api().check().unwrap_err();
+        assert!(error.contains("tls.required"), "{error}");
+        let mut lone_ca = ServeConfig::default();
+        lone_ca.tls.client_ca_file = Some("ca.pem".into());
+        let error = lone_ca.api().check().unwrap_err();
+        assert!(error.contains("tls.client_ca_file"), "{error}");
+        let mut empty = ServeConfig::default();
+        empty.tls.cert_file = Some(PathBuf::new());
+        empty.tls.key_file = Some("key.pem".into());
+        let error = empty.api().check().unwrap_err();
+        assert!(error.contains("tls.cert_file is empty"), "{error}");
     }
 
     #[test]

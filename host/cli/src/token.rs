@@ -1,9 +1,11 @@
-//! `tessera token create|list|revoke`: HTTP clients of a running server
-//! (`--server`, `--token`). Plain HTTP/1.1 over TCP: for a remote server,
-//! put a TLS-terminating proxy in front and reach it through a tunnel, or
-//! run the command on the server's host.
+//! `tessera token create|list|revoke`, and the client the other commands
+//! of a running server share (`--server`, `--token`): HTTP/1.1 on one
+//! connection per request, over TLS (rustls, verifying the server's
+//! certificate) for an `https://` server.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -27,12 +29,17 @@ pub enum TokenCommand {
 /// Which server, and the operator token to call it with.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The server's address, e.g. http://127.0.0.1:8080.
+    /// The server's address, e.g. http://127.0.0.1:8080 or
+    /// https://tessera.example.
     #[arg(long, env = "TESSERA_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// An operator token of the tenant.
     #[arg(long, env = "TESSERA_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// For an https:// server: the PEM certificates to trust instead of
+    /// Mozilla's roots (e.g. the tls-cert.pem of `tessera keys tls-dev`).
+    #[arg(long, env = "TESSERA_CA_FILE", value_name = "FILE.pem")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,25 +134,50 @@ pub(crate) fn failed(status: StatusCode, answer: &Value) -> anyhow::Result<ExitC
     Ok(ExitCode::from(1))
 }
 
-/// `http://host:port[/prefix]` → (`host:port`, `/prefix`).
-pub(crate) fn split_server(server: &str) -> anyhow::Result<(String, String)> {
-    let Some(rest) = server.strip_prefix("http://") else {
-        if server.starts_with("https://") {
-            bail!(
-                "--server {server}: this client speaks plain HTTP only; reach a TLS server \
-                 through a local tunnel or run the command on the server's host"
-            );
-        }
-        bail!("--server {server} must start with http://");
+/// Where a server is: `http[s]://host[:port][/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    pub tls: bool,
+    /// The host name or address, without brackets: the TLS server name.
+    pub host: String,
+    /// `host:port`, as the `Host` header and for connecting.
+    pub authority: String,
+    /// A path prefix (`/api`), or empty.
+    pub prefix: String,
+}
+
+/// `http[s]://host[:port][/prefix]` → the [`Endpoint`].
+pub(crate) fn split_server(server: &str) -> anyhow::Result<Endpoint> {
+    let (tls, rest) = if let Some(rest) = server.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = server.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        bail!("--server {server} must start with https:// or http://");
     };
     let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() {
         bail!("--server {server} names no host");
     }
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed
+                .split_once(']')
+                .with_context(|| format!("--server {server}: an IPv6 address lacks its `]`"))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        bail!("--server {server} names no host");
+    }
+    let authority = match port {
+        Some(port) if port.parse::<u16>().is_ok() => authority.to_owned(),
+        Some(port) => bail!("--server {server}: `{port}` is not a port"),
+        None => format!("{authority}:{}", if tls { 443 } else { 80 }),
     };
     let prefix = prefix.trim_end_matches('/');
     let prefix = if prefix.is_empty() {
@@ -153,7 +185,78 @@ pub(crate) fn split_server(server: &str) -> anyhow::Result<(String, String)> {
     } else {
         format!("/{prefix}")
     };
-    Ok((authority, prefix))
+    Ok(Endpoint {
+        tls,
+        host: host.to_owned(),
+        authority,
+        prefix,
+    })
+}
+
+/// A connection to a server: TCP, or TLS over it.
+pub(crate) trait Connection:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// Connects to the endpoint; over TLS, the server's certificate must chain
+/// to `ca_file`'s certificates (or Mozilla's roots) and name the host.
+pub(crate) async fn connect(
+    client: &ClientArgs,
+    endpoint: &Endpoint,
+) -> anyhow::Result<Box<dyn Connection>> {
+    let stream = tokio::net::TcpStream::connect(&endpoint.authority)
+        .await
+        .with_context(|| format!("cannot connect to {}", client.server))?;
+    let _ = stream.set_nodelay(true);
+    if !endpoint.tls {
+        return Ok(Box::new(stream));
+    }
+    let roots = trusted_roots(client.ca_file.as_deref())?;
+    #[allow(deprecated)] // ring, as the server's TLS uses (host/api/src/tls.rs)
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS cannot be set up")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+        .with_context(|| format!("--server {}: not a TLS server name", client.server))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .with_context(|| {
+            format!(
+                "the TLS handshake with {} failed (for a server whose certificate no public CA \
+                 issued, name its CA with --ca-file or TESSERA_CA_FILE)",
+                client.server
+            )
+        })?;
+    Ok(Box::new(tls))
+}
+
+fn trusted_roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let Some(path) = ca_file else {
+        return Ok(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        });
+    };
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        let certificate = certificate
+            .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+        roots
+            .add(certificate)
+            .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{} holds no PEM certificate", path.display());
+    }
+    Ok(roots)
 }
 
 /// One request with a JSON body (or none), on its own connection, within
@@ -177,11 +280,10 @@ pub(crate) async fn call_with(
     body: Option<(Bytes, &'static str)>,
     limit: Duration,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    let (authority, prefix) = split_server(&client.server)?;
+    let endpoint = split_server(&client.server)?;
+    let (authority, prefix) = (&endpoint.authority, &endpoint.prefix);
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .with_context(|| format!("cannot connect to {}", client.server))?;
+        let stream = connect(client, &endpoint).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
@@ -190,7 +292,7 @@ pub(crate) async fn call_with(
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{prefix}{path}"))
-            .header(header::HOST, &authority)
+            .header(header::HOST, authority)
             .header(
                 header::AUTHORIZATION,
                 format!("Bearer {}", client.token.trim()),
@@ -233,16 +335,44 @@ mod tests {
 
     #[test]
     fn server_addresses() {
+        let parts = |server: &str| {
+            let e = split_server(server).unwrap();
+            (e.tls, e.host, e.authority, e.prefix)
+        };
         assert_eq!(
-            split_server("http://127.0.0.1:8080").unwrap(),
-            ("127.0.0.1:8080".into(), String::new())
+            parts("http://127.0.0.1:8080"),
+            (
+                false,
+                "127.0.0.1".into(),
+                "127.0.0.1:8080".into(),
+                String::new()
+            )
         );
         assert_eq!(
-            split_server("http://tessera.internal/api/").unwrap(),
-            ("tessera.internal:80".into(), "/api".into())
+            parts("http://tessera.internal/api/"),
+            (
+                false,
+                "tessera.internal".into(),
+                "tessera.internal:80".into(),
+                "/api".into()
+            )
         );
-        assert!(split_server("https://x").is_err());
+        assert_eq!(
+            parts("https://tessera.example"),
+            (
+                true,
+                "tessera.example".into(),
+                "tessera.example:443".into(),
+                String::new()
+            )
+        );
+        assert_eq!(
+            parts("https://[::1]:8443/v"),
+            (true, "::1".into(), "[::1]:8443".into(), "/v".into())
+        );
         assert!(split_server("ftp://x").is_err());
         assert!(split_server("http://").is_err());
+        assert!(split_server("https://:443").is_err());
+        assert!(split_server("http://host:http").is_err());
     }
 }

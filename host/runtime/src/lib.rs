@@ -27,7 +27,9 @@ pub use call::{Called, Cost, LogLine};
 pub use error::{CallError, InstallError, PluginError, TrapReason};
 pub use limits::{Limits, RuntimeConfig};
 pub use manifest::{ParamError, kind_name, resolve_params};
-pub use outbound::{GrantedHost, IpNet, Outbound, Resolve, Scheme, StaticResolver, SystemResolver};
+pub use outbound::{
+    GrantedHost, IpNet, Outbound, Resolve, Scheme, StaticResolver, SystemResolver, TrustedRoots,
+};
 pub use output::{
     MAX_PLANNED_AGGREGATES, MAX_PLANNED_FIELDS, MAX_PLANNED_QUERIES, MAX_PLANNED_SEGMENTS,
     MAX_QUERY_NAME, MAX_QUERY_SUMS, MAX_WINDOW_DAYS, MAX_WINDOW_MS,

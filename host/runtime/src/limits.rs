@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::outbound::{Resolve, SystemResolver};
+use crate::outbound::{Resolve, SystemResolver, TrustedRoots};
 
 /// What one plugin call may use. Fuel and time scale with the call's size
 /// (rows of a batch, bytes of a chunk, actions to deliver), so a batch of
@@ -155,6 +155,10 @@ pub struct RuntimeConfig {
     /// (tests, partners reached over a private link). What it returns is
     /// vetted like any other answer.
     pub resolver: Arc<dyn Resolve>,
+    /// The certificate authorities connectors' HTTPS requests trust:
+    /// Mozilla's roots, or only an operator's bundle. Certificates are
+    /// always verified.
+    pub outbound_roots: TrustedRoots,
 }
 
 impl Default for RuntimeConfig {
@@ -182,6 +186,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             keep_resident: 2 << 20,
             resolver: Arc::new(SystemResolver),
+            outbound_roots: TrustedRoots::default(),
         }
     }
 }

@@ -1258,6 +1258,7 @@ impl Sandbox {
             store.data_mut().outbound = Some(OutboundCall::new(
                 outbound.clone(),
                 config.resolver.clone(),
+                config.outbound_roots.clone(),
                 Instant::now() + time_limit,
             ));
         }

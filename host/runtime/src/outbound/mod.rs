@@ -10,6 +10,7 @@ mod send;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use ipnet::IpNet;
@@ -76,6 +77,68 @@ impl Outbound {
     /// Whether anything is granted (the `http` import is linked).
     pub fn is_granted(&self) -> bool {
         !self.hosts.is_empty()
+    }
+}
+
+/// The certificate authorities that connectors' HTTPS requests trust.
+/// Whichever it is, every server certificate is verified (chain, name,
+/// validity): there is no setting that turns verification off.
+#[derive(Debug, Clone, Default)]
+pub enum TrustedRoots {
+    /// Mozilla's root programme, compiled in (`webpki-roots`).
+    #[default]
+    Mozilla,
+    /// Only these certificate authorities, in place of Mozilla's: an
+    /// operator's bundle for partners behind a private CA. To trust both,
+    /// the bundle includes the public roots too (e.g. the system's
+    /// `/etc/ssl/certs/ca-certificates.crt` followed by the private CA).
+    Only(Arc<Vec<ureq::tls::Certificate<'static>>>),
+}
+
+impl TrustedRoots {
+    /// The certificates of a PEM bundle, in place of Mozilla's roots. The
+    /// error says what is wrong with the bundle; `origin` names it.
+    pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, String> {
+        let mut certificates = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(certificate)) => certificates.push(certificate),
+                Ok(_) => {
+                    return Err(format!(
+                        "{origin} holds a private key; a CA bundle holds only certificates"
+                    ));
+                }
+                Err(e) => return Err(format!("{origin} is not a PEM certificate bundle: {e}")),
+            }
+        }
+        if certificates.is_empty() {
+            return Err(format!(
+                "{origin} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"
+            ));
+        }
+        Ok(TrustedRoots::Only(Arc::new(certificates)))
+    }
+
+    /// How many certificate authorities an operator's bundle holds (none
+    /// for Mozilla's roots).
+    pub fn len(&self) -> usize {
+        match self {
+            TrustedRoots::Mozilla => 0,
+            TrustedRoots::Only(certificates) => certificates.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn ureq(&self) -> ureq::tls::RootCerts {
+        match self {
+            TrustedRoots::Mozilla => ureq::tls::RootCerts::WebPki,
+            TrustedRoots::Only(certificates) => {
+                ureq::tls::RootCerts::Specific(certificates.clone())
+            }
+        }
     }
 }
 

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use ureq::config::AutoHeaderValue;
 use ureq::http::{self as h, HeaderName, HeaderValue};
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, SendBody};
 
-use super::{Outbound, Resolve, Scheme, SendError, Target};
+use super::{Outbound, Resolve, Scheme, SendError, Target, TrustedRoots};
 use crate::api::http::{Header, Request, Response};
 
 /// Methods a plugin may use. CONNECT and TRACE are not among them.
@@ -48,6 +48,7 @@ const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie"];
 pub(crate) struct OutboundCall {
     policy: Outbound,
     resolver: Arc<dyn Resolve>,
+    roots: TrustedRoots,
     deadline: Instant,
     received: u64,
 }
@@ -63,10 +64,16 @@ struct Hop {
 impl OutboundCall {
     /// `deadline` is when the plugin call's own time runs out: no request
     /// outlives it.
-    pub fn new(policy: Outbound, resolver: Arc<dyn Resolve>, deadline: Instant) -> Self {
+    pub fn new(
+        policy: Outbound,
+        resolver: Arc<dyn Resolve>,
+        roots: TrustedRoots,
+        deadline: Instant,
+    ) -> Self {
         OutboundCall {
             policy,
             resolver,
+            roots,
             deadline,
             received: 0,
         }
@@ -220,7 +227,7 @@ impl OutboundCall {
 
         let budget = self.budget(started)?;
         let agent = Agent::with_parts(
-            agent_config(budget),
+            agent_config(budget, &self.roots),
             DefaultConnector::new(),
             Vetted {
                 host: target.host.clone(),
@@ -239,6 +246,24 @@ impl OutboundCall {
         let failed = |e: &dyn std::fmt::Display| {
             SendError::Failed(format!("request to {} failed: {e}", target.host))
         };
+        let refused_certificate = |e: &ureq::Error| {
+            let reason = e.to_string();
+            if target.scheme == Scheme::Https && reason.contains("certificate") {
+                let hint = if reason.contains("UnknownIssuer") {
+                    ". If a private CA issued it, an operator names that CA in [plugins] \
+                     outbound_ca_file"
+                } else {
+                    ""
+                };
+                SendError::Failed(format!(
+                    "request to {} failed: its TLS certificate was rejected ({reason}); nothing \
+                     was sent{hint}",
+                    target.host
+                ))
+            } else {
+                failed(e)
+            }
+        };
         let sent = if hop.body.is_empty() {
             let request = request
                 .body(SendBody::none())
@@ -250,7 +275,7 @@ impl OutboundCall {
                 .map_err(|e| SendError::Invalid(format!("the request cannot be sent: {e}")))?;
             agent.run(request)
         };
-        let mut response = sent.map_err(|e| failed(&e))?;
+        let mut response = sent.map_err(|e| refused_certificate(&e))?;
 
         let status = response.status().as_u16();
         let headers: Vec<Header> = response
@@ -336,8 +361,8 @@ fn redirect_location(response: &Response) -> Option<String> {
 
 /// One request's client: no proxy (it would connect elsewhere than the
 /// vetted address), no automatic redirects, no connection pool, certificate
-/// verification with Mozilla's roots, and the request's whole time budget.
-fn agent_config(budget: Duration) -> ureq::config::Config {
+/// verification with `roots`, and the request's whole time budget.
+fn agent_config(budget: Duration, roots: &TrustedRoots) -> ureq::config::Config {
     Agent::config_builder()
         .proxy(None)
         .max_redirects(0)
@@ -348,7 +373,7 @@ fn agent_config(budget: Duration) -> ureq::config::Config {
         .tls_config(
             TlsConfig::builder()
                 .provider(TlsProvider::Rustls)
-                .root_certs(RootCerts::WebPki)
+                .root_certs(roots.ureq())
                 .disable_verification(false)
                 .build(),
         )
@@ -407,7 +432,12 @@ mod tests {
             ..Outbound::default()
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        OutboundCall::new(policy, Arc::new(StaticResolver::new()), deadline)
+        OutboundCall::new(
+            policy,
+            Arc::new(StaticResolver::new()),
+            TrustedRoots::default(),
+            deadline,
+        )
     }
 
     fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
