@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tessera_runtime::PluginKind;
 
+mod python;
+
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// The plugin's name: lowercase letters, digits and `-`, starting with a letter.
@@ -18,7 +20,7 @@ pub struct NewArgs {
     /// The world it implements: connector, segment or strategy.
     #[arg(long)]
     kind: PluginKind,
-    /// The language. Rust now; Python and JavaScript arrive with their SDKs.
+    /// The language: rust or python.
     #[arg(long, default_value = "rust")]
     lang: String,
     /// The directory to create the project in [default: ./NAME].
@@ -121,12 +123,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
-    if args.lang != "rust" {
-        bail!(
-            "--lang {}: this version of tessera creates Rust projects; Python and JavaScript \
-             plugins are built with componentize-py and jco against wit/ (see docs/plugins.md)",
-            args.lang
-        );
+    match args.lang.as_str() {
+        "rust" => {}
+        "python" => return python::run(&args),
+        other => bail!(
+            "--lang {other}: this version of tessera creates Rust and Python projects \
+             (--lang rust, --lang python)"
+        ),
     }
     if !valid_name(&args.name) {
         bail!(
