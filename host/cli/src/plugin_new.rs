@@ -89,6 +89,16 @@ fn template(kind: PluginKind) -> &'static str {
     }
 }
 
+/// The project's sample inputs for `tessera plugin test --fixtures`: the
+/// same plugins in every language, so the same cases.
+fn fixtures(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Connector => include_str!("../templates/fixtures/connector.json"),
+        PluginKind::Segment => include_str!("../templates/fixtures/segment.json"),
+        PluginKind::Strategy => include_str!("../templates/fixtures/strategy.json"),
+    }
+}
+
 /// What the template's plugin declares, and so what its bundle asks for:
 /// (traits, purposes, description).
 fn request(
@@ -249,6 +259,7 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
 "#
             ),
         ),
+        ("fixtures.json".into(), fixtures(args.kind).into()),
         (
             ".gitignore".into(),
             "/target\n/dist\n*.tsb\npublisher.key\n".into(),
@@ -256,7 +267,7 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
         (
             "README.md".into(),
             format!(
-                "# {name}\n\nA Tessera {kind} plugin.\n\n```sh\n./build.sh                          # dist/{name}.wasm and {name}.tsb\ntessera plugin test dist/{name}.wasm\ntessera keys publisher new --out .    # once: publisher.key, publisher.pub\ntessera bundle sign {name}.tsb --key publisher.key\n```\n\nGive `publisher.pub` and `{name}.tsb` to the operator, who trusts the key\n(`tessera keys publisher trust`), installs the bundle (`tessera plugin\ninstall`) and approves what it asks for (`tessera plugin approve`).\n",
+                "# {name}\n\nA Tessera {kind} plugin.\n\n```sh\n./build.sh                          # dist/{name}.wasm and {name}.tsb\ntessera plugin test dist/{name}.wasm --fixtures fixtures.json   # and the cases of fixtures.json\ntessera keys publisher new --out .    # once: publisher.key, publisher.pub\ntessera bundle sign {name}.tsb --key publisher.key\n```\n\nGive `publisher.pub` and `{name}.tsb` to the operator, who trusts the key\n(`tessera keys publisher trust`), installs the bundle (`tessera plugin\ninstall`) and approves what it asks for (`tessera plugin approve`).\n",
                 kind = args.kind.as_str()
             ),
         ),

@@ -69,6 +69,22 @@ fn every_kind_of_new_project_builds_and_passes_plugin_test() {
             tested.contains(&format!("type-checked against the {kind} world")),
             "{tested}"
         );
+        let fixtures = root.join(&name).join("fixtures.json");
+        let cases = ok(&tessera(
+            root,
+            &[
+                "plugin",
+                "test",
+                component.to_str().unwrap(),
+                "--fixtures",
+                fixtures.to_str().unwrap(),
+            ],
+        ));
+        assert!(
+            cases.contains("view        under the grants"),
+            "{kind}: {cases}"
+        );
+        assert!(cases.contains(fixture_check(kind)), "{kind}: {cases}");
         if kind == "connector" {
             // A later chunk of a file, as the host sends it with `lines`
             // chunking: rows (and so source ids) are the file's line numbers.
@@ -76,6 +92,17 @@ fn every_kind_of_new_project_builds_and_passes_plugin_test() {
             let tested = ok(&tessera(root, &args));
             assert!(tested.contains("line 12: expected 3 fields"), "{tested}");
         }
+    }
+}
+
+/// What the project's fixtures show, the same in every language.
+fn fixture_check(kind: &str) -> &'static str {
+    match kind {
+        "segment" => {
+            "evaluate    3 rows → 1 members\n            row 1: member\n            row 2: not a member"
+        }
+        "strategy" => "row 2: no_offer (propensity 1.00): lifetime value at least 100",
+        _ => "line 11: expected 3 fields",
     }
 }
 
@@ -130,6 +157,15 @@ fn every_kind_of_new_python_project_builds_and_passes_plugin_test() {
             tested.contains(&format!("plugin      {name}@0.1.0")),
             "{tested}"
         );
+        let cases = ok(&tessera(
+            &project,
+            &["plugin", "test", &component, "--fixtures", "fixtures.json"],
+        ));
+        assert!(
+            cases.contains("view        under the grants bundle.toml requests"),
+            "{kind}: {cases}"
+        );
+        assert!(cases.contains(fixture_check(kind)), "{kind}: {cases}");
         if kind == "connector" {
             args.extend(["--param", "first_row=10"]);
             let tested = ok(&tessera(&project, &args));

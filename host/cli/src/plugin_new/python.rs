@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use tessera_runtime::PluginKind;
 
-use super::{NewArgs, request, valid_name, write};
+use super::{NewArgs, fixtures, request, valid_name, write};
 
 /// The Python SDK, as written into a new project.
 const SDK: &[(&str, &str)] = &[
@@ -90,9 +90,9 @@ pub(super) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
     let kind = args.kind.as_str();
     let (traits, purposes, description) = request(args.kind);
     let test = if args.kind == PluginKind::Connector {
-        format!("tessera plugin test dist/{name}.wasm --input sample.csv")
+        format!("tessera plugin test dist/{name}.wasm --input sample.csv --fixtures fixtures.json")
     } else {
-        format!("tessera plugin test dist/{name}.wasm")
+        format!("tessera plugin test dist/{name}.wasm --fixtures fixtures.json")
     };
     let mut files: Vec<(String, String)> = vec![
         (
@@ -152,6 +152,7 @@ cd "$(dirname "$0")"
                 cpy = COMPONENTIZE_PY_VERSION,
             ),
         ),
+        ("fixtures.json".into(), fixtures(args.kind).into()),
         (
             "requirements-build.txt".into(),
             format!("componentize-py=={COMPONENTIZE_PY_VERSION}\n"),
