@@ -339,6 +339,25 @@ fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
             src.join("bundle.toml"),
         )
         .unwrap();
+        // The partner's loop first: its fixtures, under its requested view.
+        let fixtures = python::root().join(example.dir).join("fixtures.json");
+        let tested = ok(&tessera(root)
+            .args([
+                "plugin",
+                "test",
+                p(&src.join(format!("{}.wasm", example.name))),
+                "--fixtures",
+                p(&fixtures),
+            ])
+            .output()
+            .unwrap());
+        assert!(tested.contains("view        under the grants"), "{tested}");
+        let expected = match example.world {
+            "connector" => "2 events, 0 trait updates, 0 identity links, 3 rejected",
+            "segment" => "row 1: member, score 99.09, tier hot",
+            _ => "row 1: vip_preview",
+        };
+        assert!(tested.contains(expected), "{}: {tested}", example.name);
         let bundle = root.join(format!("{}.tsb", example.name));
         ok(&tessera(root)
             .args(["bundle", "build", p(&src), "--out", p(&bundle)])

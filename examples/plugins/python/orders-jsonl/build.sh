@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds dist/orders-jsonl.wasm and the unsigned bundle.
-# Then: tessera plugin test dist/orders-jsonl.wasm --input sample.jsonl
+# Then: tessera plugin test dist/orders-jsonl.wasm --fixtures fixtures.json
 set -eu
 cd "$(dirname "$0")"
 PYTHONPATH="../../../../sdk/python${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m tessera_sdk.build \

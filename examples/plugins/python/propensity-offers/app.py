@@ -51,9 +51,13 @@ def sigmoid(z):
 
 def features(lifetime_value, purchases, last_at, now):
     """Standardised features with a leading 1 (the bias); missing values are the mean."""
-    days = None if last_at is None else max(now - last_at, 0) / DAY_MS
-    raw = [lifetime_value, purchases, days]
-    return [1.0] + [0.0 if x is None else (x - m) / s for x, (m, s) in zip(raw, SCALE)]
+    (m1, s1), (m2, s2), (m3, s3) = SCALE
+    return (
+        1.0,
+        0.0 if lifetime_value is None else (lifetime_value - m1) / s1,
+        0.0 if purchases is None else (purchases - m2) / s2,
+        0.0 if last_at is None else (max(now - last_at, 0) / DAY_MS - m3) / s3,
+    )
 
 
 def load_model():
@@ -113,28 +117,31 @@ class PropensityOffers(Strategy):
 
     def _score(self, model, x):
         """(probability of conversion, expected value) per offer."""
+        _, x1, x2, x3 = x
         out = []
-        for (_, _, margin, _), w in zip(OFFERS, model):
-            p = sigmoid(sum(wi * xi for wi, xi in zip(w, x)))
+        for (_, _, margin, _), (w0, w1, w2, w3) in zip(OFFERS, model):
+            p = sigmoid(w0 + w1 * x1 + w2 * x2 + w3 * x3)
             out.append((p, p * margin))
         return out
 
     def decide(self, params, batch, context):
         temperature = params.number("temperature")
         model = load_model()
+        names = [name for name, _, _, _ in OFFERS]
         decisions = []
+        append = decisions.append
         for x in self._rows(batch):
             scored = self._score(model, x)
             values = [ev for _, ev in scored]
             probabilities = softmax(values, temperature)
-            order = sorted(range(len(OFFERS)), key=lambda i: (-probabilities[i], -values[i], i))
+            # The softmax keeps the order of the values (ties: the first offer).
+            order = sorted(range(len(OFFERS)), key=values.__getitem__, reverse=True)
             best = order[0]
-            decisions.append(
+            append(
                 Decision(
-                    ranked=[RankedAction.new(i, values[i], probabilities[i]) for i in order],
+                    ranked=[RankedAction(action=i, score=values[i], propensity=probabilities[i]) for i in order],
                     explanation=(
-                        f"{OFFERS[best][0]}: conversion {scored[best][0]:.1%}, "
-                        f"expected value {values[best]:.2f}"
+                        f"{names[best]}: conversion {scored[best][0] * 100:.1f}%, expected value {values[best]:.2f}"
                     ),
                 )
             )
