@@ -393,7 +393,17 @@ fn assert_hostile_guest_is_honest_again(plugin: &Plugin) {
 #[test]
 fn python_infinite_loop_is_stopped_by_fuel_and_the_host_serves_the_next_call() {
     let runtime = runtime();
-    let plugin = install(&runtime, &built(&python::HOSTILE), PluginKind::Segment);
+    // Time enough that only fuel can stop it, however busy the machine.
+    let limits = Limits {
+        time_base: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let plugin = install_with(
+        &runtime,
+        &built(&python::HOSTILE),
+        PluginKind::Segment,
+        limits,
+    );
     let budget = plugin.limits().fuel_for(1);
     assert_eq!(
         trap_of(plugin.evaluate(&attack("loop"), &spend_batch(&[1.0]))),
@@ -408,7 +418,8 @@ fn python_infinite_loop_hits_the_time_limit_when_fuel_is_plentiful() {
     let runtime = runtime();
     let limits = Limits {
         fuel_base: runtime.config().caps.fuel_base,
-        time_base: Duration::from_millis(300),
+        // Long enough for the honest call afterwards on a busy machine.
+        time_base: Duration::from_secs(1),
         ..Limits::default()
     };
     let plugin = install_with(
