@@ -113,6 +113,7 @@ fn fixture_check(kind: &str) -> &'static str {
 fn every_kind_of_new_python_project_builds_and_passes_plugin_test() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
+    let cache = root.join("component-cache").display().to_string();
     for (kind, check) in [
         ("segment", "members"),
         ("strategy", "discount"),
@@ -142,7 +143,16 @@ fn every_kind_of_new_python_project_builds_and_passes_plugin_test() {
         assert!(project.join(format!("{name}.tsb")).is_file());
 
         let component = format!("dist/{name}.wasm");
-        let mut args = vec!["plugin", "test", component.as_str()];
+        // Each build is new bytes (componentize-py bakes in a random seed),
+        // so its ~40 MB compiled form is never reused: keep it in the
+        // temporary directory, not in the user's cache.
+        let mut args = vec![
+            "plugin",
+            "test",
+            component.as_str(),
+            "--cache-dir",
+            cache.as_str(),
+        ];
         if kind == "connector" {
             // The project's own sample input.
             args.extend(["--input", "sample.csv"]);
@@ -159,7 +169,15 @@ fn every_kind_of_new_python_project_builds_and_passes_plugin_test() {
         );
         let cases = ok(&tessera(
             &project,
-            &["plugin", "test", &component, "--fixtures", "fixtures.json"],
+            &[
+                "plugin",
+                "test",
+                &component,
+                "--fixtures",
+                "fixtures.json",
+                "--cache-dir",
+                &cache,
+            ],
         ));
         assert!(
             cases.contains("view        under the grants bundle.toml requests"),

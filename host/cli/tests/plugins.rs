@@ -308,7 +308,15 @@ fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     init_keys(root);
-    let server = Server::start(root, TENANT);
+    // Python components compile to ~40 MB each: cached in the target
+    // directory (by content hash, so across runs), not in the user's cache.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-components");
+    let compiled = cache.join("compiled");
+    let server = Server::start_with(
+        root,
+        TENANT,
+        &[("TESSERA_CACHE_DIR", compiled.to_str().unwrap())],
+    );
     let operator = server.operator.clone().expect("an operator token");
     let keys = root.join("publisher");
     ok(&tessera(root)
@@ -327,7 +335,6 @@ fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
             "Example Partner",
         ],
     ));
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-components");
     for example in python::EXAMPLES {
         let component = python::component(&example, &cache)
             .unwrap_or_else(|why| panic!("{} could not be built: {why}", example.name));
@@ -348,6 +355,8 @@ fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
                 p(&src.join(format!("{}.wasm", example.name))),
                 "--fixtures",
                 p(&fixtures),
+                "--cache-dir",
+                p(&compiled),
             ])
             .output()
             .unwrap());
