@@ -6,8 +6,6 @@ Needs the bindings componentize-py generates (`wit_world`), so it is only
 importable inside a component build, never by `tessera_sdk.build`.
 """
 
-import math
-
 from componentize_py_types import Err
 from wit_world.imports import types as _t
 
@@ -425,11 +423,6 @@ class Batch:
     def raw(self):
         """The bindings' batch, for plugins that read columns by position."""
         return self._inner
-
-
-def finite(x):
-    """Whether `x` is a finite number (what `validate` usually checks)."""
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def call(method, *args):
