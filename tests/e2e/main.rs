@@ -6,6 +6,7 @@ mod hostile;
 mod install;
 mod outbound;
 mod plugins;
+mod python;
 mod strategies;
 
 use tessera_runtime::Runtime;

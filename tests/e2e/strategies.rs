@@ -293,7 +293,7 @@ fn feedback(items: Vec<Feedback>, fields: Vec<Column>) -> FeedbackBatch {
 /// The contract every strategy keeps: one decision per row, every action
 /// ranked once with a valid index, a finite score and a propensity in
 /// (0, 1] (for a policy that randomises) summing to 1, and an explanation.
-fn assert_contract(decisions: &[Decision], actions: usize, randomised: bool) {
+pub(crate) fn assert_contract(decisions: &[Decision], actions: usize, randomised: bool) {
     for (row, d) in decisions.iter().enumerate() {
         assert!(!d.explanation.is_empty(), "row {row}");
         let mut seen = vec![false; actions];

@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tessera_runtime::PluginKind;
 
+mod python;
+
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// The plugin's name: lowercase letters, digits and `-`, starting with a letter.
@@ -18,7 +20,7 @@ pub struct NewArgs {
     /// The world it implements: connector, segment or strategy.
     #[arg(long)]
     kind: PluginKind,
-    /// The language. Rust now; Python and JavaScript arrive with their SDKs.
+    /// The language: rust or python.
     #[arg(long, default_value = "rust")]
     lang: String,
     /// The directory to create the project in [default: ./NAME].
@@ -87,6 +89,16 @@ fn template(kind: PluginKind) -> &'static str {
     }
 }
 
+/// The project's sample inputs for `tessera plugin test --fixtures`: the
+/// same plugins in every language, so the same cases.
+fn fixtures(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Connector => include_str!("../templates/fixtures/connector.json"),
+        PluginKind::Segment => include_str!("../templates/fixtures/segment.json"),
+        PluginKind::Strategy => include_str!("../templates/fixtures/strategy.json"),
+    }
+}
+
 /// What the template's plugin declares, and so what its bundle asks for:
 /// (traits, purposes, description).
 fn request(
@@ -121,12 +133,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
-    if args.lang != "rust" {
-        bail!(
-            "--lang {}: this version of tessera creates Rust projects; Python and JavaScript \
-             plugins are built with componentize-py and jco against wit/ (see docs/plugins.md)",
-            args.lang
-        );
+    match args.lang.as_str() {
+        "rust" => {}
+        "python" => return python::run(&args),
+        other => bail!(
+            "--lang {other}: this version of tessera creates Rust and Python projects \
+             (--lang rust, --lang python)"
+        ),
     }
     if !valid_name(&args.name) {
         bail!(
@@ -246,6 +259,7 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
 "#
             ),
         ),
+        ("fixtures.json".into(), fixtures(args.kind).into()),
         (
             ".gitignore".into(),
             "/target\n/dist\n*.tsb\npublisher.key\n".into(),
@@ -253,7 +267,7 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
         (
             "README.md".into(),
             format!(
-                "# {name}\n\nA Tessera {kind} plugin.\n\n```sh\n./build.sh                          # dist/{name}.wasm and {name}.tsb\ntessera plugin test dist/{name}.wasm\ntessera keys publisher new --out .    # once: publisher.key, publisher.pub\ntessera bundle sign {name}.tsb --key publisher.key\n```\n\nGive `publisher.pub` and `{name}.tsb` to the operator, who trusts the key\n(`tessera keys publisher trust`), installs the bundle (`tessera plugin\ninstall`) and approves what it asks for (`tessera plugin approve`).\n",
+                "# {name}\n\nA Tessera {kind} plugin.\n\n```sh\n./build.sh                          # dist/{name}.wasm and {name}.tsb\ntessera plugin test dist/{name}.wasm --fixtures fixtures.json   # and the cases of fixtures.json\ntessera keys publisher new --out .    # once: publisher.key, publisher.pub\ntessera bundle sign {name}.tsb --key publisher.key\n```\n\nGive `publisher.pub` and `{name}.tsb` to the operator, who trusts the key\n(`tessera keys publisher trust`), installs the bundle (`tessera plugin\ninstall`) and approves what it asks for (`tessera plugin approve`).\n",
                 kind = args.kind.as_str()
             ),
         ),

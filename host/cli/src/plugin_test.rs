@@ -2,7 +2,10 @@
 //! real sandbox limits, type-checks it against its world, prints its manifest,
 //! runs a sample call on synthetic data shaped by the manifest (or, for a
 //! segment that plans its columns, by its plan for the parameters), and
-//! prints the cost. A plugin that traps or fails exits non-zero with the typed error.
+//! prints the cost. With `--fixtures`, it also runs the project's own sample
+//! inputs, over the view the plugin would get under the grants its bundle
+//! manifest requests (`--manifest`). A plugin that traps or fails exits
+//! non-zero with the typed error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +55,15 @@ pub struct TestArgs {
     /// Time limit per call before scaling, in milliseconds [default: 2000].
     #[arg(long)]
     timeout_ms: Option<u64>,
+    /// The project's sample inputs (JSON): cases of parameters and rows of
+    /// profile values, or a connector's input file (docs/plugin-guide.md).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// The bundle manifest (bundle.toml): its requested limits apply, and its
+    /// requested grants shape the fixtures' view [default: bundle.toml
+    /// beside the fixtures, if any].
+    #[arg(long)]
+    manifest: Option<PathBuf>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -65,7 +77,17 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             args.component.display()
         );
     };
+    // The bundle manifest: its requested limits apply here as the host
+    // would apply them (within its caps), and its requested grants shape
+    // the fixtures' view.
+    let manifest = args.manifest.clone().or_else(|| {
+        let beside = args.fixtures.as_ref()?.parent()?.join("bundle.toml");
+        beside.is_file().then_some(beside)
+    });
     let mut limits = Limits::default();
+    if let Some(path) = &manifest {
+        fixtures::apply_requested_limits(path, &args.component, &mut limits)?;
+    }
     if let Some(fuel) = args.fuel {
         limits.fuel_base = fuel;
     }
@@ -129,12 +151,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         PluginKind::Strategy => sample_strategy(&plugin, &params, args.rows),
         PluginKind::Connector => sample_connector(&plugin, &params, args.input.as_ref()),
     };
+    let outcome = outcome.and_then(|()| match &args.fixtures {
+        Some(path) => fixtures::run(&plugin, path, manifest.as_deref()),
+        None => Ok(()),
+    });
     match outcome {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(SampleError::Call(error)) => Ok(failed(&error)),
         Err(SampleError::Other(error)) => Err(error),
     }
 }
+
+mod fixtures;
 
 enum SampleError {
     Call(CallError),
@@ -241,22 +269,28 @@ fn sample_connector(
                 Vec::new()
             }
         };
-        let out = plugin.parse(params, &data)?;
-        println!(
-            "parse       {} → {}, {} rejected",
-            report::bytes(data.len() as u64),
-            report::records(&out.value),
-            out.value.rejections.len()
-        );
-        print!("{}", report::rejections(&out.value, "            ", 5));
-        println!("cost        {}", report::cost(&out.cost));
-        print!("{}", report::logs(&out.logs, out.logs_dropped));
+        parse_and_report(plugin, params, &data)?;
     }
     if modes.contains(Modes::PULL) || modes.contains(Modes::DELIVER) {
         println!(
             "sample      pull and deliver need a source or destination the host connects; not run here"
         );
     }
+    Ok(())
+}
+
+/// One `parse` call, reported as `plugin test` reports it.
+fn parse_and_report(plugin: &Plugin, params: &[FieldValue], data: &[u8]) -> Result<(), CallError> {
+    let out = plugin.parse(params, data)?;
+    println!(
+        "parse       {} → {}, {} rejected",
+        report::bytes(data.len() as u64),
+        report::records(&out.value),
+        out.value.rejections.len()
+    );
+    print!("{}", report::rejections(&out.value, "            ", 5));
+    println!("cost        {}", report::cost(&out.cost));
+    print!("{}", report::logs(&out.logs, out.logs_dropped));
     Ok(())
 }
 

@@ -296,3 +296,184 @@ fn an_unsigned_bundle_installs_only_on_a_development_server_and_says_so() {
     assert!(row.contains("unsigned_development"), "{list}");
     assert!(server.stop().success());
 }
+
+/// Each Python example, built from source with the Python SDK, signed as a
+/// bundle, installed into a running server, approved, and called the way
+/// the server calls plugins: the connector imports a file, the segment
+/// previews its members, the strategy forecasts a what-if campaign.
+#[test]
+fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
+    use tessera_guests::python;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init_keys(root);
+    // Python components compile to ~40 MB each: cached in the target
+    // directory (by content hash, so across runs), not in the user's cache.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-components");
+    let compiled = cache.join("compiled");
+    let server = Server::start_with(
+        root,
+        TENANT,
+        &[("TESSERA_CACHE_DIR", compiled.to_str().unwrap())],
+    );
+    let operator = server.operator.clone().expect("an operator token");
+    let keys = root.join("publisher");
+    ok(&tessera(root)
+        .args(["keys", "publisher", "new", "--out", p(&keys)])
+        .output()
+        .unwrap());
+    ok(&run(
+        &server,
+        &operator,
+        &[
+            "keys",
+            "publisher",
+            "trust",
+            p(&keys.join("publisher.pub")),
+            "--name",
+            "Example Partner",
+        ],
+    ));
+    for example in python::EXAMPLES {
+        let component = python::component(&example, &cache)
+            .unwrap_or_else(|why| panic!("{} could not be built: {why}", example.name));
+        let src = root.join(example.name);
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::copy(&component, src.join(format!("{}.wasm", example.name))).unwrap();
+        std::fs::copy(
+            python::root().join(example.dir).join("bundle.toml"),
+            src.join("bundle.toml"),
+        )
+        .unwrap();
+        // The partner's loop first: its fixtures, under its requested view.
+        let fixtures = python::root().join(example.dir).join("fixtures.json");
+        let tested = ok(&tessera(root)
+            .args([
+                "plugin",
+                "test",
+                p(&src.join(format!("{}.wasm", example.name))),
+                "--fixtures",
+                p(&fixtures),
+                "--cache-dir",
+                p(&compiled),
+            ])
+            .output()
+            .unwrap());
+        assert!(tested.contains("view        under the grants"), "{tested}");
+        let expected = match example.world {
+            "connector" => "2 events, 0 trait updates, 0 identity links, 3 rejected",
+            "segment" => "row 1: member, score 99.09, tier hot",
+            _ => "row 1: vip_preview",
+        };
+        assert!(tested.contains(expected), "{}: {tested}", example.name);
+        let bundle = root.join(format!("{}.tsb", example.name));
+        ok(&tessera(root)
+            .args(["bundle", "build", p(&src), "--out", p(&bundle)])
+            .output()
+            .unwrap());
+        ok(&tessera(root)
+            .args([
+                "bundle",
+                "sign",
+                p(&bundle),
+                "--key",
+                p(&keys.join("publisher.key")),
+            ])
+            .output()
+            .unwrap());
+        let installed = ok(&run(&server, &operator, &["plugin", "install", p(&bundle)]));
+        assert!(installed.contains("pending approval"), "{installed}");
+        ok(&run(
+            &server,
+            &operator,
+            &["plugin", "approve", example.name],
+        ));
+        let shown = ok(&run(&server, &operator, &["plugin", "show", example.name]));
+        assert!(shown.contains("active"), "{shown}");
+    }
+
+    // The connector: an import of its sample file, bad lines reported by row.
+    let sample = python::root()
+        .join(python::ORDERS_JSONL.dir)
+        .join("sample.jsonl");
+    let imported = ok(&run(
+        &server,
+        &operator,
+        &[
+            "import",
+            p(&sample),
+            "--connector",
+            "orders-jsonl",
+            "--json",
+        ],
+    ));
+    let imported: serde_json::Value = serde_json::from_str(&imported).expect("JSON");
+    assert_eq!(imported["status"], "completed", "{imported}");
+    assert_eq!(imported["report"]["accepted"], 2, "{imported}");
+    assert_eq!(imported["report"]["rows_read"], 5, "{imported}");
+
+    // Ann consents to analytics and personalization, through the portal flow.
+    let body = r#"{"identity": {"kind": "member_id", "value": "u-1"}}"#;
+    let (status, answer) = server.call("POST", "/v1/subject-tokens", Some(&operator), Some(body));
+    assert_eq!(status, 201, "{answer}");
+    let ann = answer["token"].as_str().unwrap().to_owned();
+    for purpose in ["analytics", "personalization"] {
+        let (status, answer) = server.call(
+            "PUT",
+            &format!("/v1/me/consents/{purpose}"),
+            Some(&ann),
+            Some(r#"{"granted": true}"#),
+        );
+        assert_eq!(status, 200, "{purpose}: {answer}");
+    }
+
+    // The segment: her only purchase is months old, so she is cold, not hot.
+    let preview = |tier: &str| {
+        let body = format!(r#"{{"plugin": "engagement-tiers", "params": {{"tier": "{tier}"}}}}"#);
+        let (status, answer) =
+            server.call("POST", "/v1/segments/preview", Some(&operator), Some(&body));
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let cold = preview("cold");
+    assert_eq!(cold["evaluated"], 1, "{cold}");
+    assert_eq!(cold["members"], 1, "{cold}");
+    assert_eq!(preview("hot")["members"], 0);
+
+    // The strategy: a what-if campaign on the cold customers, forecast by
+    // the plugin's own `simulate`.
+    let body = r#"{"plugin": "engagement-tiers", "params": {"tier": "cold"}}"#;
+    let (status, answer) = server.call(
+        "PUT",
+        "/v1/segments/cold-customers",
+        Some(&operator),
+        Some(body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let mut recomputed = false;
+    for _ in 0..300 {
+        let (_, segment) = server.call("GET", "/v1/segments/cold-customers", Some(&operator), None);
+        if !segment["last_recompute"].is_null() {
+            assert_eq!(segment["members"], 1, "{segment}");
+            recomputed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(recomputed, "the segment was never recomputed");
+    let body = r#"{"strategy": "propensity-offers", "segment": "cold-customers",
+                   "purpose": "personalization", "holdout": 0.0, "goal": {"event": "purchase"}}"#;
+    let (status, forecast) = server.call("POST", "/v1/simulate", Some(&operator), Some(body));
+    assert_eq!(status, 200, "{forecast}");
+    assert_eq!(forecast["consenting"], 1, "{forecast}");
+    assert!(
+        forecast["notes"]
+            .as_str()
+            .is_some_and(|n| n.contains("expected margin per subject")),
+        "{forecast}"
+    );
+    let actions = forecast["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 4, "{forecast}");
+    assert!(server.stop().success());
+}

@@ -3,3 +3,7 @@
 //! First-party plugins are embedded as bytes; test programs are named by path.
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// Python plugins (the examples, the hostile guest) built from source for tests.
+#[cfg(feature = "test-programs")]
+pub mod python;
