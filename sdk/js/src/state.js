@@ -1,0 +1,38 @@
+// Plugin-scoped state (`tessera:plugin/state`). Importing this module makes
+// the component import the interface, which the operator must grant (a
+// state quota); a plugin that never imports it does not ask for it.
+
+import * as wit from 'tessera:plugin/state@0.1.0';
+
+const bytes = (value) =>
+  typeof value === 'string' ? new TextEncoder().encode(value) : Uint8Array.from(value);
+
+/** The stored bytes (a Uint8Array), or undefined. */
+export function get(key) {
+  return wit.get(key) ?? undefined;
+}
+
+/** The stored value decoded as UTF-8 text, or undefined. */
+export function getText(key) {
+  const value = get(key);
+  return value === undefined ? undefined : new TextDecoder().decode(value);
+}
+
+/**
+ * Stores bytes (or a string, as UTF-8). Past the granted quota it throws a
+ * `PluginError` (`unavailable`) and leaves the old value in place.
+ */
+export function put(key, value) {
+  wit.put(key, bytes(value));
+}
+
+/** Removes a key; removing a missing key is not an error. */
+export function remove(key) {
+  wit['delete'](key);
+}
+export { remove as delete };
+
+/** Keys with the given prefix, in order, at most `limit` of them. */
+export function keys(prefix, limit) {
+  return wit.keys(prefix, limit);
+}
