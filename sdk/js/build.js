@@ -11,8 +11,8 @@
 // 1. Stage the plugin's source directory and this SDK's runtime modules in a
 //    temporary directory, with `tessera-sdk` imports rewritten to relative
 //    paths (the component's module loader resolves no package names).
-// 2. Write the world: the kind's world (segments and strategies with their
-//    plan exports, as the Rust SDK does), plus `state` and `http` only if the
+// 2. Write the world: the kind's world (segments with their plan export, as
+//    the Rust SDK does; strategies without theirs, see `worldFor`), plus `state` and `http` only if the
 //    plugin's source imports `tessera-sdk/state` or `tessera-sdk/http`: a
 //    component imports exactly what it uses, and the operator grants that.
 // 3. Run componentize-js with every WASI feature disabled (stdio, random,
@@ -67,7 +67,11 @@ export function customSection(name, payload) {
 export function worldFor(kind, imports) {
   const base = {
     segment: 'include tessera:plan/planned-segment@0.1.0;',
-    strategy: 'include tessera:strategy/planned-strategy@0.1.0;',
+    // Not planned-strategy: it imports `tessera:plan/segment-plan` for its
+    // types, componentize-js imports every function of an imported
+    // interface, and the host defines none there (it refuses a strategy
+    // that imports `plan`). A JavaScript strategy is a plain one.
+    strategy: 'include tessera:plugin/strategy@0.1.0;',
     connector: 'include tessera:plugin/connector@0.1.0;',
   }[kind];
   const lines = [`    ${base}`];
@@ -206,7 +210,7 @@ export async function build(options = {}) {
     }
     const exportsOf = {
       segment: ['describe', 'validate', 'evaluate', 'segmentPlan'],
-      strategy: ['describe', 'actions', 'validate', 'decide', 'observe', 'simulate', 'campaignPlan'],
+      strategy: ['describe', 'actions', 'validate', 'decide', 'observe', 'simulate'],
       connector: ['describe', 'supports', 'validate', 'parse', 'pull', 'deliver'],
     }[kind];
     const entryModule = `./plugin/${relative(srcDir, entry).split(sep).join('/')}`;

@@ -243,8 +243,6 @@ export interface Feedback {
 export interface Strategy {
   describe(): Manifest;
   actions(): ActionSpec[];
-  actionsFor?(params: Params): ActionSpec[];
-  plan?(params: Params): Needs;
   validate?(params: Params): void;
   decide(params: Params, batch: Batch, context: Context): Decision[];
   observe?(params: Params, feedback: Feedback[], profiles: Batch): void;

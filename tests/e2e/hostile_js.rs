@@ -148,3 +148,19 @@ fn javascript_log_flood_hits_the_host_call_limit() {
     );
     assert_host_healthy(&runtime, &plugin);
 }
+
+#[test]
+fn javascript_state_past_the_quota_fails_with_the_hosts_error_and_keeps_nothing() {
+    let runtime = runtime();
+    // The guest imports `tessera-sdk/state`; the test installation grants
+    // a 1 MiB quota, and it writes 2 MiB.
+    let plugin = hostile(&runtime, Limits::default());
+    match attack(&plugin, "quota") {
+        Err(CallError::Plugin {
+            error: PluginError::Unavailable(message),
+            ..
+        }) => assert!(message.contains("quota"), "{message}"),
+        other => panic!("expected the quota's unavailable error, got {other:?}"),
+    }
+    assert_host_healthy(&runtime, &plugin);
+}

@@ -44,6 +44,13 @@ const SDK_LOCK: &str = include_str!("../../../sdk/js/package-lock.json");
 /// The build tool, at the version the SDK is built and tested with.
 const COMPONENTIZE_JS: (&str, &str) = ("@bytecodealliance/componentize-js", "0.23.0");
 
+/// The SDK's dev dependencies (the toolchain, pinned exactly): the
+/// project's own. componentize-js loads `@bytecodealliance/preview2-shim`
+/// without declaring it, so the SDK names it too.
+fn toolchain(sdk_package: &Value) -> Value {
+    sdk_package["devDependencies"].clone()
+}
+
 fn template(kind: PluginKind) -> &'static str {
     match kind {
         PluginKind::Connector => include_str!("../templates/js/connector.js"),
@@ -63,7 +70,7 @@ fn lockfile(name: &str, sdk_dep: &str, sdk_package: &Value) -> anyhow::Result<St
             "name": name,
             "version": "0.1.0",
             "dependencies": { "tessera-sdk": format!("file:{sdk_dep}") },
-            "devDependencies": { COMPONENTIZE_JS.0: COMPONENTIZE_JS.1 },
+            "devDependencies": toolchain(sdk_package),
         }),
     );
     packages.insert(
@@ -127,7 +134,7 @@ pub fn run(
         "tessera": { "kind": kind.as_str(), "entry": "src/plugin.js" },
         "scripts": { "build": "tessera-build" },
         "dependencies": { "tessera-sdk": format!("file:{sdk_dep}") },
-        "devDependencies": { COMPONENTIZE_JS.0: COMPONENTIZE_JS.1 },
+        "devDependencies": toolchain(&sdk_package),
     });
     let mut files: Vec<(String, String)> = vec![
         (

@@ -3,6 +3,7 @@
 // the interface; requests to any other host fail with `unavailable`.
 
 import { send as witSend } from 'tessera:plugin/http@0.1.0';
+import { asPluginError } from './index.js';
 
 /**
  * Sends `{ method, url, headers: [{ name, value }], body }` and returns
@@ -11,7 +12,11 @@ import { send as witSend } from 'tessera:plugin/http@0.1.0';
  */
 export function send({ method = 'GET', url, headers = [], body = new Uint8Array(0) }) {
   const data = typeof body === 'string' ? new TextEncoder().encode(body) : body;
-  return witSend({ method, url, headers, body: data });
+  try {
+    return witSend({ method, url, headers, body: data });
+  } catch (e) {
+    throw asPluginError(e);
+  }
 }
 
 /** The response body decoded as UTF-8 text. */

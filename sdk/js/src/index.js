@@ -41,8 +41,16 @@ export class PluginError extends Error {
   static internal(message) { return new PluginError('internal', message); }
 }
 
-function asPluginError(e) {
+const ERROR_TAGS = ['invalid-input', 'invalid-config', 'unavailable', 'internal'];
+
+/**
+ * `e` as a `PluginError`: itself, the WIT error an import failed with (the
+ * bindings throw it with its variant as `payload`), or `internal`.
+ */
+export function asPluginError(e) {
   if (e instanceof PluginError) return e;
+  const payload = e !== null && typeof e === 'object' && Object.hasOwn(e, 'payload') ? e.payload : undefined;
+  if (payload && ERROR_TAGS.includes(payload.tag)) return new PluginError(payload.tag, payload.val);
   const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return PluginError.internal(`uncaught exception: ${what}`);
 }
@@ -415,7 +423,10 @@ export class Memberships {
   /** Membership from one boolean per row. */
   static fromBools(bools) { return new Memberships(Uint8Array.from(bools, (b) => (b ? 1 : 0))); }
   /** Attaches one score per row. */
-  withScores(scores) { this.scores = Float64Array.from(scores); return this; }
+  withScores(scores) {
+    this.scores = scores instanceof Float64Array ? scores : Float64Array.from(scores);
+    return this;
+  }
   /** Attaches a named tier per row: `tiers[row]` is a string (or undefined: none). */
   withTiers(tiers) {
     const dictionary = [];
@@ -559,10 +570,22 @@ export class ActionForecast {
   constructor(action, share, expectedReward) { this.action = action; this.share = share; this.expectedReward = expectedReward; }
 }
 
-/** The exports of the strategy world (and `tessera:strategy/campaign-plan`) for `impl`. */
+/**
+ * The exports of the strategy world for `impl`. Not
+ * `tessera:strategy/campaign-plan` (see build.js, `worldFor`): the actions
+ * are `actions()` and the columns the manifest's.
+ */
 export function strategyExports(impl) {
-  const actionsFor = (params) => (impl.actionsFor ? impl.actionsFor(params) : impl.actions());
-  const plan = (params) => (impl.plan ? impl.plan(params) : Needs.declared(impl.describe()));
+  // Runs when the component is built: a strategy that plans fails the build.
+  for (const method of ['actionsFor', 'plan']) {
+    if (impl[method] !== undefined) {
+      throw new Error(
+        `strategy \`${method}\` is not supported by the JavaScript SDK yet: its strategies are ` +
+          'plain (no tessera:strategy/campaign-plan export); see docs/plugin-guide-js.md');
+    }
+  }
+  const actionsFor = () => impl.actions();
+  const plan = () => Needs.declared(impl.describe());
   const simulate = impl.simulate ?? ((params, batch, context) => {
     const decisions = impl.decide(params, batch, context);
     const shares = new Array(actionsFor(params).length).fill(0);
@@ -598,9 +621,5 @@ export function strategyExports(impl) {
       const p = new Params(params);
       return simulate(p, Batch.planned(batch, plan(p)), context);
     }),
-    campaignPlan: {
-      actions: guarded((params) => actionsFor(new Params(params))),
-      plan: guarded((params) => plan(new Params(params))),
-    },
   };
 }

@@ -3,9 +3,14 @@
 // state quota); a plugin that never imports it does not ask for it.
 
 import * as wit from 'tessera:plugin/state@0.1.0';
+import { asPluginError } from './index.js';
 
+// A Uint8Array is passed as it is: copying one element by element in the
+// interpreter costs ~100 fuel a byte.
 const bytes = (value) =>
-  typeof value === 'string' ? new TextEncoder().encode(value) : Uint8Array.from(value);
+  typeof value === 'string' ? new TextEncoder().encode(value)
+    : value instanceof Uint8Array ? value
+    : Uint8Array.from(value);
 
 /** The stored bytes (a Uint8Array), or undefined. */
 export function get(key) {
@@ -23,7 +28,11 @@ export function getText(key) {
  * `PluginError` (`unavailable`) and leaves the old value in place.
  */
 export function put(key, value) {
-  wit.put(key, bytes(value));
+  try {
+    wit.put(key, bytes(value));
+  } catch (e) {
+    throw asPluginError(e);
+  }
 }
 
 /** Removes a key; removing a missing key is not an error. */

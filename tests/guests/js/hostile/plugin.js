@@ -5,6 +5,7 @@
 // and then serve the next honest call (tests/e2e/hostile.rs).
 
 import { host, Level, Manifest, Memberships, ParamSpec, Value } from 'tessera-sdk';
+import * as state from 'tessera-sdk/state';
 
 function recurse(n) {
   return recurse(n + 1) + 1;
@@ -30,6 +31,11 @@ export default {
         throw new TypeError('a bug in the plugin');
       case 'log':
         for (;;) host.log(Level.Info, 'flood');
+      case 'quota':
+        // Past the granted quota: the host's `unavailable` error reaches
+        // the caller as it is.
+        state.put('big', new Uint8Array(2 << 20));
+        return Memberships.fromFn(batch.rows(), () => true);
       default:
         return Memberships.fromFn(batch.rows(), () => false);
     }
