@@ -235,8 +235,18 @@ fn python_twin(root: &Path, target_dir: &Path) -> Result<String, String> {
 /// components tests use: the twin of `threshold`, the hostile guest, and the
 /// examples in every kind.
 const JS_GUESTS: &[(&str, &str, &str, &str)] = &[
-    ("THRESHOLD_JS", "tests/guests/js/threshold", "segment", "plugin.js"),
-    ("JS_HOSTILE", "tests/guests/js/hostile", "segment", "plugin.js"),
+    (
+        "THRESHOLD_JS",
+        "tests/guests/js/threshold",
+        "segment",
+        "plugin.js",
+    ),
+    (
+        "JS_HOSTILE",
+        "tests/guests/js/hostile",
+        "segment",
+        "plugin.js",
+    ),
     (
         "JS_EXAMPLE_SEGMENT",
         "examples/plugins/js/lapsed-vip",

@@ -182,6 +182,9 @@ fn javascript_threshold_twin_passes_the_same_contract() {
         rust.info().manifest,
         "the twins describe themselves identically"
     );
-    assert!(js.info().plans, "the JavaScript SDK exports the plan, as the Rust SDK does");
+    assert!(
+        js.info().plans,
+        "the JavaScript SDK exports the plan, as the Rust SDK does"
+    );
     threshold_contract(&js);
 }

@@ -150,7 +150,7 @@ fn javascript_log_flood_hits_the_host_call_limit() {
 }
 
 #[test]
-fn javascript_state_past_the_quota_fails_with_the_hosts_error_and_keeps_nothing() {
+fn javascript_state_write_past_the_quota_fails_with_the_hosts_unavailable_error() {
     let runtime = runtime();
     // The guest imports `tessera-sdk/state`; the test installation grants
     // a 1 MiB quota, and it writes 2 MiB.

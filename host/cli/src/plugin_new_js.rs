@@ -23,7 +23,10 @@ const SDK: &[(&str, &str)] = &[
     ("src/index.js", include_str!("../../../sdk/js/src/index.js")),
     ("src/state.js", include_str!("../../../sdk/js/src/state.js")),
     ("src/http.js", include_str!("../../../sdk/js/src/http.js")),
-    ("src/schema.js", include_str!("../../../sdk/js/src/schema.js")),
+    (
+        "src/schema.js",
+        include_str!("../../../sdk/js/src/schema.js"),
+    ),
     (
         "wit/plugin.wit",
         include_str!("../../../wit/v0.1/plugin.wit"),
@@ -79,8 +82,15 @@ fn lockfile(name: &str, sdk_dep: &str, sdk_package: &Value) -> anyhow::Result<St
     );
     let mut linked = sdk_package.clone();
     if let Some(object) = linked.as_object_mut() {
-        for field in ["description", "repository", "keywords", "exports", "types", "files", "type"]
-        {
+        for field in [
+            "description",
+            "repository",
+            "keywords",
+            "exports",
+            "types",
+            "files",
+            "type",
+        ] {
             object.remove(field);
         }
     }
@@ -122,8 +132,7 @@ pub fn run(
         }
         None => "tessera-sdk".to_string(),
     };
-    let sdk_package: Value =
-        serde_json::from_str(SDK[0].1).context("the SDK's package.json")?;
+    let sdk_package: Value = serde_json::from_str(SDK[0].1).context("the SDK's package.json")?;
     let (traits, purposes, description) = request(kind);
     let package = json!({
         "name": name,

@@ -133,10 +133,19 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
          "placed_at": "2026-01-12T10:00:00Z", "total": 40.0, "currency": "EUR", "items": 1},
         {"id": "o-3", "email": "not an address", "placed_at": "2026-01-12T10:00:00Z", "total": 5.0}
     ]});
-    let pushed = call(&server, "POST", "/v1/sources/orders/push", &operator, orders);
+    let pushed = call(
+        &server,
+        "POST",
+        "/v1/sources/orders/push",
+        &operator,
+        orders,
+    );
     let report = &pushed["report"];
     assert_eq!(report["events_inserted"], 2, "{pushed}");
-    assert!(pushed.to_string().contains("is not an email address"), "{pushed}");
+    assert!(
+        pushed.to_string().contains("is not an email address"),
+        "{pushed}"
+    );
 
     // Both people consent to what the segment and the strategy work for.
     let portal = server.create_token(&operator, "portal", "portal");

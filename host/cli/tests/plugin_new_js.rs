@@ -105,13 +105,7 @@ fn a_javascript_project_that_imports_another_package_is_refused_with_the_reason(
     ok(&tessera(
         root,
         &[
-            "plugin",
-            "new",
-            "--lang",
-            "js",
-            "--kind",
-            "segment",
-            "borrows",
+            "plugin", "new", "--lang", "js", "--kind", "segment", "borrows",
         ],
     ));
     let project = root.join("borrows");
