@@ -23,14 +23,19 @@ const FREE_SHIPPING = 0;
 const TEN_PERCENT = 1;
 const EARLY_ACCESS = 2;
 
-function choose(params, batch, row) {
-  const orders = batch.aggregate('orders').integer(row) ?? 0;
-  const value = batch.field('lifetime_value').number(row);
-  if (orders === 0) return [FREE_SHIPPING, 'no purchase yet'];
-  if (value === undefined || value < params.number('vip_value')) {
-    return [TEN_PERCENT, `${orders} orders, lifetime value below ${params.number('vip_value')}`];
-  }
-  return [EARLY_ACCESS, `a VIP: lifetime value ${value}`];
+// The rule for a whole batch: columns and parameters are looked up once,
+// not per row (every call into the SDK costs interpreted instructions).
+function chooser(params, batch) {
+  const orders = batch.aggregate('orders');
+  const value = batch.field('lifetime_value');
+  const vip = params.number('vip_value');
+  return (row) => {
+    const n = orders.integer(row) ?? 0;
+    const v = value.number(row);
+    if (n === 0) return [FREE_SHIPPING, 'no purchase yet'];
+    if (v === undefined || v < vip) return [TEN_PERCENT, `${n} orders, lifetime value below ${vip}`];
+    return [EARLY_ACCESS, `a VIP: lifetime value ${v}`];
+  };
 }
 
 export default {
@@ -56,9 +61,10 @@ export default {
   },
 
   decide(params, batch) {
+    const choose = chooser(params, batch);
     const out = [];
     for (let row = 0; row < batch.rows(); row++) {
-      const [chosen, why] = choose(params, batch, row);
+      const [chosen, why] = choose(row);
       const ranked = [new RankedAction(chosen, 1, 1)];
       for (let a = 0; a < ACTIONS.length; a++) if (a !== chosen) ranked.push(new RankedAction(a, 0, 0));
       out.push(new Decision(ranked, why));
@@ -72,8 +78,9 @@ export default {
       params.number('conversion_ten_percent'),
       params.number('conversion_early_access'),
     ];
+    const choose = chooser(params, batch);
     const counts = [0, 0, 0];
-    for (let row = 0; row < batch.rows(); row++) counts[choose(params, batch, row)[0]] += 1;
+    for (let row = 0; row < batch.rows(); row++) counts[choose(row)[0]] += 1;
     const rows = Math.max(batch.rows(), 1);
     const actions = counts.map((n, a) => new ActionForecast(a, n / rows, rates[a]));
     const expected = actions.reduce((sum, a) => sum + a.share * a.expectedReward, 0);
