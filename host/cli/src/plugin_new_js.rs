@@ -187,8 +187,16 @@ state_quota = 0
 # A JavaScript component carries its engine (SpiderMonkey): it starts at
 # about 9 MiB of linear memory, so it needs more than a Rust one.
 memory_bytes = 33554432
-"#,
+{fuel}"#,
                 kind = kind.as_str(),
+                fuel = if kind == PluginKind::Strategy {
+                    "# A decision costs ~250,000 instructions in JavaScript (most of it turning\n\
+                     # it into the WIT record in componentize-js's generated bindings); the\n\
+                     # default 50,000 per row would stop a batch of decisions.\n\
+                     fuel_per_unit = 500000\n"
+                } else {
+                    ""
+                },
             ),
         ),
         (
