@@ -92,6 +92,14 @@ fn main() {
              pub const THRESHOLD_PY: Result<&str, &str> = {python:?};"
         )
         .unwrap();
+        for (name, built) in js_guests(&root, &guest_target) {
+            writeln!(
+                code,
+                "    /// A JavaScript component (componentize-js), or why it could not be built.\n    \
+                 pub const {name}: Result<&str, &str> = {built:?};"
+            )
+            .unwrap();
+        }
         code.push_str("}\n");
     }
     fs::write(out_dir.join("guests.rs"), code).unwrap();
@@ -221,6 +229,160 @@ fn python_twin(root: &Path, target_dir: &Path) -> Result<String, String> {
             Err(why)
         }
     }
+}
+
+/// (constant name, project directory, kind, entry module) of the JavaScript
+/// components tests use: the twin of `threshold`, the hostile guest, and the
+/// examples in every kind.
+const JS_GUESTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "THRESHOLD_JS",
+        "tests/guests/js/threshold",
+        "segment",
+        "plugin.js",
+    ),
+    (
+        "JS_HOSTILE",
+        "tests/guests/js/hostile",
+        "segment",
+        "plugin.js",
+    ),
+    (
+        "JS_EXAMPLE_SEGMENT",
+        "examples/plugins/js/lapsed-vip",
+        "segment",
+        "src/plugin.js",
+    ),
+    (
+        "JS_EXAMPLE_STRATEGY",
+        "examples/plugins/js/next-best-offer",
+        "strategy",
+        "src/plugin.js",
+    ),
+    (
+        "JS_EXAMPLE_CONNECTOR",
+        "examples/plugins/js/json-orders",
+        "connector",
+        "src/plugin.js",
+    ),
+];
+
+/// Builds the JavaScript components with the SDK's build script
+/// (componentize-js, pinned by `sdk/js/package-lock.json`), each only when
+/// its inputs changed: a build takes seconds and hundreds of MB. Never fails
+/// the build: a failure is reported to the test that needs it.
+fn js_guests(root: &Path, target_dir: &Path) -> Vec<(&'static str, Result<String, String>)> {
+    let sdk = root.join("sdk/js");
+    for path in ["sdk/js/src", "sdk/js/build.js", "sdk/js/package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let mut shared = String::new();
+    let mut inputs = vec![
+        sdk.join("build.js"),
+        sdk.join("package-lock.json"),
+        root.join("wit/v0.1/plugin.wit"),
+        root.join("wit/plan/v0.1/plan.wit"),
+        root.join("wit/strategy/v0.1/strategy.wit"),
+    ];
+    inputs.extend(files_under(&sdk.join("src")));
+    for input in &inputs {
+        match fs::read(input) {
+            Ok(bytes) => writeln!(shared, "{} {:016x}", input.display(), fnv1a(&bytes)).unwrap(),
+            Err(e) => {
+                let why = format!("cannot read {}: {e}", input.display());
+                return JS_GUESTS.iter().map(|g| (g.0, Err(why.clone()))).collect();
+            }
+        }
+    }
+    let mut tools: Option<Result<(), String>> = None;
+    JS_GUESTS
+        .iter()
+        .map(|&(name, project, kind, entry)| {
+            let project = root.join(project);
+            println!("cargo:rerun-if-changed={}", project.display());
+            let mut fingerprint = shared.clone();
+            for input in files_under(&project) {
+                let bytes = fs::read(&input).unwrap_or_default();
+                writeln!(fingerprint, "{} {:016x}", input.display(), fnv1a(&bytes)).unwrap();
+            }
+            writeln!(fingerprint, "{kind} {entry}").unwrap();
+            let out = target_dir.join(format!("js/{}.wasm", name.to_lowercase()));
+            let stamp = out.with_extension("inputs");
+            if out.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint) {
+                return (name, Ok(out.display().to_string()));
+            }
+            let ready = tools.get_or_insert_with(|| js_tools(&sdk)).clone();
+            let built = ready.and_then(|()| {
+                let output = Command::new("node")
+                    .arg(sdk.join("build.js"))
+                    .args(["--quiet", "--kind", kind, "--entry", entry, "--project"])
+                    .arg(&project)
+                    .arg("--out")
+                    .arg(&out)
+                    .output()
+                    .map_err(|e| format!("cannot run node: {e}"))?;
+                if !output.status.success() {
+                    return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+                }
+                fs::write(&stamp, &fingerprint).map_err(|e| e.to_string())?;
+                Ok(out.display().to_string())
+            });
+            if let Err(why) = &built {
+                println!(
+                    "cargo:warning=the JavaScript component {name} was not built: {}",
+                    why.lines().last().unwrap_or("")
+                );
+            }
+            (name, built)
+        })
+        .collect()
+}
+
+/// Installs the SDK's build tools (`npm ci` from its lockfile) if they are
+/// missing; `.ci/run` installs them beforehand.
+fn js_tools(sdk: &Path) -> Result<(), String> {
+    let installed = sdk.join("node_modules/@bytecodealliance/componentize-js/package.json");
+    if installed.is_file() {
+        return Ok(());
+    }
+    let output = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(sdk)
+        .output()
+        .map_err(|e| format!("cannot run npm (Node.js 20 or later is needed): {e}"))?;
+    if output.status.success() && installed.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`npm ci` in {} failed: {}",
+            sdk.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Every file under `dir` except `node_modules` and `dist`, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "node_modules" && name != "dist" {
+                    stack.push(path);
+                }
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A stable 64-bit hash for change detection (not for security).

@@ -1,5 +1,6 @@
 //! The segment contract, run against the first-party Rust `threshold` plugin
-//! and its Python twin: same manifest, same answers, same errors.
+//! and its Python and JavaScript twins: same manifest, same answers, same
+//! errors.
 
 use tessera_runtime::api::types::{Column, ColumnData, Value};
 use tessera_runtime::{CallError, Grants, Limits, Plugin, PluginError, PluginKind, Runtime};
@@ -166,4 +167,24 @@ fn python_threshold_twin_passes_the_same_contract() {
         "the twins describe themselves identically"
     );
     threshold_contract(&python);
+}
+
+#[test]
+fn javascript_threshold_twin_passes_the_same_contract() {
+    let path = test_programs::THRESHOLD_JS.unwrap_or_else(|why| {
+        panic!("the JavaScript twin could not be built with componentize-js: {why}")
+    });
+    let runtime = runtime();
+    let js = install_ungranted(&runtime, &program(path));
+    let rust = install_ungranted(&runtime, plugins::THRESHOLD);
+    assert_eq!(
+        js.info().manifest,
+        rust.info().manifest,
+        "the twins describe themselves identically"
+    );
+    assert!(
+        js.info().plans,
+        "the JavaScript SDK exports the plan, as the Rust SDK does"
+    );
+    threshold_contract(&js);
 }

@@ -3,6 +3,7 @@
 mod contract;
 mod csv;
 mod hostile;
+mod hostile_js;
 mod install;
 mod outbound;
 mod plugins;

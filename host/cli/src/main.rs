@@ -11,6 +11,7 @@ mod import;
 mod keys;
 mod plugin;
 mod plugin_new;
+mod plugin_new_js;
 mod plugin_test;
 mod report;
 mod segment;

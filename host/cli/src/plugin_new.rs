@@ -20,13 +20,13 @@ pub struct NewArgs {
     /// The world it implements: connector, segment or strategy.
     #[arg(long)]
     kind: PluginKind,
-    /// The language: rust or python.
+    /// The language: rust, python or js (JavaScript).
     #[arg(long, default_value = "rust")]
     lang: String,
     /// The directory to create the project in [default: ./NAME].
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Use the Rust SDK at this path instead of writing a copy into the project.
+    /// Use the SDK at this path (sdk/rust, or sdk/js for js) instead of writing a copy into the project.
     #[arg(long)]
     sdk: Option<PathBuf>,
     /// The publisher named in the bundle manifest.
@@ -101,7 +101,7 @@ fn fixtures(kind: PluginKind) -> &'static str {
 
 /// What the template's plugin declares, and so what its bundle asks for:
 /// (traits, purposes, description).
-fn request(
+pub(crate) fn request(
     kind: PluginKind,
 ) -> (
     &'static [&'static str],
@@ -134,11 +134,11 @@ fn valid_name(name: &str) -> bool {
 
 pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     match args.lang.as_str() {
-        "rust" => {}
+        "rust" | "js" => {}
         "python" => return python::run(&args),
         other => bail!(
-            "--lang {other}: this version of tessera creates Rust and Python projects \
-             (--lang rust, --lang python)"
+            "--lang {other}: this version of tessera creates Rust, Python and JavaScript \
+             projects (--lang rust, --lang python, --lang js)"
         ),
     }
     if !valid_name(&args.name) {
@@ -158,6 +158,15 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
         bail!(
             "{} exists; a new project is never written over anything",
             dir.display()
+        );
+    }
+    if args.lang == "js" {
+        return crate::plugin_new_js::run(
+            &args.name,
+            args.kind,
+            &dir,
+            args.sdk.as_deref(),
+            &args.publisher,
         );
     }
     let sdk_dep = match &args.sdk {
@@ -295,7 +304,7 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
     Ok(ExitCode::SUCCESS)
 }
 
-fn write(dir: &Path, path: &str, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write(dir: &Path, path: &str, text: &str) -> anyhow::Result<()> {
     let path = dir.join(path);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
