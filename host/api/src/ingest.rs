@@ -15,7 +15,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tessera_vault::{Actor, Incoming, IngestOutcome, Refusal, Vault, VaultError};
+use tessera_vault::{Actor, Incoming, IngestOutcome, Refusal, TenantSettings, Vault, VaultError};
 
 use crate::auth::Role;
 use crate::error::{
@@ -259,17 +259,7 @@ async fn single(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
         ));
     }
-    let message: segment::Message =
-        serde_json::from_slice(&body.0).map_err(|error| match body_error(&error) {
-            e if e.code == "invalid_json" => e,
-            _ => ApiError::unprocessable(
-                "invalid_message",
-                format!(
-                    "the message is not a Segment message: {}",
-                    json_error_reason(&error)
-                ),
-            ),
-        })?;
+    let message = parse_message(&body.0)?;
     let metrics = state.metrics.clone();
     let report = blocking(move || {
         let settings = state.vault.settings(&principal.tenant)?;
@@ -371,6 +361,87 @@ single_endpoint!(
     "One message of any kind, named by its `type`."
 );
 
+/// Parses the body of a one-message endpoint: a JSON error is
+/// `invalid_json`, valid JSON that is not a message `invalid_message`.
+pub fn parse_message(body: &[u8]) -> Result<Message, ApiError> {
+    serde_json::from_slice(body).map_err(|error| match body_error(&error) {
+        e if e.code == "invalid_json" => e,
+        _ => ApiError::unprocessable(
+            "invalid_message",
+            format!(
+                "the message is not a Segment message: {}",
+                json_error_reason(&error)
+            ),
+        ),
+    })
+}
+
+/// A `/v1/batch` body as [`decode_batch`] leaves it for the vault.
+#[derive(Debug)]
+pub struct DecodedBatch {
+    /// `received`, and in `errors` the messages refused while decoding.
+    pub report: IngestReport,
+    /// The index in the batch of each of `items`.
+    pub indexes: Vec<usize>,
+    /// The messages that decoded, converted, in batch order.
+    pub items: Vec<Incoming>,
+}
+
+/// Decodes a `/v1/batch` body and converts each message with the tenant's
+/// settings: everything the endpoint does before the vault. The body as a
+/// whole is refused (bad JSON, too many messages); a bad message is listed
+/// in the report and the others still decode.
+pub fn decode_batch(
+    bytes: &[u8],
+    max_messages: usize,
+    max_message_bytes: usize,
+    settings: &TenantSettings,
+    now: i64,
+) -> Result<DecodedBatch, ApiError> {
+    let parsed: BatchBody<'_> = serde_json::from_slice(bytes).map_err(|e| body_error(&e))?;
+    if parsed.batch.len() > max_messages {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_messages",
+            format!(
+                "the batch has {} messages, more than the {max_messages} one request may carry (limits.max_batch_messages); split it",
+                parsed.batch.len()
+            ),
+        ));
+    }
+    let defaults = Defaults {
+        context: parsed.context,
+        sent_at: parsed.sent_at,
+    };
+    let mut report = IngestReport {
+        success: true,
+        received: parsed.batch.len(),
+        ..IngestReport::default()
+    };
+    let mut indexes = Vec::with_capacity(parsed.batch.len());
+    let mut items = Vec::with_capacity(parsed.batch.len());
+    for (index, raw) in parsed.batch.iter().enumerate() {
+        let converted = if raw.get().len() > max_message_bytes {
+            Err(message_too_large(max_message_bytes))
+        } else {
+            segment::parse(raw.get())
+                .and_then(|m| segment::convert(m, None, &defaults, settings, now))
+        };
+        match converted {
+            Ok(incoming) => {
+                indexes.push(index);
+                items.push(incoming);
+            }
+            Err(error) => report.error(index, error),
+        }
+    }
+    Ok(DecodedBatch {
+        report,
+        indexes,
+        items,
+    })
+}
+
 /// The body of `/v1/batch`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -414,47 +485,18 @@ pub(crate) async fn batch(
     // Parsed on the blocking pool too: a 512 KiB body is a few milliseconds.
     let metrics = state.metrics.clone();
     let report = blocking(move || {
-        let bytes = body.0;
-        let parsed: BatchBody<'_> = serde_json::from_slice(&bytes).map_err(|e| body_error(&e))?;
-        if parsed.batch.len() > max_messages {
-            return Err(ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_messages",
-                format!(
-                    "the batch has {} messages, more than the {max_messages} one request may carry (limits.max_batch_messages); split it",
-                    parsed.batch.len()
-                ),
-            ));
-        }
-        let defaults = Defaults {
-            context: parsed.context,
-            sent_at: parsed.sent_at,
-        };
-        let limit = state.config.limits.max_message_bytes;
         let settings = state.vault.settings(&principal.tenant)?;
-        let now = now_ms();
-        let mut report = IngestReport {
-            success: true,
-            received: parsed.batch.len(),
-            ..IngestReport::default()
-        };
-        let mut indexes = Vec::with_capacity(parsed.batch.len());
-        let mut items = Vec::with_capacity(parsed.batch.len());
-        for (index, raw) in parsed.batch.iter().enumerate() {
-            let converted = if raw.get().len() > limit {
-                Err(message_too_large(limit))
-            } else {
-                segment::parse(raw.get())
-                    .and_then(|m| segment::convert(m, None, &defaults, &settings, now))
-            };
-            match converted {
-                Ok(incoming) => {
-                    indexes.push(index);
-                    items.push(incoming);
-                }
-                Err(error) => report.error(index, error),
-            }
-        }
+        let DecodedBatch {
+            mut report,
+            indexes,
+            items,
+        } = decode_batch(
+            &body.0,
+            max_messages,
+            state.config.limits.max_message_bytes,
+            &settings,
+            now_ms(),
+        )?;
         ingest_split(
             &Sender::new(&state.vault, &principal),
             &indexes,

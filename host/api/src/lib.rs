@@ -57,7 +57,7 @@ pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use imports::{
     DeadLetterList, DeadLetterView, ImportDesk, ImportList, ImportView, SourceList, SourceView,
 };
-pub use ingest::{IngestReport, ItemReport};
+pub use ingest::{DecodedBatch, IngestReport, ItemReport, decode_batch, parse_message};
 pub use login::{
     CODE_TTL_MS, CodeChannel, CodeExchange, CodeLogin, CodeMessage, CodeRequest, CodeRequested,
     CodeSender, FileSender, LOGIN_CODE_DOC, LogSender, MAX_ATTEMPTS, MAX_CODES_PER_WINDOW,

@@ -10,6 +10,8 @@ pub mod bindings;
 mod cache;
 mod call;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod host;
 mod limits;
 mod manifest;

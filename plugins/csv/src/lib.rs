@@ -171,7 +171,9 @@ use mapping::{FieldMap, Kind, Mapping, Plan};
 use reader::{Cells, Encoding, Flaw, Reader, RowBuf};
 use values::{NumberError, NumberStyle};
 
-struct Csv;
+/// The connector; public so that the fuzz targets (`fuzz/`) reach
+/// [`Connector::parse`] natively.
+pub struct Csv;
 
 impl Connector for Csv {
     fn describe() -> Manifest {

@@ -17,7 +17,9 @@ use serde_json::Value as Json;
 use tessera_json_records::Invalid;
 use tessera_sdk::prelude::*;
 
-struct Ndjson;
+/// The connector; public so that the fuzz targets (`fuzz/`) reach
+/// [`Connector::parse`] natively.
+pub struct Ndjson;
 
 impl Connector for Ndjson {
     fn describe() -> Manifest {
