@@ -193,7 +193,8 @@ fn main() {
     println!(
         "\nthe threshold rule in three languages ({seconds} s of calls per case; ratio to Rust)\n"
     );
-    println!("| | {} |", all.map(|m| m.name).join(" | "));
+    let names: Vec<&str> = all.iter().map(|m| m.name).collect();
+    println!("| | {} |", names.join(" | "));
     println!("|---|{}", "---:|".repeat(all.len()));
     let row = |what: &str, cell: &dyn Fn(&Measured) -> String| {
         let cells: Vec<String> = all.iter().map(cell).collect();
@@ -201,22 +202,38 @@ fn main() {
     };
     let ratio = |d: Duration, base: Duration| d.as_secs_f64() / base.as_secs_f64();
     row("component size", &|m| {
-        format!("{:.1} MB ({:.0}×)", m.size as f64 / 1e6, m.size as f64 / rust.size as f64)
+        format!(
+            "{:.1} MB ({:.0}×)",
+            m.size as f64 / 1e6,
+            m.size as f64 / rust.size as f64
+        )
     });
     row("compile at install", &|m| {
         format!("{} ({:.0}×)", ms(m.compile), ratio(m.compile, rust.compile))
     });
     row("install from the compiled cache", &|m| {
-        format!("{} ({:.0}×)", ms(m.from_cache), ratio(m.from_cache, rust.from_cache))
+        format!(
+            "{} ({:.0}×)",
+            ms(m.from_cache),
+            ratio(m.from_cache, rust.from_cache)
+        )
     });
     row("1 row, fresh instance", &|m| {
         format!("{} ({:.1}×)", ms(m.fresh_1), ratio(m.fresh_1, rust.fresh_1))
     });
     row("1 row, reused instance", &|m| {
-        format!("{} ({:.1}×)", ms(m.reused_1), ratio(m.reused_1, rust.reused_1))
+        format!(
+            "{} ({:.1}×)",
+            ms(m.reused_1),
+            ratio(m.reused_1, rust.reused_1)
+        )
     });
     row("10,000 rows, fresh instance", &|m| {
-        format!("{} ({:.1}×)", ms(m.fresh_10k), ratio(m.fresh_10k, rust.fresh_10k))
+        format!(
+            "{} ({:.1}×)",
+            ms(m.fresh_10k),
+            ratio(m.fresh_10k, rust.fresh_10k)
+        )
     });
     row("fuel, 1 row (fresh)", &|m| m.fuel_1.to_string());
     row("fuel, 10,000 rows (fresh)", &|m| m.fuel_10k.to_string());
