@@ -40,9 +40,8 @@ pub struct DataArgs {
         default_value = "tessera-master.key"
     )]
     pub key_file: PathBuf,
-    /// The most memory the store's page cache may take, in MiB: the larger
-    /// part of a busy server's resident set once the store has grown past
-    /// it.
+    /// The most memory the store's page cache may take, in MiB (the store
+    /// also keeps a little memory for every page it holds, cached or not).
     #[arg(
         long,
         env = "TESSERA_STORE_CACHE_MIB",

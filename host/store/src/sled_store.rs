@@ -67,10 +67,11 @@ use crate::{
 /// How often sled flushes on its own, in milliseconds.
 pub const BACKGROUND_FLUSH_MS: u64 = 500;
 
-/// The default size of sled's page cache, in bytes (sled's own default):
-/// the larger part of a busy server's resident memory, reached once that
-/// much of the store has been read or written; never exceeded by more than
-/// sled's bookkeeping. Set per deployment with [`SledStore::open_with_cache`].
+/// The default size of sled's page cache, in bytes (sled's own default),
+/// filled once that much of the store has been read or written. sled also
+/// keeps some memory for every page of the store, cached or not, so a
+/// server's resident set grows with its store beyond this (docs/BENCHMARKS.md,
+/// the soak run). Set per deployment with [`SledStore::open_with_cache`].
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
 /// The on-disk layout version this build reads and writes.
