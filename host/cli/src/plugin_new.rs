@@ -183,7 +183,6 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     };
     let name = &args.name;
     let lib = name.replace('-', "_");
-    let (traits, purposes, description) = request(args.kind);
     let files: Vec<(String, String)> = vec![
         (
             "Cargo.toml".into(),
@@ -216,38 +215,15 @@ strip = true
         ),
         (
             "bundle.toml".into(),
-            format!(
-                r#"# The bundle manifest: what the plugin is and what it asks for. The
-# operator installing it sees this request and grants all or part of it.
-publisher = {publisher:?}
-version = "0.1.0"
-
-[[plugins]]
-name = "{name}"
-kind = "{kind}"
-wit_version = "0.1.0"
-description = {description:?}
-component = "{name}.wasm"
-
-[plugins.permissions]
-# The profile traits and event types the plugin reads: exactly the fields
-# and aggregates `describe` declares (the host checks it at install).
-traits = {traits:?}
-events = []
-# PII classes (email, phone, name, …) are never implied by a trait grant.
-pii = []
-# It only ever sees subjects who consented to one of these.
-purposes = {purposes:?}
-# Connectors only: the hosts it may call.
-outbound_hosts = []
-# Bytes of plugin state; 0 = none.
-state_quota = 0
-
-[plugins.limits]
-memory_bytes = 16777216
-"#,
-                publisher = args.publisher,
-                kind = args.kind.as_str(),
+            bundle_manifest(
+                name,
+                args.kind,
+                &args.publisher,
+                &ManifestNotes {
+                    outbound: "the hosts it may call.",
+                    state: "Bytes of plugin state; 0 = none.",
+                    limits: "memory_bytes = 16777216\n",
+                },
             ),
         ),
         (
@@ -302,6 +278,61 @@ cp "$target/wasm32-wasip2/release/{lib}.wasm" "dist/{name}.wasm"
     );
     println!("next: cd {} && ./build.sh", dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a new project's bundle manifest says differently by language.
+pub(crate) struct ManifestNotes<'a> {
+    /// After "Connectors only: " above `outbound_hosts`.
+    pub outbound: &'a str,
+    /// The comment above `state_quota`.
+    pub state: &'a str,
+    /// The body of `[plugins.limits]`, lines ending in a newline.
+    pub limits: &'a str,
+}
+
+/// A new project's bundle manifest: what the plugin is and what it asks
+/// for ([`request`]), as the operator installing it will see it.
+pub(crate) fn bundle_manifest(
+    name: &str,
+    kind: PluginKind,
+    publisher: &str,
+    notes: &ManifestNotes<'_>,
+) -> String {
+    let (traits, purposes, description) = request(kind);
+    format!(
+        r#"# The bundle manifest: what the plugin is and what it asks for. The
+# operator installing it sees this request and grants all or part of it.
+publisher = {publisher:?}
+version = "0.1.0"
+
+[[plugins]]
+name = "{name}"
+kind = "{kind}"
+wit_version = "0.1.0"
+description = {description:?}
+component = "{name}.wasm"
+
+[plugins.permissions]
+# The profile traits and event types the plugin reads: exactly the fields
+# and aggregates `describe` declares (the host checks it at install).
+traits = {traits:?}
+events = []
+# PII classes (email, phone, name, …) are never implied by a trait grant.
+pii = []
+# It only ever sees subjects who consented to one of these.
+purposes = {purposes:?}
+# Connectors only: {outbound}
+outbound_hosts = []
+# {state}
+state_quota = 0
+
+[plugins.limits]
+{limits}"#,
+        kind = kind.as_str(),
+        outbound = notes.outbound,
+        state = notes.state,
+        limits = notes.limits,
+    )
 }
 
 pub(crate) fn write(dir: &Path, path: &str, text: &str) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tessera_runtime::PluginKind;
 
-use crate::plugin_new::{request, write};
+use crate::plugin_new::{ManifestNotes, bundle_manifest, request, write};
 
 /// The JavaScript SDK, as written into a new project.
 const SDK: &[(&str, &str)] = &[
@@ -133,7 +133,7 @@ pub fn run(
         None => "tessera-sdk".to_string(),
     };
     let sdk_package: Value = serde_json::from_str(SDK[0].1).context("the SDK's package.json")?;
-    let (traits, purposes, description) = request(kind);
+    let (_, _, description) = request(kind);
     let package = json!({
         "name": name,
         "version": "0.1.0",
@@ -145,6 +145,19 @@ pub fn run(
         "dependencies": { "tessera-sdk": format!("file:{sdk_dep}") },
         "devDependencies": toolchain(&sdk_package),
     });
+    let fuel = if kind == PluginKind::Strategy {
+        "# A decision costs ~250,000 instructions in JavaScript (most of it turning\n\
+         # it into the WIT record in componentize-js's generated bindings); the\n\
+         # default 50,000 per row would stop a batch of decisions.\n\
+         fuel_per_unit = 500000\n"
+    } else {
+        ""
+    };
+    let limits = format!(
+        "# A JavaScript component carries its engine (SpiderMonkey): it starts at\n\
+         # about 9 MiB of linear memory, so it needs more than a Rust one.\n\
+         memory_bytes = 33554432\n{fuel}"
+    );
     let mut files: Vec<(String, String)> = vec![
         (
             "package.json".into(),
@@ -156,46 +169,14 @@ pub fn run(
         ),
         (
             "bundle.toml".into(),
-            format!(
-                r#"# The bundle manifest: what the plugin is and what it asks for. The
-# operator installing it sees this request and grants all or part of it.
-publisher = {publisher:?}
-version = "0.1.0"
-
-[[plugins]]
-name = "{name}"
-kind = "{kind}"
-wit_version = "0.1.0"
-description = {description:?}
-component = "{name}.wasm"
-
-[plugins.permissions]
-# The profile traits and event types the plugin reads: exactly the fields
-# and aggregates `describe` declares (the host checks it at install).
-traits = {traits:?}
-events = []
-# PII classes (email, phone, name, …) are never implied by a trait grant.
-pii = []
-# It only ever sees subjects who consented to one of these.
-purposes = {purposes:?}
-# Connectors only: the hosts it may call (and `import … from 'tessera-sdk/http'`).
-outbound_hosts = []
-# Bytes of plugin state (and `import … from 'tessera-sdk/state'`); 0 = none.
-state_quota = 0
-
-[plugins.limits]
-# A JavaScript component carries its engine (SpiderMonkey): it starts at
-# about 9 MiB of linear memory, so it needs more than a Rust one.
-memory_bytes = 33554432
-{fuel}"#,
-                kind = kind.as_str(),
-                fuel = if kind == PluginKind::Strategy {
-                    "# A decision costs ~250,000 instructions in JavaScript (most of it turning\n\
-                     # it into the WIT record in componentize-js's generated bindings); the\n\
-                     # default 50,000 per row would stop a batch of decisions.\n\
-                     fuel_per_unit = 500000\n"
-                } else {
-                    ""
+            bundle_manifest(
+                name,
+                kind,
+                publisher,
+                &ManifestNotes {
+                    outbound: "the hosts it may call (and `import … from 'tessera-sdk/http'`).",
+                    state: "Bytes of plugin state (and `import … from 'tessera-sdk/state'`); 0 = none.",
+                    limits: &limits,
                 },
             ),
         ),

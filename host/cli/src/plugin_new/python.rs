@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use tessera_runtime::PluginKind;
 
-use super::{NewArgs, fixtures, request, valid_name, write};
+use super::{ManifestNotes, NewArgs, bundle_manifest, fixtures, valid_name, write};
 
 /// The Python SDK, as written into a new project.
 const SDK: &[(&str, &str)] = &[
@@ -88,7 +88,6 @@ pub(super) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
     }
     let name = &args.name;
     let kind = args.kind.as_str();
-    let (traits, purposes, description) = request(args.kind);
     let test = if args.kind == PluginKind::Connector {
         format!("tessera plugin test dist/{name}.wasm --input sample.csv --fixtures fixtures.json")
     } else {
@@ -101,38 +100,16 @@ pub(super) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
         ),
         (
             "bundle.toml".into(),
-            format!(
-                r#"# The bundle manifest: what the plugin is and what it asks for. The
-# operator installing it sees this request and grants all or part of it.
-publisher = {publisher:?}
-version = "0.1.0"
-
-[[plugins]]
-name = "{name}"
-kind = "{kind}"
-wit_version = "0.1.0"
-description = {description:?}
-component = "{name}.wasm"
-
-[plugins.permissions]
-# The profile traits and event types the plugin reads: exactly the fields
-# and aggregates `describe` declares (the host checks it at install).
-traits = {traits:?}
-events = []
-# PII classes (email, phone, name, …) are never implied by a trait grant.
-pii = []
-# It only ever sees subjects who consented to one of these.
-purposes = {purposes:?}
-# Connectors only: the hosts it may call.
-outbound_hosts = []
-# Bytes of plugin state; 0 = none (build with `--import state` to use it).
-state_quota = 0
-
-[plugins.limits]
-# A Python component starts at about 12 MiB of linear memory.
-memory_bytes = 33554432
-"#,
-                publisher = args.publisher,
+            bundle_manifest(
+                name,
+                args.kind,
+                &args.publisher,
+                &ManifestNotes {
+                    outbound: "the hosts it may call.",
+                    state: "Bytes of plugin state; 0 = none (build with `--import state` to use it).",
+                    limits: "# A Python component starts at about 12 MiB of linear memory.\n\
+                             memory_bytes = 33554432\n",
+                },
             ),
         ),
         (
