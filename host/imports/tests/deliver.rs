@@ -158,9 +158,16 @@ fn serve(receiver: Arc<Receiver>) -> Server {
 }
 
 /// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback port that refuses connections and stays refused for as long
+/// as the returned socket lives: it is bound, so no other test's server can
+/// take the port, but it never listens.
+fn closed_port() -> (socket2::Socket, u16) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
 }
 
 struct Fixture {
@@ -543,7 +550,7 @@ fn a_refusal_by_the_receiver_is_not_retried_and_is_dead_lettered_with_its_reason
 
 #[test]
 fn a_receiver_that_is_down_is_retried_then_dead_lettered() {
-    let port = closed_port();
+    let (_reserved, port) = closed_port();
     let f = Fixture::new(port, POLICY);
 
     let run = f.deliver(&url(GRANTED, port), actions(2));
