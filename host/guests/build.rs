@@ -74,7 +74,10 @@ fn main() {
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
-            if path.extension().is_some_and(|e| e == "wasm") && !stem.starts_with("tessera_plugin_")
+            let example = RUST_EXAMPLES.iter().any(|(_, _, lib)| *lib == stem);
+            if path.extension().is_some_and(|e| e == "wasm")
+                && !stem.starts_with("tessera_plugin_")
+                && !example
             {
                 writeln!(
                     code,
@@ -84,6 +87,18 @@ fn main() {
                 )
                 .unwrap();
             }
+        }
+        for (name, project, lib) in RUST_EXAMPLES {
+            let project = root.join(project);
+            println!("cargo:rerun-if-changed={}", project.display());
+            let built = cargo_build(&project, &guest_target).join(format!("{lib}.wasm"));
+            writeln!(
+                code,
+                "    /// A Rust example plugin (examples/plugins/rust), by path.\n    \
+                 pub const {name}: &str = {:?};",
+                built.display()
+            )
+            .unwrap();
         }
         let python = python_twin(&root, &guest_target);
         writeln!(
@@ -118,6 +133,27 @@ fn guest_target_dir(out_dir: &Path) -> PathBuf {
         .expect("the profile directory has a parent");
     target_dir.join("wasm-guests")
 }
+
+/// (constant name, project directory, library name) of the Rust examples:
+/// standalone projects, each a workspace of its own, built into the one
+/// guest target directory (so they share the SDK's compiled dependencies).
+const RUST_EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "RUST_EXAMPLE_CONNECTOR",
+        "examples/plugins/rust/pos-receipts",
+        "pos_receipts",
+    ),
+    (
+        "RUST_EXAMPLE_SEGMENT",
+        "examples/plugins/rust/rfm-lifecycle",
+        "rfm_lifecycle",
+    ),
+    (
+        "RUST_EXAMPLE_STRATEGY",
+        "examples/plugins/rust/winback-ladder",
+        "winback_ladder",
+    ),
+];
 
 /// Adds the wasm target with rustup if it is missing; stops with one sentence if it cannot.
 fn ensure_target() {
