@@ -153,7 +153,8 @@ impl Segment for Lifecycle {
         let first = batch.aggregate("first_purchase_at")?;
         let last = batch.aggregate("last_purchase_at")?;
         let now = batch.now();
-        let days_since = |at: Option<i64>| at.map(|at| (now - at).max(0) as f64 / DAY_MS as f64);
+        let days_since =
+            |at: Option<i64>| at.map(|at| now.saturating_sub(at).max(0) as f64 / DAY_MS as f64);
         let rows = batch.rows();
         let mut member = Vec::with_capacity(rows);
         let mut scores = Vec::with_capacity(rows);
@@ -516,5 +517,31 @@ mod tests {
             .collect();
         assert_eq!(names, ["slipping", "new", "never"]);
         assert_eq!(out.scores[2], 0.0);
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_time_do_not_break_the_arithmetic() {
+        let column = |data: ColumnData| Column {
+            data,
+            present: Vec::new(),
+        };
+        let batch = ProfileBatch {
+            rows: 2,
+            keys: vec![1, 2],
+            fields: Vec::new(),
+            aggregates: vec![
+                column(ColumnData::Integer(vec![1, 1])),
+                column(ColumnData::Number(vec![10.0, 10.0])),
+                column(ColumnData::Timestamp(vec![i64::MIN, i64::MAX])),
+                column(ColumnData::Timestamp(vec![i64::MIN, i64::MAX])),
+            ],
+            now: 1_800_000_000_000,
+        };
+        let params = params(&[]);
+        let batch = Batch::planned(batch, &Lifecycle::plan(&params).unwrap());
+        let out = Lifecycle::evaluate(&params, &batch).unwrap();
+        assert!(out.scores.iter().all(|s| s.is_finite()), "{:?}", out.scores);
+        // Long ago: one purchase, not new; "in the future": just bought.
+        assert_eq!(out.tiers.unwrap().codes, [STEADY as u32, NEW as u32]);
     }
 }

@@ -370,7 +370,7 @@ impl Ladder {
         Ok((0..batch.rows()).map(move |row| {
             let days = last
                 .integer(row)
-                .map(|at| (now - at).max(0) as f64 / DAY_MS);
+                .map(|at| now.saturating_sub(at).max(0) as f64 / DAY_MS);
             let orders = orders.number(row).unwrap_or(0.0);
             let spend = spend.number(row).unwrap_or(0.0);
             let order_value = if orders >= 1.0 && spend > 0.0 {
