@@ -90,7 +90,11 @@ fn main() {
         }
         for (name, project, lib) in RUST_EXAMPLES {
             let project = root.join(project);
-            println!("cargo:rerun-if-changed={}", project.display());
+            // Not the whole project: a partner-style `./build.sh` or native
+            // `cargo test` in it writes target/ and dist/ there.
+            for input in ["src", "Cargo.toml", "Cargo.lock"] {
+                println!("cargo:rerun-if-changed={}", project.join(input).display());
+            }
             let built = cargo_build(&project, &guest_target).join(format!("{lib}.wasm"));
             writeln!(
                 code,
@@ -335,7 +339,11 @@ fn js_guests(root: &Path, target_dir: &Path) -> Vec<(&'static str, Result<String
         .iter()
         .map(|&(name, project, kind, entry)| {
             let project = root.join(project);
-            println!("cargo:rerun-if-changed={}", project.display());
+            // Not the whole project: a partner-style `./build.sh` or native
+            // `cargo test` in it writes target/ and dist/ there.
+            for input in ["src", "Cargo.toml", "Cargo.lock"] {
+                println!("cargo:rerun-if-changed={}", project.join(input).display());
+            }
             let mut fingerprint = shared.clone();
             for input in files_under(&project) {
                 let bytes = fs::read(&input).unwrap_or_default();
