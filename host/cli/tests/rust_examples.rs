@@ -362,5 +362,56 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
             .is_some_and(|n| n.contains("expected margin per subject 1.3300")),
         "{forecast}"
     );
+
+    // A running campaign of the ladder on the segment decides for Bob:
+    // greedy, 20% off with propensity 1, and says why.
+    call(
+        &server,
+        "PUT",
+        "/v1/campaigns/win-back",
+        &operator,
+        json!({"strategy": "winback-ladder", "params": {"epsilon": 0.0}, "segment": "buyers",
+               "purpose": "personalization", "holdout": 0.0, "fallback": "no_offer",
+               "goal": {"event": "purchase", "value": "amount"}}),
+    );
+    call(
+        &server,
+        "POST",
+        "/v1/campaigns/win-back/simulate",
+        &operator,
+        json!({}),
+    );
+    call(
+        &server,
+        "POST",
+        "/v1/campaigns/win-back/status",
+        &operator,
+        json!({"status": "running"}),
+    );
+    let decided = call(
+        &server,
+        "POST",
+        "/v1/decide",
+        &operator,
+        json!({"campaign": "win-back", "identity": {"kind": "member_id", "value": "M-1002"},
+               "channel": "email"}),
+    );
+    assert_eq!(decided["arm"], "treatment", "{decided}");
+    assert_eq!(decided["action"], "twenty_percent", "{decided}");
+    assert_eq!(decided["propensity"], 1.0, "{decided}");
+    assert!(
+        decided["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("10.0% conversion x 40.00 order x 20% margin")),
+        "{decided}"
+    );
+    let feedback = call(
+        &server,
+        "POST",
+        "/v1/feedback",
+        &operator,
+        json!({"decision": decided["decision"], "kind": "impression"}),
+    );
+    assert_eq!(feedback["queued"], true, "{feedback}");
     assert!(server.stop().success());
 }
