@@ -339,13 +339,14 @@ fn js_guests(root: &Path, target_dir: &Path) -> Vec<(&'static str, Result<String
         .iter()
         .map(|&(name, project, kind, entry)| {
             let project = root.join(project);
-            // Not the whole project: a partner-style `./build.sh` or native
-            // `cargo test` in it writes target/ and dist/ there.
-            for input in ["src", "Cargo.toml", "Cargo.lock"] {
-                println!("cargo:rerun-if-changed={}", project.join(input).display());
+            // The project's own files, not the whole directory: `npm install`
+            // and `npm run build` in it write node_modules/ and dist/.
+            let inputs = files_under(&project);
+            for input in &inputs {
+                println!("cargo:rerun-if-changed={}", input.display());
             }
             let mut fingerprint = shared.clone();
-            for input in files_under(&project) {
+            for input in inputs {
                 let bytes = fs::read(&input).unwrap_or_default();
                 writeln!(fingerprint, "{} {:016x}", input.display(), fnv1a(&bytes)).unwrap();
             }
