@@ -272,8 +272,8 @@ fn python_twin(root: &Path, target_dir: &Path) -> Result<String, String> {
 }
 
 /// (constant name, project directory, kind, entry module) of the JavaScript
-/// components tests use: the twin of `threshold`, the hostile guest, and the
-/// examples in every kind.
+/// components tests use: the twin of `threshold`, the hostile guest, a
+/// strategy that plans, and the examples in every kind.
 const JS_GUESTS: &[(&str, &str, &str, &str)] = &[
     (
         "THRESHOLD_JS",
@@ -285,6 +285,12 @@ const JS_GUESTS: &[(&str, &str, &str, &str)] = &[
         "JS_HOSTILE",
         "tests/guests/js/hostile",
         "segment",
+        "plugin.js",
+    ),
+    (
+        "JS_CAMPAIGN_OFFERS",
+        "tests/guests/js/campaign-offers",
+        "strategy",
         "plugin.js",
     ),
     (

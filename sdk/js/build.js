@@ -12,7 +12,8 @@
 //    temporary directory, with `tessera-sdk` imports rewritten to relative
 //    paths (the component's module loader resolves no package names).
 // 2. Write the world: the kind's world (segments with their plan export, as
-//    the Rust SDK does; strategies without theirs, see `worldFor`), plus `state` and `http` only if the
+//    the Rust SDK does; strategies with theirs only if they plan, see
+//    `worldFor`), plus `state` and `http` only if the
 //    plugin's source imports `tessera-sdk/state` or `tessera-sdk/http`: a
 //    component imports exactly what it uses, and the operator grants that.
 // 3. Run componentize-js with every WASI feature disabled (stdio, random,
@@ -63,15 +64,22 @@ export function customSection(name, payload) {
   return Buffer.concat([Buffer.from([0]), leb128(body.length), body]);
 }
 
-/** The world a plugin of `kind` is built for, with the optional imports it uses. */
-export function worldFor(kind, imports) {
+/**
+ * The world a plugin of `kind` is built for, with the optional imports it
+ * uses. A strategy that plans (`planned`) is built for
+ * `tessera:strategy/planned-strategy`, which exports `campaign-plan`; it
+ * also imports `tessera:plan/segment-plan` for its types, and
+ * componentize-js imports that interface's `plan` too, which the host links
+ * for strategies as a stub that traps if called. A strategy that does not
+ * plan stays a plain `tessera:plugin/strategy`: the host then takes its
+ * actions and columns from `actions()` and the manifest without a call.
+ */
+export function worldFor(kind, imports, planned = false) {
   const base = {
     segment: 'include tessera:plan/planned-segment@0.1.0;',
-    // Not planned-strategy: it imports `tessera:plan/segment-plan` for its
-    // types, componentize-js imports every function of an imported
-    // interface, and the host defines none there (it refuses a strategy
-    // that imports `plan`). A JavaScript strategy is a plain one.
-    strategy: 'include tessera:plugin/strategy@0.1.0;',
+    strategy: planned
+      ? 'include tessera:strategy/planned-strategy@0.1.0;'
+      : 'include tessera:plugin/strategy@0.1.0;',
     connector: 'include tessera:plugin/connector@0.1.0;',
   }[kind];
   const lines = [`    ${base}`];
@@ -89,6 +97,14 @@ function* files(dir) {
     }
   }
 }
+
+// A method or property named `actionsFor` or `plan` in a strategy's source:
+// the strategy (probably) plans. A false alarm costs nothing (a planned
+// strategy without them answers with `actions()` and the manifest); a miss
+// is caught when componentize-js evaluates the module (`STRATEGY_PLANS`),
+// and the build runs again for the planned world.
+const PLANS = /\b(?:actionsFor|plan)\s*(?:\(|:|=)/;
+const STRATEGY_PLANS = 'tessera-sdk: this strategy plans its actions or columns';
 
 const SPECIFIER = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])([^'"]+)\2/g;
 
@@ -201,28 +217,16 @@ export async function build(options = {}) {
       cpSync(join(SDK_DIR, 'src', file), join(stagedSdk, file));
     }
     const imports = new Set();
+    let planned = false;
     for (const file of files(stagedSrc)) {
       const origin = join(srcDir, relative(stagedSrc, file));
       for (const used of rewriteImports(file, stagedSdk, origin)) imports.add(used);
+      if (kind === 'strategy' && PLANS.test(readFileSync(file, 'utf8'))) planned = true;
     }
     if (imports.has('http') && kind !== 'connector') {
       throw new BuildError(`the plugin imports tessera-sdk/http; outbound HTTP is only for connectors`);
     }
-    const exportsOf = {
-      segment: ['describe', 'validate', 'evaluate', 'segmentPlan'],
-      strategy: ['describe', 'actions', 'validate', 'decide', 'observe', 'simulate'],
-      connector: ['describe', 'supports', 'validate', 'parse', 'pull', 'deliver'],
-    }[kind];
     const entryModule = `./plugin/${relative(srcDir, entry).split(sep).join('/')}`;
-    writeFileSync(
-      join(work, 'entry.js'),
-      `import plugin from ${JSON.stringify(entryModule)};\n` +
-        `import { ${kind}Exports } from './tessera-sdk/index.js';\n` +
-        `if (plugin === undefined) throw new Error('${entryModule} has no default export');\n` +
-        `const world = ${kind}Exports(plugin);\n` +
-        exportsOf.map((e) => `export const ${e} = world.${e};\n`).join(''));
-
-    // 2. The world and the WIT it depends on.
     const wit = join(work, 'wit');
     mkdirSync(join(wit, 'deps'), { recursive: true });
     for (const [from, to] of [['wit', 'plugin'], ['wit-plan', 'plan'], ['wit-strategy', 'strategy']]) {
@@ -232,18 +236,42 @@ export async function build(options = {}) {
       }
     }
     const ordered = ['state', 'http'].filter((i) => imports.has(i));
-    writeFileSync(join(wit, 'world.wit'), worldFor(kind, ordered));
-
-    // 3. Componentize.
     const componentize = await loadComponentize(projectDir);
-    let component;
-    try {
-      ({ component } = await componentize({
+
+    // 2 and 3: the entry module and the world, then componentize; once
+    // more for the planned world if a strategy plans where the scan missed it.
+    const attempt = async (planned) => {
+      const exportsOf = {
+        segment: ['describe', 'validate', 'evaluate', 'segmentPlan'],
+        strategy: ['describe', 'actions', 'validate', 'decide', 'observe', 'simulate',
+          ...(planned ? ['campaignPlan'] : [])],
+        connector: ['describe', 'supports', 'validate', 'parse', 'pull', 'deliver'],
+      }[kind];
+      const options = kind === 'strategy' ? `, { planned: ${planned} }` : '';
+      writeFileSync(
+        join(work, 'entry.js'),
+        `import plugin from ${JSON.stringify(entryModule)};\n` +
+          `import { ${kind}Exports } from './tessera-sdk/index.js';\n` +
+          `if (plugin === undefined) throw new Error('${entryModule} has no default export');\n` +
+          `const world = ${kind}Exports(plugin${options});\n` +
+          exportsOf.map((e) => `export const ${e} = world.${e};\n`).join(''));
+      writeFileSync(join(wit, 'world.wit'), worldFor(kind, ordered, planned));
+      return componentize({
         sourcePath: join(work, 'entry.js'),
         witPath: wit,
         worldName: 'plugin',
         disableFeatures: DISABLED_FEATURES,
-      }));
+      });
+    };
+    let component;
+    try {
+      try {
+        ({ component } = await attempt(planned));
+      } catch (e) {
+        if (planned || !String(e.message ?? e).includes(STRATEGY_PLANS)) throw e;
+        planned = true;
+        ({ component } = await attempt(true));
+      }
     } catch (e) {
       throw new BuildError(`componentize-js failed for ${entry}: ${e.message ?? e}`);
     }
@@ -258,7 +286,7 @@ export async function build(options = {}) {
     const temp = `${out}.${process.pid}.tmp`;
     writeFileSync(temp, withVersion);
     renameSync(temp, out);
-    return { out, bytes: withVersion.length, imports: ordered, ms: Date.now() - started };
+    return { out, bytes: withVersion.length, imports: ordered, planned, ms: Date.now() - started };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -288,7 +316,8 @@ if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToP
     const built = await build(options);
     if (!options.quiet) {
       const imports = built.imports.length ? ` (imports ${built.imports.join(', ')})` : '';
-      console.log(`built ${relative(process.cwd(), built.out) || built.out}: ${built.bytes} bytes in ${built.ms} ms${imports}`);
+      const planned = built.planned ? ', planned-strategy' : '';
+      console.log(`built ${relative(process.cwd(), built.out) || built.out}: ${built.bytes} bytes in ${built.ms} ms${planned}${imports}`);
     }
   } catch (e) {
     console.error(`tessera-build: ${e instanceof BuildError ? e.message : e.stack ?? e}`);

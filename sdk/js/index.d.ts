@@ -244,6 +244,10 @@ export interface Strategy {
   describe(): Manifest;
   actions(): ActionSpec[];
   validate?(params: Params): void;
+  /** The actions a campaign with these parameters chooses among (default `actions()`). */
+  actionsFor?(params: Params): ActionSpec[];
+  /** The columns the strategy reads with these parameters (default the manifest's). */
+  plan?(params: Params): Needs;
   decide(params: Params, batch: Batch, context: Context): Decision[];
   observe?(params: Params, feedback: Feedback[], profiles: Batch): void;
   simulate?(params: Params, batch: Batch, context: Context): Forecast;
@@ -251,4 +255,5 @@ export interface Strategy {
 
 export function segmentExports(impl: Segment): object;
 export function connectorExports(impl: Connector): object;
-export function strategyExports(impl: Strategy): object;
+export function strategyExports(impl: Strategy, options?: { planned?: boolean }): object;
+export const STRATEGY_PLANS: string;

@@ -6,6 +6,7 @@ mod hostile;
 mod hostile_js;
 mod install;
 mod outbound;
+mod planned;
 mod plugins;
 mod python;
 mod strategies;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tessera_runtime::api::strategies::{Context, Decision, Feedback, FeedbackBatch, FeedbackKind};
 use tessera_runtime::api::types::{Column, ColumnData, FieldValue, ProfileBatch, Value};
 use tessera_runtime::{
-    CallError, InstallRequest, Limits, MemoryState, Plugin, PluginError, PluginKind, Runtime,
-    StateScope, StateStore, TrapReason,
+    CallError, InstallError, InstallRequest, Limits, MemoryState, Plugin, PluginError, PluginKind,
+    Runtime, StateScope, StateStore, TrapReason,
 };
 use tessera_tests::{install, numbers, param, plugins, program, request, test_programs};
 
@@ -264,6 +264,146 @@ fn only_strategies_have_campaign_actions_and_plans() {
     ] {
         assert!(matches!(error, CallError::Unsupported { .. }), "{error:?}");
     }
+}
+
+// --- The stub of `tessera:plan/segment-plan.plan` --------------------------
+
+#[test]
+fn a_strategy_that_imports_segment_plan_installs_plans_and_traps_only_if_it_calls_it() {
+    let runtime = runtime();
+    let bytes = program(test_programs::PLAN_IMPORT);
+    let probe = install(&runtime, &bytes, PluginKind::Strategy);
+    assert!(probe.info().plans);
+    let params = probe
+        .validate(&[param("offers", texts(&["red", "green"]))])
+        .unwrap();
+    let names: Vec<String> = probe
+        .strategy_actions(&params)
+        .unwrap()
+        .value
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["red", "green"]);
+    let batch = rows(vec![1, 2], vec![numbers(&[0.25, 4.0])]);
+    let honest = |plugin: &Plugin| {
+        let out = plugin.decide(&params, &batch, &context(1)).unwrap().value;
+        assert_eq!(out[1].explanation, "score 4");
+    };
+    honest(&probe);
+
+    let calling = probe
+        .validate(&[
+            param("offers", texts(&["red", "green"])),
+            param("call-host-plan", Value::Boolean(true)),
+        ])
+        .unwrap();
+    let error = probe.decide(&calling, &batch, &context(2)).unwrap_err();
+    match error.trap_reason() {
+        Some(TrapReason::Other(message)) => assert_eq!(
+            message,
+            "segment-plan.plan is not a host function; a strategy exports campaign-plan.plan"
+        ),
+        other => panic!("expected a trap naming segment-plan.plan, got {other:?}: {error}"),
+    }
+    assert!(error.to_string().contains("plan-import@0.1.0"), "{error}");
+    assert_eq!(probe.total_traps(), 1);
+    // The same installation, and the host, serve the next honest call.
+    honest(&probe);
+    tessera_tests::assert_honest_call_works(&runtime);
+
+    // Only strategies get the stub: for another kind the import is refused.
+    for kind in [PluginKind::Segment, PluginKind::Connector] {
+        match runtime.install(&bytes, request(kind, Limits::default())) {
+            Err(error @ InstallError::UngrantedImport { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("tessera:plan/segment-plan@0.1.0"),
+                    "{message}"
+                );
+                assert!(
+                    message.contains("not an import Tessera provides"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected segment-plan to be refused for a {kind:?}, got {other:?}"),
+        }
+    }
+}
+
+/// A strategy-kind component whose core module imports `function` of
+/// `interface`, which the WIT `package` defines: for imports no SDK emits.
+fn component_importing(package: &str, interface: &str, function: &str) -> Vec<u8> {
+    let core = format!(
+        r#"(module
+             (import "{interface}" "{function}" (func))
+             (func (export "run") call 0)
+             (@custom "tessera:wit-version" "0.1.0"))"#
+    );
+    let mut module = wat::parse_str(&core).expect("valid WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let id = resolve
+        .push_str("probe.wit", package)
+        .expect("the WIT parses");
+    let world = resolve
+        .select_world(&[id], Some("probe"))
+        .expect("the world exists");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata embeds");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module accepted")
+        .validate(true)
+        .encode()
+        .expect("component encodes")
+}
+
+#[test]
+fn other_imports_of_segment_plan_and_unknown_imports_stay_refused_for_strategies() {
+    let runtime = runtime();
+    // Another function in the interface whose `plan` the host stubs: not linked.
+    let other_function = component_importing(
+        "package tessera:plan@0.1.0;\n\
+         interface segment-plan { plan-everything: func(); }\n\
+         world probe { import segment-plan; export run: func(); }",
+        "tessera:plan/segment-plan@0.1.0",
+        "plan-everything",
+    );
+    match runtime.install(
+        &other_function,
+        request(PluginKind::Strategy, Limits::default()),
+    ) {
+        Err(error @ InstallError::WorldMismatch { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("plan-everything"), "{message}");
+        }
+        other => panic!("expected `plan-everything` to be refused, got {other:?}"),
+    }
+    // An interface Tessera does not provide at all.
+    let unknown = component_importing(
+        "package acme:evil@0.1.0;\n\
+         interface backdoor { open: func(); }\n\
+         world probe { import backdoor; export run: func(); }",
+        "acme:evil/backdoor@0.1.0",
+        "open",
+    );
+    match runtime.install(&unknown, request(PluginKind::Strategy, Limits::default())) {
+        Err(error @ InstallError::UngrantedImport { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("acme:evil/backdoor@0.1.0"), "{message}");
+            assert!(
+                message.contains("Tessera provides no such import"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the unknown import to be refused, got {other:?}"),
+    }
+    tessera_tests::assert_honest_call_works(&runtime);
 }
 
 // --- The first-party strategies -------------------------------------------

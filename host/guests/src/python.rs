@@ -49,6 +49,23 @@ pub const HOSTILE: PythonPlugin = PythonPlugin {
     imports: &[],
 };
 
+/// A segment that plans its columns (an event query, a segment, a field).
+pub const PLANNED_SEGMENT: PythonPlugin = PythonPlugin {
+    name: "recent-buyers",
+    dir: "tests/guests/python-plans/segment",
+    world: "segment",
+    imports: &[],
+};
+
+/// A strategy that plans its actions and columns, and can call the
+/// imported `segment-plan.plan`.
+pub const PLANNED_STRATEGY: PythonPlugin = PythonPlugin {
+    name: "campaign-offers",
+    dir: "tests/guests/python-plans/strategy",
+    world: "strategy",
+    imports: &[],
+};
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -69,6 +86,8 @@ pub fn component(plugin: &PythonPlugin, cache: &Path) -> Result<PathBuf, String>
             .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     }
     inputs.push(root.join("wit/v0.1/plugin.wit"));
+    inputs.push(root.join("wit/plan/v0.1/plan.wit"));
+    inputs.push(root.join("wit/strategy/v0.1/strategy.wit"));
     inputs.sort();
     let mut fingerprint = format!("{} {:?}\n", plugin.world, plugin.imports);
     for input in &inputs {

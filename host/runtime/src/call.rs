@@ -6,7 +6,7 @@ use std::time::Duration;
 use wasmtime::Trap;
 
 use crate::TrapReason;
-use crate::host::{HostFault, HostLimit};
+use crate::host::{HostFault, HostLimit, NotServed};
 
 /// What one call cost.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -103,6 +103,9 @@ pub(crate) fn classify(
                 },
                 HostLimit::Blocking => TrapReason::Blocked,
             });
+        }
+        if let Some(NotServed(what)) = cause.downcast_ref::<NotServed>() {
+            return Failure::Trap(TrapReason::Other((*what).to_string()));
         }
         if let Some(fault) = cause.downcast_ref::<HostFault>() {
             return Failure::Host(fault.0.clone());

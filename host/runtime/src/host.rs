@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::api::{host, http, records, segments, state, strategies, types};
 use crate::bindings::plan_v0_1::schema;
+use crate::bindings::strategy_v0_1::{self as strategy_api, segment_plan};
 use crate::call::{LogLevel, LogLine};
 use crate::limits::Limits;
 use crate::outbound::{OutboundCall, SendError};
@@ -32,6 +33,12 @@ pub(crate) enum HostLimit {
     #[error("the plugin tried to block (sleep or wait on I/O), which plugins may not do")]
     Blocking,
 }
+
+/// A call of an import the host links only so that a component of its world
+/// instantiates, and never serves: a trap whose message names the function.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotServed(pub &'static str);
 
 /// A failure of the host itself during a call (not the plugin's fault).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -389,6 +396,23 @@ impl schema::Host for HostState {
             .trait_kinds
             .as_ref()
             .and_then(|kinds| kinds.get(&name).copied()))
+    }
+}
+
+// `tessera:strategy/planned-strategy` imports `tessera:plan/segment-plan`
+// for its types; a toolchain that imports every function of an imported
+// interface (componentize-js, componentize-py) imports `plan` too. It is
+// linked so that such a strategy installs, and traps if called: a plan is
+// something a plugin exports, never something the host answers, and a
+// trap cannot be mistaken for a plan the plugin could act on.
+impl segment_plan::Host for HostState {
+    fn plan(
+        &mut self,
+        _params: Vec<types::FieldValue>,
+    ) -> WasmResult<Result<segment_plan::Needs, types::Error>> {
+        Err(wasmtime::Error::new(NotServed(
+            strategy_api::NOT_A_HOST_FUNCTION,
+        )))
     }
 }
 

@@ -349,9 +349,10 @@ fn check_imports(
             let interface = rest.split('@').next().unwrap_or(rest);
             match (interface, kind) {
                 ("schema", PluginKind::Segment) if name == plan_api::SCHEMA => continue,
-                // `tessera:strategy/planned-strategy` uses its `needs`; the
-                // instance the host links has no function, so a component
-                // that imports `plan` from it fails to link.
+                // `tessera:strategy/planned-strategy` uses its `needs`; its
+                // `plan` is linked as a stub that traps when called (see
+                // `linker_for`), and any other function is missing, so a
+                // component that imports one fails to link.
                 ("segment-plan", PluginKind::Strategy)
                     if name == strategy_api::SEGMENT_PLAN_TYPES =>
                 {
@@ -503,8 +504,13 @@ fn linker_for(
         plan_api::schema::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     }
     if kind == PluginKind::Strategy {
-        // Types only (see `check_imports`): no function is defined in it.
-        linker.instance(strategy_api::SEGMENT_PLAN_TYPES)?;
+        // Its types, and `plan` as a stub that traps with a message naming
+        // it (`HostState`'s `segment_plan::Host`): componentize-js and
+        // componentize-py import every function of an imported interface.
+        strategy_api::segment_plan::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
     }
     if grants.state_quota > 0 {
         state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;

@@ -55,6 +55,9 @@ export function asPluginError(e) {
   return PluginError.internal(`uncaught exception: ${what}`);
 }
 
+/** How a strategy that plans but is built plain fails (tessera-build looks for it). */
+export const STRATEGY_PLANS = 'tessera-sdk: this strategy plans its actions or columns';
+
 /** Runs `f`, turning any exception into a `PluginError` (the `err` case). */
 function guarded(f) {
   return (...args) => {
@@ -571,21 +574,25 @@ export class ActionForecast {
 }
 
 /**
- * The exports of the strategy world for `impl`. Not
- * `tessera:strategy/campaign-plan` (see build.js, `worldFor`): the actions
- * are `actions()` and the columns the manifest's.
+ * The exports of the strategy world for `impl`; with `{ planned: true }`
+ * also `tessera:strategy/campaign-plan` (`campaignPlan`), whose `actions`
+ * are `impl.actionsFor(params)` (default `impl.actions()`) and whose `plan`
+ * is `impl.plan(params)` (default the manifest's fields and aggregates).
+ * `tessera-build` builds a strategy that defines `actionsFor` or `plan` for
+ * `tessera:strategy/planned-strategy` and passes `planned`; a plain build of
+ * one that plans would silently ignore its plan, so it is refused.
  */
-export function strategyExports(impl) {
-  // Runs when the component is built: a strategy that plans fails the build.
-  for (const method of ['actionsFor', 'plan']) {
-    if (impl[method] !== undefined) {
-      throw new Error(
-        `strategy \`${method}\` is not supported by the JavaScript SDK yet: its strategies are ` +
-          'plain (no tessera:strategy/campaign-plan export); see docs/plugin-guide.md, JavaScript');
-    }
+export function strategyExports(impl, { planned = false } = {}) {
+  // Runs when the component is built (componentize-js evaluates the module).
+  const plans = ['actionsFor', 'plan'].filter((method) => impl[method] !== undefined);
+  if (!planned && plans.length > 0) {
+    throw new Error(
+      `${STRATEGY_PLANS}: it defines \`${plans[0]}\`, but it is being built for the plain ` +
+        'tessera:plugin/strategy world (tessera-build chooses tessera:strategy/planned-strategy ' +
+        'for such a strategy)');
   }
-  const actionsFor = () => impl.actions();
-  const plan = () => Needs.declared(impl.describe());
+  const actionsFor = (params) => (impl.actionsFor ? impl.actionsFor(params) : impl.actions());
+  const plan = (params) => (impl.plan ? impl.plan(params) : Needs.declared(impl.describe()));
   const simulate = impl.simulate ?? ((params, batch, context) => {
     const decisions = impl.decide(params, batch, context);
     const shares = new Array(actionsFor(params).length).fill(0);
@@ -599,7 +606,7 @@ export function strategyExports(impl) {
       0,
       'shares from decide(); this strategy has no reward model');
   });
-  return {
+  const world = {
     describe: () => impl.describe(),
     actions: () => impl.actions(),
     validate: guarded((params) => { impl.validate?.(new Params(params)); }),
@@ -622,4 +629,11 @@ export function strategyExports(impl) {
       return simulate(p, Batch.planned(batch, plan(p)), context);
     }),
   };
+  if (planned) {
+    world.campaignPlan = {
+      actions: guarded((params) => actionsFor(new Params(params))),
+      plan: guarded((params) => plan(new Params(params))),
+    };
+  }
+  return world;
 }

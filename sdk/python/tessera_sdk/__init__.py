@@ -40,10 +40,11 @@ __version__ = WIT_VERSION
 _CORE = (
     "Value", "ValueKind", "FieldValue", "FieldClass", "FieldSpec", "AggregateFn", "AggregateSpec",
     "Manifest", "ParamSpec", "Error", "Params", "Batch", "ColumnRef", "Column", "ColumnData",
-    "ProfileBatch", "TextColumn", "TextListColumn", "value_of",
+    "ProfileBatch", "TextColumn", "TextListColumn", "value_of", "Needs", "EventQuery",
+    "QueryColumns",
 )
 
-__all__ = ["WIT_VERSION", "WIT_VERSION_SECTION", *_CORE, "host", "state"]
+__all__ = ["WIT_VERSION", "WIT_VERSION_SECTION", *_CORE, "host", "state", "schema"]
 
 
 def __getattr__(name):
@@ -51,7 +52,7 @@ def __getattr__(name):
         from . import core
 
         return getattr(core, name)
-    if name in ("host", "state"):
+    if name in ("host", "state", "schema"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -1,7 +1,8 @@
 """Builds a Tessera plugin written in Python into a component.
 
     python3 -m tessera_sdk.build --world segment --out dist/my-rule.wasm
-        [--src .] [--app app] [--import state] [--wit DIR] [--tools DIR]
+        [--src .] [--app app] [--import state] [--wit DIR] [--wit-plan DIR]
+        [--wit-strategy DIR] [--tools DIR]
 
 1. Finds componentize-py at the pinned version (in the tools dir, importable,
    or on PATH); if absent, installs it with pip into <tools>/componentize-py-<ver>.
@@ -12,6 +13,13 @@
    a plugin needs none, and the component then imports only the tessera:plugin
    interfaces its world names, plus those given with `--import` (`state`;
    `http` for connectors), which the bundle must ask for.
+   A segment whose source defines `plan`, or a strategy whose source defines
+   `plan` or `actions_for` (a `def` in a class), is built for
+   `tessera:plan/planned-segment` / `tessera:strategy/planned-strategy`,
+   which export the plan interfaces, as the Rust SDK builds every plugin.
+   (If the scan misses one, the SDK refuses the plain build and it is built
+   again for the planned world.) The component's module is a generated one
+   that re-exports `WitWorld` and the SDK's classes for those interfaces.
 3. Appends the custom section `tessera:wit-version` with the SDK's contract
    version, which the host reads before it instantiates anything.
 4. Writes the result atomically (temp file + rename) to --out.
@@ -20,6 +28,7 @@ Standard library only. Prints one line (the component and its size) on success.
 """
 
 import argparse
+import ast
 import importlib.metadata
 import os
 import shutil
@@ -34,6 +43,23 @@ WORLDS = ("connector", "segment", "strategy")
 IMPORTS = ("state", "http")
 SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_WIT = os.path.join(SDK_DIR, "wit")
+DEFAULT_WIT_PLAN = os.path.join(SDK_DIR, "wit-plan")
+DEFAULT_WIT_STRATEGY = os.path.join(SDK_DIR, "wit-strategy")
+# The methods that make a plugin of a world plan, and the world it is then built for.
+PLAN_METHODS = {"segment": ("plan",), "strategy": ("plan", "actions_for")}
+PLANNED_WORLDS = {
+    "segment": "tessera:plan/planned-segment",
+    "strategy": "tessera:strategy/planned-strategy",
+}
+# What the SDK raises when a plugin that plans is built for a plain world (core.PLANS).
+PLANS = "tessera-sdk: this plugin plans"
+# The module componentize-py builds: the app's `WitWorld` and the SDK's
+# classes of the interfaces the world exports (`SegmentPlan`, `CampaignPlan`).
+ENTRY = "_tessera_entry"
+ENTRY_SOURCE = (
+    "from {app} import WitWorld  # noqa: F401\n"
+    "globals().update(getattr(WitWorld, 'tessera_exports', {{}}))\n"
+)
 COMPONENT_HEADER = b"\x00asm\x0d\x00\x01\x00"  # magic, component-model layer 1
 # What is never part of a plugin's source: outputs, caches, hidden directories.
 IGNORED = shutil.ignore_patterns(
@@ -151,28 +177,68 @@ def install_componentize_py(tools_dir):
     return [sys.executable, "-c", RUNNER], pinned
 
 
-def wit_for(work, wit, world, imports):
+def plans(src, world):
+    """Whether the app's source defines a method that makes it plan: a
+    `def` of one of `PLAN_METHODS[world]` in a class, in any module of the
+    source directory (the SDK's own excepted)."""
+    methods = PLAN_METHODS.get(world, ())
+    for directory, dirs, names in os.walk(src):
+        dirs[:] = [d for d in dirs if d != "tessera_sdk" and not d.startswith(".")]
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, "rb") as f:
+                    tree = ast.parse(f.read(), path)
+            except (OSError, SyntaxError, ValueError):
+                continue  # componentize-py reports it
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef) and any(
+                    isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in methods
+                    for item in node.body
+                ):
+                    return True
+    return False
+
+
+def _copy_wit(source, target):
+    os.makedirs(target)
+    if os.path.isdir(source):
+        for name in os.listdir(source):
+            if name.endswith(".wit"):
+                shutil.copy(os.path.join(source, name), target)
+    else:
+        shutil.copy(source, target)
+
+
+def wit_for(work, wit, world, imports, planned=False, wit_plan=DEFAULT_WIT_PLAN,
+            wit_strategy=DEFAULT_WIT_STRATEGY):
     """(WIT path, world name) for componentize-py: the plain world, or a
-    world of the app's own that includes it and adds the imports."""
-    if not imports:
+    world of the app's own that includes it (or its planned world) and adds
+    the imports."""
+    if not imports and not planned:
         return wit, world
     root = os.path.join(work, "wit")
-    deps = os.path.join(root, "deps", "plugin")
-    os.makedirs(deps)
-    if os.path.isdir(wit):
-        for name in os.listdir(wit):
-            if name.endswith(".wit"):
-                shutil.copy(os.path.join(wit, name), deps)
+    shutil.rmtree(root, ignore_errors=True)
+    _copy_wit(wit, os.path.join(root, "deps", "plugin"))
+    if planned:
+        for name, source in (("plan", wit_plan), ("strategy", wit_strategy)):
+            if not os.path.exists(source):
+                raise BuildError(f"the WIT path `{source}` does not exist")
+            _copy_wit(source, os.path.join(root, "deps", name))
+        base = f"{PLANNED_WORLDS[world]}@{WIT_VERSION}"
     else:
-        shutil.copy(wit, deps)
-    lines = [f"    include tessera:plugin/{world}@{WIT_VERSION};"]
+        base = f"tessera:plugin/{world}@{WIT_VERSION}"
+    lines = [f"    include {base};"]
     lines += [f"    import tessera:plugin/{name}@{WIT_VERSION};" for name in imports]
     with open(os.path.join(root, "app.wit"), "w") as f:
         f.write("package tessera:app;\n\nworld app {\n" + "\n".join(lines) + "\n}\n")
     return root, "tessera:app/app"
 
 
-def build(world, out, src=".", app="app", imports=(), wit=DEFAULT_WIT, tools_dir=None, quiet=False):
+def build(world, out, src=".", app="app", imports=(), wit=DEFAULT_WIT, tools_dir=None, quiet=False,
+          wit_plan=DEFAULT_WIT_PLAN, wit_strategy=DEFAULT_WIT_STRATEGY):
     if world not in WORLDS:
         raise BuildError(f"--world `{world}` is not one of {', '.join(WORLDS)}")
     for name in imports:
@@ -204,13 +270,29 @@ def build(world, out, src=".", app="app", imports=(), wit=DEFAULT_WIT, tools_dir
         shutil.copytree(src, copy, ignore=IGNORED)
         if not os.path.isdir(os.path.join(copy, "tessera_sdk")):
             shutil.copytree(SDK_DIR, os.path.join(copy, "tessera_sdk"), ignore=IGNORED)
-        wit_path, world_name = wit_for(work, os.path.abspath(wit), world, list(imports))
+        if os.path.exists(os.path.join(copy, ENTRY + ".py")):
+            raise BuildError(f"`{ENTRY}.py` is the build's own module name; rename yours")
+        with open(os.path.join(copy, ENTRY + ".py"), "w") as f:
+            f.write(ENTRY_SOURCE.format(app=app))
+        planned = world in PLAN_METHODS and plans(copy, world)
         built = os.path.join(work, "component.wasm")
-        result = subprocess.run(
-            command + ["-q", "-d", wit_path, "-w", world_name, "componentize", "--stub-wasi",
-                       "-p", copy, "-o", built, app],
-            cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        )
+
+        def componentize(planned):
+            wit_path, world_name = wit_for(
+                work, os.path.abspath(wit), world, list(imports), planned,
+                os.path.abspath(wit_plan), os.path.abspath(wit_strategy),
+            )
+            return subprocess.run(
+                command + ["-q", "-d", wit_path, "-w", world_name, "componentize", "--stub-wasi",
+                           "-p", copy, "-o", built, ENTRY],
+                cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            )
+
+        result = componentize(planned)
+        if result.returncode != 0 and not planned and world in PLAN_METHODS \
+                and PLANS in result.stdout + result.stderr:
+            planned = True
+            result = componentize(planned)
         if result.returncode != 0:
             sys.stderr.write(result.stdout + result.stderr)
             raise BuildError(f"componentize-py failed for {os.path.join(src, app + '.py')} (output above)")
@@ -218,7 +300,8 @@ def build(world, out, src=".", app="app", imports=(), wit=DEFAULT_WIT, tools_dir
         os.chmod(built, 0o644)
         os.replace(built, out)
     if not quiet:
-        print(f"built {out} ({os.path.getsize(out) / (1 << 20):.1f} MiB, {world}, WIT {WIT_VERSION})")
+        kind = PLANNED_WORLDS[world].split("/")[1] if planned else world
+        print(f"built {out} ({os.path.getsize(out) / (1 << 20):.1f} MiB, {kind}, WIT {WIT_VERSION})")
 
 
 def main(argv=None):
@@ -233,12 +316,17 @@ def main(argv=None):
     parser.add_argument("--import", dest="imports", action="append", default=[], choices=IMPORTS,
                         help="an optional capability the plugin uses (repeatable)")
     parser.add_argument("--wit", default=DEFAULT_WIT, help="the WIT directory (default: the SDK's own)")
+    parser.add_argument("--wit-plan", default=DEFAULT_WIT_PLAN,
+                        help="the tessera:plan WIT directory (default: the SDK's own)")
+    parser.add_argument("--wit-strategy", default=DEFAULT_WIT_STRATEGY,
+                        help="the tessera:strategy WIT directory (default: the SDK's own)")
     parser.add_argument("--tools", default=None,
                         help=f"where componentize-py is installed if missing (default {default_tools_dir()})")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
     try:
-        build(args.world, args.out, args.src, args.app, args.imports, args.wit, args.tools, args.quiet)
+        build(args.world, args.out, args.src, args.app, args.imports, args.wit, args.tools, args.quiet,
+              args.wit_plan, args.wit_strategy)
     except BuildError as e:
         print(f"tessera_sdk.build: {e}.", file=sys.stderr)
         return 1

@@ -24,7 +24,8 @@ TextListColumn = _t.TextListColumn
 __all__ = [
     "Value", "ValueKind", "FieldValue", "FieldClass", "FieldSpec", "AggregateFn", "AggregateSpec",
     "Manifest", "ParamSpec", "Error", "Params", "Batch", "ColumnRef", "Column", "ColumnData",
-    "ProfileBatch", "TextColumn", "TextListColumn", "value_of",
+    "ProfileBatch", "TextColumn", "TextListColumn", "value_of", "Needs", "EventQuery",
+    "QueryColumns",
 ]
 
 
@@ -232,6 +233,113 @@ class Manifest:
         return self._manifest
 
 
+class EventQuery:
+    """Facts about a person's events of one type that a plan asks for (the
+    Rust SDK's `EventQuery { name, event_type, filter, window_ms, sums }`):
+    how many match `filter` (the rules language's filter grammar, e.g.
+    `'category = "shoes"'`) within the last `window_ms` (None: all), the
+    first and last time, and the sums of the numeric properties `sums`.
+    Read back with `Batch.query(name)`."""
+
+    __slots__ = ("name", "event_type", "filter", "window_ms", "sums")
+
+    def __init__(self, name, event_type, filter=None, window_ms=None, sums=()):
+        self.name = str(name)
+        self.event_type = str(event_type)
+        self.filter = None if filter is None else str(filter)
+        self.window_ms = None if window_ms is None else int(window_ms)
+        self.sums = [str(s) for s in sums]
+
+    def __repr__(self):
+        return (f"EventQuery(name={self.name!r}, event_type={self.event_type!r}, "
+                f"filter={self.filter!r}, window_ms={self.window_ms!r}, sums={self.sums!r})")
+
+
+class Needs:
+    """The columns a segment or strategy reads for one set of parameters
+    (`plan`), built like the Rust SDK's: `Needs.new().field(...)
+    .aggregate(...).query(EventQuery(...)).segment(...)`. The batch carries
+    the fields, then one boolean column per segment; the aggregates, then
+    each query's `count`, `first`, `last` and one column per sum."""
+
+    def __init__(self):
+        self.fields = []
+        self.aggregates = []
+        self.queries = []
+        self.segments = []
+
+    @classmethod
+    def new(cls):
+        """A plan with no fields, aggregates, queries or segments yet."""
+        return cls()
+
+    @classmethod
+    def declared(cls, manifest):
+        """The manifest's fields and aggregates: what a plugin that does not plan is sent."""
+        manifest = _manifest(manifest)
+        needs = cls()
+        needs.fields = list(manifest.fields)
+        needs.aggregates = list(manifest.aggregates)
+        return needs
+
+    def field(self, name, kind, cls=_t.FieldClass.STANDARD):
+        """Plans a profile field; its column arrives in this order."""
+        self.fields.append(_t.FieldSpec(name=name, kind=kind, class_=cls))
+        return self
+
+    def aggregate(self, name, event_type, function, property=None, window_days=None):
+        """Plans an event aggregate; its column arrives in this order."""
+        self.aggregates.append(
+            _t.AggregateSpec(
+                name=name, event_type=event_type, function=function, property=property,
+                window_days=window_days,
+            )
+        )
+        return self
+
+    def query(self, query):
+        """Plans an event query (an `EventQuery`): its `count`, `first`,
+        `last` and one column per sum arrive after the aggregates; read them
+        with `Batch.query(name)`."""
+        if not isinstance(query, EventQuery):
+            raise TypeError(f"Needs.query takes an EventQuery, not {type(query).__name__}")
+        self.queries.append(query)
+        return self
+
+    def segment(self, name):
+        """Plans another segment's membership (by its name): a boolean
+        column after the fields; read it with `Batch.segment(name)`."""
+        self.segments.append(str(name))
+        return self
+
+    def build(self, bindings):
+        """The bindings' `needs` record, from the module that defines it
+        (`wit_world.exports.segment_plan` or `wit_world.imports.segment_plan`)."""
+        return bindings.Needs(
+            fields=list(self.fields),
+            aggregates=list(self.aggregates),
+            queries=[
+                bindings.EventQuery(
+                    name=q.name, event_type=q.event_type, filter=q.filter, window_ms=q.window_ms,
+                    sums=list(q.sums),
+                )
+                for q in self.queries
+            ],
+            segments=list(self.segments),
+        )
+
+
+PLANS = "tessera-sdk: this plugin plans"
+"""How a plugin that plans but is built for a plain world fails (the build looks for it)."""
+
+
+def _needs(value, method):
+    """The `Needs` a plugin's `plan` returned, checked."""
+    if not isinstance(value, Needs):
+        raise Error.internal(f"{method} returned {type(value).__name__}, not Needs")
+    return value
+
+
 def _manifest(value):
     """The bindings' manifest from what `describe` returned."""
     return value.build() if isinstance(value, Manifest) else value
@@ -378,14 +486,73 @@ class ColumnRef:
         return self._column
 
 
+class QueryColumns:
+    """The columns of one planned event query (`Batch.query`)."""
+
+    __slots__ = ("_count", "_first", "_last", "_sums")
+
+    def __init__(self, count, first, last, sums):
+        self._count = count
+        self._first = first
+        self._last = last
+        self._sums = sums
+
+    def count(self, row):
+        """How many matching events the row's person has (0 also when the
+        query was not granted, which leaves the column missing)."""
+        n = self._count.integer(row)
+        return 0 if n is None or n < 0 else n
+
+    def first(self, row):
+        """When the first matching event happened (ms), or None."""
+        return self._first.integer(row)
+
+    def last(self, row):
+        """When the last matching event happened (ms), or None."""
+        return self._last.integer(row)
+
+    def sum(self, property, row):
+        """The sum of `property` over the matching events (0 without any,
+        and for a property the query does not sum)."""
+        column = self._sums.get(property)
+        value = column.number(row) if column is not None else None
+        return 0.0 if value is None else value
+
+    def is_present(self, row):
+        """Whether the row has the query's facts at all: False when the
+        query was not granted (every row missing)."""
+        return self._count.is_present(row)
+
+    def count_column(self):
+        return self._count
+
+    def first_column(self):
+        return self._first
+
+    def last_column(self):
+        return self._last
+
+    def sum_column(self, property):
+        """The column of the sums of `property`, or None if the query does not sum it."""
+        return self._sums.get(property)
+
+
 class Batch:
     """A batch of profile views with its columns addressable by the names
-    the plugin declared in its manifest."""
+    the plugin declared in its manifest, or planned for the call's
+    parameters (`Needs`)."""
 
-    def __init__(self, inner, manifest):
+    def __init__(self, inner, names):
         self._inner = inner
-        self._field_names = [f.name for f in manifest.fields]
-        self._aggregate_names = [a.name for a in manifest.aggregates]
+        self._field_names = [f.name for f in names.fields]
+        self._aggregate_names = [a.name for a in names.aggregates]
+        self._queries = [(q.name, list(q.sums)) for q in getattr(names, "queries", ())]
+        self._segment_names = list(getattr(names, "segments", ()))
+
+    @classmethod
+    def planned(cls, inner, needs):
+        """Wraps a batch whose columns were planned (`Needs`)."""
+        return cls(inner, needs)
 
     def rows(self):
         """Number of rows (subjects)."""
@@ -400,7 +567,7 @@ class Batch:
         return self._inner.keys
 
     def field(self, name):
-        """The column of a declared field."""
+        """The column of a declared (or planned) field."""
         if name not in self._field_names:
             raise Error.internal(
                 f"field `{name}` is not declared in the manifest or planned for these parameters"
@@ -408,12 +575,36 @@ class Batch:
         return self._column(self._inner.fields, self._field_names.index(name), name)
 
     def aggregate(self, name):
-        """The column of a declared event aggregate."""
+        """The column of a declared (or planned) event aggregate."""
         if name not in self._aggregate_names:
             raise Error.internal(
                 f"aggregate `{name}` is not declared in the manifest or planned for these parameters"
             )
         return self._column(self._inner.aggregates, self._aggregate_names.index(name), name)
+
+    def query(self, name):
+        """The columns of a planned event query, by its name: they follow
+        the aggregates, `count`, `first`, `last`, then one per sum."""
+        index = len(self._aggregate_names)
+        for query, sums in self._queries:
+            if query == name:
+                columns = self._inner.aggregates
+
+                def at(offset, what):
+                    return self._column(columns, index + offset, f"{name} ({what})")
+
+                by_sum = {p: at(3 + i, p) for i, p in enumerate(sums)}
+                return QueryColumns(at(0, "count"), at(1, "first"), at(2, "last"), by_sum)
+            index += 3 + len(sums)
+        raise Error.internal(f"query `{name}` is not planned for these parameters")
+
+    def segment(self, name):
+        """The membership column (boolean, 1: member now) of another segment
+        the plan reads, by the segment's name: they follow the fields."""
+        if name not in self._segment_names:
+            raise Error.internal(f"segment `{name}` is not planned for these parameters")
+        index = len(self._field_names) + self._segment_names.index(name)
+        return self._column(self._inner.fields, index, f"segment {name}")
 
     def _column(self, columns, index, name):
         if index >= len(columns):

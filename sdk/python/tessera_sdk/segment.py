@@ -1,16 +1,27 @@
-"""The `segment` world: decide which subjects of a batch belong to a segment.
+"""The `segment` world: decide which subjects of a batch belong to a segment;
+with `plan`, the columns of each set of parameters (`tessera:plan/segment-plan`).
 
     class Rule(Segment):
         def describe(self): ...
         def evaluate(self, params, batch): ...
 
     WitWorld = export_segment(Rule)
+
+A segment that defines `plan` is built for `tessera:plan/planned-segment`
+(`python -m tessera_sdk.build` finds the method in the source), and its
+batches carry the planned columns.
 """
 
 import wit_world
 from wit_world.imports import segments as _s
 
-from .core import Batch, Error, Params, _manifest, call
+from .core import PLANS, Batch, Error, Needs, Params, _manifest, _needs, call
+
+try:
+    from wit_world.exports import SegmentPlan as _SegmentPlan
+    from wit_world.exports import segment_plan as _plan
+except ImportError:  # built for the plain `segment` world
+    _SegmentPlan = _plan = None
 
 __all__ = ["Segment", "Memberships", "export_segment"]
 
@@ -53,12 +64,33 @@ class Segment:
         """One membership per row of the batch, in row order (`Memberships`)."""
         raise NotImplementedError
 
+    def plan(self, params):
+        """The columns the rule reads with these parameters (`Needs`), in
+        the order the batch carries them; the host sends these instead of
+        the manifest's fields and aggregates. Override it when what the rule
+        reads depends on its parameters; the default is the manifest's.
+        The answer must depend on the parameters only."""
+        return Needs.declared(self.describe())
+
 
 def export_segment(cls):
     """The component's `WitWorld` for a `Segment` subclass:
-    `WitWorld = export_segment(Rule)` in the app module."""
+    `WitWorld = export_segment(Rule)` in the app module. A subclass that
+    overrides `plan` also exports `tessera:plan/segment-plan`."""
     plugin = cls()
     manifest = _manifest(plugin.describe())
+    plans = type(plugin).plan is not Segment.plan
+    if plans and _plan is None:
+        raise RuntimeError(
+            f"{PLANS}: {cls.__name__} defines `plan`, but it is being built for the plain "
+            "segment world (tessera_sdk.build chooses tessera:plan/planned-segment for it)"
+        )
+
+    def names(params):
+        """What the batch's columns are called for these parameters."""
+        if not plans:
+            return manifest
+        return _needs(plugin.plan(params), "plan")
 
     class Exported(wit_world.WitWorld):
         def describe(self):
@@ -69,7 +101,8 @@ def export_segment(cls):
 
         def evaluate(self, params, batch):
             rows = batch.rows
-            out = call(plugin.evaluate, Params(params), Batch(batch, manifest))
+            p = Params(params)
+            out = call(lambda: plugin.evaluate(p, Batch(batch, names(p))))
             if not isinstance(out, _s.Memberships):
                 raise Error.internal(f"evaluate returned {type(out).__name__}, not Memberships")
             if not isinstance(out.member, bytes):
@@ -79,4 +112,13 @@ def export_segment(cls):
             return out
 
     Exported.__name__ = Exported.__qualname__ = "WitWorld"
+    Exported.tessera_exports = {}
+    if _plan is not None:
+
+        class SegmentPlan(_SegmentPlan):
+            def plan(self, params):
+                p = Params(params)
+                return call(lambda: _needs(plugin.plan(p), "plan").build(_plan))
+
+        Exported.tessera_exports["SegmentPlan"] = SegmentPlan
     return Exported

@@ -45,10 +45,22 @@ const SDK: &[(&str, &str)] = &[
         "state.py",
         include_str!("../../../../sdk/python/tessera_sdk/state.py"),
     ),
+    (
+        "schema.py",
+        include_str!("../../../../sdk/python/tessera_sdk/schema.py"),
+    ),
     ("py.typed", ""),
     (
         "wit/plugin.wit",
         include_str!("../../../../wit/v0.1/plugin.wit"),
+    ),
+    (
+        "wit-plan/plan.wit",
+        include_str!("../../../../wit/plan/v0.1/plan.wit"),
+    ),
+    (
+        "wit-strategy/strategy.wit",
+        include_str!("../../../../wit/strategy/v0.1/strategy.wit"),
     ),
 ];
 

@@ -26,7 +26,7 @@ pub mod planned_strategy {
 }
 
 pub use planned_strategy::exports::tessera::strategy::campaign_plan;
-pub use planned_strategy::tessera::plan::segment_plan::{EventQuery, Needs};
+pub use planned_strategy::tessera::plan::segment_plan::{self, EventQuery, Needs};
 pub use planned_strategy::{PlannedStrategy, PlannedStrategyPre};
 
 impl From<Needs> for super::plan_v0_1::Needs {
@@ -53,8 +53,12 @@ impl From<Needs> for super::plan_v0_1::Needs {
 /// The interface's name as a component exports it.
 pub const CAMPAIGN_PLAN: &str = "tessera:strategy/campaign-plan@0.1.0";
 /// The interface whose types (`needs`, `event-query`) the world imports;
-/// the host defines it with no function.
+/// its one function, `plan`, is linked only as a stub that traps with
+/// [`NOT_A_HOST_FUNCTION`] (a segment *exports* `plan`; no host serves one).
 pub const SEGMENT_PLAN_TYPES: &str = "tessera:plan/segment-plan@0.1.0";
+/// Why a strategy's call of the imported `segment-plan.plan` traps.
+pub const NOT_A_HOST_FUNCTION: &str =
+    "segment-plan.plan is not a host function; a strategy exports campaign-plan.plan";
 /// The package prefix of this capability's interfaces in export names.
 pub const PACKAGE: &str = "tessera:strategy";
 /// This module's version of the capability.
