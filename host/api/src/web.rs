@@ -205,14 +205,14 @@ fn cross_site(message: String) -> ApiError {
 /// `Sec-Fetch-Site`, when sent, must be `same-origin`, and its `Origin`
 /// must be present and name the host the request was sent to.
 pub(crate) fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return Err(cross_site(format!(
-                "this request changes data with the session cookie but comes from another \
-                 site (Sec-Fetch-Site: {}); only the portal's own pages may send it",
-                String::from_utf8_lossy(site.as_bytes())
-            )));
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes() != b"same-origin"
+    {
+        return Err(cross_site(format!(
+            "this request changes data with the session cookie but comes from another site \
+             (Sec-Fetch-Site: {}); only the portal's own pages may send it",
+            String::from_utf8_lossy(site.as_bytes())
+        )));
     }
     let host = headers
         .get(header::HOST)

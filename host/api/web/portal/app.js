@@ -51,7 +51,7 @@ function clearAlert() {
 function describe(error) {
   if (error instanceof ApiError) {
     const key = 'error_' + error.code;
-    return i18n.has(key) ? t(key) : t('error', { message: error.message });
+    return i18n.has(key) ? t(key, error.details || {}) : t('error', { message: error.message });
   }
   return t('error', { message: String(error && error.message ? error.message : error) });
 }
