@@ -6,7 +6,9 @@
 // Rust side (host/cli/tests/portal_browser.rs) then checks the API.
 //
 // Environment: TESSERA_URL, CODES_FILE, SUBJECT_EMAIL, CHROMIUM (default
-// /usr/bin/chromium). Prints one JSON line: {"deletion": "<request id>"}.
+// /usr/bin/chromium), and optionally SCREENSHOT_DIR (where to save a
+// picture of each section, to look at the page). Prints one JSON line:
+// {"deletion": "<request id>"}.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ const url = process.env.TESSERA_URL;
 const codesFile = process.env.CODES_FILE;
 const email = process.env.SUBJECT_EMAIL;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const screenshots = process.env.SCREENSHOT_DIR;
 
 function check(condition, what) {
   if (!condition) throw new Error('the page is wrong: ' + what);
@@ -70,10 +73,14 @@ try {
     problems.push(message.text());
   });
   const notice = (text) => page.locator('#notice', { hasText: text }).waitFor();
+  const picture = async (name) => {
+    if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+  };
 
   // Sign in.
   await page.goto(`${url}/portal/?tenant=acme`);
   await page.getByLabel('Email address').fill(email);
+  await picture('sign-in');
   await page.getByRole('button', { name: 'Send me a code' }).click();
   const codeField = page.getByLabel('Six-digit code');
   await codeField.waitFor();
@@ -100,6 +107,7 @@ try {
   await page.getByRole('button', { name: 'Save' }).click();
   await notice('Saved.');
   check((await city.innerText()).includes('Lyon'), 'the new city is shown');
+  await picture('data');
 
   // Grant, then revoke a consent.
   await page.getByRole('link', { name: 'Consents', exact: true }).click();
@@ -112,6 +120,7 @@ try {
   check(!(await analytics.isChecked()), 'analytics is off again');
   const history = await page.locator('#consent-history').innerText();
   check(history.includes('Allowed') && history.includes('Not allowed'), `the history shows both: ${history}`);
+  await picture('consents');
 
   // Retention.
   await page.getByRole('link', { name: 'Retention', exact: true }).click();
@@ -131,6 +140,7 @@ try {
   // Chinese, and back.
   await page.getByLabel('Language').selectOption('zh-CN');
   await page.getByRole('heading', { name: '下载', level: 2 }).waitFor();
+  await picture('download-zh');
   check((await page.locator('html').getAttribute('lang')) === 'zh-CN', 'the page says it is Chinese');
   await page.getByLabel('语言').selectOption('en');
   await page.getByRole('heading', { name: 'Download', level: 2 }).waitFor();
@@ -140,6 +150,7 @@ try {
   await page.getByRole('link', { name: 'My data', exact: true }).click();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+  await picture('data-phone');
 
   // Delete my data: confirmation, status with deadline, then the receipt.
   await page.getByRole('link', { name: 'Delete my data', exact: true }).click();
@@ -155,6 +166,7 @@ try {
   await page.locator('#receipt').waitFor({ timeout: 60_000 });
   const receipt = await page.locator('#receipt').innerText();
   check(receipt.includes('Digest') && receipt.includes('yes'), `the receipt: ${receipt}`);
+  await picture('receipt-phone');
 
   check(problems.length === 0, 'script errors or blocked content:\n' + problems.join('\n'));
   console.log(JSON.stringify({ deletion }));

@@ -671,6 +671,8 @@ async function showErased() {
 // ---- start -----------------------------------------------------------------
 
 function applyLanguage() {
+  // A message shown before the switch would stay in the old language.
+  notice('');
   i18n.apply(document);
   byId('lang-select').value = i18n.lang;
   document.documentElement.lang = i18n.lang;

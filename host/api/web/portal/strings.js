@@ -299,11 +299,12 @@ export const TRAIT_NAMES = {
     email: 'Email', phone: 'Phone', name: 'Name', first_name: 'First name', last_name: 'Last name',
     address: 'Address', birthday: 'Birthday', gender: 'Gender', city: 'City', country: 'Country',
     language: 'Language', tier: 'Membership tier', member_since: 'Member since',
-    lifetime_value: 'Total spent',
+    lifetime_value: 'Total spent', member_id: 'Member number', device_id: 'Device',
   },
   'zh-CN': {
     email: '邮箱', phone: '手机', name: '姓名', first_name: '名', last_name: '姓', address: '地址',
     birthday: '生日', gender: '性别', city: '城市', country: '国家/地区', language: '语言',
-    tier: '会员等级', member_since: '入会日期', lifetime_value: '累计消费',
+    tier: '会员等级', member_since: '入会日期', lifetime_value: '累计消费', member_id: '会员号',
+    device_id: '设备',
   },
 };
