@@ -340,6 +340,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(web::no_password_dialog))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -70,6 +71,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The security headers of every answer under `/portal` and `/ui`.
 pub(crate) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    bearer_challenge_only(headers);
     for (name, value) in [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-content-type-options", "nosniff"),
@@ -83,6 +85,31 @@ pub(crate) async fn security_headers(mut response: Response) -> Response {
         ),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Browsers answer a `Basic` challenge with a password dialog, even to a
+/// page's own `fetch`: an answer to the portal, or to a request made with
+/// the session cookie, names only the `Bearer` scheme.
+fn bearer_challenge_only(headers: &mut HeaderMap) {
+    if headers.contains_key(header::WWW_AUTHENTICATE) {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tessera\""),
+        );
+    }
+}
+
+/// The layer over the whole application that keeps a 401 to a request made
+/// with the session cookie (and no `Authorization`) from opening a
+/// password dialog ([`bearer_challenge_only`]).
+pub(crate) async fn no_password_dialog(request: Request, next: Next) -> Response {
+    let cookie = !request.headers().contains_key(header::AUTHORIZATION)
+        && session_cookie(request.headers()).is_some();
+    let mut response = next.run(request).await;
+    if cookie {
+        bearer_challenge_only(response.headers_mut());
     }
     response
 }

@@ -343,6 +343,11 @@ async fn every_portal_answer_carries_the_csp_and_the_page_loads_nothing_from_els
         .await
         .expect(StatusCode::UNAUTHORIZED);
     assert_secured(&anonymous, "401");
+    // A Basic challenge would open a password dialog over the page.
+    assert_eq!(
+        anonymous.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"tessera\""
+    );
     assert_eq!(anonymous.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(anonymous.code(), "unauthorized");
 }
@@ -468,6 +473,22 @@ async fn the_session_cookie_is_http_only_strict_for_the_token_lifetime_and_secur
         after.body.to_string().contains("logged out"),
         "{}",
         after.body
+    );
+    assert_eq!(
+        after.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"tessera\"",
+        "no password dialog over the page when its session ends"
+    );
+    // A client with no cookie still hears of both schemes.
+    let plain = f
+        .call(Method::GET, "/v1/me", None, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(
+        plain.headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("Basic")
     );
 }
 
