@@ -5,7 +5,8 @@
 // and wait for the receipt. Every step asserts what the page shows; the
 // Rust side (host/cli/tests/portal_browser.rs) then checks the API.
 //
-// Environment: TESSERA_URL, CODES_FILE, SUBJECT_EMAIL, CHROMIUM (default
+// Environment: TESSERA_URL, CODES_FILE, SUBJECT_EMAIL, SUBJECT_FIRST_NAME
+// (markup, shown as text), CHROMIUM (default
 // /usr/bin/chromium), and optionally SCREENSHOT_DIR (where to save a
 // picture of each section, to look at the page). Prints one JSON line:
 // {"deletion": "<request id>"}.
@@ -97,6 +98,9 @@ try {
   check((await traits.innerText()).includes('Porto'), 'the city is shown');
   const purchases = await page.locator('#purchases').innerText();
   check(purchases.includes('42.5') && purchases.includes('EUR'), `the purchase is shown: ${purchases}`);
+  // A stored value that is markup stays text: nothing of it runs.
+  check((await traits.innerText()).includes(process.env.SUBJECT_FIRST_NAME), 'the markup is shown as text');
+  check(await page.evaluate(() => window.pwned === undefined), 'the stored markup did not run');
   const identities = await page.locator('#identities').innerText();
   check(identities.includes(email), `the email is shown: ${identities}`);
 
@@ -138,11 +142,11 @@ try {
   check(exported.traits.city[0] === 'Lyon', 'the export holds the new city');
 
   // Chinese, and back.
-  await page.getByLabel('Language').selectOption('zh-CN');
+  await page.getByRole('combobox', { name: 'Language' }).selectOption('zh-CN');
   await page.getByRole('heading', { name: '下载', level: 2 }).waitFor();
   await picture('download-zh');
   check((await page.locator('html').getAttribute('lang')) === 'zh-CN', 'the page says it is Chinese');
-  await page.getByLabel('语言').selectOption('en');
+  await page.getByRole('combobox', { name: '语言' }).selectOption('en');
   await page.getByRole('heading', { name: 'Download', level: 2 }).waitFor();
 
   // A phone's width: nothing wider than the screen.

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 const TENANT: &str = "acme";
 const EMAIL: &str = "ana@example.com";
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// A first name that is markup with a script: the page must show it as text.
+const MARKUP: &str = "<img src=x onerror=\"window.pwned=1\">Ana";
 const INSTALL: &str = "apt-get install chromium chromium-driver && npm ci --prefix tests/browser";
 
 fn browser_dir() -> &'static Path {
@@ -61,7 +63,7 @@ fn a_person_uses_the_portal_in_headless_chromium_from_sign_in_to_the_deletion_re
     for (path, body) in [
         (
             "/v1/identify",
-            json!({"userId": "m-ana", "traits": {"email": EMAIL, "first_name": "Ana", "city": "Porto"}}),
+            json!({"userId": "m-ana", "traits": {"email": EMAIL, "first_name": MARKUP, "city": "Porto"}}),
         ),
         (
             "/v1/track",
@@ -78,6 +80,7 @@ fn a_person_uses_the_portal_in_headless_chromium_from_sign_in_to_the_deletion_re
         .env("TESSERA_URL", &server.url)
         .env("CODES_FILE", &codes)
         .env("SUBJECT_EMAIL", EMAIL)
+        .env("SUBJECT_FIRST_NAME", MARKUP)
         .env("CHROMIUM", CHROMIUM)
         .output()
         .unwrap_or_else(|error| panic!("node cannot be run ({error}); install Node.js 20+"));

@@ -335,7 +335,7 @@ function traitRow(name, held, spec) {
   }
   const editButton = h(
     'button',
-    { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-describedby': `trait-${name}` },
+    { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': t('editLabel', { name: traitName(name) }) },
     t('edit'),
   );
   editButton.addEventListener('click', () => {
