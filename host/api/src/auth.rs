@@ -283,7 +283,8 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = presented_token(request.headers());
+    // A bearer token, or the portal's session cookie (`web.rs`).
+    let token = crate::web::presented_credential(request.headers(), request.method());
     let method = request.method().clone();
     let path = request
         .extensions()

@@ -21,6 +21,7 @@ mod me;
 mod metrics;
 mod openapi;
 mod plugins;
+mod portal;
 mod profiles;
 mod ratelimit;
 mod rules;
@@ -30,6 +31,7 @@ mod subject_tokens;
 mod time;
 mod tls;
 mod tokens;
+mod web;
 mod zip;
 
 use std::future::Future;
@@ -68,6 +70,7 @@ pub use me::{
 };
 pub use metrics::{IngestCounts, Metrics};
 pub use openapi::{ApiDoc, document as openapi_document};
+pub use portal::{EditableTrait, PortalMe, PortalSession};
 pub use profiles::{AggregateView, ConsentView, ProfileView, SegmentMembership};
 pub use ratelimit::RateLimiter;
 pub use rules::{RuleCheck, RuleProblem, RuleUses};
@@ -84,6 +87,9 @@ pub use tls::{
     ReloadingCertificate, TlsConfig, TlsError, TlsListener, TlsPeer, serve_tls, server_config,
 };
 pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
+pub use web::{
+    CONTENT_SECURITY_POLICY, CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE, csrf_token,
+};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -330,9 +336,11 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .merge(login)
         .merge(v1)
+        .merge(portal::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(web::no_password_dialog))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -175,7 +175,7 @@ pub(crate) async fn profile(
 
 /// Why a member is in `segment`: a rule in plain English, else the
 /// plugin with its description.
-fn why(segment: &tessera_segments::Segment) -> String {
+pub(crate) fn why(segment: &tessera_segments::Segment) -> String {
     let rule = segment.params.iter().find_map(|(name, value)| match value {
         tessera_plugins::ParamValue::Text(text) if name == tessera_segments::rules::RULE_PARAM => {
             tessera_rules::parse(text).ok()
