@@ -8,78 +8,25 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{Server, init_keys, tessera};
+use common::{Server, init_keys, install_bundle, trusted_publisher};
 use serde_json::{Value, json};
 use tessera_guests::test_programs;
 
 const TENANT: &str = "acme";
 
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// `tessera ARGS` against the server with the operator's token.
-fn run(server: &Server, token: &str, args: &[&str]) -> Output {
-    tessera(&server.dir)
-        .args(args)
-        .env("TESSERA_SERVER", &server.url)
-        .env("TESSERA_TOKEN", token)
-        .output()
-        .expect("tessera runs")
-}
-
 /// Bundles an example with its own bundle.toml, signs it, installs and
 /// approves it.
 fn install_example(server: &Server, operator: &str, key: &Path, name: &str, built: &str) {
-    let root = &server.dir;
-    let src = root.join(format!("bundle-{name}"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::copy(built, src.join(format!("{name}.wasm"))).unwrap();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/plugins/js")
         .join(name)
         .join("bundle.toml");
-    std::fs::copy(&manifest, src.join("bundle.toml")).unwrap();
-    let bundle = root.join(format!("{name}.tsb"));
-    ok(&tessera(root)
-        .args(["bundle", "build", p(&src), "--out", p(&bundle)])
-        .output()
-        .unwrap());
-    ok(&tessera(root)
-        .args(["bundle", "sign", p(&bundle), "--key", p(key)])
-        .output()
-        .unwrap());
-    let installed = ok(&run(server, operator, &["plugin", "install", p(&bundle)]));
-    assert!(installed.contains("pending approval"), "{installed}");
-    let approved = ok(&run(server, operator, &["plugin", "approve", name]));
-    assert!(approved.contains("granted"), "{approved}");
-    let shown = ok(&run(server, operator, &["plugin", "show", name]));
-    assert!(shown.contains("active"), "{name}: {shown}");
+    install_bundle(server, operator, key, name, Path::new(built), &manifest);
 }
 
 fn built(component: Result<&'static str, &'static str>, what: &str) -> &'static str {
     component.unwrap_or_else(|why| panic!("the JavaScript {what} example was not built: {why}"))
-}
-
-fn call(server: &Server, method: &str, path: &str, token: &str, body: Value) -> Value {
-    let (status, answer) = server.call(method, path, Some(token), Some(&body.to_string()));
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {answer}"
-    );
-    answer
 }
 
 #[test]
@@ -92,24 +39,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
     // compiles in tens of seconds, past the default 30 s request timeout.
     let server = Server::start_with(root, TENANT, &[("TESSERA_REQUEST_TIMEOUT_MS", "300000")]);
     let operator = server.operator.clone().expect("an operator token");
-    let keys = root.join("publisher");
-    ok(&tessera(root)
-        .args(["keys", "publisher", "new", "--out", p(&keys)])
-        .output()
-        .unwrap());
-    ok(&run(
-        &server,
-        &operator,
-        &[
-            "keys",
-            "publisher",
-            "trust",
-            p(&keys.join("publisher.pub")),
-            "--name",
-            "Tessera Examples",
-        ],
-    ));
-    let key = keys.join("publisher.key");
+    let key = trusted_publisher(&server, &operator, "Tessera Examples");
 
     // The connector: a JSON orders body pushed to a source of it.
     install_example(
@@ -119,8 +49,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
         "json-orders",
         built(test_programs::JS_EXAMPLE_CONNECTOR, "connector"),
     );
-    call(
-        &server,
+    server.ok_call(
         "PUT",
         "/v1/sources/orders",
         &operator,
@@ -133,13 +62,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
          "placed_at": "2026-01-12T10:00:00Z", "total": 40.0, "currency": "EUR", "items": 1},
         {"id": "o-3", "email": "not an address", "placed_at": "2026-01-12T10:00:00Z", "total": 5.0}
     ]});
-    let pushed = call(
-        &server,
-        "POST",
-        "/v1/sources/orders/push",
-        &operator,
-        orders,
-    );
+    let pushed = server.ok_call("POST", "/v1/sources/orders/push", &operator, orders);
     let report = &pushed["report"];
     assert_eq!(report["events_inserted"], 2, "{pushed}");
     assert!(
@@ -151,16 +74,14 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
     let portal = server.create_token(&operator, "portal", "portal");
     let mut subjects = Vec::new();
     for email in ["ann@example.com", "bob@example.com"] {
-        let found = call(
-            &server,
+        let found = server.ok_call(
             "POST",
             "/v1/subjects/lookup",
             &operator,
             json!({"kind": "email", "value": email}),
         );
         let subject = found["subject"].as_str().expect("a subject").to_owned();
-        let token = call(
-            &server,
+        let token = server.ok_call(
             "POST",
             "/v1/subject-tokens",
             &portal,
@@ -168,8 +89,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
         );
         let token = token["token"].as_str().expect("a subject token").to_owned();
         for purpose in ["analytics", "personalization"] {
-            call(
-                &server,
+            server.ok_call(
                 "PUT",
                 &format!("/v1/me/consents/{purpose}"),
                 &token,
@@ -187,8 +107,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
         "lapsed-vip",
         built(test_programs::JS_EXAMPLE_SEGMENT, "segment"),
     );
-    let preview = call(
-        &server,
+    let preview = server.ok_call(
         "POST",
         "/v1/segments/preview",
         &operator,
@@ -200,8 +119,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
     assert_eq!(preview["sample"], json!([subjects[0]]), "{preview}");
 
     // The strategy: a forecast of an offer campaign over everyone who bought.
-    call(
-        &server,
+    server.ok_call(
         "PUT",
         "/v1/schema/traits/lifetime_value",
         &operator,
@@ -214,8 +132,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
         "next-best-offer",
         built(test_programs::JS_EXAMPLE_STRATEGY, "strategy"),
     );
-    call(
-        &server,
+    server.ok_call(
         "PUT",
         "/v1/segments/buyers",
         &operator,
@@ -232,8 +149,7 @@ fn javascript_examples_install_as_bundles_and_serve_calls_through_the_api() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(recomputed["members"], 2, "both bought: {recomputed}");
-    let forecast = call(
-        &server,
+    let forecast = server.ok_call(
         "POST",
         "/v1/simulate",
         &operator,

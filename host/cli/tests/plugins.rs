@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Server, init_keys, tessera};
+use common::{Server, init_keys, install_bundle, plugin_test, tessera, trusted_publisher};
 
 const TENANT: &str = "acme";
 
@@ -318,79 +318,27 @@ fn python_examples_install_as_signed_bundles_and_answer_through_the_server() {
         &[("TESSERA_CACHE_DIR", compiled.to_str().unwrap())],
     );
     let operator = server.operator.clone().expect("an operator token");
-    let keys = root.join("publisher");
-    ok(&tessera(root)
-        .args(["keys", "publisher", "new", "--out", p(&keys)])
-        .output()
-        .unwrap());
-    ok(&run(
-        &server,
-        &operator,
-        &[
-            "keys",
-            "publisher",
-            "trust",
-            p(&keys.join("publisher.pub")),
-            "--name",
-            "Example Partner",
-        ],
-    ));
+    let key = trusted_publisher(&server, &operator, "Example Partner");
     for example in python::EXAMPLES {
         let component = python::component(&example, &cache)
             .unwrap_or_else(|why| panic!("{} could not be built: {why}", example.name));
-        let src = root.join(example.name);
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::copy(&component, src.join(format!("{}.wasm", example.name))).unwrap();
-        std::fs::copy(
-            python::root().join(example.dir).join("bundle.toml"),
-            src.join("bundle.toml"),
-        )
-        .unwrap();
         // The partner's loop first: its fixtures, under its requested view.
-        let fixtures = python::root().join(example.dir).join("fixtures.json");
-        let tested = ok(&tessera(root)
-            .args([
-                "plugin",
-                "test",
-                p(&src.join(format!("{}.wasm", example.name))),
-                "--fixtures",
-                p(&fixtures),
-                "--cache-dir",
-                p(&compiled),
-            ])
-            .output()
-            .unwrap());
-        assert!(tested.contains("view        under the grants"), "{tested}");
+        let project = python::root().join(example.dir);
+        let tested = plugin_test(root, &component, &project.join("fixtures.json"), &compiled);
         let expected = match example.world {
             "connector" => "2 events, 0 trait updates, 0 identity links, 3 rejected",
             "segment" => "row 1: member, score 99.09, tier hot",
             _ => "row 1: vip_preview",
         };
         assert!(tested.contains(expected), "{}: {tested}", example.name);
-        let bundle = root.join(format!("{}.tsb", example.name));
-        ok(&tessera(root)
-            .args(["bundle", "build", p(&src), "--out", p(&bundle)])
-            .output()
-            .unwrap());
-        ok(&tessera(root)
-            .args([
-                "bundle",
-                "sign",
-                p(&bundle),
-                "--key",
-                p(&keys.join("publisher.key")),
-            ])
-            .output()
-            .unwrap());
-        let installed = ok(&run(&server, &operator, &["plugin", "install", p(&bundle)]));
-        assert!(installed.contains("pending approval"), "{installed}");
-        ok(&run(
+        install_bundle(
             &server,
             &operator,
-            &["plugin", "approve", example.name],
-        ));
-        let shown = ok(&run(&server, &operator, &["plugin", "show", example.name]));
-        assert!(shown.contains("active"), "{shown}");
+            &key,
+            example.name,
+            &component,
+            &project.join("bundle.toml"),
+        );
     }
 
     // The connector: an import of its sample file, bad lines reported by row.

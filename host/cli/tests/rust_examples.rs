@@ -10,51 +10,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{Server, init_keys, tessera};
+use common::{Server, init_keys, install_bundle, ok, p, plugin_test, tessera, trusted_publisher};
 use serde_json::{Value, json};
 use tessera_guests::test_programs;
 
 const TENANT: &str = "acme";
 
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/plugins/rust")
         .join(name)
-}
-
-/// `tessera ARGS` against the server with the operator's token.
-fn run(server: &Server, token: &str, args: &[&str]) -> Output {
-    tessera(&server.dir)
-        .args(args)
-        .env("TESSERA_SERVER", &server.url)
-        .env("TESSERA_TOKEN", token)
-        .output()
-        .expect("tessera runs")
-}
-
-fn call(server: &Server, method: &str, path: &str, token: &str, body: Value) -> Value {
-    let (status, answer) = server.call(method, path, Some(token), Some(&body.to_string()));
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {answer}"
-    );
-    answer
 }
 
 /// The partner's loop on an example: `plugin test` with its fixtures
@@ -68,39 +34,14 @@ fn test_and_install(
     built: &str,
 ) -> String {
     let root = &server.dir;
-    let src = root.join(format!("bundle-{name}"));
-    std::fs::create_dir_all(&src).unwrap();
-    let component = src.join(format!("{name}.wasm"));
-    std::fs::copy(built, &component).unwrap();
-    std::fs::copy(example(name).join("bundle.toml"), src.join("bundle.toml")).unwrap();
-    let tested = ok(&tessera(root)
-        .args([
-            "plugin",
-            "test",
-            p(&component),
-            "--fixtures",
-            p(&example(name).join("fixtures.json")),
-            "--cache-dir",
-            p(&root.join("plugin-test-cache")),
-        ])
-        .output()
-        .unwrap());
-    assert!(tested.contains("view        under the grants"), "{tested}");
-    let bundle = root.join(format!("{name}.tsb"));
-    ok(&tessera(root)
-        .args(["bundle", "build", p(&src), "--out", p(&bundle)])
-        .output()
-        .unwrap());
-    ok(&tessera(root)
-        .args(["bundle", "sign", p(&bundle), "--key", p(key)])
-        .output()
-        .unwrap());
-    let installed = ok(&run(server, operator, &["plugin", "install", p(&bundle)]));
-    assert!(installed.contains("pending approval"), "{installed}");
-    let approved = ok(&run(server, operator, &["plugin", "approve", name]));
-    assert!(approved.contains("granted"), "{approved}");
-    let shown = ok(&run(server, operator, &["plugin", "show", name]));
-    assert!(shown.contains("active"), "{name}: {shown}");
+    let tested = plugin_test(
+        root,
+        Path::new(built),
+        &example(name).join("fixtures.json"),
+        &root.join("plugin-test-cache"),
+    );
+    let manifest = example(name).join("bundle.toml");
+    install_bundle(server, operator, key, name, Path::new(built), &manifest);
     tested
 }
 
@@ -111,24 +52,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     init_keys(root);
     let server = Server::start(root, TENANT);
     let operator = server.operator.clone().expect("an operator token");
-    let keys = root.join("publisher");
-    ok(&tessera(root)
-        .args(["keys", "publisher", "new", "--out", p(&keys)])
-        .output()
-        .unwrap());
-    ok(&run(
-        &server,
-        &operator,
-        &[
-            "keys",
-            "publisher",
-            "trust",
-            p(&keys.join("publisher.pub")),
-            "--name",
-            "Example Partner",
-        ],
-    ));
-    let key = keys.join("publisher.key");
+    let key = trusted_publisher(&server, &operator, "Example Partner");
 
     // The connector: its fixtures, then an import of its sample export.
     let tested = test_and_install(
@@ -148,8 +72,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     );
     // The later chunk keeps the file's line numbers: its bad line is 41.
     assert!(tested.contains("line 41 (total)"), "{tested}");
-    let imported = ok(&run(
-        &server,
+    let imported = ok(&server.cli(
         &operator,
         &[
             "import",
@@ -175,15 +98,13 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     }
     // The receipt with both the card and the phone linked them: the
     // phone-only receipt is Ann's.
-    let ann = call(
-        &server,
+    let ann = server.ok_call(
         "POST",
         "/v1/subjects/lookup",
         &operator,
         json!({"kind": "phone", "value": "+44 7700 900123"}),
     );
-    let by_card = call(
-        &server,
+    let by_card = server.ok_call(
         "POST",
         "/v1/subjects/lookup",
         &operator,
@@ -196,16 +117,14 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     let portal = server.create_token(&operator, "portal", "portal");
     let mut subjects = Vec::new();
     for card in ["M-1001", "M-1002"] {
-        let found = call(
-            &server,
+        let found = server.ok_call(
             "POST",
             "/v1/subjects/lookup",
             &operator,
             json!({"kind": "member_id", "value": card}),
         );
         let subject = found["subject"].as_str().expect("a subject").to_owned();
-        let token = call(
-            &server,
+        let token = server.ok_call(
             "POST",
             "/v1/subject-tokens",
             &portal,
@@ -213,8 +132,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
         );
         let token = token["token"].as_str().expect("a subject token").to_owned();
         for purpose in ["analytics", "personalization"] {
-            call(
-                &server,
+            server.ok_call(
                 "PUT",
                 &format!("/v1/me/consents/{purpose}"),
                 &token,
@@ -268,8 +186,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
         assert!(tested.contains(expected), "{expected}: {tested}");
     }
     let preview = |tier: &str| {
-        call(
-            &server,
+        server.ok_call(
             "POST",
             "/v1/segments/preview",
             &operator,
@@ -284,8 +201,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     let steady = preview("steady");
     assert_eq!(steady["sample"], json!([subjects[1]]), "{steady}");
     assert_eq!(preview("")["members"], 2);
-    call(
-        &server,
+    server.ok_call(
         "PUT",
         "/v1/segments/buyers",
         &operator,
@@ -324,8 +240,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
     ] {
         assert!(tested.contains(expected), "{expected}: {tested}");
     }
-    let forecast = call(
-        &server,
+    let forecast = server.ok_call(
         "POST",
         "/v1/simulate",
         &operator,
@@ -365,8 +280,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
 
     // A running campaign of the ladder on the segment decides for Bob:
     // greedy, 20% off with propensity 1, and says why.
-    call(
-        &server,
+    server.ok_call(
         "PUT",
         "/v1/campaigns/win-back",
         &operator,
@@ -374,22 +288,19 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
                "purpose": "personalization", "holdout": 0.0, "fallback": "no_offer",
                "goal": {"event": "purchase", "value": "amount"}}),
     );
-    call(
-        &server,
+    server.ok_call(
         "POST",
         "/v1/campaigns/win-back/simulate",
         &operator,
         json!({}),
     );
-    call(
-        &server,
+    server.ok_call(
         "POST",
         "/v1/campaigns/win-back/status",
         &operator,
         json!({"status": "running"}),
     );
-    let decided = call(
-        &server,
+    let decided = server.ok_call(
         "POST",
         "/v1/decide",
         &operator,
@@ -405,8 +316,7 @@ fn rust_examples_build_from_source_install_as_bundles_and_serve_calls_through_th
             .is_some_and(|e| e.contains("10.0% conversion x 40.00 order x 20% margin")),
         "{decided}"
     );
-    let feedback = call(
-        &server,
+    let feedback = server.ok_call(
         "POST",
         "/v1/feedback",
         &operator,

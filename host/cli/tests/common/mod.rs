@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -202,4 +202,104 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Its standard output, after asserting that the command succeeded.
+pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+impl Server {
+    /// `tessera ARGS` as a client of this server, with `token`.
+    pub fn cli(&self, token: &str, args: &[&str]) -> Output {
+        tessera(&self.dir)
+            .args(args)
+            .env("TESSERA_SERVER", &self.url)
+            .env("TESSERA_TOKEN", token)
+            .output()
+            .expect("tessera runs")
+    }
+
+    /// A call that must succeed (2xx): its JSON answer.
+    pub fn ok_call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let (status, answer) = self.call(method, path, Some(token), Some(&body.to_string()));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        answer
+    }
+}
+
+/// A partner's publisher key pair, made in `publisher/` of the server's
+/// directory and trusted by the server as `name`: the private key's path.
+pub fn trusted_publisher(server: &Server, operator: &str, name: &str) -> PathBuf {
+    let keys = server.dir.join("publisher");
+    ok(&tessera(&server.dir)
+        .args(["keys", "publisher", "new", "--out", p(&keys)])
+        .output()
+        .expect("tessera runs"));
+    let public = keys.join("publisher.pub");
+    ok(&server.cli(
+        operator,
+        &["keys", "publisher", "trust", p(&public), "--name", name],
+    ));
+    keys.join("publisher.key")
+}
+
+/// `tessera plugin test COMPONENT --fixtures FIXTURES`, compiled components
+/// cached in `cache`: what it printed, which shows the view the plugin gets
+/// under the grants its bundle asks for.
+pub fn plugin_test(dir: &Path, component: &Path, fixtures: &Path, cache: &Path) -> String {
+    let tested = ok(&tessera(dir)
+        .args(["plugin", "test", p(component), "--fixtures", p(fixtures)])
+        .args(["--cache-dir", p(cache)])
+        .output()
+        .expect("tessera runs"));
+    assert!(tested.contains("view        under the grants"), "{tested}");
+    tested
+}
+
+/// The partner's bundle of `component` as plugin `name` with its own
+/// `bundle.toml`, signed with `key`, installed through the server and
+/// approved by the operator: it ends active.
+pub fn install_bundle(
+    server: &Server,
+    operator: &str,
+    key: &Path,
+    name: &str,
+    component: &Path,
+    manifest: &Path,
+) {
+    let root = &server.dir;
+    let src = root.join(format!("bundle-{name}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(component, src.join(format!("{name}.wasm"))).unwrap();
+    std::fs::copy(manifest, src.join("bundle.toml")).unwrap();
+    let bundle = root.join(format!("{name}.tsb"));
+    ok(&tessera(root)
+        .args(["bundle", "build", p(&src), "--out", p(&bundle)])
+        .output()
+        .expect("tessera runs"));
+    ok(&tessera(root)
+        .args(["bundle", "sign", p(&bundle), "--key", p(key)])
+        .output()
+        .expect("tessera runs"));
+    let installed = ok(&server.cli(operator, &["plugin", "install", p(&bundle)]));
+    assert!(installed.contains("pending approval"), "{installed}");
+    let approved = ok(&server.cli(operator, &["plugin", "approve", name]));
+    assert!(approved.contains("granted"), "{approved}");
+    let shown = ok(&server.cli(operator, &["plugin", "show", name]));
+    assert!(shown.contains("active"), "{name}: {shown}");
 }
