@@ -2,8 +2,12 @@
 //! its own `build.sh` and passes `tessera plugin test` unchanged; bad input
 //! is refused before anything is written.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::ok;
 
 fn tessera(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -12,16 +16,6 @@ fn tessera(dir: &Path, args: &[&str]) -> Output {
         .env("TESSERA_LOG", "warn")
         .output()
         .expect("tessera runs")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 #[test]
