@@ -3,9 +3,11 @@
 //!
 //! The trait is synchronous and every caller runs it on a thread that may
 //! block (the API's `spawn_blocking` pool, worker threads, the CLI), so this
-//! backend uses the synchronous `postgres` client from an r2d2 pool. That
-//! client drives its own small tokio runtime per call: it must never be
-//! called on a tokio worker thread (docs/operations.md says why this choice).
+//! backend uses the synchronous `postgres` client from an r2d2 pool
+//! (docs/operations.md says why this choice). That client drives a small
+//! runtime of its own per call, which tokio forbids on a thread that drives
+//! async tasks: a call that arrives on one anyway is moved off it
+//! ([`off_runtime`]) rather than left to panic.
 //!
 //! The schema is in `migrations/` (see [`migrate`]); concurrency is
 //! PostgreSQL's, at READ COMMITTED:
@@ -172,6 +174,12 @@ impl PgStore {
         Ok(Self { pool, target })
     }
 
+    /// The database's user, host, port, name and schema (no password), for
+    /// messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// A connection from the pool.
     fn client(&self) -> Result<r2d2_postgres::r2d2::PooledConnection<Manager>, Unavailable> {
         self.pool.get().map_err(|error| {
@@ -187,37 +195,53 @@ impl PgStore {
     /// deadlock or a serialisation failure.
     fn transact<T, E>(
         &self,
-        mut work: impl FnMut(&mut Transaction<'_>) -> Result<T, Failure<E>>,
+        mut work: impl FnMut(&mut Transaction<'_>) -> Result<T, Failure<E>> + Send,
     ) -> Result<T, Failure<E>>
     where
-        E: From<Unavailable>,
+        T: Send,
+        E: From<Unavailable> + Send,
     {
-        let mut client = self
-            .client()
-            .map_err(|unavailable| Failure::Abort(E::from(unavailable)))?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = (|| {
-                let mut tx = client.transaction()?;
-                let value = work(&mut tx)?;
-                tx.commit()?;
-                Ok(value)
-            })();
-            match result {
-                Err(Failure::Db(error)) if retryable(&error) && attempt <= RETRIES => continue,
-                other => return other,
+        off_runtime(|| {
+            let mut client = self
+                .client()
+                .map_err(|unavailable| Failure::Abort(E::from(unavailable)))?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let result = (|| {
+                    let mut tx = client.transaction()?;
+                    let value = work(&mut tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                })();
+                match result {
+                    Err(Failure::Db(error)) if retryable(&error) && attempt <= RETRIES => continue,
+                    other => return other,
+                }
             }
-        }
+        })
     }
 
     /// Runs one statement (or a few reads) on a pooled connection.
-    fn with_client<T>(
+    fn with_client<T: Send>(
         &self,
-        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, StoreError> {
-        let mut client = self.client()?;
-        work(&mut client).map_err(|error| backend(&error))
+        off_runtime(|| {
+            let mut client = self.client()?;
+            work(&mut client).map_err(|error| backend(&error))
+        })
+    }
+
+    /// [`PgStore::with_client`] for the plugin state methods.
+    fn with_state_client<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, tessera_state::StateError> {
+        off_runtime(|| {
+            let mut client = self.client()?;
+            work(&mut client).map_err(|error| state::state_error(&error))
+        })
     }
 
     /// [`Store::append_batch`], and with `all_new` [`Store::append_new`]:
@@ -272,6 +296,25 @@ impl PgStore {
 }
 
 type Manager = PostgresConnectionManager<NoTls>;
+
+/// Runs blocking database work where blocking is allowed. On a thread of a
+/// multi-threaded tokio runtime that drives tasks, `block_in_place` hands
+/// its tasks to another thread first (elsewhere it just runs `work`); on a
+/// current-thread runtime, whose one thread cannot be given up, the work
+/// runs on a thread of its own. Outside any runtime it runs as it is.
+fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|scope| {
+            scope
+                .spawn(work)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Ok(_) => tokio::task::block_in_place(work),
+        Err(_) => work(),
+    }
+}
 
 /// What `append_core` did: the outcomes, or the positions of the events that
 /// were not new.
@@ -1235,9 +1278,10 @@ impl Store for PgStore {
 
     fn audit_head(&self, tenant: &str) -> Result<u64, StoreError> {
         check_id("tenant id", tenant)?;
-        let mut client = self.client()?;
-        let head = audit_head(&mut *client, tenant.as_bytes()).map_err(Fail::into_store)?;
-        Ok(head)
+        off_runtime(|| {
+            let mut client = self.client()?;
+            audit_head(&mut *client, tenant.as_bytes()).map_err(Fail::into_store)
+        })
     }
 
     fn audit(

@@ -14,7 +14,7 @@ use crate::{Fail, Failure, PgStore, check_id, prefix_end, sql_limit, utf8};
 
 type StateFail = Failure<StateError>;
 
-fn state_error(error: &postgres::Error) -> StateError {
+pub(crate) fn state_error(error: &postgres::Error) -> StateError {
     StateError::Backend(format!("PostgreSQL: {}", crate::error_detail(error)))
 }
 
@@ -130,9 +130,8 @@ pub(crate) fn purge_scope(
 impl StateStore for PgStore {
     fn get(&self, scope: &StateScope, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         check_scope(scope)?;
-        let mut client = self.client()?;
-        let row = client
-            .query_opt(
+        let row = self.with_state_client(|client| {
+            client.query_opt(
                 "SELECT value FROM plugin_state WHERE tenant = $1 AND plugin = $2 AND key = $3",
                 &[
                     &scope.tenant.as_bytes(),
@@ -140,7 +139,7 @@ impl StateStore for PgStore {
                     &key.as_bytes(),
                 ],
             )
-            .map_err(|error| state_error(&error))?;
+        })?;
         Ok(row.map(|row| row.get(0)))
     }
 
@@ -160,9 +159,8 @@ impl StateStore for PgStore {
     ) -> Result<Vec<String>, StateError> {
         check_scope(scope)?;
         let end = prefix_end(prefix.as_bytes());
-        let mut client = self.client()?;
-        let rows = client
-            .query(
+        let rows = self.with_state_client(|client| {
+            client.query(
                 "SELECT key FROM plugin_state WHERE tenant = $1 AND plugin = $2 \
                  AND key >= $3 AND ($4::bytea IS NULL OR key < $4) ORDER BY key LIMIT $5",
                 &[
@@ -173,7 +171,7 @@ impl StateStore for PgStore {
                     &sql_limit(limit),
                 ],
             )
-            .map_err(|error| state_error(&error))?;
+        })?;
         rows.into_iter()
             .map(|row| {
                 utf8(row.get(0), "state").map_err(|error| StateError::Backend(error.to_string()))
@@ -329,15 +327,14 @@ impl StateStore for PgStore {
             return Ok(Vec::new());
         }
         let end = prefix_end(prefix.as_bytes());
-        let mut client = self.client()?;
         // Every scope ever written or retired has its row.
-        let rows = client
-            .query(
+        let rows = self.with_state_client(|client| {
+            client.query(
                 "SELECT plugin FROM plugin_scopes WHERE tenant = $1 \
                  AND plugin >= $2 AND ($3::bytea IS NULL OR plugin < $3) ORDER BY plugin",
                 &[&tenant.as_bytes(), &prefix.as_bytes(), &end],
             )
-            .map_err(|error| state_error(&error))?;
+        })?;
         rows.into_iter()
             .map(|row| {
                 Ok(StateScope {
@@ -354,13 +351,12 @@ impl PgStore {
     /// A scope's (version, usage), (0, 0) if it never held state.
     fn meta(&self, scope: &StateScope) -> Result<(u64, u64), StateError> {
         check_scope(scope)?;
-        let mut client = self.client()?;
-        let row = client
-            .query_opt(
+        let row = self.with_state_client(|client| {
+            client.query_opt(
                 "SELECT version, usage FROM plugin_scopes WHERE tenant = $1 AND plugin = $2",
                 &[&scope.tenant.as_bytes(), &scope.plugin.as_bytes()],
             )
-            .map_err(|error| state_error(&error))?;
+        })?;
         Ok(match row {
             Some(row) => (
                 stored_version(row.get(0)),

@@ -243,3 +243,34 @@ fn a_store_debug_prints_its_target_and_no_contents() {
     assert!(printed.contains(&scratch.schema), "{printed}");
     assert!(!printed.contains("secret"), "{printed}");
 }
+
+/// The API calls the store from its blocking pool; a call made on a thread
+/// that drives async tasks must still work, not panic in the client.
+#[test]
+fn calls_from_async_tasks_of_either_runtime_flavour_are_served() {
+    if skip() {
+        return;
+    }
+    let (_scratch, store) = fixture();
+    let store = std::sync::Arc::new(store);
+    for multi_thread in [true, false] {
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread().build()
+        }
+        .unwrap();
+        let store = store.clone();
+        let seq = if multi_thread { 1 } else { 2 };
+        let head = runtime.block_on(async move {
+            let task = tokio::spawn(async move {
+                store.append_audit("acme", seq, b"from a task").unwrap();
+                store.audit_head("acme").unwrap()
+            });
+            task.await.unwrap()
+        });
+        assert_eq!(head, seq);
+    }
+}
