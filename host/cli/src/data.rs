@@ -91,6 +91,26 @@ impl DataArgs {
         self.open_with(master)
     }
 
+    /// Opens the deployment on a store of its own (PostgreSQL: `[storage]`
+    /// of `tessera serve`) instead of the data directory; with `create` the
+    /// key directory is created if needed, else it must exist.
+    pub fn open_on(
+        &self,
+        store: Arc<dyn tessera_store::Store>,
+        create: bool,
+    ) -> anyhow::Result<Vault> {
+        if !create && !self.key_dir.is_dir() {
+            bail!(
+                "the key directory {} does not exist; point --key-dir (or TESSERA_KEY_DIR) at \
+                 the directory holding the subject key store (without it no subject's records \
+                 can be read)",
+                self.key_dir.display()
+            );
+        }
+        let master = self.master_key()?;
+        Ok(Vault::new(store, &self.key_dir, master)?)
+    }
+
     /// Opens the deployment, creating the data and key directories if needed.
     pub fn open_or_create(&self, master: MasterKey) -> anyhow::Result<Vault> {
         self.check_separate()?;

@@ -30,9 +30,9 @@ use crate::data::DataArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A TOML file of settings ([server], [tls], [limits], [rate_limit],
-    /// [subject_tokens], [subject_login], [plugins], [jobs]; see docs/api.md
-    /// and docs/tls.md).
+    /// A TOML file of settings ([server], [storage], [tls], [limits],
+    /// [rate_limit], [subject_tokens], [subject_login], [plugins], [jobs];
+    /// see docs/api.md, docs/operations.md and docs/tls.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
@@ -131,6 +131,83 @@ pub struct ServeConfig {
     pub subject_login: SubjectLoginConfig,
     pub plugins: PluginSettings,
     pub jobs: crate::upkeep::JobSettings,
+    pub storage: StorageSettings,
+}
+
+/// Which store keeps the deployment's records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// The embedded store in `server.data_dir` (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database at `storage.url`, which several servers may
+    /// share (docs/operations.md).
+    Postgres,
+}
+
+/// `[storage]`: where the records are. The subject keys stay in
+/// `server.key_dir` whichever it is.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Also TESSERA_STORAGE_BACKEND (`sled` or `postgres`).
+    pub backend: StorageBackend,
+    /// The PostgreSQL connection URL (`postgres://user:password@host:port/db`).
+    /// Also TESSERA_STORAGE_URL.
+    pub url: Option<String>,
+    /// A schema of its own in that database, created if missing. Also
+    /// TESSERA_STORAGE_SCHEMA.
+    pub schema: Option<String>,
+    /// The most connections this server keeps open to the database.
+    pub pool_size: Option<u32>,
+}
+
+// The URL may carry a password.
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_ref().map(|_| "(set)"))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl StorageSettings {
+    /// The PostgreSQL store's options, if that is the backend.
+    fn postgres(&self) -> Option<tessera_store_postgres::PgOptions> {
+        if self.backend != StorageBackend::Postgres {
+            return None;
+        }
+        let mut options =
+            tessera_store_postgres::PgOptions::new(self.url.clone().unwrap_or_default());
+        options.schema.clone_from(&self.schema);
+        if let Some(size) = self.pool_size {
+            options.pool_size = size;
+        }
+        Some(options)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let url_set = self.url.as_ref().is_some_and(|url| !url.trim().is_empty());
+        match self.backend {
+            StorageBackend::Postgres if !url_set => anyhow::bail!(
+                "invalid settings: storage.url (or TESSERA_STORAGE_URL) must be set when \
+                 storage.backend is \"postgres\""
+            ),
+            StorageBackend::Sled if url_set || self.schema.is_some() => anyhow::bail!(
+                "invalid settings: storage.url and storage.schema are read only when \
+                 storage.backend is \"postgres\" (it is \"sled\")"
+            ),
+            _ => {}
+        }
+        if self.pool_size == Some(0) {
+            anyhow::bail!("invalid settings: storage.pool_size must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// `[plugins]`: what connectors may reach.
@@ -218,6 +295,21 @@ impl ServeConfig {
                 "false" | "0" => false,
                 other => anyhow::bail!("TESSERA_TLS_REQUIRED must be true or false, not {other:?}"),
             };
+        }
+        if let Some(v) = var("TESSERA_STORAGE_BACKEND") {
+            self.storage.backend = match v.trim() {
+                "sled" => StorageBackend::Sled,
+                "postgres" => StorageBackend::Postgres,
+                other => {
+                    anyhow::bail!("TESSERA_STORAGE_BACKEND must be sled or postgres, not {other:?}")
+                }
+            };
+        }
+        if let Some(v) = var("TESSERA_STORAGE_URL") {
+            self.storage.url = Some(v);
+        }
+        if let Some(v) = var("TESSERA_STORAGE_SCHEMA") {
+            self.storage.schema = Some(v);
         }
         if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
             self.plugins.outbound_ca_file = Some(v.into());
@@ -313,7 +405,7 @@ impl ServeConfig {
                 self.server.store_cache_mib
             );
         }
-        Ok(())
+        self.storage.check()
     }
 
     fn data(&self) -> DataArgs {
@@ -381,10 +473,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         CodeSenderKind::None => {}
     }
     let data = config.data();
-    let vault = if args.init {
-        data.open_or_create(data.master_key()?)?
-    } else {
-        data.open()?
+    let vault = match config.storage.postgres() {
+        Some(options) => {
+            let store = tessera_store_postgres::PgStore::open_with(&options)?;
+            println!("tessera serve: storage: PostgreSQL {}", store.target());
+            data.open_on(Arc::new(store), args.init)?
+        }
+        None if args.init => data.open_or_create(data.master_key()?)?,
+        None => data.open()?,
     };
     let vault = Arc::new(vault);
     let allowance = config
@@ -579,6 +675,51 @@ mod tests {
         assert_eq!(documented.jobs, defaults.jobs);
         assert_eq!(documented.plugins, defaults.plugins);
         assert_eq!(documented.tls, defaults.tls);
+        assert_eq!(documented.storage, defaults.storage);
+    }
+
+    #[test]
+    fn postgres_storage_comes_from_the_file_or_the_environment_and_needs_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://t:pw@db/tessera\"\n\
+             schema = \"node_a\"\npool_size = 4\n",
+        )
+        .unwrap();
+        let config = ServeConfig::from_file(&path).unwrap();
+        config.check().unwrap();
+        let options = config.storage.postgres().expect("postgres is selected");
+        assert_eq!(options.url, "postgres://t:pw@db/tessera");
+        assert_eq!(options.schema.as_deref(), Some("node_a"));
+        assert_eq!(options.pool_size, 4);
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the password is not printed"
+        );
+
+        let mut config = ServeConfig::default();
+        assert!(config.storage.postgres().is_none(), "sled by default");
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_BACKEND").then(|| "postgres".into()))
+            .unwrap();
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("storage.url"), "{error}");
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_URL").then(|| "postgres://db/x".into()))
+            .unwrap();
+        config.check().unwrap();
+
+        let error = ServeConfig::default()
+            .apply_env(|name| (name == "TESSERA_STORAGE_BACKEND").then(|| "mysql".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sled or postgres"), "{error}");
+        let mut sled_with_url = ServeConfig::default();
+        sled_with_url.storage.url = Some("postgres://db/x".into());
+        let error = sled_with_url.check().unwrap_err().to_string();
+        assert!(error.contains("only when storage.backend"), "{error}");
     }
 
     #[test]

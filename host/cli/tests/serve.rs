@@ -344,3 +344,143 @@ fn sigterm_lets_requests_in_flight_finish_and_what_they_acknowledged_is_on_disk(
     counts.sort_unstable();
     assert_eq!(counts, [40, 60]);
 }
+
+/// The PostgreSQL test server's URL (as for host/store-postgres's tests:
+/// `.ci/postgres start DIR` prints one); `None` only when
+/// TESSERA_SKIP_POSTGRES=1 says to skip.
+fn postgres_url() -> Option<String> {
+    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("TESSERA_SKIP_POSTGRES").as_deref() == Ok("1") => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED: tessera serve on PostgreSQL was not tested (TESSERA_SKIP_POSTGRES=1)\n"
+            );
+            None
+        }
+        _ => panic!(
+            "TESSERA_TEST_POSTGRES_URL is not set: start a throwaway PostgreSQL with \
+             `export TESSERA_TEST_POSTGRES_URL=$(.ci/postgres start /tmp/tessera-pg)`, \
+             or set TESSERA_SKIP_POSTGRES=1 to skip this test"
+        ),
+    }
+}
+
+/// A JSON request with a bearer token: (status, body).
+fn call(url: &str, token: &str, path: &str, body: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{url}{path}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn serve_keeps_everything_in_postgres_when_storage_says_so() {
+    let Some(pg) = postgres_url() else { return };
+    let schema = format!("tessera_serve_test_{}", std::process::id());
+    struct DropSchema(String, String);
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            if let Ok(mut client) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
+            }
+        }
+    }
+    let _drop = DropSchema(pg.clone(), schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    let out = run(
+        dir.path(),
+        &["keys", "init", "--key-file", key_file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let start = |extra: &[&str]| {
+        let mut child = tessera(dir.path())
+            .env("TESSERA_STORAGE_BACKEND", "postgres")
+            .env("TESSERA_STORAGE_URL", &pg)
+            .env("TESSERA_STORAGE_SCHEMA", &schema)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tessera serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let server = Server { child, lines };
+        let lines = server.until("listening on ");
+        let url = lines
+            .last()
+            .unwrap()
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_owned();
+        (server, lines, url)
+    };
+
+    let (server, lines, url) = start(&["--init", "--tenant", "acme"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("storage: PostgreSQL") && l.contains(&schema)),
+        "{lines:?}"
+    );
+    let at = lines
+        .iter()
+        .position(|l| l.contains("shown once"))
+        .expect("a token");
+    let operator = lines[at + 1].trim().to_owned();
+    let (status, body) = call(
+        &url,
+        &operator,
+        "/v1/identify",
+        r#"{"userId":"pg-person","traits":{"city":"Hangzhou"},"messageId":"pg-1"}"#,
+    );
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing was written to the data directory"
+    );
+
+    // Restarted on the same database: the token and the person are there.
+    let (server, _, url) = start(&[]);
+    let (status, body) = call(
+        &url,
+        &operator,
+        "/v1/subjects/lookup",
+        r#"{"kind":"member_id","value":"pg-person"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"subject\""), "{body}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    let store = tessera_store_postgres::PgStore::open_with(
+        &tessera_store_postgres::PgOptions::new(&pg).schema(&schema),
+    )
+    .unwrap();
+    use tessera_store::Store;
+    let tenants: Vec<String> = store.tenants().unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(tenants, ["acme"]);
+    assert_eq!(store.subjects("acme", None, 10).unwrap().len(), 1);
+}

@@ -67,6 +67,18 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    /// A database server (the PostgreSQL backend) could not be reached or
+    /// refused the login; `target` names it without the password.
+    #[error(
+        "cannot connect to the database {target}: {detail}; check that the server runs, \
+         that the URL is right and that the role may log in"
+    )]
+    Connect { target: String, detail: String },
+    #[error(
+        "the database schema is at migration {found}, this build knows migrations up to \
+         {expected}; use a Tessera build at least as new as the one that migrated it"
+    )]
+    Schema { found: u32, expected: u32 },
     #[error(
         "a stored {family} record is corrupt ({detail}); the data directory was damaged \
          or edited outside Tessera: restore it from a backup"

@@ -1,0 +1,276 @@
+//! The conformance suite against PostgreSQL, each case in a schema of its own
+//! that is dropped afterwards; PostgreSQL-specific behaviour (migrations,
+//! connection errors) lives here too.
+//!
+//! The server comes from `TESSERA_TEST_POSTGRES_URL` (`.ci/run` starts one
+//! with `.ci/postgres`). Without it every test fails and says how to start
+//! one, unless `TESSERA_SKIP_POSTGRES=1` skips them, which each test prints.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::{Client, NoTls};
+use tessera_store::{Store, StoreError, conformance};
+use tessera_store_postgres::{MIGRATIONS, PgOptions, PgStore};
+
+const URL_VAR: &str = "TESSERA_TEST_POSTGRES_URL";
+const SKIP_VAR: &str = "TESSERA_SKIP_POSTGRES";
+
+/// The test server's URL; `None` when the tests are to be skipped.
+fn server_url() -> Option<String> {
+    if let Ok(url) = std::env::var(URL_VAR)
+        && !url.trim().is_empty()
+    {
+        return Some(url);
+    }
+    if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
+        // Straight to stderr, past the test harness's capture, once.
+        static LOUD: std::sync::Once = std::sync::Once::new();
+        LOUD.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED: the PostgreSQL backend's tests did not run \
+                 ({SKIP_VAR}=1 and no {URL_VAR})\n"
+            );
+        });
+        return None;
+    }
+    panic!(
+        "{URL_VAR} is not set, so the PostgreSQL backend cannot be tested. Start a \
+         throwaway server on 127.0.0.1 and point the tests at it:\n\n    \
+         export {URL_VAR}=$(.ci/postgres start /tmp/tessera-pg)\n    \
+         cargo test -p tessera-store-postgres\n    .ci/postgres stop /tmp/tessera-pg\n\n\
+         (any PostgreSQL 13 or later works: {URL_VAR}=postgres://USER:PASSWORD@127.0.0.1:5432/DB, \
+         a role that may create schemas). To skip these tests instead, set {SKIP_VAR}=1."
+    )
+}
+
+fn skip() -> bool {
+    server_url().is_none()
+}
+
+/// A schema of one test's own in the test database, dropped with every
+/// table in it when the guard goes.
+struct Scratch {
+    url: String,
+    schema: String,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let url = server_url().expect("a test server (the case was not skipped)");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let schema = format!(
+            "tessera_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self { url, schema }
+    }
+
+    fn options(&self) -> PgOptions {
+        PgOptions::new(&self.url).schema(&self.schema)
+    }
+
+    fn open(&self) -> PgStore {
+        PgStore::open_with(&self.options()).expect("the test schema opens")
+    }
+
+    fn admin(&self) -> Client {
+        Client::connect(&self.url, NoTls).expect("a connection to the test server")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Ok(mut client) = Client::connect(&self.url, NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+fn fixture() -> (Scratch, PgStore) {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    (scratch, store)
+}
+
+tessera_store::conformance_tests!(fixture, unless = skip);
+
+#[test]
+fn flushed_writes_survive_reopen() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    conformance::flushed_writes_survive_reopen(|| scratch.open());
+}
+
+#[test]
+fn migrations_are_applied_once_recorded_and_skipped_on_reopen() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    // Nodes that start together: each opens, one migrates.
+    std::thread::scope(|threads| {
+        for _ in 0..4 {
+            threads.spawn(|| scratch.open());
+        }
+    });
+    let store = scratch.open();
+    store.append_audit("acme", 1, b"entry").unwrap();
+    drop(store);
+    let store = scratch.open();
+    assert_eq!(store.audit_head("acme").unwrap(), 1, "reopening keeps data");
+    let rows = scratch
+        .admin()
+        .query(
+            &format!(
+                "SELECT version, name FROM {}.tessera_schema_migrations ORDER BY version",
+                scratch.schema
+            ),
+            &[],
+        )
+        .unwrap();
+    let recorded: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let expected: Vec<(i32, String)> = MIGRATIONS
+        .iter()
+        .map(|m| (m.version as i32, m.name.to_owned()))
+        .collect();
+    assert_eq!(recorded, expected);
+}
+
+#[test]
+fn a_schema_migrated_by_a_newer_build_is_refused_with_both_versions() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    drop(scratch.open());
+    let newer = MIGRATIONS.len() as i32 + 1;
+    scratch
+        .admin()
+        .execute(
+            &format!(
+                "INSERT INTO {}.tessera_schema_migrations (version, name) VALUES ($1, 'future')",
+                scratch.schema
+            ),
+            &[&newer],
+        )
+        .unwrap();
+    let error = PgStore::open_with(&scratch.options()).unwrap_err();
+    assert_eq!(
+        error,
+        StoreError::Schema {
+            found: newer as u32,
+            expected: MIGRATIONS.len() as u32
+        }
+    );
+    assert!(error.to_string().contains("at least as new"), "{error}");
+}
+
+#[test]
+fn every_table_is_keyed_by_tenant_first_except_tenants_and_jobs() {
+    if skip() {
+        return;
+    }
+    let (scratch, _store) = fixture();
+    let rows = scratch
+        .admin()
+        .query(
+            "SELECT c.relname, a.attname FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+             WHERE i.indisprimary AND n.nspname = $1 ORDER BY c.relname",
+            &[&scratch.schema],
+        )
+        .unwrap();
+    let keys: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert!(keys.len() >= 12, "{keys:?}");
+    for (table, first) in &keys {
+        match table.as_str() {
+            "jobs" => assert_eq!(first, "id"),
+            "tessera_schema_migrations" => assert_eq!(first, "version"),
+            _ => assert_eq!(first, "tenant", "{table}"),
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_refused_with_its_address_and_no_password() {
+    // Nothing of the test server is needed: a port on loopback that no one
+    // listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://tessera:s3cret@127.0.0.1:{port}/tessera");
+    let error = PgStore::open(&url).unwrap_err();
+    assert!(matches!(error, StoreError::Connect { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[test]
+fn a_malformed_url_or_schema_name_is_refused_naming_the_problem() {
+    let error = PgStore::open("postgres://[not a host").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("not a PostgreSQL connection string"),
+        "{error}"
+    );
+    let error = PgStore::open_with(&PgOptions::new("postgres://127.0.0.1/x").schema("x; DROP"))
+        .unwrap_err();
+    assert!(error.to_string().contains("schema name"), "{error}");
+}
+
+#[test]
+fn a_store_debug_prints_its_target_and_no_contents() {
+    if skip() {
+        return;
+    }
+    let (scratch, store) = fixture();
+    store.append_audit("acme", 1, b"secret-entry").unwrap();
+    let printed = format!("{store:?}");
+    assert!(printed.contains(&scratch.schema), "{printed}");
+    assert!(!printed.contains("secret"), "{printed}");
+}
+
+/// The API calls the store from its blocking pool; a call made on a thread
+/// that drives async tasks must still work, not panic in the client.
+#[test]
+fn calls_from_async_tasks_of_either_runtime_flavour_are_served() {
+    if skip() {
+        return;
+    }
+    let (_scratch, store) = fixture();
+    let store = std::sync::Arc::new(store);
+    for multi_thread in [true, false] {
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread().build()
+        }
+        .unwrap();
+        let store = store.clone();
+        let seq = if multi_thread { 1 } else { 2 };
+        let head = runtime.block_on(async move {
+            let task = tokio::spawn(async move {
+                store.append_audit("acme", seq, b"from a task").unwrap();
+                store.audit_head("acme").unwrap()
+            });
+            task.await.unwrap()
+        });
+        assert_eq!(head, seq);
+    }
+}
