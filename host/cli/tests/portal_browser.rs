@@ -437,3 +437,47 @@ fn check_picture(path: &Path, width: u32) {
         total - background
     );
 }
+
+/// The picture check is not vacuous: a blank page, a page of the wrong
+/// width and a file that is not a PNG are each refused.
+#[test]
+fn the_picture_check_refuses_a_blank_picture_the_wrong_width_and_not_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, width: u32, height: u32, pixel: &dyn Fn(u32, u32) -> [u8; 3]| {
+        let path = dir.path().join(name);
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut encoder = png::Encoder::new(file, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut data = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                data.extend(pixel(x, y));
+            }
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&data).unwrap();
+        writer.finish().unwrap();
+        path
+    };
+    // Bands of 32 greys over a fifth of the picture: passes as a page.
+    let page = write("page.png", 390, 400, &|x, y| {
+        if y % 5 == 0 {
+            [(x % 32 * 8) as u8; 3]
+        } else {
+            [255; 3]
+        }
+    });
+    check_picture(&page, 390);
+    let blank = write("blank.png", 390, 400, &|_, _| [255; 3]);
+    let not_png = dir.path().join("page.jpg");
+    std::fs::write(&not_png, b"\xff\xd8\xff\xe0 not a png").unwrap();
+    for (path, width) in [(&blank, 390), (&page, 1280), (&not_png, 390)] {
+        let checked = std::panic::catch_unwind(|| check_picture(path, width));
+        assert!(
+            checked.is_err(),
+            "{} passed as a {width} px page",
+            path.display()
+        );
+    }
+}
