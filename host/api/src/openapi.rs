@@ -7,18 +7,21 @@
 //! (derived from [`ROLE_MATRIX`](crate::ROLE_MATRIX), so the document names
 //! the roles each route admits: API tokens, or subject tokens for `/v1/me`) and the error answers that the layers in
 //! front of every handler can give (401, 403, 429, 500, 503; 400, 413, 415
-//! and 422 where a body or parameters are read). A test checks that the
-//! document and the router list the same routes.
+//! and 422 where a body or parameters are read), and the security of the
+//! subject portal's own routes (`/portal/api`: its session cookie). A test
+//! checks that the document and the router list the same routes.
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
 use crate::{
-    admin, campaigns, error, handlers, imports, ingest, login, me, plugins, profiles, rules,
-    segment, segmentation, subject_tokens, tokens,
+    admin, campaigns, error, handlers, imports, ingest, login, me, plugins, portal, profiles,
+    rules, segment, segmentation, subject_tokens, tokens, web,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -29,7 +32,11 @@ use crate::{
         description = "Tessera's HTTP API: Segment-compatible ingest, subjects and their rights, \
                        deletion requests, the audit trail, API tokens, health and metrics. Every \
                        `/v1` call carries a token of one tenant (bearer, or HTTP Basic with the \
-                       token as user name); the token's role decides what it may call. Errors \
+                       token as user name); the token's role decides what it may call. The \
+                       subject portal's page signs a person in at `/portal/api/session` and then \
+                       calls `/portal/api/me` and `/v1/me` with its session cookie instead of a \
+                       subject token; a change made with the cookie must come from the page \
+                       (`Origin`) and carry the session's `X-CSRF-Token`. Errors \
                        have one shape: `{\"error\": {\"code\", \"message\", \"details\"}}`. \
                        docs/api.md describes the API for its users.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -134,6 +141,10 @@ use crate::{
         me::retention,
         me::set_retention,
         me::logout,
+        portal::session,
+        portal::sign_in,
+        portal::sign_out,
+        portal::overview,
     ),
     components(schemas(
         error::ErrorBody,
@@ -141,6 +152,9 @@ use crate::{
         ingest::BatchDoc,
         tokens::NewToken,
         admin::ExportFormat,
+        portal::PortalSession,
+        portal::PortalMe,
+        portal::EditableTrait,
     )),
     modifiers(&Common),
     tags(
@@ -163,6 +177,9 @@ use crate::{
         (name = "me", description = "A person's own data, with a subject token: from the \
                                      tenant's portal (`/v1/subject-tokens`) or a one-time code \
                                      (`/v1/login/…`)."),
+        (name = "portal", description = "The subject portal's own routes: signing in and out \
+                                         with a session cookie, and the page's view of the \
+                                         person (docs/portal.md)."),
     )
 )]
 #[derive(Debug)]
@@ -182,6 +199,15 @@ const BEARER: &str = "token";
 const BASIC: &str = "writeKey";
 /// The name of the subject-token scheme (bearer, `/v1/me`).
 const SUBJECT: &str = "subjectToken";
+/// The names of the portal's session cookie schemes: over HTTPS, and on
+/// plain HTTP (development), where browsers refuse the `__Host-` name.
+const PORTAL_COOKIE: &str = "portalCookie";
+const PORTAL_COOKIE_HTTP: &str = "portalCookieHttp";
+/// What the 403 of a route that the session cookie may change adds.
+const CSRF_REFUSAL: &str = " With the session cookie, a change must come from the portal's \
+                            own page and carry its CSRF token: else `cross_site_request` (no \
+                            or another `Origin`, or `Sec-Fetch-Site` not `same-origin`), \
+                            `csrf_token_missing` or `csrf_token_invalid` (`X-CSRF-Token`).";
 
 impl Modify for Common {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -225,10 +251,43 @@ impl Modify for Common {
             ),
         );
 
+        for (name, secure, cookie) in [
+            (PORTAL_COOKIE, "over HTTPS", web::SECURE_SESSION_COOKIE),
+            (
+                PORTAL_COOKIE_HTTP,
+                "on plain HTTP (development only)",
+                web::SESSION_COOKIE,
+            ),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    cookie.to_owned(),
+                    format!(
+                        "The subject portal's session cookie {secure}, set by \
+                         `POST /portal/api/session`: it holds a subject token, so it admits \
+                         `/v1/me` and `/portal/api` and nothing else. A request made with it \
+                         that changes anything (not GET, HEAD or OPTIONS) must also send \
+                         `Origin` naming this server and the session's `X-CSRF-Token`, or it \
+                         is refused with 403."
+                    ),
+                ))),
+            );
+        }
+
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, operation) in operations(item) {
                 let reads_body = operation.request_body.is_some();
                 let reads_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                // The portal's page changes `/v1/me` with its session cookie.
+                let refused = if path.starts_with("/v1/me") && method != "GET" {
+                    format!("The token's role may not call this route.{CSRF_REFUSAL}")
+                } else {
+                    "The token's role may not call this route.".to_owned()
+                };
+                if path.starts_with("/portal/api/") {
+                    operation.security = portal_security(method);
+                }
                 let mut answers: Vec<(&str, &str)> = vec![
                     (
                         "500",
@@ -268,7 +327,7 @@ impl Modify for Common {
                     operation.security = Some(security(roles));
                     answers.extend([
                         ("401", "No token, or a malformed, unknown or revoked one."),
-                        ("403", "The token's role may not call this route."),
+                        ("403", refused.as_str()),
                         (
                             "429",
                             "The rate limit is reached (the tenant's; for a subject token, \
@@ -311,18 +370,37 @@ fn operations(
     .filter_map(|((_, name), operation)| operation.map(|operation| (name, operation)))
 }
 
-/// A subject token for `/v1/me`; else an API token as bearer, and as HTTP
-/// Basic too where the ingest role is admitted (that is how Segment clients
-/// send the write key).
+/// A subject token (or the portal's session cookie, which holds one) for
+/// `/v1/me`; else an API token as bearer, and as HTTP Basic too where the
+/// ingest role is admitted (that is how Segment clients send the write key).
 fn security(roles: &[Role]) -> Vec<SecurityRequirement> {
     if roles == [Role::Subject] {
-        return vec![SecurityRequirement::new(SUBJECT, Vec::<String>::new())];
+        return [SUBJECT, PORTAL_COOKIE, PORTAL_COOKIE_HTTP]
+            .map(|name| SecurityRequirement::new(name, Vec::<String>::new()))
+            .to_vec();
     }
     let mut schemes = vec![SecurityRequirement::new(BEARER, Vec::<String>::new())];
     if roles.contains(&Role::Ingest) {
         schemes.push(SecurityRequirement::new(BASIC, Vec::<String>::new()));
     }
     schemes
+}
+
+/// The portal's own routes: signing in needs no session; signing out works
+/// with or without one (an empty requirement: none); the reads need one.
+fn portal_security(method: &str) -> Option<Vec<SecurityRequirement>> {
+    let cookies = [PORTAL_COOKIE, PORTAL_COOKIE_HTTP]
+        .map(|name| SecurityRequirement::new(name, Vec::<String>::new()));
+    match method {
+        "POST" => None,
+        "DELETE" => Some(
+            cookies
+                .into_iter()
+                .chain([SecurityRequirement::default()])
+                .collect(),
+        ),
+        _ => Some(cookies.to_vec()),
+    }
 }
 
 /// Appends "Roles: …" to the operation's description.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_vault::{SubjectView, TraitType, VaultError};
 
-use crate::error::{ApiError, Json, PrivateJson};
+use crate::error::{ApiError, ErrorBody, Json, PrivateJson};
 use crate::login::CodeExchange;
 use crate::profiles::SegmentMembership;
 use crate::tokens::Principal;
@@ -80,7 +80,7 @@ async fn page(headers: HeaderMap) -> Response {
 }
 
 /// A signed-in session, as the page learns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortalSession {
     pub tenant: String,
     /// Send it as `X-CSRF-Token` with every request that changes data.
@@ -92,7 +92,22 @@ pub struct PortalSession {
 /// `POST /v1/login/token` does, but keeps the subject token in an
 /// `HttpOnly` cookie that lives as long as the token. Only from the
 /// portal's own pages (no signing a browser into someone else's session).
-async fn sign_in(
+#[utoipa::path(post, path = "/portal/api/session", tag = "portal", request_body = CodeExchange,
+    responses(
+        (status = 200, description = "Signed in: the session cookie is set (`Set-Cookie`, \
+            `HttpOnly`, `SameSite=Strict`; `__Host-tessera_session` with `Secure` over HTTPS, \
+            `tessera_session` over plain HTTP) and the page gets the CSRF token.",
+            body = PortalSession),
+        (status = 401, description = "The code is wrong, expired or used up, or the address \
+            unknown (`invalid_code`, one answer for all).", body = ErrorBody),
+        (status = 403, description = "Not sent by a page of this server: no `Origin`, an \
+            `Origin` that is not this host, or `Sec-Fetch-Site` other than `same-origin` \
+            (`cross_site_request`).", body = ErrorBody),
+        (status = 404, description = "Code login is off (`code_login_disabled`).", body = ErrorBody),
+        (status = 429, description = "The login limit of the tenant name asked for is \
+            reached (known or not).", body = ErrorBody),
+    ))]
+pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     PrivateJson(body): PrivateJson<CodeExchange>,
@@ -156,7 +171,16 @@ async fn signed_in(
 
 /// `GET /portal/api/session`: the session of the cookie, with its CSRF
 /// token (for a page loaded again); 401 if there is none.
-async fn session(
+#[utoipa::path(get, path = "/portal/api/session", tag = "portal",
+    responses(
+        (status = 200, description = "The session of the cookie and its CSRF token.",
+            body = PortalSession),
+        (status = 401, description = "No session cookie, or its session ended or was revoked.",
+            body = ErrorBody),
+        (status = 429, description = "The person's own request limit is reached; see \
+            Retry-After.", body = ErrorBody),
+    ))]
+pub(crate) async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<PortalSession>, ApiError> {
@@ -171,7 +195,20 @@ async fn session(
 /// `DELETE /portal/api/session`: signs out: the token is revoked (as by
 /// `DELETE /v1/me/session`) and the cookie removed. Same origin and CSRF
 /// token required, like every change made with the cookie.
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+#[utoipa::path(delete, path = "/portal/api/session", tag = "portal",
+    responses(
+        (status = 204, description = "Signed out: the session's token is revoked (if there \
+            was one) and the cookie removed."),
+        (status = 401, description = "The session cookie holds no session token.",
+            body = ErrorBody),
+        (status = 403, description = "Not sent by a page of this server \
+            (`cross_site_request`), or, with the session cookie, without the session's \
+            `X-CSRF-Token` (`csrf_token_missing`, `csrf_token_invalid`).", body = ErrorBody),
+    ))]
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     web::check_same_origin(&headers)?;
     if let Some(session) = web::cookie_session(&headers, &Method::DELETE) {
         let token = session?;
@@ -193,7 +230,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 }
 
 /// A trait the person may set or remove themselves.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EditableTrait {
     pub name: String,
     #[serde(rename = "type")]
@@ -203,7 +240,7 @@ pub struct EditableTrait {
 }
 
 /// The answer to `GET /portal/api/me`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PortalMe {
     /// Everything held about the person, as `GET /v1/me` answers.
     pub data: SubjectView,
@@ -217,7 +254,19 @@ pub struct PortalMe {
 /// `GET /portal/api/me`: what the page shows: the person's data (audited as
 /// an access, as `GET /v1/me`), which traits they may edit, and their
 /// segments explained. 410 `subject_erased` once the person is erased.
-async fn overview(
+#[utoipa::path(get, path = "/portal/api/me", tag = "portal",
+    responses(
+        (status = 200, description = "What the page shows: the person's data (an audited \
+            access, as `GET /v1/me`), the traits they may edit, their segments explained.",
+            body = PortalMe),
+        (status = 401, description = "No session cookie, or its session ended or was revoked.",
+            body = ErrorBody),
+        (status = 410, description = "The person was erased (`subject_erased`).",
+            body = ErrorBody),
+        (status = 429, description = "The person's own request limit is reached; see \
+            Retry-After.", body = ErrorBody),
+    ))]
+pub(crate) async fn overview(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<PortalMe>, ApiError> {

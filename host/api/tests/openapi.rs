@@ -1,8 +1,9 @@
 //! The OpenAPI document: served at `/openapi.json` (3.1), with Swagger UI
 //! at `/docs`; it lists exactly the routes the server has, and each `/v1`
 //! operation names its roles, its security schemes and the error answers of
-//! the layers in front of it. (Schemathesis, run by `.ci/run`, checks real
-//! answers against it.)
+//! the layers in front of it; the subject portal's own routes are there
+//! too, with its session cookie and their CSRF refusals. (Schemathesis, run
+//! by `.ci/run`, checks real answers against it.)
 
 mod common;
 
@@ -21,6 +22,18 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/v1/login/code"),
     ("POST", "/v1/login/token"),
 ];
+
+/// The subject portal's own routes, which take its session cookie.
+const PORTAL: &[(&str, &str)] = &[
+    ("GET", "/portal/api/session"),
+    ("POST", "/portal/api/session"),
+    ("DELETE", "/portal/api/session"),
+    ("GET", "/portal/api/me"),
+];
+
+fn in_portal(method: &str, path: &str) -> bool {
+    PORTAL.iter().any(|(m, p)| *m == method && *p == path)
+}
 
 fn in_matrix(method: &str, path: &str) -> bool {
     ROLE_MATRIX
@@ -77,6 +90,7 @@ async fn the_document_is_openapi_3_1_and_lists_exactly_the_routes_of_the_server(
         .chain(
             PUBLIC
                 .iter()
+                .chain(PORTAL)
                 .map(|(m, p)| ((*m).to_owned(), (*p).to_owned())),
         )
         .collect();
@@ -147,9 +161,23 @@ async fn every_documented_route_answers_as_documented_without_a_token() {
             .replace("{name}", "threshold")
             .replace("{purpose}", "analytics");
         let matrix = in_matrix(&method, &path);
+        let portal = in_portal(&method, &path);
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let answer = fixture.call(method.clone(), &uri, None, None).await;
-        if matrix {
+        if portal {
+            // Without the cookie: the reads say so; signing out from
+            // elsewhere is refused before anything else; signing in reads
+            // its body first.
+            let (status, code) = match method.as_str() {
+                "GET" => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                "DELETE" => (StatusCode::FORBIDDEN, "cross_site_request"),
+                _ => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ""),
+            };
+            assert_eq!(answer.status, status, "{method} {uri}: {}", answer.body);
+            if !code.is_empty() {
+                assert_eq!(answer.body["error"]["code"], code, "{method} {uri}");
+            }
+        } else if matrix {
             assert_eq!(
                 answer.status,
                 StatusCode::UNAUTHORIZED,
@@ -179,6 +207,14 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
     assert_eq!(schemes["token"]["scheme"], "bearer");
     assert_eq!(schemes["writeKey"]["scheme"], "basic");
     assert_eq!(schemes["subjectToken"]["scheme"], "bearer");
+    for (scheme, cookie) in [
+        ("portalCookie", "__Host-tessera_session"),
+        ("portalCookieHttp", "tessera_session"),
+    ] {
+        assert_eq!(schemes[scheme]["type"], "apiKey", "{scheme}");
+        assert_eq!(schemes[scheme]["in"], "cookie", "{scheme}");
+        assert_eq!(schemes[scheme]["name"], cookie, "{scheme}");
+    }
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
 
     for (method, path, operation) in operations(&spec) {
@@ -207,6 +243,62 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
                 );
             }
         }
+        let security: Vec<&str> = operation["security"]
+            .as_array()
+            .map(|requirements| {
+                requirements
+                    .iter()
+                    .map(|requirement| {
+                        let names = requirement.as_object().expect("requirement");
+                        names.keys().next().map_or("", String::as_str)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let description = |status: &str| {
+            responses
+                .get(status)
+                .and_then(|r| r["description"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // A change made with the session cookie can be refused as
+        // cross-site or for its CSRF token, and the document says so.
+        if method != "GET" && security.contains(&"portalCookie") {
+            let refused = description("403");
+            for code in [
+                "cross_site_request",
+                "csrf_token_missing",
+                "csrf_token_invalid",
+            ] {
+                assert!(refused.contains(code), "{method} {path}: 403 {refused}");
+            }
+        }
+        if in_portal(&method, &path) {
+            let expected: &[&str] = match method.as_str() {
+                "POST" => &[],
+                // Signing out works with or without a session.
+                "DELETE" => &["portalCookie", "portalCookieHttp", ""],
+                _ => &["portalCookie", "portalCookieHttp"],
+            };
+            assert_eq!(security, expected, "{method} {path}");
+            let statuses: &[&str] = match method.as_str() {
+                "GET" => &["200", "401", "429"],
+                "POST" => &["200", "401", "403", "429"],
+                _ => &["204", "403"],
+            };
+            for status in statuses {
+                assert!(
+                    responses.contains_key(*status),
+                    "{method} {path}: no {status}"
+                );
+            }
+            assert!(
+                description("403").contains("cross_site_request") || method == "GET",
+                "{method} {path}"
+            );
+            continue;
+        }
         if !in_matrix(&method, &path) {
             assert!(operation.get("security").is_none(), "{method} {path}");
             continue;
@@ -221,19 +313,13 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
                 "{method} {path}: no {status}"
             );
         }
-        let security: Vec<&str> = operation["security"]
-            .as_array()
-            .expect("security")
-            .iter()
-            .flat_map(|requirement| requirement.as_object().expect("requirement").keys())
-            .map(String::as_str)
-            .collect();
         let mut expected = vec!["token"];
         if rule.roles.contains(&Role::Ingest) {
             expected.push("writeKey");
         }
         if rule.roles == [Role::Subject] {
-            expected = vec!["subjectToken"];
+            // The portal's page calls `/v1/me` with its cookie.
+            expected = vec!["subjectToken", "portalCookie", "portalCookieHttp"];
         }
         assert_eq!(security, expected, "{method} {path}");
         let description = operation["description"].as_str().unwrap_or_default();
