@@ -46,11 +46,20 @@ export class I18n {
     this.listeners.push(listener);
   }
 
-  /** The text of `key` with `{name}` placeholders filled from `params`. */
+  /**
+   * The text of `key` with `{name}` placeholders filled from `params`, and
+   * `{name:one|other}` choosing the word by the number `params[name]` and
+   * the language's plural rules ("1 profile", "2 profiles").
+   */
   t(key, params) {
     const table = this.strings[this.lang] || {};
     const fallback = this.strings[this.languages[0]] || {};
     let text = key in table ? table[key] : key in fallback ? fallback[key] : key;
+    const rules = new Intl.PluralRules(this.lang);
+    text = text.replace(/\{(\w+):([^|{}]*)\|([^{}]*)\}/g, (whole, name, one, other) => {
+      if (!params || !(name in params)) return whole;
+      return rules.select(Number(params[name])) === 'one' ? one : other;
+    });
     for (const [name, value] of Object.entries(params || {})) {
       text = text.split('{' + name + '}').join(String(value));
     }
