@@ -34,8 +34,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::postgres::error::SqlState;
 use r2d2_postgres::postgres::{self, Client, NoTls, Transaction};
 use tessera_store::{
-    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
-    NewEvents, PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
+    AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
+    PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord, check_id,
 };
 
 pub use migrate::{MIGRATIONS, Migration};
@@ -469,14 +469,6 @@ fn check_schema_name(schema: &str) -> Result<(), String> {
              not starting with a digit"
         ))
     }
-}
-
-/// Refuses ids that no caller means, as every backend does.
-fn check_id(field: &'static str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(StoreError::InvalidId { field });
-    }
-    Ok(())
 }
 
 fn utf8(bytes: Vec<u8>, family: &'static str) -> Result<String, StoreError> {
@@ -1073,23 +1065,6 @@ impl Store for PgStore {
             )
         })?;
         Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX))
-    }
-
-    fn append_events(
-        &self,
-        tenant: &str,
-        subject: &str,
-        events: &[EventRecord],
-        update: Option<&SubjectRecord>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let append = SubjectAppend {
-            subject,
-            events,
-            update,
-            ..SubjectAppend::default()
-        };
-        let mut outcomes = self.append_batch(tenant, &[append])?;
-        Ok(outcomes.pop().unwrap_or_default())
     }
 
     fn append_batch(

@@ -1,18 +1,10 @@
 //! Key encodings of the sled backend (layout in [`crate::sled_store`]): ids are
 //! length-prefixed unless last, so one id's prefix never matches another's keys.
 
-use crate::{IdentityHash, MAX_ID_LEN, StoreError};
-
-/// Refuses ids the key encoding cannot hold (or that no caller means).
-pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(StoreError::InvalidId { field });
-    }
-    Ok(())
-}
+use crate::IdentityHash;
 
 /// A 2-byte big-endian length, then the bytes. Callers check the length first
-/// (at most [`MAX_ID_LEN`], far below `u16::MAX`).
+/// (at most [`crate::MAX_ID_LEN`], far below `u16::MAX`).
 fn push_part(key: &mut Vec<u8>, part: &str) {
     let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
     key.extend_from_slice(&len.to_be_bytes());

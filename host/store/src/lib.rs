@@ -46,6 +46,16 @@ pub use sled_store::{DEFAULT_CACHE_BYTES, SledStore};
 /// document id, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
+/// Refuses an id that no caller means and no backend stores: empty, or
+/// longer than [`MAX_ID_LEN`]. Every backend checks ids with it, so that
+/// they refuse the same ones ([`StoreError::InvalidId`] naming `field`).
+pub fn check_id(field: &'static str, id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(StoreError::InvalidId { field });
+    }
+    Ok(())
+}
+
 /// Tessera's storage: tenants, subjects, identity links, events, consents,
 /// the suppression list, audit entries, named documents, jobs and subject
 /// erasure. Plugin state is the [`tessera_state::StateStore`] supertrait, so
@@ -148,7 +158,16 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         subject: &str,
         events: &[EventRecord],
         update: Option<&SubjectRecord>,
-    ) -> Result<AppendOutcome, StoreError>;
+    ) -> Result<AppendOutcome, StoreError> {
+        let append = SubjectAppend {
+            subject,
+            events,
+            update,
+            ..SubjectAppend::default()
+        };
+        let mut outcomes = self.append_batch(tenant, &[append])?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
     /// [`Store::append_events`] for several subjects in one transaction,
     /// each [`SubjectAppend`] also able to create its subject, link identity
     /// hashes to it and append consent entries: all of it is stored, or

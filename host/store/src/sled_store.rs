@@ -58,10 +58,11 @@ use sled::{IVec, Tree};
 use tessera_state::{StateError, StateScope, StateStore};
 
 use crate::codec::{Reader, Writer, u64_at};
-use crate::keys::{self, check_id};
+use crate::keys;
 use crate::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, MAX_ID_LEN,
     NewEvents, PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord,
+    check_id,
 };
 
 /// How often sled flushes on its own, in milliseconds.
@@ -923,23 +924,6 @@ impl Store for SledStore {
             Bound::Included(prefix.clone()),
         )
         .try_fold(0, |count, item| item.map(|_| count + 1))
-    }
-
-    fn append_events(
-        &self,
-        tenant: &str,
-        subject: &str,
-        events: &[EventRecord],
-        update: Option<&SubjectRecord>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let append = SubjectAppend {
-            subject,
-            events,
-            update,
-            ..SubjectAppend::default()
-        };
-        let mut outcomes = self.append_batch(tenant, &[append])?;
-        Ok(outcomes.pop().unwrap_or_default())
     }
 
     fn append_batch(
