@@ -163,7 +163,10 @@ try {
   await page.getByLabel('I understand that my data will be erased').check();
   await page.getByRole('button', { name: 'Delete my data', exact: true }).click();
   await page.getByRole('heading', { name: 'Your data is being deleted' }).waitFor();
+  // The heading shows at once; the status is filled when the request's
+  // record has been fetched.
   const status = page.locator('#erased-status');
+  await status.locator('dt', { hasText: 'Deadline' }).waitFor({ timeout: 30_000 });
   check((await status.innerText()).includes('Deadline'), 'the deadline is shown');
   const deletion = (await status.locator('dd').first().innerText()).trim();
   check(/^[0-9a-f]{8,}$/.test(deletion), `a request id: ${deletion}`);
