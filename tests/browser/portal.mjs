@@ -173,6 +173,8 @@ try {
   await page.locator('#receipt').waitFor({ timeout: 60_000 });
   const receipt = await page.locator('#receipt').innerText();
   check(receipt.includes('Digest') && receipt.includes('yes'), `the receipt: ${receipt}`);
+  // Once the receipt exists, the heading no longer says "being deleted".
+  await page.getByRole('heading', { name: 'Your data has been deleted' }).waitFor();
   await picture('receipt-phone');
 
   check(problems.length === 0, 'script errors or blocked content:\n' + problems.join('\n'));

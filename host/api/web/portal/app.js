@@ -612,6 +612,11 @@ function facts(pairs) {
 function renderDeletion() {
   const target = byId('erased-status');
   const request = state.deletion;
+  // The heading says what is true now: being deleted until the receipt
+  // exists, deleted after (and kept so when the language changes).
+  const title = byId('erased-title');
+  title.dataset.i18n = !request || request.status === 'completed' ? 'erasedDoneTitle' : 'erasedTitle';
+  title.textContent = t(title.dataset.i18n);
   if (!request) {
     fill(target, h('p', {}, t('erasedNoRequest')));
     return;
