@@ -23,6 +23,7 @@
 //! - a transaction that PostgreSQL aborts for a deadlock or a serialisation
 //!   failure is run again, up to [`RETRIES`] times.
 
+mod copy;
 mod migrate;
 mod state;
 
@@ -1067,6 +1068,27 @@ impl Store for PgStore {
         Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX))
     }
 
+    fn suppression_entries(
+        &self,
+        tenant: &str,
+        after: Option<&IdentityHash>,
+        limit: usize,
+    ) -> Result<Vec<(IdentityHash, Vec<u8>)>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let after = after.map(|hash| &hash[..]);
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT hash, entry FROM suppressions \
+                 WHERE tenant = $1 AND ($2::bytea IS NULL OR hash > $2) \
+                 ORDER BY hash LIMIT $3",
+                &[&tenant.as_bytes(), &after, &sql_limit(limit)],
+            )
+        })?;
+        rows.iter()
+            .map(|row| Ok((hash_of(row.get(0), "suppression")?, row.get(1))))
+            .collect()
+    }
+
     fn append_batch(
         &self,
         tenant: &str,
@@ -1458,6 +1480,49 @@ impl Store for PgStore {
         .transpose()
     }
 
+    fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        // A skip scan of the primary key: one index probe per kind, however
+        // many documents each holds.
+        let rows = self.with_client(|c| {
+            c.query(
+                "WITH RECURSIVE kinds(kind) AS ( \
+                     (SELECT kind FROM documents WHERE tenant = $1 ORDER BY kind LIMIT 1) \
+                     UNION ALL \
+                     SELECT (SELECT d.kind FROM documents d \
+                             WHERE d.tenant = $1 AND d.kind > kinds.kind \
+                             ORDER BY d.kind LIMIT 1) \
+                     FROM kinds WHERE kinds.kind IS NOT NULL) \
+                 SELECT kind FROM kinds WHERE kind IS NOT NULL ORDER BY kind",
+                &[&tenant.as_bytes()],
+            )
+        })?;
+        rows.into_iter()
+            .map(|row| utf8(row.get(0), "document"))
+            .collect()
+    }
+
+    fn jobs(&self, after: Option<&str>, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let after = after.map(str::as_bytes);
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT id, kind, not_before_ms, payload FROM jobs \
+                 WHERE ($1::bytea IS NULL OR id > $1) ORDER BY id LIMIT $2",
+                &[&after, &sql_limit(limit)],
+            )
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(JobRecord {
+                    id: utf8(row.get(0), "job")?,
+                    kind: utf8(row.get(1), "job")?,
+                    not_before_ms: row.get(2),
+                    payload: row.get(3),
+                })
+            })
+            .collect()
+    }
+
     fn complete_job(&self, id: &str) -> Result<bool, StoreError> {
         check_id("job id", id)?;
         let removed =
@@ -1546,6 +1611,32 @@ impl Store for PgStore {
                 .map_err(Fail::into_store)?;
         }
         Ok(removed)
+    }
+
+    fn state_entries(
+        &self,
+        scope: &tessera_state::StateScope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_id("tenant id", &scope.tenant)?;
+        check_id("plugin id", &scope.plugin)?;
+        let after = after.map(str::as_bytes);
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT key, value FROM plugin_state WHERE tenant = $1 AND plugin = $2 \
+                 AND ($3::bytea IS NULL OR key > $3) ORDER BY key LIMIT $4",
+                &[
+                    &scope.tenant.as_bytes(),
+                    &scope.plugin.as_bytes(),
+                    &after,
+                    &sql_limit(limit),
+                ],
+            )
+        })?;
+        rows.into_iter()
+            .map(|row| Ok((utf8(row.get(0), "state")?, row.get(1))))
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

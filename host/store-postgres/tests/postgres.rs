@@ -274,3 +274,86 @@ fn calls_from_async_tasks_of_either_runtime_flavour_are_served() {
         assert_eq!(head, seq);
     }
 }
+
+#[test]
+fn verbatim_copies_keep_audit_numbers_heads_and_state_versions_and_skip_what_is_there() {
+    if skip() {
+        return;
+    }
+    use tessera_state::{RETIRED, StateScope, StateStore};
+    use tessera_store::{AuditRecord, TenantRecord};
+    let (_scratch, store) = fixture();
+    store
+        .put_tenant(&TenantRecord {
+            id: "acme".into(),
+            wrapped_key: b"k".to_vec(),
+            settings: b"s".to_vec(),
+        })
+        .unwrap();
+    let entry = |seq: u64, data: &str| AuditRecord {
+        seq,
+        data: data.as_bytes().to_vec(),
+    };
+    // Entry 2 was removed in the source and its head is past the last entry.
+    store
+        .copy_audit("acme", &[entry(1, "one"), entry(3, "three")], 3)
+        .unwrap();
+    store.copy_audit("acme", &[], 5).unwrap();
+    // Copying again changes nothing; a different entry under a stored
+    // number does not replace it, and the head never goes back.
+    store
+        .copy_audit("acme", &[entry(1, "other"), entry(3, "three")], 2)
+        .unwrap();
+    assert_eq!(store.audit_head("acme").unwrap(), 5);
+    assert_eq!(
+        store.audit("acme", 1, 10).unwrap(),
+        [entry(1, "one"), entry(3, "three")]
+    );
+    // A live writer goes on from the copied head.
+    store.append_audit("acme", 6, b"six").unwrap();
+    assert!(matches!(
+        store.append_audit("acme", 4, b"four"),
+        Err(StoreError::AuditConflict { last: 6, .. })
+    ));
+
+    let scope = StateScope {
+        tenant: "acme".into(),
+        plugin: "rfm".into(),
+    };
+    let entries = [
+        ("a".to_owned(), b"1".to_vec()),
+        ("b".to_owned(), b"22".to_vec()),
+    ];
+    store.copy_state(&scope, 41, 5, &entries[..1]).unwrap();
+    store.copy_state(&scope, 41, 5, &entries).unwrap();
+    assert_eq!(store.version(&scope).unwrap(), 41);
+    assert_eq!(store.usage(&scope).unwrap(), 5);
+    assert_eq!(store.state_entries(&scope, None, 10).unwrap(), entries);
+    // The next plugin write is based on the copied version.
+    assert!(store.apply(&scope, 40, &[], 1 << 20).is_err());
+    store
+        .apply(&scope, 41, &[("c".into(), Some(b"3".to_vec()))], 1 << 20)
+        .unwrap();
+    assert_eq!(store.version(&scope).unwrap(), 42);
+    assert_eq!(store.usage(&scope).unwrap(), 7);
+
+    let retired = StateScope {
+        tenant: "acme".into(),
+        plugin: "gone".into(),
+    };
+    store.copy_state(&retired, RETIRED, 0, &[]).unwrap();
+    assert_eq!(store.version(&retired).unwrap(), RETIRED);
+    assert!(
+        store
+            .apply(&retired, RETIRED, &[("x".into(), Some(vec![1]))], 1 << 20)
+            .is_err(),
+        "a retired scope stays retired"
+    );
+    let scopes: Vec<String> = store
+        .scopes("acme", "")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.plugin)
+        .collect();
+    assert_eq!(scopes, ["gone", "rfm"]);
+}

@@ -95,6 +95,7 @@ pub fn subject_state_cases<S: Store + StateStore>() -> Vec<Case<S>> {
         purging_subject_state_moves_versions_on_and_keeps_usage_exact,
         purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
         state_for_a_subject_the_store_does_not_have_is_refused,
+        every_record_family_can_be_walked_page_by_page_for_a_copy,
     ]
 }
 
@@ -184,6 +185,7 @@ macro_rules! conformance_tests {
             purging_subject_state_moves_versions_on_and_keeps_usage_exact,
             purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact,
             state_for_a_subject_the_store_does_not_have_is_refused,
+            every_record_family_can_be_walked_page_by_page_for_a_copy,
         );
     };
     (@each $fixture:path, $skip:path; $($case:ident),+ $(,)?) => {
@@ -2171,6 +2173,120 @@ pub fn purging_subject_state_under_concurrent_plugin_writers_keeps_usage_exact<
 
 /// Writes through one store, flushes, drops it, and reads everything back
 /// through a second one. `open` must open the same store each time.
+/// The read-only walks `tessera migrate` copies and verifies with:
+/// suppressions, document kinds, jobs and plugin state entries, each in
+/// byte order, paged from a cursor that need not exist, one tenant's never
+/// in another's.
+pub fn every_record_family_can_be_walked_page_by_page_for_a_copy<S: Store + StateStore>(store: &S) {
+    seed(store, &[(T, "s1"), (T2, "s1")]);
+    assert_eq!(store.suppression_entries(T, None, 10).unwrap(), vec![]);
+    assert_eq!(store.document_kinds(T).unwrap(), Vec::<String>::new());
+    assert_eq!(store.jobs(None, 10).unwrap(), vec![]);
+    assert_eq!(
+        store.state_entries(&scope(T, "p"), None, 10).unwrap(),
+        vec![]
+    );
+
+    for byte in [7_u8, 3, 200, 42] {
+        store.suppress(T, hash(byte), &[byte, 1]).unwrap();
+    }
+    store.suppress(T2, hash(5), b"other tenant").unwrap();
+    let first = store.suppression_entries(T, None, 2).unwrap();
+    assert_eq!(first, vec![(hash(3), vec![3, 1]), (hash(7), vec![7, 1])]);
+    let rest = store.suppression_entries(T, Some(&first[1].0), 10).unwrap();
+    assert_eq!(
+        rest,
+        vec![(hash(42), vec![42, 1]), (hash(200), vec![200, 1])]
+    );
+    assert_eq!(
+        store.suppression_entries(T, Some(&hash(100)), 10).unwrap(),
+        vec![(hash(200), vec![200, 1])],
+        "a cursor that is not on the list"
+    );
+    assert_eq!(
+        store.suppression_entries(T2, None, 10).unwrap(),
+        vec![(hash(5), b"other tenant".to_vec())]
+    );
+
+    // Kinds of several lengths come back in byte order, not by length; a
+    // kind whose last document went is no longer listed.
+    for (kind, id) in [
+        ("b", "1"),
+        ("aa", "2"),
+        ("aa", "1"),
+        ("c", "x"),
+        ("ab", "1"),
+    ] {
+        store.put_document(T, kind, id, kind.as_bytes()).unwrap();
+    }
+    store.put_document(T2, "zz", "1", b"other").unwrap();
+    assert!(store.delete_document(T, "c", "x").unwrap());
+    assert_eq!(store.document_kinds(T).unwrap(), ["aa", "ab", "b"]);
+    assert_eq!(store.document_kinds(T2).unwrap(), ["zz"]);
+
+    for (id, kind, at) in [
+        ("j3", "purge", 30),
+        ("j1", "sweep", 10),
+        ("j2", "purge", 20),
+    ] {
+        assert!(store.enqueue_job(&job(id, kind, at)).unwrap());
+    }
+    // A job a worker holds is still queued, and listed as it was queued.
+    let claimed = store.claim_job("purge", "w", 60_000, 1_000).unwrap();
+    assert_eq!(claimed.map(|j| j.id), Some("j2".to_owned()));
+    let page = store.jobs(None, 2).unwrap();
+    assert_eq!(page, vec![job("j1", "sweep", 10), job("j2", "purge", 20)]);
+    assert_eq!(
+        store.jobs(Some("j2"), 2).unwrap(),
+        vec![job("j3", "purge", 30)]
+    );
+    assert_eq!(
+        store.jobs(Some("j10"), 1).unwrap(),
+        vec![job("j2", "purge", 20)]
+    );
+    assert!(store.complete_job("j1").unwrap());
+    assert_eq!(store.jobs(None, 10).unwrap().len(), 2);
+
+    let scope_a = scope(T, "p");
+    let writes: Vec<_> = ["k/3", "k/1", "a", "k/2"]
+        .iter()
+        .map(|key| put(key, key.as_bytes().to_vec()))
+        .collect();
+    store.apply(&scope_a, 0, &writes, 1 << 20).unwrap();
+    store
+        .apply(
+            &scope(T, "pp"),
+            0,
+            &[put("k/1", b"longer plugin".to_vec())],
+            1 << 20,
+        )
+        .unwrap();
+    store
+        .apply(
+            &scope(T2, "p"),
+            0,
+            &[put("k/9", b"other tenant".to_vec())],
+            1 << 20,
+        )
+        .unwrap();
+    let entry = |key: &str| (key.to_owned(), key.as_bytes().to_vec());
+    let first = store.state_entries(&scope_a, None, 2).unwrap();
+    assert_eq!(first, vec![entry("a"), entry("k/1")]);
+    assert_eq!(
+        store.state_entries(&scope_a, Some("k/1"), 10).unwrap(),
+        vec![entry("k/2"), entry("k/3")]
+    );
+    assert_eq!(
+        store.state_entries(&scope_a, Some("b"), 1).unwrap(),
+        vec![entry("k/1")],
+        "a cursor that is not a key"
+    );
+    assert_eq!(
+        store.state_entries(&scope(T, "pp"), None, 10).unwrap(),
+        vec![("k/1".to_owned(), b"longer plugin".to_vec())]
+    );
+}
+
 pub fn flushed_writes_survive_reopen<S: Store + StateStore>(open: impl Fn() -> S) {
     let plugin = scope(T, "one");
     {

@@ -143,6 +143,16 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     /// How many identity hashes the tenant's suppression list holds. Costs a
     /// scan of the tenant's list.
     fn suppressions(&self, tenant: &str) -> Result<usize, StoreError>;
+    /// At most `limit` entries of the tenant's suppression list as `(hash,
+    /// entry)`, ordered by hash (byte order), starting after the hash `after`
+    /// (which need not be listed): pass the last hash of a page to get the
+    /// next one. For copying and checking a whole store (`tessera migrate`).
+    fn suppression_entries(
+        &self,
+        tenant: &str,
+        after: Option<&IdentityHash>,
+        limit: usize,
+    ) -> Result<Vec<(IdentityHash, Vec<u8>)>, StoreError>;
 
     /// Appends events to a subject. Idempotent on `source_id` within the
     /// tenant: an event whose source id is already stored (for any subject of
@@ -312,6 +322,10 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Removes a document; returns `false` if there was none.
     fn delete_document(&self, tenant: &str, kind: &str, id: &str) -> Result<bool, StoreError>;
+    /// Every kind under which the tenant holds at least one document, in
+    /// byte order, for walking all of a tenant's documents with
+    /// [`Store::documents`].
+    fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
 
     /// Queues a job; returns `false` (and changes nothing) if a job with that
     /// id is already queued, so enqueueing is idempotent.
@@ -328,6 +342,10 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     ) -> Result<Option<JobRecord>, StoreError>;
     /// Removes a finished job; returns `false` if there was none.
     fn complete_job(&self, id: &str) -> Result<bool, StoreError>;
+    /// At most `limit` queued jobs of every kind, ordered by id (byte
+    /// order), starting after the id `after` (which need not exist). A job
+    /// is listed as it was queued, whether a worker holds it or not.
+    fn jobs(&self, after: Option<&str>, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
 
     /// Removes every record keyed to a subject: the subject record first (so
     /// concurrent writes for it are refused from then on), then its identity
@@ -358,6 +376,18 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     /// in bounded batches (each atomic) and can be re-run to finish after a
     /// crash. Costs a scan of all the tenant's plugin state.
     fn purge_subject_state(&self, tenant: &str, subject: &str) -> Result<u64, StoreError>;
+
+    /// At most `limit` entries of one plugin state scope as `(key, value)`,
+    /// ordered by key (byte order), starting after the key `after` (which
+    /// need not exist). With [`tessera_state::StateStore::scopes`] it walks
+    /// all of a tenant's plugin state, which the plugins' own `keys` (by
+    /// prefix, without a cursor) cannot page through.
+    fn state_entries(
+        &self,
+        scope: &tessera_state::StateScope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
     /// Makes every write that returned before this call durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -523,6 +523,19 @@ fn part_len(key: &[u8]) -> Result<usize, StoreError> {
     Ok(len)
 }
 
+/// The least byte string greater than every string that starts with
+/// `prefix`, or `None` if there is none (all bytes 0xff, or empty).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// The 8-byte time and 8-byte seq after a scope prefix.
 fn timed_key_time(key: &[u8], scope_len: usize, family: &'static str) -> Result<i64, StoreError> {
     if key.len() != scope_len + 16 {
@@ -926,6 +939,29 @@ impl Store for SledStore {
         .try_fold(0, |count, item| item.map(|_| count + 1))
     }
 
+    fn suppression_entries(
+        &self,
+        tenant: &str,
+        after: Option<&IdentityHash>,
+        limit: usize,
+    ) -> Result<Vec<(IdentityHash, Vec<u8>)>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let prefix = keys::tenant(tenant);
+        let start = match after {
+            Some(after) => Bound::Excluded(keys::suppression(tenant, after)),
+            None => Bound::Included(prefix.clone()),
+        };
+        scan_from(&self.trees.suppressions, &prefix, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                let hash = IdentityHash::try_from(&key[prefix.len()..])
+                    .map_err(|_| StoreError::corrupt("suppression", "hash is not 32 bytes"))?;
+                Ok((hash, decode_bytes(&value, "suppression")?))
+            })
+            .collect()
+    }
+
     fn append_batch(
         &self,
         tenant: &str,
@@ -1218,6 +1254,28 @@ impl Store for SledStore {
         Ok(removed.is_some())
     }
 
+    fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        let prefix = keys::tenant(tenant);
+        let mut kinds = Vec::new();
+        let mut start = Bound::Included(prefix.clone());
+        // One seek per kind: after a kind's first document, jump past all
+        // of its keys (`part(tenant) part(kind) …`).
+        while let Some(item) = scan_from(&self.trees.documents, &prefix, start).next() {
+            let (key, _) = item?;
+            let len = part_len(&key[prefix.len()..])?;
+            let kind_prefix = &key[..prefix.len() + len];
+            kinds.push(utf8(&kind_prefix[prefix.len() + 2..], "document")?);
+            start = match prefix_end(kind_prefix) {
+                Some(end) => Bound::Included(end),
+                None => break,
+            };
+        }
+        // sled orders kinds by length first (`part(kind)`).
+        kinds.sort_unstable();
+        Ok(kinds)
+    }
+
     fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
         check_id("job id", &job.id)?;
         check_id("job kind", &job.kind)?;
@@ -1302,6 +1360,40 @@ impl Store for SledStore {
                 Ok(true)
             }),
         )
+    }
+
+    fn jobs(&self, after: Option<&str>, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let start = match after {
+            Some(after) => Bound::Excluded(after.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut found = Vec::new();
+        for item in self
+            .trees
+            .job_ids
+            .range((start, Bound::<Vec<u8>>::Unbounded))
+        {
+            if found.len() >= limit {
+                break;
+            }
+            let (id, key) = item.map_err(StoreError::backend)?;
+            // Completed between the two reads: no longer queued.
+            let Some(value) = self.trees.jobs.get(&key).map_err(StoreError::backend)? else {
+                continue;
+            };
+            let kind_len = part_len(&key)?;
+            let rest = &key[kind_len..];
+            let Some(time) = rest.get(..8) else {
+                return Err(StoreError::corrupt("job", "key is truncated"));
+            };
+            found.push(JobRecord {
+                id: utf8(&id, "job")?,
+                kind: utf8(&key[2..kind_len], "job")?,
+                not_before_ms: keys::time_from(time.try_into().unwrap_or_default()),
+                payload: JobState::decode(&value)?.payload,
+            });
+        }
+        Ok(found)
     }
 
     fn purge_subject(&self, tenant: &str, subject: &str) -> Result<PurgeReport, StoreError> {
@@ -1425,6 +1517,28 @@ impl Store for SledStore {
             }
         }
         Ok(removed)
+    }
+
+    fn state_entries(
+        &self,
+        scope: &StateScope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_id("tenant id", &scope.tenant)?;
+        check_id("plugin id", &scope.plugin)?;
+        let prefix = keys::state_scope(&scope.tenant, &scope.plugin);
+        let start = match after {
+            Some(after) => Bound::Excluded([prefix.as_slice(), after.as_bytes()].concat()),
+            None => Bound::Included(prefix.clone()),
+        };
+        scan_from(&self.trees.state, &prefix, start)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((utf8(&key[prefix.len()..], "state")?, value.to_vec()))
+            })
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -157,6 +157,15 @@ impl Store for WatchedStore {
         self.inner.suppressions(tenant)
     }
 
+    fn suppression_entries(
+        &self,
+        tenant: &str,
+        after: Option<&IdentityHash>,
+        limit: usize,
+    ) -> Result<Vec<(IdentityHash, Vec<u8>)>, StoreError> {
+        self.inner.suppression_entries(tenant, after, limit)
+    }
+
     fn append_events(
         &self,
         tenant: &str,
@@ -287,6 +296,10 @@ impl Store for WatchedStore {
         self.inner.delete_document(tenant, kind, id)
     }
 
+    fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.document_kinds(tenant)
+    }
+
     fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
         self.inner.enqueue_job(job)
     }
@@ -305,6 +318,10 @@ impl Store for WatchedStore {
         self.inner.complete_job(id)
     }
 
+    fn jobs(&self, after: Option<&str>, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.jobs(after, limit)
+    }
+
     fn purge_subject(&self, tenant: &str, subject: &str) -> Result<PurgeReport, StoreError> {
         self.inner.purge_subject(tenant, subject)
     }
@@ -319,6 +336,15 @@ impl Store for WatchedStore {
 
     fn purge_subject_state(&self, tenant: &str, subject: &str) -> Result<u64, StoreError> {
         self.inner.purge_subject_state(tenant, subject)
+    }
+
+    fn state_entries(
+        &self,
+        scope: &StateScope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.state_entries(scope, after, limit)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
