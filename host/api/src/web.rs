@@ -48,6 +48,9 @@ const ASSETS: &[Asset] = &[
     asset!("portal/app.js", "text/javascript; charset=utf-8"),
     asset!("portal/strings.js", "text/javascript; charset=utf-8"),
     asset!("portal/portal.css", "text/css; charset=utf-8"),
+    asset!("console/marketer.js", "text/javascript; charset=utf-8"),
+    asset!("console/charts.js", "text/javascript; charset=utf-8"),
+    asset!("console/marketer.css", "text/css; charset=utf-8"),
 ];
 
 /// The portal's page; `{{lang}}` becomes the language of the request.
