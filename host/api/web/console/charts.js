@@ -10,6 +10,9 @@ import { h } from '/ui/shared/dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
+/** A phone's screen: charts drawn narrower, so that their text stays legible. */
+const compact = () => window.innerWidth < 560;
+
 /** An SVG element with attributes (`class` included) and children. */
 function s(tag, attributes, ...children) {
   const element = document.createElementNS(SVG, tag);
@@ -45,12 +48,17 @@ export function ticks(low, high, count = 5) {
 }
 
 function hiddenTable(caption, columns, rows) {
+  // A table does not shrink to a pixel: its box is the one hidden.
   return h(
-    'table',
+    'div',
     { class: 'mk-visually-hidden' },
-    h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, rows.map((row) => h('tr', {}, row.map((cell, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : {}, cell))))),
+    h(
+      'table',
+      {},
+      h('caption', {}, caption),
+      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, rows.map((row) => h('tr', {}, row.map((cell, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : {}, cell))))),
+    ),
   );
 }
 
@@ -60,9 +68,9 @@ function hiddenTable(caption, columns, rows) {
  * formatXTick}. Returns a <figure>.
  */
 export function lineChart(points, o) {
-  const width = 640;
-  const height = 260;
-  const m = { top: 16, right: 20, bottom: 44, left: 64 };
+  const width = compact() ? 360 : 640;
+  const height = compact() ? 240 : 260;
+  const m = { top: 16, right: 40, bottom: 44, left: compact() ? 52 : 64 };
   const innerW = width - m.left - m.right;
   const innerH = height - m.top - m.bottom;
   const xs = points.map((p) => p.x);
@@ -78,8 +86,11 @@ export function lineChart(points, o) {
   const yMax = yTicks[yTicks.length - 1];
   const x = (v) => m.left + ((v - xMin) / (xMax - xMin)) * innerW;
   const y = (v) => m.top + innerH - ((v - yMin) / (yMax - yMin)) * innerH;
-  const xTickCount = Math.min(4, Math.max(1, points.length - 1));
-  const xTicks = Array.from({ length: xTickCount + 1 }, (_, i) => xMin + ((xMax - xMin) * i) / xTickCount);
+  const xTickCount = Math.min(compact() ? 2 : 4, points.length - 1);
+  const xTicks =
+    xTickCount === 0
+      ? [points[0].x]
+      : Array.from({ length: xTickCount + 1 }, (_, i) => xMin + ((xMax - xMin) * i) / xTickCount);
 
   const svg = s(
     'svg',
@@ -137,13 +148,15 @@ export function lineChart(points, o) {
  * value, lower, upper]}. Returns a <figure>.
  */
 export function intervalChart(rows, o) {
-  const width = 640;
-  const rowH = 46;
-  const m = { top: 12, right: 24, bottom: 46, left: 150 };
+  // On a phone each row's label goes above its interval instead of beside it.
+  const narrow = compact();
+  const width = narrow ? 360 : 640;
+  const rowH = narrow ? 60 : 46;
+  const m = { top: 12, right: 36, bottom: 46, left: narrow ? 24 : 150 };
   const height = m.top + m.bottom + rowH * rows.length;
   const innerW = width - m.left - m.right;
   const bounds = rows.flatMap((r) => [r.lower, r.upper, r.value]).filter(Number.isFinite);
-  const xTicks = ticks(Math.min(0, ...bounds), Math.max(0, ...bounds), 5);
+  const xTicks = ticks(Math.min(0, ...bounds), Math.max(0, ...bounds), narrow ? 3 : 5);
   const lo = xTicks[0];
   const hi = xTicks[xTicks.length - 1];
   const x = (v) => m.left + ((v - lo) / (hi - lo)) * innerW;
@@ -170,7 +183,7 @@ export function intervalChart(rows, o) {
     s('line', { class: 'mk-zero', x1: x(0), x2: x(0), y1: m.top - 4, y2: bottom + 4, 'data-zero': x(0) }),
     s('text', { class: 'mk-axis-label', x: m.left + innerW / 2, y: height - 6, 'text-anchor': 'middle' }, o.axisLabel),
     rows.map((r, i) => {
-      const cy = m.top + rowH * i + rowH / 2;
+      const cy = m.top + rowH * i + rowH / 2 + (narrow ? 8 : 0);
       const shown = `${r.label}: ${o.format(r.value)} (${o.format(r.lower)} … ${o.format(r.upper)})`;
       return s(
         'g',
@@ -182,7 +195,9 @@ export function intervalChart(rows, o) {
           'data-upper': r.upper,
         },
         s('title', {}, shown),
-        s('text', { class: 'mk-row-label', x: m.left - 10, y: cy + 4, 'text-anchor': 'end' }, r.label),
+        narrow
+          ? s('text', { class: 'mk-row-label', x: m.left, y: cy - 16, 'text-anchor': 'start' }, r.label)
+          : s('text', { class: 'mk-row-label', x: m.left - 10, y: cy + 4, 'text-anchor': 'end' }, r.label),
         s('line', { class: 'mk-interval', x1: x(r.lower), x2: x(r.upper), y1: cy, y2: cy }),
         s('line', { class: 'mk-whisker', x1: x(r.lower), x2: x(r.lower), y1: cy - 7, y2: cy + 7 }),
         s('line', { class: 'mk-whisker', x1: x(r.upper), x2: x(r.upper), y1: cy - 7, y2: cy + 7 }),

@@ -730,7 +730,7 @@ async function builderPage(ctx, params) {
             'div',
             {},
             h('p', { class: 'hint' }, ctx.t('mkSample')),
-            h('ul', { class: 'mk-sample' }, answer.sample.map((s) => h('li', {}, link(ctx, 'profiles/' + enc(s), s.slice(0, 12) + '…')))),
+            h('ul', { class: 'mk-sample' }, answer.sample.slice(0, 10).map((s) => h('li', {}, link(ctx, 'profiles/' + enc(s), s.slice(0, 12) + '…')))),
           )
         : null,
     );
@@ -878,7 +878,7 @@ async function catalogPage(ctx) {
                 s.parameters.map((p) => [
                   h('code', {}, p.name),
                   p.kind,
-                  text(p.default),
+                  Array.isArray(p.default) ? p.default.join(', ') : text(p.default),
                   p.choices && p.choices.length ? p.choices.join(', ') : p.min !== null || p.max !== null ? `${text(p.min)} … ${text(p.max)}` : '—',
                   p.description || '',
                 ]),
@@ -1091,7 +1091,7 @@ async function campaignPage(ctx, name) {
       h('p', {}, badge(ctx, c.status), ' ', c.description || ''),
       facts([
         [ctx.t('mkStrategy'), `${c.strategy} ${c.strategy_version}`],
-        [ctx.t('mkParameters'), Object.keys(c.params).length ? Object.entries(c.params).map(([k, v]) => `${k} = ${text(v)}`).join(', ') : '—'],
+        [ctx.t('mkParameters'), Object.keys(c.params).length ? Object.entries(c.params).map(([k, v]) => `${k} = ${Array.isArray(v) ? v.join(' ') : text(v)}`).join(', ') : '—'],
         [ctx.t('mkSegment'), link(ctx, 'segments/' + enc(c.segment), c.segment)],
         [ctx.t('mkPurpose'), c.purpose],
         [ctx.t('mkHoldout'), pct(c.holdout, 1)],
@@ -1109,7 +1109,7 @@ async function campaignPage(ctx, name) {
       table(
         ctx,
         [ctx.t('mkWhen'), ctx.t('mkChange'), ctx.t('mkBy')],
-        [...(c.history || [])].reverse().map((e) => [when(e.at_ms), `${e.from ? ctx.t('mkStatus_' + e.from) : '—'} → ${ctx.t('mkStatus_' + e.to)}`, e.by ? `${e.by.role}:${e.by.id}` : '—']),
+        [...(c.history || [])].reverse().map((e) => [when(e.at_ms), `${e.from ? ctx.t('mkStatus_' + e.from) : '—'} → ${ctx.t('mkStatus_' + e.to)}`, text(e.by)]),
       ),
     ),
   );
@@ -1212,8 +1212,12 @@ async function wizardPage(ctx, params) {
   const fillStrategy = () => {
     chosen = strategies.find((s) => s.name === strategy.value);
     paramInputs = chosen.parameters.map((p) => [p, parameterInput(p, 'mk-param-' + p.name)]);
-    const purposes = chosen.granted_purposes.length ? chosen.granted_purposes : chosen.purposes;
-    purpose = select('mk-purpose', purposes.map((p) => [p, p]), purposes[0]);
+    // The purposes it works for and was granted; the segment's own first,
+    // since only people who consent to it are in the segment.
+    const granted = chosen.purposes.filter((p) => chosen.granted_purposes.includes(p));
+    const purposes = granted.length ? granted : chosen.purposes;
+    const ofSegment = (segments.find((s) => s.name === segment.value) || {}).purpose;
+    purpose = select('mk-purpose', purposes.map((p) => [p, p]), purposes.includes(ofSegment) ? ofSegment : purposes[0]);
     fallback = select('mk-fallback', [['', ctx.t('mkNoAction')], ...chosen.actions.map((a) => [a.name, a.name])], '');
     fill(
       strategyBox,
@@ -1228,6 +1232,10 @@ async function wizardPage(ctx, params) {
     );
   };
   strategy.addEventListener('change', fillStrategy);
+  segment.addEventListener('change', () => {
+    const ofSegment = (segments.find((s) => s.name === segment.value) || {}).purpose;
+    if ([...purpose.options].some((o) => o.value === ofSegment)) purpose.value = ofSegment;
+  });
   fillStrategy();
 
   const save = h('button', { type: 'submit' }, ctx.t('mkSaveDraft'));
@@ -1624,14 +1632,14 @@ export const strings = {
     mkUpliftHeadline: 'Uplift in conversion rate: {value} (95% interval {lower} to {upper}).',
     mkUpliftCaption: 'Uplift over the control group, with its 95% interval',
     mkUpliftSummary: 'Uplift in conversion rate {value}, 95% interval {lower} to {upper}; the dashed line is no effect.',
-    mkUpliftAxis: 'Treatment minus control, conversion rate (percentage points)',
+    mkUpliftAxis: 'Treatment − control, percentage points',
     mkAbsoluteUplift: 'Conversion uplift',
     mkReadAbove: 'The interval is above zero: the campaign is unlikely to have no effect.',
     mkReadBelow: 'The interval is below zero: the campaign is doing harm.',
     mkReadSpans: 'The interval spans zero: the data cannot tell a gain from a loss yet.',
     mkRevenueCaption: 'Revenue per person, treatment minus control, with its 95% interval',
     mkRevenueSummary: 'Revenue per person difference {value}, 95% interval {lower} to {upper}.',
-    mkRevenueAxis: 'Revenue per person, treatment minus control',
+    mkRevenueAxis: 'Treatment − control, per person',
     mkRevenueDiff: 'Revenue per person',
     mkMeasure: 'Measure',
     mkRelativeUplift: 'Relative uplift',
@@ -1939,14 +1947,14 @@ export const strings = {
     mkUpliftHeadline: '转化率提升：{value}（95% 区间 {lower} 至 {upper}）。',
     mkUpliftCaption: '相对对照组的提升及 95% 区间',
     mkUpliftSummary: '转化率提升 {value}，95% 区间 {lower} 至 {upper}；虚线表示无效果。',
-    mkUpliftAxis: '实验组减对照组的转化率（百分点）',
+    mkUpliftAxis: '实验组 − 对照组（百分点）',
     mkAbsoluteUplift: '转化提升',
     mkReadAbove: '区间在零以上：活动不太可能没有效果。',
     mkReadBelow: '区间在零以下：活动产生了负面影响。',
     mkReadSpans: '区间跨越零：目前的数据还无法区分收益与损失。',
     mkRevenueCaption: '人均收入（实验组减对照组）及 95% 区间',
     mkRevenueSummary: '人均收入差 {value}，95% 区间 {lower} 至 {upper}。',
-    mkRevenueAxis: '人均收入，实验组减对照组',
+    mkRevenueAxis: '实验组 − 对照组（人均）',
     mkRevenueDiff: '人均收入',
     mkMeasure: '指标',
     mkRelativeUplift: '相对提升',
