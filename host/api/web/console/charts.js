@@ -144,8 +144,9 @@ export function lineChart(points, o) {
 /**
  * Estimates with their intervals, one row each: a point, a bar from
  * `lower` to `upper`, and a zero line. `rows`: [{label, value, lower,
- * upper}]; `o`: {title, summary, axisLabel, format, columns: [label,
- * value, lower, upper]}. Returns a <figure>.
+ * upper}]; `o`: {title, summary, axisLabel, format, tickFormat (the axis's
+ * shorter numbers; default `format`), columns: [label, value, lower,
+ * upper]}. Returns a <figure>.
  */
 export function intervalChart(rows, o) {
   // On a phone each row's label goes above its interval instead of beside it.
@@ -177,7 +178,7 @@ export function intervalChart(rows, o) {
         'g',
         { class: 'mk-tick' },
         s('line', { class: 'mk-grid', x1: x(v), x2: x(v), y1: m.top, y2: bottom }),
-        s('text', { class: 'mk-tick-label', x: x(v), y: bottom + 18, 'text-anchor': 'middle' }, o.format(v)),
+        s('text', { class: 'mk-tick-label', x: x(v), y: bottom + 18, 'text-anchor': 'middle' }, (o.tickFormat || o.format)(v)),
       ),
     ),
     s('line', { class: 'mk-zero', x1: x(0), x2: x(0), y1: m.top - 4, y2: bottom + 4, 'data-zero': x(0) }),

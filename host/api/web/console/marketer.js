@@ -772,7 +772,7 @@ async function builderPage(ctx, params) {
         'div',
         { class: 'mk-ok' },
         h('p', {}, h('span', { class: 'mk-badge mk-valid' }, ctx.t('mkRuleValid')), ' ', answer.explanation),
-        answer.canonical !== text.trim() ? h('p', { class: 'hint' }, ctx.t('mkCanonical'), ' ', h('code', {}, answer.canonical)) : null,
+        answer.canonical.replace(/\s+/g, ' ') !== text.trim().replace(/\s+/g, ' ') ? h('p', { class: 'hint' }, ctx.t('mkCanonical'), ' ', h('code', {}, answer.canonical)) : null,
       ),
     );
     await runPreview(text, mine);
@@ -1036,6 +1036,7 @@ function evaluationView(ctx, ev) {
         summary: ctx.t('mkUpliftSummary', { value: pp(a.value), lower: pp(a.lower), upper: pp(a.upper) }),
         axisLabel: ctx.t('mkUpliftAxis'),
         format: pp,
+        tickFormat: points,
         columns: [ctx.t('mkMeasure'), ctx.t('mkEstimate'), ctx.t('mkLower'), ctx.t('mkUpper')],
       })),
     h('p', { class: 'hint' }, a.lower > 0 ? ctx.t('mkReadAbove') : a.upper < 0 ? ctx.t('mkReadBelow') : ctx.t('mkReadSpans')),
