@@ -27,15 +27,6 @@ for (const [name, value] of Object.entries({ TESSERA_URL: url, MARKETER_TOKEN: t
   if (!value) throw new Error(`${name} is not set`);
 }
 
-/** The marketer pages, for pictures of them: route and a name. */
-export const MARKETER_ROUTES = [
-  ['segments', 'mk-segments'],
-  ['segment-builder', 'mk-builder'],
-  ['catalog', 'mk-catalog'],
-  ['campaigns', 'mk-campaigns'],
-  ['imports', 'mk-imports'],
-];
-
 const TYPO = 'count(purchase, last 30 days) >= 1\n  and trait.cty = "Porto"';
 const RULE = 'count(purchase, last 30 days) >= 1\n  and trait.city = "Porto"';
 const SEGMENT = 'porto-buyers';
