@@ -50,6 +50,9 @@ function text(value) {
   return String(value);
 }
 
+/** Opens `route` ('segments/<name>', its parts already encoded). */
+const go = (ctx, route) => ctx.go('#/' + route);
+
 const canChange = (ctx) => STAFF.includes(ctx.session && ctx.session.role);
 
 function page(...children) {
@@ -359,7 +362,7 @@ async function profilesPage(ctx, params) {
       ctx.fail(new Error(ctx.t('mkNeedsSubject')));
       return;
     }
-    ctx.go('profiles/' + enc(id));
+    go(ctx, 'profiles/' + enc(id));
   });
   let byIdentity = null;
   if (ctx.session.role === 'operator') {
@@ -380,7 +383,7 @@ async function profilesPage(ctx, params) {
       event.preventDefault();
       busy(ctx, byIdentity.querySelector('button'), async () => {
         const found = await ctx.api.post('/v1/subjects/lookup', { kind: kind.value, value: value.value });
-        ctx.go('profiles/' + enc(found.subject));
+        go(ctx, 'profiles/' + enc(found.subject));
       });
     });
   }
@@ -469,7 +472,7 @@ async function segmentsPage(ctx, params) {
   return page(
     card(
       ctx.t('mkSegmentsTitle'),
-      canChange(ctx) ? h('div', { class: 'mk-actions' }, button(ctx.t('mkNewSegment'), () => ctx.go('segment-builder'))) : null,
+      canChange(ctx) ? h('div', { class: 'mk-actions' }, button(ctx.t('mkNewSegment'), () => go(ctx, 'segment-builder'))) : null,
       table(
         ctx,
         [ctx.t('mkName'), ctx.t('mkDescription'), ctx.t('mkMembers'), ctx.t('mkPurpose'), ctx.t('mkComputed')],
@@ -519,14 +522,14 @@ async function segmentPage(ctx, name) {
 
   const actions = [];
   if (canChange(ctx)) {
-    if (rule !== null) actions.push(button(ctx.t('mkEditRule'), () => ctx.go('segment-builder/' + enc(name)), { class: 'secondary' }));
+    if (rule !== null) actions.push(button(ctx.t('mkEditRule'), () => go(ctx, 'segment-builder/' + enc(name)), { class: 'secondary' }));
     actions.push(
       button(ctx.t('mkRecompute'), (event) =>
         busy(ctx, event.currentTarget, async () => {
           await ctx.api.post(`/v1/segments/${enc(name)}/recompute`);
           ctx.notice(ctx.t('mkRecomputeStarted', { name }));
         }), { class: 'secondary' }),
-      button(ctx.t('mkCampaignOnSegment'), () => ctx.go('campaign-wizard/segment/' + enc(name))),
+      button(ctx.t('mkCampaignOnSegment'), () => go(ctx, 'campaign-wizard/segment/' + enc(name))),
     );
   }
   return page(
@@ -590,7 +593,7 @@ async function recommendations(ctx, name) {
         r.basis !== 'none' ? ' · ' + ctx.t('mkScore', { score: dec(r.score, 4) }) : null,
         h('ul', {}, r.reasons.map((reason) => h('li', { class: 'mk-muted' }, reason))),
         canChange(ctx)
-          ? button(ctx.t('mkUseStrategy', { strategy: r.strategy }), () => ctx.go(`campaign-wizard/segment/${enc(name)}/strategy/${enc(r.strategy)}`), { class: 'secondary' })
+          ? button(ctx.t('mkUseStrategy', { strategy: r.strategy }), () => go(ctx, `campaign-wizard/segment/${enc(name)}/strategy/${enc(r.strategy)}`), { class: 'secondary' })
           : null,
       ),
     ),
@@ -801,7 +804,7 @@ async function builderPage(ctx, params) {
       check,
     ),
     preview,
-    h('div', { class: 'mk-actions' }, save, button(ctx.t('mkCancel'), () => ctx.go(existing ? 'segments/' + enc(existing.name) : 'segments'), { class: 'secondary' })),
+    h('div', { class: 'mk-actions' }, save, button(ctx.t('mkCancel'), () => go(ctx, existing ? 'segments/' + enc(existing.name) : 'segments'), { class: 'secondary' })),
   );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -839,7 +842,7 @@ async function builderPage(ctx, params) {
         throw error;
       }
       ctx.notice(ctx.t('mkSegmentSaved', { name: segmentName }));
-      ctx.go('segments/' + enc(segmentName));
+      go(ctx, 'segments/' + enc(segmentName));
     });
   });
   if (existing) runCheck();
@@ -905,7 +908,7 @@ async function catalogPage(ctx) {
               ),
             ),
             canChange(ctx)
-              ? h('div', { class: 'mk-actions' }, button(ctx.t('mkUseStrategy', { strategy: s.name }), () => ctx.go('campaign-wizard/strategy/' + enc(s.name))))
+              ? h('div', { class: 'mk-actions' }, button(ctx.t('mkUseStrategy', { strategy: s.name }), () => go(ctx, 'campaign-wizard/strategy/' + enc(s.name))))
               : null,
           ),
         ),
@@ -920,7 +923,7 @@ async function campaignsPage(ctx, params) {
   return page(
     card(
       ctx.t('mkCampaignsTitle'),
-      canChange(ctx) ? h('div', { class: 'mk-actions' }, button(ctx.t('mkNewCampaign'), () => ctx.go('campaign-wizard'))) : null,
+      canChange(ctx) ? h('div', { class: 'mk-actions' }, button(ctx.t('mkNewCampaign'), () => go(ctx, 'campaign-wizard'))) : null,
       table(
         ctx,
         [ctx.t('mkName'), ctx.t('mkStatus'), ctx.t('mkStrategy'), ctx.t('mkSegment'), ctx.t('mkHoldout'), ctx.t('mkUpdated')],
@@ -1069,7 +1072,7 @@ async function campaignPage(ctx, name) {
         if (status === 'completed' && !window.confirm(ctx.t('mkConfirmComplete', { name }))) return;
         await ctx.api.post(`/v1/campaigns/${enc(name)}/status`, { status });
         ctx.notice(ctx.t('mkStatusChanged', { name, status: ctx.t('mkStatus_' + status) }));
-        ctx.go('campaigns/' + enc(name));
+        go(ctx, 'campaigns/' + enc(name));
       }), attributes);
   if (canChange(ctx)) {
     if (c.status === 'draft' || c.status === 'simulated') {
@@ -1077,7 +1080,7 @@ async function campaignPage(ctx, name) {
         busy(ctx, event.currentTarget, async () => {
           await ctx.api.post(`/v1/campaigns/${enc(name)}/simulate`);
           ctx.notice(ctx.t('mkSimulated', { name }));
-          ctx.go('campaigns/' + enc(name));
+          go(ctx, 'campaigns/' + enc(name));
         }), { class: c.status === 'draft' ? '' : 'secondary' }));
     }
     if (c.status === 'simulated') actions.push(transition('running', ctx.t('mkEnable', { holdout: pct(c.holdout, 1) })));
@@ -1171,7 +1174,7 @@ async function wizardPage(ctx, params) {
   const segments = [...segmentList.segments].sort((a, b) => a.name.localeCompare(b.name));
   if (strategies.length === 0 || segments.length === 0) {
     return page(card(ctx.t('mkWizardTitle'), h('p', { class: 'empty' }, strategies.length === 0 ? ctx.t('mkNoStrategies') : ctx.t('mkWizardNeedsSegment')),
-      segments.length === 0 ? button(ctx.t('mkNewSegment'), () => ctx.go('segment-builder')) : null));
+      segments.length === 0 ? button(ctx.t('mkNewSegment'), () => go(ctx, 'segment-builder')) : null));
   }
   const events = (schema.events || []).map((e) => e.type).sort();
 
@@ -1268,7 +1271,7 @@ async function wizardPage(ctx, params) {
       busy(ctx, event.currentTarget, async () => {
         await ctx.api.post(`/v1/campaigns/${enc(saved.name)}/status`, { status: 'running' });
         ctx.notice(ctx.t('mkEnabled', { name: saved.name, holdout: pct(saved.holdout, 1) }));
-        ctx.go('campaigns/' + enc(saved.name));
+        go(ctx, 'campaigns/' + enc(saved.name));
       }));
     return enable;
   };
