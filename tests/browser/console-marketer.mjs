@@ -27,6 +27,17 @@ for (const [name, value] of Object.entries({ TESSERA_URL: url, MARKETER_TOKEN: t
   if (!value) throw new Error(`${name} is not set`);
 }
 
+// The marketer pages worth a picture for docs/screenshots/ (the console's
+// screenshot script may take this list): route, and the picture's name.
+const PICTURES = [
+  ['segments', 'mk-segments'],
+  ['segments/porto-buyers', 'mk-segment'],
+  ['segment-builder/porto-buyers', 'mk-builder'],
+  ['catalog', 'mk-catalog'],
+  ['campaigns/porto-offers', 'mk-results'],
+  ['imports', 'mk-imports'],
+];
+
 const TYPO = 'count(purchase, last 30 days) >= 1\n  and trait.cty = "Porto"';
 const RULE = 'count(purchase, last 30 days) >= 1\n  and trait.city = "Porto"';
 const SEGMENT = 'porto-buyers';
@@ -93,6 +104,14 @@ try {
     problems.push(message.text());
   });
   const notice = (text) => page.locator('#notice', { hasText: text }).waitFor();
+  // A page by its route, loaded afresh (a new hash alone would keep the
+  // page that is shown until the new one replaces it).
+  const open = async (route) => {
+    await page.goto(`${url}/console/#/${route}`);
+    await page.reload();
+    await page.locator('.mk-page').waitFor();
+    await page.waitForLoadState('networkidle');
+  };
   const picture = async (name) => {
     if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
   };
@@ -301,11 +320,20 @@ try {
   // A phone's width: nothing is wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   for (const route of [`campaigns/${CAMPAIGN}`, 'segment-builder', `segments/${SEGMENT}`]) {
-    await page.goto(`${url}/console/#/${route}`);
-    await page.locator('.mk-page').waitFor();
-    await page.waitForLoadState('networkidle');
+    await open(route);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     check(width <= 390, `#/${route} fits a phone: ${width} px wide`);
+  }
+
+  // With SCREENSHOT_DIR: the marketer pages at both widths.
+  if (screenshots) {
+    for (const [width, height, kind] of [[1280, 900, 'desktop'], [390, 844, 'phone']]) {
+      await page.setViewportSize({ width, height });
+      for (const [route, name] of PICTURES) {
+        await open(route);
+        await picture(`${name}-${kind}-en`);
+      }
+    }
   }
 
   check(problems.length === 0, `no script error or CSP violation: ${problems.join('; ')}`);
