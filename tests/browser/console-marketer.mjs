@@ -120,11 +120,12 @@ try {
   await page.goto(`${url}/console/`);
   await page.getByLabel('API token').fill(token);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('link', { name: 'Segment builder', exact: true }).waitFor();
+  const builderLink = page.getByRole('navigation').getByRole('link', { name: 'Segment builder', exact: true });
+  await builderLink.waitFor();
   signedIn = true;
 
   // The segment builder: a typo, shown where it is.
-  await page.getByRole('link', { name: 'Segment builder', exact: true }).click();
+  await builderLink.click();
   await page.getByRole('heading', { name: 'Segment builder', level: 2 }).waitFor();
   const rule = page.getByLabel('Rule', { exact: true });
   await rule.fill(TYPO);
