@@ -45,12 +45,12 @@ const ASSETS: &[Asset] = &[
     asset!("shared/i18n.js", "text/javascript; charset=utf-8"),
     asset!("shared/base.css", "text/css; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
-    asset!("portal/app.js", "text/javascript; charset=utf-8"),
-    asset!("portal/strings.js", "text/javascript; charset=utf-8"),
-    asset!("portal/portal.css", "text/css; charset=utf-8"),
     asset!("console/marketer.js", "text/javascript; charset=utf-8"),
     asset!("console/charts.js", "text/javascript; charset=utf-8"),
     asset!("console/marketer.css", "text/css; charset=utf-8"),
+    asset!("portal/app.js", "text/javascript; charset=utf-8"),
+    asset!("portal/strings.js", "text/javascript; charset=utf-8"),
+    asset!("portal/portal.css", "text/css; charset=utf-8"),
 ];
 
 /// The portal's page; `{{lang}}` becomes the language of the request.
