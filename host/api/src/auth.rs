@@ -161,6 +161,7 @@ pub const ROLE_MATRIX: &[RouteRule] = &[
     rule("POST", "/v1/plugins", OPERATOR),
     rule("POST", "/v1/plugins/{name}/upgrade", OPERATOR),
     rule("POST", "/v1/plugins/{name}/approve", OPERATOR),
+    rule("POST", "/v1/plugins/{name}/reject", OPERATOR),
     rule("POST", "/v1/plugins/{name}/rollback", OPERATOR),
     rule("DELETE", "/v1/plugins/{name}", OPERATOR),
     rule("POST", "/v1/plugins/{name}/quarantine", OPERATOR),
@@ -283,8 +284,9 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    // A bearer token, or the portal's session cookie (`web.rs`).
-    let token = crate::web::presented_credential(request.headers(), request.method());
+    // A bearer token, or a session cookie (`web.rs`).
+    let token =
+        crate::web::presented_credential(request.headers(), request.method(), request.uri().path());
     let method = request.method().clone();
     let path = request
         .extensions()
@@ -376,6 +378,14 @@ async fn admit(
 }
 
 async fn verify(state: &AppState, token: String) -> Result<Principal, ApiError> {
+    if crate::console::is_console_session(&token) {
+        let sessions = state.console_sessions.clone();
+        let verdict =
+            crate::blocking(move || sessions.verify(&token).map_err(ApiError::from)).await?;
+        return verdict
+            .map(|session| session.principal)
+            .map_err(|rejected| ApiError::unauthorized(rejected.message()));
+    }
     if crate::subject_tokens::is_subject_token(&token) {
         let tokens = state.subject_tokens.clone();
         let verdict =

@@ -11,7 +11,25 @@ pub struct Config {
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
     pub subject_login: SubjectLoginConfig,
+    pub console: ConsoleConfig,
     pub tls: crate::tls::TlsConfig,
+}
+
+/// The web console's sessions (`/console/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// How long a console session lasts after signing in, in seconds (300
+    /// to 86400). It never outlives the API token it was made from.
+    pub session_ttl_s: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_s: 8 * 60 * 60,
+        }
+    }
 }
 
 /// Subject tokens, the short-lived credentials of `/v1/me`.
@@ -244,6 +262,13 @@ impl Config {
         }
         if login.burst == 0 {
             return Err("subject_login.burst must be at least 1".into());
+        }
+        let console = self.console.session_ttl_s;
+        if !(300..=86_400).contains(&console) {
+            return Err(format!(
+                "console.session_ttl_s ({console}) must be 300 to 86400: a console session \
+                 lasts a working day at most"
+            ));
         }
         self.tls.check()
     }

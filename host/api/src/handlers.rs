@@ -274,6 +274,9 @@ pub(crate) async fn deletion(
 
 /// The most audit entries one page holds.
 const AUDIT_PAGE_MAX: usize = 1_000;
+/// The most entries one filtered request looks at: a search of a long
+/// trail answers in steps, each with the `next` to continue from.
+const AUDIT_SCAN_MAX: usize = 10_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -284,18 +287,105 @@ pub(crate) struct AuditQuery {
     /// Entries per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Only entries whose actor is this: a role (`operator`), an id
+    /// (`token:0123456789abcdef`), or `role:id`.
+    actor: Option<String>,
+    /// Only entries of this action (`plugin.approve`), or of every action
+    /// that starts with it when it ends with `.` or `*` (`plugin.`).
+    action: Option<String>,
+    /// Only entries about this subject.
+    subject: Option<String>,
+    /// Only entries at or after this time (ms since the Unix epoch).
+    since_ms: Option<i64>,
+    /// Only entries before this time (ms since the Unix epoch).
+    until_ms: Option<i64>,
+}
+
+/// What a filtered audit search keeps.
+struct AuditFilter {
+    actor: Option<String>,
+    action: Option<String>,
+    subject: Option<String>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+}
+
+impl AuditFilter {
+    fn of(query: &AuditQuery) -> Result<Option<Self>, ApiError> {
+        let text = |value: &Option<String>, field: &str| -> Result<Option<String>, ApiError> {
+            match value.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) if v.len() > 200 => Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{field}` is longer than 200 characters"),
+                )
+                .with_field(field, "at most 200 characters")),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        if let (Some(since), Some(until)) = (query.since_ms, query.until_ms)
+            && since > until
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`since_ms` ({since}) is after `until_ms` ({until})"),
+            )
+            .with_field("since_ms", "at most until_ms"));
+        }
+        let filter = Self {
+            actor: text(&query.actor, "actor")?,
+            action: text(&query.action, "action")?,
+            subject: text(&query.subject, "subject")?,
+            since_ms: query.since_ms,
+            until_ms: query.until_ms,
+        };
+        let any = filter.actor.is_some()
+            || filter.action.is_some()
+            || filter.subject.is_some()
+            || filter.since_ms.is_some()
+            || filter.until_ms.is_some();
+        Ok(any.then_some(filter))
+    }
+
+    fn keeps(&self, entry: &AuditEntry) -> bool {
+        let actor = self.actor.as_deref().is_none_or(|wanted| {
+            wanted == entry.actor.role
+                || wanted == entry.actor.id
+                || wanted
+                    .split_once(':')
+                    .is_some_and(|(role, id)| role == entry.actor.role && id == entry.actor.id)
+        });
+        let action = self
+            .action
+            .as_deref()
+            .is_none_or(|wanted| match wanted.strip_suffix('*') {
+                Some(prefix) => entry.action.starts_with(prefix),
+                None if wanted.ends_with('.') => entry.action.starts_with(wanted),
+                None => entry.action == wanted,
+            });
+        let subject = self
+            .subject
+            .as_deref()
+            .is_none_or(|wanted| entry.subject.as_deref() == Some(wanted));
+        let since = self.since_ms.is_none_or(|since| entry.at_ms >= since);
+        let until = self.until_ms.is_none_or(|until| entry.at_ms < until);
+        actor && action && subject && since && until
+    }
 }
 
 /// A page of the audit trail.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct AuditPage {
     entries: Vec<AuditEntry>,
-    /// Where the next page starts, if there may be one.
+    /// Where the next page starts, if there may be one. With filters, a
+    /// page may hold fewer than `limit` entries (even none) and still have
+    /// a `next`: the search looked at 10,000 entries and stopped there.
     next: Option<u64>,
 }
 
 /// A page of the tenant's audit trail, from sequence number `from`, and
-/// where the next page starts.
+/// where the next page starts; with filters, only the entries that match
+/// them all.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "A page of entries.", body = AuditPage)))]
 pub(crate) async fn audit(
@@ -305,10 +395,58 @@ pub(crate) async fn audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = crate::error::page_limit(query.limit, 100, AUDIT_PAGE_MAX)?;
     let from = query.from.unwrap_or(1);
-    let entries: Vec<AuditEntry> =
-        blocking(move || Ok(state.vault.audit_entries(&principal.tenant, from, limit)?)).await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq + 1))
-        .flatten();
-    Ok(Json(AuditPage { entries, next }))
+    let Some(filter) = AuditFilter::of(&query)? else {
+        let entries: Vec<AuditEntry> =
+            blocking(move || Ok(state.vault.audit_entries(&principal.tenant, from, limit)?))
+                .await?;
+        let next = (entries.len() == limit)
+            .then(|| entries.last().map(|e| e.seq + 1))
+            .flatten();
+        return Ok(Json(AuditPage { entries, next }));
+    };
+    let page = blocking(move || {
+        let mut entries = Vec::new();
+        let mut at = from;
+        let mut scanned = 0;
+        loop {
+            let chunk = state
+                .vault
+                .audit_entries(&principal.tenant, at, AUDIT_PAGE_MAX)?;
+            let Some(last) = chunk.last().map(|e| e.seq) else {
+                return Ok(AuditPage {
+                    entries,
+                    next: None,
+                });
+            };
+            let full = chunk.len() == AUDIT_PAGE_MAX;
+            for entry in chunk {
+                scanned += 1;
+                let seq = entry.seq;
+                if filter.keeps(&entry) {
+                    entries.push(entry);
+                    if entries.len() == limit {
+                        return Ok(AuditPage {
+                            entries,
+                            next: Some(seq + 1),
+                        });
+                    }
+                }
+            }
+            if !full {
+                return Ok(AuditPage {
+                    entries,
+                    next: None,
+                });
+            }
+            at = last + 1;
+            if scanned >= AUDIT_SCAN_MAX {
+                return Ok(AuditPage {
+                    entries,
+                    next: Some(at),
+                });
+            }
+        }
+    })
+    .await?;
+    Ok(Json(page))
 }

@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 mod campaigns;
 mod config;
+mod console;
 mod error;
 mod handlers;
 mod imports;
@@ -53,7 +54,12 @@ pub use campaigns::{
     GoalBody, SendFallbackView, SendList, SendView,
 };
 pub use config::{
-    CodeSenderKind, Config, Limits, RateLimit, SubjectLoginConfig, SubjectTokenConfig,
+    CodeSenderKind, Config, ConsoleConfig, Limits, RateLimit, SubjectLoginConfig,
+    SubjectTokenConfig,
+};
+pub use console::{
+    CONSOLE_ROLES, CONSOLE_SESSION_PREFIX, ConsoleRejected, ConsoleSession, ConsoleSessions,
+    ConsoleSignIn, IssuedSession, REVOKED_CONSOLE_SESSION_DOC, VerifiedSession,
 };
 pub use error::{ApiError, Json, JsonBytes, Path, Query};
 pub use imports::{
@@ -88,7 +94,8 @@ pub use tls::{
 };
 pub use tokens::{NewToken, Principal, Rejected, SubjectSession, TOKEN_DOC, TokenInfo, TokenStore};
 pub use web::{
-    CONTENT_SECURITY_POLICY, CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE, csrf_token,
+    CONSOLE_COOKIE, CONTENT_SECURITY_POLICY, CSRF_HEADER, SECURE_CONSOLE_COOKIE,
+    SECURE_SESSION_COOKIE, SESSION_COOKIE, csrf_token,
 };
 
 /// Everything a handler needs; cheap to clone.
@@ -124,6 +131,8 @@ pub struct AppState {
     /// Subject tokens for `/v1/me`, and login with one-time codes.
     pub subject_tokens: SubjectTokens,
     pub login: CodeLogin,
+    /// The console's sessions, made from API tokens.
+    pub console_sessions: ConsoleSessions,
 }
 
 impl AppState {
@@ -137,6 +146,11 @@ impl AppState {
         Self {
             subject_tokens: SubjectTokens::new(vault.clone(), config.subject_tokens.ttl_s),
             login: CodeLogin::new(&config.subject_login),
+            console_sessions: ConsoleSessions::new(
+                vault.clone(),
+                tokens.clone(),
+                config.console.session_ttl_s,
+            ),
             limiter: Arc::new(RateLimiter::new(&config.rate_limit)),
             subject_limiter: Arc::new(RateLimiter::new(&RateLimit {
                 requests_per_second: config.subject_tokens.requests_per_second.max(1),
@@ -229,6 +243,7 @@ pub fn app(state: AppState) -> Router {
             post(plugins::upgrade).layer(bundle_limit),
         )
         .route("/v1/plugins/{name}/approve", post(plugins::approve))
+        .route("/v1/plugins/{name}/reject", post(plugins::reject))
         .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
         .route("/v1/plugins/{name}/quarantine", post(plugins::quarantine))
         .route("/v1/plugins/{name}/release", post(plugins::release))
@@ -337,6 +352,7 @@ pub fn app(state: AppState) -> Router {
         .merge(login)
         .merge(v1)
         .merge(portal::routes())
+        .merge(console::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))

@@ -8,8 +8,9 @@
 //! the roles each route admits: API tokens, or subject tokens for `/v1/me`) and the error answers that the layers in
 //! front of every handler can give (401, 403, 429, 500, 503; 400, 413, 415
 //! and 422 where a body or parameters are read), and the security of the
-//! subject portal's own routes (`/portal/api`: its session cookie). A test
-//! checks that the document and the router list the same routes.
+//! subject portal's and the console's own routes (`/portal/api`,
+//! `/console/api`: their session cookies). A test checks that the document
+//! and the router list the same routes.
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
@@ -19,9 +20,10 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{ROLE_MATRIX, Role};
+use crate::console::CONSOLE_ROLES;
 use crate::{
-    admin, campaigns, error, handlers, imports, ingest, login, me, plugins, portal, profiles,
-    rules, segment, segmentation, subject_tokens, tokens, web,
+    admin, campaigns, console, error, handlers, imports, ingest, login, me, plugins, portal,
+    profiles, rules, segment, segmentation, subject_tokens, tokens, web,
 };
 
 /// The document. `ApiDoc::openapi()` builds it.
@@ -36,7 +38,9 @@ use crate::{
                        subject portal's page signs a person in at `/portal/api/session` and then \
                        calls `/portal/api/me` and `/v1/me` with its session cookie instead of a \
                        subject token; a change made with the cookie must come from the page \
-                       (`Origin`) and carry the session's `X-CSRF-Token`. Errors \
+                       (`Origin`) and carry the session's `X-CSRF-Token`. The console's page \
+                       likewise trades an API token for a console session cookie at \
+                       `/console/api/session` and calls `/v1` with it. Errors \
                        have one shape: `{\"error\": {\"code\", \"message\", \"details\"}}`. \
                        docs/api.md describes the API for its users.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -76,6 +80,7 @@ use crate::{
         plugins::install,
         plugins::upgrade,
         plugins::approve,
+        plugins::reject,
         plugins::rollback,
         plugins::remove,
         plugins::quarantine,
@@ -145,6 +150,9 @@ use crate::{
         portal::sign_in,
         portal::sign_out,
         portal::overview,
+        console::session,
+        console::sign_in,
+        console::sign_out,
     ),
     components(schemas(
         error::ErrorBody,
@@ -155,6 +163,8 @@ use crate::{
         portal::PortalSession,
         portal::PortalMe,
         portal::EditableTrait,
+        console::ConsoleSignIn,
+        console::ConsoleSession,
     )),
     modifiers(&Common),
     tags(
@@ -180,6 +190,9 @@ use crate::{
         (name = "portal", description = "The subject portal's own routes: signing in and out \
                                          with a session cookie, and the page's view of the \
                                          person (docs/portal.md)."),
+        (name = "console", description = "The console's own routes: signing in with an API \
+                                          token for a session cookie, and out \
+                                          (docs/console.md)."),
     )
 )]
 #[derive(Debug)]
@@ -203,8 +216,11 @@ const SUBJECT: &str = "subjectToken";
 /// plain HTTP (development), where browsers refuse the `__Host-` name.
 const PORTAL_COOKIE: &str = "portalCookie";
 const PORTAL_COOKIE_HTTP: &str = "portalCookieHttp";
-/// What the 403 of a route that the session cookie may change adds.
-const CSRF_REFUSAL: &str = " With the session cookie, a change must come from the portal's \
+/// The names of the console's session cookie schemes, likewise.
+const CONSOLE_COOKIE: &str = "consoleCookie";
+const CONSOLE_COOKIE_HTTP: &str = "consoleCookieHttp";
+/// What the 403 of a route that a session cookie may change adds.
+const CSRF_REFUSAL: &str = " With a session cookie, a change must come from this server's \
                             own page and carry its CSRF token: else `cross_site_request` (no \
                             or another `Origin`, or `Sec-Fetch-Site` not `same-origin`), \
                             `csrf_token_missing` or `csrf_token_invalid` (`X-CSRF-Token`).";
@@ -275,18 +291,56 @@ impl Modify for Common {
             );
         }
 
+        for (name, secure, cookie) in [
+            (CONSOLE_COOKIE, "over HTTPS", web::SECURE_CONSOLE_COOKIE),
+            (
+                CONSOLE_COOKIE_HTTP,
+                "on plain HTTP (development only)",
+                web::CONSOLE_COOKIE,
+            ),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    cookie.to_owned(),
+                    format!(
+                        "The console's session cookie {secure}, set by \
+                         `POST /console/api/session` in exchange for an API token of role \
+                         operator, marketer or analyst: it holds a short-lived console \
+                         session (never the API token) and acts as that token, with its role, \
+                         on `/v1` (not `/v1/me`). A request made with it that changes anything \
+                         must also send `Origin` naming this server and the session's \
+                         `X-CSRF-Token`, or it is refused with 403."
+                    ),
+                ))),
+            );
+        }
+
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, operation) in operations(item) {
                 let reads_body = operation.request_body.is_some();
                 let reads_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
-                // The portal's page changes `/v1/me` with its session cookie.
-                let refused = if path.starts_with("/v1/me") && method != "GET" {
+                // The portal's page changes `/v1/me` with its session
+                // cookie, the console's page the rest of `/v1` with its own.
+                let cookie_changes = method != "GET"
+                    && ROLE_MATRIX.iter().any(|rule| {
+                        rule.path == path
+                            && rule.method == method
+                            && (rule.roles == [Role::Subject]
+                                || rule.roles.iter().any(|r| CONSOLE_ROLES.contains(r)))
+                    });
+                let refused = if cookie_changes {
                     format!("The token's role may not call this route.{CSRF_REFUSAL}")
                 } else {
                     "The token's role may not call this route.".to_owned()
                 };
                 if path.starts_with("/portal/api/") {
-                    operation.security = portal_security(method);
+                    operation.security =
+                        cookie_security(method, [PORTAL_COOKIE, PORTAL_COOKIE_HTTP]);
+                }
+                if path.starts_with("/console/api/") {
+                    operation.security =
+                        cookie_security(method, [CONSOLE_COOKIE, CONSOLE_COOKIE_HTTP]);
                 }
                 let mut answers: Vec<(&str, &str)> = vec![
                     (
@@ -372,7 +426,8 @@ fn operations(
 
 /// A subject token (or the portal's session cookie, which holds one) for
 /// `/v1/me`; else an API token as bearer, and as HTTP Basic too where the
-/// ingest role is admitted (that is how Segment clients send the write key).
+/// ingest role is admitted (that is how Segment clients send the write
+/// key), and the console's session cookie where a console role is.
 fn security(roles: &[Role]) -> Vec<SecurityRequirement> {
     if roles == [Role::Subject] {
         return [SUBJECT, PORTAL_COOKIE, PORTAL_COOKIE_HTTP]
@@ -383,14 +438,19 @@ fn security(roles: &[Role]) -> Vec<SecurityRequirement> {
     if roles.contains(&Role::Ingest) {
         schemes.push(SecurityRequirement::new(BASIC, Vec::<String>::new()));
     }
+    if roles.iter().any(|r| CONSOLE_ROLES.contains(r)) {
+        for name in [CONSOLE_COOKIE, CONSOLE_COOKIE_HTTP] {
+            schemes.push(SecurityRequirement::new(name, Vec::<String>::new()));
+        }
+    }
     schemes
 }
 
-/// The portal's own routes: signing in needs no session; signing out works
-/// with or without one (an empty requirement: none); the reads need one.
-fn portal_security(method: &str) -> Option<Vec<SecurityRequirement>> {
-    let cookies = [PORTAL_COOKIE, PORTAL_COOKIE_HTTP]
-        .map(|name| SecurityRequirement::new(name, Vec::<String>::new()));
+/// A page's own session routes: signing in needs no session; signing out
+/// works with or without one (an empty requirement: none); the reads need
+/// one.
+fn cookie_security(method: &str, names: [&str; 2]) -> Option<Vec<SecurityRequirement>> {
+    let cookies = names.map(|name| SecurityRequirement::new(name, Vec::<String>::new()));
     match method {
         "POST" => None,
         "DELETE" => Some(

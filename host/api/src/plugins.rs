@@ -361,6 +361,9 @@ impl From<RegistryError> for ApiError {
             E::NoEarlierVersion { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "no_earlier_version", message)
             }
+            E::NothingToKeep { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "nothing_to_keep", message)
+            }
             E::BuiltIn { .. } => ApiError::new(StatusCode::CONFLICT, "built_in_plugin", message),
             E::PublisherChanged { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "publisher_changed", message)
@@ -569,6 +572,54 @@ pub(crate) async fn approve(
             body.bundle_digest.as_deref(),
             body.grant,
             body.limits,
+            &actor,
+        )
+    })
+    .await?;
+    Ok(Json(PluginView::of(&entry)))
+}
+
+/// `POST /v1/plugins/{name}/reject`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reject {
+    /// The pending version's `bundle_digest` as reviewed: refused (409
+    /// `pending_changed`) if another version was uploaded since. Absent:
+    /// whatever is pending now.
+    #[serde(default)]
+    bundle_digest: Option<String>,
+    /// Why, for the audit trail (at most 500 characters kept).
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/plugins/{name}/reject`: discards the pending version of an
+/// upgrade; the running version keeps serving with its grant.
+#[utoipa::path(post, path = "/v1/plugins/{name}/reject", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    request_body = Reject,
+    responses(
+        (status = 200, description = "Rejected: nothing is pending; the running version \
+            serves on.", body = PluginView),
+        (status = 404, description = "The tenant has no plugin with that name.", body = ErrorBody),
+        (status = 409, description = "Nothing is pending (`nothing_pending`), the pending \
+            version is not the one reviewed (`pending_changed`), the plugin has no approved \
+            version to keep (`nothing_to_keep`: remove it instead), or a built-in plugin.",
+            body = ErrorBody),
+    ))]
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Json(body): Json<Reject>,
+) -> Result<Json<PluginView>, ApiError> {
+    let (tenant, actor) = (principal.tenant.clone(), principal.actor());
+    let entry = run(&state, move |r| {
+        r.reject(
+            &tenant,
+            &name,
+            body.bundle_digest.as_deref(),
+            &body.reason,
             &actor,
         )
     })

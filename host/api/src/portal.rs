@@ -120,6 +120,7 @@ pub(crate) async fn sign_in(
         .saturating_sub(state.vault.now_ms())
         .div_euclid(1000);
     let cookie = web::session_cookie_header(
+        web::PORTAL,
         &issued.token,
         max_age_s,
         web::over_https(state.config.tls.is_on(), &headers),
@@ -141,7 +142,7 @@ async fn signed_in(
     headers: &HeaderMap,
     method: &Method,
 ) -> Result<(Principal, String), ApiError> {
-    let token = web::cookie_session(headers, method).unwrap_or_else(|| {
+    let token = web::cookie_session(headers, method, web::PORTAL).unwrap_or_else(|| {
         Err(ApiError::unauthorized(
             "not signed in: ask for a code and sign in first",
         ))
@@ -210,7 +211,7 @@ pub(crate) async fn sign_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     web::check_same_origin(&headers)?;
-    if let Some(session) = web::cookie_session(&headers, &Method::DELETE) {
+    if let Some(session) = web::cookie_session(&headers, &Method::DELETE, web::PORTAL) {
         let token = session?;
         let tokens = state.subject_tokens.clone();
         blocking(move || {
@@ -223,7 +224,7 @@ pub(crate) async fn sign_out(
         .await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    for cookie in web::clear_session_cookies() {
+    for cookie in web::clear_session_cookies(web::PORTAL) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)

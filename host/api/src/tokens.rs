@@ -327,6 +327,48 @@ impl TokenStore {
         Ok(verdict)
     }
 
+    /// The principal of the token with id `id` if it is still valid — for a
+    /// console session, which names its API token by id only. From memory
+    /// if read recently ([`Limits::token_cache_ms`]; a revocation through
+    /// this server empties that entry at once), else from the store: call
+    /// it off the async threads.
+    ///
+    /// [`Limits::token_cache_ms`]: crate::Limits::token_cache_ms
+    pub fn by_id(&self, tenant: &str, id: &str) -> Result<Result<Principal, Rejected>, VaultError> {
+        if !valid_id(id) {
+            return Ok(Err(Rejected::Malformed));
+        }
+        let key = (tenant.to_owned(), id.to_owned());
+        let cached = self
+            .cache()
+            .get(&key)
+            .filter(|c| c.read_at.elapsed() <= self.ttl)
+            .map(|c| c.record.clone());
+        let record = match cached {
+            Some(record) => record,
+            None => match self.vault.store().document(tenant, TOKEN_DOC, id) {
+                Ok(Some(bytes)) => decode(tenant, &bytes)?,
+                Ok(None) => return Ok(Err(Rejected::Unknown)),
+                Err(tessera_store::StoreError::InvalidId { .. }) => {
+                    return Ok(Err(Rejected::Malformed));
+                }
+                Err(error) => return Err(error.into()),
+            },
+        };
+        if record.info.revoked {
+            return Ok(Err(Rejected::Revoked));
+        }
+        if record.info.role == Role::Subject {
+            return Ok(Err(Rejected::Unknown));
+        }
+        Ok(Ok(Principal {
+            tenant: tenant.to_owned(),
+            role: record.info.role,
+            token_id: record.info.id.clone(),
+            subject: None,
+        }))
+    }
+
     fn read(&self, tenant: &str, id: &str) -> Result<Option<TokenRecord>, VaultError> {
         self.vault.settings(tenant)?;
         self.vault

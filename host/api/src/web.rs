@@ -1,10 +1,10 @@
-//! The web pages Tessera serves itself (the subject portal; the console
-//! will reuse all of it): files embedded in the binary under `/ui/`, the
-//! security headers of every page, and the browser session — a cookie —
-//! with its defence against cross-site requests. Nothing here reads a file
-//! from disk at run time or loads anything from another origin.
+//! The web pages Tessera serves itself (the subject portal and the
+//! console): files embedded in the binary under `/ui/`, the security
+//! headers of every page, and the browser sessions — cookies — with their
+//! defence against cross-site requests. Nothing here reads a file from disk
+//! at run time or loads anything from another origin.
 //!
-//! `docs/portal.md` explains the choices.
+//! `docs/portal.md` and `docs/console.md` explain the choices.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::console::is_console_session;
 use crate::error::ApiError;
 use crate::subject_tokens::is_subject_token;
 
@@ -38,40 +39,76 @@ macro_rules! asset {
 }
 
 /// Every file served under `/ui/`. `shared/` is for every page (the
-/// portal now, the console next); each page has a folder of its own.
+/// portal and the console); each page has a folder of its own.
 const ASSETS: &[Asset] = &[
     asset!("shared/api.js", "text/javascript; charset=utf-8"),
     asset!("shared/dom.js", "text/javascript; charset=utf-8"),
     asset!("shared/i18n.js", "text/javascript; charset=utf-8"),
     asset!("shared/base.css", "text/css; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
-    asset!("console/marketer.js", "text/javascript; charset=utf-8"),
-    asset!("console/charts.js", "text/javascript; charset=utf-8"),
-    asset!("console/marketer.css", "text/css; charset=utf-8"),
     asset!("portal/app.js", "text/javascript; charset=utf-8"),
     asset!("portal/strings.js", "text/javascript; charset=utf-8"),
     asset!("portal/portal.css", "text/css; charset=utf-8"),
+    asset!("console/app.js", "text/javascript; charset=utf-8"),
+    asset!("console/strings.js", "text/javascript; charset=utf-8"),
+    asset!("console/operator.js", "text/javascript; charset=utf-8"),
+    asset!("console/marketer.js", "text/javascript; charset=utf-8"),
+    asset!("console/charts.js", "text/javascript; charset=utf-8"),
+    asset!("console/console.css", "text/css; charset=utf-8"),
+    asset!("console/marketer.css", "text/css; charset=utf-8"),
 ];
 
 /// The portal's page; `{{lang}}` becomes the language of the request.
 pub(crate) const PORTAL_PAGE: &str = include_str!("../web/portal/index.html");
+/// The console's page, likewise.
+pub(crate) const CONSOLE_PAGE: &str = include_str!("../web/console/index.html");
 
-/// The Content-Security-Policy of every page and file under `/portal` and
-/// `/ui`: only this origin's own scripts, styles, images and requests; no
+/// The Content-Security-Policy of every page and file under `/portal`,
+/// `/console` and `/ui`: only this origin's own scripts, styles, images and requests; no
 /// inline script or style, no plugins, never inside a frame.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-/// The cookie that holds a person's session over plain HTTP (development).
+/// The cookie that holds a person's portal session over plain HTTP
+/// (development).
 pub const SESSION_COOKIE: &str = "tessera_session";
 /// The same over HTTPS: the `__Host-` prefix makes browsers refuse it
 /// unless it is `Secure`, has `Path=/` and no `Domain`.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-tessera_session";
+/// The cookie of a console session over plain HTTP (development). A name
+/// of its own, so that one browser may hold a portal and a console session.
+pub const CONSOLE_COOKIE: &str = "tessera_console";
+/// The same over HTTPS.
+pub const SECURE_CONSOLE_COOKIE: &str = "__Host-tessera_console";
+
+/// The two names of one kind of session cookie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CookieNames {
+    /// Over plain HTTP.
+    pub(crate) plain: &'static str,
+    /// Over HTTPS (`__Host-`, `Secure`).
+    pub(crate) secure: &'static str,
+    /// Whether a token is of this kind of session (else the cookie holds none).
+    holds: fn(&str) -> bool,
+}
+
+/// The subject portal's session cookie (a subject token).
+pub(crate) const PORTAL: CookieNames = CookieNames {
+    plain: SESSION_COOKIE,
+    secure: SECURE_SESSION_COOKIE,
+    holds: is_subject_token,
+};
+/// The console's session cookie (a console session, never an API token).
+pub(crate) const CONSOLE: CookieNames = CookieNames {
+    plain: CONSOLE_COOKIE,
+    secure: SECURE_CONSOLE_COOKIE,
+    holds: is_console_session,
+};
 /// The header that carries the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The security headers of every answer under `/portal` and `/ui`.
+/// The security headers of every answer under `/portal`, `/console` and `/ui`.
 pub(crate) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     bearer_challenge_only(headers);
@@ -93,8 +130,8 @@ pub(crate) async fn security_headers(mut response: Response) -> Response {
 }
 
 /// Browsers answer a `Basic` challenge with a password dialog, even to a
-/// page's own `fetch`: an answer to the portal, or to a request made with
-/// the session cookie, names only the `Bearer` scheme.
+/// page's own `fetch`: an answer to a page, or to a request made with a
+/// session cookie, names only the `Bearer` scheme.
 fn bearer_challenge_only(headers: &mut HeaderMap) {
     if headers.contains_key(header::WWW_AUTHENTICATE) {
         headers.insert(
@@ -105,11 +142,12 @@ fn bearer_challenge_only(headers: &mut HeaderMap) {
 }
 
 /// The layer over the whole application that keeps a 401 to a request made
-/// with the session cookie (and no `Authorization`) from opening a
+/// with a session cookie (and no `Authorization`) from opening a
 /// password dialog ([`bearer_challenge_only`]).
 pub(crate) async fn no_password_dialog(request: Request, next: Next) -> Response {
     let cookie = !request.headers().contains_key(header::AUTHORIZATION)
-        && session_cookie(request.headers()).is_some();
+        && (cookie_value(request.headers(), PORTAL).is_some()
+            || cookie_value(request.headers(), CONSOLE).is_some());
     let mut response = next.run(request).await;
     if cookie {
         bearer_challenge_only(response.headers_mut());
@@ -204,22 +242,23 @@ pub(crate) fn page_language(headers: &HeaderMap) -> &'static str {
     best.map_or("en", |(_, language)| language)
 }
 
-/// The session token in the request's cookie, if any (either name).
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The session token in the request's cookie of kind `names`, if any
+/// (either name).
+pub(crate) fn cookie_value(headers: &HeaderMap, names: CookieNames) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SECURE_SESSION_COOKIE || *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == names.secure || *name == names.plain)
         .map(|(_, value)| value.trim().to_owned())
 }
 
 /// The CSRF token of a session: a hash of its token, so that it is known
 /// only to whoever holds the session (the page learns it when it signs
-/// in, or from `GET /portal/api/session`) and needs no storage; it does not
-/// reveal the session token.
+/// in, or from `GET /portal/api/session` or `GET /console/api/session`) and
+/// needs no storage; it does not reveal the session token.
 pub fn csrf_token(session: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"tessera session csrf v1\0");
@@ -239,8 +278,8 @@ pub(crate) fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
         && site.as_bytes() != b"same-origin"
     {
         return Err(cross_site(format!(
-            "this request changes data with the session cookie but comes from another site \
-             (Sec-Fetch-Site: {}); only the portal's own pages may send it",
+            "this request changes data with a session cookie but comes from another site \
+             (Sec-Fetch-Site: {}); only this server's own pages may send it",
             String::from_utf8_lossy(site.as_bytes())
         )));
     }
@@ -250,8 +289,8 @@ pub(crate) fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
         .unwrap_or_default();
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Err(cross_site(
-            "this request changes data with the session cookie but has no Origin header; \
-             only the portal's own pages may send it"
+            "this request changes data with a session cookie but has no Origin header; \
+             only this server's own pages may send it"
                 .into(),
         ));
     };
@@ -260,8 +299,8 @@ pub(crate) fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
         .or_else(|| origin.strip_prefix("http://"));
     if host.is_empty() || authority.is_none_or(|a| !a.eq_ignore_ascii_case(host)) {
         return Err(cross_site(format!(
-            "this request changes data with the session cookie but comes from {origin:?}, \
-             not from this server ({host:?}); only the portal's own pages may send it"
+            "this request changes data with a session cookie but comes from {origin:?}, \
+             not from this server ({host:?}); only this server's own pages may send it"
         )));
     }
     Ok(())
@@ -273,8 +312,9 @@ pub(crate) fn check_csrf(headers: &HeaderMap, session: &str) -> Result<(), ApiEr
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "csrf_token_missing",
-            "this request changes data with the session cookie but has no X-CSRF-Token \
-             header; send the token GET /portal/api/session gives",
+            "this request changes data with a session cookie but has no X-CSRF-Token \
+             header; send the token the page's session gives (GET /portal/api/session or \
+             GET /console/api/session)",
         ));
     };
     let expected = csrf_token(session);
@@ -292,23 +332,25 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The session token of a request that carries the session cookie, checked
-/// for a request that changes data (same origin, CSRF token). `None` if
-/// the request has no session cookie.
+/// The session token of a request that carries the session cookie of
+/// kind `names`, checked for a request that changes data (same origin, CSRF
+/// token). `None` if the request has no such cookie.
 pub(crate) fn cookie_session(
     headers: &HeaderMap,
     method: &Method,
+    names: CookieNames,
 ) -> Option<Result<String, ApiError>> {
-    let session = session_cookie(headers)?;
-    Some(check_session(headers, method, session))
+    let session = cookie_value(headers, names)?;
+    Some(check_session(headers, method, session, names))
 }
 
 fn check_session(
     headers: &HeaderMap,
     method: &Method,
     session: String,
+    names: CookieNames,
 ) -> Result<String, ApiError> {
-    if !is_subject_token(&session) {
+    if !(names.holds)(&session) {
         return Err(ApiError::unauthorized(
             "the session cookie holds no session; sign in again",
         ));
@@ -320,17 +362,28 @@ fn check_session(
     Ok(session)
 }
 
-/// The credential of a `/v1` request: the `Authorization` header if it has
-/// one, else the portal's session cookie (checked as [`cookie_session`]
-/// does), else the error of a request without credentials.
+/// The credential of a `/v1` request to `path`: the `Authorization`
+/// header if it has one; else a session cookie (checked as
+/// [`cookie_session`] does): the portal's under `/v1/me`, which only a
+/// person's session may call, and elsewhere the console's, or the portal's
+/// if there is none (to be refused with the role's answer); else the error
+/// of a request without credentials.
 pub(crate) fn presented_credential(
     headers: &HeaderMap,
     method: &Method,
+    path: &str,
 ) -> Result<String, ApiError> {
-    if !headers.contains_key(header::AUTHORIZATION)
-        && let Some(session) = cookie_session(headers, method)
-    {
-        return session;
+    if !headers.contains_key(header::AUTHORIZATION) {
+        let me = path == "/v1/me" || path.starts_with("/v1/me/");
+        let session = if me {
+            cookie_session(headers, method, PORTAL)
+        } else {
+            cookie_session(headers, method, CONSOLE)
+                .or_else(|| cookie_session(headers, method, PORTAL))
+        };
+        if let Some(session) = session {
+            return session;
+        }
     }
     crate::auth::presented_token(headers)
 }
@@ -344,16 +397,18 @@ pub(crate) fn over_https(tls_on: bool, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
-/// The `Set-Cookie` value of a session for `max_age_s` seconds.
+/// The `Set-Cookie` value of a session of kind `names` for `max_age_s`
+/// seconds.
 pub(crate) fn session_cookie_header(
+    names: CookieNames,
     token: &str,
     max_age_s: i64,
     secure: bool,
 ) -> Result<HeaderValue, ApiError> {
     let (name, secure) = if secure {
-        (SECURE_SESSION_COOKIE, "; Secure")
+        (names.secure, "; Secure")
     } else {
-        (SESSION_COOKIE, "")
+        (names.plain, "")
     };
     HeaderValue::from_str(&format!(
         "{name}={token}; Max-Age={}; Path=/; HttpOnly; SameSite=Strict{secure}",
@@ -362,14 +417,22 @@ pub(crate) fn session_cookie_header(
     .map_err(|e| ApiError::internal(&e))
 }
 
-/// The `Set-Cookie` values that remove the session cookie (both names).
-pub(crate) fn clear_session_cookies() -> [HeaderValue; 2] {
+/// The `Set-Cookie` values that remove a session cookie of kind `names`
+/// (both names).
+pub(crate) fn clear_session_cookies(names: CookieNames) -> Vec<HeaderValue> {
     [
-        HeaderValue::from_static(
-            "__Host-tessera_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict; Secure",
+        format!(
+            "{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict; Secure",
+            names.secure
         ),
-        HeaderValue::from_static("tessera_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict"),
+        format!(
+            "{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict",
+            names.plain
+        ),
     ]
+    .into_iter()
+    .filter_map(|value| HeaderValue::from_str(&value).ok())
+    .collect()
 }
 
 #[cfg(test)]
@@ -435,15 +498,22 @@ mod tests {
     #[test]
     fn the_cookie_is_found_among_others_under_either_name() {
         let h = headers(&[("cookie", "a=1; tessera_session=tst_x; b=2")]);
-        assert_eq!(session_cookie(&h).as_deref(), Some("tst_x"));
+        assert_eq!(cookie_value(&h, PORTAL).as_deref(), Some("tst_x"));
+        assert_eq!(cookie_value(&h, CONSOLE), None);
         let h = headers(&[
             ("cookie", "a=1"),
             ("cookie", "__Host-tessera_session=tst_y"),
         ]);
-        assert_eq!(session_cookie(&h).as_deref(), Some("tst_y"));
+        assert_eq!(cookie_value(&h, PORTAL).as_deref(), Some("tst_y"));
         assert_eq!(
-            session_cookie(&headers(&[("cookie", "x_tessera_session=1")])),
+            cookie_value(&headers(&[("cookie", "x_tessera_session=1")]), PORTAL),
             None
         );
+        let both = headers(&[(
+            "cookie",
+            "tessera_session=tst_a; __Host-tessera_console=tcs_b",
+        )]);
+        assert_eq!(cookie_value(&both, PORTAL).as_deref(), Some("tst_a"));
+        assert_eq!(cookie_value(&both, CONSOLE).as_deref(), Some("tcs_b"));
     }
 }

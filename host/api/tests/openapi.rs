@@ -1,8 +1,8 @@
 //! The OpenAPI document: served at `/openapi.json` (3.1), with Swagger UI
 //! at `/docs`; it lists exactly the routes the server has, and each `/v1`
 //! operation names its roles, its security schemes and the error answers of
-//! the layers in front of it; the subject portal's own routes are there
-//! too, with its session cookie and their CSRF refusals. (Schemathesis, run
+//! the layers in front of it; the subject portal's and the console's own
+//! routes are there too, with their session cookies and CSRF refusals. (Schemathesis, run
 //! by `.ci/run`, checks real answers against it.)
 
 mod common;
@@ -31,8 +31,19 @@ const PORTAL: &[(&str, &str)] = &[
     ("GET", "/portal/api/me"),
 ];
 
+/// The console's own routes, which take its session cookie.
+const CONSOLE: &[(&str, &str)] = &[
+    ("GET", "/console/api/session"),
+    ("POST", "/console/api/session"),
+    ("DELETE", "/console/api/session"),
+];
+
 fn in_portal(method: &str, path: &str) -> bool {
     PORTAL.iter().any(|(m, p)| *m == method && *p == path)
+}
+
+fn in_console(method: &str, path: &str) -> bool {
+    CONSOLE.iter().any(|(m, p)| *m == method && *p == path)
 }
 
 fn in_matrix(method: &str, path: &str) -> bool {
@@ -91,6 +102,7 @@ async fn the_document_is_openapi_3_1_and_lists_exactly_the_routes_of_the_server(
             PUBLIC
                 .iter()
                 .chain(PORTAL)
+                .chain(CONSOLE)
                 .map(|(m, p)| ((*m).to_owned(), (*p).to_owned())),
         )
         .collect();
@@ -161,10 +173,10 @@ async fn every_documented_route_answers_as_documented_without_a_token() {
             .replace("{name}", "threshold")
             .replace("{purpose}", "analytics");
         let matrix = in_matrix(&method, &path);
-        let portal = in_portal(&method, &path);
+        let page = in_portal(&method, &path) || in_console(&method, &path);
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let answer = fixture.call(method.clone(), &uri, None, None).await;
-        if portal {
+        if page {
             // Without the cookie: the reads say so; signing out from
             // elsewhere is refused before anything else; signing in reads
             // its body first.
@@ -210,6 +222,8 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
     for (scheme, cookie) in [
         ("portalCookie", "__Host-tessera_session"),
         ("portalCookieHttp", "tessera_session"),
+        ("consoleCookie", "__Host-tessera_console"),
+        ("consoleCookieHttp", "tessera_console"),
     ] {
         assert_eq!(schemes[scheme]["type"], "apiKey", "{scheme}");
         assert_eq!(schemes[scheme]["in"], "cookie", "{scheme}");
@@ -264,7 +278,9 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
         };
         // A change made with the session cookie can be refused as
         // cross-site or for its CSRF token, and the document says so.
-        if method != "GET" && security.contains(&"portalCookie") {
+        if method != "GET"
+            && (security.contains(&"portalCookie") || security.contains(&"consoleCookie"))
+        {
             let refused = description("403");
             for code in [
                 "cross_site_request",
@@ -274,17 +290,27 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
                 assert!(refused.contains(code), "{method} {path}: 403 {refused}");
             }
         }
-        if in_portal(&method, &path) {
+        let page_cookies = if in_portal(&method, &path) {
+            Some(["portalCookie", "portalCookieHttp"])
+        } else if in_console(&method, &path) {
+            Some(["consoleCookie", "consoleCookieHttp"])
+        } else {
+            None
+        };
+        if let Some([cookie, cookie_http]) = page_cookies {
             let expected: &[&str] = match method.as_str() {
                 "POST" => &[],
                 // Signing out works with or without a session.
-                "DELETE" => &["portalCookie", "portalCookieHttp", ""],
-                _ => &["portalCookie", "portalCookieHttp"],
+                "DELETE" => &[cookie, cookie_http, ""],
+                _ => &[cookie, cookie_http],
             };
             assert_eq!(security, expected, "{method} {path}");
-            let statuses: &[&str] = match method.as_str() {
-                "GET" => &["200", "401", "429"],
-                "POST" => &["200", "401", "403", "429"],
+            // The portal's routes have the person's own rate limit.
+            let statuses: &[&str] = match (method.as_str(), cookie) {
+                ("GET", "portalCookie") => &["200", "401", "429"],
+                ("POST", "portalCookie") => &["200", "401", "403", "429"],
+                ("GET", _) => &["200", "401"],
+                ("POST", _) => &["200", "401", "403"],
                 _ => &["204", "403"],
             };
             for status in statuses {
@@ -316,6 +342,14 @@ async fn v1_operations_name_their_roles_security_and_error_answers() {
         let mut expected = vec!["token"];
         if rule.roles.contains(&Role::Ingest) {
             expected.push("writeKey");
+        }
+        if rule
+            .roles
+            .iter()
+            .any(|r| [Role::Operator, Role::Marketer, Role::Analyst].contains(r))
+        {
+            // The console's page calls `/v1` with its cookie.
+            expected.extend(["consoleCookie", "consoleCookieHttp"]);
         }
         if rule.roles == [Role::Subject] {
             // The portal's page calls `/v1/me` with its cookie.

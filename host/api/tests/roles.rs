@@ -189,6 +189,18 @@ fn versioned(f: &Fixture, rule: &RouteRule) {
                 )
                 .expect("upgrade");
         }
+        if rule.path.ends_with("/reject") {
+            // An upgrade that asks for more waits, to be rejected.
+            registry
+                .upgrade(
+                    ACME,
+                    "versioned",
+                    &versioned_bundle(true, "2.0.0"),
+                    false,
+                    &operator,
+                )
+                .expect("upgrade");
+        }
         if rule.path.ends_with("/release") {
             registry
                 .quarantine(ACME, "versioned", "matrix", &operator)
@@ -415,6 +427,7 @@ fn request_for(f: &Fixture, rule: &RouteRule, role: Role, n: usize) -> Call {
             let uri = path.replace("{name}", "versioned");
             let body = match path {
                 "/v1/plugins/{name}/approve" => Some(json!({})),
+                "/v1/plugins/{name}/reject" => Some(json!({"reason": "matrix"})),
                 "/v1/plugins/{name}/quarantine" => Some(json!({"reason": "matrix"})),
                 _ => None,
             };

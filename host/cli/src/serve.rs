@@ -18,8 +18,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use tessera_api::{
-    AppState, CodeSenderKind, Config, Limits, RateLimit, Registry, SubjectLoginConfig,
-    SubjectTokenConfig, TlsConfig,
+    AppState, CodeSenderKind, Config, ConsoleConfig, Limits, RateLimit, Registry,
+    SubjectLoginConfig, SubjectTokenConfig, TlsConfig,
 };
 use tessera_bundle::Kind;
 use tessera_runtime::{IpNet, TrustedRoots};
@@ -31,7 +31,7 @@ use crate::data::DataArgs;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A TOML file of settings ([server], [storage], [tls], [limits],
-    /// [rate_limit], [subject_tokens], [subject_login], [plugins], [jobs];
+    /// [rate_limit], [subject_tokens], [subject_login], [console], [plugins], [jobs];
     /// see docs/api.md, docs/operations.md and docs/tls.md).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
     config: Option<PathBuf>,
@@ -129,6 +129,7 @@ pub struct ServeConfig {
     pub rate_limit: RateLimit,
     pub subject_tokens: SubjectTokenConfig,
     pub subject_login: SubjectLoginConfig,
+    pub console: ConsoleConfig,
     pub plugins: PluginSettings,
     pub jobs: crate::upkeep::JobSettings,
     pub storage: StorageSettings,
@@ -359,6 +360,9 @@ impl ServeConfig {
         if let Some(v) = var("TESSERA_SUBJECT_TOKEN_TTL_S") {
             self.subject_tokens.ttl_s = number("TESSERA_SUBJECT_TOKEN_TTL_S", &v)?;
         }
+        if let Some(v) = var("TESSERA_CONSOLE_SESSION_TTL_S") {
+            self.console.session_ttl_s = number("TESSERA_CONSOLE_SESSION_TTL_S", &v)?;
+        }
         if let Some(v) = var("TESSERA_SUBJECT_LOGIN_SENDER") {
             self.subject_login.sender = match v.trim() {
                 "none" => CodeSenderKind::None,
@@ -389,6 +393,7 @@ impl ServeConfig {
             rate_limit: self.rate_limit.clone(),
             subject_tokens: self.subject_tokens.clone(),
             subject_login: self.subject_login.clone(),
+            console: self.console.clone(),
             tls: self.tls.clone(),
         }
     }
@@ -672,6 +677,7 @@ mod tests {
         assert_eq!(documented.limits, defaults.limits);
         assert_eq!(documented.rate_limit, defaults.rate_limit);
         assert_eq!(documented.subject_tokens, defaults.subject_tokens);
+        assert_eq!(documented.console, defaults.console);
         assert_eq!(documented.jobs, defaults.jobs);
         assert_eq!(documented.plugins, defaults.plugins);
         assert_eq!(documented.tls, defaults.tls);

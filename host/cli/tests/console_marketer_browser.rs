@@ -52,7 +52,6 @@ fn city(index: usize) -> &'static str {
 }
 
 #[test]
-#[ignore = "needs the console shell (/console/ and its session from an API token) of branch console-op; remove once merged"]
 fn a_marketer_builds_a_segment_from_a_typo_runs_a_simulated_campaign_and_reads_its_uplift() {
     require_browser_tools();
     let dir = tempfile::tempdir().unwrap();

@@ -82,6 +82,12 @@ pub enum RegistryError {
     PendingChanged { name: String, pending: String },
     #[error("plugin `{name}` has no earlier approved version to roll back to")]
     NoEarlierVersion { name: String },
+    /// Rejecting the only version would leave a plugin with none.
+    #[error(
+        "plugin `{name}` has no approved version to keep: remove it instead of rejecting its \
+         install (`tessera plugin remove {name}`, `DELETE /v1/plugins/{name}`)"
+    )]
+    NothingToKeep { name: String },
     #[error("plugin `{name}` is built in; it cannot be {what}")]
     BuiltIn { name: String, what: &'static str },
     /// The grant is not part of the request, or limits above those asked for.
@@ -1517,6 +1523,62 @@ impl Registry {
                     grant_detail(&grant)
                 )),
                 ..AuditEntry::new(actor, "plugin.approve")
+            },
+        )?;
+        self.store().flush()?;
+        self.entry(tenant, name)
+    }
+
+    /// Rejects the pending version of a plugin: it is no longer pending
+    /// (it stays in the version history, never approved) and the running
+    /// version keeps serving with its grant. Only if the pending version is
+    /// still the one reviewed (`bundle_digest`, when given). Audited
+    /// (`plugin.reject`, with `reason`).
+    pub fn reject(
+        &self,
+        tenant: &str,
+        name: &str,
+        bundle_digest: Option<&str>,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Entry, RegistryError> {
+        let _guard = self.lock();
+        let mut record = self.stored_record(tenant, name)?;
+        let index = record
+            .pending
+            .ok_or_else(|| RegistryError::NothingPending {
+                name: name.to_string(),
+            })?;
+        let version = &record.versions[index];
+        if let Some(reviewed) = bundle_digest
+            && !reviewed.eq_ignore_ascii_case(&version.bundle_digest)
+        {
+            return Err(RegistryError::PendingChanged {
+                name: name.to_string(),
+                pending: version.version.clone(),
+            });
+        }
+        if record.active.is_none() {
+            return Err(RegistryError::NothingToKeep {
+                name: name.to_string(),
+            });
+        }
+        let rejected = version.version.clone();
+        let bundle_version = version.bundle_version.clone();
+        record.pending = None;
+        self.put_record(tenant, &record)?;
+        let reason: String = reason.trim().chars().take(500).collect();
+        self.audit(
+            tenant,
+            AuditEntry {
+                plugin: Some(name.to_string()),
+                plugin_version: Some(rejected),
+                detail: Some(if reason.is_empty() {
+                    format!("rejected bundle {bundle_version}")
+                } else {
+                    format!("rejected bundle {bundle_version}: {reason}")
+                }),
+                ..AuditEntry::new(actor, "plugin.reject")
             },
         )?;
         self.store().flush()?;

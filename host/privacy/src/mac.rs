@@ -30,6 +30,9 @@ pub enum MacPurpose {
     /// One-time login codes, stored only as keyed hashes, and the keys of
     /// the addresses they were sent to.
     LoginCode,
+    /// Console sessions: the signed cookie an operator's, marketer's or
+    /// analyst's browser holds instead of their API token.
+    ConsoleSession,
     /// The pseudonymous keys plugins see instead of subject ids, one per
     /// subject and installation.
     Pseudonym,
@@ -43,6 +46,7 @@ impl MacPurpose {
             MacPurpose::Receipt => "tessera:receipt:v1",
             MacPurpose::SubjectToken => "tessera:subject-token:v1",
             MacPurpose::LoginCode => "tessera:login-code:v1",
+            MacPurpose::ConsoleSession => "tessera:console-session:v1",
             MacPurpose::Pseudonym => "tessera:plugin-pseudonym:v1",
         }
     }
@@ -124,6 +128,7 @@ mod tests {
             MacPurpose::Receipt,
             MacPurpose::SubjectToken,
             MacPurpose::LoginCode,
+            MacPurpose::ConsoleSession,
             MacPurpose::Pseudonym,
         ] {
             let mac = TenantMac::new(&key, other);
@@ -133,6 +138,10 @@ mod tests {
         assert_ne!(
             TenantMac::new(&key, MacPurpose::SubjectToken).mac(FIELDS),
             TenantMac::new(&key, MacPurpose::LoginCode).mac(FIELDS)
+        );
+        assert_ne!(
+            TenantMac::new(&key, MacPurpose::SubjectToken).mac(FIELDS),
+            TenantMac::new(&key, MacPurpose::ConsoleSession).mac(FIELDS)
         );
         assert_ne!(receipt.mac(FIELDS), tag);
         assert_ne!(other_tenant.mac(FIELDS), tag);
