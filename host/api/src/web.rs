@@ -53,7 +53,9 @@ const ASSETS: &[Asset] = &[
     asset!("console/strings.js", "text/javascript; charset=utf-8"),
     asset!("console/operator.js", "text/javascript; charset=utf-8"),
     asset!("console/marketer.js", "text/javascript; charset=utf-8"),
+    asset!("console/charts.js", "text/javascript; charset=utf-8"),
     asset!("console/console.css", "text/css; charset=utf-8"),
+    asset!("console/marketer.css", "text/css; charset=utf-8"),
 ];
 
 /// The portal's page; `{{lang}}` becomes the language of the request.
