@@ -23,6 +23,7 @@
 //! - a transaction that PostgreSQL aborts for a deadlock or a serialisation
 //!   failure is run again, up to [`RETRIES`] times.
 
+mod keys;
 mod migrate;
 mod state;
 
@@ -38,6 +39,7 @@ use tessera_store::{
     PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord, check_id,
 };
 
+pub use keys::PgKeyStore;
 pub use migrate::{MIGRATIONS, Migration};
 
 /// How many times a transaction aborted by a deadlock or a serialisation
