@@ -139,6 +139,10 @@ fn random_hex(bytes: usize) -> Result<String, VaultError> {
 struct Cached {
     record: TokenRecord,
     read_at: Instant,
+    /// The vault's cache generation of the tenant when it was read: once
+    /// that moves (another node changed something of the tenant, a
+    /// revocation perhaps), the record is read again.
+    generation: u64,
 }
 
 /// The tenant's tokens, in the store through the vault, with a short-lived
@@ -247,6 +251,8 @@ impl TokenStore {
         self.put(tenant, &record)?;
         self.vault.flush()?;
         self.cache().remove(&(tenant.to_owned(), id.to_owned()));
+        // Other nodes trust their cached copy until told.
+        self.vault.announce_change_or_log(tenant);
         Ok(Some(record.info))
     }
 
@@ -287,9 +293,10 @@ impl TokenStore {
         let Some((tenant, id)) = parse(token) else {
             return Some(Err(Rejected::Malformed));
         };
+        let generation = self.vault.cache_generation(&tenant);
         let cache = self.cache();
         let cached = cache.get(&(tenant.clone(), id))?;
-        if cached.read_at.elapsed() > self.ttl {
+        if cached.read_at.elapsed() > self.ttl || cached.generation != generation {
             return None;
         }
         Some(check(&tenant, &cached.record, token))
@@ -301,6 +308,9 @@ impl TokenStore {
         let Some((tenant, id)) = parse(token) else {
             return Ok(Err(Rejected::Malformed));
         };
+        // Read before the record: a change announced meanwhile leaves the
+        // entry stale rather than current.
+        let generation = self.vault.cache_generation(&tenant);
         let record = match self.vault.store().document(&tenant, TOKEN_DOC, &id) {
             Ok(Some(bytes)) => decode(&tenant, &bytes)?,
             Ok(None) => return Ok(Err(Rejected::Unknown)),
@@ -321,6 +331,7 @@ impl TokenStore {
                 Cached {
                     record,
                     read_at: Instant::now(),
+                    generation,
                 },
             );
         }

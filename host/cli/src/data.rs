@@ -111,6 +111,17 @@ impl DataArgs {
         Ok(Vault::new(store, &self.key_dir, master)?)
     }
 
+    /// Opens the deployment on a store and a key store that other nodes
+    /// share; the key directory (created if needed) only names the node.
+    pub fn open_shared(
+        &self,
+        store: Arc<dyn tessera_store::Store>,
+        keys: Arc<dyn tessera_privacy::KeyStore>,
+    ) -> anyhow::Result<Vault> {
+        let master = self.master_key()?;
+        Ok(Vault::with_key_store(store, keys, &self.key_dir, master)?)
+    }
+
     /// Opens the deployment, creating the data and key directories if needed.
     pub fn open_or_create(&self, master: MasterKey) -> anyhow::Result<Vault> {
         self.check_separate()?;

@@ -147,8 +147,19 @@ pub enum StorageBackend {
     Postgres,
 }
 
-/// `[storage]`: where the records are. The subject keys stay in
-/// `server.key_dir` whichever it is.
+/// Where the subject keys are (`storage.keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeysBackend {
+    /// The file `subject-keys` in `server.key_dir`, for one process only
+    /// (the default with sled).
+    File,
+    /// The table `subject_keys` of the PostgreSQL store, shared by every
+    /// node (the default with PostgreSQL).
+    Database,
+}
+
+/// `[storage]`: where the records and the subject keys are.
 #[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
@@ -162,7 +173,18 @@ pub struct StorageSettings {
     pub schema: Option<String>,
     /// The most connections this server keeps open to the database.
     pub pool_size: Option<u32>,
+    /// Where the subject keys are: `database` (the default with PostgreSQL,
+    /// what several nodes need) or `file`. Also TESSERA_STORAGE_KEYS.
+    pub keys: Option<KeysBackend>,
+    /// How often, in milliseconds, a node sharing its key store with others
+    /// reads the tenants' change marks (docs/operations.md): the bound on
+    /// how long a change made through another node takes to reach this
+    /// one's caches. Also TESSERA_STORAGE_POLL_MS.
+    pub poll_ms: Option<u64>,
 }
+
+/// The default of `storage.poll_ms`.
+pub const DEFAULT_POLL_MS: u64 = 1_000;
 
 // The URL may carry a password.
 impl std::fmt::Debug for StorageSettings {
@@ -172,6 +194,8 @@ impl std::fmt::Debug for StorageSettings {
             .field("url", &self.url.as_ref().map(|_| "(set)"))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("keys", &self.keys)
+            .field("poll_ms", &self.poll_ms)
             .finish()
     }
 }
@@ -207,7 +231,29 @@ impl StorageSettings {
         if self.pool_size == Some(0) {
             anyhow::bail!("invalid settings: storage.pool_size must be at least 1");
         }
+        if self.backend == StorageBackend::Sled && self.keys == Some(KeysBackend::Database) {
+            anyhow::bail!(
+                "invalid settings: storage.keys = \"database\" needs storage.backend = \
+                 \"postgres\" (with sled the subject keys are in the key directory's file)"
+            );
+        }
+        if let Some(poll) = self.poll_ms
+            && !(50..=60_000).contains(&poll)
+        {
+            anyhow::bail!(
+                "invalid settings: storage.poll_ms must be between 50 and 60000 (milliseconds), \
+                 not {poll}"
+            );
+        }
         Ok(())
+    }
+
+    /// Where the subject keys are, with the default filled in.
+    pub fn keys(&self) -> KeysBackend {
+        self.keys.unwrap_or(match self.backend {
+            StorageBackend::Sled => KeysBackend::File,
+            StorageBackend::Postgres => KeysBackend::Database,
+        })
     }
 }
 
@@ -311,6 +357,18 @@ impl ServeConfig {
         }
         if let Some(v) = var("TESSERA_STORAGE_SCHEMA") {
             self.storage.schema = Some(v);
+        }
+        if let Some(v) = var("TESSERA_STORAGE_KEYS") {
+            self.storage.keys = Some(match v.trim() {
+                "file" => KeysBackend::File,
+                "database" => KeysBackend::Database,
+                other => {
+                    anyhow::bail!("TESSERA_STORAGE_KEYS must be file or database, not {other:?}")
+                }
+            });
+        }
+        if let Some(v) = var("TESSERA_STORAGE_POLL_MS") {
+            self.storage.poll_ms = Some(number("TESSERA_STORAGE_POLL_MS", &v)?);
         }
         if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
             self.plugins.outbound_ca_file = Some(v.into());
@@ -482,7 +540,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(options) => {
             let store = tessera_store_postgres::PgStore::open_with(&options)?;
             println!("tessera serve: storage: PostgreSQL {}", store.target());
-            data.open_on(Arc::new(store), args.init)?
+            match config.storage.keys() {
+                KeysBackend::Database => {
+                    let keys = Arc::new(store.key_store());
+                    let vault = data.open_shared(Arc::new(store), keys)?;
+                    println!(
+                        "tessera serve: subject keys: {} (shared; node {}, changes polled every \
+                         {} ms)",
+                        vault.key_location(),
+                        vault.node_id().unwrap_or("-"),
+                        config.storage.poll_ms.unwrap_or(DEFAULT_POLL_MS)
+                    );
+                    vault
+                }
+                KeysBackend::File => {
+                    eprintln!(
+                        "tessera serve: warning: storage.keys = \"file\": the subject keys are \
+                         in {}, so only this one server may use the database",
+                        config.server.key_dir.display()
+                    );
+                    data.open_on(Arc::new(store), args.init)?
+                }
+            }
         }
         None if args.init => data.open_or_create(data.master_key()?)?,
         None => data.open()?,
@@ -510,6 +589,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
              (--allow-unsigned-bundles); never use this in production"
         );
     }
+    if vault.is_shared() {
+        vault.on_remote_change(Arc::new(registry.clone()));
+    }
     let state = AppState::new(vault, config.api()).with_plugins(registry);
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
@@ -519,6 +601,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     install_first_party(&state)?;
     load_installed(&state)?;
     crate::upkeep::fail_interrupted_work(&state)?;
+    if state.vault.is_shared() {
+        // Once now, so that every later change is one this node has not seen.
+        state.vault.poll_changes()?;
+        spawn_change_poller(
+            state.vault.clone(),
+            std::time::Duration::from_millis(config.storage.poll_ms.unwrap_or(DEFAULT_POLL_MS)),
+        )?;
+    }
     // Segment members follow every change to a person as it is written.
     let _stream = match &state.segments {
         Some(segments) => {
@@ -558,6 +648,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     println!("tessera serve: stopped; in-flight requests finished and the store flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the tenants' change marks every `interval`, on a thread of its
+/// own (the store is blocking), for as long as the process runs.
+fn spawn_change_poller(
+    vault: Arc<tessera_vault::Vault>,
+    interval: std::time::Duration,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("tessera-changes".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                match vault.poll_changes() {
+                    Ok(changed) if !changed.is_empty() => {
+                        tracing::debug!(?changed, "caches dropped for changes made elsewhere");
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read the other nodes' changes");
+                    }
+                }
+            }
+        })
+        .context("cannot start the change poller")?;
+    Ok(())
 }
 
 /// `--init`: the tenant, and a first operator token printed once.
@@ -682,6 +798,56 @@ mod tests {
         assert_eq!(documented.plugins, defaults.plugins);
         assert_eq!(documented.tls, defaults.tls);
         assert_eq!(documented.storage, defaults.storage);
+    }
+
+    #[test]
+    fn subject_keys_follow_the_storage_backend_unless_set_and_bad_values_are_named() {
+        let mut config = ServeConfig::default();
+        assert_eq!(
+            config.storage.keys(),
+            KeysBackend::File,
+            "sled: the key file"
+        );
+        config.storage.backend = StorageBackend::Postgres;
+        config.storage.url = Some("postgres://t@db/tessera".into());
+        assert_eq!(config.storage.keys(), KeysBackend::Database);
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_KEYS").then(|| "file".to_owned()))
+            .unwrap();
+        assert_eq!(config.storage.keys(), KeysBackend::File);
+        config
+            .check()
+            .expect("a key file with postgres is allowed (one node)");
+
+        let error = ServeConfig::default()
+            .apply_env(|name| (name == "TESSERA_STORAGE_KEYS").then(|| "disk".to_owned()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("TESSERA_STORAGE_KEYS") && error.contains("disk"),
+            "{error}"
+        );
+
+        let mut sled = ServeConfig::default();
+        sled.storage.keys = Some(KeysBackend::Database);
+        let error = sled.check().unwrap_err().to_string();
+        assert!(error.contains("storage.keys"), "{error}");
+
+        config.storage.poll_ms = Some(10);
+        let error = config.check().unwrap_err().to_string();
+        assert!(
+            error.contains("storage.poll_ms") && error.contains("10"),
+            "{error}"
+        );
+        config.storage.poll_ms = Some(250);
+        config.check().expect("in range");
+        let parsed: ServeConfig = toml::from_str(
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://db/t\"\nkeys = \"database\"\n\
+             poll_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.storage.keys, Some(KeysBackend::Database));
+        assert_eq!(parsed.storage.poll_ms, Some(500));
     }
 
     #[test]

@@ -7,6 +7,14 @@
 //! time, such as "in the last 30 days", change with the clock alone). A
 //! round that fails is logged and tried again on the next tick; none of
 //! these jobs loses anything by running late or twice.
+//!
+//! Nodes that share a store ([`Vault::is_shared`](tessera_vault::Vault::is_shared))
+//! take turns: each periodic piece of work is a job in the store that is
+//! claimed and never completed, so that its lease, as long as the period,
+//! lets one node run it per period ([`cluster_turn`]); a node that dies
+//! holding it only delays the next run until the lease ends. Deletion
+//! purges are leased job by job; what each node keeps in memory (imports
+//! waiting for their data) is looked after by every node.
 
 use std::time::{Duration, Instant};
 
@@ -44,7 +52,13 @@ impl Default for JobSettings {
 /// its segment exports and campaign sends, and its delivery runs turn
 /// their actions into dead letters to replay. Run before the server takes
 /// requests.
+///
+/// Not with a shared store: work marked running there may be running on
+/// another node right now (docs/operations.md, "Not built yet").
 pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
+    if state.vault.is_shared() {
+        return Ok(());
+    }
     let Some(desk) = &state.imports else {
         return Ok(());
     };
@@ -106,12 +120,69 @@ pub async fn run(state: AppState, settings: JobSettings) {
     let mut last_recompute: Option<Instant> = None;
     loop {
         ticks.tick().await;
-        let sweep = due(&mut last_sweep, settings.retention_sweep_s);
-        let recompute = due(&mut last_recompute, settings.segments_recompute_s);
         let state = state.clone();
-        let round = tokio::task::spawn_blocking(move || round(&state, sweep, recompute)).await;
+        let turns = if state.vault.is_shared() {
+            None
+        } else {
+            Some((
+                due(&mut last_sweep, settings.retention_sweep_s),
+                due(&mut last_recompute, settings.segments_recompute_s),
+            ))
+        };
+        let settings = settings.clone();
+        let round = tokio::task::spawn_blocking(move || {
+            // Shared: the store says whose turn it is (it blocks: here).
+            let (whole, sweep, recompute) = match turns {
+                Some((sweep, recompute)) => (true, sweep, recompute),
+                None => (
+                    cluster_turn(&state, ROUND_JOB, settings.interval_s),
+                    cluster_turn(&state, SWEEP_JOB, settings.retention_sweep_s),
+                    cluster_turn(&state, RECOMPUTE_JOB, settings.segments_recompute_s),
+                ),
+            };
+            round(&state, whole, sweep, recompute)
+        })
+        .await;
         if let Err(error) = round {
             tracing::error!(%error, "a background round panicked");
+        }
+    }
+}
+
+/// The store jobs whose leases take turns between nodes sharing a store:
+/// the store-wide part of each round, the retention sweep, the recompute.
+pub const ROUND_JOB: &str = "upkeep.round";
+pub const SWEEP_JOB: &str = "upkeep.retention-sweep";
+pub const RECOMPUTE_JOB: &str = "upkeep.segments-recompute";
+
+/// Whether this node runs the cluster's work `kind` (one of the jobs
+/// above) now: the job is queued once (idempotent) and never completed,
+/// and whoever claims it holds it for nine tenths of `period_s`, so of the
+/// nodes sharing the store one runs it per period. A store error is logged and
+/// counts as "not this node's turn".
+fn cluster_turn(state: &AppState, kind: &str, period_s: u64) -> bool {
+    let vault = &state.vault;
+    let Some(node) = vault.node_id() else {
+        return true;
+    };
+    let store = vault.store();
+    let job = tessera_store::JobRecord {
+        id: kind.to_owned(),
+        kind: kind.to_owned(),
+        not_before_ms: 0,
+        payload: Vec::new(),
+    };
+    // A tenth shorter than the period, so that the holder's own next tick
+    // (a period after its claim, give or take) finds the lease over.
+    let lease_ms = period_s.max(1).saturating_mul(900);
+    let claimed = store
+        .enqueue_job(&job)
+        .and_then(|_| store.claim_job(kind, node, lease_ms, vault.now_ms()));
+    match claimed {
+        Ok(claimed) => claimed.is_some(),
+        Err(error) => {
+            tracing::error!(%kind, %error, "cannot claim a turn of the cluster's background work");
+            false
         }
     }
 }
@@ -127,8 +198,10 @@ fn due(last: &mut Option<Instant>, every_s: u64) -> bool {
 }
 
 /// One round over every tenant; each job's failure is logged, and the
-/// others still run.
-fn round(state: &AppState, sweep: bool, recompute: bool) {
+/// others still run. Without `whole` only what this node alone can do
+/// runs (purges, leased one by one, and its own waiting imports): another
+/// node has the turn for the rest.
+fn round(state: &AppState, whole: bool, sweep: bool, recompute: bool) {
     let vault = &state.vault;
     match vault.run_jobs("serve") {
         Ok(jobs) if !jobs.purges_completed.is_empty() => tracing::info!(
@@ -151,7 +224,7 @@ fn round(state: &AppState, sweep: bool, recompute: bool) {
         if expired > 0 {
             tracing::info!(expired, "imports whose data never came marked failed");
         }
-        for tenant in &tenants {
+        for tenant in tenants.iter().filter(|_| whole) {
             match desk.importer().purge_dead_letters(tenant) {
                 Ok(purge) if purge.expired + purge.erased > 0 => tracing::info!(
                     %tenant, expired = purge.expired, erased = purge.erased,
@@ -196,7 +269,7 @@ fn round(state: &AppState, sweep: bool, recompute: bool) {
             }
         }
     }
-    if let Some(strategies) = &state.strategies {
+    if let (true, Some(strategies)) = (whole, &state.strategies) {
         for tenant in &tenants {
             match strategies.learn(tenant) {
                 Ok(report) if report.observed + report.without_consent > 0 => tracing::info!(

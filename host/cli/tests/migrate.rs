@@ -364,6 +364,8 @@ fn a_sled_deployment_moves_to_postgres_verified_restartable_and_serving_the_same
             ("TESSERA_STORAGE_BACKEND", "postgres"),
             ("TESSERA_STORAGE_URL", &pg),
             ("TESSERA_STORAGE_SCHEMA", &schema),
+            // The subject keys stay in the key directory's file: one node.
+            ("TESSERA_STORAGE_KEYS", "file"),
         ],
     );
     assert_eq!(

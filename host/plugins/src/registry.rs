@@ -11,7 +11,7 @@
 //! the previously approved version with its grants; a removal deletes the
 //! plugin's state and keeps its audit trail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tessera_bundle::{Bundle, BundleError, Kind, Permissions, PluginEntry, PublicKey};
@@ -169,6 +169,10 @@ pub struct Live {
     pub granted: Permissions,
     pub source: Source,
     pub installed_at_ms: i64,
+    /// For a bundle's plugin: its installation and the version record it
+    /// was loaded from, to tell whether the stored record moved on
+    /// ([`Registry::refresh`]).
+    loaded_from: Option<Box<(String, VersionRecord)>>,
 }
 
 /// What a segment plugin reads for one set of parameters
@@ -292,6 +296,16 @@ struct Inner {
     /// Serialises lifecycle changes (they read, check and write records).
     lifecycle: Mutex<()>,
     removal_listeners: RwLock<Vec<Arc<dyn RemovalListener>>>,
+}
+
+/// Another node changed the tenant's plugins (or may have): load and unload
+/// what the stored records say now.
+impl tessera_vault::RemoteChangeListener for Registry {
+    fn tenant_changed(&self, tenant: &str) {
+        if let Err(error) = self.refresh(tenant) {
+            tracing::error!(%tenant, %error, "cannot refresh the plugins after a change elsewhere");
+        }
+    }
 }
 
 /// Where each plugin's state lives: the vault's own store.
@@ -421,8 +435,13 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Audits a lifecycle change. Every change is audited once it is
+    /// stored, so this is also where the other nodes sharing the store are
+    /// told to [`refresh`](Registry::refresh) the tenant.
     fn audit(&self, tenant: &str, entry: AuditEntry) -> Result<(), RegistryError> {
-        self.inner.vault.record_admin_action(tenant, entry)?;
+        let audited = self.inner.vault.record_admin_action(tenant, entry);
+        self.inner.vault.announce_change_or_log(tenant);
+        audited?;
         Ok(())
     }
 
@@ -647,6 +666,7 @@ impl Registry {
                 bundle_version: version.bundle_version.clone(),
             },
             installed_at_ms: version.approved_at_ms.unwrap_or(version.uploaded_at_ms),
+            loaded_from: Some(Box::new((record.installation.clone(), version.clone()))),
         }
     }
 
@@ -827,15 +847,96 @@ impl Registry {
             granted: normalized(&granted),
             source: Source::BuiltIn,
             installed_at_ms: self.now(),
+            loaded_from: None,
         };
         self.set_live(live.clone());
         Ok(live)
     }
 
+    /// Brings this process's loaded plugins of `tenant` in line with the
+    /// stored records, which another node sharing the store may have
+    /// changed: a plugin approved, upgraded or rolled back there is loaded
+    /// (compiled once per content hash by the runtime's cache, from the
+    /// component in the store), one removed there is unloaded. Built-in
+    /// plugins are left alone. A plugin that fails to load keeps its
+    /// error in its status, as at start.
+    pub fn refresh(&self, tenant: &str) -> Result<(), RegistryError> {
+        let _guard = self.lock();
+        let records = self.records(tenant)?;
+        let mut stored = BTreeSet::new();
+        for record in &records {
+            stored.insert(record.name.clone());
+            let Some(active) = record.active else {
+                if self
+                    .live(tenant, &record.name)
+                    .is_some_and(|live| live.source != Source::BuiltIn)
+                {
+                    self.take_live(tenant, &record.name);
+                }
+                continue;
+            };
+            let current = self.live(tenant, &record.name).is_some_and(|live| {
+                live.loaded_from
+                    .as_deref()
+                    .is_some_and(|(installation, version)| {
+                        *installation == record.installation && *version == record.versions[active]
+                    })
+            });
+            if !current {
+                self.load_stored(tenant, record);
+            }
+        }
+        let gone: Vec<String> = self
+            .inner
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((t, name), live)| {
+                t == tenant && live.source != Source::BuiltIn && !stored.contains(name)
+            })
+            .map(|((_, name), _)| name.clone())
+            .collect();
+        for name in gone {
+            self.take_live(tenant, &name);
+        }
+        Ok(())
+    }
+
+    /// Loads a stored record's approved version and makes it live, or
+    /// keeps the error in its status.
+    fn load_stored(&self, tenant: &str, record: &PluginRecord) {
+        match self.load_record(tenant, record) {
+            Ok(plugin) => {
+                let live = self.make_live(tenant, record, plugin);
+                self.set_live(live);
+            }
+            Err(error) => {
+                tracing::error!(%tenant, plugin = %record.name, %error, "plugin not loaded");
+                self.inner
+                    .load_errors
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert((tenant.to_string(), record.name.clone()), error.to_string());
+            }
+        }
+    }
+
     /// The running plugin `name` of `tenant`, for a call: refused while it
-    /// is quarantined (by an operator or for trapping).
+    /// is quarantined (by an operator or for trapping). A plugin approved
+    /// on another node and not loaded here yet is loaded now.
     pub fn callable(&self, tenant: &str, name: &str) -> Result<Live, RegistryError> {
-        let Some(live) = self.live(tenant, name) else {
+        let live = match self.live(tenant, name) {
+            Some(live) => Some(live),
+            None => match self.record(tenant, name)? {
+                Some(record) if record.active.is_some() => {
+                    self.load_stored(tenant, &record);
+                    self.live(tenant, name)
+                }
+                _ => None,
+            },
+        };
+        let Some(live) = live else {
             return Err(RegistryError::UnknownPlugin {
                 name: name.to_string(),
             });

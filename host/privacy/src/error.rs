@@ -231,4 +231,25 @@ pub enum KeyStoreError {
          please report it)"
     )]
     WrongWrappedKeyLength { len: usize },
+
+    #[error(
+        "cannot {action} the subject key store {location}: {detail}; check that the database \
+         is reachable and the tessera role may use the table, then retry"
+    )]
+    Backend {
+        location: String,
+        action: &'static str,
+        detail: String,
+    },
+
+    #[error(
+        "cannot erase slot {slot} of the subject key store {location}: {detail}; the subject's \
+         key may still be stored, so the subject is not erased yet; fix the problem and erase \
+         it again"
+    )]
+    BackendErase {
+        location: String,
+        slot: u64,
+        detail: String,
+    },
 }

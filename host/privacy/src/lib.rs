@@ -36,6 +36,7 @@ mod crypto;
 pub mod envelope;
 mod error;
 pub mod identity_hash;
+pub mod key_store;
 pub mod keys;
 // Positioned file I/O and flock: unix only.
 #[cfg(unix)]
@@ -45,6 +46,7 @@ pub mod mac;
 pub use envelope::{DocumentAad, RecordAad};
 pub use error::{KeyGenError, KeyStoreError, KeyWrapError, MasterKeyError, OpenError, SealError};
 pub use identity_hash::IdentityHasher;
+pub use key_store::KeyStore;
 pub use keys::{DocumentKey, MasterKey, SubjectKey, TenantKey, WrappedKey, WrappedSubjectKey};
 #[cfg(unix)]
 pub use keystore::SubjectKeyStore;

@@ -421,3 +421,13 @@ fn debug_shows_the_path_and_counts_only() {
     assert!(debug.starts_with("SubjectKeyStore { path: "), "{debug}");
     assert!(debug.ends_with("slots: 1, free: 0 }"), "{debug}");
 }
+
+#[test]
+fn the_file_key_store_passes_the_key_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let open = || -> Arc<dyn tessera_privacy::KeyStore> {
+        Arc::new(SubjectKeyStore::open(&path).expect("open the key store"))
+    };
+    tessera_privacy::key_store::conformance::run_all(&open);
+}

@@ -24,6 +24,7 @@
 //!   failure is run again, up to [`RETRIES`] times.
 
 mod copy;
+mod keys;
 mod migrate;
 mod state;
 
@@ -39,6 +40,7 @@ use tessera_store::{
     PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord, check_id,
 };
 
+pub use keys::PgKeyStore;
 pub use migrate::{MIGRATIONS, Migration};
 
 /// How many times a transaction aborted by a deadlock or a serialisation

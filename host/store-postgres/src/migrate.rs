@@ -21,11 +21,18 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "subject_keys",
+        sql: include_str!("../migrations/0002_subject_keys.sql"),
+    },
+];
 
 /// Brings the schema in the connection's `search_path` up to this build's.
 pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {

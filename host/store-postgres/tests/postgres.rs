@@ -174,7 +174,7 @@ fn a_schema_migrated_by_a_newer_build_is_refused_with_both_versions() {
 }
 
 #[test]
-fn every_table_is_keyed_by_tenant_first_except_tenants_and_jobs() {
+fn every_table_is_keyed_by_tenant_first_except_jobs_and_subject_keys() {
     if skip() {
         return;
     }
@@ -195,6 +195,8 @@ fn every_table_is_keyed_by_tenant_first_except_tenants_and_jobs() {
     for (table, first) in &keys {
         match table.as_str() {
             "jobs" => assert_eq!(first, "id"),
+            // Records name their subject key by slot (docs/operations.md).
+            "subject_keys" => assert_eq!(first, "slot"),
             "tessera_schema_migrations" => assert_eq!(first, "version"),
             _ => assert_eq!(first, "tenant", "{table}"),
         }
@@ -356,4 +358,57 @@ fn verbatim_copies_keep_audit_numbers_heads_and_state_versions_and_skip_what_is_
         .map(|s| s.plugin)
         .collect();
     assert_eq!(scopes, ["gone", "rfm"]);
+}
+
+#[test]
+fn the_postgres_key_store_passes_the_key_store_conformance_suite() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    // Each call opens a store of its own on the same schema: another node.
+    let open = || -> std::sync::Arc<dyn tessera_privacy::KeyStore> {
+        std::sync::Arc::new(scratch.open().key_store())
+    };
+    tessera_privacy::key_store::conformance::run_all(&open);
+}
+
+#[test]
+fn an_erased_key_row_is_gone_from_the_table_not_only_hidden() {
+    if skip() {
+        return;
+    }
+    use tessera_privacy::{KeyStore, SubjectKey, TenantKey};
+    let scratch = Scratch::new();
+    let keys = scratch.open().key_store();
+    let tenant = TenantKey::generate().unwrap();
+    let wrapped = SubjectKey::generate()
+        .unwrap()
+        .wrap(&tenant, "acme", "s1")
+        .unwrap();
+    let slot = keys.insert(&wrapped).unwrap();
+    let count = |client: &mut Client| -> i64 {
+        client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.subject_keys WHERE ciphertext = $1",
+                    scratch.schema
+                ),
+                &[&wrapped.ciphertext],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let mut admin = scratch.admin();
+    assert_eq!(count(&mut admin), 1);
+    assert!(keys.erase(slot).unwrap());
+    // Read by another connection right after erase returned: committed.
+    assert_eq!(count(&mut admin), 0);
+    let error = keys
+        .insert(&tessera_privacy::WrappedSubjectKey {
+            nonce: [0; 12],
+            ciphertext: vec![0; 12],
+        })
+        .expect_err("a short ciphertext is refused");
+    assert!(error.to_string().contains("12-byte ciphertext"), "{error}");
 }

@@ -122,6 +122,19 @@ pub enum VaultError {
         path: std::path::PathBuf,
         tenant: String,
     },
+    #[error(
+        "the shared subject key store {location} holds no key, but tenant {tenant:?} has \
+         subjects: the keys are elsewhere (in the key directory's subject-keys file if this \
+         deployment kept them there; see docs/operations.md) and a new key store would make \
+         every person unreadable"
+    )]
+    SharedKeyStoreMismatch { location: String, tenant: String },
+    #[error(
+        "another tessera process runs as the node named in {}; give each node its own key \
+         directory (server.key_dir)",
+        path.display()
+    )]
+    NodeInUse { path: std::path::PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -9,13 +9,17 @@
 //! (access, rectification, export, deletion with receipts and suppression),
 //! the retention sweeper, and the hash-chained audit trail.
 //!
-//! Subject keys live in a [`SubjectKeyStore`](tessera_privacy::SubjectKeyStore)
-//! in a key directory outside the data directory: destroying a key there
-//! makes every copy of that person's records unreadable, including copies
-//! and backups of the data directory.
+//! Subject keys live in a [`KeyStore`](tessera_privacy::KeyStore): the
+//! [`SubjectKeyStore`](tessera_privacy::SubjectKeyStore) file in a key
+//! directory outside the data directory, or a table that several nodes
+//! share: destroying a key there makes every copy of that person's records
+//! unreadable, including copies and backups of the data directory. Nodes
+//! sharing a store keep their caches in step through per-tenant change
+//! marks ([`Vault::poll_changes`]).
 
 mod audience;
 mod audit;
+mod changes;
 mod documents;
 mod error;
 mod export;
@@ -31,6 +35,7 @@ mod vault;
 
 pub use audience::{Audience, Recipient};
 pub use audit::{AuditEntry, AuditProblem, AuditReport};
+pub use changes::{CHANGES_DOC, CHANGES_ID, RemoteChangeListener};
 pub use error::VaultError;
 pub use ingest::{
     MAX_BATCH, MAX_EVENT_BYTES, MAX_EVENTS, MAX_FUTURE_MS, MAX_IDENTITIES, MAX_TRAIT_BYTES,
@@ -50,6 +55,6 @@ pub use settings::{
     RetentionBounds, TenantSettings, TraitClass, TraitSpec, TraitType, check_event_spec,
 };
 pub use vault::{
-    AccessListener, ChangeListener, Clock, ErasureListener, SUBJECT_KEYS_FILE, Vault,
+    AccessListener, ChangeListener, Clock, ErasureListener, NODE_ID_FILE, SUBJECT_KEYS_FILE, Vault,
     rotate_master_key,
 };

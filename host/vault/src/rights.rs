@@ -824,6 +824,8 @@ impl Vault {
         for member in group {
             self.destroy_key(tenant, &member.id)?;
         }
+        // Other nodes drop the keys they cached.
+        self.announce_change_or_log(&tenant.id);
         // No lookup finds the person any more: a returning customer (after a
         // retention expiry) becomes a new subject at once, not at the purge.
         for member in group {
@@ -907,6 +909,7 @@ impl Vault {
             for subject in &request.subjects {
                 self.destroy_key(&tenant, subject)?;
             }
+            self.announce_change_or_log(&tenant.id);
             request.keys_destroyed_at_ms = Some(self.now());
         }
         let mut removed = Removed {

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_privacy::envelope::{self, RecordAad};
 use tessera_privacy::{
-    DocumentKey, IdentityHasher, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore, TenantKey,
-    TenantMac, WrappedKey,
+    DocumentKey, IdentityHasher, KeyStore, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore,
+    TenantKey, TenantMac, WrappedKey,
 };
 use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord};
 
 use crate::audit::{self, AuditEntry, AuditReport};
+use crate::changes::{Changes, NodeIdentity};
 use crate::error::VaultError;
 use crate::model::{Actor, Aggregate, Membership, MergeEntry, PastMembership, SubjectView};
 use crate::normalize::IdentityKind;
@@ -26,6 +27,9 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The file, in the key directory, that holds wrapped subject keys.
 pub const SUBJECT_KEYS_FILE: &str = "subject-keys";
+/// The file, in the key directory of a node sharing its key store, that
+/// names the node (and is locked while it runs).
+pub const NODE_ID_FILE: &str = "node-id";
 
 /// How many fresh subject keys are written (and synced) at a time.
 const KEY_POOL: usize = 256;
@@ -55,7 +59,11 @@ pub(crate) const KIND_CONSENT: &str = "consent";
 /// backend serialises its transactions anyway); reads take no lock.
 pub struct Vault {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) keys: SubjectKeyStore,
+    pub(crate) keys: Arc<dyn KeyStore>,
+    /// For a shared key store: this node's name, which prefixes its
+    /// `key-batch` documents so that no other node takes its pooled ids.
+    node: Option<NodeIdentity>,
+    pub(crate) changes: Changes,
     master: MasterKey,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub(crate) clock: Clock,
@@ -202,6 +210,13 @@ impl KeyCache {
         self.current.remove(subject);
         self.previous.remove(subject);
     }
+
+    /// Drops every key: another node may have erased any of them.
+    fn forget_all(&mut self) {
+        self.epoch += 1;
+        self.current.clear();
+        self.previous.clear();
+    }
 }
 
 /// Pooled subject keys, and the `key-batch` documents listing them.
@@ -318,29 +333,86 @@ impl Vault {
             detail: error.to_string(),
         })?;
         let keys = SubjectKeyStore::open(key_dir.join(SUBJECT_KEYS_FILE))?;
-        if keys.is_empty() {
+        if keys.is_empty()
+            && let Some(tenant) = tenant_with_subjects(store.as_ref())?
+        {
             // An empty key store beside a store that has subjects is a wrong
             // key directory, not a fresh start: refuse before anything
             // treats every person as erased.
-            for tenant in store.tenants()? {
-                if !store.subjects(&tenant.id, None, 1)?.is_empty() {
-                    return Err(VaultError::KeyStoreMismatch {
-                        path: key_dir.join(SUBJECT_KEYS_FILE),
-                        tenant: tenant.id,
-                    });
-                }
-            }
+            return Err(VaultError::KeyStoreMismatch {
+                path: key_dir.join(SUBJECT_KEYS_FILE),
+                tenant,
+            });
         }
-        Ok(Self {
+        Ok(Self::assemble(store, Arc::new(keys), None, master))
+    }
+
+    /// A vault over `store` whose subject keys are in `keys`, a key store
+    /// that other nodes may share (PostgreSQL's). If it is shared, `node_dir`
+    /// (the node's key directory, created if missing) holds the file
+    /// [`NODE_ID_FILE`] that names this node, locked while the vault lives:
+    /// two processes never run as the same node.
+    pub fn with_key_store(
+        store: Arc<dyn Store>,
+        keys: Arc<dyn KeyStore>,
+        node_dir: impl AsRef<Path>,
+        master: MasterKey,
+    ) -> Result<Self, VaultError> {
+        if keys.holds_no_key()?
+            && let Some(tenant) = tenant_with_subjects(store.as_ref())?
+        {
+            return Err(VaultError::SharedKeyStoreMismatch {
+                location: keys.location(),
+                tenant,
+            });
+        }
+        let node = if keys.is_shared() {
+            let dir = node_dir.as_ref();
+            create_key_dir(dir).map_err(|error| VaultError::KeyDir {
+                path: dir.to_path_buf(),
+                detail: error.to_string(),
+            })?;
+            Some(NodeIdentity::claim(&dir.join(NODE_ID_FILE))?)
+        } else {
+            None
+        };
+        Ok(Self::assemble(store, keys, node, master))
+    }
+
+    fn assemble(
+        store: Arc<dyn Store>,
+        keys: Arc<dyn KeyStore>,
+        node: Option<NodeIdentity>,
+        master: MasterKey,
+    ) -> Self {
+        Self {
             store,
             keys,
+            node,
+            changes: Changes::default(),
             master,
             tenants: RwLock::default(),
             clock: system_clock(),
             listeners: RwLock::default(),
             erasure_listeners: RwLock::default(),
             access_listeners: RwLock::default(),
-        })
+        }
+    }
+
+    /// Whether other nodes share this vault's store and key store, so that
+    /// what it caches must follow their changes ([`Vault::poll_changes`]).
+    pub fn is_shared(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// This node's name when the key store is shared.
+    pub fn node_id(&self) -> Option<&str> {
+        self.node.as_ref().map(NodeIdentity::id)
+    }
+
+    /// Where the subject keys are, for messages.
+    pub fn key_location(&self) -> String {
+        self.keys.location()
     }
 
     /// Opens the embedded store in `data_dir` and the key store in `key_dir`.
@@ -608,6 +680,7 @@ impl Vault {
         // key pool, so writers holding the old entry stay serialised with
         // writers of the new one.
         self.load_tenant(id, true)?;
+        self.announce_change_or_log(id);
         self.audit(tenant, AuditEntry::new(actor, "tenant.settings"))?;
         Ok(())
     }
@@ -628,6 +701,23 @@ impl Vault {
             .ok_or_else(|| VaultError::UnknownTenant {
                 tenant: id.to_owned(),
             })
+    }
+
+    /// Forgets what this process caches of `tenant` that another node may
+    /// have changed: its unwrapped subject keys go, its settings are read
+    /// again (a tenant not cached yet is left alone).
+    pub(crate) fn forget_cached(&self, id: &str) -> Result<(), VaultError> {
+        let cached = self
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned();
+        if let Some(tenant) = cached {
+            lock(&tenant.key_cache).forget_all();
+            self.load_tenant(id, true)?;
+        }
+        Ok(())
     }
 
     /// The tenant's keys and settings, unwrapped once and cached.
@@ -699,19 +789,26 @@ impl Vault {
         }
         let pool = guard.get_or_insert_with(Pool::default);
         if pool.fresh.is_empty() {
-            let batch = random_id()?;
-            let mut fresh = Vec::with_capacity(KEY_POOL);
+            let batch = self.batch_id()?;
+            let mut made = Vec::with_capacity(KEY_POOL);
+            let mut wrapped = Vec::with_capacity(KEY_POOL);
             for _ in 0..KEY_POOL {
                 let id = random_id()?;
                 let key = SubjectKey::generate()?;
-                let slot = self.keys.insert(&key.wrap(&tenant.key, &tenant.id, &id)?)?;
-                fresh.push(Fresh {
+                wrapped.push(key.wrap(&tenant.key, &tenant.id, &id)?);
+                made.push((id, key));
+            }
+            let slots = self.keys.insert_many(&wrapped)?;
+            let fresh: Vec<Fresh> = made
+                .into_iter()
+                .zip(slots)
+                .map(|((id, key), slot)| Fresh {
                     id,
                     slot,
                     key,
                     batch: batch.clone(),
-                });
-            }
+                })
+                .collect();
             // Synced before any record can name one of these slots, so a
             // crash never leaves a subject whose key was lost (and pooled
             // only once synced: nothing else syncs the key store for ingest).
@@ -770,15 +867,22 @@ impl Vault {
     /// The pooled keys a previous run wrote but did not use, listed again in
     /// one new `key-batch` document (the old documents are removed after it
     /// is written; ids listed twice after a crash in between count once).
+    ///
+    /// With a shared key store only this node's batches are restored: the
+    /// others' ids may be in their pools right now.
     fn restore_pool(&self, tenant: &Tenant) -> Result<Pool, VaultError> {
         let mut listed: Vec<(String, Option<u64>)> = Vec::new();
         let mut documents: Vec<(&str, String)> = Vec::new();
-        for kind in [KEY_BATCH_DOC, KEY_POOL_DOC] {
+        let (kinds, prefix): (&[&str], String) = match &self.node {
+            Some(node) => (&[KEY_BATCH_DOC], format!("{}.", node.id())),
+            None => (&[KEY_BATCH_DOC, KEY_POOL_DOC], String::new()),
+        };
+        for &kind in kinds {
             let mut after: Option<String> = None;
             loop {
-                let page = self
-                    .store
-                    .documents(&tenant.id, kind, after.as_deref(), 256)?;
+                let page =
+                    self.store
+                        .documents_under(&tenant.id, kind, &prefix, after.as_deref(), 256)?;
                 let Some((last, _)) = page.last() else { break };
                 after = Some(last.clone());
                 for (doc, value) in page {
@@ -796,7 +900,7 @@ impl Vault {
         }
         let mut pool = Pool::default();
         let mut seen = std::collections::HashSet::new();
-        let batch = random_id()?;
+        let batch = self.batch_id()?;
         for (id, slot) in listed {
             if !seen.insert(id.clone()) || self.store.subject(&tenant.id, &id)?.is_some() {
                 continue;
@@ -822,6 +926,16 @@ impl Vault {
             self.store.delete_document(&tenant.id, kind, &doc)?;
         }
         Ok(pool)
+    }
+
+    /// A new `key-batch` document id: this node's name and a random part
+    /// when the key store is shared, else the random part alone.
+    fn batch_id(&self) -> Result<String, VaultError> {
+        let random = random_id()?;
+        Ok(match &self.node {
+            Some(node) => format!("{}.{random}", node.id()),
+            None => random,
+        })
     }
 
     /// Destroys a subject's key, but only if the slot still holds *that*
@@ -1132,6 +1246,16 @@ pub fn rotate_master_key(
     }
     store.flush()?;
     Ok(rewrapped)
+}
+
+/// A tenant that has at least one subject, if any does.
+fn tenant_with_subjects(store: &dyn Store) -> Result<Option<String>, VaultError> {
+    for tenant in store.tenants()? {
+        if !store.subjects(&tenant.id, None, 1)?.is_empty() {
+            return Ok(Some(tenant.id));
+        }
+    }
+    Ok(None)
 }
 
 /// Creates the key directory, readable by its owner only.
