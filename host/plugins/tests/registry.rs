@@ -839,3 +839,88 @@ fn upgrades_come_from_the_same_key_and_approval_takes_only_the_version_reviewed(
         .unwrap();
     assert_eq!(members(&registry), 0, "the reviewed version runs");
 }
+
+#[test]
+fn a_rejected_upgrade_is_discarded_and_the_running_version_serves_on() {
+    let f = Fixture::new();
+    let registry = f.trusting();
+    registry
+        .install(
+            TENANT,
+            &bundle(&f, false, "1.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    // An install with no approved version cannot be rejected: nothing
+    // would be left to run; it is removed instead.
+    match registry.reject(TENANT, "versioned", None, "no", &operator()) {
+        Err(RegistryError::NothingToKeep { name }) => assert_eq!(name, "versioned"),
+        other => panic!("expected nothing-to-keep, got {other:?}"),
+    }
+    registry
+        .approve(TENANT, "versioned", None, None, &operator())
+        .unwrap();
+    match registry.reject(TENANT, "versioned", None, "no", &operator()) {
+        Err(RegistryError::NothingPending { .. }) => {}
+        other => panic!("expected nothing-pending, got {other:?}"),
+    }
+
+    let v2 = registry
+        .upgrade(
+            TENANT,
+            "versioned",
+            &bundle(&f, true, "2.0.0", true),
+            false,
+            &operator(),
+        )
+        .unwrap();
+    let reviewed = v2.pending().unwrap().0.bundle_digest.clone();
+    match registry.reject(TENANT, "versioned", Some("00ff"), "no", &operator()) {
+        Err(RegistryError::PendingChanged { pending, .. }) => assert_eq!(pending, "2.0.0"),
+        other => panic!("expected a pending-changed refusal, got {other:?}"),
+    }
+    let entry = registry
+        .reject(
+            TENANT,
+            "versioned",
+            Some(&reviewed),
+            "asks for email addresses it does not need",
+            &operator(),
+        )
+        .unwrap();
+    assert!(entry.pending().is_none());
+    assert_eq!(members(&registry), 3, "v1 still runs, with its grant");
+    let live = registry.callable(TENANT, "versioned").unwrap();
+    assert_eq!(live.plugin.info().manifest.version, "1.0.0");
+    assert!(live.granted.pii.is_empty());
+    // Nothing is pending any more, and approving has nothing to take.
+    match registry.approve(TENANT, "versioned", None, None, &operator()) {
+        Err(RegistryError::NothingPending { .. }) => {}
+        other => panic!("expected nothing-pending, got {other:?}"),
+    }
+    let audit = f.vault.audit_entries(TENANT, 1, 100).unwrap();
+    let rejected = audit
+        .iter()
+        .find(|e| e.action == "plugin.reject")
+        .expect("the rejection is audited");
+    assert_eq!(rejected.plugin_version.as_deref(), Some("2.0.0"));
+    assert!(
+        rejected
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("does not need")),
+        "{rejected:?}"
+    );
+    // A restart keeps the decision.
+    let restarted = f.trusting();
+    restarted.load_all().unwrap();
+    assert!(
+        restarted
+            .entry(TENANT, "versioned")
+            .unwrap()
+            .pending()
+            .is_none()
+    );
+    assert_eq!(members(&restarted), 3);
+}

@@ -2,6 +2,8 @@
 //! the real binary over HTTP (`segment_client.rs`, `doc_examples.rs`).
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
