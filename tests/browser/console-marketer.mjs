@@ -29,6 +29,8 @@ for (const [name, value] of Object.entries({ TESSERA_URL: url, MARKETER_TOKEN: t
 
 // The marketer pages worth a picture for docs/screenshots/ (the console's
 // screenshot script may take this list): route, and the picture's name.
+// A picture taller than this is cut: the top of a long page shows what it is.
+const MAX_HEIGHT = 1600;
 const PICTURES = [
   ['segments', 'mk-segments'],
   ['segments/porto-buyers', 'mk-segment'],
@@ -326,13 +328,23 @@ try {
     check(width <= 390, `#/${route} fits a phone: ${width} px wide`);
   }
 
-  // With SCREENSHOT_DIR: the marketer pages at both widths.
+  // With SCREENSHOT_DIR: the marketer pages at both widths, for
+  // docs/screenshots/console/marketer/ (cut at MAX_HEIGHT, as the
+  // operator pages' pictures are).
   if (screenshots) {
     for (const [width, height, kind] of [[1280, 900, 'desktop'], [390, 844, 'phone']]) {
       await page.setViewportSize({ width, height });
       for (const [route, name] of PICTURES) {
         await open(route);
-        await picture(`${name}-${kind}-en`);
+        const full = await page.evaluate(() => document.documentElement.scrollHeight);
+        await page.screenshot({
+          path: join(screenshots, `${name}-${kind}-en.png`),
+          fullPage: true,
+          clip: { x: 0, y: 0, width, height: Math.min(full, MAX_HEIGHT) },
+          animations: 'disabled',
+          caret: 'hide',
+          scale: 'css',
+        });
       }
     }
   }

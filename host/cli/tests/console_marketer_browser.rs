@@ -15,33 +15,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
+use common::browser::{CHROMIUM, browser_dir, check_picture, repo_dir, require_browser_tools};
 use common::{Server, init_keys};
 use serde_json::{Value, json};
 
 const TENANT: &str = "acme";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const INSTALL: &str = "apt-get install chromium chromium-driver && npm ci --prefix tests/browser";
 /// Customers; those at an index divisible by 4 live in Lisboa, the others
 /// in Porto (the segment the marketer builds).
 const PEOPLE: usize = 40;
-
-fn browser_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser"))
-}
-
-fn require_browser_tools() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing; install the browser test tools with: {INSTALL}"
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is missing; install the browser test tools with: {INSTALL}"
-    );
-}
 
 fn city(index: usize) -> &'static str {
     if index.is_multiple_of(4) {
@@ -53,7 +36,7 @@ fn city(index: usize) -> &'static str {
 
 #[test]
 fn a_marketer_builds_a_segment_from_a_typo_runs_a_simulated_campaign_and_reads_its_uplift() {
-    require_browser_tools();
+    require_browser_tools(false);
     let dir = tempfile::tempdir().unwrap();
     init_keys(dir.path());
     // The page and the script together make a few hundred requests in a
@@ -108,12 +91,14 @@ fn a_marketer_builds_a_segment_from_a_typo_runs_a_simulated_campaign_and_reads_i
     }
     let porto = (0..PEOPLE).filter(|&i| city(i) == "Porto").count();
 
+    let shots = tempfile::tempdir().unwrap();
     let out = Command::new("node")
         .arg(browser_dir().join("console-marketer.mjs"))
         .env("TESSERA_URL", &server.url)
         .env("MARKETER_TOKEN", &marketer)
         .env("PEOPLE", PEOPLE.to_string())
         .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOT_DIR", shots.path())
         .output()
         .unwrap_or_else(|error| panic!("node cannot be run ({error}); install Node.js 20+"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,6 +187,57 @@ fn a_marketer_builds_a_segment_from_a_typo_runs_a_simulated_campaign_and_reads_i
     assert_same_estimate(&result["estimate"], &replayed["estimate"]["snips"]);
     let stopped = server.stop();
     assert!(stopped.success(), "{stopped:?}");
+    marketer_pictures(shots.path());
+}
+
+/// The marketer pages the script pictures (its `PICTURES`), each at a
+/// desktop's and a phone's width, in English.
+const PICTURES: [&str; 6] = [
+    "mk-segments",
+    "mk-segment",
+    "mk-builder",
+    "mk-catalog",
+    "mk-results",
+    "mk-imports",
+];
+
+/// Checks the pictures the script made in `made`; with
+/// `TESSERA_UPDATE_SCREENSHOTS=1` copies them over
+/// `docs/screenshots/console/marketer/`. The committed set must be the
+/// script's (not pixel for pixel: dates and fonts change them), and
+/// `docs/console.md` must show every one.
+fn marketer_pictures(made: &std::path::Path) {
+    let expected: Vec<(String, u32)> = PICTURES
+        .iter()
+        .flat_map(|page| {
+            [("desktop", 1280), ("phone", 390)]
+                .map(|(kind, width)| (format!("{page}-{kind}-en.png"), width))
+        })
+        .collect();
+    for (name, width) in &expected {
+        check_picture(&made.join(name), *width);
+    }
+    let committed = repo_dir().join("docs/screenshots/console/marketer");
+    if std::env::var("TESSERA_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(&committed).unwrap();
+        for entry in std::fs::read_dir(&committed).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "png") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        for (name, _) in &expected {
+            std::fs::copy(made.join(name), committed.join(name)).unwrap();
+        }
+    }
+    let doc = std::fs::read_to_string(repo_dir().join("docs/console.md")).unwrap();
+    for (name, width) in &expected {
+        check_picture(&committed.join(name), *width);
+        assert!(
+            doc.contains(&format!("screenshots/console/marketer/{name}")),
+            "docs/console.md does not show screenshots/console/marketer/{name}"
+        );
+    }
 }
 
 /// The page drew `drawn` ({value, lower, upper}) for the API's `estimate`:
