@@ -928,6 +928,9 @@ impl Registry {
     pub fn callable(&self, tenant: &str, name: &str) -> Result<Live, RegistryError> {
         let live = match self.live(tenant, name) {
             Some(live) => Some(live),
+            // A name no record can have (empty, too long) names no plugin:
+            // it is unknown, not a store error.
+            None if tessera_store::check_id("plugin", name).is_err() => None,
             None => match self.record(tenant, name)? {
                 Some(record) if record.active.is_some() => {
                     self.load_stored(tenant, &record);

@@ -290,6 +290,18 @@ fn an_install_waits_for_approval_and_a_grant_is_part_of_the_request() {
         registry.callable(TENANT, "versioned"),
         Err(RegistryError::UnknownPlugin { .. })
     ));
+    // Nor is a name no plugin can have (regression: an empty or over-long
+    // name reached the store and came back as a store error, a 500).
+    for name in [String::new(), "x".repeat(2000)] {
+        assert!(
+            matches!(
+                registry.callable(TENANT, &name),
+                Err(RegistryError::UnknownPlugin { .. })
+            ),
+            "{} bytes",
+            name.len()
+        );
+    }
 
     // A grant with something not asked for is refused; the plugin stays pending.
     let too_much = Permissions {
