@@ -25,6 +25,7 @@
 
 mod copy;
 mod keys;
+mod locks;
 mod migrate;
 mod state;
 
@@ -103,6 +104,10 @@ pub struct PgStore {
     pool: Pool,
     /// Host, port, database and schema, for messages; never the password.
     target: String,
+    /// What tells this deployment's tenant locks from another's in the
+    /// same database: its schema.
+    lock_namespace: String,
+    lock_slots: std::sync::Arc<locks::LockSlots>,
 }
 
 impl fmt::Debug for PgStore {
@@ -174,7 +179,12 @@ impl PgStore {
             .test_on_check_out(false)
             .build(PostgresConnectionManager::new(config, NoTls))
             .map_err(|error| connect_error(error.to_string()))?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool,
+            target,
+            lock_namespace: options.schema.clone().unwrap_or_default(),
+            lock_slots: locks::LockSlots::new(options.pool_size.max(1)),
+        })
     }
 
     /// The database's user, host, port, name and schema (no password), for
@@ -1480,6 +1490,29 @@ impl Store for PgStore {
             })
         })
         .transpose()
+    }
+
+    fn lock_tenant(&self, tenant: &str) -> Result<Option<tessera_store::TenantLock>, StoreError> {
+        self.tenant_lock(tenant)
+    }
+
+    fn renew_job(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        check_id("job id", id)?;
+        check_id("worker id", worker)?;
+        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let renewed = self.with_client(|c| {
+            c.execute(
+                "UPDATE jobs SET lease_until_ms = $3 WHERE id = $1 AND lease_worker = $2",
+                &[&id.as_bytes(), &worker.as_bytes(), &until_ms],
+            )
+        })?;
+        Ok(renewed == 1)
     }
 
     fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError> {

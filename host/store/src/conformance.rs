@@ -72,6 +72,7 @@ pub fn store_cases<S: Store>() -> Vec<Case<S>> {
         audit_sequence_stays_gapless_under_four_concurrent_writers,
         concurrent_appends_of_the_same_source_ids_insert_each_once,
         jobs_are_claimed_when_due_and_again_after_their_lease_expires,
+        a_lease_is_renewed_only_by_its_holder,
     ]
 }
 
@@ -174,6 +175,7 @@ macro_rules! conformance_tests {
             audit_sequence_stays_gapless_under_four_concurrent_writers,
             concurrent_appends_of_the_same_source_ids_insert_each_once,
             jobs_are_claimed_when_due_and_again_after_their_lease_expires,
+            a_lease_is_renewed_only_by_its_holder,
             state_writes_apply_atomically_within_the_quota_and_scopes_are_separate,
             state_writes_based_on_an_old_version_conflict_and_change_nothing,
             state_over_a_lowered_quota_can_shrink_but_not_grow,
@@ -1786,6 +1788,42 @@ pub fn jobs_are_claimed_when_due_and_again_after_their_lease_expires<S: Store>(s
         store.enqueue_job(&job("j1", "purge", 0)).unwrap(),
         "a completed job's id is free again"
     );
+}
+
+pub fn a_lease_is_renewed_only_by_its_holder<S: Store>(store: &S) {
+    assert!(store.enqueue_job(&job("j1", "shard", 0)).unwrap());
+    assert!(
+        !store.renew_job("j1", "w1", 1_000, 0).unwrap(),
+        "nobody holds it yet"
+    );
+    assert!(!store.renew_job("nope", "w1", 1_000, 0).unwrap());
+    assert_eq!(
+        store.claim_job("shard", "w1", 1_000, 0).unwrap(),
+        Some(job("j1", "shard", 0))
+    );
+    assert!(!store.renew_job("j1", "w2", 1_000, 500).unwrap());
+    assert!(store.renew_job("j1", "w1", 1_000, 900).unwrap());
+    assert_eq!(
+        store.claim_job("shard", "w2", 1_000, 1_500).unwrap(),
+        None,
+        "renewed until 1,900"
+    );
+    assert!(
+        store.renew_job("j1", "w1", 1_000, 2_500).unwrap(),
+        "expired but not claimed since: still w1's"
+    );
+    assert_eq!(
+        store.claim_job("shard", "w2", 1_000, 3_500).unwrap(),
+        Some(job("j1", "shard", 0)),
+        "taken over once the renewed lease ended"
+    );
+    assert!(
+        !store.renew_job("j1", "w1", 1_000, 3_600).unwrap(),
+        "w1 lost it: it must stop"
+    );
+    assert!(store.renew_job("j1", "w2", 1_000, 3_600).unwrap());
+    assert!(store.complete_job("j1").unwrap());
+    assert!(!store.renew_job("j1", "w2", 1_000, 3_700).unwrap());
 }
 
 // ------------------------------------------------------------------ state

@@ -49,6 +49,10 @@ pub const MAX_ID_LEN: usize = 1024;
 /// Refuses an id that no caller means and no backend stores: empty, or
 /// longer than [`MAX_ID_LEN`]. Every backend checks ids with it, so that
 /// they refuse the same ones ([`StoreError::InvalidId`] naming `field`).
+/// Held while a process writes a tenant's records ([`Store::lock_tenant`]);
+/// dropping it lets the next writer in.
+pub type TenantLock = Box<dyn Send>;
+
 pub fn check_id(field: &'static str, id: &str) -> Result<(), StoreError> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(StoreError::InvalidId { field });
@@ -327,6 +331,17 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     /// [`Store::documents`].
     fn document_kinds(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Serialises the writes of `tenant` among every process that shares
+    /// this store: blocks until no other process holds the tenant's lock,
+    /// and holds it until the returned guard is dropped (a process that
+    /// dies holding it releases it). Callers read a subject, change it and
+    /// write it back under it. A store that only one process can open (sled
+    /// locks its directory) returns `None`: the caller's own lock suffices.
+    fn lock_tenant(&self, tenant: &str) -> Result<Option<TenantLock>, StoreError> {
+        check_id("tenant id", tenant)?;
+        Ok(None)
+    }
+
     /// Queues a job; returns `false` (and changes nothing) if a job with that
     /// id is already queued, so enqueueing is idempotent.
     fn enqueue_job(&self, job: &JobRecord) -> Result<bool, StoreError>;
@@ -340,6 +355,20 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         lease_ms: u64,
         now_ms: i64,
     ) -> Result<Option<JobRecord>, StoreError>;
+    /// Extends the lease that `worker` holds on the job `id` to `lease_ms`
+    /// from `now_ms`: a worker whose job runs longer than a lease renews it
+    /// while it works, so that the lease can stay short and a dead worker's
+    /// job is taken over soon. Returns `false` (and changes nothing) if the
+    /// job is gone or another worker holds it (`worker`'s lease expired and
+    /// the job was claimed again: the worker should stop). A lease of
+    /// `worker` that expired but that nobody claimed since is renewed.
+    fn renew_job(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Removes a finished job; returns `false` if there was none.
     fn complete_job(&self, id: &str) -> Result<bool, StoreError>;
     /// At most `limit` queued jobs of every kind, ordered by id (byte

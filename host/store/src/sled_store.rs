@@ -1349,6 +1349,36 @@ impl Store for SledStore {
         Ok(None)
     }
 
+    fn renew_job(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        check_id("job id", id)?;
+        check_id("worker id", worker)?;
+        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        transact(
+            (&self.trees.jobs, &self.trees.job_ids).transaction(|(jobs, ids)| {
+                let Some(key) = ids.get(id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let Some(value) = jobs.get(&key)? else {
+                    return Ok(false);
+                };
+                let mut state = JobState::decode(&value).map_err(abort)?;
+                match &state.lease {
+                    Some((holder, _)) if holder == worker => {}
+                    _ => return Ok(false),
+                }
+                state.lease = Some((worker.to_owned(), until_ms));
+                jobs.insert(&key, state.encode().map_err(abort)?)?;
+                Ok(true)
+            }),
+        )
+    }
+
     fn complete_job(&self, id: &str) -> Result<bool, StoreError> {
         check_id("job id", id)?;
         transact(

@@ -314,6 +314,16 @@ impl Store for WatchedStore {
         self.inner.claim_job(kind, worker, lease_ms, now_ms)
     }
 
+    fn renew_job(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_job(id, worker, lease_ms, now_ms)
+    }
+
     fn complete_job(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.complete_job(id)
     }
