@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use tessera_store::{Store, StoreError, conformance};
@@ -411,4 +412,60 @@ fn an_erased_key_row_is_gone_from_the_table_not_only_hidden() {
         })
         .expect_err("a short ciphertext is refused");
     assert!(error.to_string().contains("12-byte ciphertext"), "{error}");
+}
+
+#[test]
+fn a_tenant_write_lock_holds_every_node_of_the_schema_and_dies_with_its_holder() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let (one, two) = (scratch.open(), scratch.open());
+    let held = one.lock_tenant("acme").unwrap().expect("a lock");
+    // Another tenant, and the same tenant in another schema, are free.
+    drop(two.lock_tenant("globex").unwrap().expect("a lock"));
+    let other = Scratch::new();
+    drop(other.open().lock_tenant("acme").unwrap().expect("a lock"));
+    // The same tenant through another node waits for the holder.
+    let (sender, taken) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let lock = two.lock_tenant("acme").unwrap().expect("a lock");
+        sender.send(()).unwrap();
+        drop(lock);
+        two
+    });
+    assert!(
+        taken.recv_timeout(Duration::from_millis(500)).is_err(),
+        "taken while another node holds it"
+    );
+    drop(held);
+    taken
+        .recv_timeout(Duration::from_secs(30))
+        .expect("taken once released");
+    let two = waiter.join().unwrap();
+    // A holder whose session ends (a node killed) releases it.
+    let held = two.lock_tenant("acme").unwrap().expect("a lock");
+    let mut admin = scratch.admin();
+    let key = format!("{}\u{1f}acme", scratch.schema);
+    let holder: i32 = admin
+        .query_one(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 7365)",
+            &[&key],
+        )
+        .expect("the lock is listed")
+        .get(0);
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&holder])
+        .expect("terminate");
+    let (sender, taken) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lock = one.lock_tenant("acme").unwrap().expect("a lock");
+        sender.send(()).unwrap();
+        drop(lock);
+    });
+    taken
+        .recv_timeout(Duration::from_secs(30))
+        .expect("free once its holder's session ended, the holder's guard still alive");
+    drop(held);
 }
