@@ -57,7 +57,7 @@ use crate::model::{
 };
 use crate::normalize::IdentityKind;
 use crate::settings::{TenantSettings, TraitClass, TraitType, is_allowed, valid_name};
-use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Profile, Tenant, Vault, lock};
+use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Profile, Tenant, Vault};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -353,7 +353,7 @@ impl Vault {
             // Locked per chunk, so that a consent revocation or a deletion
             // waits for at most one chunk, not a whole batch. A chunk's
             // events and profile updates go to the store in one transaction.
-            let _guard = lock(&tenant.lock);
+            let _guard = self.write_lock(&tenant)?;
             // The schema may have changed since the records were checked
             // (`Vault::change_settings` holds this lock while it checks the
             // data and writes): check the chunk's traits again against the
@@ -1009,7 +1009,7 @@ impl Vault {
         actor: &Actor,
     ) -> Result<MergeEntry, VaultError> {
         let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let store = self.store.as_ref();
         let mut survivor = self.load(&tenant, survivor)?;
         let mut absorbed = self.load(&tenant, absorbed)?;

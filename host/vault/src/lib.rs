@@ -24,6 +24,7 @@ mod documents;
 mod error;
 mod export;
 mod ingest;
+mod leases;
 mod memberships;
 mod model;
 pub mod normalize;
@@ -40,6 +41,7 @@ pub use error::VaultError;
 pub use ingest::{
     MAX_BATCH, MAX_EVENT_BYTES, MAX_EVENTS, MAX_FUTURE_MS, MAX_IDENTITIES, MAX_TRAIT_BYTES,
 };
+pub use leases::{HeldLease, LOCAL_WORKER};
 pub use memberships::{MAX_PAST_SEGMENTS, MembershipChanges, SegmentMember};
 pub use model::{
     Actor, Aggregate, BatchOutcome, CampaignDecision, Channel, ConsentChange, ConsentEntry,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::VaultError;
 use crate::model::{Membership, PastMembership};
-use crate::vault::{Loaded, Tenant, Vault, lock};
+use crate::vault::{Loaded, Tenant, Vault};
 
 /// Document kind of the membership index (sealed; id `<segment>/<subject>`).
 const KIND_MEMBER: &str = "segment_member";
@@ -70,7 +70,7 @@ impl Vault {
         results: &[(String, bool)],
     ) -> Result<MembershipChanges, VaultError> {
         let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let now = self.now();
         let mut changes = MembershipChanges::default();
         for (subject, member) in results {

@@ -20,9 +20,11 @@ pub enum Selection<'a> {
     /// one is left out.
     Subjects(&'a [String]),
     /// A page of every person of the tenant, in subject id order, after the
-    /// cursor `after`.
+    /// cursor `after` and up to `until` (inclusive; `None`: to the end), so
+    /// that a range of ids can be walked apart from the others.
     Page {
         after: Option<&'a str>,
+        until: Option<&'a str>,
         limit: usize,
     },
 }
@@ -81,11 +83,22 @@ impl Vault {
                     }
                 }
             }
-            Selection::Page { after, limit } => {
-                let page = self.store.subjects(&tenant.id, after, limit.max(1))?;
+            Selection::Page {
+                after,
+                until,
+                limit,
+            } => {
+                let mut page = self.store.subjects(&tenant.id, after, limit.max(1))?;
                 out.next = (page.len() >= limit.max(1))
                     .then(|| page.last().map(|r| r.id.clone()))
                     .flatten();
+                if let Some(until) = until {
+                    let within = page.partition_point(|r| r.id.as_str() <= until);
+                    if within < page.len() {
+                        page.truncate(within);
+                        out.next = None;
+                    }
+                }
                 for record in page {
                     match self.try_load(&tenant, &record.id) {
                         Ok(Some(loaded)) if loaded.profile.merged_into.is_none() => {

@@ -3,7 +3,7 @@
 
 use crate::error::VaultError;
 use crate::model::{Actor, Aggregate, SweepReport};
-use crate::vault::{Vault, lock};
+use crate::vault::Vault;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const PAGE: usize = 256;
@@ -26,7 +26,7 @@ impl Vault {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for record in page {
-                let _guard = lock(&tenant.lock);
+                let _guard = self.write_lock(&tenant)?;
                 let root = match self.try_load(&tenant, &record.id) {
                     Ok(Some(loaded)) if loaded.profile.merged_into.is_none() => loaded,
                     // Merged subjects are swept with their root; erased ones

@@ -17,7 +17,7 @@ use crate::model::{
     Event, LinkedApp, Receipt, Removed, Retention, SubjectView,
 };
 use crate::normalize::IdentityKind;
-use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, lock, random_id};
+use crate::vault::{KIND_CONSENT, KIND_EVENT, Loaded, Tenant, Vault, decode_json, random_id};
 
 /// Store document kind of deletion requests.
 const DELETION_DOC: &str = "deletion";
@@ -432,8 +432,8 @@ impl Vault {
         changes: &BTreeMap<String, Option<Value>>,
         actor: &Actor,
     ) -> Result<(), VaultError> {
-        let lock_of = self.tenant(tenant)?.lock.clone();
-        let _guard = lock(&lock_of);
+        let lock_of = self.tenant(tenant)?;
+        let _guard = self.write_lock(&lock_of)?;
         // The settings as of now, under the lock: a schema change cannot
         // slip between this check and the write.
         let tenant = self.tenant(tenant)?;
@@ -493,8 +493,8 @@ impl Vault {
         raw: &str,
         actor: &Actor,
     ) -> Result<bool, VaultError> {
-        let lock_of = self.tenant(tenant)?.lock.clone();
-        let _guard = lock(&lock_of);
+        let lock_of = self.tenant(tenant)?;
+        let _guard = self.write_lock(&lock_of)?;
         let tenant = self.tenant(tenant)?;
         let (pair, hash) = tenant.identity(kind, raw)?;
         let root = self.load_root(&tenant, subject)?;
@@ -539,8 +539,8 @@ impl Vault {
         actor: &Actor,
     ) -> Result<(), VaultError> {
         // Checked under the tenant's lock, against the settings of now.
-        let lock_of = self.tenant(tenant)?.lock.clone();
-        let _guard = lock(&lock_of);
+        let lock_of = self.tenant(tenant)?;
+        let _guard = self.write_lock(&lock_of)?;
         let tenant = self.tenant(tenant)?;
         self.check_purpose(&tenant, &change.purpose)?;
         let mut root = self.load_root(&tenant, subject)?;
@@ -625,7 +625,7 @@ impl Vault {
                 reason: "an app id must be 1 to 128 bytes".into(),
             });
         }
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let mut root = self.load_root(&tenant, subject)?;
         let now = self.now();
         let entry = ConsentEntry::App {
@@ -657,8 +657,8 @@ impl Vault {
         actor: &Actor,
     ) -> Result<(), VaultError> {
         // Checked under the tenant's lock, against the settings of now.
-        let lock_of = self.tenant(tenant)?.lock.clone();
-        let _guard = lock(&lock_of);
+        let lock_of = self.tenant(tenant)?;
+        let _guard = self.write_lock(&lock_of)?;
         let tenant = self.tenant(tenant)?;
         let bounds = tenant.settings.retention;
         if days < bounds.min_days || days > bounds.max_days {
@@ -735,7 +735,7 @@ impl Vault {
         actor: &Actor,
     ) -> Result<DeletionRequest, VaultError> {
         let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let root = self.load_root(&tenant, subject)?;
         let group = self.load_group(&tenant, root)?;
         self.erase_group(&tenant, &group, reason, actor, true)
@@ -900,7 +900,7 @@ impl Vault {
     /// it again after a crash finishes it; a completed request is left alone.
     fn purge(&self, tenant: &str, id: &str) -> Result<(), VaultError> {
         let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let mut request = self.deletion_request(&tenant.id, id)?;
         if request.status == DeletionStatus::Completed {
             return Ok(());

@@ -295,6 +295,32 @@ impl Loaded {
     }
 }
 
+/// A tenant's write lock ([`Vault::write_lock`]): the store's, then this
+/// process's, released in that order.
+pub(crate) struct WriteGuard<'t> {
+    _cluster: Option<tessera_store::TenantLock>,
+    _local: MutexGuard<'t, ()>,
+}
+
+impl Vault {
+    /// Takes `tenant`'s write lock: this process's, and with a store that
+    /// other nodes share, the store's ([`Store::lock_tenant`]), so that a
+    /// subject read, changed and written back by one node is not changed
+    /// by another in between.
+    pub(crate) fn write_lock<'t>(&self, tenant: &'t Tenant) -> Result<WriteGuard<'t>, VaultError> {
+        let local = lock(&tenant.lock);
+        let cluster = if self.is_shared() {
+            self.store.lock_tenant(&tenant.id)?
+        } else {
+            None
+        };
+        Ok(WriteGuard {
+            _cluster: cluster,
+            _local: local,
+        })
+    }
+}
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves nothing half-written in memory
     // that the store does not also hold; carry on.
@@ -605,7 +631,7 @@ impl Vault {
             .check()
             .map_err(|reason| VaultError::InvalidSettings { reason })?;
         let tenant = self.tenant(id)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         self.write_settings(&tenant, settings, actor)
     }
 
@@ -624,8 +650,8 @@ impl Vault {
             &mut dyn FnMut(&str) -> Result<u64, VaultError>,
         ) -> Result<(Option<TenantSettings>, R), E>,
     ) -> Result<R, E> {
-        let lock_of = self.tenant(id)?.lock.clone();
-        let _guard = lock(&lock_of);
+        let lock_of = self.tenant(id)?;
+        let _guard = self.write_lock(&lock_of)?;
         let tenant = self.tenant(id)?;
         let mut holders = |name: &str| -> Result<u64, VaultError> {
             let mut count = 0;
