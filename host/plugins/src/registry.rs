@@ -1063,7 +1063,9 @@ impl Registry {
     }
 
     /// [`Registry::evaluate`] over a page of the tenant's people, after the
-    /// subject `after`.
+    /// subject `after` and up to the subject `until` (inclusive; `None`: to
+    /// the end).
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate_page(
         &self,
         tenant: &str,
@@ -1071,6 +1073,7 @@ impl Registry {
         params: &[FieldValue],
         purpose: &str,
         after: Option<&str>,
+        until: Option<&str>,
         limit: usize,
     ) -> Result<EvaluatedPage, RegistryError> {
         let (memberships, view) = self.evaluate_view(
@@ -1078,7 +1081,11 @@ impl Registry {
             name,
             params,
             purpose,
-            Subjects::Page { after, limit },
+            Subjects::Page {
+                after,
+                until,
+                limit,
+            },
         )?;
         Ok(EvaluatedPage {
             memberships,

@@ -35,10 +35,12 @@ pub enum Subjects<'a> {
     /// error; erased ones and those without consent are left out.
     Ids(&'a [String]),
     /// A page of every person of the tenant, after the cursor `after` (from
-    /// [`View::next`]); `limit` bounds the subjects read, so a page may hold
+    /// [`View::next`]) and up to the subject id `until` (inclusive; `None`:
+    /// to the end); `limit` bounds the subjects read, so a page may hold
     /// fewer rows.
     Page {
         after: Option<&'a str>,
+        until: Option<&'a str>,
         limit: usize,
     },
 }
@@ -549,7 +551,15 @@ pub fn build_view(
 
     let selection = match subjects {
         Subjects::Ids(ids) => Selection::Subjects(ids),
-        Subjects::Page { after, limit } => Selection::Page { after, limit },
+        Subjects::Page {
+            after,
+            until,
+            limit,
+        } => Selection::Page {
+            after,
+            until,
+            limit,
+        },
     };
     let found = vault.consenting_people(request.tenant, selection, request.purpose, &reads)?;
     let people = found.people;

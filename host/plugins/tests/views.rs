@@ -215,6 +215,7 @@ fn strings(batch: &ProfileBatch) -> Vec<String> {
 fn all_people() -> Subjects<'static> {
     Subjects::Page {
         after: None,
+        until: None,
         limit: 100,
     }
 }

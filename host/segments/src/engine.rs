@@ -1,7 +1,7 @@
 //! Segment definitions, preview and batch recompute.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,21 @@ const MAX_SIZE_POINTS: usize = 2_000;
 pub const MAX_SAMPLE: usize = 100;
 /// People per evaluated page.
 const PAGE: usize = 1_024;
+
+/// A range of subject ids: those after `after` (`None`: from the first) up
+/// to `until` inclusive (`None`: to the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdRange<'a> {
+    pub(crate) after: Option<&'a str>,
+    pub(crate) until: Option<&'a str>,
+}
+
+impl IdRange<'_> {
+    pub(crate) const ALL: IdRange<'static> = IdRange {
+        after: None,
+        until: None,
+    };
+}
 
 /// A saved segment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +148,8 @@ pub(crate) struct Inner {
     /// Whether streaming updates run ([`Segments::watch`]): only then are
     /// people queued for them, and a recompute leaves queued people to them.
     pub(crate) watching: AtomicBool,
+    /// [`Segments::shard_lease_ms`].
+    pub(crate) shard_lease_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -187,6 +204,7 @@ impl Segments {
                 pending: Mutex::default(),
                 wake: Condvar::new(),
                 watching: AtomicBool::new(false),
+                shard_lease_ms: AtomicU64::new(crate::shards::DEFAULT_SHARD_LEASE_MS),
             }),
         }
     }
@@ -456,6 +474,7 @@ impl Segments {
                 &params,
                 &purpose,
                 after.as_deref(),
+                None,
                 PAGE,
             )?;
             preview.evaluated += page.memberships.len() as u64;
@@ -475,9 +494,42 @@ impl Segments {
     }
 
     /// Re-evaluates every person for the segment `name` and records who
-    /// entered and who left, and the segment's size.
+    /// entered and who left, and the segment's size. With a store shared by
+    /// several nodes the people are split into shards that every node works
+    /// on ([`Segments::recompute_sharded`]).
     pub fn recompute(&self, tenant: &str, name: &str) -> Result<RecomputeReport, SegmentError> {
+        if self.inner.vault.is_shared() {
+            return self.recompute_sharded(tenant, name);
+        }
         let segment = self.get(tenant, name)?;
+        let vault = &self.inner.vault;
+        let mut report = RecomputeReport {
+            segment: name.to_owned(),
+            started_at_ms: vault.now_ms(),
+            ..RecomputeReport::default()
+        };
+        self.recompute_range(tenant, &segment, IdRange::ALL, &mut report, &|| false)?;
+        report.members = vault.segment_size(tenant, name)?;
+        report.finished_at_ms = vault.now_ms();
+        self.record_size(tenant, &report)?;
+        Ok(report)
+    }
+
+    /// Re-evaluates the people of `range` for `segment`: who is a member
+    /// now, who entered, who left (members in the range the evaluation did
+    /// not find: their consent was revoked, they were merged into someone
+    /// else), counted into `report`. `stop` is asked between pages; if it
+    /// says so, the walk ends early with `Ok(false)` (what was written
+    /// stays: each page is a consistent update).
+    pub(crate) fn recompute_range(
+        &self,
+        tenant: &str,
+        segment: &Segment,
+        range: IdRange<'_>,
+        report: &mut RecomputeReport,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, SegmentError> {
+        let name = segment.name.as_str();
         let params = segment.field_values();
         let vault = &self.inner.vault;
         let dependents = self
@@ -485,14 +537,12 @@ impl Segments {
             .iter()
             .any(|s| s.refers_to.iter().any(|r| r == name));
         let running = Running::start(&self.inner, tenant);
-        let mut report = RecomputeReport {
-            segment: name.to_owned(),
-            started_at_ms: vault.now_ms(),
-            ..RecomputeReport::default()
-        };
         let mut members: HashSet<String> = HashSet::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = range.after.map(str::to_owned);
         loop {
+            if stop() {
+                return Ok(false);
+            }
             let since = running.seq();
             let page = self.inner.registry.evaluate_page(
                 tenant,
@@ -500,22 +550,30 @@ impl Segments {
                 &params,
                 &segment.purpose,
                 after.as_deref(),
+                range.until,
                 PAGE,
             )?;
             let results = page.memberships;
             report.evaluated += results.len() as u64;
             members.extend(results.iter().filter(|(_, m)| *m).map(|(s, _)| s.clone()));
-            self.apply(tenant, name, results, since, dependents, &mut report)?;
+            self.apply(tenant, name, results, since, dependents, report)?;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
-        // Members the evaluation did not reach as members: they left (their
-        // consent was revoked, they were merged into someone else).
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = range.after.map(str::to_owned);
         loop {
-            let page = vault.segment_members(tenant, name, after.as_deref(), PAGE)?;
+            if stop() {
+                return Ok(false);
+            }
+            let mut page = vault.segment_members(tenant, name, after.as_deref(), PAGE)?;
+            let read = page.len();
+            if let Some(until) = range.until {
+                page.retain(|m| m.subject.as_str() <= until);
+            }
+            // The last page of the range: short, or cut at its end.
+            let done = read < PAGE || page.len() < read;
             let Some(last) = page.last() else { break };
             after = Some(last.subject.clone());
             let stale: Vec<(String, bool)> = page
@@ -523,13 +581,13 @@ impl Segments {
                 .filter(|m| !members.contains(&m.subject))
                 .map(|m| (m.subject, false))
                 .collect();
-            self.apply(tenant, name, stale, 0, dependents, &mut report)?;
+            self.apply(tenant, name, stale, 0, dependents, report)?;
+            if done {
+                break;
+            }
         }
         drop(running);
-        report.members = vault.segment_size(tenant, name)?;
-        report.finished_at_ms = vault.now_ms();
-        self.record_size(tenant, &report)?;
-        Ok(report)
+        Ok(true)
     }
 
     /// Recomputes every segment of `tenant`; a segment that fails is logged
@@ -619,7 +677,11 @@ impl Segments {
         Ok((changes.entered.len() as u64, changes.left.len() as u64))
     }
 
-    fn record_size(&self, tenant: &str, report: &RecomputeReport) -> Result<(), SegmentError> {
+    pub(crate) fn record_size(
+        &self,
+        tenant: &str,
+        report: &RecomputeReport,
+    ) -> Result<(), SegmentError> {
         let vault = &self.inner.vault;
         let name = &report.segment;
         let point = SizePoint {

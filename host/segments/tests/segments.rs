@@ -463,3 +463,116 @@ fn bad_segments_are_refused_with_the_reason() {
     );
     assert!(world.segments.list(TENANT).expect("list").is_empty());
 }
+
+#[test]
+fn a_sharded_recompute_survives_a_dead_worker_and_agrees_with_a_whole_one() {
+    let whole = World::new();
+    let sharded = World::new();
+    let mut state: u64 = 0xfeed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut people = Vec::new();
+    for i in 0..300 {
+        let spend = (next() % 1_000) as f64;
+        let consents = next() % 5 != 0;
+        let email = format!("p{i}@example.com");
+        people.push((
+            whole.person(&email, spend, consents),
+            sharded.person(&email, spend, consents),
+        ));
+    }
+    for world in [&whole, &sharded] {
+        world
+            .segments
+            .put(TENANT, "big", threshold(500.0), &operator())
+            .expect("save");
+    }
+    let expected = whole.segments.recompute(TENANT, "big").expect("recompute");
+
+    // A run whose shard 0..16 jobs are queued; a worker that claims one
+    // and dies (it never renews nor completes it).
+    sharded
+        .segments
+        .start_recompute(TENANT, "big")
+        .expect("queued");
+    let ghost = sharded
+        .vault
+        .store()
+        .claim_job(tessera_segments::SHARD_JOB, "ghost", 1_000, NOW)
+        .expect("claim")
+        .expect("a shard to claim");
+    let work = sharded.segments.work_shards().expect("work");
+    assert_eq!(
+        (work.shards, work.finished),
+        (u64::from(tessera_segments::SHARDS) - 1, 0),
+        "every shard but the dead worker's: {work:?}"
+    );
+    assert!(
+        sharded
+            .segments
+            .last_recompute(TENANT, "big")
+            .expect("status")
+            .is_none(),
+        "not finished while a shard is held"
+    );
+    // The dead worker's lease runs out: its shard is done by another.
+    sharded.advance(1_500);
+    let work = sharded.segments.work_shards().expect("work");
+    assert_eq!((work.shards, work.finished), (1, 1), "{work:?}");
+    assert!(
+        !sharded
+            .vault
+            .store()
+            .complete_job(&ghost.id)
+            .expect("complete"),
+        "the taken-over shard is done and gone"
+    );
+    let report = sharded
+        .segments
+        .last_recompute(TENANT, "big")
+        .expect("status")
+        .expect("finished");
+    assert_eq!(
+        (report.evaluated, report.members, report.entered),
+        (expected.evaluated, expected.members, expected.entered),
+        "{report:?} vs {expected:?}"
+    );
+    let members = |world: &World, column: usize| -> BTreeSet<usize> {
+        let members = world.members("big");
+        people
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| members.contains(if column == 0 { &p.0 } else { &p.1 }))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    assert!(!members(&whole, 0).is_empty());
+    assert_eq!(members(&whole, 0), members(&sharded, 1));
+    assert_eq!(
+        sharded.segments.sizes(TENANT, "big").expect("sizes").len(),
+        1,
+        "one size point for the run"
+    );
+    // A second run: people who left are found shard by shard.
+    for (_, subject) in people.iter().take(100) {
+        sharded.set_spend(subject, 0.0);
+    }
+    for (subject, _) in people.iter().take(100) {
+        whole.set_spend(subject, 0.0);
+    }
+    let expected = whole.segments.recompute(TENANT, "big").expect("recompute");
+    let report = sharded
+        .segments
+        .recompute_sharded(TENANT, "big")
+        .expect("recompute");
+    assert!(expected.left > 0, "{expected:?}");
+    assert_eq!(
+        (report.left, report.members),
+        (expected.left, expected.members)
+    );
+    assert_eq!(members(&whole, 0), members(&sharded, 1));
+}
