@@ -378,6 +378,9 @@ impl From<ImportError> for ApiError {
                 .with_field("name", "1 to 64 of a-z, 0-9, `-` and `_`"),
             E::UnknownDeadLetter { .. } => ApiError::not_found("unknown_dead_letter", message),
             E::BadFix { .. } => ApiError::new(StatusCode::CONFLICT, "bad_fix", message),
+            E::HeldElsewhere { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "import_held_elsewhere", message)
+            }
             E::Vault(inner) => inner.into(),
             E::Failed { import, error } => {
                 let inner = ApiError::from(*error);

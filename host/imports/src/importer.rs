@@ -49,6 +49,11 @@ pub struct ImporterConfig {
     pub dead_letter_days: u32,
     /// Days an import record (its quality report) is kept after it ended.
     pub import_days: u32,
+    /// With a store other nodes share: the lease, in milliseconds, that a
+    /// node holds on each import it runs (renewed every third of it); a
+    /// node that dies leaves its imports to be marked failed by another
+    /// once the lease runs out.
+    pub lease_ms: u64,
 }
 
 impl Default for ImporterConfig {
@@ -61,6 +66,7 @@ impl Default for ImporterConfig {
             examples: 20,
             dead_letter_days: 30,
             import_days: 90,
+            lease_ms: 30_000,
         }
     }
 }
@@ -129,6 +135,8 @@ pub struct Started {
     declares_first_row: bool,
     channel: Option<Channel>,
     actor: Actor,
+    /// The lease that tells other nodes the import still runs.
+    liveness: Option<tessera_vault::HeldLease>,
 }
 
 impl Importer {
@@ -179,6 +187,7 @@ impl Importer {
         let mut record =
             self.new_record(tenant, &live, spec.chunking, &spec.source, &params, actor)?;
         record.channel = spec.channel;
+        let liveness = self.hold_liveness(&record)?;
         self.put_import(&record)?;
         Ok(Started {
             importer: self.clone(),
@@ -189,6 +198,7 @@ impl Importer {
             declares_first_row,
             channel: spec.channel,
             actor: actor.clone(),
+            liveness,
         })
     }
 
@@ -274,7 +284,52 @@ impl Importer {
             header: None,
             pull: None,
             trusted: true,
+            node: self.vault.node_id().map(str::to_owned),
         })
+    }
+
+    /// With a store other nodes share: claims the import's liveness job
+    /// ([`ImportRecord::liveness_job`]) and keeps its lease while the
+    /// returned guard lives, so that the other nodes can tell a running
+    /// import from one whose node died ([`Importer::fail_abandoned`]).
+    pub(crate) fn hold_liveness(
+        &self,
+        record: &ImportRecord,
+    ) -> Result<Option<tessera_vault::HeldLease>, ImportError> {
+        if !self.vault.is_shared() {
+            return Ok(None);
+        }
+        let job = record.liveness_job();
+        let store = self.vault.store();
+        store
+            .enqueue_job(&tessera_store::JobRecord {
+                id: job.clone(),
+                kind: job.clone(),
+                not_before_ms: 0,
+                payload: Vec::new(),
+            })
+            .map_err(VaultError::from)?;
+        let lease_ms = self.config.lease_ms;
+        match self.vault.claim_held(&job, lease_ms)? {
+            Some((_, held)) => Ok(Some(held)),
+            None => Err(ImportError::HeldElsewhere {
+                import: record.id.clone(),
+            }),
+        }
+    }
+
+    /// Ends an import's liveness job (the import ended).
+    pub(crate) fn release_liveness(
+        &self,
+        record: &ImportRecord,
+        held: Option<tessera_vault::HeldLease>,
+    ) {
+        let Some(held) = held else { return };
+        drop(held);
+        if let Err(error) = self.vault.store().complete_job(&record.liveness_job()) {
+            // Its lease runs out, and a node then finds the import ended.
+            tracing::warn!(import = %record.id, %error, "cannot end an import's liveness job");
+        }
     }
 
     /// A started import for a pull: no input, no chunking of its own.
@@ -284,6 +339,7 @@ impl Importer {
         live: Live,
         params: Vec<FieldValue>,
         actor: &Actor,
+        liveness: Option<tessera_vault::HeldLease>,
     ) -> Started {
         Started {
             importer: self.clone(),
@@ -294,6 +350,7 @@ impl Importer {
             declares_first_row: false,
             channel: None,
             actor: actor.clone(),
+            liveness,
         }
     }
 
@@ -695,6 +752,7 @@ impl Started {
         self.record.finished_at_ms = Some(importer.vault.now_ms());
         self.record.error = Some(reason.to_string());
         importer.put_import(&self.record)?;
+        importer.release_liveness(&self.record, self.liveness.take());
         importer.vault.record_admin_action(
             &self.record.tenant,
             AuditEntry {
@@ -753,7 +811,9 @@ impl Started {
                 self.record.error = Some(error.to_string());
             }
         }
-        let saved = importer.put_import(&self.record).and_then(|()| {
+        let saved = importer.put_import(&self.record);
+        importer.release_liveness(&self.record, self.liveness.take());
+        let saved = saved.and_then(|()| {
             let r = &self.record.report;
             let status = match self.record.status {
                 ImportStatus::Completed => "completed",

@@ -152,6 +152,11 @@ pub enum ImportError {
     Vault(#[from] tessera_vault::VaultError),
     #[error("a stored import document does not decode: {0}")]
     Corrupt(String),
+    /// Another node holds the lease of a new import's liveness job: two
+    /// nodes made the same import id (a clock gone wrong), or the store
+    /// lost the job. Start the import again.
+    #[error("import {import} is held by another node already; start the import again")]
+    HeldElsewhere { import: String },
     /// The import stopped; its record says `failed` with the reason. What
     /// was stored before stays stored, and importing the input again adds
     /// only what is missing.

@@ -59,6 +59,19 @@ pub struct ImportRecord {
     /// A pull (chunking `pages`): the cursors it went from and to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullProgress>,
+    /// The node that runs it, when nodes share the store: while it runs it
+    /// holds the lease of the store job [`ImportRecord::liveness_job`], so
+    /// that the others can tell when it died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl ImportRecord {
+    /// The store job whose lease the running node holds while the import
+    /// runs (its kind is the same string, so that it is claimed by name).
+    pub fn liveness_job(&self) -> String {
+        format!("imports.running/{}/{}", self.tenant, self.id)
+    }
 }
 
 /// How far a pull got: the cursor it started from, the cursor it stored

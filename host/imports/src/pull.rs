@@ -144,9 +144,10 @@ impl Importer {
             exhausted: false,
             max_pages: spec.max_pages,
         });
+        let liveness = self.hold_liveness(&record)?;
         self.put_import(&record)?;
         Ok(StartedPull {
-            started: self.started(record, live, params, actor),
+            started: self.started(record, live, params, actor, liveness),
             cursor_id,
             max_pages: spec.max_pages,
             _running: running,
