@@ -370,6 +370,14 @@ impl ServeConfig {
         if let Some(v) = var("TESSERA_STORAGE_POLL_MS") {
             self.storage.poll_ms = Some(number("TESSERA_STORAGE_POLL_MS", &v)?);
         }
+        for (name, slot) in [
+            ("TESSERA_JOBS_INTERVAL_S", &mut self.jobs.interval_s),
+            ("TESSERA_JOBS_LEASE_MS", &mut self.jobs.lease_ms),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = number(name, &v)?;
+            }
+        }
         if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
             self.plugins.outbound_ca_file = Some(v.into());
         }
@@ -466,6 +474,13 @@ impl ServeConfig {
                 "invalid settings: server.store_cache_mib must be at least {} (MiB), not {}",
                 crate::data::MIN_STORE_CACHE_MIB,
                 self.server.store_cache_mib
+            );
+        }
+        if !(500..=3_600_000).contains(&self.jobs.lease_ms) {
+            anyhow::bail!(
+                "invalid settings: jobs.lease_ms (or TESSERA_JOBS_LEASE_MS) must be from 500 to \
+                 3600000 (milliseconds), not {}",
+                self.jobs.lease_ms
             );
         }
         self.storage.check()
@@ -592,7 +607,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if vault.is_shared() {
         vault.on_remote_change(Arc::new(registry.clone()));
     }
-    let state = AppState::new(vault, config.api()).with_plugins(registry);
+    let importer = tessera_imports::Importer::new(registry.clone(), vault.clone()).with_config(
+        tessera_imports::ImporterConfig {
+            lease_ms: config.jobs.lease_ms,
+            ..tessera_imports::ImporterConfig::default()
+        },
+    );
+    let state = AppState::new(vault, config.api())
+        .with_plugins(registry)
+        .with_importer(importer);
+    if let Some(segments) = &state.segments {
+        segments.set_shard_lease_ms(config.jobs.lease_ms);
+    }
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
     }

@@ -35,7 +35,16 @@ pub struct JobSettings {
     /// consenting person; streaming updates keep segments current between
     /// them as people change).
     pub segments_recompute_s: u64,
+    /// With a store other nodes share: the lease, in milliseconds, a node
+    /// holds on work it runs (a segment recompute's shard, an import),
+    /// renewed every third of it while the work goes on. A node that dies
+    /// loses its work to the others when the lease runs out. Also
+    /// TESSERA_JOBS_LEASE_MS.
+    pub lease_ms: u64,
 }
+
+/// How often a node sharing its store looks for recompute shards to take.
+const SHARD_POLL: Duration = Duration::from_millis(500);
 
 impl Default for JobSettings {
     fn default() -> Self {
@@ -43,6 +52,7 @@ impl Default for JobSettings {
             interval_s: 60,
             retention_sweep_s: 6 * 60 * 60,
             segments_recompute_s: 60 * 60,
+            lease_ms: tessera_segments::DEFAULT_SHARD_LEASE_MS,
         }
     }
 }
@@ -112,6 +122,11 @@ pub async fn run(state: AppState, settings: JobSettings) {
         tracing::warn!("background jobs are off ([jobs] interval_s = 0)");
         return;
     }
+    if state.vault.is_shared()
+        && let Some(segments) = state.segments.clone()
+    {
+        tokio::spawn(work_shards(segments));
+    }
     let mut ticks = tokio::time::interval(Duration::from_secs(settings.interval_s));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate: purges that fell due while the server
@@ -145,6 +160,29 @@ pub async fn run(state: AppState, settings: JobSettings) {
         .await;
         if let Err(error) = round {
             tracing::error!(%error, "a background round panicked");
+        }
+    }
+}
+
+/// With a store other nodes share: takes the shards of segment recomputes
+/// (started by any node) as they are queued, every [`SHARD_POLL`], until the
+/// task is dropped with the runtime.
+async fn work_shards(segments: tessera_segments::Segments) {
+    let mut ticks = tokio::time::interval(SHARD_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let segments = segments.clone();
+        match tokio::task::spawn_blocking(move || segments.work_shards()).await {
+            Ok(Ok(work)) if work != tessera_segments::ShardWork::default() => tracing::info!(
+                shards = work.shards,
+                lost = work.lost,
+                finished = work.finished,
+                "recompute shards worked on"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "working on recompute shards failed"),
+            Err(error) => tracing::error!(%error, "working on recompute shards panicked"),
         }
     }
 }
@@ -225,6 +263,17 @@ fn round(state: &AppState, whole: bool, sweep: bool, recompute: bool) {
             tracing::info!(expired, "imports whose data never came marked failed");
         }
         for tenant in tenants.iter().filter(|_| whole) {
+            match desk.importer().fail_abandoned(tenant) {
+                Ok(0) => {}
+                Ok(failed) => tracing::warn!(
+                    %tenant, failed,
+                    "imports whose node stopped marked failed (import them again: nothing is \
+                     stored twice)"
+                ),
+                Err(error) => {
+                    tracing::error!(%tenant, %error, "checking for abandoned imports failed")
+                }
+            }
             match desk.importer().purge_dead_letters(tenant) {
                 Ok(purge) if purge.expired + purge.erased > 0 => tracing::info!(
                     %tenant, expired = purge.expired, erased = purge.erased,

@@ -9,9 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, init_keys, install_bundle, trusted_publisher};
+use common::cluster::{self, DropSchema};
+use common::{Server, install_bundle, trusted_publisher};
 use serde_json::{Value, json};
 use tessera_guests::test_programs;
 
@@ -24,51 +25,9 @@ const POLL_MS: &str = "200";
 /// marks can explain a revocation seen in time).
 const BOUND: Duration = Duration::from_secs(30);
 
-/// The PostgreSQL test server's URL; `None` only when TESSERA_SKIP_POSTGRES=1.
-fn postgres_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("TESSERA_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: several tessera serve nodes on one PostgreSQL were not tested \
-                 (TESSERA_SKIP_POSTGRES=1)\n"
-            );
-            None
-        }
-        _ => panic!(
-            "TESSERA_TEST_POSTGRES_URL is not set: start a throwaway PostgreSQL with \
-             `export TESSERA_TEST_POSTGRES_URL=$(.ci/postgres start /tmp/tessera-pg)`, \
-             or set TESSERA_SKIP_POSTGRES=1 to skip this test"
-        ),
-    }
-}
-
-/// Drops the test's schema, with everything in it, when the test ends.
-struct DropSchema(String, String);
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.0, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
-        }
-    }
-}
-
-/// Calls `attempt` until it returns `Some`, at most [`BOUND`]; panics with
-/// `what` and the last answer otherwise.
-fn within_bound<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match attempt() {
-            Ok(value) => return value,
-            Err(last) if start.elapsed() > BOUND => {
-                panic!("{what}: not so within {BOUND:?}; last answer: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+/// [`cluster::within`] the test's bound.
+fn within_bound<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
+    cluster::within(BOUND, what, attempt)
 }
 
 fn body(value: &Value) -> String {
@@ -77,33 +36,24 @@ fn body(value: &Value) -> String {
 
 #[test]
 fn three_nodes_on_one_database_serve_the_same_data_and_follow_each_others_changes() {
-    let Some(pg) = postgres_url() else { return };
+    let Some(pg) = cluster::postgres_url("several tessera serve nodes on one PostgreSQL") else {
+        return;
+    };
     let schema = format!("tessera_multinode_{}", std::process::id());
     let _drop = DropSchema(pg.clone(), schema.clone());
 
     // Three nodes, each with a directory of its own (key directory for its
     // node name, its own compiled-plugin cache) and the one master key.
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    init_keys(dirs[0].path());
-    for dir in &dirs[1..] {
-        std::fs::copy(
-            dirs[0].path().join("master.key"),
-            dir.path().join("master.key"),
-        )
-        .unwrap();
-    }
+    let dirs = cluster::node_dirs(3);
     let start = |dir: &Path| {
-        let cache = dir.join("compiled");
-        Server::start_with(
+        cluster::start_node(
             dir,
             TENANT,
+            &pg,
+            &schema,
             &[
-                ("TESSERA_STORAGE_BACKEND", "postgres"),
-                ("TESSERA_STORAGE_URL", &pg),
-                ("TESSERA_STORAGE_SCHEMA", &schema),
                 ("TESSERA_STORAGE_POLL_MS", POLL_MS),
                 ("TESSERA_TOKEN_CACHE_MS", "600000"),
-                ("TESSERA_CACHE_DIR", cache.to_str().unwrap()),
             ],
         )
     };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -178,6 +179,27 @@ impl Server {
         let (status, answer) = self.call("POST", "/v1/tokens", Some(operator), Some(&body));
         assert_eq!(status, 201, "creating a {role} token: {answer}");
         answer["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the process `signal` (`STOP`, `CONT`, `KILL`, …) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+    }
+
+    /// SIGKILL, and waits for the process to end: it stops at once, with
+    /// no chance to flush, finish requests or release anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
     }
 
     /// SIGTERM, then the exit status within 60 s (the server flushes the
