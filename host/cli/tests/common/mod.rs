@@ -68,6 +68,8 @@ pub struct Server {
     /// The operator token `--init` printed (None if the tenant had one).
     pub operator: Option<String>,
     pub dir: PathBuf,
+    /// What the server printed on standard output before it listened.
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -130,6 +132,7 @@ impl Server {
             address,
             operator,
             dir: dir.to_owned(),
+            startup: seen,
         }
     }
 
