@@ -265,7 +265,11 @@ impl StorageSettings {
         if self.keys_url.is_none() && self.keys_schema.is_none() {
             return Ok(());
         }
-        if self.keys_url.as_ref().is_some_and(|url| url.trim().is_empty()) {
+        if self
+            .keys_url
+            .as_ref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
             anyhow::bail!(
                 "invalid settings: storage.keys_url (or TESSERA_STORAGE_KEYS_URL) is empty; \
                  name the key database or leave the setting out"

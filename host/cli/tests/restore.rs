@@ -158,8 +158,15 @@ fn a_person_erased_after_the_records_backup_stays_erased_when_that_backup_is_res
                 .unwrap()
                 .get(0)
         };
-        assert_eq!(count("subject_keys", &records), 0, "no key beside the records");
-        assert!(count("subject_keys", &keys) >= 2, "the keys are in the key schema");
+        assert_eq!(
+            count("subject_keys", &records),
+            0,
+            "no key beside the records"
+        );
+        assert!(
+            count("subject_keys", &keys) >= 2,
+            "the keys are in the key schema"
+        );
     }
 
     // ---- a backup of the records (not of the keys)
@@ -272,7 +279,10 @@ fn a_person_erased_after_the_records_backup_stays_erased_when_that_backup_is_res
     // ---- once done, a restart finds nothing more to do
     let server = Server::start_with(dir.path(), TENANT, &env);
     assert!(
-        !server.startup.iter().any(|line| line.contains("erased again")),
+        !server
+            .startup
+            .iter()
+            .any(|line| line.contains("erased again")),
         "{:?}",
         server.startup
     );

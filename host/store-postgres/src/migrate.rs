@@ -51,7 +51,12 @@ pub const KEY_MIGRATIONS: &[Migration] = &[Migration {
 
 /// Brings the schema in the connection's `search_path` up to this build's.
 pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    run(client, "tessera_schema_migrations", "tessera migrations ", MIGRATIONS)
+    run(
+        client,
+        "tessera_schema_migrations",
+        "tessera migrations ",
+        MIGRATIONS,
+    )
 }
 
 /// Brings a key database's schema up to this build's ([`KEY_MIGRATIONS`]).
@@ -85,7 +90,10 @@ fn run(
     ))
     .map_err(|e| backend(&e))?;
     let applied: Vec<u32> = tx
-        .query(&format!("SELECT version FROM {table} ORDER BY version"), &[])
+        .query(
+            &format!("SELECT version FROM {table} ORDER BY version"),
+            &[],
+        )
         .map_err(|e| backend(&e))?
         .iter()
         .map(|row| u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX))

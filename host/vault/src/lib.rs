@@ -50,7 +50,7 @@ pub use model::{
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
-pub use restore::{ReerasureReport, Reerased};
+pub use restore::{Reerased, ReerasureReport};
 pub use rights::{JobsReport, PURGE_JOB};
 pub use settings::{
     EventSpec, MAX_ALLOWED, MAX_EVENT_TYPES, MAX_PROPERTIES, PiiClass, PropertySpec,

@@ -95,7 +95,9 @@ impl Vault {
                 .copied()
                 .collect();
             if !entries.is_empty() {
-                report.reerased.extend(self.reerase_tenant(&tenant, &entries)?);
+                report
+                    .reerased
+                    .extend(self.reerase_tenant(&tenant, &entries)?);
             }
             let settled = read.settled.max(mark);
             if settled != stored {
@@ -118,9 +120,10 @@ impl Vault {
         let Some(bytes) = self.store.document(tenant, LEDGER_DOC, LEDGER_MARK)? else {
             return Ok(0);
         };
-        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-            VaultError::corrupt(tenant, "erasure ledger mark", "not 8 bytes")
-        })?;
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::corrupt(tenant, "erasure ledger mark", "not 8 bytes"))?;
         Ok(u64::from_be_bytes(bytes))
     }
 

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_privacy::envelope::{self, RecordAad};
 use tessera_privacy::{
-    DocumentKey, ErasureCause, IdentityHasher, KeyStore, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore,
-    TenantKey, TenantMac, WrappedKey,
+    DocumentKey, ErasureCause, IdentityHasher, KeyStore, MacPurpose, MasterKey, SubjectKey,
+    SubjectKeyStore, TenantKey, TenantMac, WrappedKey,
 };
 use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord};
 

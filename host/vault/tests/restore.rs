@@ -213,7 +213,11 @@ fn a_person_erased_after_the_backup_is_erased_again_when_it_is_restored_and_othe
         None
     );
     let again = vault
-        .ingest(TENANT, &record(vec![member("M-A")], vec![]), &ingest_actor())
+        .ingest(
+            TENANT,
+            &record(vec![member("M-A")], vec![]),
+            &ingest_actor(),
+        )
         .expect("ingest");
     assert_eq!(again.refused, Some(Refusal::Suppressed));
     // Audited, with a deletion request whose purge removes the records.
@@ -267,7 +271,11 @@ fn a_retention_expiry_is_erased_again_without_suppressing_the_returning_customer
     assert_eq!(report.reerased.len(), 1, "{report:?}");
     assert!(erased(&vault, &old));
     let back = vault
-        .ingest(TENANT, &record(vec![member("M-OLD")], vec![]), &ingest_actor())
+        .ingest(
+            TENANT,
+            &record(vec![member("M-OLD")], vec![]),
+            &ingest_actor(),
+        )
         .expect("a returning customer");
     assert_eq!(back.refused, None);
     assert!(back.created, "a new person, not the expired one");
