@@ -213,7 +213,7 @@ impl std::fmt::Debug for StorageSettings {
 
 impl StorageSettings {
     /// The PostgreSQL store's options, if that is the backend.
-    fn postgres(&self) -> Option<tessera_store_postgres::PgOptions> {
+    pub(crate) fn postgres(&self) -> Option<tessera_store_postgres::PgOptions> {
         if self.backend != StorageBackend::Postgres {
             return None;
         }
@@ -305,7 +305,7 @@ impl StorageSettings {
 
     /// The key database's options, if the keys are in a database (or
     /// schema) other than the records'.
-    fn key_database(&self) -> Option<tessera_store_postgres::PgOptions> {
+    pub(crate) fn key_database(&self) -> Option<tessera_store_postgres::PgOptions> {
         let records = self.postgres()?;
         if self.keys() != KeysBackend::Database
             || (self.keys_url.is_none() && self.keys_schema.is_none())
@@ -568,6 +568,18 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(listen) = &args.listen {
         config.server.listen.clone_from(listen);
     }
+    config.check()?;
+    Ok(config)
+}
+
+/// The server's settings as `tessera serve --config` reads them (file,
+/// then environment), for commands that work on the same deployment.
+pub(crate) fn load_settings(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    let mut config = match path {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
     config.check()?;
     Ok(config)
 }

@@ -288,3 +288,117 @@ fn a_person_erased_after_the_records_backup_stays_erased_when_that_backup_is_res
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn keys_moved_from_the_key_file_into_a_key_database_open_as_before_and_the_file_is_shredded() {
+    let Some(pg) = postgres_url() else { return };
+    let records = format!("tessera_move_records_{}", std::process::id());
+    let keys = format!("tessera_move_keys_{}", std::process::id());
+    let _drop = DropSchemas(pg.clone(), vec![records.clone(), keys.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    init_keys(dir.path());
+    let cache = dir.path().join("compiled");
+    let storage = [
+        ("TESSERA_STORAGE_BACKEND", "postgres"),
+        ("TESSERA_STORAGE_URL", pg.as_str()),
+        ("TESSERA_STORAGE_SCHEMA", records.as_str()),
+        ("TESSERA_CACHE_DIR", cache.to_str().unwrap()),
+    ];
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        storage
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect()
+    };
+    let file_env = with(&[("TESSERA_STORAGE_KEYS", "file")]);
+    let database_env = with(&[
+        ("TESSERA_STORAGE_KEYS", "database"),
+        ("TESSERA_STORAGE_KEYS_URL", pg.as_str()),
+        ("TESSERA_STORAGE_KEYS_SCHEMA", keys.as_str()),
+    ]);
+    let start = |env: &[(&'static str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start_with(dir.path(), TENANT, &env)
+    };
+    let key_move = |env: &[(&'static str, String)]| {
+        common::tessera(dir.path())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["keys", "move", "--to", "database"])
+            .output()
+            .expect("tessera runs")
+    };
+
+    // ---- one node with the key file: A stays, C is erased
+    let server = start(&file_env);
+    let operator = server.operator.clone().expect("--init made a token");
+    track(&server, &operator, "person-a", "a-1");
+    track(&server, &operator, "person-c", "c-1");
+    let subject_of = |server: &Server, user: &str| -> String {
+        let (status, found) = lookup(server, &operator, user);
+        assert_eq!(status, 200, "{user}: {found}");
+        found["subject"].as_str().expect("a subject").to_owned()
+    };
+    let a = subject_of(&server, "person-a");
+    let c = subject_of(&server, "person-c");
+    let (status, answer) = server.call(
+        "DELETE",
+        &format!("/v1/subjects/{c}"),
+        Some(&operator),
+        None,
+    );
+    assert!((200..300).contains(&status), "erasing C: {status} {answer}");
+    assert!(server.stop().success());
+    let file = dir.path().join("keys/subject-keys");
+    assert!(file.exists());
+
+    // ---- the settings must say where the keys go
+    let out = key_move(&file_env);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("storage.keys is \"file\""), "{error}");
+    assert!(file.exists(), "nothing moved");
+
+    // ---- moved
+    let out = key_move(&database_env);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("subject keys from"), "{printed}");
+    assert!(printed.contains(&keys), "names the key database: {printed}");
+    assert!(!file.exists(), "the key file is gone");
+    let out = key_move(&database_env);
+    assert!(!out.status.success(), "nothing left to move");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no key file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // ---- served from the key database: A reads, C stays erased, new
+    // people get slots of their own
+    let server = start(&database_env);
+    let (status, profile) = server.call("GET", &format!("/v1/profiles/{a}"), Some(&operator), None);
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(
+        profile["aggregates"]["order_completed"]["count"], 1,
+        "{profile}"
+    );
+    let (status, _) = server.call("GET", &format!("/v1/profiles/{c}"), Some(&operator), None);
+    assert!(status == 404 || status == 410, "C stays erased: {status}");
+    track(&server, &operator, "person-d", "d-1");
+    let d = subject_of(&server, "person-d");
+    for subject in [&a, &d] {
+        let (status, answer) = server.call(
+            "GET",
+            &format!("/v1/profiles/{subject}"),
+            Some(&operator),
+            None,
+        );
+        assert_eq!(status, 200, "{subject}: {answer}");
+    }
+    assert!(server.stop().success());
+}

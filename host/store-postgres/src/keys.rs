@@ -79,6 +79,81 @@ impl PgKeyStore {
         format!("{}, table subject_keys", self.store.target())
     }
 
+    /// Stores `keys` in the slots given (moving a key file into the table:
+    /// records name their key by slot), in one transaction, and moves the
+    /// slot sequence past the highest. Run again over keys already there
+    /// (an interrupted move), it stores only the missing ones. Refused, with
+    /// nothing stored, if a slot holds a different key or the table holds a
+    /// key in a slot `keys` does not name (another deployment's keys).
+    /// Returns how many keys were stored now.
+    pub fn import(&self, keys: &[(u64, WrappedSubjectKey)]) -> Result<u64, KeyStoreError> {
+        for (_, key) in keys {
+            check_length(key)?;
+        }
+        let mut slots = Vec::with_capacity(keys.len());
+        for (slot, _) in keys {
+            slots.push(i64::try_from(*slot).map_err(|_| KeyStoreError::Backend {
+                location: self.location(),
+                action: "store keys in",
+                detail: format!("slot {slot} is beyond what the table numbers"),
+            })?);
+        }
+        let nonces: Vec<&[u8]> = keys.iter().map(|(_, k)| k.nonce.as_slice()).collect();
+        let ciphertexts: Vec<&[u8]> = keys.iter().map(|(_, k)| k.ciphertext.as_slice()).collect();
+        let location = self.location();
+        let refused = |detail: String| KeyStoreError::Backend {
+            location: location.clone(),
+            action: "store keys in",
+            detail,
+        };
+        let outcome = self.with_client("store keys in", |client| {
+            let mut tx = client.transaction()?;
+            tx.batch_execute("LOCK TABLE subject_keys IN EXCLUSIVE MODE")?;
+            let foreign: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM subject_keys WHERE slot <> ALL($1)",
+                    &[&slots],
+                )?
+                .get(0);
+            if foreign > 0 {
+                return Ok(Err(format!(
+                    "the table already holds {foreign} keys in slots the key file does not \
+                     use (another deployment's keys?); nothing was stored"
+                )));
+            }
+            let stored = tx.execute(
+                "INSERT INTO subject_keys (slot, nonce, ciphertext)
+                 SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])
+                 ON CONFLICT (slot) DO NOTHING",
+                &[&slots, &nonces, &ciphertexts],
+            )?;
+            let differing: Option<i64> = tx
+                .query_one(
+                    "SELECT min(g.slot) FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])
+                         AS g(slot, nonce, ciphertext)
+                     JOIN subject_keys k USING (slot)
+                     WHERE k.nonce <> g.nonce OR k.ciphertext <> g.ciphertext",
+                    &[&slots, &nonces, &ciphertexts],
+                )?
+                .get(0);
+            if let Some(slot) = differing {
+                return Ok(Err(format!(
+                    "slot {slot} already holds a different key; nothing was stored"
+                )));
+            }
+            // The next slot handed out follows every moved one.
+            tx.execute(
+                "SELECT setval('subject_key_slots', greatest(
+                     (SELECT coalesce(max(slot), 0) FROM subject_keys),
+                     (SELECT last_value FROM subject_key_slots)))",
+                &[],
+            )?;
+            tx.commit()?;
+            Ok(Ok(stored))
+        })?;
+        outcome.map_err(refused)
+    }
+
     fn with_client<T: Send>(
         &self,
         action: &'static str,

@@ -531,3 +531,40 @@ fn an_erasure_writes_its_ledger_row_in_the_same_statement_and_nothing_personal()
     let read = keys.erasures_after(0).unwrap().expect("a ledger");
     assert_eq!(read.settled, read.head, "{read:?}");
 }
+
+#[test]
+fn an_import_keeps_the_slots_given_runs_again_harmlessly_and_refuses_other_keys() {
+    if skip() {
+        return;
+    }
+    use tessera_privacy::{KeyStore, SubjectKey, TenantKey};
+    let scratch = Scratch::new();
+    let keys = PgKeyStore::open(&scratch.options()).unwrap();
+    let tenant = TenantKey::generate().unwrap();
+    let wrap = |subject: &str| {
+        SubjectKey::generate()
+            .unwrap()
+            .wrap(&tenant, "acme", subject)
+            .unwrap()
+    };
+    let given = vec![(3, wrap("a")), (17, wrap("b")), (40, wrap("c"))];
+    assert_eq!(keys.import(&given).unwrap(), 3);
+    for (slot, key) in &given {
+        assert_eq!(keys.get(*slot).unwrap().as_ref(), Some(key));
+    }
+    // Again (an interrupted move finished): nothing stored twice.
+    assert_eq!(keys.import(&given).unwrap(), 0);
+    // The table holding a key the import does not name: refused.
+    let error = keys.import(&given[..2]).unwrap_err().to_string();
+    assert!(error.contains("holds 1 keys in slots"), "{error}");
+    // New keys go past every imported slot.
+    let next = keys.insert(&wrap("d")).unwrap();
+    assert!(next > 40, "slot {next}");
+    // A slot that holds another key: refused, nothing stored.
+    let mut other = given.clone();
+    other.push((50, wrap("e")));
+    other.push((next, wrap("f")));
+    let error = keys.import(&other).unwrap_err().to_string();
+    assert!(error.contains(&format!("slot {next}")), "{error}");
+    assert_eq!(keys.get(50).unwrap(), None, "nothing of it was stored");
+}
