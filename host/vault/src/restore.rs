@@ -127,6 +127,36 @@ impl Vault {
         Ok(u64::from_be_bytes(bytes))
     }
 
+    /// The subjects that unfinished deletion requests of `tenant` name:
+    /// they are being erased the normal way, and their queued purge jobs
+    /// (`purge:<tenant>:<request>`, listed without reading the finished
+    /// requests) finish it.
+    fn being_purged(&self, tenant: &str) -> Result<HashSet<String>, VaultError> {
+        let prefix = format!("{PURGE_JOB}:{tenant}:");
+        let mut subjects = HashSet::new();
+        let mut after = prefix.clone();
+        loop {
+            let page = self.store.jobs(Some(&after), 256)?;
+            for job in &page {
+                let Some(request) = job.id.strip_prefix(&prefix) else {
+                    // Past this tenant's purge jobs.
+                    return Ok(subjects);
+                };
+                match self.deletion_request(tenant, request) {
+                    Ok(request) if request.status != DeletionStatus::Completed => {
+                        subjects.extend(request.subjects);
+                    }
+                    Ok(_) | Err(VaultError::UnknownRequest { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 256 => after = last.id.clone(),
+                _ => return Ok(subjects),
+            }
+        }
+    }
+
     /// Erases again the subjects of `tenant` that name a slot of `entries`.
     fn reerase_tenant(
         &self,
@@ -143,14 +173,7 @@ impl Vault {
         }
         let tenant = self.tenant(tenant)?;
         let _guard = lock(&tenant.lock);
-        // Subjects an unfinished request names are being erased the normal
-        // way: their purge job finishes it.
-        let pending: HashSet<String> = self
-            .deletion_requests(&tenant.id)?
-            .into_iter()
-            .filter(|request| request.status != DeletionStatus::Completed)
-            .flat_map(|request| request.subjects)
-            .collect();
+        let pending = self.being_purged(&tenant.id)?;
         let by_slot: HashMap<u64, &Erasure> =
             entries.iter().map(|entry| (entry.slot, entry)).collect();
         let mut done = Vec::new();
