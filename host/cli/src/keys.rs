@@ -31,6 +31,18 @@ pub enum KeysCommand {
     /// directly, which a running server holds exclusively: stop the server
     /// first, and start it again with the new key file.
     Rotate(RotateArgs),
+    /// Move a PostgreSQL deployment's subject keys from the key file
+    /// (`storage.keys = "file"`) into the database, so that several servers
+    /// can share them.
+    ///
+    /// Reads the server's settings (`--config`, then the environment), which
+    /// must already say `storage.keys = "database"` (and `storage.keys_url`
+    /// for a key database of its own): the keys go where those name, each
+    /// in its own slot, in one transaction. Then the key file is overwritten
+    /// with zeros and removed. With every server stopped (a running one
+    /// holds the file and is refused); running it again after an
+    /// interruption finishes the move.
+    Move(MoveArgs),
     /// Plugin publishers' signing keys.
     #[command(subcommand)]
     Publisher(crate::bundle::PublisherCommand),
@@ -67,6 +79,16 @@ pub struct RotateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// Where the keys go: `database` (the only place).
+    #[arg(long, value_parser = ["database"])]
+    to: String,
+    /// The server's settings file (as for `tessera serve`).
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct InitArgs {
     /// The master key file.
     #[arg(
@@ -94,10 +116,78 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             println!("{}", key.id());
         }
         KeysCommand::Rotate(args) => rotate(&args)?,
+        KeysCommand::Move(args) => move_keys(&args)?,
         KeysCommand::Publisher(command) => return crate::bundle::publisher(command),
         KeysCommand::TlsDev(args) => tls_dev(&args)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keys move --to database`: the key file's keys into the table, slot
+/// for slot, then the file shredded.
+fn move_keys(args: &MoveArgs) -> anyhow::Result<()> {
+    use tessera_privacy::{KeyStore, SubjectKeyStore};
+
+    debug_assert_eq!(args.to, "database");
+    let config = crate::serve::load_settings(args.config.as_deref())?;
+    let Some(records) = config.storage.postgres() else {
+        bail!(
+            "storage.backend is \"sled\": with sled the subject keys stay in the key file; \
+             `tessera keys move` is for a PostgreSQL deployment (storage.backend = \"postgres\")"
+        );
+    };
+    if config.storage.keys() != crate::serve::KeysBackend::Database {
+        bail!(
+            "storage.keys is \"file\": set storage.keys = \"database\" (and storage.keys_url \
+             for a key database of its own) in the settings first; the keys go where those name"
+        );
+    }
+    let file = config.server.key_dir.join(tessera_vault::SUBJECT_KEYS_FILE);
+    if !file.exists() {
+        bail!(
+            "there is no key file {}: nothing to move (is server.key_dir, or \
+             TESSERA_KEY_DIR, the deployment's key directory?)",
+            file.display()
+        );
+    }
+    let source = SubjectKeyStore::open(&file).with_context(|| {
+        format!(
+            "cannot open the key file {} (stop every server first)",
+            file.display()
+        )
+    })?;
+    let store = tessera_store_postgres::PgStore::open_with(&records)
+        .context("cannot open the records' database")?;
+    let target = match config.storage.key_database() {
+        Some(options) => tessera_store_postgres::PgKeyStore::open(&options)
+            .context("cannot open the key database (storage.keys_url / keys_schema)")?,
+        None => store.key_store(),
+    };
+    let mut keys = Vec::new();
+    for slot in 0..source.len() {
+        if let Some(key) = source.get(slot)? {
+            keys.push((slot, key));
+        }
+    }
+    let stored = target.import(&keys)?;
+    // `import` compared every key with what the table holds once stored,
+    // in its transaction: the file goes only after that.
+    let shredded = source.erase_all()?;
+    drop(source);
+    std::fs::remove_file(&file)
+        .with_context(|| format!("cannot remove {} (its keys are zeros)", file.display()))?;
+    println!(
+        "moved {} subject keys from {} to {} ({stored} stored now, {} there already); the key \
+         file was overwritten with zeros ({shredded} keys) and removed",
+        keys.len(),
+        file.display(),
+        target.location(),
+        keys.len() as u64 - stored
+    );
+    println!(
+        "start the servers with storage.keys = \"database\": they may now run as several nodes"
+    );
+    Ok(())
 }
 
 /// `keys tls-dev`: a self-signed certificate for the local names and

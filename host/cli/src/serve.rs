@@ -176,6 +176,15 @@ pub struct StorageSettings {
     /// Where the subject keys are: `database` (the default with PostgreSQL,
     /// what several nodes need) or `file`. Also TESSERA_STORAGE_KEYS.
     pub keys: Option<KeysBackend>,
+    /// With `keys = "database"`: the PostgreSQL database of the subject
+    /// keys and their erasure ledger, when not the records' (in practice
+    /// another server, with its own, shorter backup retention:
+    /// docs/operations.md). Also TESSERA_STORAGE_KEYS_URL.
+    pub keys_url: Option<String>,
+    /// A schema of its own for the keys in that database (or, without
+    /// `keys_url`, in the records' database), created if missing. Also
+    /// TESSERA_STORAGE_KEYS_SCHEMA.
+    pub keys_schema: Option<String>,
     /// How often, in milliseconds, a node sharing its key store with others
     /// reads the tenants' change marks (docs/operations.md): the bound on
     /// how long a change made through another node takes to reach this
@@ -195,6 +204,8 @@ impl std::fmt::Debug for StorageSettings {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("keys", &self.keys)
+            .field("keys_url", &self.keys_url.as_ref().map(|_| "(set)"))
+            .field("keys_schema", &self.keys_schema)
             .field("poll_ms", &self.poll_ms)
             .finish()
     }
@@ -202,7 +213,7 @@ impl std::fmt::Debug for StorageSettings {
 
 impl StorageSettings {
     /// The PostgreSQL store's options, if that is the backend.
-    fn postgres(&self) -> Option<tessera_store_postgres::PgOptions> {
+    pub(crate) fn postgres(&self) -> Option<tessera_store_postgres::PgOptions> {
         if self.backend != StorageBackend::Postgres {
             return None;
         }
@@ -237,6 +248,7 @@ impl StorageSettings {
                  \"postgres\" (with sled the subject keys are in the key directory's file)"
             );
         }
+        self.check_key_database()?;
         if let Some(poll) = self.poll_ms
             && !(50..=60_000).contains(&poll)
         {
@@ -246,6 +258,66 @@ impl StorageSettings {
             );
         }
         Ok(())
+    }
+
+    /// Refuses `keys_url` and `keys_schema` where they cannot apply.
+    fn check_key_database(&self) -> anyhow::Result<()> {
+        if self.keys_url.is_none() && self.keys_schema.is_none() {
+            return Ok(());
+        }
+        if self
+            .keys_url
+            .as_ref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
+            anyhow::bail!(
+                "invalid settings: storage.keys_url (or TESSERA_STORAGE_KEYS_URL) is empty; \
+                 name the key database or leave the setting out"
+            );
+        }
+        if self.backend != StorageBackend::Postgres {
+            anyhow::bail!(
+                "invalid settings: storage.keys_url and storage.keys_schema are read only when \
+                 storage.backend is \"postgres\" (with sled the subject keys are in the key \
+                 directory's file)"
+            );
+        }
+        if self.keys() != KeysBackend::Database {
+            anyhow::bail!(
+                "invalid settings: storage.keys_url and storage.keys_schema need storage.keys = \
+                 \"database\" (with keys = \"file\" the subject keys are in the key \
+                 directory's file)"
+            );
+        }
+        let same_database = self
+            .keys_url
+            .as_ref()
+            .is_none_or(|keys| Some(keys.trim()) == self.url.as_deref().map(str::trim));
+        if same_database && self.keys_schema == self.schema {
+            anyhow::bail!(
+                "invalid settings: storage.keys_url and storage.keys_schema name the records' own \
+                 database and schema; leave them out to keep the keys beside the records, or \
+                 name another database (or schema) for the keys"
+            );
+        }
+        Ok(())
+    }
+
+    /// The key database's options, if the keys are in a database (or
+    /// schema) other than the records'.
+    pub(crate) fn key_database(&self) -> Option<tessera_store_postgres::PgOptions> {
+        let records = self.postgres()?;
+        if self.keys() != KeysBackend::Database
+            || (self.keys_url.is_none() && self.keys_schema.is_none())
+        {
+            return None;
+        }
+        let mut options = tessera_store_postgres::PgOptions::new(
+            self.keys_url.clone().unwrap_or_else(|| records.url.clone()),
+        );
+        options.schema.clone_from(&self.keys_schema);
+        options.pool_size = records.pool_size;
+        Some(options)
     }
 
     /// Where the subject keys are, with the default filled in.
@@ -366,6 +438,12 @@ impl ServeConfig {
                     anyhow::bail!("TESSERA_STORAGE_KEYS must be file or database, not {other:?}")
                 }
             });
+        }
+        if let Some(v) = var("TESSERA_STORAGE_KEYS_URL") {
+            self.storage.keys_url = Some(v);
+        }
+        if let Some(v) = var("TESSERA_STORAGE_KEYS_SCHEMA") {
+            self.storage.keys_schema = Some(v);
         }
         if let Some(v) = var("TESSERA_STORAGE_POLL_MS") {
             self.storage.poll_ms = Some(number("TESSERA_STORAGE_POLL_MS", &v)?);
@@ -509,6 +587,18 @@ fn load(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     Ok(config)
 }
 
+/// The server's settings as `tessera serve --config` reads them (file,
+/// then environment), for commands that work on the same deployment.
+pub(crate) fn load_settings(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    let mut config = match path {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
+    config.check()?;
+    Ok(config)
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
     let outbound_roots = match &config.plugins.outbound_ca_file {
@@ -557,7 +647,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("tessera serve: storage: PostgreSQL {}", store.target());
             match config.storage.keys() {
                 KeysBackend::Database => {
-                    let keys = Arc::new(store.key_store());
+                    let keys: Arc<dyn tessera_privacy::KeyStore> =
+                        match config.storage.key_database() {
+                            Some(options) => {
+                                let keys = tessera_store_postgres::PgKeyStore::open(&options)
+                                    .context(
+                                        "storage.keys_url / storage.keys_schema: cannot open \
+                                         the key database",
+                                    )?;
+                                warn_of_keys_beside_records(&store);
+                                Arc::new(keys)
+                            }
+                            None => Arc::new(store.key_store()),
+                        };
                     let vault = data.open_shared(Arc::new(store), keys)?;
                     println!(
                         "tessera serve: subject keys: {} (shared; node {}, changes polled every \
@@ -627,6 +729,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     install_first_party(&state)?;
     load_installed(&state)?;
     crate::upkeep::fail_interrupted_work(&state)?;
+    crate::upkeep::reerase_restored(&state)?;
     if state.vault.is_shared() {
         // Once now, so that every later change is one this node has not seen.
         state.vault.poll_changes()?;
@@ -674,6 +777,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     println!("tessera serve: stopped; in-flight requests finished and the store flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// With the keys in a database of their own, keys still in the records'
+/// database would come back with every restore of its backups: said at
+/// start, with what to do.
+fn warn_of_keys_beside_records(store: &tessera_store_postgres::PgStore) {
+    use tessera_privacy::KeyStore;
+    match store.key_store().holds_no_key() {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "tessera serve: warning: the records' database {} still holds subject keys in its \
+             table subject_keys although storage.keys_url names another database; backups of \
+             the records then carry keys, so delete those rows once the keys are in the key \
+             database (docs/operations.md)",
+            store.target()
+        ),
+        Err(error) => eprintln!(
+            "tessera serve: warning: cannot tell whether the records' database still holds \
+             subject keys: {error}"
+        ),
+    }
 }
 
 /// Polls the tenants' change marks every `interval`, on a thread of its
@@ -918,6 +1042,96 @@ mod tests {
         sled_with_url.storage.url = Some("postgres://db/x".into());
         let error = sled_with_url.check().unwrap_err().to_string();
         assert!(error.contains("only when storage.backend"), "{error}");
+    }
+
+    #[test]
+    fn a_key_database_of_its_own_is_read_from_the_file_or_the_environment_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://t:pw@db/tessera\"\n\
+             keys_url = \"postgres://k:keypw@keydb/keys\"\nkeys_schema = \"vault\"\n\
+             pool_size = 4\n",
+        )
+        .unwrap();
+        let config = ServeConfig::from_file(&path).unwrap();
+        config.check().unwrap();
+        let keys = config.storage.key_database().expect("a key database");
+        assert_eq!(keys.url, "postgres://k:keypw@keydb/keys");
+        assert_eq!(keys.schema.as_deref(), Some("vault"));
+        assert_eq!(keys.pool_size, 4);
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("keypw") && !printed.contains("pw@"),
+            "no password printed: {printed}"
+        );
+
+        // Without keys_url or keys_schema: the records' database.
+        let mut config = ServeConfig::default();
+        config.storage.backend = StorageBackend::Postgres;
+        config.storage.url = Some("postgres://db/x".into());
+        config.check().unwrap();
+        assert!(config.storage.key_database().is_none());
+        // A schema of its own in the records' database.
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_KEYS_SCHEMA").then(|| "keys".into()))
+            .unwrap();
+        config.check().unwrap();
+        let keys = config.storage.key_database().expect("another schema");
+        assert_eq!(
+            (keys.url.as_str(), keys.schema.as_deref()),
+            ("postgres://db/x", Some("keys"))
+        );
+        config
+            .apply_env(|name| {
+                (name == "TESSERA_STORAGE_KEYS_URL").then(|| "postgres://keydb/k".into())
+            })
+            .unwrap();
+        config.check().unwrap();
+        assert_eq!(
+            config.storage.key_database().expect("set").url,
+            "postgres://keydb/k"
+        );
+
+        // Refused, naming the setting.
+        let refused = |change: &dyn Fn(&mut StorageSettings), expected: &str| {
+            let mut config = ServeConfig::default();
+            config.storage.backend = StorageBackend::Postgres;
+            config.storage.url = Some("postgres://db/x".into());
+            config.storage.schema = Some("records".into());
+            change(&mut config.storage);
+            let error = config.check().unwrap_err().to_string();
+            assert!(
+                error.contains("storage.keys_url") && error.contains(expected),
+                "{error}"
+            );
+        };
+        refused(
+            &|s| {
+                s.backend = StorageBackend::Sled;
+                s.url = None;
+                s.schema = None;
+                s.keys_url = Some("postgres://keydb/k".into());
+            },
+            "storage.backend",
+        );
+        refused(
+            &|s| {
+                s.keys = Some(KeysBackend::File);
+                s.keys_url = Some("postgres://keydb/k".into());
+            },
+            "keys = \"database\"",
+        );
+        refused(&|s| s.keys_url = Some(" ".into()), "empty");
+        refused(
+            &|s| {
+                s.keys_url = Some("postgres://db/x".into());
+                s.keys_schema = Some("records".into());
+            },
+            "records' own",
+        );
+        refused(&|s| s.keys_schema = Some("records".into()), "records' own");
     }
 
     #[test]

@@ -116,6 +116,46 @@ pub fn fail_interrupted_work(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Erases again the people whose subject keys were erased after the
+/// records' backup that the database was restored from (the key store's
+/// erasure ledger: [`Vault::reerase_restored`](tessera_vault::Vault::reerase_restored)),
+/// before the server takes requests; one line says whom.
+pub fn reerase_restored(state: &AppState) -> anyhow::Result<()> {
+    let report = state.vault.reerase_restored().map_err(|error| {
+        anyhow::anyhow!("cannot check the erasure ledger against the records: {error}")
+    })?;
+    if report.ledger_went_back {
+        eprintln!(
+            "tessera serve: warning: the key store's erasure ledger is behind the records (was \
+             the key database restored from a backup?); all of it was checked again"
+        );
+    }
+    if !report.reerased.is_empty() {
+        let tenants: std::collections::BTreeSet<&str> =
+            report.reerased.iter().map(|r| r.tenant.as_str()).collect();
+        println!(
+            "tessera serve: {} people erased again: their keys were erased after the backup \
+             the records were restored from (tenants {}; see the audit trail, subject.reerase)",
+            report.reerased.len(),
+            tenants.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The same as [`reerase_restored`], in a background round: logged.
+fn reerase_in_round(state: &AppState) {
+    match state.vault.reerase_restored() {
+        Ok(report) if !report.reerased.is_empty() || report.ledger_went_back => tracing::warn!(
+            reerased = report.reerased.len(),
+            ledger_went_back = report.ledger_went_back,
+            "people erased again after a restore of the records (audit: subject.reerase)"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "checking the erasure ledger failed"),
+    }
+}
+
 /// Runs the background work until the task is dropped with the runtime.
 pub async fn run(state: AppState, settings: JobSettings) {
     if settings.interval_s == 0 {
@@ -248,6 +288,9 @@ fn round(state: &AppState, whole: bool, sweep: bool, recompute: bool) {
         ),
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "deletion purges failed"),
+    }
+    if whole {
+        reerase_in_round(state);
     }
     let tenants = match vault.tenant_ids() {
         Ok(tenants) => tenants,

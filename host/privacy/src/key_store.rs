@@ -57,6 +57,81 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Where the keys are, for messages (a path, or a database and table;
     /// never a password).
     fn location(&self) -> String;
+
+    /// [`erase`](KeyStore::erase), noting in the store's erasure ledger (if
+    /// it keeps one) that `slot` was erased, when, and for what `cause`, in
+    /// the same transaction as the erasure: an erasure is never durable
+    /// without its ledger entry, nor the entry without the erasure.
+    fn erase_for(&self, slot: u64, cause: ErasureCause) -> Result<bool, KeyStoreError> {
+        let _ = cause;
+        self.erase(slot)
+    }
+
+    /// The erasure ledger's entries after position `after`, oldest first;
+    /// `None` if the store keeps no ledger. Used to erase again, after a
+    /// restore of the records' database from a backup, the people whose
+    /// keys were erased after that backup was taken (docs/operations.md).
+    fn erasures_after(&self, after: u64) -> Result<Option<LedgerRead>, KeyStoreError> {
+        let _ = after;
+        Ok(None)
+    }
+}
+
+/// Why a subject key was erased, as the erasure ledger keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErasureCause {
+    /// The person asked to be erased: their identities are suppressed.
+    Request,
+    /// Their records expired (retention): a returning customer is let in.
+    Expiry,
+}
+
+impl ErasureCause {
+    /// The name the ledger stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasureCause::Request => "request",
+            ErasureCause::Expiry => "expiry",
+        }
+    }
+
+    /// The cause a stored name stands for; an unknown name is taken for a
+    /// request, the cause that suppresses (the safe side).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "expiry" => ErasureCause::Expiry,
+            _ => ErasureCause::Request,
+        }
+    }
+}
+
+/// One entry of an erasure ledger: nothing personal, only the slot whose
+/// key was destroyed, when and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    /// The entry's place in the ledger: 1, 2, …, increasing with time.
+    pub position: u64,
+    pub slot: u64,
+    /// When the key was erased, by the key store's clock (milliseconds
+    /// since the Unix epoch).
+    pub erased_at_ms: i64,
+    pub cause: ErasureCause,
+}
+
+/// What [`KeyStore::erasures_after`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerRead {
+    /// The entries after the position asked for, in position order.
+    pub entries: Vec<Erasure>,
+    /// A position up to which the ledger is complete: no entry at or below
+    /// it can still appear (an erasure still committing may take a position
+    /// below a later one's), so a reader may keep this as the mark to read
+    /// after next time. Never below the position asked for.
+    pub settled: u64,
+    /// The highest position in the ledger (0 if it is empty). Below the
+    /// position asked for, the ledger went back: the key store was restored
+    /// from a backup, or is another one.
+    pub head: u64,
 }
 
 #[cfg(unix)]
@@ -118,6 +193,7 @@ pub mod conformance {
         insert_many_returns_one_slot_per_key_in_order(open);
         an_empty_store_holds_no_key_and_one_key_makes_it_hold_some(open);
         a_slot_never_used_reads_as_none_and_cannot_be_erased(open);
+        an_erasure_is_in_the_ledger_once_with_its_slot_and_cause(open);
     }
 
     pub fn a_stored_key_reads_back_until_it_is_erased(open: &dyn Fn() -> Arc<dyn KeyStore>) {
@@ -227,5 +303,80 @@ pub mod conformance {
         let far = (1u64 << 40) + 7;
         assert_eq!(store.get(far).expect("get"), None);
         assert!(!store.erase(far).expect("erase"));
+    }
+
+    /// For a store that keeps a ledger: each erasure that destroyed a key
+    /// is in it once, after every earlier one, seen by every handle; an
+    /// erasure that found no key adds nothing. A store without a ledger
+    /// says so the same way every time.
+    pub fn an_erasure_is_in_the_ledger_once_with_its_slot_and_cause(
+        open: &dyn Fn() -> Arc<dyn KeyStore>,
+    ) {
+        use super::ErasureCause;
+        let store = open();
+        let Some(before) = store.erasures_after(0).expect("read the ledger") else {
+            assert_eq!(
+                store.erasures_after(5).expect("read the ledger"),
+                None,
+                "a store without a ledger has none at any position"
+            );
+            return;
+        };
+        assert!(before.settled <= before.head);
+        let mark = before.head;
+        let (_, first) = wrapped("l1");
+        let (_, second) = wrapped("l2");
+        let slots = store.insert_many(&[first, second]).expect("insert");
+        store.sync().expect("sync");
+        assert!(
+            store
+                .erase_for(slots[0], ErasureCause::Request)
+                .expect("erase")
+        );
+        assert!(
+            !store
+                .erase_for(slots[0], ErasureCause::Request)
+                .expect("erase again"),
+            "nothing left to erase"
+        );
+        assert!(
+            store
+                .erase_for(slots[1], ErasureCause::Expiry)
+                .expect("erase")
+        );
+        assert_eq!(store.get(slots[0]).expect("get"), None);
+        let other = open();
+        let read = other
+            .erasures_after(mark)
+            .expect("read the ledger")
+            .expect("the same store keeps the same ledger");
+        let ours: Vec<(u64, ErasureCause)> = read
+            .entries
+            .iter()
+            .filter(|e| slots.contains(&e.slot))
+            .map(|e| (e.slot, e.cause))
+            .collect();
+        assert_eq!(
+            ours,
+            vec![
+                (slots[0], ErasureCause::Request),
+                (slots[1], ErasureCause::Expiry)
+            ],
+            "each erasure once, in order: {read:?}"
+        );
+        assert!(read.entries.iter().all(|e| e.position > mark));
+        assert!(
+            read.entries
+                .windows(2)
+                .all(|w| w[0].position < w[1].position)
+        );
+        assert!(read.entries.iter().all(|e| e.erased_at_ms > 0));
+        assert!(read.head >= read.entries.last().expect("entries").position);
+        assert!(read.settled >= mark && read.settled <= read.head);
+        let past = other
+            .erasures_after(read.head)
+            .expect("read")
+            .expect("ledger");
+        assert!(past.entries.is_empty(), "nothing after the head: {past:?}");
     }
 }

@@ -255,6 +255,35 @@ impl SubjectKeyStore {
         Ok(true)
     }
 
+    /// Crypto-shreds every key at once (after they were moved elsewhere):
+    /// overwrites every slot with zeros and flushes once. Returns how many
+    /// slots held a key.
+    pub fn erase_all(&self) -> Result<u64, KeyStoreError> {
+        let mut slots = self.lock();
+        let used = slots.count - slots.free.len() as u64;
+        let zeros = vec![0u8; SLOT_BYTES * 1024];
+        let erase_error = |slot, source| KeyStoreError::Erase {
+            path: self.path.clone(),
+            slot,
+            source,
+        };
+        let mut slot = 0;
+        while slot < slots.count {
+            let n = (slots.count - slot).min(1024);
+            let bytes = &zeros[..SLOT_BYTES * n as usize];
+            self.file
+                .write_all_at(bytes, slot_offset(slot))
+                .map_err(|source| erase_error(slot, source))?;
+            slot += n;
+        }
+        self.file
+            .sync_data()
+            .map_err(|source| erase_error(0, source))?;
+        let count = slots.count;
+        slots.free.extend(0..count);
+        Ok(used)
+    }
+
     /// Number of slots in the file, used and free.
     pub fn len(&self) -> u64 {
         self.lock().count

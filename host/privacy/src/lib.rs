@@ -46,7 +46,7 @@ pub mod mac;
 pub use envelope::{DocumentAad, RecordAad};
 pub use error::{KeyGenError, KeyStoreError, KeyWrapError, MasterKeyError, OpenError, SealError};
 pub use identity_hash::IdentityHasher;
-pub use key_store::KeyStore;
+pub use key_store::{Erasure, ErasureCause, KeyStore, LedgerRead};
 pub use keys::{DocumentKey, MasterKey, SubjectKey, TenantKey, WrappedKey, WrappedSubjectKey};
 #[cfg(unix)]
 pub use keystore::SubjectKeyStore;

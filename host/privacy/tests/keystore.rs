@@ -431,3 +431,35 @@ fn the_file_key_store_passes_the_key_store_conformance_suite() {
     };
     tessera_privacy::key_store::conformance::run_all(&open);
 }
+
+#[test]
+fn erase_all_overwrites_every_slot_with_zeros_and_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = SubjectKeyStore::open(&path).unwrap();
+    // More slots than one write of zeros covers (1024), one erased first.
+    let slots: Vec<u64> = (0..1500)
+        .map(|n| store.insert(&fake_wrapped(n)).unwrap())
+        .collect();
+    assert!(store.erase(slots[7]).unwrap());
+    store.sync().unwrap();
+    assert_eq!(
+        store.erase_all().unwrap(),
+        1499,
+        "the slots that held a key"
+    );
+    assert_eq!(store.used(), 0);
+    for slot in [0, 7, 1023, 1024, 1499] {
+        assert_eq!(store.get(slot).unwrap(), None, "slot {slot}");
+    }
+    drop(store);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, HEADER_LEN + 1500 * SLOT_LEN);
+    assert!(
+        bytes[HEADER_LEN as usize..].iter().all(|b| *b == 0),
+        "nothing but zeros after the header"
+    );
+    assert!(!contains(&bytes, &fake_wrapped(1499).ciphertext));
+    let reopened = SubjectKeyStore::open(&path).unwrap();
+    assert_eq!(reopened.used(), 0);
+}

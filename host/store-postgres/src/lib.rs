@@ -42,7 +42,7 @@ use tessera_store::{
 };
 
 pub use keys::PgKeyStore;
-pub use migrate::{MIGRATIONS, Migration};
+pub use migrate::{KEY_MIGRATIONS, MIGRATIONS, Migration};
 
 /// How many times a transaction aborted by a deadlock or a serialisation
 /// failure is run again before the error is returned.
@@ -127,6 +127,15 @@ impl PgStore {
 
     /// [`PgStore::open`] with a schema of its own and a pool size.
     pub fn open_with(options: &PgOptions) -> Result<Self, StoreError> {
+        Self::connect(options, migrate::migrate)
+    }
+
+    /// Connects, creates the schema if missing, brings it up to this build
+    /// with `migrate` on a first connection, and pools connections.
+    fn connect(
+        options: &PgOptions,
+        migrate: fn(&mut Client) -> Result<(), StoreError>,
+    ) -> Result<Self, StoreError> {
         let target = match &options.schema {
             Some(schema) => format!("{} (schema {schema})", describe_url(&options.url)),
             None => describe_url(&options.url),
@@ -168,7 +177,7 @@ impl PgStore {
                 Err(error) => return Err(connect_error(error_detail(&error))),
             }
         }
-        migrate::migrate(&mut first)?;
+        migrate(&mut first)?;
         drop(first);
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
@@ -923,6 +932,26 @@ impl Store for PgStore {
             )
         })?;
         rows.iter().map(subject_row).collect()
+    }
+
+    fn subjects_with_key_refs(
+        &self,
+        tenant: &str,
+        refs: &[Vec<u8>],
+    ) -> Result<Vec<String>, StoreError> {
+        check_id("tenant id", tenant)?;
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.with_client(|c| {
+            // The index subjects_by_key (migration 3).
+            c.query(
+                "SELECT subject FROM subjects WHERE tenant = $1 AND wrapped_key = ANY($2) \
+                 ORDER BY subject",
+                &[&tenant.as_bytes(), &refs],
+            )
+        })?;
+        rows.iter().map(|row| utf8(row.get(0), "subject")).collect()
     }
 
     fn link_identity(

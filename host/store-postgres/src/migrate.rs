@@ -32,25 +32,66 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "subject_keys",
         sql: include_str!("../migrations/0002_subject_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "erasure_ledger",
+        sql: include_str!("../migrations/0003_erasure_ledger.sql"),
+    },
 ];
+
+/// The migrations of a key database of its own (`storage.keys_url`):
+/// the subject keys and the erasure ledger, nothing of the records. They
+/// create only what is missing, so they may also run on a schema that the
+/// records' migrations already gave these tables.
+pub const KEY_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "subject_keys_and_erasure_ledger",
+    sql: include_str!("../migrations/keys/0001_subject_keys_and_erasure_ledger.sql"),
+}];
 
 /// Brings the schema in the connection's `search_path` up to this build's.
 pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    run(
+        client,
+        "tessera_schema_migrations",
+        "tessera migrations ",
+        MIGRATIONS,
+    )
+}
+
+/// Brings a key database's schema up to this build's ([`KEY_MIGRATIONS`]).
+pub(crate) fn migrate_keys(client: &mut Client) -> Result<(), StoreError> {
+    run(
+        client,
+        "tessera_key_schema_migrations",
+        "tessera key migrations ",
+        KEY_MIGRATIONS,
+    )
+}
+
+/// Applies what `table` does not list of `migrations`, under an advisory
+/// lock named by `lock` and the schema.
+fn run(
+    client: &mut Client,
+    table: &str,
+    lock: &str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let latest = migrations.last().map_or(0, |m| m.version);
     let mut tx = client.transaction().map_err(|e| backend(&e))?;
-    tx.batch_execute(
-        "SELECT pg_advisory_xact_lock(hashtext('tessera migrations ' || \
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('{lock}' || \
          coalesce(current_schema(), '')));
-         CREATE TABLE IF NOT EXISTS tessera_schema_migrations (
+         CREATE TABLE IF NOT EXISTS {table} (
              version    integer     PRIMARY KEY,
              name       text        NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now()
-         );",
-    )
+         );"
+    ))
     .map_err(|e| backend(&e))?;
     let applied: Vec<u32> = tx
         .query(
-            "SELECT version FROM tessera_schema_migrations ORDER BY version",
+            &format!("SELECT version FROM {table} ORDER BY version"),
             &[],
         )
         .map_err(|e| backend(&e))?
@@ -65,7 +106,7 @@ pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
             expected: latest,
         });
     }
-    for migration in MIGRATIONS {
+    for migration in migrations {
         if applied.contains(&migration.version) {
             continue;
         }
@@ -79,7 +120,7 @@ pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
                 ),
             })?;
         tx.execute(
-            "INSERT INTO tessera_schema_migrations (version, name) VALUES ($1, $2)",
+            &format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
             &[
                 &i32::try_from(migration.version).unwrap_or(i32::MAX),
                 &migration.name,
@@ -92,13 +133,15 @@ pub(crate) fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::MIGRATIONS;
+    use super::{KEY_MIGRATIONS, MIGRATIONS};
 
     #[test]
     fn migrations_are_numbered_from_one_without_gaps() {
-        for (n, migration) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(migration.version as usize, n + 1, "{}", migration.name);
-            assert!(!migration.sql.trim().is_empty());
+        for list in [MIGRATIONS, KEY_MIGRATIONS] {
+            for (n, migration) in list.iter().enumerate() {
+                assert_eq!(migration.version as usize, n + 1, "{}", migration.name);
+                assert!(!migration.sql.trim().is_empty());
+            }
         }
     }
 }

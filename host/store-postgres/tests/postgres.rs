@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use tessera_store::{Store, StoreError, conformance};
-use tessera_store_postgres::{MIGRATIONS, PgOptions, PgStore};
+use tessera_store_postgres::{KEY_MIGRATIONS, MIGRATIONS, PgKeyStore, PgOptions, PgStore};
 
 const URL_VAR: &str = "TESSERA_TEST_POSTGRES_URL";
 const SKIP_VAR: &str = "TESSERA_SKIP_POSTGRES";
@@ -198,6 +198,8 @@ fn every_table_is_keyed_by_tenant_first_except_jobs_and_subject_keys() {
             "jobs" => assert_eq!(first, "id"),
             // Records name their subject key by slot (docs/operations.md).
             "subject_keys" => assert_eq!(first, "slot"),
+            // The erasure ledger, in the order of erasures.
+            "erased_key_slots" => assert_eq!(first, "position"),
             "tessera_schema_migrations" => assert_eq!(first, "version"),
             _ => assert_eq!(first, "tenant", "{table}"),
         }
@@ -412,6 +414,160 @@ fn an_erased_key_row_is_gone_from_the_table_not_only_hidden() {
         })
         .expect_err("a short ciphertext is refused");
     assert!(error.to_string().contains("12-byte ciphertext"), "{error}");
+}
+
+#[test]
+fn a_key_database_of_its_own_passes_the_key_store_conformance_suite() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let open = || -> std::sync::Arc<dyn tessera_privacy::KeyStore> {
+        std::sync::Arc::new(PgKeyStore::open(&scratch.options()).expect("the key schema opens"))
+    };
+    tessera_privacy::key_store::conformance::run_all(&open);
+}
+
+#[test]
+fn a_key_database_gets_the_key_tables_and_the_ledger_and_nothing_of_the_records() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    // Nodes that start together migrate once.
+    std::thread::scope(|threads| {
+        for _ in 0..3 {
+            threads.spawn(|| PgKeyStore::open(&scratch.options()).expect("opens"));
+        }
+    });
+    let keys = PgKeyStore::open(&scratch.options()).unwrap();
+    assert!(keys.target().contains(&scratch.schema), "{}", keys.target());
+    let mut admin = scratch.admin();
+    let tables: Vec<String> = admin
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+             ORDER BY 1",
+            &[&scratch.schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "erased_key_slots",
+            "subject_keys",
+            "tessera_key_schema_migrations"
+        ]
+    );
+    let recorded: Vec<i32> = admin
+        .query(
+            &format!(
+                "SELECT version FROM {}.tessera_key_schema_migrations ORDER BY version",
+                scratch.schema
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(recorded.len(), KEY_MIGRATIONS.len());
+}
+
+#[test]
+fn an_erasure_writes_its_ledger_row_in_the_same_statement_and_nothing_personal() {
+    if skip() {
+        return;
+    }
+    use tessera_privacy::{ErasureCause, KeyStore, SubjectKey, TenantKey};
+    let scratch = Scratch::new();
+    let keys = scratch.open().key_store();
+    let tenant = TenantKey::generate().unwrap();
+    let wrapped = SubjectKey::generate()
+        .unwrap()
+        .wrap(&tenant, "acme", "s1")
+        .unwrap();
+    let slot = keys.insert(&wrapped).unwrap();
+    let mut admin = scratch.admin();
+    let columns: Vec<String> = admin
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'erased_key_slots' ORDER BY ordinal_position",
+            &[&scratch.schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(columns, ["position", "slot", "erased_at", "cause"]);
+    // A failing ledger write takes the erasure with it: the key stays.
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE {}.erased_key_slots ADD CONSTRAINT no_expiry CHECK (cause <> 'expiry')",
+            scratch.schema
+        ))
+        .unwrap();
+    let error = keys.erase_for(slot, ErasureCause::Expiry).unwrap_err();
+    assert!(error.to_string().contains("no_expiry"), "{error}");
+    assert_eq!(keys.get(slot).unwrap(), Some(wrapped), "nothing erased");
+    let read = keys.erasures_after(0).unwrap().expect("a ledger");
+    assert!(read.entries.is_empty(), "{read:?}");
+    assert!(keys.erase_for(slot, ErasureCause::Request).unwrap());
+    let read = keys.erasures_after(0).unwrap().expect("a ledger");
+    assert_eq!(read.entries.len(), 1, "{read:?}");
+    assert_eq!(read.entries[0].slot, slot);
+    assert_eq!(read.entries[0].cause, ErasureCause::Request);
+    assert_eq!(read.head, read.entries[0].position);
+    // Just written: a reader may not take it as settled yet.
+    assert_eq!(read.settled, 0, "{read:?}");
+    // Aged past the settling time, it is.
+    admin
+        .batch_execute(&format!(
+            "UPDATE {}.erased_key_slots SET erased_at = erased_at - interval '1 hour'",
+            scratch.schema
+        ))
+        .unwrap();
+    let read = keys.erasures_after(0).unwrap().expect("a ledger");
+    assert_eq!(read.settled, read.head, "{read:?}");
+}
+
+#[test]
+fn an_import_keeps_the_slots_given_runs_again_harmlessly_and_refuses_other_keys() {
+    if skip() {
+        return;
+    }
+    use tessera_privacy::{KeyStore, SubjectKey, TenantKey};
+    let scratch = Scratch::new();
+    let keys = PgKeyStore::open(&scratch.options()).unwrap();
+    let tenant = TenantKey::generate().unwrap();
+    let wrap = |subject: &str| {
+        SubjectKey::generate()
+            .unwrap()
+            .wrap(&tenant, "acme", subject)
+            .unwrap()
+    };
+    let given = vec![(3, wrap("a")), (17, wrap("b")), (40, wrap("c"))];
+    assert_eq!(keys.import(&given).unwrap(), 3);
+    for (slot, key) in &given {
+        assert_eq!(keys.get(*slot).unwrap().as_ref(), Some(key));
+    }
+    // Again (an interrupted move finished): nothing stored twice.
+    assert_eq!(keys.import(&given).unwrap(), 0);
+    // The table holding a key the import does not name: refused.
+    let error = keys.import(&given[..2]).unwrap_err().to_string();
+    assert!(error.contains("holds 1 keys in slots"), "{error}");
+    // New keys go past every imported slot.
+    let next = keys.insert(&wrap("d")).unwrap();
+    assert!(next > 40, "slot {next}");
+    // A slot that holds another key: refused, nothing stored.
+    let mut other = given.clone();
+    other.push((50, wrap("e")));
+    other.push((next, wrap("f")));
+    let error = keys.import(&other).unwrap_err().to_string();
+    assert!(error.contains(&format!("slot {next}")), "{error}");
+    assert_eq!(keys.get(50).unwrap(), None, "nothing of it was stored");
 }
 
 #[test]

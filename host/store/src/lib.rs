@@ -97,6 +97,33 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SubjectRecord>, StoreError>;
+    /// The ids of the subjects of `tenant` whose `wrapped_key` (the
+    /// reference to their key) is one of `refs`, ordered by id. The default
+    /// reads every subject; a backend with an index on the reference
+    /// overrides it.
+    fn subjects_with_key_refs(
+        &self,
+        tenant: &str,
+        refs: &[Vec<u8>],
+    ) -> Result<Vec<String>, StoreError> {
+        let wanted: std::collections::HashSet<&[u8]> = refs.iter().map(Vec::as_slice).collect();
+        let mut found = Vec::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.subjects(tenant, after.as_deref(), 1024)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            found.extend(
+                page.into_iter()
+                    .filter(|s| wanted.contains(s.wrapped_key.as_slice()))
+                    .map(|s| s.id),
+            );
+        }
+        Ok(found)
+    }
 
     /// Points an identity hash at a subject. If the hash already points at a
     /// subject (this one or another), nothing changes and that subject is

@@ -29,6 +29,7 @@ mod memberships;
 mod model;
 pub mod normalize;
 mod plugin_view;
+mod restore;
 mod retention;
 mod rights;
 mod settings;
@@ -51,6 +52,7 @@ pub use model::{
 };
 pub use normalize::{IdentityKind, NormalizeError, NormalizeRules};
 pub use plugin_view::{ConsentingPeople, EventReads, Selection, ViewPerson};
+pub use restore::{Reerased, ReerasureReport};
 pub use rights::{JobsReport, PURGE_JOB};
 pub use settings::{
     EventSpec, MAX_ALLOWED, MAX_EVENT_TYPES, MAX_PROPERTIES, PiiClass, PropertySpec,

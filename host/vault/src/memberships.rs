@@ -228,6 +228,39 @@ impl Vault {
         }
         Ok(())
     }
+
+    /// Removes the index entries of `subject` in every segment, without its
+    /// profile (its key is gone): the index is walked one segment at a
+    /// time, jumping from each segment's first entry past all of its
+    /// entries. Returns how many were removed.
+    pub(crate) fn unindex_without_profile(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<u64, VaultError> {
+        let mut removed = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .documents(tenant, KIND_MEMBER, after.as_deref(), 1)?;
+            let Some((first, _)) = page.first() else {
+                return Ok(removed);
+            };
+            let Some((segment, _)) = first.split_once('/') else {
+                after = Some(first.clone());
+                continue;
+            };
+            if self
+                .store
+                .delete_document(tenant, KIND_MEMBER, &index_id(segment, subject))?
+            {
+                removed += 1;
+            }
+            // '0' follows '/': every id of this segment sorts before it.
+            after = Some(format!("{segment}0"));
+        }
+    }
 }
 
 fn leave(loaded: &mut Loaded, segment: &str, now: i64) {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tessera_privacy::ErasureCause;
 use tessera_store::JobRecord;
 
 use crate::audit::{self, AuditEntry};
@@ -28,9 +29,9 @@ const PURGE_LEASE_MS: u64 = 10 * 60 * 1000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Serialize, Deserialize)]
-struct PurgePayload {
-    tenant: String,
-    request: String,
+pub(crate) struct PurgePayload {
+    pub(crate) tenant: String,
+    pub(crate) request: String,
 }
 
 /// What [`Vault::run_jobs`] did.
@@ -821,8 +822,13 @@ impl Vault {
         );
         store.flush()?;
         // Crypto-shredding: from here on no copy of the records opens.
+        let cause = if suppress {
+            ErasureCause::Request
+        } else {
+            ErasureCause::Expiry
+        };
         for member in group {
-            self.destroy_key(tenant, &member.id)?;
+            self.destroy_key(tenant, &member.id, cause)?;
         }
         // Other nodes drop the keys they cached.
         self.announce_change_or_log(&tenant.id);
@@ -843,11 +849,7 @@ impl Vault {
     }
 
     fn put_request(&self, tenant: &Tenant, request: &DeletionRequest) -> Result<(), VaultError> {
-        let bytes = serde_json::to_vec(request)
-            .map_err(|e| VaultError::corrupt(&tenant.id, "deletion request", e))?;
-        self.store
-            .put_document(&tenant.id, DELETION_DOC, &request.id, &bytes)?;
-        Ok(())
+        put_deletion_request(self.store.as_ref(), tenant, request)
     }
 
     /// A deletion request, with its receipt once completed.
@@ -906,8 +908,14 @@ impl Vault {
             return Ok(());
         }
         if request.keys_destroyed_at_ms.is_none() {
+            // A retention expiry suppresses nothing; anything else was asked.
+            let cause = if request.actor == Actor::system("retention") {
+                ErasureCause::Expiry
+            } else {
+                ErasureCause::Request
+            };
             for subject in &request.subjects {
-                self.destroy_key(&tenant, subject)?;
+                self.destroy_key(&tenant, subject, cause)?;
             }
             self.announce_change_or_log(&tenant.id);
             request.keys_destroyed_at_ms = Some(self.now());
@@ -946,6 +954,18 @@ impl Vault {
             && hex::decode(&receipt.mac)
                 .is_ok_and(|mac| tenant.receipt_mac.verify(&[&digest], &mac)))
     }
+}
+
+/// Stores a deletion request.
+pub(crate) fn put_deletion_request(
+    store: &dyn tessera_store::Store,
+    tenant: &Tenant,
+    request: &DeletionRequest,
+) -> Result<(), VaultError> {
+    let bytes = serde_json::to_vec(request)
+        .map_err(|e| VaultError::corrupt(&tenant.id, "deletion request", e))?;
+    store.put_document(&tenant.id, DELETION_DOC, &request.id, &bytes)?;
+    Ok(())
 }
 
 fn receipt(

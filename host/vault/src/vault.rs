@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_privacy::envelope::{self, RecordAad};
 use tessera_privacy::{
-    DocumentKey, IdentityHasher, KeyStore, MacPurpose, MasterKey, SubjectKey, SubjectKeyStore,
-    TenantKey, TenantMac, WrappedKey,
+    DocumentKey, ErasureCause, IdentityHasher, KeyStore, MacPurpose, MasterKey, SubjectKey,
+    SubjectKeyStore, TenantKey, TenantMac, WrappedKey,
 };
 use tessera_store::{IdentityHash, SledStore, Store, SubjectRecord, TenantRecord};
 
@@ -966,7 +966,13 @@ impl Vault {
 
     /// Destroys a subject's key, but only if the slot still holds *that*
     /// subject's key: an erased slot may have been reused by someone else.
-    pub(crate) fn destroy_key(&self, tenant: &Tenant, subject: &str) -> Result<bool, VaultError> {
+    /// `cause` goes to the key store's erasure ledger.
+    pub(crate) fn destroy_key(
+        &self,
+        tenant: &Tenant,
+        subject: &str,
+        cause: ErasureCause,
+    ) -> Result<bool, VaultError> {
         lock(&tenant.key_cache).forget(subject);
         let Some(record) = self.store.subject(&tenant.id, subject)? else {
             return Ok(false);
@@ -977,13 +983,18 @@ impl Vault {
             .get(slot)?
             .is_some_and(|w| SubjectKey::unwrap(&w, &tenant.key, &tenant.id, subject).is_ok());
         let erased = if ours {
-            self.keys.erase(slot)
+            self.keys.erase_for(slot, cause)
         } else {
             Ok(false)
         };
         // Again, whatever happened: a load may have read the slot before.
         lock(&tenant.key_cache).forget(subject);
         Ok(erased?)
+    }
+
+    /// Drops a subject's key from the cache (its key is gone).
+    pub(crate) fn forget_key(&self, tenant: &Tenant, subject: &str) {
+        lock(&tenant.key_cache).forget(subject);
     }
 
     /// Keeps a new subject's key in the cache once its record is stored.
@@ -1334,7 +1345,7 @@ fn decode_key_batch(mut value: &[u8]) -> Vec<(String, Option<u64>)> {
     entries
 }
 
-fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {
+pub(crate) fn slot_of(tenant: &str, record: &SubjectRecord) -> Result<u64, VaultError> {
     let bytes: [u8; 8] = record
         .wrapped_key
         .as_slice()

@@ -69,6 +69,8 @@ pub struct Server {
     /// The operator token `--init` printed (None if the tenant had one).
     pub operator: Option<String>,
     pub dir: PathBuf,
+    /// What the server printed on standard output before it listened.
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -131,6 +133,7 @@ impl Server {
             address,
             operator,
             dir: dir.to_owned(),
+            startup: seen,
         }
     }
 
