@@ -181,6 +181,11 @@ pub struct StorageSettings {
     /// how long a change made through another node takes to reach this
     /// one's caches. Also TESSERA_STORAGE_POLL_MS.
     pub poll_ms: Option<u64>,
+    /// A PEM file of the CAs that may sign the database server's
+    /// certificate (the URL's `sslrootcert` is the other way to name one);
+    /// with it `sslmode` defaults to `verify-full`. Also
+    /// TESSERA_STORAGE_CA_FILE.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The default of `storage.poll_ms`.
@@ -196,6 +201,7 @@ impl std::fmt::Debug for StorageSettings {
             .field("pool_size", &self.pool_size)
             .field("keys", &self.keys)
             .field("poll_ms", &self.poll_ms)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -212,6 +218,7 @@ impl StorageSettings {
         if let Some(size) = self.pool_size {
             options.pool_size = size;
         }
+        options.ca_file.clone_from(&self.ca_file);
         Some(options)
     }
 
@@ -222,10 +229,12 @@ impl StorageSettings {
                 "invalid settings: storage.url (or TESSERA_STORAGE_URL) must be set when \
                  storage.backend is \"postgres\""
             ),
-            StorageBackend::Sled if url_set || self.schema.is_some() => anyhow::bail!(
-                "invalid settings: storage.url and storage.schema are read only when \
-                 storage.backend is \"postgres\" (it is \"sled\")"
-            ),
+            StorageBackend::Sled if url_set || self.schema.is_some() || self.ca_file.is_some() => {
+                anyhow::bail!(
+                    "invalid settings: storage.url, storage.schema and storage.ca_file are read \
+                     only when storage.backend is \"postgres\" (it is \"sled\")"
+                )
+            }
             _ => {}
         }
         if self.pool_size == Some(0) {
@@ -369,6 +378,9 @@ impl ServeConfig {
         }
         if let Some(v) = var("TESSERA_STORAGE_POLL_MS") {
             self.storage.poll_ms = Some(number("TESSERA_STORAGE_POLL_MS", &v)?);
+        }
+        if let Some(v) = var("TESSERA_STORAGE_CA_FILE") {
+            self.storage.ca_file = Some(v.into());
         }
         if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
             self.plugins.outbound_ca_file = Some(v.into());
@@ -539,7 +551,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let vault = match config.storage.postgres() {
         Some(options) => {
             let store = tessera_store_postgres::PgStore::open_with(&options)?;
-            println!("tessera serve: storage: PostgreSQL {}", store.target());
+            println!(
+                "tessera serve: storage: PostgreSQL {} ({})",
+                store.target(),
+                store.tls()
+            );
+            if let Some(warning) = store.tls_warning() {
+                eprintln!("tessera serve: warning: storage.url: {warning}");
+            }
             match config.storage.keys() {
                 KeysBackend::Database => {
                     let keys = Arc::new(store.key_store());

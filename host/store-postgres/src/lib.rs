@@ -27,14 +27,16 @@ mod copy;
 mod keys;
 mod migrate;
 mod state;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::postgres::error::SqlState;
-use r2d2_postgres::postgres::{self, Client, NoTls, Transaction};
+use r2d2_postgres::postgres::{self, Client, Transaction};
 use tessera_store::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
     PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord, check_id,
@@ -42,6 +44,7 @@ use tessera_store::{
 
 pub use keys::PgKeyStore;
 pub use migrate::{MIGRATIONS, Migration};
+pub use tls::SslMode;
 
 /// How many times a transaction aborted by a deadlock or a serialisation
 /// failure is run again before the error is returned.
@@ -54,7 +57,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// a new one, before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Pool = r2d2_postgres::r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2_postgres::r2d2::Pool<Manager>;
 
 /// Where and how to open a [`PgStore`].
 #[derive(Clone)]
@@ -67,6 +70,10 @@ pub struct PgOptions {
     pub schema: Option<String>,
     /// The most connections the store keeps open.
     pub pool_size: u32,
+    /// A PEM file of the CAs that may sign the server's certificate
+    /// (`storage.ca_file`); the URL's `sslrootcert` is the other way to
+    /// name one. With either, `sslmode` defaults to `verify-full`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PgOptions {
@@ -76,6 +83,7 @@ impl PgOptions {
             url: url.into(),
             schema: None,
             pool_size: DEFAULT_POOL_SIZE,
+            ca_file: None,
         }
     }
 
@@ -93,6 +101,7 @@ impl fmt::Debug for PgOptions {
             .field("target", &describe_url(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -103,6 +112,11 @@ pub struct PgStore {
     pool: Pool,
     /// Host, port, database and schema, for messages; never the password.
     target: String,
+    /// What TLS the connections use, for the start-up line.
+    tls: Arc<str>,
+    /// Set when the server is not on this machine and its certificate is
+    /// not checked.
+    tls_warning: Option<Arc<str>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -130,11 +144,15 @@ impl PgStore {
             target: target.clone(),
             detail,
         };
-        let mut config: postgres::Config = options.url.parse().map_err(|error| {
+        let (url, tls_params) = tls::split(&options.url).map_err(&connect_error)?;
+        let mut config: postgres::Config = url.parse().map_err(|error| {
             connect_error(format!(
-                "the URL is not a PostgreSQL connection string ({error})"
+                "the URL is not a PostgreSQL connection string ({})",
+                tls::error_chain(&error)
             ))
         })?;
+        let tls = tls::Tls::new(&tls_params, options.ca_file.as_deref()).map_err(&connect_error)?;
+        config.ssl_mode(tls.client_mode());
         if let Some(schema) = &options.schema {
             check_schema_name(schema).map_err(connect_error)?;
             // Every connection of the pool works in the schema.
@@ -150,9 +168,10 @@ impl PgStore {
         }
         // One connection first: a wrong URL or a server that is down is
         // reported now, with the server's own reason.
-        let mut first = config
-            .connect(NoTls)
-            .map_err(|error| connect_error(error_detail(&error)))?;
+        let manager = Manager { config, tls };
+        let mut first = manager
+            .open()
+            .map_err(|ConnectError(detail)| connect_error(detail))?;
         if let Some(schema) = &options.schema {
             match first.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")) {
                 Ok(()) => {}
@@ -165,6 +184,16 @@ impl PgStore {
         }
         migrate::migrate(&mut first)?;
         drop(first);
+        let tls_summary = manager.tls.describe();
+        let tls_warning =
+            (!manager.tls.checks_certificate() && !all_local(&manager.config)).then(|| {
+                format!(
+                    "the database server is not on this machine and its certificate is not checked \
+                 ({}); set sslmode=verify-full in storage.url and name the server's CA with \
+                 storage.ca_file (docs/operations.md, \"TLS to the database\")",
+                    manager.tls.describe()
+                )
+            });
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(0))
@@ -172,9 +201,25 @@ impl PgStore {
             // `has_broken` catches closed connections; a query per checkout
             // would double the round trips of short calls.
             .test_on_check_out(false)
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(manager)
             .map_err(|error| connect_error(error.to_string()))?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool,
+            target,
+            tls: tls_summary.into(),
+            tls_warning: tls_warning.map(Into::into),
+        })
+    }
+
+    /// What TLS the store's connections use (`sslmode` and what is checked).
+    pub fn tls(&self) -> &str {
+        &self.tls
+    }
+
+    /// A warning when the server is reached over the network and its
+    /// certificate is not checked (or TLS is off), for the start-up output.
+    pub fn tls_warning(&self) -> Option<&str> {
+        self.tls_warning.as_deref()
     }
 
     /// The database's user, host, port, name and schema (no password), for
@@ -298,7 +343,72 @@ impl PgStore {
     }
 }
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The pool's connections: the store's client configuration and TLS.
+#[derive(Debug)]
+struct Manager {
+    config: postgres::Config,
+    tls: tls::Tls,
+}
+
+impl Manager {
+    fn open(&self) -> Result<Client, ConnectError> {
+        self.config
+            .connect(self.tls.connector.clone())
+            .map_err(|error| ConnectError(self.tls.explain(&error)))
+    }
+}
+
+/// Why a connection could not be opened, in words that name the cause.
+#[derive(Debug)]
+struct ConnectError(String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl r2d2_postgres::r2d2::ManageConnection for Manager {
+    type Connection = Client;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Client, ConnectError> {
+        self.open()
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), ConnectError> {
+        client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(|error| ConnectError(tls::error_chain(&error)))
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
+}
+
+/// Whether every host of the configuration is this machine (loopback or a
+/// Unix socket).
+fn all_local(config: &postgres::Config) -> bool {
+    let local_name = |name: &str| {
+        name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    if !config.get_hostaddrs().is_empty() {
+        return config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    }
+    !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|host| match host {
+            postgres::config::Host::Tcp(name) => local_name(name),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(_) => true,
+        })
+}
 
 /// Runs blocking database work where blocking is allowed. On a thread of a
 /// multi-threaded tokio runtime that drives tasks, `block_in_place` hands
@@ -414,7 +524,7 @@ fn error_detail(error: &postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_owned(),
         },
-        None => error.to_string(),
+        None => tls::error_chain(error),
     }
 }
 
@@ -433,6 +543,7 @@ fn corrupt(family: &'static str, detail: &str) -> StoreError {
 
 /// Host, port, database and user of a connection string, never its password.
 fn describe_url(url: &str) -> String {
+    let url = tls::split(url).map_or_else(|_| url.to_owned(), |(rest, _)| rest);
     let Ok(config) = url.parse::<postgres::Config>() else {
         return "(an unparsable connection string)".to_owned();
     };
