@@ -914,6 +914,38 @@ mod tests {
     }
 
     #[test]
+    fn storage_ca_file_comes_from_the_file_or_the_environment_and_needs_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://db/tessera\"\n\
+             ca_file = \"/etc/tessera/db-ca.pem\"\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        config.check().unwrap();
+        let options = config.storage.postgres().expect("postgres is selected");
+        assert_eq!(
+            options.ca_file.as_deref(),
+            Some(Path::new("/etc/tessera/db-ca.pem"))
+        );
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_CA_FILE").then(|| "/run/ca.pem".into()))
+            .unwrap();
+        let options = config.storage.postgres().unwrap();
+        assert_eq!(options.ca_file.as_deref(), Some(Path::new("/run/ca.pem")));
+
+        let mut sled = ServeConfig::default();
+        sled.storage.ca_file = Some("/run/ca.pem".into());
+        let error = sled.check().unwrap_err().to_string();
+        assert!(
+            error.contains("storage.ca_file") && error.contains("only when storage.backend"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn file_then_environment_then_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
