@@ -266,6 +266,24 @@ impl StorageSettings {
     }
 }
 
+/// The PostgreSQL pool's series for `/metrics`.
+fn render_pool_metrics(pool: tessera_store_postgres::PoolStatus) -> String {
+    let busy = pool.open.saturating_sub(pool.idle);
+    format!(
+        "# HELP tessera_db_pool_connections Connections of this node's PostgreSQL pool, by state.\n\
+         # TYPE tessera_db_pool_connections gauge\n\
+         tessera_db_pool_connections{{state=\"busy\"}} {busy}\n\
+         tessera_db_pool_connections{{state=\"idle\"}} {}\n\
+         # HELP tessera_db_pool_max_connections The most connections the pool opens (storage.pool_size).\n\
+         # TYPE tessera_db_pool_max_connections gauge\n\
+         tessera_db_pool_max_connections {}\n\
+         # HELP tessera_db_pool_timeouts_total Calls that waited 10 s for a free connection and failed.\n\
+         # TYPE tessera_db_pool_timeouts_total counter\n\
+         tessera_db_pool_timeouts_total {}\n",
+        pool.idle, pool.max, pool.timeouts
+    )
+}
+
 /// `[plugins]`: what connectors may reach.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -548,9 +566,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         CodeSenderKind::None => {}
     }
     let data = config.data();
+    let mut pool_metrics = None;
     let vault = match config.storage.postgres() {
         Some(options) => {
             let store = tessera_store_postgres::PgStore::open_with(&options)?;
+            pool_metrics = Some(store.clone());
             println!(
                 "tessera serve: storage: PostgreSQL {} ({})",
                 store.target(),
@@ -612,6 +632,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         vault.on_remote_change(Arc::new(registry.clone()));
     }
     let state = AppState::new(vault, config.api()).with_plugins(registry);
+    if let Some(store) = pool_metrics {
+        state
+            .metrics
+            .add_source(Box::new(move || render_pool_metrics(store.pool_status())));
+    }
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
     }

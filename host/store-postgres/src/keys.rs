@@ -57,8 +57,7 @@ impl PgKeyStore {
         off_runtime(|| {
             let mut client = self
                 .store
-                .pool
-                .get()
+                .checkout()
                 .map_err(|error| KeyStoreError::Backend {
                     location: location.clone(),
                     action,
@@ -172,10 +171,10 @@ impl KeyStore for PgKeyStore {
                 slot,
                 detail,
             };
-            let mut client =
-                self.store.pool.get().map_err(|error| {
-                    erase_error(format!("no connection to the database ({error})"))
-                })?;
+            let mut client = self
+                .store
+                .checkout()
+                .map_err(|error| erase_error(format!("no connection to the database ({error})")))?;
             // Autocommit: the row is gone for every node once this returns.
             let deleted = client
                 .execute("DELETE FROM subject_keys WHERE slot = $1", &[&param])

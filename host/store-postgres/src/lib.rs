@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2_postgres::postgres::error::SqlState;
@@ -117,6 +118,22 @@ pub struct PgStore {
     /// Set when the server is not on this machine and its certificate is
     /// not checked.
     tls_warning: Option<Arc<str>>,
+    /// Calls that found no free connection within the timeout.
+    timeouts: Arc<AtomicU64>,
+}
+
+/// The connection pool of a [`PgStore`] now, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens (`pool_size`).
+    pub max: u32,
+    /// Connections open now, busy or idle.
+    pub open: u32,
+    /// Open connections that no call is using.
+    pub idle: u32,
+    /// Calls, since the store was opened, that waited the whole timeout
+    /// (10 s) for a connection and failed.
+    pub timeouts: u64,
 }
 
 impl fmt::Debug for PgStore {
@@ -208,6 +225,27 @@ impl PgStore {
             target,
             tls: tls_summary.into(),
             tls_warning: tls_warning.map(Into::into),
+            timeouts: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The connection pool's state now (this process's pool only).
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A connection from the pool, counting the calls that found none.
+    fn checkout(
+        &self,
+    ) -> Result<r2d2_postgres::r2d2::PooledConnection<Manager>, r2d2_postgres::r2d2::Error> {
+        self.pool.get().inspect_err(|_| {
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
         })
     }
 
@@ -230,7 +268,7 @@ impl PgStore {
 
     /// A connection from the pool.
     fn client(&self) -> Result<r2d2_postgres::r2d2::PooledConnection<Manager>, Unavailable> {
-        self.pool.get().map_err(|error| {
+        self.checkout().map_err(|error| {
             Unavailable(format!(
                 "no connection to the PostgreSQL database {} ({error})",
                 self.target
