@@ -1838,6 +1838,21 @@ mod tests {
         assert_eq!(prefix_end(b""), None);
     }
 
+    /// The start-up warning about an unchecked certificate is for servers
+    /// reached over a network only.
+    #[test]
+    fn only_loopback_addresses_and_sockets_are_local() {
+        let local = |url: &str| super::all_local(&url.parse().unwrap());
+        assert!(local("postgres://localhost/x"));
+        assert!(local("postgres://127.0.0.1:5433,[::1]:5434/x"));
+        assert!(local("host=/var/run/postgresql dbname=x"));
+        assert!(local("postgres://db.example/x?hostaddr=127.0.0.1"));
+        assert!(!local("postgres://db.example/x"));
+        assert!(!local("postgres://10.0.0.7/x"));
+        assert!(!local("postgres://localhost,db.example/x"));
+        assert!(!local("postgres://localhost/x?hostaddr=10.0.0.7"));
+    }
+
     #[test]
     fn a_url_is_described_without_its_password() {
         let described = describe_url("postgres://tessera:s3cret@db.example:6432/prod");

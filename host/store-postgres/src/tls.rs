@@ -755,6 +755,24 @@ mod tests {
         );
         let error = Tls::new(&params(None, empty.to_str()), None).unwrap_err();
         assert!(error.starts_with("sslrootcert"), "{error}");
+        // A good CA file, and sslmode=disable beside it.
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(&good, ca.self_signed(&key).unwrap().pem()).unwrap();
+        let tls = Tls::new(&params(None, None), Some(&good)).unwrap();
+        assert_eq!(tls.mode, SslMode::VerifyFull);
+        let tls = Tls::new(&params(Some("require"), None), Some(&good)).unwrap();
+        assert!(
+            tls.checks_certificate(),
+            "require checks the chain of a given CA"
+        );
+        let error = Tls::new(&params(Some("disable"), None), Some(&good)).unwrap_err();
+        assert!(
+            error.contains("sslmode=disable") && error.contains("storage.ca_file"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
