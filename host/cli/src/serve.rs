@@ -648,9 +648,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if state.vault.is_shared() {
         // Once now, so that every later change is one this node has not seen.
         state.vault.poll_changes()?;
+        let polls = Arc::new(PollStats::default());
+        polls.record(true);
+        let rendered = polls.clone();
+        state
+            .metrics
+            .add_source(Box::new(move || rendered.render()));
         spawn_change_poller(
             state.vault.clone(),
             std::time::Duration::from_millis(config.storage.poll_ms.unwrap_or(DEFAULT_POLL_MS)),
+            polls,
         )?;
     }
     // Segment members follow every change to a person as it is written.
@@ -699,13 +706,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn spawn_change_poller(
     vault: Arc<tessera_vault::Vault>,
     interval: std::time::Duration,
+    polls: Arc<PollStats>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("tessera-changes".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(interval);
-                match vault.poll_changes() {
+                let result = vault.poll_changes();
+                polls.record(result.is_ok());
+                match result {
                     Ok(changed) if !changed.is_empty() => {
                         tracing::debug!(?changed, "caches dropped for changes made elsewhere");
                     }
@@ -718,6 +728,49 @@ fn spawn_change_poller(
         })
         .context("cannot start the change poller")?;
     Ok(())
+}
+
+/// The change poller's outcomes, for `/metrics`: how far behind the other
+/// nodes this one may be is the time since its last good poll.
+#[derive(Debug, Default)]
+struct PollStats {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    /// Unix time in milliseconds of the last poll that read every mark.
+    last_ok_ms: std::sync::atomic::AtomicU64,
+}
+
+impl PollStats {
+    fn record(&self, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ok {
+            self.ok.fetch_add(1, Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.last_ok_ms.store(now, Relaxed);
+        } else {
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_ok_ms.load(Relaxed);
+        format!(
+            "# HELP tessera_change_polls_total Reads of the other nodes' change marks, by outcome.\n\
+             # TYPE tessera_change_polls_total counter\n\
+             tessera_change_polls_total{{outcome=\"ok\"}} {}\n\
+             tessera_change_polls_total{{outcome=\"failed\"}} {}\n\
+             # HELP tessera_change_poll_last_success_timestamp_seconds When this node last read every change mark (Unix time).\n\
+             # TYPE tessera_change_poll_last_success_timestamp_seconds gauge\n\
+             tessera_change_poll_last_success_timestamp_seconds {}.{:03}\n",
+            self.ok.load(Relaxed),
+            self.failed.load(Relaxed),
+            last / 1000,
+            last % 1000
+        )
+    }
 }
 
 /// `--init`: the tenant, and a first operator token printed once.

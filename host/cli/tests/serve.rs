@@ -500,6 +500,21 @@ fn serve_keeps_everything_in_postgres_when_storage_says_so() {
         (1..=16).contains(&(count("busy") + count("idle"))),
         "{metrics}"
     );
+    // The shared keys' change poll: the one at start at least, none failed.
+    assert!(
+        metrics.contains("tessera_change_polls_total{outcome=\"failed\"} 0\n"),
+        "{metrics}"
+    );
+    let polls: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_change_polls_total{outcome=\"ok\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no poll count: {metrics}"));
+    assert!(polls >= 1, "{metrics}");
+    assert!(
+        metrics.contains("\ntessera_change_poll_last_success_timestamp_seconds "),
+        "{metrics}"
+    );
     let (status, _) = server.terminate();
     assert!(status.success());
 
