@@ -45,7 +45,6 @@ use tessera_store::{
 
 pub use keys::PgKeyStore;
 pub use migrate::{MIGRATIONS, Migration};
-pub use tls::SslMode;
 
 /// How many times a transaction aborted by a deadlock or a serialisation
 /// failure is run again before the error is returned.
