@@ -20,7 +20,11 @@ struct Histogram {
     sum: f64,
 }
 
-#[derive(Debug, Default)]
+/// Renders series that live elsewhere (the database pool's), appended to
+/// `/metrics` in the same text format.
+pub type Source = Box<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Default)]
 struct Inner {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
@@ -29,6 +33,13 @@ struct Inner {
     messages_suppressed: AtomicU64,
     events_inserted: AtomicU64,
     events_duplicate: AtomicU64,
+    sources: Mutex<Vec<Source>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 /// The process's metrics; clones share them.
@@ -68,6 +79,15 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+    }
+
+    /// Adds series rendered by `source` to every `/metrics` answer.
+    pub fn add_source(&self, source: Source) {
+        self.0
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(source);
     }
 
     pub fn ingest(&self, counts: IngestCounts) {
@@ -149,6 +169,14 @@ impl Metrics {
             load(&i.events_inserted),
             load(&i.events_duplicate),
         );
+        for source in i
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            out.push_str(&source());
+        }
         out
     }
 }
@@ -158,4 +186,18 @@ pub(crate) fn escape(label: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn added_sources_are_rendered_after_the_own_series() {
+        let metrics = Metrics::default();
+        metrics.add_source(Box::new(|| "# TYPE extra gauge\nextra 7\n".to_owned()));
+        let text = metrics.render();
+        assert!(text.ends_with("# TYPE extra gauge\nextra 7\n"), "{text}");
+        assert!(text.contains("tessera_ingest_events_total"), "{text}");
+    }
 }

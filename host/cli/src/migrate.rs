@@ -44,6 +44,11 @@ pub struct MigrateArgs {
     /// lowercase SQL identifier, created if missing), as `storage.schema`.
     #[arg(long, value_name = "NAME")]
     schema: Option<String>,
+    /// A PEM file of the CAs that may sign the database server's
+    /// certificate, as `storage.ca_file` (or `sslrootcert` in the URL);
+    /// with it `sslmode` defaults to `verify-full`.
+    #[arg(long, env = "TESSERA_STORAGE_CA_FILE", value_name = "FILE.pem")]
+    ca_file: Option<PathBuf>,
     /// Copy nothing: only compare the two stores by counts and digests per
     /// tenant and record kind, and exit 1 if they differ.
     #[arg(long)]
@@ -70,12 +75,17 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut options = PgOptions::new(&args.to);
     options.schema.clone_from(&args.schema);
     options.pool_size = POOL_SIZE;
+    options.ca_file.clone_from(&args.ca_file);
     let destination = PgStore::open_with(&options).context("cannot open the destination")?;
     println!(
-        "tessera migrate: from the sled data directory {} to PostgreSQL {}",
+        "tessera migrate: from the sled data directory {} to PostgreSQL {} ({})",
         args.from.display(),
-        destination.target()
+        destination.target(),
+        destination.tls()
     );
+    if let Some(warning) = destination.tls_warning() {
+        eprintln!("tessera migrate: warning: --to: {warning}");
+    }
     if !args.verify_only {
         let progress = Progress::new(args.quiet);
         let copied = copy(&source, &destination, &progress)?;

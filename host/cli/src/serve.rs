@@ -190,6 +190,11 @@ pub struct StorageSettings {
     /// how long a change made through another node takes to reach this
     /// one's caches. Also TESSERA_STORAGE_POLL_MS.
     pub poll_ms: Option<u64>,
+    /// A PEM file of the CAs that may sign the database server's
+    /// certificate (the URL's `sslrootcert` is the other way to name one);
+    /// with it `sslmode` defaults to `verify-full`. Also
+    /// TESSERA_STORAGE_CA_FILE.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The default of `storage.poll_ms`.
@@ -207,6 +212,7 @@ impl std::fmt::Debug for StorageSettings {
             .field("keys_url", &self.keys_url.as_ref().map(|_| "(set)"))
             .field("keys_schema", &self.keys_schema)
             .field("poll_ms", &self.poll_ms)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -223,6 +229,7 @@ impl StorageSettings {
         if let Some(size) = self.pool_size {
             options.pool_size = size;
         }
+        options.ca_file.clone_from(&self.ca_file);
         Some(options)
     }
 
@@ -233,10 +240,12 @@ impl StorageSettings {
                 "invalid settings: storage.url (or TESSERA_STORAGE_URL) must be set when \
                  storage.backend is \"postgres\""
             ),
-            StorageBackend::Sled if url_set || self.schema.is_some() => anyhow::bail!(
-                "invalid settings: storage.url and storage.schema are read only when \
-                 storage.backend is \"postgres\" (it is \"sled\")"
-            ),
+            StorageBackend::Sled if url_set || self.schema.is_some() || self.ca_file.is_some() => {
+                anyhow::bail!(
+                    "invalid settings: storage.url, storage.schema and storage.ca_file are read \
+                     only when storage.backend is \"postgres\" (it is \"sled\")"
+                )
+            }
             _ => {}
         }
         if self.pool_size == Some(0) {
@@ -327,6 +336,24 @@ impl StorageSettings {
             StorageBackend::Postgres => KeysBackend::Database,
         })
     }
+}
+
+/// The PostgreSQL pool's series for `/metrics`.
+fn render_pool_metrics(pool: tessera_store_postgres::PoolStatus) -> String {
+    let busy = pool.open.saturating_sub(pool.idle);
+    format!(
+        "# HELP tessera_db_pool_connections Connections of this node's PostgreSQL pool, by state.\n\
+         # TYPE tessera_db_pool_connections gauge\n\
+         tessera_db_pool_connections{{state=\"busy\"}} {busy}\n\
+         tessera_db_pool_connections{{state=\"idle\"}} {}\n\
+         # HELP tessera_db_pool_max_connections The most connections the pool opens (storage.pool_size).\n\
+         # TYPE tessera_db_pool_max_connections gauge\n\
+         tessera_db_pool_max_connections {}\n\
+         # HELP tessera_db_pool_timeouts_total Calls that waited 10 s for a free connection and failed.\n\
+         # TYPE tessera_db_pool_timeouts_total counter\n\
+         tessera_db_pool_timeouts_total {}\n",
+        pool.idle, pool.max, pool.timeouts
+    )
 }
 
 /// `[plugins]`: what connectors may reach.
@@ -455,6 +482,9 @@ impl ServeConfig {
             if let Some(v) = var(name) {
                 *slot = number(name, &v)?;
             }
+        }
+        if let Some(v) = var("TESSERA_STORAGE_CA_FILE") {
+            self.storage.ca_file = Some(v.into());
         }
         if let Some(v) = var("TESSERA_OUTBOUND_CA_FILE") {
             self.plugins.outbound_ca_file = Some(v.into());
@@ -641,10 +671,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         CodeSenderKind::None => {}
     }
     let data = config.data();
+    let mut pool_metrics = None;
     let vault = match config.storage.postgres() {
         Some(options) => {
             let store = tessera_store_postgres::PgStore::open_with(&options)?;
-            println!("tessera serve: storage: PostgreSQL {}", store.target());
+            pool_metrics = Some(store.clone());
+            println!(
+                "tessera serve: storage: PostgreSQL {} ({})",
+                store.target(),
+                store.tls()
+            );
+            if let Some(warning) = store.tls_warning() {
+                eprintln!("tessera serve: warning: storage.url: {warning}");
+            }
             match config.storage.keys() {
                 KeysBackend::Database => {
                     let keys: Arc<dyn tessera_privacy::KeyStore> =
@@ -721,6 +760,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(segments) = &state.segments {
         segments.set_shard_lease_ms(config.jobs.lease_ms);
     }
+    if let Some(store) = pool_metrics {
+        state
+            .metrics
+            .add_source(Box::new(move || render_pool_metrics(store.pool_status())));
+    }
     if let Some(tenant) = &args.tenant {
         init(&state, tenant)?;
     }
@@ -733,9 +777,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if state.vault.is_shared() {
         // Once now, so that every later change is one this node has not seen.
         state.vault.poll_changes()?;
+        let polls = Arc::new(PollStats::default());
+        polls.record(true);
+        let rendered = polls.clone();
+        state
+            .metrics
+            .add_source(Box::new(move || rendered.render()));
         spawn_change_poller(
             state.vault.clone(),
             std::time::Duration::from_millis(config.storage.poll_ms.unwrap_or(DEFAULT_POLL_MS)),
+            polls,
         )?;
     }
     // Segment members follow every change to a person as it is written.
@@ -805,13 +856,16 @@ fn warn_of_keys_beside_records(store: &tessera_store_postgres::PgStore) {
 fn spawn_change_poller(
     vault: Arc<tessera_vault::Vault>,
     interval: std::time::Duration,
+    polls: Arc<PollStats>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("tessera-changes".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(interval);
-                match vault.poll_changes() {
+                let result = vault.poll_changes();
+                polls.record(result.is_ok());
+                match result {
                     Ok(changed) if !changed.is_empty() => {
                         tracing::debug!(?changed, "caches dropped for changes made elsewhere");
                     }
@@ -824,6 +878,49 @@ fn spawn_change_poller(
         })
         .context("cannot start the change poller")?;
     Ok(())
+}
+
+/// The change poller's outcomes, for `/metrics`: how far behind the other
+/// nodes this one may be is the time since its last good poll.
+#[derive(Debug, Default)]
+struct PollStats {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    /// Unix time in milliseconds of the last poll that read every mark.
+    last_ok_ms: std::sync::atomic::AtomicU64,
+}
+
+impl PollStats {
+    fn record(&self, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ok {
+            self.ok.fetch_add(1, Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.last_ok_ms.store(now, Relaxed);
+        } else {
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_ok_ms.load(Relaxed);
+        format!(
+            "# HELP tessera_change_polls_total Reads of the other nodes' change marks, by outcome.\n\
+             # TYPE tessera_change_polls_total counter\n\
+             tessera_change_polls_total{{outcome=\"ok\"}} {}\n\
+             tessera_change_polls_total{{outcome=\"failed\"}} {}\n\
+             # HELP tessera_change_poll_last_success_timestamp_seconds When this node last read every change mark (Unix time).\n\
+             # TYPE tessera_change_poll_last_success_timestamp_seconds gauge\n\
+             tessera_change_poll_last_success_timestamp_seconds {}.{:03}\n",
+            self.ok.load(Relaxed),
+            self.failed.load(Relaxed),
+            last / 1000,
+            last % 1000
+        )
+    }
 }
 
 /// `--init`: the tenant, and a first operator token printed once.
@@ -1042,6 +1139,38 @@ mod tests {
         sled_with_url.storage.url = Some("postgres://db/x".into());
         let error = sled_with_url.check().unwrap_err().to_string();
         assert!(error.contains("only when storage.backend"), "{error}");
+    }
+
+    #[test]
+    fn storage_ca_file_comes_from_the_file_or_the_environment_and_needs_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://db/tessera\"\n\
+             ca_file = \"/etc/tessera/db-ca.pem\"\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::from_file(&path).unwrap();
+        config.check().unwrap();
+        let options = config.storage.postgres().expect("postgres is selected");
+        assert_eq!(
+            options.ca_file.as_deref(),
+            Some(Path::new("/etc/tessera/db-ca.pem"))
+        );
+        config
+            .apply_env(|name| (name == "TESSERA_STORAGE_CA_FILE").then(|| "/run/ca.pem".into()))
+            .unwrap();
+        let options = config.storage.postgres().unwrap();
+        assert_eq!(options.ca_file.as_deref(), Some(Path::new("/run/ca.pem")));
+
+        let mut sled = ServeConfig::default();
+        sled.storage.ca_file = Some("/run/ca.pem".into());
+        let error = sled.check().unwrap_err().to_string();
+        assert!(
+            error.contains("storage.ca_file") && error.contains("only when storage.backend"),
+            "{error}"
+        );
     }
 
     #[test]

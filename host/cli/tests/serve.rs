@@ -438,9 +438,9 @@ fn serve_keeps_everything_in_postgres_when_storage_says_so() {
 
     let (server, lines, url) = start(&["--init", "--tenant", "acme"]);
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("storage: PostgreSQL") && l.contains(&schema)),
+        lines.iter().any(|l| l.contains("storage: PostgreSQL")
+            && l.contains(&schema)
+            && l.contains("sslmode=prefer")),
         "{lines:?}"
     );
     let at = lines
@@ -472,6 +472,49 @@ fn serve_keeps_everything_in_postgres_when_storage_says_so() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"subject\""), "{body}");
+    // The pool's series: the default size, and the connections opened so
+    // far (the change poll may hold one at the moment of the scrape).
+    let metrics = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_db_pool_max_connections 16\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_db_pool_timeouts_total 0\n"),
+        "{metrics}"
+    );
+    let count = |state: &str| -> u32 {
+        let prefix = format!("tessera_db_pool_connections{{state=\"{state}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {state} count: {metrics}"))
+    };
+    assert!(
+        (1..=16).contains(&(count("busy") + count("idle"))),
+        "{metrics}"
+    );
+    // The shared keys' change poll: the one at start at least, none failed.
+    assert!(
+        metrics.contains("tessera_change_polls_total{outcome=\"failed\"} 0\n"),
+        "{metrics}"
+    );
+    let polls: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_change_polls_total{outcome=\"ok\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no poll count: {metrics}"));
+    assert!(polls >= 1, "{metrics}");
+    assert!(
+        metrics.contains("\ntessera_change_poll_last_success_timestamp_seconds "),
+        "{metrics}"
+    );
     let (status, _) = server.terminate();
     assert!(status.success());
 

@@ -163,8 +163,7 @@ impl PgKeyStore {
         off_runtime(|| {
             let mut client = self
                 .store
-                .pool
-                .get()
+                .checkout()
                 .map_err(|error| KeyStoreError::Backend {
                     location: location.clone(),
                     action,
@@ -282,10 +281,10 @@ impl KeyStore for PgKeyStore {
                 slot,
                 detail,
             };
-            let mut client =
-                self.store.pool.get().map_err(|error| {
-                    erase_error(format!("no connection to the database ({error})"))
-                })?;
+            let mut client = self
+                .store
+                .checkout()
+                .map_err(|error| erase_error(format!("no connection to the database ({error})")))?;
             // One statement, autocommitted: the row is gone for every node,
             // and the ledger names its slot, once this returns; neither
             // without the other.

@@ -28,14 +28,17 @@ mod keys;
 mod locks;
 mod migrate;
 mod state;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::postgres::error::SqlState;
-use r2d2_postgres::postgres::{self, Client, NoTls, Transaction};
+use r2d2_postgres::postgres::{self, Client, Transaction};
 use tessera_store::{
     AppendOutcome, AuditRecord, ConsentRecord, EventRecord, IdentityHash, JobRecord, NewEvents,
     PurgeReport, Store, StoreError, SubjectAppend, SubjectRecord, TenantRecord, check_id,
@@ -55,7 +58,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// a new one, before it fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Pool = r2d2_postgres::r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2_postgres::r2d2::Pool<Manager>;
 
 /// Where and how to open a [`PgStore`].
 #[derive(Clone)]
@@ -68,6 +71,10 @@ pub struct PgOptions {
     pub schema: Option<String>,
     /// The most connections the store keeps open.
     pub pool_size: u32,
+    /// A PEM file of the CAs that may sign the server's certificate
+    /// (`storage.ca_file`); the URL's `sslrootcert` is the other way to
+    /// name one. With either, `sslmode` defaults to `verify-full`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PgOptions {
@@ -77,6 +84,7 @@ impl PgOptions {
             url: url.into(),
             schema: None,
             pool_size: DEFAULT_POOL_SIZE,
+            ca_file: None,
         }
     }
 
@@ -94,6 +102,7 @@ impl fmt::Debug for PgOptions {
             .field("target", &describe_url(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -108,6 +117,27 @@ pub struct PgStore {
     /// same database: its schema.
     lock_namespace: String,
     lock_slots: std::sync::Arc<locks::LockSlots>,
+    /// What TLS the connections use, for the start-up line.
+    tls: Arc<str>,
+    /// Set when the server is not on this machine and its certificate is
+    /// not checked.
+    tls_warning: Option<Arc<str>>,
+    /// Calls that found no free connection within the timeout.
+    timeouts: Arc<AtomicU64>,
+}
+
+/// The connection pool of a [`PgStore`] now, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens (`pool_size`).
+    pub max: u32,
+    /// Connections open now, busy or idle.
+    pub open: u32,
+    /// Open connections that no call is using.
+    pub idle: u32,
+    /// Calls, since the store was opened, that waited the whole timeout
+    /// (10 s) for a connection and failed.
+    pub timeouts: u64,
 }
 
 impl fmt::Debug for PgStore {
@@ -144,11 +174,15 @@ impl PgStore {
             target: target.clone(),
             detail,
         };
-        let mut config: postgres::Config = options.url.parse().map_err(|error| {
+        let (url, tls_params) = tls::split(&options.url).map_err(&connect_error)?;
+        let mut config: postgres::Config = url.parse().map_err(|error| {
             connect_error(format!(
-                "the URL is not a PostgreSQL connection string ({error})"
+                "the URL is not a PostgreSQL connection string ({})",
+                tls::error_chain(&error)
             ))
         })?;
+        let tls = tls::Tls::new(&tls_params, options.ca_file.as_deref()).map_err(&connect_error)?;
+        config.ssl_mode(tls.client_mode());
         if let Some(schema) = &options.schema {
             check_schema_name(schema).map_err(connect_error)?;
             // Every connection of the pool works in the schema.
@@ -164,9 +198,10 @@ impl PgStore {
         }
         // One connection first: a wrong URL or a server that is down is
         // reported now, with the server's own reason.
-        let mut first = config
-            .connect(NoTls)
-            .map_err(|error| connect_error(error_detail(&error)))?;
+        let manager = Manager { config, tls };
+        let mut first = manager
+            .open()
+            .map_err(|ConnectError(detail)| connect_error(detail))?;
         if let Some(schema) = &options.schema {
             match first.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")) {
                 Ok(()) => {}
@@ -179,6 +214,16 @@ impl PgStore {
         }
         migrate(&mut first)?;
         drop(first);
+        let tls_summary = manager.tls.describe();
+        let tls_warning =
+            (!manager.tls.checks_certificate() && !all_local(&manager.config)).then(|| {
+                format!(
+                    "the database server is not on this machine and its certificate is not checked \
+                 ({}); set sslmode=verify-full in storage.url and name the server's CA with \
+                 storage.ca_file (docs/operations.md, \"TLS to the database\")",
+                    manager.tls.describe()
+                )
+            });
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(0))
@@ -186,14 +231,48 @@ impl PgStore {
             // `has_broken` catches closed connections; a query per checkout
             // would double the round trips of short calls.
             .test_on_check_out(false)
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(manager)
             .map_err(|error| connect_error(error.to_string()))?;
         Ok(Self {
             pool,
             target,
             lock_namespace: options.schema.clone().unwrap_or_default(),
             lock_slots: locks::LockSlots::new(options.pool_size.max(1)),
+            tls: tls_summary.into(),
+            tls_warning: tls_warning.map(Into::into),
+            timeouts: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The connection pool's state now (this process's pool only).
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A connection from the pool, counting the calls that found none.
+    fn checkout(
+        &self,
+    ) -> Result<r2d2_postgres::r2d2::PooledConnection<Manager>, r2d2_postgres::r2d2::Error> {
+        self.pool.get().inspect_err(|_| {
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// What TLS the store's connections use (`sslmode` and what is checked).
+    pub fn tls(&self) -> &str {
+        &self.tls
+    }
+
+    /// A warning when the server is reached over the network and its
+    /// certificate is not checked (or TLS is off), for the start-up output.
+    pub fn tls_warning(&self) -> Option<&str> {
+        self.tls_warning.as_deref()
     }
 
     /// The database's user, host, port, name and schema (no password), for
@@ -204,7 +283,7 @@ impl PgStore {
 
     /// A connection from the pool.
     fn client(&self) -> Result<r2d2_postgres::r2d2::PooledConnection<Manager>, Unavailable> {
-        self.pool.get().map_err(|error| {
+        self.checkout().map_err(|error| {
             Unavailable(format!(
                 "no connection to the PostgreSQL database {} ({error})",
                 self.target
@@ -317,7 +396,72 @@ impl PgStore {
     }
 }
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The pool's connections: the store's client configuration and TLS.
+#[derive(Debug)]
+struct Manager {
+    config: postgres::Config,
+    tls: tls::Tls,
+}
+
+impl Manager {
+    fn open(&self) -> Result<Client, ConnectError> {
+        self.config
+            .connect(self.tls.connector.clone())
+            .map_err(|error| ConnectError(self.tls.explain(&error)))
+    }
+}
+
+/// Why a connection could not be opened, in words that name the cause.
+#[derive(Debug)]
+struct ConnectError(String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl r2d2_postgres::r2d2::ManageConnection for Manager {
+    type Connection = Client;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Client, ConnectError> {
+        self.open()
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), ConnectError> {
+        client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(|error| ConnectError(tls::error_chain(&error)))
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
+}
+
+/// Whether every host of the configuration is this machine (loopback or a
+/// Unix socket).
+fn all_local(config: &postgres::Config) -> bool {
+    let local_name = |name: &str| {
+        name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    if !config.get_hostaddrs().is_empty() {
+        return config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    }
+    !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|host| match host {
+            postgres::config::Host::Tcp(name) => local_name(name),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(_) => true,
+        })
+}
 
 /// Runs blocking database work where blocking is allowed. On a thread of a
 /// multi-threaded tokio runtime that drives tasks, `block_in_place` hands
@@ -433,7 +577,7 @@ fn error_detail(error: &postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_owned(),
         },
-        None => error.to_string(),
+        None => tls::error_chain(error),
     }
 }
 
@@ -452,6 +596,7 @@ fn corrupt(family: &'static str, detail: &str) -> StoreError {
 
 /// Host, port, database and user of a connection string, never its password.
 fn describe_url(url: &str) -> String {
+    let url = tls::split(url).map_or_else(|_| url.to_owned(), |(rest, _)| rest);
     let Ok(config) = url.parse::<postgres::Config>() else {
         return "(an unparsable connection string)".to_owned();
     };
@@ -1749,6 +1894,21 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_end(b"\xff\xff"), None);
         assert_eq!(prefix_end(b""), None);
+    }
+
+    /// The start-up warning about an unchecked certificate is for servers
+    /// reached over a network only.
+    #[test]
+    fn only_loopback_addresses_and_sockets_are_local() {
+        let local = |url: &str| super::all_local(&url.parse().unwrap());
+        assert!(local("postgres://localhost/x"));
+        assert!(local("postgres://127.0.0.1:5433,[::1]:5434/x"));
+        assert!(local("host=/var/run/postgresql dbname=x"));
+        assert!(local("postgres://db.example/x?hostaddr=127.0.0.1"));
+        assert!(!local("postgres://db.example/x"));
+        assert!(!local("postgres://10.0.0.7/x"));
+        assert!(!local("postgres://localhost,db.example/x"));
+        assert!(!local("postgres://localhost/x?hostaddr=10.0.0.7"));
     }
 
     #[test]

@@ -625,3 +625,54 @@ fn a_tenant_write_lock_holds_every_node_of_the_schema_and_dies_with_its_holder()
         .expect("free once its holder's session ended, the holder's guard still alive");
     drop(held);
 }
+
+/// What `/metrics` reports of the pool: connections busy and idle, and the
+/// calls that waited the whole timeout for one.
+#[test]
+fn the_pool_status_counts_busy_connections_and_calls_that_found_none() {
+    if skip() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let mut options = scratch.options();
+    options.pool_size = 1;
+    let store = PgStore::open_with(&options).unwrap();
+    store.append_audit("acme", 1, b"one").unwrap();
+    let status = store.pool_status();
+    assert_eq!((status.max, status.timeouts), (1, 0), "{status:?}");
+    assert!(status.open <= 1 && status.idle == status.open, "{status:?}");
+
+    // Another session locks the audit head, so the next append waits on
+    // the lock holding the pool's only connection.
+    let mut admin = scratch.admin();
+    let mut lock = admin.transaction().unwrap();
+    lock.execute(
+        &format!(
+            "SELECT head FROM {}.audit_heads WHERE tenant = $1 FOR UPDATE",
+            scratch.schema
+        ),
+        &[&b"acme".as_slice()],
+    )
+    .unwrap();
+    std::thread::scope(|threads| {
+        let waiting = threads.spawn(|| store.append_audit("acme", 2, b"two"));
+        let mut status = store.pool_status();
+        for _ in 0..500 {
+            if status.open == 1 && status.idle == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            status = store.pool_status();
+        }
+        assert_eq!((status.open, status.idle), (1, 0), "{status:?}");
+        // No connection comes free within the timeout.
+        let error = store.audit_head("acme").unwrap_err();
+        assert!(error.to_string().contains("no connection"), "{error}");
+        assert_eq!(store.pool_status().timeouts, 1);
+        lock.rollback().unwrap();
+        waiting.join().unwrap().unwrap();
+    });
+    assert_eq!(store.audit_head("acme").unwrap(), 2);
+    let status = store.pool_status();
+    assert_eq!((status.open, status.idle, status.timeouts), (1, 1, 1));
+}

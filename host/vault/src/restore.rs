@@ -24,7 +24,7 @@ use crate::audit::AuditEntry;
 use crate::error::VaultError;
 use crate::model::{Actor, DeletionRequest, DeletionStatus};
 use crate::rights::{PURGE_JOB, PurgePayload, put_deletion_request};
-use crate::vault::{Vault, lock, random_id, slot_of};
+use crate::vault::{Vault, random_id, slot_of};
 
 /// Store document (kind, id) holding a tenant's ledger mark: 8 bytes,
 /// big-endian.
@@ -172,7 +172,7 @@ impl Vault {
             return Ok(Vec::new());
         }
         let tenant = self.tenant(tenant)?;
-        let _guard = lock(&tenant.lock);
+        let _guard = self.write_lock(&tenant)?;
         let pending = self.being_purged(&tenant.id)?;
         let by_slot: HashMap<u64, &Erasure> =
             entries.iter().map(|entry| (entry.slot, entry)).collect();
