@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use campaign::{CAMPAIGN, PURPOSE, SEGMENT, TENANT, call, mix, seed, set_up, write_key};
+use campaign::{CAMPAIGN, PURPOSE, SEGMENT, TENANT, mix, seed, set_up, write_key};
 use common::{Connection, Flags, Server, micros, percentile_ms};
 use hyper::http::{Method, StatusCode};
 use serde_json::{Value, json};
