@@ -81,15 +81,18 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let flags = Flags::parse(&[
-            "--rate",
-            "--seconds",
-            "--warmup",
-            "--people",
-            "--max-connections",
-            "--capacity-seconds",
-            "--capacity-connections",
-        ])?;
+        let flags = Flags::parse(
+            &[
+                "--rate",
+                "--seconds",
+                "--warmup",
+                "--people",
+                "--max-connections",
+                "--capacity-seconds",
+                "--capacity-connections",
+            ],
+            &[],
+        )?;
         Ok(Self {
             rate: flags.number("--rate", 2_000.0, 1.0..=50_000.0)?,
             seconds: flags.number("--seconds", 15.0, 0.1..=600.0)?,
@@ -99,7 +102,7 @@ impl Options {
             capacity_seconds: flags.number("--capacity-seconds", 5.0, 0.0..=120.0)?,
             capacity_connections: flags.number("--capacity-connections", 4.0, 1.0..=256.0)?
                 as usize,
-            server: flags.server,
+            server: flags.text("--server"),
         })
     }
 }
@@ -410,14 +413,7 @@ fn row(name: &str, phase: &Phase) -> String {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("decide benchmark failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(), "decide benchmark")
 }
 
 fn run() -> Result<bool, String> {

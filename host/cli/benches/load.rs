@@ -84,13 +84,16 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let flags = Flags::parse(&["--seconds", "--warmup", "--connections", "--max-requests"])?;
+        let flags = Flags::parse(
+            &["--seconds", "--warmup", "--connections", "--max-requests"],
+            &[],
+        )?;
         Ok(Self {
             seconds: flags.number("--seconds", 15.0, 0.1..=600.0)?,
             warmup: flags.number("--warmup", 3.0, 0.0..=60.0)?,
             connections: flags.number("--connections", 4.0, 1.0..=256.0)? as usize,
             max_requests: flags.number("--max-requests", 100_000.0, 1.0..=1e9)? as u64,
-            server: flags.server,
+            server: flags.text("--server"),
         })
     }
 }
@@ -337,11 +340,8 @@ async fn run_phase(
                         break;
                     }
                     // A broken connection is replaced.
-                    if connection.sender.is_closed() {
-                        match Connection::open(&connection.host).await {
-                            Ok(fresh) => connection = fresh,
-                            Err(_) => break,
-                        }
+                    if connection.reopen_if_closed().await.is_err() {
+                        break;
                     }
                 }
             }
@@ -533,14 +533,7 @@ async fn measure(options: &Options, server: &Server) -> Result<Measured, String>
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("load benchmark failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(), "load benchmark")
 }
 
 fn run() -> Result<bool, String> {

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use campaign::{CAMPAIGN, PURPOSE, SEGMENT, TENANT, call, mix, seed, set_up};
+use campaign::{CAMPAIGN, PURPOSE, SEGMENT, TENANT, mix, seed, set_up, write_key};
 use common::{Connection, Flags, Server, micros, percentile_ms};
 use hyper::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -75,13 +75,16 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let flags = Flags::parse(&["--seconds", "--interval", "--people", "--store-cache-mib"])?;
+        let flags = Flags::parse(
+            &["--seconds", "--interval", "--people", "--store-cache-mib"],
+            &[],
+        )?;
         Ok(Self {
             seconds: flags.number("--seconds", 300.0, 10.0..=600.0)?,
             interval: flags.number("--interval", 10.0, 1.0..=120.0)?,
             people: flags.number("--people", 5_000.0, 100.0..=1e6)? as u64,
             store_cache_mib: flags.number("--store-cache-mib", 64.0, 8.0..=65_536.0)? as u64,
-            server: flags.server,
+            server: flags.text("--server"),
         })
     }
 }
@@ -683,19 +686,7 @@ async fn soak(
     let operator = format!("Bearer {}", server.operator);
     set_up(&address, &operator).await?;
     let mut admin = Connection::open(&address).await?;
-    let created = call(
-        &mut admin,
-        Method::POST,
-        "/v1/tokens",
-        &operator,
-        Some(json!({"role": "ingest", "name": "soak"})),
-        StatusCode::CREATED,
-    )
-    .await?;
-    let write_key = format!(
-        "Bearer {}",
-        created["token"].as_str().ok_or("no token was created")?
-    );
+    let write_key = write_key(&mut admin, &operator, "soak").await?;
     let tokens = Arc::new(Tokens {
         operator,
         write_key,
@@ -831,14 +822,7 @@ fn mean_rss(samples: &[Sample], total: Duration, range: std::ops::Range<f64>) ->
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("soak run failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(), "soak run")
 }
 
 fn run() -> Result<bool, String> {

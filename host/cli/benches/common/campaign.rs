@@ -129,6 +129,26 @@ pub async fn call(
     serde_json::from_slice(&answer).map_err(|e| format!("{method} {path}: {e}"))
 }
 
+/// A new `ingest` token (the write key) named `name`, as an Authorization
+/// header value.
+pub async fn write_key(
+    connection: &mut Connection,
+    operator: &str,
+    name: &str,
+) -> Result<String, String> {
+    let created = call(
+        connection,
+        Method::POST,
+        "/v1/tokens",
+        operator,
+        Some(json!({"role": "ingest", "name": name})),
+        StatusCode::CREATED,
+    )
+    .await?;
+    let token = created["token"].as_str().ok_or("no token was created")?;
+    Ok(format!("Bearer {token}"))
+}
+
 /// The segment and the running campaign, over the API.
 pub async fn set_up(address: &str, authorization: &str) -> Result<(), String> {
     let mut admin = Connection::open(address).await?;

@@ -1,35 +1,41 @@
 //! What the loopback benchmarks share: the real server as a child process,
 //! a keep-alive HTTP/1.1 connection, and latency percentiles.
 
+// Each bench binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::http::{Method, Request, StatusCode, header};
 
-/// A bench's command line: options that take a number, and `--server PATH`
-/// (another `tessera` build to serve, to compare two).
+/// A bench's command line: options that take a number, options that take
+/// a word or a list (always `--server PATH`: another `tessera` build to
+/// serve, to compare two).
 #[derive(Debug, Default)]
 pub struct Flags {
     numbers: BTreeMap<String, f64>,
-    pub server: Option<String>,
+    texts: BTreeMap<String, String>,
 }
 
 impl Flags {
     /// Reads the command line; `numeric` names the options that take a
-    /// number. Anything else is passed over: `cargo bench` adds `--bench`,
-    /// and a name filter means nothing to these benches.
-    pub fn parse(numeric: &[&str]) -> Result<Self, String> {
+    /// number, `text` those that take any other value. Anything else is
+    /// passed over: `cargo bench` adds `--bench`, and a name filter means
+    /// nothing to these benches.
+    pub fn parse(numeric: &[&str], text: &[&str]) -> Result<Self, String> {
         let mut flags = Flags::default();
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
-            if arg == "--server" {
-                flags.server = Some(args.next().ok_or("--server needs a path")?);
+            if arg == "--server" || text.contains(&arg.as_str()) {
+                let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                flags.texts.insert(arg, value);
             } else if numeric.contains(&arg.as_str()) {
                 let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
                 let number = value
@@ -39,6 +45,11 @@ impl Flags {
             }
         }
         Ok(flags)
+    }
+
+    /// The value given for the option `name`, if any.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.texts.get(name).cloned()
     }
 
     /// The value given for `name` (else `default`), which must lie in
@@ -104,6 +115,41 @@ impl Server {
         tenant: &str,
         settings: &[(&str, String)],
     ) -> Result<Self, String> {
+        let (mut server, operator) = Self::launch(dir, tessera, tenant, settings)?;
+        server.operator = operator.ok_or("tessera serve did not print its token")?;
+        Ok(server)
+    }
+
+    /// Another node of a deployment whose records are in a shared database
+    /// (`settings` name it): it finds the tenant `start` made on the first
+    /// node and prints no token, so `operator` is the first node's, which
+    /// holds on every node. `dir` must hold the first node's master key.
+    pub fn join(
+        dir: &Path,
+        tessera: &str,
+        tenant: &str,
+        settings: &[(&str, String)],
+        operator: &str,
+    ) -> Result<Self, String> {
+        let (mut server, printed) = Self::launch(dir, tessera, tenant, settings)?;
+        if printed.is_some() {
+            return Err(format!(
+                "the node in {} made tenant {tenant} again instead of finding it",
+                dir.display()
+            ));
+        }
+        server.operator = operator.to_owned();
+        Ok(server)
+    }
+
+    /// Starts the child and reads its address and, if it made the tenant,
+    /// the operator token it printed.
+    fn launch(
+        dir: &Path,
+        tessera: &str,
+        tenant: &str,
+        settings: &[(&str, String)],
+    ) -> Result<(Self, Option<String>), String> {
         let key_file = master_key_file(dir, tessera)?;
         let mut child = Command::new(tessera)
             .args([
@@ -153,13 +199,19 @@ impl Server {
             address: String::new(),
             operator: String::new(),
         };
-        match (address, operator) {
-            (Some(address), Some(operator)) => {
+        match address {
+            Some(address) => {
                 server.address = address;
-                server.operator = operator;
-                Ok(server)
+                Ok((server, operator))
             }
-            _ => Err("tessera serve did not print its token and address".into()),
+            None => {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                let last: Vec<&str> = log.lines().rev().take(5).collect();
+                Err(format!(
+                    "tessera serve did not print its address; the end of its log:\n{}",
+                    last.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ))
+            }
         }
     }
 
@@ -170,6 +222,12 @@ impl Server {
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    }
+
+    /// The CPU time the server has used so far, user and system, in
+    /// seconds (Linux).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.child.id())
     }
 
     /// The server's open file descriptors now (Linux).
@@ -229,6 +287,14 @@ impl Connection {
         })
     }
 
+    /// Replaces the connection if the server closed it (after an error).
+    pub async fn reopen_if_closed(&mut self) -> Result<(), String> {
+        if self.sender.is_closed() {
+            *self = Self::open(&self.host).await?;
+        }
+        Ok(())
+    }
+
     pub async fn send(
         &mut self,
         method: Method,
@@ -268,6 +334,51 @@ impl Connection {
             .map_err(|e| format!("answer: {e}"))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// The CPU time process `pid` has used so far, user and system, in seconds
+/// (Linux: `/proc/PID/stat`, in ticks of 1/100 s).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = proc_stat(pid)?;
+    Some((stat.utime + stat.stime) as f64 / 100.0)
+}
+
+/// What `/proc/PID/stat` says of a process (Linux).
+#[derive(Debug)]
+pub struct ProcStat {
+    pub parent: u32,
+    /// CPU ticks (1/100 s) in user and system mode.
+    pub utime: u64,
+    pub stime: u64,
+    /// CPU ticks of its children that ended and were waited for.
+    pub children: u64,
+}
+
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), from the
+    // third: the parent is the 4th, utime to cstime the 14th to 17th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ProcStat {
+        parent: u32::try_from(number(1)?).ok()?,
+        utime: number(11)?,
+        stime: number(12)?,
+        children: number(13)? + number(14)?,
+    })
+}
+
+/// A bench's exit: success if `run` passed, else failure (with why, if it
+/// could not finish).
+pub fn exit_code(run: Result<bool, String>, bench: &str) -> ExitCode {
+    match run {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("{bench} failed: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
