@@ -129,7 +129,7 @@ fn send_batch(nodes: &[&Server], first: usize, token: &str, batch: &Value) -> u6
 
 /// The people who consent to personalization: four in five.
 fn consents(i: usize) -> bool {
-    i % 5 != 0
+    !i.is_multiple_of(5)
 }
 
 /// Gives consent to personalization for every consenting person, through

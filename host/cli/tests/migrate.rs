@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
+use common::cluster::{self, DropSchema};
 use common::{Server, init_keys, ok, p, tessera};
 use serde_json::{Value, json};
 use tessera_privacy::MasterKey;
@@ -20,38 +21,6 @@ use tessera_store_postgres::{PgOptions, PgStore};
 use tessera_vault::Vault;
 
 const TENANT: &str = "acme";
-
-/// The PostgreSQL test server's URL; `None` only when
-/// TESSERA_SKIP_POSTGRES=1 says to skip.
-fn postgres_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("TESSERA_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: tessera migrate was not tested (TESSERA_SKIP_POSTGRES=1)\n"
-            );
-            None
-        }
-        _ => panic!(
-            "TESSERA_TEST_POSTGRES_URL is not set: start a throwaway PostgreSQL with \
-             `export TESSERA_TEST_POSTGRES_URL=$(.ci/postgres start /tmp/tessera-pg)`, \
-             or set TESSERA_SKIP_POSTGRES=1 to skip this test"
-        ),
-    }
-}
-
-/// Drops the test's schema, whatever happens.
-struct DropSchema(String, String);
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.0, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
-        }
-    }
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -119,7 +88,9 @@ fn answers(server: &Server, operator: &str) -> (Value, Value, u16) {
 
 #[test]
 fn a_sled_deployment_moves_to_postgres_verified_restartable_and_serving_the_same_answers() {
-    let Some(pg) = postgres_url() else { return };
+    let Some(pg) = cluster::postgres_url("tessera migrate") else {
+        return;
+    };
     let schema = format!("tessera_migrate_test_{}", std::process::id());
     let _drop = DropSchema(pg.clone(), schema.clone());
     let dir = tempfile::tempdir().unwrap();

@@ -14,31 +14,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::cluster;
 use common::{Server, init_keys};
 use serde_json::{Value, json};
 
 const TENANT: &str = "acme";
-
-/// The PostgreSQL test server's URL; `None` only when TESSERA_SKIP_POSTGRES=1.
-fn postgres_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("TESSERA_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: restoring the records from a backup after an erasure was not \
-                 tested (TESSERA_SKIP_POSTGRES=1)\n"
-            );
-            None
-        }
-        _ => panic!(
-            "TESSERA_TEST_POSTGRES_URL is not set: start a throwaway PostgreSQL with \
-             `export TESSERA_TEST_POSTGRES_URL=$(.ci/postgres start /tmp/tessera-pg)`, \
-             or set TESSERA_SKIP_POSTGRES=1 to skip this test"
-        ),
-    }
-}
 
 /// A PostgreSQL client program: from the newest /usr/lib/postgresql/*/bin
 /// (as .ci/postgres finds them), else from the PATH.
@@ -121,7 +101,10 @@ fn subject_rows(url: &str, schema: &str, subject: &str) -> i64 {
 
 #[test]
 fn a_person_erased_after_the_records_backup_stays_erased_when_that_backup_is_restored() {
-    let Some(pg) = postgres_url() else { return };
+    let Some(pg) = cluster::postgres_url("restoring the records from a backup after an erasure")
+    else {
+        return;
+    };
     let records = format!("tessera_restore_records_{}", std::process::id());
     let keys = format!("tessera_restore_keys_{}", std::process::id());
     let _drop = DropSchemas(pg.clone(), vec![records.clone(), keys.clone()]);
@@ -291,7 +274,10 @@ fn a_person_erased_after_the_records_backup_stays_erased_when_that_backup_is_res
 
 #[test]
 fn keys_moved_from_the_key_file_into_a_key_database_open_as_before_and_the_file_is_shredded() {
-    let Some(pg) = postgres_url() else { return };
+    let Some(pg) = cluster::postgres_url("restoring the records from a backup after an erasure")
+    else {
+        return;
+    };
     let records = format!("tessera_move_records_{}", std::process::id());
     let keys = format!("tessera_move_keys_{}", std::process::id());
     let _drop = DropSchemas(pg.clone(), vec![records.clone(), keys.clone()]);

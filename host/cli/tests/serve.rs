@@ -1,11 +1,15 @@
 //! `tessera serve` and `tessera token` as an operator runs them: first start
 //! with `--init`, tokens over HTTP, SIGTERM, restart.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use common::cluster;
 
 /// The binary with the deployment in `dir` and nothing from the environment.
 fn tessera(dir: &Path) -> Command {
@@ -345,28 +349,6 @@ fn sigterm_lets_requests_in_flight_finish_and_what_they_acknowledged_is_on_disk(
     assert_eq!(counts, [40, 60]);
 }
 
-/// The PostgreSQL test server's URL (as for host/store-postgres's tests:
-/// `.ci/postgres start DIR` prints one); `None` only when
-/// TESSERA_SKIP_POSTGRES=1 says to skip.
-fn postgres_url() -> Option<String> {
-    match std::env::var("TESSERA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("TESSERA_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: tessera serve on PostgreSQL was not tested (TESSERA_SKIP_POSTGRES=1)\n"
-            );
-            None
-        }
-        _ => panic!(
-            "TESSERA_TEST_POSTGRES_URL is not set: start a throwaway PostgreSQL with \
-             `export TESSERA_TEST_POSTGRES_URL=$(.ci/postgres start /tmp/tessera-pg)`, \
-             or set TESSERA_SKIP_POSTGRES=1 to skip this test"
-        ),
-    }
-}
-
 /// A JSON request with a bearer token: (status, body).
 fn call(url: &str, token: &str, path: &str, body: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -385,17 +367,11 @@ fn call(url: &str, token: &str, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn serve_keeps_everything_in_postgres_when_storage_says_so() {
-    let Some(pg) = postgres_url() else { return };
+    let Some(pg) = cluster::postgres_url("tessera serve on PostgreSQL") else {
+        return;
+    };
     let schema = format!("tessera_serve_test_{}", std::process::id());
-    struct DropSchema(String, String);
-    impl Drop for DropSchema {
-        fn drop(&mut self) {
-            if let Ok(mut client) = postgres::Client::connect(&self.0, postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
-            }
-        }
-    }
-    let _drop = DropSchema(pg.clone(), schema.clone());
+    let _drop = cluster::DropSchema(pg.clone(), schema.clone());
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("master.key");
     let out = run(

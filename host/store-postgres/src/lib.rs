@@ -1642,7 +1642,7 @@ impl Store for PgStore {
     ) -> Result<Option<JobRecord>, StoreError> {
         check_id("job kind", kind)?;
         check_id("worker id", worker)?;
-        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let until_ms = tessera_store::lease_end(now_ms, lease_ms);
         // SKIP LOCKED: a job another worker is claiming right now is passed
         // over, not waited for.
         let row = self.with_client(|c| {
@@ -1679,7 +1679,7 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         check_id("job id", id)?;
         check_id("worker id", worker)?;
-        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let until_ms = tessera_store::lease_end(now_ms, lease_ms);
         let renewed = self.with_client(|c| {
             c.execute(
                 "UPDATE jobs SET lease_until_ms = $3 WHERE id = $1 AND lease_worker = $2",

@@ -49,6 +49,12 @@ pub const MAX_ID_LEN: usize = 1024;
 /// Refuses an id that no caller means and no backend stores: empty, or
 /// longer than [`MAX_ID_LEN`]. Every backend checks ids with it, so that
 /// they refuse the same ones ([`StoreError::InvalidId`] naming `field`).
+/// When a lease of `lease_ms` taken at `now_ms` ends (saturating: a lease
+/// as long as time never ends).
+pub fn lease_end(now_ms: i64, lease_ms: u64) -> i64 {
+    now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX))
+}
+
 /// Held while a process writes a tenant's records ([`Store::lock_tenant`]);
 /// dropping it lets the next writer in.
 pub type TenantLock = Box<dyn Send>;

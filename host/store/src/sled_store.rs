@@ -1308,7 +1308,7 @@ impl Store for SledStore {
         check_id("job kind", kind)?;
         check_id("worker id", worker)?;
         let prefix = keys::job_kind(kind);
-        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let until_ms = crate::lease_end(now_ms, lease_ms);
         for item in scan_from(&self.trees.jobs, &prefix, Bound::Included(prefix.clone())) {
             let (key, value) = item?;
             let rest = &key[prefix.len()..];
@@ -1358,7 +1358,7 @@ impl Store for SledStore {
     ) -> Result<bool, StoreError> {
         check_id("job id", id)?;
         check_id("worker id", worker)?;
-        let until_ms = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        let until_ms = crate::lease_end(now_ms, lease_ms);
         transact(
             (&self.trees.jobs, &self.trees.job_ids).transaction(|(jobs, ids)| {
                 let Some(key) = ids.get(id.as_bytes())? else {
