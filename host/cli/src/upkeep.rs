@@ -14,7 +14,11 @@
 //! lets one node run it per period ([`cluster_turn`]); a node that dies
 //! holding it only delays the next run until the lease ends. Deletion
 //! purges are leased job by job; what each node keeps in memory (imports
-//! waiting for their data) is looked after by every node.
+//! waiting for their data) is looked after by every node. Work a node
+//! holds while it runs (a recompute's shards, taken by every node's shard
+//! worker; an import) has a short lease (`[jobs] lease_ms`) that the node
+//! renews, so that another node takes it over, or marks it failed, soon
+//! after the node dies.
 
 use std::time::{Duration, Instant};
 
