@@ -137,29 +137,7 @@ fn consents(i: usize) -> bool {
 fn give_consents(nodes: &[&Server], operator: &str) {
     let portal = nodes[0].create_token(operator, "portal", "consents");
     for i in (0..PEOPLE).filter(|i| consents(*i)) {
-        let node = nodes[i % nodes.len()];
-        let found = node.ok_call(
-            "POST",
-            "/v1/subjects/lookup",
-            operator,
-            json!({"kind": "member_id", "value": user(i)}),
-        );
-        let subject = found["subject"].as_str().expect("a subject").to_owned();
-        let token = node.ok_call(
-            "POST",
-            "/v1/subject-tokens",
-            &portal,
-            json!({ "subject": subject }),
-        )["token"]
-            .as_str()
-            .expect("a subject token")
-            .to_owned();
-        node.ok_call(
-            "PUT",
-            "/v1/me/consents/personalization",
-            &token,
-            json!({"granted": true}),
-        );
+        nodes[i % nodes.len()].consent(operator, &portal, &user(i), "personalization");
     }
 }
 

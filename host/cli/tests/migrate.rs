@@ -123,28 +123,7 @@ fn a_sled_deployment_moves_to_postgres_verified_restartable_and_serving_the_same
     server.ok_call("POST", "/v1/batch", &operator, json!({ "batch": batch }));
     let portal = server.create_token(&operator, "portal", "portal");
     for n in [1, 3, 4] {
-        let found = server.ok_call(
-            "POST",
-            "/v1/subjects/lookup",
-            &operator,
-            json!({"kind": "member_id", "value": format!("u-{n}")}),
-        );
-        let subject = found["subject"].as_str().unwrap().to_owned();
-        let token = server.ok_call(
-            "POST",
-            "/v1/subject-tokens",
-            &portal,
-            json!({ "subject": subject }),
-        )["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        server.ok_call(
-            "PUT",
-            "/v1/me/consents/email_marketing",
-            &token,
-            json!({"granted": true}),
-        );
+        server.consent(&operator, &portal, &format!("u-{n}"), "email_marketing");
     }
     server.ok_call(
         "PUT",

@@ -100,4 +100,9 @@ pub enum SegmentError {
     Vault(#[from] VaultError),
     #[error("a stored segment record is unreadable: {0}")]
     Corrupt(String),
+    /// A shard of a recompute run failed (its plugin failed, was
+    /// quarantined or removed, or the segment was removed): the run ended
+    /// without changing the segment's `last_recompute`.
+    #[error("the recompute of segment {segment:?} failed on a shard: {reason}")]
+    RunFailed { segment: String, reason: String },
 }

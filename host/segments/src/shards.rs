@@ -165,9 +165,10 @@ impl Segments {
                 vault.delete_sealed_document(tenant, KIND_RUN, &outcome_id)?;
                 return match outcome.error {
                     None => Ok(self.last_recompute(tenant, name)?.unwrap_or_default()),
-                    Some(error) => Err(SegmentError::Corrupt(format!(
-                        "the recompute of segment {name:?} failed on a shard: {error}"
-                    ))),
+                    Some(reason) => Err(SegmentError::RunFailed {
+                        segment: name.to_owned(),
+                        reason,
+                    }),
                 };
             }
             if work == ShardWork::default() {

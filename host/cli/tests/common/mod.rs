@@ -184,6 +184,35 @@ impl Server {
         answer["token"].as_str().expect("a token").to_owned()
     }
 
+    /// The person with member id `member_id` consents to `purpose`, as
+    /// they would through the portal: looked up with the operator token, a
+    /// subject token issued with the portal token, then `PUT
+    /// /v1/me/consents/{purpose}` with it.
+    pub fn consent(&self, operator: &str, portal: &str, member_id: &str, purpose: &str) {
+        let found = self.ok_call(
+            "POST",
+            "/v1/subjects/lookup",
+            operator,
+            serde_json::json!({"kind": "member_id", "value": member_id}),
+        );
+        let subject = found["subject"].as_str().expect("a subject").to_owned();
+        let token = self.ok_call(
+            "POST",
+            "/v1/subject-tokens",
+            portal,
+            serde_json::json!({ "subject": subject }),
+        )["token"]
+            .as_str()
+            .expect("a subject token")
+            .to_owned();
+        self.ok_call(
+            "PUT",
+            &format!("/v1/me/consents/{purpose}"),
+            &token,
+            serde_json::json!({"granted": true}),
+        );
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
