@@ -18,12 +18,11 @@
 use std::collections::{HashMap, HashSet};
 
 use tessera_privacy::{Erasure, ErasureCause, SubjectKey};
-use tessera_store::JobRecord;
 
 use crate::audit::AuditEntry;
 use crate::error::VaultError;
 use crate::model::{Actor, DeletionRequest, DeletionStatus};
-use crate::rights::{PURGE_JOB, PurgePayload, put_deletion_request};
+use crate::rights::{PURGE_JOB, put_deletion_request, queue_deletion};
 use crate::vault::{Vault, random_id, slot_of};
 
 /// Store document (kind, id) holding a tenant's ledger mark: 8 bytes,
@@ -265,18 +264,7 @@ impl Vault {
             identities_unlinked: 0,
             receipt: None,
         };
-        put_deletion_request(store, tenant, &request)?;
-        let payload = serde_json::to_vec(&PurgePayload {
-            tenant: tenant.id.clone(),
-            request: id.clone(),
-        })
-        .map_err(|e| VaultError::corrupt(&tenant.id, "job", e))?;
-        store.enqueue_job(&JobRecord {
-            id: format!("purge:{}:{id}", tenant.id),
-            kind: PURGE_JOB.into(),
-            not_before_ms: now,
-            payload,
-        })?;
+        queue_deletion(store, tenant, &request, now)?;
         self.audit(
             tenant,
             AuditEntry::new(&actor, "subject.reerase")

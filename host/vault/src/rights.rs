@@ -802,18 +802,7 @@ impl Vault {
             identities_unlinked: 0,
             receipt: None,
         };
-        self.put_request(tenant, &request)?;
-        let payload = serde_json::to_vec(&PurgePayload {
-            tenant: tenant.id.clone(),
-            request: id.clone(),
-        })
-        .map_err(|e| VaultError::corrupt(&tenant.id, "job", e))?;
-        store.enqueue_job(&JobRecord {
-            id: format!("purge:{}:{id}", tenant.id),
-            kind: PURGE_JOB.into(),
-            not_before_ms: now,
-            payload,
-        })?;
+        queue_deletion(store, tenant, &request, now)?;
         self.audit_or_log(
             tenant,
             AuditEntry::new(actor, "subject.delete")
@@ -957,6 +946,29 @@ impl Vault {
 }
 
 /// Stores a deletion request.
+/// Records a new deletion request and queues the job that purges its
+/// subjects (due at `now`).
+pub(crate) fn queue_deletion(
+    store: &dyn tessera_store::Store,
+    tenant: &Tenant,
+    request: &DeletionRequest,
+    now: i64,
+) -> Result<(), VaultError> {
+    put_deletion_request(store, tenant, request)?;
+    let payload = serde_json::to_vec(&PurgePayload {
+        tenant: tenant.id.clone(),
+        request: request.id.clone(),
+    })
+    .map_err(|e| VaultError::corrupt(&tenant.id, "job", e))?;
+    store.enqueue_job(&JobRecord {
+        id: format!("purge:{}:{}", tenant.id, request.id),
+        kind: PURGE_JOB.into(),
+        not_before_ms: now,
+        payload,
+    })?;
+    Ok(())
+}
+
 pub(crate) fn put_deletion_request(
     store: &dyn tessera_store::Store,
     tenant: &Tenant,
