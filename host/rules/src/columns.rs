@@ -96,13 +96,13 @@ impl Column<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn is_present(&self, row: usize) -> bool {
         self.present.is_empty() || self.present[row] != 0
     }
 
     /// An integer or timestamp.
-    #[inline]
+    #[inline(always)]
     fn integer(&self, row: usize) -> Option<i64> {
         match self.data {
             ColumnData::Integer(v) | ColumnData::Timestamp(v) if self.is_present(row) => {
@@ -113,7 +113,7 @@ impl Column<'_> {
     }
 
     /// A number; integers and timestamps widened, booleans as 1 and 0.
-    #[inline]
+    #[inline(always)]
     fn number(&self, row: usize) -> Option<f64> {
         if !self.is_present(row) {
             return None;
@@ -214,6 +214,7 @@ impl<'a> Columns<'a> {
     }
 
     /// Row `row` (below [`Columns::rows`]).
+    #[inline(always)]
     pub fn row(&self, row: usize) -> ColumnRow<'_> {
         assert!(row < self.rows, "row {row} of {}", self.rows);
         ColumnRow { columns: self, row }
@@ -230,12 +231,12 @@ pub struct ColumnRow<'a> {
 }
 
 impl Row for ColumnRow<'_> {
-    #[inline]
+    #[inline(always)]
     fn trait_value(&self, slot: usize) -> Option<ValueRef<'_>> {
         self.columns.traits[slot].value(self.row)
     }
 
-    #[inline]
+    #[inline(always)]
     fn count(&self, query: usize) -> u64 {
         self.columns.queries[query]
             .count
@@ -243,7 +244,7 @@ impl Row for ColumnRow<'_> {
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     }
 
-    #[inline]
+    #[inline(always)]
     fn sum(&self, query: usize, sum: usize) -> f64 {
         if self.count(query) == 0 {
             return 0.0;
@@ -253,7 +254,7 @@ impl Row for ColumnRow<'_> {
             .unwrap_or(0.0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn first_ms(&self, query: usize) -> Option<i64> {
         if self.count(query) == 0 {
             return None;
@@ -261,7 +262,7 @@ impl Row for ColumnRow<'_> {
         self.columns.queries[query].first.integer(self.row)
     }
 
-    #[inline]
+    #[inline(always)]
     fn last_ms(&self, query: usize) -> Option<i64> {
         if self.count(query) == 0 {
             return None;
@@ -269,7 +270,7 @@ impl Row for ColumnRow<'_> {
         self.columns.queries[query].last.integer(self.row)
     }
 
-    #[inline]
+    #[inline(always)]
     fn in_segment(&self, segment: usize) -> bool {
         let column = &self.columns.segments[segment];
         matches!(column.data, ColumnData::Boolean(v) if column.is_present(self.row) && v[self.row] != 0)

@@ -83,19 +83,37 @@ pub trait Row {
 /// A rule ready to evaluate rows at one clock ([`CheckedRule::compile`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {
-    /// The rule's conditions, children before parents; the last is the rule.
-    nodes: Vec<Node>,
+    /// The rule as a graph of tests: each evaluates one condition and
+    /// names the step to take next, or the answer, for either outcome;
+    /// `and`, `or` and `not` are only where the arrows point. Evaluating a
+    /// row is a loop over the conditions it needs and nothing more: no
+    /// recursion (in a plugin every call costs a fuel and an epoch check),
+    /// no step for the connectives.
+    steps: Vec<Step>,
+    /// The first step, or [`MEETS`] or [`FAILS`] for a rule of no test.
+    entry: usize,
     utc_offset_minutes: i32,
     traits: Vec<String>,
     queries: Vec<Query>,
     segments: Vec<String>,
 }
 
+/// Where a step leads when the row meets the rule.
+const MEETS: usize = usize::MAX;
+/// Where a step leads when the row fails the rule.
+const FAILS: usize = usize::MAX - 1;
+
 #[derive(Debug, Clone, PartialEq)]
-enum Node {
-    And(usize, usize),
-    Or(usize, usize),
-    Not(usize),
+struct Step {
+    cond: Cond,
+    /// The next step (or [`MEETS`], [`FAILS`]) when the condition holds.
+    then: usize,
+    /// The next step when it does not.
+    otherwise: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
     Compare(Src, CmpOp, Src),
     /// A comparison whose sides are numbers whatever the row (counts, sums,
     /// averages, number constants): compared without a detour through
@@ -188,7 +206,8 @@ impl CheckedRule {
         names(&self.rule().expr, &mut traits, &mut segments);
         let mut compiler = Compiler {
             program: Program {
-                nodes: Vec::new(),
+                steps: Vec::new(),
+                entry: FAILS,
                 utc_offset_minutes: clock.utc_offset_minutes,
                 traits: traits.into_iter().collect(),
                 queries,
@@ -204,7 +223,7 @@ impl CheckedRule {
             .enumerate()
             .map(|(i, q)| (q.key.clone(), i))
             .collect();
-        compiler.expr(&self.rule().expr);
+        compiler.program.entry = compiler.expr(&self.rule().expr, MEETS, FAILS);
         compiler.program
     }
 }
@@ -247,40 +266,65 @@ struct Compiler {
 }
 
 impl Compiler {
-    /// Compiles `expr`, returning its node's index.
-    fn expr(&mut self, expr: &Expr) -> usize {
-        let node = match &expr.kind {
-            ExprKind::And(a, b) => Node::And(self.expr(a), self.expr(b)),
-            ExprKind::Or(a, b) => Node::Or(self.expr(a), self.expr(b)),
-            ExprKind::Not(e) => Node::Not(self.expr(e)),
+    /// The steps of `expr`, leading to `then` when it holds and to
+    /// `otherwise` when not; returns its first step. The right side of an
+    /// `and` or an `or` is laid out first, so that the left one, evaluated
+    /// first, knows where to go.
+    fn expr(&mut self, expr: &Expr, then: usize, otherwise: usize) -> usize {
+        match &expr.kind {
+            ExprKind::And(a, b) => {
+                let b = self.expr(b, then, otherwise);
+                self.expr(a, b, otherwise)
+            }
+            ExprKind::Or(a, b) => {
+                let b = self.expr(b, then, otherwise);
+                self.expr(a, then, b)
+            }
+            ExprKind::Not(e) => self.expr(e, otherwise, then),
+            _ => {
+                let cond = self.cond(expr);
+                self.program.steps.push(Step {
+                    cond,
+                    then,
+                    otherwise,
+                });
+                self.program.steps.len() - 1
+            }
+        }
+    }
+
+    /// The condition of a leaf of the rule (not `and`, `or` nor `not`).
+    fn cond(&mut self, expr: &Expr) -> Cond {
+        match &expr.kind {
+            ExprKind::And(..) | ExprKind::Or(..) | ExprKind::Not(_) => {
+                unreachable!("`and`, `or` and `not` are arrows between steps, not conditions")
+            }
             ExprKind::Compare { left, op, right } => {
                 let (left, right) = (self.operand(left), self.operand(right));
                 if let (Some(l), Some(r)) = (left.num(), right.num()) {
-                    Node::Numbers(l, *op, r)
+                    Cond::Numbers(l, *op, r)
                 } else if let (Some(l), Some(r)) = (left.time(), right.time()) {
-                    Node::Dates(l, *op, r)
+                    Cond::Dates(l, *op, r)
                 } else {
-                    Node::Compare(left, *op, right)
+                    Cond::Compare(left, *op, right)
                 }
             }
             ExprKind::In {
                 operand,
                 values,
                 negated,
-            } => Node::In {
+            } => Cond::In {
                 operand: self.operand(operand),
                 values: values.iter().map(|l| self.literal(l)).collect(),
                 negated: *negated,
             },
             ExprKind::Contains { operand, value } => {
-                Node::Contains(self.operand(operand), self.operand(value))
+                Cond::Contains(self.operand(operand), self.operand(value))
             }
-            ExprKind::IsSet { operand, negated } => Node::IsSet(self.operand(operand), *negated),
-            ExprKind::Did(query) => Node::Did(self.query(query)),
-            ExprKind::InSegment { name, .. } => Node::InSegment(slot(&self.program.segments, name)),
-        };
-        self.program.nodes.push(node);
-        self.program.nodes.len() - 1
+            ExprKind::IsSet { operand, negated } => Cond::IsSet(self.operand(operand), *negated),
+            ExprKind::Did(query) => Cond::Did(self.query(query)),
+            ExprKind::InSegment { name, .. } => Cond::InSegment(slot(&self.program.segments, name)),
+        }
     }
 
     fn query(&self, query: &EventQuery) -> usize {
@@ -394,7 +438,16 @@ impl Program {
 
     /// Whether `row` meets the rule.
     pub fn evaluate(&self, row: &impl Row) -> bool {
-        self.node(self.nodes.len() - 1, row)
+        let mut at = self.entry;
+        // Every index but the two answers is a step's.
+        while let Some(step) = self.steps.get(at) {
+            at = if self.test(&step.cond, row) {
+                step.then
+            } else {
+                step.otherwise
+            };
+        }
+        at == MEETS
     }
 
     /// `profile` as a row of this program, for hosts that hold profiles.
@@ -405,25 +458,23 @@ impl Program {
         }
     }
 
-    fn node(&self, at: usize, row: &impl Row) -> bool {
-        match &self.nodes[at] {
-            Node::And(a, b) => self.node(*a, row) && self.node(*b, row),
-            Node::Or(a, b) => self.node(*a, row) || self.node(*b, row),
-            Node::Not(e) => !self.node(*e, row),
-            Node::Compare(left, op, right) => match (self.value(left, row), self.value(right, row))
+    #[inline(always)]
+    fn test(&self, cond: &Cond, row: &impl Row) -> bool {
+        match cond {
+            Cond::Compare(left, op, right) => match (self.value(left, row), self.value(right, row))
             {
                 (Some(l), Some(r)) => self.compare(l, *op, r),
                 _ => false,
             },
-            Node::Numbers(left, op, right) => match (number(*left, row), number(*right, row)) {
+            Cond::Numbers(left, op, right) => match (number(*left, row), number(*right, row)) {
                 (Some(l), Some(r)) => holds(l.partial_cmp(&r), *op),
                 _ => false,
             },
-            Node::Dates(left, op, right) => match (time(*left, row), time(*right, row)) {
+            Cond::Dates(left, op, right) => match (time(*left, row), time(*right, row)) {
                 (Some(l), Some(r)) => holds(Some(l.cmp(&r)), *op),
                 _ => false,
             },
-            Node::In {
+            Cond::In {
                 operand,
                 values,
                 negated,
@@ -434,7 +485,7 @@ impl Program {
                 let found = values.iter().any(|c| self.compare(v, CmpOp::Eq, c.val()));
                 found != *negated
             }
-            Node::Contains(operand, value) => {
+            Cond::Contains(operand, value) => {
                 match (self.value(operand, row), self.value(value, row)) {
                     (Some(Val::Str(s, _)), Some(Val::Str(part, _))) => s.contains(part),
                     (Some(Val::List(items)), Some(v)) => items
@@ -443,9 +494,9 @@ impl Program {
                     _ => false,
                 }
             }
-            Node::IsSet(operand, negated) => self.value(operand, row).is_some() != *negated,
-            Node::Did(query) => row.count(*query) > 0,
-            Node::InSegment(segment) => row.in_segment(*segment),
+            Cond::IsSet(operand, negated) => self.value(operand, row).is_some() != *negated,
+            Cond::Did(query) => row.count(*query) > 0,
+            Cond::InSegment(segment) => row.in_segment(*segment),
         }
     }
 
@@ -498,7 +549,7 @@ impl Program {
 }
 
 /// Whether two values so ordered meet `op` (unordered: never).
-#[inline]
+#[inline(always)]
 fn holds(ordering: Option<Ordering>, op: CmpOp) -> bool {
     let Some(ordering) = ordering else {
         return false;
@@ -513,7 +564,7 @@ fn holds(ordering: Option<Ordering>, op: CmpOp) -> bool {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn number(num: Num, row: &impl Row) -> Option<f64> {
     match num {
         Num::Const(n) => Some(n),
@@ -526,7 +577,7 @@ fn number(num: Num, row: &impl Row) -> Option<f64> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn time(time: Time, row: &impl Row) -> Option<i64> {
     match time {
         Time::Const(ms) => Some(ms),
