@@ -12,7 +12,9 @@
 //! evaluated by the rule compiled for the batch's clock, reading the
 //! columns in place: nothing is allocated per row.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use tessera_rules::{CheckedRule, Clock, Columns, Program, Rule, Schema, Type, TypeErrorKind};
 use tessera_sdk::prelude::*;
@@ -59,7 +61,7 @@ impl Segment for Rules {
     }
 
     fn plan(params: &Params) -> Result<Needs, Error> {
-        let checked = check(&parse(params)?)?;
+        let checked = checked(params)?;
         let mut needs = Needs::new();
         for name in checked.traits() {
             // `check` only accepts traits the schema gave a kind.
@@ -82,7 +84,7 @@ impl Segment for Rules {
     }
 
     fn evaluate(params: &Params, batch: &Batch) -> Result<Memberships, Error> {
-        let checked = check(&parse(params)?)?;
+        let checked = checked(params)?;
         let clock = Clock {
             now_ms: batch.now(),
             utc_offset_minutes: i32::try_from(params.integer("utc_offset_minutes")?)
@@ -99,6 +101,32 @@ impl Segment for Rules {
             tiers: None,
         })
     }
+}
+
+thread_local! {
+    /// The last rule checked in this instance, with its text. The SDK plans
+    /// a batch's columns before it evaluates the batch, and both need the
+    /// checked rule: this parses and checks it once. An instance serves one
+    /// call, or the batches of one job, so the trait kinds it was checked
+    /// with cannot change under it.
+    static CHECKED: RefCell<Option<(String, Rc<CheckedRule>)>> = const { RefCell::new(None) };
+}
+
+/// The rule parameter, parsed and checked ([`parse`], [`check`]), or the
+/// same rule as checked last in this instance.
+fn checked(params: &Params) -> Result<Rc<CheckedRule>, Error> {
+    let text = params.text("rule")?;
+    let last = CHECKED.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(checked_text, _)| checked_text == text)
+            .map(|(_, rule)| rule.clone())
+    });
+    if let Some(rule) = last {
+        return Ok(rule);
+    }
+    let rule = Rc::new(check(&parse(params)?)?);
+    CHECKED.set(Some((text.to_owned(), rule.clone())));
+    Ok(rule)
 }
 
 /// The rule parameter, parsed; a parse error names its line and column.
@@ -119,7 +147,16 @@ fn parse(params: &Params) -> Result<Rule, Error> {
 /// against the tenant's schema when the segment is saved, and serves only
 /// what is granted; traits need their kinds here, to read the columns.
 fn check(rule: &Rule) -> Result<CheckedRule, Error> {
+    // The events the rule queries, and the properties it sums as numbers,
+    // are known from the rule itself: seeding them saves the rounds that
+    // would find them one error at a time.
     let mut schema = Schema::new();
+    for query in rule.queries() {
+        let properties = schema.events.entry(query.event).or_default();
+        for property in query.sums {
+            properties.insert(property, Type::Number);
+        }
+    }
     let mut unknown_traits = BTreeSet::new();
     for _ in 0..CHECK_ROUNDS {
         let errors = match tessera_rules::check(rule, &schema) {
