@@ -226,12 +226,19 @@ fn cargo_build(workspace: &Path, target_dir: &Path) -> PathBuf {
 /// Never fails the build: a failure is reported to the test that needs it.
 fn python_twin(root: &Path, target_dir: &Path) -> Result<String, String> {
     let source = root.join("tests/guests/python");
-    println!("cargo:rerun-if-changed={}", source.display());
+    // build.py builds with the Python SDK's build module.
+    let sdk = root.join("sdk/python/tessera_sdk");
     let inputs = [
         source.join("build.py"),
         source.join("threshold/app.py"),
+        sdk.join("build.py"),
+        sdk.join("__init__.py"),
         root.join("wit/v0.1/plugin.wit"),
     ];
+    println!("cargo:rerun-if-changed={}", source.display());
+    for input in &inputs {
+        println!("cargo:rerun-if-changed={}", input.display());
+    }
     let mut fingerprint = String::new();
     for input in &inputs {
         let bytes = fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
