@@ -352,15 +352,8 @@ impl Strategy for LinUcb {
 
     fn observe(params: &Params, feedback: &[Feedback], profiles: &Batch) -> Result<(), Error> {
         let config = Config::from(params)?;
-        kit::check_feedback(feedback, config.actions.len())?;
-        if profiles.rows() != feedback.len() {
-            return Err(Error::input(format!(
-                "{} feedback items but {} profile rows: the model needs each item's features",
-                feedback.len(),
-                profiles.rows()
-            )));
-        }
-        let contexts = kit::contexts(profiles, &config.features)?;
+        let contexts =
+            kit::feedback_contexts(feedback, config.actions.len(), profiles, &config.features)?;
         let mut arms = load(&config)?;
         learn(&config, &mut arms, feedback, &contexts);
         save(&config, &arms)

@@ -355,14 +355,8 @@ impl Strategy for Propensity {
 
     fn observe(params: &Params, feedback: &[Feedback], profiles: &Batch) -> Result<(), Error> {
         let config = Config::from(params)?;
-        kit::check_feedback(feedback, config.actions.len())?;
-        if profiles.rows() != feedback.len() {
-            return Err(Error::input(format!(
-                "{} feedback items but {} profile rows: the model needs each item's features",
-                feedback.len(),
-                profiles.rows()
-            )));
-        }
+        let contexts =
+            kit::feedback_contexts(feedback, config.actions.len(), profiles, &config.features)?;
         if config.weighted
             && let Some(i) = feedback.iter().position(|f| f.propensity <= 0.0)
         {
@@ -370,7 +364,6 @@ impl Strategy for Propensity {
                 "feedback {i} has propensity 0, which inverse-propensity weighting cannot use"
             )));
         }
-        let contexts = kit::contexts(profiles, &config.features)?;
         let mut models = load(&config)?;
         learn(&config, &mut models, feedback, &contexts);
         save(&config, &models)

@@ -146,6 +146,26 @@ pub fn contexts(batch: &Batch, features: &[String]) -> Result<Vec<Vec<f64>>, Err
         .collect())
 }
 
+/// The feedback, checked ([`check_feedback`]), and each item's context
+/// vector ([`contexts`]) from its profile: `profiles` holds one row per
+/// item, in order.
+pub fn feedback_contexts(
+    feedback: &[Feedback],
+    actions: usize,
+    profiles: &Batch,
+    features: &[String],
+) -> Result<Vec<Vec<f64>>, Error> {
+    check_feedback(feedback, actions)?;
+    if profiles.rows() != feedback.len() {
+        return Err(Error::input(format!(
+            "{} feedback items but {} profile rows: the model needs each item's features",
+            feedback.len(),
+            profiles.rows()
+        )));
+    }
+    contexts(profiles, features)
+}
+
 /// Epsilon-floor propensities: the greedy action gets 1 - epsilon +
 /// epsilon / K, every other epsilon / K.
 pub fn epsilon_propensity(epsilon: f64, actions: usize, greedy: usize, action: usize) -> f64 {
