@@ -29,7 +29,9 @@ use tessera_vault::{AuditEntry, Vault, VaultError};
 
 use crate::auth::Role;
 use crate::error::{ApiError, BodyShape, ErrorBody, Json, PrivateJson};
-use crate::subject_tokens::{prune_expired, random_hex};
+use crate::subject_tokens::{
+    Revocation, is_random_id, parse_signed, random_hex, record_revocation,
+};
 use crate::tokens::{Principal, Rejected, TokenStore};
 use crate::{AppState, blocking, web};
 
@@ -39,7 +41,6 @@ pub const CONSOLE_SESSION_PREFIX: &str = "tcs_";
 pub const REVOKED_CONSOLE_SESSION_DOC: &str = "console-session-revoked";
 /// The roles that may sign in to the console.
 pub const CONSOLE_ROLES: [Role; 3] = [Role::Operator, Role::Marketer, Role::Analyst];
-const MAX_TOKEN_LEN: usize = 2048;
 const CLOCK_SKEW_MS: i64 = 60_000;
 const VERSION: u8 = 1;
 const TAG_DOMAIN: &[u8] = b"tessera console session v1";
@@ -102,11 +103,6 @@ impl ConsoleRejected {
             }
         }
     }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Revoked {
-    expires_at_ms: i64,
 }
 
 /// Issues, verifies and ends console sessions over the vault.
@@ -214,7 +210,7 @@ impl ConsoleSessions {
         if now >= claims.exp {
             return Ok(Err(ConsoleRejected::Expired));
         }
-        if !valid_session_id(&claims.jti) {
+        if !is_random_id(&claims.jti) {
             return Ok(Err(ConsoleRejected::Invalid));
         }
         if self
@@ -247,74 +243,31 @@ impl ConsoleSessions {
     /// refuses the entry (damaged), the sign-out still holds and the
     /// failure is logged.
     pub fn revoke(&self, session: &VerifiedSession) -> Result<(), VaultError> {
-        let tenant = &session.principal.tenant;
-        let bytes = serde_json::to_vec(&Revoked {
-            expires_at_ms: session.expires_at_ms,
-        })
-        .map_err(|e| VaultError::Corrupt {
-            tenant: tenant.clone(),
-            what: "console session revocation",
-            detail: e.to_string(),
-        })?;
-        // The revocation first: a sign-out must hold even if its audit
-        // entry cannot be written.
-        self.vault.store().put_document(
-            tenant,
-            REVOKED_CONSOLE_SESSION_DOC,
-            &session.session_id,
-            &bytes,
-        )?;
-        self.vault.flush()?;
         let entry = AuditEntry::new(&session.principal.actor(), "console.sign_out")
             .detail(format!("session {}", session.session_id));
-        match self.vault.record_admin_action(tenant, entry) {
-            Ok(_) => self.vault.flush()?,
-            Err(error) => {
-                tracing::error!(%tenant, %error, session = %session.session_id,
-                    "console session ended, but its audit entry not written");
-            }
-        }
-        let now = self.vault.now_ms();
-        prune_expired(&self.vault, tenant, REVOKED_CONSOLE_SESSION_DOC, |bytes| {
-            serde_json::from_slice::<Revoked>(bytes)
-                .map(|r| r.expires_at_ms <= now)
-                .unwrap_or(true)
-        })
+        record_revocation(
+            &self.vault,
+            &session.principal.tenant,
+            Revocation {
+                kind: REVOKED_CONSOLE_SESSION_DOC,
+                id: &session.session_id,
+                expires_at_ms: session.expires_at_ms,
+                what: "console session",
+            },
+            entry,
+        )
     }
 }
 
 /// The tenant, the claims text and the tag of a well-formed session token.
 fn parse(token: &str) -> Option<(String, &str, Vec<u8>)> {
-    if token.len() > MAX_TOKEN_LEN {
-        return None;
-    }
-    let rest = token.strip_prefix(CONSOLE_SESSION_PREFIX)?;
-    let (tenant_hex, rest) = rest.split_once('_')?;
-    let (payload, tag_hex) = rest.rsplit_once('_')?;
-    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-    if tenant_hex.is_empty()
-        || tag_hex.len() != 64
-        || payload.is_empty()
-        || !payload.bytes().all(base64url)
-    {
-        return None;
-    }
-    let tenant = String::from_utf8(hex::decode(tenant_hex).ok()?).ok()?;
-    let tag = hex::decode(tag_hex).ok()?;
-    Some((tenant, payload, tag))
+    parse_signed(token, CONSOLE_SESSION_PREFIX)
 }
 
 /// Whether a token could be a console session (then only the console
 /// session verifier looks at it).
 pub fn is_console_session(token: &str) -> bool {
     token.starts_with(CONSOLE_SESSION_PREFIX)
-}
-
-fn valid_session_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 // ---- routes --------------------------------------------------------------------
@@ -545,6 +498,7 @@ pub(crate) async fn sign_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subject_tokens::MAX_TOKEN_LEN;
 
     #[test]
     fn parses_only_well_formed_session_tokens() {

@@ -34,8 +34,9 @@ use crate::{AppState, blocking};
 pub const SUBJECT_TOKEN_PREFIX: &str = "tst_";
 /// The store document kind of revoked subject token ids (until they expire).
 pub const REVOKED_SUBJECT_TOKEN_DOC: &str = "subject-token-revoked";
-/// The longest string taken for a subject token.
-const MAX_TOKEN_LEN: usize = 2048;
+/// The longest string taken for a signed token (a subject token, a console
+/// session).
+pub(crate) const MAX_TOKEN_LEN: usize = 2048;
 /// How far in the future an issue time may be (clocks of nodes differ).
 const CLOCK_SKEW_MS: i64 = 60_000;
 /// The version of the claims, and the first field of the tag.
@@ -204,7 +205,7 @@ impl SubjectTokens {
         if now >= claims.exp {
             return Ok(Err(SubjectRejected::Expired));
         }
-        if !valid_token_id(&claims.jti) {
+        if !is_random_id(&claims.jti) {
             return Ok(Err(SubjectRejected::Invalid));
         }
         if self
@@ -235,50 +236,81 @@ impl SubjectTokens {
         let Some(session) = &principal.subject else {
             return Ok(());
         };
-        let tenant = &principal.tenant;
-        let bytes = serde_json::to_vec(&Revoked {
-            expires_at_ms: session.expires_at_ms,
-        })
-        .map_err(|e| VaultError::Corrupt {
-            tenant: tenant.clone(),
-            what: "subject token revocation",
-            detail: e.to_string(),
-        })?;
-        // The revocation first: a logout must take effect even if its audit
-        // entry cannot be written (a damaged trail), and the trail must not
-        // record a logout that did not happen.
-        self.vault.store().put_document(
-            tenant,
-            REVOKED_SUBJECT_TOKEN_DOC,
-            &principal.token_id,
-            &bytes,
-        )?;
-        self.vault.flush()?;
         let entry = AuditEntry::new(&principal.actor(), "subject_token.revoke")
             .subject(&session.id)
             .detail(format!("token {}", principal.token_id));
-        match self.vault.record_admin_action(tenant, entry) {
-            Ok(_) => self.vault.flush()?,
-            Err(error) => {
-                tracing::error!(%tenant, %error, token = %principal.token_id,
-                    "subject token revoked, but its audit entry not written");
-            }
-        }
-        let now = self.vault.now_ms();
-        prune_expired(&self.vault, tenant, REVOKED_SUBJECT_TOKEN_DOC, |bytes| {
-            serde_json::from_slice::<Revoked>(bytes)
-                .map(|r| r.expires_at_ms <= now)
-                .unwrap_or(true)
-        })
+        record_revocation(
+            &self.vault,
+            &principal.tenant,
+            Revocation {
+                kind: REVOKED_SUBJECT_TOKEN_DOC,
+                id: &principal.token_id,
+                expires_at_ms: session.expires_at_ms,
+                what: "subject token",
+            },
+            entry,
+        )
     }
 }
 
-/// The tenant, the claims text and the tag of a well-formed token.
-fn parse(token: &str) -> Option<(String, &str, Vec<u8>)> {
+/// An id to keep on a tenant's list of ended tokens or sessions.
+pub(crate) struct Revocation<'a> {
+    /// The document kind of the list.
+    pub kind: &'static str,
+    pub id: &'a str,
+    /// When the token would have expired: the entry is pruned after.
+    pub expires_at_ms: i64,
+    /// What ends, for errors and logs ("subject token").
+    pub what: &'static str,
+}
+
+/// Ends a signed token or session before its expiry: keeps its id on the
+/// tenant's list until it would have expired, then audits `entry`, then
+/// prunes the list's expired ids. The revocation is stored first: it holds
+/// even if its audit entry cannot be written (a damaged trail, logged),
+/// and the trail never records an ending that did not happen.
+pub(crate) fn record_revocation(
+    vault: &Vault,
+    tenant: &str,
+    revocation: Revocation<'_>,
+    entry: AuditEntry,
+) -> Result<(), VaultError> {
+    let Revocation {
+        kind,
+        id,
+        expires_at_ms,
+        what,
+    } = revocation;
+    let bytes =
+        serde_json::to_vec(&Revoked { expires_at_ms }).map_err(|e| VaultError::Corrupt {
+            tenant: tenant.to_owned(),
+            what,
+            detail: e.to_string(),
+        })?;
+    vault.store().put_document(tenant, kind, id, &bytes)?;
+    vault.flush()?;
+    match vault.record_admin_action(tenant, entry) {
+        Ok(_) => vault.flush()?,
+        Err(error) => {
+            tracing::error!(%tenant, %error, %id, "{what} ended, but its audit entry not written");
+        }
+    }
+    let now = vault.now_ms();
+    prune_expired(vault, tenant, kind, |bytes| {
+        serde_json::from_slice::<Revoked>(bytes)
+            .map(|r| r.expires_at_ms <= now)
+            .unwrap_or(true)
+    })
+}
+
+/// The tenant, the claims text and the tag of a well-formed signed token of
+/// the kind `prefix` names: `<prefix><tenant hex>_<claims>_<tag hex>`, the
+/// claims base64url and the tag 32 bytes.
+pub(crate) fn parse_signed<'a>(token: &'a str, prefix: &str) -> Option<(String, &'a str, Vec<u8>)> {
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
-    let rest = token.strip_prefix(SUBJECT_TOKEN_PREFIX)?;
+    let rest = token.strip_prefix(prefix)?;
     let (tenant_hex, rest) = rest.split_once('_')?;
     let (payload, tag_hex) = rest.rsplit_once('_')?;
     let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
@@ -294,13 +326,18 @@ fn parse(token: &str) -> Option<(String, &str, Vec<u8>)> {
     Some((tenant, payload, tag))
 }
 
+fn parse(token: &str) -> Option<(String, &str, Vec<u8>)> {
+    parse_signed(token, SUBJECT_TOKEN_PREFIX)
+}
+
 /// Whether a token could be a subject token (then only the subject-token
 /// verifier looks at it).
 pub fn is_subject_token(token: &str) -> bool {
     token.starts_with(SUBJECT_TOKEN_PREFIX)
 }
 
-fn valid_token_id(id: &str) -> bool {
+/// Whether `id` is a token or session id as `random_hex(16)` makes them.
+pub(crate) fn is_random_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
