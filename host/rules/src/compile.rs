@@ -90,7 +90,7 @@ pub struct Program {
     /// recursion (in a plugin every call costs a fuel and an epoch check),
     /// no step for the connectives.
     steps: Vec<Step>,
-    /// The first step, or [`MEETS`] or [`FAILS`] for a rule of no test.
+    /// The first step (every rule has at least one condition).
     entry: usize,
     utc_offset_minutes: i32,
     traits: Vec<String>,
