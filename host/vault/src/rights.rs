@@ -945,7 +945,6 @@ impl Vault {
     }
 }
 
-/// Stores a deletion request.
 /// Records a new deletion request and queues the job that purges its
 /// subjects (due at `now`).
 pub(crate) fn queue_deletion(
@@ -969,6 +968,7 @@ pub(crate) fn queue_deletion(
     Ok(())
 }
 
+/// Stores a deletion request.
 pub(crate) fn put_deletion_request(
     store: &dyn tessera_store::Store,
     tenant: &Tenant,
