@@ -2,6 +2,7 @@
 
 mod contract;
 mod csv;
+mod evaluation;
 mod hostile;
 mod hostile_js;
 mod install;

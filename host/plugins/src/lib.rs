@@ -19,8 +19,8 @@ pub use params::{ParamValue, field_values, stored_params};
 pub use permissions::{Change, LimitChange, PermissionDiff};
 pub use records::{PluginRecord, PublisherRecord, QuarantineRecord, VersionRecord};
 pub use registry::{
-    Entry, EvaluatedPage, Live, Planned, Registry, RegistryError, RemovalListener, Source,
-    runtime_grants,
+    Entry, EvaluatedPage, Evaluation, Live, Planned, Registry, RegistryError, RemovalListener,
+    Source, runtime_grants,
 };
 pub mod views;
 

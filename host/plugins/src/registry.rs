@@ -223,13 +223,75 @@ impl Live {
 }
 
 /// A segment plugin's verdict on a page of the tenant's people
-/// ([`Registry::evaluate_page`]).
+/// ([`Evaluation::page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvaluatedPage {
     /// (subject, member) per person of the page.
     pub memberships: Vec<(String, bool)>,
     /// Where the next page starts; `None`: this was the last.
     pub next: Option<String>,
+}
+
+/// A segment plugin's evaluation of one job's pages ([`Registry::evaluation`]).
+/// Holds a pool slot while it holds an instance: drop it when the job ends.
+#[derive(Debug)]
+pub struct Evaluation<'r> {
+    registry: &'r Registry,
+    tenant: String,
+    purpose: String,
+    live: Live,
+    params: Vec<FieldValue>,
+    evaluation: tessera_runtime::Evaluation,
+}
+
+impl Evaluation<'_> {
+    /// A page of the tenant's people, after the subject `after` and up to
+    /// the subject `until` (inclusive; `None`: to the end).
+    pub fn page(
+        &mut self,
+        after: Option<&str>,
+        until: Option<&str>,
+        limit: usize,
+    ) -> Result<EvaluatedPage, RegistryError> {
+        let (memberships, view) = self.view(Subjects::Page {
+            after,
+            until,
+            limit,
+        })?;
+        Ok(EvaluatedPage {
+            memberships,
+            next: view.next().map(str::to_owned),
+        })
+    }
+
+    /// The memberships of `subjects` by subject id (the plugin saw
+    /// pseudonyms), and the view it saw.
+    fn view(
+        &mut self,
+        subjects: Subjects<'_>,
+    ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
+        let registry = self.registry;
+        let view = registry.view_of(
+            &self.tenant,
+            &self.live,
+            &self.params,
+            &self.purpose,
+            subjects,
+        )?;
+        // The plugin may plan again while evaluating (the SDK does, to name
+        // the columns): it learns the same trait kinds as when it planned.
+        let scope = view
+            .scope()
+            .with_trait_kinds(registry.schema_scope_kinds(&self.tenant, &self.live)?);
+        let out = self.evaluation.evaluate_with(&view.batch, &scope)?.value;
+        let memberships = view
+            .subjects()
+            .iter()
+            .zip(&out.member)
+            .map(|(subject, member)| (subject.clone(), *member == 1))
+            .collect();
+        Ok((memberships, view))
+    }
 }
 
 /// One plugin of a tenant as the registry knows it: its stored record (none
@@ -1058,68 +1120,32 @@ impl Registry {
         purpose: &str,
         subjects: Subjects<'_>,
     ) -> Result<Vec<(String, bool)>, RegistryError> {
-        self.evaluate_view(tenant, name, params, purpose, subjects)
+        self.evaluation(tenant, name, params, purpose)?
+            .view(subjects)
             .map(|(memberships, _)| memberships)
     }
 
-    /// [`Registry::evaluate`] over a page of the tenant's people, after the
-    /// subject `after` and up to the subject `until` (inclusive; `None`: to
-    /// the end).
-    #[allow(clippy::too_many_arguments)]
-    pub fn evaluate_page(
+    /// Segment plugin `name`'s evaluation for `purpose` of one job's pages
+    /// (a recompute, a preview): the parameters validated once, and one
+    /// instance serving the pages in turn ([`tessera_runtime::Evaluation`]).
+    pub fn evaluation(
         &self,
         tenant: &str,
         name: &str,
         params: &[FieldValue],
         purpose: &str,
-        after: Option<&str>,
-        until: Option<&str>,
-        limit: usize,
-    ) -> Result<EvaluatedPage, RegistryError> {
-        let (memberships, view) = self.evaluate_view(
-            tenant,
-            name,
-            params,
-            purpose,
-            Subjects::Page {
-                after,
-                until,
-                limit,
-            },
-        )?;
-        Ok(EvaluatedPage {
-            memberships,
-            next: view.next().map(str::to_owned),
-        })
-    }
-
-    fn evaluate_view(
-        &self,
-        tenant: &str,
-        name: &str,
-        params: &[FieldValue],
-        purpose: &str,
-        subjects: Subjects<'_>,
-    ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
+    ) -> Result<Evaluation<'_>, RegistryError> {
         let live = self.callable(tenant, name)?;
         let params = live.plugin.validate(params)?;
-        let view = self.view_of(tenant, &live, &params, purpose, subjects)?;
-        // The plugin may plan again while evaluating (the SDK does, to name
-        // the columns): it learns the same trait kinds as when it planned.
-        let scope = view
-            .scope()
-            .with_trait_kinds(self.schema_scope_kinds(tenant, &live)?);
-        let out = live
-            .plugin
-            .evaluate_with(&params, &view.batch, &scope)?
-            .value;
-        let memberships = view
-            .subjects()
-            .iter()
-            .zip(&out.member)
-            .map(|(subject, member)| (subject.clone(), *member == 1))
-            .collect();
-        Ok((memberships, view))
+        let evaluation = live.plugin.evaluation(&params)?;
+        Ok(Evaluation {
+            registry: self,
+            tenant: tenant.to_owned(),
+            purpose: purpose.to_owned(),
+            live,
+            params,
+            evaluation,
+        })
     }
 
     /// Every plugin of `tenant`, by name.

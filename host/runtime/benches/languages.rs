@@ -130,11 +130,10 @@ fn measure(name: &'static str, bytes: &[u8], budget: Duration) -> Measured {
         black_box(plugin.evaluate(&params, &one).expect("evaluate"));
     });
     let reused_1 = median(budget, || {
-        black_box(
-            plugin
-                .evaluate_batches(&params, &many)
-                .expect("evaluate_batches"),
-        );
+        let mut evaluation = plugin.evaluation(&params).expect("evaluation");
+        for batch in &many {
+            black_box(evaluation.evaluate(batch).expect("evaluate"));
+        }
     }) / REUSED_CALLS as u32;
     let fresh_10k = median(budget, || {
         black_box(plugin.evaluate(&params, &large).expect("evaluate"));

@@ -28,7 +28,7 @@ use tessera_runtime::{
 
 /// Rows of the large batch.
 const ROWS: usize = 10_000;
-/// Calls of 1 row made in one reused instance (one `evaluate_batches`).
+/// Calls of 1 row made in one reused instance (one `Plugin::evaluation`).
 const SMALL_CALLS_PER_INSTANCE: usize = 256;
 /// Calls of `ROWS` rows made in one reused instance.
 const LARGE_CALLS_PER_INSTANCE: usize = 16;
@@ -126,11 +126,10 @@ fn reused(b: &mut Bencher<'_>, plugin: &Plugin, params: &[FieldValue], batches: 
         let rounds = iters.div_ceil(per_instance);
         let started = Instant::now();
         for _ in 0..rounds {
-            black_box(
-                plugin
-                    .evaluate_batches(params, batches)
-                    .expect("evaluate_batches"),
-            );
+            let mut evaluation = plugin.evaluation(params).expect("evaluation");
+            for batch in batches {
+                black_box(evaluation.evaluate(batch).expect("evaluate"));
+            }
         }
         started
             .elapsed()

@@ -288,7 +288,8 @@ impl StateTxn {
     }
 }
 
-/// The data of one plugin call's store.
+/// The data of a plugin's store: one call's, or the calls' of an
+/// [`crate::Evaluation`] in turn ([`HostState::begin_call`]).
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -313,7 +314,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(limits: &Limits, now_ms: i64, state: Option<StateTxn>, label: Arc<str>) -> Self {
+    pub fn new(limits: &Limits, label: Arc<str>) -> Self {
         // No environment, arguments, preopened directories, sockets or stdio:
         // WASI is linked only because std guests import it.
         let mut wasi = WasiCtx::builder();
@@ -337,12 +338,32 @@ impl HostState {
             max_log_line_bytes: limits.log_line_bytes,
             logs: Vec::new(),
             logs_dropped: 0,
-            now_ms,
-            state,
+            now_ms: 0,
+            state: None,
             outbound: None,
             label,
             trait_kinds: None,
         }
+    }
+
+    /// Readies the store for a call at `now_ms` with `state` and
+    /// `trait_kinds`: the counters, logs and peak memory of a call before
+    /// it (in a kept store) are gone, and so is any outbound session.
+    pub fn begin_call(
+        &mut self,
+        now_ms: i64,
+        state: Option<StateTxn>,
+        trait_kinds: Option<crate::TraitKinds>,
+    ) {
+        self.now_ms = now_ms;
+        self.state = state;
+        self.trait_kinds = trait_kinds;
+        self.host_calls = 0;
+        self.guest_bytes = 0;
+        self.logs.clear();
+        self.logs_dropped = 0;
+        self.outbound = None;
+        self.limiter.peak_memory = self.limiter.memory;
     }
 
     /// Counts one host call that copies `bytes` out of the guest.
@@ -360,11 +381,6 @@ impl HostState {
             }));
         }
         Ok(())
-    }
-
-    /// Moves this call's clock, for calls that serve several batches.
-    pub fn set_now(&mut self, now_ms: i64) {
-        self.now_ms = now_ms;
     }
 
     fn state(&mut self) -> WasmResult<&mut StateTxn> {

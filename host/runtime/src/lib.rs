@@ -37,7 +37,8 @@ pub use output::{
     MAX_QUERY_NAME, MAX_QUERY_SUMS, MAX_WINDOW_DAYS, MAX_WINDOW_MS,
 };
 pub use plugin::{
-    CallScope, Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats, TraitKinds,
+    CallScope, Evaluation, Grants, InstallRequest, Plugin, PluginInfo, PluginKind, PluginStats,
+    TraitKinds,
 };
 pub use quarantine::QuarantinePolicy;
 pub use runtime::Runtime;

@@ -1,5 +1,6 @@
 //! An installed [`Plugin`] and the sandboxed call path: every call gets a
-//! fresh `Store` from the plugin's pre-instantiated component, with its
+//! fresh `Store` from the plugin's pre-instantiated component (or, for the
+//! pages of one segment job, the store an [`Evaluation`] keeps), with its
 //! limits, fuel budget and epoch deadline, and returns its result with its cost.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -28,7 +29,7 @@ use crate::output::{
     OutputSize, check_actions, check_decisions, check_forecast, check_memberships, check_needs,
 };
 use crate::quarantine::Health;
-use crate::runtime::RuntimeInner;
+use crate::runtime::{RuntimeInner, Slot};
 use crate::{
     CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
     TrapReason, WitVersion, detect_version,
@@ -906,40 +907,20 @@ impl Plugin {
         )
     }
 
-    /// Segment: evaluates several batches in one instance, one call each: a
-    /// recompute over many batches pays for instantiation once. The budgets
-    /// (fuel, time) cover all rows together.
-    pub fn evaluate_batches(
-        &self,
-        params: &[FieldValue],
-        batches: &[ProfileBatch],
-    ) -> Result<Called<Vec<Memberships>>, CallError> {
-        let Pre::Segment(pre) = &self.inner.pre else {
+    /// Segment: an evaluation of one job's batches (a recompute's pages,
+    /// a preview's) that one instance serves in turn, one call each, so
+    /// that instantiation, and whatever the plugin prepares once per
+    /// instance, are paid once per job rather than once per batch.
+    /// `params` are the resolved parameters [`Plugin::validate`] returns.
+    pub fn evaluation(&self, params: &[FieldValue]) -> Result<Evaluation, CallError> {
+        if !matches!(self.inner.pre, Pre::Segment(_)) {
             return Err(self.unsupported("evaluate"));
-        };
-        let rows: u64 = batches.iter().map(|b| u64::from(b.rows)).sum();
-        let now = batches.first().map_or_else(now_ms, |b| b.now);
-        self.inner.run(
-            rows,
-            now,
-            |s| {
-                let instance = pre.instantiate(&mut *s)?;
-                let mut out = Vec::with_capacity(batches.len());
-                for batch in batches {
-                    s.data_mut().set_now(batch.now);
-                    match instance.call_evaluate(&mut *s, params, batch)? {
-                        Ok(memberships) => out.push(memberships),
-                        Err(error) => return Ok(Err(error)),
-                    }
-                }
-                Ok(Ok(out))
-            },
-            |out| {
-                out.iter()
-                    .zip(batches)
-                    .try_for_each(|(m, b)| check_memberships(m, b.rows))
-            },
-        )
+        }
+        Ok(Evaluation {
+            plugin: self.clone(),
+            params: params.to_vec(),
+            kept: None,
+        })
     }
 
     /// Strategy: one decision per row.
@@ -1145,6 +1126,121 @@ impl<K: PartialEq, V: Clone> Memo<K, V> {
     }
 }
 
+/// One job's evaluation by a segment plugin ([`Plugin::evaluation`]): its
+/// batches are served by one instance in turn.
+///
+/// Each call is a call of its own as far as the sandbox goes: the plugin's
+/// limits, a fuel budget and a time limit for its batch, its own state
+/// transaction and scope (the batch's subjects), its own cost and logs. What
+/// carries over between the calls is the instance's memory: the plugin may
+/// keep what it prepared (a parsed rule) for the job's next batch. The
+/// batches of one job belong to one tenant, one segment and one purpose, so
+/// nothing crosses a boundary the host draws; calls of different jobs never
+/// share an instance. After a call that fails (a trap, an error, an output
+/// that breaks the rules, a state conflict) the instance is dropped and the
+/// next call gets a fresh one.
+///
+/// While it holds an instance, an evaluation holds one of the pool's slots
+/// ([`crate::RuntimeConfig::concurrent_calls`]): drop it when the job ends.
+pub struct Evaluation {
+    plugin: Plugin,
+    params: Vec<FieldValue>,
+    kept: Option<Kept>,
+}
+
+/// The store an [`Evaluation`] keeps between calls.
+struct Kept {
+    /// Declared before the slot: fields drop in order, and the slot may go
+    /// back to the pool only once the store is gone.
+    store: Store<HostState>,
+    /// Instantiated by the first call, in its budgets.
+    instance: Option<crate::api::segment::Segment>,
+    _slot: Slot,
+}
+
+impl std::fmt::Debug for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluation")
+            .field("plugin", &self.plugin.inner.label)
+            .field("instance", &self.kept.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Evaluation {
+    /// Evaluates a batch of profile views.
+    pub fn evaluate(&mut self, batch: &ProfileBatch) -> Result<Called<Memberships>, CallError> {
+        self.evaluate_with(batch, &CallScope::new())
+    }
+
+    /// Evaluates a batch of profile views whose rows are `scope`'s
+    /// subjects, so the plugin may keep state per row.
+    pub fn evaluate_with(
+        &mut self,
+        batch: &ProfileBatch,
+        scope: &CallScope,
+    ) -> Result<Called<Memberships>, CallError> {
+        let Evaluation {
+            plugin,
+            params,
+            kept,
+        } = self;
+        let sandbox = &*plugin.inner;
+        let Pre::Segment(pre) = &sandbox.pre else {
+            return Err(plugin.unsupported("evaluate"));
+        };
+        sandbox.admit()?;
+        let mut held = match kept.take() {
+            Some(held) => held,
+            None => Kept {
+                _slot: sandbox.take_slot()?,
+                store: sandbox.new_store(),
+                instance: None,
+            },
+        };
+        let units = u64::from(batch.rows);
+        let check = |out: &Memberships| check_memberships(out, batch.rows);
+        let instance = &mut held.instance;
+        let attempt = sandbox.call_in(
+            &mut held.store,
+            scope,
+            units,
+            batch.now,
+            &mut |s| {
+                let segment = match instance {
+                    Some(segment) => segment,
+                    None => instance.insert(pre.instantiate(&mut *s)?),
+                };
+                segment.call_evaluate(&mut *s, params, batch)
+            },
+            &check,
+            false,
+        );
+        match attempt {
+            Ok(called) => {
+                *kept = Some(held);
+                Ok(called)
+            }
+            Err(Outcome::Failed(error)) => Err(error),
+            Err(Outcome::Conflict) => {
+                // The instance saw state that is no longer current: as any
+                // call, run again on the new state in a fresh store.
+                drop(held);
+                sandbox.run_exclusive(
+                    scope,
+                    units,
+                    batch.now,
+                    &mut |s| {
+                        pre.instantiate(&mut *s)?
+                            .call_evaluate(&mut *s, params, batch)
+                    },
+                    &check,
+                )
+            }
+        }
+    }
+}
+
 impl Sandbox {
     fn describe(&self) -> Result<Called<Manifest>, CallError> {
         for_each_world!(&self.pre, pre => self.run(
@@ -1183,15 +1279,27 @@ impl Sandbox {
         // lock, so no other call of this installation in this process can
         // commit in between: the retry cannot lose to them again.
         match self.run_once(scope, units, now_ms, &mut body, &check, false) {
-            Err(Outcome::Conflict) => {}
-            Err(Outcome::Failed(error)) => return Err(error),
-            Ok(called) => return Ok(called),
+            Err(Outcome::Conflict) => self.run_exclusive(scope, units, now_ms, &mut body, &check),
+            Err(Outcome::Failed(error)) => Err(error),
+            Ok(called) => Ok(called),
         }
+    }
+
+    /// A call whose first attempt conflicted, run again in a fresh store
+    /// holding the commit lock.
+    fn run_exclusive<R: OutputSize>(
+        &self,
+        scope: &CallScope,
+        units: u64,
+        now_ms: i64,
+        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: &impl Fn(&R) -> Result<(), String>,
+    ) -> Result<Called<R>, CallError> {
         let _exclusive = self
             .commit_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match self.run_once(scope, units, now_ms, &mut body, &check, true) {
+        match self.run_once(scope, units, now_ms, body, check, true) {
             Ok(called) => Ok(called),
             Err(Outcome::Failed(error)) => Err(error),
             Err(Outcome::Conflict) => Err(self.host_error(
@@ -1209,13 +1317,67 @@ impl Sandbox {
         check: &impl Fn(&R) -> Result<(), String>,
         holding_commit_lock: bool,
     ) -> Result<Called<R>, Outcome> {
-        if let Err(q) = self.health.check() {
-            return Err(Outcome::Failed(CallError::Quarantined {
-                plugin: self.label.clone(),
-                traps: q.traps,
-                last: q.last,
-            }));
-        }
+        self.admit()?;
+        // An instance slot of the pool, held until the store is gone: when
+        // every slot is in use the call waits its turn (bounded) instead of
+        // failing in the allocator.
+        let slot = self.take_slot()?;
+        let mut store = self.new_store();
+        let called = self.call_in(
+            &mut store,
+            scope,
+            units,
+            now_ms,
+            body,
+            check,
+            holding_commit_lock,
+        );
+        drop(store);
+        drop(slot);
+        called
+    }
+
+    /// Refuses a call to a quarantined plugin.
+    fn admit(&self) -> Result<(), CallError> {
+        self.health.check().map_err(|q| CallError::Quarantined {
+            plugin: self.label.clone(),
+            traps: q.traps,
+            last: q.last,
+        })
+    }
+
+    fn take_slot(&self) -> Result<Slot, CallError> {
+        self.runtime.take_slot().ok_or_else(|| CallError::Busy {
+            plugin: self.label.clone(),
+            slots: self.runtime.slots.total(),
+            waited_ms: u64::try_from(self.runtime.config.slot_wait.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// A store for this plugin's calls, under its limits.
+    fn new_store(&self) -> Store<HostState> {
+        let state = HostState::new(&self.limits, Arc::from(self.label.as_str()));
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+
+    /// One call in `store` (fresh, or kept from the calls of an
+    /// [`Evaluation`] before): the state transaction of `scope`, fuel scaled
+    /// to `units`, an epoch deadline, then the output checks. A trap counts
+    /// towards quarantine; state writes are committed only if the call
+    /// succeeded.
+    #[allow(clippy::too_many_arguments)]
+    fn call_in<R: OutputSize>(
+        &self,
+        store: &mut Store<HostState>,
+        scope: &CallScope,
+        units: u64,
+        now_ms: i64,
+        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        check: &impl Fn(&R) -> Result<(), String>,
+        holding_commit_lock: bool,
+    ) -> Result<Called<R>, Outcome> {
         let config = &self.runtime.config;
         let txn = (self.grants.state_quota > 0).then(|| {
             StateTxn::new(
@@ -1225,21 +1387,9 @@ impl Sandbox {
                 scope.subjects.clone(),
             )
         });
-        // An instance slot of the pool, held until the store is gone: when
-        // every slot is in use the call waits its turn (bounded) instead of
-        // failing in the allocator.
-        let slots = &self.runtime.slots;
-        let Some(_slot) = slots.take(config.slot_wait) else {
-            return Err(Outcome::Failed(CallError::Busy {
-                plugin: self.label.clone(),
-                slots: slots.total(),
-                waited_ms: u64::try_from(config.slot_wait.as_millis()).unwrap_or(u64::MAX),
-            }));
-        };
-        let mut state = HostState::new(&self.limits, now_ms, txn, Arc::from(self.label.as_str()));
-        state.trait_kinds = scope.trait_kinds.clone();
-        let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        store
+            .data_mut()
+            .begin_call(now_ms, txn, scope.trait_kinds.clone());
 
         let fuel_budget = if config.fuel {
             self.limits.fuel_for(units)
@@ -1276,7 +1426,7 @@ impl Sandbox {
         }
 
         let started = Instant::now();
-        let outcome = body(&mut store);
+        let outcome = body(store);
         let wall = started.elapsed();
         let fuel = if config.fuel {
             fuel_budget - store.get_fuel().unwrap_or(0)
@@ -1290,7 +1440,8 @@ impl Sandbox {
             u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        let data = store.into_data();
+        let data = store.data_mut();
+        let outbound = data.outbound.take();
         let mut cost = Cost {
             fuel,
             fuel_budget,
@@ -1298,9 +1449,12 @@ impl Sandbox {
             peak_memory: data.limiter.peak_memory,
             host_calls: data.host_calls,
             guest_bytes: data.guest_bytes,
-            http_bytes: data.outbound.as_ref().map_or(0, OutboundCall::received),
+            http_bytes: outbound.as_ref().map_or(0, OutboundCall::received),
             output_bytes: 0,
         };
+        let txn = data.state.take();
+        let logs = std::mem::take(&mut data.logs);
+        let logs_dropped = data.logs_dropped;
 
         let value = match outcome {
             Ok(Ok(value)) => value,
@@ -1345,7 +1499,7 @@ impl Sandbox {
                 txn.commit()
             }
         };
-        match data.state.map(commit) {
+        match txn.map(commit) {
             None | Some(Ok(())) => {}
             Some(Err(StateError::Conflict)) => return Err(Outcome::Conflict),
             // A concurrent call used the quota first, the subject was
@@ -1366,8 +1520,8 @@ impl Sandbox {
         Ok(Called {
             value,
             cost,
-            logs: data.logs,
-            logs_dropped: data.logs_dropped,
+            logs,
+            logs_dropped,
         })
     }
 

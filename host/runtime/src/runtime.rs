@@ -41,9 +41,10 @@ pub(crate) struct Slots {
     freed: Condvar,
 }
 
-/// A taken slot; given back on drop.
+/// A taken slot; given back on drop. It holds the runtime, so a store kept
+/// across calls ([`crate::Evaluation`]) can hold its slot as long.
 #[derive(Debug)]
-pub(crate) struct Slot<'a>(&'a Slots);
+pub(crate) struct Slot(Arc<RuntimeInner>);
 
 impl Slots {
     fn new(total: u32) -> Self {
@@ -58,12 +59,14 @@ impl Slots {
         self.total
     }
 
-    /// Takes a slot, waiting at most `wait` for one (none: still busy).
-    pub fn take(&self, wait: Duration) -> Option<Slot<'_>> {
+    /// Waits at most `wait` for a free slot and takes it (false: still busy).
+    fn take(&self, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         while *free == 0 {
-            let left = deadline.checked_duration_since(Instant::now())?;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
             free = self
                 .freed
                 .wait_timeout(free, left)
@@ -71,16 +74,30 @@ impl Slots {
                 .0;
         }
         *free -= 1;
-        Some(Slot(self))
+        true
+    }
+
+    fn give_back(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        drop(free);
+        self.freed.notify_one();
     }
 }
 
-impl Drop for Slot<'_> {
+impl RuntimeInner {
+    /// Takes a pool slot, waiting at most the configured `slot_wait` for
+    /// one (none: every slot is still busy).
+    pub fn take_slot(self: &Arc<Self>) -> Option<Slot> {
+        self.slots
+            .take(self.config.slot_wait)
+            .then(|| Slot(self.clone()))
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        drop(free);
-        self.0.freed.notify_one();
+        self.0.slots.give_back();
     }
 }
 

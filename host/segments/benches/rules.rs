@@ -5,15 +5,15 @@
 //!    1,000,000): the batches the host sends for the rule
 //!    `count(purchase, last 90 days) >= 3 and sum(purchase.amount, last 30
 //!    days) > 500` (its plan: two event queries, count/first/last and one
-//!    sum), evaluated by the `rules` wasm plugin (a fresh instance per
-//!    batch, as a recompute calls it) and by the same `tessera-rules`
-//!    program compiled natively over the same columns (the rule compiled
-//!    for the batch's clock, the batch's columns mapped to its slots, one
-//!    membership byte per row). `PER_INSTANCE=n` evaluates n batches in
-//!    one instance (`Plugin::evaluate_batches`, as a job over many
-//!    batches can) instead of a fresh one per batch. `LIMITS=off` runs the
-//!    plugin without fuel and epoch checks (production keeps both), to
-//!    show what they cost.
+//!    sum), evaluated by the `rules` wasm plugin (one `Plugin::evaluation`
+//!    for all batches, a call per batch, as a recompute calls it) and by
+//!    the same `tessera-rules` program compiled natively over the same
+//!    columns (the rule compiled for the batch's clock, the batch's columns
+//!    mapped to its slots, one membership byte per row). `BATCH` sets the
+//!    rows per batch (default 10,000); `PER_INSTANCE=n` starts a new
+//!    evaluation, so a fresh instance, every n batches (1: one per batch).
+//!    `LIMITS=off` runs the plugin without fuel and epoch checks
+//!    (production keeps both), to show what they cost.
 //! 2. **End to end**: `Segments::recompute` over `PEOPLE` people (default
 //!    20,000) in a vault on sled, each with purchases: views built from
 //!    sealed records, the plugin, membership writes.
@@ -210,7 +210,8 @@ fn peak_rss_mib() -> f64 {
 
 fn plugin_vs_native() {
     let profiles = env("PROFILES", 1_000_000);
-    let per_instance = env("PER_INSTANCE", 1).max(1);
+    let batch_rows = env("BATCH", BATCH).max(1);
+    let per_instance = env("PER_INSTANCE", usize::MAX).max(1);
     // LIMITS=off measures the guest code without fuel and epoch checks
     // (production keeps both on): what the checks cost in the ratio.
     let checks = std::env::var("LIMITS").map_or(true, |v| v != "off");
@@ -262,42 +263,33 @@ fn plugin_vs_native() {
     );
 
     let mut g = Gen(0x5eed_1234);
-    let batches = profiles.div_ceil(BATCH);
+    let batches = profiles.div_ceil(batch_rows);
     let mut plugin_time = Duration::ZERO;
     let mut native_time = Duration::ZERO;
     let (mut plugin_members, mut native_members) = (0usize, 0usize);
     let mut plugin_fuel = 0u64;
-    for first in (0..batches).step_by(per_instance) {
-        let group: Vec<ProfileBatch> = (first..batches.min(first + per_instance))
-            .map(|b| {
-                let rows = BATCH.min(profiles - b * BATCH);
-                let data: Vec<QueryData> = queries
-                    .iter()
-                    .map(|(_, sums)| query_data(rows, *sums, &mut g))
-                    .collect();
-                batch_of(&data, rows, (b * BATCH) as u64)
-            })
-            .collect();
-        let started = Instant::now();
-        let (out, fuel) = if per_instance == 1 {
-            let out = plugin.evaluate(&params, &group[0]).expect("evaluate");
-            (vec![out.value], out.cost.fuel)
-        } else {
-            let out = plugin.evaluate_batches(&params, &group).expect("evaluate");
-            (out.value, out.cost.fuel)
-        };
-        plugin_time += started.elapsed();
-        plugin_fuel += fuel;
-        plugin_members += out
+    let mut evaluation = None;
+    for b in 0..batches {
+        let rows = batch_rows.min(profiles - b * batch_rows);
+        let data: Vec<QueryData> = queries
             .iter()
-            .map(|m| m.member.iter().filter(|m| **m == 1).count())
-            .sum::<usize>();
-        for batch in &group {
-            let started = Instant::now();
-            let member = native(&checked, black_box(batch));
-            native_time += started.elapsed();
-            native_members += member.iter().filter(|m| **m == 1).count();
+            .map(|(_, sums)| query_data(rows, *sums, &mut g))
+            .collect();
+        let batch = batch_of(&data, rows, (b * batch_rows) as u64);
+        if b % per_instance == 0 {
+            // The instance of the batches before (if any) is dropped here.
+            evaluation = Some(plugin.evaluation(&params).expect("evaluation"));
         }
+        let evaluation = evaluation.as_mut().expect("an evaluation");
+        let started = Instant::now();
+        let out = evaluation.evaluate(&batch).expect("evaluate");
+        plugin_time += started.elapsed();
+        plugin_fuel += out.cost.fuel;
+        plugin_members += out.value.member.iter().filter(|m| **m == 1).count();
+        let started = Instant::now();
+        let member = native(&checked, black_box(&batch));
+        native_time += started.elapsed();
+        native_members += member.iter().filter(|m| **m == 1).count();
     }
     assert_eq!(
         plugin_members, native_members,
@@ -306,6 +298,8 @@ fn plugin_vs_native() {
     let rate = |d: Duration| profiles as f64 / d.as_secs_f64();
     let runs = if per_instance == 1 {
         "a fresh instance per batch".to_owned()
+    } else if per_instance >= batches {
+        "one instance for all batches".to_owned()
     } else {
         format!("one instance per {per_instance} batches")
     };
@@ -315,7 +309,7 @@ fn plugin_vs_native() {
         ", no fuel or epoch checks"
     };
     println!(
-        "1. plugin vs native, {profiles} profiles in batches of {BATCH} ({plugin_members} members), \
+        "1. plugin vs native, {profiles} profiles in batches of {batch_rows} ({plugin_members} members), \
          {runs}{limits}"
     );
     println!(
@@ -333,26 +327,36 @@ fn plugin_vs_native() {
         plugin_time.as_secs_f64() / native_time.as_secs_f64(),
         peak_rss_mib()
     );
-    // The plugin's fixed cost per call: a one-row batch (a fresh instance,
-    // the parameters, parsing, checking and compiling the rule, the call).
+    // The plugin's fixed cost per call: a one-row batch, in a fresh
+    // instance (instantiation, the parameters, parsing, checking and
+    // compiling the rule, the call) and in an instance kept by an
+    // evaluation (what is left once the instance has its rule).
     let data: Vec<QueryData> = queries
         .iter()
         .map(|(_, sums)| query_data(1, *sums, &mut g))
         .collect();
     let one = batch_of(&data, 1, 0);
-    let mut walls = Vec::new();
-    let mut one_fuel = 0;
-    for _ in 0..200 {
-        let started = Instant::now();
-        one_fuel = plugin.evaluate(&params, &one).expect("evaluate").cost.fuel;
-        walls.push(started.elapsed());
-    }
-    walls.sort();
-    let rows_fuel = plugin_fuel.saturating_sub(one_fuel * batches as u64);
+    let median = |call: &mut dyn FnMut() -> u64| {
+        let mut walls = Vec::new();
+        let mut fuel = 0;
+        for _ in 0..200 {
+            let started = Instant::now();
+            fuel = call();
+            walls.push(started.elapsed());
+        }
+        walls.sort();
+        (walls[walls.len() / 2].as_secs_f64() * 1e6, fuel)
+    };
+    let (fresh_us, fresh_fuel) =
+        median(&mut || plugin.evaluate(&params, &one).expect("evaluate").cost.fuel);
+    let mut kept = plugin.evaluation(&params).expect("evaluation");
+    kept.evaluate(&one).expect("evaluate");
+    let (kept_us, kept_fuel) = median(&mut || kept.evaluate(&one).expect("evaluate").cost.fuel);
+    let rows_fuel = plugin_fuel.saturating_sub(kept_fuel * batches as u64);
     println!(
-        "   per call: {:.1} µs and fuel {one_fuel} for a 1-row batch (median of 200); \
-         fuel per row over the run {:.1}",
-        walls[walls.len() / 2].as_secs_f64() * 1e6,
+        "   per call, a 1-row batch (median of 200): fresh instance {fresh_us:.1} µs, fuel \
+         {fresh_fuel}; kept instance {kept_us:.1} µs, fuel {kept_fuel}; fuel per row over the \
+         run {:.1}",
         rows_fuel as f64 / profiles as f64
     );
 }

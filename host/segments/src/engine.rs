@@ -466,17 +466,13 @@ impl Segments {
             members: 0,
             sample: Vec::new(),
         };
+        let mut evaluation =
+            self.inner
+                .registry
+                .evaluation(tenant, &spec.plugin, &params, &purpose)?;
         let mut after: Option<String> = None;
         loop {
-            let page = self.inner.registry.evaluate_page(
-                tenant,
-                &spec.plugin,
-                &params,
-                &purpose,
-                after.as_deref(),
-                None,
-                PAGE,
-            )?;
+            let page = evaluation.page(after.as_deref(), None, PAGE)?;
             preview.evaluated += page.memberships.len() as u64;
             for (subject, member) in page.memberships {
                 if member {
@@ -538,21 +534,18 @@ impl Segments {
             .any(|s| s.refers_to.iter().any(|r| r == name));
         let running = Running::start(&self.inner, tenant);
         let mut members: HashSet<String> = HashSet::new();
+        // One instance of the plugin serves every page of the walk.
+        let mut evaluation =
+            self.inner
+                .registry
+                .evaluation(tenant, &segment.plugin, &params, &segment.purpose)?;
         let mut after: Option<String> = range.after.map(str::to_owned);
         loop {
             if stop() {
                 return Ok(false);
             }
             let since = running.seq();
-            let page = self.inner.registry.evaluate_page(
-                tenant,
-                &segment.plugin,
-                &params,
-                &segment.purpose,
-                after.as_deref(),
-                range.until,
-                PAGE,
-            )?;
+            let page = evaluation.page(after.as_deref(), range.until, PAGE)?;
             let results = page.memberships;
             report.evaluated += results.len() as u64;
             members.extend(results.iter().filter(|(_, m)| *m).map(|(s, _)| s.clone()));
@@ -562,6 +555,8 @@ impl Segments {
                 None => break,
             }
         }
+        // Its pool slot is not held through the walk over stale members.
+        drop(evaluation);
         let mut after: Option<String> = range.after.map(str::to_owned);
         loop {
             if stop() {

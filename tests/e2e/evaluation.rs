@@ -1,0 +1,157 @@
+//! One job's evaluation (`Plugin::evaluation`): one instance serves the
+//! job's batches in turn, each call under budgets of its own; a failed call
+//! leaves no instance behind; the evaluation holds a pool slot until dropped.
+
+use std::time::Duration;
+
+use tessera_runtime::api::types::Value;
+use tessera_runtime::{CallError, Limits, PluginKind, Runtime, RuntimeConfig, TrapReason};
+use tessera_tests::{
+    batch, install, install_with, param, plugins, spend_batch, wat_segment_component,
+};
+
+use super::runtime;
+
+/// A segment whose memory counts its calls: a 1-row batch gets membership
+/// 1 and, as its score, how many calls this instance has served. A 2-row
+/// batch traps; any other size gets a result of the wrong length.
+const CALL_COUNTER: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (global $calls (mut i32) (i32.const 0))
+  (data (i32.const 0x300) "call-counter0.1.0")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
+  (func (export "describe") (result i32)
+    ;; manifest: name, version, description, parameters, fields, aggregates, purposes
+    (i32.store (i32.const 0x200) (i32.const 0x300)) (i32.store (i32.const 0x204) (i32.const 12))
+    (i32.store (i32.const 0x208) (i32.const 0x30c)) (i32.store (i32.const 0x20c) (i32.const 5))
+    (i32.store (i32.const 0x210) (i32.const 0x400)) (i32.store (i32.const 0x214) (i32.const 0))
+    (i32.store (i32.const 0x218) (i32.const 0x400)) (i32.store (i32.const 0x21c) (i32.const 0))
+    (i32.store (i32.const 0x220) (i32.const 0x400)) (i32.store (i32.const 0x224) (i32.const 0))
+    (i32.store (i32.const 0x228) (i32.const 0x400)) (i32.store (i32.const 0x22c) (i32.const 0))
+    (i32.store (i32.const 0x230) (i32.const 0x400)) (i32.store (i32.const 0x234) (i32.const 0))
+    i32.const 0x200)
+  (func (export "validate") (param i32 i32) (result i32) unreachable)
+  (func (export "evaluate")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
+    (if (i32.eq (local.get 2) (i32.const 2)) (then unreachable))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store8 (i32.const 0x500) (i32.const 1))
+    (f64.store (i32.const 0x508) (f64.convert_i32_u (global.get $calls)))
+    ;; ok(memberships { member: [1], scores: [calls], tiers: none })
+    (i32.store8 (i32.const 0x100) (i32.const 0))
+    (i32.store (i32.const 0x104) (i32.const 0x500)) (i32.store (i32.const 0x108) (i32.const 1))
+    (i32.store (i32.const 0x10c) (i32.const 0x508)) (i32.store (i32.const 0x110) (i32.const 1))
+    (i32.store8 (i32.const 0x114) (i32.const 0))
+    i32.const 0x100)
+)
+"#;
+
+/// The call count the counter reported for a 1-row batch.
+fn calls_seen(
+    result: Result<tessera_runtime::Called<tessera_runtime::api::segments::Memberships>, CallError>,
+) -> f64 {
+    let out = result.expect("the call succeeds").value;
+    assert_eq!(out.member, vec![1]);
+    out.scores[0]
+}
+
+#[test]
+fn an_evaluation_serves_its_batches_from_one_instance_and_a_failed_call_leaves_none() {
+    let runtime = runtime();
+    let counter = install(
+        &runtime,
+        &wat_segment_component(CALL_COUNTER),
+        PluginKind::Segment,
+    );
+    let one = batch(1, Vec::new());
+    let mut job = counter.evaluation(&[]).expect("an evaluation");
+    assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(job.evaluate(&one)), 2.0);
+    assert_eq!(calls_seen(job.evaluate(&one)), 3.0);
+    // A plain call, and another job, get instances of their own.
+    assert_eq!(calls_seen(counter.evaluate(&[], &one)), 1.0);
+    let mut other = counter.evaluation(&[]).expect("an evaluation");
+    assert_eq!(calls_seen(other.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(job.evaluate(&one)), 4.0);
+
+    // A trap: the instance is gone, the next call starts from a fresh one.
+    match job.evaluate(&batch(2, Vec::new())) {
+        Err(CallError::Trap {
+            reason: TrapReason::Panic,
+            ..
+        }) => {}
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(job.evaluate(&one)), 2.0);
+
+    // An output that breaks the rules: the same.
+    match job.evaluate(&batch(3, Vec::new())) {
+        Err(CallError::InvalidOutput { detail, .. }) => {
+            assert_eq!(detail, "1 memberships for 3 rows");
+        }
+        other => panic!("expected an invalid output, got {other:?}"),
+    }
+    assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(other.evaluate(&one)), 2.0);
+}
+
+#[test]
+fn each_call_of_an_evaluation_has_a_fuel_and_time_budget_of_its_own() {
+    let runtime = runtime();
+    let params = [param("threshold", Value::Number(500.0))];
+    let spend: Vec<f64> = (0..1_000).map(|i| f64::from(i) * 1.5).collect();
+    let rows = spend_batch(&spend);
+    let probe = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let fuel = probe.evaluate(&params, &rows).expect("a call").cost.fuel;
+    // Each call may burn half as much again as one call needs, never two
+    // calls' worth; a call may last 300 ms.
+    let limits = Limits {
+        fuel_base: fuel * 3 / 2,
+        fuel_per_unit: 0,
+        time_base: Duration::from_millis(300),
+        time_per_unit: Duration::ZERO,
+        ..Limits::default()
+    };
+    let plugin = install_with(&runtime, plugins::THRESHOLD, PluginKind::Segment, limits);
+    let expected = spend.iter().filter(|s| **s >= 500.0).count();
+    let mut job = plugin.evaluation(&params).expect("an evaluation");
+    for call in 0..5 {
+        let out = job
+            .evaluate(&rows)
+            .expect("each call within its own budget");
+        assert!(out.cost.fuel <= fuel, "call {call}: fuel {}", out.cost.fuel);
+        assert_eq!(out.cost.fuel_budget, fuel * 3 / 2);
+        assert_eq!(
+            out.value.member.iter().filter(|m| **m == 1).count(),
+            expected
+        );
+        // Idle time between calls does not count against the next call.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+#[test]
+fn an_evaluation_holds_its_pool_slot_until_it_is_dropped() {
+    let runtime = Runtime::new(RuntimeConfig {
+        concurrent_calls: 1,
+        slot_wait: Duration::from_millis(50),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plugin = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let params = [param("threshold", Value::Number(500.0))];
+    let rows = spend_batch(&[100.0, 900.0]);
+    let mut job = plugin.evaluation(&params).expect("an evaluation");
+    job.evaluate(&rows).expect("the job's first call");
+    match plugin.evaluate(&params, &rows) {
+        Err(CallError::Busy { slots: 1, .. }) => {}
+        other => panic!("expected every slot busy, got {other:?}"),
+    }
+    job.evaluate(&rows)
+        .expect("the job's next call, in its instance");
+    drop(job);
+    let out = plugin.evaluate(&params, &rows).expect("the slot is free");
+    assert_eq!(out.value.member, vec![0, 1]);
+}
