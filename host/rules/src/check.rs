@@ -164,6 +164,9 @@ impl Grants {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedRule {
     rule: Rule,
+    /// [`Rule::queries`], listed once: planning and compiling read them
+    /// for every batch.
+    queries: Vec<crate::Query>,
     traits: BTreeSet<String>,
     events: BTreeSet<String>,
     properties: BTreeSet<(String, String)>,
@@ -173,6 +176,12 @@ pub struct CheckedRule {
 impl CheckedRule {
     pub fn rule(&self) -> &Rule {
         &self.rule
+    }
+
+    /// The rule's event queries, once each, in order of appearance
+    /// ([`Rule::queries`]).
+    pub fn queries(&self) -> &[crate::Query] {
+        &self.queries
     }
 
     /// The traits the rule reads.
@@ -262,6 +271,7 @@ pub fn check(rule: &Rule, schema: &Schema) -> Result<CheckedRule, Vec<TypeError>
     if checker.errors.is_empty() {
         Ok(CheckedRule {
             rule: rule.clone(),
+            queries: rule.queries(),
             traits: checker.traits,
             events: checker.events,
             properties: checker.properties,

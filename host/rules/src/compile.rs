@@ -200,7 +200,7 @@ impl CheckedRule {
     /// [`Program::evaluate`]; a row read through [`Program::profile_row`]
     /// gives what [`CheckedRule::evaluate`] gives.
     pub fn compile(&self, clock: &Clock) -> Program {
-        let queries = self.rule().queries();
+        let queries = self.queries().to_vec();
         let mut traits = BTreeSet::new();
         let mut segments = BTreeSet::new();
         names(&self.rule().expr, &mut traits, &mut segments);

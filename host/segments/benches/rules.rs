@@ -10,7 +10,8 @@
 //!    the same `tessera-rules` program compiled natively over the same
 //!    columns (the rule compiled for the batch's clock, the batch's columns
 //!    mapped to its slots, one membership byte per row). `BATCH` sets the
-//!    rows per batch (default 10,000); `PER_INSTANCE=n` starts a new
+//!    rows per batch (default: a recompute's page, 1,024 people);
+//!    `PER_INSTANCE=n` starts a new
 //!    evaluation, so a fresh instance, every n batches (1: one per batch).
 //!    `LIMITS=off` runs the plugin without fuel and epoch checks
 //!    (production keeps both), to show what they cost.
@@ -47,7 +48,6 @@ const RULE: &str =
 /// 2026-06-01T00:00:00Z.
 const NOW: i64 = 1_780_272_000_000;
 const DAY_MS: i64 = 86_400_000;
-const BATCH: usize = 10_000;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -210,7 +210,7 @@ fn peak_rss_mib() -> f64 {
 
 fn plugin_vs_native() {
     let profiles = env("PROFILES", 1_000_000);
-    let batch_rows = env("BATCH", BATCH).max(1);
+    let batch_rows = env("BATCH", tessera_segments::PAGE).max(1);
     let per_instance = env("PER_INSTANCE", usize::MAX).max(1);
     // LIMITS=off measures the guest code without fuel and epoch checks
     // (production keeps both on): what the checks cost in the ratio.

@@ -31,8 +31,10 @@ pub(crate) const MAX_DESCRIPTION: usize = 1_000;
 const MAX_SIZE_POINTS: usize = 2_000;
 /// The most members a preview names.
 pub const MAX_SAMPLE: usize = 100;
-/// People per evaluated page.
-const PAGE: usize = 1_024;
+/// People per evaluated page: a recompute or a preview builds the view of
+/// this many people at a time and hands it to the plugin in one call (all
+/// the calls of one walk in one instance).
+pub const PAGE: usize = 1_024;
 
 /// A range of subject ids: those after `after` (`None`: from the first) up
 /// to `until` inclusive (`None`: to the last).

@@ -32,7 +32,7 @@ pub mod rules;
 mod shards;
 mod stream;
 
-pub use engine::{Preview, RecomputeReport, Segment, SegmentSpec, Segments, SizePoint};
+pub use engine::{PAGE, Preview, RecomputeReport, Segment, SegmentSpec, Segments, SizePoint};
 pub use export::{EXPORT_ACTION, EXPORT_PAGE, Export, ExportSpec, ExportStatus};
 pub use shards::{DEFAULT_SHARD_LEASE_MS, FINISH_JOB, SHARD_JOB, SHARDS, ShardWork};
 pub use stream::{StreamReport, StreamWorker};

@@ -68,7 +68,7 @@ impl Segment for Rules {
             let kind = schema::trait_kind(name).unwrap_or(ValueKind::Text);
             needs = needs.field(name, kind, FieldClass::Standard);
         }
-        for query in checked.rule().queries() {
+        for query in checked.queries() {
             needs = needs.query(EventQuery {
                 name: query.key.clone(),
                 event_type: query.event.clone(),
