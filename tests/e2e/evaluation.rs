@@ -7,7 +7,7 @@ use std::time::Duration;
 use tessera_runtime::api::types::Value;
 use tessera_runtime::{CallError, Limits, PluginKind, Runtime, RuntimeConfig, TrapReason};
 use tessera_tests::{
-    batch, install, install_with, param, plugins, spend_batch, wat_segment_component,
+    batch, install, install_with, param, plugins, spend_batch, wat_describe, wat_segment_component,
 };
 
 use super::runtime;
@@ -15,22 +15,14 @@ use super::runtime;
 /// A segment whose memory counts its calls: a 1-row batch gets membership
 /// 1 and, as its score, how many calls this instance has served. A 2-row
 /// batch traps; any other size gets a result of the wrong length.
-const CALL_COUNTER: &str = r#"
+fn call_counter() -> String {
+    format!(
+        r#"
 (module
   (memory (export "memory") 1)
   (global $calls (mut i32) (i32.const 0))
-  (data (i32.const 0x300) "call-counter0.1.0")
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
-  (func (export "describe") (result i32)
-    ;; manifest: name, version, description, parameters, fields, aggregates, purposes
-    (i32.store (i32.const 0x200) (i32.const 0x300)) (i32.store (i32.const 0x204) (i32.const 12))
-    (i32.store (i32.const 0x208) (i32.const 0x30c)) (i32.store (i32.const 0x20c) (i32.const 5))
-    (i32.store (i32.const 0x210) (i32.const 0x400)) (i32.store (i32.const 0x214) (i32.const 0))
-    (i32.store (i32.const 0x218) (i32.const 0x400)) (i32.store (i32.const 0x21c) (i32.const 0))
-    (i32.store (i32.const 0x220) (i32.const 0x400)) (i32.store (i32.const 0x224) (i32.const 0))
-    (i32.store (i32.const 0x228) (i32.const 0x400)) (i32.store (i32.const 0x22c) (i32.const 0))
-    (i32.store (i32.const 0x230) (i32.const 0x400)) (i32.store (i32.const 0x234) (i32.const 0))
-    i32.const 0x200)
+  {describe}
   (func (export "validate") (param i32 i32) (result i32) unreachable)
   (func (export "evaluate")
     (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
@@ -38,14 +30,17 @@ const CALL_COUNTER: &str = r#"
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
     (i32.store8 (i32.const 0x500) (i32.const 1))
     (f64.store (i32.const 0x508) (f64.convert_i32_u (global.get $calls)))
-    ;; ok(memberships { member: [1], scores: [calls], tiers: none })
+    ;; ok(memberships {{ member: [1], scores: [calls], tiers: none }})
     (i32.store8 (i32.const 0x100) (i32.const 0))
     (i32.store (i32.const 0x104) (i32.const 0x500)) (i32.store (i32.const 0x108) (i32.const 1))
     (i32.store (i32.const 0x10c) (i32.const 0x508)) (i32.store (i32.const 0x110) (i32.const 1))
     (i32.store8 (i32.const 0x114) (i32.const 0))
     i32.const 0x100)
 )
-"#;
+"#,
+        describe = wat_describe("call-counter", "0.1.0")
+    )
+}
 
 /// The call count the counter reported for a 1-row batch.
 fn calls_seen(
@@ -61,7 +56,7 @@ fn an_evaluation_serves_its_batches_from_one_instance_and_a_failed_call_leaves_n
     let runtime = runtime();
     let counter = install(
         &runtime,
-        &wat_segment_component(CALL_COUNTER),
+        &wat_segment_component(&call_counter()),
         PluginKind::Segment,
     );
     let one = batch(1, Vec::new());

@@ -13,7 +13,8 @@ use tessera_runtime::{
 };
 use tessera_tests::{
     assert_honest_call_works, assert_honest_plugin_works, batch, install, install_with, param,
-    plugins, program, request, spend_batch, test_programs as guests, wat_segment_component,
+    plugins, program, request, spend_batch, test_programs as guests, wat_describe,
+    wat_segment_component,
 };
 
 use super::runtime;
@@ -145,21 +146,13 @@ fn table_bomb_is_stopped_at_the_table_limit_during_install() {
 /// A core module implementing the segment world whose `evaluate` returns a
 /// tier dictionary of 100,000 strings that all point at the same 1 MiB: 24
 /// MiB of guest memory that would make the host copy ~100 GB.
-const ALIAS_BOMB: &str = r#"
+fn alias_bomb() -> String {
+    format!(
+        r#"
 (module
   (memory (export "memory") 40)
-  (data (i32.const 0x300) "alias-bomb0.1.0")
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
-  (func (export "describe") (result i32)
-    ;; manifest: name, version, description, parameters, fields, aggregates, purposes
-    (i32.store (i32.const 0x200) (i32.const 0x300)) (i32.store (i32.const 0x204) (i32.const 10))
-    (i32.store (i32.const 0x208) (i32.const 0x30a)) (i32.store (i32.const 0x20c) (i32.const 5))
-    (i32.store (i32.const 0x210) (i32.const 0x400)) (i32.store (i32.const 0x214) (i32.const 0))
-    (i32.store (i32.const 0x218) (i32.const 0x400)) (i32.store (i32.const 0x21c) (i32.const 0))
-    (i32.store (i32.const 0x220) (i32.const 0x400)) (i32.store (i32.const 0x224) (i32.const 0))
-    (i32.store (i32.const 0x228) (i32.const 0x400)) (i32.store (i32.const 0x22c) (i32.const 0))
-    (i32.store (i32.const 0x230) (i32.const 0x400)) (i32.store (i32.const 0x234) (i32.const 0))
-    i32.const 0x200)
+  {describe}
   (func (export "validate") (param i32 i32) (result i32) unreachable)
   (func (export "evaluate")
     (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
@@ -173,7 +166,7 @@ const ALIAS_BOMB: &str = r#"
         (local.set $p (i32.add (local.get $p) (i32.const 8)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $fill)))
-    ;; ok(memberships { member: [], scores: [], tiers: some({ dictionary, codes: [] }) })
+    ;; ok(memberships {{ member: [], scores: [], tiers: some({{ dictionary, codes: [] }}) }})
     (i32.store8 (i32.const 0x100) (i32.const 0))
     (i32.store (i32.const 0x104) (i32.const 0x400)) (i32.store (i32.const 0x108) (i32.const 0))
     (i32.store (i32.const 0x10c) (i32.const 0x400)) (i32.store (i32.const 0x110) (i32.const 0))
@@ -182,14 +175,17 @@ const ALIAS_BOMB: &str = r#"
     (i32.store (i32.const 0x120) (i32.const 0x400)) (i32.store (i32.const 0x124) (i32.const 0))
     i32.const 0x100)
 )
-"#;
+"#,
+        describe = wat_describe("alias-bomb", "0.1.0")
+    )
+}
 
 #[test]
 fn strings_aliasing_one_buffer_cannot_make_the_host_copy_past_the_cap() {
     let runtime = runtime();
     let hostile = runtime
         .install(
-            &wat_segment_component(ALIAS_BOMB),
+            &wat_segment_component(&alias_bomb()),
             request(PluginKind::Segment, Limits::default()),
         )
         .expect("the alias bomb describes itself honestly");

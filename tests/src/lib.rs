@@ -109,6 +109,29 @@ pub fn members(out: &Memberships) -> Vec<bool> {
     out.member.iter().map(|m| *m == 1).collect()
 }
 
+/// The WAT of a segment's `describe` (a manifest with `name` and `version`
+/// and nothing else), its strings at 0x300, the record at 0x200, and an
+/// empty list at 0x400: for the core modules of [`wat_segment_component`],
+/// which must leave 0x200–0x4ff to it.
+pub fn wat_describe(name: &str, version: &str) -> String {
+    let (n, v) = (name.len(), version.len());
+    assert!(n + v < 0x100, "the manifest's strings fit below 0x400");
+    let version_at = 0x300 + n;
+    format!(
+        r#"(data (i32.const 0x300) "{name}{version}")
+  (func (export "describe") (result i32)
+    ;; manifest: name, version, description, parameters, fields, aggregates, purposes
+    (i32.store (i32.const 0x200) (i32.const 0x300)) (i32.store (i32.const 0x204) (i32.const {n}))
+    (i32.store (i32.const 0x208) (i32.const {version_at})) (i32.store (i32.const 0x20c) (i32.const {v}))
+    (i32.store (i32.const 0x210) (i32.const 0x400)) (i32.store (i32.const 0x214) (i32.const 0))
+    (i32.store (i32.const 0x218) (i32.const 0x400)) (i32.store (i32.const 0x21c) (i32.const 0))
+    (i32.store (i32.const 0x220) (i32.const 0x400)) (i32.store (i32.const 0x224) (i32.const 0))
+    (i32.store (i32.const 0x228) (i32.const 0x400)) (i32.store (i32.const 0x22c) (i32.const 0))
+    (i32.store (i32.const 0x230) (i32.const 0x400)) (i32.store (i32.const 0x234) (i32.const 0))
+    i32.const 0x200)"#
+    )
+}
+
 /// Builds a `segment` component from a core module in WAT that implements the
 /// world's canonical ABI by hand: for attacks no language compiler emits.
 pub fn wat_segment_component(core_wat: &str) -> Vec<u8> {

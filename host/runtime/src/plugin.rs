@@ -1241,6 +1241,15 @@ impl Evaluation {
     }
 }
 
+/// What a call runs in its store: the guest's answer (or its error), or
+/// why wasm stopped.
+trait CallBody<R>: FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>> {}
+
+impl<R, F> CallBody<R> for F where
+    F: FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>
+{
+}
+
 impl Sandbox {
     fn describe(&self) -> Result<Called<Manifest>, CallError> {
         for_each_world!(&self.pre, pre => self.run(
@@ -1258,7 +1267,7 @@ impl Sandbox {
         &self,
         units: u64,
         now_ms: i64,
-        body: impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        body: impl CallBody<R>,
         check: impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
         self.run_scoped(&CallScope::new(), units, now_ms, body, check)
@@ -1270,7 +1279,7 @@ impl Sandbox {
         scope: &CallScope,
         units: u64,
         now_ms: i64,
-        mut body: impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        mut body: impl CallBody<R>,
         check: impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
         // Calls run concurrently and commit state optimistically. A call whose
@@ -1292,7 +1301,7 @@ impl Sandbox {
         scope: &CallScope,
         units: u64,
         now_ms: i64,
-        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
         let _exclusive = self
@@ -1313,7 +1322,7 @@ impl Sandbox {
         scope: &CallScope,
         units: u64,
         now_ms: i64,
-        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
         holding_commit_lock: bool,
     ) -> Result<Called<R>, Outcome> {
@@ -1374,7 +1383,7 @@ impl Sandbox {
         scope: &CallScope,
         units: u64,
         now_ms: i64,
-        body: &mut impl FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>,
+        body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
         holding_commit_lock: bool,
     ) -> Result<Called<R>, Outcome> {
