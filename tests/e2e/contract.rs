@@ -135,6 +135,24 @@ fn threshold_contract(plugin: &Plugin) {
         .unwrap();
     assert_eq!(members(&out.value).iter().filter(|m| **m).count(), 5_000);
     assert!(out.value.member[5_000] == 1 && out.value.member[4_999] == 0);
+
+    // A job's pages in one instance answer as fresh calls do, page after
+    // page, and a page the plugin refuses does not spoil the next.
+    let params = plugin.validate(&threshold(5_000.0)).expect("valid");
+    let mut job = plugin.evaluation(&params).expect("an evaluation");
+    for page in 0..4 {
+        let values: Vec<f64> = (0..1_024).map(|i| f64::from(page * 2_500 + i)).collect();
+        let kept = job.evaluate(&spend_batch(&values)).expect("a page");
+        let fresh = plugin.evaluate(&params, &spend_batch(&values)).unwrap();
+        assert_eq!(kept.value, fresh.value, "page {page}");
+        assert!(kept.cost.fuel > 0 && kept.cost.fuel <= kept.cost.fuel_budget);
+    }
+    assert_eq!(
+        plugin_error(job.evaluate(&short)),
+        PluginError::InvalidInput("column `total_spend` has 1 values for 3 rows".into())
+    );
+    let out = job.evaluate(&spend_batch(&[4_999.0, 5_000.0])).unwrap();
+    assert_eq!(members(&out.value), vec![false, true]);
 }
 
 /// Installs a segment with no grants at all: the threshold rule needs none,

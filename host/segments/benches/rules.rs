@@ -11,10 +11,10 @@
 //!    columns (the rule compiled for the batch's clock, the batch's columns
 //!    mapped to its slots, one membership byte per row). `BATCH` sets the
 //!    rows per batch (default: a recompute's page, 1,024 people);
-//!    `PER_INSTANCE=n` starts a new
-//!    evaluation, so a fresh instance, every n batches (1: one per batch).
-//!    `LIMITS=off` runs the plugin without fuel and epoch checks
-//!    (production keeps both), to show what they cost.
+//!    `PER_INSTANCE=n` starts a new evaluation, so a fresh instance, every
+//!    n batches (1: one per batch). `LIMITS=off` runs the plugin without
+//!    fuel and epoch checks (production keeps both), to show what they
+//!    cost.
 //! 2. **End to end**: `Segments::recompute` over `PEOPLE` people (default
 //!    20,000) in a vault on sled, each with purchases: views built from
 //!    sealed records, the plugin, membership writes.
