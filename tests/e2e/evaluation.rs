@@ -5,16 +5,22 @@
 use std::time::Duration;
 
 use tessera_runtime::api::types::Value;
-use tessera_runtime::{CallError, Limits, PluginKind, Runtime, RuntimeConfig, TrapReason};
+use tessera_runtime::{
+    CallError, Grants, InstallRequest, Limits, Plugin, PluginKind, Runtime, RuntimeConfig,
+    TrapReason,
+};
 use tessera_tests::{
-    batch, install, install_with, param, plugins, spend_batch, wat_describe, wat_segment_component,
+    batch, install, param, plugins, request, spend_batch, wat_describe, wat_segment_component,
 };
 
 use super::runtime;
 
-/// A segment whose memory counts its calls: a 1-row batch gets membership
-/// 1 and, as its score, how many calls this instance has served. A 2-row
-/// batch traps; any other size gets a result of the wrong length.
+/// A segment whose memory counts its calls. A batch of n rows gets n
+/// memberships of 1 and, as every row's score, how many calls this
+/// instance has served. A 2-row batch traps (a panic); a 4-row batch hits
+/// the memory limit in an instance that served 3 calls or more (as a plugin
+/// whose memory grows from call to call would); a 3-row batch gets a result
+/// of the wrong length.
 fn call_counter() -> String {
     format!(
         r#"
@@ -26,19 +32,53 @@ fn call_counter() -> String {
   (func (export "validate") (param i32 i32) (result i32) unreachable)
   (func (export "evaluate")
     (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
+    (local $n i32) (local $i i32)
     (if (i32.eq (local.get 2) (i32.const 2)) (then unreachable))
+    (if (i32.and (i32.eq (local.get 2) (i32.const 4))
+                 (i32.ge_u (global.get $calls) (i32.const 3)))
+      (then (drop (memory.grow (i32.const 65535)))))
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-    (i32.store8 (i32.const 0x500) (i32.const 1))
-    (f64.store (i32.const 0x508) (f64.convert_i32_u (global.get $calls)))
-    ;; ok(memberships {{ member: [1], scores: [calls], tiers: none }})
+    (local.set $n
+      (select (i32.const 1) (local.get 2) (i32.eq (local.get 2) (i32.const 3))))
+    (block $done
+      (loop $fill
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store8 (i32.add (i32.const 0x500) (local.get $i)) (i32.const 1))
+        (f64.store (i32.add (i32.const 0x600) (i32.shl (local.get $i) (i32.const 3)))
+          (f64.convert_i32_u (global.get $calls)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $fill)))
+    ;; ok(memberships {{ member, scores, tiers: none }})
     (i32.store8 (i32.const 0x100) (i32.const 0))
-    (i32.store (i32.const 0x104) (i32.const 0x500)) (i32.store (i32.const 0x108) (i32.const 1))
-    (i32.store (i32.const 0x10c) (i32.const 0x508)) (i32.store (i32.const 0x110) (i32.const 1))
+    (i32.store (i32.const 0x104) (i32.const 0x500)) (i32.store (i32.const 0x108) (local.get $n))
+    (i32.store (i32.const 0x10c) (i32.const 0x600)) (i32.store (i32.const 0x110) (local.get $n))
     (i32.store8 (i32.const 0x114) (i32.const 0))
     i32.const 0x100)
 )
 "#,
         describe = wat_describe("call-counter", "0.1.0")
+    )
+}
+
+/// A segment installed without a state grant (an evaluation of a plugin
+/// granted state never keeps its instance between calls).
+fn stateless(runtime: &Runtime, bytes: &[u8], limits: Limits) -> Plugin {
+    runtime
+        .install(
+            bytes,
+            InstallRequest {
+                grants: Grants::default(),
+                ..request(PluginKind::Segment, limits)
+            },
+        )
+        .expect("the plugin installs")
+}
+
+fn counter(runtime: &Runtime) -> Plugin {
+    stateless(
+        runtime,
+        &wat_segment_component(&call_counter()),
+        Limits::default(),
     )
 }
 
@@ -54,11 +94,7 @@ fn calls_seen(
 #[test]
 fn an_evaluation_serves_its_batches_from_one_instance_and_a_failed_call_leaves_none() {
     let runtime = runtime();
-    let counter = install(
-        &runtime,
-        &wat_segment_component(&call_counter()),
-        PluginKind::Segment,
-    );
+    let counter = counter(&runtime);
     let one = batch(1, Vec::new());
     let mut job = counter.evaluation(&[]).expect("an evaluation");
     assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
@@ -93,6 +129,69 @@ fn an_evaluation_serves_its_batches_from_one_instance_and_a_failed_call_leaves_n
 }
 
 #[test]
+fn a_page_that_hits_the_memory_limit_in_a_used_instance_gets_one_more_try_in_a_fresh_one() {
+    let runtime = runtime();
+    let counter = counter(&runtime);
+    let one = batch(1, Vec::new());
+    let mut job = counter.evaluation(&[]).expect("an evaluation");
+    for call in 1..=3 {
+        assert_eq!(calls_seen(job.evaluate(&one)), f64::from(call));
+    }
+    // The instance that served three calls hits the memory limit; a fresh
+    // one answers.
+    let out = job
+        .evaluate(&batch(4, Vec::new()))
+        .expect("the retry answers");
+    assert_eq!(out.value.member, vec![1; 4]);
+    assert_eq!(out.value.scores, vec![1.0; 4]);
+    // The retry was a call of its own: the job's next call starts over.
+    assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
+    assert_eq!(counter.stats().traps, 1, "the trap counts");
+    // A panic is the plugin's own, whatever the instance: not tried again.
+    match job.evaluate(&batch(2, Vec::new())) {
+        Err(CallError::Trap {
+            reason: TrapReason::Panic,
+            ..
+        }) => {}
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(counter.stats().traps, 2);
+}
+
+#[test]
+fn few_jobs_keep_instances_and_plugins_granted_state_never_do() {
+    // Four slots: one may be kept by a job at a time.
+    let runtime = Runtime::new(RuntimeConfig {
+        concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let counter = counter(&runtime);
+    let one = batch(1, Vec::new());
+    let mut first = counter.evaluation(&[]).expect("an evaluation");
+    let mut second = counter.evaluation(&[]).expect("an evaluation");
+    assert_eq!(calls_seen(first.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(second.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(first.evaluate(&one)), 2.0);
+    assert_eq!(calls_seen(second.evaluate(&one)), 1.0, "not kept");
+    drop(first);
+    assert_eq!(calls_seen(second.evaluate(&one)), 1.0);
+    assert_eq!(calls_seen(second.evaluate(&one)), 2.0, "kept now");
+
+    // Granted state: every call in a store of its own.
+    let stateful = install(
+        &runtime,
+        &wat_segment_component(&call_counter()),
+        PluginKind::Segment,
+    );
+    drop(second);
+    let mut job = stateful.evaluation(&[]).expect("an evaluation");
+    for _ in 0..3 {
+        assert_eq!(calls_seen(job.evaluate(&one)), 1.0);
+    }
+}
+
+#[test]
 fn each_call_of_an_evaluation_has_a_fuel_and_time_budget_of_its_own() {
     let runtime = runtime();
     let params = [param("threshold", Value::Number(500.0))];
@@ -109,7 +208,7 @@ fn each_call_of_an_evaluation_has_a_fuel_and_time_budget_of_its_own() {
         time_per_unit: Duration::ZERO,
         ..Limits::default()
     };
-    let plugin = install_with(&runtime, plugins::THRESHOLD, PluginKind::Segment, limits);
+    let plugin = stateless(&runtime, plugins::THRESHOLD, limits);
     let expected = spend.iter().filter(|s| **s >= 500.0).count();
     let mut job = plugin.evaluation(&params).expect("an evaluation");
     for call in 0..5 {
@@ -135,7 +234,7 @@ fn an_evaluation_holds_its_pool_slot_until_it_is_dropped() {
         ..RuntimeConfig::default()
     })
     .expect("runtime");
-    let plugin = install(&runtime, plugins::THRESHOLD, PluginKind::Segment);
+    let plugin = stateless(&runtime, plugins::THRESHOLD, Limits::default());
     let params = [param("threshold", Value::Number(500.0))];
     let rows = spend_batch(&[100.0, 900.0]);
     let mut job = plugin.evaluation(&params).expect("an evaluation");

@@ -238,7 +238,11 @@ pub struct EvaluatedPage {
 pub struct Evaluation<'r> {
     registry: &'r Registry,
     tenant: String,
+    name: String,
     purpose: String,
+    /// The parameters as the job gave them, validated again for another
+    /// version of the plugin.
+    given: Vec<FieldValue>,
     live: Live,
     params: Vec<FieldValue>,
     evaluation: tessera_runtime::Evaluation,
@@ -271,6 +275,16 @@ impl Evaluation<'_> {
         subjects: Subjects<'_>,
     ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
         let registry = self.registry;
+        // Every page asks the registry again, as a call of its own would: a
+        // plugin quarantined or removed since the last page is refused, and
+        // another version or grant gets an evaluation of its own.
+        let live = registry.callable(&self.tenant, &self.name)?;
+        if !live.plugin.is(&self.live.plugin) || live.granted != self.live.granted {
+            let params = live.plugin.validate(&self.given)?;
+            self.evaluation = live.plugin.evaluation(&params)?;
+            self.params = params;
+            self.live = live;
+        }
         let view = registry.view_of(
             &self.tenant,
             &self.live,
@@ -1136,14 +1150,16 @@ impl Registry {
         purpose: &str,
     ) -> Result<Evaluation<'_>, RegistryError> {
         let live = self.callable(tenant, name)?;
-        let params = live.plugin.validate(params)?;
-        let evaluation = live.plugin.evaluation(&params)?;
+        let validated = live.plugin.validate(params)?;
+        let evaluation = live.plugin.evaluation(&validated)?;
         Ok(Evaluation {
             registry: self,
             tenant: tenant.to_owned(),
+            name: name.to_owned(),
             purpose: purpose.to_owned(),
+            given: params.to_vec(),
             live,
-            params,
+            params: validated,
             evaluation,
         })
     }

@@ -668,9 +668,19 @@ fn calls_through_the_registry_see_only_consenting_subjects_and_stop_under_quaran
         "{refused:?}"
     );
 
+    // A walk over the people in progress stops at its next page.
+    let mut walk = registry
+        .evaluation(TENANT, "versioned", &[], "analytics")
+        .unwrap();
+    let page = walk.page(None, None, 10).unwrap();
+    assert_eq!(page.memberships.len(), 1);
     registry
         .quarantine(TENANT, "versioned", "investigating", &operator())
         .unwrap();
+    assert!(matches!(
+        walk.page(None, None, 10),
+        Err(RegistryError::Quarantined { .. })
+    ));
     assert!(matches!(
         registry.evaluate(TENANT, "versioned", &[], "analytics", all),
         Err(RegistryError::Quarantined { .. })

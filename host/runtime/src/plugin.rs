@@ -29,7 +29,7 @@ use crate::output::{
     OutputSize, check_actions, check_decisions, check_forecast, check_memberships, check_needs,
 };
 use crate::quarantine::Health;
-use crate::runtime::{RuntimeInner, Slot};
+use crate::runtime::{Keep, RuntimeInner, Slot};
 use crate::{
     CallError, ComponentCache, InstallError, Limits, PluginError, StateScope, StateStore,
     TrapReason, WitVersion, detect_version,
@@ -907,6 +907,12 @@ impl Plugin {
         )
     }
 
+    /// Whether `other` is this very installation, as loaded (not another
+    /// version of it, nor the same component installed again).
+    pub fn is(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Segment: an evaluation of one job's batches (a recompute's pages,
     /// a preview's) that one instance serves in turn, one call each, so
     /// that instantiation, and whatever the plugin prepares once per
@@ -1142,6 +1148,12 @@ impl<K: PartialEq, V: Clone> Memo<K, V> {
 ///
 /// While it holds an instance, an evaluation holds one of the pool's slots
 /// ([`crate::RuntimeConfig::concurrent_calls`]): drop it when the job ends.
+/// At most a quarter of the slots are kept so at any time; beyond that, and
+/// for plugins granted state (whose answers must come from what they read
+/// in the call), each call gets a store of its own, as any call does. A
+/// call that hits the memory or table limit in an instance that served
+/// earlier calls gets one more try in a fresh one (the trap still counts
+/// towards quarantine).
 pub struct Evaluation {
     plugin: Plugin,
     params: Vec<FieldValue>,
@@ -1155,7 +1167,10 @@ struct Kept {
     store: Store<HostState>,
     /// Instantiated by the first call, in its budgets.
     instance: Option<crate::api::segment::Segment>,
+    /// The calls it served.
+    calls: u32,
     _slot: Slot,
+    _keep: Keep,
 }
 
 impl std::fmt::Debug for Evaluation {
@@ -1189,17 +1204,37 @@ impl Evaluation {
         let Pre::Segment(pre) = &sandbox.pre else {
             return Err(plugin.unsupported("evaluate"));
         };
+        let units = u64::from(batch.rows);
+        let check = |out: &Memberships| check_memberships(out, batch.rows);
+        let mut fresh = |s: &mut Store<HostState>| {
+            pre.instantiate(&mut *s)?
+                .call_evaluate(&mut *s, params, batch)
+        };
         sandbox.admit()?;
         let mut held = match kept.take() {
             Some(held) => held,
-            None => Kept {
-                _slot: sandbox.take_slot()?,
-                store: sandbox.new_store(),
-                instance: None,
-            },
+            None => {
+                // A plugin granted state must answer from what it reads in
+                // the call: a value kept in memory from an earlier page could
+                // be written back unseen by the conflict check. Its calls,
+                // and any beyond the runtime's share of kept slots, get
+                // stores of their own.
+                let keep = (sandbox.grants.state_quota == 0)
+                    .then(|| sandbox.runtime.take_keep())
+                    .flatten();
+                let Some(keep) = keep else {
+                    return sandbox.run_scoped(scope, units, batch.now, fresh, check);
+                };
+                Kept {
+                    _slot: sandbox.take_slot()?,
+                    store: sandbox.new_store(),
+                    instance: None,
+                    calls: 0,
+                    _keep: keep,
+                }
+            }
         };
-        let units = u64::from(batch.rows);
-        let check = |out: &Memberships| check_memberships(out, batch.rows);
+        let reused = held.calls > 0;
         let instance = &mut held.instance;
         let attempt = sandbox.call_in(
             &mut held.store,
@@ -1218,24 +1253,27 @@ impl Evaluation {
         );
         match attempt {
             Ok(called) => {
+                held.calls += 1;
                 *kept = Some(held);
                 Ok(called)
+            }
+            // What the instance gathered over earlier pages (memory that
+            // never shrinks, tables) may be why it hit a limit where a fresh
+            // one would not: the page gets one more try in a store of its
+            // own.
+            Err(Outcome::Failed(CallError::Trap {
+                reason: TrapReason::MemoryLimit { .. } | TrapReason::TableLimit { .. },
+                ..
+            })) if reused => {
+                drop(held);
+                sandbox.run_scoped(scope, units, batch.now, fresh, check)
             }
             Err(Outcome::Failed(error)) => Err(error),
             Err(Outcome::Conflict) => {
                 // The instance saw state that is no longer current: as any
                 // call, run again on the new state in a fresh store.
                 drop(held);
-                sandbox.run_exclusive(
-                    scope,
-                    units,
-                    batch.now,
-                    &mut |s| {
-                        pre.instantiate(&mut *s)?
-                            .call_evaluate(&mut *s, params, batch)
-                    },
-                    &check,
-                )
+                sandbox.run_exclusive(scope, units, batch.now, &mut fresh, &check)
             }
         }
     }

@@ -27,6 +27,9 @@ pub(crate) struct RuntimeInner {
     pub quarantine: QuarantinePolicy,
     /// The pool's instance slots, handed to calls in turn.
     pub slots: Slots,
+    /// How many of them jobs' evaluations keep between calls now
+    /// ([`RuntimeInner::take_keep`]).
+    kept: std::sync::Mutex<u32>,
     ticker: Option<Ticker>,
 }
 
@@ -101,6 +104,33 @@ impl Drop for Slot {
     }
 }
 
+/// Leave to keep a store between the calls of a job ([`crate::Evaluation`]);
+/// given back on drop.
+#[derive(Debug)]
+pub(crate) struct Keep(Arc<RuntimeInner>);
+
+impl RuntimeInner {
+    /// At most a quarter of the pool's slots (at least one) are kept by
+    /// jobs between their calls at any time: the rest always serve other
+    /// calls, among them the plans a job's pages ask for while it keeps
+    /// its slot. None: that many are kept now (the job's call then runs in
+    /// a store of its own, as any call).
+    pub fn take_keep(self: &Arc<Self>) -> Option<Keep> {
+        let most = (self.slots.total() / 4).max(1);
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        (*kept < most).then(|| {
+            *kept += 1;
+            Keep(self.clone())
+        })
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        *self.0.kept.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    }
+}
+
 #[derive(Debug)]
 struct Ticker {
     stop: Arc<AtomicBool>,
@@ -160,6 +190,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 slots: Slots::new(config.concurrent_calls.max(1)),
+                kept: std::sync::Mutex::new(0),
                 engine,
                 config,
                 cache,
