@@ -1553,6 +1553,47 @@ pub fn documents_need_a_tenant_and_page_in_id_order_per_kind<S: Store>(store: &S
     ));
     assert_eq!(store.document(T, "ledger", "l3").unwrap(), None);
 
+    // Several in order: all of them; after an error, never one without
+    // those before it.
+    store
+        .put_documents_in_order(
+            T,
+            &[
+                ("ledger", "l4", b"four"),
+                ("ledger", "l1", b"one again"),
+                ("ledger_index", "l4", b"ledger/l4"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        store.documents(T, "ledger", None, 10).unwrap(),
+        vec![doc("l1", "one again"), doc("l2", "two"), doc("l4", "four")]
+    );
+    assert_eq!(
+        store.document(T, "ledger_index", "l4").unwrap(),
+        Some(b"ledger/l4".to_vec())
+    );
+    assert!(invalid(store.put_documents_in_order(
+        T,
+        &[
+            ("ledger", "l5", b"five"),
+            ("ledger", "", b"no id"),
+            ("ledger", "l6", b"six")
+        ]
+    )));
+    assert_eq!(store.document(T, "ledger", "l6").unwrap(), None);
+    assert!(matches!(
+        store.put_documents_in_order("nobody", &[("ledger", "l7", b"seven")]),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+    assert!(
+        store
+            .documents("nobody", "ledger", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_document(T, "ledger", "l5").unwrap();
+
     store.purge_subject(T, "r1").unwrap();
     assert_eq!(
         store.document(T, "receipt", "r1").unwrap(),

@@ -332,6 +332,20 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
         tenant: &str,
         documents: &[(&str, &str, &[u8])],
     ) -> Result<(), StoreError>;
+    /// Stores several documents of `tenant` one after another, in order,
+    /// each as [`Store::put_document`] does: for records written often whose
+    /// readers tolerate a crash between them. On an error the documents
+    /// before it are stored; after a crash, a document is never stored
+    /// without those before it. The default stores them all at once
+    /// ([`Store::put_documents`]), which keeps that promise; a backend
+    /// whose multi-key writes cost more than single ones writes them singly.
+    fn put_documents_in_order(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), StoreError> {
+        self.put_documents(tenant, documents)
+    }
     /// One document.
     fn document(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// At most `limit` documents of a kind as `(id, value)`, ordered by id

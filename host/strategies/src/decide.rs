@@ -534,13 +534,16 @@ impl Strategies {
             Arm::Treatment => counts.served += 1,
             Arm::Control => counts.control += 1,
         }
-        // The decision, where to find it by id, and the count: together.
-        self.vault().put_sealed_documents(
+        // In this order, not all at once (a multi-key write costs the
+        // embedded store two log writes): after a crash the count is never
+        // behind the decisions, and an index entry never points to a
+        // missing decision (`docs/strategies.md`, "A crash while logging").
+        self.vault().put_sealed_documents_in_order(
             tenant,
             &[
+                (KIND_COUNTS, &record.campaign, &encode(&counts)?),
                 (KIND_DECISION, &doc, &encode(record)?),
                 (KIND_DECISION_INDEX, &record.id, doc.as_bytes()),
-                (KIND_COUNTS, &record.campaign, &encode(&counts)?),
             ],
         )?;
         Ok(())

@@ -40,6 +40,35 @@ impl Vault {
         tenant: &str,
         documents: &[(&str, &str, &[u8])],
     ) -> Result<(), VaultError> {
+        self.seal_documents(tenant, documents, |store, tenant, entries| {
+            store.put_documents(tenant, entries)
+        })
+    }
+
+    /// Stores several documents sealed, one after another
+    /// ([`tessera_store::Store::put_documents_in_order`]): after an error
+    /// or a crash, a document may be stored without those after it, never
+    /// without those before it.
+    pub fn put_sealed_documents_in_order(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), VaultError> {
+        self.seal_documents(tenant, documents, |store, tenant, entries| {
+            store.put_documents_in_order(tenant, entries)
+        })
+    }
+
+    fn seal_documents(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+        put: impl FnOnce(
+            &dyn tessera_store::Store,
+            &str,
+            &[(&str, &str, &[u8])],
+        ) -> Result<(), tessera_store::StoreError>,
+    ) -> Result<(), VaultError> {
         let tenant = self.tenant(tenant)?;
         let sealed = documents
             .iter()
@@ -57,7 +86,7 @@ impl Vault {
             .zip(&sealed)
             .map(|((kind, id, _), sealed)| (*kind, *id, sealed.as_slice()))
             .collect();
-        self.store.put_documents(&tenant.id, &entries)?;
+        put(self.store.as_ref(), &tenant.id, &entries)?;
         Ok(())
     }
 

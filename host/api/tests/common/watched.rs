@@ -270,6 +270,17 @@ impl Store for WatchedStore {
         self.inner.put_documents(tenant, documents)
     }
 
+    fn put_documents_in_order(
+        &self,
+        tenant: &str,
+        documents: &[(&str, &str, &[u8])],
+    ) -> Result<(), StoreError> {
+        if documents.iter().any(|(kind, _, _)| *kind == self.watched) {
+            self.unflushed.store(true, Ordering::SeqCst);
+        }
+        self.inner.put_documents_in_order(tenant, documents)
+    }
+
     fn documents(
         &self,
         tenant: &str,
