@@ -29,11 +29,14 @@
 //! 4. **Open loop**: requests are released on a fixed schedule, `--rate`
 //!    a second in bursts once a millisecond, whether or not earlier ones
 //!    were answered (each on a free keep-alive connection, a new one opened
-//!    when none is free). Latency is measured **from the scheduled release**,
+//!    when none is free; connections stay open from one phase to the next,
+//!    as a client's would). Latency is measured **from the scheduled release**,
 //!    so a server that falls behind shows it in the percentiles instead of
 //!    slowing the load down (no coordinated omission). Phases: `decide`
 //!    warm-up (`--warmup` s), `decide` (`--seconds` s), `no-op` (`GET
-//!    /healthz`, the same schedule and time).
+//!    /healthz`, the same schedule and time). It also names the 100 ms
+//!    windows (by release) that had an answer over 5 ms, to tell a steady
+//!    queue from stalls.
 //! 5. **Capacity**: a closed loop of `--capacity-connections` connections
 //!    deciding as fast as they are answered, for `--capacity-seconds` s: the
 //!    most decisions a second this machine serves, to read the open-loop
@@ -146,6 +149,10 @@ struct Phase {
     latencies_us: Vec<u32>,
     /// From the send to the whole answer, µs.
     service_us: Vec<u32>,
+    /// Open loop: each request's scheduled release (µs from the phase's
+    /// start) and its latency (µs), in release order, to find when the
+    /// slow answers came.
+    timeline: Vec<(u32, u32)>,
     /// Decide answers by outcome: `treatment`, `control`, or the fallback
     /// reason.
     outcomes: BTreeMap<String, u64>,
@@ -157,11 +164,15 @@ impl Phase {
     fn record(
         &mut self,
         target: Target,
+        released: Option<Duration>,
         from_release: Duration,
         service: Duration,
         answer: Answer,
     ) {
         self.requests += 1;
+        if let Some(released) = released {
+            self.timeline.push((micros(released), micros(from_release)));
+        }
         self.latencies_us.push(micros(from_release));
         self.service_us.push(micros(service));
         let failure = match answer {
@@ -195,6 +206,36 @@ impl Phase {
         self.elapsed = elapsed;
         self.latencies_us.sort_unstable();
         self.service_us.sort_unstable();
+        self.timeline.sort_unstable();
+    }
+
+    /// How many 100 ms windows the open loop's releases span.
+    fn windows(&self) -> u32 {
+        self.timeline
+            .last()
+            .map_or(0, |&(released, _)| released / 100_000 + 1)
+    }
+
+    /// The open loop's 100 ms windows (by release) whose slowest answer
+    /// took over `over_ms`: how many, and the five slowest as (start s,
+    /// slowest ms, answers over `over_ms`).
+    fn slow_windows(&self, over_ms: f64) -> (usize, Vec<(f64, f64, usize)>) {
+        let mut windows: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
+        let over_us = (over_ms * 1_000.0) as u32;
+        for &(released, latency) in &self.timeline {
+            if latency > over_us {
+                let window = windows.entry(released / 100_000).or_default();
+                window.0 = window.0.max(latency);
+                window.1 += 1;
+            }
+        }
+        let mut slowest: Vec<(f64, f64, usize)> = windows
+            .iter()
+            .map(|(&w, &(max, n))| (f64::from(w) / 10.0, f64::from(max) / 1_000.0, n))
+            .collect();
+        slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        slowest.truncate(5);
+        (windows.len(), slowest)
     }
 
     fn rate(&self) -> f64 {
@@ -213,11 +254,11 @@ type Pool = Arc<Mutex<Vec<Connection>>>;
 async fn open_loop(
     address: &str,
     authorization: &Arc<String>,
+    pool: &Pool,
     target: Target,
     options: &Options,
     duration: Duration,
 ) -> Result<Phase, String> {
-    let pool: Pool = Arc::new(Mutex::new(Vec::new()));
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let phase = Arc::new(Mutex::new(Phase::default()));
     let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -268,6 +309,7 @@ async fn open_loop(
                 }
                 phase.lock().expect("phase").record(
                     target,
+                    Some(tick - start),
                     done.duration_since(tick.into_std()),
                     done - sent,
                     answer,
@@ -316,7 +358,7 @@ async fn closed_loop(
                     .send(method, path, Some(authorization.as_str()), body)
                     .await;
                 let service = sent.elapsed();
-                phase.record(Target::Decide, service, service, answer);
+                phase.record(Target::Decide, None, service, service, answer);
                 if connection.sender.is_closed() {
                     break;
                 }
@@ -357,10 +399,14 @@ async fn measure(options: &Options, server: &Server) -> Result<Measured, String>
     let authorization = Arc::new(format!("Bearer {}", server.operator));
     set_up(address, &authorization).await?;
     let seconds = Duration::from_secs_f64(options.seconds);
+    // Keep-alive connections outlive a phase, as a client's would: a phase
+    // opens new ones only when all open ones are busy.
+    let pool: Pool = Arc::new(Mutex::new(Vec::new()));
     if options.warmup > 0.0 {
         let warm = open_loop(
             address,
             &authorization,
+            &pool,
             Target::Decide,
             options,
             Duration::from_secs_f64(options.warmup),
@@ -374,8 +420,24 @@ async fn measure(options: &Options, server: &Server) -> Result<Measured, String>
             ));
         }
     }
-    let decide = open_loop(address, &authorization, Target::Decide, options, seconds).await?;
-    let noop = open_loop(address, &authorization, Target::Noop, options, seconds).await?;
+    let decide = open_loop(
+        address,
+        &authorization,
+        &pool,
+        Target::Decide,
+        options,
+        seconds,
+    )
+    .await?;
+    let noop = open_loop(
+        address,
+        &authorization,
+        &pool,
+        Target::Noop,
+        options,
+        seconds,
+    )
+    .await?;
     let capacity = if options.capacity_seconds > 0.0 {
         Some(
             closed_loop(
@@ -478,6 +540,19 @@ fn run() -> Result<bool, String> {
         println!(
             "open-loop rate / closed-loop capacity: {:.2}",
             decide.rate() / capacity.rate()
+        );
+    }
+    for (name, phase) in [("decide", &decide), ("no-op", &noop)] {
+        let (windows, slowest) = phase.slow_windows(5.0);
+        let slowest: Vec<String> = slowest
+            .iter()
+            .map(|(at, max, n)| format!("{at:.1} s: {max:.1} ms ({n})"))
+            .collect();
+        println!(
+            "{name}, open loop: {windows} of {} windows of 100 ms had an answer over 5 ms; \
+             slowest (from, slowest answer, answers over 5 ms): {}",
+            phase.windows(),
+            slowest.join(", ")
         );
     }
     let outcomes: Vec<String> = decide
