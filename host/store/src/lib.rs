@@ -290,8 +290,9 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     fn consents(&self, tenant: &str, subject: &str) -> Result<Vec<ConsentRecord>, StoreError>;
 
     /// Stores an audit entry as number `seq` if the tenant's audit head
-    /// ([`Store::audit_head`]) is exactly `seq - 1`, and makes `seq` the head,
-    /// atomically (compare-and-append). Otherwise refuses with
+    /// ([`Store::audit_head`]) is exactly `seq - 1`, and makes `seq` the head
+    /// (compare-and-append: of two writers numbered alike, one wins).
+    /// Otherwise refuses with
     /// [`StoreError::AuditConflict`] and changes nothing: the caller reads the
     /// head again, recomputes its entry (a hash chain links to the previous
     /// one) and retries. `seq == 0` is refused with
@@ -302,7 +303,9 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     /// The tenant's audit head: the last sequence number ever appended, 0 if
     /// none. It is kept apart from the entries, so it does not go back when
     /// the last entry is removed; compare it with [`Store::audit`] to detect
-    /// that.
+    /// that. (A backend that writes the entry and the head in two steps
+    /// counts an entry just past its stored head as appended, and anchors
+    /// it at the next append; see the sled backend.)
     fn audit_head(&self, tenant: &str) -> Result<u64, StoreError>;
     /// At most `limit` audit entries with `seq >= from_seq`, in order.
     fn audit(
@@ -334,8 +337,9 @@ pub trait Store: tessera_state::StateStore + Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// Stores several documents of `tenant` one after another, in order,
     /// each as [`Store::put_document`] does: for records written often whose
-    /// readers tolerate a crash between them. On an error the documents
-    /// before it are stored; after a crash, a document is never stored
+    /// readers tolerate a crash between them. Every id and the tenant are
+    /// checked before anything is written; on a later error the documents
+    /// before it may be stored; after a crash, a document is never stored
     /// without those before it. The default stores them all at once
     /// ([`Store::put_documents`]), which keeps that promise; a backend
     /// whose multi-key writes cost more than single ones writes them singly.

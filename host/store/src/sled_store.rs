@@ -21,7 +21,7 @@
 //! | `event_sources`  | `part(tenant) source_id`                     | the `events` key                     |
 //! | `consents`       | `part(tenant) part(subject) time(at) seq`    | data                                 |
 //! | `audit`          | `part(tenant) seq(u64, from 1)`              | entry                                |
-//! | `counters`       | `"audit" part(tenant)`                       | audit head: last seq appended (u64)  |
+//! | `counters`       | `"audit" part(tenant)`                       | audit counter: anchored head (u64)   |
 //! | `documents`      | `part(tenant) part(kind) id`                 | value                                |
 //! | `state`          | `part(tenant) part(plugin) key`              | value (raw)                          |
 //! | `state_meta`     | `part(tenant) part(plugin)`                  | version (u64), usage (u64)           |
@@ -130,12 +130,12 @@ impl fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// The audit counter and the tenant's head: the counter, or the last of
-    /// the entries written without a gap right after it, which appends
-    /// interrupted between their two writes (a crash) leave behind. The
-    /// counter never goes back, so a removed newest entry still shows as a
-    /// head past the entries.
-    fn audit_position(&self, tenant: &str) -> Result<(u64, u64), StoreError> {
+    /// The tenant's audit head: the counter, or the last of the entries
+    /// written without a gap right after it (appends in flight, or cut by
+    /// a crash between their two writes). The counter never goes back, so
+    /// a removed entry at or below it still shows as a head past the
+    /// entries; entries past it are anchored once the next append moves it.
+    fn audit_position(&self, tenant: &str) -> Result<u64, StoreError> {
         let counter = audit_head(
             self.trees
                 .counters
@@ -153,37 +153,45 @@ impl SledStore {
         {
             head += 1;
         }
-        Ok((counter, head))
+        Ok(head)
     }
 
-    /// Moves the tenant's audit counter from `from` (or wherever another
-    /// writer left it) up to `to`, never back: every entry up to `to` is
-    /// written.
-    fn advance_audit_counter(
-        &self,
-        tenant: &str,
-        mut from: u64,
-        to: u64,
-    ) -> Result<(), StoreError> {
+    /// Refuses a tenant the store does not hold. Outside a transaction this
+    /// is enough before a single-key write: tenants are never removed.
+    fn require_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        if self
+            .trees
+            .tenants
+            .contains_key(tenant.as_bytes())
+            .map_err(StoreError::backend)?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownTenant {
+                tenant: tenant.to_owned(),
+            })
+        }
+    }
+
+    /// Moves the tenant's audit counter up to `to` (from wherever it or
+    /// another writer left it), never back: every entry up to `to` is
+    /// written. Each swap compares the stored bytes as they are.
+    fn advance_audit_counter(&self, tenant: &str, to: u64) -> Result<(), StoreError> {
         let key = keys::audit_counter(tenant);
-        while from < to {
-            let old = (from > 0).then(|| from.to_be_bytes());
-            let swapped = self
-                .trees
-                .counters
-                .compare_and_swap(
-                    &key,
-                    old.as_ref().map(|b| &b[..]),
-                    Some(&to.to_be_bytes()[..]),
-                )
+        let counters = &self.trees.counters;
+        let mut current = counters.get(&key).map_err(StoreError::backend)?;
+        while audit_head(current.as_ref())? < to {
+            let swapped = counters
+                .compare_and_swap(&key, current.as_ref(), Some(&to.to_be_bytes()[..]))
                 .map_err(StoreError::backend)?;
             match swapped {
-                Ok(()) => return Ok(()),
-                Err(current) => from = audit_head(current.current.as_ref())?,
+                Ok(()) => break,
+                Err(found) => current = found.current,
             }
         }
         Ok(())
     }
+
     /// Opens (creating if needed) the store in a data directory. Only one
     /// process may have a directory open at a time.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -1139,7 +1147,7 @@ impl Store for SledStore {
     fn append_audit(&self, tenant: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
         check_id("tenant id", tenant)?;
         let expected = seq.checked_sub(1).ok_or(StoreError::InvalidAuditSeq)?;
-        let (counter, last) = self.audit_position(tenant)?;
+        let last = self.audit_position(tenant)?;
         if last != expected {
             return Err(StoreError::AuditConflict {
                 tenant: tenant.to_owned(),
@@ -1164,12 +1172,16 @@ impl Store for SledStore {
                 last: seq,
             });
         }
-        self.advance_audit_counter(tenant, counter, seq)
+        // The entry is written and counts in the head from now on (see
+        // `audit_position`), so the append has happened: a counter that
+        // cannot move now is moved over it by the next append.
+        let _ = self.advance_audit_counter(tenant, seq);
+        Ok(())
     }
 
     fn audit_head(&self, tenant: &str) -> Result<u64, StoreError> {
         check_id("tenant id", tenant)?;
-        Ok(self.audit_position(tenant)?.1)
+        self.audit_position(tenant)
     }
 
     fn audit(
@@ -1207,18 +1219,7 @@ impl Store for SledStore {
         check_id("document id", id)?;
         let key = keys::document(tenant, kind, id);
         let value = encode_bytes(value)?;
-        // One key, so no transaction: tenants are never removed, so the
-        // tenant found here still exists when the document is written.
-        if !self
-            .trees
-            .tenants
-            .contains_key(tenant.as_bytes())
-            .map_err(StoreError::backend)?
-        {
-            return Err(StoreError::UnknownTenant {
-                tenant: tenant.to_owned(),
-            });
-        }
+        self.require_tenant(tenant)?;
         self.trees
             .documents
             .insert(key, value)
@@ -1251,15 +1252,32 @@ impl Store for SledStore {
         ))
     }
 
-    /// Single inserts, no transaction: sled's log keeps their order, and
-    /// recovery replays a prefix of it.
+    /// Single inserts, no transaction, once every id and the tenant are
+    /// checked. sled writes its log in order and its recovery stops at the
+    /// first torn message, so a crash keeps a prefix of the inserts: how
+    /// sled 0.34 is built rather than a promise it documents, and not for
+    /// values large enough for its blob files (over a quarter of a
+    /// segment, 128 KiB), which it does not sync.
     fn put_documents_in_order(
         &self,
         tenant: &str,
         documents: &[(&str, &str, &[u8])],
     ) -> Result<(), StoreError> {
-        for (kind, id, value) in documents {
-            self.put_document(tenant, kind, id, value)?;
+        check_id("tenant id", tenant)?;
+        let entries = documents
+            .iter()
+            .map(|(kind, id, value)| {
+                check_id("document kind", kind)?;
+                check_id("document id", id)?;
+                Ok((keys::document(tenant, kind, id), encode_bytes(value)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.require_tenant(tenant)?;
+        for (key, value) in entries {
+            self.trees
+                .documents
+                .insert(key, value)
+                .map_err(StoreError::backend)?;
         }
         Ok(())
     }

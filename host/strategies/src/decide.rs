@@ -535,9 +535,10 @@ impl Strategies {
             Arm::Control => counts.control += 1,
         }
         // In this order, not all at once (a multi-key write costs the
-        // embedded store two log writes): after a crash the count is never
-        // behind the decisions, and an index entry never points to a
-        // missing decision (`docs/strategies.md`, "A crash while logging").
+        // embedded store two log writes): the store recovers a prefix of
+        // them, so after a crash the count is not behind the decisions and
+        // no index entry points to a missing decision (`docs/strategies.md`,
+        // "A crash while logging"). `forget` takes the same lock.
         self.vault().put_sealed_documents_in_order(
             tenant,
             &[
@@ -700,6 +701,10 @@ impl Strategies {
         let mut forgotten = 0;
         for campaign in self.list(tenant)? {
             for subject in subjects {
+                // `log` writes a decision and its index entry under this
+                // lock, one after the other: holding it here, no index
+                // entry is written after its decision was removed.
+                let _counting = self.counters();
                 let prefix = format!("{}/{subject}/", campaign.name);
                 for decision in self.decisions_under(tenant, &prefix)? {
                     vault.delete_sealed_document(tenant, KIND_DECISION_INDEX, &decision.id)?;
