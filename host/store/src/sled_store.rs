@@ -691,6 +691,26 @@ fn audit_head(value: Option<&IVec>) -> Result<u64, StoreError> {
     value.map_or(Ok(0), |value| u64_at(value, 0, "audit counter"))
 }
 
+/// A sled key and the value stored under it.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// Each `(kind, id, value)` of `tenant` as its key and stored value, once
+/// every id is checked.
+fn document_entries(
+    tenant: &str,
+    documents: &[(&str, &str, &[u8])],
+) -> Result<Vec<Entry>, StoreError> {
+    check_id("tenant id", tenant)?;
+    documents
+        .iter()
+        .map(|(kind, id, value)| {
+            check_id("document kind", kind)?;
+            check_id("document id", id)?;
+            Ok((keys::document(tenant, kind, id), encode_bytes(value)?))
+        })
+        .collect()
+}
+
 /// A plugin state entry that belongs to a subject.
 struct SubjectStateEntry {
     /// The full sled key: `part(tenant) part(plugin) key`.
@@ -1232,15 +1252,7 @@ impl Store for SledStore {
         tenant: &str,
         documents: &[(&str, &str, &[u8])],
     ) -> Result<(), StoreError> {
-        check_id("tenant id", tenant)?;
-        let entries = documents
-            .iter()
-            .map(|(kind, id, value)| {
-                check_id("document kind", kind)?;
-                check_id("document id", id)?;
-                Ok((keys::document(tenant, kind, id), encode_bytes(value)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = document_entries(tenant, documents)?;
         transact((&self.trees.tenants, &self.trees.documents).transaction(
             |(tenants, documents)| {
                 require_tenant(tenants, tenant)?;
@@ -1263,15 +1275,7 @@ impl Store for SledStore {
         tenant: &str,
         documents: &[(&str, &str, &[u8])],
     ) -> Result<(), StoreError> {
-        check_id("tenant id", tenant)?;
-        let entries = documents
-            .iter()
-            .map(|(kind, id, value)| {
-                check_id("document kind", kind)?;
-                check_id("document id", id)?;
-                Ok((keys::document(tenant, kind, id), encode_bytes(value)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = document_entries(tenant, documents)?;
         self.require_tenant(tenant)?;
         for (key, value) in entries {
             self.trees
