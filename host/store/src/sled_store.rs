@@ -135,15 +135,15 @@ impl SledStore {
     /// a crash between their two writes). The counter never goes back, so
     /// a removed entry at or below it still shows as a head past the
     /// entries; entries past it are anchored once the next append moves it.
-    fn audit_position(&self, tenant: &str) -> Result<u64, StoreError> {
-        let counter = audit_head(
-            self.trees
-                .counters
-                .get(keys::audit_counter(tenant))
-                .map_err(StoreError::backend)?
-                .as_ref(),
-        )?;
-        let mut head = counter;
+    /// Also returns the counter's stored bytes, for
+    /// [`SledStore::advance_audit_counter`].
+    fn audit_position(&self, tenant: &str) -> Result<(Option<IVec>, u64), StoreError> {
+        let stored = self
+            .trees
+            .counters
+            .get(keys::audit_counter(tenant))
+            .map_err(StoreError::backend)?;
+        let mut head = audit_head(stored.as_ref())?;
         while head < u64::MAX
             && self
                 .trees
@@ -153,7 +153,7 @@ impl SledStore {
         {
             head += 1;
         }
-        Ok(head)
+        Ok((stored, head))
     }
 
     /// Refuses a tenant the store does not hold. Outside a transaction this
@@ -173,13 +173,18 @@ impl SledStore {
         }
     }
 
-    /// Moves the tenant's audit counter up to `to` (from wherever it or
-    /// another writer left it), never back: every entry up to `to` is
-    /// written. Each swap compares the stored bytes as they are.
-    fn advance_audit_counter(&self, tenant: &str, to: u64) -> Result<(), StoreError> {
+    /// Moves the tenant's audit counter up to `to` (from `current`, its
+    /// stored bytes as last read, or wherever another writer left it),
+    /// never back: every entry up to `to` is written. Each swap compares
+    /// the stored bytes as they are.
+    fn advance_audit_counter(
+        &self,
+        tenant: &str,
+        mut current: Option<IVec>,
+        to: u64,
+    ) -> Result<(), StoreError> {
         let key = keys::audit_counter(tenant);
         let counters = &self.trees.counters;
-        let mut current = counters.get(&key).map_err(StoreError::backend)?;
         while audit_head(current.as_ref())? < to {
             let swapped = counters
                 .compare_and_swap(&key, current.as_ref(), Some(&to.to_be_bytes()[..]))
@@ -1167,7 +1172,7 @@ impl Store for SledStore {
     fn append_audit(&self, tenant: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
         check_id("tenant id", tenant)?;
         let expected = seq.checked_sub(1).ok_or(StoreError::InvalidAuditSeq)?;
-        let last = self.audit_position(tenant)?;
+        let (counter, last) = self.audit_position(tenant)?;
         if last != expected {
             return Err(StoreError::AuditConflict {
                 tenant: tenant.to_owned(),
@@ -1195,13 +1200,13 @@ impl Store for SledStore {
         // The entry is written and counts in the head from now on (see
         // `audit_position`), so the append has happened: a counter that
         // cannot move now is moved over it by the next append.
-        let _ = self.advance_audit_counter(tenant, seq);
+        let _ = self.advance_audit_counter(tenant, counter, seq);
         Ok(())
     }
 
     fn audit_head(&self, tenant: &str) -> Result<u64, StoreError> {
         check_id("tenant id", tenant)?;
-        self.audit_position(tenant)
+        Ok(self.audit_position(tenant)?.1)
     }
 
     fn audit(
@@ -1234,17 +1239,7 @@ impl Store for SledStore {
         id: &str,
         value: &[u8],
     ) -> Result<(), StoreError> {
-        check_id("tenant id", tenant)?;
-        check_id("document kind", kind)?;
-        check_id("document id", id)?;
-        let key = keys::document(tenant, kind, id);
-        let value = encode_bytes(value)?;
-        self.require_tenant(tenant)?;
-        self.trees
-            .documents
-            .insert(key, value)
-            .map_err(StoreError::backend)?;
-        Ok(())
+        self.put_documents_in_order(tenant, &[(kind, id, value)])
     }
 
     fn put_documents(
