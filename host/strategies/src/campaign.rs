@@ -1,5 +1,6 @@
 //! Campaign definitions and their lifecycle.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,50 @@ pub struct Transition {
     pub by: Actor,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+}
+
+/// Campaigns as last decoded, each with the stored bytes it was decoded
+/// from: every decision reads its campaign, and decoding the JSON was
+/// about a tenth of a decision's work. The store is still read every time
+/// (so a change made by another node is seen at once); the decoding is
+/// skipped only when the bytes are the ones decoded before. Campaigns hold
+/// no personal data. At most [`Decoded::CAPACITY`] entries: when full, it
+/// starts again empty.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    /// By tenant, then by campaign name.
+    by_tenant: HashMap<String, HashMap<String, (Vec<u8>, Campaign)>>,
+    len: usize,
+}
+
+impl Decoded {
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, tenant: &str, name: &str, plain: &[u8]) -> Option<Campaign> {
+        let (bytes, campaign) = self.by_tenant.get(tenant)?.get(name)?;
+        (bytes.as_slice() == plain).then(|| campaign.clone())
+    }
+
+    fn put(&mut self, tenant: &str, name: &str, plain: Vec<u8>, campaign: &Campaign) {
+        if self.len >= Self::CAPACITY {
+            self.by_tenant.clear();
+            self.len = 0;
+        }
+        let replaced = self
+            .by_tenant
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(name.to_owned(), (plain, campaign.clone()));
+        if replaced.is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// How many campaigns are held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// A saved campaign.
@@ -488,10 +533,15 @@ impl Strategies {
         if !valid_name(name) {
             return Ok(None);
         }
-        self.vault()
-            .sealed_document(tenant, KIND_CAMPAIGN, name)?
-            .map(|plain| decode(&plain))
-            .transpose()
+        let Some(plain) = self.vault().sealed_document(tenant, KIND_CAMPAIGN, name)? else {
+            return Ok(None);
+        };
+        if let Some(campaign) = self.decoded().get(tenant, name, &plain) {
+            return Ok(Some(campaign));
+        }
+        let campaign: Campaign = decode(&plain)?;
+        self.decoded().put(tenant, name, plain, &campaign);
+        Ok(Some(campaign))
     }
 
     /// Every campaign of the tenant, by name.
@@ -699,6 +749,45 @@ mod tests {
                 (Paused, Completed),
             ]
         );
+    }
+
+    fn campaign(name: &str) -> Campaign {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "strategy": "thompson", "strategy_version": "1.0.0",
+            "params": [], "actions": ["a", "b"], "segment": "buyers",
+            "purpose": "personalization", "holdout": 0.1, "salt": "00",
+            "goal": {"window_days": 7}, "description": "", "status": "draft",
+            "created_at_ms": 0, "updated_at_ms": 0, "history": [],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_decoded_campaign_is_reused_only_for_the_same_bytes_and_the_cache_is_bounded() {
+        let mut decoded = Decoded::default();
+        let spring = campaign("spring");
+        assert_eq!(decoded.get("acme", "spring", b"v1"), None);
+        decoded.put("acme", "spring", b"v1".to_vec(), &spring);
+        assert_eq!(decoded.get("acme", "spring", b"v1"), Some(spring.clone()));
+        // Other bytes (the campaign changed), another tenant, another name:
+        // decoded again.
+        assert_eq!(decoded.get("acme", "spring", b"v2"), None);
+        assert_eq!(decoded.get("other", "spring", b"v1"), None);
+        assert_eq!(decoded.get("acme", "summer", b"v1"), None);
+        let mut paused = spring.clone();
+        paused.status = CampaignStatus::Paused;
+        decoded.put("acme", "spring", b"v2".to_vec(), &paused);
+        assert_eq!(decoded.len(), 1, "a new version replaces the old one");
+        assert_eq!(decoded.get("acme", "spring", b"v2"), Some(paused));
+        assert_eq!(decoded.get("acme", "spring", b"v1"), None);
+        for i in 1..Decoded::CAPACITY {
+            decoded.put(&format!("t{i}"), "spring", b"v1".to_vec(), &spring);
+        }
+        assert_eq!(decoded.len(), Decoded::CAPACITY);
+        decoded.put("late", "spring", b"v1".to_vec(), &spring);
+        assert_eq!(decoded.len(), 1, "a full cache starts again empty");
+        assert_eq!(decoded.get("late", "spring", b"v1"), Some(spring));
+        assert_eq!(decoded.get("acme", "spring", b"v2"), None);
     }
 
     #[test]

@@ -147,6 +147,9 @@ struct Inner {
     /// Serialises the writes that count (served decisions against the
     /// budget, feedback against its idempotency key, the learning queue).
     counters: Mutex<()>,
+    /// Campaigns decoded, by tenant and name, with the bytes they were
+    /// decoded from (`campaign::Decoded`).
+    decoded: Mutex<campaign::Decoded>,
 }
 
 /// Erases people's decisions and feedback with them.
@@ -261,6 +264,7 @@ impl Strategies {
                 vault,
                 registry,
                 counters: Mutex::new(()),
+                decoded: Mutex::default(),
             }),
         };
         strategies
@@ -284,6 +288,13 @@ impl Strategies {
 
     pub(crate) fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    pub(crate) fn decoded(&self) -> std::sync::MutexGuard<'_, campaign::Decoded> {
+        self.inner
+            .decoded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn counters(&self) -> std::sync::MutexGuard<'_, ()> {

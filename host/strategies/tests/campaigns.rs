@@ -190,6 +190,12 @@ fn the_lifecycle_is_enforced_and_every_change_audited() {
         matches!(error, StrategyError::NotEditable { .. }),
         "{error}"
     );
+    // Running, it decides; paused a moment later (the campaign read again,
+    // not a copy kept from before), it does not.
+    assert!(matches!(
+        world.decide("spring", &subjects[0]),
+        DecisionOutcome::Logged(_)
+    ));
     strategies
         .transition(TENANT, "spring", CampaignStatus::Paused, &marketer())
         .unwrap();
