@@ -168,7 +168,6 @@ pub struct Transition {
 pub(crate) struct Decoded {
     /// By tenant, then by campaign name.
     by_tenant: HashMap<String, HashMap<String, (Vec<u8>, Campaign)>>,
-    len: usize,
 }
 
 impl Decoded {
@@ -179,25 +178,21 @@ impl Decoded {
         (bytes.as_slice() == plain).then(|| campaign.clone())
     }
 
+    /// Only after a miss (a campaign saved or changed), so counting here
+    /// costs nothing on the decision path.
     fn put(&mut self, tenant: &str, name: &str, plain: Vec<u8>, campaign: &Campaign) {
-        if self.len >= Self::CAPACITY {
+        if self.len() >= Self::CAPACITY {
             self.by_tenant.clear();
-            self.len = 0;
         }
-        let replaced = self
-            .by_tenant
+        self.by_tenant
             .entry(tenant.to_owned())
             .or_default()
             .insert(name.to_owned(), (plain, campaign.clone()));
-        if replaced.is_none() {
-            self.len += 1;
-        }
     }
 
     /// How many campaigns are held.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    fn len(&self) -> usize {
+        self.by_tenant.values().map(HashMap::len).sum()
     }
 }
 
