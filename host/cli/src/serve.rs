@@ -629,8 +629,26 @@ pub(crate) fn load_settings(path: Option<&Path>) -> anyhow::Result<ServeConfig> 
     Ok(config)
 }
 
+/// Turns transparent huge pages off for this process. The allocator's
+/// arenas ask for them, and the kernel zeroes a 2 MiB page in the page
+/// fault that first touches it: on a virtual machine that was a stall of
+/// several milliseconds, a few times a second under load, and most of the
+/// decide tail at 2,000 requests a second (docs/BENCHMARKS.md, section 9).
+/// Without them the closed-loop capacity stayed the same within the noise.
+/// Pages already huge stay so; a kernel without the switch costs a warning.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!(
+            "tessera serve: warning: cannot turn transparent huge pages off ({error}); \
+             latency may have stalls of a few milliseconds"
+        );
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
+    without_huge_pages();
     let outbound_roots = match &config.plugins.outbound_ca_file {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| {

@@ -145,6 +145,18 @@ fn serve_init_prints_a_token_once_and_token_commands_use_the_server() {
         .unwrap()
         .trim()
         .to_owned();
+    // Transparent huge pages are off for the server (their page faults
+    // stall it; docs/BENCHMARKS.md, section 9).
+    #[cfg(target_os = "linux")]
+    {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let thp = status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .unwrap_or_else(|| panic!("no THP_enabled line: {status}"));
+        assert_eq!(thp.trim(), "0", "transparent huge pages are on");
+    }
     let client = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--server", &url, "--token", &operator]);
