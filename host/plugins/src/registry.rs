@@ -244,6 +244,9 @@ pub struct Evaluation<'r> {
     /// version of the plugin.
     given: Vec<FieldValue>,
     live: Live,
+    /// `live` was resolved by [`Registry::evaluation`] and no page has run
+    /// yet: the first page need not ask the registry again.
+    fresh: bool,
     params: Vec<FieldValue>,
     evaluation: tessera_runtime::Evaluation,
 }
@@ -275,15 +278,17 @@ impl Evaluation<'_> {
         subjects: Subjects<'_>,
     ) -> Result<(Vec<(String, bool)>, View), RegistryError> {
         let registry = self.registry;
-        // Every page asks the registry again, as a call of its own would: a
-        // plugin quarantined or removed since the last page is refused, and
-        // another version or grant gets an evaluation of its own.
-        let live = registry.callable(&self.tenant, &self.name)?;
-        if !live.plugin.is(&self.live.plugin) || live.granted != self.live.granted {
-            let params = live.plugin.validate(&self.given)?;
-            self.evaluation = live.plugin.evaluation(&params)?;
-            self.params = params;
-            self.live = live;
+        // Every later page asks the registry again, as a call of its own
+        // would: a plugin quarantined or removed since the last page is
+        // refused, and another version or grant gets an evaluation of its own.
+        if !std::mem::take(&mut self.fresh) {
+            let live = registry.callable(&self.tenant, &self.name)?;
+            if !live.plugin.is(&self.live.plugin) || live.granted != self.live.granted {
+                let params = live.plugin.validate(&self.given)?;
+                self.evaluation = live.plugin.evaluation(&params)?;
+                self.params = params;
+                self.live = live;
+            }
         }
         let view = registry.view_of(
             &self.tenant,
@@ -1159,6 +1164,7 @@ impl Registry {
             purpose: purpose.to_owned(),
             given: params.to_vec(),
             live,
+            fresh: true,
             params: validated,
             evaluation,
         })
