@@ -1205,6 +1205,11 @@ impl Evaluation {
             return Err(plugin.unsupported("evaluate"));
         };
         let units = u64::from(batch.rows);
+        let frame = Frame {
+            scope,
+            units,
+            now_ms: batch.now,
+        };
         let check = |out: &Memberships| check_memberships(out, batch.rows);
         let mut fresh = |s: &mut Store<HostState>| {
             pre.instantiate(&mut *s)?
@@ -1238,9 +1243,7 @@ impl Evaluation {
         let instance = &mut held.instance;
         let attempt = sandbox.call_in(
             &mut held.store,
-            scope,
-            units,
-            batch.now,
+            &frame,
             &mut |s| {
                 let segment = match instance {
                     Some(segment) => segment,
@@ -1273,7 +1276,7 @@ impl Evaluation {
                 // The instance saw state that is no longer current: as any
                 // call, run again on the new state in a fresh store.
                 drop(held);
-                sandbox.run_exclusive(scope, units, batch.now, &mut fresh, &check)
+                sandbox.run_exclusive(&frame, &mut fresh, &check)
             }
         }
     }
@@ -1286,6 +1289,16 @@ trait CallBody<R>: FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, ty
 impl<R, F> CallBody<R> for F where
     F: FnMut(&mut Store<HostState>) -> wasmtime::Result<Result<R, types::Error>>
 {
+}
+
+/// What one call runs under, the same for a retry: the subjects its rows
+/// are (for plugin state), its size in units (its fuel and time limits
+/// scale with it), and the time it runs at.
+#[derive(Clone, Copy)]
+struct Frame<'s> {
+    scope: &'s CallScope,
+    units: u64,
+    now_ms: i64,
 }
 
 impl Sandbox {
@@ -1325,8 +1338,13 @@ impl Sandbox {
         // are functions of their input and state) while holding the commit
         // lock, so no other call of this installation in this process can
         // commit in between: the retry cannot lose to them again.
-        match self.run_once(scope, units, now_ms, &mut body, &check, false) {
-            Err(Outcome::Conflict) => self.run_exclusive(scope, units, now_ms, &mut body, &check),
+        let frame = Frame {
+            scope,
+            units,
+            now_ms,
+        };
+        match self.run_once(&frame, &mut body, &check, false) {
+            Err(Outcome::Conflict) => self.run_exclusive(&frame, &mut body, &check),
             Err(Outcome::Failed(error)) => Err(error),
             Ok(called) => Ok(called),
         }
@@ -1336,9 +1354,7 @@ impl Sandbox {
     /// holding the commit lock.
     fn run_exclusive<R: OutputSize>(
         &self,
-        scope: &CallScope,
-        units: u64,
-        now_ms: i64,
+        frame: &Frame<'_>,
         body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
@@ -1346,7 +1362,7 @@ impl Sandbox {
             .commit_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match self.run_once(scope, units, now_ms, body, check, true) {
+        match self.run_once(frame, body, check, true) {
             Ok(called) => Ok(called),
             Err(Outcome::Failed(error)) => Err(error),
             Err(Outcome::Conflict) => Err(self.host_error(
@@ -1357,9 +1373,7 @@ impl Sandbox {
 
     fn run_once<R: OutputSize>(
         &self,
-        scope: &CallScope,
-        units: u64,
-        now_ms: i64,
+        frame: &Frame<'_>,
         body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
         holding_commit_lock: bool,
@@ -1370,15 +1384,7 @@ impl Sandbox {
         // failing in the allocator.
         let slot = self.take_slot()?;
         let mut store = self.new_store();
-        let called = self.call_in(
-            &mut store,
-            scope,
-            units,
-            now_ms,
-            body,
-            check,
-            holding_commit_lock,
-        );
+        let called = self.call_in(&mut store, frame, body, check, holding_commit_lock);
         drop(store);
         drop(slot);
         called
@@ -1410,21 +1416,23 @@ impl Sandbox {
     }
 
     /// One call in `store` (fresh, or kept from the calls of an
-    /// [`Evaluation`] before): the state transaction of `scope`, fuel scaled
-    /// to `units`, an epoch deadline, then the output checks. A trap counts
-    /// towards quarantine; state writes are committed only if the call
-    /// succeeded.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Evaluation`] before): the state transaction of the frame's scope,
+    /// fuel scaled to its units, an epoch deadline, then the output checks.
+    /// A trap counts towards quarantine; state writes are committed only if
+    /// the call succeeded.
     fn call_in<R: OutputSize>(
         &self,
         store: &mut Store<HostState>,
-        scope: &CallScope,
-        units: u64,
-        now_ms: i64,
+        frame: &Frame<'_>,
         body: &mut impl CallBody<R>,
         check: &impl Fn(&R) -> Result<(), String>,
         holding_commit_lock: bool,
     ) -> Result<Called<R>, Outcome> {
+        let Frame {
+            scope,
+            units,
+            now_ms,
+        } = *frame;
         let config = &self.runtime.config;
         let txn = (self.grants.state_quota > 0).then(|| {
             StateTxn::new(
