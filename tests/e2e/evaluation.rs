@@ -10,7 +10,7 @@ use tessera_runtime::{
     TrapReason,
 };
 use tessera_tests::{
-    batch, install, param, plugins, request, spend_batch, wat_describe, wat_segment_component,
+    batch, install, param, plugins, request, spend_batch, wat_segment, wat_segment_component,
 };
 
 use super::runtime;
@@ -22,17 +22,11 @@ use super::runtime;
 /// whose memory grows from call to call would); a 3-row batch gets a result
 /// of the wrong length.
 fn call_counter() -> String {
-    format!(
-        r#"
-(module
-  (memory (export "memory") 1)
-  (global $calls (mut i32) (i32.const 0))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
-  {describe}
-  (func (export "validate") (param i32 i32) (result i32) unreachable)
-  (func (export "evaluate")
-    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
-    (local $n i32) (local $i i32)
+    wat_segment(
+        "call-counter",
+        1,
+        "(global $calls (mut i32) (i32.const 0))",
+        r#"    (local $n i32) (local $i i32)
     (if (i32.eq (local.get 2) (i32.const 2)) (then unreachable))
     (if (i32.and (i32.eq (local.get 2) (i32.const 4))
                  (i32.ge_u (global.get $calls) (i32.const 3)))
@@ -48,15 +42,12 @@ fn call_counter() -> String {
           (f64.convert_i32_u (global.get $calls)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $fill)))
-    ;; ok(memberships {{ member, scores, tiers: none }})
+    ;; ok(memberships { member, scores, tiers: none })
     (i32.store8 (i32.const 0x100) (i32.const 0))
     (i32.store (i32.const 0x104) (i32.const 0x500)) (i32.store (i32.const 0x108) (local.get $n))
     (i32.store (i32.const 0x10c) (i32.const 0x600)) (i32.store (i32.const 0x110) (local.get $n))
     (i32.store8 (i32.const 0x114) (i32.const 0))
-    i32.const 0x100)
-)
-"#,
-        describe = wat_describe("call-counter", "0.1.0")
+    i32.const 0x100"#,
     )
 }
 

@@ -13,7 +13,7 @@ use tessera_runtime::{
 };
 use tessera_tests::{
     assert_honest_call_works, assert_honest_plugin_works, batch, install, install_with, param,
-    plugins, program, request, spend_batch, test_programs as guests, wat_describe,
+    plugins, program, request, spend_batch, test_programs as guests, wat_segment,
     wat_segment_component,
 };
 
@@ -147,16 +147,11 @@ fn table_bomb_is_stopped_at_the_table_limit_during_install() {
 /// tier dictionary of 100,000 strings that all point at the same 1 MiB: 24
 /// MiB of guest memory that would make the host copy ~100 GB.
 fn alias_bomb() -> String {
-    format!(
-        r#"
-(module
-  (memory (export "memory") 40)
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
-  {describe}
-  (func (export "validate") (param i32 i32) (result i32) unreachable)
-  (func (export "evaluate")
-    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
-    (local $i i32) (local $p i32)
+    wat_segment(
+        "alias-bomb",
+        40,
+        "",
+        r#"    (local $i i32) (local $p i32)
     (local.set $p (i32.const 0x10000))
     (block $done
       (loop $fill
@@ -166,17 +161,14 @@ fn alias_bomb() -> String {
         (local.set $p (i32.add (local.get $p) (i32.const 8)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $fill)))
-    ;; ok(memberships {{ member: [], scores: [], tiers: some({{ dictionary, codes: [] }}) }})
+    ;; ok(memberships { member: [], scores: [], tiers: some({ dictionary, codes: [] }) })
     (i32.store8 (i32.const 0x100) (i32.const 0))
     (i32.store (i32.const 0x104) (i32.const 0x400)) (i32.store (i32.const 0x108) (i32.const 0))
     (i32.store (i32.const 0x10c) (i32.const 0x400)) (i32.store (i32.const 0x110) (i32.const 0))
     (i32.store8 (i32.const 0x114) (i32.const 1))
     (i32.store (i32.const 0x118) (i32.const 0x10000)) (i32.store (i32.const 0x11c) (i32.const 100000))
     (i32.store (i32.const 0x120) (i32.const 0x400)) (i32.store (i32.const 0x124) (i32.const 0))
-    i32.const 0x100)
-)
-"#,
-        describe = wat_describe("alias-bomb", "0.1.0")
+    i32.const 0x100"#,
     )
 }
 

@@ -132,6 +132,29 @@ pub fn wat_describe(name: &str, version: &str) -> String {
     )
 }
 
+/// A core module for [`wat_segment_component`]: plugin `name` (version
+/// 0.1.0) with `pages` of memory and `fields` (globals, data) beside its
+/// functions, whose `validate` traps and whose `evaluate` runs `body` (its
+/// locals and instructions after the world's parameters, ending with the
+/// result's address; 0x200–0x4ff belongs to `describe`).
+pub fn wat_segment(name: &str, pages: u32, fields: &str, body: &str) -> String {
+    format!(
+        r#"
+(module
+  (memory (export "memory") {pages})
+  {fields}
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0x1000)
+  {describe}
+  (func (export "validate") (param i32 i32) (result i32) unreachable)
+  (func (export "evaluate")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
+{body})
+)
+"#,
+        describe = wat_describe(name, "0.1.0")
+    )
+}
+
 /// Builds a `segment` component from a core module in WAT that implements the
 /// world's canonical ABI by hand: for attacks no language compiler emits.
 pub fn wat_segment_component(core_wat: &str) -> Vec<u8> {
