@@ -1204,10 +1204,9 @@ impl Evaluation {
         let Pre::Segment(pre) = &sandbox.pre else {
             return Err(plugin.unsupported("evaluate"));
         };
-        let units = u64::from(batch.rows);
         let frame = Frame {
             scope,
-            units,
+            units: u64::from(batch.rows),
             now_ms: batch.now,
         };
         let check = |out: &Memberships| check_memberships(out, batch.rows);
@@ -1228,7 +1227,7 @@ impl Evaluation {
                     .then(|| sandbox.runtime.take_keep())
                     .flatten();
                 let Some(keep) = keep else {
-                    return sandbox.run_scoped(scope, units, batch.now, fresh, check);
+                    return sandbox.run_framed(&frame, fresh, check);
                 };
                 Kept {
                     _slot: sandbox.take_slot()?,
@@ -1269,7 +1268,7 @@ impl Evaluation {
                 ..
             })) if reused => {
                 drop(held);
-                sandbox.run_scoped(scope, units, batch.now, fresh, check)
+                sandbox.run_framed(&frame, fresh, check)
             }
             Err(Outcome::Failed(error)) => Err(error),
             Err(Outcome::Conflict) => {
@@ -1330,6 +1329,21 @@ impl Sandbox {
         scope: &CallScope,
         units: u64,
         now_ms: i64,
+        body: impl CallBody<R>,
+        check: impl Fn(&R) -> Result<(), String>,
+    ) -> Result<Called<R>, CallError> {
+        let frame = Frame {
+            scope,
+            units,
+            now_ms,
+        };
+        self.run_framed(&frame, body, check)
+    }
+
+    /// [`Sandbox::run_scoped`] under a frame the caller already holds.
+    fn run_framed<R: OutputSize>(
+        &self,
+        frame: &Frame<'_>,
         mut body: impl CallBody<R>,
         check: impl Fn(&R) -> Result<(), String>,
     ) -> Result<Called<R>, CallError> {
@@ -1338,13 +1352,8 @@ impl Sandbox {
         // are functions of their input and state) while holding the commit
         // lock, so no other call of this installation in this process can
         // commit in between: the retry cannot lose to them again.
-        let frame = Frame {
-            scope,
-            units,
-            now_ms,
-        };
-        match self.run_once(&frame, &mut body, &check, false) {
-            Err(Outcome::Conflict) => self.run_exclusive(&frame, &mut body, &check),
+        match self.run_once(frame, &mut body, &check, false) {
+            Err(Outcome::Conflict) => self.run_exclusive(frame, &mut body, &check),
             Err(Outcome::Failed(error)) => Err(error),
             Ok(called) => Ok(called),
         }
